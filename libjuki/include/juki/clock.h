@@ -1,0 +1,50 @@
+/*
+ * juki — the injectable clock.
+ *
+ * Every decision that depends on the date (purge, deadlines, message time)
+ * reads a struct juki_clock, so tests can move time without waiting.  A
+ * clock with neither offset nor fixed time is the real wall clock.
+ */
+#ifndef JUKI_CLOCK_H
+#define JUKI_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct juki_clock {
+	int64_t offset_ms; /* added to the real time */
+	int64_t fixed_ms;  /* when non-zero, the time is this, always */
+};
+
+/* juki_clock_now_ms() - Unix time in milliseconds as the clock sees it. */
+int64_t juki_clock_now_ms(const struct juki_clock *clock);
+
+/* juki_clock_mono_ms() - monotonic milliseconds, for timeouts and latency. */
+int64_t juki_clock_mono_ms(void);
+
+/*
+ * juki_clock_format() - write ms as RFC 3339 UTC with milliseconds,
+ * "2026-11-25T01:02:03.456Z", into buf (at least 25 bytes).
+ * Returns 0, or JUKI_ERANGE when buf is too small.
+ */
+int juki_clock_format(int64_t ms, char *buf, size_t len);
+
+/*
+ * juki_clock_parse() - read an RFC 3339 UTC time as written by
+ * juki_clock_format() (the fraction is optional).  Returns 0 or JUKI_EFORMAT.
+ */
+int juki_clock_parse(const char *text, int64_t *ms);
+
+/*
+ * juki_clock_date() - the calendar date "YYYY-MM-DD" of ms in Japan
+ * Standard Time (UTC+9, no daylight saving), the day the law counts in.
+ */
+int juki_clock_date(int64_t ms, char *buf, size_t len);
+
+/*
+ * juki_date_valid() - true when text is "YYYY-MM-DD" naming a day that
+ * exists in the Gregorian calendar (leap years included), years 1800..9999.
+ */
+int juki_date_valid(const char *text);
+
+#endif

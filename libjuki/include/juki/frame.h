@@ -1,0 +1,42 @@
+/*
+ * juki — frames (DESIGN §4): a 4-byte big-endian length, then that many
+ * bytes of one JSON document (UTF-8, an object).  A length of 0 or over the
+ * configured limit is a protocol error that closes the connection.
+ */
+#ifndef JUKI_FRAME_H
+#define JUKI_FRAME_H
+
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#define JUKI_FRAME_MAX_DEFAULT (1024 * 1024)
+#define JUKI_FRAME_HEADER 4
+
+/*
+ * juki_frame_pull_raw() - take one complete frame out of in.
+ * Returns 1 with *payload (malloc'd, NUL-terminated, owned by the caller)
+ * and *len set; 0 when no complete frame is buffered yet (nothing taken);
+ * JUKI_ETOOBIG when the announced length exceeds max; JUKI_EFRAME for a
+ * zero length.  On error nothing is taken and the connection must close.
+ */
+int juki_frame_pull_raw(struct evbuffer *in, size_t max, char **payload, size_t *len);
+
+/*
+ * juki_frame_pull() - as juki_frame_pull_raw(), then parse the payload:
+ * returns 1 with *doc (a JSON object, new reference); JUKI_EJSON (the frame
+ * is consumed) when it is not valid JSON or not an object.
+ */
+int juki_frame_pull(struct evbuffer *in, size_t max, json_t **doc);
+
+/*
+ * juki_frame_push() - serialise doc compactly and append it as one frame to
+ * out.  Returns 0, JUKI_ETOOBIG when it would exceed max, JUKI_ENOMEM.
+ */
+int juki_frame_push(struct evbuffer *out, const json_t *doc, size_t max);
+
+/* juki_frame_push_raw() - append len bytes of payload as one frame. */
+int juki_frame_push_raw(struct evbuffer *out, const char *payload, size_t len, size_t max);
+
+#endif

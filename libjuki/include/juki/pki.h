@@ -1,0 +1,45 @@
+/*
+ * juki — a development PKI for any topology (`juki-ctl pki`).
+ *
+ * A PKI directory holds:
+ *   ca.crt  ca.key            the CA (ECDSA P-256, self-signed)
+ *   crl.pem                   the CA's current CRL (always present, maybe empty)
+ *   <name>.crt  <name>.key    one pair per identity; <name> from
+ *                             juki_ident_filename() ("cs-131016", "fwgate-east")
+ *   index.json                every certificate issued: name, urn, serial,
+ *                             not_after, revoked (time or null)
+ * Keys are written with mode 0600, certificates and the CRL 0644.  Node
+ * certificates carry the SAN URI urn:juki:..., serverAuth and clientAuth,
+ * and a random 128-bit serial.
+ */
+#ifndef JUKI_PKI_H
+#define JUKI_PKI_H
+
+#include <stddef.h>
+
+/*
+ * juki_pki_init_ca() - make dir (mode 0700 if new) and a new CA in it named
+ * cn, valid for days.  Fails with JUKI_EEXIST if dir already holds ca.key.
+ */
+int juki_pki_init_ca(const char *dir, const char *cn, int days, char *err, size_t errlen);
+
+/*
+ * juki_pki_issue() - issue a certificate for identity urn (validated with
+ * juki_ident_parse()) from the CA in dir, valid for days, written as
+ * <name>.crt/.key.  JUKI_EEXIST if that name was issued and is not revoked.
+ * When name_out is not NULL it receives <name> (at least 64 bytes).
+ */
+int juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char *err,
+    size_t errlen);
+
+/*
+ * juki_pki_revoke() - revoke the certificate issued as name (or as the urn
+ * given instead) and rewrite crl.pem.  JUKI_ENOTFOUND if unknown; revoking
+ * twice is not an error.
+ */
+int juki_pki_revoke(const char *dir, const char *name_or_urn, char *err, size_t errlen);
+
+/* juki_pki_write_crl() - rewrite crl.pem from index.json (nextUpdate: days). */
+int juki_pki_write_crl(const char *dir, int days, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * juki — the SQLite store of a daemon (DESIGN §5).
+ *
+ * One database file per daemon, opened with WAL, synchronous=FULL,
+ * foreign_keys=ON, secure_delete=ON and a busy timeout.  Schemas are
+ * versioned per component ("juki" for the tables libjuki itself keeps: the
+ * outbox and inbox; "csd", "prefd" ... for each daemon's own) in the table
+ * schema_version(component, version); juki_store_open() applies the missing
+ * migration steps of each component in order, each in its own transaction,
+ * and refuses a database whose version of a component is newer than the
+ * program knows (JUKI_ESCHEMA).
+ */
+#ifndef JUKI_STORE_H
+#define JUKI_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+struct juki_migration {
+	int version;     /* 1, 2, 3 ... in order */
+	const char *sql; /* one or more statements */
+};
+
+struct juki_schema {
+	const char *component;
+	const struct juki_migration *steps;
+	size_t nsteps;
+};
+
+struct juki_store;
+
+/*
+ * juki_store_open() - open (creating if needed, mode 0600) the database at
+ * path and bring every schema in schemas up to date.  The "juki" schema of
+ * the outbox/inbox is always applied first and need not be listed.
+ * Returns 0, JUKI_ESTORE or JUKI_ESCHEMA with a message in err.
+ */
+int juki_store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
+    struct juki_store **out, char *err, size_t errlen);
+
+/* juki_store_close() - finalize cached statements and close; NULL is fine. */
+void juki_store_close(struct juki_store *store);
+
+/* juki_store_db() - the sqlite3 handle, for the daemon's own statements. */
+sqlite3 *juki_store_db(struct juki_store *store);
+
+/* juki_store_path() - the file the store was opened from. */
+const char *juki_store_path(const struct juki_store *store);
+
+/*
+ * juki_store_prepare() - a prepared statement for sql, cached by the
+ * address of sql (pass string literals) and reset and cleared before it is
+ * handed out.  Owned by the store.  NULL on failure (logged by the caller
+ * through juki_store_errmsg()).
+ */
+sqlite3_stmt *juki_store_prepare(struct juki_store *store, const char *sql);
+
+/* juki_store_errmsg() - the last SQLite error text of this store. */
+const char *juki_store_errmsg(struct juki_store *store);
+
+/*
+ * Transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK.  begin fails with
+ * JUKI_EINVAL if one is already open.  rollback is safe to call when none is.
+ * All return 0 or JUKI_ESTORE.
+ */
+int juki_store_begin(struct juki_store *store);
+int juki_store_commit(struct juki_store *store);
+int juki_store_rollback(struct juki_store *store);
+int juki_store_in_txn(const struct juki_store *store);
+
+/* juki_store_exec() - run statements with no results.  0 or JUKI_ESTORE. */
+int juki_store_exec(struct juki_store *store, const char *sql);
+
+/*
+ * juki_store_checkpoint() - a TRUNCATE WAL checkpoint, retried (up to
+ * tries times, waiting 10 ms between) until SQLite reports it complete.
+ * Returns 0, or JUKI_EAGAIN if readers kept it from completing.
+ */
+int juki_store_checkpoint(struct juki_store *store, int tries);
+
+/* juki_store_schema_version() - version of component, 0 if never applied. */
+int juki_store_schema_version(struct juki_store *store, const char *component, int *version);
+
+#endif

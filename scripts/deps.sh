@@ -1,0 +1,36 @@
+#!/bin/sh
+# Install what juki needs to build, test and run its demo, from Debian 12's
+# own archive.  Idempotent: installs only what is missing.
+set -eu
+
+PACKAGES="
+build-essential cmake ninja-build pkg-config
+libssl-dev openssl libevent-dev libjansson-dev libyaml-dev libsqlite3-dev sqlite3
+libcmocka-dev libargon2-dev libunistring-dev
+softhsm2 libengine-pkcs11-openssl opensc
+python3 scdoc clang-format iproute2 procps
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	echo "deps: all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing:$missing" >&2
+	echo "deps: run as root (or install them) to continue" >&2
+	exit 1
+fi
+
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

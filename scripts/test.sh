@@ -1,0 +1,43 @@
+#!/bin/sh
+# Build juki and pass every test: unit and integration tests on a normal
+# build, the unit tests again under AddressSanitizer and UBSan, and the
+# formatting check.  Tests labelled `slow` stay out (scripts/test-slow.sh).
+#
+#   scripts/test.sh            everything CI runs
+#   JOBS=4 scripts/test.sh     parallelism (default: number of CPUs)
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=${JOBS:-$(nproc)}
+
+"$top/scripts/deps.sh"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format: clang-format"
+bad=$(git ls-files '*.c' '*.h' | while read -r f; do
+	clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || echo "$f"
+done)
+if [ -n "$bad" ]; then
+	echo "clang-format would change:" $bad >&2
+	exit 1
+fi
+
+step "build: build/ (RelWithDebInfo, -Werror)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build
+
+step "test: unit and integration"
+(cd build && ctest --output-on-failure -j "$jobs" -LE slow)
+
+step "build: build-asan/ (ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DJUKI_SANITIZE=ON >/dev/null
+ninja -C build-asan
+
+step "test: unit tests under ASan + UBSan"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --output-on-failure -j "$jobs" -L unit)
+
+step "all tests passed"

@@ -1,0 +1,154 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "juki/clock.h"
+#include "juki/codes.h"
+#include "juki/error.h"
+#include "juki/ident.h"
+
+static void
+test_jumin_vectors(void **state)
+{
+	(void)state;
+	assert_int_equal(juki_jumin_code_check("24727059608"), 0);
+	assert_int_equal(juki_jumin_code_check("24727059607"), JUKI_ECHECKDIGIT);
+	assert_int_equal(juki_jumin_code_check("2472705960"), JUKI_EFORMAT);
+	assert_int_equal(juki_jumin_code_check("247270596080"), JUKI_EFORMAT);
+	assert_int_equal(juki_jumin_code_check("2472705960A"), JUKI_EFORMAT);
+	assert_int_equal(juki_jumin_code_check(""), JUKI_EFORMAT);
+	assert_int_equal(juki_jumin_code_check(NULL), JUKI_EFORMAT);
+	assert_int_equal(juki_jumin_check_digit("2472705960"), '8');
+}
+
+static void
+test_jumin_remainders(void **state)
+{
+	/* remainder 0 and 1 both give check digit 0 */
+	(void)state;
+	assert_int_equal(juki_jumin_check_digit("0000000000"), '0');
+	/* 1*5 = 5, 5 mod 11 = 5 -> 6 */
+	assert_int_equal(juki_jumin_check_digit("1000000000"), '6');
+	/* 2*2 + 1*7 = 11 -> remainder 0 -> 0; weights 5,4,3,2,7,... */
+	assert_int_equal(juki_jumin_check_digit("0000100002"), '0');
+	/* 3*5 = 15 -> remainder 4 -> 7 */
+	assert_int_equal(juki_jumin_check_digit("3000000000"), '7');
+	/* 2*5+1*2 = 12 -> remainder 1 -> 0 */
+	assert_int_equal(juki_jumin_check_digit("2000000001"), '0');
+}
+
+static void
+test_lgcode_vectors(void **state)
+{
+	(void)state;
+	assert_int_equal(juki_lgcode_check("131016"), 0);
+	assert_int_equal(juki_lgcode_check("271004"), 0);
+	assert_int_equal(juki_lgcode_check("011002"), 0);
+	assert_int_equal(juki_lgcode_check("472018"), 0);
+	assert_int_equal(juki_lgcode_check("131017"), JUKI_ECHECKDIGIT);
+	assert_int_equal(juki_lgcode_check("13101"), JUKI_EFORMAT);
+	assert_int_equal(juki_lgcode_check("13101x"), JUKI_EFORMAT);
+	assert_int_equal(juki_pref_code_check("13"), 0);
+	assert_int_equal(juki_pref_code_check("00"), JUKI_EFORMAT);
+	assert_int_equal(juki_pref_code_check("48"), JUKI_EFORMAT);
+}
+
+static void
+test_ident(void **state)
+{
+	struct juki_ident id;
+	char pref[3], name[64];
+
+	(void)state;
+	assert_int_equal(juki_ident_parse("urn:juki:cs:131016", &id), 0);
+	assert_int_equal(id.kind, JUKI_KIND_CS);
+	assert_string_equal(id.id, "131016");
+	assert_int_equal(juki_ident_pref_of(&id, pref), 0);
+	assert_string_equal(pref, "13");
+	assert_int_equal(juki_ident_filename(&id, name, sizeof(name)), 0);
+	assert_string_equal(name, "cs-131016");
+	assert_int_equal(juki_ident_parse("urn:juki:cs:131017", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:pref:13", &id), 0);
+	assert_int_equal(juki_ident_parse("urn:juki:pref:48", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:jlis:0", &id), 0);
+	assert_int_equal(juki_ident_pref_of(&id, pref), JUKI_ENOENT);
+	assert_int_equal(juki_ident_parse("urn:juki:fwgate:east", &id), 0);
+	assert_int_equal(juki_ident_parse("urn:juki:fwgate:East", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:fwgate:", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:cs:131016:x", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:nope:1", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:other:cs:131016", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse(NULL, &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:op:cs:131016:tanaka", &id), 0);
+	assert_int_equal(id.kind, JUKI_KIND_OP);
+	assert_int_equal(id.node_kind, JUKI_KIND_CS);
+	assert_string_equal(id.op, "tanaka");
+	assert_int_equal(juki_ident_filename(&id, name, sizeof(name)), 0);
+	assert_string_equal(name, "op-cs-131016-tanaka");
+	assert_int_equal(juki_ident_parse("urn:juki:op:cs:131016", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:op:op:131016:x", &id), JUKI_EIDENT);
+}
+
+static void
+test_dates(void **state)
+{
+	char buf[32];
+	int64_t ms;
+
+	(void)state;
+	assert_true(juki_date_valid("2024-02-29"));
+	assert_false(juki_date_valid("2023-02-29"));
+	assert_true(juki_date_valid("2000-02-29"));
+	assert_false(juki_date_valid("1900-02-29"));
+	assert_false(juki_date_valid("2024-13-01"));
+	assert_false(juki_date_valid("2024-04-31"));
+	assert_false(juki_date_valid("2024-4-01"));
+	assert_false(juki_date_valid("2024-04-01x"));
+	assert_int_equal(juki_clock_parse("2026-11-25T01:02:03.456Z", &ms), 0);
+	assert_int_equal(juki_clock_format(ms, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2026-11-25T01:02:03.456Z");
+	assert_int_equal(juki_clock_parse("1970-01-01T00:00:00Z", &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(juki_clock_parse("2026-11-25 01:02:03Z", &ms), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_parse("2026-11-25T01:02:03+09:00", &ms), JUKI_EFORMAT);
+	/* 2026-11-25T15:00:00Z is already the 26th in Japan */
+	assert_int_equal(juki_clock_parse("2026-11-25T15:00:00Z", &ms), 0);
+	assert_int_equal(juki_clock_date(ms, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2026-11-26");
+}
+
+static void
+test_clock_injection(void **state)
+{
+	struct juki_clock fixed = {.fixed_ms = 1234};
+	struct juki_clock later = {.offset_ms = 86400000};
+
+	(void)state;
+	assert_int_equal(juki_clock_now_ms(&fixed), 1234);
+	assert_true(juki_clock_now_ms(&later) - juki_clock_now_ms(NULL) >= 86400000 - 1000);
+}
+
+static void
+test_strerror(void **state)
+{
+	(void)state;
+	assert_string_equal(juki_strerror(0), "success");
+	assert_string_equal(juki_strerror(JUKI_ECHECKDIGIT), "check digit does not match");
+	assert_string_equal(juki_strerror(JUKI_ENOENT), "No such file or directory");
+	assert_string_equal(juki_strerror(-5000), "unknown error");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_jumin_vectors), cmocka_unit_test(test_jumin_remainders),
+	    cmocka_unit_test(test_lgcode_vectors), cmocka_unit_test(test_ident),
+	    cmocka_unit_test(test_dates),         cmocka_unit_test(test_clock_injection),
+	    cmocka_unit_test(test_strerror),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
