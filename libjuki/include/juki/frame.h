@@ -19,7 +19,9 @@
  * Returns 1 with *payload (malloc'd, NUL-terminated, owned by the caller)
  * and *len set; 0 when no complete frame is buffered yet (nothing taken);
  * JUKI_ETOOBIG when the announced length exceeds max; JUKI_EFRAME for a
- * zero length.  On error nothing is taken and the connection must close.
+ * zero length (both decided from the header alone); JUKI_ENOMEM; JUKI_EIO
+ * when in refuses to be read or drained (frozen).  On error
+ * nothing is taken and the connection must close.
  */
 int juki_frame_pull_raw(struct evbuffer *in, size_t max, char **payload, size_t *len);
 
@@ -32,11 +34,16 @@ int juki_frame_pull(struct evbuffer *in, size_t max, json_t **doc);
 
 /*
  * juki_frame_push() - serialise doc compactly and append it as one frame to
- * out.  Returns 0, JUKI_ETOOBIG when it would exceed max, JUKI_ENOMEM.
+ * out.  Returns 0, JUKI_ETOOBIG when it would exceed max, JUKI_ENOMEM,
+ * JUKI_EINVAL when doc is not an object.  On error out is unchanged.
  */
 int juki_frame_push(struct evbuffer *out, const json_t *doc, size_t max);
 
-/* juki_frame_push_raw() - append len bytes of payload as one frame. */
+/*
+ * juki_frame_push_raw() - append len bytes of payload as one frame.
+ * Returns 0, JUKI_ETOOBIG, JUKI_ENOMEM, JUKI_EINVAL for an empty payload.
+ * On error out is unchanged.
+ */
 int juki_frame_push_raw(struct evbuffer *out, const char *payload, size_t len, size_t max);
 
 #endif

@@ -74,7 +74,8 @@ struct juki_ack {
 /*
  * juki_uuid7() - a new UUIDv7 (RFC 9562) for time now_ms, 74 random bits
  * from the OpenSSL DRBG, as 36 lower-case characters plus NUL.
- * Returns 0 or JUKI_EIO when no randomness is available.
+ * Returns 0, JUKI_EIO when no randomness is available, JUKI_ERANGE when
+ * now_ms is negative or does not fit in 48 bits.
  */
 int juki_uuid7(int64_t now_ms, char out[JUKI_UUID_LEN + 1]);
 
@@ -83,8 +84,10 @@ int juki_uuid_valid(const char *text);
 
 /*
  * juki_msg_init() - fill msg with a new id and the time of clock; body is
- * stolen (it must be an object; NULL makes an empty one); corr may be NULL.
- * Returns 0, JUKI_EINVAL (bad type or identity), JUKI_ENOMEM, JUKI_EIO.
+ * stolen, on error too (it must be an object; NULL makes an empty one); corr
+ * may be NULL or "", else a valid UUIDv7.
+ * Returns 0, JUKI_EINVAL (bad type, identity, corr or body), JUKI_ENOMEM,
+ * JUKI_EIO, JUKI_ERANGE (a clock time a UUIDv7 cannot carry).
  */
 int juki_msg_init(struct juki_msg *msg, const char *type, const char *from, const char *to,
     const char *corr, json_t *body, const struct juki_clock *clock);
@@ -100,13 +103,18 @@ json_t *juki_msg_to_json(const struct juki_msg *msg);
  * Returns 0, or JUKI_EPROTO with *reason set to a JUKI_R_* code; even then
  * msg->id holds the id when the document had a valid one (so the receiver
  * can ack it), else "".  msg holds a new reference to the body on success.
+ * A doc that is not an object gives JUKI_R_BAD_JSON.  msg is overwritten:
+ * clear it first if it held a body.
  */
 int juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **reason);
 
 /*
  * juki_ack_new() - build an ack document for the message id corr (may be
  * "" for an unreadable message) from self to peer; reason and detail only
- * for JUKI_ACK_REJECTED (NULL otherwise).  NULL on ENOMEM.
+ * for JUKI_ACK_REJECTED (NULL otherwise; ignored for the other statuses).
+ * detail is cut to JUKI_DETAIL_MAX - 1 bytes at a UTF-8 character boundary.
+ * NULL on ENOMEM, or when an identity, corr, status or reason is invalid
+ * (a rejection needs a reason of [a-z0-9-]).
  */
 json_t *juki_ack_new(const char *corr, const char *self, const char *peer,
     enum juki_ack_status status, const char *reason, const char *detail,
@@ -114,11 +122,13 @@ json_t *juki_ack_new(const char *corr, const char *self, const char *peer,
 
 /*
  * juki_ack_parse() - read an ack from a parsed message whose type is "ack".
+ * An accepted or duplicate ack must name the message acked (corr); a
+ * rejected one needs a reason; detail is cut to fit at a UTF-8 boundary.
  * Returns 0 or JUKI_EPROTO.
  */
 int juki_ack_parse(const struct juki_msg *msg, struct juki_ack *ack);
 
-/* juki_ack_status_name() - "accepted", "duplicate", "rejected". */
+/* juki_ack_status_name() - "accepted", "duplicate", "rejected"; "unknown" otherwise. */
 const char *juki_ack_status_name(enum juki_ack_status status);
 
 #endif
