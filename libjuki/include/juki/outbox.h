@@ -51,7 +51,9 @@ struct juki_outbox_queue {
  * juki_outbox_put() - serialise msg and queue it for msg->to over service.
  * Must run inside the caller's transaction.  On success *seq (if not NULL)
  * is the entry's sequence number.  Returns 0, JUKI_EDUP (same msg id
- * queued before), JUKI_ESTORE, JUKI_ENOMEM.
+ * queued before), JUKI_ESTORE, JUKI_ENOMEM; JUKI_EINVAL outside a
+ * transaction, or for an empty or over-long service (at most 15 bytes),
+ * id (36 characters), type, from or to.
  */
 int juki_outbox_put(struct juki_store *store, const struct juki_msg *msg, const char *service,
     int64_t now_ms, int64_t *seq);
@@ -71,15 +73,20 @@ int juki_outbox_next(struct juki_store *store, const char *dest, const char *ser
     int64_t after_seq, size_t max, struct juki_outbox_entry **out, size_t *n);
 void juki_outbox_entries_free(struct juki_outbox_entry *entries, size_t n);
 
-/* juki_outbox_attempted() - count one more delivery attempt of seq. */
+/* juki_outbox_attempted() - count one more delivery attempt of seq.  JUKI_ENOTFOUND if none. */
 int juki_outbox_attempted(struct juki_store *store, int64_t seq);
 
-/* juki_outbox_ack() - the receiver accepted seq (or had it): delete it. */
+/*
+ * juki_outbox_ack() - the receiver accepted seq (or had it): delete it.
+ * JUKI_ENOTFOUND if no such seq (acked before).
+ */
 int juki_outbox_ack(struct juki_store *store, int64_t seq);
 
 /*
  * juki_outbox_reject() - the receiver rejected seq: move it to
- * outbox_rejected with reason and detail.  JUKI_ENOTFOUND if no such seq.
+ * outbox_rejected with reason (required) and detail (NULL stores "").
+ * JUKI_ENOTFOUND if no such seq.  Runs in the caller's transaction if one
+ * is open, else in its own.
  */
 int juki_outbox_reject(struct juki_store *store, int64_t seq, const char *reason,
     const char *detail, int64_t now_ms);
@@ -97,9 +104,10 @@ int juki_outbox_rejected_count(struct juki_store *store, int64_t *count);
 int juki_inbox_lookup(struct juki_store *store, const char *msg_id, int *status);
 
 /*
- * juki_inbox_record() - record msg as received with status (accepted or
- * rejected, with reason).  Inside the caller's transaction.  JUKI_EDUP if
- * the id is already recorded.
+ * juki_inbox_record() - record msg as received with status (accepted, with
+ * reason NULL, or rejected, with a reason).  Inside the caller's
+ * transaction (JUKI_EINVAL otherwise).  JUKI_EDUP if the id is already
+ * recorded.
  */
 int juki_inbox_record(struct juki_store *store, const struct juki_msg *msg, int status,
     const char *reason, int64_t now_ms);

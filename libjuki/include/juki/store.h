@@ -35,7 +35,12 @@ struct juki_store;
  * juki_store_open() - open (creating if needed, mode 0600) the database at
  * path and bring every schema in schemas up to date.  The "juki" schema of
  * the outbox/inbox is always applied first and need not be listed.
- * Returns 0, JUKI_ESTORE or JUKI_ESCHEMA with a message in err.
+ * Returns 0, JUKI_ESTORE or JUKI_ESCHEMA with a message in err (err may be
+ * NULL); JUKI_EINVAL for a missing path or ":memory:", or a schema without
+ * a component name, named "juki", listed twice, or whose steps are not in
+ * strictly increasing order from 1 (checked before the file is touched);
+ * JUKI_ENOMEM.  A newer component is refused before any step is applied.
+ * An existing file keeps its mode.
  */
 int juki_store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
     struct juki_store **out, char *err, size_t errlen);
@@ -53,17 +58,24 @@ const char *juki_store_path(const struct juki_store *store);
  * juki_store_prepare() - a prepared statement for sql, cached by the
  * address of sql (pass string literals) and reset and cleared before it is
  * handed out.  Owned by the store.  NULL on failure (logged by the caller
- * through juki_store_errmsg()).
+ * through juki_store_errmsg()), including for sql holding more than one
+ * statement, which SQLite would otherwise silently ignore.
  */
 sqlite3_stmt *juki_store_prepare(struct juki_store *store, const char *sql);
 
-/* juki_store_errmsg() - the last SQLite error text of this store. */
+/*
+ * juki_store_errmsg() - the last SQLite error text of this store, or the
+ * reason for a refusal of the store's own.  It still describes the failure
+ * after the juki_store_rollback() that follows it.
+ */
 const char *juki_store_errmsg(struct juki_store *store);
 
 /*
  * Transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK.  begin fails with
- * JUKI_EINVAL if one is already open.  rollback is safe to call when none is.
- * All return 0 or JUKI_ESTORE.
+ * JUKI_EINVAL if one is already open, commit if none is.  rollback is safe
+ * to call when none is.  A commit that fails rolls back (the transaction is
+ * then closed).  All return 0 or JUKI_ESTORE.  juki_store_in_txn() is
+ * SQLite's own state, so it also sees a rollback SQLite did by itself.
  */
 int juki_store_begin(struct juki_store *store);
 int juki_store_commit(struct juki_store *store);
@@ -76,7 +88,9 @@ int juki_store_exec(struct juki_store *store, const char *sql);
 /*
  * juki_store_checkpoint() - a TRUNCATE WAL checkpoint, retried (up to
  * tries times, waiting 10 ms between) until SQLite reports it complete.
- * Returns 0, or JUKI_EAGAIN if readers kept it from completing.
+ * The busy timeout is off meanwhile, so tries bounds the wait; cached
+ * statements are reset first.  Returns 0, or JUKI_EAGAIN if readers kept it
+ * from completing; JUKI_EINVAL inside a transaction or for tries < 1.
  */
 int juki_store_checkpoint(struct juki_store *store, int tries);
 
