@@ -30,6 +30,17 @@
  *             config file.
  *   ADDR      "host:port" or "[v6addr]:port", port 1..65535.
  *   IDENT     a urn:juki identity (juki_ident_parse()).
+ *
+ * A plain empty scalar, "~" or "null" means the key is absent (its default
+ * applies); a quoted "" is an empty string.  Anchors, aliases and tags are
+ * refused; a file is at most 1 MiB and nests at most 32 levels.  List
+ * elements are named from 0 in messages: "gateways[1].address".
+ *
+ * Bounds (min, max): 0,0 means none; max < min means "at least min".
+ * A scalar default is the value's text as is, checked like a value in the
+ * file (no YAML quoting needed: "[::1]:7000"); a LIST default is a YAML flow
+ * sequence ("[a, b]").  A default that does not pass is a table error,
+ * reported as "file: key: invalid default ...".
  */
 #ifndef JUKI_CONFIG_H
 #define JUKI_CONFIG_H
@@ -70,6 +81,14 @@ struct juki_conf_key {
 	size_t elem_size;                  /* LIST of sections: sizeof one element */
 	size_t count_offset;               /* LIST: where the size_t count goes */
 	const char *help;
+	/*
+	 * SECTION, LIST of sections (optional): called after a section (or
+	 * each element) is filled and its defaults applied, for rules that tie
+	 * its keys together.  Returns 0, or non-zero with a one-line reason in
+	 * why and in *blame the name of the sub-key at fault (NULL: the section
+	 * itself); the load then fails at that key's position.
+	 */
+	int (*check)(const void *section, const char **blame, char *why, size_t whylen);
 };
 
 /* Table-building helpers: st = the struct type, f = its field. */
@@ -128,8 +147,9 @@ void juki_conf_free(const struct juki_conf_key *table, void *conf);
 
 /*
  * juki_conf_print_help() - one line per key (dotted name, type, default,
- * help), nested sections indented; format "text" or "scdoc" (a man page
- * section body).  Returns 0 or JUKI_EINVAL for an unknown format.
+ * help), keys of sections as "tls.cert" and of lists of sections as
+ * "gateways[].address"; format "text" or "scdoc" (a man page section body).
+ * Returns 0, JUKI_EINVAL for an unknown format, JUKI_EIO on a write error.
  */
 int juki_conf_print_help(FILE *out, const struct juki_conf_key *table, const char *format);
 
