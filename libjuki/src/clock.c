@@ -41,10 +41,10 @@ format_tm(int64_t ms, char *buf, size_t len, int with_time)
 	}
 	if (with_time) {
 		n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+			     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 	} else {
 		n = snprintf(buf, len, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-		    tm.tm_mday);
+			     tm.tm_mday);
 	}
 	return (n < 0 || (size_t)n >= len) ? JUKI_ERANGE : 0;
 }

@@ -6,9 +6,15 @@
 #include "juki/ident.h"
 
 static const char *const kind_names[] = {
-    [JUKI_KIND_NONE] = "none",         [JUKI_KIND_CS] = "cs",         [JUKI_KIND_PREF] = "pref",
-    [JUKI_KIND_JLIS] = "jlis",         [JUKI_KIND_AUTHLINK] = "authlink", [JUKI_KIND_FWGATE] = "fwgate",
-    [JUKI_KIND_AGENCY] = "agency",     [JUKI_KIND_CA] = "ca",         [JUKI_KIND_OP] = "op",
+    [JUKI_KIND_NONE] = "none",
+    [JUKI_KIND_CS] = "cs",
+    [JUKI_KIND_PREF] = "pref",
+    [JUKI_KIND_JLIS] = "jlis",
+    [JUKI_KIND_AUTHLINK] = "authlink",
+    [JUKI_KIND_FWGATE] = "fwgate",
+    [JUKI_KIND_AGENCY] = "agency",
+    [JUKI_KIND_CA] = "ca",
+    [JUKI_KIND_OP] = "op",
 };
 
 #define URN_PREFIX "urn:juki:"
@@ -131,7 +137,7 @@ juki_ident_parse(const char *urn, struct juki_ident *out)
 	snprintf(out->id, sizeof(out->id), "%s", parts[2]);
 	snprintf(out->op, sizeof(out->op), "%s", parts[3]);
 	snprintf(out->urn, sizeof(out->urn), URN_PREFIX "op:%s:%s:%s",
-	    juki_kind_name(out->node_kind), out->id, out->op);
+		 juki_kind_name(out->node_kind), out->id, out->op);
 	return 0;
 }
 
@@ -163,7 +169,7 @@ juki_ident_filename(const struct juki_ident *ident, char *buf, size_t len)
 
 	if (ident->kind == JUKI_KIND_OP) {
 		n = snprintf(buf, len, "op-%s-%s-%s", juki_kind_name(ident->node_kind), ident->id,
-		    ident->op);
+			     ident->op);
 	} else {
 		n = snprintf(buf, len, "%s-%s", juki_kind_name(ident->kind), ident->id);
 	}

@@ -19,8 +19,8 @@ static struct {
 } logstate = {"juki", JUKI_LOG_INFO, 0};
 
 static const char *const level_names[] = {
-    [JUKI_LOG_ERR] = "error",   [JUKI_LOG_WARNING] = "warning", [JUKI_LOG_NOTICE] = "notice",
-    [JUKI_LOG_INFO] = "info",   [JUKI_LOG_DEBUG] = "debug",
+    [JUKI_LOG_ERR] = "error", [JUKI_LOG_WARNING] = "warning", [JUKI_LOG_NOTICE] = "notice",
+    [JUKI_LOG_INFO] = "info", [JUKI_LOG_DEBUG] = "debug",
 };
 
 void
@@ -85,7 +85,7 @@ vlog(int level, int with_errno, const char *fmt, va_list ap)
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 		fprintf(stderr, "%s.%03ldZ %s[%s] %s\n", when, ts.tv_nsec / 1000000, logstate.ident,
-		    level_names[level], msg);
+			level_names[level], msg);
 	}
 	fflush(stderr);
 	errno = saved;

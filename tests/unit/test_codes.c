@@ -144,9 +144,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_jumin_vectors), cmocka_unit_test(test_jumin_remainders),
+	    cmocka_unit_test(test_jumin_vectors),  cmocka_unit_test(test_jumin_remainders),
 	    cmocka_unit_test(test_lgcode_vectors), cmocka_unit_test(test_ident),
-	    cmocka_unit_test(test_dates),         cmocka_unit_test(test_clock_injection),
+	    cmocka_unit_test(test_dates),          cmocka_unit_test(test_clock_injection),
 	    cmocka_unit_test(test_strerror),
 	};
 

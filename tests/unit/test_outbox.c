@@ -15,22 +15,6 @@
 #include "juki/outbox.h"
 #include "juki/store.h"
 
-/*
- * ---- Shim: remove when libjuki/src/msg.c is merged. ----
- * msg.c (juki_msg_to_json) is written in parallel on another branch; this
- * stand-in builds the wire document from the fields the outbox stores so
- * that the test links without it.  Once msg.c is in libjuki, delete this
- * block: the real function then serves (and a second definition would
- * clash at link time).
- */
-json_t *
-juki_msg_to_json(const struct juki_msg *msg)
-{
-	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:O?}", "v", JUKI_PROTO_VERSION, "id", msg->id,
-			 "type", msg->type, "from", msg->from, "to", msg->to, "body", msg->body);
-}
-/* ---- end of shim ---- */
-
 #define CS_OSAKA   "urn:juki:cs:271004"
 #define CS_CHIYODA "urn:juki:cs:131016"
 #define PREF_TOKYO "urn:juki:pref:13"

@@ -13,7 +13,7 @@
 #define JUKI_CODES_H
 
 #define JUKI_JUMIN_CODE_LEN 11
-#define JUKI_LGCODE_LEN 6
+#define JUKI_LGCODE_LEN     6
 
 /*
  * juki_jumin_code_check() - validate a 住民票コード.

@@ -66,7 +66,7 @@ enum juki_conf_type {
 
 /* Key flags. */
 #define JUKI_CONF_REQUIRED 0x1 /* absent is an error (no default applies) */
-#define JUKI_CONF_RESTART 0x2  /* a change takes effect only on restart */
+#define JUKI_CONF_RESTART  0x2 /* a change takes effect only on restart */
 
 struct juki_conf_key {
 	const char *name;
@@ -75,11 +75,11 @@ struct juki_conf_key {
 	const char *def; /* default, written as in YAML; NULL for none */
 	int flags;
 	int64_t min, max; /* INT/DURATION/SIZE bounds; LIST element count bounds; 0,0 = none */
-	const char *const *enums;          /* ENUM: NULL-terminated names */
-	const struct juki_conf_key *sub;   /* SECTION, LIST of sections: NULL-name-terminated */
-	enum juki_conf_type elem_type;     /* LIST of scalars: STRING, PATH, ADDR or IDENT */
-	size_t elem_size;                  /* LIST of sections: sizeof one element */
-	size_t count_offset;               /* LIST: where the size_t count goes */
+	const char *const *enums;        /* ENUM: NULL-terminated names */
+	const struct juki_conf_key *sub; /* SECTION, LIST of sections: NULL-name-terminated */
+	enum juki_conf_type elem_type;   /* LIST of scalars: STRING, PATH, ADDR or IDENT */
+	size_t elem_size;                /* LIST of sections: sizeof one element */
+	size_t count_offset;             /* LIST: where the size_t count goes */
 	const char *help;
 	/*
 	 * SECTION, LIST of sections (optional): called after a section (or
@@ -92,28 +92,28 @@ struct juki_conf_key {
 };
 
 /* Table-building helpers: st = the struct type, f = its field. */
-#define JUKI_CONF_SCALAR(st, f, n, t, d, fl, lo, hi, h)                                          \
+#define JUKI_CONF_SCALAR(st, f, n, t, d, fl, lo, hi, h)                                            \
 	{                                                                                          \
 		.name = (n), .type = (t), .offset = offsetof(st, f), .def = (d), .flags = (fl),    \
 		.min = (lo), .max = (hi), .help = (h)                                              \
 	}
-#define JUKI_CONF_ENUMKEY(st, f, n, names, d, fl, h)                                             \
+#define JUKI_CONF_ENUMKEY(st, f, n, names, d, fl, h)                                               \
 	{                                                                                          \
 		.name = (n), .type = JUKI_CONF_ENUM, .offset = offsetof(st, f), .def = (d),        \
 		.flags = (fl), .enums = (names), .help = (h)                                       \
 	}
-#define JUKI_CONF_SECTIONKEY(st, f, n, table, h)                                                 \
+#define JUKI_CONF_SECTIONKEY(st, f, n, table, h)                                                   \
 	{                                                                                          \
 		.name = (n), .type = JUKI_CONF_SECTION, .offset = offsetof(st, f), .sub = (table), \
 		.help = (h)                                                                        \
 	}
-#define JUKI_CONF_SCALARLIST(st, f, cnt, n, et, fl, lo, hi, h)                                   \
+#define JUKI_CONF_SCALARLIST(st, f, cnt, n, et, fl, lo, hi, h)                                     \
 	{                                                                                          \
 		.name = (n), .type = JUKI_CONF_LIST, .offset = offsetof(st, f), .flags = (fl),     \
 		.min = (lo), .max = (hi), .elem_type = (et), .elem_size = sizeof(char *),          \
 		.count_offset = offsetof(st, cnt), .help = (h)                                     \
 	}
-#define JUKI_CONF_SECTIONLIST(st, f, cnt, n, et, table, fl, lo, hi, h)                           \
+#define JUKI_CONF_SECTIONLIST(st, f, cnt, n, et, table, fl, lo, hi, h)                             \
 	{                                                                                          \
 		.name = (n), .type = JUKI_CONF_LIST, .offset = offsetof(st, f), .flags = (fl),     \
 		.min = (lo), .max = (hi), .sub = (table), .elem_size = sizeof(et),                 \
@@ -133,14 +133,14 @@ struct juki_conf_key {
  * nothing that needs freeing (partial results are freed).
  */
 int juki_conf_load(const char *path, const struct juki_conf_key *table, void *conf, char *err,
-    size_t errlen);
+		   size_t errlen);
 
 /*
  * juki_conf_load_string() - as juki_conf_load() from text in memory; name is
  * used in messages and basedir resolves relative PATH values (NULL: ".").
  */
 int juki_conf_load_string(const char *name, const char *basedir, const char *text, size_t len,
-    const struct juki_conf_key *table, void *conf, char *err, size_t errlen);
+			  const struct juki_conf_key *table, void *conf, char *err, size_t errlen);
 
 /* juki_conf_free() - free what a load allocated in conf; safe on a zeroed conf. */
 void juki_conf_free(const struct juki_conf_key *table, void *conf);

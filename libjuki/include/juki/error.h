@@ -26,23 +26,23 @@ enum {
 	JUKI_ENAMETOOLONG = -ENAMETOOLONG,
 
 	JUKI_EBASE = -1000,
-	JUKI_ECONFIG = -1000,   /* configuration is invalid */
-	JUKI_ETLS = -1001,      /* TLS library failure */
-	JUKI_ECERT = -1002,     /* certificate missing, invalid or without identity */
-	JUKI_EKEYPERM = -1003,  /* private key file readable by group or others */
-	JUKI_ESTORE = -1004,    /* SQLite failure */
-	JUKI_ESCHEMA = -1005,   /* database schema newer than this program */
-	JUKI_EJSON = -1006,     /* invalid JSON */
-	JUKI_EFRAME = -1007,    /* malformed frame */
-	JUKI_ETOOBIG = -1008,   /* frame or line over its limit */
-	JUKI_EPOLICY = -1009,   /* flow denied by policy */
+	JUKI_ECONFIG = -1000,     /* configuration is invalid */
+	JUKI_ETLS = -1001,        /* TLS library failure */
+	JUKI_ECERT = -1002,       /* certificate missing, invalid or without identity */
+	JUKI_EKEYPERM = -1003,    /* private key file readable by group or others */
+	JUKI_ESTORE = -1004,      /* SQLite failure */
+	JUKI_ESCHEMA = -1005,     /* database schema newer than this program */
+	JUKI_EJSON = -1006,       /* invalid JSON */
+	JUKI_EFRAME = -1007,      /* malformed frame */
+	JUKI_ETOOBIG = -1008,     /* frame or line over its limit */
+	JUKI_EPOLICY = -1009,     /* flow denied by policy */
 	JUKI_ECHECKDIGIT = -1010, /* check digit does not match */
-	JUKI_EFORMAT = -1011,   /* field has the wrong form */
-	JUKI_EIDENT = -1012,    /* malformed urn:juki identity */
-	JUKI_ENOTFOUND = -1013, /* no such record */
-	JUKI_EDUP = -1014,      /* already recorded */
-	JUKI_EPROTO = -1015,    /* peer broke the protocol */
-	JUKI_ECLOSED = -1016,   /* connection closed */
+	JUKI_EFORMAT = -1011,     /* field has the wrong form */
+	JUKI_EIDENT = -1012,      /* malformed urn:juki identity */
+	JUKI_ENOTFOUND = -1013,   /* no such record */
+	JUKI_EDUP = -1014,        /* already recorded */
+	JUKI_EPROTO = -1015,      /* peer broke the protocol */
+	JUKI_ECLOSED = -1016,     /* connection closed */
 	JUKI_ELAST = -1017,
 };
 

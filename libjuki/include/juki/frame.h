@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #define JUKI_FRAME_MAX_DEFAULT (1024 * 1024)
-#define JUKI_FRAME_HEADER 4
+#define JUKI_FRAME_HEADER      4
 
 /*
  * juki_frame_pull_raw() - take one complete frame out of in.

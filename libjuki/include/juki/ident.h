@@ -27,7 +27,7 @@ enum juki_kind {
 };
 
 #define JUKI_URN_MAX 128
-#define JUKI_ID_MAX 33
+#define JUKI_ID_MAX  33
 
 struct juki_ident {
 	enum juki_kind kind;

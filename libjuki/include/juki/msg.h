@@ -22,29 +22,29 @@
 #include "juki/ident.h"
 
 #define JUKI_PROTO_VERSION 1
-#define JUKI_UUID_LEN 36
-#define JUKI_TYPE_MAX 48
-#define JUKI_REASON_MAX 48
-#define JUKI_DETAIL_MAX 256
+#define JUKI_UUID_LEN      36
+#define JUKI_TYPE_MAX      48
+#define JUKI_REASON_MAX    48
+#define JUKI_DETAIL_MAX    256
 
 /* Message types of the foundation flows. */
-#define JUKI_MSG_ACK "ack"
-#define JUKI_MSG_TENNYU "tennyu.notice"          /* 転入通知, cs -> cs over muni */
-#define JUKI_MSG_TENSHUTSU "tenshutsu.confirm"   /* 転出確定通知, cs -> pref over honnin */
+#define JUKI_MSG_ACK       "ack"
+#define JUKI_MSG_TENNYU    "tennyu.notice"     /* 転入通知, cs -> cs over muni */
+#define JUKI_MSG_TENSHUTSU "tenshutsu.confirm" /* 転出確定通知, cs -> pref over honnin */
 
 /* Reason codes carried by rejected acks (docs/protocol.md lists them all). */
-#define JUKI_R_BAD_JSON "bad-json"                 /* frame is not a JSON object */
-#define JUKI_R_BAD_VERSION "unsupported-version"   /* "v" is not one we speak */
-#define JUKI_R_BAD_HEADER "bad-header"             /* a header field missing or malformed */
-#define JUKI_R_UNKNOWN_TYPE "unknown-type"         /* no handler for "type" here */
-#define JUKI_R_SENDER "sender-mismatch"            /* "from" is not the TLS peer */
-#define JUKI_R_RECIPIENT "recipient-mismatch"      /* "to" is not this node */
-#define JUKI_R_POLICY "policy-denied"              /* type not allowed on this service */
-#define JUKI_R_BAD_FIELD "invalid-field"           /* a body field malformed; detail names it */
-#define JUKI_R_CHECK_DIGIT "check-digit"           /* a code's check digit is wrong */
-#define JUKI_R_UNKNOWN_PERSON "unknown-person"     /* no such resident here */
-#define JUKI_R_NOT_RESIDENT "not-resident"         /* known, but no longer resident */
-#define JUKI_R_INTERNAL "internal-error"           /* receiver failed; sender retries */
+#define JUKI_R_BAD_JSON       "bad-json"            /* frame is not a JSON object */
+#define JUKI_R_BAD_VERSION    "unsupported-version" /* "v" is not one we speak */
+#define JUKI_R_BAD_HEADER     "bad-header"          /* a header field missing or malformed */
+#define JUKI_R_UNKNOWN_TYPE   "unknown-type"        /* no handler for "type" here */
+#define JUKI_R_SENDER         "sender-mismatch"     /* "from" is not the TLS peer */
+#define JUKI_R_RECIPIENT      "recipient-mismatch"  /* "to" is not this node */
+#define JUKI_R_POLICY         "policy-denied"       /* type not allowed on this service */
+#define JUKI_R_BAD_FIELD      "invalid-field"       /* a body field malformed; detail names it */
+#define JUKI_R_CHECK_DIGIT    "check-digit"         /* a code's check digit is wrong */
+#define JUKI_R_UNKNOWN_PERSON "unknown-person"      /* no such resident here */
+#define JUKI_R_NOT_RESIDENT   "not-resident"        /* known, but no longer resident */
+#define JUKI_R_INTERNAL       "internal-error"      /* receiver failed; sender retries */
 
 struct juki_msg {
 	int version;
@@ -64,7 +64,7 @@ enum juki_ack_status {
 };
 
 struct juki_ack {
-	char id[JUKI_UUID_LEN + 1]; /* the ack's own id */
+	char id[JUKI_UUID_LEN + 1];   /* the ack's own id */
 	char corr[JUKI_UUID_LEN + 1]; /* the message acked; "" when it had no readable id */
 	enum juki_ack_status status;
 	char reason[JUKI_REASON_MAX];
@@ -90,7 +90,7 @@ int juki_uuid_valid(const char *text);
  * JUKI_EIO, JUKI_ERANGE (a clock time a UUIDv7 cannot carry).
  */
 int juki_msg_init(struct juki_msg *msg, const char *type, const char *from, const char *to,
-    const char *corr, json_t *body, const struct juki_clock *clock);
+		  const char *corr, json_t *body, const struct juki_clock *clock);
 
 /* juki_msg_clear() - release msg's body; msg may then be reused. */
 void juki_msg_clear(struct juki_msg *msg);
@@ -117,8 +117,8 @@ int juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **rea
  * (a rejection needs a reason of [a-z0-9-]).
  */
 json_t *juki_ack_new(const char *corr, const char *self, const char *peer,
-    enum juki_ack_status status, const char *reason, const char *detail,
-    const struct juki_clock *clock);
+		     enum juki_ack_status status, const char *reason, const char *detail,
+		     const struct juki_clock *clock);
 
 /*
  * juki_ack_parse() - read an ack from a parsed message whose type is "ack".

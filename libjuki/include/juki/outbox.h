@@ -56,7 +56,7 @@ struct juki_outbox_queue {
  * id (36 characters), type, from or to.
  */
 int juki_outbox_put(struct juki_store *store, const struct juki_msg *msg, const char *service,
-    int64_t now_ms, int64_t *seq);
+		    int64_t now_ms, int64_t *seq);
 
 /*
  * juki_outbox_queues() - every (dest, service) with entries, oldest first.
@@ -70,7 +70,7 @@ int juki_outbox_queues(struct juki_store *store, struct juki_outbox_queue **out,
  * juki_outbox_entries_free().
  */
 int juki_outbox_next(struct juki_store *store, const char *dest, const char *service,
-    int64_t after_seq, size_t max, struct juki_outbox_entry **out, size_t *n);
+		     int64_t after_seq, size_t max, struct juki_outbox_entry **out, size_t *n);
 void juki_outbox_entries_free(struct juki_outbox_entry *entries, size_t n);
 
 /* juki_outbox_attempted() - count one more delivery attempt of seq.  JUKI_ENOTFOUND if none. */
@@ -89,7 +89,7 @@ int juki_outbox_ack(struct juki_store *store, int64_t seq);
  * is open, else in its own.
  */
 int juki_outbox_reject(struct juki_store *store, int64_t seq, const char *reason,
-    const char *detail, int64_t now_ms);
+		       const char *detail, int64_t now_ms);
 
 /* juki_outbox_stats() - entries waiting and the created_ms of the oldest (0 if none). */
 int juki_outbox_stats(struct juki_store *store, int64_t *count, int64_t *oldest_ms);
@@ -110,6 +110,6 @@ int juki_inbox_lookup(struct juki_store *store, const char *msg_id, int *status)
  * recorded.
  */
 int juki_inbox_record(struct juki_store *store, const struct juki_msg *msg, int status,
-    const char *reason, int64_t now_ms);
+		      const char *reason, int64_t now_ms);
 
 #endif

@@ -30,7 +30,7 @@ int juki_pki_init_ca(const char *dir, const char *cn, int days, char *err, size_
  * When name_out is not NULL it receives <name> (at least 64 bytes).
  */
 int juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char *err,
-    size_t errlen);
+		   size_t errlen);
 
 /*
  * juki_pki_revoke() - revoke the certificate issued as name (or as the urn

@@ -46,7 +46,7 @@ enum juki_service juki_service_parse(const char *name);
  */
 int juki_policy_load(const char *path, struct juki_policy **out, char *err, size_t errlen);
 int juki_policy_load_string(const char *name, const char *text, size_t len,
-    struct juki_policy **out, char *err, size_t errlen);
+			    struct juki_policy **out, char *err, size_t errlen);
 void juki_policy_free(struct juki_policy *policy);
 
 /*
@@ -55,7 +55,7 @@ void juki_policy_free(struct juki_policy *policy);
  * ("no rule allows cs -> pref over muni").
  */
 int juki_policy_check(const struct juki_policy *policy, const struct juki_ident *src,
-    const struct juki_ident *dst, enum juki_service svc, char *why, size_t len);
+		      const struct juki_ident *dst, enum juki_service svc, char *why, size_t len);
 
 /* juki_policy_rule_count() - number of rules loaded. */
 size_t juki_policy_rule_count(const struct juki_policy *policy);

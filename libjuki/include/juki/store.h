@@ -43,7 +43,7 @@ struct juki_store;
  * An existing file keeps its mode.
  */
 int juki_store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
-    struct juki_store **out, char *err, size_t errlen);
+		    struct juki_store **out, char *err, size_t errlen);
 
 /* juki_store_close() - finalize cached statements and close; NULL is fine. */
 void juki_store_close(struct juki_store *store);

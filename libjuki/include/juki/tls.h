@@ -37,15 +37,15 @@ enum juki_tls_role {
 /* Why a handshake failed, for counters, alerts and logs. */
 enum juki_tls_failure {
 	JUKI_TLSF_NONE = 0,
-	JUKI_TLSF_NOT_TLS,      /* the peer did not speak TLS (plain TCP, HTTP...) */
-	JUKI_TLSF_VERSION,      /* TLS below 1.3 offered */
-	JUKI_TLSF_NO_CERT,      /* the peer presented no certificate */
-	JUKI_TLSF_UNKNOWN_CA,   /* certificate not issued by our CA */
-	JUKI_TLSF_REVOKED,      /* certificate on the CRL */
-	JUKI_TLSF_EXPIRED,      /* not yet valid or expired */
-	JUKI_TLSF_NO_IDENTITY,  /* no valid urn:juki SAN URI */
-	JUKI_TLSF_WRONG_PEER,   /* valid, but not who we expected */
-	JUKI_TLSF_PROTOCOL,     /* anything else */
+	JUKI_TLSF_NOT_TLS,     /* the peer did not speak TLS (plain TCP, HTTP...) */
+	JUKI_TLSF_VERSION,     /* TLS below 1.3 offered */
+	JUKI_TLSF_NO_CERT,     /* the peer presented no certificate */
+	JUKI_TLSF_UNKNOWN_CA,  /* certificate not issued by our CA */
+	JUKI_TLSF_REVOKED,     /* certificate on the CRL */
+	JUKI_TLSF_EXPIRED,     /* not yet valid or expired */
+	JUKI_TLSF_NO_IDENTITY, /* no valid urn:juki SAN URI */
+	JUKI_TLSF_WRONG_PEER,  /* valid, but not who we expected */
+	JUKI_TLSF_PROTOCOL,    /* anything else */
 };
 
 struct juki_tls;
@@ -56,8 +56,7 @@ struct juki_tls;
  * key matches the certificate and that the certificate names a urn:juki
  * identity (JUKI_ECERT).  Returns 0 or a negative code with a message in err.
  */
-int juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err,
-    size_t errlen);
+int juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err, size_t errlen);
 
 /* juki_tls_free() - drop our reference; SSL objects already made stay valid. */
 void juki_tls_free(struct juki_tls *tls);

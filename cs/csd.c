@@ -1,0 +1,181 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csd.h"
+#include "juki/error.h"
+
+const struct juki_conf_key csd_conf_keys[] = {
+    JUKI_NODE_CONF_KEYS(struct csd_conf, node),
+    JUKI_CONF_SCALAR(
+	struct csd_conf, prefecture, "prefecture", JUKI_CONF_IDENT, NULL, 0, 0, 0,
+	"The prefectural server that receives 転出確定通知 (default: urn:juki:pref:<first two "
+	"digits of our code>)."),
+    JUKI_CONF_END,
+};
+
+static const struct juki_migration csd_steps[] = {
+    {1, "CREATE TABLE resident ("
+	" code TEXT PRIMARY KEY,"
+	" name TEXT NOT NULL,"
+	" kana TEXT,"
+	" birth TEXT NOT NULL,"
+	" sex INTEGER NOT NULL CHECK (sex IN (1, 2)),"
+	" address TEXT NOT NULL,"
+	" lgcode TEXT NOT NULL,"
+	" status TEXT NOT NULL CHECK (status IN ('resident', 'moved-out')),"
+	" version INTEGER NOT NULL,"
+	" reason TEXT NOT NULL,"
+	" reason_date TEXT NOT NULL,"
+	" updated_ms INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE movein ("
+	" notice_id TEXT PRIMARY KEY,"
+	" code TEXT NOT NULL,"
+	" from_lgcode TEXT NOT NULL,"
+	" move_date TEXT NOT NULL,"
+	" status TEXT NOT NULL CHECK (status IN ('queued', 'accepted', 'rejected')),"
+	" reason TEXT,"
+	" detail TEXT,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE INDEX movein_code ON movein(code);"
+	"CREATE TABLE moveout ("
+	" tennyu_id TEXT PRIMARY KEY,"
+	" code TEXT NOT NULL,"
+	" to_lgcode TEXT NOT NULL,"
+	" move_date TEXT NOT NULL,"
+	" confirm_id TEXT NOT NULL UNIQUE,"
+	" confirm_status TEXT NOT NULL CHECK (confirm_status IN ('queued', 'accepted', "
+	"'rejected')),"
+	" received_ms INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE INDEX moveout_code ON moveout(code);"},
+};
+
+const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
+
+static const struct juki_handler csd_handlers[] = {
+    {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu},
+    {NULL, JUKI_SVC_NONE, NULL},
+};
+
+static const struct juki_ctl_cmd csd_cmds[] = {
+    {"resident.add", csd_cmd_resident_add,
+     "register residents (args: residents: [person...]); all or nothing"},
+    {"resident.show", csd_cmd_resident_show, "a resident's record and cases (args: code)"},
+    {"movein", csd_cmd_movein,
+     "record move-ins and send 転入通知 (args: moves: [{person, from, date}...]); all or "
+     "nothing"},
+    {"movein.list", csd_cmd_movein_list,
+     "move-ins recorded here and the answer to each notice (args: status, limit)"},
+    {NULL, NULL, NULL},
+};
+
+static const struct juki_node_spec csd_spec = {
+    .daemon = "juki-csd",
+    .kind = JUKI_KIND_CS,
+    .schemas = &csd_schema,
+    .nschemas = 1,
+    .handlers = csd_handlers,
+    .cmds = csd_cmds,
+    .on_ack = csd_on_ack,
+    .status = csd_status,
+};
+
+/* The prefectural server: configured, or the one of our prefecture. */
+static int
+resolve_pref(const struct csd_conf *conf, struct juki_ident *pref, char *err, size_t errlen)
+{
+	struct juki_ident self;
+	char code[3];
+
+	if (conf->prefecture != NULL) {
+		if (juki_ident_parse(conf->prefecture, pref) != 0 || pref->kind != JUKI_KIND_PREF) {
+			snprintf(err, errlen, "prefecture: %s is not a prefectural server",
+				 conf->prefecture);
+			return JUKI_ECONFIG;
+		}
+		return 0;
+	}
+	if (juki_ident_parse(conf->node.node, &self) != 0 || juki_ident_pref_of(&self, code) != 0) {
+		snprintf(err, errlen, "node: %s has no prefecture", conf->node.node);
+		return JUKI_ECONFIG;
+	}
+	return juki_ident_node(JUKI_KIND_PREF, code, pref);
+}
+
+static int
+csd_check(void *confp, char *err, size_t errlen)
+{
+	struct csd_conf *conf = confp;
+	struct juki_ident pref;
+	int rc;
+
+	if ((rc = resolve_pref(conf, &pref, err, errlen)) != 0) {
+		return rc;
+	}
+	return juki_node_check(&conf->node, JUKI_KIND_CS, err, errlen);
+}
+
+static int
+csd_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_t errlen)
+{
+	const struct csd_conf *conf = confp;
+	struct csd *cs;
+	int rc;
+
+	cs = calloc(1, sizeof(*cs));
+	if (cs == NULL) {
+		return JUKI_ENOMEM;
+	}
+	cs->conf = conf;
+	if ((rc = resolve_pref(conf, &cs->pref, err, errlen)) != 0 ||
+	    (rc = juki_node_start(&cs->node, d, &conf->node, &csd_spec, err, errlen)) != 0) {
+		free(cs);
+		return rc;
+	}
+	*nodep = cs;
+	return 0;
+}
+
+static int
+csd_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, size_t errlen)
+{
+	struct csd *cs = nodep;
+	const struct csd_conf *conf = newconfp;
+	struct juki_ident pref;
+	int rc;
+
+	(void)d;
+	if ((rc = resolve_pref(conf, &pref, err, errlen)) != 0 ||
+	    (rc = juki_node_reload(&cs->node, &conf->node, err, errlen)) != 0) {
+		return rc;
+	}
+	cs->pref = pref;
+	cs->conf = conf;
+	return 0;
+}
+
+static void
+csd_stop(struct juki_daemon *d, void *nodep)
+{
+	struct csd *cs = nodep;
+
+	(void)d;
+	juki_node_stop(&cs->node);
+	free(cs);
+}
+
+const struct juki_daemon_ops csd_ops = {
+    .name = "juki-csd",
+    .summary = "juki municipal communication server (コミュニケーションサーバ)",
+    .default_config = "/etc/juki/csd.yaml",
+    .conf_table = csd_conf_keys,
+    .conf_size = sizeof(struct csd_conf),
+    .check = csd_check,
+    .start = csd_start,
+    .reload = csd_reload,
+    .stop = csd_stop,
+};

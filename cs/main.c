@@ -1,0 +1,7 @@
+#include "csd.h"
+
+int
+main(int argc, char **argv)
+{
+	return juki_daemon_main(argc, argv, &csd_ops);
+}

@@ -1,0 +1,625 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csd.h"
+#include "juki/error.h"
+#include "juki/log.h"
+#include "juki/outbox.h"
+#include "juki/person.h"
+
+#define REASON_TENNYU     "転入"
+#define REASON_TENSHUTSU  "転出"
+#define REASON_REGISTERED "職権記載"
+/* Work per control request, so that one request cannot hold the loop for long. */
+#define BATCH_LIMIT 100000
+
+static const char sql_resident_get[] =
+    "SELECT name, kana, birth, sex, address, lgcode, status, version, reason, reason_date"
+    " FROM resident WHERE code = ?1";
+static const char sql_resident_put[] =
+    "INSERT INTO resident (code, name, kana, birth, sex, address, lgcode, status, version,"
+    " reason, reason_date, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'resident', ?8, ?9,"
+    " ?10, ?11) ON CONFLICT (code) DO UPDATE SET name = ?2, kana = ?3, birth = ?4, sex = ?5,"
+    " address = ?6, lgcode = ?7, status = 'resident', version = ?8, reason = ?9,"
+    " reason_date = ?10, updated_ms = ?11";
+static const char sql_resident_moved_out[] =
+    "UPDATE resident SET status = 'moved-out', version = version + 1, reason = ?2,"
+    " reason_date = ?3, updated_ms = ?4 WHERE code = ?1";
+static const char sql_movein_put[] =
+    "INSERT INTO movein (notice_id, code, from_lgcode, move_date, status, created_ms,"
+    " updated_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5)";
+static const char sql_movein_answer[] =
+    "UPDATE movein SET status = ?2, reason = ?3, detail = ?4, updated_ms = ?5"
+    " WHERE notice_id = ?1";
+static const char sql_moveout_put[] =
+    "INSERT INTO moveout (tennyu_id, code, to_lgcode, move_date, confirm_id, confirm_status,"
+    " received_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)";
+static const char sql_moveout_answer[] =
+    "UPDATE moveout SET confirm_status = ?2 WHERE confirm_id = ?1";
+
+static struct csd *
+csd_of(void *ctx)
+{
+	return ctx;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v == NULL || v[0] == '\0') {
+		sqlite3_bind_null(st, i);
+	} else {
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	}
+}
+
+/* What the CS holds of a person. */
+struct held {
+	struct juki_person p;
+	char status[16];
+	int64_t version;
+	char reason[32];
+	char reason_date[11];
+};
+
+static void
+copy_col(sqlite3_stmt *st, int col, char *out, size_t len)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	snprintf(out, len, "%s", v ? (const char *)v : "");
+}
+
+/* Returns 0 when found, JUKI_ENOTFOUND, or JUKI_ESTORE. */
+static int
+resident_get(struct juki_store *store, const char *code, struct held *h)
+{
+	sqlite3_stmt *st = juki_store_prepare(store, sql_resident_get);
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	memset(h, 0, sizeof(*h));
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(h->p.code, sizeof(h->p.code), "%s", code);
+		copy_col(st, 0, h->p.name, sizeof(h->p.name));
+		copy_col(st, 1, h->p.kana, sizeof(h->p.kana));
+		copy_col(st, 2, h->p.birth, sizeof(h->p.birth));
+		h->p.sex = sqlite3_column_int(st, 3);
+		copy_col(st, 4, h->p.address, sizeof(h->p.address));
+		copy_col(st, 5, h->p.lgcode, sizeof(h->p.lgcode));
+		copy_col(st, 6, h->status, sizeof(h->status));
+		h->version = sqlite3_column_int64(st, 7);
+		copy_col(st, 8, h->reason, sizeof(h->reason));
+		copy_col(st, 9, h->reason_date, sizeof(h->reason_date));
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+static int
+resident_put(struct juki_store *store, const struct juki_person *p, int64_t version,
+	     const char *reason, const char *reason_date, int64_t now)
+{
+	sqlite3_stmt *st = juki_store_prepare(store, sql_resident_put);
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, p->code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
+	bind_text(st, 3, p->kana);
+	sqlite3_bind_text(st, 4, p->birth, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, p->sex);
+	sqlite3_bind_text(st, 6, p->address, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, p->lgcode, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, version);
+	sqlite3_bind_text(st, 9, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, reason_date, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, now);
+	return step_done(st);
+}
+
+/* Fetch the array under key (or args itself as a one-element list when it is the item). */
+static int
+items_of(const json_t *args, const char *key, const json_t **items, struct juki_ctl_error *err)
+{
+	*items = json_object_get(args, key);
+	if (!json_is_array(*items) || json_array_size(*items) == 0) {
+		return juki_ctl_fail(err, "usage", "%s: a non-empty list", key);
+	}
+	if (json_array_size(*items) > BATCH_LIMIT) {
+		return juki_ctl_fail(err, "usage", "%s: at most %d per request", key, BATCH_LIMIT);
+	}
+	return 0;
+}
+
+static int
+field_error(struct juki_ctl_error *err, const char *list, size_t i, const char *prefix,
+	    const struct juki_field_error *fe)
+{
+	return juki_ctl_fail(err, "invalid", "%s[%zu].%s%s: %s (%s)", list, i, prefix, fe->field,
+			     fe->detail, fe->reason);
+}
+
+/* Undo an open transaction after a failed command; the command's error stands. */
+static int
+abandon(struct juki_store *store, int rc)
+{
+	juki_store_rollback(store);
+	return rc;
+}
+
+int
+csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct csd *cs = csd_of(ctx);
+	struct juki_store *store = cs->node.store;
+	const json_t *items, *item;
+	int64_t now = juki_node_now_ms(&cs->node);
+	char today[11];
+	size_t i;
+	int rc;
+
+	if ((rc = items_of(args, "residents", &items, err)) != 0) {
+		return rc;
+	}
+	juki_clock_date(now, today, sizeof(today));
+	if ((rc = juki_store_begin(store)) != 0) {
+		return rc;
+	}
+	json_array_foreach(items, i, item)
+	{
+		struct juki_person p;
+		struct juki_field_error fe;
+		struct held h;
+		json_t *copy = json_deep_copy(item);
+
+		/* A resident lives here: the code of the address is ours unless stated. */
+		if (json_is_object(copy) && json_object_get(copy, "lgcode") == NULL) {
+			json_object_set_new(copy, "lgcode", json_string(cs->node.self.id));
+		}
+		rc = juki_person_from_json(copy, 0, &p, &fe);
+		json_decref(copy);
+		if (rc != 0) {
+			return abandon(store, field_error(err, "residents", i, "", &fe));
+		}
+		if (strcmp(p.lgcode, cs->node.self.id) != 0) {
+			return abandon(store,
+				       juki_ctl_fail(err, "invalid",
+						     "residents[%zu].lgcode: not this municipality",
+						     i));
+		}
+		rc = resident_get(store, p.code, &h);
+		if (rc == 0) {
+			return abandon(
+			    store, juki_ctl_fail(err, "conflict",
+						 "residents[%zu].code: already recorded here", i));
+		}
+		if (rc != JUKI_ENOTFOUND ||
+		    (rc = resident_put(store, &p, 1, REASON_REGISTERED, today, now)) != 0) {
+			return abandon(store, rc);
+		}
+	}
+	if ((rc = juki_store_commit(store)) != 0) {
+		return rc;
+	}
+	log_info("csd: %zu residents registered", json_array_size(items));
+	*result = json_pack("{s:I}", "added", (json_int_t)json_array_size(items));
+	return 0;
+}
+
+static int
+cases_of(struct juki_store *store, const char *code, json_t *out)
+{
+	static const char sql_in[] =
+	    "SELECT notice_id, from_lgcode, move_date, status, reason, detail FROM movein"
+	    " WHERE code = ?1 ORDER BY created_ms";
+	static const char sql_out[] =
+	    "SELECT tennyu_id, to_lgcode, move_date, confirm_id, confirm_status FROM moveout"
+	    " WHERE code = ?1 ORDER BY received_ms";
+	sqlite3_stmt *st;
+	json_t *ins = json_array(), *outs = json_array();
+
+	json_object_set_new(out, "moveins", ins);
+	json_object_set_new(out, "moveouts", outs);
+	if ((st = juki_store_prepare(store, sql_in)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_array_append_new(
+		    ins, json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?}", "notice_id",
+				   sqlite3_column_text(st, 0), "from", sqlite3_column_text(st, 1),
+				   "date", sqlite3_column_text(st, 2), "status",
+				   sqlite3_column_text(st, 3), "reason", sqlite3_column_text(st, 4),
+				   "detail", sqlite3_column_text(st, 5)));
+	}
+	sqlite3_reset(st);
+	if ((st = juki_store_prepare(store, sql_out)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_array_append_new(outs, json_pack("{s:s,s:s,s:s,s:s,s:s}", "tennyu_id",
+						      sqlite3_column_text(st, 0), "to",
+						      sqlite3_column_text(st, 1), "date",
+						      sqlite3_column_text(st, 2), "confirm_id",
+						      sqlite3_column_text(st, 3), "confirm_status",
+						      sqlite3_column_text(st, 4)));
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct csd *cs = csd_of(ctx);
+	struct juki_field_error fe;
+	struct held h;
+	char code[JUKI_JUMIN_CODE_LEN + 1];
+	json_t *out;
+	int rc;
+
+	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
+	}
+	rc = resident_get(cs->node.store, code, &h);
+	if (rc == JUKI_ENOTFOUND) {
+		return juki_ctl_fail(err, "not-found", "no record of %s here", code);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	out = juki_person_to_json(&h.p);
+	if (out == NULL) {
+		return JUKI_ENOMEM;
+	}
+	json_object_set_new(out, "status", json_string(h.status));
+	json_object_set_new(out, "version", json_integer(h.version));
+	json_object_set_new(out, "reason", json_string(h.reason));
+	json_object_set_new(out, "reason_date", json_string(h.reason_date));
+	if ((rc = cases_of(cs->node.store, code, out)) != 0) {
+		json_decref(out);
+		return rc;
+	}
+	*result = out;
+	return 0;
+}
+
+/* Record one move-in and queue its 転入通知, inside the caller's transaction. */
+static int
+movein_one(struct csd *cs, const json_t *move, size_t i, int64_t now, json_t *notices,
+	   struct juki_ctl_error *err)
+{
+	struct juki_store *store = cs->node.store;
+	struct juki_field_error fe;
+	struct juki_person p;
+	struct juki_ident old_cs;
+	struct juki_msg msg;
+	struct held h;
+	char from[JUKI_LGCODE_LEN + 1], date[11];
+	json_t *person, *body;
+	int64_t version = 1;
+	int rc;
+
+	if (!json_is_object(move)) {
+		return juki_ctl_fail(err, "usage", "moves[%zu]: an object", i);
+	}
+	person = json_deep_copy(json_object_get(move, "person"));
+	if (json_is_object(person) && json_object_get(person, "lgcode") == NULL) {
+		json_object_set_new(person, "lgcode", json_string(cs->node.self.id));
+	}
+	rc = juki_person_from_json(person, 0, &p, &fe);
+	if (rc != 0) {
+		json_decref(person);
+		return field_error(err, "moves", i, "person.", &fe);
+	}
+	if (strcmp(p.lgcode, cs->node.self.id) != 0) {
+		json_decref(person);
+		return juki_ctl_fail(err, "invalid",
+				     "moves[%zu].person.lgcode: not this municipality", i);
+	}
+	if (juki_json_code(move, "from", 1, from, sizeof(from), &fe) != 0 ||
+	    juki_json_date(move, "date", date, &fe) != 0) {
+		json_decref(person);
+		return field_error(err, "moves", i, "", &fe);
+	}
+	if (strcmp(from, cs->node.self.id) == 0) {
+		json_decref(person);
+		return juki_ctl_fail(
+		    err, "invalid",
+		    "moves[%zu].from: a move within the municipality is 転居, not 転入", i);
+	}
+	rc = resident_get(store, p.code, &h);
+	if (rc == 0 && strcmp(h.status, "resident") == 0) {
+		json_decref(person);
+		return juki_ctl_fail(err, "conflict", "moves[%zu]: %s is already resident here", i,
+				     p.code);
+	}
+	if (rc == 0) {
+		version = h.version + 1;
+	} else if (rc != JUKI_ENOTFOUND) {
+		json_decref(person);
+		return rc;
+	}
+	juki_ident_node(JUKI_KIND_CS, from, &old_cs);
+	body = json_pack("{s:o,s:s,s:s}", "person", person, "old_lgcode", from, "move_date", date);
+	if (body == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = juki_msg_init(&msg, JUKI_MSG_TENNYU, cs->node.self.urn, old_cs.urn, NULL, body,
+			   &cs->node.clock);
+	if (rc != 0) {
+		return rc;
+	}
+	rc = resident_put(store, &p, version, REASON_TENNYU, date, now);
+	if (rc == 0) {
+		rc = juki_outbox_put(store, &msg, "muni", now, NULL);
+	}
+	if (rc == 0) {
+		sqlite3_stmt *st = juki_store_prepare(store, sql_movein_put);
+
+		rc = JUKI_ESTORE;
+		if (st != NULL) {
+			sqlite3_bind_text(st, 1, msg.id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, p.code, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, from, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, date, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, now);
+			rc = step_done(st);
+		}
+	}
+	if (rc == 0) {
+		json_array_append_new(notices, json_pack("{s:s,s:s,s:s}", "code", p.code,
+							 "notice_id", msg.id, "to", old_cs.urn));
+	}
+	juki_msg_clear(&msg);
+	return rc;
+}
+
+int
+csd_cmd_movein(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct csd *cs = csd_of(ctx);
+	struct juki_store *store = cs->node.store;
+	int64_t now = juki_node_now_ms(&cs->node);
+	const json_t *items, *item;
+	json_t *notices;
+	size_t i;
+	int rc;
+
+	if ((rc = items_of(args, "moves", &items, err)) != 0) {
+		return rc;
+	}
+	notices = json_array();
+	if (notices == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if ((rc = juki_store_begin(store)) != 0) {
+		json_decref(notices);
+		return rc;
+	}
+	json_array_foreach(items, i, item)
+	{
+		rc = movein_one(cs, item, i, now, notices, err);
+		if (rc != 0) {
+			json_decref(notices);
+			return abandon(store, rc);
+		}
+	}
+	if ((rc = juki_store_commit(store)) != 0) {
+		json_decref(notices);
+		return rc;
+	}
+	log_info("csd: %zu move-ins recorded, 転入通知 queued", json_array_size(items));
+	juki_node_kick(&cs->node);
+	*result = json_pack("{s:I,s:o}", "queued", (json_int_t)json_array_size(items), "notices",
+			    notices);
+	return 0;
+}
+
+int
+csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql[] =
+	    "SELECT notice_id, code, from_lgcode, move_date, status, reason, detail FROM movein"
+	    " WHERE ?1 IS NULL OR status = ?1 ORDER BY created_ms, notice_id LIMIT ?2";
+	struct csd *cs = csd_of(ctx);
+	const json_t *status = json_object_get(args, "status");
+	const json_t *limit = json_object_get(args, "limit");
+	sqlite3_stmt *st;
+	json_t *rows;
+
+	if (status != NULL && !json_is_string(status)) {
+		return juki_ctl_fail(err, "usage", "status: queued, accepted or rejected");
+	}
+	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1)) {
+		return juki_ctl_fail(err, "usage", "limit: a positive count");
+	}
+	st = juki_store_prepare(cs->node.store, sql);
+	rows = json_array();
+	if (st == NULL || rows == NULL) {
+		json_decref(rows);
+		return JUKI_ESTORE;
+	}
+	bind_text(st, 1, json_string_value(status));
+	sqlite3_bind_int64(st, 2, limit ? json_integer_value(limit) : 1000);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s?}",
+						      "notice_id", sqlite3_column_text(st, 0),
+						      "code", sqlite3_column_text(st, 1), "from",
+						      sqlite3_column_text(st, 2), "date",
+						      sqlite3_column_text(st, 3), "status",
+						      sqlite3_column_text(st, 4), "reason",
+						      sqlite3_column_text(st, 5), "detail",
+						      sqlite3_column_text(st, 6)));
+	}
+	sqlite3_reset(st);
+	*result = json_pack("{s:o}", "moveins", rows);
+	return 0;
+}
+
+int
+csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	struct csd *cs = csd_of(ctx);
+	struct juki_store *store = cs->node.store;
+	int64_t now = juki_node_now_ms(&cs->node);
+	struct juki_field_error fe;
+	struct juki_ident sender;
+	struct juki_person p;
+	struct juki_msg confirm;
+	struct held h;
+	char old_lg[JUKI_LGCODE_LEN + 1], date[11];
+	sqlite3_stmt *st;
+	json_t *body;
+	int rc;
+
+	if (juki_person_from_json(json_object_get(msg->body, "person"), 0, &p, &fe) != 0) {
+		return juki_reject_set(rej, fe.reason, "person.%s: %s", fe.field, fe.detail);
+	}
+	if (juki_json_code(msg->body, "old_lgcode", 1, old_lg, sizeof(old_lg), &fe) != 0 ||
+	    juki_json_date(msg->body, "move_date", date, &fe) != 0) {
+		return juki_reject_set(rej, fe.reason, "%s: %s", fe.field, fe.detail);
+	}
+	if (strcmp(old_lg, cs->node.self.id) != 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "old_lgcode: not this municipality");
+	}
+	juki_ident_parse(msg->from, &sender);
+	if (strcmp(p.lgcode, sender.id) != 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
+				       "person.lgcode: not the municipality that sent the notice");
+	}
+	rc = resident_get(store, p.code, &h);
+	if (rc == JUKI_ENOTFOUND) {
+		return juki_reject_set(rej, JUKI_R_UNKNOWN_PERSON, "no record of this code here");
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	if (strcmp(h.status, "resident") != 0) {
+		return juki_reject_set(rej, JUKI_R_NOT_RESIDENT, "already moved out");
+	}
+	if (strcmp(h.p.birth, p.birth) != 0 || h.p.sex != p.sex) {
+		return juki_reject_set(
+		    rej, JUKI_R_BAD_FIELD,
+		    "person: birth date or sex does not match the record of this code");
+	}
+	if ((st = juki_store_prepare(store, sql_resident_moved_out)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, p.code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, REASON_TENSHUTSU, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, date, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	if ((rc = step_done(st)) != 0) {
+		return rc;
+	}
+	body = json_pack("{s:s,s:s,s:s,s:s,s:s}", "code", p.code, "old_lgcode", old_lg,
+			 "new_lgcode", sender.id, "move_date", date, "tennyu_id", msg->id);
+	if (body == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = juki_msg_init(&confirm, JUKI_MSG_TENSHUTSU, cs->node.self.urn, cs->pref.urn, NULL,
+			   body, &cs->node.clock);
+	if (rc != 0) {
+		return rc;
+	}
+	rc = juki_outbox_put(store, &confirm, "honnin", now, NULL);
+	if (rc == 0 && (st = juki_store_prepare(store, sql_moveout_put)) == NULL) {
+		rc = JUKI_ESTORE;
+	}
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, msg->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, p.code, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, sender.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, date, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, confirm.id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+		rc = step_done(st);
+	}
+	juki_msg_clear(&confirm);
+	return rc;
+}
+
+int
+csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack)
+{
+	struct csd *cs = csd_of(ctx);
+	const char *status = ack->status == JUKI_ACK_REJECTED ? "rejected" : "accepted";
+	sqlite3_stmt *st;
+
+	if (strcmp(entry->type, JUKI_MSG_TENNYU) == 0) {
+		if ((st = juki_store_prepare(cs->node.store, sql_movein_answer)) == NULL) {
+			return JUKI_ESTORE;
+		}
+		sqlite3_bind_text(st, 1, entry->msg_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+		bind_text(st, 3, ack->status == JUKI_ACK_REJECTED ? ack->reason : NULL);
+		bind_text(st, 4, ack->status == JUKI_ACK_REJECTED ? ack->detail : NULL);
+		sqlite3_bind_int64(st, 5, juki_node_now_ms(&cs->node));
+		return step_done(st);
+	}
+	if (strcmp(entry->type, JUKI_MSG_TENSHUTSU) == 0) {
+		if ((st = juki_store_prepare(cs->node.store, sql_moveout_answer)) == NULL) {
+			return JUKI_ESTORE;
+		}
+		sqlite3_bind_text(st, 1, entry->msg_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+		return step_done(st);
+	}
+	return 0;
+}
+
+json_t *
+csd_status(struct juki_node *node)
+{
+	static const char sql_res[] = "SELECT status, count(*) FROM resident GROUP BY status";
+	static const char sql_in[] = "SELECT status, count(*) FROM movein GROUP BY status";
+	static const char sql_out[] = "SELECT count(*) FROM moveout";
+	struct csd *cs = csd_of(node);
+	json_t *res = json_object(), *ins = json_object();
+	sqlite3_stmt *st;
+	json_int_t outs = 0;
+
+	if ((st = juki_store_prepare(node->store, sql_res)) != NULL) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			json_object_set_new(res, (const char *)sqlite3_column_text(st, 0),
+					    json_integer(sqlite3_column_int64(st, 1)));
+		}
+		sqlite3_reset(st);
+	}
+	if ((st = juki_store_prepare(node->store, sql_in)) != NULL) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			json_object_set_new(ins, (const char *)sqlite3_column_text(st, 0),
+					    json_integer(sqlite3_column_int64(st, 1)));
+		}
+		sqlite3_reset(st);
+	}
+	if ((st = juki_store_prepare(node->store, sql_out)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			outs = sqlite3_column_int64(st, 0);
+		}
+		sqlite3_reset(st);
+	}
+	return json_pack("{s:s,s:o,s:o,s:I}", "prefecture", cs->pref.urn, "residents", res,
+			 "moveins", ins, "moveouts", outs);
+}

@@ -1,0 +1,7 @@
+#include "ctl.h"
+
+int
+main(int argc, char **argv)
+{
+	return ctl_main(argc, argv);
+}

@@ -1,0 +1,176 @@
+/*
+ * juki — what every server node has in common (cs, pref, jlis, authlink):
+ * its configuration keys, and the running parts built from them — TLS
+ * identity, flow policy, store, alerts, the node port (inbound), delivery of
+ * the outbox (outbound) and the control socket with the common commands
+ * "status" and "alerts".
+ *
+ * A daemon embeds struct juki_node as the first member of its own state;
+ * message handlers, control commands and the reject callback all receive
+ * that struct juki_node * as their ctx.
+ */
+#ifndef JUKI_NODE_H
+#define JUKI_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "juki/alert.h"
+#include "juki/clock.h"
+#include "juki/config.h"
+#include "juki/control.h"
+#include "juki/daemon.h"
+#include "juki/inbound.h"
+#include "juki/outbound.h"
+#include "juki/policy.h"
+#include "juki/store.h"
+#include "juki/tls.h"
+
+struct juki_tls_files {
+	char *cert, *key, *ca, *crl;
+};
+
+struct juki_node_limits {
+	int64_t frame_max;
+	int64_t handshake_timeout;
+	int64_t line_timeout;
+	int64_t idle_timeout;
+};
+
+struct juki_node_delivery {
+	int64_t window;
+	int64_t connect_timeout;
+	int64_t backoff_min;
+	int64_t backoff_max;
+	int64_t failback;
+	int64_t idle_timeout;
+};
+
+struct juki_node_conf {
+	char *node; /* our identity; must match the certificate */
+	struct juki_tls_files tls;
+	char **listen; /* node port: gateways connect here */
+	size_t nlisten;
+	char **gateways; /* ordered: primary first */
+	size_t ngateways;
+	char *policy;
+	char *store;
+	char *control;
+	int log_level; /* index into juki_log_level_names */
+	struct juki_node_limits limits;
+	struct juki_node_delivery delivery;
+	int64_t clock_offset;
+};
+
+extern const struct juki_conf_key juki_tls_files_keys[];
+extern const struct juki_conf_key juki_node_limits_keys[];
+extern const struct juki_conf_key juki_node_delivery_keys[];
+extern const char *const juki_log_level_names[];
+
+/* juki_log_level_of() - the log level of a juki_log_level_names index. */
+int juki_log_level_of(int index);
+
+/* The key-table entries of struct juki_node_conf, placed at field f of st. */
+#define JUKI_NODE_CONF_KEYS(st, f)                                                                 \
+	JUKI_CONF_SCALAR(                                                                          \
+	    st, f.node, "node", JUKI_CONF_IDENT, NULL, JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 0,  \
+	    0,                                                                                     \
+	    "This node's identity, urn:juki:<kind>:<id>; must be the one its certificate names."), \
+	    JUKI_CONF_SECTIONKEY(                                                                  \
+		st, f.tls, "tls", juki_tls_files_keys,                                             \
+		"Certificate, key, CA and CRL of this node (第4-3(4),(5), 第4-5(1))."),            \
+	    JUKI_CONF_SCALARLIST(st, f.listen, f.nlisten, "listen", JUKI_CONF_ADDR,                \
+				 JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 1, 16,                    \
+				 "Node-port addresses (host:port) that gateways connect to."),     \
+	    JUKI_CONF_SCALARLIST(                                                                  \
+		st, f.gateways, f.ngateways, "gateways", JUKI_CONF_ADDR, 0, 0, 16,                 \
+		"Gateway endpoints, primary first; later ones are backup lines (第3-3(2))."),      \
+	    JUKI_CONF_SCALAR(st, f.policy, "policy", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED, 0,  \
+			     0, "Flow policy file, the same as the gateways'."),                   \
+	    JUKI_CONF_SCALAR(st, f.store, "store", JUKI_CONF_PATH, NULL,                           \
+			     JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 0, 0,                         \
+			     "SQLite database file."),                                             \
+	    JUKI_CONF_SCALAR(st, f.control, "control", JUKI_CONF_PATH, NULL,                       \
+			     JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 0, 0,                         \
+			     "Control socket for juki-ctl (mode 0600)."),                          \
+	    JUKI_CONF_ENUMKEY(st, f.log_level, "log_level", juki_log_level_names, "info", 0,       \
+			      "error, warning, notice, info or debug."),                           \
+	    JUKI_CONF_SECTIONKEY(st, f.limits, "limits", juki_node_limits_keys,                    \
+				 "Bounds on what peers may send and how long they may take."),     \
+	    JUKI_CONF_SECTIONKEY(st, f.delivery, "delivery", juki_node_delivery_keys,              \
+				 "Delivery of the outbox through the gateways."),                  \
+	    JUKI_CONF_SCALAR(                                                                      \
+		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0, 0,              \
+		"Added to the system clock: for drills and tests of dated rules only.")
+
+struct juki_node;
+
+struct juki_node_spec {
+	const char *daemon;                /* "juki-csd" */
+	enum juki_kind kind;               /* the kind this daemon serves */
+	const struct juki_schema *schemas; /* the daemon's own tables */
+	size_t nschemas;
+	const struct juki_handler *handlers;       /* message types it accepts */
+	const struct juki_ctl_cmd *cmds;           /* its own control commands */
+	juki_outbound_ack_cb on_ack;               /* NULL: only recorded in outbox_rejected */
+	json_t *(*status)(struct juki_node *node); /* its part of "status" (NULL: none) */
+};
+
+struct juki_node {
+	struct juki_daemon *daemon;
+	struct event_base *base;
+	const struct juki_node_spec *spec;
+	const struct juki_node_conf *conf;
+	struct juki_clock clock;
+	struct juki_ident self;
+	struct juki_tls *tls;
+	struct juki_policy *policy;
+	struct juki_store *store;
+	struct juki_alerts *alerts;
+	struct juki_inbound *inbound;
+	struct juki_outbound *outbound;
+	struct juki_ctl_server *ctl;
+	struct juki_ctl_cmd *cmds; /* common + the daemon's */
+};
+
+/*
+ * juki_node_check() - everything about conf that can be checked without
+ * side effects: identity of the right kind and equal to the certificate's,
+ * key file mode, certificate and CA load, policy loads.
+ */
+int juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err,
+		    size_t errlen);
+
+/*
+ * juki_node_start() - build and start everything.  node is zeroed by the
+ * caller (it is usually the first member of the daemon's state).
+ */
+int juki_node_start(struct juki_node *node, struct juki_daemon *d,
+		    const struct juki_node_conf *conf, const struct juki_node_spec *spec, char *err,
+		    size_t errlen);
+
+/*
+ * juki_node_reload() - new TLS material, policy, gateways, limits and log
+ * level from conf; settings marked restart-only must be unchanged.  On
+ * failure the node keeps running as it was.
+ */
+int juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err,
+		     size_t errlen);
+
+/* juki_node_kick() - entries were committed to the outbox: deliver them. */
+void juki_node_kick(struct juki_node *node);
+
+/* juki_node_stop() - close everything; the store last. */
+void juki_node_stop(struct juki_node *node);
+
+/* juki_node_now_ms() - the node's clock. */
+int64_t juki_node_now_ms(const struct juki_node *node);
+
+/*
+ * juki_node_tls_conf() - the struct juki_tls_conf view of configured files.
+ */
+struct juki_tls_conf juki_node_tls_conf(const struct juki_tls_files *files);
+
+#endif

@@ -1,0 +1,559 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "juki/error.h"
+#include "juki/inbound.h"
+#include "juki/log.h"
+#include "juki/net.h"
+#include "juki/outbox.h"
+
+/* Messages applied per transaction: enough for group commit, small enough to stay fair. */
+#define BATCH_MAX   512
+#define MAX_REASONS 32
+/* Time a refused gateway connection gets to take its DENY line. */
+#define DENY_FLUSH_MS 2000
+
+struct reason_count {
+	char reason[JUKI_REASON_MAX];
+	uint64_t n;
+};
+
+struct conn;
+
+struct juki_inbound {
+	struct juki_inbound_conf conf;
+	struct juki_tls *tls;
+	const struct juki_policy *policy;
+	struct juki_listener **listeners;
+	size_t nlisteners;
+	struct conn *conns; /* channels that are up */
+	size_t nchans;
+	uint64_t received, accepted, duplicate;
+	struct reason_count rejected[MAX_REASONS];
+	size_t nrejected;
+};
+
+struct conn {
+	struct juki_inbound *in;
+	char addr[64];
+	struct juki_ident src;
+	enum juki_service svc;
+	struct juki_chan *chan;
+	struct conn *prev, *next;
+};
+
+int
+juki_reject_set(struct juki_reject *rej, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(rej->reason, sizeof(rej->reason), "%s", reason);
+	va_start(ap, fmt);
+	vsnprintf(rej->detail, sizeof(rej->detail), fmt, ap);
+	va_end(ap);
+	return JUKI_REJECT;
+}
+
+static void
+count_reject(struct juki_inbound *in, const char *reason)
+{
+	for (size_t i = 0; i < in->nrejected; i++) {
+		if (strcmp(in->rejected[i].reason, reason) == 0) {
+			in->rejected[i].n++;
+			return;
+		}
+	}
+	if (in->nrejected < MAX_REASONS) {
+		snprintf(in->rejected[in->nrejected].reason, JUKI_REASON_MAX, "%s", reason);
+		in->rejected[in->nrejected++].n = 1;
+	}
+}
+
+static const struct juki_ident *
+self_of(const struct juki_inbound *in)
+{
+	return juki_tls_self(in->tls);
+}
+
+/* Take a connection whose channel is up off the list. */
+static void
+conn_unlink(struct conn *c)
+{
+	struct juki_inbound *in = c->in;
+
+	if (c->prev != NULL) {
+		c->prev->next = c->next;
+	} else {
+		in->conns = c->next;
+	}
+	if (c->next != NULL) {
+		c->next->prev = c->prev;
+	}
+	in->nchans--;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	if (c->chan != NULL) {
+		conn_unlink(c);
+		juki_chan_free(c->chan);
+	}
+	free(c);
+}
+
+static const char *
+failure_alert(enum juki_tls_failure f)
+{
+	switch (f) {
+	case JUKI_TLSF_UNKNOWN_CA:
+		return "unknown-certificate";
+	case JUKI_TLSF_REVOKED:
+		return "revoked-certificate";
+	case JUKI_TLSF_WRONG_PEER:
+		return "identity-mismatch";
+	default:
+		return "handshake-failed";
+	}
+}
+
+static void chan_readable(struct juki_chan *chan, void *arg);
+static void chan_closed(struct juki_chan *chan, int rc, const char *why, void *arg);
+
+static void
+inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls_failure f,
+	   const char *why, void *arg)
+{
+	struct conn *c = arg;
+	struct juki_inbound *in = c->in;
+	static const struct juki_chan_cbs cbs = {
+	    .readable = chan_readable,
+	    .closed = chan_closed,
+	};
+
+	if (bev == NULL) {
+		juki_alert(in->conf.alerts, failure_alert(f), c->src.urn, c->addr,
+			   "inner handshake from %s over %s: %s", c->src.urn,
+			   juki_service_name(c->svc), why);
+		free(c);
+		return;
+	}
+	c->chan = juki_chan_new(bev, peer, juki_service_name(c->svc), in->conf.frame_max,
+				in->conf.idle_timeout_ms, &cbs, c);
+	if (c->chan == NULL) {
+		log_warnx("inbound: out of memory for a channel from %s", peer->urn);
+		free(c);
+		return;
+	}
+	c->next = in->conns;
+	if (in->conns != NULL) {
+		in->conns->prev = c;
+	}
+	in->conns = c;
+	in->nchans++;
+	log_info("inbound: channel up from %s over %s via %s", peer->urn, juki_service_name(c->svc),
+		 c->addr);
+}
+
+static void
+from_line(struct bufferevent *bev, const char *line, int rc, void *arg)
+{
+	struct conn *c = arg;
+	struct juki_inbound *in = c->in;
+	char verb[8], urn[JUKI_URN_MAX], svc[16], extra[2], why[200];
+
+	if (rc != 0) {
+		juki_alert(in->conf.alerts, "malformed-request", NULL, c->addr,
+			   "FROM line from gateway: %s", juki_strerror(rc));
+		if (rc == JUKI_ECLOSED || rc == JUKI_ETIMEDOUT) {
+			bufferevent_free(bev);
+		} else {
+			juki_net_deny(bev, "malformed", "expected FROM <urn> <service>",
+				      DENY_FLUSH_MS);
+		}
+		free(c);
+		return;
+	}
+	if (sscanf(line, "%7s %127s %15s %1s", verb, urn, svc, extra) != 3 ||
+	    strcmp(verb, "FROM") != 0 || juki_ident_parse(urn, &c->src) != 0 ||
+	    (c->svc = juki_service_parse(svc)) == JUKI_SVC_NONE) {
+		juki_alert(in->conf.alerts, "malformed-request", NULL, c->addr,
+			   "gateway sent a malformed FROM line");
+		juki_net_deny(bev, "malformed", "expected FROM <urn> <service>", DENY_FLUSH_MS);
+		free(c);
+		return;
+	}
+	if (juki_policy_check(in->policy, &c->src, self_of(in), c->svc, why, sizeof(why)) != 0) {
+		juki_alert(in->conf.alerts, "policy-denied", c->src.urn, c->addr, "%s", why);
+		juki_net_deny(bev, "policy", why, DENY_FLUSH_MS);
+		free(c);
+		return;
+	}
+	if (juki_net_write_line(bev, "OK") != 0 ||
+	    juki_net_wrap_tls(in->conf.base, in->tls, bev, JUKI_TLS_SERVER, &c->src,
+			      in->conf.handshake_timeout_ms, inner_done, c) != 0) {
+		log_warnx("inbound: cannot start the inner session from %s", c->src.urn);
+		free(c);
+	}
+}
+
+static void
+outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls_failure f,
+	   const char *why, void *arg)
+{
+	struct conn *c = arg;
+	struct juki_inbound *in = c->in;
+
+	if (bev == NULL) {
+		juki_alert(in->conf.alerts, failure_alert(f), NULL, c->addr, "node port: %s", why);
+		free(c);
+		return;
+	}
+	if (peer->kind != JUKI_KIND_FWGATE) {
+		juki_alert(in->conf.alerts, "not-a-gateway", peer->urn, c->addr,
+			   "node port accepts gateways only");
+		juki_net_deny(bev, "forbidden", "node port accepts gateways only", DENY_FLUSH_MS);
+		free(c);
+		return;
+	}
+	juki_net_read_line(bev, JUKI_LINE_MAX, in->conf.line_timeout_ms, from_line, c);
+}
+
+static void
+accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+	struct juki_inbound *in = arg;
+	struct conn *c;
+
+	(void)len;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->in = in;
+	juki_net_addr_text(sa, c->addr, sizeof(c->addr));
+	if (juki_net_accept_tls(in->conf.base, in->tls, fd, in->conf.handshake_timeout_ms,
+				outer_done, c) != 0) {
+		free(c);
+	}
+}
+
+static const struct juki_handler *
+find_handler(const struct juki_inbound *in, const char *type)
+{
+	for (const struct juki_handler *h = in->conf.handlers; h->type != NULL; h++) {
+		if (strcmp(h->type, type) == 0) {
+			return h;
+		}
+	}
+	return NULL;
+}
+
+static int
+queue_ack(struct conn *c, json_t *acks, const char *corr, enum juki_ack_status status,
+	  const char *reason, const char *detail)
+{
+	json_t *ack = juki_ack_new(corr, self_of(c->in)->urn, c->src.urn, status, reason, detail,
+				   c->in->conf.clock);
+
+	if (ack == NULL || json_array_append_new(acks, ack) != 0) {
+		return JUKI_ENOMEM;
+	}
+	return 0;
+}
+
+static int
+refuse(struct conn *c, json_t *acks, const struct juki_msg *msg, const char *reason,
+       const char *detail)
+{
+	count_reject(c->in, reason);
+	log_notice("inbound: rejected %s %s from %s: %s (%s)", msg->type[0] ? msg->type : "-",
+		   msg->id[0] ? msg->id : "-", c->src.urn, reason, detail);
+	return queue_ack(c, acks, msg->id, JUKI_ACK_REJECTED, reason, detail);
+}
+
+/* Returns 0 (an ack was queued) or a negative code for an internal failure. */
+static int
+handle_one(struct conn *c, const json_t *doc, json_t *acks)
+{
+	struct juki_inbound *in = c->in;
+	struct juki_store *store = in->conf.store;
+	const struct juki_handler *h;
+	struct juki_reject rej;
+	struct juki_msg msg;
+	const char *reason = NULL;
+	int rc, status;
+
+	memset(&msg, 0, sizeof(msg));
+	in->received++;
+	if (juki_msg_from_json(doc, &msg, &reason) != 0) {
+		juki_alert(in->conf.alerts, "malformed-message", c->src.urn, c->addr,
+			   "message header refused: %s", reason);
+		rc = refuse(c, acks, &msg, reason, "message header");
+		goto out;
+	}
+	if (strcmp(msg.from, c->src.urn) != 0) {
+		juki_alert(in->conf.alerts, "sender-mismatch", c->src.urn, c->addr,
+			   "header names %s as sender", msg.from);
+		rc = refuse(c, acks, &msg, JUKI_R_SENDER, "from is not the authenticated peer");
+		goto out;
+	}
+	if (strcmp(msg.to, self_of(in)->urn) != 0) {
+		rc = refuse(c, acks, &msg, JUKI_R_RECIPIENT, "to is not this node");
+		goto out;
+	}
+	h = find_handler(in, msg.type);
+	if (h == NULL) {
+		rc = refuse(c, acks, &msg, JUKI_R_UNKNOWN_TYPE, "no such message type here");
+		goto out;
+	}
+	if (h->service != c->svc) {
+		rc = refuse(c, acks, &msg, JUKI_R_POLICY,
+			    "message type not carried by this service");
+		goto out;
+	}
+	rc = juki_inbox_lookup(store, msg.id, &status);
+	if (rc == 0) {
+		in->duplicate++;
+		rc = queue_ack(c, acks, msg.id, JUKI_ACK_DUPLICATE, NULL, NULL);
+		goto out;
+	}
+	if (rc != JUKI_ENOTFOUND) {
+		goto out;
+	}
+	if ((rc = juki_store_exec(store, "SAVEPOINT msg")) != 0) {
+		goto out;
+	}
+	memset(&rej, 0, sizeof(rej));
+	rc = h->fn(in->conf.ctx, &msg, &rej);
+	if (rc == JUKI_REJECT) {
+		if ((rc = juki_store_exec(store, "ROLLBACK TO msg; RELEASE msg")) != 0) {
+			goto out;
+		}
+		rc = refuse(c, acks, &msg, rej.reason[0] ? rej.reason : JUKI_R_BAD_FIELD,
+			    rej.detail);
+		goto out;
+	}
+	if (rc != 0) {
+		log_error("inbound: %s %s from %s failed: %s", msg.type, msg.id, c->src.urn,
+			  juki_strerror(rc));
+		goto out;
+	}
+	rc = juki_inbox_record(store, &msg, JUKI_ACK_ACCEPTED, NULL,
+			       juki_clock_now_ms(in->conf.clock));
+	if (rc == 0) {
+		rc = juki_store_exec(store, "RELEASE msg");
+	}
+	if (rc == 0) {
+		in->accepted++;
+		rc = queue_ack(c, acks, msg.id, JUKI_ACK_ACCEPTED, NULL, NULL);
+	}
+out:
+	juki_msg_clear(&msg);
+	return rc;
+}
+
+static void
+send_acks(struct conn *c, json_t *acks)
+{
+	size_t i;
+	json_t *ack;
+
+	json_array_foreach(acks, i, ack)
+	{
+		if (juki_chan_send(c->chan, ack) != 0) {
+			log_warnx("inbound: cannot queue an ack to %s", c->src.urn);
+		}
+	}
+}
+
+static void
+chan_readable(struct juki_chan *chan, void *arg)
+{
+	struct conn *c = arg;
+	struct juki_inbound *in = c->in;
+	struct juki_store *store = in->conf.store;
+	int broken = 0;
+
+	(void)chan;
+	while (!broken) {
+		json_t *acks = json_array();
+		size_t n = 0;
+		int rc = 0;
+
+		if (acks == NULL) {
+			break;
+		}
+		while (n < BATCH_MAX) {
+			json_t *doc = NULL;
+			int got = juki_chan_recv(c->chan, &doc);
+
+			if (got == 0) {
+				break;
+			}
+			if (got == JUKI_EJSON) {
+				struct juki_msg none = {0};
+
+				juki_alert(in->conf.alerts, "malformed-message", c->src.urn,
+					   c->addr, "frame is not a JSON object");
+				refuse(c, acks, &none, JUKI_R_BAD_JSON,
+				       "frame is not a JSON object");
+				broken = 1;
+				break;
+			}
+			if (got < 0) {
+				juki_alert(in->conf.alerts,
+					   got == JUKI_ETOOBIG ? "frame-too-large"
+							       : "malformed-frame",
+					   c->src.urn, c->addr, "%s", juki_strerror(got));
+				broken = 1;
+				break;
+			}
+			if (!juki_store_in_txn(store) && (rc = juki_store_begin(store)) != 0) {
+				json_decref(doc);
+				break;
+			}
+			rc = handle_one(c, doc, acks);
+			json_decref(doc);
+			n++;
+			if (rc != 0) {
+				break;
+			}
+		}
+		if (rc == 0 && juki_store_in_txn(store)) {
+			rc = juki_store_commit(store);
+		}
+		if (rc != 0) {
+			/* Nothing of this turn happened: no acks, and the sender delivers again. */
+			juki_store_rollback(store);
+			log_error("inbound: turn from %s rolled back: %s; closing", c->src.urn,
+				  juki_strerror(rc));
+			json_decref(acks);
+			conn_free(c);
+			return;
+		}
+		send_acks(c, acks);
+		json_decref(acks);
+		if (n > 0 && in->conf.committed != NULL) {
+			in->conf.committed(in->conf.ctx);
+		}
+		if (n < BATCH_MAX && !broken) {
+			return;
+		}
+	}
+	/* The stream can no longer be trusted: flush the acks given so far and close. */
+	conn_unlink(c);
+	juki_chan_close_after_flush(c->chan);
+	free(c);
+}
+
+static void
+chan_closed(struct juki_chan *chan, int rc, const char *why, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)chan;
+	(void)rc;
+	log_info("inbound: channel from %s closed: %s", c->src.urn, why);
+	conn_free(c);
+}
+
+int
+juki_inbound_new(const struct juki_inbound_conf *conf, struct juki_tls *tls,
+		 const struct juki_policy *policy, char *const *listen, size_t nlisten,
+		 struct juki_inbound **out, char *err, size_t errlen)
+{
+	struct juki_inbound *in;
+	int rc;
+
+	*out = NULL;
+	in = calloc(1, sizeof(*in));
+	if (in == NULL) {
+		return JUKI_ENOMEM;
+	}
+	in->conf = *conf;
+	in->tls = tls;
+	in->policy = policy;
+	in->listeners = calloc(nlisten ? nlisten : 1, sizeof(*in->listeners));
+	if (in->listeners == NULL) {
+		free(in);
+		return JUKI_ENOMEM;
+	}
+	for (size_t i = 0; i < nlisten; i++) {
+		rc = juki_net_listen(conf->base, listen[i], accept_cb, in, &in->listeners[i], err,
+				     errlen);
+		if (rc != 0) {
+			juki_inbound_free(in);
+			return rc;
+		}
+		in->nlisteners++;
+	}
+	*out = in;
+	return 0;
+}
+
+void
+juki_inbound_set_tls(struct juki_inbound *in, struct juki_tls *tls,
+		     const struct juki_policy *policy)
+{
+	in->tls = tls;
+	in->policy = policy;
+}
+
+const char *
+juki_inbound_addr(const struct juki_inbound *in, size_t i)
+{
+	return i < in->nlisteners ? juki_listener_addr(in->listeners[i]) : NULL;
+}
+
+json_t *
+juki_inbound_status(const struct juki_inbound *in)
+{
+	json_t *st, *listen, *rejected;
+
+	st = json_object();
+	listen = json_array();
+	rejected = json_object();
+	if (st == NULL || listen == NULL || rejected == NULL) {
+		json_decref(st);
+		json_decref(listen);
+		json_decref(rejected);
+		return NULL;
+	}
+	for (size_t i = 0; i < in->nlisteners; i++) {
+		json_array_append_new(listen, json_string(juki_listener_addr(in->listeners[i])));
+	}
+	for (size_t i = 0; i < in->nrejected; i++) {
+		json_object_set_new(rejected, in->rejected[i].reason,
+				    json_integer((json_int_t)in->rejected[i].n));
+	}
+	json_object_set_new(st, "listen", listen);
+	json_object_set_new(st, "channels", json_integer((json_int_t)in->nchans));
+	json_object_set_new(st, "received", json_integer((json_int_t)in->received));
+	json_object_set_new(st, "accepted", json_integer((json_int_t)in->accepted));
+	json_object_set_new(st, "duplicate", json_integer((json_int_t)in->duplicate));
+	json_object_set_new(st, "rejected", rejected);
+	return st;
+}
+
+void
+juki_inbound_free(struct juki_inbound *in)
+{
+	if (in == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < in->nlisteners; i++) {
+		juki_listener_free(in->listeners[i]);
+	}
+	free(in->listeners);
+	while (in->conns != NULL) {
+		conn_free(in->conns);
+	}
+	free(in);
+}

@@ -1,0 +1,813 @@
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+#include "juki/clock.h"
+#include "juki/error.h"
+#include "juki/frame.h"
+#include "juki/net.h"
+
+/* How long close_after_flush waits for the kernel to take the last bytes. */
+#define FLUSH_LIMIT_MS 3000
+#define FLUSH_POLL_MS  10
+
+static void
+ms_to_tv(int64_t ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+void
+juki_net_addr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	switch (sa->sa_family) {
+	case AF_INET: {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+		break;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+		break;
+	}
+	case AF_UNIX:
+		snprintf(buf, len, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
+		break;
+	default:
+		snprintf(buf, len, "?");
+	}
+}
+
+void
+juki_net_peer_text(evutil_socket_t fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	juki_net_addr_text((struct sockaddr *)&ss, buf, len);
+}
+
+/* Numeric addresses first; names through the resolver (blocking, at setup). */
+static int
+resolve(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+	char host[256];
+	const char *colon;
+	struct addrinfo hints, *res = NULL;
+	size_t hlen;
+
+	*sslen = sizeof(*ss);
+	memset(ss, 0, sizeof(*ss));
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, sslen) == 0) {
+		return 0;
+	}
+	colon = strrchr(addr, ':');
+	if (colon == NULL || colon == addr || colon[1] == '\0') {
+		return JUKI_EFORMAT;
+	}
+	hlen = (size_t)(colon - addr);
+	if (hlen >= sizeof(host)) {
+		return JUKI_EFORMAT;
+	}
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL) {
+		return JUKI_ENOENT;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = (int)res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+struct juki_listener {
+	struct evconnlistener *lev;
+	juki_accept_cb cb;
+	void *arg;
+	char addr[160];
+	char *unix_path;
+};
+
+static void
+listener_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int len,
+		void *arg)
+{
+	struct juki_listener *l = arg;
+
+	(void)lev;
+	l->cb(fd, sa, len, l->arg);
+}
+
+static int
+listener_bind(struct event_base *base, const struct sockaddr *sa, int len, juki_accept_cb cb,
+	      void *arg, struct juki_listener **out)
+{
+	struct juki_listener *l;
+	struct sockaddr_storage bound;
+	socklen_t bl = sizeof(bound);
+
+	l = calloc(1, sizeof(*l));
+	if (l == NULL) {
+		return JUKI_ENOMEM;
+	}
+	l->cb = cb;
+	l->arg = arg;
+	l->lev = evconnlistener_new_bind(
+	    base, listener_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128, sa, len);
+	if (l->lev == NULL) {
+		int rc = -errno;
+
+		free(l);
+		return rc != 0 ? rc : JUKI_EIO;
+	}
+	if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &bl) == 0) {
+		juki_net_addr_text((struct sockaddr *)&bound, l->addr, sizeof(l->addr));
+	}
+	*out = l;
+	return 0;
+}
+
+int
+juki_net_listen(struct event_base *base, const char *addr, juki_accept_cb cb, void *arg,
+		struct juki_listener **out, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int len, rc;
+
+	*out = NULL;
+	rc = resolve(addr, &ss, &len);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen %s: not a host:port address", addr);
+		return rc;
+	}
+	rc = listener_bind(base, (struct sockaddr *)&ss, len, cb, arg, out);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, juki_strerror(rc));
+	}
+	return rc;
+}
+
+int
+juki_net_listen_unix(struct event_base *base, const char *path, int mode, juki_accept_cb cb,
+		     void *arg, struct juki_listener **out, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	mode_t old;
+	int rc;
+
+	*out = NULL;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "control socket %s: path too long", path);
+		return JUKI_ENAMETOOLONG;
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "control socket %s: exists and is not a socket",
+				 path);
+			return JUKI_EEXIST;
+		}
+		unlink(path);
+	}
+	/* Create the socket file with no permissions for others at all, then widen. */
+	old = umask(0177);
+	rc = listener_bind(base, (struct sockaddr *)&sun, (int)sizeof(sun), cb, arg, out);
+	umask(old);
+	if (rc != 0) {
+		snprintf(err, errlen, "control socket %s: %s", path, juki_strerror(rc));
+		return rc;
+	}
+	if (chmod(path, (mode_t)mode) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "control socket %s: chmod: %s", path, strerror(errno));
+		juki_listener_free(*out);
+		*out = NULL;
+		return rc;
+	}
+	(*out)->unix_path = strdup(path);
+	snprintf((*out)->addr, sizeof((*out)->addr), "unix:%s", path);
+	return 0;
+}
+
+void
+juki_listener_free(struct juki_listener *listener)
+{
+	if (listener == NULL) {
+		return;
+	}
+	evconnlistener_free(listener->lev);
+	if (listener->unix_path != NULL) {
+		unlink(listener->unix_path);
+		free(listener->unix_path);
+	}
+	free(listener);
+}
+
+const char *
+juki_listener_addr(const struct juki_listener *listener)
+{
+	return listener->addr;
+}
+
+/*
+ * One TLS handshake in progress.  The timer bounds it, because bufferevent
+ * timeouts only run while reading or writing is enabled.
+ */
+struct tls_step {
+	struct bufferevent *bev;
+	struct event *timer;
+	juki_tls_step_cb cb;
+	void *arg;
+	int has_expect;
+	struct juki_ident expect;
+	char addr[160];
+};
+
+static void
+step_free(struct tls_step *st)
+{
+	if (st->timer != NULL) {
+		event_free(st->timer);
+	}
+	free(st);
+}
+
+static void
+step_fail(struct tls_step *st, enum juki_tls_failure failure, const char *why)
+{
+	juki_tls_step_cb cb = st->cb;
+	void *arg = st->arg;
+
+	if (st->bev != NULL) {
+		bufferevent_free(st->bev);
+	}
+	step_free(st);
+	cb(NULL, NULL, failure, why, arg);
+}
+
+static void
+step_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tls_step *st = arg;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	struct juki_ident peer;
+	char why[512];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (juki_tls_peer_ident(ssl, &peer) != 0) {
+			step_fail(st, JUKI_TLSF_NO_IDENTITY, "peer certificate names no identity");
+			return;
+		}
+		if (st->has_expect && strcmp(peer.urn, st->expect.urn) != 0) {
+			snprintf(why, sizeof(why), "expected %s, peer is %s", st->expect.urn,
+				 peer.urn);
+			step_fail(st, JUKI_TLSF_WRONG_PEER, why);
+			return;
+		}
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		st->bev = NULL;
+		{
+			juki_tls_step_cb cb = st->cb;
+			void *cbarg = st->arg;
+
+			step_free(st);
+			cb(bev, &peer, JUKI_TLSF_NONE, NULL, cbarg);
+		}
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e, first = 0;
+		enum juki_tls_failure f;
+		int saved = EVUTIL_SOCKET_ERROR();
+
+		while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+			if (first == 0) {
+				first = e;
+			}
+		}
+		f = juki_tls_failure_of(ssl, first);
+		if (first != 0) {
+			char ebuf[160];
+
+			ERR_error_string_n(first, ebuf, sizeof(ebuf));
+			snprintf(why, sizeof(why), "%s: %s", juki_tls_failure_name(f), ebuf);
+		} else if (saved != 0) {
+			snprintf(why, sizeof(why), "%s: %s", juki_tls_failure_name(f),
+				 evutil_socket_error_to_string(saved));
+		} else {
+			snprintf(why, sizeof(why), "%s", juki_tls_failure_name(f));
+		}
+		ERR_clear_error();
+		step_fail(st, f, why);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		step_fail(st, JUKI_TLSF_PROTOCOL, "connection closed during handshake");
+	}
+}
+
+static void
+step_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	step_fail(arg, JUKI_TLSF_PROTOCOL, "handshake timed out");
+}
+
+static struct tls_step *
+step_new(struct event_base *base, const struct juki_ident *expect, int64_t timeout_ms,
+	 juki_tls_step_cb cb, void *arg)
+{
+	struct tls_step *st;
+	struct timeval tv;
+
+	st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		return NULL;
+	}
+	st->cb = cb;
+	st->arg = arg;
+	if (expect != NULL) {
+		st->has_expect = 1;
+		st->expect = *expect;
+	}
+	st->timer = evtimer_new(base, step_timeout, st);
+	if (st->timer == NULL) {
+		free(st);
+		return NULL;
+	}
+	ms_to_tv(timeout_ms, &tv);
+	evtimer_add(st->timer, &tv);
+	return st;
+}
+
+static void
+step_start(struct tls_step *st)
+{
+	bufferevent_openssl_set_allow_dirty_shutdown(st->bev, 1);
+	bufferevent_setcb(st->bev, NULL, NULL, step_event, st);
+	bufferevent_enable(st->bev, EV_READ | EV_WRITE);
+}
+
+int
+juki_net_accept_tls(struct event_base *base, struct juki_tls *tls, evutil_socket_t fd,
+		    int64_t timeout_ms, juki_tls_step_cb cb, void *arg)
+{
+	struct tls_step *st;
+	SSL *ssl;
+
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	st = step_new(base, NULL, timeout_ms, cb, arg);
+	ssl = juki_tls_ssl_new(tls, JUKI_TLS_SERVER);
+	if (st == NULL || ssl == NULL) {
+		if (st != NULL) {
+			step_free(st);
+		}
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return JUKI_ENOMEM;
+	}
+	st->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						 BEV_OPT_CLOSE_ON_FREE);
+	if (st->bev == NULL) {
+		step_free(st);
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return JUKI_ENOMEM;
+	}
+	step_start(st);
+	return 0;
+}
+
+int
+juki_net_connect_tls(struct event_base *base, struct juki_tls *tls, const char *addr,
+		     const struct juki_ident *expect, int64_t timeout_ms, juki_tls_step_cb cb,
+		     void *arg)
+{
+	struct sockaddr_storage ss;
+	struct tls_step *st;
+	SSL *ssl;
+	int len, rc;
+
+	rc = resolve(addr, &ss, &len);
+	if (rc != 0) {
+		return rc;
+	}
+	st = step_new(base, expect, timeout_ms, cb, arg);
+	if (st == NULL) {
+		return JUKI_ENOMEM;
+	}
+	snprintf(st->addr, sizeof(st->addr), "%s", addr);
+	ssl = juki_tls_ssl_new(tls, JUKI_TLS_CLIENT);
+	if (ssl == NULL) {
+		step_free(st);
+		return JUKI_ENOMEM;
+	}
+	/* Deferred: a connect that fails at once must not call back before we return. */
+	st->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (st->bev == NULL) {
+		SSL_free(ssl);
+		step_free(st);
+		return JUKI_ENOMEM;
+	}
+	step_start(st);
+	/* A failure to connect arrives as BEV_EVENT_ERROR in step_event(). */
+	bufferevent_socket_connect(st->bev, (struct sockaddr *)&ss, len);
+	return 0;
+}
+
+int
+juki_net_wrap_tls(struct event_base *base, struct juki_tls *tls, struct bufferevent *under,
+		  enum juki_tls_role role, const struct juki_ident *expect, int64_t timeout_ms,
+		  juki_tls_step_cb cb, void *arg)
+{
+	struct tls_step *st;
+	SSL *ssl;
+
+	st = step_new(base, expect, timeout_ms, cb, arg);
+	ssl = juki_tls_ssl_new(tls, role);
+	if (st == NULL || ssl == NULL) {
+		if (st != NULL) {
+			step_free(st);
+		}
+		SSL_free(ssl);
+		bufferevent_free(under);
+		return JUKI_ENOMEM;
+	}
+	st->bev = bufferevent_openssl_filter_new(
+	    base, under, ssl,
+	    role == JUKI_TLS_SERVER ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (st->bev == NULL) {
+		SSL_free(ssl);
+		step_free(st);
+		bufferevent_free(under);
+		return JUKI_ENOMEM;
+	}
+	step_start(st);
+	return 0;
+}
+
+struct line_step {
+	size_t max;
+	juki_line_cb cb;
+	void *arg;
+};
+
+static void
+line_done(struct bufferevent *bev, struct line_step *ls, const char *line, int rc)
+{
+	juki_line_cb cb = ls->cb;
+	void *arg = ls->arg;
+
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	free(ls);
+	cb(bev, line, rc, arg);
+}
+
+static void
+line_read(struct bufferevent *bev, void *arg)
+{
+	struct line_step *ls = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr eol;
+	size_t eol_len = 0, n;
+	char line[JUKI_LINE_MAX + 1];
+
+	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	if (eol.pos < 0) {
+		if (evbuffer_get_length(in) > ls->max) {
+			line_done(bev, ls, NULL, JUKI_ETOOBIG);
+		}
+		return;
+	}
+	n = (size_t)eol.pos;
+	if (n > ls->max) {
+		line_done(bev, ls, NULL, JUKI_ETOOBIG);
+		return;
+	}
+	evbuffer_remove(in, line, n);
+	evbuffer_drain(in, eol_len);
+	line[n] = '\0';
+	if (n > 0 && line[n - 1] == '\r') {
+		line[--n] = '\0';
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f) {
+			line_done(bev, ls, NULL, JUKI_EFORMAT);
+			return;
+		}
+	}
+	line_done(bev, ls, line, 0);
+}
+
+static void
+line_event(struct bufferevent *bev, short what, void *arg)
+{
+	line_done(bev, arg, NULL, (what & BEV_EVENT_TIMEOUT) ? JUKI_ETIMEDOUT : JUKI_ECLOSED);
+}
+
+void
+juki_net_read_line(struct bufferevent *bev, size_t max, int64_t timeout_ms, juki_line_cb cb,
+		   void *arg)
+{
+	struct line_step *ls;
+	struct timeval tv;
+
+	ls = calloc(1, sizeof(*ls));
+	if (ls == NULL) {
+		cb(bev, NULL, JUKI_ENOMEM, arg);
+		return;
+	}
+	ls->max = max == 0 || max > JUKI_LINE_MAX ? JUKI_LINE_MAX : max;
+	ls->cb = cb;
+	ls->arg = arg;
+	/* Reading stays enabled throughout, so the read timeout bounds the wait. */
+	ms_to_tv(timeout_ms, &tv);
+	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_setcb(bev, line_read, NULL, line_event, ls);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		line_read(bev, ls);
+	}
+}
+
+int
+juki_net_write_line(struct bufferevent *bev, const char *text)
+{
+	if (bufferevent_write(bev, text, strlen(text)) != 0 ||
+	    bufferevent_write(bev, "\n", 1) != 0) {
+		return JUKI_ENOMEM;
+	}
+	return 0;
+}
+
+static void
+flush_written(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		bufferevent_free(bev);
+	}
+}
+
+static void
+flush_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	bufferevent_free(bev);
+}
+
+void
+juki_net_close_after_flush(struct bufferevent *bev, int64_t timeout_ms)
+{
+	struct timeval tv;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		bufferevent_free(bev);
+		return;
+	}
+	ms_to_tv(timeout_ms, &tv);
+	bufferevent_setcb(bev, NULL, flush_written, flush_event, NULL);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(bev, NULL, &tv);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_enable(bev, EV_WRITE);
+}
+
+void
+juki_net_deny(struct bufferevent *bev, const char *code, const char *text, int64_t timeout_ms)
+{
+	char line[JUKI_LINE_MAX];
+
+	snprintf(line, sizeof(line), "DENY %s %s", code, text);
+	juki_net_write_line(bev, line);
+	juki_net_close_after_flush(bev, timeout_ms);
+}
+
+struct juki_chan {
+	struct bufferevent *bev;
+	struct juki_ident peer;
+	char service[16];
+	size_t frame_max;
+	struct juki_chan_cbs cbs;
+	void *arg;
+	struct event *flush_timer;
+	int64_t flush_deadline;
+};
+
+static void
+chan_read(struct bufferevent *bev, void *arg)
+{
+	struct juki_chan *chan = arg;
+
+	(void)bev;
+	if (chan->cbs.readable != NULL) {
+		chan->cbs.readable(chan, chan->arg);
+	}
+}
+
+static void
+chan_write(struct bufferevent *bev, void *arg)
+{
+	struct juki_chan *chan = arg;
+
+	(void)bev;
+	if (chan->cbs.drained != NULL) {
+		chan->cbs.drained(chan, chan->arg);
+	}
+}
+
+static void
+chan_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct juki_chan *chan = arg;
+	const char *why = "closed by peer";
+	int rc = JUKI_ECLOSED;
+	char buf[200];
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		why = "idle timeout";
+		rc = JUKI_ETIMEDOUT;
+	} else if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e != 0) {
+			ERR_error_string_n(e, buf, sizeof(buf));
+			why = buf;
+			while (bufferevent_get_openssl_error(bev) != 0) {
+			}
+		} else {
+			snprintf(buf, sizeof(buf), "%s",
+				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			why = buf;
+		}
+		rc = JUKI_EIO;
+		ERR_clear_error();
+	}
+	chan->cbs.closed(chan, rc, why, chan->arg);
+}
+
+struct juki_chan *
+juki_chan_new(struct bufferevent *bev, const struct juki_ident *peer, const char *service,
+	      size_t frame_max, int64_t idle_ms, const struct juki_chan_cbs *cbs, void *arg)
+{
+	struct juki_chan *chan;
+
+	chan = calloc(1, sizeof(*chan));
+	if (chan == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	chan->bev = bev;
+	chan->peer = *peer;
+	snprintf(chan->service, sizeof(chan->service), "%s", service);
+	chan->frame_max = frame_max;
+	chan->cbs = *cbs;
+	chan->arg = arg;
+	if (idle_ms > 0) {
+		struct timeval tv;
+
+		ms_to_tv(idle_ms, &tv);
+		bufferevent_set_timeouts(bev, &tv, NULL);
+	} else {
+		bufferevent_set_timeouts(bev, NULL, NULL);
+	}
+	bufferevent_setcb(bev, chan_read, chan_write, chan_event, chan);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return chan;
+}
+
+int
+juki_chan_recv(struct juki_chan *chan, json_t **doc)
+{
+	return juki_frame_pull(bufferevent_get_input(chan->bev), chan->frame_max, doc);
+}
+
+int
+juki_chan_send(struct juki_chan *chan, const json_t *doc)
+{
+	return juki_frame_push(bufferevent_get_output(chan->bev), doc, chan->frame_max);
+}
+
+int
+juki_chan_send_raw(struct juki_chan *chan, const char *payload, size_t len)
+{
+	return juki_frame_push_raw(bufferevent_get_output(chan->bev), payload, len,
+				   chan->frame_max);
+}
+
+static size_t
+pending_bytes(struct bufferevent *bev)
+{
+	size_t n = 0;
+
+	for (; bev != NULL; bev = bufferevent_get_underlying(bev)) {
+		n += evbuffer_get_length(bufferevent_get_output(bev));
+	}
+	return n;
+}
+
+size_t
+juki_chan_pending(const struct juki_chan *chan)
+{
+	return pending_bytes(chan->bev);
+}
+
+static void
+flush_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct juki_chan *chan = arg;
+	struct timeval tv = {0, FLUSH_POLL_MS * 1000};
+
+	(void)fd;
+	(void)what;
+	/* Each layer of a stacked session owns an output buffer; all must drain. */
+	if (pending_bytes(chan->bev) == 0 || juki_clock_mono_ms() >= chan->flush_deadline) {
+		juki_chan_free(chan);
+		return;
+	}
+	evtimer_add(chan->flush_timer, &tv);
+}
+
+void
+juki_chan_close_after_flush(struct juki_chan *chan)
+{
+	struct timeval tv = {0, 0};
+
+	bufferevent_disable(chan->bev, EV_READ);
+	bufferevent_setcb(chan->bev, NULL, NULL, NULL, NULL);
+	chan->flush_deadline = juki_clock_mono_ms() + FLUSH_LIMIT_MS;
+	chan->flush_timer = evtimer_new(bufferevent_get_base(chan->bev), flush_check, chan);
+	if (chan->flush_timer == NULL) {
+		juki_chan_free(chan);
+		return;
+	}
+	evtimer_add(chan->flush_timer, &tv);
+}
+
+const struct juki_ident *
+juki_chan_peer(const struct juki_chan *chan)
+{
+	return &chan->peer;
+}
+
+const char *
+juki_chan_service(const struct juki_chan *chan)
+{
+	return chan->service;
+}
+
+void
+juki_chan_set_arg(struct juki_chan *chan, void *arg)
+{
+	chan->arg = arg;
+}
+
+void
+juki_chan_free(struct juki_chan *chan)
+{
+	if (chan == NULL) {
+		return;
+	}
+	if (chan->flush_timer != NULL) {
+		event_free(chan->flush_timer);
+	}
+	bufferevent_free(chan->bev);
+	free(chan);
+}

@@ -1,0 +1,445 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "juki/error.h"
+#include "juki/log.h"
+#include "juki/node.h"
+
+#define ALERT_RING 1024
+
+static void committed(void *ctx);
+
+const char *const juki_log_level_names[] = {"error", "warning", "notice", "info", "debug", NULL};
+
+int
+juki_log_level_of(int index)
+{
+	static const int levels[] = {JUKI_LOG_ERR, JUKI_LOG_WARNING, JUKI_LOG_NOTICE, JUKI_LOG_INFO,
+				     JUKI_LOG_DEBUG};
+
+	if (index < 0 || index >= (int)(sizeof(levels) / sizeof(levels[0]))) {
+		return JUKI_LOG_INFO;
+	}
+	return levels[index];
+}
+
+const struct juki_conf_key juki_tls_files_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_tls_files, cert, "cert", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED,
+		     0, 0, "This node's certificate (PEM), SAN URI naming the node."),
+    JUKI_CONF_SCALAR(struct juki_tls_files, key, "key", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED, 0,
+		     0, "Its private key (PEM); owned by the daemon's user, mode 0600 or 0400."),
+    JUKI_CONF_SCALAR(struct juki_tls_files, ca, "ca", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED, 0,
+		     0, "The network's CA certificate(s) (PEM)."),
+    JUKI_CONF_SCALAR(struct juki_tls_files, crl, "crl", JUKI_CONF_PATH, NULL, 0, 0, 0,
+		     "The CA's revocation list (PEM); reloaded on SIGHUP."),
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_limits_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "1MiB", 0,
+		     1024, 64 * 1024 * 1024,
+		     "Largest frame accepted or sent; a larger one closes the channel."),
+    JUKI_CONF_SCALAR(struct juki_node_limits, handshake_timeout, "handshake_timeout",
+		     JUKI_CONF_DURATION, "10s", 0, 100, 600000,
+		     "Time allowed for a TLS handshake."),
+    JUKI_CONF_SCALAR(struct juki_node_limits, line_timeout, "line_timeout", JUKI_CONF_DURATION,
+		     "10s", 0, 100, 600000, "Time allowed for the gateway's FROM line."),
+    JUKI_CONF_SCALAR(struct juki_node_limits, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
+		     "5m", 0, 1000, 86400000, "An inbound channel silent this long is closed."),
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_delivery_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_delivery, window, "window", JUKI_CONF_INT, "64",
+		     JUKI_CONF_RESTART, 1, 4096,
+		     "Messages in flight per link before waiting for acks."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, connect_timeout, "connect_timeout",
+		     JUKI_CONF_DURATION, "5s", 0, 100, 600000,
+		     "Time allowed to reach the destination through a gateway."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, backoff_min, "backoff_min", JUKI_CONF_DURATION,
+		     "200ms", 0, 10, 600000, "First wait after every gateway failed."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, backoff_max, "backoff_max", JUKI_CONF_DURATION,
+		     "30s", 0, 10, 3600000, "Longest wait between rounds."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, failback, "failback", JUKI_CONF_DURATION, "30s", 0,
+		     0, 3600000,
+		     "While on a backup line, how often to try the primary again (0: never)."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
+		     "60s", 0, 1000, 86400000,
+		     "A link with nothing to send, or no ack for this long, is closed."),
+    JUKI_CONF_END,
+};
+
+struct juki_tls_conf
+juki_node_tls_conf(const struct juki_tls_files *files)
+{
+	struct juki_tls_conf c = {
+	    .cert = files->cert,
+	    .key = files->key,
+	    .ca = files->ca,
+	    .crl = files->crl,
+	};
+
+	return c;
+}
+
+int64_t
+juki_node_now_ms(const struct juki_node *node)
+{
+	return juki_clock_now_ms(&node->clock);
+}
+
+/* Load what a configuration names; both outputs are NULL on failure. */
+static int
+load_material(const struct juki_node_conf *conf, enum juki_kind kind, struct juki_tls **tls,
+	      struct juki_policy **policy, char *err, size_t errlen)
+{
+	struct juki_tls_conf tc = juki_node_tls_conf(&conf->tls);
+	struct juki_ident want;
+	const struct juki_ident *self;
+	int rc;
+
+	*tls = NULL;
+	*policy = NULL;
+	if ((rc = juki_ident_parse(conf->node, &want)) != 0) {
+		snprintf(err, errlen, "node: %s is not an identity", conf->node);
+		return rc;
+	}
+	if (want.kind != kind) {
+		snprintf(err, errlen, "node: %s is not a %s node", conf->node,
+			 juki_kind_name(kind));
+		return JUKI_ECONFIG;
+	}
+	if ((rc = juki_tls_new(&tc, tls, err, errlen)) != 0) {
+		return rc;
+	}
+	self = juki_tls_self(*tls);
+	if (strcmp(self->urn, want.urn) != 0) {
+		snprintf(err, errlen, "tls.cert names %s, but node is %s", self->urn, want.urn);
+		juki_tls_free(*tls);
+		*tls = NULL;
+		return JUKI_ECERT;
+	}
+	if ((rc = juki_policy_load(conf->policy, policy, err, errlen)) != 0) {
+		juki_tls_free(*tls);
+		*tls = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+int
+juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err, size_t errlen)
+{
+	struct juki_tls *tls;
+	struct juki_policy *policy;
+	int rc;
+
+	if (conf->limits.frame_max < 1024) {
+		snprintf(err, errlen, "limits.frame_max: at least 1KiB");
+		return JUKI_ECONFIG;
+	}
+	if (conf->delivery.backoff_min > conf->delivery.backoff_max) {
+		snprintf(err, errlen, "delivery.backoff_min is above delivery.backoff_max");
+		return JUKI_ECONFIG;
+	}
+	rc = load_material(conf, kind, &tls, &policy, err, errlen);
+	juki_tls_free(tls);
+	juki_policy_free(policy);
+	return rc;
+}
+
+static struct juki_outbound_conf
+outbound_conf(const struct juki_node_conf *conf)
+{
+	struct juki_outbound_conf oc = {
+	    .gateways = conf->gateways,
+	    .ngateways = conf->ngateways,
+	    .window = (size_t)conf->delivery.window,
+	    .connect_timeout_ms = conf->delivery.connect_timeout,
+	    .backoff_min_ms = conf->delivery.backoff_min,
+	    .backoff_max_ms = conf->delivery.backoff_max,
+	    .failback_ms = conf->delivery.failback,
+	    .idle_timeout_ms = conf->delivery.idle_timeout,
+	    .frame_max = (size_t)conf->limits.frame_max,
+	};
+
+	return oc;
+}
+
+static int
+cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	json_t *st;
+
+	(void)args;
+	(void)err;
+	st = json_pack("{s:s,s:s,s:s,s:s,s:I,s:b,s:s}", "daemon", node->spec->daemon, "version",
+		       JUKI_VERSION, "node", node->self.urn, "kind",
+		       juki_kind_name(node->self.kind), "uptime_ms",
+		       (json_int_t)(juki_clock_mono_ms() - juki_daemon_started_ms(node->daemon)),
+		       "ready", 1, "store", juki_store_path(node->store));
+	if (st == NULL) {
+		return JUKI_ENOMEM;
+	}
+	json_object_set_new(st, "inbound", juki_inbound_status(node->inbound));
+	json_object_set_new(st, "outbound", juki_outbound_status(node->outbound));
+	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
+	if (node->spec->status != NULL) {
+		json_t *own = node->spec->status(node);
+
+		if (own != NULL) {
+			json_object_update(st, own);
+			json_decref(own);
+		}
+	}
+	*result = st;
+	return 0;
+}
+
+static int
+cmd_alerts(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	json_int_t max = 100;
+	const json_t *v = json_object_get(args, "max");
+
+	if (v != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			return juki_ctl_fail(err, "usage", "max: a count");
+		}
+		max = json_integer_value(v);
+	}
+	*result = juki_alerts_json(node->alerts, (size_t)max);
+	return *result ? 0 : JUKI_ENOMEM;
+}
+
+static int
+cmd_outbox(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	static const char sql[] =
+	    "SELECT seq, dest, service, msg_id, type, rejected_ms, reason, detail"
+	    " FROM outbox_rejected ORDER BY seq DESC LIMIT 100";
+	sqlite3_stmt *st;
+	json_t *rejected;
+	struct juki_outbox_queue *q = NULL;
+	size_t n = 0;
+	char when[32];
+
+	(void)args;
+	*result = json_object();
+	rejected = json_array();
+	if (*result == NULL || rejected == NULL) {
+		json_decref(rejected);
+		return JUKI_ENOMEM;
+	}
+	if (juki_outbox_queues(node->store, &q, &n) == 0) {
+		json_t *queues = json_array();
+
+		for (size_t i = 0; i < n; i++) {
+			json_array_append_new(
+			    queues,
+			    json_pack("{s:s,s:s,s:I,s:I}", "dest", q[i].dest, "service",
+				      q[i].service, "count", (json_int_t)q[i].count,
+				      "oldest_age_ms",
+				      (json_int_t)(juki_node_now_ms(node) - q[i].oldest_ms)));
+		}
+		json_object_set_new(*result, "queues", queues);
+		free(q);
+	}
+	st = juki_store_prepare(node->store, sql);
+	if (st == NULL) {
+		json_decref(rejected);
+		return juki_ctl_fail(err, "internal", "%s", juki_store_errmsg(node->store));
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		juki_clock_format(sqlite3_column_int64(st, 5), when, sizeof(when));
+		json_array_append_new(
+		    rejected,
+		    json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "seq",
+			      (json_int_t)sqlite3_column_int64(st, 0), "dest",
+			      sqlite3_column_text(st, 1), "service", sqlite3_column_text(st, 2),
+			      "msg_id", sqlite3_column_text(st, 3), "type",
+			      sqlite3_column_text(st, 4), "rejected", when, "reason",
+			      sqlite3_column_text(st, 6), "detail",
+			      sqlite3_column_text(st, 7) ? (const char *)sqlite3_column_text(st, 7)
+							 : ""));
+	}
+	sqlite3_reset(st);
+	json_object_set_new(*result, "rejected", rejected);
+	return 0;
+}
+
+static const struct juki_ctl_cmd common_cmds[] = {
+    {"status", cmd_status, "identity, uptime, queues, channels, counters"},
+    {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)"},
+    {"outbox", cmd_outbox, "queued deliveries per destination and rejected messages"},
+};
+
+static int
+build_cmds(struct juki_node *node)
+{
+	size_t ncommon = sizeof(common_cmds) / sizeof(common_cmds[0]), nown = 0;
+
+	while (node->spec->cmds != NULL && node->spec->cmds[nown].name != NULL) {
+		nown++;
+	}
+	node->cmds = calloc(ncommon + nown + 1, sizeof(*node->cmds));
+	if (node->cmds == NULL) {
+		return JUKI_ENOMEM;
+	}
+	memcpy(node->cmds, common_cmds, sizeof(common_cmds));
+	if (nown > 0) {
+		memcpy(node->cmds + ncommon, node->spec->cmds, nown * sizeof(*node->cmds));
+	}
+	return 0;
+}
+
+int
+juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node_conf *conf,
+		const struct juki_node_spec *spec, char *err, size_t errlen)
+{
+	struct juki_inbound_conf ic;
+	struct juki_outbound_conf oc = outbound_conf(conf);
+	int rc;
+
+	node->daemon = d;
+	node->base = juki_daemon_base(d);
+	node->spec = spec;
+	node->conf = conf;
+	node->clock.offset_ms = conf->clock_offset;
+	log_setlevel(juki_log_level_of(conf->log_level));
+	if ((rc = load_material(conf, spec->kind, &node->tls, &node->policy, err, errlen)) != 0) {
+		goto fail;
+	}
+	node->self = *juki_tls_self(node->tls);
+	node->alerts = juki_alerts_new(ALERT_RING, &node->clock);
+	if (node->alerts == NULL || build_cmds(node) != 0) {
+		rc = JUKI_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = juki_store_open(conf->store, spec->schemas, spec->nschemas, &node->store, err,
+				  errlen)) != 0) {
+		goto fail;
+	}
+	memset(&ic, 0, sizeof(ic));
+	ic.base = node->base;
+	ic.store = node->store;
+	ic.alerts = node->alerts;
+	ic.clock = &node->clock;
+	ic.handlers = spec->handlers;
+	ic.ctx = node;
+	ic.committed = committed;
+	ic.handshake_timeout_ms = conf->limits.handshake_timeout;
+	ic.line_timeout_ms = conf->limits.line_timeout;
+	ic.idle_timeout_ms = conf->limits.idle_timeout;
+	ic.frame_max = (size_t)conf->limits.frame_max;
+	if ((rc = juki_inbound_new(&ic, node->tls, node->policy, conf->listen, conf->nlisten,
+				   &node->inbound, err, errlen)) != 0) {
+		goto fail;
+	}
+	if ((rc = juki_outbound_new(node->base, node->store, node->tls, &oc, &node->clock,
+				    node->alerts, spec->on_ack, node, &node->outbound)) != 0) {
+		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
+		goto fail;
+	}
+	if ((rc = juki_ctl_server_new(node->base, conf->control, node->cmds, node, &node->ctl, err,
+				      errlen)) != 0) {
+		goto fail;
+	}
+	for (size_t i = 0; juki_inbound_addr(node->inbound, i) != NULL; i++) {
+		log_info("%s: node port %s", spec->daemon, juki_inbound_addr(node->inbound, i));
+	}
+	juki_outbound_kick(node->outbound);
+	return 0;
+fail:
+	juki_node_stop(node);
+	return rc;
+}
+
+static void
+committed(void *ctx)
+{
+	juki_outbound_kick(((struct juki_node *)ctx)->outbound);
+}
+
+static int
+same_list(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb) {
+		return 0;
+	}
+	for (size_t i = 0; i < na; i++) {
+		if (strcmp(a[i], b[i]) != 0) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int
+juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err,
+		 size_t errlen)
+{
+	const struct juki_node_conf *old = node->conf;
+	struct juki_outbound_conf oc = outbound_conf(conf);
+	struct juki_tls *tls;
+	struct juki_policy *policy;
+	int rc;
+
+	if (strcmp(old->node, conf->node) != 0 || strcmp(old->store, conf->store) != 0 ||
+	    strcmp(old->control, conf->control) != 0 ||
+	    !same_list(old->listen, old->nlisten, conf->listen, conf->nlisten)) {
+		snprintf(err, errlen, "node, store, control and listen change on restart only");
+		return JUKI_ECONFIG;
+	}
+	if ((rc = load_material(conf, node->spec->kind, &tls, &policy, err, errlen)) != 0) {
+		return rc;
+	}
+	if ((rc = juki_outbound_reconfigure(node->outbound, tls, &oc)) != 0) {
+		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
+		juki_tls_free(tls);
+		juki_policy_free(policy);
+		return rc;
+	}
+	juki_inbound_set_tls(node->inbound, tls, policy);
+	juki_tls_free(node->tls);
+	juki_policy_free(node->policy);
+	node->tls = tls;
+	node->policy = policy;
+	node->conf = conf;
+	node->clock.offset_ms = conf->clock_offset;
+	log_setlevel(juki_log_level_of(conf->log_level));
+	juki_outbound_kick(node->outbound);
+	return 0;
+}
+
+void
+juki_node_kick(struct juki_node *node)
+{
+	juki_outbound_kick(node->outbound);
+}
+
+void
+juki_node_stop(struct juki_node *node)
+{
+	juki_ctl_server_free(node->ctl);
+	node->ctl = NULL;
+	juki_outbound_free(node->outbound);
+	node->outbound = NULL;
+	juki_inbound_free(node->inbound);
+	node->inbound = NULL;
+	juki_store_close(node->store);
+	node->store = NULL;
+	juki_alerts_free(node->alerts);
+	node->alerts = NULL;
+	juki_tls_free(node->tls);
+	node->tls = NULL;
+	juki_policy_free(node->policy);
+	node->policy = NULL;
+	free(node->cmds);
+	node->cmds = NULL;
+}

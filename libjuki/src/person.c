@@ -1,0 +1,191 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uninorm.h>
+#include <unistr.h>
+
+#include "juki/clock.h"
+#include "juki/error.h"
+#include "juki/msg.h"
+#include "juki/person.h"
+
+static int
+field_fail(struct juki_field_error *fe, const char *field, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(fe->field, sizeof(fe->field), "%s", field);
+	fe->reason = rc == JUKI_ECHECKDIGIT ? JUKI_R_CHECK_DIGIT : JUKI_R_BAD_FIELD;
+	va_start(ap, fmt);
+	vsnprintf(fe->detail, sizeof(fe->detail), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+juki_text_valid(const char *text, size_t max, char *detail, size_t len)
+{
+	size_t n = text ? strlen(text) : 0, nfc_len = 0;
+	const uint8_t *s = (const uint8_t *)text;
+	uint8_t *nfc;
+	int same;
+
+	if (n == 0) {
+		snprintf(detail, len, "empty");
+		return JUKI_EFORMAT;
+	}
+	if (n > max) {
+		snprintf(detail, len, "longer than %zu bytes", max);
+		return JUKI_ETOOBIG;
+	}
+	if (u8_check(s, n) != NULL) {
+		snprintf(detail, len, "not valid UTF-8");
+		return JUKI_EFORMAT;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] == 0x7f) {
+			snprintf(detail, len, "contains a control character");
+			return JUKI_EFORMAT;
+		}
+	}
+	nfc = u8_normalize(UNINORM_NFC, s, n, NULL, &nfc_len);
+	if (nfc == NULL) {
+		snprintf(detail, len, "cannot be normalised");
+		return JUKI_EFORMAT;
+	}
+	same = nfc_len == n && memcmp(nfc, s, n) == 0;
+	free(nfc);
+	if (!same) {
+		snprintf(detail, len, "not in Unicode NFC");
+		return JUKI_EFORMAT;
+	}
+	return 0;
+}
+
+int
+juki_json_code(const json_t *obj, const char *key, int lgcode, char *out, size_t len,
+	       struct juki_field_error *fe)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+	int rc;
+
+	if (v == NULL) {
+		return field_fail(fe, key, JUKI_EFORMAT, "required string");
+	}
+	rc = lgcode ? juki_lgcode_check(v) : juki_jumin_code_check(v);
+	if (rc == JUKI_EFORMAT) {
+		return field_fail(fe, key, rc, "must be %d digits", lgcode ? 6 : 11);
+	}
+	if (rc != 0) {
+		return field_fail(fe, key, rc, "check digit does not match");
+	}
+	snprintf(out, len, "%s", v);
+	return 0;
+}
+
+int
+juki_json_date(const json_t *obj, const char *key, char out[11], struct juki_field_error *fe)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+
+	if (v == NULL || !juki_date_valid(v)) {
+		return field_fail(fe, key, JUKI_EFORMAT, "must be a real date YYYY-MM-DD");
+	}
+	memcpy(out, v, 11);
+	return 0;
+}
+
+static int
+text_field(const json_t *obj, const char *key, size_t max, int required, char *out,
+	   struct juki_field_error *fe)
+{
+	const json_t *v = json_object_get(obj, key);
+	char detail[96];
+	int rc;
+
+	if (v == NULL || json_is_null(v)) {
+		if (required) {
+			return field_fail(fe, key, JUKI_EFORMAT, "required");
+		}
+		out[0] = '\0';
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		return field_fail(fe, key, JUKI_EFORMAT, "must be a string");
+	}
+	if (strlen(json_string_value(v)) != json_string_length(v)) {
+		return field_fail(fe, key, JUKI_EFORMAT, "contains a NUL character");
+	}
+	rc = juki_text_valid(json_string_value(v), max, detail, sizeof(detail));
+	if (rc != 0) {
+		return field_fail(fe, key, JUKI_EFORMAT, "%s", detail);
+	}
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+int
+juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
+		      struct juki_field_error *fe)
+{
+	static const char *const known[] = {"code", "name",    "kana",   "birth",
+					    "sex",  "address", "lgcode", NULL};
+	const char *key;
+	const json_t *v;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	memset(fe, 0, sizeof(*fe));
+	if (!json_is_object(obj)) {
+		return field_fail(fe, "person", JUKI_EFORMAT, "must be an object");
+	}
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		size_t i;
+
+		for (i = 0; known[i] != NULL && strcmp(known[i], key) != 0; i++) {
+		}
+		if (known[i] == NULL) {
+			return field_fail(fe, "person", JUKI_EFORMAT, "unknown field");
+		}
+	}
+	if ((rc = juki_json_code(obj, "code", 0, p->code, sizeof(p->code), fe)) != 0) {
+		return rc;
+	}
+	if ((rc = text_field(obj, "name", JUKI_NAME_MAX, !partial, p->name, fe)) != 0 ||
+	    (rc = text_field(obj, "kana", JUKI_NAME_MAX, 0, p->kana, fe)) != 0 ||
+	    (rc = text_field(obj, "address", JUKI_ADDRESS_MAX, !partial, p->address, fe)) != 0) {
+		return rc;
+	}
+	if (!partial || json_object_get(obj, "birth") != NULL) {
+		if ((rc = juki_json_date(obj, "birth", p->birth, fe)) != 0) {
+			return rc;
+		}
+	}
+	v = json_object_get(obj, "sex");
+	if (v != NULL || !partial) {
+		if (!json_is_integer(v) ||
+		    (json_integer_value(v) != 1 && json_integer_value(v) != 2)) {
+			return field_fail(fe, "sex", JUKI_EFORMAT,
+					  "must be 1 (male) or 2 (female)");
+		}
+		p->sex = (int)json_integer_value(v);
+	}
+	if (!partial || json_object_get(obj, "lgcode") != NULL) {
+		if ((rc = juki_json_code(obj, "lgcode", 1, p->lgcode, sizeof(p->lgcode), fe)) !=
+		    0) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
+json_t *
+juki_person_to_json(const struct juki_person *p)
+{
+	return json_pack("{s:s,s:s,s:s?,s:s,s:i,s:s,s:s}", "code", p->code, "name", p->name, "kana",
+			 p->kana[0] ? p->kana : NULL, "birth", p->birth, "sex", p->sex, "address",
+			 p->address, "lgcode", p->lgcode);
+}

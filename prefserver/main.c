@@ -1,0 +1,7 @@
+#include "prefd.h"
+
+int
+main(int argc, char **argv)
+{
+	return juki_daemon_main(argc, argv, &prefd_ops);
+}

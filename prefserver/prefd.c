@@ -1,0 +1,241 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "juki/error.h"
+#include "juki/person.h"
+#include "prefd.h"
+
+const struct juki_conf_key prefd_conf_keys[] = {
+    JUKI_NODE_CONF_KEYS(struct prefd_conf, node),
+    JUKI_CONF_END,
+};
+
+static const struct juki_migration prefd_steps[] = {
+    {1, "CREATE TABLE tenshutsu_kakutei ("
+	" notice_id TEXT PRIMARY KEY,"
+	" code TEXT NOT NULL,"
+	" old_lgcode TEXT NOT NULL,"
+	" new_lgcode TEXT NOT NULL,"
+	" move_date TEXT NOT NULL,"
+	" tennyu_id TEXT NOT NULL UNIQUE,"
+	" sender TEXT NOT NULL,"
+	" received_ms INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE INDEX kakutei_code ON tenshutsu_kakutei(code);"},
+};
+
+const struct juki_schema prefd_schema = {"prefd", prefd_steps,
+					 sizeof(prefd_steps) / sizeof(prefd_steps[0])};
+
+int
+prefd_handle_tenshutsu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	static const char sql[] =
+	    "INSERT INTO tenshutsu_kakutei (notice_id, code, old_lgcode, new_lgcode, move_date,"
+	    " tennyu_id, sender, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+	struct prefd *pd = ctx;
+	struct juki_field_error fe;
+	struct juki_ident sender;
+	char code[JUKI_JUMIN_CODE_LEN + 1], old_lg[JUKI_LGCODE_LEN + 1];
+	char new_lg[JUKI_LGCODE_LEN + 1], date[11], pref[3];
+	const char *tennyu = json_string_value(json_object_get(msg->body, "tennyu_id"));
+	sqlite3_stmt *st;
+	int rc;
+
+	if (juki_json_code(msg->body, "code", 0, code, sizeof(code), &fe) != 0 ||
+	    juki_json_code(msg->body, "old_lgcode", 1, old_lg, sizeof(old_lg), &fe) != 0 ||
+	    juki_json_code(msg->body, "new_lgcode", 1, new_lg, sizeof(new_lg), &fe) != 0 ||
+	    juki_json_date(msg->body, "move_date", date, &fe) != 0) {
+		return juki_reject_set(rej, fe.reason, "%s: %s", fe.field, fe.detail);
+	}
+	if (tennyu == NULL || !juki_uuid_valid(tennyu)) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "tennyu_id: the id of the 転入通知");
+	}
+	juki_ident_parse(msg->from, &sender);
+	if (strcmp(sender.id, old_lg) != 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
+				       "old_lgcode: not the municipality that sent the notice");
+	}
+	if (juki_ident_pref_of(&sender, pref) != 0 || strcmp(pref, pd->node.self.id) != 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
+				       "sender: not a municipality of this prefecture");
+	}
+	if ((st = juki_store_prepare(pd->node.store, sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, msg->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, old_lg, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, new_lg, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, date, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, tennyu, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, msg->from, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, juki_node_now_ms(&pd->node));
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		/* A second confirmation message for the same 転入通知: one is recorded. */
+		return juki_reject_set(rej, "duplicate-notice",
+				       "tennyu_id: already confirmed by another message");
+	}
+	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+int
+prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql[] =
+	    "SELECT notice_id, code, old_lgcode, new_lgcode, move_date, tennyu_id, sender,"
+	    " received_ms FROM tenshutsu_kakutei WHERE ?1 IS NULL OR code = ?1"
+	    " ORDER BY received_ms, notice_id LIMIT ?2";
+	static const char sql_count[] = "SELECT count(*) FROM tenshutsu_kakutei"
+					" WHERE ?1 IS NULL OR code = ?1";
+	struct prefd *pd = ctx;
+	struct juki_field_error fe;
+	const json_t *limit = json_object_get(args, "limit");
+	char code[JUKI_JUMIN_CODE_LEN + 1] = "", when[32];
+	sqlite3_stmt *st;
+	json_t *rows;
+	json_int_t total = 0;
+
+	if (json_object_get(args, "code") != NULL &&
+	    juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
+	}
+	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 0)) {
+		return juki_ctl_fail(err, "usage", "limit: a count");
+	}
+	if ((st = juki_store_prepare(pd->node.store, sql_count)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	if (code[0] != '\0') {
+		sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		total = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if ((st = juki_store_prepare(pd->node.store, sql)) == NULL ||
+	    (rows = json_array()) == NULL) {
+		return JUKI_ESTORE;
+	}
+	if (code[0] != '\0') {
+		sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 2, limit ? json_integer_value(limit) : 1000);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		juki_clock_format(sqlite3_column_int64(st, 7), when, sizeof(when));
+		json_array_append_new(
+		    rows, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "notice_id",
+				    sqlite3_column_text(st, 0), "code", sqlite3_column_text(st, 1),
+				    "old_lgcode", sqlite3_column_text(st, 2), "new_lgcode",
+				    sqlite3_column_text(st, 3), "date", sqlite3_column_text(st, 4),
+				    "tennyu_id", sqlite3_column_text(st, 5), "sender",
+				    sqlite3_column_text(st, 6), "received", when));
+	}
+	sqlite3_reset(st);
+	*result = json_pack("{s:I,s:o}", "total", total, "confirmations", rows);
+	return 0;
+}
+
+static json_t *
+prefd_status(struct juki_node *node)
+{
+	static const char sql[] = "SELECT count(*) FROM tenshutsu_kakutei";
+	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+	json_int_t n = 0;
+
+	if (st != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			n = sqlite3_column_int64(st, 0);
+		}
+		sqlite3_reset(st);
+	}
+	return json_pack("{s:I}", "confirmations", n);
+}
+
+static const struct juki_handler prefd_handlers[] = {
+    {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu},
+    {NULL, JUKI_SVC_NONE, NULL},
+};
+
+static const struct juki_ctl_cmd prefd_cmds[] = {
+    {"confirmations", prefd_cmd_confirmations,
+     "転出確定通知 recorded, newest last (args: code, limit)"},
+    {NULL, NULL, NULL},
+};
+
+static const struct juki_node_spec prefd_spec = {
+    .daemon = "juki-prefd",
+    .kind = JUKI_KIND_PREF,
+    .schemas = &prefd_schema,
+    .nschemas = 1,
+    .handlers = prefd_handlers,
+    .cmds = prefd_cmds,
+    .status = prefd_status,
+};
+
+static int
+prefd_check(void *confp, char *err, size_t errlen)
+{
+	struct prefd_conf *conf = confp;
+
+	return juki_node_check(&conf->node, JUKI_KIND_PREF, err, errlen);
+}
+
+static int
+prefd_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_t errlen)
+{
+	const struct prefd_conf *conf = confp;
+	struct prefd *pd;
+	int rc;
+
+	pd = calloc(1, sizeof(*pd));
+	if (pd == NULL) {
+		return JUKI_ENOMEM;
+	}
+	pd->conf = conf;
+	if ((rc = juki_node_start(&pd->node, d, &conf->node, &prefd_spec, err, errlen)) != 0) {
+		free(pd);
+		return rc;
+	}
+	*nodep = pd;
+	return 0;
+}
+
+static int
+prefd_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, size_t errlen)
+{
+	struct prefd *pd = nodep;
+	const struct prefd_conf *conf = newconfp;
+	int rc;
+
+	(void)d;
+	if ((rc = juki_node_reload(&pd->node, &conf->node, err, errlen)) == 0) {
+		pd->conf = conf;
+	}
+	return rc;
+}
+
+static void
+prefd_stop(struct juki_daemon *d, void *nodep)
+{
+	struct prefd *pd = nodep;
+
+	(void)d;
+	juki_node_stop(&pd->node);
+	free(pd);
+}
+
+const struct juki_daemon_ops prefd_ops = {
+    .name = "juki-prefd",
+    .summary = "juki prefectural server (都道府県サーバ)",
+    .default_config = "/etc/juki/prefd.yaml",
+    .conf_table = prefd_conf_keys,
+    .conf_size = sizeof(struct prefd_conf),
+    .check = prefd_check,
+    .start = prefd_start,
+    .reload = prefd_reload,
+    .stop = prefd_stop,
+};
