@@ -388,8 +388,8 @@ connect_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 {
 	struct session *s = arg;
 	struct gateway *gw = s->gw;
-	char verb[9], urn[JUKI_URN_MAX], svc[16], extra[2], why[200];
-	const char *addr;
+	char why[200];
+	const char *addr, *bad;
 
 	if (rc == JUKI_ECLOSED) {
 		bufferevent_free(bev);
@@ -403,18 +403,8 @@ connect_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		return;
 	}
 	s->a = bev;
-	if (sscanf(line, "%8s %127s %15s %1s", verb, urn, svc, extra) != 3 ||
-	    strcmp(verb, "CONNECT") != 0) {
-		refuse(s, bev, "malformed", "malformed-request",
-		       "expected CONNECT <urn> <service>");
-		return;
-	}
-	if (juki_ident_parse(urn, &s->dst) != 0 || s->dst.kind == JUKI_KIND_OP) {
-		refuse(s, bev, "malformed", "malformed-request", "not a node identity");
-		return;
-	}
-	if ((s->svc = juki_service_parse(svc)) == JUKI_SVC_NONE) {
-		refuse(s, bev, "malformed", "malformed-request", "unknown service");
+	if (juki_net_parse_request(line, "CONNECT", &s->dst, &s->svc, &bad) != 0) {
+		refuse(s, bev, "malformed", "malformed-request", "CONNECT line: %s", bad);
 		return;
 	}
 	if (juki_policy_check(gw->policy, &s->src, &s->dst, s->svc, why, sizeof(why)) != 0) {

@@ -165,7 +165,8 @@ from_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 {
 	struct conn *c = arg;
 	struct juki_inbound *in = c->in;
-	char verb[8], urn[JUKI_URN_MAX], svc[16], extra[2], why[200];
+	const char *bad;
+	char why[200];
 
 	if (rc != 0) {
 		juki_alert(in->conf.alerts, "malformed-request", NULL, c->addr,
@@ -179,12 +180,10 @@ from_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		free(c);
 		return;
 	}
-	if (sscanf(line, "%7s %127s %15s %1s", verb, urn, svc, extra) != 3 ||
-	    strcmp(verb, "FROM") != 0 || juki_ident_parse(urn, &c->src) != 0 ||
-	    (c->svc = juki_service_parse(svc)) == JUKI_SVC_NONE) {
+	if (juki_net_parse_request(line, "FROM", &c->src, &c->svc, &bad) != 0) {
 		juki_alert(in->conf.alerts, "malformed-request", NULL, c->addr,
-			   "gateway sent a malformed FROM line");
-		juki_net_deny(bev, "malformed", "expected FROM <urn> <service>", DENY_FLUSH_MS);
+			   "gateway sent a malformed FROM line: %s", bad);
+		juki_net_deny(bev, "malformed", bad, DENY_FLUSH_MS);
 		free(c);
 		return;
 	}

@@ -567,6 +567,43 @@ juki_net_read_line(struct bufferevent *bev, size_t max, int64_t timeout_ms, juki
 }
 
 int
+juki_net_parse_request(const char *line, const char *verb, struct juki_ident *ident,
+		       enum juki_service *svc, const char **why)
+{
+	const char *p = line, *sp;
+	char token[JUKI_URN_MAX];
+	size_t vlen = strlen(verb), n;
+
+	*svc = JUKI_SVC_NONE;
+	memset(ident, 0, sizeof(*ident));
+	if (strncmp(p, verb, vlen) != 0 || p[vlen] != ' ') {
+		*why = "expected <verb> <urn> <service>";
+		return JUKI_EFORMAT;
+	}
+	p += vlen + 1;
+	sp = strchr(p, ' ');
+	n = sp ? (size_t)(sp - p) : 0;
+	if (sp == NULL || n == 0 || n >= sizeof(token)) {
+		*why = "expected <verb> <urn> <service>";
+		return JUKI_EFORMAT;
+	}
+	memcpy(token, p, n);
+	token[n] = '\0';
+	if (juki_ident_parse(token, ident) != 0 || ident->kind == JUKI_KIND_OP) {
+		memset(ident, 0, sizeof(*ident));
+		*why = "not a node identity";
+		return JUKI_EFORMAT;
+	}
+	p = sp + 1;
+	if (strchr(p, ' ') != NULL || (*svc = juki_service_parse(p)) == JUKI_SVC_NONE) {
+		*svc = JUKI_SVC_NONE;
+		*why = "unknown service";
+		return JUKI_EFORMAT;
+	}
+	return 0;
+}
+
+int
 juki_net_write_line(struct bufferevent *bev, const char *text)
 {
 	if (bufferevent_write(bev, text, strlen(text)) != 0 ||

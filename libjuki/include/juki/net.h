@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "juki/ident.h"
+#include "juki/policy.h"
 #include "juki/tls.h"
 
 #define JUKI_LINE_MAX 256
@@ -116,6 +117,16 @@ typedef void (*juki_line_cb)(struct bufferevent *bev, const char *line, int rc, 
  */
 void juki_net_read_line(struct bufferevent *bev, size_t max, int64_t timeout_ms, juki_line_cb cb,
 			void *arg);
+
+/*
+ * juki_net_parse_request() - parse a tunnel request line "<verb> <urn>
+ * <service>" (CONNECT from a node to a gateway, FROM from a gateway to a
+ * node): exactly three single-space-separated tokens, verb as given, a node
+ * identity (not an operator), a known service.  Returns 0, or JUKI_EFORMAT
+ * with a short reason in *why (a static string).
+ */
+int juki_net_parse_request(const char *line, const char *verb, struct juki_ident *ident,
+			   enum juki_service *svc, const char **why);
 
 /* juki_net_write_line() - queue "text\n" on bev. */
 int juki_net_write_line(struct bufferevent *bev, const char *text);

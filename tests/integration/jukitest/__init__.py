@@ -1,0 +1,313 @@
+"""juki integration-test harness.
+
+Starts the real binaries in a fresh temporary directory with a generated PKI,
+configurations from templates and free loopback ports; waits for readiness by
+asking each daemon (`juki-ctl status`), never by sleeping; always stops what
+it started, and prints the daemons' logs when a case fails.
+
+    with Network(["fwgate:east", "cs:131016", "cs:271004", "pref:13"]) as net:
+        net.ctl("cs:131016", "resident", "add", ...)
+
+Only the Python standard library is used.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BUILD = os.environ.get("JUKI_BUILD_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "build")
+SOURCE = os.environ.get("JUKI_SOURCE_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "..")
+
+BINARIES = {
+    "fwgate": "fwgate/juki-fwgated",
+    "cs": "cs/juki-csd",
+    "pref": "prefserver/juki-prefd",
+}
+CTL = os.path.join(BUILD, "ctl", "juki-ctl")
+
+# Exit codes of juki-ctl (ctl/ctl.h).
+CTL_OK, CTL_FAILED, CTL_USAGE, CTL_UNREACHABLE = 0, 1, 2, 3
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_until(what, predicate, timeout=30.0, interval=0.02):
+    """Poll predicate() until it returns a true value; fail with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as e:  # a daemon restarting, a socket not there yet
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() > deadline:
+            raise Timeout("timed out waiting for %s (last: %r)" % (what, last))
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def urn(name):
+    return name if name.startswith("urn:juki:") else "urn:juki:" + name
+
+
+def fname(name):
+    """cs:131016 -> cs-131016 (juki_ident_filename)."""
+    return urn(name)[len("urn:juki:"):].replace(":", "-")
+
+
+class CtlError(AssertionError):
+    def __init__(self, args, code, out, err):
+        super().__init__("juki-ctl %s: exit %d: %s%s" % (" ".join(args), code, err, out))
+        self.code = code
+        self.out = out
+        self.err = err
+
+
+def run_ctl(*args, socket_path=None, check=True, json_out=True, input=None, timeout=60):
+    """Run juki-ctl; returns the parsed JSON result (or (code, out, err) when check=False)."""
+    argv = [CTL]
+    if socket_path:
+        argv += ["-s", socket_path]
+    if json_out:
+        argv.append("--json")
+    argv += [str(a) for a in args]
+    p = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
+    if not check:
+        return p.returncode, p.stdout, p.stderr
+    if p.returncode != 0:
+        raise CtlError(argv[1:], p.returncode, p.stdout, p.stderr)
+    return json.loads(p.stdout) if json_out else p.stdout
+
+
+class Daemon:
+    """One daemon of the network: its config, process, log and control socket."""
+
+    def __init__(self, net, name, kind):
+        self.net = net
+        self.name = name
+        self.urn = urn(name)
+        self.kind = kind
+        self.binary = os.path.join(BUILD, BINARIES[kind])
+        self.config = os.path.join(net.dir, fname(name) + ".yaml")
+        self.socket = os.path.join(net.dir, fname(name) + ".sock")
+        self.store = os.path.join(net.dir, fname(name) + ".db")
+        self.log = os.path.join(net.dir, fname(name) + ".log")
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.proc = None
+        self.extra = {}
+
+    def write_config(self):
+        pki = self.net.pki
+        f = fname(self.name)
+        lines = [
+            "node: %s" % self.urn,
+            "tls:",
+            "  cert: %s/%s.crt" % (pki, f),
+            "  key: %s/%s.key" % (pki, f),
+            "  ca: %s/ca.crt" % pki,
+            "  crl: %s/crl.pem" % pki,
+            "listen: [%s]" % self.address,
+            "policy: %s" % self.net.policy,
+            "control: %s" % self.socket,
+            "log_level: debug",
+        ]
+        if self.kind == "fwgate":
+            lines.append("directory:")
+            for d in self.net.daemons.values():
+                if d.kind != "fwgate":
+                    lines.append("  - {node: %s, address: '%s'}" % (d.urn, d.address))
+        else:
+            gws = [self.net.daemons[g].address for g in self.net.gateway_order]
+            lines.append("gateways: [%s]" % ", ".join("'%s'" % g for g in gws))
+            lines.append("store: %s" % self.store)
+            lines.append("delivery:\n  backoff_min: 50ms\n  backoff_max: 1s\n  failback: 1s")
+        for k, v in self.extra.items():
+            lines.append("%s: %s" % (k, v))
+        with open(self.config, "w") as out:
+            out.write("\n".join(lines) + "\n")
+
+    def start(self, wait=True):
+        assert self.proc is None or self.proc.poll() is not None
+        logf = open(self.log, "a")
+        logf.write("---- start %s\n" % time.strftime("%H:%M:%S"))
+        logf.flush()
+        self.proc = subprocess.Popen([self.binary, "-f", self.config], stdout=logf,
+                                     stderr=subprocess.STDOUT, cwd=self.net.dir)
+        logf.close()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited with %d" % (self.name, self.proc.returncode))
+            code, out, _ = run_ctl("status", socket_path=self.socket, check=False)
+            return code == 0 and json.loads(out).get("ready")
+        wait_until("%s ready" % self.name, ready, timeout)
+
+    def ctl(self, *args, **kw):
+        return run_ctl(*args, socket_path=self.socket, **kw)
+
+    def status(self):
+        return self.ctl("status")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        """Graceful stop (SIGTERM); returns the exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("%s did not stop within %ss of SIGTERM" % (self.name, timeout))
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+class Network:
+    """A juki network on loopback: PKI, policy, gateways, nodes.
+
+    names: identities like "fwgate:east", "cs:131016", "pref:13".  Gateways are
+    listed to every node in the order given (the first is the primary line).
+    extra_identities get certificates but no daemon (test peers, attackers).
+    """
+
+    def __init__(self, names, extra_identities=(), keep=None):
+        self.names = list(names)
+        self.extra_identities = list(extra_identities)
+        self.keep = keep if keep is not None else bool(os.environ.get("JUKI_KEEP"))
+        self.dir = None
+        self.daemons = {}
+        self.gateway_order = []
+
+    # -- set-up -----------------------------------------------------------
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="juki-it-")
+        self.pki = os.path.join(self.dir, "pki")
+        self.policy = os.path.join(self.dir, "policy.yaml")
+        shutil.copy(os.path.join(SOURCE, "conf", "policy.yaml"), self.policy)
+        for n in self.names:
+            kind = urn(n).split(":")[2]
+            d = Daemon(self, n, kind)
+            self.daemons[n] = d
+            if kind == "fwgate":
+                self.gateway_order.append(n)
+        topo = os.path.join(self.dir, "topology.yaml")
+        with open(topo, "w") as f:
+            f.write("ca: juki test CA\nnodes:\n")
+            for n in self.names + self.extra_identities:
+                f.write("  - %s\n" % urn(n))
+        run_ctl("pki", "init", "--out", self.pki, topo)
+        for d in self.daemons.values():
+            d.write_config()
+        try:
+            # Gateways first so that nodes find a line at once.
+            for d in self.gateways():
+                d.start(wait=False)
+            for d in self.nodes():
+                d.start(wait=False)
+            for d in self.daemons.values():
+                d.wait_ready()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        for d in self.daemons.values():
+            if d.running():
+                try:
+                    d.stop()
+                except AssertionError as e:
+                    print(e, file=sys.stderr)
+        if exc_type is not None:
+            self.dump_logs()
+        if self.keep or exc_type is not None and os.environ.get("JUKI_KEEP_FAILED"):
+            print("kept %s" % self.dir, file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def dump_logs(self):
+        for d in self.daemons.values():
+            text = d.log_text()
+            print("\n===== log of %s (%s) =====\n%s" % (d.name, d.log, text[-12000:]),
+                  file=sys.stderr)
+
+    # -- access -----------------------------------------------------------
+
+    def __getitem__(self, name):
+        return self.daemons[name]
+
+    def gateways(self):
+        return [d for d in self.daemons.values() if d.kind == "fwgate"]
+
+    def nodes(self):
+        return [d for d in self.daemons.values() if d.kind != "fwgate"]
+
+    def cert(self, name):
+        f = fname(name)
+        return os.path.join(self.pki, f + ".crt"), os.path.join(self.pki, f + ".key")
+
+    def ca(self):
+        return os.path.join(self.pki, "ca.crt")
+
+
+def run_cases(cases):
+    """Run test functions in order; print a summary; exit non-zero on any failure."""
+    failed = 0
+    only = os.environ.get("JUKI_CASE")
+    for case in cases:
+        if only and case.__name__ != only:
+            continue
+        start = time.monotonic()
+        try:
+            case()
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.1fs)" % (case.__name__, time.monotonic() - start))
+            traceback.print_exc()
+        else:
+            print("ok   %s (%.1fs)" % (case.__name__, time.monotonic() - start))
+        sys.stdout.flush()
+    print("%d of %d cases failed" % (failed, len(cases)) if failed else "all cases passed")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,167 @@
+"""A hand-driven juki peer, for tests that must send what juki never would.
+
+It speaks the wire protocol of docs/protocol.md directly: outer TLS 1.3 to a
+gateway with some identity's certificate, the CONNECT line, then the inner
+TLS 1.3 session through the tunnel (an ssl.SSLObject over memory BIOs) and
+length-prefixed JSON frames inside it.
+"""
+
+import json
+import os
+import socket
+import ssl
+import struct
+import time
+import uuid
+
+
+def tls_context(cert, key, ca, version=ssl.TLSVersion.TLSv1_3):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    ctx.check_hostname = False  # identities are SAN URIs, checked below
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def san_uri(cert_dict):
+    for kind, value in cert_dict.get("subjectAltName", ()):
+        if kind == "URI":
+            return value
+    return None
+
+
+def uuid7():
+    ms = int(time.time() * 1000)
+    b = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    b[6] = 0x70 | (b[6] & 0x0F)
+    b[8] = 0x80 | (b[8] & 0x3F)
+    return str(uuid.UUID(bytes=bytes(b)))
+
+
+def now():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int(t % 1 * 1000)
+
+
+class Peer:
+    def __init__(self, gateway_address, cert, key, ca, timeout=10):
+        self.gateway = gateway_address
+        self.cert, self.key, self.ca = cert, key, ca
+        self.timeout = timeout
+        self.sock = None
+        self.inner = None
+        self.pending = b""
+
+    # -- outer ------------------------------------------------------------
+
+    def open_outer(self):
+        host, port = self.gateway.rsplit(":", 1)
+        raw = socket.create_connection((host, int(port)), timeout=self.timeout)
+        ctx = tls_context(self.cert, self.key, self.ca)
+        self.sock = ctx.wrap_socket(raw)
+        return san_uri(self.sock.getpeercert())
+
+    def readline(self):
+        line = b""
+        while not line.endswith(b"\n"):
+            c = self.sock.recv(1)
+            if not c:
+                break
+            line += c
+        return line.decode(errors="replace").rstrip("\r\n")
+
+    def request(self, line):
+        """Send one raw request line (bytes or str, newline added) and read the answer."""
+        if isinstance(line, str):
+            line = line.encode()
+        self.sock.sendall(line + b"\n")
+        return self.readline()
+
+    def connect(self, dest, service):
+        """Outer TLS + CONNECT; on OK, the inner TLS session to dest.  Returns the answer."""
+        if self.sock is None:
+            self.open_outer()
+        answer = self.request("CONNECT %s %s" % (dest, service))
+        if answer == "OK":
+            self.start_inner(dest)
+        return answer
+
+    # -- inner ------------------------------------------------------------
+
+    def start_inner(self, dest):
+        ctx = tls_context(self.cert, self.key, self.ca)
+        self.inb, self.outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.inner = ctx.wrap_bio(self.inb, self.outb, server_side=False)
+        while True:
+            try:
+                self.inner.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+        self._flush()
+        peer = san_uri(self.inner.getpeercert())
+        if peer != dest:
+            raise AssertionError("inner peer is %s, expected %s" % (peer, dest))
+
+    def _flush(self):
+        data = self.outb.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("tunnel closed")
+        self.inb.write(data)
+
+    def send_bytes(self, data):
+        self.inner.write(data)
+        self._flush()
+
+    def send_frame(self, doc):
+        payload = doc if isinstance(doc, bytes) else json.dumps(doc, ensure_ascii=False).encode()
+        self.send_bytes(struct.pack(">I", len(payload)) + payload)
+
+    def _read_inner(self, n):
+        while len(self.pending) < n:
+            try:
+                chunk = self.inner.read(65536)
+                if not chunk:
+                    raise ConnectionError("inner session closed")
+                self.pending += chunk
+            except ssl.SSLWantReadError:
+                self._fill()
+        out, self.pending = self.pending[:n], self.pending[n:]
+        return out
+
+    def recv_frame(self):
+        (n,) = struct.unpack(">I", self._read_inner(4))
+        return json.loads(self._read_inner(n))
+
+    def closed(self):
+        """True when the tunnel is (or becomes) closed without sending anything more."""
+        try:
+            self._read_inner(1)
+            return False
+        except (ConnectionError, ssl.SSLError, OSError):
+            return True
+
+    def message(self, type_, sender, to, body, **header):
+        doc = {"v": 1, "id": uuid7(), "type": type_, "from": sender, "to": to,
+               "time": now(), "corr": None, "body": body}
+        doc.update(header)
+        return doc
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self.inner = None

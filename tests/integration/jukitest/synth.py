@@ -1,0 +1,85 @@
+"""Synthetic identity data: generated names and addresses, valid check digits.
+
+Nothing here describes a real person: surnames and given names are drawn
+independently from short lists of common words, birth dates and codes at
+random, addresses from the open list of municipalities (shared/data,
+copied to tests/data) with made-up block numbers.
+"""
+
+import csv
+import os
+import random
+
+SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤",
+            "吉田", "山田", "佐々木", "山口", "松本", "井上", "木村", "林", "斎藤", "清水",
+            "髙橋", "齋藤", "渡邊", "𠮷田"]  # also names outside everyday kanji sets
+GIVEN = ["花子", "太郎", "陽菜", "蓮", "結衣", "湊", "葵", "大翔", "凛", "悠真", "美咲",
+         "翔太", "さくら", "健一", "由美", "直樹", "恵子", "誠", "彩", "翼"]
+KANA_SUR = ["サトウ", "スズキ", "タカハシ", "タナカ", "イトウ"]
+
+_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "data")
+
+
+def jumin_check_digit(first10):
+    weights = [5, 4, 3, 2, 7, 6, 5, 4, 3, 2]
+    r = sum(int(d) * w for d, w in zip(first10, weights)) % 11
+    return "0" if r <= 1 else str(11 - r)
+
+
+def lgcode_check_digit(first5):
+    s = sum(int(d) * w for d, w in zip(first5, [6, 5, 4, 3, 2]))
+    return str((11 - s % 11) % 10)
+
+
+def jumin_code(rng):
+    first = "".join(rng.choice("0123456789") for _ in range(10))
+    return first + jumin_check_digit(first)
+
+
+def wrong_check_digit(code):
+    return code[:-1] + str((int(code[-1]) + 1) % 10)
+
+
+def municipalities():
+    with open(os.path.join(_DATA, "localgov.csv"), encoding="utf-8") as f:
+        return {r["lgcode"]: r for r in csv.DictReader(f) if r["kind"] != "ward"}
+
+
+class Synth:
+    def __init__(self, seed=1):
+        self.rng = random.Random(seed)
+        self.munis = municipalities()
+        self.used = set()
+
+    def code(self):
+        while True:
+            c = jumin_code(self.rng)
+            if c not in self.used:
+                self.used.add(c)
+                return c
+
+    def address(self, lgcode):
+        m = self.munis[lgcode]
+        r = self.rng
+        return "%s%s%d丁目%d番%d号" % (m["pref"], m["name"].replace(" ", ""), r.randint(1, 9),
+                                      r.randint(1, 30), r.randint(1, 20))
+
+    def person(self, lgcode):
+        r = self.rng
+        y, mo = r.randint(1930, 2024), r.randint(1, 12)
+        d = r.randint(1, 28)
+        return {
+            "code": self.code(),
+            "name": "%s %s" % (r.choice(SURNAMES), r.choice(GIVEN)),
+            "birth": "%04d-%02d-%02d" % (y, mo, d),
+            "sex": r.choice([1, 2]),
+            "address": self.address(lgcode),
+            "lgcode": lgcode,
+        }
+
+    def moved(self, person, new_lgcode, date="2026-11-25"):
+        """The move-in record a clerk at new_lgcode enters for person."""
+        p = dict(person)
+        p["address"] = self.address(new_lgcode)
+        p["lgcode"] = new_lgcode
+        return {"person": p, "from": person["lgcode"], "date": date}
