@@ -114,7 +114,9 @@ class Daemon:
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
-        self.extra = {}
+        self.extra = {}  # more top-level keys, written as given
+        self.delivery = {"backoff_min": "50ms", "backoff_max": "1s", "failback": "1s"}
+        self.limits = {}
 
     def write_config(self):
         pki = self.net.pki
@@ -140,7 +142,11 @@ class Daemon:
             gws = [self.net.daemons[g].address for g in self.net.gateway_order]
             lines.append("gateways: [%s]" % ", ".join("'%s'" % g for g in gws))
             lines.append("store: %s" % self.store)
-            lines.append("delivery:\n  backoff_min: 50ms\n  backoff_max: 1s\n  failback: 1s")
+            lines.append("delivery:")
+            lines += ["  %s: %s" % kv for kv in self.delivery.items()]
+        if self.limits:
+            lines.append("limits:")
+            lines += ["  %s: %s" % kv for kv in self.limits.items()]
         for k, v in self.extra.items():
             lines.append("%s: %s" % (k, v))
         with open(self.config, "w") as out:
