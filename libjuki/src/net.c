@@ -7,6 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -68,6 +71,18 @@ juki_net_peer_text(evutil_socket_t fd, char *buf, size_t len)
 		return;
 	}
 	juki_net_addr_text((struct sockaddr *)&ss, buf, len);
+}
+
+/*
+ * Requests, answers and acks are small and wait for each other: Nagle's
+ * algorithm against delayed ACKs would add tens of milliseconds per step.
+ */
+static void
+set_nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 /* Numeric addresses first; names through the resolver (blocking, at setup). */
@@ -295,6 +310,7 @@ step_event(struct bufferevent *bev, short what, void *arg)
 			step_fail(st, JUKI_TLSF_WRONG_PEER, why);
 			return;
 		}
+		set_nodelay(bufferevent_getfd(bev));
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		st->bev = NULL;
 		{
@@ -389,6 +405,7 @@ juki_net_accept_tls(struct event_base *base, struct juki_tls *tls, evutil_socket
 
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
+	set_nodelay(fd);
 	st = step_new(base, NULL, timeout_ms, cb, arg);
 	ssl = juki_tls_ssl_new(tls, JUKI_TLS_SERVER);
 	if (st == NULL || ssl == NULL) {

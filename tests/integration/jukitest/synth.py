@@ -15,7 +15,8 @@ SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本"
             "髙橋", "齋藤", "渡邊", "𠮷田"]  # also names outside everyday kanji sets
 GIVEN = ["花子", "太郎", "陽菜", "蓮", "結衣", "湊", "葵", "大翔", "凛", "悠真", "美咲",
          "翔太", "さくら", "健一", "由美", "直樹", "恵子", "誠", "彩", "翼"]
-KANA_SUR = ["サトウ", "スズキ", "タカハシ", "タナカ", "イトウ"]
+TOWNS = ["本町", "中央", "栄町", "緑町", "旭町", "東町", "西町", "南町", "北町", "朝日町",
+         "若葉", "桜木町", "幸町", "寿町", "宮前"]
 
 _DATA = os.path.join(os.path.dirname(__file__), "..", "..", "data")
 
@@ -61,8 +62,9 @@ class Synth:
     def address(self, lgcode):
         m = self.munis[lgcode]
         r = self.rng
-        return "%s%s%d丁目%d番%d号" % (m["pref"], m["name"].replace(" ", ""), r.randint(1, 9),
-                                      r.randint(1, 30), r.randint(1, 20))
+        return "%s%s%s%d丁目%d番%d号" % (m["pref"], m["name"].replace(" ", ""),
+                                        r.choice(TOWNS), r.randint(1, 9), r.randint(1, 30),
+                                        r.randint(1, 20))
 
     def person(self, lgcode):
         r = self.rng
