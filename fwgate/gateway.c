@@ -93,8 +93,9 @@ struct gateway {
 	struct juki_listener **listeners;
 	size_t nlisteners;
 	struct juki_ctl_server *ctl;
+	struct juki_net_group *steps; /* callers and destinations being set up, refusals */
 	struct counter *per_address, *per_node;
-	struct session *tunnels;
+	struct session *sessions; /* every caller, from accept to close */
 	uint64_t accepted, tunnels_total, denied, bytes_up, bytes_down;
 	int64_t active;
 };
@@ -106,8 +107,9 @@ struct session {
 	struct juki_ident src, dst;
 	enum juki_service svc;
 	int counted_node;
-	struct bufferevent *a; /* the caller */
-	struct bufferevent *b; /* the destination */
+	struct bufferevent *a; /* the caller, while no step holds it */
+	struct bufferevent *b; /* the destination, once the tunnel is up */
+	int tunnel;
 	struct session *prev, *next;
 };
 
@@ -149,6 +151,17 @@ session_free(struct session *s)
 {
 	struct gateway *gw = s->gw;
 
+	if (s->prev != NULL) {
+		s->prev->next = s->next;
+	} else {
+		gw->sessions = s->next;
+	}
+	if (s->next != NULL) {
+		s->next->prev = s->prev;
+	}
+	if (s->tunnel) {
+		gw->active--;
+	}
 	counter_add(&gw->per_address, s->host, -1);
 	if (s->counted_node) {
 		counter_add(&gw->per_node, s->src.urn, -1);
@@ -174,7 +187,7 @@ refuse(struct session *s, struct bufferevent *bev, const char *code, const char 
 	gw->denied++;
 	juki_alert(gw->alerts, alert, s->src.urn[0] ? s->src.urn : NULL, s->addr, "deny %s: %s",
 		   code, text);
-	juki_net_deny(bev, code, text, DENY_FLUSH_MS);
+	juki_net_deny(gw->steps, bev, code, text, DENY_FLUSH_MS);
 	session_free(s);
 }
 
@@ -201,32 +214,15 @@ failure_alert(enum juki_tls_failure f)
 /* The tunnel: bytes both ways, unread, with backpressure. */
 
 static void
-tunnel_unlink(struct session *s)
-{
-	struct gateway *gw = s->gw;
-
-	if (s->prev != NULL) {
-		s->prev->next = s->next;
-	} else {
-		gw->tunnels = s->next;
-	}
-	if (s->next != NULL) {
-		s->next->prev = s->prev;
-	}
-	gw->active--;
-}
-
-static void
 tunnel_end(struct session *s, struct bufferevent *closed, const char *why)
 {
 	struct bufferevent *other = closed == s->a ? s->b : s->a;
 
 	log_info("gateway: tunnel %s -> %s over %s closed: %s", s->src.urn, s->dst.urn,
 		 juki_service_name(s->svc), why);
-	tunnel_unlink(s);
 	/* What the closing side sent is already queued on the other: let it go out. */
 	bufferevent_free(closed);
-	juki_net_close_after_flush(other, DENY_FLUSH_MS);
+	juki_net_close_after_flush(s->gw->steps, other, DENY_FLUSH_MS);
 	session_free(s);
 }
 
@@ -298,11 +294,7 @@ tunnel_start(struct session *s)
 			       (suseconds_t)(lim->idle_timeout % 1000) * 1000};
 	size_t low = (size_t)lim->buffer / 2;
 
-	s->next = gw->tunnels;
-	if (gw->tunnels != NULL) {
-		gw->tunnels->prev = s;
-	}
-	gw->tunnels = s;
+	s->tunnel = 1;
 	gw->active++;
 	gw->tunnels_total++;
 	bufferevent_setcb(s->a, a_read, a_written, tunnel_event, s);
@@ -369,7 +361,8 @@ dest_connected(struct bufferevent *bev, const struct juki_ident *peer, enum juki
 		refuse(s, s->a, "unreachable", "destination-failed", "out of memory");
 		return;
 	}
-	juki_net_read_line(bev, JUKI_LINE_MAX, gw->conf->limits.connect_timeout, dest_answer, s);
+	juki_net_read_line(gw->steps, bev, JUKI_LINE_MAX, gw->conf->limits.connect_timeout,
+			   dest_answer, s);
 }
 
 static const char *
@@ -423,7 +416,7 @@ connect_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		       s->dst.urn);
 		return;
 	}
-	rc = juki_net_connect_tls(gw->base, gw->tls, addr, &s->dst,
+	rc = juki_net_connect_tls(gw->steps, gw->tls, addr, &s->dst,
 				  gw->conf->limits.connect_timeout, dest_connected, s);
 	if (rc != 0) {
 		refuse(s, bev, "unreachable", "destination-failed", "%s at %s: %s", s->dst.urn,
@@ -450,7 +443,8 @@ caller_handshake(struct bufferevent *bev, const struct juki_ident *peer, enum ju
 		refuse(s, bev, "forbidden", "policy-denied", "%s may not open tunnels", peer->urn);
 		return;
 	}
-	juki_net_read_line(bev, JUKI_LINE_MAX, gw->conf->limits.line_timeout, connect_line, s);
+	juki_net_read_line(gw->steps, bev, JUKI_LINE_MAX, gw->conf->limits.line_timeout,
+			   connect_line, s);
 }
 
 static void
@@ -478,6 +472,11 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 		return;
 	}
 	s->gw = gw;
+	s->next = gw->sessions;
+	if (gw->sessions != NULL) {
+		gw->sessions->prev = s;
+	}
+	gw->sessions = s;
 	juki_net_addr_text(sa, s->addr, sizeof(s->addr));
 	host_of(sa, s->host, sizeof(s->host));
 	gw->accepted++;
@@ -489,7 +488,7 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 		session_free(s);
 		return;
 	}
-	if (juki_net_accept_tls(gw->base, gw->tls, fd, gw->conf->limits.handshake_timeout,
+	if (juki_net_accept_tls(gw->steps, gw->tls, fd, gw->conf->limits.handshake_timeout,
 				caller_handshake, s) != 0) {
 		session_free(s);
 	}
@@ -613,12 +612,17 @@ gateway_stop(struct juki_daemon *d, void *nodep)
 		juki_listener_free(gw->listeners[i]);
 	}
 	free(gw->listeners);
-	while (gw->tunnels != NULL) {
-		struct session *s = gw->tunnels;
+	/* Cancel set-ups first; then each session holds only its own bufferevents. */
+	juki_net_group_free(gw->steps);
+	while (gw->sessions != NULL) {
+		struct session *s = gw->sessions;
 
-		tunnel_unlink(s);
-		bufferevent_free(s->a);
-		bufferevent_free(s->b);
+		if (s->a != NULL) {
+			bufferevent_free(s->a);
+		}
+		if (s->b != NULL) {
+			bufferevent_free(s->b);
+		}
 		session_free(s);
 	}
 	while ((c = gw->per_address) != NULL) {
@@ -652,7 +656,8 @@ gateway_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_
 	log_setlevel(juki_log_level_of(conf->log_level));
 	gw->alerts = juki_alerts_new(ALERT_RING, &gw->clock);
 	gw->listeners = calloc(conf->nlisten, sizeof(*gw->listeners));
-	if (gw->alerts == NULL || gw->listeners == NULL) {
+	gw->steps = juki_net_group_new(gw->base);
+	if (gw->alerts == NULL || gw->listeners == NULL || gw->steps == NULL) {
 		rc = JUKI_ENOMEM;
 		goto fail;
 	}

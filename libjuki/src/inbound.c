@@ -31,7 +31,8 @@ struct juki_inbound {
 	const struct juki_policy *policy;
 	struct juki_listener **listeners;
 	size_t nlisteners;
-	struct conn *conns; /* channels that are up */
+	struct juki_net_group *steps; /* connections being set up */
+	struct conn *conns;           /* every connection, being set up or up */
 	size_t nchans;
 	uint64_t received, accepted, duplicate;
 	struct reason_count rejected[MAX_REASONS];
@@ -80,7 +81,6 @@ self_of(const struct juki_inbound *in)
 	return juki_tls_self(in->tls);
 }
 
-/* Take a connection whose channel is up off the list. */
 static void
 conn_unlink(struct conn *c)
 {
@@ -94,16 +94,16 @@ conn_unlink(struct conn *c)
 	if (c->next != NULL) {
 		c->next->prev = c->prev;
 	}
-	in->nchans--;
+	if (c->chan != NULL) {
+		in->nchans--;
+	}
 }
 
 static void
 conn_free(struct conn *c)
 {
-	if (c->chan != NULL) {
-		conn_unlink(c);
-		juki_chan_free(c->chan);
-	}
+	conn_unlink(c);
+	juki_chan_free(c->chan);
 	free(c);
 }
 
@@ -140,21 +140,16 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 		juki_alert(in->conf.alerts, failure_alert(f), c->src.urn, c->addr,
 			   "inner handshake from %s over %s: %s", c->src.urn,
 			   juki_service_name(c->svc), why);
-		free(c);
+		conn_free(c);
 		return;
 	}
 	c->chan = juki_chan_new(bev, peer, juki_service_name(c->svc), in->conf.frame_max,
 				in->conf.idle_timeout_ms, &cbs, c);
 	if (c->chan == NULL) {
 		log_warnx("inbound: out of memory for a channel from %s", peer->urn);
-		free(c);
+		conn_free(c);
 		return;
 	}
-	c->next = in->conns;
-	if (in->conns != NULL) {
-		in->conns->prev = c;
-	}
-	in->conns = c;
 	in->nchans++;
 	log_info("inbound: channel up from %s over %s via %s", peer->urn, juki_service_name(c->svc),
 		 c->addr);
@@ -174,30 +169,30 @@ from_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		if (rc == JUKI_ECLOSED || rc == JUKI_ETIMEDOUT) {
 			bufferevent_free(bev);
 		} else {
-			juki_net_deny(bev, "malformed", "expected FROM <urn> <service>",
+			juki_net_deny(in->steps, bev, "malformed", "expected FROM <urn> <service>",
 				      DENY_FLUSH_MS);
 		}
-		free(c);
+		conn_free(c);
 		return;
 	}
 	if (juki_net_parse_request(line, "FROM", &c->src, &c->svc, &bad) != 0) {
 		juki_alert(in->conf.alerts, "malformed-request", NULL, c->addr,
 			   "gateway sent a malformed FROM line: %s", bad);
-		juki_net_deny(bev, "malformed", bad, DENY_FLUSH_MS);
-		free(c);
+		juki_net_deny(in->steps, bev, "malformed", bad, DENY_FLUSH_MS);
+		conn_free(c);
 		return;
 	}
 	if (juki_policy_check(in->policy, &c->src, self_of(in), c->svc, why, sizeof(why)) != 0) {
 		juki_alert(in->conf.alerts, "policy-denied", c->src.urn, c->addr, "%s", why);
-		juki_net_deny(bev, "policy", why, DENY_FLUSH_MS);
-		free(c);
+		juki_net_deny(in->steps, bev, "policy", why, DENY_FLUSH_MS);
+		conn_free(c);
 		return;
 	}
 	if (juki_net_write_line(bev, "OK") != 0 ||
-	    juki_net_wrap_tls(in->conf.base, in->tls, bev, JUKI_TLS_SERVER, &c->src,
+	    juki_net_wrap_tls(in->steps, in->tls, bev, JUKI_TLS_SERVER, &c->src,
 			      in->conf.handshake_timeout_ms, inner_done, c) != 0) {
 		log_warnx("inbound: cannot start the inner session from %s", c->src.urn);
-		free(c);
+		conn_free(c);
 	}
 }
 
@@ -210,17 +205,18 @@ outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 
 	if (bev == NULL) {
 		juki_alert(in->conf.alerts, failure_alert(f), NULL, c->addr, "node port: %s", why);
-		free(c);
+		conn_free(c);
 		return;
 	}
 	if (peer->kind != JUKI_KIND_FWGATE) {
 		juki_alert(in->conf.alerts, "not-a-gateway", peer->urn, c->addr,
 			   "node port accepts gateways only");
-		juki_net_deny(bev, "forbidden", "node port accepts gateways only", DENY_FLUSH_MS);
-		free(c);
+		juki_net_deny(in->steps, bev, "forbidden", "node port accepts gateways only",
+			      DENY_FLUSH_MS);
+		conn_free(c);
 		return;
 	}
-	juki_net_read_line(bev, JUKI_LINE_MAX, in->conf.line_timeout_ms, from_line, c);
+	juki_net_read_line(in->steps, bev, JUKI_LINE_MAX, in->conf.line_timeout_ms, from_line, c);
 }
 
 static void
@@ -236,10 +232,15 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 		return;
 	}
 	c->in = in;
+	c->next = in->conns;
+	if (in->conns != NULL) {
+		in->conns->prev = c;
+	}
+	in->conns = c;
 	juki_net_addr_text(sa, c->addr, sizeof(c->addr));
-	if (juki_net_accept_tls(in->conf.base, in->tls, fd, in->conf.handshake_timeout_ms,
-				outer_done, c) != 0) {
-		free(c);
+	if (juki_net_accept_tls(in->steps, in->tls, fd, in->conf.handshake_timeout_ms, outer_done,
+				c) != 0) {
+		conn_free(c);
 	}
 }
 
@@ -480,8 +481,9 @@ juki_inbound_new(const struct juki_inbound_conf *conf, struct juki_tls *tls,
 	in->tls = tls;
 	in->policy = policy;
 	in->listeners = calloc(nlisten ? nlisten : 1, sizeof(*in->listeners));
-	if (in->listeners == NULL) {
-		free(in);
+	in->steps = juki_net_group_new(conf->base);
+	if (in->listeners == NULL || in->steps == NULL) {
+		juki_inbound_free(in);
 		return JUKI_ENOMEM;
 	}
 	for (size_t i = 0; i < nlisten; i++) {
@@ -551,6 +553,8 @@ juki_inbound_free(struct juki_inbound *in)
 		juki_listener_free(in->listeners[i]);
 	}
 	free(in->listeners);
+	/* Cancel set-ups first: their connections hold no bufferevent of their own. */
+	juki_net_group_free(in->steps);
 	while (in->conns != NULL) {
 		conn_free(in->conns);
 	}

@@ -256,27 +256,102 @@ juki_listener_addr(const struct juki_listener *listener)
 }
 
 /*
- * One TLS handshake in progress.  The timer bounds it, because bufferevent
- * timeouts only run while reading or writing is enabled.
+ * Steps in progress belong to a group, so that their owner can cancel them
+ * all when it stops: every pending step holds a bufferevent (freed on
+ * cancel) and maybe a timer.  Each kind of step starts with this record.
  */
-struct tls_step {
+enum pending_kind {
+	PENDING_TLS,
+	PENDING_LINE,
+	PENDING_FLUSH,
+};
+
+struct pending {
+	enum pending_kind kind;
+	struct juki_net_group *group;
+	struct pending *prev, *next;
 	struct bufferevent *bev;
 	struct event *timer;
+};
+
+struct juki_net_group {
+	struct event_base *base;
+	struct pending *head;
+};
+
+struct juki_net_group *
+juki_net_group_new(struct event_base *base)
+{
+	struct juki_net_group *g = calloc(1, sizeof(*g));
+
+	if (g != NULL) {
+		g->base = base;
+	}
+	return g;
+}
+
+struct event_base *
+juki_net_group_base(const struct juki_net_group *group)
+{
+	return group->base;
+}
+
+static void
+pending_add(struct juki_net_group *g, struct pending *p, enum pending_kind kind)
+{
+	p->kind = kind;
+	p->group = g;
+	p->prev = NULL;
+	p->next = g->head;
+	if (g->head != NULL) {
+		g->head->prev = p;
+	}
+	g->head = p;
+}
+
+/* Take p off its group and release its timer; the bufferevent is the caller's. */
+static void
+pending_done(struct pending *p)
+{
+	if (p->prev != NULL) {
+		p->prev->next = p->next;
+	} else {
+		p->group->head = p->next;
+	}
+	if (p->next != NULL) {
+		p->next->prev = p->prev;
+	}
+	if (p->timer != NULL) {
+		event_free(p->timer);
+	}
+	free(p);
+}
+
+void
+juki_net_group_free(struct juki_net_group *group)
+{
+	struct pending *p;
+
+	if (group == NULL) {
+		return;
+	}
+	while ((p = group->head) != NULL) {
+		if (p->bev != NULL) {
+			bufferevent_free(p->bev);
+		}
+		pending_done(p);
+	}
+	free(group);
+}
+
+/* One TLS handshake in progress; its timer bounds it. */
+struct tls_step {
+	struct pending p;
 	juki_tls_step_cb cb;
 	void *arg;
 	int has_expect;
 	struct juki_ident expect;
-	char addr[160];
 };
-
-static void
-step_free(struct tls_step *st)
-{
-	if (st->timer != NULL) {
-		event_free(st->timer);
-	}
-	free(st);
-}
 
 static void
 step_fail(struct tls_step *st, enum juki_tls_failure failure, const char *why)
@@ -284,10 +359,10 @@ step_fail(struct tls_step *st, enum juki_tls_failure failure, const char *why)
 	juki_tls_step_cb cb = st->cb;
 	void *arg = st->arg;
 
-	if (st->bev != NULL) {
-		bufferevent_free(st->bev);
+	if (st->p.bev != NULL) {
+		bufferevent_free(st->p.bev);
 	}
-	step_free(st);
+	pending_done(&st->p);
 	cb(NULL, NULL, failure, why, arg);
 }
 
@@ -300,6 +375,9 @@ step_event(struct bufferevent *bev, short what, void *arg)
 	char why[512];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		juki_tls_step_cb cb = st->cb;
+		void *cbarg = st->arg;
+
 		if (juki_tls_peer_ident(ssl, &peer) != 0) {
 			step_fail(st, JUKI_TLSF_NO_IDENTITY, "peer certificate names no identity");
 			return;
@@ -312,14 +390,8 @@ step_event(struct bufferevent *bev, short what, void *arg)
 		}
 		set_nodelay(bufferevent_getfd(bev));
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		st->bev = NULL;
-		{
-			juki_tls_step_cb cb = st->cb;
-			void *cbarg = st->arg;
-
-			step_free(st);
-			cb(bev, &peer, JUKI_TLSF_NONE, NULL, cbarg);
-		}
+		pending_done(&st->p);
+		cb(bev, &peer, JUKI_TLSF_NONE, NULL, cbarg);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -362,7 +434,7 @@ step_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static struct tls_step *
-step_new(struct event_base *base, const struct juki_ident *expect, int64_t timeout_ms,
+step_new(struct juki_net_group *g, const struct juki_ident *expect, int64_t timeout_ms,
 	 juki_tls_step_cb cb, void *arg)
 {
 	struct tls_step *st;
@@ -378,26 +450,27 @@ step_new(struct event_base *base, const struct juki_ident *expect, int64_t timeo
 		st->has_expect = 1;
 		st->expect = *expect;
 	}
-	st->timer = evtimer_new(base, step_timeout, st);
-	if (st->timer == NULL) {
+	st->p.timer = evtimer_new(g->base, step_timeout, st);
+	if (st->p.timer == NULL) {
 		free(st);
 		return NULL;
 	}
+	pending_add(g, &st->p, PENDING_TLS);
 	ms_to_tv(timeout_ms, &tv);
-	evtimer_add(st->timer, &tv);
+	evtimer_add(st->p.timer, &tv);
 	return st;
 }
 
 static void
 step_start(struct tls_step *st)
 {
-	bufferevent_openssl_set_allow_dirty_shutdown(st->bev, 1);
-	bufferevent_setcb(st->bev, NULL, NULL, step_event, st);
-	bufferevent_enable(st->bev, EV_READ | EV_WRITE);
+	bufferevent_openssl_set_allow_dirty_shutdown(st->p.bev, 1);
+	bufferevent_setcb(st->p.bev, NULL, NULL, step_event, st);
+	bufferevent_enable(st->p.bev, EV_READ | EV_WRITE);
 }
 
 int
-juki_net_accept_tls(struct event_base *base, struct juki_tls *tls, evutil_socket_t fd,
+juki_net_accept_tls(struct juki_net_group *group, struct juki_tls *tls, evutil_socket_t fd,
 		    int64_t timeout_ms, juki_tls_step_cb cb, void *arg)
 {
 	struct tls_step *st;
@@ -406,20 +479,16 @@ juki_net_accept_tls(struct event_base *base, struct juki_tls *tls, evutil_socket
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
 	set_nodelay(fd);
-	st = step_new(base, NULL, timeout_ms, cb, arg);
+	st = step_new(group, NULL, timeout_ms, cb, arg);
 	ssl = juki_tls_ssl_new(tls, JUKI_TLS_SERVER);
-	if (st == NULL || ssl == NULL) {
-		if (st != NULL) {
-			step_free(st);
-		}
-		SSL_free(ssl);
-		evutil_closesocket(fd);
-		return JUKI_ENOMEM;
+	if (st != NULL && ssl != NULL) {
+		st->p.bev = bufferevent_openssl_socket_new(
+		    group->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	}
-	st->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						 BEV_OPT_CLOSE_ON_FREE);
-	if (st->bev == NULL) {
-		step_free(st);
+	if (st == NULL || st->p.bev == NULL) {
+		if (st != NULL) {
+			pending_done(&st->p);
+		}
 		SSL_free(ssl);
 		evutil_closesocket(fd);
 		return JUKI_ENOMEM;
@@ -429,68 +498,71 @@ juki_net_accept_tls(struct event_base *base, struct juki_tls *tls, evutil_socket
 }
 
 int
-juki_net_connect_tls(struct event_base *base, struct juki_tls *tls, const char *addr,
+juki_net_connect_tls(struct juki_net_group *group, struct juki_tls *tls, const char *addr,
 		     const struct juki_ident *expect, int64_t timeout_ms, juki_tls_step_cb cb,
 		     void *arg)
 {
 	struct sockaddr_storage ss;
 	struct tls_step *st;
-	SSL *ssl;
+	SSL *ssl = NULL;
 	int len, rc;
 
 	rc = resolve(addr, &ss, &len);
 	if (rc != 0) {
 		return rc;
 	}
-	st = step_new(base, expect, timeout_ms, cb, arg);
-	if (st == NULL) {
-		return JUKI_ENOMEM;
+	st = step_new(group, expect, timeout_ms, cb, arg);
+	if (st != NULL) {
+		ssl = juki_tls_ssl_new(tls, JUKI_TLS_CLIENT);
 	}
-	snprintf(st->addr, sizeof(st->addr), "%s", addr);
-	ssl = juki_tls_ssl_new(tls, JUKI_TLS_CLIENT);
-	if (ssl == NULL) {
-		step_free(st);
-		return JUKI_ENOMEM;
+	/*
+	 * libevent makes the socket itself (it ignores one handed to an SSL
+	 * bufferevent that has still to connect), so TCP_NODELAY waits for the
+	 * end of the handshake.  Deferred callbacks: a connect that fails at
+	 * once must not call back before we return.
+	 */
+	if (ssl != NULL) {
+		st->p.bev =
+		    bufferevent_openssl_socket_new(group->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	}
-	/* Deferred: a connect that fails at once must not call back before we return. */
-	st->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (st->bev == NULL) {
+	if (st == NULL || st->p.bev == NULL) {
+		if (st != NULL) {
+			pending_done(&st->p);
+		}
 		SSL_free(ssl);
-		step_free(st);
 		return JUKI_ENOMEM;
 	}
 	step_start(st);
 	/* A failure to connect arrives as BEV_EVENT_ERROR in step_event(). */
-	bufferevent_socket_connect(st->bev, (struct sockaddr *)&ss, len);
+	bufferevent_socket_connect(st->p.bev, (struct sockaddr *)&ss, len);
 	return 0;
 }
 
 int
-juki_net_wrap_tls(struct event_base *base, struct juki_tls *tls, struct bufferevent *under,
+juki_net_wrap_tls(struct juki_net_group *group, struct juki_tls *tls, struct bufferevent *under,
 		  enum juki_tls_role role, const struct juki_ident *expect, int64_t timeout_ms,
 		  juki_tls_step_cb cb, void *arg)
 {
 	struct tls_step *st;
-	SSL *ssl;
+	SSL *ssl = NULL;
 
-	st = step_new(base, expect, timeout_ms, cb, arg);
-	ssl = juki_tls_ssl_new(tls, role);
-	if (st == NULL || ssl == NULL) {
+	st = step_new(group, expect, timeout_ms, cb, arg);
+	if (st != NULL) {
+		ssl = juki_tls_ssl_new(tls, role);
+	}
+	if (ssl != NULL) {
+		st->p.bev = bufferevent_openssl_filter_new(group->base, under, ssl,
+							   role == JUKI_TLS_SERVER
+							       ? BUFFEREVENT_SSL_ACCEPTING
+							       : BUFFEREVENT_SSL_CONNECTING,
+							   BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (st == NULL || st->p.bev == NULL) {
 		if (st != NULL) {
-			step_free(st);
+			pending_done(&st->p);
 		}
 		SSL_free(ssl);
-		bufferevent_free(under);
-		return JUKI_ENOMEM;
-	}
-	st->bev = bufferevent_openssl_filter_new(
-	    base, under, ssl,
-	    role == JUKI_TLS_SERVER ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE);
-	if (st->bev == NULL) {
-		SSL_free(ssl);
-		step_free(st);
 		bufferevent_free(under);
 		return JUKI_ENOMEM;
 	}
@@ -499,6 +571,7 @@ juki_net_wrap_tls(struct event_base *base, struct juki_tls *tls, struct bufferev
 }
 
 struct line_step {
+	struct pending p;
 	size_t max;
 	juki_line_cb cb;
 	void *arg;
@@ -512,7 +585,7 @@ line_done(struct bufferevent *bev, struct line_step *ls, const char *line, int r
 
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
-	free(ls);
+	pending_done(&ls->p);
 	cb(bev, line, rc, arg);
 }
 
@@ -559,8 +632,8 @@ line_event(struct bufferevent *bev, short what, void *arg)
 }
 
 void
-juki_net_read_line(struct bufferevent *bev, size_t max, int64_t timeout_ms, juki_line_cb cb,
-		   void *arg)
+juki_net_read_line(struct juki_net_group *group, struct bufferevent *bev, size_t max,
+		   int64_t timeout_ms, juki_line_cb cb, void *arg)
 {
 	struct line_step *ls;
 	struct timeval tv;
@@ -570,6 +643,8 @@ juki_net_read_line(struct bufferevent *bev, size_t max, int64_t timeout_ms, juki
 		cb(bev, NULL, JUKI_ENOMEM, arg);
 		return;
 	}
+	pending_add(group, &ls->p, PENDING_LINE);
+	ls->p.bev = bev;
 	ls->max = max == 0 || max > JUKI_LINE_MAX ? JUKI_LINE_MAX : max;
 	ls->cb = cb;
 	ls->arg = arg;
@@ -630,12 +705,19 @@ juki_net_write_line(struct bufferevent *bev, const char *text)
 	return 0;
 }
 
+/* A bufferevent on its way out: written out, then freed. */
+struct flush_step {
+	struct pending p;
+};
+
 static void
 flush_written(struct bufferevent *bev, void *arg)
 {
-	(void)arg;
+	struct flush_step *fs = arg;
+
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		bufferevent_free(bev);
+		pending_done(&fs->p);
 	}
 }
 
@@ -643,21 +725,26 @@ static void
 flush_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)what;
-	(void)arg;
 	bufferevent_free(bev);
+	pending_done(&((struct flush_step *)arg)->p);
 }
 
 void
-juki_net_close_after_flush(struct bufferevent *bev, int64_t timeout_ms)
+juki_net_close_after_flush(struct juki_net_group *group, struct bufferevent *bev,
+			   int64_t timeout_ms)
 {
+	struct flush_step *fs;
 	struct timeval tv;
 
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 ||
+	    (fs = calloc(1, sizeof(*fs))) == NULL) {
 		bufferevent_free(bev);
 		return;
 	}
+	pending_add(group, &fs->p, PENDING_FLUSH);
+	fs->p.bev = bev;
 	ms_to_tv(timeout_ms, &tv);
-	bufferevent_setcb(bev, NULL, flush_written, flush_event, NULL);
+	bufferevent_setcb(bev, NULL, flush_written, flush_event, fs);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	bufferevent_disable(bev, EV_READ);
@@ -665,13 +752,14 @@ juki_net_close_after_flush(struct bufferevent *bev, int64_t timeout_ms)
 }
 
 void
-juki_net_deny(struct bufferevent *bev, const char *code, const char *text, int64_t timeout_ms)
+juki_net_deny(struct juki_net_group *group, struct bufferevent *bev, const char *code,
+	      const char *text, int64_t timeout_ms)
 {
 	char line[JUKI_LINE_MAX];
 
 	snprintf(line, sizeof(line), "DENY %s %s", code, text);
 	juki_net_write_line(bev, line);
-	juki_net_close_after_flush(bev, timeout_ms);
+	juki_net_close_after_flush(group, bev, timeout_ms);
 }
 
 struct juki_chan {

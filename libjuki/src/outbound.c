@@ -50,6 +50,7 @@ struct link {
 
 struct juki_outbound {
 	struct event_base *base;
+	struct juki_net_group *steps; /* connections being set up, probes */
 	struct juki_store *store;
 	struct juki_tls *tls;
 	struct juki_outbound_conf conf;
@@ -222,7 +223,7 @@ answer_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		return;
 	}
 	if (strcmp(line, "OK") == 0) {
-		if (juki_net_wrap_tls(ob->base, ob->tls, bev, JUKI_TLS_CLIENT, &l->dest,
+		if (juki_net_wrap_tls(ob->steps, ob->tls, bev, JUKI_TLS_CLIENT, &l->dest,
 				      ob->conf.connect_timeout_ms, inner_done, l) != 0) {
 			attempt_failed(l, "cannot start the inner session", 0);
 		}
@@ -271,7 +272,8 @@ outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 		attempt_failed(l, "out of memory", 1);
 		return;
 	}
-	juki_net_read_line(bev, JUKI_LINE_MAX, ob->conf.connect_timeout_ms, answer_line, l);
+	juki_net_read_line(ob->steps, bev, JUKI_LINE_MAX, ob->conf.connect_timeout_ms, answer_line,
+			   l);
 }
 
 static void
@@ -286,7 +288,7 @@ link_connect(struct link *l)
 		return;
 	}
 	l->state = LINK_CONNECTING;
-	rc = juki_net_connect_tls(ob->base, ob->tls, gateway_of(l), NULL,
+	rc = juki_net_connect_tls(ob->steps, ob->tls, gateway_of(l), NULL,
 				  ob->conf.connect_timeout_ms, outer_done, l);
 	if (rc != 0) {
 		attempt_failed(l, juki_strerror(rc), 1);
@@ -336,7 +338,7 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 	case LINK_UP:
 		if (l->gw > 0 && !l->probing) {
 			l->probing = 1;
-			if (juki_net_connect_tls(ob->base, ob->tls, ob->gateways[0], NULL,
+			if (juki_net_connect_tls(ob->steps, ob->tls, ob->gateways[0], NULL,
 						 ob->conf.connect_timeout_ms, probe_done, l) != 0) {
 				l->probing = 0;
 				timer_in(l, ob->conf.failback_ms);
@@ -627,7 +629,9 @@ juki_outbound_new(struct event_base *base, struct juki_store *store, struct juki
 	ob->alerts = alerts;
 	ob->on_ack = on_ack;
 	ob->ctx = ctx;
-	if (copy_conf(ob, conf) != 0) {
+	ob->steps = juki_net_group_new(base);
+	if (ob->steps == NULL || copy_conf(ob, conf) != 0) {
+		juki_net_group_free(ob->steps);
 		free(ob);
 		return JUKI_ENOMEM;
 	}
@@ -704,6 +708,7 @@ juki_outbound_free(struct juki_outbound *ob)
 	if (ob == NULL) {
 		return;
 	}
+	juki_net_group_free(ob->steps);
 	for (l = ob->links; l != NULL; l = next) {
 		next = l->next;
 		juki_chan_free(l->chan);

@@ -11,8 +11,10 @@
  *   juki_net_read_line()     one LF-terminated request/answer line
  *
  * A step that succeeds hands its bufferevent to the callback, which owns it
- * from then on; a step that fails frees what it made and says why.  Steps
- * can be cancelled only by freeing the event base.
+ * from then on; a step that fails frees what it made and says why.  Every
+ * step runs in a group; freeing the group cancels the steps still pending
+ * (their bufferevents are freed, their callbacks never called), which is
+ * how an owner stops cleanly.
  *
  * struct juki_chan carries frames (frame.h) over an established session.
  */
@@ -69,6 +71,18 @@ void juki_listener_free(struct juki_listener *listener);
 /* juki_listener_addr() - the bound address, "127.0.0.1:7000" (port 0 resolved). */
 const char *juki_listener_addr(const struct juki_listener *listener);
 
+/* A set of steps in progress that belong to one owner. */
+struct juki_net_group;
+
+/* juki_net_group_new() - an empty group on base; NULL on ENOMEM. */
+struct juki_net_group *juki_net_group_new(struct event_base *base);
+
+/* juki_net_group_base() - the event base of the group. */
+struct event_base *juki_net_group_base(const struct juki_net_group *group);
+
+/* juki_net_group_free() - cancel every pending step and free the group; NULL is fine. */
+void juki_net_group_free(struct juki_net_group *group);
+
 /*
  * Result of a TLS step.  On success bev is the session (owned by the
  * callee now), peer its verified identity, failure JUKI_TLSF_NONE.  On
@@ -81,7 +95,7 @@ typedef void (*juki_tls_step_cb)(struct bufferevent *bev, const struct juki_iden
  * juki_net_accept_tls() - run the server handshake on fd (taken over: it is
  * closed on failure).  timeout_ms bounds the handshake.
  */
-int juki_net_accept_tls(struct event_base *base, struct juki_tls *tls, evutil_socket_t fd,
+int juki_net_accept_tls(struct juki_net_group *group, struct juki_tls *tls, evutil_socket_t fd,
 			int64_t timeout_ms, juki_tls_step_cb cb, void *arg);
 
 /*
@@ -90,7 +104,7 @@ int juki_net_accept_tls(struct event_base *base, struct juki_tls *tls, evutil_so
  * (JUKI_TLSF_WRONG_PEER otherwise).  timeout_ms bounds connect+handshake.
  * Connection errors report JUKI_TLSF_PROTOCOL with the errno text.
  */
-int juki_net_connect_tls(struct event_base *base, struct juki_tls *tls, const char *addr,
+int juki_net_connect_tls(struct juki_net_group *group, struct juki_tls *tls, const char *addr,
 			 const struct juki_ident *expect, int64_t timeout_ms, juki_tls_step_cb cb,
 			 void *arg);
 
@@ -99,7 +113,7 @@ int juki_net_connect_tls(struct event_base *base, struct juki_tls *tls, const ch
  * freed on failure, owned by the resulting session on success).  expect as
  * for juki_net_connect_tls().
  */
-int juki_net_wrap_tls(struct event_base *base, struct juki_tls *tls, struct bufferevent *under,
+int juki_net_wrap_tls(struct juki_net_group *group, struct juki_tls *tls, struct bufferevent *under,
 		      enum juki_tls_role role, const struct juki_ident *expect, int64_t timeout_ms,
 		      juki_tls_step_cb cb, void *arg);
 
@@ -115,8 +129,8 @@ typedef void (*juki_line_cb)(struct bufferevent *bev, const char *line, int rc, 
  * juki_net_read_line() - read one line from bev within timeout_ms.  Bytes
  * after the line stay in bev's input buffer.
  */
-void juki_net_read_line(struct bufferevent *bev, size_t max, int64_t timeout_ms, juki_line_cb cb,
-			void *arg);
+void juki_net_read_line(struct juki_net_group *group, struct bufferevent *bev, size_t max,
+			int64_t timeout_ms, juki_line_cb cb, void *arg);
 
 /*
  * juki_net_parse_request() - parse a tunnel request line "<verb> <urn>
@@ -136,10 +150,12 @@ int juki_net_write_line(struct bufferevent *bev, const char *text);
  * out what is queued, then free it; after timeout_ms free it regardless.
  * For a single-layer bufferevent (a socket, or TLS on a socket).
  */
-void juki_net_close_after_flush(struct bufferevent *bev, int64_t timeout_ms);
+void juki_net_close_after_flush(struct juki_net_group *group, struct bufferevent *bev,
+				int64_t timeout_ms);
 
 /* juki_net_deny() - queue "DENY <code> <text>\n" on bev, then close it as above. */
-void juki_net_deny(struct bufferevent *bev, const char *code, const char *text, int64_t timeout_ms);
+void juki_net_deny(struct juki_net_group *group, struct bufferevent *bev, const char *code,
+		   const char *text, int64_t timeout_ms);
 
 /* A framed channel over an established session. */
 struct juki_chan;

@@ -35,6 +35,9 @@ BINARIES = {
 }
 CTL = os.path.join(BUILD, "ctl", "juki-ctl")
 
+# What a sanitizer writes when it finds something (builds with JUKI_SANITIZE).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: ")
+
 # Exit codes of juki-ctl (ctl/ctl.h).
 CTL_OK, CTL_FAILED, CTL_USAGE, CTL_UNREACHABLE = 0, 1, 2, 3
 
@@ -259,12 +262,22 @@ class Network:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        problems = []
         for d in self.daemons.values():
             if d.running():
                 try:
-                    d.stop()
+                    rc = d.stop()
+                    if rc != 0:
+                        problems.append("%s exited with %s after SIGTERM" % (d.name, rc))
                 except AssertionError as e:
-                    print(e, file=sys.stderr)
+                    problems.append(str(e))
+            for marker in SANITIZER_MARKERS:
+                if marker in d.log_text():
+                    problems.append("%s: %s in %s" % (d.name, marker.strip(), d.log))
+        if exc_type is None and problems:
+            self.dump_logs()
+            self.keep = True
+            raise AssertionError("; ".join(problems))
         if exc_type is not None:
             self.dump_logs()
         if self.keep or exc_type is not None and os.environ.get("JUKI_KEEP_FAILED"):
