@@ -115,6 +115,7 @@ class Daemon:
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
         self.extra = {}
+        self.policy = None  # a policy file of its own; None: the network's
 
     def write_config(self):
         pki = self.net.pki
@@ -127,7 +128,7 @@ class Daemon:
             "  ca: %s/ca.crt" % pki,
             "  crl: %s/crl.pem" % pki,
             "listen: [%s]" % self.address,
-            "policy: %s" % self.net.policy,
+            "policy: %s" % (self.policy or self.net.policy),
             "control: %s" % self.socket,
             "log_level: debug",
         ]
@@ -172,6 +173,13 @@ class Daemon:
     def status(self):
         return self.ctl("status")
 
+    def alerts(self, max=1000):
+        """`juki-ctl alerts --json`: {"total", "counts": {code: n}, "recent": [...]}."""
+        return self.ctl("alerts", "--max", max)
+
+    def alert_counts(self):
+        return self.alerts(0)["counts"]
+
     def signal(self, sig):
         self.proc.send_signal(sig)
 
@@ -208,11 +216,14 @@ class Network:
     names: identities like "fwgate:east", "cs:131016", "pref:13".  Gateways are
     listed to every node in the order given (the first is the primary line).
     extra_identities get certificates but no daemon (test peers, attackers).
+    configure(net), when given, runs after the PKI is made and before any
+    configuration is written: the place to set a daemon's extra keys or policy.
     """
 
-    def __init__(self, names, extra_identities=(), keep=None):
+    def __init__(self, names, extra_identities=(), keep=None, configure=None):
         self.names = list(names)
         self.extra_identities = list(extra_identities)
+        self.configure = configure
         self.keep = keep if keep is not None else bool(os.environ.get("JUKI_KEEP"))
         self.dir = None
         self.daemons = {}
@@ -237,9 +248,11 @@ class Network:
             for n in self.names + self.extra_identities:
                 f.write("  - %s\n" % urn(n))
         run_ctl("pki", "init", "--out", self.pki, topo)
-        for d in self.daemons.values():
-            d.write_config()
         try:
+            if self.configure is not None:
+                self.configure(self)
+            for d in self.daemons.values():
+                d.write_config()
             # Gateways first so that nodes find a line at once.
             for d in self.gateways():
                 d.start(wait=False)
