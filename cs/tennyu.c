@@ -504,6 +504,10 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "old_lgcode: not this municipality");
 	}
 	juki_ident_parse(msg->from, &sender);
+	if (strcmp(sender.id, cs->node.self.id) == 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
+				       "from: a move within the municipality is 転居, not 転入");
+	}
 	if (strcmp(p.lgcode, sender.id) != 0) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "person.lgcode: not the municipality that sent the notice");

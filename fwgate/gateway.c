@@ -391,8 +391,21 @@ connect_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 	}
 	if (rc != 0) {
 		s->a = bev;
-		refuse(s, bev, rc == JUKI_ETIMEDOUT ? "timeout" : "malformed", "malformed-request",
-		       "CONNECT line: %s", juki_strerror(rc));
+		/* The caller reads this text: say what was wrong with its line, not an errno. */
+		if (rc == JUKI_ETIMEDOUT) {
+			refuse(s, bev, "timeout", "malformed-request",
+			       "CONNECT line: no request within %lld ms",
+			       (long long)gw->conf->limits.line_timeout);
+		} else if (rc == JUKI_ETOOBIG) {
+			refuse(s, bev, "malformed", "malformed-request",
+			       "CONNECT line: longer than %d bytes", JUKI_LINE_MAX);
+		} else if (rc == JUKI_EFORMAT) {
+			refuse(s, bev, "malformed", "malformed-request",
+			       "CONNECT line: a NUL or control byte");
+		} else {
+			refuse(s, bev, "malformed", "malformed-request", "CONNECT line: %s",
+			       juki_strerror(rc));
+		}
 		return;
 	}
 	s->a = bev;

@@ -314,6 +314,9 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 		goto out;
 	}
 	if (h->service != c->svc) {
+		/* The receiver's own policy check, as for the FROM line: a refusal to report. */
+		juki_alert(in->conf.alerts, "policy-denied", c->src.urn, c->addr,
+			   "%s is not carried by %s", msg.type, juki_service_name(c->svc));
 		rc = refuse(c, acks, &msg, JUKI_R_POLICY,
 			    "message type not carried by this service");
 		goto out;

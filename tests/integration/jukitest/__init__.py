@@ -120,6 +120,7 @@ class Daemon:
         self.extra = {}  # more top-level keys, written as given
         self.delivery = {"backoff_min": "50ms", "backoff_max": "1s", "failback": "1s"}
         self.limits = {}
+        self.policy = None  # a policy file of its own; None: the network's
 
     def write_config(self):
         pki = self.net.pki
@@ -132,7 +133,7 @@ class Daemon:
             "  ca: %s/ca.crt" % pki,
             "  crl: %s/crl.pem" % pki,
             "listen: [%s]" % self.address,
-            "policy: %s" % self.net.policy,
+            "policy: %s" % (self.policy or self.net.policy),
             "control: %s" % self.socket,
             "log_level: debug",
         ]
@@ -181,6 +182,13 @@ class Daemon:
     def status(self):
         return self.ctl("status")
 
+    def alerts(self, max=1000):
+        """`juki-ctl alerts --json`: {"total", "counts": {code: n}, "recent": [...]}."""
+        return self.ctl("alerts", "--max", max)
+
+    def alert_counts(self):
+        return self.alerts(0)["counts"]
+
     def signal(self, sig):
         self.proc.send_signal(sig)
 
@@ -217,11 +225,14 @@ class Network:
     names: identities like "fwgate:east", "cs:131016", "pref:13".  Gateways are
     listed to every node in the order given (the first is the primary line).
     extra_identities get certificates but no daemon (test peers, attackers).
+    configure(net), when given, runs after the PKI is made and before any
+    configuration is written: the place to set a daemon's extra keys or policy.
     """
 
-    def __init__(self, names, extra_identities=(), keep=None):
+    def __init__(self, names, extra_identities=(), keep=None, configure=None):
         self.names = list(names)
         self.extra_identities = list(extra_identities)
+        self.configure = configure
         self.keep = keep if keep is not None else bool(os.environ.get("JUKI_KEEP"))
         self.dir = None
         self.daemons = {}
@@ -246,9 +257,11 @@ class Network:
             for n in self.names + self.extra_identities:
                 f.write("  - %s\n" % urn(n))
         run_ctl("pki", "init", "--out", self.pki, topo)
-        for d in self.daemons.values():
-            d.write_config()
         try:
+            if self.configure is not None:
+                self.configure(self)
+            for d in self.daemons.values():
+                d.write_config()
             # Gateways first so that nodes find a line at once.
             for d in self.gateways():
                 d.start(wait=False)

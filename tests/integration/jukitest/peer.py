@@ -47,23 +47,101 @@ def now():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int(t % 1 * 1000)
 
 
+def tcp_connect(address, source=None, timeout=10):
+    """A plain TCP connection to "host:port", optionally from source host."""
+    host, port = address.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=timeout,
+                                    source_address=(source, 0) if source else None)
+
+
+def addr_text(sockname):
+    """("127.0.0.1", 5000) -> "127.0.0.1:5000", as daemons write addresses."""
+    return "%s:%d" % sockname[:2]
+
+
+def read_until_closed(sock, limit=65536):
+    """Everything sock receives until the other end closes (or resets) it."""
+    data = b""
+    while len(data) < limit:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def plain_exchange(address, data, source=None, timeout=10):
+    """Speak in clear to a TLS port: send data, return (reply, our "host:port").
+
+    The reply is whatever came back before the server closed the connection;
+    socket.timeout propagates if it never does.
+    """
+    with tcp_connect(address, source, timeout) as s:
+        local = addr_text(s.getsockname())
+        s.sendall(data)
+        return read_until_closed(s), local
+
+
 class Peer:
-    def __init__(self, gateway_address, cert, key, ca, timeout=10):
+    """inner=(cert, key) presents another certificate in the inner session than in
+    the outer one (a gateway's forgery); source binds the outer connection there."""
+
+    def __init__(self, gateway_address, cert, key, ca, timeout=10, source=None, inner=None):
         self.gateway = gateway_address
         self.cert, self.key, self.ca = cert, key, ca
+        self.inner_cert = inner or (cert, key)
         self.timeout = timeout
+        self.source = source
         self.sock = None
         self.inner = None
         self.pending = b""
+        self.local = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     # -- outer ------------------------------------------------------------
 
     def open_outer(self):
-        host, port = self.gateway.rsplit(":", 1)
-        raw = socket.create_connection((host, int(port)), timeout=self.timeout)
+        raw = tcp_connect(self.gateway, self.source, self.timeout)
+        self.local = addr_text(raw.getsockname())
         ctx = tls_context(self.cert, self.key, self.ca)
-        self.sock = ctx.wrap_socket(raw)
+        try:
+            self.sock = ctx.wrap_socket(raw)
+        except BaseException:
+            raw.close()
+            raise
         return san_uri(self.sock.getpeercert())
+
+    def refused_in_handshake(self, line="CONNECT urn:juki:cs:271004 muni"):
+        """Outer TLS with our certificate, then a request line; returns why it failed.
+
+        In TLS 1.3 the client finishes its handshake before the server has
+        judged the client's certificate, so a refusal of our certificate shows
+        as an alert or a closed connection on the first read, never as an
+        answer.  Returns the alert text ("" for a bare close); raises when the
+        gateway answers anything at all.
+        """
+        try:
+            self.open_outer()
+            self.sock.sendall(line.encode() + b"\n")
+            data = self.sock.recv(1024)
+        except ssl.SSLError as e:
+            return e.reason or str(e)
+        except (ConnectionResetError, BrokenPipeError):
+            return ""
+        finally:
+            self.close()
+        if data:
+            raise AssertionError("the gateway answered %r" % data)
+        return ""
 
     def readline(self):
         line = b""
@@ -74,12 +152,19 @@ class Peer:
             line += c
         return line.decode(errors="replace").rstrip("\r\n")
 
-    def request(self, line):
+    def request(self, line, newline=True):
         """Send one raw request line (bytes or str, newline added) and read the answer."""
         if isinstance(line, str):
             line = line.encode()
-        self.sock.sendall(line + b"\n")
+        self.sock.sendall(line + (b"\n" if newline else b""))
         return self.readline()
+
+    def outer_closed(self):
+        """True when the gateway closes the outer connection without another byte."""
+        try:
+            return self.sock.recv(1) == b""
+        except (ssl.SSLError, ConnectionResetError):
+            return True
 
     def connect(self, dest, service):
         """Outer TLS + CONNECT; on OK, the inner TLS session to dest.  Returns the answer."""
@@ -93,7 +178,7 @@ class Peer:
     # -- inner ------------------------------------------------------------
 
     def start_inner(self, dest):
-        ctx = tls_context(self.cert, self.key, self.ca)
+        ctx = tls_context(self.inner_cert[0], self.inner_cert[1], self.ca)
         self.inb, self.outb = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.inner = ctx.wrap_bio(self.inb, self.outb, server_side=False)
         while True:
@@ -123,6 +208,14 @@ class Peer:
         self.inner.write(data)
         self._flush()
 
+    def send_frames(self, docs):
+        """Several messages in one write, so that the receiver reads them in one turn."""
+        out = b""
+        for doc in docs:
+            payload = json.dumps(doc, ensure_ascii=False).encode()
+            out += struct.pack(">I", len(payload)) + payload
+        self.send_bytes(out)
+
     def send_frame(self, doc):
         payload = doc if isinstance(doc, bytes) else json.dumps(doc, ensure_ascii=False).encode()
         self.send_bytes(struct.pack(">I", len(payload)) + payload)
@@ -139,9 +232,18 @@ class Peer:
         out, self.pending = self.pending[:n], self.pending[n:]
         return out
 
+    def send_frame_header(self, length, payload=b""):
+        """Announce a frame of length bytes; send only payload of it."""
+        self.send_bytes(struct.pack(">I", length) + payload)
+
     def recv_frame(self):
         (n,) = struct.unpack(">I", self._read_inner(4))
         return json.loads(self._read_inner(n))
+
+    def exchange(self, doc):
+        """Send one message (a dict, or raw bytes as the frame's payload); return the ack."""
+        self.send_frame(doc)
+        return self.recv_frame()
 
     def closed(self):
         """True when the tunnel is (or becomes) closed without sending anything more."""

@@ -1,0 +1,366 @@
+"""The attack suite at the receiver (第4-3(6), 第4-9(3)): what a node refuses on its
+own, whatever the gateway let through.
+
+A hand-driven peer holding a real CS certificate (cs:271004, 大阪市) opens a
+tunnel through a real juki-fwgated to the real juki-csd of 千代田区 (cs:131016)
+over muni and sends what no juki node would.  For every refusal the case
+checks the ack (status, reason, detail, corr), the receiver's counters
+(`status`: inbound.rejected), its alerts where one is raised, and that its
+data did not change (`resident show`, the resident and move-out counts, an
+empty outbox, nothing at the prefecture).
+"""
+
+import copy
+import json
+import ssl
+
+from jukitest import Network, run_cases, urn, wait_until
+from jukitest.peer import Peer, uuid7
+from jukitest.synth import Synth, wrong_check_digit
+
+A = "cs:131016"  # the receiver: holds the resident
+B = "cs:271004"  # the peer's identity: the municipality the resident moves to
+C = "cs:131024"  # another municipality of Tokyo, named by forged headers
+GW = "fwgate:east"
+NET = [GW, A, "pref:13"]
+MOVE_DATE = "2026-11-25"
+
+
+class Receiver:
+    """The network, the resident at A, and what A must still hold after a refusal."""
+
+    def __init__(self, net, seed, sender=B):
+        self.net = net
+        self.sender = sender
+        self.s = Synth(seed=seed)
+        self.person = self.s.person("131016")
+        net[A].ctl("resident", "add", "--file", "-", input=json.dumps(self.person))
+        self.moved = self.s.moved(self.person, "271004", MOVE_DATE)["person"]
+        self.rejected = {}  # what A's inbound.rejected must read
+        self.alerts = {}    # what A's alert counts must read
+
+    def peer(self, name=None, dest=A, service="muni"):
+        cert, key = self.net.cert(name or self.sender)
+        p = Peer(self.net[GW].address, cert, key, self.net.ca())
+        answer = p.connect(urn(dest), service)
+        assert answer == "OK", answer
+        return p
+
+    def notice(self, p, person=None, header=None, **body):
+        """A 転入通知 from the sender to A for the resident; fields overridden."""
+        b = {"person": person or self.moved, "old_lgcode": "131016", "move_date": MOVE_DATE}
+        b.update(body)
+        return p.message("tennyu.notice", urn(self.sender), urn(A), b, **(header or {}))
+
+    def expect_reject(self, ack, msg_id, reason, detail=None, alert=None):
+        """ack refuses msg_id for reason; A counted it (and alerted); A's data unchanged."""
+        assert ack["type"] == "ack" and ack["v"] == 1, ack
+        assert ack["from"] == urn(A) and ack["to"] == urn(self.sender), ack
+        assert ack["corr"] == msg_id, (ack, msg_id)
+        assert ack["body"]["status"] == "rejected" and ack["body"]["reason"] == reason, ack
+        if detail is not None:
+            assert detail in ack["body"].get("detail", ""), (detail, ack)
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if alert is not None:
+            self.alerts[alert] = self.alerts.get(alert, 0) + 1
+        self.check_unchanged()
+
+    def check_unchanged(self):
+        st = self.net[A].status()
+        assert st["inbound"]["rejected"] == self.rejected, (st["inbound"], self.rejected)
+        assert st["inbound"]["accepted"] == 0 and st["inbound"]["duplicate"] == 0, st["inbound"]
+        assert st["alerts"]["counts"] == self.alerts, (st["alerts"], self.alerts)
+        assert st["residents"] == {"resident": 1} and st["moveouts"] == 0, st
+        assert st["outbound"]["queued"] == 0, st["outbound"]
+        assert self.net[A].ctl("outbox").get("queues", []) == []
+        rec = self.net[A].ctl("resident", "show", self.person["code"])
+        assert rec["status"] == "resident" and rec["version"] == 1, rec
+        assert rec["address"] == self.person["address"] and rec["moveouts"] == [], rec
+        assert self.net["pref:13"].ctl("confirmations")["total"] == 0
+
+
+def without(doc, key):
+    d = copy.deepcopy(doc)
+    del d[key]
+    return d
+
+
+def case_refused_messages():
+    """One channel, every header and body refusal in turn; then a valid notice still passes."""
+    with Network(NET, extra_identities=[B, C]) as net:
+        r = Receiver(net, seed=31)
+        p = r.peer()
+        good = r.notice(p)
+
+        # No handler for the type here: refused, and the channel stays up.
+        m = p.message("juki.nosuch", urn(B), urn(A), {})
+        r.expect_reject(p.exchange(m), m["id"], "unknown-type", "no such message type here")
+        # 転出確定通知 is a prefecture's message: a CS has no handler for it, whatever the
+        # service.  (This is the type-on-a-service the policy allows but the handler
+        # table does not: cs -> cs over muni.)
+        m = p.message("tenshutsu.confirm", urn(B), urn(A),
+                      {"code": r.person["code"], "old_lgcode": "131016", "new_lgcode": "271004",
+                       "move_date": MOVE_DATE, "tennyu_id": uuid7()})
+        r.expect_reject(p.exchange(m), m["id"], "unknown-type")
+
+        # A protocol version we do not speak: named by its id.
+        m = r.notice(p, header={"v": 2})
+        r.expect_reject(p.exchange(m), m["id"], "unsupported-version", "message header",
+                        alert="malformed-message")
+        # Malformed headers.
+        m = without(r.notice(p), "to")
+        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
+        m = r.notice(p, header={"time": "yesterday"})
+        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
+        m = r.notice(p, header={"time": "2026-13-01T00:00:00.000Z"})
+        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
+        m = r.notice(p, header={"id": "not-a-uuid"})
+        r.expect_reject(p.exchange(m), None, "bad-header", alert="malformed-message")
+        m = r.notice(p, header={"extra": "a key the header does not have"})
+        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
+        m = r.notice(p)
+        m["body"] = ["not", "an", "object"]
+        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
+
+        # The header names another sender than the certificate in the inner handshake.
+        m = r.notice(p)
+        m["from"] = urn(C)
+        r.expect_reject(p.exchange(m), m["id"], "sender-mismatch",
+                        "from is not the authenticated peer", alert="sender-mismatch")
+        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "sender-mismatch"]
+        assert rec[0]["peer"] == urn(B) and urn(C) in rec[0]["detail"], rec
+        # ... or another recipient.
+        m = r.notice(p)
+        m["to"] = urn(B)
+        r.expect_reject(p.exchange(m), m["id"], "recipient-mismatch", "to is not this node")
+
+        # 住民票コード with a wrong check digit: the field is named.
+        bad = dict(r.moved, code=wrong_check_digit(r.moved["code"]))
+        m = r.notice(p, person=bad)
+        r.expect_reject(p.exchange(m), m["id"], "check-digit", "person.code")
+        m = r.notice(p, old_lgcode="131017")
+        r.expect_reject(p.exchange(m), m["id"], "check-digit", "old_lgcode")
+        # The person's new address must be in the municipality that sends the notice.
+        elsewhere = dict(r.moved, lgcode="131016")
+        m = r.notice(p, person=elsewhere)
+        r.expect_reject(p.exchange(m), m["id"], "invalid-field",
+                        "person.lgcode: not the municipality that sent the notice")
+        m = r.notice(p, old_lgcode="271004")
+        r.expect_reject(p.exchange(m), m["id"], "invalid-field",
+                        "old_lgcode: not this municipality")
+        m = r.notice(p, move_date="2026-02-30")
+        r.expect_reject(p.exchange(m), m["id"], "invalid-field", "move_date")
+        stranger = r.s.moved(r.s.person("131016"), "271004", MOVE_DATE)["person"]
+        m = r.notice(p, person=stranger)
+        r.expect_reject(p.exchange(m), m["id"], "unknown-person")
+        # All of that on one channel, which is still up.
+        assert net[A].status()["inbound"]["channels"] == 1
+
+        # The channel is still usable: the valid notice is accepted and applied...
+        ack = p.exchange(good)
+        assert ack["corr"] == good["id"] and ack["body"] == {"status": "accepted"}, ack
+        # ... and a redelivery of the same message is a duplicate, applied once.
+        ack = p.exchange(good)
+        assert ack["corr"] == good["id"] and ack["body"] == {"status": "duplicate"}, ack
+        p.close()
+        # Also on a new channel: the inbox remembers.
+        p = r.peer()
+        ack = p.exchange(good)
+        assert ack["body"] == {"status": "duplicate"}, ack
+        p.close()
+
+        rec = net[A].ctl("resident", "show", r.person["code"])
+        assert rec["status"] == "moved-out" and rec["version"] == 2, rec
+        assert [m["tennyu_id"] for m in rec["moveouts"]] == [good["id"]], rec
+        wait_until("the one confirmation at pref:13",
+                   lambda: net["pref:13"].ctl("confirmations")["total"] == 1)
+        wait_until("A's outbox empty", lambda: net[A].status()["outbound"]["queued"] == 0)
+        st = net[A].status()
+        assert st["inbound"]["accepted"] == 1 and st["inbound"]["duplicate"] == 2, st["inbound"]
+        assert st["inbound"]["rejected"] == r.rejected
+        assert st["residents"] == {"moved-out": 1} and st["moveouts"] == 1, st
+        assert net["pref:13"].ctl("confirmations")["confirmations"][0]["tennyu_id"] == good["id"]
+
+        # The same within one turn: a notice, its copy and a refusal read together are
+        # acked in order; the copy is a duplicate, the refusal undoes only itself.
+        other = r.s.person("131016")
+        net[A].ctl("resident", "add", "--file", "-", input=json.dumps(other))
+        moved = r.s.moved(other, "271004", MOVE_DATE)["person"]
+        p = r.peer()
+        good2 = r.notice(p, person=moved)
+        bad2 = r.notice(p, person=dict(moved, code=wrong_check_digit(moved["code"])))
+        p.send_frames([good2, good2, bad2])
+        acks = [p.recv_frame() for _ in range(3)]
+        assert [a["corr"] for a in acks] == [good2["id"], good2["id"], bad2["id"]], acks
+        assert [a["body"]["status"] for a in acks] == ["accepted", "duplicate", "rejected"]
+        assert acks[2]["body"]["reason"] == "check-digit", acks[2]
+        p.close()
+        rec = net[A].ctl("resident", "show", other["code"])
+        assert rec["status"] == "moved-out" and rec["version"] == 2, rec
+        assert [m["tennyu_id"] for m in rec["moveouts"]] == [good2["id"]], rec
+        st = net[A].status()["inbound"]
+        assert st["accepted"] == 2 and st["duplicate"] == 3, st
+        assert st["rejected"]["check-digit"] == r.rejected["check-digit"] + 1, st
+        wait_until("two confirmations at pref:13",
+                   lambda: net["pref:13"].ctl("confirmations")["total"] == 2)
+
+
+def case_bad_json_closes_the_channel():
+    """A frame that is not a JSON object: rejected with no corr, then the channel closes."""
+    with Network(NET, extra_identities=[B]) as net:
+        r = Receiver(net, seed=32)
+        payloads = [
+            b"{not json",
+            b'["an", "array"]',
+            b'{"v": 1, "v": 1}',  # duplicate keys
+            b"\xff\xfe{}",
+        ]
+        for payload in payloads:
+            p = r.peer()
+            ack = p.exchange(payload)
+            r.expect_reject(ack, None, "bad-json", "frame is not a JSON object",
+                            alert="malformed-message")
+            assert p.closed(), payload
+            p.close()
+            wait_until("the channel gone", lambda: net[A].status()["inbound"]["channels"] == 0)
+        assert net[A].status()["inbound"]["received"] == 0
+
+
+def case_frame_too_large():
+    """A frame over frame_max (1 MiB) closes the channel unanswered; 1 MiB itself is read."""
+    with Network(NET, extra_identities=[B]) as net:
+        r = Receiver(net, seed=33)
+        # Exactly 1 MiB is a frame like any other (here of an unknown type).
+        p = r.peer()
+        m = p.message("juki.pad", urn(B), urn(A), {"pad": ""})
+        m["body"]["pad"] = "x" * (1048576 - len(json.dumps(m).encode()))
+        assert len(json.dumps(m).encode()) == 1048576
+        r.expect_reject(p.exchange(m), m["id"], "unknown-type")
+
+        # One byte more, on the same channel: cut off with no ack.  The receiver judges
+        # the header alone, so it may close while the payload is still being sent.
+        m["body"]["pad"] += "x"
+        try:
+            p.send_frame(m)
+        except (OSError, ssl.SSLError):
+            pass
+        assert p.closed()
+        p.close()
+        wait_until("frame-too-large alert",
+                   lambda: net[A].alert_counts().get("frame-too-large") == 1)
+        r.alerts["frame-too-large"] = 1
+        # Announcing 2 MiB is enough: nothing of the payload is waited for.
+        p = r.peer()
+        p.send_frame_header(2 * 1048576, b'{"v":1')
+        assert p.closed()
+        p.close()
+        r.alerts["frame-too-large"] += 1
+        wait_until("second frame-too-large alert",
+                   lambda: net[A].alert_counts().get("frame-too-large") == 2)
+        # An empty frame is no frame either.
+        p = r.peer()
+        p.send_frame_header(0)
+        assert p.closed()
+        p.close()
+        r.alerts["malformed-frame"] = 1
+        wait_until("malformed-frame alert",
+                   lambda: net[A].alert_counts().get("malformed-frame") == 1)
+        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "frame-too-large"]
+        assert all(a["peer"] == urn(B) and "over the size limit" in a["detail"] for a in rec)
+        st = net[A].status()["inbound"]
+        assert st["received"] == 1 and st["channels"] == 0, st
+        r.check_unchanged()
+
+
+def case_type_on_the_wrong_service():
+    """A type the prefecture handles, on a service that does not carry it: policy-denied.
+
+    cs -> pref over provide is allowed by the policy (same prefecture), but
+    tenshutsu.confirm travels over honnin only.  (Sent over honnin from a CS of
+    another prefecture instead, the gateway refuses the tunnel itself:
+    test_refusals.case_policy_denied.)
+    """
+    with Network(NET, extra_identities=[C]) as net:
+        pref = net["pref:13"]
+        cert, key = net.cert(C)
+        with Peer(net[GW].address, cert, key, net.ca()) as p:
+            assert p.connect("urn:juki:pref:13", "provide") == "OK"
+            m = p.message("tenshutsu.confirm", urn(C), "urn:juki:pref:13",
+                          {"code": "24727059608", "old_lgcode": "131024",
+                           "new_lgcode": "271004", "move_date": MOVE_DATE,
+                           "tennyu_id": uuid7()})
+            ack = p.exchange(m)
+            assert ack["corr"] == m["id"] and ack["from"] == "urn:juki:pref:13", ack
+            assert ack["body"] == {"status": "rejected", "reason": "policy-denied",
+                                   "detail": "message type not carried by this service"}, ack
+            # The same over honnin is accepted: only the service was wrong.
+            p.close()
+            assert p.connect("urn:juki:pref:13", "honnin") == "OK"
+            m2 = dict(m, id=uuid7())
+            assert p.exchange(m2)["body"] == {"status": "accepted"}
+        st = pref.status()
+        assert st["inbound"]["rejected"] == {"policy-denied": 1}, st["inbound"]
+        assert st["inbound"]["accepted"] == 1, st["inbound"]
+        assert st["alerts"]["counts"] == {"policy-denied": 1}, st["alerts"]
+        rec = pref.alerts()["recent"][0]
+        assert rec["peer"] == urn(C) and "tenshutsu.confirm" in rec["detail"] \
+            and "provide" in rec["detail"], rec
+        conf = pref.ctl("confirmations")
+        assert conf["total"] == 1 and conf["confirmations"][0]["notice_id"] == m2["id"], conf
+
+
+def case_notice_to_itself():
+    """A CS that sends itself a 転入通知 (a 転居 dressed as a 転入) is refused."""
+    with Network(NET) as net:
+        r = Receiver(net, seed=34, sender=A)
+        p = r.peer()
+        m = r.notice(p, person=dict(r.person, address=r.s.address("131016")))
+        r.expect_reject(p.exchange(m), m["id"], "invalid-field",
+                        "from: a move within the municipality is 転居, not 転入")
+        p.close()
+
+
+def case_node_port_gateways_only():
+    """The node port talks to gateways only, and holds a gateway to what it announced."""
+    with Network(NET, extra_identities=[B, C]) as net:
+        r = Receiver(net, seed=35)
+        node_port = net[A].address
+        # A node calling the node port directly, around the gateway.
+        cert, key = net.cert(B)
+        with Peer(node_port, cert, key, net.ca()) as p:
+            assert p.open_outer() == urn(A)
+            assert p.readline() == "DENY forbidden node port accepts gateways only"
+            assert p.outer_closed()
+            local = p.local
+        r.alerts["not-a-gateway"] = 1
+        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "not-a-gateway"]
+        assert len(rec) == 1 and rec[0]["peer"] == urn(B) and rec[0]["addr"] == local, rec
+
+        gcert, gkey = net.cert(GW)
+        # A gateway that sends a malformed FROM line.
+        with Peer(node_port, gcert, gkey, net.ca()) as p:
+            p.open_outer()
+            answer = p.request("FROM urn:juki:cs:271004")
+            assert answer == "DENY malformed expected <verb> <urn> <service>", answer
+            assert p.outer_closed()
+        r.alerts["malformed-request"] = 1
+        # A gateway that announces B, while the inner session presents C's certificate.
+        with Peer(node_port, gcert, gkey, net.ca(), inner=net.cert(C)) as p:
+            p.open_outer()
+            assert p.request("FROM urn:juki:cs:271004 muni") == "OK"
+            p.start_inner(urn(A))
+            assert p.closed()
+        r.alerts["identity-mismatch"] = 1
+        wait_until("identity-mismatch alert",
+                   lambda: net[A].alert_counts().get("identity-mismatch") == 1)
+        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "identity-mismatch"][0]
+        assert rec["peer"] == urn(B) and urn(C) in rec["detail"], rec
+        st = net[A].status()["inbound"]
+        assert st["channels"] == 0 and st["received"] == 0, st
+        r.check_unchanged()
+
+
+if __name__ == "__main__":
+    run_cases([case_refused_messages, case_bad_json_closes_the_channel, case_frame_too_large,
+               case_type_on_the_wrong_service, case_notice_to_itself,
+               case_node_port_gateways_only])
