@@ -191,26 +191,6 @@ refuse(struct session *s, struct bufferevent *bev, const char *code, const char 
 	session_free(s);
 }
 
-static const char *
-failure_alert(enum juki_tls_failure f)
-{
-	switch (f) {
-	case JUKI_TLSF_NOT_TLS:
-		return "not-tls";
-	case JUKI_TLSF_UNKNOWN_CA:
-	case JUKI_TLSF_NO_IDENTITY:
-		return "unknown-certificate";
-	case JUKI_TLSF_REVOKED:
-		return "revoked-certificate";
-	case JUKI_TLSF_EXPIRED:
-		return "expired-certificate";
-	case JUKI_TLSF_NO_CERT:
-		return "no-certificate";
-	default:
-		return "handshake-failed";
-	}
-}
-
 /* The tunnel: bytes both ways, unread, with backpressure. */
 
 static void
@@ -413,6 +393,10 @@ connect_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		refuse(s, bev, "malformed", "malformed-request", "CONNECT line: %s", bad);
 		return;
 	}
+	if (strcmp(s->src.urn, s->dst.urn) == 0) {
+		refuse(s, bev, "policy", "policy-denied", "a node does not tunnel to itself");
+		return;
+	}
 	if (juki_policy_check(gw->policy, &s->src, &s->dst, s->svc, why, sizeof(why)) != 0) {
 		refuse(s, bev, "policy", "policy-denied", "%s", why);
 		return;
@@ -445,8 +429,8 @@ caller_handshake(struct bufferevent *bev, const struct juki_ident *peer, enum ju
 	struct gateway *gw = s->gw;
 
 	if (bev == NULL) {
-		juki_alert(gw->alerts, failure_alert(f), NULL, s->addr, "caller handshake: %s",
-			   why);
+		juki_alert(gw->alerts, juki_alert_code_tls(f), NULL, s->addr,
+			   "caller handshake: %s", why);
 		session_free(s);
 		return;
 	}

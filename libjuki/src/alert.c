@@ -101,6 +101,28 @@ juki_alert(struct juki_alerts *alerts, const char *code, const char *peer, const
 		  r->detail);
 }
 
+const char *
+juki_alert_code_tls(enum juki_tls_failure failure)
+{
+	switch (failure) {
+	case JUKI_TLSF_NOT_TLS:
+		return "not-tls";
+	case JUKI_TLSF_UNKNOWN_CA:
+	case JUKI_TLSF_NO_IDENTITY:
+		return "unknown-certificate";
+	case JUKI_TLSF_REVOKED:
+		return "revoked-certificate";
+	case JUKI_TLSF_EXPIRED:
+		return "expired-certificate";
+	case JUKI_TLSF_NO_CERT:
+		return "no-certificate";
+	case JUKI_TLSF_WRONG_PEER:
+		return "identity-mismatch";
+	default:
+		return "handshake-failed";
+	}
+}
+
 uint64_t
 juki_alerts_count(const struct juki_alerts *alerts, const char *code)
 {

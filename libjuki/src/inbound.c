@@ -107,21 +107,6 @@ conn_free(struct conn *c)
 	free(c);
 }
 
-static const char *
-failure_alert(enum juki_tls_failure f)
-{
-	switch (f) {
-	case JUKI_TLSF_UNKNOWN_CA:
-		return "unknown-certificate";
-	case JUKI_TLSF_REVOKED:
-		return "revoked-certificate";
-	case JUKI_TLSF_WRONG_PEER:
-		return "identity-mismatch";
-	default:
-		return "handshake-failed";
-	}
-}
-
 static void chan_readable(struct juki_chan *chan, void *arg);
 static void chan_closed(struct juki_chan *chan, int rc, const char *why, void *arg);
 
@@ -137,7 +122,7 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 	};
 
 	if (bev == NULL) {
-		juki_alert(in->conf.alerts, failure_alert(f), c->src.urn, c->addr,
+		juki_alert(in->conf.alerts, juki_alert_code_tls(f), c->src.urn, c->addr,
 			   "inner handshake from %s over %s: %s", c->src.urn,
 			   juki_service_name(c->svc), why);
 		conn_free(c);
@@ -204,7 +189,8 @@ outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 	struct juki_inbound *in = c->in;
 
 	if (bev == NULL) {
-		juki_alert(in->conf.alerts, failure_alert(f), NULL, c->addr, "node port: %s", why);
+		juki_alert(in->conf.alerts, juki_alert_code_tls(f), NULL, c->addr, "node port: %s",
+			   why);
 		conn_free(c);
 		return;
 	}
@@ -305,6 +291,8 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 		goto out;
 	}
 	if (strcmp(msg.to, self_of(in)->urn) != 0) {
+		juki_alert(in->conf.alerts, "recipient-mismatch", c->src.urn, c->addr,
+			   "header names %s as recipient", msg.to);
 		rc = refuse(c, acks, &msg, JUKI_R_RECIPIENT, "to is not this node");
 		goto out;
 	}

@@ -188,9 +188,8 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 	};
 
 	if (bev == NULL) {
-		juki_alert(ob->alerts,
-			   f == JUKI_TLSF_WRONG_PEER ? "identity-mismatch" : "handshake-failed",
-			   l->dest.urn, gateway_of(l), "inner session: %s", why);
+		juki_alert(ob->alerts, juki_alert_code_tls(f), l->dest.urn, gateway_of(l),
+			   "inner session: %s", why);
 		attempt_failed(l, why, 0);
 		return;
 	}

@@ -132,7 +132,8 @@ def case_refused_messages():
         # ... or another recipient.
         m = r.notice(p)
         m["to"] = urn(B)
-        r.expect_reject(p.exchange(m), m["id"], "recipient-mismatch", "to is not this node")
+        r.expect_reject(p.exchange(m), m["id"], "recipient-mismatch", "to is not this node",
+                        alert="recipient-mismatch")
 
         # 住民票コード with a wrong check digit: the field is named.
         bad = dict(r.moved, code=wrong_check_digit(r.moved["code"]))
@@ -310,14 +311,25 @@ def case_type_on_the_wrong_service():
 
 
 def case_notice_to_itself():
-    """A CS that sends itself a 転入通知 (a 転居 dressed as a 転入) is refused."""
+    """A CS that sends itself a 転入通知 (a 転居 dressed as a 転入) is refused: by the
+    gateway, which opens no tunnel from a node to itself, and by the CS itself
+    when something that can pass for a gateway brings one."""
     with Network(NET) as net:
         r = Receiver(net, seed=34, sender=A)
-        p = r.peer()
-        m = r.notice(p, person=dict(r.person, address=r.s.address("131016")))
-        r.expect_reject(p.exchange(m), m["id"], "invalid-field",
-                        "from: a move within the municipality is 転居, not 転入")
-        p.close()
+        cert, key = net.cert(A)
+        with Peer(net[GW].address, cert, key, net.ca()) as p:
+            answer = p.connect(urn(A), "muni")
+            assert answer == "DENY policy a node does not tunnel to itself", answer
+        wait_until("the gateway's alert", lambda: net[GW].alert_counts() == {"policy-denied": 1})
+        # Straight to A's node port with the gateway's certificate, announcing A itself.
+        gcert, gkey = net.cert(GW)
+        with Peer(net[A].address, gcert, gkey, net.ca(), inner=(cert, key)) as p:
+            p.open_outer()
+            assert p.request("FROM urn:juki:cs:131016 muni") == "OK"
+            p.start_inner(urn(A))
+            m = r.notice(p, person=dict(r.person, address=r.s.address("131016")))
+            r.expect_reject(p.exchange(m), m["id"], "invalid-field",
+                            "from: a move within the municipality is 転居, not 転入")
 
 
 def case_node_port_gateways_only():

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "juki/clock.h"
+#include "juki/tls.h"
 
 struct juki_alerts;
 
@@ -32,6 +33,15 @@ void juki_alerts_free(struct juki_alerts *alerts);
  */
 void juki_alert(struct juki_alerts *alerts, const char *code, const char *peer, const char *addr,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * juki_alert_code_tls() - the alert code of a failed handshake, the same at
+ * every boundary: "not-tls", "unknown-certificate" (another CA, or no
+ * urn:juki identity), "revoked-certificate", "expired-certificate",
+ * "no-certificate", "identity-mismatch" (valid, but not the peer expected),
+ * "handshake-failed" (anything else).
+ */
+const char *juki_alert_code_tls(enum juki_tls_failure failure);
 
 /* juki_alerts_count() - alerts raised with code since start (NULL: all). */
 uint64_t juki_alerts_count(const struct juki_alerts *alerts, const char *code);
