@@ -1,0 +1,375 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "juki/clock.h"
+#include "juki/error.h"
+#include "juki/honnin.h"
+#include "juki/msg.h"
+
+#define CODE "24727059608"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct juki_store *store;
+	struct juki_counter *counter;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-honnin-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/h.db", f->dir);
+	assert_int_equal(
+	    juki_store_open(f->path, &juki_honnin_schema, 1, &f->store, err, sizeof(err)), 0);
+	f->counter = juki_counter_new();
+	assert_non_null(f->counter);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[160];
+
+	juki_counter_free(f->counter);
+	juki_store_close(f->store);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* A change record as JSON text, for the fields a test varies. */
+static json_t *
+record(const char *lgcode, int version, const char *reason, const char *date, const char *recorded,
+       const char *address)
+{
+	json_t *r = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s,s:s,s:i,s:s}}", "code", CODE,
+			      "lgcode", lgcode, "version", version, "reason", reason, "reason_date",
+			      date, "recorded", recorded, "person", "name", "山田 花子", "birth",
+			      "1990-04-01", "sex", 2, "address", address);
+
+	assert_non_null(r);
+	return r;
+}
+
+static void
+change_of(json_t *r, struct juki_change *c)
+{
+	struct juki_field_error fe;
+
+	assert_int_equal(juki_change_from_json(r, c, &fe), 0);
+	json_decref(r);
+}
+
+static void
+test_reasons(void **state)
+{
+	size_t n;
+	const struct juki_reason *all = juki_reasons(&n);
+
+	(void)state;
+	assert_true(n >= 13);
+	assert_int_equal(juki_reason_find("転入")->kind, JUKI_CHANGE_ENTRY);
+	assert_int_equal(juki_reason_find("tennyu")->kind, JUKI_CHANGE_ENTRY);
+	assert_int_equal(juki_reason_find("死亡")->kind, JUKI_CHANGE_REMOVAL);
+	assert_int_equal(juki_reason_find("転居")->kind, JUKI_CHANGE_CORRECTION);
+	assert_null(juki_reason_find("引越し"));
+	assert_null(juki_reason_find(NULL));
+	for (size_t i = 0; i < n; i++) {
+		assert_ptr_equal(juki_reason_find(all[i].name), &all[i]);
+		assert_ptr_equal(juki_reason_find(all[i].romaji), &all[i]);
+	}
+	assert_string_equal(juki_change_kind_name(JUKI_CHANGE_REMOVAL), "removal");
+}
+
+static void
+test_change_json(void **state)
+{
+	struct juki_field_error fe;
+	struct juki_change c, back;
+	json_t *r = record("131016", 3, "転居", "2026-11-20", "2026-11-25T01:02:03.456Z",
+			   "東京都千代田区本町1丁目1番1号");
+	json_t *out;
+
+	(void)state;
+	assert_int_equal(juki_change_from_json(r, &c, &fe), 0);
+	assert_string_equal(c.code, CODE);
+	assert_string_equal(c.person.code, CODE);
+	assert_string_equal(c.person.lgcode, "131016");
+	assert_int_equal(c.version, 3);
+	assert_string_equal(c.reason->name, "転居");
+	out = juki_change_to_json(&c);
+	assert_true(json_equal(out, r));
+	assert_int_equal(juki_change_from_json(out, &back, &fe), 0);
+	assert_int_equal(memcmp(&c, &back, sizeof(c)), 0);
+	json_decref(out);
+
+	/* Each rule, with the field it names. */
+#define REFUSED(mutate, want)                                                                      \
+	do {                                                                                       \
+		json_t *m = json_deep_copy(r);                                                     \
+		mutate;                                                                            \
+		assert_int_not_equal(juki_change_from_json(m, &c, &fe), 0);                        \
+		assert_string_equal(fe.field, want);                                               \
+		json_decref(m);                                                                    \
+	} while (0)
+	REFUSED(json_object_set_new(m, "code", json_string("24727059607")), "code");
+	REFUSED(json_object_set_new(m, "lgcode", json_string("131017")), "lgcode");
+	REFUSED(json_object_set_new(m, "version", json_integer(0)), "version");
+	REFUSED(json_object_set_new(m, "version", json_string("3")), "version");
+	REFUSED(json_object_set_new(m, "reason", json_string("引越し")), "reason");
+	REFUSED(json_object_set_new(m, "reason_date", json_string("2026-02-30")), "reason_date");
+	REFUSED(json_object_set_new(m, "recorded", json_string("yesterday")), "recorded");
+	REFUSED(json_object_set_new(m, "extra", json_true()), "record");
+	REFUSED(json_object_set_new(json_object_get(m, "person"), "code", json_string(CODE)),
+		"person");
+	REFUSED(json_object_set_new(json_object_get(m, "person"), "sex", json_integer(3)),
+		"person.sex");
+	REFUSED(json_object_set_new(json_object_get(m, "person"), "name",
+				    json_string("か\xe3\x82\x99")),
+		"person.name");
+	REFUSED(json_object_set_new(m, "old_code", json_string("17075364555")), "old_code");
+	/* 住民票コード変更 needs old_code, a different valid one. */
+	REFUSED(json_object_set_new(m, "reason", json_string("住民票コード変更")), "old_code");
+	REFUSED((json_object_set_new(m, "reason", json_string("住民票コード変更")),
+		 json_object_set_new(m, "old_code", json_string(CODE))),
+		"old_code");
+	json_object_set_new(r, "reason", json_string("住民票コード変更"));
+	json_object_set_new(r, "old_code", json_string("17075364555"));
+	assert_int_equal(juki_change_from_json(r, &c, &fe), 0);
+	assert_string_equal(c.old_code, "17075364555");
+	json_decref(r);
+}
+
+static void
+test_precedence(void **state)
+{
+	struct juki_change a2, a3, a_out, b_in, b_fix;
+
+	(void)state;
+	change_of(record("131016", 2, "転居", "2026-01-10", "2026-01-10T01:00:00.000Z", "x"), &a2);
+	change_of(record("131016", 3, "転居", "2025-12-01", "2026-01-11T01:00:00.000Z", "y"), &a3);
+	/* Same municipality: the version decides, even against the dates. */
+	assert_true(juki_change_newer(&a3, &a2));
+	assert_false(juki_change_newer(&a2, &a3));
+	assert_false(juki_change_newer(&a2, &a2));
+	/*
+	 * A person moves from A to B on 11-25: B records the 転入 first, A records
+	 * the 転出 when the notice arrives, later.  B's entry is the newer record.
+	 */
+	change_of(record("271004", 1, "転入", "2026-11-25", "2026-11-25T02:00:00.000Z", "z"),
+		  &b_in);
+	change_of(record("131016", 4, "転出", "2026-11-25", "2026-11-25T02:00:05.000Z", "y"),
+		  &a_out);
+	assert_true(juki_change_newer(&b_in, &a_out));
+	assert_false(juki_change_newer(&a_out, &b_in));
+	/* A later correction at B beats both; an older record at A loses to B. */
+	change_of(record("271004", 2, "転居", "2026-12-01", "2026-12-01T02:00:00.000Z", "w"),
+		  &b_fix);
+	assert_true(juki_change_newer(&b_fix, &a_out));
+	assert_true(juki_change_newer(&b_in, &a3));
+}
+
+static enum juki_apply_outcome
+apply(struct fx *f, json_t *r, const char *sender)
+{
+	enum juki_apply_outcome out;
+	struct juki_change c;
+
+	change_of(r, &c);
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_honnin_apply(f->store, &c, sender, 1000, f->counter, &out), 0);
+	assert_int_equal(juki_counter_flush(f->counter, f->store), 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	return out;
+}
+
+static void
+test_apply_order_independent(void **state)
+{
+	struct fx *f = *state;
+	struct juki_change cur;
+	json_t *hist;
+
+	/* The removal at A arrives before the entry at B ... */
+	assert_int_equal(
+	    apply(f, record("131016", 1, "出生", "1990-04-01", "1990-04-02T01:00:00.000Z", "a1"),
+		  "urn:juki:pref:13"),
+	    JUKI_APPLIED_CURRENT);
+	assert_int_equal(
+	    apply(f, record("131016", 2, "転出", "2026-11-25", "2026-11-25T02:00:05.000Z", "a1"),
+		  "urn:juki:pref:13"),
+	    JUKI_APPLIED_CURRENT);
+	assert_int_equal(
+	    apply(f, record("271004", 1, "転入", "2026-11-25", "2026-11-25T02:00:00.000Z", "b1"),
+		  "urn:juki:pref:27"),
+	    JUKI_APPLIED_CURRENT);
+	assert_int_equal(juki_honnin_current(f->store, CODE, &cur), 0);
+	assert_string_equal(cur.lgcode, "271004");
+	assert_string_equal(cur.person.address, "b1");
+	/* ... a repeat is a duplicate, an older record from A is history. */
+	assert_int_equal(
+	    apply(f, record("271004", 1, "転入", "2026-11-25", "2026-11-25T02:00:00.000Z", "b1"),
+		  "urn:juki:pref:27"),
+	    JUKI_APPLIED_DUPLICATE);
+	assert_int_equal(
+	    apply(f, record("131016", 2, "転出", "2026-11-25", "2026-11-25T02:00:05.000Z", "a1"),
+		  "urn:juki:pref:13"),
+	    JUKI_APPLIED_DUPLICATE);
+	hist = juki_honnin_history_json(f->store, CODE);
+	assert_int_equal(json_array_size(hist), 3);
+	assert_true(json_is_true(json_object_get(json_array_get(hist, 0), "current")));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 0), "lgcode")),
+			    "271004");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 0), "sender")),
+			    "urn:juki:pref:27");
+	json_decref(hist);
+}
+
+static void
+test_apply_other_order(void **state)
+{
+	struct fx *f = *state;
+	struct juki_change cur;
+
+	/* The entry at B arrives first; A's removal, later, goes to history. */
+	assert_int_equal(
+	    apply(f, record("131016", 1, "出生", "1990-04-01", "1990-04-02T01:00:00.000Z", "a1"),
+		  "urn:juki:pref:13"),
+	    JUKI_APPLIED_CURRENT);
+	assert_int_equal(
+	    apply(f, record("271004", 1, "転入", "2026-11-25", "2026-11-25T02:00:00.000Z", "b1"),
+		  "urn:juki:pref:27"),
+	    JUKI_APPLIED_CURRENT);
+	assert_int_equal(
+	    apply(f, record("131016", 2, "転出", "2026-11-25", "2026-11-25T02:00:05.000Z", "a1"),
+		  "urn:juki:pref:13"),
+	    JUKI_APPLIED_HISTORY);
+	assert_int_equal(juki_honnin_current(f->store, CODE, &cur), 0);
+	assert_string_equal(cur.lgcode, "271004");
+	/* An older version of the same municipality never overwrites a newer one. */
+	assert_int_equal(
+	    apply(f, record("271004", 3, "転居", "2026-12-01", "2026-12-01T02:00:00.000Z", "b3"),
+		  "urn:juki:pref:27"),
+	    JUKI_APPLIED_CURRENT);
+	assert_int_equal(
+	    apply(f, record("271004", 2, "転居", "2026-11-30", "2026-11-30T02:00:00.000Z", "b2"),
+		  "urn:juki:pref:27"),
+	    JUKI_APPLIED_HISTORY);
+	assert_int_equal(juki_honnin_current(f->store, CODE, &cur), 0);
+	assert_int_equal(cur.version, 3);
+	assert_string_equal(cur.person.address, "b3");
+	assert_int_equal(juki_honnin_current(f->store, "17075364555", &cur), JUKI_ENOTFOUND);
+}
+
+static void
+test_counts_and_digest(void **state)
+{
+	struct fx *f = *state;
+	json_t *counts, *again;
+	char d1[2 * JUKI_DIGEST_LEN + 1];
+
+	apply(f, record("131016", 1, "出生", "2026-11-25", "2026-11-25T01:00:00.000Z", "a"),
+	      "urn:juki:cs:131016");
+	apply(f, record("131016", 2, "転居", "2026-11-25", "2026-11-25T02:00:00.000Z", "b"),
+	      "urn:juki:cs:131016");
+	/* A duplicate is not counted twice. */
+	apply(f, record("131016", 2, "転居", "2026-11-25", "2026-11-25T02:00:00.000Z", "b"),
+	      "urn:juki:cs:131016");
+	/* 2026-11-25T16:00Z is the 26th in Japan: another day. */
+	apply(f, record("131016", 3, "転居", "2026-11-26", "2026-11-25T16:00:00.000Z", "c"),
+	      "urn:juki:cs:131016");
+	counts = juki_honnin_counts_json(f->store, JUKI_COUNT_RECEIVED, "urn:juki:cs:131016",
+					 "2026-11-25");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 2);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(counts, "by_reason"), "出生")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(counts, "by_reason"), "転居")), 1);
+	snprintf(d1, sizeof(d1), "%s", json_string_value(json_object_get(counts, "digest")));
+	assert_int_equal(strlen(d1), 64);
+	assert_string_not_equal(d1,
+				"0000000000000000000000000000000000000000000000000000000000000000");
+	json_decref(counts);
+	counts = juki_honnin_counts_json(f->store, JUKI_COUNT_RECEIVED, "urn:juki:cs:131016",
+					 "2026-11-26");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 1);
+	json_decref(counts);
+	/* Nothing on a day, or from another peer, or on the other side: zero. */
+	counts =
+	    juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "urn:juki:cs:131016", "2026-11-25");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 0);
+	json_decref(counts);
+
+	/* The digest does not depend on order: count the same records the other way round. */
+	{
+		struct juki_change x, y;
+
+		change_of(
+		    record("131016", 2, "転居", "2026-11-25", "2026-11-25T02:00:00.000Z", "b"), &y);
+		change_of(
+		    record("131016", 1, "出生", "2026-11-25", "2026-11-25T01:00:00.000Z", "a"), &x);
+		assert_int_equal(juki_store_begin(f->store), 0);
+		assert_int_equal(
+		    juki_counter_add(f->counter, JUKI_COUNT_SENT, "urn:juki:pref:13", &y), 0);
+		assert_int_equal(
+		    juki_counter_add(f->counter, JUKI_COUNT_SENT, "urn:juki:pref:13", &x), 0);
+		assert_int_equal(juki_counter_flush(f->counter, f->store), 0);
+		assert_int_equal(juki_store_commit(f->store), 0);
+	}
+	again =
+	    juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "urn:juki:pref:13", "2026-11-25");
+	assert_string_equal(json_string_value(json_object_get(again, "digest")), d1);
+	assert_int_equal(json_integer_value(json_object_get(again, "total")), 2);
+	json_decref(again);
+}
+
+static void
+test_counter_reset(void **state)
+{
+	struct fx *f = *state;
+	struct juki_change x;
+	json_t *counts;
+
+	change_of(record("131016", 1, "出生", "2026-11-25", "2026-11-25T01:00:00.000Z", "a"), &x);
+	assert_int_equal(juki_counter_add(f->counter, JUKI_COUNT_SENT, "p", &x), 0);
+	juki_counter_reset(f->counter);
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_counter_flush(f->counter, f->store), 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	counts = juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "p", "2026-11-25");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 0);
+	json_decref(counts);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_reasons),
+	    cmocka_unit_test(test_change_json),
+	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test_setup_teardown(test_apply_order_independent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_other_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counts_and_digest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
