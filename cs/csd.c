@@ -52,13 +52,31 @@ static const struct juki_migration csd_steps[] = {
 	" received_ms INTEGER NOT NULL"
 	") WITHOUT ROWID;"
 	"CREATE INDEX moveout_code ON moveout(code);"},
+    /* The register moves onto the shared identity-information tables (honnin.h). */
+    {2, "INSERT INTO honnin (code, lgcode, version, reason, kind, reason_date, recorded_ms,"
+	" received_ms, sender, rec)"
+	" SELECT code, lgcode, version, reason, CASE status WHEN 'moved-out' THEN 1 ELSE 0 END,"
+	" reason_date, updated_ms, updated_ms, NULL,"
+	" json_object('code', code, 'lgcode', lgcode, 'version', version, 'reason', reason,"
+	" 'reason_date', reason_date,"
+	" 'recorded', strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch'),"
+	" 'person', json_object('name', name, 'kana', kana, 'birth', birth, 'sex', sex,"
+	" 'address', address))"
+	" FROM resident;"
+	"DROP TABLE resident;"},
 };
 
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
 
+/* The shared tables first: the register's migration writes into them. */
+static const struct juki_schema csd_schemas[2] = {
+    JUKI_HONNIN_SCHEMA,
+    {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])},
+};
+
 static const struct juki_handler csd_handlers[] = {
-    {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu},
-    {NULL, JUKI_SVC_NONE, NULL},
+    {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0},
+    {NULL, JUKI_SVC_NONE, NULL, 0},
 };
 
 static const struct juki_ctl_cmd csd_cmds[] = {
@@ -76,8 +94,8 @@ static const struct juki_ctl_cmd csd_cmds[] = {
 static const struct juki_node_spec csd_spec = {
     .daemon = "juki-csd",
     .kind = JUKI_KIND_CS,
-    .schemas = &csd_schema,
-    .nschemas = 1,
+    .schemas = csd_schemas,
+    .nschemas = 2,
     .handlers = csd_handlers,
     .cmds = csd_cmds,
     .on_ack = csd_on_ack,

@@ -1,10 +1,11 @@
 /*
  * juki-csd — the municipal communication server (コミュニケーションサーバ).
  *
- * It keeps the identity information of the municipality's residents, records
- * move-ins (転入) entered by clerks and notifies the former municipality
- * (転入通知, 第6-2); on a 転入通知 from another municipality it marks the
- * person as moved out and notifies its prefecture (転出確定通知, 第6-3).
+ * It keeps the identity information (本人確認情報) of the municipality's
+ * residents with its history, and sends every change to its prefecture
+ * (第6-6(1)).  Changes come from the resident record system (import, 第6-6),
+ * from clerks (move-ins, 第6-2) and from other municipalities (a 転入通知
+ * ends a person's record here and is confirmed to the prefecture, 第6-3).
  */
 #ifndef JUKI_CS_CSD_H
 #define JUKI_CS_CSD_H
@@ -13,6 +14,7 @@
 
 #include "juki/control.h"
 #include "juki/daemon.h"
+#include "juki/honnin.h"
 #include "juki/inbound.h"
 #include "juki/msg.h"
 #include "juki/node.h"
@@ -32,7 +34,45 @@ extern const struct juki_conf_key csd_conf_keys[];
 extern const struct juki_daemon_ops csd_ops;
 extern const struct juki_schema csd_schema;
 
-/* Control commands of tennyu.c. */
+/*
+ * Recording changes (register.c).  Every change of the register goes
+ * through an op inside one transaction: it becomes the person's current
+ * record here, joins a honnin.batch for the prefecture, and is counted in
+ * the update counts sent.
+ */
+struct csd_op {
+	struct csd *cs;
+	struct juki_batcher *batch;
+	struct juki_counter *counter;
+	int64_t now;
+	size_t changes;
+};
+
+/* csd_op_init() - start an op; the caller opens the transaction. */
+int csd_op_init(struct csd *cs, struct csd_op *op);
+
+/*
+ * csd_op_record() - record c (lgcode must be ours; recorded_ms is set to
+ * now).  Returns 0, or a negative code (the caller rolls back).
+ */
+int csd_op_record(struct csd_op *op, struct juki_change *c);
+
+/* csd_op_finish() - put the open batch and the counts in the store. */
+int csd_op_finish(struct csd_op *op);
+
+/* csd_op_free() - release the op (after finish, or to abandon it). */
+void csd_op_free(struct csd_op *op);
+
+/*
+ * csd_held() - the current record of code here.  Returns 0, JUKI_ENOTFOUND
+ * or a negative code.
+ */
+int csd_held(struct csd *cs, const char *code, struct juki_change *c);
+
+/* csd_resident() - true when c is the record of a person living here. */
+int csd_resident(const struct csd *cs, const struct juki_change *c);
+
+/* Control commands (tennyu.c). */
 int csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result,
 			 struct juki_ctl_error *err);
 int csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result,
@@ -43,7 +83,7 @@ int csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct j
 /* 転入通知 received from the municipality a resident moved to. */
 int csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
 
-/* Outcome of a notice we sent, recorded with the ack. */
+/* Outcome of a message we sent, recorded with the ack. */
 int csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack);
 
 /* The counts "status" adds for a CS. */

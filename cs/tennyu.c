@@ -14,18 +14,6 @@
 /* Work per control request, so that one request cannot hold the loop for long. */
 #define BATCH_LIMIT 100000
 
-static const char sql_resident_get[] =
-    "SELECT name, kana, birth, sex, address, lgcode, status, version, reason, reason_date"
-    " FROM resident WHERE code = ?1";
-static const char sql_resident_put[] =
-    "INSERT INTO resident (code, name, kana, birth, sex, address, lgcode, status, version,"
-    " reason, reason_date, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'resident', ?8, ?9,"
-    " ?10, ?11) ON CONFLICT (code) DO UPDATE SET name = ?2, kana = ?3, birth = ?4, sex = ?5,"
-    " address = ?6, lgcode = ?7, status = 'resident', version = ?8, reason = ?9,"
-    " reason_date = ?10, updated_ms = ?11";
-static const char sql_resident_moved_out[] =
-    "UPDATE resident SET status = 'moved-out', version = version + 1, reason = ?2,"
-    " reason_date = ?3, updated_ms = ?4 WHERE code = ?1";
 static const char sql_movein_put[] =
     "INSERT INTO movein (notice_id, code, from_lgcode, move_date, status, created_ms,"
     " updated_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5)";
@@ -54,56 +42,6 @@ bind_text(sqlite3_stmt *st, int i, const char *v)
 	}
 }
 
-/* What the CS holds of a person. */
-struct held {
-	struct juki_person p;
-	char status[16];
-	int64_t version;
-	char reason[32];
-	char reason_date[11];
-};
-
-static void
-copy_col(sqlite3_stmt *st, int col, char *out, size_t len)
-{
-	const unsigned char *v = sqlite3_column_text(st, col);
-
-	snprintf(out, len, "%s", v ? (const char *)v : "");
-}
-
-/* Returns 0 when found, JUKI_ENOTFOUND, or JUKI_ESTORE. */
-static int
-resident_get(struct juki_store *store, const char *code, struct held *h)
-{
-	sqlite3_stmt *st = juki_store_prepare(store, sql_resident_get);
-	int rc;
-
-	if (st == NULL) {
-		return JUKI_ESTORE;
-	}
-	memset(h, 0, sizeof(*h));
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		snprintf(h->p.code, sizeof(h->p.code), "%s", code);
-		copy_col(st, 0, h->p.name, sizeof(h->p.name));
-		copy_col(st, 1, h->p.kana, sizeof(h->p.kana));
-		copy_col(st, 2, h->p.birth, sizeof(h->p.birth));
-		h->p.sex = sqlite3_column_int(st, 3);
-		copy_col(st, 4, h->p.address, sizeof(h->p.address));
-		copy_col(st, 5, h->p.lgcode, sizeof(h->p.lgcode));
-		copy_col(st, 6, h->status, sizeof(h->status));
-		h->version = sqlite3_column_int64(st, 7);
-		copy_col(st, 8, h->reason, sizeof(h->reason));
-		copy_col(st, 9, h->reason_date, sizeof(h->reason_date));
-		rc = 0;
-	} else {
-		rc = rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
-	}
-	sqlite3_reset(st);
-	return rc;
-}
-
 static int
 step_done(sqlite3_stmt *st)
 {
@@ -111,29 +49,6 @@ step_done(sqlite3_stmt *st)
 
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
-}
-
-static int
-resident_put(struct juki_store *store, const struct juki_person *p, int64_t version,
-	     const char *reason, const char *reason_date, int64_t now)
-{
-	sqlite3_stmt *st = juki_store_prepare(store, sql_resident_put);
-
-	if (st == NULL) {
-		return JUKI_ESTORE;
-	}
-	sqlite3_bind_text(st, 1, p->code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
-	bind_text(st, 3, p->kana);
-	sqlite3_bind_text(st, 4, p->birth, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, p->sex);
-	sqlite3_bind_text(st, 6, p->address, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, p->lgcode, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, version);
-	sqlite3_bind_text(st, 9, reason, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, reason_date, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 11, now);
-	return step_done(st);
 }
 
 /* Fetch the array under key (or args itself as a one-element list when it is the item). */
@@ -166,13 +81,46 @@ abandon(struct juki_store *store, int rc)
 	return rc;
 }
 
+/* The next version of code here: one more than what is held, 1 for someone new. */
+static int
+next_version(struct csd *cs, const char *code, struct juki_change *held, int *resident)
+{
+	int rc = csd_held(cs, code, held);
+
+	*resident = 0;
+	if (rc == JUKI_ENOTFOUND) {
+		memset(held, 0, sizeof(*held));
+		return 0;
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	*resident = csd_resident(cs, held);
+	return 0;
+}
+
+/* A change record for p made here now, of reason, dated date, as version. */
+static void
+change_for(struct csd *cs, const struct juki_person *p, const char *reason, const char *date,
+	   int64_t version, struct juki_change *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->code, sizeof(c->code), "%s", p->code);
+	snprintf(c->lgcode, sizeof(c->lgcode), "%.6s", cs->node.self.id);
+	c->version = version;
+	c->reason = juki_reason_find(reason);
+	snprintf(c->reason_date, sizeof(c->reason_date), "%s", date);
+	c->person = *p;
+	snprintf(c->person.lgcode, sizeof(c->person.lgcode), "%.6s", cs->node.self.id);
+}
+
 int
 csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	struct csd *cs = csd_of(ctx);
 	struct juki_store *store = cs->node.store;
 	const json_t *items, *item;
-	int64_t now = juki_node_now_ms(&cs->node);
+	struct csd_op op;
 	char today[11];
 	size_t i;
 	int rc;
@@ -180,16 +128,21 @@ csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki
 	if ((rc = items_of(args, "residents", &items, err)) != 0) {
 		return rc;
 	}
-	juki_clock_date(now, today, sizeof(today));
+	if ((rc = csd_op_init(cs, &op)) != 0) {
+		return rc;
+	}
+	juki_clock_date(op.now, today, sizeof(today));
 	if ((rc = juki_store_begin(store)) != 0) {
+		csd_op_free(&op);
 		return rc;
 	}
 	json_array_foreach(items, i, item)
 	{
 		struct juki_person p;
 		struct juki_field_error fe;
-		struct held h;
+		struct juki_change held, c;
 		json_t *copy = json_deep_copy(item);
+		int resident;
 
 		/* A resident lives here: the code of the address is ours unless stated. */
 		if (json_is_object(copy) && json_object_get(copy, "lgcode") == NULL) {
@@ -198,31 +151,38 @@ csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki
 		rc = juki_person_from_json(copy, 0, &p, &fe);
 		json_decref(copy);
 		if (rc != 0) {
-			return abandon(store, field_error(err, "residents", i, "", &fe));
+			rc = field_error(err, "residents", i, "", &fe);
+			goto fail;
 		}
 		if (strcmp(p.lgcode, cs->node.self.id) != 0) {
-			return abandon(store,
-				       juki_ctl_fail(err, "invalid",
-						     "residents[%zu].lgcode: not this municipality",
-						     i));
+			rc = juki_ctl_fail(err, "invalid",
+					   "residents[%zu].lgcode: not this municipality", i);
+			goto fail;
 		}
-		rc = resident_get(store, p.code, &h);
-		if (rc == 0) {
-			return abandon(
-			    store, juki_ctl_fail(err, "conflict",
-						 "residents[%zu].code: already recorded here", i));
+		if ((rc = next_version(cs, p.code, &held, &resident)) != 0) {
+			goto fail;
 		}
-		if (rc != JUKI_ENOTFOUND ||
-		    (rc = resident_put(store, &p, 1, REASON_REGISTERED, today, now)) != 0) {
-			return abandon(store, rc);
+		if (resident) {
+			rc = juki_ctl_fail(err, "conflict",
+					   "residents[%zu].code: already resident here", i);
+			goto fail;
+		}
+		change_for(cs, &p, REASON_REGISTERED, today, held.version + 1, &c);
+		if ((rc = csd_op_record(&op, &c)) != 0) {
+			goto fail;
 		}
 	}
-	if ((rc = juki_store_commit(store)) != 0) {
-		return rc;
+	if ((rc = csd_op_finish(&op)) != 0 || (rc = juki_store_commit(store)) != 0) {
+		goto fail;
 	}
+	csd_op_free(&op);
 	log_info("csd: %zu residents registered", json_array_size(items));
+	juki_node_kick(&cs->node);
 	*result = json_pack("{s:I}", "added", (json_int_t)json_array_size(items));
 	return 0;
+fail:
+	csd_op_free(&op);
+	return abandon(store, rc);
 }
 
 static int
@@ -273,7 +233,7 @@ csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result, struct juk
 {
 	struct csd *cs = csd_of(ctx);
 	struct juki_field_error fe;
-	struct held h;
+	struct juki_change held;
 	char code[JUKI_JUMIN_CODE_LEN + 1];
 	json_t *out;
 	int rc;
@@ -281,21 +241,20 @@ csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result, struct juk
 	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
 		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
 	}
-	rc = resident_get(cs->node.store, code, &h);
+	rc = csd_held(cs, code, &held);
 	if (rc == JUKI_ENOTFOUND) {
 		return juki_ctl_fail(err, "not-found", "no record of %s here", code);
 	}
 	if (rc != 0) {
 		return rc;
 	}
-	out = juki_person_to_json(&h.p);
+	out = juki_change_to_json(&held);
 	if (out == NULL) {
 		return JUKI_ENOMEM;
 	}
-	json_object_set_new(out, "status", json_string(h.status));
-	json_object_set_new(out, "version", json_integer(h.version));
-	json_object_set_new(out, "reason", json_string(h.reason));
-	json_object_set_new(out, "reason_date", json_string(h.reason_date));
+	json_object_set_new(out, "status",
+			    json_string(csd_resident(cs, &held) ? "resident" : "removed"));
+	json_object_set_new(out, "history", juki_honnin_history_json(cs->node.store, code));
 	if ((rc = cases_of(cs->node.store, code, out)) != 0) {
 		json_decref(out);
 		return rc;
@@ -306,19 +265,19 @@ csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result, struct juk
 
 /* Record one move-in and queue its 転入通知, inside the caller's transaction. */
 static int
-movein_one(struct csd *cs, const json_t *move, size_t i, int64_t now, json_t *notices,
+movein_one(struct csd *cs, struct csd_op *op, const json_t *move, size_t i, json_t *notices,
 	   struct juki_ctl_error *err)
 {
 	struct juki_store *store = cs->node.store;
 	struct juki_field_error fe;
 	struct juki_person p;
 	struct juki_ident old_cs;
+	struct juki_change held, c;
 	struct juki_msg msg;
-	struct held h;
 	char from[JUKI_LGCODE_LEN + 1], date[11];
 	json_t *person, *body;
-	int64_t version = 1;
-	int rc;
+	sqlite3_stmt *st;
+	int rc, resident;
 
 	if (!json_is_object(move)) {
 		return juki_ctl_fail(err, "usage", "moves[%zu]: an object", i);
@@ -348,15 +307,17 @@ movein_one(struct csd *cs, const json_t *move, size_t i, int64_t now, json_t *no
 		    err, "invalid",
 		    "moves[%zu].from: a move within the municipality is 転居, not 転入", i);
 	}
-	rc = resident_get(store, p.code, &h);
-	if (rc == 0 && strcmp(h.status, "resident") == 0) {
+	if ((rc = next_version(cs, p.code, &held, &resident)) != 0) {
+		json_decref(person);
+		return rc;
+	}
+	if (resident) {
 		json_decref(person);
 		return juki_ctl_fail(err, "conflict", "moves[%zu]: %s is already resident here", i,
 				     p.code);
 	}
-	if (rc == 0) {
-		version = h.version + 1;
-	} else if (rc != JUKI_ENOTFOUND) {
+	change_for(cs, &p, REASON_TENNYU, date, held.version + 1, &c);
+	if ((rc = csd_op_record(op, &c)) != 0) {
 		json_decref(person);
 		return rc;
 	}
@@ -370,22 +331,17 @@ movein_one(struct csd *cs, const json_t *move, size_t i, int64_t now, json_t *no
 	if (rc != 0) {
 		return rc;
 	}
-	rc = resident_put(store, &p, version, REASON_TENNYU, date, now);
-	if (rc == 0) {
-		rc = juki_outbox_put(store, &msg, "muni", now, NULL);
+	rc = juki_outbox_put(store, &msg, "muni", op->now, NULL);
+	if (rc == 0 && (st = juki_store_prepare(store, sql_movein_put)) == NULL) {
+		rc = JUKI_ESTORE;
 	}
 	if (rc == 0) {
-		sqlite3_stmt *st = juki_store_prepare(store, sql_movein_put);
-
-		rc = JUKI_ESTORE;
-		if (st != NULL) {
-			sqlite3_bind_text(st, 1, msg.id, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, p.code, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, from, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 4, date, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 5, now);
-			rc = step_done(st);
-		}
+		sqlite3_bind_text(st, 1, msg.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, p.code, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, from, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, date, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, op->now);
+		rc = step_done(st);
 	}
 	if (rc == 0) {
 		json_array_append_new(notices, json_pack("{s:s,s:s,s:s}", "code", p.code,
@@ -400,8 +356,8 @@ csd_cmd_movein(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 {
 	struct csd *cs = csd_of(ctx);
 	struct juki_store *store = cs->node.store;
-	int64_t now = juki_node_now_ms(&cs->node);
 	const json_t *items, *item;
+	struct csd_op op;
 	json_t *notices;
 	size_t i;
 	int rc;
@@ -409,31 +365,35 @@ csd_cmd_movein(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 	if ((rc = items_of(args, "moves", &items, err)) != 0) {
 		return rc;
 	}
-	notices = json_array();
-	if (notices == NULL) {
-		return JUKI_ENOMEM;
-	}
-	if ((rc = juki_store_begin(store)) != 0) {
-		json_decref(notices);
+	if ((rc = csd_op_init(cs, &op)) != 0) {
 		return rc;
+	}
+	notices = json_array();
+	if (notices == NULL || (rc = juki_store_begin(store)) != 0) {
+		rc = notices == NULL ? JUKI_ENOMEM : rc;
+		goto out;
 	}
 	json_array_foreach(items, i, item)
 	{
-		rc = movein_one(cs, item, i, now, notices, err);
-		if (rc != 0) {
-			json_decref(notices);
-			return abandon(store, rc);
+		if ((rc = movein_one(cs, &op, item, i, notices, err)) != 0) {
+			break;
 		}
 	}
-	if ((rc = juki_store_commit(store)) != 0) {
-		json_decref(notices);
-		return rc;
+	if (rc == 0 && (rc = csd_op_finish(&op)) == 0) {
+		rc = juki_store_commit(store);
+	}
+	if (rc != 0) {
+		juki_store_rollback(store);
+		goto out;
 	}
 	log_info("csd: %zu move-ins recorded, 転入通知 queued", json_array_size(items));
 	juki_node_kick(&cs->node);
-	*result = json_pack("{s:I,s:o}", "queued", (json_int_t)json_array_size(items), "notices",
+	*result = json_pack("{s:I,s:O}", "queued", (json_int_t)json_array_size(items), "notices",
 			    notices);
-	return 0;
+out:
+	json_decref(notices);
+	csd_op_free(&op);
+	return rc;
 }
 
 int
@@ -482,12 +442,12 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 {
 	struct csd *cs = csd_of(ctx);
 	struct juki_store *store = cs->node.store;
-	int64_t now = juki_node_now_ms(&cs->node);
 	struct juki_field_error fe;
 	struct juki_ident sender;
 	struct juki_person p;
 	struct juki_msg confirm;
-	struct held h;
+	struct juki_change held, gone;
+	struct csd_op op;
 	char old_lg[JUKI_LGCODE_LEN + 1], date[11];
 	sqlite3_stmt *st;
 	json_t *body;
@@ -512,31 +472,31 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "person.lgcode: not the municipality that sent the notice");
 	}
-	rc = resident_get(store, p.code, &h);
+	rc = csd_held(cs, p.code, &held);
 	if (rc == JUKI_ENOTFOUND) {
 		return juki_reject_set(rej, JUKI_R_UNKNOWN_PERSON, "no record of this code here");
 	}
 	if (rc != 0) {
 		return rc;
 	}
-	if (strcmp(h.status, "resident") != 0) {
+	if (!csd_resident(cs, &held)) {
 		return juki_reject_set(rej, JUKI_R_NOT_RESIDENT, "already moved out");
 	}
-	if (strcmp(h.p.birth, p.birth) != 0 || h.p.sex != p.sex) {
+	if (strcmp(held.person.birth, p.birth) != 0 || held.person.sex != p.sex) {
 		return juki_reject_set(
 		    rej, JUKI_R_BAD_FIELD,
 		    "person: birth date or sex does not match the record of this code");
 	}
-	if ((st = juki_store_prepare(store, sql_resident_moved_out)) == NULL) {
-		return JUKI_ESTORE;
-	}
-	sqlite3_bind_text(st, 1, p.code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, REASON_TENSHUTSU, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, date, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now);
-	if ((rc = step_done(st)) != 0) {
+	/* The removal keeps the identity information as held here, dated the move. */
+	change_for(cs, &held.person, REASON_TENSHUTSU, date, held.version + 1, &gone);
+	if ((rc = csd_op_init(cs, &op)) != 0) {
 		return rc;
 	}
+	if ((rc = csd_op_record(&op, &gone)) != 0 || (rc = csd_op_finish(&op)) != 0) {
+		csd_op_free(&op);
+		return rc;
+	}
+	csd_op_free(&op);
 	body = json_pack("{s:s,s:s,s:s,s:s,s:s}", "code", p.code, "old_lgcode", old_lg,
 			 "new_lgcode", sender.id, "move_date", date, "tennyu_id", msg->id);
 	if (body == NULL) {
@@ -547,7 +507,7 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	if (rc != 0) {
 		return rc;
 	}
-	rc = juki_outbox_put(store, &confirm, "honnin", now, NULL);
+	rc = juki_outbox_put(store, &confirm, "honnin", juki_node_now_ms(&cs->node), NULL);
 	if (rc == 0 && (st = juki_store_prepare(store, sql_moveout_put)) == NULL) {
 		rc = JUKI_ESTORE;
 	}
@@ -557,7 +517,7 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 		sqlite3_bind_text(st, 3, sender.id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, date, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, confirm.id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, now);
+		sqlite3_bind_int64(st, 6, juki_node_now_ms(&cs->node));
 		rc = step_done(st);
 	}
 	juki_msg_clear(&confirm);
@@ -592,11 +552,11 @@ csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_a
 	}
 	return 0;
 }
-
 json_t *
 csd_status(struct juki_node *node)
 {
-	static const char sql_res[] = "SELECT status, count(*) FROM resident GROUP BY status";
+	static const char sql_res[] =
+	    "SELECT kind = 1, count(*) FROM honnin GROUP BY kind = 1 ORDER BY 1";
 	static const char sql_in[] = "SELECT status, count(*) FROM movein GROUP BY status";
 	static const char sql_out[] = "SELECT count(*) FROM moveout";
 	struct csd *cs = csd_of(node);
@@ -606,7 +566,7 @@ csd_status(struct juki_node *node)
 
 	if ((st = juki_store_prepare(node->store, sql_res)) != NULL) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
-			json_object_set_new(res, (const char *)sqlite3_column_text(st, 0),
+			json_object_set_new(res, sqlite3_column_int(st, 0) ? "removed" : "resident",
 					    json_integer(sqlite3_column_int64(st, 1)));
 		}
 		sqlite3_reset(st);

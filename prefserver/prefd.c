@@ -3,11 +3,15 @@
 #include <string.h>
 
 #include "juki/error.h"
+#include "juki/honnin.h"
 #include "juki/person.h"
 #include "prefd.h"
 
 const struct juki_conf_key prefd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct prefd_conf, node),
+    JUKI_CONF_SCALAR(struct prefd_conf, national, "national", JUKI_CONF_IDENT, "urn:juki:jlis:0", 0,
+		     0, 0,
+		     "The national server (指定情報処理機関) that receives every new record."),
     JUKI_CONF_END,
 };
 
@@ -27,6 +31,91 @@ static const struct juki_migration prefd_steps[] = {
 
 const struct juki_schema prefd_schema = {"prefd", prefd_steps,
 					 sizeof(prefd_steps) / sizeof(prefd_steps[0])};
+
+static const struct juki_schema prefd_schemas[2] = {
+    JUKI_HONNIN_SCHEMA,
+    {"prefd", prefd_steps, sizeof(prefd_steps) / sizeof(prefd_steps[0])},
+};
+
+/* A municipality sends the records it made itself, and only of its prefecture. */
+static int
+from_municipality(const struct juki_ident *sender, const struct juki_change *c)
+{
+	return sender->kind == JUKI_KIND_CS && strcmp(sender->id, c->lgcode) == 0;
+}
+
+int
+prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	struct prefd *pd = ctx;
+	const struct juki_node_conf *nc = &pd->conf->node;
+	struct juki_batcher *forward;
+	int rc;
+
+	forward = juki_batcher_new(pd->node.store, pd->node.self.urn, pd->conf->national,
+				   (size_t)nc->honnin.batch_records,
+				   (size_t)nc->limits.frame_max * 3 / 4, &pd->node.clock);
+	if (forward == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = juki_honnin_receive(pd->node.store, msg, juki_node_now_ms(&pd->node),
+				 from_municipality, forward, pd->conf->national, rej);
+	juki_batcher_free(forward);
+	return rc;
+}
+
+static int
+prefd_handle_count_query(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	struct prefd *pd = ctx;
+
+	return juki_honnin_answer_counts(pd->node.store, msg, rej);
+}
+
+int
+prefd_cmd_person_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql[] =
+	    "SELECT notice_id, old_lgcode, new_lgcode, move_date, tennyu_id, received_ms"
+	    " FROM tenshutsu_kakutei WHERE code = ?1 ORDER BY received_ms";
+	struct prefd *pd = ctx;
+	struct juki_field_error fe;
+	char code[JUKI_JUMIN_CODE_LEN + 1], when[32];
+	json_t *records, *kakutei;
+	sqlite3_stmt *st;
+
+	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
+	}
+	records = juki_honnin_history_json(pd->node.store, code);
+	kakutei = json_array();
+	if (records == NULL || kakutei == NULL ||
+	    (st = juki_store_prepare(pd->node.store, sql)) == NULL) {
+		json_decref(records);
+		json_decref(kakutei);
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		juki_clock_format(sqlite3_column_int64(st, 5), when, sizeof(when));
+		json_array_append_new(
+		    kakutei,
+		    json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "notice_id", sqlite3_column_text(st, 0),
+			      "old_lgcode", sqlite3_column_text(st, 1), "new_lgcode",
+			      sqlite3_column_text(st, 2), "date", sqlite3_column_text(st, 3),
+			      "tennyu_id", sqlite3_column_text(st, 4), "received", when));
+	}
+	sqlite3_reset(st);
+	if (json_array_size(records) == 0 && json_array_size(kakutei) == 0) {
+		json_decref(records);
+		json_decref(kakutei);
+		return juki_ctl_fail(err, "not-found", "no record of %s here", code);
+	}
+	/* The confirmation marks the record it confirms: the municipality's removal. */
+	*result = json_pack("{s:s,s:o,s:o}", "code", code, "records", records, "tenshutsu_kakutei",
+			    kakutei);
+	return *result ? 0 : JUKI_ENOMEM;
+}
 
 int
 prefd_handle_tenshutsu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
@@ -139,11 +228,10 @@ prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result, struct j
 	return 0;
 }
 
-static json_t *
-prefd_status(struct juki_node *node)
+static json_int_t
+count_of(struct juki_store *store, const char *sql)
 {
-	static const char sql[] = "SELECT count(*) FROM tenshutsu_kakutei";
-	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
 	json_int_t n = 0;
 
 	if (st != NULL) {
@@ -152,15 +240,32 @@ prefd_status(struct juki_node *node)
 		}
 		sqlite3_reset(st);
 	}
-	return json_pack("{s:I}", "confirmations", n);
+	return n;
+}
+
+static json_t *
+prefd_status(struct juki_node *node)
+{
+	static const char sql_k[] = "SELECT count(*) FROM tenshutsu_kakutei";
+	static const char sql_c[] = "SELECT count(*) FROM honnin";
+	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
+	struct prefd *pd = (struct prefd *)node;
+
+	return json_pack("{s:s,s:I,s:{s:I,s:I}}", "national", pd->conf->national, "confirmations",
+			 count_of(node->store, sql_k), "records", "current",
+			 count_of(node->store, sql_c), "history", count_of(node->store, sql_h));
 }
 
 static const struct juki_handler prefd_handlers[] = {
-    {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu},
-    {NULL, JUKI_SVC_NONE, NULL},
+    {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0},
+    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0},
+    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1},
+    {NULL, JUKI_SVC_NONE, NULL, 0},
 };
 
 static const struct juki_ctl_cmd prefd_cmds[] = {
+    {"person.show", prefd_cmd_person_show,
+     "a person's records, newest first, with any 転出確定通知 (args: code)"},
     {"confirmations", prefd_cmd_confirmations,
      "転出確定通知 recorded, newest last (args: code, limit)"},
     {NULL, NULL, NULL},
@@ -169,8 +274,8 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
 static const struct juki_node_spec prefd_spec = {
     .daemon = "juki-prefd",
     .kind = JUKI_KIND_PREF,
-    .schemas = &prefd_schema,
-    .nschemas = 1,
+    .schemas = prefd_schemas,
+    .nschemas = 2,
     .handlers = prefd_handlers,
     .cmds = prefd_cmds,
     .status = prefd_status,
@@ -180,7 +285,12 @@ static int
 prefd_check(void *confp, char *err, size_t errlen)
 {
 	struct prefd_conf *conf = confp;
+	struct juki_ident national;
 
+	if (juki_ident_parse(conf->national, &national) != 0 || national.kind != JUKI_KIND_JLIS) {
+		snprintf(err, errlen, "national: %s is not a national server", conf->national);
+		return JUKI_ECONFIG;
+	}
 	return juki_node_check(&conf->node, JUKI_KIND_PREF, err, errlen);
 }
 

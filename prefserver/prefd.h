@@ -1,9 +1,11 @@
 /*
  * juki-prefd — the prefectural server (都道府県サーバ).
  *
- * So far it receives 転出確定通知 from the municipalities of its prefecture
- * and records each against the person (第6-3(2)); identity information and
- * its propagation to the national server come with the identity issue.
+ * It records the identity information (本人確認情報) the municipalities of
+ * its prefecture send (第6-6(2)), with its history, and passes every new
+ * record on to the national server (第6-6(3)); it records the 転出確定通知
+ * of those municipalities against the person (第6-3(2)); and it answers the
+ * municipalities' update-count queries (更新件数リスト).
  */
 #ifndef JUKI_PREFSERVER_PREFD_H
 #define JUKI_PREFSERVER_PREFD_H
@@ -17,6 +19,7 @@
 
 struct prefd_conf {
 	struct juki_node_conf node;
+	char *national; /* the national server (指定情報処理機関), urn:juki:jlis:0 */
 };
 
 struct prefd {
@@ -30,6 +33,13 @@ extern const struct juki_schema prefd_schema;
 
 /* 転出確定通知 from a municipality of the prefecture. */
 int prefd_handle_tenshutsu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
+
+/* 本人確認情報 from a municipality of the prefecture: record, pass on. */
+int prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
+
+/* "person.show": a person's records, newest first, with any 転出確定通知 (args: code). */
+int prefd_cmd_person_show(void *ctx, const json_t *args, json_t **result,
+			  struct juki_ctl_error *err);
 
 /* "confirmations": the 転出確定通知 recorded (args: code, limit). */
 int prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result,

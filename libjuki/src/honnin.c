@@ -8,6 +8,7 @@
 #include "juki/error.h"
 #include "juki/honnin.h"
 #include "juki/msg.h"
+#include "juki/outbox.h"
 
 /*
  * The list of 異動事由 (住民基本台帳法 and its enforcement order): what enters a
@@ -78,9 +79,9 @@ fail(struct juki_field_error *fe, const char *field, int rc, const char *detail)
 int
 juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_field_error *fe)
 {
-	static const char *const known[] = {"code",   "lgcode",      "version",
-					    "reason", "reason_date", "recorded",
-					    "person", "old_code",    NULL};
+	static const char *const known[] = {"code",        "lgcode",   "version", "reason",
+					    "reason_date", "recorded", "person",  "old_code",
+					    "new_code",    NULL};
 	const json_t *v, *person;
 	json_t *full;
 	const char *key;
@@ -141,16 +142,32 @@ juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_fiel
 		return rc;
 	}
 	if (strcmp(c->reason->name, CODE_CHANGE) == 0) {
-		if ((rc = juki_json_code(obj, "old_code", 0, c->old_code, sizeof(c->old_code),
-					 fe)) != 0) {
+		const char *which =
+		    json_object_get(obj, "old_code") != NULL ? "old_code" : "new_code";
+		char *dest = which[0] == 'o' ? c->old_code : c->new_code;
+
+		if (json_object_get(obj, "old_code") != NULL &&
+		    json_object_get(obj, "new_code") != NULL) {
+			return fail(fe, "new_code", JUKI_EFORMAT, "not with old_code");
+		}
+		if (json_object_get(obj, "old_code") == NULL &&
+		    json_object_get(obj, "new_code") == NULL) {
+			return fail(fe, "old_code", JUKI_EFORMAT,
+				    "住民票コード変更 needs old_code (new record) or new_code (old "
+				    "record)");
+		}
+		if ((rc = juki_json_code(obj, which, 0, dest, JUKI_JUMIN_CODE_LEN + 1, fe)) != 0) {
 			return rc;
 		}
-		if (strcmp(c->old_code, c->code) == 0) {
-			return fail(fe, "old_code", JUKI_EFORMAT, "the same as code");
+		if (strcmp(dest, c->code) == 0) {
+			return fail(fe, which, JUKI_EFORMAT, "the same as code");
 		}
 	} else if (json_object_get(obj, "old_code") != NULL) {
 		return fail(fe, "old_code", JUKI_EFORMAT, "only for 住民票コード変更");
+	} else if (json_object_get(obj, "new_code") != NULL) {
+		return fail(fe, "new_code", JUKI_EFORMAT, "only for 住民票コード変更");
 	}
+	c->kind = juki_change_kind_of(c);
 	return 0;
 }
 
@@ -175,6 +192,9 @@ juki_change_to_json(const struct juki_change *c)
 			c->reason_date, "recorded", when, "person", person);
 	if (obj != NULL && c->old_code[0] != '\0') {
 		json_object_set_new(obj, "old_code", json_string(c->old_code));
+	}
+	if (obj != NULL && c->new_code[0] != '\0') {
+		json_object_set_new(obj, "new_code", json_string(c->new_code));
 	}
 	return obj;
 }
@@ -222,10 +242,22 @@ key_newer(const struct order_key *a, const struct order_key *b)
 	return strcmp(a->lgcode, b->lgcode) > 0;
 }
 
+enum juki_change_kind
+juki_change_kind_of(const struct juki_change *c)
+{
+	if (c->new_code[0] != '\0') {
+		return JUKI_CHANGE_REMOVAL;
+	}
+	if (c->old_code[0] != '\0') {
+		return JUKI_CHANGE_ENTRY;
+	}
+	return c->reason->kind;
+}
+
 static struct order_key
 key_of(const struct juki_change *c)
 {
-	struct order_key k = {c->lgcode, c->version, (int)c->reason->kind, c->reason_date,
+	struct order_key k = {c->lgcode, c->version, (int)juki_change_kind_of(c), c->reason_date,
 			      c->recorded_ms};
 
 	return k;
@@ -239,7 +271,7 @@ juki_change_newer(const struct juki_change *a, const struct juki_change *b)
 	return key_newer(&ka, &kb);
 }
 
-static const struct juki_migration honnin_steps[] = {
+const struct juki_migration juki_honnin_steps[JUKI_HONNIN_NSTEPS] = {
     {1,
      /* The current record of each person: one row per code, rewritten in place. */
      "CREATE TABLE honnin ("
@@ -291,8 +323,7 @@ static const struct juki_migration honnin_steps[] = {
      ") WITHOUT ROWID;"},
 };
 
-const struct juki_schema juki_honnin_schema = {"honnin", honnin_steps,
-					       sizeof(honnin_steps) / sizeof(honnin_steps[0])};
+const struct juki_schema juki_honnin_schema = JUKI_HONNIN_SCHEMA;
 
 void
 juki_honnin_day(int64_t recorded_ms, char day[11])
@@ -659,7 +690,7 @@ held_of(const struct juki_change *c, const char *sender, int64_t now_ms, struct 
 	h->found = 1;
 	snprintf(h->lgcode, sizeof(h->lgcode), "%s", c->lgcode);
 	h->version = c->version;
-	h->kind = (int)c->reason->kind;
+	h->kind = (int)juki_change_kind_of(c);
 	snprintf(h->reason, sizeof(h->reason), "%s", c->reason->name);
 	snprintf(h->reason_date, sizeof(h->reason_date), "%s", c->reason_date);
 	h->recorded_ms = c->recorded_ms;
@@ -821,4 +852,203 @@ juki_honnin_history_json(struct juki_store *store, const char *code)
 		return NULL;
 	}
 	return out;
+}
+
+struct juki_batcher {
+	struct juki_store *store;
+	char self[JUKI_URN_MAX];
+	char dest[JUKI_URN_MAX];
+	size_t max_records, max_bytes;
+	const struct juki_clock *clock;
+	json_t *records;
+	size_t bytes;
+	size_t messages;
+};
+
+/* Room a record takes in a message: its text fields plus the fixed ones. */
+#define RECORD_OVERHEAD 260
+
+struct juki_batcher *
+juki_batcher_new(struct juki_store *store, const char *self, const char *dest, size_t max_records,
+		 size_t max_bytes, const struct juki_clock *clock)
+{
+	struct juki_batcher *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		return NULL;
+	}
+	b->store = store;
+	snprintf(b->self, sizeof(b->self), "%s", self);
+	snprintf(b->dest, sizeof(b->dest), "%s", dest);
+	b->max_records = max_records ? max_records : 1;
+	b->max_bytes = max_bytes;
+	b->clock = clock;
+	return b;
+}
+
+int
+juki_batcher_flush(struct juki_batcher *b)
+{
+	struct juki_msg msg;
+	json_t *body;
+	int rc;
+
+	if (b->records == NULL || json_array_size(b->records) == 0) {
+		return 0;
+	}
+	body = json_pack("{s:o}", "records", b->records);
+	b->records = NULL;
+	b->bytes = 0;
+	if (body == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = juki_msg_init(&msg, JUKI_MSG_HONNIN_BATCH, b->self, b->dest, NULL, body, b->clock);
+	if (rc != 0) {
+		return rc;
+	}
+	rc = juki_outbox_put(b->store, &msg, "honnin", juki_clock_now_ms(b->clock), NULL);
+	juki_msg_clear(&msg);
+	if (rc == 0) {
+		b->messages++;
+	}
+	return rc;
+}
+
+static size_t
+record_size(const json_t *record)
+{
+	const json_t *p = json_object_get(record, "person");
+	size_t n = RECORD_OVERHEAD;
+	const char *key;
+	const json_t *v;
+
+	json_object_foreach((json_t *)p, key, v)
+	{
+		if (json_is_string(v)) {
+			n += json_string_length(v) + 12;
+		}
+	}
+	return n;
+}
+
+int
+juki_batcher_add_json(struct juki_batcher *b, json_t *record)
+{
+	size_t size = record_size(record);
+	int rc;
+
+	if (b->records != NULL &&
+	    (json_array_size(b->records) >= b->max_records || b->bytes + size > b->max_bytes)) {
+		if ((rc = juki_batcher_flush(b)) != 0) {
+			return rc;
+		}
+	}
+	if (b->records == NULL && (b->records = json_array()) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (json_array_append(b->records, record) != 0) {
+		return JUKI_ENOMEM;
+	}
+	b->bytes += size;
+	return 0;
+}
+
+int
+juki_batcher_add(struct juki_batcher *b, const struct juki_change *c)
+{
+	json_t *record = juki_change_to_json(c);
+	int rc;
+
+	if (record == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = juki_batcher_add_json(b, record);
+	json_decref(record);
+	return rc;
+}
+
+size_t
+juki_batcher_messages(const struct juki_batcher *b)
+{
+	return b->messages;
+}
+
+void
+juki_batcher_free(struct juki_batcher *b)
+{
+	if (b == NULL) {
+		return;
+	}
+	json_decref(b->records);
+	free(b);
+}
+
+int
+juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_t now_ms,
+		    int (*origin)(const struct juki_ident *sender, const struct juki_change *c),
+		    struct juki_batcher *forward, const char *forward_dest, struct juki_reject *rej)
+{
+	const json_t *records = json_object_get(msg->body, "records"), *record;
+	struct juki_counter *counter = NULL;
+	struct juki_ident sender;
+	size_t i;
+	int rc = 0;
+
+	if (!json_is_array(records) || json_array_size(records) == 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "records: a non-empty list");
+	}
+	if (juki_ident_parse(msg->from, &sender) != 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_HEADER, "from: not an identity");
+	}
+	if ((counter = juki_counter_new()) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	json_array_foreach(records, i, record)
+	{
+		struct juki_field_error fe;
+		struct juki_change c;
+		enum juki_apply_outcome outcome;
+
+		if (juki_change_from_json(record, &c, &fe) != 0) {
+			rc = juki_reject_set(rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
+					     fe.detail);
+			break;
+		}
+		if (!origin(&sender, &c)) {
+			rc = juki_reject_set(
+			    rej, JUKI_R_BAD_FIELD,
+			    "records[%zu].lgcode: not a record the sender may send", i);
+			break;
+		}
+		if ((rc = juki_honnin_apply(store, &c, msg->from, now_ms, counter, &outcome)) !=
+		    0) {
+			break;
+		}
+		if (forward != NULL && outcome != JUKI_APPLIED_DUPLICATE &&
+		    ((rc = juki_batcher_add_json(forward, (json_t *)record)) != 0 ||
+		     (rc = juki_counter_add(counter, JUKI_COUNT_SENT, forward_dest, &c)) != 0)) {
+			break;
+		}
+	}
+	if (rc == 0 && forward != NULL) {
+		rc = juki_batcher_flush(forward);
+	}
+	if (rc == 0) {
+		rc = juki_counter_flush(counter, store);
+	}
+	juki_counter_free(counter);
+	return rc;
+}
+
+int
+juki_honnin_answer_counts(struct juki_store *store, const struct juki_msg *msg,
+			  struct juki_reject *rej)
+{
+	const char *day = json_string_value(json_object_get(msg->body, "day"));
+
+	if (day == NULL || !juki_date_valid(day)) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "day: a date YYYY-MM-DD");
+	}
+	rej->result = juki_honnin_counts_json(store, JUKI_COUNT_RECEIVED, msg->from, day);
+	return rej->result != NULL ? 0 : JUKI_ESTORE;
 }

@@ -277,6 +277,7 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 	int rc, status;
 
 	memset(&msg, 0, sizeof(msg));
+	memset(&rej, 0, sizeof(rej));
 	in->received++;
 	if (juki_msg_from_json(doc, &msg, &reason) != 0) {
 		juki_alert(in->conf.alerts, "malformed-message", c->src.urn, c->addr,
@@ -309,7 +310,7 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 			    "message type not carried by this service");
 		goto out;
 	}
-	rc = juki_inbox_lookup(store, msg.id, &status);
+	rc = h->query ? JUKI_ENOTFOUND : juki_inbox_lookup(store, msg.id, &status);
 	if (rc == 0) {
 		in->duplicate++;
 		rc = queue_ack(c, acks, msg.id, JUKI_ACK_DUPLICATE, NULL, NULL);
@@ -321,7 +322,6 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 	if ((rc = juki_store_exec(store, "SAVEPOINT msg")) != 0) {
 		goto out;
 	}
-	memset(&rej, 0, sizeof(rej));
 	rc = h->fn(in->conf.ctx, &msg, &rej);
 	if (rc == JUKI_REJECT) {
 		if ((rc = juki_store_exec(store, "ROLLBACK TO msg; RELEASE msg")) != 0) {
@@ -336,8 +336,9 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 			  juki_strerror(rc));
 		goto out;
 	}
-	rc = juki_inbox_record(store, &msg, JUKI_ACK_ACCEPTED, NULL,
-			       juki_clock_now_ms(in->conf.clock));
+	rc = h->query ? 0
+		      : juki_inbox_record(store, &msg, JUKI_ACK_ACCEPTED, NULL,
+					  juki_clock_now_ms(in->conf.clock));
 	if (rc == 0) {
 		rc = juki_store_exec(store, "RELEASE msg");
 	}
@@ -345,7 +346,13 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 		in->accepted++;
 		rc = queue_ack(c, acks, msg.id, JUKI_ACK_ACCEPTED, NULL, NULL);
 	}
+	if (rc == 0 && rej.result != NULL) {
+		json_t *last = json_array_get(acks, json_array_size(acks) - 1);
+
+		json_object_set(json_object_get(last, "body"), "result", rej.result);
+	}
 out:
+	json_decref(rej.result);
 	juki_msg_clear(&msg);
 	return rc;
 }

@@ -417,6 +417,10 @@ juki_ack_parse(const struct juki_msg *msg, struct juki_ack *ack)
 			ack->detail[n] = '\0';
 		}
 	}
+	if (ack->status == JUKI_ACK_ACCEPTED &&
+	    json_is_object(json_object_get(msg->body, "result"))) {
+		ack->result = json_object_get(msg->body, "result");
+	}
 	snprintf(ack->id, sizeof(ack->id), "%s", msg->id);
 	snprintf(ack->corr, sizeof(ack->corr), "%s", msg->corr);
 	return 0;

@@ -50,6 +50,35 @@ const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_END,
 };
 
+int
+juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen)
+{
+	const struct juki_node_delivery *d = section;
+	int h, m;
+	char end;
+
+	if (sscanf(d->deadline, "%2d:%2d%c", &h, &m, &end) != 2 || strlen(d->deadline) != 5 ||
+	    h < 0 || h > 23 || m < 0 || m > 59) {
+		*blame = "deadline";
+		snprintf(why, whylen, "a time of day HH:MM (JST)");
+		return JUKI_ECONFIG;
+	}
+	return 0;
+}
+
+const struct juki_conf_key juki_node_honnin_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_honnin, batch_records, "batch_records", JUKI_CONF_INT, "1000",
+		     0, 1, 100000,
+		     "Change records per honnin.batch message (bounded by frame_max)."),
+    JUKI_CONF_SCALAR(
+	struct juki_node_honnin, reconcile_interval, "reconcile_interval", JUKI_CONF_DURATION, "1h",
+	0, 0, 604800000,
+	"How often update counts are compared with the receiver (0: only on request)."),
+    JUKI_CONF_SCALAR(struct juki_node_honnin, reconcile_days, "reconcile_days", JUKI_CONF_INT, "7",
+		     0, 1, 400, "How many recent days each comparison covers."),
+    JUKI_CONF_END,
+};
+
 const struct juki_conf_key juki_node_delivery_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_delivery, window, "window", JUKI_CONF_INT, "64",
 		     JUKI_CONF_RESTART, 1, 4096,
@@ -67,6 +96,11 @@ const struct juki_conf_key juki_node_delivery_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_delivery, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
 		     "60s", 0, 1000, 86400000,
 		     "A link with nothing to send, or no ack for this long, is closed."),
+    JUKI_CONF_SCALAR(
+	struct juki_node_delivery, deadline, "deadline", JUKI_CONF_STRING, "08:30", 0, 0, 0,
+	"Start of the operating day, HH:MM JST: an entry still undelivered then raises an "
+	"alert (第6-6(1))."),
+
     JUKI_CONF_END,
 };
 

@@ -24,7 +24,7 @@ def count_moveouts(net):
 
 def case_kill_a_midway():
     s = Synth(seed=11)
-    with Network(["fwgate:east", A, B, PREF]) as net:
+    with Network(["fwgate:east", A, B, PREF, "pref:27", "jlis:0"]) as net:
         people = [s.person("131016") for _ in range(N)]
         net[A].ctl("resident", "add", "--file", "-",
                    input="\n".join(json.dumps(p) for p in people))
@@ -57,7 +57,7 @@ def case_kill_a_midway():
 
         # Exactly once at A: every person moved out once.
         st = net[A].status()
-        assert st["residents"] == {"moved-out": N}, st["residents"]
+        assert st["residents"] == {"removed": N}, st["residents"]
         assert st["moveouts"] == N
         for p in people[:: N // 20]:
             rec = net[A].ctl("resident", "show", p["code"])

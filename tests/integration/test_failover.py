@@ -33,7 +33,7 @@ def accepted(net, code):
 
 def case_failover_and_back():
     s = Synth(seed=21)
-    with Network([EAST, WEST, A, B, PREF]) as net:
+    with Network([EAST, WEST, A, B, PREF, "pref:27", "jlis:0"]) as net:
         east, west = net[EAST], net[WEST]
         people = [s.person("131016") for _ in range(3)]
         net[A].ctl("resident", "add", "--file", "-",
@@ -60,7 +60,7 @@ def case_failover_and_back():
 def case_hung_primary_times_out():
     """A primary that accepts TCP but never answers: the connect timeout moves on."""
     s = Synth(seed=22)
-    with Network([EAST, WEST, A, B, PREF]) as net:
+    with Network([EAST, WEST, A, B, PREF, "pref:27", "jlis:0"]) as net:
         for n in (A, B):
             net[n].delivery["connect_timeout"] = "1s"
             net[n].delivery["failback"] = "0"

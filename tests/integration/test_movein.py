@@ -9,7 +9,7 @@ from jukitest import Network, run_cases, wait_until, CtlError, CTL_FAILED
 from jukitest.synth import Synth, wrong_check_digit
 
 A, B = "cs:131016", "cs:271004"
-NET = ["fwgate:east", A, B, "pref:13", "pref:27"]
+NET = ["fwgate:east", A, B, "pref:13", "pref:27", "jlis:0"]
 
 
 def movein_status(net, code):
@@ -36,7 +36,7 @@ def case_movein_end_to_end():
                    == "accepted")
         # A holds the person as moved out, with the notice and its confirmation.
         rec = net[A].ctl("resident", "show", p["code"])
-        assert rec["status"] == "moved-out", rec
+        assert rec["status"] == "removed", rec
         assert rec["reason"] == "転出" and rec["reason_date"] == move["date"]
         assert rec["version"] == 2
         assert rec["moveouts"][0]["tennyu_id"] == notice["notice_id"]
@@ -57,13 +57,14 @@ def case_movein_end_to_end():
         # B now holds the person as its resident, at the new address.
         rec_b = net[B].ctl("resident", "show", p["code"])
         assert rec_b["status"] == "resident" and rec_b["lgcode"] == "271004"
-        assert rec_b["address"] == p["address"] and rec_b["name"] == p["name"]
+        assert rec_b["person"]["address"] == p["address"] and rec_b["person"]["name"] == p["name"]
         # Nothing waits anywhere.
         for n in (A, B):
             assert net[n].status()["outbound"]["queued"] == 0
-        # The gateway relayed exactly the two tunnels and denied nothing.
+        # The gateway relayed five tunnels (A and B to their prefectures, the
+        # prefectures to the nation, B to A) and denied nothing.
         gw = net["fwgate:east"].status()["counters"]
-        assert gw["tunnels"] == 2 and gw["denied"] == 0, gw
+        assert gw["tunnels"] == 5 and gw["denied"] == 0, gw
 
 
 def case_unknown_person_is_answered():
@@ -90,7 +91,7 @@ def case_unknown_person_is_answered():
 def case_bad_check_digit_refused_by_ctl():
     """A 住民票コード with a wrong check digit never enters the CS."""
     s = Synth(seed=4)
-    with Network(["fwgate:east", A, "pref:13"]) as net:
+    with Network(["fwgate:east", A, "pref:13", "jlis:0"]) as net:
         p = s.person("131016")
         p["code"] = wrong_check_digit(p["code"])
         try:
@@ -105,7 +106,7 @@ def case_bad_check_digit_refused_by_ctl():
 def case_movein_all_or_nothing():
     """One bad move in a file: nothing recorded, nothing sent."""
     s = Synth(seed=5)
-    with Network(["fwgate:east", A, B, "pref:13"]) as net:
+    with Network(["fwgate:east", A, B, "pref:13", "pref:27", "jlis:0"]) as net:
         people = [s.person("131016") for _ in range(3)]
         moves = [s.moved(p, "271004") for p in people]
         moves[2]["date"] = "2026-02-30"

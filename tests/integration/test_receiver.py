@@ -22,7 +22,7 @@ A = "cs:131016"  # the receiver: holds the resident
 B = "cs:271004"  # the peer's identity: the municipality the resident moves to
 C = "cs:131024"  # another municipality of Tokyo, named by forged headers
 GW = "fwgate:east"
-NET = [GW, A, "pref:13"]
+NET = [GW, A, "pref:13", "jlis:0"]
 MOVE_DATE = "2026-11-25"
 
 
@@ -75,7 +75,7 @@ class Receiver:
         assert self.net[A].ctl("outbox").get("queues", []) == []
         rec = self.net[A].ctl("resident", "show", self.person["code"])
         assert rec["status"] == "resident" and rec["version"] == 1, rec
-        assert rec["address"] == self.person["address"] and rec["moveouts"] == [], rec
+        assert rec["person"]["address"] == self.person["address"] and rec["moveouts"] == [], rec
         assert self.net["pref:13"].ctl("confirmations")["total"] == 0
 
 
@@ -171,7 +171,7 @@ def case_refused_messages():
         p.close()
 
         rec = net[A].ctl("resident", "show", r.person["code"])
-        assert rec["status"] == "moved-out" and rec["version"] == 2, rec
+        assert rec["status"] == "removed" and rec["version"] == 2, rec
         assert [m["tennyu_id"] for m in rec["moveouts"]] == [good["id"]], rec
         wait_until("the one confirmation at pref:13",
                    lambda: net["pref:13"].ctl("confirmations")["total"] == 1)
@@ -179,7 +179,7 @@ def case_refused_messages():
         st = net[A].status()
         assert st["inbound"]["accepted"] == 1 and st["inbound"]["duplicate"] == 2, st["inbound"]
         assert st["inbound"]["rejected"] == r.rejected
-        assert st["residents"] == {"moved-out": 1} and st["moveouts"] == 1, st
+        assert st["residents"] == {"removed": 1} and st["moveouts"] == 1, st
         assert net["pref:13"].ctl("confirmations")["confirmations"][0]["tennyu_id"] == good["id"]
 
         # The same within one turn: a notice, its copy and a refusal read together are
@@ -197,7 +197,7 @@ def case_refused_messages():
         assert acks[2]["body"]["reason"] == "check-digit", acks[2]
         p.close()
         rec = net[A].ctl("resident", "show", other["code"])
-        assert rec["status"] == "moved-out" and rec["version"] == 2, rec
+        assert rec["status"] == "removed" and rec["version"] == 2, rec
         assert [m["tennyu_id"] for m in rec["moveouts"]] == [good2["id"]], rec
         st = net[A].status()["inbound"]
         assert st["accepted"] == 2 and st["duplicate"] == 3, st

@@ -152,8 +152,16 @@ test_change_json(void **state)
 		"old_code");
 	json_object_set_new(r, "reason", json_string("住民票コード変更"));
 	json_object_set_new(r, "old_code", json_string("17075364555"));
-	assert_int_equal(juki_change_from_json(r, &c, &fe), 0);
+		assert_int_equal(juki_change_from_json(r, &c, &fe), 0);
 	assert_string_equal(c.old_code, "17075364555");
+	assert_int_equal(c.kind, JUKI_CHANGE_ENTRY);
+	json_object_del(r, "old_code");
+	json_object_set_new(r, "new_code", json_string("17075364555"));
+	assert_int_equal(juki_change_from_json(r, &c, &fe), 0);
+	assert_int_equal(c.kind, JUKI_CHANGE_REMOVAL);
+	json_object_set_new(r, "old_code", json_string("17075364555"));
+	assert_int_not_equal(juki_change_from_json(r, &c, &fe), 0);
+	assert_string_equal(fe.field, "new_code");
 	json_decref(r);
 }
 

@@ -10,8 +10,11 @@
  *   {"code":"24727059608", "lgcode":"131016", "version":3,
  *    "reason":"転居", "reason_date":"2026-11-20",
  *    "recorded":"2026-11-25T01:02:03.456Z",
- *    "person":{"name":..., "kana":..., "birth":..., "sex":..., "address":...},
- *    "old_code":"..."}                       (住民票コード変更 only)
+ *    "person":{"name":..., "kana":..., "birth":..., "sex":..., "address":...}}
+ *
+ * A 住民票コード変更 makes two records: the old code's record ends (it
+ * carries "new_code", and counts as a removal) and the new code's begins
+ * (it carries "old_code", and counts as an entry).
  *
  * lgcode names the municipality whose register the record belongs to and
  * that recorded it; version counts that municipality's records of the
@@ -33,6 +36,9 @@
 
 #include <jansson.h>
 
+#include "juki/clock.h"
+#include "juki/inbound.h"
+#include "juki/msg.h"
 #include "juki/person.h"
 #include "juki/store.h"
 
@@ -63,16 +69,24 @@ struct juki_change {
 	char lgcode[JUKI_LGCODE_LEN + 1];
 	int64_t version;
 	const struct juki_reason *reason;
+	enum juki_change_kind kind; /* reason->kind, but for 住民票コード変更 (see above) */
 	char reason_date[11];
 	int64_t recorded_ms;
-	struct juki_person person;              /* person.code and person.lgcode mirror the above */
-	char old_code[JUKI_JUMIN_CODE_LEN + 1]; /* 住民票コード変更: the code replaced */
+	struct juki_person person; /* person.code and person.lgcode mirror the above */
+	char
+	    old_code[JUKI_JUMIN_CODE_LEN + 1]; /* 住民票コード変更, new record: the code replaced */
+	char
+	    new_code[JUKI_JUMIN_CODE_LEN + 1]; /* 住民票コード変更, old record: the code now used */
 };
+
+/* juki_change_kind_of() - the effective kind of c (as juki_change.kind). */
+enum juki_change_kind juki_change_kind_of(const struct juki_change *c);
 
 /*
  * juki_change_from_json() - read and validate a change record (every field
  * rule of person.h, a reason on the list, a real reason date, version >= 1,
- * old_code exactly for 住民票コード変更).  Returns 0 or JUKI_EFORMAT /
+ * for 住民票コード変更 exactly one of old_code and new_code, for any other
+ * reason neither).  Returns 0 or JUKI_EFORMAT /
  * JUKI_ECHECKDIGIT with fe naming the field.
  */
 int juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_field_error *fe);
@@ -86,8 +100,17 @@ json_t *juki_change_to_json(const struct juki_change *c);
  */
 int juki_change_newer(const struct juki_change *a, const struct juki_change *b);
 
-/* The tables (component "honnin"), for the daemons' schema lists. */
+/*
+ * The tables (component "honnin"), for the daemons' schema lists; the steps
+ * are there too so that a daemon can list them in a static initialiser.
+ */
 extern const struct juki_schema juki_honnin_schema;
+extern const struct juki_migration juki_honnin_steps[];
+#define JUKI_HONNIN_NSTEPS 1
+#define JUKI_HONNIN_SCHEMA                                                                         \
+	{                                                                                          \
+		"honnin", juki_honnin_steps, JUKI_HONNIN_NSTEPS                                    \
+	}
 
 /* What juki_honnin_apply() did. */
 enum juki_apply_outcome {
@@ -164,5 +187,54 @@ json_t *juki_honnin_counts_json(struct juki_store *store, enum juki_count_side s
 
 /* juki_honnin_day() - the JST day "YYYY-MM-DD" of a record recorded at ms. */
 void juki_honnin_day(int64_t recorded_ms, char day[11]);
+
+/*
+ * A batcher packs change records for one destination into honnin.batch
+ * messages, {"records": [change...]}, and puts each in the outbox (service
+ * honnin) inside the caller's transaction: a message is closed when it holds
+ * max_records, or when the next record could take it past max_bytes.
+ */
+struct juki_batcher;
+
+struct juki_batcher *juki_batcher_new(struct juki_store *store, const char *self, const char *dest,
+				      size_t max_records, size_t max_bytes,
+				      const struct juki_clock *clock);
+
+/* juki_batcher_add() - add c (serialised now). */
+int juki_batcher_add(struct juki_batcher *b, const struct juki_change *c);
+
+/* juki_batcher_add_json() - add a record already in JSON form (a new reference is taken). */
+int juki_batcher_add_json(struct juki_batcher *b, json_t *record);
+
+/* juki_batcher_flush() - put the open message, if any, in the outbox. */
+int juki_batcher_flush(struct juki_batcher *b);
+
+/* juki_batcher_messages() - messages put in the outbox so far. */
+size_t juki_batcher_messages(const struct juki_batcher *b);
+
+/* juki_batcher_free() - forget the open message (flush first to keep it). */
+void juki_batcher_free(struct juki_batcher *b);
+
+/*
+ * juki_honnin_receive() - the receiving side of a honnin.batch: every record
+ * is read and must pass origin(sender, record) — the receiver's rule of who
+ * may send which records — then is applied and counted as received from the
+ * sender.  Records that were not already held go on to forward (if not NULL),
+ * counted as sent to forward_dest.  Inside the inbound transaction; a refusal
+ * fills rej ("records[i].field: ...") and returns JUKI_REJECT, and the
+ * caller's savepoint undoes the records applied before it.
+ */
+int juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_t now_ms,
+			int (*origin)(const struct juki_ident *sender, const struct juki_change *c),
+			struct juki_batcher *forward, const char *forward_dest,
+			struct juki_reject *rej);
+
+/*
+ * juki_honnin_answer_counts() - the receiving side of a honnin.count.query
+ * {"day": D}: the counts received from the sender on that day, as the ack's
+ * result.  Returns 0 or JUKI_REJECT.
+ */
+int juki_honnin_answer_counts(struct juki_store *store, const struct juki_msg *msg,
+			      struct juki_reject *rej);
 
 #endif

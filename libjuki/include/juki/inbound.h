@@ -40,6 +40,11 @@
 struct juki_reject {
 	char reason[JUKI_REASON_MAX];
 	char detail[JUKI_DETAIL_MAX];
+	/*
+	 * A handler that answers a query sets result (a new reference, an
+	 * object) and returns 0: the accepted ack carries it as body "result".
+	 */
+	json_t *result;
 };
 
 /* juki_reject_set() - fill rej and return JUKI_REJECT, for handlers' tail calls. */
@@ -50,6 +55,11 @@ struct juki_handler {
 	const char *type;          /* message type */
 	enum juki_service service; /* the service it must arrive on */
 	int (*fn)(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
+	/*
+	 * A query changes nothing: it is not recorded in the inbox, so a
+	 * redelivered one is answered again instead of "duplicate".
+	 */
+	int query;
 };
 
 struct juki_inbound_conf {

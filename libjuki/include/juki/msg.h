@@ -28,9 +28,11 @@
 #define JUKI_DETAIL_MAX    256
 
 /* Message types of the foundation flows. */
-#define JUKI_MSG_ACK       "ack"
-#define JUKI_MSG_TENNYU    "tennyu.notice"     /* 転入通知, cs -> cs over muni */
-#define JUKI_MSG_TENSHUTSU "tenshutsu.confirm" /* 転出確定通知, cs -> pref over honnin */
+#define JUKI_MSG_ACK          "ack"
+#define JUKI_MSG_TENNYU       "tennyu.notice"     /* 転入通知, cs -> cs over muni */
+#define JUKI_MSG_TENSHUTSU    "tenshutsu.confirm" /* 転出確定通知, cs -> pref over honnin */
+#define JUKI_MSG_HONNIN_BATCH "honnin.batch" /* 本人確認情報, cs -> pref -> jlis over honnin */
+#define JUKI_MSG_COUNT_QUERY  "honnin.count.query" /* 更新件数リスト request; the ack answers */
 
 /* Reason codes carried by rejected acks (docs/protocol.md lists them all). */
 #define JUKI_R_BAD_JSON       "bad-json"            /* frame is not a JSON object */
@@ -69,6 +71,11 @@ struct juki_ack {
 	enum juki_ack_status status;
 	char reason[JUKI_REASON_MAX];
 	char detail[JUKI_DETAIL_MAX];
+	/*
+	 * An accepted ack may answer a query: body "result", an object.
+	 * Borrowed from the parsed message; NULL when absent.
+	 */
+	const json_t *result;
 };
 
 /*

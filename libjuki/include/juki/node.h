@@ -46,6 +46,14 @@ struct juki_node_delivery {
 	int64_t backoff_max;
 	int64_t failback;
 	int64_t idle_timeout;
+	char *deadline; /* "HH:MM" JST: when the operating day starts (第6-6(1)) */
+};
+
+/* Identity information: batching and the reconciliation of update counts. */
+struct juki_node_honnin {
+	int64_t batch_records;      /* change records per honnin.batch message */
+	int64_t reconcile_interval; /* how often update counts are compared (0: never) */
+	int64_t reconcile_days;     /* how many recent days each comparison covers */
 };
 
 struct juki_node_conf {
@@ -61,12 +69,17 @@ struct juki_node_conf {
 	int log_level; /* index into juki_log_level_names */
 	struct juki_node_limits limits;
 	struct juki_node_delivery delivery;
+	struct juki_node_honnin honnin;
 	int64_t clock_offset;
 };
 
 extern const struct juki_conf_key juki_tls_files_keys[];
 extern const struct juki_conf_key juki_node_limits_keys[];
 extern const struct juki_conf_key juki_node_delivery_keys[];
+extern const struct juki_conf_key juki_node_honnin_keys[];
+
+/* juki_node_delivery_check() - the delivery section's own rule (deadline is HH:MM). */
+int juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen);
 extern const char *const juki_log_level_names[];
 
 /* juki_log_level_of() - the log level of a juki_log_level_names index. */
@@ -99,8 +112,15 @@ int juki_log_level_of(int index);
 			      "error, warning, notice, info or debug."),                           \
 	    JUKI_CONF_SECTIONKEY(st, f.limits, "limits", juki_node_limits_keys,                    \
 				 "Bounds on what peers may send and how long they may take."),     \
-	    JUKI_CONF_SECTIONKEY(st, f.delivery, "delivery", juki_node_delivery_keys,              \
-				 "Delivery of the outbox through the gateways."),                  \
+	    {.name = "delivery",                                                                   \
+	     .type = JUKI_CONF_SECTION,                                                            \
+	     .offset = offsetof(st, f.delivery),                                                   \
+	     .sub = juki_node_delivery_keys,                                                       \
+	     .check = juki_node_delivery_check,                                                    \
+	     .help = "Delivery of the outbox through the gateways."},                              \
+	    JUKI_CONF_SECTIONKEY(                                                                  \
+		st, f.honnin, "honnin", juki_node_honnin_keys,                                     \
+		"Identity information: batches and update-count reconciliation."),                 \
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0, 0,              \
 		"Added to the system clock: for drills and tests of dated rules only.")

@@ -32,6 +32,7 @@ BINARIES = {
     "fwgate": "fwgate/juki-fwgated",
     "cs": "cs/juki-csd",
     "pref": "prefserver/juki-prefd",
+    "jlis": "jlisserver/juki-jlisd",
 }
 CTL = os.path.join(BUILD, "ctl", "juki-ctl")
 

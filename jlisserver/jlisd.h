@@ -1,0 +1,34 @@
+/*
+ * juki-jlisd — the national server of the designated information-processing
+ * agency (指定情報処理機関サーバ).
+ *
+ * It records the identity information (本人確認情報) every prefecture passes
+ * on (第6-6(4)), keeps the current record of each person with its history,
+ * and answers the prefectures' update-count queries (更新件数リスト).
+ */
+#ifndef JUKI_JLISSERVER_JLISD_H
+#define JUKI_JLISSERVER_JLISD_H
+
+#include <jansson.h>
+
+#include "juki/control.h"
+#include "juki/daemon.h"
+#include "juki/inbound.h"
+#include "juki/node.h"
+
+struct jlisd_conf {
+	struct juki_node_conf node;
+};
+
+struct jlisd {
+	struct juki_node node; /* first: handlers and commands receive it as ctx */
+	const struct jlisd_conf *conf;
+};
+
+extern const struct juki_conf_key jlisd_conf_keys[];
+extern const struct juki_daemon_ops jlisd_ops;
+
+/* 本人確認情報 passed on by a prefecture: record it. */
+int jlisd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
+
+#endif
