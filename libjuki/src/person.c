@@ -185,7 +185,7 @@ juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
 json_t *
 juki_person_to_json(const struct juki_person *p)
 {
-	return json_pack("{s:s,s:s,s:s?,s:s,s:i,s:s,s:s}", "code", p->code, "name", p->name, "kana",
+	return json_pack("{s:s,s:s,s:s*,s:s,s:i,s:s,s:s}", "code", p->code, "name", p->name, "kana",
 			 p->kana[0] ? p->kana : NULL, "birth", p->birth, "sex", p->sex, "address",
 			 p->address, "lgcode", p->lgcode);
 }
