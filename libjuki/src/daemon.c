@@ -19,6 +19,7 @@ struct juki_daemon {
 	void *conf;
 	void *node;
 	int stopping;
+	int debug; /* -d: debug level whatever the configuration says */
 	int64_t started_ms;
 	struct event *sigterm, *sigint, *sighup, *watchdog;
 	int64_t watchdog_ms;
@@ -152,14 +153,22 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	if (conf == NULL) {
 		log_error("%s: reload refused, keeping the running configuration: %s", d->ops->name,
 			  err);
-	} else if (d->ops->reload(d, d->node, conf, err, sizeof(err)) != 0) {
-		log_error("%s: reload failed, keeping the running configuration: %s", d->ops->name,
-			  err);
-		free_conf(d->ops, conf);
 	} else {
-		free_conf(d->ops, d->conf);
-		d->conf = conf;
-		log_notice("%s: reloaded", d->ops->name);
+		int rc = d->ops->reload(d, d->node, conf, err, sizeof(err));
+
+		/* The node applies the configured log level on reload; -d outranks it. */
+		if (d->debug) {
+			log_setlevel(JUKI_LOG_DEBUG);
+		}
+		if (rc != 0) {
+			log_error("%s: reload failed, keeping the running configuration: %s",
+				  d->ops->name, err);
+			free_conf(d->ops, conf);
+		} else {
+			free_conf(d->ops, d->conf);
+			d->conf = conf;
+			log_notice("%s: reloaded", d->ops->name);
+		}
 	}
 	juki_sd_notify("READY=1\nSTATUS=running");
 }
@@ -250,6 +259,7 @@ juki_daemon_main(int argc, char **argv, const struct juki_daemon_ops *ops)
 			break;
 		case 'd':
 			level = JUKI_LOG_DEBUG;
+			d.debug = 1;
 			break;
 		case 'V':
 			printf("%s %s\n", ops->name, JUKI_VERSION);
@@ -291,6 +301,10 @@ juki_daemon_main(int argc, char **argv, const struct juki_daemon_ops *ops)
 	if (ops->start(&d, d.conf, &d.node, err, sizeof(err)) != 0) {
 		log_error("%s: cannot start: %s", ops->name, err);
 		goto out;
+	}
+	/* The node applies the configured log level on start; -d outranks it. */
+	if (d.debug) {
+		log_setlevel(JUKI_LOG_DEBUG);
 	}
 	setup_watchdog(&d);
 	juki_sd_notify("READY=1\nSTATUS=running");
