@@ -790,6 +790,14 @@ juki_chan_new(struct bufferevent *bev, const struct juki_ident *peer, const char
 	}
 	bufferevent_setcb(bev, chan_read, chan_write, chan_event, chan);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/*
+	 * Frames that came in with the end of the handshake are buffered
+	 * already, and no read event will announce them: announce them from the
+	 * loop (not from here, before the caller holds chan).
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
 	return chan;
 }
 
