@@ -1748,6 +1748,39 @@ test_chan_both_ways(void **state)
 }
 
 static void
+test_chan_buffered_before_new(void **state)
+{
+	struct fix *f = *state;
+	struct chan_end a, b;
+	struct tls_pair p;
+	struct input_cond in;
+	json_t *doc;
+
+	/* A frame that is in the session's buffer before the channel exists (it came right
+	 * after the handshake) is still announced. */
+	wrap_pair(f, &p, f->cs, f->cs2, CS2_URN, WAIT_MS);
+	end_init(&a, f);
+	end_init(&b, f);
+	a.chan = juki_chan_new(p.client.bev, &p.client.peer, "muni", JUKI_FRAME_MAX_DEFAULT, 0,
+			       &end_cbs, &a);
+	doc = json_pack("{s:s}", "first", "frame");
+	assert_int_equal(juki_chan_send(a.chan, doc), 0);
+	json_decref(doc);
+	in.bev = p.server.bev;
+	in.want = 1;
+	assert_true(run_until_fn(f->base, input_reached, &in, WAIT_MS));
+	b.chan = juki_chan_new(p.server.bev, &p.server.peer, "muni", JUKI_FRAME_MAX_DEFAULT, 0,
+			       &end_cbs, &b);
+	/* Not from inside juki_chan_new(): the caller did not hold the channel yet. */
+	assert_int_equal(b.reads, 0);
+	assert_true(run_until(f->base, &b.nframes, 1, WAIT_MS));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(b.docs, 0), "first")),
+			    "frame");
+	end_free(&a);
+	end_free(&b);
+}
+
+static void
 test_chan_frame_limit(void **state)
 {
 	struct fix *f = *state;
@@ -1977,6 +2010,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_wrap_tls_wrong_peer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrap_tls_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chan_both_ways, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chan_buffered_before_new, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chan_frame_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chan_raw_frames, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chan_close_after_flush, setup, teardown),
