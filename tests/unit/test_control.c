@@ -664,7 +664,7 @@ call_fake(struct fix *f, const char *response, size_t len, int64_t timeout_ms,
 	assert_int_equal(pthread_create(&t, NULL, fake_serve, &k), 0);
 	rc = juki_ctl_call(f->path, "status", NULL, timeout_ms, &result, err);
 	assert_null(result);
-	/* A fake that never accepted is woken by a connection that closes at once. */
+	/* Should the client never have connected, this wakes the fake from accept(). */
 	close(raw_connect(f->path));
 	pthread_join(t, NULL);
 	close(k.lfd);

@@ -132,7 +132,6 @@ test_abstract(void **state)
 	struct fix *f = *state;
 	char name[64];
 
-	(void)f;
 	snprintf(name, sizeof(name), "@juki-test-notify-%ld-%s", (long)getpid(),
 		 strrchr(f->tmp, '-') + 1);
 	f->fd = bind_notify(name);
@@ -160,10 +159,9 @@ test_nobody_listening(void **state)
 static void
 test_invalid(void **state)
 {
-	struct fix *f = *state;
 	char longpath[200];
 
-	(void)f;
+	(void)state;
 	setenv("NOTIFY_SOCKET", "relative/notify", 1);
 	assert_int_equal(juki_sd_notify("READY=1"), JUKI_EINVAL);
 	memset(longpath, 'a', sizeof(longpath) - 1);

@@ -562,11 +562,12 @@ run_until(struct fix *f, cond_fn done, const void *arg, int64_t timeout_ms)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	}
 	event_free(t);
+	/* On a timeout, show where delivery stood. */
 	if (!ok && f->send.ob != NULL) {
 		json_t *st = juki_outbound_status(f->send.ob), *in = juki_inbound_status(f->in);
 		char *a = json_dumps(st, 0), *b = json_dumps(in, 0);
 
-		fprintf(stderr, "DEBUG outbound %s\nDEBUG inbound %s\nDEBUG nacks %d\n", a, b,
+		fprintf(stderr, "timed out: outbound %s\ninbound %s\nacks seen %d\n", a, b,
 			f->send.nacks);
 		free(a);
 		free(b);
