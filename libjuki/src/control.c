@@ -118,8 +118,21 @@ client_read(struct bufferevent *bev, void *arg)
 	json_t *req, *resp;
 	int rc;
 
-	while ((rc = juki_frame_pull(bufferevent_get_input(bev), JUKI_CONTROL_FRAME_MAX, &req)) ==
-	       1) {
+	for (;;) {
+		rc = juki_frame_pull(bufferevent_get_input(bev), JUKI_CONTROL_FRAME_MAX, &req);
+		if (rc == JUKI_EJSON) {
+			struct juki_ctl_error err;
+
+			/* Answered, and the requests queued behind it still are. */
+			juki_ctl_fail(&err, "bad-request", "request is not a JSON object");
+			resp = failure(&err);
+			juki_frame_push(bufferevent_get_output(bev), resp, JUKI_CONTROL_FRAME_MAX);
+			json_decref(resp);
+			continue;
+		}
+		if (rc != 1) {
+			break;
+		}
 		resp = dispatch(srv, req);
 		json_decref(req);
 		if (resp == NULL || juki_frame_push(bufferevent_get_output(bev), resp,
@@ -133,14 +146,7 @@ client_read(struct bufferevent *bev, void *arg)
 		}
 		json_decref(resp);
 	}
-	if (rc == JUKI_EJSON) {
-		struct juki_ctl_error err;
-
-		juki_ctl_fail(&err, "bad-request", "request is not a JSON object");
-		resp = failure(&err);
-		juki_frame_push(bufferevent_get_output(bev), resp, JUKI_CONTROL_FRAME_MAX);
-		json_decref(resp);
-	} else if (rc < 0) {
+	if (rc < 0) {
 		log_warnx("control: dropping a client: %s", juki_strerror(rc));
 		bufferevent_free(bev);
 	}
@@ -345,6 +351,12 @@ juki_ctl_call(const char *path, const char *cmd, json_t *args, int64_t timeout_m
 	}
 	if (rc == 0) {
 		rc = recv_frame(fd, deadline, &resp);
+	}
+	if (rc == JUKI_EJSON || rc == JUKI_EFRAME || rc == JUKI_ETOOBIG) {
+		juki_ctl_fail(err, "bad-response", "malformed response from the daemon: %s",
+			      juki_strerror(rc));
+		rc = JUKI_EPROTO;
+		goto out;
 	}
 	if (rc != 0) {
 		juki_ctl_fail(err, "unreachable", "%s: %s", path, juki_strerror(rc));

@@ -52,9 +52,13 @@ juki_net_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
 		break;
 	}
-	case AF_UNIX:
-		snprintf(buf, len, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
+	case AF_UNIX: {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+
+		/* sun_path need not hold a NUL when the path fills it. */
+		snprintf(buf, len, "unix:%.*s", (int)sizeof(un->sun_path), un->sun_path);
 		break;
+	}
 	default:
 		snprintf(buf, len, "?");
 	}
@@ -66,6 +70,8 @@ juki_net_peer_text(evutil_socket_t fd, char *buf, size_t len)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
+	/* An unnamed UNIX peer fills in no path at all. */
+	memset(&ss, 0, sizeof(ss));
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
 		snprintf(buf, len, "?");
 		return;
@@ -85,35 +91,51 @@ set_nodelay(evutil_socket_t fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* Numeric addresses first; names through the resolver (blocking, at setup). */
+/*
+ * "host:port" or "[v6]:port", port 0..65535 (0: any, for listeners); numeric
+ * hosts need no lookup, names go through the resolver (blocking, at setup).
+ */
 static int
 resolve(const char *addr, struct sockaddr_storage *ss, int *sslen)
 {
 	char host[256];
-	const char *colon;
+	const char *colon, *h, *port;
 	struct addrinfo hints, *res = NULL;
-	size_t hlen;
+	size_t hlen, plen;
 
 	*sslen = sizeof(*ss);
 	memset(ss, 0, sizeof(*ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, sslen) == 0) {
-		return 0;
-	}
 	colon = strrchr(addr, ':');
-	if (colon == NULL || colon == addr || colon[1] == '\0') {
+	if (colon == NULL || colon == addr) {
 		return JUKI_EFORMAT;
 	}
+	port = colon + 1;
+	plen = strlen(port);
+	if (plen == 0 || plen > 5 || strspn(port, "0123456789") != plen || atol(port) > 65535) {
+		return JUKI_EFORMAT;
+	}
+	h = addr;
 	hlen = (size_t)(colon - addr);
+	if (h[0] == '[') {
+		if (hlen < 3 || h[hlen - 1] != ']') {
+			return JUKI_EFORMAT;
+		}
+		h++;
+		hlen -= 2;
+	} else if (memchr(h, ':', hlen) != NULL) {
+		/* An IPv6 address needs its brackets, or the port is ambiguous. */
+		return JUKI_EFORMAT;
+	}
 	if (hlen >= sizeof(host)) {
 		return JUKI_EFORMAT;
 	}
-	memcpy(host, addr, hlen);
+	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL) {
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
 		return JUKI_ENOENT;
 	}
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -135,9 +157,17 @@ listener_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 		void *arg)
 {
 	struct juki_listener *l = arg;
+	struct sockaddr_storage ss;
 
 	(void)lev;
-	l->cb(fd, sa, len, l->arg);
+	/* Only len bytes are the address (an unnamed UNIX peer has no path): pad with NULs. */
+	memset(&ss, 0, sizeof(ss));
+	if (len > 0 && (size_t)len <= sizeof(ss)) {
+		memcpy(&ss, sa, (size_t)len);
+	} else {
+		ss.ss_family = sa->sa_family;
+	}
+	l->cb(fd, (struct sockaddr *)&ss, len, l->arg);
 }
 
 static int
@@ -421,6 +451,18 @@ step_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
+		int saved = EVUTIL_SOCKET_ERROR();
+		evutil_socket_t fd = bufferevent_getfd(bev);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		/* A connect that failed ends here as a dirty shutdown; errno says why. */
+		if (saved != 0 && fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+			snprintf(why, sizeof(why), "connect: %s",
+				 evutil_socket_error_to_string(saved));
+			step_fail(st, JUKI_TLSF_PROTOCOL, why);
+			return;
+		}
 		step_fail(st, JUKI_TLSF_PROTOCOL, "connection closed during handshake");
 	}
 }
@@ -689,6 +731,7 @@ juki_net_parse_request(const char *line, const char *verb, struct juki_ident *id
 	p = sp + 1;
 	if (strchr(p, ' ') != NULL || (*svc = juki_service_parse(p)) == JUKI_SVC_NONE) {
 		*svc = JUKI_SVC_NONE;
+		memset(ident, 0, sizeof(*ident));
 		*why = "unknown service";
 		return JUKI_EFORMAT;
 	}
@@ -852,6 +895,14 @@ juki_chan_new(struct bufferevent *bev, const struct juki_ident *peer, const char
 	}
 	bufferevent_setcb(bev, chan_read, chan_write, chan_event, chan);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/*
+	 * Frames that came in with the end of the handshake are buffered
+	 * already, and no read event will announce them: announce them from the
+	 * loop (not from here, before the caller holds chan).
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
 	return chan;
 }
 

@@ -424,15 +424,16 @@ apply_ack(struct link *l, const json_t *doc, const char **why)
 		rc = JUKI_EAGAIN;
 		goto out;
 	}
+	/* The outcome and the daemon's record of it stand or fall together. */
+	if ((rc = juki_store_exec(ob->store, "SAVEPOINT ack")) != 0) {
+		*why = "cannot record an acknowledgement";
+		goto out;
+	}
 	if (ack.status == JUKI_ACK_REJECTED) {
 		rc = juki_outbox_reject(ob->store, f->seq, ack.reason, ack.detail,
 					juki_clock_now_ms(ob->clock));
-		log_notice("outbound: %s %s to %s rejected: %s (%s)", f->type, f->msg_id,
-			   l->dest.urn, ack.reason, ack.detail);
-		ob->rejected++;
 	} else {
 		rc = juki_outbox_ack(ob->store, f->seq);
-		ob->acked++;
 	}
 	if (rc == 0 && ob->on_ack != NULL) {
 		struct juki_outbox_entry entry;
@@ -445,9 +446,21 @@ apply_ack(struct link *l, const json_t *doc, const char **why)
 		snprintf(entry.type, sizeof(entry.type), "%s", f->type);
 		rc = ob->on_ack(ob->ctx, &entry, &ack);
 	}
+	if (rc == 0) {
+		rc = juki_store_exec(ob->store, "RELEASE ack");
+	}
 	if (rc != 0) {
+		/* The entry stays queued, as if this ack had not come; acks before it stand. */
+		juki_store_exec(ob->store, "ROLLBACK TO ack; RELEASE ack");
 		*why = "cannot record an acknowledgement";
 		goto out;
+	}
+	if (ack.status == JUKI_ACK_REJECTED) {
+		log_notice("outbound: %s %s to %s rejected: %s (%s)", f->type, f->msg_id,
+			   l->dest.urn, ack.reason, ack.detail);
+		ob->rejected++;
+	} else {
+		ob->acked++;
 	}
 	l->head = (l->head + 1) % window;
 	l->nin--;

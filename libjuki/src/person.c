@@ -44,8 +44,10 @@ juki_text_valid(const char *text, size_t max, char *detail, size_t len)
 		snprintf(detail, len, "not valid UTF-8");
 		return JUKI_EFORMAT;
 	}
+	/* C0, DEL, and C1 (U+0080..U+009F, which UTF-8 writes as C2 80..C2 9F). */
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] < 0x20 || s[i] == 0x7f) {
+		if (s[i] < 0x20 || s[i] == 0x7f ||
+		    (s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)) {
 			snprintf(detail, len, "contains a control character");
 			return JUKI_EFORMAT;
 		}
@@ -185,12 +187,7 @@ juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
 json_t *
 juki_person_to_json(const struct juki_person *p)
 {
-	json_t *obj =
-	    json_pack("{s:s,s:s,s:s,s:i,s:s,s:s}", "code", p->code, "name", p->name, "birth",
-		      p->birth, "sex", p->sex, "address", p->address, "lgcode", p->lgcode);
-
-	if (obj != NULL && p->kana[0] != '\0') {
-		json_object_set_new(obj, "kana", json_string(p->kana));
-	}
-	return obj;
+	return json_pack("{s:s,s:s,s:s*,s:s,s:i,s:s,s:s}", "code", p->code, "name", p->name, "kana",
+			 p->kana[0] ? p->kana : NULL, "birth", p->birth, "sex", p->sex, "address",
+			 p->address, "lgcode", p->lgcode);
 }
