@@ -91,6 +91,12 @@ static const struct juki_ctl_cmd csd_cmds[] = {
     {NULL, NULL, NULL},
 };
 
+static const char *
+csd_honnin_dest(struct juki_node *node)
+{
+	return ((struct csd *)node)->pref.urn;
+}
+
 static const struct juki_node_spec csd_spec = {
     .daemon = "juki-csd",
     .kind = JUKI_KIND_CS,
@@ -100,6 +106,7 @@ static const struct juki_node_spec csd_spec = {
     .cmds = csd_cmds,
     .on_ack = csd_on_ack,
     .status = csd_status,
+    .honnin_dest = csd_honnin_dest,
 };
 
 /* The prefectural server: configured, or the one of our prefecture. */

@@ -271,6 +271,12 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
     {NULL, NULL, NULL},
 };
 
+static const char *
+prefd_honnin_dest(struct juki_node *node)
+{
+	return ((struct prefd *)node)->conf->national;
+}
+
 static const struct juki_node_spec prefd_spec = {
     .daemon = "juki-prefd",
     .kind = JUKI_KIND_PREF,
@@ -279,6 +285,7 @@ static const struct juki_node_spec prefd_spec = {
     .handlers = prefd_handlers,
     .cmds = prefd_cmds,
     .status = prefd_status,
+    .honnin_dest = prefd_honnin_dest,
 };
 
 static int

@@ -123,6 +123,18 @@ days_from_civil(int y, int m, int d)
 }
 
 int
+juki_clock_parse_day(const char *day, int64_t *ms)
+{
+	char text[32];
+
+	if (!juki_date_valid(day)) {
+		return JUKI_EFORMAT;
+	}
+	snprintf(text, sizeof(text), "%sT00:00:00Z", day);
+	return juki_clock_parse(text, ms);
+}
+
+int
 juki_clock_parse(const char *text, int64_t *ms)
 {
 	int hh, mi, ss, frac = 0;

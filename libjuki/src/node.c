@@ -5,10 +5,19 @@
 #include "juki/error.h"
 #include "juki/log.h"
 #include "juki/node.h"
+#include "juki/reconcile.h"
 
 #define ALERT_RING 1024
 
 static void committed(void *ctx);
+static int node_on_ack(void *ctx, const struct juki_outbox_entry *entry,
+		       const struct juki_ack *ack);
+static int build_schemas(struct juki_node *node);
+static void tick(evutil_socket_t fd, short what, void *arg);
+
+#define DAY_MS  86400000LL
+#define JST_MS  (9LL * 3600 * 1000)
+#define TICK_MS 60000
 
 const char *const juki_log_level_names[] = {"error", "warning", "notice", "info", "debug", NULL};
 
@@ -306,10 +315,34 @@ cmd_outbox(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	return 0;
 }
 
+static int
+cmd_reconcile(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const char *day = json_string_value(json_object_get(args, "date"));
+	int check = json_is_true(json_object_get(args, "check")), queued = 0, rc;
+
+	if (node->reconcile == NULL) {
+		return juki_ctl_fail(err, "conflict", "this node sends no identity information");
+	}
+	if (json_object_get(args, "date") != NULL && (day == NULL || !juki_date_valid(day))) {
+		return juki_ctl_fail(err, "usage", "date: YYYY-MM-DD");
+	}
+	if (check && (rc = juki_reconcile_check(node->reconcile, day, &queued)) != 0) {
+		return juki_ctl_fail(err, "internal", "cannot ask %s: %s",
+				     juki_reconcile_dest(node->reconcile), juki_strerror(rc));
+	}
+	*result = json_pack("{s:s,s:i,s:o?}", "dest", juki_reconcile_dest(node->reconcile),
+			    "queued", queued, "days", juki_reconcile_table(node->reconcile, day));
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
 static const struct juki_ctl_cmd common_cmds[] = {
     {"status", cmd_status, "identity, uptime, queues, channels, counters"},
     {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)"},
     {"outbox", cmd_outbox, "queued deliveries per destination and rejected messages"},
+    {"reconcile", cmd_reconcile,
+     "update counts compared with the receiver (args: date, check: ask again first)"},
 };
 
 static int
@@ -355,7 +388,12 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((rc = juki_store_open(conf->store, spec->schemas, spec->nschemas, &node->store, err,
+	if ((rc = build_schemas(node)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = juki_store_open(conf->store, node->schemas,
+				  spec->nschemas + (spec->honnin_dest != NULL), &node->store, err,
 				  errlen)) != 0) {
 		goto fail;
 	}
@@ -376,7 +414,7 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		goto fail;
 	}
 	if ((rc = juki_outbound_new(node->base, node->store, node->tls, &oc, &node->clock,
-				    node->alerts, spec->on_ack, node, &node->outbound)) != 0) {
+				    node->alerts, node_on_ack, node, &node->outbound)) != 0) {
 		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
 		goto fail;
 	}
@@ -384,14 +422,138 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 				      errlen)) != 0) {
 		goto fail;
 	}
+	if (spec->honnin_dest != NULL &&
+	    (node->reconcile = juki_reconcile_new(node, spec->honnin_dest(node))) == NULL) {
+		rc = JUKI_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((node->tick = evtimer_new(node->base, tick, node)) == NULL) {
+		rc = JUKI_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	for (size_t i = 0; juki_inbound_addr(node->inbound, i) != NULL; i++) {
 		log_info("%s: node port %s", spec->daemon, juki_inbound_addr(node->inbound, i));
 	}
 	juki_outbound_kick(node->outbound);
+	tick(-1, 0, node);
 	return 0;
 fail:
 	juki_node_stop(node);
 	return rc;
+}
+
+/* The start of the operating day now in progress (第6-6(1)), as Unix ms. */
+static int64_t
+operating_day_start(const struct juki_node *node, int64_t now)
+{
+	int h = 8, m = 30;
+	int64_t start;
+
+	sscanf(node->conf->delivery.deadline, "%d:%d", &h, &m);
+	start = (now + JST_MS) / DAY_MS * DAY_MS - JST_MS + (h * 60 + m) * 60000LL;
+	return now >= start ? start : start - DAY_MS;
+}
+
+static int
+already_alerted(struct juki_node *node, const char *key)
+{
+	char **grown;
+
+	for (size_t i = 0; i < node->noverdue; i++) {
+		if (strcmp(node->overdue[i], key) == 0) {
+			return 1;
+		}
+	}
+	grown = realloc(node->overdue, (node->noverdue + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		return 0;
+	}
+	node->overdue = grown;
+	node->overdue[node->noverdue] = strdup(key);
+	if (node->overdue[node->noverdue] != NULL) {
+		node->noverdue++;
+	}
+	return 0;
+}
+
+/*
+ * What was queued before the operating day began and is still undelivered
+ * missed its deadline: one alert per destination, service and day.
+ */
+static void
+check_deadline(struct juki_node *node)
+{
+	static const char sql[] = "SELECT dest, service, count(*), min(created_ms) FROM outbox"
+				  " WHERE created_ms < ?1 GROUP BY dest, service";
+	int64_t now = juki_node_now_ms(node), start = operating_day_start(node, now);
+	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+	char day[11], key[JUKI_URN_MAX + 32], when[32];
+
+	if (st == NULL) {
+		return;
+	}
+	juki_clock_date(start, day, sizeof(day));
+	sqlite3_bind_int64(st, 1, start);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *dest = (const char *)sqlite3_column_text(st, 0);
+		const char *svc = (const char *)sqlite3_column_text(st, 1);
+
+		snprintf(key, sizeof(key), "%s %s %s", dest, svc, day);
+		if (already_alerted(node, key)) {
+			continue;
+		}
+		juki_clock_format(sqlite3_column_int64(st, 3), when, sizeof(when));
+		juki_alert(
+		    node->alerts, "deadline-missed", dest, NULL,
+		    "%lld %s messages queued before the operating day of %s began are undelivered "
+		    "(oldest %s)",
+		    (long long)sqlite3_column_int64(st, 2), svc, day, when);
+	}
+	sqlite3_reset(st);
+}
+
+static void
+tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct juki_node *node = arg;
+	struct timeval tv = {TICK_MS / 1000, 0};
+
+	(void)fd;
+	(void)what;
+	check_deadline(node);
+	evtimer_add(node->tick, &tv);
+}
+
+static int
+node_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack)
+{
+	struct juki_node *node = ctx;
+	int rc = 0;
+
+	if (node->reconcile != NULL) {
+		rc = juki_reconcile_on_ack(node->reconcile, entry, ack);
+	}
+	if (rc == 0 && node->spec->on_ack != NULL) {
+		rc = node->spec->on_ack(node, entry, ack);
+	}
+	return rc;
+}
+
+static int
+build_schemas(struct juki_node *node)
+{
+	static const struct juki_schema reconcile = JUKI_RECONCILE_SCHEMA;
+	size_t n = node->spec->nschemas;
+
+	node->schemas = calloc(n + 1, sizeof(*node->schemas));
+	if (node->schemas == NULL) {
+		return JUKI_ENOMEM;
+	}
+	memcpy(node->schemas, node->spec->schemas, n * sizeof(*node->schemas));
+	node->schemas[n] = reconcile;
+	return 0;
 }
 
 static void
@@ -448,6 +610,8 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 	node->clock.offset_ms = conf->clock_offset;
 	log_setlevel(juki_log_level_of(conf->log_level));
 	juki_outbound_kick(node->outbound);
+	/* The clock or the deadline may have moved: look again now. */
+	check_deadline(node);
 	return 0;
 }
 
@@ -460,6 +624,20 @@ juki_node_kick(struct juki_node *node)
 void
 juki_node_stop(struct juki_node *node)
 {
+	if (node->tick != NULL) {
+		event_free(node->tick);
+		node->tick = NULL;
+	}
+	juki_reconcile_free(node->reconcile);
+	node->reconcile = NULL;
+	for (size_t i = 0; i < node->noverdue; i++) {
+		free(node->overdue[i]);
+	}
+	free(node->overdue);
+	node->overdue = NULL;
+	node->noverdue = 0;
+	free(node->schemas);
+	node->schemas = NULL;
 	juki_ctl_server_free(node->ctl);
 	node->ctl = NULL;
 	juki_outbound_free(node->outbound);

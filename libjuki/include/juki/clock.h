@@ -42,6 +42,13 @@ int juki_clock_parse(const char *text, int64_t *ms);
 int juki_clock_date(int64_t ms, char *buf, size_t len);
 
 /*
+ * juki_clock_parse_day() - the time of 00:00 UTC on day "YYYY-MM-DD"
+ * (subtract 9 hours for the start of that day in Japan).  Returns 0 or
+ * JUKI_EFORMAT.
+ */
+int juki_clock_parse_day(const char *day, int64_t *ms);
+
+/*
  * juki_date_valid() - true when text is "YYYY-MM-DD" naming a day that
  * exists in the Gregorian calendar (leap years included), years 1800..9999.
  */

@@ -136,6 +136,12 @@ struct juki_node_spec {
 	const struct juki_ctl_cmd *cmds;           /* its own control commands */
 	juki_outbound_ack_cb on_ack;               /* NULL: only recorded in outbox_rejected */
 	json_t *(*status)(struct juki_node *node); /* its part of "status" (NULL: none) */
+	/*
+	 * The node its identity information goes to (a CS's prefecture, a
+	 * prefecture's national server), whose update counts it reconciles;
+	 * NULL for a node that sends none.
+	 */
+	const char *(*honnin_dest)(struct juki_node *node);
 };
 
 struct juki_node {
@@ -152,7 +158,12 @@ struct juki_node {
 	struct juki_inbound *inbound;
 	struct juki_outbound *outbound;
 	struct juki_ctl_server *ctl;
-	struct juki_ctl_cmd *cmds; /* common + the daemon's */
+	struct juki_ctl_cmd *cmds;        /* common + the daemon's */
+	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
+	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
+	struct event *tick;               /* the deadline check, every minute */
+	char **overdue;                   /* "dest service day" already alerted */
+	size_t noverdue;
 };
 
 /*

@@ -9,6 +9,7 @@ copied to tests/data) with made-up block numbers.
 import csv
 import os
 import random
+import time
 
 SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤",
             "吉田", "山田", "佐々木", "山口", "松本", "井上", "木村", "林", "斎藤", "清水",
@@ -79,8 +80,10 @@ class Synth:
             "lgcode": lgcode,
         }
 
-    def moved(self, person, new_lgcode, date="2026-11-25"):
-        """The move-in record a clerk at new_lgcode enters for person."""
+    def moved(self, person, new_lgcode, date=None):
+        """The move-in record a clerk at new_lgcode enters for person (today in Japan)."""
+        if date is None:
+            date = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 9 * 3600))
         p = dict(person)
         p["address"] = self.address(new_lgcode)
         p["lgcode"] = new_lgcode
