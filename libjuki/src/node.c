@@ -46,7 +46,7 @@ const struct juki_conf_key juki_tls_files_keys[] = {
 };
 
 const struct juki_conf_key juki_node_limits_keys[] = {
-    JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "1MiB", 0,
+    JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "4MiB", 0,
 		     1024, 64 * 1024 * 1024,
 		     "Largest frame accepted or sent; a larger one closes the channel."),
     JUKI_CONF_SCALAR(struct juki_node_limits, handshake_timeout, "handshake_timeout",
@@ -76,8 +76,8 @@ juki_node_delivery_check(const void *section, const char **blame, char *why, siz
 }
 
 const struct juki_conf_key juki_node_honnin_keys[] = {
-    JUKI_CONF_SCALAR(struct juki_node_honnin, batch_records, "batch_records", JUKI_CONF_INT, "1000",
-		     0, 1, 100000,
+    JUKI_CONF_SCALAR(struct juki_node_honnin, batch_records, "batch_records", JUKI_CONF_INT,
+		     "10000", 0, 1, 100000,
 		     "Change records per honnin.batch message (bounded by frame_max)."),
     JUKI_CONF_SCALAR(
 	struct juki_node_honnin, reconcile_interval, "reconcile_interval", JUKI_CONF_DURATION, "1h",

@@ -228,8 +228,12 @@ def case_bad_json_closes_the_channel():
 
 
 def case_frame_too_large():
-    """A frame over frame_max (1 MiB) closes the channel unanswered; 1 MiB itself is read."""
-    with Network(NET, extra_identities=[B]) as net:
+    """A frame over frame_max (set to 1 MiB) closes the channel unanswered; 1 MiB itself
+    is read."""
+    def one_mib(net):
+        net[A].limits["frame_max"] = "1MiB"
+
+    with Network(NET, extra_identities=[B], configure=one_mib) as net:
         r = Receiver(net, seed=33)
         # Exactly 1 MiB is a frame like any other (here of an unknown type).
         p = r.peer()

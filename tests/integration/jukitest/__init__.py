@@ -136,8 +136,9 @@ class Daemon:
             "listen: [%s]" % self.address,
             "policy: %s" % (self.policy or self.net.policy),
             "control: %s" % self.socket,
-            "log_level: debug",
         ]
+        if "log_level" not in self.extra:
+            lines.append("log_level: debug")
         if self.kind == "fwgate":
             lines.append("directory:")
             for d in self.net.daemons.values():
