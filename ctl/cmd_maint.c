@@ -219,6 +219,23 @@ cmd_purge(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* A refused restore in the words of the control protocol, as the daemon's refusals print. */
+static const char *
+restore_error(int rc)
+{
+	switch (rc) {
+	case -EBUSY:
+		return "conflict";
+	case JUKI_EIO:
+	case JUKI_EFORMAT:
+		return "invalid";
+	case JUKI_ENOENT:
+		return "not-found";
+	default:
+		return "internal";
+	}
+}
+
 static int
 cmd_restore(struct ctl *ctl, int argc, char **argv)
 {
@@ -232,7 +249,7 @@ cmd_restore(struct ctl *ctl, int argc, char **argv)
 	json_t *manifest = NULL, *out;
 	char err[512], kept[PATH_MAX];
 	struct stat sb;
-	int ch, had;
+	int ch, had, rc;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 's') {
@@ -249,7 +266,13 @@ cmd_restore(struct ctl *ctl, int argc, char **argv)
 	dir = argv[optind];
 	had = lstat(store, &sb) == 0;
 	snprintf(kept, sizeof(kept), "%s%s", store, JUKI_BACKUP_BEFORE_RESTORE);
-	if (juki_backup_restore(dir, store, &manifest, err, sizeof(err)) != 0) {
+	rc = juki_backup_restore(dir, store, &manifest, err, sizeof(err));
+	if (rc != 0) {
+		if (ctl->json) {
+			out = json_pack("{s:s,s:s}", "error", restore_error(rc), "message", err);
+			ctl_print(ctl, out);
+			json_decref(out);
+		}
 		fprintf(stderr, "juki-ctl: restore: %s\n", err);
 		return CTL_FAILED;
 	}

@@ -78,8 +78,8 @@ const struct juki_conf_key juki_node_purge_keys[] = {
 		     "for the person, or its removal, was recorded (第6-7); 0: never."),
     JUKI_CONF_SCALAR(struct juki_purge_conf, rejected_years, "rejected_years", JUKI_CONF_INT, "5",
 		     0, 0, 100,
-		     "Messages a receiver refused (they hold identity data) are kept this many "
-		     "years; 0: forever."),
+		     "Messages this node sent that their receiver refused (outbox_rejected; "
+		     "they hold identity data) are kept this many years; 0: forever."),
     JUKI_CONF_SCALAR(struct juki_purge_conf, inbox_days, "inbox_days", JUKI_CONF_INT, "400", 0, 0,
 		     36500,
 		     "Ids of received messages are kept this many days to answer a redelivery "

@@ -11,6 +11,7 @@
 #define DAY_MS        (86400LL * 1000)
 #define JST_OFFSET_MS (9LL * 3600 * 1000)
 #define LAST_YEAR     9999
+#define MAX_DAYS      3650000
 /* Beyond this many ms from 1970 the day arithmetic below could overflow. */
 #define FAR_MS (1LL << 61)
 
@@ -347,8 +348,9 @@ check_args(struct juki_store *store, const struct juki_purge_conf *conf,
 	if (store == NULL || conf == NULL || report == NULL) {
 		return JUKI_EINVAL;
 	}
-	if (conf->years < 0 || conf->rejected_years < 0 || conf->inbox_days < 0 ||
-	    conf->batch < 0 || conf->checkpoint_tries < 0) {
+	if (conf->years < 0 || conf->years > LAST_YEAR || conf->rejected_years < 0 ||
+	    conf->rejected_years > LAST_YEAR || conf->inbox_days < 0 ||
+	    conf->inbox_days > MAX_DAYS || conf->batch < 0 || conf->checkpoint_tries < 0) {
 		return JUKI_EINVAL;
 	}
 	for (size_t i = 0; rules != NULL && rules[i].name != NULL; i++) {

@@ -669,6 +669,18 @@ test_bad_arguments(void **state)
 	bad.inbox_days = -1;
 	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
 	bad = conf;
+	bad.years = 10000;
+	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
+	bad = conf;
+	bad.rejected_years = -1;
+	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
+	bad = conf;
+	bad.inbox_days = 3650001;
+	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
+	bad = conf;
+	bad.checkpoint_tries = -1;
+	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
+	bad = conf;
 	bad.batch = -5;
 	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
 	/* rules missing a part, or with a period that does not exist */

@@ -130,15 +130,15 @@ int64_t juki_purge_cutoff_ms(int64_t now_ms, int years);
  *   {"dry_run": bool, "now": time, "due": n, "removed": n,
  *    "rules": [{"name", "table", "period": "years"|"rejected_years"|
  *               "inbox_days", "cutoff": time | null (never), "due": n,
- *               "removed": n, "remaining": n}, ...],
+ *               "removed": n, "remaining": n (not in a dry run)}, ...],
  *    "checkpoint": {"complete": bool, "wal_bytes": n},      (not in a dry run)
  *    "verified": bool}                                     (not in a dry run)
  * with counts only: no personal data.  Times are RFC 3339 UTC.
  *
  * Returns 0; JUKI_EINVAL for NULL arguments, a rule without a name, table
- * or statements, an unknown period, negative periods, or inside a
- * transaction; JUKI_ESTORE for a statement that fails (the rows of the
- * transactions committed before stay deleted; no report); JUKI_EAGAIN when
+ * or statements, an unknown period, periods below 0 or above 9999 years
+ * (3,650,000 days), a negative batch, or inside a transaction; JUKI_ESTORE for a statement that
+ * fails (the rows of the transactions committed before stay deleted; no report); JUKI_EAGAIN when
  * the checkpoint could not complete (readers held the WAL) and JUKI_EIO when
  * rows are left or the -wal file is not empty: both with *report saying so.
  */
