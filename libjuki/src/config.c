@@ -1210,6 +1210,13 @@ walk_map(struct ctx *c, const struct juki_conf_key *table, const struct node *ma
 		return fail(c, line, col, prefix, "table entry: section without keys");
 	}
 	while (table[nkeys].name != NULL) {
+		/* A key listed twice would fill its field twice, the second time with defaults. */
+		for (size_t j = 0; j < nkeys; j++) {
+			if (strcmp(table[j].name, table[nkeys].name) == 0) {
+				return fail(c, line, col, prefix,
+					    "table entry: key %s listed twice", table[nkeys].name);
+			}
+		}
 		nkeys++;
 	}
 	seen = calloc(nkeys + 1, sizeof(*seen));

@@ -2,10 +2,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "juki/backup.h"
 #include "juki/error.h"
 #include "juki/log.h"
 #include "juki/node.h"
 #include "juki/reconcile.h"
+#include "juki/purge.h"
 
 #define ALERT_RING 1024
 
@@ -110,6 +112,21 @@ const struct juki_conf_key juki_node_delivery_keys[] = {
 	"Start of the operating day, HH:MM JST: an entry still undelivered then raises an "
 	"alert (第6-6(1))."),
 
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_purge_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_purge_conf, years, "years", JUKI_CONF_INT, "5", 0, 0, 100,
+		     "Identity information is purged this many years after newer information "
+		     "for the person, or its removal, was recorded (第6-7); 0: never."),
+    JUKI_CONF_SCALAR(struct juki_purge_conf, rejected_years, "rejected_years", JUKI_CONF_INT, "5",
+		     0, 0, 100,
+		     "Messages this node sent that their receiver refused (outbox_rejected; "
+		     "they hold identity data) are kept this many years; 0: forever."),
+    JUKI_CONF_SCALAR(struct juki_purge_conf, inbox_days, "inbox_days", JUKI_CONF_INT, "400", 0, 0,
+		     36500,
+		     "Ids of received messages are kept this many days to answer a redelivery "
+		     "as a duplicate; 0: forever."),
     JUKI_CONF_END,
 };
 
@@ -337,12 +354,122 @@ cmd_reconcile(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 	return *result != NULL ? 0 : JUKI_ENOMEM;
 }
 
+/* Long purges and backups run on the loop: keep the service manager's watchdog fed. */
+static void
+watchdog_tick(void *arg)
+{
+	(void)arg;
+	juki_sd_notify("WATCHDOG=1");
+}
+
+static int
+cmd_backup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const char *dir = json_string_value(json_object_get(args, "dir"));
+	struct juki_backup_opts opts = {
+	    .node = node->self.urn,
+	    .now_ms = juki_node_now_ms(node),
+	    .tick = watchdog_tick,
+	};
+	char why[512];
+	int rc;
+
+	if (dir == NULL || dir[0] != '/') {
+		return juki_ctl_fail(err, "usage", "dir: an absolute directory path");
+	}
+	rc = juki_backup_take(node->store, dir, &opts, result, why, sizeof(why));
+	if (rc != 0) {
+		log_warnx("backup: %s: %s", juki_strerror(rc), why);
+		return juki_ctl_fail(err, rc == JUKI_EEXIST ? "conflict" : "internal", "%s", why);
+	}
+	log_notice("backup: %s: %lld bytes, %lld pages, sha256 %.16s...", dir,
+		   (long long)json_integer_value(json_object_get(*result, "size")),
+		   (long long)json_integer_value(json_object_get(*result, "page_count")),
+		   json_string_value(json_object_get(*result, "sha256")));
+	return 0;
+}
+
+/* One line of counts per run: rule names and numbers only, never what was removed. */
+static void
+log_purge(const json_t *report, int rc)
+{
+	char line[1024];
+	const json_t *r;
+	size_t i, off = 0;
+	int dry = json_is_true(json_object_get(report, "dry_run"));
+
+	line[0] = '\0';
+	json_array_foreach(json_object_get(report, "rules"), i, r)
+	{
+		int n = snprintf(
+		    line + off, sizeof(line) - off, "%s%s %lld", i ? ", " : "",
+		    json_string_value(json_object_get(r, "name")),
+		    (long long)json_integer_value(json_object_get(r, dry ? "due" : "removed")));
+
+		if (n < 0 || (size_t)n >= sizeof(line) - off) {
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (dry) {
+		log_info("purge: dry run: %lld due (%s)",
+			 (long long)json_integer_value(json_object_get(report, "due")), line);
+		return;
+	}
+	if (rc == 0) {
+		log_notice("purge: removed %lld (%s); checkpoint complete, verified",
+			   (long long)json_integer_value(json_object_get(report, "removed")), line);
+		return;
+	}
+	log_warnx("purge: removed %lld (%s); NOT verified: %s",
+		  (long long)json_integer_value(json_object_get(report, "removed")), line,
+		  juki_strerror(rc));
+}
+
+static int
+cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	struct juki_purge_conf conf = node->conf->purge;
+	const json_t *dry = json_object_get(args, "dry_run");
+	json_t *report = NULL;
+	int rc;
+
+	if (dry != NULL && !json_is_boolean(dry)) {
+		return juki_ctl_fail(err, "usage", "dry_run: true or false");
+	}
+	conf.tick = watchdog_tick;
+	rc = juki_purge_run(node->store, &conf, node->spec->purge, juki_node_now_ms(node),
+			    json_is_true(dry), &report);
+	if (report == NULL) {
+		log_warnx("purge: %s: %s", juki_strerror(rc), juki_store_errmsg(node->store));
+		return juki_ctl_fail(err, "internal", "%s: %s", juki_strerror(rc),
+				     juki_store_errmsg(node->store));
+	}
+	log_purge(report, rc);
+	if (rc != 0) {
+		json_decref(report);
+		if (rc == JUKI_EAGAIN) {
+			return juki_ctl_fail(err, "internal",
+					     "rows removed, but the WAL checkpoint did not "
+					     "complete (readers held it): run purge again");
+		}
+		return juki_ctl_fail(err, "internal",
+				     "rows removed, but rows are left or the WAL is not empty");
+	}
+	*result = report;
+	return 0;
+}
+
 static const struct juki_ctl_cmd common_cmds[] = {
     {"status", cmd_status, "identity, uptime, queues, channels, counters"},
     {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)"},
     {"outbox", cmd_outbox, "queued deliveries per destination and rejected messages"},
     {"reconcile", cmd_reconcile,
      "update counts compared with the receiver (args: date, check: ask again first)"},
+    {"backup", cmd_backup, "a consistent copy of the store and its manifest into dir (args: dir)"},
+    {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)"},
 };
 
 static int

@@ -3,7 +3,7 @@
  * its configuration keys, and the running parts built from them — TLS
  * identity, flow policy, store, alerts, the node port (inbound), delivery of
  * the outbox (outbound) and the control socket with the common commands
- * "status" and "alerts".
+ * "status", "alerts", "outbox", "backup" and "purge".
  *
  * A daemon embeds struct juki_node as the first member of its own state;
  * message handlers, control commands and the reject callback all receive
@@ -25,6 +25,7 @@
 #include "juki/inbound.h"
 #include "juki/outbound.h"
 #include "juki/policy.h"
+#include "juki/purge.h"
 #include "juki/store.h"
 #include "juki/tls.h"
 
@@ -70,6 +71,7 @@ struct juki_node_conf {
 	struct juki_node_limits limits;
 	struct juki_node_delivery delivery;
 	struct juki_node_honnin honnin;
+	struct juki_purge_conf purge; /* years, rejected_years, inbox_days from the file */
 	int64_t clock_offset;
 };
 
@@ -80,6 +82,7 @@ extern const struct juki_conf_key juki_node_honnin_keys[];
 
 /* juki_node_delivery_check() - the delivery section's own rule (deadline is HH:MM). */
 int juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen);
+extern const struct juki_conf_key juki_node_purge_keys[];
 extern const char *const juki_log_level_names[];
 
 /* juki_log_level_of() - the log level of a juki_log_level_names index. */
@@ -121,6 +124,8 @@ int juki_log_level_of(int index);
 	    JUKI_CONF_SECTIONKEY(                                                                  \
 		st, f.honnin, "honnin", juki_node_honnin_keys,                                     \
 		"Identity information: batches and update-count reconciliation."),                 \
+	    JUKI_CONF_SECTIONKEY(st, f.purge, "purge", juki_node_purge_keys,                       \
+				 "How long what the node keeps is kept (第6-7): juki-ctl purge."), \
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0, 0,              \
 		"Added to the system clock: for drills and tests of dated rules only.")
@@ -142,6 +147,11 @@ struct juki_node_spec {
 	 * NULL for a node that sends none.
 	 */
 	const char *(*honnin_dest)(struct juki_node *node);
+	/*
+	 * Purge rules for its own tables, run after libjuki's, ended by an
+	 * entry whose name is NULL (NULL: none).
+	 */
+	const struct juki_purge_rule *purge;
 };
 
 struct juki_node {
