@@ -169,10 +169,7 @@ csd_import_change_kind(const struct csd_import_change *c)
 	if (c->ends_record) {
 		return JUKI_CHANGE_REMOVAL;
 	}
-	if (c->change.old_code[0] != '\0') {
-		return JUKI_CHANGE_ENTRY;
-	}
-	return c->change.reason->kind;
+	return juki_change_kind_of(&c->change);
 }
 
 /* Errors. */
@@ -1190,7 +1187,8 @@ held_get(struct csd_import *imp, const char *code, struct held *h)
 	h->known = h->found = 1;
 	h->own = own > 0 ? own : 0;
 	if (strcmp(cur.lgcode, imp->self) == 0) {
-		h->resident = cur.reason != NULL && cur.reason->kind != JUKI_CHANGE_REMOVAL;
+		h->resident =
+		    cur.reason != NULL && juki_change_kind_of(&cur) != JUKI_CHANGE_REMOVAL;
 		if (cur.version > h->own) {
 			h->own = cur.version;
 		}
@@ -1369,6 +1367,9 @@ process_row(struct csd_import *imp, struct row *row)
 		memcpy(oc.change.person.code, oc.change.code, sizeof(oc.change.code));
 		oc.change.version = old_version;
 		oc.change.old_code[0] = '\0';
+		/* The ending record names its successor, which makes it a removal. */
+		memcpy(oc.change.new_code, nc.change.code, sizeof(oc.change.new_code));
+		oc.change.kind = JUKI_CHANGE_REMOVAL;
 		if ((rc = produce(imp, &oc)) != 0) {
 			return rc;
 		}
