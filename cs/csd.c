@@ -4,6 +4,21 @@
 
 #include "csd.h"
 #include "juki/error.h"
+#include "spool.h"
+
+static const struct juki_conf_key import_keys[] = {
+    JUKI_CONF_SCALAR(struct csd_import_conf, spool, "spool", JUKI_CONF_PATH, NULL,
+		     JUKI_CONF_RESTART, 0, 0,
+		     "Import spool: files from the resident record system are renamed into "
+		     "<spool>/incoming and filed in done/ or rejected/ (docs/import.md)."),
+    JUKI_CONF_SCALAR(struct csd_import_conf, scan_interval, "scan_interval", JUKI_CONF_DURATION,
+		     "2s", 0, 10, 3600000, "How often incoming/ is looked at when idle."),
+    JUKI_CONF_SCALAR(struct csd_import_conf, max_bytes, "max_bytes", JUKI_CONF_SIZE, "1GiB", 0, 1,
+		     (int64_t)1 << 40, "The largest import file accepted."),
+    JUKI_CONF_SCALAR(struct csd_import_conf, step_rows, "step_rows", JUKI_CONF_INT, "20000", 0, 1,
+		     10000000, "Rows validated at a time, between other work."),
+    JUKI_CONF_END,
+};
 
 const struct juki_conf_key csd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct csd_conf, node),
@@ -11,6 +26,8 @@ const struct juki_conf_key csd_conf_keys[] = {
 	struct csd_conf, prefecture, "prefecture", JUKI_CONF_IDENT, NULL, 0, 0, 0,
 	"The prefectural server that receives 転出確定通知 (default: urn:juki:pref:<first two "
 	"digits of our code>)."),
+    JUKI_CONF_SECTIONKEY(struct csd_conf, import, "import", import_keys,
+			 "Input from the resident record system (第6-6(1))."),
     JUKI_CONF_END,
 };
 
@@ -64,6 +81,13 @@ static const struct juki_migration csd_steps[] = {
 	" 'address', address))"
 	" FROM resident;"
 	"DROP TABLE resident;"},
+    /* Files applied from the import spool, so that none is applied twice. */
+    {3, "CREATE TABLE import_log ("
+	" sha256 TEXT PRIMARY KEY,"
+	" name TEXT NOT NULL,"
+	" imported_ms INTEGER NOT NULL,"
+	" receipt TEXT NOT NULL"
+	") WITHOUT ROWID;"},
 };
 
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
@@ -86,6 +110,10 @@ static const struct juki_ctl_cmd csd_cmds[] = {
     {"movein", csd_cmd_movein,
      "record move-ins and send 転入通知 (args: moves: [{person, from, date}...]); all or "
      "nothing"},
+    {"import.put", csd_cmd_import_put,
+     "upload a file into the import spool (args: name, offset, data: base64, last)"},
+    {"import.status", csd_cmd_import_status,
+     "an import job's state, progress and receipt or report (args: job; none: all recent)"},
     {"movein.list", csd_cmd_movein_list,
      "move-ins recorded here and the answer to each notice (args: status, limit)"},
     {NULL, NULL, NULL},
@@ -161,6 +189,11 @@ csd_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_t er
 		free(cs);
 		return rc;
 	}
+	if ((rc = csd_spool_new(cs, &cs->spool, err, errlen)) != 0) {
+		juki_node_stop(&cs->node);
+		free(cs);
+		return rc;
+	}
 	*nodep = cs;
 	return 0;
 }
@@ -189,6 +222,7 @@ csd_stop(struct juki_daemon *d, void *nodep)
 	struct csd *cs = nodep;
 
 	(void)d;
+	csd_spool_free(cs->spool);
 	juki_node_stop(&cs->node);
 	free(cs);
 }

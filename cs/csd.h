@@ -19,15 +19,26 @@
 #include "juki/msg.h"
 #include "juki/node.h"
 
+struct csd_import_conf {
+	char *spool;           /* directory of incoming/, done/, rejected/ (NULL: no spool) */
+	int64_t scan_interval; /* ms between looks at incoming/ */
+	int64_t max_bytes;     /* largest file accepted */
+	int64_t step_rows;     /* rows validated between other work */
+};
+
 struct csd_conf {
 	struct juki_node_conf node;
 	char *prefecture; /* the prefectural server's identity; default from our code */
+	struct csd_import_conf import;
 };
+
+struct csd_spool;
 
 struct csd {
 	struct juki_node node; /* first: handlers and commands receive it as ctx */
 	const struct csd_conf *conf;
 	struct juki_ident pref;
+	struct csd_spool *spool;
 };
 
 extern const struct juki_conf_key csd_conf_keys[];

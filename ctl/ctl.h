@@ -62,6 +62,7 @@ extern const struct ctl_cmd ctl_resident_cmds[];
 extern const struct ctl_cmd ctl_movein_cmds[];
 extern const struct ctl_cmd ctl_pref_cmds[];
 extern const struct ctl_cmd ctl_honnin_cmds[];
+extern const struct ctl_cmd ctl_import_cmds[];
 extern const struct ctl_cmd ctl_maint_cmds[];
 
 int ctl_main(int argc, char **argv);

@@ -115,6 +115,7 @@ class Daemon:
         self.socket = os.path.join(net.dir, fname(name) + ".sock")
         self.store = os.path.join(net.dir, fname(name) + ".db")
         self.log = os.path.join(net.dir, fname(name) + ".log")
+        self.spool = os.path.join(net.dir, fname(name) + ".spool")
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
@@ -150,6 +151,10 @@ class Daemon:
             lines.append("store: %s" % self.store)
             lines.append("delivery:")
             lines += ["  %s: %s" % kv for kv in self.delivery.items()]
+        if self.kind == "cs":
+            lines.append("import:")
+            lines.append("  spool: %s" % self.spool)
+            lines.append("  scan_interval: 50ms")
         if self.limits:
             lines.append("limits:")
             lines += ["  %s: %s" % kv for kv in self.limits.items()]

@@ -88,3 +88,33 @@ class Synth:
         p["address"] = self.address(new_lgcode)
         p["lgcode"] = new_lgcode
         return {"person": p, "from": person["lgcode"], "date": date}
+
+
+IMPORT_COLUMNS = ["code", "reason", "reason_date", "name", "kana", "birth", "sex", "address"]
+
+
+def import_csv(rows):
+    """rows of dicts (IMPORT_COLUMNS, plus version/old_code) as a CSV import file."""
+    import csv as _csv
+    import io
+    cols = list(IMPORT_COLUMNS)
+    for extra in ("version", "old_code"):
+        if any(extra in r for r in rows):
+            cols.append(extra)
+    out = io.StringIO()
+    w = _csv.writer(out, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([r.get(c, "") for c in cols])
+    return out.getvalue()
+
+
+def change_row(person, reason, date=None, **extra):
+    """An import row for person: a change of reason dated date (today in Japan)."""
+    if date is None:
+        date = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 9 * 3600))
+    row = {"code": person["code"], "reason": reason, "reason_date": date,
+           "name": person["name"], "birth": person["birth"], "sex": person["sex"],
+           "address": person["address"]}
+    row.update(extra)
+    return row

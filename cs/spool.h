@@ -1,0 +1,36 @@
+/*
+ * juki-csd — the import spool: files from the resident record system
+ * (住民記録システム) applied to the register (docs/import.md).
+ *
+ *   <spool>/incoming/   files to import: write elsewhere (or to a name
+ *                       starting with '.') and rename in when complete
+ *   <spool>/done/       imported files, each with <name>.receipt.json
+ *   <spool>/rejected/   refused files, each with <name>.report.json
+ *
+ * One file at a time, in name order.  A job validates its file a step at a
+ * time between other work (progress in "import.status"), then applies it
+ * in one transaction with a record of its SHA-256, so a file that was
+ * applied is never applied twice even if the daemon stops between the
+ * commit and the move to done/.  `juki-ctl import FILE` uploads into the
+ * spool over the control socket and follows the job.
+ */
+#ifndef JUKI_CS_SPOOL_H
+#define JUKI_CS_SPOOL_H
+
+#include <jansson.h>
+
+#include "juki/control.h"
+
+struct csd;
+struct csd_spool;
+
+/* csd_spool_new() - watch the configured spool (creating its directories, 0700). */
+int csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errlen);
+void csd_spool_free(struct csd_spool *spool);
+
+/* Control commands. */
+int csd_cmd_import_put(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
+int csd_cmd_import_status(void *ctx, const json_t *args, json_t **result,
+			  struct juki_ctl_error *err);
+
+#endif
