@@ -4,6 +4,7 @@
 
 #include "csd.h"
 #include "juki/error.h"
+#include "juki/purge.h"
 #include "spool.h"
 
 static const struct juki_conf_key import_keys[] = {
@@ -98,6 +99,27 @@ static const struct juki_schema csd_schemas[2] = {
     {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])},
 };
 
+/* The case tables hold 住民票コード: kept as long as the identity information itself. */
+static const char movein_count[] = "SELECT count(*) FROM movein WHERE updated_ms < ?1";
+static const char movein_delete[] =
+    "DELETE FROM movein WHERE notice_id IN"
+    " (SELECT notice_id FROM movein WHERE updated_ms < ?1 LIMIT ?2)";
+static const char moveout_count[] = "SELECT count(*) FROM moveout WHERE received_ms < ?1";
+static const char moveout_delete[] =
+    "DELETE FROM moveout WHERE tennyu_id IN"
+    " (SELECT tennyu_id FROM moveout WHERE received_ms < ?1 LIMIT ?2)";
+static const char import_count[] = "SELECT count(*) FROM import_log WHERE imported_ms < ?1";
+static const char import_delete[] =
+    "DELETE FROM import_log WHERE sha256 IN"
+    " (SELECT sha256 FROM import_log WHERE imported_ms < ?1 LIMIT ?2)";
+
+static const struct juki_purge_rule csd_purge_rules[] = {
+    {"csd_moveins", "movein", movein_count, movein_delete, JUKI_PURGE_YEARS},
+    {"csd_moveouts", "moveout", moveout_count, moveout_delete, JUKI_PURGE_YEARS},
+    {"csd_import_log", "import_log", import_count, import_delete, JUKI_PURGE_YEARS},
+    {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
+};
+
 static const struct juki_handler csd_handlers[] = {
     {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0},
     {NULL, JUKI_SVC_NONE, NULL, 0},
@@ -135,6 +157,7 @@ static const struct juki_node_spec csd_spec = {
     .on_ack = csd_on_ack,
     .status = csd_status,
     .honnin_dest = csd_honnin_dest,
+    .purge = csd_purge_rules,
 };
 
 /* The prefectural server: configured, or the one of our prefecture. */

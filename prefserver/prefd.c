@@ -4,6 +4,7 @@
 
 #include "juki/error.h"
 #include "juki/honnin.h"
+#include "juki/purge.h"
 #include "juki/person.h"
 #include "prefd.h"
 
@@ -256,6 +257,17 @@ prefd_status(struct juki_node *node)
 			 count_of(node->store, sql_c), "history", count_of(node->store, sql_h));
 }
 
+static const char kakutei_count[] = "SELECT count(*) FROM tenshutsu_kakutei WHERE received_ms < ?1";
+static const char kakutei_delete[] =
+    "DELETE FROM tenshutsu_kakutei WHERE notice_id IN"
+    " (SELECT notice_id FROM tenshutsu_kakutei WHERE received_ms < ?1 LIMIT ?2)";
+
+/* 転出確定通知 hold 住民票コード: kept as long as the identity information itself. */
+static const struct juki_purge_rule prefd_purge_rules[] = {
+    {"prefd_kakutei", "tenshutsu_kakutei", kakutei_count, kakutei_delete, JUKI_PURGE_YEARS},
+    {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
+};
+
 static const struct juki_handler prefd_handlers[] = {
     {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0},
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0},
@@ -286,6 +298,7 @@ static const struct juki_node_spec prefd_spec = {
     .cmds = prefd_cmds,
     .status = prefd_status,
     .honnin_dest = prefd_honnin_dest,
+    .purge = prefd_purge_rules,
 };
 
 static int

@@ -32,10 +32,15 @@ static const char removed_count[] =
 static const char removed_delete[] =
     "DELETE FROM honnin WHERE code IN"
     " (SELECT code FROM honnin WHERE kind = 1 AND recorded_ms < ?1 LIMIT ?2)";
-static const char history_count[] = "SELECT count(*) FROM honnin_history WHERE superseded_ms < ?1";
+/* Not the removed persons' history: the first rule takes it, and a dry run must not count it twice.
+ */
+static const char history_count[] =
+    "SELECT count(*) FROM honnin_history WHERE superseded_ms < ?1"
+    " AND code NOT IN (SELECT code FROM honnin WHERE kind = 1 AND recorded_ms < ?1)";
 static const char history_delete[] =
     "DELETE FROM honnin_history WHERE id IN"
-    " (SELECT id FROM honnin_history WHERE superseded_ms < ?1 LIMIT ?2)";
+    " (SELECT id FROM honnin_history WHERE superseded_ms < ?1"
+    " AND code NOT IN (SELECT code FROM honnin WHERE kind = 1 AND recorded_ms < ?1) LIMIT ?2)";
 static const char rejected_count[] = "SELECT count(*) FROM outbox_rejected WHERE rejected_ms < ?1";
 static const char rejected_delete[] =
     "DELETE FROM outbox_rejected WHERE seq IN"

@@ -1,0 +1,145 @@
+"""Retention (第6-7) and recovery (第4-9(2)) with real daemons: the five-year purge
+removes exactly what the rule says and leaves no bytes behind; a prefectural
+server restored from an older backup catches up by itself."""
+
+import glob
+import json
+import os
+import signal
+import time
+
+from jukitest import Network, run_cases, run_ctl, wait_until
+from jukitest.synth import Synth, import_csv, change_row
+
+GW, A, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
+NET = [GW, A, PREF, JLIS]
+DAY_MS = 86400_000
+
+
+def write(net, name, text):
+    path = os.path.join(net.dir, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def current(net, node):
+    return net[node].status()["records"]["current"]
+
+
+def store_bytes(d):
+    """Everything the node's database holds on disk: the file, its WAL, any journal."""
+    data = b""
+    for path in glob.glob(d.store + "*"):
+        if path.endswith((".db", "-wal", "-journal")):
+            with open(path, "rb") as f:
+                data += f.read()
+    return data
+
+
+def set_clock(net, node, offset_ms):
+    d = net[node]
+    d.extra["clock_offset"] = "%dms" % offset_ms
+    d.write_config()
+    before = d.log_text().count(": reloaded")
+    d.signal(signal.SIGHUP)
+    wait_until("%s reloaded" % node, lambda: d.log_text().count(": reloaded") > before)
+
+
+def years_on(years, days):
+    """An offset that puts today's date `years` years and `days` days later."""
+    t = time.gmtime(time.time() + 9 * 3600)
+    later = time.struct_time((t.tm_year + years,) + tuple(t)[1:])
+    return int((time.mktime(later) - time.mktime(t)) * 1000) + days * DAY_MS
+
+
+def case_five_year_purge():
+    s = Synth(seed=51)
+    with Network(NET) as net:
+        people = [s.person("131016") for _ in range(30)]
+        gone, moved = people[0], people[1]
+        gone["name"] = "消去 太郎"
+        old_address = moved["address"]
+        net[A].ctl("import", write(net, "d1.csv", import_csv(
+            [change_row(p, "職権記載") for p in people])))
+        # One person dies (a removal); another moves within the town (a correction).
+        moved2 = dict(moved, address=s.address("131016"))
+        net[A].ctl("import", write(net, "d2.csv", import_csv(
+            [change_row(gone, "死亡"), change_row(moved2, "転居")])))
+        wait_until("jlis has every record", lambda: len(net[JLIS].ctl(
+            "person", "show", moved["code"])["records"]) == 2)
+        for node in (A, PREF, JLIS):
+            assert gone["name"].encode() in store_bytes(net[node])
+            assert old_address.encode() in store_bytes(net[node])
+
+        # A day short of five years: nothing is due anywhere.
+        for node in (A, PREF, JLIS):
+            set_clock(net, node, years_on(5, -1))
+            report = net[node].ctl("purge", "--dry-run")
+            # (Only the inbox, ids of old messages, has a horizon of days, not years.)
+            due = [r for r in report["rules"] if r["period"] == "years" and r["due"] > 0]
+            assert due == [], (node, report)
+
+        # Five years on: the removed person and the superseded record, nothing else.
+        for node in (A, PREF, JLIS):
+            set_clock(net, node, years_on(5, 1))
+            dry = net[node].ctl("purge", "--dry-run")
+            due = {r["name"]: r["due"] for r in dry["rules"] if r["period"] == "years"}
+            # The dead person (current removal, and the entry record it superseded) and
+            # the mover's superseded address; at the CS also the two files' import log.
+            want = {"honnin_removed": 1, "honnin_removed_history": 1, "honnin_history": 1}
+            assert {k: v for k, v in due.items() if k in want} == want, (node, due)
+            assert all(v == 0 for k, v in due.items()
+                       if k not in want and k != "csd_import_log"), (node, due)
+            report = net[node].ctl("purge")
+            assert report["removed"] == dry["due"], (node, report)
+            assert {r["name"]: r["removed"] for r in report["rules"]} == \
+                {r["name"]: r["due"] for r in dry["rules"]}, (node, report)
+            again = net[node].ctl("purge")
+            assert again["removed"] == 0, (node, again)
+            data = store_bytes(net[node])
+            assert gone["name"].encode() not in data, node
+            assert old_address.encode() not in data, node
+            # What is kept is still there, bytes and records.
+            assert people[5]["name"].encode() in data, node
+            assert moved2["address"].encode() in data, node
+        assert net[A].status()["residents"] == {"resident": 29}
+        assert current(net, PREF) == 29 and current(net, JLIS) == 29
+        rec = net[JLIS].ctl("person", "show", moved["code"])["records"]
+        assert len(rec) == 1 and rec[0]["person"]["address"] == moved2["address"], rec
+
+
+def case_restored_pref_catches_up():
+    s = Synth(seed=52)
+    with Network(NET) as net:
+        first = [s.person("131016") for _ in range(300)]
+        net[A].ctl("import", write(net, "d1.csv", import_csv(
+            [change_row(p, "職権記載") for p in first])))
+        wait_until("300 at pref", lambda: current(net, PREF) == 300)
+        backup = os.path.join(net.dir, "pref-backup")
+        manifest = net[PREF].ctl("backup", backup)
+        assert manifest["node"] == "urn:juki:pref:13", manifest
+        run_ctl("backup", "verify", backup)
+        second = [s.person("131016") for _ in range(200)]
+        net[A].ctl("import", write(net, "d2.csv", import_csv(
+            [change_row(p, "出生") for p in second])))
+        wait_until("500 at jlis", lambda: current(net, JLIS) == 500)
+
+        # The prefecture loses its disk and comes back from the older backup.
+        net[PREF].stop()
+        run_ctl("restore", "--store", net[PREF].store, backup)
+        net[PREF].start()
+        assert current(net, PREF) == 300
+        # The municipality's update counts find the difference and send the day again.
+        day = net[A].ctl("reconcile")["days"][0]
+        assert (day["status"], day["sent"], day["received"]) == ("ok", 500, 500), day
+        assert day["resent"] >= 1
+        assert current(net, PREF) == 500
+        # And the prefecture, whose counts came back with the backup, agrees with jlis.
+        day = net[PREF].ctl("reconcile")["days"][0]
+        assert (day["status"], day["sent"], day["received"]) == ("ok", 500, 500), day
+        assert current(net, JLIS) == 500
+
+
+if __name__ == "__main__":
+    run_cases([case_five_year_purge, case_restored_pref_catches_up])
