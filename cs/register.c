@@ -30,6 +30,8 @@ int
 csd_op_record(struct csd_op *op, struct juki_change *c)
 {
 	enum juki_apply_outcome outcome;
+	json_t *json;
+	char *text;
 	int rc;
 
 	if (strcmp(c->lgcode, op->cs->node.self.id) != 0) {
@@ -37,16 +39,27 @@ csd_op_record(struct csd_op *op, struct juki_change *c)
 	}
 	c->recorded_ms = op->now;
 	c->kind = juki_change_kind_of(c);
-	if ((rc = juki_honnin_apply(op->cs->node.store, c, NULL, op->now, NULL, &outcome)) != 0) {
+	/* One JSON form of the record: the one kept here and the one sent on. */
+	json = juki_change_to_json(c);
+	text = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
+	rc = text == NULL ? JUKI_ENOMEM
+			  : juki_honnin_apply_text(op->cs->node.store, c, text, strlen(text), NULL,
+						   op->now, NULL, &outcome);
+	free(text);
+	if (rc != 0) {
+		json_decref(json);
 		return rc;
 	}
 	/* A change recorded here is always newer than what was held: versions only grow. */
 	if (outcome != JUKI_APPLIED_CURRENT) {
 		log_error("csd: change %s v%lld not current after recording", c->reason->name,
 			  (long long)c->version);
+		json_decref(json);
 		return JUKI_EINVAL;
 	}
-	if ((rc = juki_batcher_add(op->batch, c)) != 0 ||
+	rc = juki_batcher_add_json(op->batch, json);
+	json_decref(json);
+	if (rc != 0 ||
 	    (rc = juki_counter_add(op->counter, JUKI_COUNT_SENT, op->cs->pref.urn, c)) != 0) {
 		return rc;
 	}

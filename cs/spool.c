@@ -444,8 +444,15 @@ run(evutil_socket_t fd, short what, void *arg)
 		arm(sp, sp->cs->conf->import.scan_interval);
 		return;
 	}
-	rc = csd_import_validate(sp->active->imp, (size_t)sp->cs->conf->import.step_rows, lookup,
-				 sp->cs);
+	/*
+	 * One transaction around a step's lookups: without it each of them is a
+	 * read transaction of its own, with its locks taken and released.
+	 */
+	if ((rc = juki_store_begin(sp->cs->node.store)) == 0) {
+		rc = csd_import_validate(sp->active->imp, (size_t)sp->cs->conf->import.step_rows,
+					 lookup, sp->cs);
+		juki_store_rollback(sp->cs->node.store);
+	}
 	if (rc < 0) {
 		reject(sp, juki_strerror(rc));
 	} else if (rc == 1 && !csd_import_accepted(sp->active->imp)) {

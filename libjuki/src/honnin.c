@@ -677,22 +677,18 @@ history_put_held(struct juki_store *store, const char *code, const struct held *
 	return step_done(st);
 }
 
-/* c as a held row (its serialised form in rec). */
+/* c as a held row, its serialised form text (len bytes) copied into rec. */
 static int
-held_of(const struct juki_change *c, const char *sender, int64_t now_ms, struct held *h)
+held_of(const struct juki_change *c, const char *text, size_t len, const char *sender,
+	int64_t now_ms, struct held *h)
 {
-	json_t *obj = juki_change_to_json(c);
-	char *text;
-
 	memset(h, 0, sizeof(*h));
-	if (obj == NULL) {
+	h->rec = malloc(len + 1);
+	if (h->rec == NULL) {
 		return JUKI_ENOMEM;
 	}
-	text = json_dumps(obj, JSON_COMPACT);
-	json_decref(obj);
-	if (text == NULL) {
-		return JUKI_ENOMEM;
-	}
+	memcpy(h->rec, text, len);
+	((char *)h->rec)[len] = '\0';
 	h->found = 1;
 	snprintf(h->lgcode, sizeof(h->lgcode), "%s", c->lgcode);
 	h->version = c->version;
@@ -702,8 +698,7 @@ held_of(const struct juki_change *c, const char *sender, int64_t now_ms, struct 
 	h->recorded_ms = c->recorded_ms;
 	h->received_ms = now_ms;
 	snprintf(h->sender, sizeof(h->sender), "%s", sender ? sender : "");
-	h->rec = text;
-	h->rec_len = (int)strlen(text);
+	h->rec_len = (int)len;
 	return 0;
 }
 
@@ -739,6 +734,22 @@ int
 juki_honnin_apply(struct juki_store *store, const struct juki_change *c, const char *sender,
 		  int64_t now_ms, struct juki_counter *counter, enum juki_apply_outcome *outcome)
 {
+	json_t *obj = juki_change_to_json(c);
+	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+	int rc = text == NULL ? JUKI_ENOMEM
+			      : juki_honnin_apply_text(store, c, text, strlen(text), sender, now_ms,
+						       counter, outcome);
+
+	json_decref(obj);
+	free(text);
+	return rc;
+}
+
+int
+juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c, const char *rec,
+		       size_t len, const char *sender, int64_t now_ms, struct juki_counter *counter,
+		       enum juki_apply_outcome *outcome)
+{
 	struct held cur, in;
 	int rc, dup = 0;
 
@@ -757,7 +768,7 @@ juki_honnin_apply(struct juki_store *store, const struct juki_change *c, const c
 		*outcome = JUKI_APPLIED_DUPLICATE;
 		goto out;
 	}
-	if ((rc = held_of(c, sender, now_ms, &in)) != 0) {
+	if ((rc = held_of(c, rec, len, sender, now_ms, &in)) != 0) {
 		goto out;
 	}
 	if (cur.found) {
@@ -1014,6 +1025,7 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 		struct juki_field_error fe;
 		struct juki_change c;
 		enum juki_apply_outcome outcome;
+		char *text;
 
 		if (juki_change_from_json(record, &c, &fe) != 0) {
 			rc = juki_reject_set(rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
@@ -1026,8 +1038,13 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 			    "records[%zu].lgcode: not a record the sender may send", i);
 			break;
 		}
-		if ((rc = juki_honnin_apply(store, &c, msg->from, now_ms, counter, &outcome)) !=
-		    0) {
+		/* Kept as it came: one serialisation, the sender's. */
+		text = json_dumps(record, JSON_COMPACT);
+		rc = text == NULL ? JUKI_ENOMEM
+				  : juki_honnin_apply_text(store, &c, text, strlen(text), msg->from,
+							   now_ms, counter, &outcome);
+		free(text);
+		if (rc != 0) {
 			break;
 		}
 		if (forward != NULL && outcome != JUKI_APPLIED_DUPLICATE &&

@@ -134,6 +134,14 @@ int juki_honnin_apply(struct juki_store *store, const struct juki_change *c, con
 		      enum juki_apply_outcome *outcome);
 
 /*
+ * juki_honnin_apply_text() - the same, with the record already serialised
+ * (rec, len: c as JSON, e.g. as it arrived), so it is not made again.
+ */
+int juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c, const char *rec,
+			   size_t len, const char *sender, int64_t now_ms,
+			   struct juki_counter *counter, enum juki_apply_outcome *outcome);
+
+/*
  * juki_honnin_current() - the current record of code.  Returns 0, or
  * JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_EFORMAT (a stored record that no longer
  * parses).
