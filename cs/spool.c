@@ -206,8 +206,10 @@ lookup(void *ctx, const char *code, struct juki_change *current, int64_t *own_ve
 	if (rc != 0) {
 		return rc;
 	}
+	/* Versions only grow: when the current record is ours, it holds our highest. */
 	if (strcmp(current->lgcode, cs->node.self.id) == 0) {
 		*own_version = current->version;
+		return 0;
 	}
 	if ((st = juki_store_prepare(cs->node.store, sql)) == NULL) {
 		return JUKI_ESTORE;

@@ -702,6 +702,38 @@ held_of(const struct juki_change *c, const char *text, size_t len, const char *s
 	return 0;
 }
 
+/* Insert h as the current record of a code held nowhere yet; *fresh 0 when it was held. */
+static int
+current_insert(struct juki_store *store, const char *code, const struct held *h, int *fresh)
+{
+	static const char sql[] =
+	    "INSERT INTO honnin (code, lgcode, version, reason, kind, reason_date, recorded_ms,"
+	    " received_ms, sender, rec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+	    " ON CONFLICT (code) DO NOTHING";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, h->lgcode, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, h->version);
+	sqlite3_bind_text(st, 4, h->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, h->kind);
+	sqlite3_bind_text(st, 6, h->reason_date, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, h->recorded_ms);
+	sqlite3_bind_int64(st, 8, h->received_ms);
+	if (h->sender[0] != '\0') {
+		sqlite3_bind_text(st, 9, h->sender, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_blob(st, 10, h->rec, h->rec_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*fresh = rc == SQLITE_DONE && sqlite3_changes(sqlite3_db_handle(st)) == 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
 static int
 current_put(struct juki_store *store, const char *code, const struct held *h)
 {
@@ -751,9 +783,21 @@ juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c, co
 		       enum juki_apply_outcome *outcome)
 {
 	struct held cur, in;
-	int rc, dup = 0;
+	int rc, dup = 0, fresh;
 
 	memset(&in, 0, sizeof(in));
+	memset(&cur, 0, sizeof(cur));
+	if ((rc = held_of(c, rec, len, sender, now_ms, &in)) != 0) {
+		goto out;
+	}
+	/* Most records are of someone new here: try that first, one index probe. */
+	if ((rc = current_insert(store, c->code, &in, &fresh)) != 0) {
+		goto out;
+	}
+	if (fresh) {
+		*outcome = JUKI_APPLIED_CURRENT;
+		goto counted;
+	}
 	if ((rc = held_get(store, c->code, &cur)) != 0) {
 		goto out;
 	}
@@ -766,9 +810,6 @@ juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c, co
 	}
 	if (dup) {
 		*outcome = JUKI_APPLIED_DUPLICATE;
-		goto out;
-	}
-	if ((rc = held_of(c, rec, len, sender, now_ms, &in)) != 0) {
 		goto out;
 	}
 	if (cur.found) {

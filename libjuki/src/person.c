@@ -24,6 +24,44 @@ field_fail(struct juki_field_error *fe, const char *field, int rc, const char *f
 	return rc;
 }
 
+/*
+ * Code points that are in NFC whatever surrounds them: NFC_Quick_Check Yes,
+ * canonical combining class 0, and never the second half of a composition.
+ * Names and addresses are almost all made of these (kana, ideographs,
+ * ASCII, full-width forms), so normalising them to compare would find
+ * nothing; anything else takes the full check.
+ */
+static int
+stable_in_nfc(ucs4_t c)
+{
+	return (c >= 0x20 && c <= 0x7e) ||       /* ASCII */
+	       (c >= 0x3000 && c <= 0x3029) ||   /* CJK symbols (not the tone marks 302A-302F) */
+	       (c >= 0x3030 && c <= 0x3098) ||   /* more symbols, hiragana */
+	       (c >= 0x309b && c <= 0x30ff) ||   /* spacing sound marks, katakana (not 3099-309A) */
+	       (c >= 0x3400 && c <= 0x4dbf) ||   /* CJK ideographs, extension A */
+	       (c >= 0x4e00 && c <= 0x9fff) ||   /* CJK unified ideographs */
+	       (c >= 0xff01 && c <= 0xff9f) ||   /* full-width and half-width forms */
+	       (c >= 0x20000 && c <= 0x2a6df) || /* CJK ideographs, extension B */
+	       (c >= 0x2a700 && c <= 0x2ebef);   /* CJK ideographs, extensions C-F */
+}
+
+static int
+all_stable(const uint8_t *s, size_t n)
+{
+	const uint8_t *end = s + n;
+	ucs4_t c;
+
+	while (s < end) {
+		int k = u8_mbtouc(&c, s, (size_t)(end - s));
+
+		if (k <= 0 || !stable_in_nfc(c)) {
+			return 0;
+		}
+		s += k;
+	}
+	return 1;
+}
+
 int
 juki_text_valid(const char *text, size_t max, char *detail, size_t len)
 {
@@ -51,6 +89,9 @@ juki_text_valid(const char *text, size_t max, char *detail, size_t len)
 			snprintf(detail, len, "contains a control character");
 			return JUKI_EFORMAT;
 		}
+	}
+	if (all_stable(s, n)) {
+		return 0;
 	}
 	nfc = u8_normalize(UNINORM_NFC, s, n, NULL, &nfc_len);
 	if (nfc == NULL) {

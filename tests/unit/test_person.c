@@ -535,15 +535,44 @@ test_text_valid(void **state)
 	assert_int_equal(detail[4], 'Z');
 }
 
+/*
+ * The quick path of NFC (code points stable in NFC whatever surrounds them)
+ * and the full check agree: what the quick path lets through is in NFC, and
+ * what it does not know goes through normalisation.
+ */
+static void
+test_nfc_quick_path(void **state)
+{
+	char d[96];
+
+	(void)state;
+	/* Kana, ideographs (also outside the BMP), full-width forms: accepted at once. */
+	assert_int_equal(juki_text_valid("山田 花子", 64, d, sizeof(d)), 0);
+	assert_int_equal(juki_text_valid("\xf0\xa0\xae\xb7田 太郎", 64, d, sizeof(d)), 0);
+	assert_int_equal(juki_text_valid("髙橋 がくと ガクト ｶﾞｸﾄ", 64, d, sizeof(d)), 0);
+	assert_int_equal(juki_text_valid("東京都千代田区１丁目２番", 64, d, sizeof(d)), 0);
+	/* A combining sound mark after kana: not stable, and not NFC. */
+	assert_int_equal(juki_text_valid("か\xe3\x82\x99", 64, d, sizeof(d)), JUKI_EFORMAT);
+	/* A compatibility ideograph (U+F900) decomposes: not NFC. */
+	assert_int_equal(juki_text_valid("\xef\xa4\x80", 64, d, sizeof(d)), JUKI_EFORMAT);
+	/* Latin with a precomposed accent: outside the quick path, and NFC. */
+	assert_int_equal(juki_text_valid("Jos\xc3\xa9", 64, d, sizeof(d)), 0);
+	/* The same written with a combining accent: not NFC. */
+	assert_int_equal(juki_text_valid("Jose\xcc\x81", 64, d, sizeof(d)), JUKI_EFORMAT);
+	/* A CJK tone mark (U+302A, combining class 218) after an ideograph. */
+	assert_int_equal(juki_text_valid("\xe5\xb1\xb1\xe3\x80\xaa", 64, d, sizeof(d)), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_good),       cmocka_unit_test(test_names_as_written),
-	    cmocka_unit_test(test_full_rules), cmocka_unit_test(test_nfc),
-	    cmocka_unit_test(test_lengths),    cmocka_unit_test(test_not_an_object),
-	    cmocka_unit_test(test_partial),    cmocka_unit_test(test_json_code),
-	    cmocka_unit_test(test_json_date),  cmocka_unit_test(test_text_valid),
+	    cmocka_unit_test(test_good),           cmocka_unit_test(test_names_as_written),
+	    cmocka_unit_test(test_full_rules),     cmocka_unit_test(test_nfc),
+	    cmocka_unit_test(test_nfc_quick_path), cmocka_unit_test(test_lengths),
+	    cmocka_unit_test(test_not_an_object),  cmocka_unit_test(test_partial),
+	    cmocka_unit_test(test_json_code),      cmocka_unit_test(test_json_date),
+	    cmocka_unit_test(test_text_valid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
