@@ -175,6 +175,7 @@ attempt_failed(struct link *l, const char *why, int try_next)
 
 static void link_readable(struct juki_chan *chan, void *arg);
 static void link_closed(struct juki_chan *chan, int rc, const char *why, void *arg);
+static void link_drained(struct juki_chan *chan, void *arg);
 
 static void
 inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls_failure f,
@@ -182,9 +183,10 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 {
 	struct link *l = arg;
 	struct juki_outbound *ob = l->ob;
-	static const struct juki_chan_cbs cbs = {
+		static const struct juki_chan_cbs cbs = {
 	    .readable = link_readable,
 	    .closed = link_closed,
+	    .drained = link_drained,
 	};
 
 	if (bev == NULL) {
@@ -355,9 +357,16 @@ pump(struct link *l)
 	struct juki_outbound *ob = l->ob;
 	size_t window = ob->conf.window ? ob->conf.window : 1;
 
-	while (l->state == LINK_UP && l->nin < window && !l->failback_due) {
+		/*
+	 * Messages in flight are bounded in number (window) and, so that big
+	 * batches do not pile up in memory, in bytes not yet written: a few
+	 * frames' worth.  The rest follows when the channel has drained.
+	 */
+	while (l->state == LINK_UP && l->nin < window && !l->failback_due &&
+	       juki_chan_pending(l->chan) < 2 * ob->conf.frame_max) {
 		struct juki_outbox_entry *e = NULL;
-		size_t n = 0, want = window - l->nin;
+		size_t n = 0, want = 1;
+
 
 		if (juki_outbox_next(ob->store, l->dest.urn, l->service, l->last_sent_seq, want, &e,
 				     &n) != 0) {
@@ -514,6 +523,13 @@ link_readable(struct juki_chan *chan, void *arg)
 		return;
 	}
 	pump(l);
+}
+
+static void
+link_drained(struct juki_chan *chan, void *arg)
+{
+	(void)chan;
+	pump(arg);
 }
 
 static void
