@@ -11,7 +11,7 @@
 #include "juki/msg.h"
 #include "juki/person.h"
 
-static int
+static int __attribute__((format(printf, 4, 5)))
 field_fail(struct juki_field_error *fe, const char *field, int rc, const char *fmt, ...)
 {
 	va_list ap;
