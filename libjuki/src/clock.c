@@ -31,8 +31,9 @@ juki_clock_mono_ms(void)
 static int
 format_tm(int64_t ms, char *buf, size_t len, int with_time)
 {
-	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	int frac = (int)(ms - (int64_t)secs * 1000);
+	/* Floor division that never forms ms - 999 or secs * 1000: both overflow at the ends. */
+	time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
+	int frac = (int)(ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000);
 	struct tm tm;
 	int n;
 
@@ -58,6 +59,9 @@ juki_clock_format(int64_t ms, char *buf, size_t len)
 int
 juki_clock_date(int64_t ms, char *buf, size_t len)
 {
+	if (ms > INT64_MAX - JST_OFFSET_MS) {
+		return JUKI_ERANGE;
+	}
 	return format_tm(ms + JST_OFFSET_MS, buf, len, 0);
 }
 

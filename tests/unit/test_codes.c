@@ -117,6 +117,14 @@ test_dates(void **state)
 	assert_int_equal(juki_clock_parse("2026-11-25T15:00:00Z", &ms), 0);
 	assert_int_equal(juki_clock_date(ms, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "2026-11-26");
+	/* Before 1970 the millisecond still counts forward within its second. */
+	assert_int_equal(juki_clock_format(-1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+	/* The ends of int64: refused or written, never overflowed (UBSan watches). */
+	assert_int_equal(juki_clock_date(INT64_MAX, buf, sizeof(buf)), JUKI_ERANGE);
+	assert_int_equal(juki_clock_date(INT64_MAX - 9 * 3600 * 1000, buf, sizeof(buf)), 0);
+	assert_true(juki_clock_format(INT64_MIN, buf, sizeof(buf)) <= 0);
+	assert_true(juki_clock_format(INT64_MAX, buf, sizeof(buf)) <= 0);
 }
 
 static void
