@@ -145,8 +145,12 @@ juki_clock_parse(const char *text, int64_t *ms)
 	digits(text, 4, &y);
 	digits(text + 5, 2, &m);
 	digits(text + 8, 2, &d);
+	/*
+	 * No leap second: Unix time has none, so :60 would be a second spelling
+	 * of the next second, and on 9999-12-31 a time format cannot write back.
+	 */
 	if (digits(text + 11, 2, &hh) || digits(text + 14, 2, &mi) || digits(text + 17, 2, &ss) ||
-	    hh > 23 || mi > 59 || ss > 60) {
+	    hh > 23 || mi > 59 || ss > 59) {
 		return JUKI_EFORMAT;
 	}
 	p = text + 19;

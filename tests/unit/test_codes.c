@@ -113,6 +113,12 @@ test_dates(void **state)
 	assert_int_equal(ms, 0);
 	assert_int_equal(juki_clock_parse("2026-11-25 01:02:03Z", &ms), JUKI_EFORMAT);
 	assert_int_equal(juki_clock_parse("2026-11-25T01:02:03+09:00", &ms), JUKI_EFORMAT);
+	/* A leap second would be a second spelling of the next second. */
+	assert_int_equal(juki_clock_parse("2024-02-29T12:00:60.5Z", &ms), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_parse("9999-12-31T23:59:60Z", &ms), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_parse("9999-12-31T23:59:59.999Z", &ms), 0);
+	assert_int_equal(juki_clock_format(ms, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "9999-12-31T23:59:59.999Z");
 	/* 2026-11-25T15:00:00Z is already the 26th in Japan */
 	assert_int_equal(juki_clock_parse("2026-11-25T15:00:00Z", &ms), 0);
 	assert_int_equal(juki_clock_date(ms, buf, sizeof(buf)), 0);
