@@ -76,7 +76,9 @@ juki_json_code(const json_t *obj, const char *key, int lgcode, char *out, size_t
 	}
 	rc = lgcode ? juki_lgcode_check(v) : juki_jumin_code_check(v);
 	if (rc == JUKI_EFORMAT) {
-		return field_fail(fe, key, rc, "must be %d digits", lgcode ? 6 : 11);
+		return field_fail(fe, key, rc, "%s",
+				  lgcode ? "must be 6 digits, the first two a prefecture (01..47)"
+					 : "must be 11 digits");
 	}
 	if (rc != 0) {
 		return field_fail(fe, key, rc, "check digit does not match");

@@ -50,6 +50,10 @@ test_lgcode_vectors(void **state)
 	assert_int_equal(juki_lgcode_check("131017"), JUKI_ECHECKDIGIT);
 	assert_int_equal(juki_lgcode_check("13101"), JUKI_EFORMAT);
 	assert_int_equal(juki_lgcode_check("13101x"), JUKI_EFORMAT);
+	/* Check digits that match, but no prefecture 00, 82 or 48. */
+	assert_int_equal(juki_lgcode_check("000001"), JUKI_EFORMAT);
+	assert_int_equal(juki_lgcode_check("824658"), JUKI_EFORMAT);
+	assert_int_equal(juki_lgcode_check("482013"), JUKI_EFORMAT);
 	assert_int_equal(juki_pref_code_check("13"), 0);
 	assert_int_equal(juki_pref_code_check("00"), JUKI_EFORMAT);
 	assert_int_equal(juki_pref_code_check("48"), JUKI_EFORMAT);
@@ -70,6 +74,7 @@ test_ident(void **state)
 	assert_int_equal(juki_ident_filename(&id, name, sizeof(name)), 0);
 	assert_string_equal(name, "cs-131016");
 	assert_int_equal(juki_ident_parse("urn:juki:cs:131017", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:cs:824658", &id), JUKI_EIDENT);
 	assert_int_equal(juki_ident_parse("urn:juki:pref:13", &id), 0);
 	assert_int_equal(juki_ident_parse("urn:juki:pref:48", &id), JUKI_EIDENT);
 	assert_int_equal(juki_ident_parse("urn:juki:jlis:0", &id), 0);
