@@ -31,8 +31,9 @@ juki_clock_mono_ms(void)
 static int
 format_tm(int64_t ms, char *buf, size_t len, int with_time)
 {
-	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	int frac = (int)(ms - (int64_t)secs * 1000);
+	/* Floor division that never forms ms - 999 or secs * 1000: both overflow at the ends. */
+	time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
+	int frac = (int)(ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000);
 	struct tm tm;
 	int n;
 
@@ -58,6 +59,9 @@ juki_clock_format(int64_t ms, char *buf, size_t len)
 int
 juki_clock_date(int64_t ms, char *buf, size_t len)
 {
+	if (ms > INT64_MAX - JST_OFFSET_MS) {
+		return JUKI_ERANGE;
+	}
 	return format_tm(ms + JST_OFFSET_MS, buf, len, 0);
 }
 
@@ -153,8 +157,12 @@ juki_clock_parse(const char *text, int64_t *ms)
 	digits(text, 4, &y);
 	digits(text + 5, 2, &m);
 	digits(text + 8, 2, &d);
+	/*
+	 * No leap second: Unix time has none, so :60 would be a second spelling
+	 * of the next second, and on 9999-12-31 a time format cannot write back.
+	 */
 	if (digits(text + 11, 2, &hh) || digits(text + 14, 2, &mi) || digits(text + 17, 2, &ss) ||
-	    hh > 23 || mi > 59 || ss > 60) {
+	    hh > 23 || mi > 59 || ss > 59) {
 		return JUKI_EFORMAT;
 	}
 	p = text + 19;

@@ -59,7 +59,15 @@ juki_lgcode_check_digit(const char *first5)
 int
 juki_lgcode_check(const char *code)
 {
+	char pref[3];
+
 	if (!all_digits(code, JUKI_LGCODE_LEN)) {
+		return JUKI_EFORMAT;
+	}
+	/* A code outside every prefecture names no government, whatever its check digit. */
+	memcpy(pref, code, 2);
+	pref[2] = '\0';
+	if (juki_pref_code_check(pref) != 0) {
 		return JUKI_EFORMAT;
 	}
 	return juki_lgcode_check_digit(code) == code[5] ? 0 : JUKI_ECHECKDIGIT;

@@ -60,7 +60,7 @@ log_parse_level(const char *name)
 	return -1;
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 vlog(int level, int with_errno, const char *fmt, va_list ap)
 {
 	char msg[2048];

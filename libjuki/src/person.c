@@ -11,7 +11,7 @@
 #include "juki/msg.h"
 #include "juki/person.h"
 
-static int
+static int __attribute__((format(printf, 4, 5)))
 field_fail(struct juki_field_error *fe, const char *field, int rc, const char *fmt, ...)
 {
 	va_list ap;
@@ -119,7 +119,9 @@ juki_json_code(const json_t *obj, const char *key, int lgcode, char *out, size_t
 	}
 	rc = lgcode ? juki_lgcode_check(v) : juki_jumin_code_check(v);
 	if (rc == JUKI_EFORMAT) {
-		return field_fail(fe, key, rc, "must be %d digits", lgcode ? 6 : 11);
+		return field_fail(fe, key, rc, "%s",
+				  lgcode ? "must be 6 digits, the first two a prefecture (01..47)"
+					 : "must be 11 digits");
 	}
 	if (rc != 0) {
 		return field_fail(fe, key, rc, "check digit does not match");

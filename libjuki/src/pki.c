@@ -52,7 +52,7 @@ struct pki {
 	json_t *index;
 };
 
-static void
+static void __attribute__((format(printf, 3, 4)))
 set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

@@ -35,7 +35,7 @@ struct juki_tls {
  */
 #define VERIFY_ERR_NO_IDENTITY X509_V_ERR_APPLICATION_VERIFICATION
 
-static void
+static void __attribute__((format(printf, 3, 4)))
 set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

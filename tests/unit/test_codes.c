@@ -50,6 +50,10 @@ test_lgcode_vectors(void **state)
 	assert_int_equal(juki_lgcode_check("131017"), JUKI_ECHECKDIGIT);
 	assert_int_equal(juki_lgcode_check("13101"), JUKI_EFORMAT);
 	assert_int_equal(juki_lgcode_check("13101x"), JUKI_EFORMAT);
+	/* Check digits that match, but no prefecture 00, 82 or 48. */
+	assert_int_equal(juki_lgcode_check("000001"), JUKI_EFORMAT);
+	assert_int_equal(juki_lgcode_check("824658"), JUKI_EFORMAT);
+	assert_int_equal(juki_lgcode_check("482013"), JUKI_EFORMAT);
 	assert_int_equal(juki_pref_code_check("13"), 0);
 	assert_int_equal(juki_pref_code_check("00"), JUKI_EFORMAT);
 	assert_int_equal(juki_pref_code_check("48"), JUKI_EFORMAT);
@@ -70,6 +74,7 @@ test_ident(void **state)
 	assert_int_equal(juki_ident_filename(&id, name, sizeof(name)), 0);
 	assert_string_equal(name, "cs-131016");
 	assert_int_equal(juki_ident_parse("urn:juki:cs:131017", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:cs:824658", &id), JUKI_EIDENT);
 	assert_int_equal(juki_ident_parse("urn:juki:pref:13", &id), 0);
 	assert_int_equal(juki_ident_parse("urn:juki:pref:48", &id), JUKI_EIDENT);
 	assert_int_equal(juki_ident_parse("urn:juki:jlis:0", &id), 0);
@@ -113,10 +118,24 @@ test_dates(void **state)
 	assert_int_equal(ms, 0);
 	assert_int_equal(juki_clock_parse("2026-11-25 01:02:03Z", &ms), JUKI_EFORMAT);
 	assert_int_equal(juki_clock_parse("2026-11-25T01:02:03+09:00", &ms), JUKI_EFORMAT);
+	/* A leap second would be a second spelling of the next second. */
+	assert_int_equal(juki_clock_parse("2024-02-29T12:00:60.5Z", &ms), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_parse("9999-12-31T23:59:60Z", &ms), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_parse("9999-12-31T23:59:59.999Z", &ms), 0);
+	assert_int_equal(juki_clock_format(ms, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "9999-12-31T23:59:59.999Z");
 	/* 2026-11-25T15:00:00Z is already the 26th in Japan */
 	assert_int_equal(juki_clock_parse("2026-11-25T15:00:00Z", &ms), 0);
 	assert_int_equal(juki_clock_date(ms, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "2026-11-26");
+	/* Before 1970 the millisecond still counts forward within its second. */
+	assert_int_equal(juki_clock_format(-1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+	/* The ends of int64: refused or written, never overflowed (UBSan watches). */
+	assert_int_equal(juki_clock_date(INT64_MAX, buf, sizeof(buf)), JUKI_ERANGE);
+	assert_int_equal(juki_clock_date(INT64_MAX - 9 * 3600 * 1000, buf, sizeof(buf)), 0);
+	assert_true(juki_clock_format(INT64_MIN, buf, sizeof(buf)) <= 0);
+	assert_true(juki_clock_format(INT64_MAX, buf, sizeof(buf)) <= 0);
 }
 
 static void

@@ -127,7 +127,8 @@ int juki_log_level_of(int index);
 	    JUKI_CONF_SECTIONKEY(st, f.purge, "purge", juki_node_purge_keys,                       \
 				 "How long what the node keeps is kept (第6-7): juki-ctl purge."), \
 	    JUKI_CONF_SCALAR(                                                                      \
-		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0, 0,              \
+		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
+		INT64_C(1000) * 365 * 86400 * 1000,                                                \
 		"Added to the system clock: for drills and tests of dated rules only.")
 
 struct juki_node;

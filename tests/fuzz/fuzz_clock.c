@@ -1,0 +1,105 @@
+/*
+ * Fuzz target: times and dates (juki_clock_parse, juki_date_valid, and
+ * juki_clock_format / juki_clock_date as their inverse).  The input is a
+ * "time" header or a "birth" field as text; its first eight bytes are also
+ * taken as a time in milliseconds, as a store or a clock offset may hold.
+ * An accepted time must format back to the same instant in the one
+ * spelling juki_clock_format() writes, and that spelling must parse again.
+ */
+#include "fuzz.h"
+#include "juki/clock.h"
+#include "juki/error.h"
+
+#define TIME_LEN 24 /* "2026-11-25T01:02:03.456Z" */
+#define JST_MS   (INT64_C(9) * 3600 * 1000)
+
+/* The one spelling of text: its fraction cut or padded to three digits. */
+static void
+canonical(const char *text, char out[TIME_LEN + 1])
+{
+	const char *frac = text[19] == '.' ? text + 20 : "";
+
+	memcpy(out, text, 19);
+	out[19] = '.';
+	for (int i = 0; i < 3; i++) {
+		out[20 + i] = frac[0] >= '0' && frac[0] <= '9' ? *frac++ : '0';
+	}
+	out[23] = 'Z';
+	out[24] = '\0';
+}
+
+static void
+check_time(const char *text)
+{
+	char buf[64], want[TIME_LEN + 1], date[11];
+	int64_t ms = 0, again = 0;
+	int rc;
+
+	rc = juki_clock_parse(text, &ms);
+	if (rc != 0) {
+		FUZZ_ASSERT(rc == JUKI_EFORMAT);
+		return;
+	}
+	memcpy(date, text, 10);
+	date[10] = '\0';
+	FUZZ_ASSERT(juki_date_valid(date));
+	FUZZ_ASSERT(juki_clock_format(ms, buf, sizeof(buf)) == 0);
+	canonical(text, want);
+	FUZZ_ASSERT(strcmp(buf, want) == 0);
+	FUZZ_ASSERT(juki_clock_parse(buf, &again) == 0 && again == ms);
+	/* The documented minimum buffer, and one byte less. */
+	FUZZ_ASSERT(juki_clock_format(ms, buf, TIME_LEN + 1) == 0);
+	FUZZ_ASSERT(juki_clock_format(ms, buf, TIME_LEN) == JUKI_ERANGE);
+}
+
+static void
+check_date(const char *text)
+{
+	char t[32], buf[64];
+	int64_t ms;
+
+	if (!juki_date_valid(text)) {
+		return;
+	}
+	FUZZ_ASSERT(strlen(text) == 10);
+	snprintf(t, sizeof(t), "%sT00:00:00Z", text);
+	FUZZ_ASSERT(juki_clock_parse(t, &ms) == 0);
+	FUZZ_ASSERT(juki_clock_format(ms, buf, sizeof(buf)) == 0);
+	FUZZ_ASSERT(strncmp(buf, text, 10) == 0 && strcmp(buf + 10, "T00:00:00.000Z") == 0);
+	/* Midnight in Japan is 15:00 the day before in UTC. */
+	FUZZ_ASSERT(juki_clock_date(ms - JST_MS, buf, sizeof(buf)) == 0 && strcmp(buf, text) == 0);
+}
+
+/* Any instant: formatting fails cleanly or writes a time that parses back when in range. */
+static void
+check_instant(int64_t ms)
+{
+	char buf[64], date[64];
+	int64_t again = 0;
+	int y;
+
+	if (juki_clock_format(ms, buf, sizeof(buf)) == 0 && strlen(buf) == TIME_LEN &&
+	    sscanf(buf, "%4d", &y) == 1 && y >= 1800) {
+		FUZZ_ASSERT(juki_clock_parse(buf, &again) == 0 && again == ms);
+	}
+	if (juki_clock_date(ms, date, sizeof(date)) == 0 && strlen(date) == 10 &&
+	    sscanf(date, "%4d", &y) == 1 && y >= 1800) {
+		FUZZ_ASSERT(juki_date_valid(date));
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *text = fuzz_cstr(data, size);
+	int64_t ms;
+
+	check_time(text);
+	check_date(text);
+	if (size >= sizeof(ms)) {
+		memcpy(&ms, data, sizeof(ms));
+		check_instant(ms);
+	}
+	free(text);
+	return 0;
+}
