@@ -20,6 +20,7 @@
 
 /* One base for the process: the reader needs one for its timeout. */
 static struct event_base *base;
+static struct juki_net_group *steps;
 
 struct line_result {
 	int calls;
@@ -118,7 +119,7 @@ read_line(const uint8_t *data, size_t size)
 
 	FUZZ_ASSERT(bufferevent_pair_new(base, 0, pair) == 0);
 	FUZZ_ASSERT(bufferevent_enable(pair[0], EV_WRITE) == 0);
-	juki_net_read_line(pair[1], 0, 10000, on_line, &r);
+	juki_net_read_line(steps, pair[1], 0, 10000, on_line, &r);
 	pump();
 	/* Pieces of varying size: the reader must wait for the end of the line. */
 	while (r.calls == 0 && pos < size) {
@@ -153,6 +154,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	base = event_base_new();
+	steps = juki_net_group_new(base);
 	FUZZ_ASSERT(base != NULL);
 	return 0;
 }
