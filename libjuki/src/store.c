@@ -320,11 +320,11 @@ configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 					   "PRAGMA foreign_keys = ON;"
 					   "PRAGMA secure_delete = ON;"
 					   /*
-					    * 24 MiB of page cache: random codes keep
+					    * 16 MiB of page cache: random codes keep
 					    * index pages hot, and the daemon stays
 					    * within its 64 MiB.
 					    */
-					   "PRAGMA cache_size = -24576;"
+					   "PRAGMA cache_size = -16384;"
 					   "PRAGMA temp_store = MEMORY;"
 					   "CREATE TABLE IF NOT EXISTS schema_version("
 					   "component TEXT PRIMARY KEY, version INTEGER NOT NULL);";
