@@ -148,7 +148,7 @@ test_pragmas(void **state)
 	assert_int_equal(query_int(db, "PRAGMA foreign_keys"), 1);
 	assert_int_equal(query_int(db, "PRAGMA secure_delete"), 1);
 	assert_int_equal(query_int(db, "PRAGMA busy_timeout"), 5000);
-	assert_int_equal(query_int(db, "PRAGMA cache_size"), -24576);
+	assert_int_equal(query_int(db, "PRAGMA cache_size"), -16384);
 	assert_int_equal(query_int(db, "PRAGMA temp_store"), 2);
 
 	/* the built-in schema is there from the first open */
