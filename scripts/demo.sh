@@ -2,12 +2,15 @@
 # The juki demo network and its scenario, on loopback:
 #
 #   gateway fwgate:east
-#   CS 千代田区 (cs:131016) -> 東京都 (pref:13)
-#   CS 大阪市   (cs:271004) -> 大阪府 (pref:27)
+#   CS 千代田区 (cs:131016) -> 東京都 (pref:13) -> national server (jlis:0)
+#   CS 大阪市   (cs:271004) -> 大阪府 (pref:27) -> national server
 #
-# A person registered in 千代田区 moves to 大阪市: the clerk in 大阪市 records the
-# move-in, 大阪市 sends 転入通知 to 千代田区 through the gateway, 千代田区 marks the
-# person as moved out and sends 転出確定通知 to 東京都, which records it.
+# 千代田区's resident record system hands over a file of identity changes: the CS
+# validates it whole, records it and sends it on to 東京都 and the nation; update
+# counts (更新件数リスト) confirm every hop.  Then a person moves to 大阪市: the clerk
+# in 大阪市 records the move-in, 大阪市 sends 転入通知 to 千代田区 through the gateway,
+# 千代田区 ends the person's record and sends 転出確定通知 to 東京都, and the national
+# server holds 大阪市's record as the current one.
 #
 #   scripts/demo.sh            build, run the scenario, stop everything
 #   scripts/demo.sh --keep     leave the network running (stop it with --stop)
@@ -38,6 +41,17 @@ esac
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '%s\n' "$*"; }
+# Ask, again and again, until the answer is yes: never a fixed sleep.
+wait_for() { # what command...
+	local what=$1
+	shift
+	for _ in $(seq 600); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	say "timed out waiting for $what"
+	return 1
+}
 
 step "Installing what is needed and building"
 "$top/scripts/deps.sh"
@@ -55,7 +69,7 @@ mkdir -p "$dir"
 cd "$dir"
 
 declare -A port
-for n in gw cs131016 cs271004 pref13 pref27; do
+for n in gw cs131016 cs271004 pref13 pref27 jlis; do
 	port[$n]=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 done
 
@@ -68,6 +82,7 @@ nodes:
   - urn:juki:cs:271004
   - urn:juki:pref:13
   - urn:juki:pref:27
+  - urn:juki:jlis:0
 EOF
 "$ctl" pki init --out pki topology.yaml >/dev/null
 ls -l pki | sed 's/^/  /'
@@ -85,6 +100,7 @@ directory:
   - {node: urn:juki:cs:271004, address: '127.0.0.1:${port[cs271004]}'}
   - {node: urn:juki:pref:13, address: '127.0.0.1:${port[pref13]}'}
   - {node: urn:juki:pref:27, address: '127.0.0.1:${port[pref27]}'}
+  - {node: urn:juki:jlis:0, address: '127.0.0.1:${port[jlis]}'}
 EOF
 node_config() { # name urn port
 	cat >"$1.yaml" <<EOF
@@ -95,12 +111,17 @@ gateways: ['127.0.0.1:${port[gw]}']
 policy: policy.yaml
 store: $1.db
 control: $1.sock
+log_level: notice
 EOF
 }
 node_config cs-131016 urn:juki:cs:131016 "${port[cs131016]}"
 node_config cs-271004 urn:juki:cs:271004 "${port[cs271004]}"
 node_config pref-13 urn:juki:pref:13 "${port[pref13]}"
 node_config pref-27 urn:juki:pref:27 "${port[pref27]}"
+node_config jlis-0 urn:juki:jlis:0 "${port[jlis]}"
+for cs in cs-131016 cs-271004; do
+	printf 'import:\n  spool: %s.spool\n  scan_interval: 200ms\n' "$cs" >>"$cs.yaml"
+done
 for f in *.yaml; do
 	[ "$f" = topology.yaml ] || [ "$f" = policy.yaml ] || say "  $f"
 done
@@ -119,71 +140,102 @@ if [ "$keep" -eq 0 ]; then
 	trap stop_all EXIT
 fi
 
-step "Starting the gateway, two CSs and two prefectural servers"
+step "Starting the gateway, two CSs, two prefectural servers and the national server"
 start fwgate-east fwgate/juki-fwgated
 start cs-131016 cs/juki-csd
 start cs-271004 cs/juki-csd
 start pref-13 prefserver/juki-prefd
 start pref-27 prefserver/juki-prefd
-for n in fwgate-east cs-131016 cs-271004 pref-13 pref-27; do
+start jlis-0 jlisserver/juki-jlisd
+for n in fwgate-east cs-131016 cs-271004 pref-13 pref-27 jlis-0; do
 	# Ready when the daemon answers on its control socket.
-	for _ in $(seq 200); do
-		"$ctl" -s "$n.sock" status >/dev/null 2>&1 && break
-		sleep 0.05
-	done
+	wait_for "$n" "$ctl" -s "$n.sock" status >/dev/null 2>&1
 	"$ctl" --json -s "$n.sock" status |
 		python3 -c 'import json,sys; s=json.load(sys.stdin); print("  %-22s %-13s ready" % (s["node"], s["daemon"]))'
 done
 
-step "千代田区 registers three residents (synthetic data, valid 住民票コード)"
-PYTHONPATH="$top/tests/integration" python3 - >residents.jsonl <<'EOF'
-import json
-from jukitest.synth import Synth
+step "千代田区's resident record system hands over a day's changes (synthetic people)"
+PYTHONPATH="$top/tests/integration" python3 - >changes.csv <<'PY'
+import json, sys
+from jukitest.synth import Synth, import_csv, change_row
 s = Synth(seed=2026)
-for _ in range(3):
-    print(json.dumps(s.person("131016"), ensure_ascii=False))
-EOF
-sed 's/^/  /' residents.jsonl
-"$ctl" -s cs-131016.sock resident add --file residents.jsonl
+people = [s.person("131016") for _ in range(1000)]
+json.dump(people[0], open("first.json", "w"), ensure_ascii=False)
+reasons = ["出生", "職権記載", "転入"]
+sys.stdout.write(import_csv([change_row(p, reasons[i % 3]) for i, p in enumerate(people)]))
+# Another file, with mistakes: a wrong check digit, a reason not on the list, a sex of 3.
+more = [change_row(s.person("131016"), "出生") for _ in range(5)]
+more[1]["code"] = more[1]["code"][:-1] + str((int(more[1]["code"][-1]) + 1) % 10)
+more[2]["reason"] = "誕生"
+more[3]["sex"] = 3
+open("mistakes.csv", "w").write(import_csv(more))
+PY
+say "  $(wc -l <changes.csv) lines of CSV; the first rows:"
+head -3 changes.csv | sed 's/^/    /'
+say "  juki-ctl -s cs-131016.sock import changes.csv"
+"$ctl" -s cs-131016.sock import changes.csv | sed 's/^/  /'
 
-step "A clerk in 大阪市 records the move-in of the first of them (juki-ctl movein)"
+step "A file with mistakes is refused whole: nothing recorded, every error reported"
+"$ctl" -s cs-131016.sock import mistakes.csv | sed 's/^/  /' || true
+
+step "The records reach 東京都 and the nation; update counts agree at every hop"
+arrived() { "$ctl" --json -s jlis-0.sock status | grep -q '"current": 1000'; }
+wait_for "the records at the national server" arrived
+for n in pref-13 jlis-0; do
+	"$ctl" --json -s "$n.sock" status |
+		python3 -c 'import json,sys; s=json.load(sys.stdin); print("  %-18s %d current records" % (s["node"], s["records"]["current"]))'
+done
+"$ctl" -s cs-131016.sock reconcile | sed 's/^/  /'
+"$ctl" -s pref-13.sock reconcile | sed 's/^/  /'
+
+step "A clerk in 大阪市 records the move-in of one of them (juki-ctl movein)"
 IFS=$'\t' read -r code name birth sex < <(python3 -c '
-import json; p = json.loads(open("residents.jsonl").readline())
+import json; p = json.load(open("first.json"))
 print(p["code"], p["name"], p["birth"], p["sex"], sep="\t")')
+today=$(TZ=Asia/Tokyo date +%F)
 say "  juki-ctl -s cs-271004.sock movein --code $code --name '$name' --birth $birth --sex $sex \\"
-say "      --address '大阪府大阪市北区梅田1丁目1番1号' --from 131016 --date $(date +%F)"
+say "      --address '大阪府大阪市北区梅田1丁目1番1号' --from 131016 --date $today"
 "$ctl" -s cs-271004.sock movein --code "$code" --name "$name" --birth "$birth" --sex "$sex" \
-	--address "大阪府大阪市北区梅田1丁目1番1号" --from 131016 --date "$(date +%F)"
+	--address "大阪府大阪市北区梅田1丁目1番1号" --from 131016 --date "$today"
 
-wait_for() { # what command...
-	local what=$1
-	shift
-	for _ in $(seq 200); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	say "timed out waiting for $what"
-	return 1
-}
 confirmed() { "$ctl" --json -s pref-13.sock confirmations --code "$code" | grep -q '"total": 1'; }
 wait_for "the 転出確定通知 at 東京都" confirmed
 
 step "大阪市: the notice and 千代田区's answer"
 "$ctl" -s cs-271004.sock movein list
 
-step "千代田区: the person is now recorded as moved out (転出), with the notice received"
-"$ctl" -s cs-131016.sock resident show "$code" | sed 's/^/  /'
+step "千代田区: the person's record now ends with 転出, with the notice received"
+"$ctl" --json -s cs-131016.sock resident show "$code" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("  status %s, version %d, reason %s of %s" % (r["status"], r["version"], r["reason"], r["reason_date"]))
+for m in r["moveouts"]:
+    print("  転入通知 %s from %s; 転出確定通知 %s" % (m["tennyu_id"], m["to"], m["confirm_status"]))'
 
-step "東京都: the 転出確定通知 recorded against the person"
-"$ctl" -s pref-13.sock confirmations --code "$code" | sed 's/^/  /'
+step "東京都: the 転出確定通知 marks the person's last record from 千代田区"
+"$ctl" --json -s pref-13.sock person show "$code" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for x in r["records"]:
+    print("  %-8s %s v%d %s %s" % ("current" if x["current"] else "history", x["lgcode"], x["version"], x["reason"], x["reason_date"]))
+for k in r["tenshutsu_kakutei"]:
+    print("  転出確定通知 %s: moved to %s on %s" % (k["notice_id"], k["new_lgcode"], k["date"]))'
+
+step "The national server: 大阪市's 転入 is the current record, 千代田区's are history"
+nation() { "$ctl" --json -s jlis-0.sock person show "$code" 2>/dev/null | grep -q '"転入"'; }
+wait_for "大阪市's record at the national server" nation
+"$ctl" --json -s jlis-0.sock person show "$code" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["records"]:
+    print("  %-8s %s v%d %s %s  (from %s)" % ("current" if r["current"] else "history", r["lgcode"], r["version"], r["reason"], r["reason_date"], r["sender"]))'
 
 step "A move-in of someone 千代田区 does not have is answered with a reason"
-PYTHONPATH="$top/tests/integration" python3 - >stranger.jsonl <<'EOF'
+PYTHONPATH="$top/tests/integration" python3 - >stranger.jsonl <<'PY'
 import json
 from jukitest.synth import Synth
 s = Synth(seed=7)
 print(json.dumps(s.moved(s.person("131016"), "271004"), ensure_ascii=False))
-EOF
+PY
 "$ctl" -s cs-271004.sock movein --file stranger.jsonl
 rejected() { "$ctl" -s cs-271004.sock movein list --status rejected | grep -q unknown-person; }
 wait_for "the answer" rejected
@@ -203,7 +255,7 @@ wait_for "the alert" alerted
 "$ctl" -s fwgate-east.sock alerts | sed 's/^/  /'
 
 step "Logs (no personal data in them)"
-tail -n 3 cs-131016.log | sed 's/^/  /'
+tail -n 4 cs-131016.log | sed 's/^/  /'
 
 if [ "$keep" -eq 1 ]; then
 	step "The network keeps running in $dir"
