@@ -18,6 +18,10 @@ static const struct juki_conf_key import_keys[] = {
 		     (int64_t)1 << 40, "The largest import file accepted."),
     JUKI_CONF_SCALAR(struct csd_import_conf, step_rows, "step_rows", JUKI_CONF_INT, "20000", 0, 1,
 		     10000000, "Rows validated at a time, between other work."),
+    JUKI_CONF_SCALAR(struct csd_import_conf, single_pass, "single_pass", JUKI_CONF_SIZE, "4MiB", 0,
+		     0, (int64_t)1 << 30,
+		     "Files up to this size are validated and recorded in one pass and one "
+		     "transaction (0: every file is validated first, then replayed)."),
     JUKI_CONF_END,
 };
 

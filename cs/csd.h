@@ -24,6 +24,7 @@ struct csd_import_conf {
 	int64_t scan_interval; /* ms between looks at incoming/ */
 	int64_t max_bytes;     /* largest file accepted */
 	int64_t step_rows;     /* rows validated between other work */
+	int64_t single_pass;   /* files up to this size are validated and recorded at once */
 };
 
 struct csd_conf {

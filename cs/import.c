@@ -105,6 +105,8 @@ struct row {
 
 struct csd_import {
 	char *name;
+	int (*on_change)(void *arg, const struct csd_import_change *c);
+	void *on_change_arg;
 	char self[JUKI_LGCODE_LEN + 1];
 	int64_t now_ms;
 	char today[11];
@@ -1325,6 +1327,10 @@ produce(struct csd_import *imp, const struct csd_import_change *c)
 		const struct juki_reason *base;
 		size_t n;
 
+		if (imp->on_change != NULL && imp->error_count == 0 &&
+		    (rc = imp->on_change(imp->on_change_arg, c)) != 0) {
+			return rc;
+		}
 		base = juki_reasons(&n);
 		imp->by_reason[c->change.reason - base]++;
 		imp->changes++;
@@ -1607,6 +1613,14 @@ csd_import_validate(struct csd_import *imp, size_t max_rows, csd_import_lookup_c
 		}
 	}
 	return 0;
+}
+
+void
+csd_import_on_change(struct csd_import *imp,
+		     int (*fn)(void *arg, const struct csd_import_change *c), void *arg)
+{
+	imp->on_change = fn;
+	imp->on_change_arg = arg;
 }
 
 enum csd_import_format

@@ -164,6 +164,16 @@ int csd_import_open_mem(const char *name, const void *data, size_t size, const c
 int csd_import_validate(struct csd_import *imp, size_t max_rows, csd_import_lookup_cb lookup,
 			void *ctx);
 
+/*
+ * csd_import_on_change() - have validation hand each change it produces to
+ * fn while the file has shown no error, so that a caller validating a small
+ * file in one step inside a write transaction records it in the same pass
+ * (and rolls back if an error turns up further on).  fn returning non-zero
+ * aborts the import with that code.  Call before csd_import_validate().
+ */
+void csd_import_on_change(struct csd_import *imp,
+			  int (*fn)(void *arg, const struct csd_import_change *c), void *arg);
+
 /* csd_import_format() - the format detected. */
 enum csd_import_format csd_import_format(const struct csd_import *imp);
 

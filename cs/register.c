@@ -30,7 +30,7 @@ int
 csd_op_record(struct csd_op *op, struct juki_change *c)
 {
 	enum juki_apply_outcome outcome;
-	json_t *json;
+	size_t len;
 	char *text;
 	int rc;
 
@@ -39,26 +39,24 @@ csd_op_record(struct csd_op *op, struct juki_change *c)
 	}
 	c->recorded_ms = op->now;
 	c->kind = juki_change_kind_of(c);
-	/* One JSON form of the record: the one kept here and the one sent on. */
-	json = juki_change_to_json(c);
-	text = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
+	/* One JSON text of the record: the one kept here and the one sent on. */
+	text = juki_change_text(c, &len);
 	rc = text == NULL ? JUKI_ENOMEM
-			  : juki_honnin_apply_text(op->cs->node.store, c, text, strlen(text), NULL,
-						   op->now, NULL, &outcome);
-	free(text);
+			  : juki_honnin_apply_text(op->cs->node.store, c, text, len, NULL, op->now,
+						   NULL, &outcome);
 	if (rc != 0) {
-		json_decref(json);
+		free(text);
 		return rc;
 	}
 	/* A change recorded here is always newer than what was held: versions only grow. */
 	if (outcome != JUKI_APPLIED_CURRENT) {
 		log_error("csd: change %s v%lld not current after recording", c->reason->name,
 			  (long long)c->version);
-		json_decref(json);
+		free(text);
 		return JUKI_EINVAL;
 	}
-	rc = juki_batcher_add_json(op->batch, json);
-	json_decref(json);
+	rc = juki_batcher_add_text(op->batch, text, len);
+	free(text);
 	if (rc != 0 ||
 	    (rc = juki_counter_add(op->counter, JUKI_COUNT_SENT, op->cs->pref.urn, c)) != 0) {
 		return rc;

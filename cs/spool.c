@@ -241,6 +241,34 @@ applied_before(struct csd *cs, const char *sha256)
 	return receipt;
 }
 
+/* Finish an op that recorded a file: the batch, the counts, the log of applied files. */
+static int
+finish_op(struct csd_spool *sp, struct csd_op *op, const json_t *receipt)
+{
+	sqlite3_stmt *st;
+	char *text;
+	int rc;
+
+	if ((rc = csd_op_finish(op)) != 0) {
+		return rc;
+	}
+	text = json_dumps(receipt, JSON_COMPACT);
+	st = juki_store_prepare(sp->cs->node.store, sql_log_put);
+	if (text == NULL || st == NULL) {
+		free(text);
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, json_string_value(json_object_get(receipt, "sha256")), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sp->active->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, op->now);
+	sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : JUKI_ESTORE;
+	sqlite3_reset(st);
+	free(text);
+	return rc;
+}
+
 /* Replay the validated file into the register, in one transaction. */
 static int
 apply(struct csd_spool *sp, json_t *receipt)
@@ -249,8 +277,6 @@ apply(struct csd_spool *sp, json_t *receipt)
 	struct juki_store *store = cs->node.store;
 	struct csd_import_change ic;
 	struct csd_op op;
-	sqlite3_stmt *st;
-	char *text = NULL;
 	int rc;
 
 	if ((rc = csd_op_init(cs, &op)) != 0) {
@@ -265,23 +291,8 @@ apply(struct csd_spool *sp, json_t *receipt)
 		rc = csd_op_record(&op, &ic.change);
 	}
 	if (rc == 0) {
-		rc = csd_op_finish(&op);
+		rc = finish_op(sp, &op, receipt);
 	}
-	if (rc == 0) {
-		text = json_dumps(receipt, JSON_COMPACT);
-		st = juki_store_prepare(store, sql_log_put);
-		rc = text == NULL || st == NULL ? JUKI_ESTORE : 0;
-	}
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, json_string_value(json_object_get(receipt, "sha256")), -1,
-				  SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, sp->active->name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, op.now);
-		sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : JUKI_ESTORE;
-		sqlite3_reset(st);
-	}
-	free(text);
 	if (rc == 0) {
 		rc = juki_store_commit(store);
 	}
@@ -431,6 +442,57 @@ start_next(struct csd_spool *sp)
 	log_info("import: %s: validating", name);
 }
 
+static int
+record_change(void *arg, const struct csd_import_change *c)
+{
+	struct juki_change change = c->change;
+
+	return csd_op_record(arg, &change);
+}
+
+/*
+ * A small file is validated and recorded in one pass, in one transaction:
+ * each change is recorded as validation produces it, and the transaction
+ * goes back if an error turns up further on.  The register cannot change
+ * under it, so no replay is needed.
+ */
+static void
+single_pass(struct csd_spool *sp)
+{
+	struct csd *cs = sp->cs;
+	struct juki_store *store = cs->node.store;
+	struct csd_import *imp = sp->active->imp;
+	json_t *receipt = NULL;
+	struct csd_op op;
+	int rc;
+
+	if ((rc = csd_op_init(cs, &op)) != 0 || (rc = juki_store_begin(store)) != 0) {
+		csd_op_free(&op);
+		reject(sp, juki_strerror(rc));
+		return;
+	}
+	csd_import_on_change(imp, record_change, &op);
+	rc = csd_import_validate(imp, 0, lookup, cs);
+	if (rc == 1 && csd_import_accepted(imp)) {
+		receipt = csd_import_receipt_json(imp);
+		rc = receipt == NULL ? JUKI_ENOMEM : finish_op(sp, &op, receipt);
+		if (rc == 0) {
+			rc = juki_store_commit(store);
+		}
+		if (rc == 0) {
+			log_notice("import: %s applied: %zu changes", sp->active->name, op.changes);
+			csd_op_free(&op);
+			juki_node_kick(&cs->node);
+			finish(sp, JOB_ACCEPTED, receipt);
+			return;
+		}
+	}
+	juki_store_rollback(store);
+	csd_op_free(&op);
+	json_decref(receipt);
+	reject(sp, rc < 0 ? juki_strerror(rc) : NULL);
+}
+
 static void
 run(evutil_socket_t fd, short what, void *arg)
 {
@@ -444,6 +506,12 @@ run(evutil_socket_t fd, short what, void *arg)
 	}
 	if (sp->active == NULL) {
 		arm(sp, sp->cs->conf->import.scan_interval);
+		return;
+	}
+	if (sp->active->imp != NULL &&
+	    csd_import_bytes_total(sp->active->imp) <= (uint64_t)sp->cs->conf->import.single_pass) {
+		single_pass(sp);
+		arm(sp, 0);
 		return;
 	}
 	/*

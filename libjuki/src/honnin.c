@@ -766,13 +766,12 @@ int
 juki_honnin_apply(struct juki_store *store, const struct juki_change *c, const char *sender,
 		  int64_t now_ms, struct juki_counter *counter, enum juki_apply_outcome *outcome)
 {
-	json_t *obj = juki_change_to_json(c);
-	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+	size_t len;
+	char *text = juki_change_text(c, &len);
 	int rc = text == NULL ? JUKI_ENOMEM
-			      : juki_honnin_apply_text(store, c, text, strlen(text), sender, now_ms,
-						       counter, outcome);
+			      : juki_honnin_apply_text(store, c, text, len, sender, now_ms, counter,
+						       outcome);
 
-	json_decref(obj);
 	free(text);
 	return rc;
 }
@@ -912,19 +911,147 @@ juki_honnin_history_json(struct juki_store *store, const char *code)
 	return out;
 }
 
+/* A growing text buffer. */
+struct text {
+	char *buf;
+	size_t len, cap;
+};
+
+static int
+text_put(struct text *t, const char *s, size_t n)
+{
+	if (t->len + n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap : 1024;
+		char *grown;
+
+		while (cap < t->len + n + 1) {
+			cap *= 2;
+		}
+		if ((grown = realloc(t->buf, cap)) == NULL) {
+			return JUKI_ENOMEM;
+		}
+		t->buf = grown;
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, s, n);
+	t->len += n;
+	t->buf[t->len] = '\0';
+	return 0;
+}
+
+static int
+text_lit(struct text *t, const char *s)
+{
+	return text_put(t, s, strlen(s));
+}
+
+/* A JSON string, escaped as jansson escapes it (non-ASCII UTF-8 as is). */
+static int
+text_str(struct text *t, const char *s)
+{
+	const char *run = s;
+	int rc = text_put(t, "\"", 1);
+
+	for (; rc == 0 && *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char esc[8];
+
+		if (ch != '"' && ch != '\\' && ch >= 0x20 && ch != 0x7f) {
+			continue;
+		}
+		if ((rc = text_put(t, run, (size_t)(s - run))) != 0) {
+			break;
+		}
+		if (ch == '"' || ch == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)ch;
+			esc[2] = '\0';
+		} else {
+			snprintf(esc, sizeof(esc), "\\u%04X", ch);
+		}
+		rc = text_lit(t, esc);
+		run = s + 1;
+	}
+	if (rc == 0) {
+		rc = text_put(t, run, (size_t)(s - run));
+	}
+	return rc == 0 ? text_put(t, "\"", 1) : rc;
+}
+
+static int
+text_int(struct text *t, int64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%lld", (long long)v);
+	return text_lit(t, num);
+}
+
+char *
+juki_change_text(const struct juki_change *c, size_t *len)
+{
+	struct text t = {0};
+	char when[32];
+	int rc;
+
+	juki_clock_format(c->recorded_ms, when, sizeof(when));
+	rc = text_lit(&t, "{\"code\":");
+	rc = rc ? rc : text_str(&t, c->code);
+	rc = rc ? rc : text_lit(&t, ",\"lgcode\":");
+	rc = rc ? rc : text_str(&t, c->lgcode);
+	rc = rc ? rc : text_lit(&t, ",\"version\":");
+	rc = rc ? rc : text_int(&t, c->version);
+	rc = rc ? rc : text_lit(&t, ",\"reason\":");
+	rc = rc ? rc : text_str(&t, c->reason->name);
+	rc = rc ? rc : text_lit(&t, ",\"reason_date\":");
+	rc = rc ? rc : text_str(&t, c->reason_date);
+	rc = rc ? rc : text_lit(&t, ",\"recorded\":");
+	rc = rc ? rc : text_str(&t, when);
+	rc = rc ? rc : text_lit(&t, ",\"person\":{\"name\":");
+	rc = rc ? rc : text_str(&t, c->person.name);
+	if (c->person.kana[0] != '\0') {
+		rc = rc ? rc : text_lit(&t, ",\"kana\":");
+		rc = rc ? rc : text_str(&t, c->person.kana);
+	}
+	rc = rc ? rc : text_lit(&t, ",\"birth\":");
+	rc = rc ? rc : text_str(&t, c->person.birth);
+	rc = rc ? rc : text_lit(&t, ",\"sex\":");
+	rc = rc ? rc : text_int(&t, c->person.sex);
+	rc = rc ? rc : text_lit(&t, ",\"address\":");
+	rc = rc ? rc : text_str(&t, c->person.address);
+	rc = rc ? rc : text_lit(&t, "}");
+	if (c->old_code[0] != '\0') {
+		rc = rc ? rc : text_lit(&t, ",\"old_code\":");
+		rc = rc ? rc : text_str(&t, c->old_code);
+	}
+	if (c->new_code[0] != '\0') {
+		rc = rc ? rc : text_lit(&t, ",\"new_code\":");
+		rc = rc ? rc : text_str(&t, c->new_code);
+	}
+	rc = rc ? rc : text_lit(&t, "}");
+	if (rc != 0) {
+		free(t.buf);
+		return NULL;
+	}
+	*len = t.len;
+	return t.buf;
+}
+
+/*
+ * The batcher keeps the open message's body as text, {"records":[...]}:
+ * records come as text already (the form kept in the store), so a batch of
+ * thousands is never built as a JSON tree nor serialised again.
+ */
 struct juki_batcher {
 	struct juki_store *store;
 	char self[JUKI_URN_MAX];
 	char dest[JUKI_URN_MAX];
 	size_t max_records, max_bytes;
 	const struct juki_clock *clock;
-	json_t *records;
-	size_t bytes;
+	struct text body;
+	size_t count;
 	size_t messages;
 };
-
-/* Room a record takes in a message: its text fields plus the fixed ones. */
-#define RECORD_OVERHEAD 260
 
 struct juki_batcher *
 juki_batcher_new(struct juki_store *store, const char *self, const char *dest, size_t max_records,
@@ -948,80 +1075,78 @@ int
 juki_batcher_flush(struct juki_batcher *b)
 {
 	struct juki_msg msg;
-	json_t *body;
 	int rc;
 
-	if (b->records == NULL || json_array_size(b->records) == 0) {
+	if (b->count == 0) {
 		return 0;
 	}
-	body = json_pack("{s:o}", "records", b->records);
-	b->records = NULL;
-	b->bytes = 0;
-	if (body == NULL) {
-		return JUKI_ENOMEM;
+	if ((rc = text_lit(&b->body, "]}")) != 0) {
+		return rc;
 	}
-	rc = juki_msg_init(&msg, JUKI_MSG_HONNIN_BATCH, b->self, b->dest, NULL, body, b->clock);
+	rc = juki_msg_init(&msg, JUKI_MSG_HONNIN_BATCH, b->self, b->dest, NULL, json_object(),
+			   b->clock);
 	if (rc != 0) {
 		return rc;
 	}
-	rc = juki_outbox_put(b->store, &msg, "honnin", juki_clock_now_ms(b->clock), NULL);
+	rc = juki_outbox_put_body(b->store, &msg, b->body.buf, b->body.len, "honnin",
+				  juki_clock_now_ms(b->clock), NULL);
 	juki_msg_clear(&msg);
+	b->body.len = 0;
+	b->count = 0;
 	if (rc == 0) {
 		b->messages++;
 	}
 	return rc;
 }
 
-static size_t
-record_size(const json_t *record)
+int
+juki_batcher_add_text(struct juki_batcher *b, const char *record, size_t len)
 {
-	const json_t *p = json_object_get(record, "person");
-	size_t n = RECORD_OVERHEAD;
-	const char *key;
-	const json_t *v;
+	int rc;
 
-	json_object_foreach((json_t *)p, key, v)
-	{
-		if (json_is_string(v)) {
-			n += json_string_length(v) + 12;
+	/* Room for the envelope: the header and the brackets, well under 1 KiB. */
+	if (b->count > 0 &&
+	    (b->count >= b->max_records || b->body.len + len + 1024 > b->max_bytes)) {
+		if ((rc = juki_batcher_flush(b)) != 0) {
+			return rc;
 		}
 	}
-	return n;
+	rc = text_lit(&b->body, b->count == 0 ? "{\"records\":[" : ",");
+	if (rc == 0) {
+		rc = text_put(&b->body, record, len);
+	}
+	if (rc == 0) {
+		b->count++;
+	}
+	return rc;
 }
 
 int
 juki_batcher_add_json(struct juki_batcher *b, json_t *record)
 {
-	size_t size = record_size(record);
+	char *text = json_dumps(record, JSON_COMPACT);
 	int rc;
 
-	if (b->records != NULL &&
-	    (json_array_size(b->records) >= b->max_records || b->bytes + size > b->max_bytes)) {
-		if ((rc = juki_batcher_flush(b)) != 0) {
-			return rc;
-		}
-	}
-	if (b->records == NULL && (b->records = json_array()) == NULL) {
+	if (text == NULL) {
 		return JUKI_ENOMEM;
 	}
-	if (json_array_append(b->records, record) != 0) {
-		return JUKI_ENOMEM;
-	}
-	b->bytes += size;
-	return 0;
+	rc = juki_batcher_add_text(b, text, strlen(text));
+	free(text);
+	return rc;
 }
 
 int
 juki_batcher_add(struct juki_batcher *b, const struct juki_change *c)
 {
-	json_t *record = juki_change_to_json(c);
+	size_t len;
+	char *text = juki_change_text(c, &len);
 	int rc;
 
-	if (record == NULL) {
+	if (text == NULL) {
 		return JUKI_ENOMEM;
 	}
-	rc = juki_batcher_add_json(b, record);
-	json_decref(record);
+	rc = juki_batcher_add_text(b, text, len);
+	free(text);
 	return rc;
 }
 
@@ -1037,7 +1162,7 @@ juki_batcher_free(struct juki_batcher *b)
 	if (b == NULL) {
 		return;
 	}
-	json_decref(b->records);
+	free(b->body.buf);
 	free(b);
 }
 
@@ -1079,18 +1204,19 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 			    "records[%zu].lgcode: not a record the sender may send", i);
 			break;
 		}
-		/* Kept as it came: one serialisation, the sender's. */
+		/* Kept as it came and passed on as kept: one serialisation. */
 		text = json_dumps(record, JSON_COMPACT);
 		rc = text == NULL ? JUKI_ENOMEM
 				  : juki_honnin_apply_text(store, &c, text, strlen(text), msg->from,
 							   now_ms, counter, &outcome);
+		if (rc == 0 && forward != NULL && outcome != JUKI_APPLIED_DUPLICATE) {
+			rc = juki_batcher_add_text(forward, text, strlen(text));
+			if (rc == 0) {
+				rc = juki_counter_add(counter, JUKI_COUNT_SENT, forward_dest, &c);
+			}
+		}
 		free(text);
 		if (rc != 0) {
-			break;
-		}
-		if (forward != NULL && outcome != JUKI_APPLIED_DUPLICATE &&
-		    ((rc = juki_batcher_add_json(forward, (json_t *)record)) != 0 ||
-		     (rc = juki_counter_add(counter, JUKI_COUNT_SENT, forward_dest, &c)) != 0)) {
 			break;
 		}
 	}

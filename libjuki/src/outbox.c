@@ -64,6 +64,13 @@ int
 juki_outbox_put(struct juki_store *store, const struct juki_msg *msg, const char *service,
 		int64_t now_ms, int64_t *seq)
 {
+	return juki_outbox_put_body(store, msg, NULL, 0, service, now_ms, seq);
+}
+
+int
+juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const char *body,
+		     size_t body_len, const char *service, int64_t now_ms, int64_t *seq)
+{
 	static const char sql[] = "INSERT INTO outbox(dest, service, msg_id, type, payload, "
 				  "created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
 	sqlite3_stmt *stmt = NULL;
@@ -82,6 +89,25 @@ juki_outbox_put(struct juki_store *store, const struct juki_msg *msg, const char
 	if (doc == NULL || (text = json_dumps(doc, JSON_COMPACT)) == NULL) {
 		rc = JUKI_ENOMEM;
 		goto out;
+	}
+	if (body != NULL) {
+		/*
+		 * The header serialised with an empty body, which comes last
+		 * ("...,\"body\":{}}"), and the body text put in its place.
+		 */
+		size_t hlen = strlen(text);
+		char *whole;
+
+		if (hlen < 3 || strcmp(text + hlen - 3, "{}}") != 0 ||
+		    (whole = malloc(hlen - 3 + body_len + 2)) == NULL) {
+			rc = JUKI_ENOMEM;
+			goto out;
+		}
+		memcpy(whole, text, hlen - 3);
+		memcpy(whole + hlen - 3, body, body_len);
+		memcpy(whole + hlen - 3 + body_len, "}", 2);
+		free(text);
+		text = whole;
 	}
 	stmt = juki_store_prepare(store, sql);
 	if (stmt == NULL) {

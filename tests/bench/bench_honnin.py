@@ -89,7 +89,7 @@ def percentile(values, p):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--file-rows", type=int, default=10_000)
+    ap.add_argument("--file-rows", type=int, default=5_000)
     ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
     ap.add_argument("--single", type=int, default=100, help="single changes for idle latency")
     args = ap.parse_args()

@@ -152,7 +152,7 @@ test_change_json(void **state)
 		"old_code");
 	json_object_set_new(r, "reason", json_string("住民票コード変更"));
 	json_object_set_new(r, "old_code", json_string("17075364555"));
-		assert_int_equal(juki_change_from_json(r, &c, &fe), 0);
+	assert_int_equal(juki_change_from_json(r, &c, &fe), 0);
 	assert_string_equal(c.old_code, "17075364555");
 	assert_int_equal(c.kind, JUKI_CHANGE_ENTRY);
 	json_object_del(r, "old_code");
@@ -163,6 +163,42 @@ test_change_json(void **state)
 	assert_int_not_equal(juki_change_from_json(r, &c, &fe), 0);
 	assert_string_equal(fe.field, "new_code");
 	json_decref(r);
+}
+
+/* The text writer and jansson agree byte for byte, escapes and optional fields included. */
+static void
+test_change_text(void **state)
+{
+	const char *addresses[] = {"東京都千代田区本町1丁目1番1号", "a \"quoted\" \\ back", "𠮷"};
+	struct juki_change c;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++) {
+		json_t *r = record("131016", 3, "転居", "2026-11-20", "2026-11-25T01:02:03.456Z",
+				   addresses[i]);
+		json_t *obj;
+		char *a, *b;
+
+		if (i == 1) {
+			json_object_set_new(json_object_get(r, "person"), "kana",
+					    json_string("ヤマダ ハナコ"));
+		}
+		if (i == 2) {
+			json_object_set_new(r, "reason", json_string("住民票コード変更"));
+			json_object_set_new(r, "new_code", json_string("17075364555"));
+		}
+		change_of(r, &c);
+		obj = juki_change_to_json(&c);
+		a = json_dumps(obj, JSON_COMPACT);
+		b = juki_change_text(&c, &len);
+		assert_non_null(b);
+		assert_string_equal(a, b);
+		assert_int_equal(len, strlen(a));
+		free(a);
+		free(b);
+		json_decref(obj);
+	}
 }
 
 static void
@@ -372,6 +408,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reasons),
 	    cmocka_unit_test(test_change_json),
+	    cmocka_unit_test(test_change_text),
 	    cmocka_unit_test(test_precedence),
 	    cmocka_unit_test_setup_teardown(test_apply_order_independent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_other_order, setup, teardown),

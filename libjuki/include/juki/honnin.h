@@ -95,6 +95,14 @@ int juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_
 json_t *juki_change_to_json(const struct juki_change *c);
 
 /*
+ * juki_change_text() - the same record as compact JSON text, byte for byte
+ * what json_dumps(juki_change_to_json(c), JSON_COMPACT) writes, without the
+ * tree: the form kept in the store and sent on.  malloc'd, *len its length;
+ * NULL on ENOMEM.
+ */
+char *juki_change_text(const struct juki_change *c, size_t *len);
+
+/*
  * juki_change_newer() - does a supersede b by the precedence rule above?
  * Returns 1 (a newer), 0 (b newer or the same record).
  */
@@ -211,8 +219,11 @@ struct juki_batcher *juki_batcher_new(struct juki_store *store, const char *self
 /* juki_batcher_add() - add c (serialised now). */
 int juki_batcher_add(struct juki_batcher *b, const struct juki_change *c);
 
-/* juki_batcher_add_json() - add a record already in JSON form (a new reference is taken). */
+/* juki_batcher_add_json() - add a record in JSON form (serialised now). */
 int juki_batcher_add_json(struct juki_batcher *b, json_t *record);
+
+/* juki_batcher_add_text() - add a record already serialised (len bytes of one JSON object). */
+int juki_batcher_add_text(struct juki_batcher *b, const char *record, size_t len);
 
 /* juki_batcher_flush() - put the open message, if any, in the outbox. */
 int juki_batcher_flush(struct juki_batcher *b);

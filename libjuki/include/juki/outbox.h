@@ -59,6 +59,15 @@ int juki_outbox_put(struct juki_store *store, const struct juki_msg *msg, const 
 		    int64_t now_ms, int64_t *seq);
 
 /*
+ * juki_outbox_put_body() - the same with the body given as JSON text
+ * (body_len bytes of one JSON object) in place of msg->body, which must be
+ * an empty object: for big bodies made as text, without a JSON tree.
+ * body NULL is juki_outbox_put().
+ */
+int juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const char *body,
+			 size_t body_len, const char *service, int64_t now_ms, int64_t *seq);
+
+/*
  * juki_outbox_queues() - every (dest, service) with entries, oldest first.
  * *out is malloc'd (free() it); *n its length.
  */
