@@ -81,6 +81,12 @@ def hwm_kib(pid):
     return 0
 
 
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -128,9 +134,10 @@ def main():
                         done[name] = now
                 if now > 3600:
                     raise SystemExit("did not finish within an hour: %s" % done)
-            rss = {name: hwm_kib(d.proc.pid) for name, d in
-                   (("csd", cs), ("prefd", pref), ("jlisd", jlis),
-                    ("fwgated", net["fwgate:east"]))}
+            daemons = (("csd", cs), ("prefd", pref), ("jlisd", jlis),
+                       ("fwgated", net["fwgate:east"]))
+            rss = {name: hwm_kib(d.proc.pid) for name, d in daemons}
+            cpu = {name: cpu_s(d.proc.pid) for name, d in daemons}
             # Latency of every change under load: recorded at the CS, received at jlis.
             con = sqlite3.connect("file:%s?mode=ro" % jlis.store, uri=True)
             lat = [r[0] for r in con.execute("SELECT received_ms - recorded_ms FROM honnin")]
@@ -163,6 +170,9 @@ def main():
         print("latency CS -> jlis of a single change, idle: p50 %d ms, p99 %d ms (%d changes)"
               % (percentile(single, 50), percentile(single, 99), len(single)))
         print("peak RSS: " + ", ".join("%s %.1f MiB" % (k, v / 1024) for k, v in rss.items()))
+        print("CPU time: " + ", ".join("%s %.1f s (%.1f us/record)" % (k, v, v * 1e6 / n)
+                                       for k, v in cpu.items()) +
+              "; %d CPUs" % os.cpu_count())
         print("ceiling (plain C loop, same rows, same disk): %.0f rows/s" % ceil)
         print("ratio: %.2f" % (e2e / ceil))
     finally:
