@@ -78,8 +78,8 @@ juki_node_delivery_check(const void *section, const char **blame, char *why, siz
 }
 
 const struct juki_conf_key juki_node_honnin_keys[] = {
-    JUKI_CONF_SCALAR(struct juki_node_honnin, batch_records, "batch_records", JUKI_CONF_INT,
-		     "5000", 0, 1, 100000,
+    JUKI_CONF_SCALAR(struct juki_node_honnin, batch_records, "batch_records", JUKI_CONF_INT, "5000",
+		     0, 1, 100000,
 		     "Change records per honnin.batch message (bounded by frame_max)."),
     JUKI_CONF_SCALAR(
 	struct juki_node_honnin, reconcile_interval, "reconcile_interval", JUKI_CONF_DURATION, "1h",

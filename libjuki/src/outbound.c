@@ -183,7 +183,7 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 {
 	struct link *l = arg;
 	struct juki_outbound *ob = l->ob;
-		static const struct juki_chan_cbs cbs = {
+	static const struct juki_chan_cbs cbs = {
 	    .readable = link_readable,
 	    .closed = link_closed,
 	    .drained = link_drained,
@@ -357,7 +357,7 @@ pump(struct link *l)
 	struct juki_outbound *ob = l->ob;
 	size_t window = ob->conf.window ? ob->conf.window : 1;
 
-		/*
+	/*
 	 * Messages in flight are bounded in number (window) and, so that big
 	 * batches do not pile up in memory, in bytes not yet written: a few
 	 * frames' worth.  The rest follows when the channel has drained.
@@ -366,7 +366,6 @@ pump(struct link *l)
 	       juki_chan_pending(l->chan) < 2 * ob->conf.frame_max) {
 		struct juki_outbox_entry *e = NULL;
 		size_t n = 0, want = 1;
-
 
 		if (juki_outbox_next(ob->store, l->dest.urn, l->service, l->last_sent_seq, want, &e,
 				     &n) != 0) {

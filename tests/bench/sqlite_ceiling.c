@@ -51,9 +51,9 @@ main(int argc, char **argv)
 	free(line);
 	if (sqlite3_open(argv[1], &db) != SQLITE_OK ||
 	    sqlite3_exec(db,
-		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-		"CREATE TABLE t (code TEXT PRIMARY KEY, rec BLOB);",
-		NULL, NULL, NULL) != SQLITE_OK ||
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			 "CREATE TABLE t (code TEXT PRIMARY KEY, rec BLOB);",
+			 NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO t (code, rec) VALUES (?1, ?2)", -1, &st, NULL) !=
 		SQLITE_OK) {
 		fprintf(stderr, "sqlite: %s\n", sqlite3_errmsg(db));
