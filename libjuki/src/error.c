@@ -20,6 +20,8 @@ static const char *const own[] = {
     [-(JUKI_EDUP - JUKI_EBASE)] = "already recorded",
     [-(JUKI_EPROTO - JUKI_EBASE)] = "protocol violation",
     [-(JUKI_ECLOSED - JUKI_EBASE)] = "connection closed",
+    [-(JUKI_EAUTH - JUKI_EBASE)] = "wrong PIN or passphrase",
+    [-(JUKI_ELOCKED - JUKI_EBASE)] = "operator locked",
 };
 
 const char *

@@ -43,7 +43,9 @@ enum {
 	JUKI_EDUP = -1014,        /* already recorded */
 	JUKI_EPROTO = -1015,      /* peer broke the protocol */
 	JUKI_ECLOSED = -1016,     /* connection closed */
-	JUKI_ELAST = -1017,
+	JUKI_EAUTH = -1017,       /* wrong PIN or passphrase */
+	JUKI_ELOCKED = -1018,     /* operator locked */
+	JUKI_ELAST = -1019,
 };
 
 /*
