@@ -53,6 +53,8 @@ cmd_reconcile(struct ctl *ctl, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"date", required_argument, NULL, 'd'},
 	    {"no-check", no_argument, NULL, 'n'},
+	    /* Also after the command, as issue 3 writes it: "reconcile --date D --json". */
+	    {"json", no_argument, NULL, 'j'},
 	    {NULL, 0, NULL, 0},
 	};
 	const struct ctl_cmd *self = ctl_find("reconcile");
@@ -66,6 +68,8 @@ cmd_reconcile(struct ctl *ctl, int argc, char **argv)
 			date = optarg;
 		} else if (ch == 'n') {
 			check = 0;
+		} else if (ch == 'j') {
+			ctl->json = 1;
 		} else {
 			return ctl_usage(self);
 		}
@@ -127,7 +131,7 @@ cmd_person_show(struct ctl *ctl, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_honnin_cmds[] = {
-    {"reconcile", cmd_reconcile, "[--date YYYY-MM-DD] [--no-check]",
+    {"reconcile", cmd_reconcile, "[--date YYYY-MM-DD] [--no-check] [--json]",
      "ask the receiver for its update counts (更新件数リスト) of recent days, or of one, wait "
      "for the answers and print the comparison; exit 1 when a day differs",
      1},
