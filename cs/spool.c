@@ -289,6 +289,10 @@ apply(struct csd_spool *sp, json_t *receipt)
 	rc = csd_import_rewind(sp->active->imp, lookup, cs);
 	while (rc == 0 && (rc = csd_import_next(sp->active->imp, &ic)) == 1) {
 		rc = csd_op_record(&op, &ic.change);
+		/* A file of millions of rows holds the loop for minutes. */
+		if (op.changes % 256 == 0) {
+			juki_daemon_alive(cs->node.daemon);
+		}
 	}
 	if (rc == 0) {
 		rc = finish_op(sp, &op, receipt);

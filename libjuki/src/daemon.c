@@ -23,6 +23,7 @@ struct juki_daemon {
 	int64_t started_ms;
 	struct event *sigterm, *sigint, *sighup, *watchdog;
 	int64_t watchdog_ms;
+	int64_t watchdog_last; /* monotonic ms of the last ping */
 };
 
 int
@@ -182,9 +183,19 @@ on_watchdog(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	juki_sd_notify("WATCHDOG=1");
+	d->watchdog_last = juki_clock_mono_ms();
 	tv.tv_sec = (time_t)(d->watchdog_ms / 2000);
 	tv.tv_usec = (suseconds_t)((d->watchdog_ms / 2 % 1000) * 1000);
 	evtimer_add(d->watchdog, &tv);
+}
+
+void
+juki_daemon_alive(struct juki_daemon *d)
+{
+	if (d->watchdog != NULL && juki_clock_mono_ms() - d->watchdog_last >= d->watchdog_ms / 4) {
+		juki_sd_notify("WATCHDOG=1");
+		d->watchdog_last = juki_clock_mono_ms();
+	}
 }
 
 static void

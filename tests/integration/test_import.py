@@ -4,6 +4,9 @@ validated whole and applied all or nothing, then propagated to pref and jlis."""
 import json
 import os
 import shutil
+import socket
+import threading
+import time
 
 from jukitest import Network, run_cases, wait_until, CtlError, CTL_FAILED
 from jukitest.synth import Synth, import_csv, change_row, wrong_check_digit
@@ -136,6 +139,54 @@ def case_spool_drop_and_no_second_apply():
         assert day["sent"] == 50 and day["status"] == "ok", day
 
 
+def case_watchdog_fed_during_a_long_apply():
+    """A file replayed in one transaction holds the event loop for as long as it
+    takes: the daemon must keep pinging systemd's watchdog meanwhile, or
+    systemd kills it, and kills it again after the restart (the file is still
+    in incoming/)."""
+    s = Synth(seed=44)
+    watchdog_ms = 500
+
+    def configure(net):
+        net[A].env = {"NOTIFY_SOCKET": os.path.join(net.dir, "notify.sock"),
+                      "WATCHDOG_USEC": str(watchdog_ms * 1000)}
+        # Every file goes the long way: validated in small steps, then replayed.
+        net[A].imports = {"single_pass": 0, "step_rows": 500}
+        configure.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        configure.sock.bind(net[A].env["NOTIFY_SOCKET"])
+        configure.sock.settimeout(0.05)
+
+    pings, stop = [], threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                if b"WATCHDOG=1" in configure.sock.recv(4096):
+                    pings.append(time.monotonic())
+            except socket.timeout:
+                pass
+
+    with Network(NET, configure=configure) as net:
+        text = import_csv([change_row(s.person("131016"), "職権記載") for _ in range(100000)])
+        path = write(net, "big.csv", text)
+        reader = threading.Thread(target=listen)
+        reader.start()
+        try:
+            start = time.monotonic()
+            out = net[A].ctl("import", path, timeout=300)
+            end = time.monotonic()
+        finally:
+            stop.set()
+            reader.join()
+            configure.sock.close()
+        assert out["state"] == "accepted" and out["receipt"]["changes"] == 100000, out
+        during = [t for t in pings if start <= t <= end]
+        gaps = [b - a for a, b in zip([start] + during, during + [end])]
+        assert max(gaps) < watchdog_ms / 1000, \
+            "the watchdog went %.0f ms without a ping (limit %d ms) during a %.1f s import" % (
+                max(gaps) * 1000, watchdog_ms, end - start)
+
+
 if __name__ == "__main__":
     run_cases([case_ten_thousand_rows_reach_jlis, case_bad_file_changes_nothing,
-               case_spool_drop_and_no_second_apply])
+               case_spool_drop_and_no_second_apply, case_watchdog_fed_during_a_long_apply])

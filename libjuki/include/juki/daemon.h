@@ -52,6 +52,13 @@ struct juki_daemon_ops {
 /* juki_daemon_main() - run the daemon; returns the process exit status. */
 int juki_daemon_main(int argc, char **argv, const struct juki_daemon_ops *ops);
 
+/*
+ * juki_daemon_alive() - ping the watchdog now if a ping is due: for work
+ * that holds the event loop longer than the watchdog allows (a large
+ * import applied in one transaction).
+ */
+void juki_daemon_alive(struct juki_daemon *d);
+
 /* juki_daemon_base() - the one event base of the process. */
 struct event_base *juki_daemon_base(struct juki_daemon *d);
 

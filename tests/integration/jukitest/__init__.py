@@ -120,6 +120,8 @@ class Daemon:
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
         self.extra = {}  # more top-level keys, written as given
+        self.env = {}  # more environment for the process
+        self.imports = {}  # cs: more keys of the import section
         self.delivery = {"backoff_min": "50ms", "backoff_max": "1s", "failback": "1s"}
         self.limits = {}
         self.policy = None  # a policy file of its own; None: the network's
@@ -155,6 +157,7 @@ class Daemon:
             lines.append("import:")
             lines.append("  spool: %s" % self.spool)
             lines.append("  scan_interval: 50ms")
+            lines += ["  %s: %s" % kv for kv in self.imports.items()]
         if self.limits:
             lines.append("limits:")
             lines += ["  %s: %s" % kv for kv in self.limits.items()]
@@ -169,7 +172,8 @@ class Daemon:
         logf.write("---- start %s\n" % time.strftime("%H:%M:%S"))
         logf.flush()
         self.proc = subprocess.Popen([self.binary, "-f", self.config], stdout=logf,
-                                     stderr=subprocess.STDOUT, cwd=self.net.dir)
+                                     stderr=subprocess.STDOUT, cwd=self.net.dir,
+                                     env=dict(os.environ, **self.env) if self.env else None)
         logf.close()
         if wait:
             self.wait_ready()
