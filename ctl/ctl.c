@@ -14,6 +14,7 @@
 static const struct ctl_cmd *const tables[] = {
     ctl_status_cmds, ctl_resident_cmds, ctl_movein_cmds, ctl_pref_cmds,
     ctl_honnin_cmds, ctl_import_cmds,   ctl_maint_cmds,  ctl_pki_cmds,
+    ctl_audit_cmds,
 };
 
 const struct ctl_cmd *

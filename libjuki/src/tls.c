@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "juki/audit.h"
 #include "juki/error.h"
 #include "juki/ident.h"
 #include "juki/tls.h"
@@ -689,4 +690,112 @@ juki_tls_failure_name(enum juki_tls_failure failure)
 		return "protocol";
 	}
 	return "protocol";
+}
+
+/*
+ * The digest for a key: SHA-256, except for the EdDSA keys, which hash
+ * internally and take none.  Node keys are P-256; the others cost nothing.
+ */
+static const EVP_MD *
+sign_digest(const EVP_PKEY *key)
+{
+	if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
+		return NULL;
+	}
+	return EVP_sha256();
+}
+
+int
+juki_tls_sign(struct juki_tls *tls, const void *data, size_t len, unsigned char **sig,
+	      size_t *siglen)
+{
+	EVP_MD_CTX *md = NULL;
+	unsigned char *buf = NULL;
+	EVP_PKEY *key;
+	size_t n = 0;
+	int rc = JUKI_ETLS;
+
+	if (sig != NULL) {
+		*sig = NULL;
+	}
+	if (siglen != NULL) {
+		*siglen = 0;
+	}
+	if (tls == NULL || (data == NULL && len > 0) || sig == NULL || siglen == NULL) {
+		return JUKI_EINVAL;
+	}
+	/* The SSL_CTX holds the key; juki_tls_new() checked it against the certificate. */
+	key = SSL_CTX_get0_privatekey(tls->ctx);
+	if (key == NULL) {
+		return JUKI_ECERT;
+	}
+	md = EVP_MD_CTX_new();
+	if (md == NULL) {
+		rc = JUKI_ENOMEM;
+		goto out;
+	}
+	if (EVP_DigestSignInit(md, NULL, sign_digest(key), NULL, key) != 1 ||
+	    EVP_DigestSign(md, NULL, &n, data, len) != 1) {
+		goto out;
+	}
+	buf = malloc(n);
+	if (buf == NULL) {
+		rc = JUKI_ENOMEM;
+		goto out;
+	}
+	/* n is the maximum length; the DER of an ECDSA signature is often shorter */
+	if (EVP_DigestSign(md, buf, &n, data, len) != 1) {
+		goto out;
+	}
+	*sig = buf;
+	*siglen = n;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+juki_tls_verify_cert(const char *cert_pem, const void *data, size_t len, const unsigned char *sig,
+		     size_t siglen)
+{
+	EVP_MD_CTX *md = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	FILE *fp;
+	int rc;
+
+	if (cert_pem == NULL || (data == NULL && len > 0) || (sig == NULL && siglen > 0)) {
+		return JUKI_EINVAL;
+	}
+	fp = fopen(cert_pem, "re");
+	if (fp == NULL) {
+		return -errno;
+	}
+	cert = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (cert == NULL || (key = X509_get_pubkey(cert)) == NULL) {
+		rc = JUKI_ECERT;
+		goto out;
+	}
+	md = EVP_MD_CTX_new();
+	if (md == NULL) {
+		rc = JUKI_ENOMEM;
+		goto out;
+	}
+	if (EVP_DigestVerifyInit(md, NULL, sign_digest(key), NULL, key) != 1) {
+		rc = JUKI_ETLS;
+		goto out;
+	}
+	/* 1 is a good signature; 0 a bad one, and a negative value one that is not even DER. */
+	rc = siglen > 0 && EVP_DigestVerify(md, sig, siglen, data, len) == 1 ? 0 : JUKI_EAUTH;
+out:
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ERR_clear_error();
+	return rc;
 }

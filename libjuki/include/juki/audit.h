@@ -49,12 +49,19 @@ void juki_audit_close(struct juki_audit *audit);
 /*
  * juki_audit_append() - append one entry, durably (its own transaction,
  * committed before this returns), and sign a checkpoint when one is due.
- * target and detail may be NULL.  Returns 0 or JUKI_ESTORE.
+ * target and detail may be NULL.  Returns 0 or JUKI_ESTORE; JUKI_EINVAL,
+ * recording nothing, for a field over JUKI_AUDIT_FIELD_MAX bytes, not
+ * UTF-8 or holding a control character, an empty op/action/outcome, or a
+ * time outside 1970..9999.  A checkpoint that cannot be signed (no signer)
+ * does not fail the append; it is tried again with the next one.
  */
 int juki_audit_append(struct juki_audit *audit, int64_t now_ms, const char *op, const char *action,
 		      const char *target, const char *outcome, const char *detail);
 
-/* juki_audit_checkpoint() - sign the head now (no-op when nothing new). */
+/*
+ * juki_audit_checkpoint() - sign the head now (no-op when nothing new).
+ * JUKI_EINVAL when there is no signer, JUKI_ETLS, JUKI_ESTORE.
+ */
 int juki_audit_checkpoint(struct juki_audit *audit, int64_t now_ms);
 
 /*
@@ -71,6 +78,10 @@ json_t *juki_audit_show(struct juki_audit *audit, const char *op, int64_t since_
  * {"ok": bool, "entries": n, "checkpoints": n, "first_broken": seq or null,
  *  "reason": "hash" | "signature" | "sequence" | ...}.  Returns 0 when the
  * check ran (whatever it found), a negative code when it could not run.
+ * Also in the report: "signed_through" (seq of the last checkpoint that
+ * verified, 0: none) and "unsigned_tail" (when ok, the entries after the
+ * last checkpoint: a cut there cannot be seen); reason "checkpoint" is a
+ * checkpoint whose hash is not the chain's.  docs/audit.md has the rules.
  */
 int juki_audit_verify_file(const char *path, const char *cert_pem, json_t **report, char *err,
 			   size_t errlen);
@@ -79,6 +90,12 @@ int juki_audit_verify_file(const char *path, const char *cert_pem, json_t **repo
  * juki_tls_sign() / juki_tls_verify_cert() - ECDSA over SHA-256 with the
  * identity's private key, and its check against a certificate file.
  * Declared here because only the history needs them.
+ * juki_tls_sign(): *sig is malloc'd, the caller free()s it; returns 0,
+ * JUKI_EINVAL, JUKI_ENOMEM or JUKI_ETLS.  juki_tls_verify_cert() uses the
+ * public key of the first certificate in the file, not its validity dates
+ * or chain (a checkpoint stays valid after its certificate expires);
+ * returns 0 for a good signature, JUKI_EAUTH for a bad one, JUKI_ECERT when
+ * the file holds no certificate, -errno when it cannot be read.
  */
 int juki_tls_sign(struct juki_tls *tls, const void *data, size_t len, unsigned char **sig,
 		  size_t *siglen);
