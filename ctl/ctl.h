@@ -7,6 +7,13 @@
  *   1  refused or failed (the daemon said why)
  *   2  usage error
  *   3  daemon unreachable
+ *   4  wrong PIN: the operator's (the daemon said so) or the card's
+ *   5  operator locked
+ *
+ * With a terminal (--terminal FILE, $JUKI_TERMINAL or --connect; see
+ * terminal.h and docs/terminal.md) requests go to a daemon's operator port
+ * over TLS with the operator's card, in one session per run; otherwise to
+ * the local control socket.
  */
 #ifndef JUKI_CTL_CTL_H
 #define JUKI_CTL_CTL_H
@@ -15,15 +22,22 @@
 
 #include <jansson.h>
 
+#include "terminal.h"
+
 #define CTL_OK          0
 #define CTL_FAILED      1
 #define CTL_USAGE       2
 #define CTL_UNREACHABLE 3
+#define CTL_WRONG_PIN   4
+#define CTL_LOCKED      5
 
 struct ctl {
 	const char *socket; /* control socket of the daemon addressed */
 	int json;           /* print results as JSON */
 	int64_t timeout_ms;
+	struct ctl_terminal term;    /* term.connect set: requests go to the operator port */
+	struct ctl_session *session; /* opened by the first request, closed at exit */
+	int session_rc;              /* exit code of a failed open: never retried in a run */
 };
 
 struct ctl_cmd {
@@ -37,6 +51,8 @@ struct ctl_cmd {
 /*
  * ctl_call() - send cmd with args (stolen) to the daemon and hand back the
  * result; prints the daemon's error and returns the exit code otherwise.
+ * With a terminal, the first call opens the session (card, TLS, login)
+ * and later calls of the same run reuse it.
  */
 int ctl_call(struct ctl *ctl, const char *cmd, json_t *args, json_t **result);
 

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -22,6 +24,7 @@
 #include "juki/error.h"
 #include "juki/ident.h"
 #include "juki/pki.h"
+#include "juki/tls.h"
 
 #define CA_CERT    "ca.crt"
 #define CA_KEY     "ca.key"
@@ -1006,6 +1009,123 @@ juki_pki_write_crl(const char *dir, int days, char *err, size_t errlen)
 	if (rc == 0) {
 		rc = crl_write(&p, days, time(NULL), err, errlen);
 	}
+	pki_close(&p);
+	return rc;
+}
+
+/*
+ * scrypt as `openssl pkcs8 -scrypt` sets it: 16 MiB of memory per guess,
+ * inside OpenSSL's default decryption limit of 32 MiB.
+ */
+#define SCRYPT_N 16384
+#define SCRYPT_R 8
+#define SCRYPT_P 1
+#define PASS_MAX 1024
+
+static int
+encrypted_pem(EVP_PKEY *key, const char *pass, BIO **out, char *err, size_t errlen)
+{
+	PKCS8_PRIV_KEY_INFO *p8inf = NULL;
+	X509_ALGOR *pbe = NULL;
+	X509_SIG *p8 = NULL;
+	BIO *bio = NULL;
+	int rc = JUKI_EIO;
+
+	*out = NULL;
+	p8inf = EVP_PKEY2PKCS8(key);
+	pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, SCRYPT_N, SCRYPT_R, SCRYPT_P);
+	if (p8inf == NULL || pbe == NULL) {
+		rc = fail_ssl(err, errlen, JUKI_EIO, "PKCS#8 encryption parameters");
+		goto out;
+	}
+	p8 = PKCS8_set0_pbe(pass, (int)strlen(pass), p8inf, pbe);
+	if (p8 == NULL) {
+		rc = fail_ssl(err, errlen, JUKI_EIO, "PKCS#8 encryption");
+		goto out;
+	}
+	pbe = NULL; /* owned by p8 now */
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL || !PEM_write_bio_PKCS8(bio, p8)) {
+		rc = fail_ssl(err, errlen, JUKI_EIO, "PEM encoding of an encrypted key");
+		goto out;
+	}
+	*out = bio;
+	bio = NULL;
+	rc = 0;
+out:
+	BIO_free(bio);
+	X509_SIG_free(p8);
+	X509_ALGOR_free(pbe);
+	PKCS8_PRIV_KEY_INFO_free(p8inf);
+	return rc;
+}
+
+int
+juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t errlen)
+{
+	struct pki p = {.dirfd = -1};
+	char dir[PATH_MAX];
+	const char *base;
+	const char *slash;
+	EVP_PKEY *key = NULL;
+	BIO *bio = NULL;
+	FILE *fp;
+	int rc;
+
+	if (path == NULL || pass == NULL || *pass == '\0' || strlen(pass) > PASS_MAX) {
+		set_err(err, errlen, "a key file and a passphrase of 1..%d bytes are needed",
+			PASS_MAX);
+		return JUKI_EINVAL;
+	}
+	slash = strrchr(path, '/');
+	base = slash != NULL ? slash + 1 : path;
+	if (*base == '\0' || (slash != NULL && (size_t)(slash - path) >= sizeof(dir))) {
+		set_err(err, errlen, "%s: not a file name", path);
+		return JUKI_EINVAL;
+	}
+	if (slash == NULL) {
+		snprintf(dir, sizeof(dir), ".");
+	} else if (slash == path) {
+		snprintf(dir, sizeof(dir), "/");
+	} else {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	}
+	ERR_clear_error();
+	/* The plain key obeys the key-file rule; the encrypted one keeps it (0600). */
+	rc = juki_tls_check_key_file(path, err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		rc = -errno;
+		set_err(err, errlen, "key file %s: %s", path, strerror(errno));
+		return rc;
+	}
+	key = PEM_read_PrivateKey_ex(fp, NULL, no_passphrase, NULL, NULL, NULL);
+	fclose(fp);
+	if (key == NULL) {
+		char what[PATH_MAX + 64];
+
+		snprintf(what, sizeof(what), "key file %s: not an unencrypted private key", path);
+		return fail_ssl(err, errlen, JUKI_ECERT, what);
+	}
+	rc = encrypted_pem(key, pass, &bio, err, errlen);
+	if (rc != 0) {
+		goto out;
+	}
+	p.dir = dir;
+	p.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p.dirfd < 0) {
+		rc = -errno;
+		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	rc = write_bio(&p, base, bio, MODE_SECRET, err, errlen);
+out:
+	/* the memory BIO held only ciphertext; the plain key dies with key */
+	BIO_free(bio);
+	EVP_PKEY_free(key);
 	pki_close(&p);
 	return rc;
 }

@@ -418,8 +418,13 @@ build_ctx(const struct juki_tls_conf *conf, X509 *cert, STACK_OF(X509) * chain, 
 	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		char msg[1024];
 
-		snprintf(msg, sizeof(msg), "key %s does not match certificate %s", conf->key,
-			 conf->cert);
+		if (conf->key != NULL) {
+			snprintf(msg, sizeof(msg), "key %s does not match certificate %s",
+				 conf->key, conf->cert);
+		} else {
+			snprintf(msg, sizeof(msg), "the key does not match certificate %s",
+				 conf->cert);
+		}
 		rc = fail_ssl(err, errlen, JUKI_ECERT, msg);
 		goto out;
 	}
@@ -449,12 +454,7 @@ out:
 int
 juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err, size_t errlen)
 {
-	STACK_OF(X509) *certs = NULL;
-	STACK_OF(X509) *chain = NULL;
-	X509_STORE *store = NULL;
 	EVP_PKEY *key = NULL;
-	struct juki_tls *tls = NULL;
-	X509 *cert;
 	int rc;
 
 	*out = NULL;
@@ -465,9 +465,30 @@ juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err,
 	ERR_clear_error();
 	/* The key first: a key anyone can read refuses to start, whatever else is wrong. */
 	rc = load_key(conf->key, &key, err, errlen);
-	if (rc != 0) {
-		goto out;
+	if (rc == 0) {
+		rc = juki_tls_new_key(conf, key, out, err, errlen);
 	}
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+int
+juki_tls_new_key(const struct juki_tls_conf *conf, EVP_PKEY *key, struct juki_tls **out, char *err,
+		 size_t errlen)
+{
+	STACK_OF(X509) *certs = NULL;
+	STACK_OF(X509) *chain = NULL;
+	X509_STORE *store = NULL;
+	struct juki_tls *tls = NULL;
+	X509 *cert;
+	int rc;
+
+	*out = NULL;
+	if (conf == NULL || conf->cert == NULL || key == NULL || conf->ca == NULL) {
+		set_err(err, errlen, "TLS needs a certificate, a key and a CA file");
+		return JUKI_EINVAL;
+	}
+	ERR_clear_error();
 	rc = load_certs(conf->cert, "certificate file", &certs, err, errlen);
 	if (rc != 0) {
 		goto out;
@@ -515,7 +536,6 @@ out:
 	/* chain borrows the certificates that certs owns */
 	sk_X509_free(chain);
 	sk_X509_pop_free(certs, X509_free);
-	EVP_PKEY_free(key);
 	X509_STORE_free(store);
 	ERR_clear_error();
 	return rc;

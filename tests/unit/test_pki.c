@@ -803,6 +803,121 @@ test_write_crl(void **state)
 	X509_CRL_free(crl);
 }
 
+static int
+pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	const char *pass = u;
+	int n = (int)strlen(pass);
+
+	(void)rwflag;
+	if (n > size) {
+		return -1;
+	}
+	memcpy(buf, pass, (size_t)n);
+	return n;
+}
+
+static EVP_PKEY *
+read_key_with(const char *path, const char *pass)
+{
+	FILE *fp = fopen(path, "r");
+	EVP_PKEY *k;
+
+	assert_non_null(fp);
+	k = PEM_read_PrivateKey(fp, NULL, pass_cb, (void *)pass);
+	fclose(fp);
+	ERR_clear_error();
+	return k;
+}
+
+static void
+test_encrypt_key(void **state)
+{
+	struct fix *f = *state;
+	char path[256], head[64];
+	X509 *cert;
+	EVP_PKEY *key;
+	FILE *fp;
+	DIR *d;
+	struct dirent *de;
+
+	init_ca(f);
+	issue(f, "urn:juki:op:cs:131016:tanaka", "op-cs-131016-tanaka");
+	path_of(f, "op-cs-131016-tanaka.key", path, sizeof(path));
+	assert_int_equal(juki_pki_encrypt_key(path, "correct horse", f->err, sizeof(f->err)), 0);
+	assert_int_equal(mode_of(path), 0600);
+
+	/* an encrypted PKCS#8 PEM, scrypt-based: nothing of the key in the clear */
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(head, sizeof(head), fp));
+	fclose(fp);
+	assert_string_equal(head, "-----BEGIN ENCRYPTED PRIVATE KEY-----\n");
+	assert_null(read_key_with(path, ""));
+	assert_null(read_key_with(path, "wrong horse"));
+
+	/* the same key as before: it still matches the certificate */
+	key = read_key_with(path, "correct horse");
+	assert_non_null(key);
+	cert = read_cert(f, "op-cs-131016-tanaka.crt");
+	assert_int_equal(X509_check_private_key(cert, key), 1);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+
+	/* no temporary file is left beside it */
+	d = opendir(f->dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		assert_null(strstr(de->d_name, ".tmp-"));
+	}
+	closedir(d);
+
+	/* twice is refused: it is not an unencrypted key any more */
+	assert_int_equal(juki_pki_encrypt_key(path, "correct horse", f->err, sizeof(f->err)),
+			 JUKI_ECERT);
+	assert_non_null(strstr(f->err, "not an unencrypted private key"));
+}
+
+static void
+test_encrypt_key_bad(void **state)
+{
+	struct fix *f = *state;
+	char path[256], pass[1100];
+
+	init_ca(f);
+	issue(f, "urn:juki:op:cs:131016:tanaka", "op-cs-131016-tanaka");
+	path_of(f, "op-cs-131016-tanaka.key", path, sizeof(path));
+	assert_int_equal(juki_pki_encrypt_key(path, "", f->err, sizeof(f->err)), JUKI_EINVAL);
+	assert_int_equal(juki_pki_encrypt_key(path, NULL, f->err, sizeof(f->err)), JUKI_EINVAL);
+	assert_int_equal(juki_pki_encrypt_key(NULL, "pass", f->err, sizeof(f->err)), JUKI_EINVAL);
+	memset(pass, 'p', sizeof(pass));
+	pass[1025] = '\0';
+	assert_int_equal(juki_pki_encrypt_key(path, pass, f->err, sizeof(f->err)), JUKI_EINVAL);
+	pass[1024] = '\0';
+	assert_int_equal(juki_pki_encrypt_key(path, pass, f->err, sizeof(f->err)), 0);
+
+	/* a key file others can read is refused, and left as it was */
+	issue(f, "urn:juki:op:cs:131016:suzuki", "op-cs-131016-suzuki");
+	path_of(f, "op-cs-131016-suzuki.key", path, sizeof(path));
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(juki_pki_encrypt_key(path, "correct horse", f->err, sizeof(f->err)),
+			 JUKI_EKEYPERM);
+	assert_int_equal(mode_of(path), 0644);
+
+	/* a certificate is no key; a missing file; a directory */
+	path_of(f, "op-cs-131016-suzuki.crt", path, sizeof(path));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(juki_pki_encrypt_key(path, "correct horse", f->err, sizeof(f->err)),
+			 JUKI_ECERT);
+	path_of(f, "nosuch.key", path, sizeof(path));
+	assert_int_equal(juki_pki_encrypt_key(path, "correct horse", f->err, sizeof(f->err)),
+			 -ENOENT);
+	assert_int_equal(juki_pki_encrypt_key(f->dir, "correct horse", f->err, sizeof(f->err)),
+			 JUKI_EKEYPERM);
+	assert_int_equal(juki_pki_encrypt_key("dir/", "correct horse", f->err, sizeof(f->err)),
+			 JUKI_EINVAL);
+}
+
 int
 main(void)
 {
@@ -819,6 +934,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reissue_after_revoke, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_crl, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_encrypt_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_encrypt_key_bad, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

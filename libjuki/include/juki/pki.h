@@ -42,4 +42,15 @@ int juki_pki_revoke(const char *dir, const char *name_or_urn, char *err, size_t 
 /* juki_pki_write_crl() - rewrite crl.pem from index.json (nextUpdate: days). */
 int juki_pki_write_crl(const char *dir, int days, char *err, size_t errlen);
 
+/*
+ * juki_pki_encrypt_key() - replace the unencrypted private key file at path
+ * (as issued above; it must pass juki_tls_check_key_file()) by the same key
+ * as an encrypted PKCS#8 PEM ("ENCRYPTED PRIVATE KEY": PBES2, scrypt
+ * N=16384 r=8 p=1, AES-256-CBC) under pass (1..1024 bytes), mode 0600,
+ * written atomically.  For an operator's card where no token exists.
+ * Returns 0, JUKI_EINVAL (no passphrase), JUKI_EKEYPERM, JUKI_ECERT (not an
+ * unencrypted private key: already encrypted, or no key at all), -errno.
+ */
+int juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t errlen);
+
 #endif

@@ -58,6 +58,17 @@ struct juki_tls;
  */
 int juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err, size_t errlen);
 
+/*
+ * juki_tls_new_key() - as juki_tls_new() with a private key already loaded
+ * (an operator's card: a key on a PKCS#11 token, or one decrypted from a
+ * passphrase-protected file); conf->key is ignored.  The same checks
+ * follow: the key matches the certificate, the certificate names a
+ * urn:juki identity (JUKI_ECERT).  The contexts take their own reference
+ * to key; the caller still frees its own.
+ */
+int juki_tls_new_key(const struct juki_tls_conf *conf, EVP_PKEY *key, struct juki_tls **out,
+		     char *err, size_t errlen);
+
 /* juki_tls_free() - drop our reference; SSL objects already made stay valid. */
 void juki_tls_free(struct juki_tls *tls);
 
