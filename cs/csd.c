@@ -129,21 +129,35 @@ static const struct juki_handler csd_handlers[] = {
     {NULL, JUKI_SVC_NONE, NULL, 0},
 };
 
+#define CLERK JUKI_ROLE_CLERK
+#define SUPER JUKI_ROLE_SUPERVISOR
+
 static const struct juki_ctl_cmd csd_cmds[] = {
     {"resident.add", csd_cmd_resident_add,
-     "register residents (args: residents: [person...]); all or nothing"},
-    {"resident.show", csd_cmd_resident_show, "a resident's record and cases (args: code)"},
+     "register residents (args: residents: [person...]); all or nothing", CLERK, "honnin"},
+    {"resident.show", csd_cmd_resident_show, "a resident's record and cases (args: code)",
+     CLERK | SUPER, "honnin"},
+    {"resident.correct", csd_cmd_resident_correct,
+     "職権修正 of recorded items; needs a supervisor's approval, before or within "
+     "operator.approve_within (args: code, person: {items}, date, approval)",
+     CLERK, "honnin"},
     {"movein", csd_cmd_movein,
      "record move-ins and send 転入通知 (args: moves: [{person, from, date}...]); all or "
-     "nothing"},
+     "nothing",
+     CLERK, "tennyu"},
     {"import.put", csd_cmd_import_put,
-     "upload a file into the import spool (args: name, offset, data: base64, last)"},
+     "upload a file into the import spool (args: name, offset, data: base64, last)", CLERK,
+     "honnin"},
     {"import.status", csd_cmd_import_status,
-     "an import job's state, progress and receipt or report (args: job; none: all recent)"},
+     "an import job's state, progress and receipt or report (args: job; none: all recent)",
+     CLERK | SUPER | JUKI_ROLE_ADMIN, "honnin"},
     {"movein.list", csd_cmd_movein_list,
-     "move-ins recorded here and the answer to each notice (args: status, limit)"},
-    {NULL, NULL, NULL},
+     "move-ins recorded here and the answer to each notice (args: status, limit)",
+     CLERK | SUPER, "tennyu"},
+    {NULL, NULL, NULL, 0, NULL},
 };
+
+static const char *const csd_datasets[] = {"honnin", "tennyu", NULL};
 
 static const char *
 csd_honnin_dest(struct juki_node *node)
@@ -162,6 +176,7 @@ static const struct juki_node_spec csd_spec = {
     .status = csd_status,
     .honnin_dest = csd_honnin_dest,
     .purge = csd_purge_rules,
+    .datasets = csd_datasets,
 };
 
 /* The prefectural server: configured, or the one of our prefecture. */

@@ -85,6 +85,8 @@ int csd_held(struct csd *cs, const char *code, struct juki_change *c);
 int csd_resident(const struct csd *cs, const struct juki_change *c);
 
 /* Control commands (tennyu.c). */
+int csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result,
+			     struct juki_ctl_error *err);
 int csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result,
 			 struct juki_ctl_error *err);
 int csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result,

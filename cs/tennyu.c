@@ -5,12 +5,14 @@
 #include "csd.h"
 #include "juki/error.h"
 #include "juki/log.h"
+#include "juki/opport.h"
 #include "juki/outbox.h"
 #include "juki/person.h"
 
 #define REASON_TENNYU     "転入"
 #define REASON_TENSHUTSU  "転出"
 #define REASON_REGISTERED "職権記載"
+#define REASON_CORRECTED  "職権修正"
 /* Work per control request, so that one request cannot hold the loop for long. */
 #define BATCH_LIMIT 100000
 
@@ -181,6 +183,100 @@ csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki
 	*result = json_pack("{s:I}", "added", (json_int_t)json_array_size(items));
 	return 0;
 fail:
+	csd_op_free(&op);
+	return abandon(store, rc);
+}
+
+/*
+ * 職権修正: a clerk corrects recorded items of a resident.  Important input
+ * (第4-8(2)): it takes a supervisor's approval given beforehand, or is
+ * recorded pending one, to be given within operator.approve_within.
+ */
+int
+csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result,
+			 struct juki_ctl_error *err)
+{
+	static const char *const fields[] = {"name", "kana", "birth", "sex", "address", NULL};
+	struct csd *cs = csd_of(ctx);
+	struct juki_store *store = cs->node.store;
+	const json_t *fix = json_object_get(args, "person"), *v;
+	struct juki_field_error fe;
+	struct juki_change held, c;
+	struct juki_person p;
+	struct csd_op op;
+	char code[JUKI_JUMIN_CODE_LEN + 1], date[11];
+	json_t *merged, *approval = NULL;
+	const char *key;
+	int resident, rc;
+
+	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+		return juki_ctl_fail(err, "invalid", "code: %s (%s)", fe.detail, fe.reason);
+	}
+	if (!json_is_object(fix) || json_object_size(fix) == 0) {
+		return juki_ctl_fail(err, "usage", "person: the items to correct");
+	}
+	json_object_foreach((json_t *)fix, key, v)
+	{
+		size_t i;
+
+		for (i = 0; fields[i] != NULL && strcmp(fields[i], key) != 0; i++) {
+		}
+		if (fields[i] == NULL) {
+			return juki_ctl_fail(err, "usage",
+					     "person.%s: not an item a correction changes (name, "
+					     "kana, birth, sex, address)",
+					     key);
+		}
+	}
+	if ((rc = next_version(cs, code, &held, &resident)) != 0) {
+		return rc;
+	}
+	if (!resident) {
+		return juki_ctl_fail(err, "not-found", "%s is not a resident here", code);
+	}
+	merged = juki_person_to_json(&held.person);
+	if (merged == NULL || json_object_update(merged, (json_t *)fix) != 0) {
+		json_decref(merged);
+		return JUKI_ENOMEM;
+	}
+	rc = juki_person_from_json(merged, 0, &p, &fe);
+	json_decref(merged);
+	if (rc != 0) {
+		return juki_ctl_fail(err, "invalid", "person.%s: %s (%s)", fe.field, fe.detail,
+				     fe.reason);
+	}
+	if (memcmp(&p, &held.person, sizeof(p)) == 0) {
+		return juki_ctl_fail(err, "conflict", "the record of %s already says that", code);
+	}
+	if ((rc = csd_op_init(cs, &op)) != 0) {
+		return rc;
+	}
+	juki_clock_date(op.now, date, sizeof(date));
+	if (json_object_get(args, "date") != NULL &&
+	    juki_json_date(args, "date", date, &fe) != 0) {
+		csd_op_free(&op);
+		return juki_ctl_fail(err, "invalid", "date: %s", fe.detail);
+	}
+	if ((rc = juki_store_begin(store)) != 0) {
+		csd_op_free(&op);
+		return rc;
+	}
+	if ((rc = juki_node_approval_take(&cs->node, args, "correct", code, &approval, err)) != 0) {
+		goto fail;
+	}
+	change_for(cs, &p, REASON_CORRECTED, date, held.version + 1, &c);
+	if ((rc = csd_op_record(&op, &c)) != 0 || (rc = csd_op_finish(&op)) != 0 ||
+	    (rc = juki_store_commit(store)) != 0) {
+		goto fail;
+	}
+	csd_op_free(&op);
+	juki_node_kick(&cs->node);
+	juki_node_approvals_check(&cs->node);
+	*result = json_pack("{s:s,s:I,s:s,s:o}", "code", code, "version", (json_int_t)c.version,
+			    "reason", REASON_CORRECTED, "approval", approval);
+	return 0;
+fail:
+	json_decref(approval);
 	csd_op_free(&op);
 	return abandon(store, rc);
 }

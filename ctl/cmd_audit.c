@@ -213,6 +213,15 @@ print_report(const struct ctl *ctl, const json_t *report)
 
 	if (ctl->json) {
 		ctl_print(ctl, report);
+		if (!ok) {
+			/* Scripts read stdout; a person running one still sees why it failed. */
+			fprintf(
+			    stderr, "juki-ctl: audit: broken at entry %lld (%s)\n",
+			    (long long)json_integer_value(json_object_get(report, "first_broken")),
+			    json_string_value(json_object_get(report, "reason"))
+				? json_string_value(json_object_get(report, "reason"))
+				: "?");
+		}
 	} else if (ok) {
 		printf("audit: ok: %lld entries, %lld checkpoints, signed through entry %lld\n",
 		       (long long)json_integer_value(json_object_get(report, "entries")),
@@ -274,10 +283,11 @@ cmd_audit_verify(struct ctl *ctl, int argc, char **argv)
 			return CTL_FAILED;
 		}
 	} else {
-		if (ctl->socket == NULL) {
-			fprintf(stderr,
-				"juki-ctl: audit verify needs the daemon's socket (-s PATH or "
-				"$JUKI_CTL_SOCKET), or --file and --cert\n");
+		if (ctl->socket == NULL && ctl->term.connect == NULL) {
+			fprintf(
+			    stderr,
+			    "juki-ctl: audit verify needs a daemon (-s PATH, $JUKI_CTL_SOCKET or "
+			    "a terminal), or --file and --cert\n");
 			return CTL_USAGE;
 		}
 		rc = ctl_call(ctl, "audit.verify", json_object(), &report);

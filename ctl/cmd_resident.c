@@ -129,6 +129,63 @@ cmd_resident_show(struct ctl *ctl, int argc, char **argv)
 	return show_result(ctl, "resident.show", json_pack("{s:s}", "code", argv[1]));
 }
 
+/* resident correct CODE [--name N] [--kana K] [--birth D] [--sex S] [--address A] [--date D] [--approval N] */
+static int
+cmd_resident_correct(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"name", required_argument, NULL, 'n'},    {"kana", required_argument, NULL, 'k'},
+	    {"birth", required_argument, NULL, 'b'},   {"sex", required_argument, NULL, 'x'},
+	    {"address", required_argument, NULL, 'a'}, {"date", required_argument, NULL, 'd'},
+	    {"approval", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0},
+	};
+	static const char *const keys[] = {['n'] = "name", ['k'] = "kana", ['b'] = "birth",
+					   ['a'] = "address"};
+	const struct ctl_cmd *self = ctl_find("resident correct");
+	json_t *person = json_object(), *args = json_object();
+	char *end;
+	int ch;
+
+	json_object_set_new(args, "person", person);
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+		case 'k':
+		case 'b':
+		case 'a':
+			json_object_set_new(person, keys[ch], json_string(optarg));
+			break;
+		case 'x':
+			if (strcmp(optarg, "1") != 0 && strcmp(optarg, "2") != 0) {
+				fprintf(stderr, "juki-ctl: --sex: 1 (male) or 2 (female)\n");
+				json_decref(args);
+				return CTL_USAGE;
+			}
+			json_object_set_new(person, "sex", json_integer(optarg[0] - '0'));
+			break;
+		case 'd':
+			json_object_set_new(args, "date", json_string(optarg));
+			break;
+		case 'A':
+			json_object_set_new(args, "approval", json_integer(strtoll(optarg, &end, 10)));
+			if (*end != '\0') {
+				json_decref(args);
+				return ctl_usage(self);
+			}
+			break;
+		default:
+			json_decref(args);
+			return ctl_usage(self);
+		}
+	}
+	if (optind + 1 != argc || json_object_size(person) == 0) {
+		json_decref(args);
+		return ctl_usage(self);
+	}
+	json_object_set_new(args, "code", json_string(argv[optind]));
+	return show_result(ctl, "resident.correct", args);
+}
+
 const struct ctl_cmd ctl_resident_cmds[] = {
     {"resident add", cmd_resident_add,
      "--code C --name N [--kana K] --birth YYYY-MM-DD --sex 1|2 --address A | "
@@ -138,5 +195,11 @@ const struct ctl_cmd ctl_resident_cmds[] = {
      1},
     {"resident show", cmd_resident_show, "CODE",
      "a resident's record at a CS, with its move-in and move-out cases", 1},
+    {"resident correct", cmd_resident_correct,
+     "CODE [--name N] [--kana K] [--birth D] [--sex 1|2] [--address A] [--date D] "
+     "[--approval N]",
+     "職権修正 of a resident's recorded items: with a supervisor's approval given beforehand, "
+     "or pending one to be given within operator.approve_within",
+     1},
     {NULL, NULL, NULL, NULL, 0},
 };

@@ -80,6 +80,7 @@ extern const struct ctl_cmd ctl_pref_cmds[];
 extern const struct ctl_cmd ctl_honnin_cmds[];
 extern const struct ctl_cmd ctl_import_cmds[];
 extern const struct ctl_cmd ctl_maint_cmds[];
+extern const struct ctl_cmd ctl_operator_cmds[];
 extern const struct ctl_cmd ctl_audit_cmds[];
 
 int ctl_main(int argc, char **argv);

@@ -538,9 +538,10 @@ cmd_alerts(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 }
 
 static const struct juki_ctl_cmd gateway_cmds[] = {
-    {"status", cmd_status, "identity, listeners, counters of tunnels and denials"},
-    {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)"},
-    {NULL, NULL, NULL},
+    {"status", cmd_status, "identity, listeners, counters of tunnels and denials", JUKI_ROLE_ADMIN,
+     NULL},
+    {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)", JUKI_ROLE_ADMIN, NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };
 
 /* Daemon life. */

@@ -94,9 +94,12 @@ static const struct juki_handler jlisd_handlers[] = {
 };
 
 static const struct juki_ctl_cmd jlisd_cmds[] = {
-    {"person.show", jlisd_cmd_person_show, "a person's records, newest first (args: code)"},
-    {NULL, NULL, NULL},
+    {"person.show", jlisd_cmd_person_show, "a person's records, newest first (args: code)",
+     JUKI_ROLE_CLERK | JUKI_ROLE_SUPERVISOR, "honnin"},
+    {NULL, NULL, NULL, 0, NULL},
 };
+
+static const char *const jlisd_datasets[] = {"honnin", NULL};
 
 static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
@@ -106,6 +109,7 @@ static const struct juki_node_spec jlisd_spec = {
     .handlers = jlisd_handlers,
     .cmds = jlisd_cmds,
     .status = jlisd_status,
+    .datasets = jlisd_datasets,
 };
 
 static int

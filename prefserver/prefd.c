@@ -277,11 +277,15 @@ static const struct juki_handler prefd_handlers[] = {
 
 static const struct juki_ctl_cmd prefd_cmds[] = {
     {"person.show", prefd_cmd_person_show,
-     "a person's records, newest first, with any 転出確定通知 (args: code)"},
+     "a person's records, newest first, with any 転出確定通知 (args: code)",
+     JUKI_ROLE_CLERK | JUKI_ROLE_SUPERVISOR, "honnin"},
     {"confirmations", prefd_cmd_confirmations,
-     "転出確定通知 recorded, newest last (args: code, limit)"},
-    {NULL, NULL, NULL},
+     "転出確定通知 recorded, newest last (args: code, limit)",
+     JUKI_ROLE_CLERK | JUKI_ROLE_SUPERVISOR, "kakutei"},
+    {NULL, NULL, NULL, 0, NULL},
 };
+
+static const char *const prefd_datasets[] = {"honnin", "kakutei", NULL};
 
 static const char *
 prefd_honnin_dest(struct juki_node *node)
@@ -299,6 +303,7 @@ static const struct juki_node_spec prefd_spec = {
     .status = prefd_status,
     .honnin_dest = prefd_honnin_dest,
     .purge = prefd_purge_rules,
+    .datasets = prefd_datasets,
 };
 
 static int

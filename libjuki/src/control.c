@@ -25,6 +25,13 @@ struct juki_ctl_server {
 	struct juki_listener *listener;
 	const struct juki_ctl_cmd *cmds;
 	void *ctx;
+	const struct juki_ctl_hooks *hooks;
+};
+
+/* One client of the local socket: always the administrator. */
+struct client {
+	struct juki_ctl_server *srv;
+	struct juki_caller caller;
 };
 
 int
@@ -39,33 +46,82 @@ juki_ctl_fail(struct juki_ctl_error *err, const char *code, const char *fmt, ...
 	return JUKI_EINVAL;
 }
 
-static json_t *
-failure(const struct juki_ctl_error *err)
+int
+juki_caller_has_dataset(const struct juki_caller *caller, const char *dataset)
+{
+	if (caller->all_datasets) {
+		return 1;
+	}
+	for (size_t i = 0; i < caller->ndatasets; i++) {
+		if (strcmp(caller->datasets[i], dataset) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+json_t *
+juki_ctl_failure(const struct juki_ctl_error *err)
 {
 	return json_pack("{s:i,s:b,s:{s:s,s:s}}", "v", JUKI_CONTROL_VERSION, "ok", 0, "error",
 			 "code", err->code[0] ? err->code : "internal", "message", err->message);
 }
 
 static json_t *
-help_result(const struct juki_ctl_server *srv)
+help_result(const struct juki_ctl_cmd *cmds, const struct juki_ctl_hooks *hooks,
+	    const struct juki_caller *caller)
 {
-	json_t *cmds = json_array();
+	json_t *list = json_array();
 
-	for (const struct juki_ctl_cmd *c = srv->cmds; c->name != NULL; c++) {
+	for (const struct juki_ctl_cmd *c = cmds; c->name != NULL; c++) {
+		if (hooks != NULL && (c->roles & caller->roles) == 0) {
+			continue;
+		}
 		json_array_append_new(
-		    cmds, json_pack("{s:s,s:s}", "name", c->name, "help", c->help ? c->help : ""));
+		    list, json_pack("{s:s,s:s}", "name", c->name, "help", c->help ? c->help : ""));
 	}
-	return json_pack("{s:o}", "commands", cmds);
+	return json_pack("{s:o}", "commands", list);
 }
 
 static json_t *
-dispatch(struct juki_ctl_server *srv, const json_t *req)
+run(const struct juki_ctl_cmd *c, void *ctx, const struct juki_ctl_hooks *hooks,
+    const struct juki_caller *caller, const json_t *args, struct juki_ctl_error *err)
+{
+	json_t *result = NULL;
+	int rc = 0;
+
+	if (hooks != NULL && hooks->gate != NULL) {
+		rc = hooks->gate(ctx, c, caller, args, err);
+	}
+	if (rc == 0) {
+		rc = c->fn(ctx, args, &result, err);
+	}
+	if (rc != 0) {
+		json_decref(result);
+		result = NULL;
+		if (err->code[0] == '\0') {
+			juki_ctl_fail(err, "internal", "%s", juki_strerror(rc));
+		}
+		log_info("control: %s failed: %s", c->name, err->code);
+	}
+	if (hooks != NULL && hooks->done != NULL) {
+		hooks->done(ctx, c->name, c, caller, args, rc != 0 ? err : NULL);
+	}
+	if (rc != 0) {
+		return juki_ctl_failure(err);
+	}
+	return json_pack("{s:i,s:b,s:o}", "v", JUKI_CONTROL_VERSION, "ok", 1, "result",
+			 result ? result : json_object());
+}
+
+json_t *
+juki_ctl_dispatch(const struct juki_ctl_cmd *cmds, void *ctx, const struct juki_ctl_hooks *hooks,
+		  const struct juki_caller *caller, const json_t *req)
 {
 	struct juki_ctl_error err;
 	const json_t *args;
 	const char *name;
-	json_t *result = NULL, *v;
-	int rc;
+	json_t *v, *resp;
 
 	memset(&err, 0, sizeof(err));
 	v = json_object_get(req, "v");
@@ -74,47 +130,35 @@ dispatch(struct juki_ctl_server *srv, const json_t *req)
 	if (!json_is_integer(v) || name == NULL || (args != NULL && !json_is_object(args))) {
 		juki_ctl_fail(&err, "bad-request",
 			      "expected {\"v\":1, \"cmd\":..., \"args\":{...}}");
-		return failure(&err);
-	}
-	if (json_integer_value(v) != JUKI_CONTROL_VERSION) {
+	} else if (json_integer_value(v) != JUKI_CONTROL_VERSION) {
 		juki_ctl_fail(&err, "bad-request", "control protocol version %lld not supported",
 			      (long long)json_integer_value(v));
-		return failure(&err);
-	}
-	if (strcmp(name, "help") == 0) {
-		result = help_result(srv);
+	} else if (strcmp(name, "help") == 0) {
 		return json_pack("{s:i,s:b,s:o}", "v", JUKI_CONTROL_VERSION, "ok", 1, "result",
-				 result);
-	}
-	for (const struct juki_ctl_cmd *c = srv->cmds; c->name != NULL; c++) {
-		if (strcmp(c->name, name) != 0) {
-			continue;
-		}
-		{
-			json_t *empty = json_object();
+				 help_result(cmds, hooks, caller));
+	} else {
+		for (const struct juki_ctl_cmd *c = cmds; c->name != NULL; c++) {
+			if (strcmp(c->name, name) == 0) {
+				json_t *empty = json_object();
 
-			rc = c->fn(srv->ctx, args ? args : empty, &result, &err);
-			json_decref(empty);
-		}
-		if (rc != 0) {
-			json_decref(result);
-			if (err.code[0] == '\0') {
-				juki_ctl_fail(&err, "internal", "%s", juki_strerror(rc));
+				resp = run(c, ctx, hooks, caller, args ? args : empty, &err);
+				json_decref(empty);
+				return resp;
 			}
-			log_info("control: %s failed: %s", name, err.code);
-			return failure(&err);
 		}
-		return json_pack("{s:i,s:b,s:o}", "v", JUKI_CONTROL_VERSION, "ok", 1, "result",
-				 result ? result : json_object());
+		juki_ctl_fail(&err, "unknown-command", "no command %s here (try help)", name);
 	}
-	juki_ctl_fail(&err, "unknown-command", "no command %s here (try help)", name);
-	return failure(&err);
+	if (hooks != NULL && hooks->done != NULL) {
+		hooks->done(ctx, name != NULL ? name : "-", NULL, caller, NULL, &err);
+	}
+	return juki_ctl_failure(&err);
 }
 
 static void
 client_read(struct bufferevent *bev, void *arg)
 {
-	struct juki_ctl_server *srv = arg;
+	struct client *cl = arg;
+	struct juki_ctl_server *srv = cl->srv;
 	json_t *req, *resp;
 	int rc;
 
@@ -125,7 +169,7 @@ client_read(struct bufferevent *bev, void *arg)
 
 			/* Answered, and the requests queued behind it still are. */
 			juki_ctl_fail(&err, "bad-request", "request is not a JSON object");
-			resp = failure(&err);
+			resp = juki_ctl_failure(&err);
 			juki_frame_push(bufferevent_get_output(bev), resp, JUKI_CONTROL_FRAME_MAX);
 			json_decref(resp);
 			continue;
@@ -133,7 +177,7 @@ client_read(struct bufferevent *bev, void *arg)
 		if (rc != 1) {
 			break;
 		}
-		resp = dispatch(srv, req);
+		resp = juki_ctl_dispatch(srv->cmds, srv->ctx, srv->hooks, &cl->caller, req);
 		json_decref(req);
 		if (resp == NULL || juki_frame_push(bufferevent_get_output(bev), resp,
 						    JUKI_CONTROL_FRAME_MAX) != 0) {
@@ -141,7 +185,7 @@ client_read(struct bufferevent *bev, void *arg)
 
 			json_decref(resp);
 			juki_ctl_fail(&err, "internal", "response too large or out of memory");
-			resp = failure(&err);
+			resp = juki_ctl_failure(&err);
 			juki_frame_push(bufferevent_get_output(bev), resp, JUKI_CONTROL_FRAME_MAX);
 		}
 		json_decref(resp);
@@ -149,6 +193,7 @@ client_read(struct bufferevent *bev, void *arg)
 	if (rc < 0) {
 		log_warnx("control: dropping a client: %s", juki_strerror(rc));
 		bufferevent_free(bev);
+		free(cl);
 	}
 }
 
@@ -156,8 +201,8 @@ static void
 client_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)what;
-	(void)arg;
 	bufferevent_free(bev);
+	free(arg);
 }
 
 static void
@@ -165,27 +210,35 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 {
 	struct juki_ctl_server *srv = arg;
 	struct bufferevent *bev;
+	struct client *cl;
 	struct ucred cred;
-	socklen_t cl = sizeof(cred);
+	socklen_t credlen = sizeof(cred);
 	struct timeval tv = {IDLE_MS / 1000, 0};
 
 	(void)sa;
 	(void)len;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) != 0 ||
 	    (cred.uid != 0 && cred.uid != geteuid())) {
 		log_warnx("control: refused a client running as uid %ld",
-			  (long)(cl == sizeof(cred) ? (long)cred.uid : -1L));
+			  (long)(credlen == sizeof(cred) ? (long)cred.uid : -1L));
 		evutil_closesocket(fd);
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
-	bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	cl = calloc(1, sizeof(*cl));
+	bev = cl != NULL ? bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
 	if (bev == NULL) {
+		free(cl);
 		evutil_closesocket(fd);
 		return;
 	}
+	cl->srv = srv;
+	snprintf(cl->caller.who, sizeof(cl->caller.who), "admin:uid=%ld", (long)cred.uid);
+	cl->caller.roles = JUKI_ROLE_ADMIN;
+	cl->caller.all_datasets = 1;
+	snprintf(cl->caller.from, sizeof(cl->caller.from), "local");
 	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_setcb(bev, client_read, NULL, client_event, srv);
+	bufferevent_setcb(bev, client_read, NULL, client_event, cl);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -218,6 +271,12 @@ juki_ctl_server_set_cmds(struct juki_ctl_server *srv, const struct juki_ctl_cmd 
 {
 	srv->cmds = cmds;
 	srv->ctx = ctx;
+}
+
+void
+juki_ctl_server_set_hooks(struct juki_ctl_server *srv, const struct juki_ctl_hooks *hooks)
+{
+	srv->hooks = hooks;
 }
 
 void

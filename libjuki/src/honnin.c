@@ -327,6 +327,15 @@ const struct juki_migration juki_honnin_steps[JUKI_HONNIN_NSTEPS] = {
      " digest BLOB NOT NULL,"
      " PRIMARY KEY (side, peer, day)"
      ") WITHOUT ROWID;"},
+    {2,
+     /*
+      * Lookups by the person's attributes (第4-4(7)) find the current record
+      * through name and birth date; sex and address are then compared.  The
+      * expressions must stay byte for byte those of juki_honnin_find().
+      */
+     "CREATE INDEX honnin_person ON honnin("
+     " json_extract(CAST(rec AS TEXT), '$.person.name'),"
+     " json_extract(CAST(rec AS TEXT), '$.person.birth'));"},
 };
 
 const struct juki_schema juki_honnin_schema = JUKI_HONNIN_SCHEMA;
@@ -883,6 +892,42 @@ append_rows(sqlite3_stmt *st, json_t *out, int current)
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+json_t *
+juki_honnin_find(struct juki_store *store, const char *name, const char *birth, int sex,
+		 const char *address, size_t max, int *more)
+{
+	/* The first two expressions are those of the index honnin_person. */
+	static const char sql[] =
+	    "SELECT rec, received_ms, sender FROM honnin"
+	    " WHERE json_extract(CAST(rec AS TEXT), '$.person.name') = ?1"
+	    " AND json_extract(CAST(rec AS TEXT), '$.person.birth') = ?2"
+	    " AND json_extract(CAST(rec AS TEXT), '$.person.sex') = ?3"
+	    " AND json_extract(CAST(rec AS TEXT), '$.person.address') = ?4"
+	    " ORDER BY code LIMIT ?5";
+	json_t *out = json_array();
+	sqlite3_stmt *st;
+
+	*more = 0;
+	if (out == NULL || (st = juki_store_prepare(store, sql)) == NULL) {
+		json_decref(out);
+		return NULL;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, birth, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, sex);
+	sqlite3_bind_text(st, 4, address, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)max + 1);
+	if (append_rows(st, out, 1) != 0) {
+		json_decref(out);
+		return NULL;
+	}
+	if (json_array_size(out) > max) {
+		*more = 1;
+		json_array_remove(out, max);
+	}
+	return out;
 }
 
 json_t *

@@ -6,6 +6,8 @@
 #include "juki/error.h"
 #include "juki/log.h"
 #include "juki/node.h"
+#include "juki/operator.h"
+#include "juki/opport.h"
 #include "juki/reconcile.h"
 #include "juki/purge.h"
 
@@ -130,6 +132,62 @@ const struct juki_conf_key juki_node_purge_keys[] = {
     JUKI_CONF_END,
 };
 
+const struct juki_conf_key juki_node_operator_keys[] = {
+    JUKI_CONF_SCALARLIST(struct juki_node_operator, listen, nlisten, "listen", JUKI_CONF_ADDR,
+			 JUKI_CONF_RESTART, 0, 16,
+			 "Operator-port addresses (host:port) where operators' terminals connect "
+			 "with their cards; none: no operator port."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, pin_attempts, "pin_attempts", JUKI_CONF_INT, "3",
+		     0, 1, 10,
+		     "Consecutive wrong PINs that lock an operator until a supervisor unlocks "
+		     "them (第4-4(8))."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, pin_memory, "pin_memory", JUKI_CONF_SIZE, "19MiB",
+		     0, 64 * 1024, 1024 * 1024 * 1024,
+		     "Argon2id memory of each new PIN verifier (existing verifiers keep theirs)."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, pin_passes, "pin_passes", JUKI_CONF_INT, "2", 0, 1,
+		     20, "Argon2id passes of each new PIN verifier."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
+		     "15m", 0, 1000, 86400000,
+		     "An operator session silent this long is closed; the next command logs in "
+		     "again."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, sessions, "sessions", JUKI_CONF_INT, "64", 0, 1,
+		     4096, "Operator sessions open at once."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, lookups_per_minute, "lookups_per_minute",
+		     JUKI_CONF_INT, "30", 0, 1, 100000,
+		     "Identity lookups one operator may make in a minute (第4-4(7))."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, lookup_max, "lookup_max", JUKI_CONF_INT, "10", 0,
+		     1, 1000, "Records one lookup returns at most."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, bulk_records, "bulk_records", JUKI_CONF_INT, "100",
+		     0, 0, 100000000,
+		     "An output of more records than this needs a supervisor's approval given "
+		     "beforehand (第4-8(2))."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, export_max, "export_max", JUKI_CONF_INT, "20000",
+		     0, 1, 1000000, "Records one export returns at most."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, approval_valid, "approval_valid",
+		     JUKI_CONF_DURATION, "8h", 0, 1000, INT64_C(31) * 86400000,
+		     "An approval given beforehand expires after this if not used."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, approve_within, "approve_within",
+		     JUKI_CONF_DURATION, "24h", 0, 1000, INT64_C(31) * 86400000,
+		     "Important input made online without an approval must be approved within "
+		     "this; later raises the alert approval-overdue (第4-8(2))."),
+    JUKI_CONF_SCALARLIST(struct juki_node_operator, purposes, npurposes, "purposes",
+			 JUKI_CONF_STRING, 0, 0, 64,
+			 "The purposes a lookup may state (none: certificate, benefit, tax, "
+			 "pension, correction, inquiry)."),
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_audit_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_audit, path, "path", JUKI_CONF_PATH, NULL,
+		     JUKI_CONF_RESTART, 0, 0,
+		     "The operation history's own SQLite file (default: the store's path with "
+		     "\".audit\" added)."),
+    JUKI_CONF_SCALAR(struct juki_node_audit, checkpoint_every, "checkpoint_every", JUKI_CONF_INT,
+		     "100", 0, 1, 1000000,
+		     "Entries between checkpoints signed with the node's key."),
+    JUKI_CONF_END,
+};
+
 struct juki_tls_conf
 juki_node_tls_conf(const struct juki_tls_files *files)
 {
@@ -246,6 +304,9 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	json_object_set_new(st, "inbound", juki_inbound_status(node->inbound));
 	json_object_set_new(st, "outbound", juki_outbound_status(node->outbound));
 	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
+	if (node->opport != NULL) {
+		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
+	}
 	if (node->spec->status != NULL) {
 		json_t *own = node->spec->status(node);
 
@@ -463,32 +524,73 @@ cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 }
 
 static const struct juki_ctl_cmd common_cmds[] = {
-    {"status", cmd_status, "identity, uptime, queues, channels, counters"},
-    {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)"},
-    {"outbox", cmd_outbox, "queued deliveries per destination and rejected messages"},
+    {"status", cmd_status, "identity, uptime, queues, channels, counters", JUKI_ROLE_ALL, NULL},
+    {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL},
+    {"outbox", cmd_outbox, "queued deliveries per destination and rejected messages",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, NULL},
     {"reconcile", cmd_reconcile,
-     "update counts compared with the receiver (args: date, check: ask again first)"},
-    {"backup", cmd_backup, "a consistent copy of the store and its manifest into dir (args: dir)"},
-    {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)"},
+     "update counts compared with the receiver (args: date, check: ask again first)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, NULL},
+    {"backup", cmd_backup, "a consistent copy of the store and its manifest into dir (args: dir)",
+     JUKI_ROLE_ADMIN, NULL},
+    {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)",
+     JUKI_ROLE_ADMIN, NULL},
 };
 
+static size_t
+table_len(const struct juki_ctl_cmd *cmds)
+{
+	size_t n = 0;
+
+	while (cmds != NULL && cmds[n].name != NULL) {
+		n++;
+	}
+	return n;
+}
+
+/* The common commands, the operators' and the daemon's own, in one table. */
 static int
 build_cmds(struct juki_node *node)
 {
-	size_t ncommon = sizeof(common_cmds) / sizeof(common_cmds[0]), nown = 0;
+	size_t ncommon = sizeof(common_cmds) / sizeof(common_cmds[0]);
+	size_t nop = table_len(juki_operator_cmds), nown = table_len(node->spec->cmds);
 
-	while (node->spec->cmds != NULL && node->spec->cmds[nown].name != NULL) {
-		nown++;
-	}
-	node->cmds = calloc(ncommon + nown + 1, sizeof(*node->cmds));
+	node->cmds = calloc(ncommon + nop + nown + 1, sizeof(*node->cmds));
 	if (node->cmds == NULL) {
 		return JUKI_ENOMEM;
 	}
 	memcpy(node->cmds, common_cmds, sizeof(common_cmds));
+	memcpy(node->cmds + ncommon, juki_operator_cmds, nop * sizeof(*node->cmds));
 	if (nown > 0) {
-		memcpy(node->cmds + ncommon, node->spec->cmds, nown * sizeof(*node->cmds));
+		memcpy(node->cmds + ncommon + nop, node->spec->cmds, nown * sizeof(*node->cmds));
 	}
 	return 0;
+}
+
+/* The operation history, next to the store unless configured elsewhere. */
+static int
+open_audit(struct juki_node *node, char *err, size_t errlen)
+{
+	const struct juki_node_conf *conf = node->conf;
+	size_t len = strlen(conf->store) + sizeof(".audit");
+	int rc;
+
+	if (conf->audit.path != NULL) {
+		node->audit_path = strdup(conf->audit.path);
+	} else if ((node->audit_path = malloc(len)) != NULL) {
+		snprintf(node->audit_path, len, "%s.audit", conf->store);
+	}
+	if (node->audit_path == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return JUKI_ENOMEM;
+	}
+	rc = juki_audit_open(node->audit_path, node->tls, conf->audit.checkpoint_every,
+			     &node->audit, err, errlen);
+	if (rc == 0) {
+		juki_node_audit(node, "-", "start", NULL, "ok", node->spec->daemon);
+	}
+	return rc;
 }
 
 int
@@ -520,7 +622,7 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		goto fail;
 	}
 	if ((rc = juki_store_open(conf->store, node->schemas,
-				  spec->nschemas + (spec->honnin_dest != NULL), &node->store, err,
+				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store, err,
 				  errlen)) != 0) {
 		goto fail;
 	}
@@ -545,8 +647,16 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
 		goto fail;
 	}
+	if ((rc = open_audit(node, err, errlen)) != 0) {
+		goto fail;
+	}
 	if ((rc = juki_ctl_server_new(node->base, conf->control, node->cmds, node, &node->ctl, err,
 				      errlen)) != 0) {
+		goto fail;
+	}
+	juki_ctl_server_set_hooks(node->ctl, &juki_node_hooks);
+	if (conf->operator.nlisten > 0 &&
+	    (rc = juki_opport_new(node, &node->opport, err, errlen)) != 0) {
 		goto fail;
 	}
 	if (spec->honnin_dest != NULL &&
@@ -563,7 +673,11 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 	for (size_t i = 0; juki_inbound_addr(node->inbound, i) != NULL; i++) {
 		log_info("%s: node port %s", spec->daemon, juki_inbound_addr(node->inbound, i));
 	}
+	for (size_t i = 0; juki_opport_addr(node->opport, i) != NULL; i++) {
+		log_info("%s: operator port %s", spec->daemon, juki_opport_addr(node->opport, i));
+	}
 	juki_outbound_kick(node->outbound);
+	juki_node_approvals_check(node);
 	tick(-1, 0, node);
 	return 0;
 fail:
@@ -674,12 +788,13 @@ build_schemas(struct juki_node *node)
 	static const struct juki_schema reconcile = JUKI_RECONCILE_SCHEMA;
 	size_t n = node->spec->nschemas;
 
-	node->schemas = calloc(n + 1, sizeof(*node->schemas));
+	node->schemas = calloc(n + 2, sizeof(*node->schemas));
 	if (node->schemas == NULL) {
 		return JUKI_ENOMEM;
 	}
 	memcpy(node->schemas, node->spec->schemas, n * sizeof(*node->schemas));
-	node->schemas[n] = reconcile;
+	node->schemas[n] = juki_operator_schema;
+	node->schemas[n + 1] = reconcile;
 	return 0;
 }
 
@@ -715,8 +830,14 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 
 	if (strcmp(old->node, conf->node) != 0 || strcmp(old->store, conf->store) != 0 ||
 	    strcmp(old->control, conf->control) != 0 ||
-	    !same_list(old->listen, old->nlisten, conf->listen, conf->nlisten)) {
-		snprintf(err, errlen, "node, store, control and listen change on restart only");
+	    !same_list(old->listen, old->nlisten, conf->listen, conf->nlisten) ||
+	    !same_list(old->operator.listen, old->operator.nlisten, conf->operator.listen,
+		       conf->operator.nlisten) ||
+	    (old->audit.path == NULL) != (conf->audit.path == NULL) ||
+	    (old->audit.path != NULL && strcmp(old->audit.path, conf->audit.path) != 0)) {
+		snprintf(err, errlen,
+			 "node, store, control, listen, operator.listen and audit.path change on "
+			 "restart only");
 		return JUKI_ECONFIG;
 	}
 	if ((rc = load_material(conf, node->spec->kind, &tls, &policy, err, errlen)) != 0) {
@@ -729,6 +850,7 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 		return rc;
 	}
 	juki_inbound_set_tls(node->inbound, tls, policy);
+	juki_audit_set_signer(node->audit, tls);
 	juki_tls_free(node->tls);
 	juki_policy_free(node->policy);
 	node->tls = tls;
@@ -765,8 +887,25 @@ juki_node_stop(struct juki_node *node)
 	node->noverdue = 0;
 	free(node->schemas);
 	node->schemas = NULL;
+	juki_opport_free(node->opport);
+	node->opport = NULL;
 	juki_ctl_server_free(node->ctl);
 	node->ctl = NULL;
+	if (node->approvals_due != NULL) {
+		event_free(node->approvals_due);
+		node->approvals_due = NULL;
+	}
+	free(node->rates);
+	node->rates = NULL;
+	node->nrates = 0;
+	if (node->audit != NULL) {
+		juki_node_audit(node, "-", "stop", NULL, "ok", node->spec->daemon);
+		juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
+		juki_audit_close(node->audit);
+		node->audit = NULL;
+	}
+	free(node->audit_path);
+	node->audit_path = NULL;
 	juki_outbound_free(node->outbound);
 	node->outbound = NULL;
 	juki_inbound_free(node->inbound);

@@ -75,6 +75,7 @@ def wal_bytes(pref):
 def case_backup_verify_restore():
     with Network(NET, extra_identities=[CS]) as net:
         pref = net[PREF]
+        pref.clerk()  # operators are in the store: the backup keeps them
         first = confirm(net, CODES[0])
 
         # An online backup of the running daemon, into a directory it creates.

@@ -126,12 +126,12 @@ cmd_huge(void *ctxp, const json_t *args, json_t **result, struct juki_ctl_error 
 }
 
 static const struct juki_ctl_cmd cmds[] = {
-    {"echo", cmd_echo, "return the arguments"},
-    {"empty", cmd_empty, NULL},
-    {"lookup", cmd_lookup, "look a resident up (args: code)"},
-    {"broken", cmd_broken, "fail without saying why"},
-    {"huge", cmd_huge, "a response over the frame limit"},
-    {NULL, NULL, NULL},
+    {"echo", cmd_echo, "return the arguments", JUKI_ROLE_ALL, NULL},
+    {"empty", cmd_empty, NULL, JUKI_ROLE_ALL, NULL},
+    {"lookup", cmd_lookup, "look a resident up (args: code)", JUKI_ROLE_ALL, NULL},
+    {"broken", cmd_broken, "fail without saying why", JUKI_ROLE_ALL, NULL},
+    {"huge", cmd_huge, "a response over the frame limit", JUKI_ROLE_ALL, NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };
 
 static int
@@ -147,8 +147,8 @@ cmd_other(void *ctxp, const json_t *args, json_t **result, struct juki_ctl_error
 }
 
 static const struct juki_ctl_cmd cmds2[] = {
-    {"other", cmd_other, "the reloaded table"},
-    {NULL, NULL, NULL},
+    {"other", cmd_other, "the reloaded table", JUKI_ROLE_ALL, NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };
 
 static int

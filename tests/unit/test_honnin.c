@@ -286,6 +286,57 @@ test_apply_order_independent(void **state)
 	json_decref(hist);
 }
 
+/* Lookups by the full set of attributes: the current record, exactly (第4-4(7)). */
+static void
+test_find(void **state)
+{
+	struct fx *f = *state;
+	sqlite3_stmt *st;
+	json_t *found;
+	int more;
+
+	apply(f, record("131016", 1, "出生", "1990-04-01", "1990-04-02T01:00:00.000Z", "a1"), NULL);
+	apply(f, record("131016", 2, "転居", "2026-11-20", "2026-11-20T01:00:00.000Z", "a2"), NULL);
+	found = juki_honnin_find(f->store, "山田 花子", "1990-04-01", 2, "a2", 10, &more);
+	assert_non_null(found);
+	assert_int_equal(json_array_size(found), 1);
+	assert_int_equal(more, 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(found, 0), "code")),
+			    CODE);
+	json_decref(found);
+	/* The old address is history, not current; near misses match nothing. */
+	const char *misses[][3] = {{"山田 花子", "1990-04-01", "a1"},
+				   {"山田", "1990-04-01", "a2"},
+				   {"山田 花子 ", "1990-04-01", "a2"},
+				   {"山田 花子", "1990-04-02", "a2"},
+				   {"山田 花子", "1990-04-01", "a"}};
+	for (size_t i = 0; i < sizeof(misses) / sizeof(misses[0]); i++) {
+		found = juki_honnin_find(f->store, misses[i][0], misses[i][1], 2, misses[i][2], 10,
+					 &more);
+		assert_int_equal(json_array_size(found), 0);
+		json_decref(found);
+	}
+	found = juki_honnin_find(f->store, "山田 花子", "1990-04-01", 1, "a2", 10, &more);
+	assert_int_equal(json_array_size(found), 0);
+	json_decref(found);
+	/* Capped: more says there were more. */
+	found = juki_honnin_find(f->store, "山田 花子", "1990-04-01", 2, "a2", 0, &more);
+	assert_int_equal(json_array_size(found), 0);
+	assert_int_equal(more, 1);
+	json_decref(found);
+	/* Through the index, not a scan of the nation. */
+	assert_int_equal(
+	    sqlite3_prepare_v2(juki_store_db(f->store),
+			       "EXPLAIN QUERY PLAN SELECT rec FROM honnin"
+			       " WHERE json_extract(CAST(rec AS TEXT), '$.person.name') = 'x'"
+			       " AND json_extract(CAST(rec AS TEXT), '$.person.birth') = 'y'",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_non_null(strstr((const char *)sqlite3_column_text(st, 3), "honnin_person"));
+	sqlite3_finalize(st);
+}
+
 static void
 test_apply_other_order(void **state)
 {
@@ -412,6 +463,7 @@ main(void)
 	    cmocka_unit_test(test_precedence),
 	    cmocka_unit_test_setup_teardown(test_apply_order_independent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_other_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counts_and_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
 	};

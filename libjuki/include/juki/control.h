@@ -23,6 +23,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "juki/ident.h"
+
 #define JUKI_CONTROL_VERSION   1
 #define JUKI_CONTROL_FRAME_MAX (16 * 1024 * 1024)
 
@@ -32,15 +34,77 @@ struct juki_ctl_error {
 };
 
 /*
+ * Roles (第4-3(1), 第4-4(5)).  The local socket speaks for the host's
+ * administrator; operators log in on the operator port (opport.h) with the
+ * roles the operators table gives them.  Administration and clerical work
+ * are kept apart (第2-3(1)): no command is open to both JUKI_ROLE_ADMIN
+ * and JUKI_ROLE_CLERK only because one person holds both.
+ */
+#define JUKI_ROLE_CLERK      0x1u /* 事務担当者: records, lookups, input */
+#define JUKI_ROLE_SUPERVISOR 0x2u /* 責任者: approvals, unlocking operators */
+#define JUKI_ROLE_AUDITOR    0x4u /* 監査: reads the operation history */
+#define JUKI_ROLE_ADMIN      0x8u /* システム管理者: operators, backups, purge */
+#define JUKI_ROLE_ALL        0xfu
+
+/*
  * A command: fn reads args (an object, maybe empty) and sets *result (a
  * new reference; NULL means {}) and returns 0, or fills err and returns
- * a negative code.
+ * a negative code.  roles are those that may run it (0: nobody but the
+ * built-in checks of a server without hooks, see juki_ctl_hooks); dataset,
+ * when not NULL, is the data set it reads or changes (第4-4(5)).
  */
 struct juki_ctl_cmd {
 	const char *name;
 	int (*fn)(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
 	const char *help;
+	unsigned roles;
+	const char *dataset;
 };
+
+#define JUKI_CALLER_DATASETS 8
+
+/*
+ * Who is asking: the administrator on the local socket, or an operator
+ * logged in on the operator port.
+ */
+struct juki_caller {
+	char who[JUKI_URN_MAX];  /* operator URN, or "admin:uid=N" */
+	char op[JUKI_ID_MAX];    /* operator id; "" for the local administrator */
+	unsigned roles;          /* JUKI_ROLE_* */
+	int all_datasets;        /* the local administrator */
+	char datasets[JUKI_CALLER_DATASETS][JUKI_ID_MAX];
+	size_t ndatasets;
+	char from[64];           /* peer address, or "local" */
+};
+
+/* juki_caller_has_dataset() - may caller touch dataset? */
+int juki_caller_has_dataset(const struct juki_caller *caller, const char *dataset);
+
+/*
+ * Hooks around every request of a server that has them: gate() runs
+ * first and may refuse (fill err, return non-zero); done() runs after,
+ * whatever happened (cmd NULL for an unknown command, err NULL on
+ * success), to record the request in the operation history.
+ */
+struct juki_ctl_hooks {
+	int (*gate)(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
+		    const json_t *args, struct juki_ctl_error *err);
+	void (*done)(void *ctx, const char *name, const struct juki_ctl_cmd *cmd,
+		     const struct juki_caller *caller, const json_t *args,
+		     const struct juki_ctl_error *err);
+};
+
+/*
+ * juki_ctl_dispatch() - run one request (a parsed frame) against cmds for
+ * caller, with hooks (NULL: none), and build its response (NULL on
+ * ENOMEM).  "help" lists the commands the caller's roles may run.
+ */
+json_t *juki_ctl_dispatch(const struct juki_ctl_cmd *cmds, void *ctx,
+			  const struct juki_ctl_hooks *hooks, const struct juki_caller *caller,
+			  const json_t *req);
+
+/* juki_ctl_failure() - the response {"v":1,"ok":false,"error":{...}} for err. */
+json_t *juki_ctl_failure(const struct juki_ctl_error *err);
 
 /* juki_ctl_fail() - fill err and return JUKI_EINVAL, for commands' tail calls. */
 int juki_ctl_fail(struct juki_ctl_error *err, const char *code, const char *fmt, ...)
@@ -59,6 +123,13 @@ int juki_ctl_server_new(struct event_base *base, const char *path, const struct 
 /* juki_ctl_server_set_cmds() - a new command table and context (reload). */
 void juki_ctl_server_set_cmds(struct juki_ctl_server *srv, const struct juki_ctl_cmd *cmds,
 			      void *ctx);
+
+/*
+ * juki_ctl_server_set_hooks() - check and record every request (hooks
+ * borrowed; NULL: none).  The caller of the local socket is the
+ * administrator: JUKI_ROLE_ADMIN, every data set.
+ */
+void juki_ctl_server_set_hooks(struct juki_ctl_server *srv, const struct juki_ctl_hooks *hooks);
 
 void juki_ctl_server_free(struct juki_ctl_server *srv);
 

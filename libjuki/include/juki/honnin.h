@@ -114,7 +114,7 @@ int juki_change_newer(const struct juki_change *a, const struct juki_change *b);
  */
 extern const struct juki_schema juki_honnin_schema;
 extern const struct juki_migration juki_honnin_steps[];
-#define JUKI_HONNIN_NSTEPS 1
+#define JUKI_HONNIN_NSTEPS 2
 #define JUKI_HONNIN_SCHEMA                                                                         \
 	{                                                                                          \
 		"honnin", juki_honnin_steps, JUKI_HONNIN_NSTEPS                                    \
@@ -155,6 +155,15 @@ int juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c
  * parses).
  */
 int juki_honnin_current(struct juki_store *store, const char *code, struct juki_change *c);
+
+/*
+ * juki_honnin_find() - the current records whose person has exactly this
+ * name, birth date, sex and address (第4-4(7): the full set, matched
+ * exactly), at most max, in code order, as change objects.  *more is set
+ * when there were more.  NULL on failure.
+ */
+json_t *juki_honnin_find(struct juki_store *store, const char *name, const char *birth, int sex,
+			 const char *address, size_t max, int *more);
 
 /*
  * juki_honnin_history_json() - every record held for code, newest first, as

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "juki/alert.h"
+#include "juki/audit.h"
 #include "juki/clock.h"
 #include "juki/config.h"
 #include "juki/control.h"
@@ -57,6 +58,31 @@ struct juki_node_honnin {
 	int64_t reconcile_days;     /* how many recent days each comparison covers */
 };
 
+/* The operator port and the rules operators work under (第4-4, 第4-8(2)). */
+struct juki_node_operator {
+	char **listen; /* operator-port addresses; none: no operator port */
+	size_t nlisten;
+	int64_t pin_attempts;       /* consecutive wrong PINs that lock an operator */
+	int64_t pin_memory;         /* Argon2id memory of new PIN verifiers, bytes */
+	int64_t pin_passes;         /* Argon2id passes of new PIN verifiers */
+	int64_t idle_timeout;       /* a session silent this long is closed */
+	int64_t sessions;           /* sessions at once */
+	int64_t lookups_per_minute; /* per operator */
+	int64_t lookup_max;         /* records one lookup returns at most */
+	int64_t bulk_records;       /* output of more records needs an approval */
+	int64_t export_max;         /* records one export returns at most */
+	int64_t approval_valid;     /* an approval given beforehand expires after this */
+	int64_t approve_within;     /* online important input must be approved within this */
+	char **purposes;            /* the purposes a lookup may state */
+	size_t npurposes;
+};
+
+/* The operation history (第4-4(6)): audit.h. */
+struct juki_node_audit {
+	char *path; /* NULL: the store's path + ".audit" */
+	int64_t checkpoint_every;
+};
+
 struct juki_node_conf {
 	char *node; /* our identity; must match the certificate */
 	struct juki_tls_files tls;
@@ -72,6 +98,8 @@ struct juki_node_conf {
 	struct juki_node_delivery delivery;
 	struct juki_node_honnin honnin;
 	struct juki_purge_conf purge; /* years, rejected_years, inbox_days from the file */
+	struct juki_node_operator operator;
+	struct juki_node_audit audit;
 	int64_t clock_offset;
 };
 
@@ -79,6 +107,8 @@ extern const struct juki_conf_key juki_tls_files_keys[];
 extern const struct juki_conf_key juki_node_limits_keys[];
 extern const struct juki_conf_key juki_node_delivery_keys[];
 extern const struct juki_conf_key juki_node_honnin_keys[];
+extern const struct juki_conf_key juki_node_operator_keys[];
+extern const struct juki_conf_key juki_node_audit_keys[];
 
 /* juki_node_delivery_check() - the delivery section's own rule (deadline is HH:MM). */
 int juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen);
@@ -126,6 +156,10 @@ int juki_log_level_of(int index);
 		"Identity information: batches and update-count reconciliation."),                 \
 	    JUKI_CONF_SECTIONKEY(st, f.purge, "purge", juki_node_purge_keys,                       \
 				 "How long what the node keeps is kept (第6-7): juki-ctl purge."), \
+	    JUKI_CONF_SECTIONKEY(st, f.operator, "operator", juki_node_operator_keys,              \
+				 "The operator port, PINs, lookups and approvals (第4-4)."),      \
+	    JUKI_CONF_SECTIONKEY(st, f.audit, "audit", juki_node_audit_keys,                       \
+				 "The operation history (第4-4(6))."),                             \
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
@@ -153,6 +187,8 @@ struct juki_node_spec {
 	 * entry whose name is NULL (NULL: none).
 	 */
 	const struct juki_purge_rule *purge;
+	/* The data sets its commands touch (第4-4(5)), NULL-terminated. */
+	const char *const *datasets;
 };
 
 struct juki_node {
@@ -175,6 +211,17 @@ struct juki_node {
 	struct event *tick;               /* the deadline check, every minute */
 	char **overdue;                   /* "dest service day" already alerted */
 	size_t noverdue;
+	struct juki_audit *audit;          /* the operation history */
+	char *audit_path;
+	int audit_broken;                  /* an append failed: refuse operations */
+	struct juki_opport *opport;        /* the operator port, when configured */
+	struct event *approvals_due;       /* when the next pending approval is overdue */
+	struct juki_rate *rates;           /* lookups per operator in the current minute */
+	size_t nrates;
+	/* During a request: who asks, and what the history should say of it. */
+	const struct juki_caller *caller;
+	char audit_target[64];
+	char audit_detail[JUKI_AUDIT_FIELD_MAX];
 };
 
 /*

@@ -40,7 +40,18 @@ CTL = os.path.join(BUILD, "ctl", "juki-ctl")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: ")
 
 # Exit codes of juki-ctl (ctl/ctl.h).
-CTL_OK, CTL_FAILED, CTL_USAGE, CTL_UNREACHABLE = 0, 1, 2, 3
+CTL_OK, CTL_FAILED, CTL_USAGE, CTL_UNREACHABLE, CTL_WRONG_PIN, CTL_LOCKED = 0, 1, 2, 3, 4, 5
+
+# What juki-ctl commands are clerical work, done by an operator on the operator port
+# (the local socket is the administrator's: 第2-3(1)); their first word.
+CLERICAL = {"resident", "movein", "import", "person", "confirmations", "lookup", "export"}
+
+# The data sets of each kind of server (docs/control.md §7.4).
+DATASETS = {"cs": ["honnin", "tennyu"], "pref": ["honnin", "kakutei"], "jlis": ["honnin"]}
+
+# Every test operator's PIN unless a test says otherwise, and its card's.
+PIN = "246810"
+CARD_PIN = "card-1357"
 
 
 class Timeout(AssertionError):
@@ -86,20 +97,82 @@ class CtlError(AssertionError):
         self.err = err
 
 
-def run_ctl(*args, socket_path=None, check=True, json_out=True, input=None, timeout=60):
-    """Run juki-ctl; returns the parsed JSON result (or (code, out, err) when check=False)."""
+def secret_fd(text):
+    """A pipe holding one line of text, its read end to pass to juki-ctl (--pin-fd N)."""
+    r, w = os.pipe()
+    os.write(w, (text + "\n").encode())
+    os.close(w)
+    return r
+
+
+def run_ctl(*args, socket_path=None, check=True, json_out=True, input=None, timeout=60,
+            pre=(), fds=(), env=None):
+    """Run juki-ctl; returns the parsed JSON result (or (code, out, err) when check=False).
+
+    pre: options before the command (terminal options); fds: descriptors it inherits
+    (closed here afterwards); env: more environment."""
     argv = [CTL]
     if socket_path:
         argv += ["-s", socket_path]
+    argv += [str(a) for a in pre]
     if json_out:
         argv.append("--json")
     argv += [str(a) for a in args]
-    p = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout,
+                           pass_fds=tuple(fds), env=dict(os.environ, **env) if env else None)
+    finally:
+        for fd in fds:
+            os.close(fd)
     if not check:
         return p.returncode, p.stdout, p.stderr
     if p.returncode != 0:
         raise CtlError(argv[1:], p.returncode, p.stdout, p.stderr)
     return json.loads(p.stdout) if json_out else p.stdout
+
+
+class Operator:
+    """An operator of one daemon with a card: a certificate and its key, in an encrypted key
+    file or on a SoftHSM2 token (tests/fixtures/softhsm-card.sh)."""
+
+    def __init__(self, daemon, op_id, pin=PIN, token=False):
+        self.daemon = daemon
+        self.id = op_id
+        self.pin = pin
+        self.urn = "urn:juki:op:%s:%s" % (daemon.urn[len("urn:juki:"):], op_id)
+        net = daemon.net
+        stem = os.path.join(net.pki, fname(self.urn))
+        self.cert, self.key = stem + ".crt", stem + ".key"
+        self.card = None
+        self.env = None
+        self.use_crl = True  # give the terminal the network's CRL
+        fd = secret_fd(CARD_PIN)
+        run_ctl("pki", "issue", "--encrypt", "--pin-fd", fd, net.pki, self.urn, fds=(fd,))
+        if token:
+            plain = stem + ".plain.key"
+            subprocess.run(["openssl", "pkey", "-in", self.key, "-passin",
+                            "pass:" + CARD_PIN, "-out", plain], check=True,
+                           capture_output=True)
+            out = subprocess.run([os.path.join(SOURCE, "tests", "fixtures", "softhsm-card.sh"),
+                                  stem + ".token", "card-" + op_id, CARD_PIN, plain],
+                                 check=True, capture_output=True, text=True).stdout
+            os.unlink(plain)
+            vals = dict(line.split("=", 1) for line in out.split())
+            self.card = vals["URI"]
+            self.env = {"SOFTHSM2_CONF": vals["SOFTHSM2_CONF"]}
+
+    def terminal(self):
+        net = self.daemon.net
+        opts = ["--connect", self.daemon.op_address, "--cert", self.cert, "--ca", net.ca()]
+        if self.use_crl:
+            opts += ["--crl", os.path.join(net.pki, "crl.pem")]
+        return opts + (["--card", self.card] if self.card else ["--key", self.key])
+
+    def ctl(self, *args, pin=None, card_pin=CARD_PIN, **kw):
+        """juki-ctl on the operator port as this operator; the PINs go through pipes."""
+        pin_fd, card_fd = secret_fd(pin or self.pin), secret_fd(card_pin)
+        pre = self.terminal() + ["--pin-fd", pin_fd, "--card-pin-fd", card_fd]
+        return run_ctl(*args, pre=pre, fds=(pin_fd, card_fd), env=self.env, **kw)
 
 
 class Daemon:
@@ -125,6 +198,11 @@ class Daemon:
         self.delivery = {"backoff_min": "50ms", "backoff_max": "1s", "failback": "1s"}
         self.limits = {}
         self.policy = None  # a policy file of its own; None: the network's
+        self.operators = {}  # id -> Operator
+        if kind in DATASETS:
+            self.op_address = "127.0.0.1:%d" % free_port()
+            # Cheap PIN verifiers: the cost is not what the tests test.
+            self.operator = {"pin_memory": "64KiB", "pin_passes": 1}
 
     def write_config(self):
         pki = self.net.pki
@@ -158,6 +236,10 @@ class Daemon:
             lines.append("  spool: %s" % self.spool)
             lines.append("  scan_interval: 50ms")
             lines += ["  %s: %s" % kv for kv in self.imports.items()]
+        if self.kind in DATASETS:
+            lines.append("operator:")
+            lines.append("  listen: ['%s']" % self.op_address)
+            lines += ["  %s: %s" % kv for kv in self.operator.items()]
         if self.limits:
             lines.append("limits:")
             lines += ["  %s: %s" % kv for kv in self.limits.items()]
@@ -188,7 +270,28 @@ class Daemon:
         wait_until("%s ready" % self.name, ready, timeout)
 
     def ctl(self, *args, **kw):
+        """juki-ctl on this daemon: clerical commands as its clerk on the operator port,
+        the rest as the administrator on the local socket."""
+        if args and args[0] in CLERICAL and self.kind in DATASETS:
+            return self.clerk().ctl(*args, **kw)
+        return self.admin(*args, **kw)
+
+    def admin(self, *args, **kw):
+        """juki-ctl on the local socket: the host's administrator."""
         return run_ctl(*args, socket_path=self.socket, **kw)
+
+    def add_operator(self, op_id, roles, datasets=None, pin=PIN, token=False):
+        """A card for op_id and its row on the daemon (by the administrator)."""
+        op = Operator(self, op_id, pin=pin, token=token)
+        fd = secret_fd(pin)
+        self.admin("operator", "add", op_id, "--roles", ",".join(roles), "--datasets",
+                   ",".join(datasets or DATASETS[self.kind]), "--new-pin-fd", fd, fds=(fd,))
+        self.operators[op_id] = op
+        return op
+
+    def clerk(self):
+        """The daemon's everyday clerk (every data set), made on first use."""
+        return self.operators.get("clerk") or self.add_operator("clerk", ["clerk"])
 
     def status(self):
         return self.ctl("status")

@@ -1,0 +1,349 @@
+"""Operators at the terminals (第4-4, 第4-3(1), 第4-8(1)(2), 第2-3(1)): card and PIN with
+lockout, roles and data sets, lookup limits, approvals, and the operation history.
+
+Cards are real: SoftHSM2 tokens made by tests/fixtures/softhsm-card.sh, or encrypted key
+files; every command goes to the daemon's operator port over TLS 1.3."""
+
+import json
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+
+from jukitest import (Network, Operator, run_cases, run_ctl, wait_until, CtlError,
+                      CTL_FAILED, CTL_UNREACHABLE, CTL_USAGE, CTL_WRONG_PIN, CTL_LOCKED,
+                      CARD_PIN)
+from jukitest.synth import Synth, wrong_check_digit
+
+GW, A, PREF = "fwgate:east", "cs:131016", "pref:13"
+NET = [GW, A, PREF]
+
+
+def fails(fn, *args, **kw):
+    """Run a juki-ctl call that must fail; returns (exit code, error code, message)."""
+    try:
+        fn(*args, **kw)
+    except CtlError as e:
+        try:
+            body = json.loads(e.out)
+        except ValueError:
+            body = {}
+        return e.code, body.get("error"), e.err
+    raise AssertionError("%s %s succeeded" % (fn, args))
+
+
+def register(net, people):
+    net[A].ctl("resident", "add", "--file", "-",
+               input="\n".join(json.dumps(p, ensure_ascii=False) for p in people))
+
+
+def history(daemon, **filters):
+    args = ["audit", "show", "--limit", "100000"]
+    for k, v in filters.items():
+        args += ["--" + k, v]
+    return daemon.admin(*args)["entries"]
+
+
+def raw_login(net, address, op):
+    """A login by a hand-made TLS client (Python's ssl) with op's card: the daemon's
+    answer, whatever juki-ctl would have checked first."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.load_verify_locations(net.ca())
+    ctx.load_cert_chain(op.cert, op.key, password=CARD_PIN)
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            req = json.dumps({"v": 1, "cmd": "login", "args": {"pin": op.pin}}).encode()
+            tls.sendall(struct.pack(">I", len(req)) + req)
+            head = b""
+            while len(head) < 4:
+                head += tls.recv(4 - len(head))
+            n, body = struct.unpack(">I", head)[0], b""
+            while len(body) < n:
+                body += tls.recv(n - len(body))
+            return json.loads(body)
+
+
+def case_card_and_pin_login():
+    """A card on a SoftHSM2 token and the PIN open a session; it says who and what."""
+    with Network(NET) as net:
+        sup = net[A].add_operator("sato", ["supervisor"], token=True)
+        who = sup.ctl("login")
+        assert who["operator"] == "urn:juki:op:cs:131016:sato", who
+        assert who["roles"] == ["supervisor"] and who["datasets"] == ["honnin", "tennyu"], who
+        # A status through the port, as the operator.
+        assert sup.ctl("status")["node"] == "urn:juki:cs:131016"
+        logins = [e for e in history(net[A]) if e["action"] == "login"]
+        assert [(e["operator"], e["outcome"]) for e in logins] == \
+            [(sup.urn, "ok"), (sup.urn, "ok")], logins
+        st = net[A].status()["operator_port"]
+        assert st["listen"] == [net[A].op_address], st
+
+
+def case_three_wrong_pins_lock():
+    """The daemon counts wrong PINs whatever the card does: three lock the operator, the
+    right PIN is then refused, a supervisor unlocks."""
+    with Network(NET) as net:
+        clerk = net[A].add_operator("tanaka", ["clerk"], token=True)
+        sup = net[A].add_operator("sato", ["supervisor"])
+        codes = [fails(clerk.ctl, "login", pin="111111")[0] for _ in range(3)]
+        assert codes == [CTL_WRONG_PIN, CTL_WRONG_PIN, CTL_LOCKED], codes
+        code, err, msg = fails(clerk.ctl, "login")
+        assert code == CTL_LOCKED and err == "locked", (code, err, msg)
+        assert net[A].alert_counts().get("operator-locked") == 1
+        row = [o for o in sup.ctl("operator", "list")["operators"] if o["id"] == "tanaka"][0]
+        assert row["locked"] and row["lock_by"] == "wrong-pin", row
+        # A clerk cannot unlock; the supervisor can.
+        other = net[A].add_operator("suzuki", ["clerk"])
+        assert fails(other.ctl, "operator", "unlock", "tanaka")[1] == "forbidden"
+        sup.ctl("operator", "unlock", "tanaka")
+        assert clerk.ctl("login")["id"] == "tanaka"
+        outcomes = [e["outcome"] for e in history(net[A], operator=clerk.urn)
+                    if e["action"] == "login"]
+        assert outcomes == ["wrong-pin", "wrong-pin", "wrong-pin", "locked", "ok"], outcomes
+        # A supervisor's lock ends a session's rights at its next request too.
+        sup.ctl("operator", "lock", "tanaka")
+        assert fails(clerk.ctl, "status")[0] == CTL_LOCKED
+
+
+def case_roles_and_data_sets():
+    """Every request is checked against role and data set before it runs."""
+    s = Synth(seed=71)
+    with Network(NET) as net:
+        p = s.person("131016")
+        register(net, [p])
+        clerk = net[A].clerk()
+        auditor = net[A].add_operator("kansa", ["auditor"])
+        movers = net[A].add_operator("ido", ["clerk"], datasets=["tennyu"])
+        # A clerk cannot read the history.
+        code, err, msg = fails(clerk.ctl, "audit", "show")
+        assert (code, err) == (CTL_FAILED, "forbidden") and "auditor" in msg, msg
+        # An auditor reads it, and cannot change records.
+        assert auditor.ctl("audit", "show")["entries"]
+        q = s.person("131016")
+        code, err, msg = fails(auditor.ctl, "resident", "add", "--file", "-",
+                               input=json.dumps(q, ensure_ascii=False))
+        assert (code, err) == (CTL_FAILED, "forbidden"), msg
+        # An operator of the data set tennyu cannot touch honnin, and can touch tennyu.
+        code, err, msg = fails(movers.ctl, "resident", "show", p["code"])
+        assert err == "forbidden" and "honnin" in msg, msg
+        assert movers.ctl("movein", "list")["moveins"] == []
+        # The administrator (local socket) does no clerical work.
+        code, err, msg = fails(net[A].admin, "resident", "show", p["code"])
+        assert err == "forbidden" and "第2-3(1)" in msg, msg
+        # Nobody is both administrator and clerk.
+        fd_msg = fails(net[A].add_operator, "both", ["clerk", "administrator"])
+        assert "第2-3(1)" in fd_msg[2], fd_msg
+        # Records untouched by the refusals; every refusal is in the history.
+        assert net[A].status()["residents"] == {"resident": 1}
+        refused = [(e["operator"], e["action"]) for e in history(net[A])
+                   if e["outcome"] == "forbidden"]
+        assert (clerk.urn, "audit.show") in refused and \
+            (auditor.urn, "resident.add") in refused and \
+            (movers.urn, "resident.show") in refused, refused
+
+
+def case_lookup_limits():
+    """Lookups by 住民票コード or the full set of attributes, exactly; no wildcard,
+    prefix, range or enumeration; a purpose each; a rate limit."""
+    s = Synth(seed=72)
+
+    def configure(net):
+        net[A].operator["lookups_per_minute"] = 12
+
+    with Network(NET, configure=configure) as net:
+        people = [s.person("131016") for _ in range(3)]
+        register(net, people)
+        clerk = net[A].clerk()
+        p = people[0]
+        out = clerk.ctl("lookup", "--purpose", "certificate", p["code"])
+        assert [r["code"] for r in out["records"]] == [p["code"]] and not out["capped"], out
+        found = clerk.ctl("lookup", "--purpose", "benefit", "--name", p["name"], "--birth",
+                          p["birth"], "--sex", p["sex"], "--address", p["address"])
+        assert [r["code"] for r in found["records"]] == [p["code"]], found
+        # Exact: one character off finds nothing.
+        none = clerk.ctl("lookup", "--purpose", "benefit", "--name", p["name"], "--birth",
+                         p["birth"], "--sex", p["sex"], "--address", p["address"][:-1])
+        assert none["records"] == [], none
+        refusals = [
+            (["--purpose", "benefit", "--name", p["name"][:1] + "*", "--birth", p["birth"],
+              "--sex", p["sex"], "--address", p["address"]], "invalid", "wildcards"),
+            (["--purpose", "benefit", "--name", p["name"], "--birth", p["birth"]], "usage",
+             "missing: sex address"),
+            (["--purpose", "benefit", "--name", p["name"], "--birth", p["birth"][:4],
+              "--sex", p["sex"], "--address", p["address"]], "invalid", "whole date"),
+            (["--purpose", "benefit", p["code"][:6]], "invalid", "no prefix"),
+            (["--purpose", "benefit", wrong_check_digit(p["code"])], "invalid", "check"),
+            (["--name", p["name"], "--birth", p["birth"], "--sex", p["sex"], "--address",
+              p["address"]], "usage", "purpose"),
+            (["--purpose", "curiosity", p["code"]], "usage", "purpose"),
+        ]
+        for args, want, words in refusals:
+            code, err, msg = fails(clerk.ctl, "lookup", *args)
+            assert (code, err) == (CTL_USAGE if want == "usage" else CTL_FAILED, want) and \
+                words in msg, (args, code, err, msg)
+        # Every lookup counts towards the minute's allowance, refused ones too: 3 + 7 = 10.
+        clerk.ctl("lookup", "--purpose", "tax", people[1]["code"])
+        clerk.ctl("lookup", "--purpose", "tax", people[2]["code"])
+        code, err, msg = fails(clerk.ctl, "lookup", "--purpose", "tax", p["code"])
+        assert err == "rate-limited", (code, err, msg)
+        # The history names codes and purposes, never names or addresses.
+        entries = [e for e in history(net[A]) if e["action"] == "lookup"]
+        assert entries[0]["target"] == p["code"] and "purpose=certificate" in entries[0]["detail"]
+        assert entries[1]["target"] == p["code"] and "by=attributes" in entries[1]["detail"]
+        raw = b""
+        for suffix in ("", "-wal"):
+            path = net[A].store + ".audit" + suffix
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    raw += f.read()
+        for q in people:
+            assert q["name"].encode() not in raw and q["address"].encode() not in raw
+
+
+def case_bulk_output_needs_approval_once():
+    """Output of more than N records needs a supervisor's approval given beforehand, and
+    the approval serves once."""
+    s = Synth(seed=73)
+
+    def configure(net):
+        net[A].operator["bulk_records"] = 5
+
+    with Network(NET, configure=configure) as net:
+        register(net, [s.person("131016") for _ in range(12)])
+        clerk = net[A].clerk()
+        sup = net[A].add_operator("sato", ["supervisor", "clerk"])
+        code, err, msg = fails(clerk.ctl, "export", "--purpose", "tax")
+        assert err == "approval-required" and "12 records" in msg, msg
+        # The approval must be for this operator and this municipality.
+        other = sup.ctl("approve", "export", "--operator", "clerk", "--target", "271004")
+        code, err, msg = fails(clerk.ctl, "export", "--purpose", "tax", "--approval",
+                               other["approval"])
+        assert err == "approval", msg
+        appr = sup.ctl("approve", "export", "--operator", "clerk", "--target", "131016")
+        out = clerk.ctl("export", "--purpose", "tax", "--approval", appr["approval"])
+        assert out["count"] == 12 and len(out["records"]) == 12, out["count"]
+        assert out["approval"] == {"id": appr["approval"], "state": "used"}, out["approval"]
+        code, err, msg = fails(clerk.ctl, "export", "--purpose", "tax", "--approval",
+                               appr["approval"])
+        assert err == "approval" and "used already" in msg, msg
+        # A supervisor does not approve their own work; a clerk approves nothing.
+        assert fails(sup.ctl, "approve", "export", "--operator", "sato", "--target",
+                     "131016")[1] == "forbidden"
+        assert fails(clerk.ctl, "approve", "export", "--operator", "sato", "--target",
+                     "131016")[1] == "forbidden"
+
+
+def case_unapproved_correction_raises_the_alert():
+    """職権修正 is important input: approved before, or after within the deadline; when
+    the deadline passes first, an alert."""
+    s = Synth(seed=74)
+
+    def configure(net):
+        net[A].operator["approve_within"] = "2s"
+
+    with Network(NET + ["jlis:0"], configure=configure) as net:
+        people = [s.person("131016") for _ in range(3)]
+        register(net, people)
+        clerk = net[A].clerk()
+        sup = net[A].add_operator("sato", ["supervisor"])
+        # Approved beforehand: used at once.
+        appr = sup.ctl("approve", "correct", "--operator", "clerk", "--target",
+                       people[0]["code"])
+        out = clerk.ctl("resident", "correct", people[0]["code"], "--address",
+                        s.address("131016"), "--approval", appr["approval"])
+        assert out["approval"]["state"] == "used" and out["version"] == 2, out
+        # Online input without one: pending, approved in time: no alert.
+        out = clerk.ctl("resident", "correct", people[1]["code"], "--name", "山田 一郎")
+        assert out["approval"]["state"] == "pending", out
+        assert sup.ctl("approve", "pending", out["approval"]["id"])["late"] is False
+        # Left unapproved: the alert, once, when the deadline passes.
+        out = clerk.ctl("resident", "correct", people[2]["code"], "--sex", 3 - people[2]["sex"])
+        left = out["approval"]["id"]
+        wait_until("approval-overdue", lambda: net[A].alert_counts().get("approval-overdue"),
+                   timeout=30)
+        alerts = net[A].alerts()["recent"]
+        text = [a for a in alerts if a["code"] == "approval-overdue"][0]["detail"]
+        assert "input %d" % left in text, text
+        assert net[A].alert_counts()["approval-overdue"] == 1
+        late = sup.ctl("approve", "pending", left)
+        assert late["late"] is True, late
+        pending = clerk.ctl("approvals", "--state", "pending")["approvals"]
+        assert pending == [], pending
+        # The corrections went on like any change.
+        wait_until("corrections at pref", lambda: all(
+            net[PREF].clerk().ctl("person", "show", p["code"])["records"][0]["reason"] == "職権修正"
+            for p in people))
+
+
+def case_history_verify_and_tamper():
+    """audit verify passes, then names the exact entry after one row is edited with the
+    sqlite3 tool."""
+    s = Synth(seed=75)
+    with Network(NET) as net:
+        register(net, [s.person("131016") for _ in range(2)])
+        auditor = net[A].add_operator("kansa", ["auditor"])
+        net[A].clerk().ctl("lookup", "--purpose", "tax", s.person("131016")["code"],
+                           check=False)
+        report = auditor.ctl("audit", "verify")
+        assert report["ok"] and report["entries"] >= 5 and report["first_broken"] is None, report
+        entries = history(net[A])
+        victim = [e for e in entries if e["action"] == "resident.add"][0]
+        path = net[A].store + ".audit"
+        subprocess.run(["sqlite3", path, "UPDATE entries SET outcome = 'forbidden' WHERE seq = %d"
+                        % victim["seq"]], check=True)
+        code, out, err = auditor.ctl("audit", "verify", check=False)
+        assert code == CTL_FAILED, (code, out, err)
+        report = json.loads(out)
+        assert report["first_broken"] == victim["seq"] and report["reason"] == "hash", report
+        assert "broken at entry %d" % victim["seq"] in err, err
+        # The same from the file alone, without the daemon.
+        net[A].stop()
+        code, out, err = run_ctl("audit", "verify", "--file", path, "--cert",
+                                 net.cert(A)[0], check=False)
+        assert code == CTL_FAILED and json.loads(out)["first_broken"] == victim["seq"], out
+        net[A].start()
+
+
+def case_cards_refused():
+    """A revoked card, another node's card, a card of no operator, a wrong key passphrase."""
+    with Network(NET) as net:
+        clerk = net[A].clerk()
+        assert clerk.ctl("login")["id"] == "clerk"
+        # Another node's operator: juki-ctl will not even send the PIN to a daemon its card
+        # is not for; a client that does is refused by the daemon.
+        stranger = net[PREF].add_operator("yamada", ["clerk"])
+        stranger.daemon = net[A]
+        code, err, msg = fails(stranger.ctl, "login")
+        assert code == CTL_UNREACHABLE and "wrong peer" in msg, msg
+        stranger.daemon = net[PREF]
+        answer = raw_login(net, net[A].op_address, stranger)
+        assert answer["error"]["code"] == "forbidden" and \
+            "not an operator certificate of this node" in answer["error"]["message"], answer
+        # A valid card whose operator was never added here.
+        ghost = Operator(net[A], "ghost")
+        assert fails(ghost.ctl, "login")[1] == "unknown-operator"
+        # The key file's passphrase is the card's: the daemon is never reached.
+        before = len(history(net[A]))
+        code, err, msg = fails(clerk.ctl, "login", card_pin="wrong-pass")
+        assert code == CTL_WRONG_PIN, (code, err, msg)
+        assert len(history(net[A])) == before + 1  # only the audit show itself
+        # Revoked: refused in the handshake once the daemon has the new CRL.
+        run_ctl("pki", "revoke", net.pki, clerk.urn)
+        run_ctl("pki", "crl", net.pki)
+        net[A].signal(signal.SIGHUP)
+        wait_until("the revoked card refused",
+                   lambda: clerk.ctl("login", check=False)[0] == CTL_UNREACHABLE)
+        assert net[A].alert_counts().get("revoked-certificate", 0) >= 1
+        assert "tls-revoked" in [e["outcome"] for e in history(net[A]) if e["action"] == "login"]
+
+
+if __name__ == "__main__":
+    run_cases([case_card_and_pin_login, case_three_wrong_pins_lock, case_roles_and_data_sets,
+               case_lookup_limits, case_bulk_output_needs_approval_once,
+               case_unapproved_correction_raises_the_alert, case_history_verify_and_tamper,
+               case_cards_refused])
