@@ -10,7 +10,10 @@
 # counts (更新件数リスト) confirm every hop.  Then a person moves to 大阪市: the clerk
 # in 大阪市 records the move-in, 大阪市 sends 転入通知 to 千代田区 through the gateway,
 # 千代田区 ends the person's record and sends 転出確定通知 to 東京都, and the national
-# server holds 大阪市's record as the current one.
+# server holds 大阪市's record as the current one.  Clerks work with a card (an
+# encrypted key file, or a SoftHSM2 token for 千代田区's supervisor) and a PIN on each
+# daemon's operator port: a lookup, a locked and unlocked operator, a correction
+# approved by the supervisor, and the operation history verified.
 #
 #   scripts/demo.sh            build, run the scenario, stop everything
 #   scripts/demo.sh --keep     leave the network running (stop it with --stop)
@@ -69,7 +72,7 @@ mkdir -p "$dir"
 cd "$dir"
 
 declare -A port
-for n in gw cs131016 cs271004 pref13 pref27 jlis; do
+for n in gw cs131016 cs271004 pref13 pref27 jlis op-cs-131016 op-cs-271004 op-pref-13 op-pref-27 op-jlis-0; do
 	port[$n]=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 done
 
@@ -87,6 +90,41 @@ EOF
 "$ctl" pki init --out pki topology.yaml >/dev/null
 ls -l pki | sed 's/^/  /'
 cp "$top/conf/policy.yaml" policy.yaml
+
+step "Operators' cards: a certificate each, its key encrypted (or on a token)"
+# Synthetic secrets for the demo; juki-ctl reads them from file descriptors, never argv.
+PIN=246810
+CARD_PIN=demo-card-1357
+servers="cs-131016 cs-271004 pref-13 pref-27 jlis-0"
+urn_of() { echo "urn:juki:$(echo "$1" | sed 's/-/:/')"; }
+terminal() { # file node card-line
+	cat >"$1" <<EOF
+connect: 127.0.0.1:${port[op-$2]}
+cert: pki/$3.crt
+$4
+ca: pki/ca.crt
+crl: pki/crl.pem
+EOF
+}
+for n in $servers; do
+	"$ctl" pki issue --encrypt --pin-fd 3 pki "urn:juki:op:${n/-/:}:clerk" >/dev/null 3<<<"$CARD_PIN"
+	terminal "term-$n-clerk.yaml" "$n" "op-$n-clerk" "key: pki/op-$n-clerk.key"
+done
+# 千代田区's supervisor has a real PKCS#11 token (SoftHSM2) for a card.
+"$ctl" pki issue --encrypt --pin-fd 3 pki urn:juki:op:cs:131016:sato >/dev/null 3<<<"$CARD_PIN"
+openssl pkey -in pki/op-cs-131016-sato.key -passin "pass:$CARD_PIN" -out sato.plain.key
+eval "$("$top/tests/fixtures/softhsm-card.sh" token card-sato "$CARD_PIN" sato.plain.key 2>/dev/null |
+	sed -n 's/^SOFTHSM2_CONF=\(.*\)/export SOFTHSM2_CONF="\1"/p;s/^URI=\(.*\)/card_uri="\1"/p')"
+rm -f sato.plain.key pki/op-cs-131016-sato.key
+terminal term-cs-131016-sato.yaml cs-131016 op-cs-131016-sato "card: '$card_uri'"
+say "  clerks' cards: pki/op-*-clerk.{crt,key} (key encrypted, PKCS#8)"
+say "  supervisor's card: $card_uri (SoftHSM2 token)"
+# As an operator at a terminal: the card's and the operator's PINs through descriptors.
+op() { # terminal-name juki-ctl-args...
+	local t=$1
+	shift
+	"$ctl" --terminal "term-$t.yaml" --pin-fd 3 --card-pin-fd 4 "$@" 3<<<"$PIN" 4<<<"$CARD_PIN"
+}
 
 step "Configurations"
 cat >fwgate-east.yaml <<EOF
@@ -112,6 +150,8 @@ policy: policy.yaml
 store: $1.db
 control: $1.sock
 log_level: notice
+operator:
+  listen: ['127.0.0.1:${port[op-$1]}']
 EOF
 }
 node_config cs-131016 urn:juki:cs:131016 "${port[cs131016]}"
@@ -154,6 +194,21 @@ for n in fwgate-east cs-131016 cs-271004 pref-13 pref-27 jlis-0; do
 		python3 -c 'import json,sys; s=json.load(sys.stdin); print("  %-22s %-13s ready" % (s["node"], s["daemon"]))'
 done
 
+step "The administrator (root, on the local socket) enrols the operators"
+datasets() { case $1 in cs-*) echo honnin,tennyu ;; pref-*) echo honnin,kakutei ;; *) echo honnin ;; esac; }
+for n in $servers; do
+	"$ctl" -s "$n.sock" operator add clerk --roles clerk --datasets "$(datasets "$n")" \
+		--new-pin-fd 3 >/dev/null 3<<<"$PIN"
+done
+"$ctl" -s cs-131016.sock operator add sato --roles supervisor --datasets honnin,tennyu \
+	--new-pin-fd 3 >/dev/null 3<<<"$PIN"
+"$ctl" --json -s cs-131016.sock operator list | python3 -c '
+import json, sys
+for o in json.load(sys.stdin)["operators"]:
+    print("  %-6s roles %-12s data sets %s" % (o["id"], ",".join(o["roles"]), ",".join(o["datasets"])))'
+say "  a clerk logs in with card and PIN:"
+op cs-131016-clerk login | sed 's/^/    /'
+
 step "千代田区's resident record system hands over a day's changes (synthetic people)"
 PYTHONPATH="$top/tests/integration" python3 - >changes.csv <<'PY'
 import json, sys
@@ -161,6 +216,7 @@ from jukitest.synth import Synth, import_csv, change_row
 s = Synth(seed=2026)
 people = [s.person("131016") for _ in range(1000)]
 json.dump(people[0], open("first.json", "w"), ensure_ascii=False)
+json.dump(people[1], open("second.json", "w"), ensure_ascii=False)
 reasons = ["出生", "職権記載", "転入"]
 sys.stdout.write(import_csv([change_row(p, reasons[i % 3]) for i, p in enumerate(people)]))
 # Another file, with mistakes: a wrong check digit, a reason not on the list, a sex of 3.
@@ -172,11 +228,11 @@ open("mistakes.csv", "w").write(import_csv(more))
 PY
 say "  $(wc -l <changes.csv) lines of CSV; the first rows:"
 head -3 changes.csv | sed 's/^/    /'
-say "  juki-ctl -s cs-131016.sock import changes.csv"
-"$ctl" -s cs-131016.sock import changes.csv | sed 's/^/  /'
+say "  juki-ctl --terminal term-cs-131016-clerk.yaml import changes.csv   (a clerk's work)"
+op cs-131016-clerk import changes.csv | sed 's/^/  /'
 
 step "A file with mistakes is refused whole: nothing recorded, every error reported"
-"$ctl" -s cs-131016.sock import mistakes.csv | sed 's/^/  /' || true
+op cs-131016-clerk import mistakes.csv | sed 's/^/  /' || true
 
 step "The records reach 東京都 and the nation; update counts agree at every hop"
 arrived() { "$ctl" --json -s jlis-0.sock status | grep -q '"current": 1000'; }
@@ -193,19 +249,20 @@ IFS=$'\t' read -r code name birth sex < <(python3 -c '
 import json; p = json.load(open("first.json"))
 print(p["code"], p["name"], p["birth"], p["sex"], sep="\t")')
 today=$(TZ=Asia/Tokyo date +%F)
-say "  juki-ctl -s cs-271004.sock movein --code $code --name '$name' --birth $birth --sex $sex \\"
+say "  juki-ctl --terminal term-cs-271004-clerk.yaml movein --code $code --name '$name' \\"
+say "      --birth $birth --sex $sex \\"
 say "      --address '大阪府大阪市北区梅田1丁目1番1号' --from 131016 --date $today"
-"$ctl" -s cs-271004.sock movein --code "$code" --name "$name" --birth "$birth" --sex "$sex" \
+op cs-271004-clerk movein --code "$code" --name "$name" --birth "$birth" --sex "$sex" \
 	--address "大阪府大阪市北区梅田1丁目1番1号" --from 131016 --date "$today"
 
-confirmed() { "$ctl" --json -s pref-13.sock confirmations --code "$code" | grep -q '"total": 1'; }
+confirmed() { op pref-13-clerk --json confirmations --code "$code" | grep -q '"total": 1'; }
 wait_for "the 転出確定通知 at 東京都" confirmed
 
 step "大阪市: the notice and 千代田区's answer"
-"$ctl" -s cs-271004.sock movein list
+op cs-271004-clerk movein list
 
 step "千代田区: the person's record now ends with 転出, with the notice received"
-"$ctl" --json -s cs-131016.sock resident show "$code" | python3 -c '
+op cs-131016-clerk --json resident show "$code" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 print("  status %s, version %d, reason %s of %s" % (r["status"], r["version"], r["reason"], r["reason_date"]))
@@ -213,7 +270,7 @@ for m in r["moveouts"]:
     print("  転入通知 %s from %s; 転出確定通知 %s" % (m["tennyu_id"], m["to"], m["confirm_status"]))'
 
 step "東京都: the 転出確定通知 marks the person's last record from 千代田区"
-"$ctl" --json -s pref-13.sock person show "$code" | python3 -c '
+op pref-13-clerk --json person show "$code" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 for x in r["records"]:
@@ -222,9 +279,9 @@ for k in r["tenshutsu_kakutei"]:
     print("  転出確定通知 %s: moved to %s on %s" % (k["notice_id"], k["new_lgcode"], k["date"]))'
 
 step "The national server: 大阪市's 転入 is the current record, 千代田区's are history"
-nation() { "$ctl" --json -s jlis-0.sock person show "$code" 2>/dev/null | grep -q '"転入"'; }
+nation() { op jlis-0-clerk --json person show "$code" 2>/dev/null | grep -q '"転入"'; }
 wait_for "大阪市's record at the national server" nation
-"$ctl" --json -s jlis-0.sock person show "$code" | python3 -c '
+op jlis-0-clerk --json person show "$code" | python3 -c '
 import json, sys
 for r in json.load(sys.stdin)["records"]:
     print("  %-8s %s v%d %s %s  (from %s)" % ("current" if r["current"] else "history", r["lgcode"], r["version"], r["reason"], r["reason_date"], r["sender"]))'
@@ -236,10 +293,42 @@ from jukitest.synth import Synth
 s = Synth(seed=7)
 print(json.dumps(s.moved(s.person("131016"), "271004"), ensure_ascii=False))
 PY
-"$ctl" -s cs-271004.sock movein --file stranger.jsonl
-rejected() { "$ctl" -s cs-271004.sock movein list --status rejected | grep -q unknown-person; }
+op cs-271004-clerk movein --file stranger.jsonl
+rejected() { op cs-271004-clerk movein list --status rejected | grep -q unknown-person; }
 wait_for "the answer" rejected
-"$ctl" -s cs-271004.sock movein list
+op cs-271004-clerk movein list
+
+step "Lookups (第4-4(7)): by the full set of attributes, exactly, with a purpose"
+IFS=$'\t' read -r code2 name2 birth2 sex2 address2 < <(python3 -c '
+import json; p = json.load(open("second.json"))
+print(p["code"], p["name"], p["birth"], p["sex"], p["address"], sep="\t")')
+op cs-131016-clerk lookup --purpose certificate --name "$name2" --birth "$birth2" --sex "$sex2" \
+	--address "$address2" | grep -E '^ *(code|reason|version|purpose|capped):' | sed 's/^/  /'
+say "  a wildcard is refused, with the reason:"
+op cs-131016-clerk lookup --purpose certificate --name "${name2%% *}*" --birth "$birth2" \
+	--sex "$sex2" --address "$address2" 2>&1 | sed 's/^/    /' || true
+
+step "A clerk mistypes the PIN three times: locked; the supervisor (token card) unlocks"
+for i in 1 2 3; do
+	rc=0
+	"$ctl" --terminal term-cs-131016-clerk.yaml --pin-fd 3 --card-pin-fd 4 login \
+		3<<<"000000" 4<<<"$CARD_PIN" >/dev/null 2>&1 || rc=$?
+	say "  attempt $i with a wrong PIN: exit $rc"
+done
+rc=0
+op cs-131016-clerk login >/dev/null 2>&1 || rc=$?
+say "  the right PIN now: exit $rc (5: locked)"
+op cs-131016-sato operator unlock clerk | sed 's/^/  /'
+op cs-131016-clerk login | sed -n 's/^/  /;/id:/p'
+
+step "職権修正 is important input (第4-8(2)): recorded, then approved by the supervisor"
+approval=$(op cs-131016-clerk --json resident correct "$code2" --address "${address2}の2" |
+	python3 -c 'import json,sys; a = json.load(sys.stdin)["approval"]; print(a["id"]); print("  approval %d: %s" % (a["id"], a["state"]), file=sys.stderr)')
+op cs-131016-sato approve pending "$approval" | sed 's/^/  /'
+
+step "The operation history: every request, who, what, target, outcome; no names"
+"$ctl" -s cs-131016.sock audit show --since 10m | tail -n 8 | sed 's/^/  /'
+"$ctl" -s cs-131016.sock audit verify | sed 's/^/  /'
 
 step "The gateway: tunnels relayed, nothing denied"
 "$ctl" -s fwgate-east.sock status | sed -n '/^counters:/,/^alerts:/p' | sed '$d' | sed 's/^/  /'
