@@ -527,6 +527,8 @@ run(evutil_socket_t fd, short what, void *arg)
 					 lookup, sp->cs);
 		juki_store_rollback(sp->cs->node.store);
 	}
+	/* Steps follow each other at once: the watchdog's own timer may wait behind them. */
+	juki_daemon_alive(sp->cs->node.daemon);
 	if (rc < 0) {
 		reject(sp, juki_strerror(rc));
 	} else if (rc == 1 && !csd_import_accepted(sp->active->imp)) {

@@ -145,7 +145,7 @@ def case_watchdog_fed_during_a_long_apply():
     systemd kills it, and kills it again after the restart (the file is still
     in incoming/)."""
     s = Synth(seed=44)
-    watchdog_ms = 500
+    watchdog_ms = 800
 
     def configure(net):
         net[A].env = {"NOTIFY_SOCKET": os.path.join(net.dir, "notify.sock"),
@@ -167,7 +167,7 @@ def case_watchdog_fed_during_a_long_apply():
                 pass
 
     with Network(NET, configure=configure) as net:
-        text = import_csv([change_row(s.person("131016"), "職権記載") for _ in range(100000)])
+        text = import_csv([change_row(s.person("131016"), "職権記載") for _ in range(150000)])
         path = write(net, "big.csv", text)
         reader = threading.Thread(target=listen)
         reader.start()
@@ -179,7 +179,7 @@ def case_watchdog_fed_during_a_long_apply():
             stop.set()
             reader.join()
             configure.sock.close()
-        assert out["state"] == "accepted" and out["receipt"]["changes"] == 100000, out
+        assert out["state"] == "accepted" and out["receipt"]["changes"] == 150000, out
         during = [t for t in pings if start <= t <= end]
         gaps = [b - a for a, b in zip([start] + during, during + [end])]
         assert max(gaps) < watchdog_ms / 1000, \

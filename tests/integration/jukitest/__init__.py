@@ -14,6 +14,7 @@ Only the Python standard library is used.
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -74,10 +75,22 @@ def wait_until(what, predicate, timeout=30.0, interval=0.02):
         time.sleep(interval)
 
 
+_ports = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, below the ephemeral range: a port the kernel hands out
+    for outgoing connections (bind to 0) may be taken by one of them when a daemon is
+    restarted on it."""
+    low, _ = (int(v) for v in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    while True:
+        port = _ports.randint(10000, low - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def urn(name):
