@@ -152,8 +152,8 @@ static const struct juki_ctl_cmd csd_cmds[] = {
      "an import job's state, progress and receipt or report (args: job; none: all recent)",
      CLERK | SUPER | JUKI_ROLE_ADMIN, "honnin"},
     {"movein.list", csd_cmd_movein_list,
-     "move-ins recorded here and the answer to each notice (args: status, limit)",
-     CLERK | SUPER, "tennyu"},
+     "move-ins recorded here and the answer to each notice (args: status, limit)", CLERK | SUPER,
+     "tennyu"},
     {NULL, NULL, NULL, 0, NULL},
 };
 

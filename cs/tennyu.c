@@ -193,8 +193,7 @@ fail:
  * recorded pending one, to be given within operator.approve_within.
  */
 int
-csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result,
-			 struct juki_ctl_error *err)
+csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	static const char *const fields[] = {"name", "kana", "birth", "sex", "address", NULL};
 	struct csd *cs = csd_of(ctx);
@@ -252,8 +251,7 @@ csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result,
 		return rc;
 	}
 	juki_clock_date(op.now, date, sizeof(date));
-	if (json_object_get(args, "date") != NULL &&
-	    juki_json_date(args, "date", date, &fe) != 0) {
+	if (json_object_get(args, "date") != NULL && juki_json_date(args, "date", date, &fe) != 0) {
 		csd_op_free(&op);
 		return juki_ctl_fail(err, "invalid", "date: %s", fe.detail);
 	}

@@ -129,18 +129,19 @@ cmd_resident_show(struct ctl *ctl, int argc, char **argv)
 	return show_result(ctl, "resident.show", json_pack("{s:s}", "code", argv[1]));
 }
 
-/* resident correct CODE [--name N] [--kana K] [--birth D] [--sex S] [--address A] [--date D] [--approval N] */
+/* resident correct CODE [--name N] [--kana K] [--birth D] [--sex S] [--address A] [--date D]
+ * [--approval N] */
 static int
 cmd_resident_correct(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"name", required_argument, NULL, 'n'},    {"kana", required_argument, NULL, 'k'},
-	    {"birth", required_argument, NULL, 'b'},   {"sex", required_argument, NULL, 'x'},
-	    {"address", required_argument, NULL, 'a'}, {"date", required_argument, NULL, 'd'},
+	    {"name", required_argument, NULL, 'n'},     {"kana", required_argument, NULL, 'k'},
+	    {"birth", required_argument, NULL, 'b'},    {"sex", required_argument, NULL, 'x'},
+	    {"address", required_argument, NULL, 'a'},  {"date", required_argument, NULL, 'd'},
 	    {"approval", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0},
 	};
-	static const char *const keys[] = {['n'] = "name", ['k'] = "kana", ['b'] = "birth",
-					   ['a'] = "address"};
+	static const char *const keys[] = {
+	    ['n'] = "name", ['k'] = "kana", ['b'] = "birth", ['a'] = "address"};
 	const struct ctl_cmd *self = ctl_find("resident correct");
 	json_t *person = json_object(), *args = json_object();
 	char *end;
@@ -167,7 +168,8 @@ cmd_resident_correct(struct ctl *ctl, int argc, char **argv)
 			json_object_set_new(args, "date", json_string(optarg));
 			break;
 		case 'A':
-			json_object_set_new(args, "approval", json_integer(strtoll(optarg, &end, 10)));
+			json_object_set_new(args, "approval",
+					    json_integer(strtoll(optarg, &end, 10)));
 			if (*end != '\0') {
 				json_decref(args);
 				return ctl_usage(self);

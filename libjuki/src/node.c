@@ -137,8 +137,8 @@ const struct juki_conf_key juki_node_operator_keys[] = {
 			 JUKI_CONF_RESTART, 0, 16,
 			 "Operator-port addresses (host:port) where operators' terminals connect "
 			 "with their cards; none: no operator port."),
-    JUKI_CONF_SCALAR(struct juki_node_operator, pin_attempts, "pin_attempts", JUKI_CONF_INT, "3",
-		     0, 1, 10,
+    JUKI_CONF_SCALAR(struct juki_node_operator, pin_attempts, "pin_attempts", JUKI_CONF_INT, "3", 0,
+		     1, 10,
 		     "Consecutive wrong PINs that lock an operator until a supervisor unlocks "
 		     "them (第4-4(8))."),
     JUKI_CONF_SCALAR(struct juki_node_operator, pin_memory, "pin_memory", JUKI_CONF_SIZE, "19MiB",
@@ -155,14 +155,14 @@ const struct juki_conf_key juki_node_operator_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_operator, lookups_per_minute, "lookups_per_minute",
 		     JUKI_CONF_INT, "30", 0, 1, 100000,
 		     "Identity lookups one operator may make in a minute (第4-4(7))."),
-    JUKI_CONF_SCALAR(struct juki_node_operator, lookup_max, "lookup_max", JUKI_CONF_INT, "10", 0,
-		     1, 1000, "Records one lookup returns at most."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, lookup_max, "lookup_max", JUKI_CONF_INT, "10", 0, 1,
+		     1000, "Records one lookup returns at most."),
     JUKI_CONF_SCALAR(struct juki_node_operator, bulk_records, "bulk_records", JUKI_CONF_INT, "100",
 		     0, 0, 100000000,
 		     "An output of more records than this needs a supervisor's approval given "
 		     "beforehand (第4-8(2))."),
-    JUKI_CONF_SCALAR(struct juki_node_operator, export_max, "export_max", JUKI_CONF_INT, "20000",
-		     0, 1, 1000000, "Records one export returns at most."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, export_max, "export_max", JUKI_CONF_INT, "20000", 0,
+		     1, 1000000, "Records one export returns at most."),
     JUKI_CONF_SCALAR(struct juki_node_operator, approval_valid, "approval_valid",
 		     JUKI_CONF_DURATION, "8h", 0, 1000, INT64_C(31) * 86400000,
 		     "An approval given beforehand expires after this if not used."),
@@ -178,8 +178,8 @@ const struct juki_conf_key juki_node_operator_keys[] = {
 };
 
 const struct juki_conf_key juki_node_audit_keys[] = {
-    JUKI_CONF_SCALAR(struct juki_node_audit, path, "path", JUKI_CONF_PATH, NULL,
-		     JUKI_CONF_RESTART, 0, 0,
+    JUKI_CONF_SCALAR(struct juki_node_audit, path, "path", JUKI_CONF_PATH, NULL, JUKI_CONF_RESTART,
+		     0, 0,
 		     "The operation history's own SQLite file (default: the store's path with "
 		     "\".audit\" added)."),
     JUKI_CONF_SCALAR(struct juki_node_audit, checkpoint_every, "checkpoint_every", JUKI_CONF_INT,
@@ -622,8 +622,8 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		goto fail;
 	}
 	if ((rc = juki_store_open(conf->store, node->schemas,
-				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store, err,
-				  errlen)) != 0) {
+				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store,
+				  err, errlen)) != 0) {
 		goto fail;
 	}
 	memset(&ic, 0, sizeof(ic));
@@ -655,8 +655,8 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		goto fail;
 	}
 	juki_ctl_server_set_hooks(node->ctl, &juki_node_hooks);
-	if (conf->operator.nlisten > 0 &&
-	    (rc = juki_opport_new(node, &node->opport, err, errlen)) != 0) {
+	if (conf->operator.nlisten> 0 &&(rc = juki_opport_new(node, &node->opport, err, errlen)) !=
+	    0) {
 		goto fail;
 	}
 	if (spec->honnin_dest != NULL &&

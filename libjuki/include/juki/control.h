@@ -68,13 +68,13 @@ struct juki_ctl_cmd {
  * logged in on the operator port.
  */
 struct juki_caller {
-	char who[JUKI_URN_MAX];  /* operator URN, or "admin:uid=N" */
-	char op[JUKI_ID_MAX];    /* operator id; "" for the local administrator */
-	unsigned roles;          /* JUKI_ROLE_* */
-	int all_datasets;        /* the local administrator */
+	char who[JUKI_URN_MAX]; /* operator URN, or "admin:uid=N" */
+	char op[JUKI_ID_MAX];   /* operator id; "" for the local administrator */
+	unsigned roles;         /* JUKI_ROLE_* */
+	int all_datasets;       /* the local administrator */
 	char datasets[JUKI_CALLER_DATASETS][JUKI_ID_MAX];
 	size_t ndatasets;
-	char from[64];           /* peer address, or "local" */
+	char from[64]; /* peer address, or "local" */
 };
 
 /* juki_caller_has_dataset() - may caller touch dataset? */

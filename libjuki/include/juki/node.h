@@ -157,7 +157,7 @@ int juki_log_level_of(int index);
 	    JUKI_CONF_SECTIONKEY(st, f.purge, "purge", juki_node_purge_keys,                       \
 				 "How long what the node keeps is kept (第6-7): juki-ctl purge."), \
 	    JUKI_CONF_SECTIONKEY(st, f.operator, "operator", juki_node_operator_keys,              \
-				 "The operator port, PINs, lookups and approvals (第4-4)."),      \
+				 "The operator port, PINs, lookups and approvals (第4-4)."),       \
 	    JUKI_CONF_SECTIONKEY(st, f.audit, "audit", juki_node_audit_keys,                       \
 				 "The operation history (第4-4(6))."),                             \
 	    JUKI_CONF_SCALAR(                                                                      \
@@ -211,12 +211,12 @@ struct juki_node {
 	struct event *tick;               /* the deadline check, every minute */
 	char **overdue;                   /* "dest service day" already alerted */
 	size_t noverdue;
-	struct juki_audit *audit;          /* the operation history */
+	struct juki_audit *audit; /* the operation history */
 	char *audit_path;
-	int audit_broken;                  /* an append failed: refuse operations */
-	struct juki_opport *opport;        /* the operator port, when configured */
-	struct event *approvals_due;       /* when the next pending approval is overdue */
-	struct juki_rate *rates;           /* lookups per operator in the current minute */
+	int audit_broken;            /* an append failed: refuse operations */
+	struct juki_opport *opport;  /* the operator port, when configured */
+	struct event *approvals_due; /* when the next pending approval is overdue */
+	struct juki_rate *rates;     /* lookups per operator in the current minute */
 	size_t nrates;
 	/* During a request: who asks, and what the history should say of it. */
 	const struct juki_caller *caller;
