@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "juki/error.h"
 #include "juki/store.h"
 
@@ -359,6 +361,60 @@ out:
 	return rc;
 }
 
+static int64_t
+hash64_final(EVP_MD_CTX *ctx)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	uint64_t v = 0;
+
+	EVP_DigestFinal_ex(ctx, md, &len);
+	for (int i = 0; i < 8; i++) {
+		v = v << 8 | md[i];
+	}
+	return (int64_t)v;
+}
+
+int64_t
+juki_hash64(const char *const *parts, size_t n)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int64_t v = 0;
+
+	if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+		for (size_t i = 0; i < n; i++) {
+			EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]) + 1);
+		}
+		v = hash64_final(ctx);
+	}
+	EVP_MD_CTX_free(ctx);
+	return v;
+}
+
+/* juki_hash64(a, b, ...) in SQL: the same value for the same texts (NULL as ""). */
+static void
+sql_hash64(sqlite3_context *sctx, int argc, sqlite3_value **argv)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	static const unsigned char nul = 0;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		sqlite3_result_error_nomem(sctx);
+		return;
+	}
+	for (int i = 0; i < argc; i++) {
+		const unsigned char *t = sqlite3_value_text(argv[i]);
+
+		if (t != NULL) {
+			EVP_DigestUpdate(ctx, t, (size_t)sqlite3_value_bytes(argv[i]));
+		}
+		EVP_DigestUpdate(ctx, &nul, 1);
+	}
+	sqlite3_result_int64(sctx, hash64_final(ctx));
+	EVP_MD_CTX_free(ctx);
+}
+
 int
 juki_store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
 		struct juki_store **out, char *err, size_t errlen)
@@ -402,6 +458,12 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 		goto out;
 	}
 	rc = configure(store->db, path, err, errlen);
+	if (rc == 0 && sqlite3_create_function(store->db, "juki_hash64", -1,
+					       SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hash64,
+					       NULL, NULL) != SQLITE_OK) {
+		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(store->db));
+		rc = JUKI_ESTORE;
+	}
 	if (rc != 0) {
 		goto out;
 	}

@@ -884,6 +884,118 @@ test_peer_credentials(void **state)
 	assert_int_equal(f->ctx.calls, 2);
 }
 
+/* Hooks: a gate that refuses what the caller's roles do not cover, and a record of all. */
+struct hooked {
+	int calls, done, refused;
+	char last[64], outcome[32];
+};
+
+static int
+hook_cmd(void *ctxp, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct hooked *h = ctxp;
+
+	(void)args;
+	(void)err;
+	h->calls++;
+	*result = json_object();
+	return 0;
+}
+
+static int
+hook_gate(void *ctxp, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
+	  const json_t *args, struct juki_ctl_error *err)
+{
+	struct hooked *h = ctxp;
+
+	(void)args;
+	if ((cmd->roles & caller->roles) == 0 ||
+	    (cmd->dataset != NULL && !juki_caller_has_dataset(caller, cmd->dataset))) {
+		h->refused++;
+		return juki_ctl_fail(err, "forbidden", "no");
+	}
+	return 0;
+}
+
+static void
+hook_done(void *ctxp, const char *name, const struct juki_ctl_cmd *cmd,
+	  const struct juki_caller *caller, const json_t *args, const struct juki_ctl_error *err)
+{
+	struct hooked *h = ctxp;
+
+	(void)cmd;
+	(void)caller;
+	(void)args;
+	h->done++;
+	snprintf(h->last, sizeof(h->last), "%s", name);
+	snprintf(h->outcome, sizeof(h->outcome), "%s", err != NULL ? err->code : "ok");
+}
+
+static void
+test_dispatch_hooks(void **state)
+{
+	static const struct juki_ctl_cmd table[] = {
+	    {"records", hook_cmd, "clerical", JUKI_ROLE_CLERK, "honnin"},
+	    {"backup", hook_cmd, "administrative", JUKI_ROLE_ADMIN, NULL},
+	    {NULL, NULL, NULL, 0, NULL},
+	};
+	static const struct juki_ctl_hooks hooks = {hook_gate, hook_done};
+	struct juki_caller clerk = {.roles = JUKI_ROLE_CLERK, .ndatasets = 1};
+	struct juki_caller admin = {.roles = JUKI_ROLE_ADMIN, .all_datasets = 1};
+	struct hooked h = {0};
+	json_t *req, *resp;
+
+	(void)state;
+	snprintf(clerk.datasets[0], sizeof(clerk.datasets[0]), "tennyu");
+	/* The clerk's data set is not honnin: refused before the command runs. */
+	req = json_pack("{s:i,s:s}", "v", 1, "cmd", "records");
+	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(resp, "error"), "code")),
+	    "forbidden");
+	assert_int_equal(h.calls, 0);
+	assert_int_equal(h.done, 1);
+	assert_string_equal(h.outcome, "forbidden");
+	json_decref(resp);
+	snprintf(clerk.datasets[0], sizeof(clerk.datasets[0]), "honnin");
+	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	assert_true(json_is_true(json_object_get(resp, "ok")));
+	assert_int_equal(h.calls, 1);
+	assert_string_equal(h.outcome, "ok");
+	json_decref(resp);
+	/* The administrator does no clerical work, whatever the data sets. */
+	resp = juki_ctl_dispatch(table, &h, &hooks, &admin, req);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(h.refused, 2);
+	json_decref(resp);
+	json_decref(req);
+	/* Unknown commands and bad requests are recorded too. */
+	req = json_pack("{s:i,s:s}", "v", 1, "cmd", "nothing");
+	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	assert_string_equal(h.last, "nothing");
+	assert_string_equal(h.outcome, "unknown-command");
+	json_decref(resp);
+	json_decref(req);
+	req = json_pack("{s:i}", "v", 1);
+	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	assert_string_equal(h.last, "-");
+	assert_string_equal(h.outcome, "bad-request");
+	json_decref(resp);
+	json_decref(req);
+	/* help lists what the caller's roles allow. */
+	req = json_pack("{s:i,s:s}", "v", 1, "cmd", "help");
+	resp = juki_ctl_dispatch(table, &h, &hooks, &admin, req);
+	assert_int_equal(
+	    json_array_size(json_object_get(json_object_get(resp, "result"), "commands")), 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(
+		json_array_get(json_object_get(json_object_get(resp, "result"), "commands"), 0),
+		"name")),
+	    "backup");
+	json_decref(resp);
+	json_decref(req);
+}
+
 int
 main(void)
 {
@@ -897,6 +1009,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_set_cmds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_credentials, setup, teardown),
+	    cmocka_unit_test(test_dispatch_hooks),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

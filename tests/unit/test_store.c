@@ -582,6 +582,37 @@ test_transactions(void **state)
 	juki_store_close(store);
 }
 
+/* juki_hash64 in C and in SQL agree, and tell texts apart where concatenation would not. */
+static void
+test_hash64(void **state)
+{
+	struct fixture *f = *state;
+	const char *ab[] = {"山田 花子", "1990-04-01"};
+	const char *split[] = {"山田 花子1990", "-04-01"};
+	struct juki_store *store;
+	sqlite3_stmt *st;
+
+	assert_int_equal(juki_store_open(f->path, NULL, 0, &store, NULL, 0), 0);
+	assert_int_equal(sqlite3_prepare_v2(
+			     juki_store_db(store),
+			     "SELECT juki_hash64('山田 花子', '1990-04-01'), juki_hash64(NULL, '')",
+			     -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_true(sqlite3_column_int64(st, 0) == juki_hash64(ab, 2));
+	assert_true(sqlite3_column_int64(st, 1) != 0);
+	sqlite3_finalize(st);
+	assert_true(juki_hash64(ab, 2) != juki_hash64(split, 2));
+	assert_true(juki_hash64(ab, 2) != juki_hash64(ab, 1));
+	/* A known value: the first 8 bytes of SHA-256("a\0"), big-endian. */
+	{
+		const char *a[] = {"a"};
+
+		assert_true((uint64_t)juki_hash64(a, 1) == UINT64_C(0xffe9aaeaa2a2d504));
+	}
+	juki_store_close(store);
+}
+
 static void
 fill(struct juki_store *store, int rows)
 {
@@ -659,6 +690,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_stmt_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hash64, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

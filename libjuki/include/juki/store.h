@@ -94,6 +94,14 @@ int juki_store_exec(struct juki_store *store, const char *sql);
  */
 int juki_store_checkpoint(struct juki_store *store, int tries);
 
+/*
+ * juki_hash64() - the first 8 bytes of SHA-256 over each text followed by a
+ * NUL byte, as a signed 64-bit integer: a compact key to index texts by.
+ * The same function is in SQL on every store as juki_hash64(a, b, ...), for
+ * migrations that fill such a key.
+ */
+int64_t juki_hash64(const char *const *parts, size_t n);
+
 /* juki_store_schema_version() - version of component, 0 if never applied. */
 int juki_store_schema_version(struct juki_store *store, const char *component, int *version);
 
