@@ -795,7 +795,7 @@ card_open(struct ctl_session *s, const struct ctl_terminal *t, struct juki_ctl_e
 				  t->key != NULL ? "Key passphrase: " : "Card PIN: ", pin,
 				  sizeof(pin), why, sizeof(why));
 		if (rc != 0) {
-			juki_ctl_fail(err, "card", "%s: %s%s",
+			juki_ctl_fail(err, "usage", "%s: %s%s",
 				      t->key != NULL ? "key passphrase" : "card PIN", why,
 				      t->card_pin_fd < 0 ? " (or --card-pin-fd N)" : "");
 			return rc;

@@ -183,8 +183,8 @@ const struct juki_conf_key juki_node_audit_keys[] = {
 		     "The operation history's own SQLite file (default: the store's path with "
 		     "\".audit\" added)."),
     JUKI_CONF_SCALAR(struct juki_node_audit, checkpoint_every, "checkpoint_every", JUKI_CONF_INT,
-		     "100", 0, 1, 1000000,
-		     "Entries between checkpoints signed with the node's key."),
+		     "100", JUKI_CONF_RESTART, 1, 1000000,
+		     "Entries between checkpoints signed with the node's key (read at start)."),
     JUKI_CONF_END,
 };
 

@@ -383,8 +383,10 @@ static int
 cmd_approval_issue(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	struct juki_node *node = ctx;
+	struct juki_operator who;
 	const char *kind, *op, *target;
 	int64_t now = juki_node_now_ms(node), id;
+	int rc;
 
 	if ((kind = str_arg(args, "kind", "export or correct", err)) == NULL ||
 	    (op = str_arg(args, "operator", "the operator it is for", err)) == NULL ||
@@ -403,6 +405,9 @@ cmd_approval_issue(void *ctx, const json_t *args, json_t **result, struct juki_c
 	if (strcmp(op, node->caller->op) == 0) {
 		return juki_ctl_fail(err, "forbidden",
 				     "a supervisor does not approve their own work");
+	}
+	if ((rc = juki_operator_get(node->store, op, &who)) != 0) {
+		return not_found_or_store(node, rc, op, err);
 	}
 	if (juki_approval_issue(node->store, now, kind, op, target, node->caller->who,
 				now + node->conf->operator.approval_valid, &id) != 0) {
@@ -882,25 +887,16 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 				     "%lld records: one export returns %lld at most", (long long)n,
 				     (long long)oc->export_max);
 	}
-	if (n > oc->bulk_records) {
-		if (json_object_get(args, "approval") == NULL) {
-			return juki_ctl_fail(
-			    err, "approval-required",
-			    "%lld records: output of more than %lld needs a supervisor's approval "
-			    "given beforehand (第4-8(2)): approval of kind export on target %s",
-			    (long long)n, (long long)oc->bulk_records, lgcode);
-		}
-		if ((rc = juki_node_approval_take(node, args, "export", lgcode, &approval, err)) !=
-		    0) {
-			return rc;
-		}
-		snprintf(node->audit_detail, sizeof(node->audit_detail),
-			 "purpose=%s records=%lld approval=%lld", purpose, (long long)n,
-			 (long long)json_integer_value(json_object_get(approval, "id")));
+	if (n > oc->bulk_records && json_object_get(args, "approval") == NULL) {
+		return juki_ctl_fail(
+		    err, "approval-required",
+		    "%lld records: output of more than %lld needs a supervisor's approval "
+		    "given beforehand (第4-8(2)): approval of kind export on target %s",
+		    (long long)n, (long long)oc->bulk_records, lgcode);
 	}
+	/* Read before the approval is used, so that a failed read does not spend it. */
 	if ((st = juki_store_prepare(node->store, rows_sql)) == NULL ||
 	    (records = json_array()) == NULL) {
-		json_decref(approval);
 		return store_fail(node, err);
 	}
 	sqlite3_bind_text(st, 1, lgcode, -1, SQLITE_STATIC);
@@ -912,8 +908,17 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		json_decref(records);
-		json_decref(approval);
 		return store_fail(node, err);
+	}
+	if (n > oc->bulk_records) {
+		if ((rc = juki_node_approval_take(node, args, "export", lgcode, &approval, err)) !=
+		    0) {
+			json_decref(records);
+			return rc;
+		}
+		snprintf(node->audit_detail, sizeof(node->audit_detail),
+			 "purpose=%s records=%lld approval=%lld", purpose, (long long)n,
+			 (long long)json_integer_value(json_object_get(approval, "id")));
 	}
 	*result = json_pack("{s:s,s:s,s:I,s:o,s:o}", "lgcode", lgcode, "purpose", purpose, "count",
 			    (json_int_t)n, "records", records, "approval",

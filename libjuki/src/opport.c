@@ -132,10 +132,12 @@ login(struct session *s, const json_t *req)
 	int remaining = 0, rc;
 
 	if (s->logged_in) {
+		audit_login(s, "conflict", "logged in already");
 		send_doc(s, fail("conflict", "%s is logged in already", s->caller.op));
 		return 0;
 	}
 	if (pin == NULL) {
+		audit_login(s, "usage", "no PIN");
 		send_doc(s, fail("usage", "login needs args.pin, a string"));
 		return 0;
 	}
@@ -186,6 +188,7 @@ login(struct session *s, const json_t *req)
 		session_end(s);
 		return 1;
 	default:
+		audit_login(s, "internal", juki_strerror(rc));
 		send_doc(s, fail("internal", "%s", juki_strerror(rc)));
 		return 0;
 	}

@@ -12,7 +12,7 @@ import ssl
 import struct
 import subprocess
 
-from jukitest import (Network, Operator, run_cases, run_ctl, wait_until, CtlError,
+from jukitest import (Network, Operator, run_cases, run_ctl, secret_fd, wait_until, CtlError,
                       CTL_FAILED, CTL_UNREACHABLE, CTL_USAGE, CTL_WRONG_PIN, CTL_LOCKED,
                       CARD_PIN)
 from jukitest.synth import Synth, wrong_check_digit
@@ -46,9 +46,9 @@ def history(daemon, **filters):
     return daemon.admin(*args)["entries"]
 
 
-def raw_login(net, address, op):
+def raw_login(net, address, op, args=None):
     """A login by a hand-made TLS client (Python's ssl) with op's card: the daemon's
-    answer, whatever juki-ctl would have checked first."""
+    answer, whatever juki-ctl would have checked first (args: other login arguments)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = False
@@ -57,7 +57,8 @@ def raw_login(net, address, op):
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         with ctx.wrap_socket(raw) as tls:
-            req = json.dumps({"v": 1, "cmd": "login", "args": {"pin": op.pin}}).encode()
+            req = json.dumps({"v": 1, "cmd": "login",
+                              "args": {"pin": op.pin} if args is None else args}).encode()
             tls.sendall(struct.pack(">I", len(req)) + req)
             head = b""
             while len(head) < 4:
@@ -77,9 +78,13 @@ def case_card_and_pin_login():
         assert who["roles"] == ["supervisor"] and who["datasets"] == ["honnin", "tennyu"], who
         # A status through the port, as the operator.
         assert sup.ctl("status")["node"] == "urn:juki:cs:131016"
+        # A login without a PIN (a client other than juki-ctl) is refused, and recorded too.
+        clerk = net[A].add_operator("suzuki", ["clerk"])
+        answer = raw_login(net, net[A].op_address, clerk, args={})
+        assert answer["error"]["code"] == "usage", answer
         logins = [e for e in history(net[A]) if e["action"] == "login"]
         assert [(e["operator"], e["outcome"]) for e in logins] == \
-            [(sup.urn, "ok"), (sup.urn, "ok")], logins
+            [(sup.urn, "ok"), (sup.urn, "ok"), (clerk.urn, "usage")], logins
         st = net[A].status()["operator_port"]
         assert st["listen"] == [net[A].op_address], st
 
@@ -108,6 +113,45 @@ def case_three_wrong_pins_lock():
         # A supervisor's lock ends a session's rights at its next request too.
         sup.ctl("operator", "lock", "tanaka")
         assert fails(clerk.ctl, "status")[0] == CTL_LOCKED
+
+
+def case_pin_change_and_reset():
+    """An operator changes their own PIN; the administrator sets a new one for an operator
+    who lost theirs; a bad PIN is refused; no PIN is ever written to the history."""
+    with Network(NET) as net:
+        clerk = net[A].add_operator("tanaka", ["clerk"])
+        fd = secret_fd("135790")
+        assert clerk.ctl("pin", "change", "--new-pin-fd", fd, fds=(fd,))["operator"] == "tanaka"
+        assert fails(clerk.ctl, "login")[0] == CTL_WRONG_PIN
+        assert clerk.ctl("login", pin="135790")["id"] == "tanaka"
+        fd = secret_fd("12")
+        code, err, msg = fails(clerk.ctl, "pin", "change", "--new-pin-fd", fd, pin="135790",
+                               fds=(fd,))
+        assert (code, err) == (CTL_FAILED, "invalid") and "new_pin" in msg, msg
+        # Only the administrator sets another operator's PIN.
+        sup = net[A].add_operator("sato", ["supervisor"])
+        fd = secret_fd("864200")
+        code, err, msg = fails(sup.ctl, "operator", "set-pin", "tanaka", "--new-pin-fd", fd,
+                               fds=(fd,))
+        assert err == "forbidden", msg
+        fd = secret_fd("975310")
+        net[A].admin("operator", "set-pin", "tanaka", "--new-pin-fd", fd, fds=(fd,))
+        assert fails(clerk.ctl, "login", pin="135790")[0] == CTL_WRONG_PIN
+        assert clerk.ctl("login", pin="975310")["id"] == "tanaka"
+        # The wrong PIN above was counted; the login after it cleared the count.
+        row = [o for o in sup.ctl("operator", "list")["operators"] if o["id"] == "tanaka"][0]
+        assert row["failures"] == 0 and not row["locked"], row
+        actions = [(e["action"], e["outcome"]) for e in history(net[A])]
+        assert ("pin.change", "ok") in actions and ("pin.change", "invalid") in actions and \
+            ("operator.set-pin", "forbidden") in actions and \
+            ("operator.set-pin", "ok") in actions, actions
+        raw = b""
+        for path in (net[A].store + ".audit", net[A].store + ".audit-wal"):
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    raw += f.read()
+        for pin in (b"135790", b"864200", b"975310"):
+            assert pin not in raw, pin
 
 
 def case_roles_and_data_sets():
@@ -236,6 +280,10 @@ def case_bulk_output_needs_approval_once():
                      "131016")[1] == "forbidden"
         assert fails(clerk.ctl, "approve", "export", "--operator", "sato", "--target",
                      "131016")[1] == "forbidden"
+        # Nor for an operator this node does not have.
+        code, err, msg = fails(sup.ctl, "approve", "export", "--operator", "nobody",
+                               "--target", "131016")
+        assert err == "not-found" and "nobody" in msg, msg
 
 
 def case_unapproved_correction_raises_the_alert():
@@ -343,7 +391,8 @@ def case_cards_refused():
 
 
 if __name__ == "__main__":
-    run_cases([case_card_and_pin_login, case_three_wrong_pins_lock, case_roles_and_data_sets,
+    run_cases([case_card_and_pin_login, case_three_wrong_pins_lock, case_pin_change_and_reset,
+               case_roles_and_data_sets,
                case_lookup_limits, case_bulk_output_needs_approval_once,
                case_unapproved_correction_raises_the_alert, case_history_verify_and_tamper,
                case_cards_refused])

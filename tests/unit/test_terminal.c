@@ -1247,7 +1247,8 @@ test_session_card_refused(void **state)
 	/* the card PIN cannot be read */
 	term_of(&tm, f, srv.port, 1, "", OP_PIN);
 	assert_int_equal(ctl_session_open(&tm.t, 10000, &s, &err), JUKI_EINVAL);
-	assert_string_equal(err.code, "card");
+	assert_string_equal(err.code, "usage");
+	assert_non_null(strstr(err.message, "key passphrase: "));
 	term_done(&tm);
 
 	/* let the daemon's thread go: a client that says nothing */

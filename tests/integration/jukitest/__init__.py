@@ -181,11 +181,12 @@ class Operator:
             opts += ["--crl", os.path.join(net.pki, "crl.pem")]
         return opts + (["--card", self.card] if self.card else ["--key", self.key])
 
-    def ctl(self, *args, pin=None, card_pin=CARD_PIN, **kw):
-        """juki-ctl on the operator port as this operator; the PINs go through pipes."""
+    def ctl(self, *args, pin=None, card_pin=CARD_PIN, fds=(), **kw):
+        """juki-ctl on the operator port as this operator; the PINs go through pipes
+        (fds: more descriptors for the command, such as --new-pin-fd)."""
         pin_fd, card_fd = secret_fd(pin or self.pin), secret_fd(card_pin)
         pre = self.terminal() + ["--pin-fd", pin_fd, "--card-pin-fd", card_fd]
-        return run_ctl(*args, pre=pre, fds=(pin_fd, card_fd), env=self.env, **kw)
+        return run_ctl(*args, pre=pre, fds=(pin_fd, card_fd) + tuple(fds), env=self.env, **kw)
 
 
 class Daemon:
