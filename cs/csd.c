@@ -125,8 +125,8 @@ static const struct juki_purge_rule csd_purge_rules[] = {
 };
 
 static const struct juki_handler csd_handlers[] = {
-    {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0},
-    {NULL, JUKI_SVC_NONE, NULL, 0},
+    {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0, 0},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
 };
 
 #define CLERK JUKI_ROLE_CLERK

@@ -265,8 +265,22 @@ refuse(struct conn *c, json_t *acks, const struct juki_msg *msg, const char *rea
 }
 
 /* Returns 0 (an ack was queued) or a negative code for an internal failure. */
+/* Whether doc is a bulk message (struct juki_handler): handled alone. */
 static int
-handle_one(struct conn *c, const json_t *doc, json_t *acks)
+is_bulk(const struct juki_inbound *in, const json_t *doc)
+{
+	const char *type = json_string_value(json_object_get(doc, "type"));
+	const struct juki_handler *h = type != NULL ? find_handler(in, type) : NULL;
+
+	return h != NULL && h->bulk;
+}
+
+/*
+ * alone: the message is the only one in the store's transaction, so a
+ * refusal rolls the transaction back instead of a savepoint.
+ */
+static int
+handle_one(struct conn *c, const json_t *doc, json_t *acks, int alone)
 {
 	struct juki_inbound *in = c->in;
 	struct juki_store *store = in->conf.store;
@@ -319,12 +333,14 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 	if (rc != JUKI_ENOTFOUND) {
 		goto out;
 	}
-	if ((rc = juki_store_exec(store, "SAVEPOINT msg")) != 0) {
+	if (!alone && (rc = juki_store_exec(store, "SAVEPOINT msg")) != 0) {
 		goto out;
 	}
 	rc = h->fn(in->conf.ctx, &msg, &rej);
 	if (rc == JUKI_REJECT) {
-		if ((rc = juki_store_exec(store, "ROLLBACK TO msg; RELEASE msg")) != 0) {
+		rc = alone ? juki_store_rollback(store)
+			   : juki_store_exec(store, "ROLLBACK TO msg; RELEASE msg");
+		if (rc != 0) {
 			goto out;
 		}
 		rc = refuse(c, acks, &msg, rej.reason[0] ? rej.reason : JUKI_R_BAD_FIELD,
@@ -339,7 +355,7 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks)
 	rc = h->query ? 0
 		      : juki_inbox_record(store, &msg, JUKI_ACK_ACCEPTED, NULL,
 					  juki_clock_now_ms(in->conf.clock));
-	if (rc == 0) {
+	if (rc == 0 && !alone) {
 		rc = juki_store_exec(store, "RELEASE msg");
 	}
 	if (rc == 0) {
@@ -383,7 +399,7 @@ chan_readable(struct juki_chan *chan, void *arg)
 	while (!broken) {
 		json_t *acks = json_array();
 		size_t n = 0;
-		int rc = 0;
+		int rc = 0, bulk = 0;
 
 		if (acks == NULL) {
 			break;
@@ -413,14 +429,26 @@ chan_readable(struct juki_chan *chan, void *arg)
 				broken = 1;
 				break;
 			}
+			bulk = is_bulk(in, doc);
+			if (bulk && n > 0) {
+				/* What came before a bulk message is committed and acknowledged. */
+				if (juki_store_in_txn(store) &&
+				    (rc = juki_store_commit(store)) != 0) {
+					json_decref(doc);
+					break;
+				}
+				send_acks(c, acks);
+				json_array_clear(acks);
+			}
 			if (!juki_store_in_txn(store) && (rc = juki_store_begin(store)) != 0) {
 				json_decref(doc);
 				break;
 			}
-			rc = handle_one(c, doc, acks);
+			rc = handle_one(c, doc, acks, bulk);
 			json_decref(doc);
 			n++;
-			if (rc != 0) {
+			if (rc != 0 || bulk) {
+				/* A bulk message ends its turn: committed now. */
 				break;
 			}
 		}
@@ -441,7 +469,7 @@ chan_readable(struct juki_chan *chan, void *arg)
 		if (n > 0 && in->conf.committed != NULL) {
 			in->conf.committed(in->conf.ctx);
 		}
-		if (n < BATCH_MAX && !broken) {
+		if (n < BATCH_MAX && !broken && !bulk) {
 			return;
 		}
 	}

@@ -285,6 +285,29 @@ outbound_conf(const struct juki_node_conf *conf)
 	return oc;
 }
 
+/* Resident and peak size (/proc/self/status) and SQLite's share of the heap. */
+static json_t *
+memory_status(void)
+{
+	json_t *m = json_pack("{s:I,s:I}", "sqlite_bytes", (json_int_t)sqlite3_memory_used(),
+			      "sqlite_peak_bytes", (json_int_t)sqlite3_memory_highwater(0));
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	long long kib;
+
+	while (m != NULL && f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "VmRSS: %lld kB", &kib) == 1) {
+			json_object_set_new(m, "rss_bytes", json_integer(kib * 1024));
+		} else if (sscanf(line, "VmHWM: %lld kB", &kib) == 1) {
+			json_object_set_new(m, "peak_rss_bytes", json_integer(kib * 1024));
+		}
+	}
+	if (f != NULL) {
+		fclose(f);
+	}
+	return m;
+}
+
 static int
 cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
@@ -304,6 +327,7 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	json_object_set_new(st, "inbound", juki_inbound_status(node->inbound));
 	json_object_set_new(st, "outbound", juki_outbound_status(node->outbound));
 	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
+	json_object_set_new(st, "memory", memory_status());
 	if (node->opport != NULL) {
 		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
 	}

@@ -137,6 +137,9 @@ def main():
             daemons = (("csd", cs), ("prefd", pref), ("jlisd", jlis),
                        ("fwgated", net["fwgate:east"]))
             rss = {name: hwm_kib(d.proc.pid) for name, d in daemons}
+            # Of that, SQLite's heap at its peak (page cache, statements, journals).
+            sqlite_peak = {name: d.admin("status")["memory"]["sqlite_peak_bytes"]
+                           for name, d in daemons[:3]}
             cpu = {name: cpu_s(d.proc.pid) for name, d in daemons}
             # Latency of every change under load: recorded at the CS, received at jlis.
             con = sqlite3.connect("file:%s?mode=ro" % jlis.store, uri=True)
@@ -170,6 +173,8 @@ def main():
         print("latency CS -> jlis of a single change, idle: p50 %d ms, p99 %d ms (%d changes)"
               % (percentile(single, 50), percentile(single, 99), len(single)))
         print("peak RSS: " + ", ".join("%s %.1f MiB" % (k, v / 1024) for k, v in rss.items()))
+        print("of which SQLite's heap at its peak: " +
+              ", ".join("%s %.1f MiB" % (k, v / 1048576) for k, v in sqlite_peak.items()))
         print("CPU time: " + ", ".join("%s %.1f s (%.1f us/record)" % (k, v, v * 1e6 / n)
                                        for k, v in cpu.items()) +
               "; %d CPUs" % os.cpu_count())

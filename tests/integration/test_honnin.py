@@ -35,6 +35,10 @@ def case_every_hop_records_once():
         register(net, A, people)
         wait_until("300 records at jlis", lambda: records(net, JLIS)["current"] == 300)
         assert records(net, PREF) == {"current": 300, "history": 0}
+        # Memory as the daemon sees it: SQLite's heap is part of the resident size.
+        mem = net[PREF].status()["memory"]
+        assert 0 < mem["sqlite_bytes"] <= mem["sqlite_peak_bytes"] < mem["peak_rss_bytes"], mem
+        assert 0 < mem["rss_bytes"] <= mem["peak_rss_bytes"], mem
         # The same record at every hop, with who sent it.
         p = people[7]
         at_pref = net[PREF].ctl("person", "show", p["code"])["records"]

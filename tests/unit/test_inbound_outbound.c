@@ -408,9 +408,10 @@ handle_note(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 }
 
 static const struct juki_handler handlers[] = {
-    {"test.note", JUKI_SVC_MUNI, handle_note, 0},
-    {"test.report", JUKI_SVC_HONNIN, handle_note, 0},
-    {NULL, JUKI_SVC_NONE, NULL, 0},
+    {"test.note", JUKI_SVC_MUNI, handle_note, 0, 0},
+    {"test.report", JUKI_SVC_HONNIN, handle_note, 0, 0},
+    {"test.bulk", JUKI_SVC_MUNI, handle_note, 0, 1},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
 };
 
 static void
@@ -902,6 +903,38 @@ test_rejected(void **state)
 	json_decref(in);
 }
 
+/*
+ * Bulk messages between ordinary ones, pipelined into one turn: each is
+ * handled in a transaction of its own; a refused one leaves nothing of
+ * itself and takes nothing of the others with it.
+ */
+static void
+test_bulk(void **state)
+{
+	struct fix *f = *state;
+	char ids[10][JUKI_UUID_LEN + 1];
+	char got[100];
+	int n = 6;
+
+	start_outbound(f, 8, f->gw_addr, NULL, 20);
+	queue_notes(f, B_URN, "test.note", 1, 2, NULL, ids);
+	queue_notes(f, B_URN, "test.bulk", 3, 4, reject_three, ids);
+	queue_notes(f, B_URN, "test.note", 5, 6, NULL, ids);
+	juki_outbound_kick(f->send.ob);
+	assert_true(run_until(f, acks_reached, &n, WAIT_MS));
+	for (int i = 0; i < 6; i++) {
+		assert_string_equal(f->send.acks[i].msg_id, ids[i + 1]);
+		assert_int_equal(f->send.acks[i].status,
+				 i == 2 ? JUKI_ACK_REJECTED : JUKI_ACK_ACCEPTED);
+	}
+	assert_string_equal(f->send.acks[2].detail, "n=3 refused");
+	notes_text(f, got, sizeof(got));
+	assert_string_equal(got, "1,2,4,5,6");
+	assert_int_equal(sql_int(f->recv.store, "SELECT count(*) FROM inbox"), 5);
+	assert_int_equal(f->recv.calls_of[3], 1);
+	assert_int_equal(sql_int(f->send.store, "SELECT count(*) FROM outbox"), 0);
+}
+
 static const char *
 fail_three(int n)
 {
@@ -1116,6 +1149,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_redelivered_after_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_callback_fails, setup, teardown),

@@ -60,6 +60,15 @@ struct juki_handler {
 	 * redelivered one is answered again instead of "duplicate".
 	 */
 	int query;
+	/*
+	 * A bulk message (thousands of records) is handled in a transaction of
+	 * its own, without a savepoint: what came before it in the turn is
+	 * committed and acknowledged first, and a refusal rolls back the whole
+	 * transaction.  A savepoint inside a transaction keeps the original of
+	 * every page the message changes in memory until the commit (measured:
+	 * some 25 MiB for 5,000 records at a million rows).
+	 */
+	int bulk;
 };
 
 struct juki_inbound_conf {
