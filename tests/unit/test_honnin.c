@@ -336,15 +336,87 @@ test_find(void **state)
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 1);
 	sqlite3_finalize(st);
-	/* Through the index, not a scan of the nation. */
-	assert_int_equal(
-	    sqlite3_prepare_v2(juki_store_db(f->store),
-			       "EXPLAIN QUERY PLAN SELECT rec FROM honnin WHERE pkey = 1", -1, &st,
-			       NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_non_null(strstr((const char *)sqlite3_column_text(st, 3), "honnin_person"));
+	/* Through the key indexes, not a scan of the nation. */
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(f->store),
+					    "EXPLAIN QUERY PLAN SELECT code FROM honnin_person"
+					    " WHERE pkey = 1 UNION ALL SELECT code FROM"
+					    " honnin_person_new WHERE pkey = 1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	{
+		char plan[512] = "";
+
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			strncat(plan, (const char *)sqlite3_column_text(st, 3),
+				sizeof(plan) - strlen(plan) - 2);
+			strcat(plan, ";");
+		}
+		assert_non_null(strstr(plan, "SEARCH honnin_person USING PRIMARY KEY (pkey=?)"));
+		assert_non_null(strstr(plan, "SEARCH honnin_person_new USING INDEX"));
+		assert_null(strstr(plan, "SCAN"));
+	}
 	sqlite3_finalize(st);
+}
+
+static int64_t
+count_of(struct fx *f, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(f->store), sql, -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static size_t
+found_count(struct fx *f, const char *name)
+{
+	int more;
+	json_t *found = juki_honnin_find(f->store, name, "1990-04-01", 2, "a1", 10, &more);
+	size_t n;
+
+	assert_non_null(found);
+	n = json_array_size(found);
+	json_decref(found);
+	return n;
+}
+
+/* The keys of lookups follow the record: merged, moved by a new name, gone with the record. */
+static void
+test_find_keys(void **state)
+{
+	struct fx *f = *state;
+	json_t *r;
+
+	apply(f, record("131016", 1, "出生", "1990-04-01", "1990-04-02T01:00:00.000Z", "a1"), NULL);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person_new"), 1);
+	assert_int_equal(found_count(f, "山田 花子"), 1);
+	/* Merged into the big index: found there, nothing left to merge. */
+	assert_int_equal(juki_honnin_merge_keys(f->store), 0);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person_new"), 0);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person"), 1);
+	assert_int_equal(found_count(f, "山田 花子"), 1);
+	/* A new name: the old one leads nowhere, and no key of it is left. */
+	r = record("131016", 2, "氏名変更", "2026-11-20", "2026-11-20T01:00:00.000Z", "a1");
+	json_object_set_new(json_object_get(r, "person"), "name", json_string("鈴木 花子"));
+	apply(f, r, NULL);
+	assert_int_equal(found_count(f, "山田 花子"), 0);
+	assert_int_equal(found_count(f, "鈴木 花子"), 1);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person"), 0);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person_new"), 1);
+	/* A new address only: the key stays where it is. */
+	r = record("131016", 3, "転居", "2026-11-21", "2026-11-21T01:00:00.000Z", "a1");
+	json_object_set_new(json_object_get(r, "person"), "name", json_string("鈴木 花子"));
+	apply(f, r, NULL);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person_new"), 1);
+	/* The record purged: its key goes with it. */
+	assert_int_equal(juki_store_exec(f->store, "DELETE FROM honnin"), 0);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person_new"), 0);
+	assert_int_equal(count_of(f, "SELECT count(*) FROM honnin_person"), 0);
 }
 
 static void
@@ -474,6 +546,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_apply_order_independent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_other_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counts_and_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
 	};

@@ -157,6 +157,15 @@ int juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c
 int juki_honnin_current(struct juki_store *store, const char *code, struct juki_change *c);
 
 /*
+ * juki_honnin_merge_keys() - merge the keys of lookups by attributes noted
+ * since the last merge into their big index (honnin_person), in key order.
+ * Done by the store itself every JUKI_HONNIN_MERGE_AT keys, inside the
+ * transaction that notes the last one.  0 or JUKI_ESTORE.
+ */
+#define JUKI_HONNIN_MERGE_AT 65536
+int juki_honnin_merge_keys(struct juki_store *store);
+
+/*
  * juki_honnin_find() - the current records whose person has exactly this
  * name, birth date, sex and address (第4-4(7): the full set, matched
  * exactly), at most max, in code order, as change objects.  *more is set
