@@ -737,8 +737,9 @@ int
 juki_honnin_merge_keys(struct juki_store *store)
 {
 	/*
-	 * Row by row: one INSERT ... SELECT would keep a statement journal of
-	 * every page it changes, in memory (temp_store), beyond the page cache.
+	 * Row by row through one prepared statement: a single INSERT ... SELECT
+	 * inside the caller's transaction may keep a statement journal of every
+	 * page it changes, in memory (temp_store), until it ends.
 	 */
 	static const char keys_sql[] =
 	    "SELECT pkey, code FROM honnin_person_new ORDER BY pkey, code";

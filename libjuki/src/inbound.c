@@ -264,7 +264,6 @@ refuse(struct conn *c, json_t *acks, const struct juki_msg *msg, const char *rea
 	return queue_ack(c, acks, msg->id, JUKI_ACK_REJECTED, reason, detail);
 }
 
-/* Returns 0 (an ack was queued) or a negative code for an internal failure. */
 /* Whether doc is a bulk message (struct juki_handler): handled alone. */
 static int
 is_bulk(const struct juki_inbound *in, const json_t *doc)
@@ -276,6 +275,7 @@ is_bulk(const struct juki_inbound *in, const json_t *doc)
 }
 
 /*
+ * Returns 0 (an ack was queued) or a negative code for an internal failure.
  * alone: the message is the only one in the store's transaction, so a
  * refusal rolls the transaction back instead of a savepoint.
  */
