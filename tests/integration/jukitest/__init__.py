@@ -12,6 +12,7 @@ Only the Python standard library is used.
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import random
@@ -78,19 +79,38 @@ def wait_until(what, predicate, timeout=30.0, interval=0.02):
 _ports = random.Random(os.getpid() ^ time.monotonic_ns())
 
 
+# Ports handed out by this process, each held by a lock on a file under _PORT_LOCKS until the
+# process ends: tests run in parallel (ctest -j), and a port checked free by one of them stays
+# free only until its daemon binds it, long enough for another test to pick it too. The lock
+# files stay (empty, one per port ever used).
+_PORT_LOCKS = os.path.join(tempfile.gettempdir(), "juki-it-ports")
+_held_ports = {}
+
+
 def free_port():
-    """A loopback port free now, below the ephemeral range: a port the kernel hands out
-    for outgoing connections (bind to 0) may be taken by one of them when a daemon is
-    restarted on it."""
+    """A loopback port free now and reserved for this process, below the ephemeral range: a
+    port the kernel hands out for outgoing connections (bind to 0) may be taken by one of them
+    when a daemon is restarted on it."""
     low, _ = (int(v) for v in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    os.makedirs(_PORT_LOCKS, exist_ok=True)
     while True:
         port = _ports.randint(10000, low - 1)
+        if port in _held_ports:
+            continue
+        fd = os.open(os.path.join(_PORT_LOCKS, str(port)), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
+                os.close(fd)
                 continue
-            return port
+        _held_ports[port] = fd
+        return port
 
 
 def urn(name):
