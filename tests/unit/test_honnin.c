@@ -356,6 +356,16 @@ test_find(void **state)
 		assert_null(strstr(plan, "SCAN"));
 	}
 	sqlite3_finalize(st);
+	/* A municipality's records (export) through its index too. */
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(f->store),
+					    "EXPLAIN QUERY PLAN SELECT rec FROM honnin"
+					    " WHERE lgcode = '131016' AND kind != 1 ORDER BY code",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_non_null(strstr((const char *)sqlite3_column_text(st, 3),
+			       "SEARCH honnin USING INDEX honnin_lgcode (lgcode=?)"));
+	sqlite3_finalize(st);
 }
 
 static int64_t

@@ -114,7 +114,7 @@ int juki_change_newer(const struct juki_change *a, const struct juki_change *b);
  */
 extern const struct juki_schema juki_honnin_schema;
 extern const struct juki_migration juki_honnin_steps[];
-#define JUKI_HONNIN_NSTEPS 2
+#define JUKI_HONNIN_NSTEPS 3
 #define JUKI_HONNIN_SCHEMA                                                                         \
 	{                                                                                          \
 		"honnin", juki_honnin_steps, JUKI_HONNIN_NSTEPS                                    \
