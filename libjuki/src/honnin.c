@@ -83,7 +83,6 @@ juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_fiel
 					    "reason_date", "recorded", "person",  "old_code",
 					    "new_code",    NULL};
 	const json_t *v, *person;
-	json_t *full;
 	const char *key;
 	int rc;
 
@@ -125,20 +124,15 @@ juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_fiel
 	    json_object_get(person, "lgcode") != NULL) {
 		return fail(fe, "person", JUKI_EFORMAT, "an object without code or lgcode");
 	}
-	/* The person rules apply as they do everywhere: validate with the record's codes. */
-	full = json_deep_copy(person);
-	if (full == NULL) {
-		return JUKI_ENOMEM;
-	}
-	json_object_set_new(full, "code", json_string(c->code));
-	json_object_set_new(full, "lgcode", json_string(c->lgcode));
-	rc = juki_person_from_json(full, 0, &c->person, fe);
-	json_decref(full);
+	/* The person rules apply as they do everywhere, with the record's codes. */
+	rc = juki_person_fields_from_json(person, c->code, c->lgcode, &c->person, fe);
 	if (rc != 0) {
-		/* Field names are short ("address"): the prefix fits. */
-		memmove(fe->field + 7, fe->field, sizeof(fe->field) - 8);
-		memcpy(fe->field, "person.", 7);
-		fe->field[sizeof(fe->field) - 1] = '\0';
+		/* "person" itself (an unknown member) or one of its fields, prefixed: they fit. */
+		if (strcmp(fe->field, "person") != 0) {
+			memmove(fe->field + 7, fe->field, sizeof(fe->field) - 8);
+			memcpy(fe->field, "person.", 7);
+			fe->field[sizeof(fe->field) - 1] = '\0';
+		}
 		return rc;
 	}
 	if (strcmp(c->reason->name, CODE_CHANGE) == 0) {
@@ -1344,7 +1338,7 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 	const json_t *records = json_object_get(msg->body, "records"), *record;
 	struct juki_counter *counter = NULL;
 	struct juki_ident sender;
-	size_t i;
+	size_t i, len;
 	int rc = 0;
 
 	if (!json_is_array(records) || json_array_size(records) == 0) {
@@ -1374,13 +1368,16 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 			    "records[%zu].lgcode: not a record the sender may send", i);
 			break;
 		}
-		/* Kept as it came and passed on as kept: one serialisation. */
-		text = json_dumps(record, JSON_COMPACT);
+		/*
+		 * Kept and passed on in the canonical form, written once: for a
+		 * record a juki CS made, byte for byte what came.
+		 */
+		text = juki_change_text(&c, &len);
 		rc = text == NULL ? JUKI_ENOMEM
-				  : juki_honnin_apply_text(store, &c, text, strlen(text), msg->from,
-							   now_ms, counter, &outcome);
+				  : juki_honnin_apply_text(store, &c, text, len, msg->from, now_ms,
+							   counter, &outcome);
 		if (rc == 0 && forward != NULL && outcome != JUKI_APPLIED_DUPLICATE) {
-			rc = juki_batcher_add_text(forward, text, strlen(text));
+			rc = juki_batcher_add_text(forward, text, len);
 			if (rc == 0) {
 				rc = juki_counter_add(counter, JUKI_COUNT_SENT, forward_dest, &c);
 			}

@@ -171,18 +171,18 @@ text_field(const json_t *obj, const char *key, size_t max, int required, char *o
 	return 0;
 }
 
-int
-juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
-		      struct juki_field_error *fe)
+/* The person fields of obj; with_codes also its code and lgcode (else refused as unknown). */
+static int
+person_read(const json_t *obj, int partial, int with_codes, struct juki_person *p,
+	    struct juki_field_error *fe)
 {
-	static const char *const known[] = {"code", "name",    "kana",   "birth",
-					    "sex",  "address", "lgcode", NULL};
+	static const char *const known[] = {"name",    "kana", "birth",  "sex",
+					    "address", "code", "lgcode", NULL};
+	const size_t nknown = with_codes ? 7 : 5;
 	const char *key;
 	const json_t *v;
 	int rc;
 
-	memset(p, 0, sizeof(*p));
-	memset(fe, 0, sizeof(*fe));
 	if (!json_is_object(obj)) {
 		return field_fail(fe, "person", JUKI_EFORMAT, "must be an object");
 	}
@@ -190,13 +190,14 @@ juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
 	{
 		size_t i;
 
-		for (i = 0; known[i] != NULL && strcmp(known[i], key) != 0; i++) {
+		for (i = 0; i < nknown && strcmp(known[i], key) != 0; i++) {
 		}
-		if (known[i] == NULL) {
+		if (i == nknown) {
 			return field_fail(fe, "person", JUKI_EFORMAT, "unknown field");
 		}
 	}
-	if ((rc = juki_json_code(obj, "code", 0, p->code, sizeof(p->code), fe)) != 0) {
+	if (with_codes &&
+	    (rc = juki_json_code(obj, "code", 0, p->code, sizeof(p->code), fe)) != 0) {
 		return rc;
 	}
 	if ((rc = text_field(obj, "name", JUKI_NAME_MAX, !partial, p->name, fe)) != 0 ||
@@ -218,13 +219,33 @@ juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
 		}
 		p->sex = (int)json_integer_value(v);
 	}
-	if (!partial || json_object_get(obj, "lgcode") != NULL) {
+	if (with_codes && (!partial || json_object_get(obj, "lgcode") != NULL)) {
 		if ((rc = juki_json_code(obj, "lgcode", 1, p->lgcode, sizeof(p->lgcode), fe)) !=
 		    0) {
 			return rc;
 		}
 	}
 	return 0;
+}
+
+int
+juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
+		      struct juki_field_error *fe)
+{
+	memset(p, 0, sizeof(*p));
+	memset(fe, 0, sizeof(*fe));
+	return person_read(obj, partial, 1, p, fe);
+}
+
+int
+juki_person_fields_from_json(const json_t *obj, const char *code, const char *lgcode,
+			     struct juki_person *p, struct juki_field_error *fe)
+{
+	memset(p, 0, sizeof(*p));
+	memset(fe, 0, sizeof(*fe));
+	snprintf(p->code, sizeof(p->code), "%s", code);
+	snprintf(p->lgcode, sizeof(p->lgcode), "%s", lgcode);
+	return person_read(obj, 0, 0, p, fe);
 }
 
 json_t *

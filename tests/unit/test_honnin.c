@@ -139,6 +139,11 @@ test_change_json(void **state)
 	REFUSED(json_object_set_new(m, "extra", json_true()), "record");
 	REFUSED(json_object_set_new(json_object_get(m, "person"), "code", json_string(CODE)),
 		"person");
+	REFUSED(json_object_set_new(json_object_get(m, "person"), "lgcode", json_string("131016")),
+		"person");
+	REFUSED(json_object_set_new(json_object_get(m, "person"), "email", json_string("a@b.jp")),
+		"person");
+	REFUSED(json_object_del(json_object_get(m, "person"), "birth"), "person.birth");
 	REFUSED(json_object_set_new(json_object_get(m, "person"), "sex", json_integer(3)),
 		"person.sex");
 	REFUSED(json_object_set_new(json_object_get(m, "person"), "name",

@@ -57,6 +57,15 @@ int juki_text_valid(const char *text, size_t max, char *detail, size_t len);
 int juki_person_from_json(const json_t *obj, int partial, struct juki_person *p,
 			  struct juki_field_error *fe);
 
+/*
+ * juki_person_fields_from_json() - the person of a change record: obj holds
+ * every field but the codes, which the record carries (code and lgcode,
+ * already validated) and which obj must not hold.  As
+ * juki_person_from_json(obj + code + lgcode, 0, ...).
+ */
+int juki_person_fields_from_json(const json_t *obj, const char *code, const char *lgcode,
+				 struct juki_person *p, struct juki_field_error *fe);
+
 /* juki_person_to_json() - the object above (kana only when set); NULL on ENOMEM. */
 json_t *juki_person_to_json(const struct juki_person *p);
 
