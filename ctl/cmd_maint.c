@@ -225,6 +225,7 @@ restore_error(int rc)
 {
 	switch (rc) {
 	case -EBUSY:
+	case JUKI_EEXIST:
 		return "conflict";
 	case JUKI_EIO:
 	case JUKI_EFORMAT:

@@ -836,9 +836,10 @@ out:
  * complete; closing then deletes the WAL.
  */
 static int
-claim_store(const char *path, char *err, size_t errlen)
+claim_store(const char *path, const char *node, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
 	int rc = 0, src;
 
 	src = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -851,6 +852,24 @@ claim_store(const char *path, char *err, size_t errlen)
 	}
 	if (src == SQLITE_OK) {
 		src = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	}
+	/* Another node's store is not replaced by this backup (a store of before 2 has no owner).
+	 */
+	if (src == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT urn FROM node_identity", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), node) != 0) {
+		seterr(err, errlen,
+		       "%s belongs to %s; the backup is of %s: restore a backup of %s, or move "
+		       "the store away first",
+		       path, (const char *)sqlite3_column_text(st, 0), node,
+		       (const char *)sqlite3_column_text(st, 0));
+		rc = JUKI_EEXIST;
+	}
+	sqlite3_finalize(st);
+	if (rc != 0) {
+		sqlite3_close(db);
+		return rc;
 	}
 	switch (src & 0xff) {
 	case SQLITE_OK:
@@ -1037,7 +1056,8 @@ juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, 
 		goto out;
 	}
 	if (exists) {
-		if ((rc = claim_store(store_path, err, errlen)) != 0) {
+		if ((rc = claim_store(store_path, json_string_value(json_object_get(man, "node")),
+				      err, errlen)) != 0) {
 			goto out;
 		}
 		/*

@@ -285,6 +285,53 @@ outbound_conf(const struct juki_node_conf *conf)
 	return oc;
 }
 
+/*
+ * A store belongs to the node that first opened it: another node's store
+ * (a backup restored to the wrong host, a config pointing at the wrong
+ * file) is refused, never taken over.
+ */
+static int
+own_store(struct juki_node *node, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = juki_store_prepare(node->store, "SELECT urn FROM node_identity");
+	int rc;
+
+	if (st == NULL) {
+		snprintf(err, errlen, "%s: %s", node->conf->store, juki_store_errmsg(node->store));
+		return JUKI_ESTORE;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), node->self.urn) != 0) {
+		snprintf(err, errlen,
+			 "%s belongs to %s, not to this node (%s): a backup restored to the "
+			 "wrong node, or the wrong store in the configuration?",
+			 node->conf->store, (const char *)sqlite3_column_text(st, 0),
+			 node->self.urn);
+		sqlite3_reset(st);
+		return JUKI_EEXIST;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		return 0;
+	}
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", node->conf->store, juki_store_errmsg(node->store));
+		return JUKI_ESTORE;
+	}
+	st = juki_store_prepare(node->store, "INSERT INTO node_identity (urn) VALUES (?1)");
+	if (st != NULL) {
+		sqlite3_bind_text(st, 1, node->self.urn, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+	if (st == NULL || rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", node->conf->store, juki_store_errmsg(node->store));
+		return JUKI_ESTORE;
+	}
+	return 0;
+}
+
 /* Resident and peak size (/proc/self/status) and SQLite's share of the heap. */
 static json_t *
 memory_status(void)
@@ -647,7 +694,8 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 	}
 	if ((rc = juki_store_open(conf->store, node->schemas,
 				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store,
-				  err, errlen)) != 0) {
+				  err, errlen)) != 0 ||
+	    (rc = own_store(node, err, errlen)) != 0) {
 		goto fail;
 	}
 	memset(&ic, 0, sizeof(ic));

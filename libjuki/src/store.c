@@ -71,6 +71,8 @@ static const struct juki_migration builtin_steps[] = {
 	"status INTEGER NOT NULL,"
 	"reason TEXT,"
 	"received_ms INTEGER NOT NULL) WITHOUT ROWID;"},
+    /* The node a store belongs to (juki_node: refused by any other; restore checks it). */
+    {2, "CREATE TABLE node_identity(urn TEXT NOT NULL);"},
 };
 
 static const struct juki_schema builtin_schema = {

@@ -153,6 +153,40 @@ def case_backup_verify_restore():
         assert run_ctl("backup", "verify", os.path.join(net.dir, "backups", "b3"))["verified"]
 
 
+def case_store_of_another_node():
+    """A store belongs to the node that first opened it: a daemon refuses another node's
+    store, and a restore does not replace one with a backup of another node."""
+    with Network(NET) as net:
+        pref = net[PREF]
+        assert rows(pref.store, "SELECT urn FROM node_identity") == urn(PREF)
+        bdir = os.path.join(net.dir, "b")
+        pref.ctl("backup", bdir)
+        assert pref.stop() == 0
+        # Another prefecture's store where this node's should be: refused at the start.
+        con = sqlite3.connect(pref.store)
+        con.execute("UPDATE node_identity SET urn = 'urn:juki:pref:27'")
+        con.commit()
+        con.close()
+        altered = sha256(pref.store)
+        pref.start(wait=False)
+        assert pref.proc.wait(20) != 0
+        with open(pref.log) as f:
+            log = f.read()
+        assert "belongs to urn:juki:pref:27, not to this node (urn:juki:pref:13)" in log, log
+        assert sha256(pref.store) == altered  # nothing taken over
+        # Nor does this node's backup replace it.
+        code, out, err = run_ctl("restore", "--store", pref.store, bdir, check=False)
+        assert code == CTL_FAILED and json.loads(out)["error"] == "conflict", (code, out, err)
+        assert "belongs to urn:juki:pref:27" in err, err
+        assert sha256(pref.store) == altered
+        assert not os.path.exists(pref.store + ".before-restore")
+        # Moved away, the backup is restored and the daemon starts on it.
+        os.rename(pref.store, pref.store + ".other")
+        run_ctl("restore", "--store", pref.store, bdir)
+        pref.start()
+        assert pref.status()["node"] == urn(PREF)
+
+
 def case_relative_backup_dir():
     """juki-ctl hands the daemon an absolute path: a relative DIR is where juki-ctl runs."""
     with Network(NET) as net:
@@ -232,5 +266,6 @@ def case_purge_inbox_horizon():
 
 
 if __name__ == "__main__":
-    run_cases([case_backup_verify_restore, case_relative_backup_dir, case_purge_idle,
+    run_cases([case_backup_verify_restore, case_store_of_another_node, case_relative_backup_dir,
+               case_purge_idle,
                case_purge_inbox_horizon])

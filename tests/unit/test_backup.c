@@ -263,7 +263,7 @@ test_take(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "schemas"), "t")),
 			 2);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "schemas"), "juki")),
-			 1);
+			 2);
 	assert_string_equal(json_string_value(json_object_get(m, "sqlite")), sqlite3_libversion());
 	/* the manifest on disk says the same */
 	{
@@ -496,6 +496,40 @@ test_restore(void **state)
 	json_decref(m);
 }
 
+/* A store of another node is not replaced by this node's backup, and stays as it was. */
+static void
+test_restore_refused_for_another_node(void **state)
+{
+	struct fx *f = *state;
+	char err[512], before_hash[65], after_hash[65], side[200];
+	json_t *got = NULL;
+
+	json_decref(take_ok(f, f->bdir));
+	assert_int_equal(juki_store_exec(f->store, "INSERT INTO node_identity (urn) VALUES "
+						   "('urn:juki:pref:27')"),
+			 0);
+	assert_int_equal(juki_store_checkpoint(f->store, 10), 0);
+	juki_store_close(f->store);
+	f->store = NULL;
+	sha256_of(f->path, before_hash);
+	assert_int_equal(juki_backup_restore(f->bdir, f->path, &got, err, sizeof(err)),
+			 JUKI_EEXIST);
+	assert_null(got);
+	assert_non_null(strstr(err, "belongs to urn:juki:pref:27; the backup is of " NODE));
+	sha256_of(f->path, after_hash);
+	assert_string_equal(before_hash, after_hash);
+	snprintf(side, sizeof(side), "%s" JUKI_BACKUP_BEFORE_RESTORE, f->path);
+	assert_false(exists(side));
+	/* Its own node's store is replaced. */
+	assert_int_equal(juki_store_open(f->path, &t_schema, 1, &f->store, err, sizeof(err)), 0);
+	assert_int_equal(juki_store_exec(f->store, "UPDATE node_identity SET urn = '" NODE "'"), 0);
+	juki_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(juki_backup_restore(f->bdir, f->path, &got, err, sizeof(err)), 0);
+	json_decref(got);
+	assert_int_equal(juki_store_open(f->path, &t_schema, 1, &f->store, err, sizeof(err)), 0);
+}
+
 static void
 test_restore_refused_while_open(void **state)
 {
@@ -588,6 +622,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_manifest_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restore_refused_for_another_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_refused_while_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_edge_cases, setup, teardown),
 	};

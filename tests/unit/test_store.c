@@ -153,7 +153,8 @@ test_pragmas(void **state)
 
 	/* the built-in schema is there from the first open */
 	assert_int_equal(juki_store_schema_version(store, "juki", &version), 0);
-	assert_int_equal(version, 1);
+	assert_int_equal(version, 2);
+	assert_true(table_exists(db, "node_identity"));
 	assert_true(table_exists(db, "outbox"));
 	assert_true(table_exists(db, "outbox_rejected"));
 	assert_true(table_exists(db, "inbox"));

@@ -81,10 +81,13 @@ int juki_backup_verify(const char *dir, json_t **manifest, char *err, size_t err
  *      connection of a WAL database holds a shared lock on the file, even
  *      idle (a plain BEGIN EXCLUSIVE would not see an idle daemon: in WAL
  *      mode it excludes only other writers);
- *   3. fold the old store's WAL into it, so that the replaced file is
+ *   3. refuse, with JUKI_EEXIST, a store that belongs to another node than
+ *      the backup's (its node_identity, written by the daemon at first
+ *      start);
+ *   4. fold the old store's WAL into it, so that the replaced file is
  *      complete by itself, and keep it as <store_path>.before-restore (mode
  *      0600, an earlier one replaced);
- *   4. while holding SQLite's exclusive lock range on the old file (so that
+ *   5. while holding SQLite's exclusive lock range on the old file (so that
  *      a daemon starting meanwhile waits), remove the old -wal, -shm and
  *      -journal (SQLite would apply a stale WAL or journal to the new file),
  *      copy the backup to a temporary file next to the store (mode 0600,
@@ -92,7 +95,7 @@ int juki_backup_verify(const char *dir, json_t **manifest, char *err, size_t err
  *      copied), fsync it and rename it over the store; fsync the directory.
  * A missing store is simply created.  Sets *manifest (new reference; may be
  * NULL when not wanted) on success.  Returns 0; the codes of
- * juki_backup_verify(); -EBUSY; -errno; JUKI_ESTORE.  err says why.
+ * juki_backup_verify(); -EBUSY; JUKI_EEXIST; -errno; JUKI_ESTORE.  err says why.
  */
 int juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, char *err,
 			size_t errlen);
