@@ -677,6 +677,7 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 	node->spec = spec;
 	node->conf = conf;
 	node->clock.offset_ms = conf->clock_offset;
+	juki_reconcile_reloaded(node->reconcile);
 	log_setlevel(juki_log_level_of(conf->log_level));
 	if ((rc = load_material(conf, spec->kind, &node->tls, &node->policy, err, errlen)) != 0) {
 		goto fail;
@@ -731,8 +732,7 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 	    0) {
 		goto fail;
 	}
-	if (spec->honnin_dest != NULL &&
-	    (node->reconcile = juki_reconcile_new(node, spec->honnin_dest(node))) == NULL) {
+	if (spec->honnin_dest != NULL && (node->reconcile = juki_reconcile_new(node)) == NULL) {
 		rc = JUKI_ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -906,10 +906,11 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 	    !same_list(old->operator.listen, old->operator.nlisten, conf->operator.listen,
 		       conf->operator.nlisten) ||
 	    (old->audit.path == NULL) != (conf->audit.path == NULL) ||
-	    (old->audit.path != NULL && strcmp(old->audit.path, conf->audit.path) != 0)) {
+	    (old->audit.path != NULL && strcmp(old->audit.path, conf->audit.path) != 0) ||
+	    old->audit.checkpoint_every != conf->audit.checkpoint_every) {
 		snprintf(err, errlen,
-			 "node, store, control, listen, operator.listen and audit.path change on "
-			 "restart only");
+			 "node, store, control, listen, operator.listen, audit.path and "
+			 "audit.checkpoint_every change on restart only");
 		return JUKI_ECONFIG;
 	}
 	if ((rc = load_material(conf, node->spec->kind, &tls, &policy, err, errlen)) != 0) {
@@ -929,6 +930,7 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 	node->policy = policy;
 	node->conf = conf;
 	node->clock.offset_ms = conf->clock_offset;
+	juki_reconcile_reloaded(node->reconcile);
 	log_setlevel(juki_log_level_of(conf->log_level));
 	juki_outbound_kick(node->outbound);
 	/* The clock or the deadline may have moved: look again now. */

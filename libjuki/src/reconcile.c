@@ -37,7 +37,7 @@ const struct juki_migration juki_reconcile_steps[JUKI_RECONCILE_NSTEPS] = {
 
 struct juki_reconcile {
 	struct juki_node *node;
-	char dest[JUKI_URN_MAX];
+	int64_t interval; /* the one the timer was armed with */
 	struct event *timer;
 };
 
@@ -71,22 +71,23 @@ queue_query(struct juki_reconcile *r, const char *day)
 	const char *digest;
 	int rc;
 
-	sent = juki_honnin_counts_json(store, JUKI_COUNT_SENT, r->dest, day);
+	sent = juki_honnin_counts_json(store, JUKI_COUNT_SENT, juki_reconcile_dest(r), day);
 	if (sent == NULL) {
 		return JUKI_ESTORE;
 	}
 	total = json_integer_value(json_object_get(sent, "total"));
 	digest = json_string_value(json_object_get(sent, "digest"));
 	body = json_pack("{s:s,s:{s:I,s:s}}", "day", day, "sent", "total", total, "digest", digest);
-	if (body == NULL || (rc = juki_msg_init(&msg, JUKI_MSG_COUNT_QUERY, r->node->self.urn,
-						r->dest, NULL, body, &r->node->clock)) != 0) {
+	if (body == NULL ||
+	    (rc = juki_msg_init(&msg, JUKI_MSG_COUNT_QUERY, r->node->self.urn,
+				juki_reconcile_dest(r), NULL, body, &r->node->clock)) != 0) {
 		json_decref(sent);
 		return JUKI_ENOMEM;
 	}
 	rc = juki_outbox_put(store, &msg, "honnin", now, NULL);
 	if (rc == 0 && (st = juki_store_prepare(store, sql_q)) != NULL) {
 		sqlite3_bind_text(st, 1, msg.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, r->dest, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, total);
 		sqlite3_bind_text(st, 5, digest, -1, SQLITE_STATIC);
@@ -96,7 +97,7 @@ queue_query(struct juki_reconcile *r, const char *day)
 		rc = JUKI_ESTORE;
 	}
 	if (rc == 0 && (st = juki_store_prepare(store, sql_r)) != NULL) {
-		sqlite3_bind_text(st, 1, r->dest, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, total);
 		sqlite3_bind_text(st, 4, digest, -1, SQLITE_STATIC);
@@ -138,7 +139,7 @@ juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 
 		juki_clock_date(now - (r->node->conf->honnin.reconcile_days - 1) * DAY_MS, first,
 				sizeof(first));
-		sqlite3_bind_text(st, 1, r->dest, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			json_array_append_new(
@@ -189,7 +190,7 @@ resend_day(struct juki_reconcile *r, const char *day, size_t *count)
 		return JUKI_EINVAL;
 	}
 	start -= JST_MS;
-	b = juki_batcher_new(r->node->store, r->node->self.urn, r->dest,
+	b = juki_batcher_new(r->node->store, r->node->self.urn, juki_reconcile_dest(r),
 			     (size_t)nc->honnin.batch_records, (size_t)nc->limits.frame_max * 3 / 4,
 			     &r->node->clock);
 	st = juki_store_prepare(r->node->store, sql);
@@ -237,7 +238,8 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	sqlite3_stmt *st;
 	int rc, resend = 0;
 
-	if (strcmp(entry->type, JUKI_MSG_COUNT_QUERY) != 0 || strcmp(entry->dest, r->dest) != 0) {
+	if (strcmp(entry->type, JUKI_MSG_COUNT_QUERY) != 0 ||
+	    strcmp(entry->dest, juki_reconcile_dest(r)) != 0) {
 		return 0;
 	}
 	if ((st = juki_store_prepare(store, sql_get)) == NULL) {
@@ -261,7 +263,7 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	}
 	if (ack->status == JUKI_ACK_REJECTED) {
 		status = "refused";
-		juki_alert(r->node->alerts, "count-query-refused", r->dest, NULL,
+		juki_alert(r->node->alerts, "count-query-refused", juki_reconcile_dest(r), NULL,
 			   "update counts of %s: %s", day, ack->reason);
 	} else if (ack->result == NULL) {
 		/* Answered before (a redelivery after a reconnect): the next round asks again. */
@@ -279,14 +281,14 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 		json_int_t resent = 0;
 
 		if ((st = juki_store_prepare(store, sql_resent)) != NULL) {
-			sqlite3_bind_text(st, 1, r->dest, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) == SQLITE_ROW) {
 				resent = sqlite3_column_int64(st, 0);
 			}
 			sqlite3_reset(st);
 		}
-		juki_alert(r->node->alerts, "count-mismatch", r->dest, NULL,
+		juki_alert(r->node->alerts, "count-mismatch", juki_reconcile_dest(r), NULL,
 			   "update counts of %s: sent %lld, recorded %lld%s", day,
 			   (long long)sent_total, (long long)received_total,
 			   resent < MAX_RESENDS ? "; sending the day again"
@@ -296,7 +298,7 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	if ((st = juki_store_prepare(store, sql_set)) == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, r->dest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, received_total);
@@ -314,7 +316,8 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 		if ((rc = resend_day(r, day, &n)) != 0) {
 			return rc;
 		}
-		log_notice("reconcile: %zu records of %s sent to %s again", n, day, r->dest);
+		log_notice("reconcile: %zu records of %s sent to %s again", n, day,
+			   juki_reconcile_dest(r));
 		/* Asked again behind the records, with the same snapshot of what was sent. */
 		return queue_query(r, day);
 	}
@@ -336,13 +339,13 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 		json_decref(rows);
 		return NULL;
 	}
-	sqlite3_bind_text(st, 1, r->dest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 	if (day != NULL) {
 		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		json_t *row = json_pack(
-		    "{s:s,s:s,s:s,s:I,s:I,s:s?,s:s?,s:I}", "dest", r->dest, "day",
+		    "{s:s,s:s,s:s,s:I,s:I,s:s?,s:s?,s:I}", "dest", juki_reconcile_dest(r), "day",
 		    sqlite3_column_text(st, 0), "status", sqlite3_column_text(st, 1), "sent",
 		    (json_int_t)sqlite3_column_int64(st, 2), "received",
 		    (json_int_t)sqlite3_column_int64(st, 3), "sent_digest",
@@ -359,55 +362,69 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 	return rows;
 }
 
+/* Every interval of the node's current configuration, from now; never when 0. */
+static void
+arm(struct juki_reconcile *r)
+{
+	int64_t interval = r->node->conf->honnin.reconcile_interval;
+	struct timeval tv = {(time_t)(interval / 1000), (suseconds_t)(interval % 1000) * 1000};
+
+	evtimer_del(r->timer);
+	if (interval > 0) {
+		evtimer_add(r->timer, &tv);
+	}
+	r->interval = interval;
+}
+
 static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct juki_reconcile *r = arg;
-	int64_t interval = r->node->conf->honnin.reconcile_interval;
-	struct timeval tv = {(time_t)(interval / 1000), (suseconds_t)(interval % 1000) * 1000};
 	int rc, n;
 
 	(void)fd;
 	(void)what;
 	if ((rc = juki_reconcile_check(r, NULL, &n)) != 0) {
-		log_error("reconcile: cannot ask %s: %s", r->dest, juki_strerror(rc));
+		log_error("reconcile: cannot ask %s: %s", juki_reconcile_dest(r),
+			  juki_strerror(rc));
 	} else if (n > 0) {
-		log_info("reconcile: asked %s for the counts of %d days", r->dest, n);
+		log_info("reconcile: asked %s for the counts of %d days", juki_reconcile_dest(r),
+			 n);
 	}
-	if (interval > 0) {
-		evtimer_add(r->timer, &tv);
-	}
+	arm(r);
 }
 
 struct juki_reconcile *
-juki_reconcile_new(struct juki_node *node, const char *dest)
+juki_reconcile_new(struct juki_node *node)
 {
 	struct juki_reconcile *r = calloc(1, sizeof(*r));
-	int64_t interval = node->conf->honnin.reconcile_interval;
 
 	if (r == NULL) {
 		return NULL;
 	}
 	r->node = node;
-	snprintf(r->dest, sizeof(r->dest), "%s", dest);
 	r->timer = evtimer_new(node->base, tick, r);
 	if (r->timer == NULL) {
 		free(r);
 		return NULL;
 	}
-	if (interval > 0) {
-		struct timeval tv = {(time_t)(interval / 1000),
-				     (suseconds_t)(interval % 1000) * 1000};
-
-		evtimer_add(r->timer, &tv);
-	}
+	arm(r);
 	return r;
+}
+
+void
+juki_reconcile_reloaded(struct juki_reconcile *r)
+{
+	/* Only a new interval moves the next round: frequent reloads must not put it off. */
+	if (r != NULL && r->node->conf->honnin.reconcile_interval != r->interval) {
+		arm(r);
+	}
 }
 
 const char *
 juki_reconcile_dest(const struct juki_reconcile *r)
 {
-	return r->dest;
+	return r->node->spec->honnin_dest(r->node);
 }
 
 void

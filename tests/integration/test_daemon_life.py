@@ -71,6 +71,24 @@ def case_reload_keeps_old_on_error():
         assert gw.status()["node"] == "urn:juki:fwgate:east"
 
 
+def case_node_reload_restart_only():
+    """A node refuses a reload that changes a restart-only key, and keeps running on the
+    old configuration; the same file again reloads."""
+    with Network(["fwgate:east", A]) as net:
+        cs = net[A]
+        cs.extra["audit"] = "{checkpoint_every: 7}"
+        cs.write_config()
+        cs.signal(signal.SIGHUP)
+        wait_until("restart-only change refused",
+                   lambda: "audit.checkpoint_every change on restart only" in cs.log_text())
+        assert cs.status()["ready"]
+        del cs.extra["audit"]
+        cs.write_config()
+        before = cs.log_text().count("reloaded")
+        cs.signal(signal.SIGHUP)
+        wait_until("reloaded", lambda: cs.log_text().count("reloaded") > before)
+
+
 def case_systemd_notify_and_stop():
     with Network(["fwgate:east"]) as net:
         gw = net["fwgate:east"]
@@ -108,4 +126,4 @@ def case_systemd_notify_and_stop():
 
 if __name__ == "__main__":
     run_cases([case_check_mode, case_key_file_mode_refused, case_reload_keeps_old_on_error,
-               case_systemd_notify_and_stop])
+               case_node_reload_restart_only, case_systemd_notify_and_stop])

@@ -180,6 +180,27 @@ def case_deadline_alert():
         wait_until("delivered late", lambda: records(net, JLIS)["current"] == 3)
 
 
+def case_reconcile_interval_on_reload():
+    """A node started without rounds of reconciliation starts them when a reload sets
+    reconcile_interval."""
+    s = Synth(seed=35)
+
+    def configure(net):
+        net[A].extra["honnin"] = "{reconcile_interval: 0}"
+
+    with Network([GW, A, PREF], configure=configure) as net:
+        register(net, A, [s.person("131016") for _ in range(50)])
+        wait_until("50 at pref", lambda: records(net, PREF)["current"] == 50)
+        assert reconcile(net, A, "--no-check")["days"] == []
+        net[A].extra["honnin"] = "{reconcile_interval: 200ms}"
+        net[A].write_config()
+        net[A].signal(signal.SIGHUP)
+        wait_until("a round after the reload", lambda: [
+            (d["status"], d["sent"], d["received"])
+            for d in reconcile(net, A, "--no-check")["days"]] == [("ok", 50, 50)])
+
+
 if __name__ == "__main__":
     run_cases([case_every_hop_records_once, case_move_between_prefectures,
-               case_pref_killed_midstream, case_lost_records_caught_up, case_deadline_alert])
+               case_pref_killed_midstream, case_lost_records_caught_up, case_deadline_alert,
+               case_reconcile_interval_on_reload])

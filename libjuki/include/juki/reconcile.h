@@ -38,14 +38,22 @@ extern const struct juki_migration juki_reconcile_steps[];
 struct juki_reconcile;
 
 /*
- * juki_reconcile_new() - reconcile what node sends to dest, every
+ * juki_reconcile_new() - reconcile what node sends to its receiver
+ * (node->spec->honnin_dest, read each time: a reload may change it), every
  * node->conf->honnin.reconcile_interval (0: only when asked) over the last
  * reconcile_days days.  NULL on ENOMEM.
  */
-struct juki_reconcile *juki_reconcile_new(struct juki_node *node, const char *dest);
+struct juki_reconcile *juki_reconcile_new(struct juki_node *node);
 void juki_reconcile_free(struct juki_reconcile *r);
 
-/* juki_reconcile_dest() - the receiver reconciled with. */
+/*
+ * juki_reconcile_reloaded() - the node's configuration changed: when
+ * reconcile_interval did, the next round comes one new interval from now
+ * (none when 0).
+ */
+void juki_reconcile_reloaded(struct juki_reconcile *r);
+
+/* juki_reconcile_dest() - the receiver reconciled with, now. */
 const char *juki_reconcile_dest(const struct juki_reconcile *r);
 
 /*
