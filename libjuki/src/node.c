@@ -728,8 +728,8 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		goto fail;
 	}
 	juki_ctl_server_set_hooks(node->ctl, &juki_node_hooks);
-	if (conf->operator.nlisten> 0 &&(rc = juki_opport_new(node, &node->opport, err, errlen)) !=
-	    0) {
+	if (conf->oper.nlisten > 0 &&
+	    (rc = juki_opport_new(node, &node->opport, err, errlen)) != 0) {
 		goto fail;
 	}
 	if (spec->honnin_dest != NULL && (node->reconcile = juki_reconcile_new(node)) == NULL) {
@@ -903,8 +903,8 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 	if (strcmp(old->node, conf->node) != 0 || strcmp(old->store, conf->store) != 0 ||
 	    strcmp(old->control, conf->control) != 0 ||
 	    !same_list(old->listen, old->nlisten, conf->listen, conf->nlisten) ||
-	    !same_list(old->operator.listen, old->operator.nlisten, conf->operator.listen,
-		       conf->operator.nlisten) ||
+	    !same_list(old->oper.listen, old->oper.nlisten, conf->oper.listen,
+		       conf->oper.nlisten) ||
 	    (old->audit.path == NULL) != (conf->audit.path == NULL) ||
 	    (old->audit.path != NULL && strcmp(old->audit.path, conf->audit.path) != 0) ||
 	    old->audit.checkpoint_every != conf->audit.checkpoint_every) {

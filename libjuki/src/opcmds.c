@@ -191,8 +191,8 @@ id_arg(const json_t *args, const char *key, int64_t *out, struct juki_ctl_error 
 static struct juki_pin_cost
 pin_cost(const struct juki_node *node)
 {
-	struct juki_pin_cost c = {(uint32_t)(node->conf->operator.pin_memory / 1024),
-				  (uint32_t)node->conf->operator.pin_passes };
+	struct juki_pin_cost c = {(uint32_t)(node->conf->oper.pin_memory / 1024),
+				  (uint32_t)node->conf->oper.pin_passes};
 
 	return c;
 }
@@ -410,14 +410,14 @@ cmd_approval_issue(void *ctx, const json_t *args, json_t **result, struct juki_c
 		return not_found_or_store(node, rc, op, err);
 	}
 	if (juki_approval_issue(node->store, now, kind, op, target, node->caller->who,
-				now + node->conf->operator.approval_valid, &id) != 0) {
+				now + node->conf->oper.approval_valid, &id) != 0) {
 		return store_fail(node, err);
 	}
 	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld kind=%s for=%s",
 		 (long long)id, kind, op);
 	*result = json_pack("{s:I,s:s,s:s,s:s,s:I}", "approval", (json_int_t)id, "kind", kind,
 			    "operator", op, "target", target, "expires_ms",
-			    (json_int_t)(now + node->conf->operator.approval_valid));
+			    (json_int_t)(now + node->conf->oper.approval_valid));
 	return 0;
 }
 
@@ -511,7 +511,7 @@ juki_node_approval_take(struct juki_node *node, const json_t *args, const char *
 		}
 		*info = json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", "used");
 	} else {
-		int64_t deadline = now + node->conf->operator.approve_within;
+		int64_t deadline = now + node->conf->oper.approve_within;
 
 		if (juki_approval_pend(node->store, now, kind, node->caller->op, target, deadline,
 				       &id) != 0) {
@@ -625,8 +625,8 @@ cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl
 static const char *const *
 purposes(const struct juki_node *node)
 {
-	return node->conf->operator.npurposes> 0
-	    ? (const char *const *)node->conf->operator.purposes : default_purposes;
+	return node->conf->oper.npurposes > 0 ? (const char *const *)node->conf->oper.purposes
+					      : default_purposes;
 }
 
 static int
@@ -681,12 +681,12 @@ rate_ok(struct juki_node *node, struct juki_ctl_error *err)
 		r->minute = minute;
 		r->count = 0;
 	}
-	if (++r->count > node->conf->operator.lookups_per_minute) {
+	if (++r->count > node->conf->oper.lookups_per_minute) {
 		snprintf(node->audit_detail, sizeof(node->audit_detail), "lookups this minute=%lld",
 			 (long long)r->count);
 		return juki_ctl_fail(err, "rate-limited",
 				     "%lld lookups a minute at most for one operator (第4-4(7))",
-				     (long long)node->conf->operator.lookups_per_minute);
+				     (long long)node->conf->oper.lookups_per_minute);
 	}
 	return 0;
 }
@@ -825,7 +825,7 @@ cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 		}
 		sex = (int)json_integer_value(v);
 		found = juki_honnin_find(node->store, name, birth, sex, address,
-					 (size_t)node->conf->operator.lookup_max, &more);
+					 (size_t)node->conf->oper.lookup_max, &more);
 		if (found == NULL) {
 			return store_fail(node, err);
 		}
@@ -852,7 +852,7 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	static const char rows_sql[] =
 	    "SELECT rec FROM honnin WHERE lgcode = ?1 AND kind != 1 ORDER BY code";
 	struct juki_node *node = ctx;
-	const struct juki_node_operator *oc = &node->conf->operator;
+	const struct juki_node_operator *oc = &node->conf->oper;
 	struct juki_field_error fe;
 	const char *purpose;
 	char lgcode[JUKI_LGCODE_LEN + 1];

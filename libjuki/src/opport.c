@@ -123,7 +123,7 @@ static int
 login(struct session *s, const json_t *req)
 {
 	struct juki_node *node = s->port->node;
-	const struct juki_node_operator *oc = &node->conf->operator;
+	const struct juki_node_operator *oc = &node->conf->oper;
 	const json_t *args = json_object_get(req, "args");
 	const char *pin = json_string_value(json_object_get(args, "pin"));
 	struct juki_operator op;
@@ -296,7 +296,7 @@ handshake_done(struct bufferevent *bev, const struct juki_ident *peer,
 	}
 	snprintf(s->caller.who, sizeof(s->caller.who), "%s", peer->urn);
 	s->chan = juki_chan_new(bev, peer, "operator", JUKI_CONTROL_FRAME_MAX,
-				node->conf->operator.idle_timeout, &chan_cbs, s);
+				node->conf->oper.idle_timeout, &chan_cbs, s);
 	if (s->chan == NULL) {
 		session_free(s);
 		return;
@@ -322,9 +322,8 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 	struct session *s;
 
 	(void)len;
-	if (port->nsessions >=
-		(size_t)node->conf->operator.sessions ||(s = calloc(1, sizeof(*s))) ==
-	    NULL) {
+	if (port->nsessions >= (size_t)node->conf->oper.sessions ||
+	    (s = calloc(1, sizeof(*s))) == NULL) {
 		log_warnx("operator port: %zu sessions open, refusing one more", port->nsessions);
 		evutil_closesocket(fd);
 		return;
@@ -346,7 +345,7 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 int
 juki_opport_new(struct juki_node *node, struct juki_opport **out, char *err, size_t errlen)
 {
-	const struct juki_node_operator *oc = &node->conf->operator;
+	const struct juki_node_operator *oc = &node->conf->oper;
 	struct juki_opport *port;
 	int rc = JUKI_ENOMEM;
 

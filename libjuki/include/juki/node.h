@@ -97,8 +97,8 @@ struct juki_node_conf {
 	struct juki_node_limits limits;
 	struct juki_node_delivery delivery;
 	struct juki_node_honnin honnin;
-	struct juki_purge_conf purge; /* years, rejected_years, inbox_days from the file */
-	struct juki_node_operator operator;
+	struct juki_purge_conf purge;   /* years, rejected_years, inbox_days from the file */
+	struct juki_node_operator oper; /* the operator: section */
 	struct juki_node_audit audit;
 	int64_t clock_offset;
 };
@@ -156,7 +156,7 @@ int juki_log_level_of(int index);
 		"Identity information: batches and update-count reconciliation."),                 \
 	    JUKI_CONF_SECTIONKEY(st, f.purge, "purge", juki_node_purge_keys,                       \
 				 "How long what the node keeps is kept (第6-7): juki-ctl purge."), \
-	    JUKI_CONF_SECTIONKEY(st, f.operator, "operator", juki_node_operator_keys,              \
+	    JUKI_CONF_SECTIONKEY(st, f.oper, "operator", juki_node_operator_keys,                  \
 				 "The operator port, PINs, lookups and approvals (第4-4)."),       \
 	    JUKI_CONF_SECTIONKEY(st, f.audit, "audit", juki_node_audit_keys,                       \
 				 "The operation history (第4-4(6))."),                             \
