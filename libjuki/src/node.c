@@ -677,7 +677,6 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 	node->spec = spec;
 	node->conf = conf;
 	node->clock.offset_ms = conf->clock_offset;
-	juki_reconcile_reloaded(node->reconcile);
 	log_setlevel(juki_log_level_of(conf->log_level));
 	if ((rc = load_material(conf, spec->kind, &node->tls, &node->policy, err, errlen)) != 0) {
 		goto fail;
@@ -969,9 +968,7 @@ juki_node_stop(struct juki_node *node)
 		event_free(node->approvals_due);
 		node->approvals_due = NULL;
 	}
-	free(node->rates);
-	node->rates = NULL;
-	node->nrates = 0;
+	juki_node_rates_free(node);
 	if (node->audit != NULL) {
 		juki_node_audit(node, "-", "stop", NULL, "ok", node->spec->daemon);
 		juki_audit_checkpoint(node->audit, juki_node_now_ms(node));

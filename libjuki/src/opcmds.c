@@ -15,11 +15,11 @@
 #include "juki/operator.h"
 #include "juki/opport.h"
 
-/* Lookups an operator made in the current minute. */
+/* The times of an operator's last lookups, a ring of lookups_per_minute. */
 struct juki_rate {
 	char op[JUKI_ID_MAX];
-	int64_t minute;
-	int64_t count;
+	int64_t *times;
+	size_t cap, next, count;
 };
 
 /* When a node's configuration names none. */
@@ -653,13 +653,19 @@ purpose_arg(struct juki_node *node, const json_t *args, const char **out,
 			     names);
 }
 
-/* Count the caller's lookup; refuse past the minute's allowance. */
+/*
+ * Count the caller's lookup, refused ones too; refuse it when the operator
+ * made lookups_per_minute others in the 60 seconds before it (a sliding
+ * minute: no burst across the turn of a clock minute).
+ */
 static int
 rate_ok(struct juki_node *node, struct juki_ctl_error *err)
 {
 	const char *op = node->caller->op;
-	int64_t minute = juki_node_now_ms(node) / 60000;
+	size_t cap = (size_t)node->conf->oper.lookups_per_minute;
+	int64_t now = juki_node_now_ms(node);
 	struct juki_rate *r = NULL;
+	int limited;
 
 	for (size_t i = 0; i < node->nrates; i++) {
 		if (strcmp(node->rates[i].op, op) == 0) {
@@ -677,18 +683,43 @@ rate_ok(struct juki_node *node, struct juki_ctl_error *err)
 		memset(r, 0, sizeof(*r));
 		snprintf(r->op, sizeof(r->op), "%s", op);
 	}
-	if (r->minute != minute) {
-		r->minute = minute;
-		r->count = 0;
+	if (r->cap != cap) {
+		/* New, or a reload changed the allowance: counted afresh. */
+		int64_t *times = realloc(r->times, cap * sizeof(*times));
+
+		if (times == NULL) {
+			return JUKI_ENOMEM;
+		}
+		r->times = times;
+		r->cap = cap;
+		r->next = r->count = 0;
 	}
-	if (++r->count > node->conf->oper.lookups_per_minute) {
-		snprintf(node->audit_detail, sizeof(node->audit_detail), "lookups this minute=%lld",
-			 (long long)r->count);
+	/* Full, the ring's next slot holds the oldest of the last cap lookups. */
+	limited = r->count == cap && r->times[r->next] > now - 60000;
+	r->times[r->next] = now;
+	r->next = (r->next + 1) % cap;
+	if (r->count < cap) {
+		r->count++;
+	}
+	if (limited) {
+		snprintf(node->audit_detail, sizeof(node->audit_detail),
+			 "more than %zu lookups in 60 s", cap);
 		return juki_ctl_fail(err, "rate-limited",
-				     "%lld lookups a minute at most for one operator (第4-4(7))",
-				     (long long)node->conf->oper.lookups_per_minute);
+				     "%zu lookups a minute at most for one operator (第4-4(7))",
+				     cap);
 	}
 	return 0;
+}
+
+void
+juki_node_rates_free(struct juki_node *node)
+{
+	for (size_t i = 0; i < node->nrates; i++) {
+		free(node->rates[i].times);
+	}
+	free(node->rates);
+	node->rates = NULL;
+	node->nrates = 0;
 }
 
 static int

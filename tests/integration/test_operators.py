@@ -249,6 +249,37 @@ def case_lookup_limits():
             assert q["name"].encode() not in raw and q["address"].encode() not in raw
 
 
+def case_rate_limit_is_a_sliding_minute():
+    """The allowance is of any 60 seconds, not of a clock minute: the turn of a minute
+    gives no new lookups, 60 seconds after the last counted one do. The daemon's clock is
+    moved on by clock_offset and a reload."""
+    s = Synth(seed=74)
+
+    def configure(net):
+        net[A].operator["lookups_per_minute"] = 2
+
+    with Network(NET, configure=configure) as net:
+        p = s.person("131016")
+        register(net, [p])
+        clerk = net[A].clerk()
+
+        def move_clock(ms):
+            net[A].extra["clock_offset"] = "%dms" % ms
+            net[A].write_config()
+            before = net[A].log_text().count("reloaded")
+            net[A].signal(signal.SIGHUP)
+            wait_until("reloaded", lambda: net[A].log_text().count("reloaded") > before)
+
+        for _ in range(2):
+            clerk.ctl("lookup", "--purpose", "tax", p["code"])
+        move_clock(30000)
+        assert fails(clerk.ctl, "lookup", "--purpose", "tax", p["code"])[1] == "rate-limited"
+        # 61 s on: the two lookups are out of the window; the refused one, 31 s old, is in.
+        move_clock(61000)
+        clerk.ctl("lookup", "--purpose", "tax", p["code"])
+        assert fails(clerk.ctl, "lookup", "--purpose", "tax", p["code"])[1] == "rate-limited"
+
+
 def case_bulk_output_needs_approval_once():
     """Output of more than N records needs a supervisor's approval given beforehand, and
     the approval serves once."""
@@ -393,6 +424,7 @@ def case_cards_refused():
 if __name__ == "__main__":
     run_cases([case_card_and_pin_login, case_three_wrong_pins_lock, case_pin_change_and_reset,
                case_roles_and_data_sets,
-               case_lookup_limits, case_bulk_output_needs_approval_once,
+               case_lookup_limits, case_rate_limit_is_a_sliding_minute,
+               case_bulk_output_needs_approval_once,
                case_unapproved_correction_raises_the_alert, case_history_verify_and_tamper,
                case_cards_refused])

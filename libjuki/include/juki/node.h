@@ -216,7 +216,7 @@ struct juki_node {
 	int audit_broken;            /* an append failed: refuse operations */
 	struct juki_opport *opport;  /* the operator port, when configured */
 	struct event *approvals_due; /* when the next pending approval is overdue */
-	struct juki_rate *rates;     /* lookups per operator in the current minute */
+	struct juki_rate *rates;     /* each operator's last lookups (opcmds.c) */
 	size_t nrates;
 	/* During a request: who asks, and what the history should say of it. */
 	const struct juki_caller *caller;

@@ -66,4 +66,7 @@ int juki_node_approval_take(struct juki_node *node, const json_t *args, const ch
 /* juki_node_approvals_check() - alert pending input past its deadline; arm the timer. */
 void juki_node_approvals_check(struct juki_node *node);
 
+/* juki_node_rates_free() - forget the operators' lookup counts (at stop). */
+void juki_node_rates_free(struct juki_node *node);
+
 #endif
