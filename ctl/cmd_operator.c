@@ -246,6 +246,20 @@ cmd_pin_change(struct ctl *ctl, int argc, char **argv)
 	return pin_write(ctl, argc, argv, 1);
 }
 
+/* approve pending N / refuse pending N: the pending input numbered text. */
+static int
+decide_pending(struct ctl *ctl, const char *name, const char *cmd, const char *text)
+{
+	char *end;
+	long long id = strtoll(text, &end, 10);
+
+	if (*end != '\0' || id < 1) {
+		fprintf(stderr, "juki-ctl: %s pending: an approval number\n", name);
+		return CTL_USAGE;
+	}
+	return call_print(ctl, cmd, json_pack("{s:I}", "approval", (json_int_t)id));
+}
+
 /* approve export|correct --operator X --target T   /   approve pending N */
 static int
 cmd_approve(struct ctl *ctl, int argc, char **argv)
@@ -257,7 +271,6 @@ cmd_approve(struct ctl *ctl, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *op = NULL, *target = NULL, *kind;
-	char *end;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -280,18 +293,10 @@ cmd_approve(struct ctl *ctl, int argc, char **argv)
 	}
 	kind = argv[optind];
 	if (strcmp(kind, "pending") == 0) {
-		long long id;
-
 		if (optind + 2 != argc || op != NULL || target != NULL) {
 			return ctl_usage(ctl_find("approve"));
 		}
-		id = strtoll(argv[optind + 1], &end, 10);
-		if (*end != '\0' || id < 1) {
-			fprintf(stderr, "juki-ctl: approve pending: an approval number\n");
-			return CTL_USAGE;
-		}
-		return call_print(ctl, "approval.confirm",
-				  json_pack("{s:I}", "approval", (json_int_t)id));
+		return decide_pending(ctl, "approve", "approval.confirm", argv[optind + 1]);
 	}
 	if (optind + 1 != argc || op == NULL || target == NULL) {
 		return ctl_usage(ctl_find("approve"));
@@ -299,6 +304,25 @@ cmd_approve(struct ctl *ctl, int argc, char **argv)
 	return call_print(
 	    ctl, "approval.issue",
 	    json_pack("{s:s,s:s,s:s}", "kind", kind, "operator", op, "target", target));
+}
+
+/* refuse pending N */
+static int
+cmd_refuse(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {JSON_OPT, {NULL, 0, NULL, 0}};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'j') {
+			return ctl_usage(ctl_find("refuse"));
+		}
+		ctl->json = 1;
+	}
+	if (optind + 2 != argc || strcmp(argv[optind], "pending") != 0) {
+		return ctl_usage(ctl_find("refuse"));
+	}
+	return decide_pending(ctl, "refuse", "approval.refuse", argv[optind + 1]);
 }
 
 static int
@@ -462,7 +486,9 @@ const struct ctl_cmd ctl_operator_cmds[] = {
     {"pin change", cmd_pin_change, "[--new-pin-fd N]", "change your own PIN (an operator)", 1},
     {"approve", cmd_approve, "export|correct --operator X --target T | pending N",
      "a supervisor approves beforehand (used once), or approves input recorded pending", 1},
-    {"approvals", cmd_approvals, "[--state issued|used|pending|approved] [--limit N]",
+    {"refuse", cmd_refuse, "pending N",
+     "a supervisor refuses input recorded pending: a correction must follow", 1},
+    {"approvals", cmd_approvals, "[--state issued|used|pending|approved|refused] [--limit N]",
      "approvals, newest first", 1},
     {"lookup", cmd_lookup, "--purpose P (CODE | --name N --birth YYYY-MM-DD --sex 1|2 --address A)",
      "a person's current record: by 住民票コード, or by all four attributes matched exactly", 1},

@@ -421,10 +421,11 @@ cmd_approval_issue(void *ctx, const json_t *args, json_t **result, struct juki_c
 	return 0;
 }
 
+/* A supervisor approves or refuses input recorded pending (never their own). */
 static int
-cmd_approval_confirm(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+decide_pending(struct juki_node *node, const json_t *args, int approve, json_t **result,
+	       struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
 	json_t *list;
 	int64_t id;
 	int late = 0, rc;
@@ -432,7 +433,7 @@ cmd_approval_confirm(void *ctx, const json_t *args, json_t **result, struct juki
 	if (id_arg(args, "approval", &id, err) != 0) {
 		return JUKI_EINVAL;
 	}
-	/* Whose input it was: nobody approves their own. */
+	/* Whose input it was: nobody decides on their own. */
 	list = juki_approval_list(node->store, "pending", 100000);
 	for (size_t i = 0; list != NULL && i < json_array_size(json_object_get(list, "approvals"));
 	     i++) {
@@ -443,12 +444,14 @@ cmd_approval_confirm(void *ctx, const json_t *args, json_t **result, struct juki
 			0) {
 			json_decref(list);
 			return juki_ctl_fail(err, "forbidden",
-					     "a supervisor does not approve their own input");
+					     "a supervisor does not decide on their own input");
 		}
 	}
 	json_decref(list);
-	rc = juki_approval_confirm(node->store, juki_node_now_ms(node), id, node->caller->who,
-				   &late);
+	rc = approve ? juki_approval_confirm(node->store, juki_node_now_ms(node), id,
+					     node->caller->who, &late)
+		     : juki_approval_refuse(node->store, juki_node_now_ms(node), id,
+					    node->caller->who, &late);
 	if (rc == JUKI_ENOTFOUND) {
 		return juki_ctl_fail(err, "not-found", "no approval %lld", (long long)id);
 	}
@@ -459,11 +462,29 @@ cmd_approval_confirm(void *ctx, const json_t *args, json_t **result, struct juki
 	if (rc != 0) {
 		return store_fail(node, err);
 	}
-	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld%s", (long long)id,
-		 late ? " late" : "");
-	*result = json_pack("{s:I,s:s,s:b}", "approval", (json_int_t)id, "state", "approved",
-			    "late", late);
+	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld%s%s", (long long)id,
+		 approve ? "" : " refused", late ? " late" : "");
+	if (!approve) {
+		juki_alert(node->alerts, "input-refused", NULL, NULL,
+			   "input %lld was refused by a supervisor: a correction must follow "
+			   "(第4-8(2))",
+			   (long long)id);
+	}
+	*result = json_pack("{s:I,s:s,s:b}", "approval", (json_int_t)id, "state",
+			    approve ? "approved" : "refused", "late", late);
 	return 0;
+}
+
+static int
+cmd_approval_confirm(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	return decide_pending(ctx, args, 1, result, err);
+}
+
+static int
+cmd_approval_refuse(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	return decide_pending(ctx, args, 0, result, err);
 }
 
 static int
@@ -476,13 +497,14 @@ cmd_approval_list(void *ctx, const json_t *args, json_t **result, struct juki_ct
 	if ((state != NULL && !json_is_string(state)) ||
 	    (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1))) {
 		return juki_ctl_fail(err, "usage",
-				     "state: issued, used, pending or approved; "
+				     "state: issued, used, pending, approved or refused; "
 				     "limit: a count");
 	}
 	*result = juki_approval_list(node->store, json_string_value(state),
 				     limit != NULL ? (size_t)json_integer_value(limit) : 100);
 	if (*result == NULL && state != NULL) {
-		return juki_ctl_fail(err, "usage", "state: issued, used, pending or approved");
+		return juki_ctl_fail(err, "usage",
+				     "state: issued, used, pending, approved or refused");
 	}
 	return *result != NULL ? 0 : store_fail(node, err);
 }
@@ -980,6 +1002,9 @@ const struct juki_ctl_cmd juki_operator_cmds[] = {
      "approve beforehand, once (args: kind export|correct, operator, target)", SUPER, NULL},
     {"approval.confirm", cmd_approval_confirm,
      "approve input recorded without approval (args: approval)", SUPER, NULL},
+    {"approval.refuse", cmd_approval_refuse,
+     "refuse input recorded without approval: a correction must follow (args: approval)", SUPER,
+     NULL},
     {"approval.list", cmd_approval_list, "approvals, newest first (args: state, limit)",
      CLERK | SUPER | AUDIT, NULL},
     {"audit.show", cmd_audit_show,

@@ -26,7 +26,7 @@ static const struct juki_migration steps[] = {
 	" updated_ms INTEGER NOT NULL"
 	") WITHOUT ROWID;"
 	/*
-	 * state: 0 issued, 1 used, 2 pending, 3 approved.  deadline_ms is when
+	 * state: 0 issued, 1 used, 2 pending, 3 approved, 4 refused.  deadline_ms is when
 	 * an issued approval expires, or when pending input must be approved.
 	 */
 	"CREATE TABLE approvals ("
@@ -579,13 +579,15 @@ juki_approval_use(struct juki_store *store, int64_t now_ms, int64_t id, const ch
 	return exec_id(store, use_sql, id, now_ms, NULL);
 }
 
-int
-juki_approval_confirm(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
-		      int *late)
+/* Pending input id decided by a supervisor: state approved or refused. */
+static int
+decide(struct juki_store *store, int64_t now_ms, int64_t id, const char *by, int state, int *late)
 {
 	static const char get_sql[] = "SELECT state, deadline_ms FROM approvals WHERE id = ?1";
-	static const char ok_sql[] = "UPDATE approvals SET state = 3, decided_ms = ?2, by = ?3"
-				     " WHERE id = ?1 AND state = 2";
+	static const char approve_sql[] = "UPDATE approvals SET state = 3, decided_ms = ?2, by = ?3"
+					  " WHERE id = ?1 AND state = 2";
+	static const char refuse_sql[] = "UPDATE approvals SET state = 4, decided_ms = ?2, by = ?3"
+					 " WHERE id = ?1 AND state = 2";
 	sqlite3_stmt *st = juki_store_prepare(store, get_sql);
 	int rc;
 
@@ -602,7 +604,25 @@ juki_approval_confirm(struct juki_store *store, int64_t now_ms, int64_t id, cons
 		rc = rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
 	}
 	sqlite3_reset(st);
-	return rc != 0 ? rc : exec_id(store, ok_sql, id, now_ms, by);
+	if (rc != 0) {
+		return rc;
+	}
+	return exec_id(store, state == JUKI_APPROVAL_APPROVED ? approve_sql : refuse_sql, id,
+		       now_ms, by);
+}
+
+int
+juki_approval_confirm(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
+		      int *late)
+{
+	return decide(store, now_ms, id, by, JUKI_APPROVAL_APPROVED, late);
+}
+
+int
+juki_approval_refuse(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
+		     int *late)
+{
+	return decide(store, now_ms, id, by, JUKI_APPROVAL_REFUSED, late);
 }
 
 int
@@ -641,7 +661,8 @@ juki_approval_overdue(struct juki_store *store, int64_t now_ms,
 	return n;
 }
 
-static const char *const state_names[] = {"issued", "used", "pending", "approved"};
+static const char *const state_names[] = {"issued", "used", "pending", "approved", "refused"};
+#define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
 
 json_t *
 juki_approval_list(struct juki_store *store, const char *state, size_t limit)
@@ -653,9 +674,9 @@ juki_approval_list(struct juki_store *store, const char *state, size_t limit)
 	json_t *list;
 	int want = -1, rc;
 
-	for (int i = 0; state != NULL && i < 4; i++) {
+	for (size_t i = 0; state != NULL && i < NSTATES; i++) {
 		if (strcmp(state, state_names[i]) == 0) {
-			want = i;
+			want = (int)i;
 		}
 	}
 	if (state != NULL && want < 0) {
@@ -672,7 +693,7 @@ juki_approval_list(struct juki_store *store, const char *state, size_t limit)
 		    "{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:o,s:b}", "id",
 		    (json_int_t)sqlite3_column_int64(st, 0), "kind", sqlite3_column_text(st, 1),
 		    "operator", sqlite3_column_text(st, 2), "target", sqlite3_column_text(st, 3),
-		    "state", s >= 0 && s < 4 ? state_names[s] : "?", "created_ms",
+		    "state", s >= 0 && (size_t)s < NSTATES ? state_names[s] : "?", "created_ms",
 		    (json_int_t)sqlite3_column_int64(st, 5), "deadline_ms",
 		    (json_int_t)sqlite3_column_int64(st, 6), "by",
 		    sqlite3_column_type(st, 7) == SQLITE_NULL

@@ -340,6 +340,15 @@ def case_unapproved_correction_raises_the_alert():
         out = clerk.ctl("resident", "correct", people[1]["code"], "--name", "山田 一郎")
         assert out["approval"]["state"] == "pending", out
         assert sup.ctl("approve", "pending", out["approval"]["id"])["late"] is False
+        # Pending and found wrong: refused, no longer waited for; the refusal is an alert.
+        out = clerk.ctl("resident", "correct", people[1]["code"], "--name", "山田 二郎")
+        refused = out["approval"]["id"]
+        assert fails(clerk.ctl, "refuse", "pending", refused)[1] == "forbidden"
+        assert sup.ctl("refuse", "pending", refused)["state"] == "refused"
+        assert fails(sup.ctl, "approve", "pending", refused)[1] == "conflict"
+        assert [a["id"] for a in clerk.ctl("approvals", "--state", "refused")["approvals"]] == \
+            [refused]
+        assert net[A].alert_counts().get("input-refused") == 1
         # Left unapproved: the alert, once, when the deadline passes.
         out = clerk.ctl("resident", "correct", people[2]["code"], "--sex", 3 - people[2]["sex"])
         left = out["approval"]["id"]
@@ -348,6 +357,7 @@ def case_unapproved_correction_raises_the_alert():
         alerts = net[A].alerts()["recent"]
         text = [a for a in alerts if a["code"] == "approval-overdue"][0]["detail"]
         assert "input %d" % left in text, text
+        # Only the one left: the refused input is not overdue.
         assert net[A].alert_counts()["approval-overdue"] == 1
         late = sup.ctl("approve", "pending", left)
         assert late["late"] is True, late

@@ -369,6 +369,34 @@ test_approval_after_and_overdue(void **state)
 	assert_null(juki_approval_list(f->store, "bogus", 10));
 }
 
+/* Pending input refused: decided once, never overdue, listed as refused. */
+static void
+test_approval_refused(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id;
+	int late;
+	json_t *list;
+
+	assert_int_equal(
+	    juki_approval_pend(f->store, 1000, "correct", "tanaka", "24727059608", 3000, &id), 0);
+	assert_int_equal(juki_approval_refuse(f->store, 2000, id, "urn:boss", &late), 0);
+	assert_int_equal(late, 0);
+	assert_int_equal(juki_approval_refuse(f->store, 2000, id, "urn:boss", &late), JUKI_EEXIST);
+	assert_int_equal(juki_approval_confirm(f->store, 2000, id, "urn:boss", &late), JUKI_EEXIST);
+	assert_int_equal(juki_approval_refuse(f->store, 2000, 777, "urn:boss", &late),
+			 JUKI_ENOTFOUND);
+	overdue_calls = 0;
+	assert_int_equal(juki_approval_overdue(f->store, 99999, on_overdue, &id), 0);
+	assert_int_equal(overdue_calls, 0);
+	list = juki_approval_list(f->store, "refused", 10);
+	assert_int_equal(json_array_size(json_object_get(list, "approvals")), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(json_object_get(list, "approvals"), 0), "by")),
+			    "urn:boss");
+	json_decref(list);
+}
+
 int
 main(void)
 {
@@ -380,6 +408,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_set_roles_and_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_approval_beforehand_used_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_approval_after_and_overdue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_approval_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,6 +113,7 @@ enum juki_approval_state {
 	JUKI_APPROVAL_USED,     /* beforehand, used once */
 	JUKI_APPROVAL_PENDING,  /* input recorded, waiting for approval */
 	JUKI_APPROVAL_APPROVED, /* input approved afterwards */
+	JUKI_APPROVAL_REFUSED,  /* input refused afterwards: a correction must follow */
 };
 
 /*
@@ -146,6 +147,14 @@ int juki_approval_pend(struct juki_store *store, int64_t now_ms, const char *kin
  */
 int juki_approval_confirm(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
 			  int *late);
+
+/*
+ * juki_approval_refuse() - a supervisor (by) refuses pending input id: it
+ * is no longer waited for (no overdue alert), and the record it made must
+ * be put right by another input.  Returns as juki_approval_confirm().
+ */
+int juki_approval_refuse(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
+			 int *late);
 
 /*
  * juki_approval_overdue() - pending input past its deadline not reported
