@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 
 #include "gateway.h"
 #include "juki/alert.h"
@@ -685,6 +686,27 @@ fail:
 	return rc;
 }
 
+/* After a reload: the tunnels of callers whose certificate no longer verifies (revoked) end. */
+static void
+end_invalid_tunnels(struct gateway *gw)
+{
+	struct session *s, *next;
+	char why[160];
+	SSL *ssl;
+
+	for (s = gw->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (!s->tunnel || s->a == NULL ||
+		    (ssl = bufferevent_openssl_get_ssl(s->a)) == NULL ||
+		    juki_tls_peer_still_valid(gw->tls, ssl, why, sizeof(why)) == 0) {
+			continue;
+		}
+		juki_alert(gw->alerts, "revoked-certificate", s->src.urn, s->addr,
+			   "tunnel to %s ended: %s", s->dst.urn, why);
+		tunnel_end(s, s->a, why);
+	}
+}
+
 static int
 gateway_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, size_t errlen)
 {
@@ -714,6 +736,7 @@ gateway_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, si
 	gw->tls = tls;
 	gw->policy = policy;
 	gw->conf = conf;
+	end_invalid_tunnels(gw);
 	log_setlevel(juki_log_level_of(conf->log_level));
 	log_info("gateway: reloaded: %zu policy rules, %zu nodes in the directory",
 		 juki_policy_rule_count(policy), conf->ndirectory);

@@ -980,6 +980,12 @@ juki_chan_peer(const struct juki_chan *chan)
 	return &chan->peer;
 }
 
+SSL *
+juki_chan_ssl(const struct juki_chan *chan)
+{
+	return bufferevent_openssl_get_ssl(chan->bev);
+}
+
 const char *
 juki_chan_service(const struct juki_chan *chan)
 {

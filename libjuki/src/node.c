@@ -930,6 +930,7 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 	node->conf = conf;
 	node->clock.offset_ms = conf->clock_offset;
 	juki_reconcile_reloaded(node->reconcile);
+	juki_opport_recheck(node->opport);
 	log_setlevel(juki_log_level_of(conf->log_level));
 	juki_outbound_kick(node->outbound);
 	/* The clock or the deadline may have moved: look again now. */

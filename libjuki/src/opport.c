@@ -342,6 +342,30 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 	}
 }
 
+void
+juki_opport_recheck(struct juki_opport *port)
+{
+	struct session *s, *next;
+	char why[160];
+
+	for (s = port != NULL ? port->sessions : NULL; s != NULL; s = next) {
+		next = s->next;
+		/* Sessions still in their handshake are checked by it. */
+		if (s->chan == NULL ||
+		    juki_tls_peer_still_valid(port->node->tls, juki_chan_ssl(s->chan), why,
+					      sizeof(why)) == 0) {
+			continue;
+		}
+		juki_alert(port->node->alerts, "revoked-certificate", s->caller.who, s->caller.from,
+			   "operator port: open session ended: %s", why);
+		juki_node_audit(port->node, s->caller.who, "session", NULL, "cert-invalid", why);
+		log_notice("operator port: %s: session ended, its card's certificate: %s",
+			   s->caller.who, why);
+		send_doc(s, fail("card-invalid", "the card's certificate: %s: session ended", why));
+		session_end(s);
+	}
+}
+
 int
 juki_opport_new(struct juki_node *node, struct juki_opport **out, char *err, size_t errlen)
 {

@@ -652,6 +652,31 @@ failure_of_reason(int reason)
 	}
 }
 
+int
+juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, char *why, size_t whylen)
+{
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
+	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+	int rc = JUKI_ECERT;
+
+	set_err(why, whylen, "no certificate");
+	/* The server's peer chain leaves the leaf out: the leaf is passed apart. */
+	if (leaf != NULL && vctx != NULL &&
+	    X509_STORE_CTX_init(vctx, SSL_CTX_get_cert_store(tls->ctx), leaf,
+				SSL_get_peer_cert_chain(ssl)) == 1 &&
+	    X509_STORE_CTX_set_default(vctx, SSL_is_server(ssl) ? "ssl_client" : "ssl_server") ==
+		1) {
+		if (X509_verify_cert(vctx) == 1) {
+			rc = 0;
+		} else {
+			set_err(why, whylen, "%s",
+				X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+		}
+	}
+	X509_STORE_CTX_free(vctx);
+	return rc;
+}
+
 enum juki_tls_failure
 juki_tls_failure_of(SSL *ssl, unsigned long errcode)
 {

@@ -46,6 +46,40 @@ def history(daemon, **filters):
     return daemon.admin(*args)["entries"]
 
 
+class RawSession:
+    """A session of op's card by a hand-made TLS client (Python's ssl), kept open."""
+
+    def __init__(self, net, address, op):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.check_hostname = False
+        ctx.load_verify_locations(net.ca())
+        ctx.load_cert_chain(op.cert, op.key, password=CARD_PIN)
+        host, port = address.rsplit(":", 1)
+        self.tls = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=20))
+
+    def send(self, cmd, args=None):
+        req = json.dumps({"v": 1, "cmd": cmd, "args": args or {}}).encode()
+        self.tls.sendall(struct.pack(">I", len(req)) + req)
+
+    def recv(self):
+        """The next answer, or None when the daemon closed the session."""
+        def exactly(n):
+            data = b""
+            while len(data) < n:
+                part = self.tls.recv(n - len(data))
+                if not part:
+                    return None
+                data += part
+            return data
+        head = exactly(4)
+        body = head and exactly(struct.unpack(">I", head)[0])
+        return json.loads(body) if body else None
+
+    def close(self):
+        self.tls.close()
+
+
 def raw_login(net, address, op, args=None):
     """A login by a hand-made TLS client (Python's ssl) with op's card: the daemon's
     answer, whatever juki-ctl would have checked first (args: other login arguments)."""
@@ -399,7 +433,8 @@ def case_history_verify_and_tamper():
 
 
 def case_cards_refused():
-    """A revoked card, another node's card, a card of no operator, a wrong key passphrase."""
+    """A revoked card (also with a session open), another node's card, a card of no operator,
+    a wrong key passphrase."""
     with Network(NET) as net:
         clerk = net[A].clerk()
         assert clerk.ctl("login")["id"] == "clerk"
@@ -421,6 +456,21 @@ def case_cards_refused():
         code, err, msg = fails(clerk.ctl, "login", card_pin="wrong-pass")
         assert code == CTL_WRONG_PIN, (code, err, msg)
         assert len(history(net[A])) == before + 1  # only the audit show itself
+        # A session open when its card is revoked is ended by the reload that brings the CRL.
+        kato = net[A].add_operator("kato", ["clerk"])
+        session = RawSession(net, net[A].op_address, kato)
+        session.send("login", {"pin": kato.pin})
+        assert session.recv()["result"]["id"] == "kato"
+        run_ctl("pki", "revoke", net.pki, kato.urn)
+        run_ctl("pki", "crl", net.pki)
+        net[A].signal(signal.SIGHUP)
+        answer = session.recv()
+        assert answer["error"]["code"] == "card-invalid" and \
+            "revoked" in answer["error"]["message"], answer
+        assert session.recv() is None
+        session.close()
+        assert (kato.urn, "session", "cert-invalid") in [
+            (e["operator"], e["action"], e["outcome"]) for e in history(net[A])]
         # Revoked: refused in the handshake once the daemon has the new CRL.
         run_ctl("pki", "revoke", net.pki, clerk.urn)
         run_ctl("pki", "crl", net.pki)

@@ -174,6 +174,36 @@ def case_revoked_certificate():
         assert "tunnel urn:juki:cs:131016 ->" not in after
 
 
+def case_revoked_while_connected():
+    """A certificate revoked while its node is connected: the reload that brings the CRL
+    ends the open channel at the receiver, or the open tunnel at the gateway, whichever
+    reloads first; the node's next attempt is refused in the handshake."""
+    s = Synth(seed=22)
+    for first in ("pref:13", GW):
+        with Network([GW, A, "pref:13"]) as net:
+            pref = net["pref:13"]
+            net[A].ctl("resident", "add", "--file", "-", input=json.dumps(s.person("131016")))
+            wait_until("the record at pref", lambda: pref.status()["records"]["current"] == 1)
+            assert pref.status()["inbound"]["channels"] >= 1 and counters(net)["active"] >= 1
+            run_ctl("pki", "revoke", net.pki, "cs-131016")
+            run_ctl("pki", "crl", net.pki)
+            net[first].signal(signal.SIGHUP)
+            wait_until("the channel and the tunnel from A ended", lambda: (
+                pref.status()["inbound"]["channels"], counters(net)["active"]) == (0, 0))
+            rec = recent(net, first, "revoked-certificate")
+            assert rec and rec[0]["peer"] == urn(A) and "revoked" in rec[0]["detail"], rec
+            if first == GW:
+                assert "tunnel to urn:juki:pref:13 ended" in rec[0]["detail"], rec
+            else:
+                assert "open channel ended" in rec[0]["detail"], rec
+            # A's next record stays at A: the reloaded side refuses every new attempt.
+            net[A].clerk().use_crl = False
+            net[A].ctl("resident", "add", "--file", "-", input=json.dumps(s.person("131016")))
+            wait_until("A refused again",
+                       lambda: len(recent(net, first, "revoked-certificate")) >= 2)
+            assert pref.status()["records"]["current"] == 1
+
+
 def case_policy_denied():
     """Flows the policy does not allow: DENY policy with the reason; nothing reaches the node."""
     with Network([GW, A, B, "pref:13", "pref:27", "jlis:0"]) as net:
@@ -399,5 +429,6 @@ def case_flood():
 
 if __name__ == "__main__":
     run_cases([case_plain_tcp_refused, case_foreign_ca_refused, case_revoked_certificate,
+               case_revoked_while_connected,
                case_policy_denied, case_receiver_enforces_policy, case_malformed_requests,
                case_unknown_node, case_flood])

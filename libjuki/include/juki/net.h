@@ -203,6 +203,8 @@ size_t juki_chan_pending(const struct juki_chan *chan);
 void juki_chan_close_after_flush(struct juki_chan *chan);
 
 const struct juki_ident *juki_chan_peer(const struct juki_chan *chan);
+/* juki_chan_ssl() - the TLS connection under chan (for juki_tls_peer_still_valid). */
+SSL *juki_chan_ssl(const struct juki_chan *chan);
 const char *juki_chan_service(const struct juki_chan *chan);
 void juki_chan_set_arg(struct juki_chan *chan, void *arg);
 

@@ -39,6 +39,13 @@ const char *juki_opport_addr(const struct juki_opport *port, size_t i);
 /* juki_opport_status() - {"listen": [...], "sessions": n, "operators": [ids]}. */
 json_t *juki_opport_status(const struct juki_opport *port);
 
+/*
+ * juki_opport_recheck() - after a reload: every open session whose card's
+ * certificate no longer verifies against the node's CA and CRL (revoked,
+ * expired) is ended, in the history and as an alert.  NULL is fine.
+ */
+void juki_opport_recheck(struct juki_opport *port);
+
 /* The commands of opcmds.c, ended by an entry whose name is NULL. */
 extern const struct juki_ctl_cmd juki_operator_cmds[];
 

@@ -89,6 +89,14 @@ SSL *juki_tls_ssl_new(struct juki_tls *tls, enum juki_tls_role role);
 int juki_tls_peer_ident(SSL *ssl, struct juki_ident *out);
 
 /*
+ * juki_tls_peer_still_valid() - verify again, against tls's CA and CRL now,
+ * the certificate the peer of ssl presented in its handshake: after a reload
+ * a connection of a revoked (or since expired) certificate is not kept.
+ * Returns 0, or JUKI_ECERT with the verifier's reason in why.
+ */
+int juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, char *why, size_t whylen);
+
+/*
  * juki_tls_failure_of() - classify a failed handshake on ssl; errcode is the
  * first OpenSSL error-queue code seen for it (0 if none; e.g. what
  * bufferevent_get_openssl_error() returned).
