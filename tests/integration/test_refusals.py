@@ -176,30 +176,32 @@ def case_revoked_certificate():
 
 def case_revoked_while_connected():
     """A certificate revoked while its node is connected: the reload that brings the CRL
-    ends the open channel at the receiver, or the open tunnel at the gateway, whichever
-    reloads first; the node's next attempt is refused in the handshake."""
+    ends what is open — at the receiver its channel, at the gateway its tunnel, at the
+    sender its link to a revoked receiver — and every new attempt is refused in the
+    handshake."""
     s = Synth(seed=22)
-    for first in ("pref:13", GW):
+    # (who reloads, whose certificate is revoked, the alert's peer, what its detail says)
+    for first, revoked, peer_urn, says in (
+            ("pref:13", "cs-131016", urn(A), "open channel ended"),
+            (GW, "cs-131016", urn(A), "tunnel to urn:juki:pref:13 ended"),
+            (A, "pref-13", urn("pref:13"), "open link over honnin ended")):
         with Network([GW, A, "pref:13"]) as net:
             pref = net["pref:13"]
             net[A].ctl("resident", "add", "--file", "-", input=json.dumps(s.person("131016")))
             wait_until("the record at pref", lambda: pref.status()["records"]["current"] == 1)
             assert pref.status()["inbound"]["channels"] >= 1 and counters(net)["active"] >= 1
-            run_ctl("pki", "revoke", net.pki, "cs-131016")
+            run_ctl("pki", "revoke", net.pki, revoked)
             run_ctl("pki", "crl", net.pki)
             net[first].signal(signal.SIGHUP)
-            wait_until("the channel and the tunnel from A ended", lambda: (
+            wait_until("the channel and the tunnel ended", lambda: (
                 pref.status()["inbound"]["channels"], counters(net)["active"]) == (0, 0))
             rec = recent(net, first, "revoked-certificate")
-            assert rec and rec[0]["peer"] == urn(A) and "revoked" in rec[0]["detail"], rec
-            if first == GW:
-                assert "tunnel to urn:juki:pref:13 ended" in rec[0]["detail"], rec
-            else:
-                assert "open channel ended" in rec[0]["detail"], rec
-            # A's next record stays at A: the reloaded side refuses every new attempt.
+            assert rec and rec[0]["peer"] == peer_urn and "revoked" in rec[0]["detail"] and \
+                says in rec[0]["detail"], (first, rec)
+            # The next record stays at A: the reloaded side refuses every new attempt.
             net[A].clerk().use_crl = False
             net[A].ctl("resident", "add", "--file", "-", input=json.dumps(s.person("131016")))
-            wait_until("A refused again",
+            wait_until("refused again",
                        lambda: len(recent(net, first, "revoked-certificate")) >= 2)
             assert pref.status()["records"]["current"] == 1
 
