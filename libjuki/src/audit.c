@@ -784,33 +784,44 @@ out:
 }
 
 /*
- * The verifier loads the certificate's key once: juki_tls_verify_cert()
+ * The verifier loads the certificates' keys once: juki_tls_verify_cert()
  * reads the file on every call, and a long history has many checkpoints.
+ * Every certificate in the file counts: the node's current one and those
+ * its key had before, so that checkpoints signed before a change of key
+ * still verify.
  */
+#define MAX_KEYS 16
+
 static int
-load_public_key(const char *cert_pem, EVP_PKEY **out, char *err, size_t errlen)
+load_public_keys(const char *cert_pem, EVP_PKEY **keys, size_t *nkeys, char *err, size_t errlen)
 {
-	X509 *cert = NULL;
+	X509 *cert;
 	FILE *fp;
 	int rc;
 
-	*out = NULL;
+	*nkeys = 0;
 	fp = fopen(cert_pem, "re");
 	if (fp == NULL) {
 		rc = -errno;
 		seterr(err, errlen, "certificate %s: %s", cert_pem, strerror(errno));
 		return rc;
 	}
-	cert = PEM_read_X509(fp, NULL, NULL, NULL);
+	while (*nkeys < MAX_KEYS && (cert = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
+		EVP_PKEY *key = X509_get_pubkey(cert);
+
+		X509_free(cert);
+		if (key == NULL) {
+			break;
+		}
+		keys[(*nkeys)++] = key;
+	}
 	fclose(fp);
-	if (cert == NULL || (*out = X509_get_pubkey(cert)) == NULL) {
+	ERR_clear_error();
+	if (*nkeys == 0) {
 		seterr(err, errlen, "certificate %s: no PEM certificate with a usable key",
 		       cert_pem);
-		X509_free(cert);
-		ERR_clear_error();
 		return JUKI_ECERT;
 	}
-	X509_free(cert);
 	return 0;
 }
 
@@ -833,7 +844,8 @@ signature_ok(EVP_PKEY *key, const unsigned char *msg, size_t len, const unsigned
 
 /* Where the walk stands: what is known so far and the first break found. */
 struct walk {
-	EVP_PKEY *key;
+	EVP_PKEY *keys[MAX_KEYS]; /* the node's certificates' keys, current and earlier */
+	size_t nkeys;
 	int64_t expected; /* the seq the next entry must have */
 	unsigned char hash[HASH_LEN];
 	int64_t entries;
@@ -892,6 +904,19 @@ read_entry(sqlite3_stmt *st, struct entry *e, const unsigned char **hash)
 	return 0;
 }
 
+/* A signature by any of the node's keys. */
+static int
+signed_by_node(const struct walk *w, const unsigned char *msg, size_t len, const unsigned char *sig,
+	       size_t siglen)
+{
+	for (size_t i = 0; i < w->nkeys; i++) {
+		if (signature_ok(w->keys[i], msg, len, sig, siglen)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* One checkpoint against the chain hash at its seq, then its signature. */
 static void
 check_checkpoint(struct walk *w, sqlite3_stmt *cp)
@@ -911,7 +936,7 @@ check_checkpoint(struct walk *w, sqlite3_stmt *cp)
 	sig = sqlite3_column_blob(cp, 3);
 	siglen = sqlite3_column_bytes(cp, 3);
 	if (sqlite3_column_type(cp, 3) != SQLITE_BLOB || sig == NULL ||
-	    !signature_ok(w->key, msg, sizeof(msg), sig, (size_t)siglen)) {
+	    !signed_by_node(w, msg, sizeof(msg), sig, (size_t)siglen)) {
 		broken(w, seq, "signature");
 		return;
 	}
@@ -1081,7 +1106,7 @@ juki_audit_verify_file(const char *path, const char *cert_pem, json_t **report, 
 		seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
-	rc = load_public_key(cert_pem, &w.key, err, errlen);
+	rc = load_public_keys(cert_pem, w.keys, &w.nkeys, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}
@@ -1121,6 +1146,8 @@ out:
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
-	EVP_PKEY_free(w.key);
+	for (size_t i = 0; i < w.nkeys; i++) {
+		EVP_PKEY_free(w.keys[i]);
+	}
 	return rc;
 }

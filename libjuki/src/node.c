@@ -185,6 +185,10 @@ const struct juki_conf_key juki_node_audit_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_audit, checkpoint_every, "checkpoint_every", JUKI_CONF_INT,
 		     "100", JUKI_CONF_RESTART, 1, 1000000,
 		     "Entries between checkpoints signed with the node's key (read at start)."),
+    JUKI_CONF_SCALAR(struct juki_node_audit, certs, "certs", JUKI_CONF_PATH, NULL, 0, 0, 0,
+		     "A PEM file of the node's certificates, current and earlier, that audit "
+		     "verify checks checkpoints with: after a change of key, append the old "
+		     "certificate (default: tls.cert alone)."),
     JUKI_CONF_END,
 };
 

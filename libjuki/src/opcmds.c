@@ -634,8 +634,10 @@ cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl
 	(void)args;
 	/* Everything appended so far is signed first, so that all of it is checked. */
 	juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
-	rc = juki_audit_verify_file(node->audit_path, node->conf->tls.cert, result, why,
-				    sizeof(why));
+	rc = juki_audit_verify_file(node->audit_path,
+				    node->conf->audit.certs != NULL ? node->conf->audit.certs
+								    : node->conf->tls.cert,
+				    result, why, sizeof(why));
 	if (rc != 0) {
 		return juki_ctl_fail(err, "internal", "%s", why);
 	}

@@ -414,6 +414,23 @@ def case_history_verify_and_tamper():
                            check=False)
         report = auditor.ctl("audit", "verify")
         assert report["ok"] and report["entries"] >= 5 and report["first_broken"] is None, report
+        # audit.certs names the certificates checkpoints are checked with: another node's
+        # alone fails at the first checkpoint, with the node's own beside it passes.
+        other = os.path.join(net.dir, "other.pem")
+        with open(other, "w") as f:
+            f.write(open(net.cert(PREF)[0]).read())
+        both = os.path.join(net.dir, "both.pem")
+        with open(both, "w") as f:
+            f.write(open(net.cert(PREF)[0]).read() + open(net.cert(A)[0]).read())
+        for certs, ok in ((other, False), (both, True)):
+            net[A].extra["audit"] = "{certs: %s}" % certs
+            net[A].write_config()
+            before = net[A].log_text().count("reloaded")
+            net[A].signal(signal.SIGHUP)
+            wait_until("reloaded", lambda: net[A].log_text().count("reloaded") > before)
+            code, out, err = auditor.ctl("audit", "verify", check=False)
+            report = json.loads(out)
+            assert report["ok"] is ok and (ok or report["reason"] == "signature"), report
         entries = history(net[A])
         victim = [e for e in entries if e["action"] == "resident.add"][0]
         path = net[A].store + ".audit"

@@ -393,6 +393,45 @@ test_verify_ok_and_checkpoint(void **state)
 	juki_audit_close(a);
 }
 
+/*
+ * After a change of the node's key, checkpoints signed with the old key
+ * verify against a file of the node's certificates, current and earlier,
+ * and fail against the new certificate alone.
+ */
+static void
+test_verify_after_key_change(void **state)
+{
+	struct fix *f = *state;
+	struct juki_tls_conf conf = {0};
+	struct juki_tls *newer = NULL;
+	struct juki_audit *a = open_history(f, f->tls, 5);
+	char key[300], bundle[300], cmd[1200];
+	struct result r;
+
+	fill(a, 1, 6);
+	/* The node's new key (a certificate of the other CA stands for it here). */
+	snprintf(key, sizeof(key), "%s/cs-131016.key", f->other);
+	conf.cert = f->other_ca;
+	conf.key = key;
+	conf.ca = f->other_ca;
+	assert_int_equal(juki_tls_new(&conf, &newer, f->err, sizeof(f->err)), 0);
+	juki_audit_set_signer(a, newer);
+	fill(a, 7, 5);
+	juki_audit_close(a);
+	r = verify(f, f->other_ca);
+	assert_false(r.ok);
+	assert_int_equal(r.first_broken, 5);
+	assert_string_equal(r.reason, "signature");
+	snprintf(bundle, sizeof(bundle), "%s/certs-%d.pem", f->tmp, f->n);
+	snprintf(cmd, sizeof(cmd), "cat %s %s > %s", f->other_ca, f->cert, bundle);
+	assert_int_equal(system(cmd), 0);
+	r = verify(f, bundle);
+	assert_true(r.ok);
+	assert_int_equal(r.checkpoints, 2);
+	assert_int_equal(r.signed_through, 10);
+	juki_tls_free(newer);
+}
+
 /* Verification reads the WAL of a history the daemon still has open. */
 static void
 test_verify_while_open(void **state)
@@ -1109,6 +1148,7 @@ main(void)
 	    cmocka_unit_test_setup(test_show_clock_back, setup),
 	    cmocka_unit_test_setup(test_reopen_continues, setup),
 	    cmocka_unit_test_setup(test_verify_ok_and_checkpoint, setup),
+	    cmocka_unit_test_setup(test_verify_after_key_change, setup),
 	    cmocka_unit_test_setup(test_verify_while_open, setup),
 	    cmocka_unit_test_setup(test_edit_row, setup),
 	    cmocka_unit_test_setup(test_delete_rows, setup),

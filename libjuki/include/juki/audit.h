@@ -74,7 +74,9 @@ json_t *juki_audit_show(struct juki_audit *audit, const char *op, int64_t since_
 /*
  * juki_audit_verify_file() - check the history at path, read-only: the chain
  * from the first entry, and each checkpoint's signature against the public
- * key of cert_pem (the node's certificate file).  *report:
+ * keys of the certificates in cert_pem (the node's certificate file, or a
+ * file of its current and earlier certificates, up to 16: a checkpoint
+ * signed by any of them verifies).  *report:
  * {"ok": bool, "entries": n, "checkpoints": n, "first_broken": seq or null,
  *  "reason": "hash" | "signature" | "sequence" | ...}.  Returns 0 when the
  * check ran (whatever it found), a negative code when it could not run.

@@ -81,6 +81,7 @@ struct juki_node_operator {
 struct juki_node_audit {
 	char *path; /* NULL: the store's path + ".audit" */
 	int64_t checkpoint_every;
+	char *certs; /* the node's certificates, current and earlier; NULL: tls.cert */
 };
 
 struct juki_node_conf {
