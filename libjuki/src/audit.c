@@ -843,9 +843,14 @@ signature_ok(EVP_PKEY *key, const unsigned char *msg, size_t len, const unsigned
 }
 
 /* Where the walk stands: what is known so far and the first break found. */
+/* Entries between calls of the caller's tick (a daemon feeds its watchdog there). */
+#define TICK_EVERY 1024
+
 struct walk {
 	EVP_PKEY *keys[MAX_KEYS]; /* the node's certificates' keys, current and earlier */
 	size_t nkeys;
+	void (*tick)(void *arg);
+	void *tick_arg;
 	int64_t expected; /* the seq the next entry must have */
 	unsigned char hash[HASH_LEN];
 	int64_t entries;
@@ -989,7 +994,9 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(st, 0);
 
-		w->entries++;
+		if (++w->entries % TICK_EVERY == 0 && w->tick != NULL) {
+			w->tick(w->tick_arg);
+		}
 		if (w->broken) {
 			continue;
 		}
@@ -1084,7 +1091,14 @@ int
 juki_audit_verify_file(const char *path, const char *cert_pem, json_t **report, char *err,
 		       size_t errlen)
 {
-	struct walk w = {.expected = 1};
+	return juki_audit_verify_file_tick(path, cert_pem, NULL, NULL, report, err, errlen);
+}
+
+int
+juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)(void *arg),
+			    void *tick_arg, json_t **report, char *err, size_t errlen)
+{
+	struct walk w = {.expected = 1, .tick = tick, .tick_arg = tick_arg};
 	struct stat sb;
 	sqlite3 *db = NULL;
 	int rc;

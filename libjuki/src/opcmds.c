@@ -624,6 +624,13 @@ cmd_audit_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 	return *result != NULL ? 0 : juki_ctl_fail(err, "internal", "cannot read the history");
 }
 
+/* A long verification holds the event loop: the watchdog is fed meanwhile. */
+static void
+still_alive(void *arg)
+{
+	juki_daemon_alive(((struct juki_node *)arg)->daemon);
+}
+
 static int
 cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
@@ -634,10 +641,10 @@ cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl
 	(void)args;
 	/* Everything appended so far is signed first, so that all of it is checked. */
 	juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
-	rc = juki_audit_verify_file(node->audit_path,
-				    node->conf->audit.certs != NULL ? node->conf->audit.certs
-								    : node->conf->tls.cert,
-				    result, why, sizeof(why));
+	rc = juki_audit_verify_file_tick(node->audit_path,
+					 node->conf->audit.certs != NULL ? node->conf->audit.certs
+									 : node->conf->tls.cert,
+					 still_alive, node, result, why, sizeof(why));
 	if (rc != 0) {
 		return juki_ctl_fail(err, "internal", "%s", why);
 	}

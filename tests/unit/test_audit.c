@@ -432,6 +432,31 @@ test_verify_after_key_change(void **state)
 	juki_tls_free(newer);
 }
 
+static void
+count_tick(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A long verification calls back every 1,024 entries (the daemon feeds its watchdog there). */
+static void
+test_verify_ticks(void **state)
+{
+	struct fix *f = *state;
+	struct juki_audit *a = open_history(f, f->tls, 500);
+	json_t *report = NULL;
+	int ticks = 0;
+
+	fill(a, 1, 2100);
+	juki_audit_close(a);
+	assert_int_equal(juki_audit_verify_file_tick(f->path, f->cert, count_tick, &ticks, &report,
+						     f->err, sizeof(f->err)),
+			 0);
+	assert_true(json_is_true(json_object_get(report, "ok")));
+	assert_int_equal(ticks, 2);
+	json_decref(report);
+}
+
 /* Verification reads the WAL of a history the daemon still has open. */
 static void
 test_verify_while_open(void **state)
@@ -1149,6 +1174,7 @@ main(void)
 	    cmocka_unit_test_setup(test_reopen_continues, setup),
 	    cmocka_unit_test_setup(test_verify_ok_and_checkpoint, setup),
 	    cmocka_unit_test_setup(test_verify_after_key_change, setup),
+	    cmocka_unit_test_setup(test_verify_ticks, setup),
 	    cmocka_unit_test_setup(test_verify_while_open, setup),
 	    cmocka_unit_test_setup(test_edit_row, setup),
 	    cmocka_unit_test_setup(test_delete_rows, setup),

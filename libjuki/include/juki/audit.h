@@ -89,6 +89,14 @@ int juki_audit_verify_file(const char *path, const char *cert_pem, json_t **repo
 			   size_t errlen);
 
 /*
+ * juki_audit_verify_file_tick() - the same, calling tick(tick_arg) every
+ * 1,024 entries: a daemon that verifies on its event loop feeds its
+ * watchdog there.
+ */
+int juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)(void *arg),
+				void *tick_arg, json_t **report, char *err, size_t errlen);
+
+/*
  * juki_tls_sign() / juki_tls_verify_cert() - ECDSA over SHA-256 with the
  * identity's private key, and its check against a certificate file.
  * Declared here because only the history needs them.
