@@ -691,6 +691,7 @@ static void
 end_invalid_tunnels(struct gateway *gw)
 {
 	struct session *s, *next;
+	enum juki_tls_failure failure;
 	char why[160];
 	SSL *ssl;
 
@@ -698,10 +699,10 @@ end_invalid_tunnels(struct gateway *gw)
 		next = s->next;
 		if (!s->tunnel || s->a == NULL ||
 		    (ssl = bufferevent_openssl_get_ssl(s->a)) == NULL ||
-		    juki_tls_peer_still_valid(gw->tls, ssl, why, sizeof(why)) == 0) {
+		    juki_tls_peer_still_valid(gw->tls, ssl, &failure, why, sizeof(why)) == 0) {
 			continue;
 		}
-		juki_alert(gw->alerts, "revoked-certificate", s->src.urn, s->addr,
+		juki_alert(gw->alerts, juki_alert_code_tls(failure), s->src.urn, s->addr,
 			   "tunnel to %s ended: %s", s->dst.urn, why);
 		tunnel_end(s, s->a, why);
 	}

@@ -530,6 +530,7 @@ juki_inbound_set_tls(struct juki_inbound *in, struct juki_tls *tls,
 		     const struct juki_policy *policy)
 {
 	struct conn *c, *next;
+	enum juki_tls_failure failure;
 	char why[160];
 
 	in->tls = tls;
@@ -537,11 +538,11 @@ juki_inbound_set_tls(struct juki_inbound *in, struct juki_tls *tls,
 	/* A channel whose peer's certificate no longer verifies (revoked) is not kept. */
 	for (c = in->conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->chan == NULL ||
-		    juki_tls_peer_still_valid(tls, juki_chan_ssl(c->chan), why, sizeof(why)) == 0) {
+		if (c->chan == NULL || juki_tls_peer_still_valid(tls, juki_chan_ssl(c->chan),
+								 &failure, why, sizeof(why)) == 0) {
 			continue;
 		}
-		juki_alert(in->conf.alerts, "revoked-certificate", c->src.urn, c->addr,
+		juki_alert(in->conf.alerts, juki_alert_code_tls(failure), c->src.urn, c->addr,
 			   "open channel ended: %s", why);
 		log_notice("inbound: channel from %s ended: its certificate: %s", c->src.urn, why);
 		conn_free(c);

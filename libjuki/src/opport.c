@@ -346,18 +346,19 @@ void
 juki_opport_recheck(struct juki_opport *port)
 {
 	struct session *s, *next;
+	enum juki_tls_failure failure;
 	char why[160];
 
 	for (s = port != NULL ? port->sessions : NULL; s != NULL; s = next) {
 		next = s->next;
 		/* Sessions still in their handshake are checked by it. */
 		if (s->chan == NULL ||
-		    juki_tls_peer_still_valid(port->node->tls, juki_chan_ssl(s->chan), why,
-					      sizeof(why)) == 0) {
+		    juki_tls_peer_still_valid(port->node->tls, juki_chan_ssl(s->chan), &failure,
+					      why, sizeof(why)) == 0) {
 			continue;
 		}
-		juki_alert(port->node->alerts, "revoked-certificate", s->caller.who, s->caller.from,
-			   "operator port: open session ended: %s", why);
+		juki_alert(port->node->alerts, juki_alert_code_tls(failure), s->caller.who,
+			   s->caller.from, "operator port: open session ended: %s", why);
 		juki_node_audit(port->node, s->caller.who, "session", NULL, "cert-invalid", why);
 		log_notice("operator port: %s: session ended, its card's certificate: %s",
 			   s->caller.who, why);

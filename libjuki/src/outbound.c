@@ -686,15 +686,16 @@ juki_outbound_reconfigure(struct juki_outbound *ob, struct juki_tls *tls,
 	ob->conf.window = old_window;
 	ob->tls = tls;
 	for (struct link *l = ob->links; l != NULL; l = l->next) {
+		enum juki_tls_failure failure;
 		char why[160], text[200];
 
 		if (l->gw >= ob->conf.ngateways) {
 			l->gw = 0;
 		}
 		/* A destination whose certificate no longer verifies (revoked) is not kept. */
-		if (l->chan != NULL &&
-		    juki_tls_peer_still_valid(tls, juki_chan_ssl(l->chan), why, sizeof(why)) != 0) {
-			juki_alert(ob->alerts, "revoked-certificate", l->dest.urn, NULL,
+		if (l->chan != NULL && juki_tls_peer_still_valid(tls, juki_chan_ssl(l->chan),
+								 &failure, why, sizeof(why)) != 0) {
+			juki_alert(ob->alerts, juki_alert_code_tls(failure), l->dest.urn, NULL,
 				   "open link over %s ended: %s", l->service, why);
 			snprintf(text, sizeof(text), "the destination's certificate: %s", why);
 			link_down(l, text);

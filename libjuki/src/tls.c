@@ -653,12 +653,14 @@ failure_of_reason(int reason)
 }
 
 int
-juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, char *why, size_t whylen)
+juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, enum juki_tls_failure *failure,
+			  char *why, size_t whylen)
 {
 	X509 *leaf = SSL_get0_peer_certificate(ssl);
 	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
 	int rc = JUKI_ECERT;
 
+	*failure = JUKI_TLSF_NO_CERT;
 	set_err(why, whylen, "no certificate");
 	/* The server's peer chain leaves the leaf out: the leaf is passed apart. */
 	if (leaf != NULL && vctx != NULL &&
@@ -667,8 +669,10 @@ juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, char *why, size_
 	    X509_STORE_CTX_set_default(vctx, SSL_is_server(ssl) ? "ssl_client" : "ssl_server") ==
 		1) {
 		if (X509_verify_cert(vctx) == 1) {
+			*failure = JUKI_TLSF_NONE;
 			rc = 0;
 		} else {
+			*failure = failure_of_verify(X509_STORE_CTX_get_error(vctx));
 			set_err(why, whylen, "%s",
 				X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
 		}

@@ -470,12 +470,15 @@ test_revoked(void **state)
 	struct juki_tls *gw2;
 	struct juki_tls *cs2;
 	struct pair p;
+	enum juki_tls_failure failure;
 	char why[160];
 
 	juki_handshake(&p, cs, gw);
 	assert_true(p.server.done && !p.server.failed);
 	/* the peer verifies again, against the same CA and CRL */
-	assert_int_equal(juki_tls_peer_still_valid(gw, p.server.ssl, why, sizeof(why)), 0);
+	assert_int_equal(juki_tls_peer_still_valid(gw, p.server.ssl, &failure, why, sizeof(why)),
+			 0);
+	assert_int_equal(failure, JUKI_TLSF_NONE);
 	pair_free(&p);
 
 	assert_int_equal(juki_pki_revoke(f->pki, "cs-131016", f->err, sizeof(f->err)), 0);
@@ -484,9 +487,11 @@ test_revoked(void **state)
 	assert_true(p.server.done && !p.server.failed);
 	gw2 = tls_of(f, "fwgate-east", 1);
 	/* the connection made before the reload is found revoked by the new context */
-	assert_int_equal(juki_tls_peer_still_valid(gw, p.server.ssl, why, sizeof(why)), 0);
-	assert_int_equal(juki_tls_peer_still_valid(gw2, p.server.ssl, why, sizeof(why)),
+	assert_int_equal(juki_tls_peer_still_valid(gw, p.server.ssl, &failure, why, sizeof(why)),
+			 0);
+	assert_int_equal(juki_tls_peer_still_valid(gw2, p.server.ssl, &failure, why, sizeof(why)),
 			 JUKI_ECERT);
+	assert_int_equal(failure, JUKI_TLSF_REVOKED);
 	assert_non_null(strstr(why, "revoked"));
 	pair_free(&p);
 

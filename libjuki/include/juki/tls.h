@@ -89,14 +89,6 @@ SSL *juki_tls_ssl_new(struct juki_tls *tls, enum juki_tls_role role);
 int juki_tls_peer_ident(SSL *ssl, struct juki_ident *out);
 
 /*
- * juki_tls_peer_still_valid() - verify again, against tls's CA and CRL now,
- * the certificate the peer of ssl presented in its handshake: after a reload
- * a connection of a revoked (or since expired) certificate is not kept.
- * Returns 0, or JUKI_ECERT with the verifier's reason in why.
- */
-int juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, char *why, size_t whylen);
-
-/*
  * juki_tls_failure_of() - classify a failed handshake on ssl; errcode is the
  * first OpenSSL error-queue code seen for it (0 if none; e.g. what
  * bufferevent_get_openssl_error() returned).
@@ -105,6 +97,16 @@ enum juki_tls_failure juki_tls_failure_of(SSL *ssl, unsigned long errcode);
 
 /* juki_tls_failure_name() - "not-tls", "unknown-ca", "revoked", ... */
 const char *juki_tls_failure_name(enum juki_tls_failure failure);
+
+/*
+ * juki_tls_peer_still_valid() - verify again, against tls's CA and CRL now,
+ * the certificate the peer of ssl presented in its handshake: after a reload
+ * a connection of a revoked (or since expired) certificate is not kept.
+ * Returns 0, or JUKI_ECERT with *failure (JUKI_TLSF_REVOKED, ...) and the
+ * verifier's reason in why.
+ */
+int juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, enum juki_tls_failure *failure,
+			      char *why, size_t whylen);
 
 /*
  * juki_tls_check_key_file() - the key-file rule alone: regular file, owned by
