@@ -321,10 +321,14 @@ say "  the right PIN now: exit $rc (5: locked)"
 op cs-131016-sato operator unlock clerk | sed 's/^/  /'
 op cs-131016-clerk login | sed -n 's/^/  /;/id:/p'
 
-step "職権修正 is important input (第4-8(2)): recorded, then approved by the supervisor"
+step "職権修正 is important input (第4-8(2)): recorded, then approved (or refused) by the supervisor"
 approval=$(op cs-131016-clerk --json resident correct "$code2" --address "${address2}の2" |
 	python3 -c 'import json,sys; a = json.load(sys.stdin)["approval"]; print(a["id"]); print("  approval %d: %s" % (a["id"], a["state"]), file=sys.stderr)')
 op cs-131016-sato approve pending "$approval" | sed 's/^/  /'
+say "  a second correction, found wrong by the supervisor: refused, a correction must follow"
+approval=$(op cs-131016-clerk --json resident correct "$code2" --address "${address2}の3" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["approval"]["id"])')
+op cs-131016-sato refuse pending "$approval" | sed 's/^/  /'
 
 step "The operation history: every request, who, what, target, outcome; no names"
 "$ctl" -s cs-131016.sock audit show --since 10m | tail -n 8 | sed 's/^/  /'
