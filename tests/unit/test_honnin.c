@@ -400,6 +400,58 @@ found_count(struct fx *f, const char *name)
 	return n;
 }
 
+/* A store of schema step 1 (before the lookup keys) is migrated: its records are found. */
+static void
+test_migrate_keys(void **state)
+{
+	struct fx *f = *state;
+	const struct juki_schema step1 = {"honnin", juki_honnin_steps, 1};
+	struct juki_store *old = NULL;
+	char path[160], err[256], *text;
+	json_t *r = record("131016", 1, "出生", "1990-04-01", "1990-04-02T01:00:00.000Z", "a1");
+	sqlite3_stmt *st;
+	json_t *found;
+	int more, version;
+
+	snprintf(path, sizeof(path), "%s/step1.db", f->dir);
+	assert_int_equal(juki_store_open(path, &step1, 1, &old, err, sizeof(err)), 0);
+	text = json_dumps(r, JSON_COMPACT);
+	assert_int_equal(sqlite3_prepare_v2(
+			     juki_store_db(old),
+			     "INSERT INTO honnin (code, lgcode, version, reason, kind, reason_date,"
+			     " recorded_ms, received_ms, sender, rec) VALUES (?1, '131016', 1,"
+			     " '出生', 0, '1990-04-01', 0, 0, NULL, ?2)",
+			     -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, CODE, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, text, (int)strlen(text), SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	free(text);
+	json_decref(r);
+	juki_store_close(old);
+
+	/* Opened by today's program: steps 2 and 3 run, the record is found by its attributes. */
+	assert_int_equal(juki_store_open(path, &juki_honnin_schema, 1, &old, err, sizeof(err)), 0);
+	assert_int_equal(juki_store_schema_version(old, "honnin", &version), 0);
+	assert_int_equal(version, JUKI_HONNIN_NSTEPS);
+	found = juki_honnin_find(old, "山田 花子", "1990-04-01", 2, "a1", 10, &more);
+	assert_non_null(found);
+	assert_int_equal(json_array_size(found), 1);
+	json_decref(found);
+	assert_int_equal(
+	    sqlite3_prepare_v2(juki_store_db(old),
+			       "SELECT count(*) FROM sqlite_master WHERE name IN"
+			       " ('honnin_person', 'honnin_person_new', 'honnin_lgcode',"
+			       " 'honnin_person_gone')",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 4);
+	sqlite3_finalize(st);
+	juki_store_close(old);
+}
+
 /* The keys of lookups follow the record: merged, moved by a new name, gone with the record. */
 static void
 test_find_keys(void **state)
@@ -562,6 +614,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_apply_other_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counts_and_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
 	};
