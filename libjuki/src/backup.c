@@ -853,8 +853,7 @@ claim_store(const char *path, const char *node, char *err, size_t errlen)
 	if (src == SQLITE_OK) {
 		src = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	}
-	/* Another node's store is not replaced by this backup (a store of before 2 has no owner).
-	 */
+	/* Another node's store is not replaced (a store of juki schema 1 names no node). */
 	if (src == SQLITE_OK &&
 	    sqlite3_prepare_v2(db, "SELECT urn FROM node_identity", -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW &&
