@@ -426,32 +426,20 @@ static int
 decide_pending(struct juki_node *node, const json_t *args, int approve, json_t **result,
 	       struct juki_ctl_error *err)
 {
-	json_t *list;
 	int64_t id;
 	int late = 0, rc;
 
 	if (id_arg(args, "approval", &id, err) != 0) {
 		return JUKI_EINVAL;
 	}
-	/* Whose input it was: nobody decides on their own. */
-	list = juki_approval_list(node->store, "pending", 100000);
-	for (size_t i = 0; list != NULL && i < json_array_size(json_object_get(list, "approvals"));
-	     i++) {
-		const json_t *a = json_array_get(json_object_get(list, "approvals"), i);
-
-		if (json_integer_value(json_object_get(a, "id")) == id &&
-		    strcmp(json_string_value(json_object_get(a, "operator")), node->caller->op) ==
-			0) {
-			json_decref(list);
-			return juki_ctl_fail(err, "forbidden",
-					     "a supervisor does not decide on their own input");
-		}
-	}
-	json_decref(list);
 	rc = approve ? juki_approval_confirm(node->store, juki_node_now_ms(node), id,
-					     node->caller->who, &late)
+					     node->caller->who, node->caller->op, &late)
 		     : juki_approval_refuse(node->store, juki_node_now_ms(node), id,
-					    node->caller->who, &late);
+					    node->caller->who, node->caller->op, &late);
+	if (rc == JUKI_EPERM) {
+		return juki_ctl_fail(err, "forbidden",
+				     "a supervisor does not decide on their own input");
+	}
 	if (rc == JUKI_ENOTFOUND) {
 		return juki_ctl_fail(err, "not-found", "no approval %lld", (long long)id);
 	}

@@ -581,9 +581,11 @@ juki_approval_use(struct juki_store *store, int64_t now_ms, int64_t id, const ch
 
 /* Pending input id decided by a supervisor: state approved or refused. */
 static int
-decide(struct juki_store *store, int64_t now_ms, int64_t id, const char *by, int state, int *late)
+decide(struct juki_store *store, int64_t now_ms, int64_t id, const char *by, const char *by_op,
+       int state, int *late)
 {
-	static const char get_sql[] = "SELECT state, deadline_ms FROM approvals WHERE id = ?1";
+	static const char get_sql[] =
+	    "SELECT state, deadline_ms, operator FROM approvals WHERE id = ?1";
 	static const char approve_sql[] = "UPDATE approvals SET state = 3, decided_ms = ?2, by = ?3"
 					  " WHERE id = ?1 AND state = 2";
 	static const char refuse_sql[] = "UPDATE approvals SET state = 4, decided_ms = ?2, by = ?3"
@@ -599,7 +601,15 @@ decide(struct juki_store *store, int64_t now_ms, int64_t id, const char *by, int
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*late = sqlite3_column_int64(st, 1) < now_ms;
-		rc = sqlite3_column_int(st, 0) == JUKI_APPROVAL_PENDING ? 0 : JUKI_EEXIST;
+		if (sqlite3_column_int(st, 0) != JUKI_APPROVAL_PENDING) {
+			rc = JUKI_EEXIST;
+		} else if (by_op != NULL &&
+			   strcmp((const char *)sqlite3_column_text(st, 2), by_op) == 0) {
+			/* Nobody decides on their own input. */
+			rc = JUKI_EPERM;
+		} else {
+			rc = 0;
+		}
 	} else {
 		rc = rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
 	}
@@ -613,16 +623,16 @@ decide(struct juki_store *store, int64_t now_ms, int64_t id, const char *by, int
 
 int
 juki_approval_confirm(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
-		      int *late)
+		      const char *by_op, int *late)
 {
-	return decide(store, now_ms, id, by, JUKI_APPROVAL_APPROVED, late);
+	return decide(store, now_ms, id, by, by_op, JUKI_APPROVAL_APPROVED, late);
 }
 
 int
 juki_approval_refuse(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
-		     int *late)
+		     const char *by_op, int *late)
 {
-	return decide(store, now_ms, id, by, JUKI_APPROVAL_REFUSED, late);
+	return decide(store, now_ms, id, by, by_op, JUKI_APPROVAL_REFUSED, late);
 }
 
 int

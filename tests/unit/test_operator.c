@@ -336,9 +336,10 @@ test_approval_after_and_overdue(void **state)
 	    juki_approval_pend(f->store, 1000, "correct", "tanaka", "24727059608", 9000, &ok_id),
 	    0);
 	/* Approved in time: never overdue. */
-	assert_int_equal(juki_approval_confirm(f->store, 2000, ok_id, "urn:boss", &late), 0);
+	assert_int_equal(juki_approval_confirm(f->store, 2000, ok_id, "urn:boss", "boss", &late),
+			 0);
 	assert_int_equal(late, 0);
-	assert_int_equal(juki_approval_confirm(f->store, 2000, ok_id, "urn:boss", &late),
+	assert_int_equal(juki_approval_confirm(f->store, 2000, ok_id, "urn:boss", "boss", &late),
 			 JUKI_EEXIST);
 	/* Before the deadline nothing is due; after it, once. */
 	overdue_calls = 0;
@@ -347,9 +348,10 @@ test_approval_after_and_overdue(void **state)
 	assert_int_equal(juki_approval_overdue(f->store, 99999, on_overdue, &late_id), 0);
 	assert_int_equal(overdue_calls, 1);
 	/* Approved late: still possible, and says so. */
-	assert_int_equal(juki_approval_confirm(f->store, 4000, late_id, "urn:boss", &late), 0);
+	assert_int_equal(juki_approval_confirm(f->store, 4000, late_id, "urn:boss", "boss", &late),
+			 0);
 	assert_int_equal(late, 1);
-	assert_int_equal(juki_approval_confirm(f->store, 4000, 777, "urn:boss", &late),
+	assert_int_equal(juki_approval_confirm(f->store, 4000, 777, "urn:boss", "boss", &late),
 			 JUKI_ENOTFOUND);
 	list = juki_approval_list(f->store, "approved", 10);
 	assert_int_equal(json_array_size(json_object_get(list, "approvals")), 2);
@@ -380,11 +382,18 @@ test_approval_refused(void **state)
 
 	assert_int_equal(
 	    juki_approval_pend(f->store, 1000, "correct", "tanaka", "24727059608", 3000, &id), 0);
-	assert_int_equal(juki_approval_refuse(f->store, 2000, id, "urn:boss", &late), 0);
+	/* Not by the operator who made the input. */
+	assert_int_equal(juki_approval_refuse(f->store, 2000, id, "urn:tanaka", "tanaka", &late),
+			 JUKI_EPERM);
+	assert_int_equal(juki_approval_confirm(f->store, 2000, id, "urn:tanaka", "tanaka", &late),
+			 JUKI_EPERM);
+	assert_int_equal(juki_approval_refuse(f->store, 2000, id, "urn:boss", "boss", &late), 0);
 	assert_int_equal(late, 0);
-	assert_int_equal(juki_approval_refuse(f->store, 2000, id, "urn:boss", &late), JUKI_EEXIST);
-	assert_int_equal(juki_approval_confirm(f->store, 2000, id, "urn:boss", &late), JUKI_EEXIST);
-	assert_int_equal(juki_approval_refuse(f->store, 2000, 777, "urn:boss", &late),
+	assert_int_equal(juki_approval_refuse(f->store, 2000, id, "urn:boss", "boss", &late),
+			 JUKI_EEXIST);
+	assert_int_equal(juki_approval_confirm(f->store, 2000, id, "urn:boss", "boss", &late),
+			 JUKI_EEXIST);
+	assert_int_equal(juki_approval_refuse(f->store, 2000, 777, "urn:boss", "boss", &late),
 			 JUKI_ENOTFOUND);
 	overdue_calls = 0;
 	assert_int_equal(juki_approval_overdue(f->store, 99999, on_overdue, &id), 0);

@@ -141,20 +141,21 @@ int juki_approval_pend(struct juki_store *store, int64_t now_ms, const char *kin
 		       const char *target, int64_t deadline_ms, int64_t *id);
 
 /*
- * juki_approval_confirm() - a supervisor (by) approves pending input id
- * afterwards.  Returns 0, JUKI_ENOTFOUND, JUKI_EEXIST (not pending), and
- * *late = 1 when the deadline had passed.
+ * juki_approval_confirm() - a supervisor (by; their operator id by_op, or
+ * NULL) approves pending input id afterwards.  Returns 0, JUKI_ENOTFOUND,
+ * JUKI_EEXIST (not pending), JUKI_EPERM (by_op made the input: nobody
+ * decides on their own), and *late = 1 when the deadline had passed.
  */
 int juki_approval_confirm(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
-			  int *late);
+			  const char *by_op, int *late);
 
 /*
- * juki_approval_refuse() - a supervisor (by) refuses pending input id: it
- * is no longer waited for (no overdue alert), and the record it made must
- * be put right by another input.  Returns as juki_approval_confirm().
+ * juki_approval_refuse() - a supervisor refuses pending input id: it is no
+ * longer waited for (no overdue alert), and the record it made must be put
+ * right by another input.  Returns as juki_approval_confirm().
  */
 int juki_approval_refuse(struct juki_store *store, int64_t now_ms, int64_t id, const char *by,
-			 int *late);
+			 const char *by_op, int *late);
 
 /*
  * juki_approval_overdue() - pending input past its deadline not reported
