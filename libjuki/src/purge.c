@@ -41,6 +41,19 @@ static const char history_delete[] =
     "DELETE FROM honnin_history WHERE id IN"
     " (SELECT id FROM honnin_history WHERE superseded_ms < ?1"
     " AND code NOT IN (SELECT code FROM honnin WHERE kind = 1 AND recorded_ms < ?1) LIMIT ?2)";
+/*
+ * The update counts (更新件数リスト) are kept per JST day as text: a day is
+ * due when it is before the cutoff's day, as a record of that day would be.
+ */
+#define DAY_BEFORE_CUTOFF "day < strftime('%Y-%m-%d', (?1 + 32400000) / 1000, 'unixepoch')"
+static const char counts_count[] = "SELECT count(*) FROM honnin_counts WHERE " DAY_BEFORE_CUTOFF;
+static const char counts_delete[] =
+    "DELETE FROM honnin_counts WHERE (side, peer, day, reason) IN"
+    " (SELECT side, peer, day, reason FROM honnin_counts WHERE " DAY_BEFORE_CUTOFF " LIMIT ?2)";
+static const char digest_count[] = "SELECT count(*) FROM honnin_digest WHERE " DAY_BEFORE_CUTOFF;
+static const char digest_delete[] =
+    "DELETE FROM honnin_digest WHERE (side, peer, day) IN"
+    " (SELECT side, peer, day FROM honnin_digest WHERE " DAY_BEFORE_CUTOFF " LIMIT ?2)";
 static const char rejected_count[] = "SELECT count(*) FROM outbox_rejected WHERE rejected_ms < ?1";
 static const char rejected_delete[] =
     "DELETE FROM outbox_rejected WHERE seq IN"
@@ -54,6 +67,8 @@ static const struct juki_purge_rule honnin_rules[] = {
      JUKI_PURGE_YEARS},
     {"honnin_removed", "honnin", removed_count, removed_delete, JUKI_PURGE_YEARS},
     {"honnin_history", "honnin_history", history_count, history_delete, JUKI_PURGE_YEARS},
+    {"honnin_counts", "honnin_counts", counts_count, counts_delete, JUKI_PURGE_YEARS},
+    {"honnin_digest", "honnin_digest", digest_count, digest_delete, JUKI_PURGE_YEARS},
 };
 
 static const struct juki_purge_rule store_rules[] = {

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import signal
+import sqlite3
 import time
 
 from jukitest import Network, run_cases, run_ctl, wait_until
@@ -35,6 +36,15 @@ def store_bytes(d):
             with open(path, "rb") as f:
                 data += f.read()
     return data
+
+
+def rows(path, sql):
+    """A count read from a store file without changing it."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
 
 
 def set_clock(net, node, offset_ms):
@@ -87,7 +97,11 @@ def case_five_year_purge():
             due = {r["name"]: r["due"] for r in dry["rules"] if r["period"] == "years"}
             # The dead person (current removal, and the entry record it superseded) and
             # the mover's superseded address; at the CS also the two files' import log.
-            want = {"honnin_removed": 1, "honnin_removed_history": 1, "honnin_history": 1}
+            # And every update count and digest: all of that one day.
+            want = {"honnin_removed": 1, "honnin_removed_history": 1, "honnin_history": 1,
+                    "honnin_counts": rows(net[node].store, "SELECT count(*) FROM honnin_counts"),
+                    "honnin_digest": rows(net[node].store, "SELECT count(*) FROM honnin_digest")}
+            assert want["honnin_counts"] > 0 and want["honnin_digest"] > 0, (node, want)
             assert {k: v for k, v in due.items() if k in want} == want, (node, due)
             assert all(v == 0 for k, v in due.items()
                        if k not in want and k != "csd_import_log"), (node, due)

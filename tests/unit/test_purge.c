@@ -499,6 +499,41 @@ test_proof_of_erasure(void **state)
 	assert_true(f->ticks > 0);
 }
 
+/* The update counts go by their JST day, with the records of that day. */
+static void
+test_counts_rules(void **state)
+{
+	struct fx *f = *state;
+	struct juki_purge_conf conf = conf_of(f);
+	int64_t now = jst("2025-12-31T12:00:00.000");
+	json_t *report;
+
+	exec_ok(
+	    f,
+	    "INSERT INTO honnin_counts VALUES (0, 'urn:juki:cs:131016', '2020-12-31', '転入', 3),"
+	    " (0, 'urn:juki:cs:131016', '2020-12-31', '死亡', 1),"
+	    " (0, 'urn:juki:cs:131016', '2021-01-01', '転入', 2);"
+	    "INSERT INTO honnin_digest VALUES (0, 'urn:juki:cs:131016', '2020-12-31', x'00'),"
+	    " (0, 'urn:juki:cs:131016', '2021-01-01', x'01');");
+	/* The last moment of 2025-12-30: 2020-12-30 and before only, so nothing. */
+	report = run_ok(f, &conf, NULL, jst("2025-12-30T23:59:59.999"), 1);
+	assert_int_equal(rule_n(report, "honnin_counts", "due"), 0);
+	assert_int_equal(rule_n(report, "honnin_digest", "due"), 0);
+	json_decref(report);
+	report = run_ok(f, &conf, NULL, now, 0);
+	assert_int_equal(rule_n(report, "honnin_counts", "removed"), 2);
+	assert_int_equal(rule_n(report, "honnin_digest", "removed"), 1);
+	json_decref(report);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM honnin_counts"), 1);
+	assert_int_equal(
+	    count_rows(f, "SELECT count(*) FROM honnin_digest WHERE day = '2021-01-01'"), 1);
+	/* A period of 0 keeps them for ever. */
+	conf.years = 0;
+	report = run_ok(f, &conf, NULL, jst("2099-01-01T00:00:00.000"), 0);
+	assert_int_equal(rule_n(report, "honnin_counts", "removed"), 0);
+	json_decref(report);
+}
+
 static void
 test_store_rules(void **state)
 {
@@ -614,10 +649,10 @@ test_daemon_rules(void **state)
 		 (long long)jst("2021-05-01T00:00:00.000"));
 	exec_ok(f, sql);
 	report = run_ok(f, &conf, case_rules, jst("2025-05-01T00:00:00.000"), 0);
-	r = json_array_get(json_object_get(report, "rules"), 5);
+	r = json_array_get(json_object_get(report, "rules"), 7);
 	assert_string_equal(json_string_value(json_object_get(r, "name")), "cases");
 	assert_int_equal(json_integer_value(json_object_get(r, "removed")), 1);
-	assert_int_equal(json_array_size(json_object_get(report, "rules")), 6);
+	assert_int_equal(json_array_size(json_object_get(report, "rules")), 8);
 	json_decref(report);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM cases"), 1);
 	assert_false(store_holds(f, ERASED));
@@ -787,6 +822,7 @@ main(void)
 	    cmocka_unit_test(test_due_never),
 	    cmocka_unit_test(test_cutoff_agrees_with_due),
 	    cmocka_unit_test_setup_teardown(test_proof_of_erasure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counts_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_daemon_rules, setup, teardown),
