@@ -684,6 +684,23 @@ in_history(struct juki_store *store, const struct juki_change *c, int *found)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
 }
 
+/* ?1 to ?9 of the record tables' columns: code, lgcode, ... sender (NULL: the node's own). */
+static void
+bind_held(sqlite3_stmt *st, const char *code, const struct held *h)
+{
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, h->lgcode, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, h->version);
+	sqlite3_bind_text(st, 4, h->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, h->kind);
+	sqlite3_bind_text(st, 6, h->reason_date, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, h->recorded_ms);
+	sqlite3_bind_int64(st, 8, h->received_ms);
+	if (h->sender[0] != '\0') {
+		sqlite3_bind_text(st, 9, h->sender, -1, SQLITE_STATIC);
+	}
+}
+
 static int
 history_put_held(struct juki_store *store, const char *code, const struct held *h,
 		 int64_t superseded_ms)
@@ -697,17 +714,7 @@ history_put_held(struct juki_store *store, const char *code, const struct held *
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, h->lgcode, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, h->version);
-	sqlite3_bind_text(st, 4, h->reason, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, h->kind);
-	sqlite3_bind_text(st, 6, h->reason_date, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, h->recorded_ms);
-	sqlite3_bind_int64(st, 8, h->received_ms);
-	if (h->sender[0] != '\0') {
-		sqlite3_bind_text(st, 9, h->sender, -1, SQLITE_STATIC);
-	}
+	bind_held(st, code, h);
 	sqlite3_bind_int64(st, 10, superseded_ms);
 	sqlite3_bind_blob(st, 11, h->rec, h->rec_len, SQLITE_STATIC);
 	return step_done(st);
@@ -833,17 +840,7 @@ current_insert(struct juki_store *store, const char *code, const struct held *h,
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, h->lgcode, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, h->version);
-	sqlite3_bind_text(st, 4, h->reason, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, h->kind);
-	sqlite3_bind_text(st, 6, h->reason_date, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, h->recorded_ms);
-	sqlite3_bind_int64(st, 8, h->received_ms);
-	if (h->sender[0] != '\0') {
-		sqlite3_bind_text(st, 9, h->sender, -1, SQLITE_STATIC);
-	}
+	bind_held(st, code, h);
 	sqlite3_bind_blob(st, 10, h->rec, h->rec_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 11, h->pkey);
 	rc = sqlite3_step(st);
@@ -866,17 +863,7 @@ current_put(struct juki_store *store, const char *code, const struct held *h)
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, h->lgcode, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, h->version);
-	sqlite3_bind_text(st, 4, h->reason, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, h->kind);
-	sqlite3_bind_text(st, 6, h->reason_date, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, h->recorded_ms);
-	sqlite3_bind_int64(st, 8, h->received_ms);
-	if (h->sender[0] != '\0') {
-		sqlite3_bind_text(st, 9, h->sender, -1, SQLITE_STATIC);
-	}
+	bind_held(st, code, h);
 	sqlite3_bind_blob(st, 10, h->rec, h->rec_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 11, h->pkey);
 	return step_done(st);
