@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "csd.h"
-#include "juki/error.h"
-#include "juki/purge.h"
+#include "juki/base/error.h"
+#include "juki/store/purge.h"
 #include "spool.h"
 
 static const struct juki_conf_key import_keys[] = {

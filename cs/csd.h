@@ -12,12 +12,12 @@
 
 #include <jansson.h>
 
-#include "juki/control.h"
-#include "juki/daemon.h"
-#include "juki/honnin.h"
-#include "juki/inbound.h"
-#include "juki/msg.h"
-#include "juki/node.h"
+#include "juki/node/control.h"
+#include "juki/node/daemon.h"
+#include "juki/node/inbound.h"
+#include "juki/node/node.h"
+#include "juki/records/honnin.h"
+#include "juki/wire/msg.h"
 
 struct csd_import_conf {
 	char *spool;           /* directory of incoming/, done/, rejected/ (NULL: no spool) */

@@ -12,10 +12,10 @@
 #include <unistr.h>
 
 #include "import.h"
-#include "juki/clock.h"
-#include "juki/codes.h"
-#include "juki/error.h"
-#include "juki/msg.h"
+#include "juki/base/clock.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
+#include "juki/wire/msg.h"
 
 #define CODE_CHANGE "住民票コード変更"
 #define CHUNK       ((size_t)64 * 1024)

@@ -32,11 +32,11 @@
 
 #include <jansson.h>
 
-#include "juki/honnin.h"
-#include "juki/person.h"
+#include "juki/records/honnin.h"
+#include "juki/records/person.h"
 
 /*
- * Reason codes of an import report, besides those of juki/msg.h that apply
+ * Reason codes of an import report, besides those of juki/wire/msg.h that apply
  * to fields as they do to messages: JUKI_R_BAD_FIELD ("invalid-field"),
  * JUKI_R_CHECK_DIGIT ("check-digit"), JUKI_R_BAD_JSON ("bad-json"),
  * JUKI_R_UNKNOWN_PERSON ("unknown-person"), JUKI_R_NOT_RESIDENT

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "csd.h"
-#include "juki/error.h"
-#include "juki/log.h"
+#include "juki/base/error.h"
+#include "juki/node/log.h"
 
 int
 csd_op_init(struct csd *cs, struct csd_op *op)

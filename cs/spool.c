@@ -12,8 +12,8 @@
 
 #include "csd.h"
 #include "import.h"
-#include "juki/error.h"
-#include "juki/log.h"
+#include "juki/base/error.h"
+#include "juki/node/log.h"
 #include "spool.h"
 
 /* Finished jobs remembered for "import.status" besides their files in done/ and rejected/. */

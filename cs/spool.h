@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "juki/control.h"
+#include "juki/node/control.h"
 
 struct csd;
 struct csd_spool;

@@ -3,11 +3,11 @@
 #include <string.h>
 
 #include "csd.h"
-#include "juki/error.h"
-#include "juki/log.h"
-#include "juki/opport.h"
-#include "juki/outbox.h"
-#include "juki/person.h"
+#include "juki/base/error.h"
+#include "juki/node/log.h"
+#include "juki/node/opport.h"
+#include "juki/records/person.h"
+#include "juki/store/outbox.h"
 
 #define REASON_TENNYU     "転入"
 #define REASON_TENSHUTSU  "転出"

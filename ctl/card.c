@@ -28,8 +28,8 @@
 #include <openssl/ui.h>
 #include <openssl/x509.h>
 
-#include "juki/error.h"
-#include "juki/tls.h"
+#include "juki/base/error.h"
+#include "juki/wire/tls.h"
 #include "terminal.h"
 
 #ifndef JUKI_PKCS11_ENGINE

@@ -5,10 +5,10 @@
 #include <time.h>
 
 #include "ctl.h"
-#include "juki/audit.h"
-#include "juki/clock.h"
-#include "juki/config.h"
-#include "juki/error.h"
+#include "juki/base/clock.h"
+#include "juki/base/config.h"
+#include "juki/base/error.h"
+#include "juki/store/audit.h"
 
 #define JST_MS             (9LL * 3600 * 1000)
 #define DEFAULT_SHOW_LIMIT 100

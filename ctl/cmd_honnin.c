@@ -5,8 +5,8 @@
 #include <time.h>
 
 #include "ctl.h"
-#include "juki/clock.h"
-#include "juki/config.h"
+#include "juki/base/clock.h"
+#include "juki/base/config.h"
 
 /* Rows still waiting for the receiver's answer. */
 static int

@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 
 #include "ctl.h"
-#include "juki/clock.h"
+#include "juki/base/clock.h"
 
 /* Raw bytes per upload request: 4 MiB of base64, well inside a control frame. */
 #define CHUNK   (3 * 1024 * 1024)

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "juki/backup.h"
-#include "juki/error.h"
+#include "juki/base/error.h"
+#include "juki/store/backup.h"
 
 /* A purge or a backup of a large store takes a while: wait at least this long for it. */
 #define MAINT_TIMEOUT_MS (60LL * 60 * 1000)

@@ -10,8 +10,8 @@
 #include <openssl/crypto.h>
 
 #include "ctl.h"
-#include "juki/error.h"
-#include "juki/operator.h"
+#include "juki/base/error.h"
+#include "juki/records/operator.h"
 #include "terminal.h"
 
 /* "--json" is also taken after the command, where scripts put it. */

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "juki/config.h"
-#include "juki/error.h"
-#include "juki/pki.h"
+#include "juki/base/config.h"
+#include "juki/base/error.h"
+#include "juki/wire/pki.h"
 #include "terminal.h"
 
 #include <openssl/crypto.h>

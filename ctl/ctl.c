@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "juki/config.h"
-#include "juki/control.h"
-#include "juki/error.h"
-#include "juki/log.h"
+#include "juki/base/config.h"
+#include "juki/base/error.h"
+#include "juki/node/control.h"
+#include "juki/node/log.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 

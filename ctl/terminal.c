@@ -26,13 +26,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "juki/clock.h"
-#include "juki/config.h"
-#include "juki/control.h"
-#include "juki/error.h"
-#include "juki/frame.h"
-#include "juki/ident.h"
-#include "juki/tls.h"
+#include "juki/base/clock.h"
+#include "juki/base/config.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
+#include "juki/node/control.h"
+#include "juki/wire/frame.h"
+#include "juki/wire/tls.h"
 #include "terminal.h"
 
 #define PIN_MAX  256

@@ -25,7 +25,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "juki/control.h"
+#include "juki/node/control.h"
 
 struct ctl_terminal {
 	const char *connect; /* host:port of the daemon's operator port */

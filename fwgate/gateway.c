@@ -8,13 +8,13 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "gateway.h"
-#include "juki/alert.h"
-#include "juki/control.h"
-#include "juki/error.h"
-#include "juki/log.h"
-#include "juki/net.h"
-#include "juki/policy.h"
-#include "juki/tls.h"
+#include "juki/base/error.h"
+#include "juki/node/alert.h"
+#include "juki/node/control.h"
+#include "juki/node/log.h"
+#include "juki/wire/net.h"
+#include "juki/wire/policy.h"
+#include "juki/wire/tls.h"
 
 #define ALERT_RING 4096
 /* Time a refused caller gets to read its DENY line. */
@@ -551,7 +551,7 @@ static int
 load_material(const struct fwgate_conf *conf, struct juki_tls **tls, struct juki_policy **policy,
 	      char *err, size_t errlen)
 {
-	struct juki_tls_conf tc = juki_node_tls_conf(&conf->tls);
+	struct juki_tls_conf tc = juki_tls_files_conf(&conf->tls);
 	struct juki_ident want;
 	int rc;
 

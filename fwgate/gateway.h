@@ -19,9 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "juki/config.h"
-#include "juki/daemon.h"
-#include "juki/node.h"
+#include "juki/base/config.h"
+#include "juki/node/daemon.h"
+#include "juki/node/log.h"
+#include "juki/wire/tls.h"
 
 struct fwgate_route {
 	char *node;    /* urn:juki:... */

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "jlisd.h"
-#include "juki/error.h"
-#include "juki/honnin.h"
+#include "juki/base/error.h"
+#include "juki/records/honnin.h"
 
 const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct jlisd_conf, node),

@@ -2,10 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "juki/error.h"
-#include "juki/honnin.h"
-#include "juki/purge.h"
-#include "juki/person.h"
+#include "juki/base/error.h"
+#include "juki/records/honnin.h"
+#include "juki/records/person.h"
+#include "juki/store/purge.h"
 #include "prefd.h"
 
 const struct juki_conf_key prefd_conf_keys[] = {

@@ -12,10 +12,10 @@
 
 #include <jansson.h>
 
-#include "juki/control.h"
-#include "juki/daemon.h"
-#include "juki/inbound.h"
-#include "juki/node.h"
+#include "juki/node/control.h"
+#include "juki/node/daemon.h"
+#include "juki/node/inbound.h"
+#include "juki/node/node.h"
 
 struct prefd_conf {
 	struct juki_node_conf node;

@@ -24,6 +24,9 @@ if [ -n "$bad" ]; then
 	exit 1
 fi
 
+step "layers: scripts/check-layers.sh"
+"$top/scripts/check-layers.sh"
+
 step "build: build/ (RelWithDebInfo, -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "juki/codes.h"
-#include "juki/honnin.h"
+#include "juki/base/codes.h"
+#include "juki/records/honnin.h"
 
 static const char *const surnames[] = {"佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本"};
 static const char *const given[] = {"花子", "太郎", "陽菜", "蓮", "結衣", "湊", "葵", "大翔"};

@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "juki/codes.h"
-#include "juki/error.h"
-#include "juki/honnin.h"
-#include "juki/msg.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
+#include "juki/records/honnin.h"
+#include "juki/wire/msg.h"
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)

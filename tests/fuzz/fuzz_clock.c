@@ -7,8 +7,8 @@
  * spelling juki_clock_format() writes, and that spelling must parse again.
  */
 #include "fuzz.h"
-#include "juki/clock.h"
-#include "juki/error.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
 
 #define TIME_LEN 24 /* "2026-11-25T01:02:03.456Z" */
 #define JST_MS   (INT64_C(9) * 3600 * 1000)

@@ -11,10 +11,10 @@
 
 #include "fuzz.h"
 #include "gateway.h"
-#include "juki/config.h"
-#include "juki/error.h"
-#include "juki/ident.h"
-#include "juki/policy.h"
+#include "juki/base/config.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
+#include "juki/wire/policy.h"
 
 #define NAME    "fuzz.yaml"
 #define BASEDIR "/etc/juki"

@@ -9,8 +9,8 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "juki/error.h"
-#include "juki/frame.h"
+#include "juki/base/error.h"
+#include "juki/wire/frame.h"
 
 #define SMALL_MAX 64
 

@@ -6,9 +6,9 @@
  * same struct, and agree with the other ways of building one.
  */
 #include "fuzz.h"
-#include "juki/codes.h"
-#include "juki/error.h"
-#include "juki/ident.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
 
 static int
 is_zero(const struct juki_ident *id)

@@ -21,8 +21,8 @@
 #include <jansson.h>
 
 #include "import.h"
-#include "juki/codes.h"
-#include "juki/error.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
 
 #define SELF "131016"
 #define NOW  1795564800000LL /* 2026-11-25T00:00:00Z */

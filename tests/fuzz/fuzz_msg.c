@@ -10,10 +10,10 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "juki/error.h"
-#include "juki/frame.h"
-#include "juki/ident.h"
-#include "juki/msg.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
+#include "juki/wire/frame.h"
+#include "juki/wire/msg.h"
 
 #define SELF "urn:juki:cs:131016"
 #define PEER "urn:juki:cs:271004"

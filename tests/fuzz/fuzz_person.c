@@ -8,11 +8,11 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "juki/clock.h"
-#include "juki/codes.h"
-#include "juki/error.h"
-#include "juki/msg.h"
-#include "juki/person.h"
+#include "juki/base/clock.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
+#include "juki/records/person.h"
+#include "juki/wire/msg.h"
 
 static void
 check_refused(int rc, const struct juki_field_error *fe)

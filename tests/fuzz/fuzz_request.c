@@ -13,10 +13,10 @@
 #include <event2/event.h>
 
 #include "fuzz.h"
-#include "juki/error.h"
-#include "juki/ident.h"
-#include "juki/net.h"
-#include "juki/policy.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
+#include "juki/wire/net.h"
+#include "juki/wire/policy.h"
 
 /* One base for the process: the reader needs one for its timeout. */
 static struct event_base *base;

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "juki/alert.h"
-#include "juki/clock.h"
-#include "juki/log.h"
+#include "juki/base/clock.h"
+#include "juki/node/alert.h"
+#include "juki/node/log.h"
 
 /* 2026-11-25T01:02:03.456Z */
 #define T0 1795568523456LL

@@ -17,10 +17,10 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
-#include "juki/audit.h"
-#include "juki/error.h"
-#include "juki/pki.h"
-#include "juki/tls.h"
+#include "juki/base/error.h"
+#include "juki/store/audit.h"
+#include "juki/wire/pki.h"
+#include "juki/wire/tls.h"
 
 /*
  * One temp dir per run: a PKI with two nodes (cs:131016 signs the

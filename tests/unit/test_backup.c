@@ -14,10 +14,10 @@
 
 #include <openssl/evp.h>
 
-#include "juki/backup.h"
-#include "juki/clock.h"
-#include "juki/error.h"
-#include "juki/store.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/store/backup.h"
+#include "juki/store/store.h"
 
 #define NODE "urn:juki:pref:13"
 #define WHEN "2026-11-25T01:02:03.456Z"

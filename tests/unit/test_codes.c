@@ -4,10 +4,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "juki/clock.h"
-#include "juki/codes.h"
-#include "juki/error.h"
-#include "juki/ident.h"
+#include "juki/base/clock.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
 
 static void
 test_jumin_vectors(void **state)

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "juki/config.h"
-#include "juki/error.h"
+#include "juki/base/config.h"
+#include "juki/base/error.h"
 
 /* ---- the table the tests load against ---- */
 

@@ -22,10 +22,10 @@
 
 #include <event2/event.h>
 
-#include "juki/clock.h"
-#include "juki/control.h"
-#include "juki/error.h"
-#include "juki/log.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/node/control.h"
+#include "juki/node/log.h"
 
 #define WAIT_MS 5000
 

@@ -11,8 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "juki/daemon.h"
-#include "juki/error.h"
+#include "juki/base/error.h"
+#include "juki/node/daemon.h"
 
 /* Each case gets a temp dir; NOTIFY_SOCKET is unset before and after. */
 struct fix {

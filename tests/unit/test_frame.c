@@ -9,8 +9,8 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
-#include "juki/error.h"
-#include "juki/frame.h"
+#include "juki/base/error.h"
+#include "juki/wire/frame.h"
 
 #define SMALL_MAX 16
 

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "juki/clock.h"
-#include "juki/error.h"
-#include "juki/honnin.h"
-#include "juki/msg.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/records/honnin.h"
+#include "juki/wire/msg.h"
 
 #define CODE "24727059608"
 

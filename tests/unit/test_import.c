@@ -14,10 +14,10 @@
 #include <openssl/evp.h>
 
 #include "import.h"
-#include "juki/clock.h"
-#include "juki/codes.h"
-#include "juki/error.h"
-#include "juki/msg.h"
+#include "juki/base/clock.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
+#include "juki/wire/msg.h"
 
 #define SELF  "131016"
 #define OTHER "271004"

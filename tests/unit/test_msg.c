@@ -9,10 +9,10 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
-#include "juki/clock.h"
-#include "juki/error.h"
-#include "juki/frame.h"
-#include "juki/msg.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/wire/frame.h"
+#include "juki/wire/msg.h"
 
 #define CS_OSAKA   "urn:juki:cs:271004"
 #define CS_CHIYODA "urn:juki:cs:131016"

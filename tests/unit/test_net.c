@@ -24,13 +24,13 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 
-#include "juki/clock.h"
-#include "juki/error.h"
-#include "juki/frame.h"
-#include "juki/ident.h"
-#include "juki/net.h"
-#include "juki/pki.h"
-#include "juki/tls.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
+#include "juki/wire/frame.h"
+#include "juki/wire/net.h"
+#include "juki/wire/pki.h"
+#include "juki/wire/tls.h"
 
 /*
  * The group shares a temp dir with a PKI ("pki": fwgate:east, cs:131016,

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "juki/error.h"
-#include "juki/operator.h"
-#include "juki/store.h"
+#include "juki/base/error.h"
+#include "juki/records/operator.h"
+#include "juki/store/store.h"
 
 /* Cheap verifiers: the cost does not change what is tested. */
 static const struct juki_pin_cost cost = {64, 1};

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "juki/error.h"
-#include "juki/msg.h"
-#include "juki/outbox.h"
-#include "juki/store.h"
+#include "juki/base/error.h"
+#include "juki/store/outbox.h"
+#include "juki/store/store.h"
+#include "juki/wire/msg.h"
 
 #define CS_OSAKA   "urn:juki:cs:271004"
 #define CS_CHIYODA "urn:juki:cs:131016"

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "juki/error.h"
-#include "juki/msg.h"
-#include "juki/person.h"
+#include "juki/base/error.h"
+#include "juki/records/person.h"
+#include "juki/wire/msg.h"
 
 #define GOOD_CODE   "24727059608"
 #define GOOD_LGCODE "131016"

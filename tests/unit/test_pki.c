@@ -21,9 +21,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "juki/clock.h"
-#include "juki/error.h"
-#include "juki/pki.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/wire/pki.h"
 
 struct fix {
 	char tmp[64];

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "juki/error.h"
-#include "juki/ident.h"
-#include "juki/policy.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
+#include "juki/wire/policy.h"
 
 /* The standard policy of DESIGN §3, written out independently of conf/policy.yaml. */
 static const char standard[] =

@@ -10,11 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "juki/clock.h"
-#include "juki/codes.h"
-#include "juki/error.h"
-#include "juki/honnin.h"
-#include "juki/purge.h"
+#include "juki/base/clock.h"
+#include "juki/base/codes.h"
+#include "juki/base/error.h"
+#include "juki/records/honnin.h"
+#include "juki/store/purge.h"
 
 #define DAY_MS (86400LL * 1000)
 #define JST_MS (9LL * 3600 * 1000)

@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "juki/clock.h"
-#include "juki/error.h"
-#include "juki/store.h"
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/store/store.h"
 
 struct fixture {
 	char dir[64];

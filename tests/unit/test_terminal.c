@@ -29,9 +29,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "juki/error.h"
-#include "juki/pki.h"
-#include "juki/tls.h"
+#include "juki/base/error.h"
+#include "juki/wire/pki.h"
+#include "juki/wire/tls.h"
 #include "terminal.h"
 
 #define CARD_PIN   "1234"

@@ -21,10 +21,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "juki/error.h"
-#include "juki/ident.h"
-#include "juki/pki.h"
-#include "juki/tls.h"
+#include "juki/base/error.h"
+#include "juki/base/ident.h"
+#include "juki/wire/pki.h"
+#include "juki/wire/tls.h"
 
 /*
  * Every case gets a temp dir with two PKIs: "pki" (the network's CA, with

@@ -1,0 +1,253 @@
+/*
+ * juki — what every server node has in common (cs, pref, jlis, authlink):
+ * its configuration keys, and the running parts built from them — TLS
+ * identity, flow policy, store, alerts, the node port (inbound), delivery of
+ * the outbox (outbound) and the control socket with the common commands
+ * "status", "alerts", "outbox", "backup" and "purge".
+ *
+ * A daemon embeds struct juki_node as the first member of its own state;
+ * message handlers, control commands and the reject callback all receive
+ * that struct juki_node * as their ctx.
+ */
+#ifndef JUKI_NODE_H
+#define JUKI_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "juki/base/clock.h"
+#include "juki/base/config.h"
+#include "juki/node/alert.h"
+#include "juki/node/control.h"
+#include "juki/node/daemon.h"
+#include "juki/node/inbound.h"
+#include "juki/node/log.h"
+#include "juki/node/outbound.h"
+#include "juki/store/audit.h"
+#include "juki/store/purge.h"
+#include "juki/store/store.h"
+#include "juki/wire/policy.h"
+#include "juki/wire/tls.h"
+
+struct juki_node_limits {
+	int64_t frame_max;
+	int64_t handshake_timeout;
+	int64_t line_timeout;
+	int64_t idle_timeout;
+};
+
+struct juki_node_delivery {
+	int64_t window;
+	int64_t connect_timeout;
+	int64_t backoff_min;
+	int64_t backoff_max;
+	int64_t failback;
+	int64_t idle_timeout;
+	char *deadline; /* "HH:MM" JST: when the operating day starts (第6-6(1)) */
+};
+
+/* Identity information: batching and the reconciliation of update counts. */
+struct juki_node_honnin {
+	int64_t batch_records;      /* change records per honnin.batch message */
+	int64_t reconcile_interval; /* how often update counts are compared (0: never) */
+	int64_t reconcile_days;     /* how many recent days each comparison covers */
+};
+
+/* The operator port and the rules operators work under (第4-4, 第4-8(2)). */
+struct juki_node_operator {
+	char **listen; /* operator-port addresses; none: no operator port */
+	size_t nlisten;
+	int64_t pin_attempts;       /* consecutive wrong PINs that lock an operator */
+	int64_t pin_memory;         /* Argon2id memory of new PIN verifiers, bytes */
+	int64_t pin_passes;         /* Argon2id passes of new PIN verifiers */
+	int64_t idle_timeout;       /* a session silent this long is closed */
+	int64_t sessions;           /* sessions at once */
+	int64_t lookups_per_minute; /* per operator */
+	int64_t lookup_max;         /* records one lookup returns at most */
+	int64_t bulk_records;       /* output of more records needs an approval */
+	int64_t export_max;         /* records one export returns at most */
+	int64_t approval_valid;     /* an approval given beforehand expires after this */
+	int64_t approve_within;     /* online important input must be approved within this */
+	char **purposes;            /* the purposes a lookup may state */
+	size_t npurposes;
+};
+
+/* The operation history (第4-4(6)): audit.h. */
+struct juki_node_audit {
+	char *path; /* NULL: the store's path + ".audit" */
+	int64_t checkpoint_every;
+	char *certs; /* the node's certificates, current and earlier; NULL: tls.cert */
+};
+
+struct juki_node_conf {
+	char *node; /* our identity; must match the certificate */
+	struct juki_tls_files tls;
+	char **listen; /* node port: gateways connect here */
+	size_t nlisten;
+	char **gateways; /* ordered: primary first */
+	size_t ngateways;
+	char *policy;
+	char *store;
+	char *control;
+	int log_level; /* index into juki_log_level_names */
+	struct juki_node_limits limits;
+	struct juki_node_delivery delivery;
+	struct juki_node_honnin honnin;
+	struct juki_purge_conf purge;   /* years, rejected_years, inbox_days from the file */
+	struct juki_node_operator oper; /* the operator: section */
+	struct juki_node_audit audit;
+	int64_t clock_offset;
+};
+
+extern const struct juki_conf_key juki_node_limits_keys[];
+extern const struct juki_conf_key juki_node_delivery_keys[];
+extern const struct juki_conf_key juki_node_honnin_keys[];
+extern const struct juki_conf_key juki_node_operator_keys[];
+extern const struct juki_conf_key juki_node_audit_keys[];
+
+/* juki_node_delivery_check() - the delivery section's own rule (deadline is HH:MM). */
+int juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen);
+extern const struct juki_conf_key juki_node_purge_keys[];
+
+/* The key-table entries of struct juki_node_conf, placed at field f of st. */
+#define JUKI_NODE_CONF_KEYS(st, f)                                                                 \
+	JUKI_CONF_SCALAR(                                                                          \
+	    st, f.node, "node", JUKI_CONF_IDENT, NULL, JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 0,  \
+	    0,                                                                                     \
+	    "This node's identity, urn:juki:<kind>:<id>; must be the one its certificate names."), \
+	    JUKI_CONF_SECTIONKEY(                                                                  \
+		st, f.tls, "tls", juki_tls_files_keys,                                             \
+		"Certificate, key, CA and CRL of this node (第4-3(4),(5), 第4-5(1))."),            \
+	    JUKI_CONF_SCALARLIST(st, f.listen, f.nlisten, "listen", JUKI_CONF_ADDR,                \
+				 JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 1, 16,                    \
+				 "Node-port addresses (host:port) that gateways connect to."),     \
+	    JUKI_CONF_SCALARLIST(                                                                  \
+		st, f.gateways, f.ngateways, "gateways", JUKI_CONF_ADDR, 0, 0, 16,                 \
+		"Gateway endpoints, primary first; later ones are backup lines (第3-3(2))."),      \
+	    JUKI_CONF_SCALAR(st, f.policy, "policy", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED, 0,  \
+			     0, "Flow policy file, the same as the gateways'."),                   \
+	    JUKI_CONF_SCALAR(st, f.store, "store", JUKI_CONF_PATH, NULL,                           \
+			     JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 0, 0,                         \
+			     "SQLite database file."),                                             \
+	    JUKI_CONF_SCALAR(st, f.control, "control", JUKI_CONF_PATH, NULL,                       \
+			     JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 0, 0,                         \
+			     "Control socket for juki-ctl (mode 0600)."),                          \
+	    JUKI_CONF_ENUMKEY(st, f.log_level, "log_level", juki_log_level_names, "info", 0,       \
+			      "error, warning, notice, info or debug."),                           \
+	    JUKI_CONF_SECTIONKEY(st, f.limits, "limits", juki_node_limits_keys,                    \
+				 "Bounds on what peers may send and how long they may take."),     \
+	    {.name = "delivery",                                                                   \
+	     .type = JUKI_CONF_SECTION,                                                            \
+	     .offset = offsetof(st, f.delivery),                                                   \
+	     .sub = juki_node_delivery_keys,                                                       \
+	     .check = juki_node_delivery_check,                                                    \
+	     .help = "Delivery of the outbox through the gateways."},                              \
+	    JUKI_CONF_SECTIONKEY(                                                                  \
+		st, f.honnin, "honnin", juki_node_honnin_keys,                                     \
+		"Identity information: batches and update-count reconciliation."),                 \
+	    JUKI_CONF_SECTIONKEY(st, f.purge, "purge", juki_node_purge_keys,                       \
+				 "How long what the node keeps is kept (第6-7): juki-ctl purge."), \
+	    JUKI_CONF_SECTIONKEY(st, f.oper, "operator", juki_node_operator_keys,                  \
+				 "The operator port, PINs, lookups and approvals (第4-4)."),       \
+	    JUKI_CONF_SECTIONKEY(st, f.audit, "audit", juki_node_audit_keys,                       \
+				 "The operation history (第4-4(6))."),                             \
+	    JUKI_CONF_SCALAR(                                                                      \
+		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
+		INT64_C(1000) * 365 * 86400 * 1000,                                                \
+		"Added to the system clock: for drills and tests of dated rules only.")
+
+struct juki_node;
+
+struct juki_node_spec {
+	const char *daemon;                /* "juki-csd" */
+	enum juki_kind kind;               /* the kind this daemon serves */
+	const struct juki_schema *schemas; /* the daemon's own tables */
+	size_t nschemas;
+	const struct juki_handler *handlers;       /* message types it accepts */
+	const struct juki_ctl_cmd *cmds;           /* its own control commands */
+	juki_outbound_ack_cb on_ack;               /* NULL: only recorded in outbox_rejected */
+	json_t *(*status)(struct juki_node *node); /* its part of "status" (NULL: none) */
+	/*
+	 * The node its identity information goes to (a CS's prefecture, a
+	 * prefecture's national server), whose update counts it reconciles;
+	 * NULL for a node that sends none.
+	 */
+	const char *(*honnin_dest)(struct juki_node *node);
+	/*
+	 * Purge rules for its own tables, run after libjuki's, ended by an
+	 * entry whose name is NULL (NULL: none).
+	 */
+	const struct juki_purge_rule *purge;
+	/* The data sets its commands touch (第4-4(5)), NULL-terminated. */
+	const char *const *datasets;
+};
+
+struct juki_node {
+	struct juki_daemon *daemon;
+	struct event_base *base;
+	const struct juki_node_spec *spec;
+	const struct juki_node_conf *conf;
+	struct juki_clock clock;
+	struct juki_ident self;
+	struct juki_tls *tls;
+	struct juki_policy *policy;
+	struct juki_store *store;
+	struct juki_alerts *alerts;
+	struct juki_inbound *inbound;
+	struct juki_outbound *outbound;
+	struct juki_ctl_server *ctl;
+	struct juki_ctl_cmd *cmds;        /* common + the daemon's */
+	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
+	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
+	struct event *tick;               /* the deadline check, every minute */
+	char **overdue;                   /* "dest service day" already alerted */
+	size_t noverdue;
+	struct juki_audit *audit; /* the operation history */
+	char *audit_path;
+	int audit_broken;            /* an append failed: refuse operations */
+	struct juki_opport *opport;  /* the operator port, when configured */
+	struct event *approvals_due; /* when the next pending approval is overdue */
+	struct juki_rate *rates;     /* each operator's last lookups (opcmds.c) */
+	size_t nrates;
+	/* During a request: who asks, and what the history should say of it. */
+	const struct juki_caller *caller;
+	char audit_target[64];
+	char audit_detail[JUKI_AUDIT_FIELD_MAX];
+};
+
+/*
+ * juki_node_check() - everything about conf that can be checked without
+ * side effects: identity of the right kind and equal to the certificate's,
+ * key file mode, certificate and CA load, policy loads.
+ */
+int juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err,
+		    size_t errlen);
+
+/*
+ * juki_node_start() - build and start everything.  node is zeroed by the
+ * caller (it is usually the first member of the daemon's state).
+ */
+int juki_node_start(struct juki_node *node, struct juki_daemon *d,
+		    const struct juki_node_conf *conf, const struct juki_node_spec *spec, char *err,
+		    size_t errlen);
+
+/*
+ * juki_node_reload() - new TLS material, policy, gateways, limits and log
+ * level from conf; settings marked restart-only must be unchanged.  On
+ * failure the node keeps running as it was.
+ */
+int juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err,
+		     size_t errlen);
+
+/* juki_node_kick() - entries were committed to the outbox: deliver them. */
+void juki_node_kick(struct juki_node *node);
+
+/* juki_node_stop() - close everything; the store last. */
+void juki_node_stop(struct juki_node *node);
+
+/* juki_node_now_ms() - the node's clock. */
+int64_t juki_node_now_ms(const struct juki_node *node);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * juki — reconciliation of update counts (更新件数リスト, 第6-6(2),(4)), the
+ * sender's side.
+ *
+ * A node that sends identity information (a CS to its prefecture, a
+ * prefecture to the nation) asks the receiver, for each recent day, what it
+ * recorded from this node: a honnin.count.query {"day", "sent"} travels in the
+ * same ordered queue as the records, so it is answered after every record
+ * sent before it.  The snapshot of what had been sent when the query was
+ * queued is kept with it; the answer (the ack's result) is compared with it.
+ * A difference raises an alert ("count-mismatch") and the records of that
+ * day are sent again — the receiver keeps what it already has and records
+ * the rest — and the day is asked again, so that a receiver restored from an
+ * older backup catches up by itself.
+ *
+ * Tables (component "reconcile"):
+ *   reconcile_query(msg_id, dest, day, sent_total, sent_digest, queued_ms)
+ *   reconcile(dest, day, status, sent_total, received_total, sent_digest,
+ *             received_digest, checked_ms, resent)
+ * status: "pending" (asked, no answer yet), "ok", "mismatch" (records sent
+ * again, asked again), "refused" (the receiver rejected the query).
+ */
+#ifndef JUKI_RECONCILE_H
+#define JUKI_RECONCILE_H
+
+#include <jansson.h>
+
+#include "juki/node/alert.h"
+#include "juki/node/outbound.h"
+#include "juki/records/honnin.h"
+
+extern const struct juki_migration juki_reconcile_steps[];
+#define JUKI_RECONCILE_NSTEPS 1
+#define JUKI_RECONCILE_SCHEMA                                                                      \
+	{                                                                                          \
+		"reconcile", juki_reconcile_steps, JUKI_RECONCILE_NSTEPS                           \
+	}
+
+struct juki_reconcile;
+
+/*
+ * What reconciliation works with, borrowed from the node that runs it: its
+ * loop, store, alerts, clock and outbound delivery (kicked when queries are
+ * queued), its identity, and the receiver, asked each time (a reload may
+ * change it).
+ */
+struct juki_reconcile_env {
+	struct event_base *base;
+	struct juki_store *store;
+	struct juki_alerts *alerts;
+	struct juki_clock *clock;
+	struct juki_outbound *outbound;
+	const char *self; /* our URN */
+	const char *(*dest)(void *ctx);
+	void *ctx;
+};
+
+/* The settings it follows (the node's honnin: section and frame limit). */
+struct juki_reconcile_conf {
+	int64_t interval;      /* every this many ms (0: only when asked) */
+	int64_t days;          /* over the last this many days */
+	int64_t batch_records; /* records per honnin.batch of a re-sent day */
+	int64_t frame_max;     /* a re-sent batch stays under 3/4 of it */
+};
+
+/*
+ * juki_reconcile_new() - reconcile what the node sends to env->dest(), every
+ * conf->interval over the last conf->days days.  NULL on ENOMEM.
+ */
+struct juki_reconcile *juki_reconcile_new(const struct juki_reconcile_env *env,
+					  const struct juki_reconcile_conf *conf);
+void juki_reconcile_free(struct juki_reconcile *r);
+
+/*
+ * juki_reconcile_reloaded() - the node's configuration changed: when the
+ * interval did, the next round comes one new interval from now (none when 0).
+ */
+void juki_reconcile_reloaded(struct juki_reconcile *r, const struct juki_reconcile_conf *conf);
+
+/* juki_reconcile_dest() - the receiver reconciled with, now. */
+const char *juki_reconcile_dest(const struct juki_reconcile *r);
+
+/*
+ * juki_reconcile_check() - queue queries now: for day (NULL: every recent day
+ * with records sent) in a transaction of its own, and deliver.  *queued (if
+ * not NULL) counts the queries.  Returns 0 or a negative code.
+ */
+int juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued);
+
+/*
+ * juki_reconcile_on_ack() - the answer to a query (entry->type is
+ * honnin.count.query), inside the ack's transaction.  Other entries are
+ * ignored.  Returns 0 or a negative code.
+ */
+int juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *entry,
+			  const struct juki_ack *ack);
+
+/*
+ * juki_reconcile_table() - the rows of day (NULL: the recent days), newest
+ * day first: {"dest", "day", "status", "sent", "received", "sent_digest",
+ * "received_digest", "checked", "resent"}.  NULL on failure.
+ */
+json_t *juki_reconcile_table(struct juki_reconcile *r, const char *day);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * juki — messages (DESIGN §4; the wire format is in docs/protocol.md).
+ *
+ * Every frame on an inner channel is one message:
+ *
+ *   {"v":1, "id":"<UUIDv7>", "type":"tennyu.notice",
+ *    "from":"urn:juki:cs:271004", "to":"urn:juki:cs:131016",
+ *    "time":"2026-11-25T01:02:03.456Z", "corr":null, "body":{...}}
+ *
+ * The receiver answers each with an ack: type "ack", corr = the id acked,
+ * body {"status":"accepted"|"duplicate"|"rejected", "reason":"<code>",
+ * "detail":"<text>"} (reason and detail only when rejected).
+ */
+#ifndef JUKI_MSG_H
+#define JUKI_MSG_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "juki/base/clock.h"
+#include "juki/base/ident.h"
+
+#define JUKI_PROTO_VERSION 1
+#define JUKI_UUID_LEN      36
+#define JUKI_TYPE_MAX      48
+#define JUKI_REASON_MAX    48
+#define JUKI_DETAIL_MAX    256
+
+/* Message types of the foundation flows. */
+#define JUKI_MSG_ACK          "ack"
+#define JUKI_MSG_TENNYU       "tennyu.notice"     /* 転入通知, cs -> cs over muni */
+#define JUKI_MSG_TENSHUTSU    "tenshutsu.confirm" /* 転出確定通知, cs -> pref over honnin */
+#define JUKI_MSG_HONNIN_BATCH "honnin.batch" /* 本人確認情報, cs -> pref -> jlis over honnin */
+#define JUKI_MSG_COUNT_QUERY  "honnin.count.query" /* 更新件数リスト request; the ack answers */
+
+/* Reason codes carried by rejected acks (docs/protocol.md lists them all). */
+#define JUKI_R_BAD_JSON       "bad-json"            /* frame is not a JSON object */
+#define JUKI_R_BAD_VERSION    "unsupported-version" /* "v" is not one we speak */
+#define JUKI_R_BAD_HEADER     "bad-header"          /* a header field missing or malformed */
+#define JUKI_R_UNKNOWN_TYPE   "unknown-type"        /* no handler for "type" here */
+#define JUKI_R_SENDER         "sender-mismatch"     /* "from" is not the TLS peer */
+#define JUKI_R_RECIPIENT      "recipient-mismatch"  /* "to" is not this node */
+#define JUKI_R_POLICY         "policy-denied"       /* type not allowed on this service */
+#define JUKI_R_BAD_FIELD      "invalid-field"       /* a body field malformed; detail names it */
+#define JUKI_R_CHECK_DIGIT    "check-digit"         /* a code's check digit is wrong */
+#define JUKI_R_UNKNOWN_PERSON "unknown-person"      /* no such resident here */
+#define JUKI_R_NOT_RESIDENT   "not-resident"        /* known, but no longer resident */
+#define JUKI_R_INTERNAL       "internal-error"      /* receiver failed; sender retries */
+
+struct juki_msg {
+	int version;
+	char id[JUKI_UUID_LEN + 1];
+	char type[JUKI_TYPE_MAX];
+	char from[JUKI_URN_MAX];
+	char to[JUKI_URN_MAX];
+	int64_t time_ms;
+	char corr[JUKI_UUID_LEN + 1]; /* "" when absent */
+	json_t *body;                 /* owned reference; an object */
+};
+
+enum juki_ack_status {
+	JUKI_ACK_ACCEPTED,
+	JUKI_ACK_DUPLICATE,
+	JUKI_ACK_REJECTED,
+};
+
+struct juki_ack {
+	char id[JUKI_UUID_LEN + 1];   /* the ack's own id */
+	char corr[JUKI_UUID_LEN + 1]; /* the message acked; "" when it had no readable id */
+	enum juki_ack_status status;
+	char reason[JUKI_REASON_MAX];
+	char detail[JUKI_DETAIL_MAX];
+	/*
+	 * An accepted ack may answer a query: body "result", an object.
+	 * Borrowed from the parsed message; NULL when absent.
+	 */
+	const json_t *result;
+};
+
+/*
+ * juki_uuid7() - a new UUIDv7 (RFC 9562) for time now_ms, 74 random bits
+ * from the OpenSSL DRBG, as 36 lower-case characters plus NUL.
+ * Returns 0, JUKI_EIO when no randomness is available, JUKI_ERANGE when
+ * now_ms is negative or does not fit in 48 bits.
+ */
+int juki_uuid7(int64_t now_ms, char out[JUKI_UUID_LEN + 1]);
+
+/* juki_uuid_valid() - true for a canonical lower-case UUID of version 7. */
+int juki_uuid_valid(const char *text);
+
+/*
+ * juki_msg_init() - fill msg with a new id and the time of clock; body is
+ * stolen, on error too (it must be an object; NULL makes an empty one); corr
+ * may be NULL or "", else a valid UUIDv7.
+ * Returns 0, JUKI_EINVAL (bad type, identity, corr or body), JUKI_ENOMEM,
+ * JUKI_EIO, JUKI_ERANGE (a clock time a UUIDv7 cannot carry).
+ */
+int juki_msg_init(struct juki_msg *msg, const char *type, const char *from, const char *to,
+		  const char *corr, json_t *body, const struct juki_clock *clock);
+
+/* juki_msg_clear() - release msg's body; msg may then be reused. */
+void juki_msg_clear(struct juki_msg *msg);
+
+/* juki_msg_to_json() - the wire document (new reference), or NULL on ENOMEM. */
+json_t *juki_msg_to_json(const struct juki_msg *msg);
+
+/*
+ * juki_msg_from_json() - read and validate a message's header.
+ * Returns 0, or JUKI_EPROTO with *reason set to a JUKI_R_* code; even then
+ * msg->id holds the id when the document had a valid one (so the receiver
+ * can ack it), else "".  msg holds a new reference to the body on success.
+ * A doc that is not an object gives JUKI_R_BAD_JSON.  msg is overwritten:
+ * clear it first if it held a body.
+ */
+int juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **reason);
+
+/*
+ * juki_ack_new() - build an ack document for the message id corr (may be
+ * "" for an unreadable message) from self to peer; reason and detail only
+ * for JUKI_ACK_REJECTED (NULL otherwise; ignored for the other statuses).
+ * detail is cut to JUKI_DETAIL_MAX - 1 bytes at a UTF-8 character boundary.
+ * NULL on ENOMEM, or when an identity, corr, status or reason is invalid
+ * (a rejection needs a reason of [a-z0-9-]).
+ */
+json_t *juki_ack_new(const char *corr, const char *self, const char *peer,
+		     enum juki_ack_status status, const char *reason, const char *detail,
+		     const struct juki_clock *clock);
+
+/*
+ * juki_ack_parse() - read an ack from a parsed message whose type is "ack".
+ * An accepted or duplicate ack must name the message acked (corr); a
+ * rejected one needs a reason; detail is cut to fit at a UTF-8 boundary.
+ * Returns 0 or JUKI_EPROTO.
+ */
+int juki_ack_parse(const struct juki_msg *msg, struct juki_ack *ack);
+
+/* juki_ack_status_name() - "accepted", "duplicate", "rejected"; "unknown" otherwise. */
+const char *juki_ack_status_name(enum juki_ack_status status);
+
+/*
+ * A refusal of a message by its receiver: the reason code and detail that
+ * the ack carries (§7 of docs/protocol.md).
+ */
+#define JUKI_REJECT 1
+
+struct juki_reject {
+	char reason[JUKI_REASON_MAX];
+	char detail[JUKI_DETAIL_MAX];
+	/*
+	 * A handler that answers a query sets result (a new reference, an
+	 * object) and returns 0: the accepted ack carries it as body "result".
+	 */
+	json_t *result;
+};
+
+/* juki_reject_set() - fill rej and return JUKI_REJECT, for handlers' tail calls. */
+int juki_reject_set(struct juki_reject *rej, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

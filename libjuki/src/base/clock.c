@@ -1,0 +1,190 @@
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+
+#define JST_OFFSET_MS (9LL * 3600 * 1000)
+
+int64_t
+juki_clock_now_ms(const struct juki_clock *clock)
+{
+	struct timespec ts;
+
+	if (clock != NULL && clock->fixed_ms != 0) {
+		return clock->fixed_ms;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + (clock ? clock->offset_ms : 0);
+}
+
+int64_t
+juki_clock_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+format_tm(int64_t ms, char *buf, size_t len, int with_time)
+{
+	/* Floor division that never forms ms - 999 or secs * 1000: both overflow at the ends. */
+	time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
+	int frac = (int)(ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000);
+	struct tm tm;
+	int n;
+
+	if (gmtime_r(&secs, &tm) == NULL) {
+		return JUKI_ERANGE;
+	}
+	if (with_time) {
+		n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+			     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	} else {
+		n = snprintf(buf, len, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			     tm.tm_mday);
+	}
+	return (n < 0 || (size_t)n >= len) ? JUKI_ERANGE : 0;
+}
+
+int
+juki_clock_format(int64_t ms, char *buf, size_t len)
+{
+	return format_tm(ms, buf, len, 1);
+}
+
+int
+juki_clock_date(int64_t ms, char *buf, size_t len)
+{
+	if (ms > INT64_MAX - JST_OFFSET_MS) {
+		return JUKI_ERANGE;
+	}
+	return format_tm(ms + JST_OFFSET_MS, buf, len, 0);
+}
+
+static int
+is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int
+days_in_month(int y, int m)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+
+static int
+digits(const char *s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return -1;
+		}
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int
+juki_date_valid(const char *text)
+{
+	int y, m, d;
+
+	if (text == NULL || strlen(text) != 10 || text[4] != '-' || text[7] != '-') {
+		return 0;
+	}
+	if (digits(text, 4, &y) || digits(text + 5, 2, &m) || digits(text + 8, 2, &d)) {
+		return 0;
+	}
+	if (y < 1800 || m < 1 || m > 12 || d < 1) {
+		return 0;
+	}
+	return d <= days_in_month(y, m);
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), after Howard Hinnant. */
+static int64_t
+days_from_civil(int y, int m, int d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (unsigned)((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int
+juki_clock_parse_day(const char *day, int64_t *ms)
+{
+	char text[32];
+
+	if (!juki_date_valid(day)) {
+		return JUKI_EFORMAT;
+	}
+	snprintf(text, sizeof(text), "%sT00:00:00Z", day);
+	return juki_clock_parse(text, ms);
+}
+
+int
+juki_clock_parse(const char *text, int64_t *ms)
+{
+	int hh, mi, ss, frac = 0;
+	int y = 0, m = 0, d = 0;
+	const char *p;
+	char date[11];
+
+	if (text == NULL || strlen(text) < 20) {
+		return JUKI_EFORMAT;
+	}
+	memcpy(date, text, 10);
+	date[10] = '\0';
+	if (!juki_date_valid(date) || text[10] != 'T' || text[13] != ':' || text[16] != ':') {
+		return JUKI_EFORMAT;
+	}
+	digits(text, 4, &y);
+	digits(text + 5, 2, &m);
+	digits(text + 8, 2, &d);
+	/*
+	 * No leap second: Unix time has none, so :60 would be a second spelling
+	 * of the next second, and on 9999-12-31 a time format cannot write back.
+	 */
+	if (digits(text + 11, 2, &hh) || digits(text + 14, 2, &mi) || digits(text + 17, 2, &ss) ||
+	    hh > 23 || mi > 59 || ss > 59) {
+		return JUKI_EFORMAT;
+	}
+	p = text + 19;
+	if (*p == '.') {
+		int n = 0, scale = 1000;
+
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (n < 3) {
+				scale /= 10;
+				frac += (*p - '0') * scale;
+			}
+			n++;
+			p++;
+		}
+		if (n == 0) {
+			return JUKI_EFORMAT;
+		}
+	}
+	if (strcmp(p, "Z") != 0) {
+		return JUKI_EFORMAT;
+	}
+	*ms = ((days_from_civil(y, m, d) * 86400) + hh * 3600 + mi * 60 + ss) * 1000 + frac;
+	return 0;
+}

@@ -1,0 +1,1004 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "juki/base/error.h"
+#include "juki/node/log.h"
+#include "juki/node/node.h"
+#include "juki/node/opport.h"
+#include "juki/node/reconcile.h"
+#include "juki/records/operator.h"
+#include "juki/store/backup.h"
+#include "juki/store/purge.h"
+
+#define ALERT_RING 1024
+
+static void committed(void *ctx);
+static int node_on_ack(void *ctx, const struct juki_outbox_entry *entry,
+		       const struct juki_ack *ack);
+static int build_schemas(struct juki_node *node);
+static void tick(evutil_socket_t fd, short what, void *arg);
+
+#define DAY_MS  86400000LL
+#define JST_MS  (9LL * 3600 * 1000)
+#define TICK_MS 60000
+
+const struct juki_conf_key juki_node_limits_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "4MiB", 0,
+		     1024, 64 * 1024 * 1024,
+		     "Largest frame accepted or sent; a larger one closes the channel."),
+    JUKI_CONF_SCALAR(struct juki_node_limits, handshake_timeout, "handshake_timeout",
+		     JUKI_CONF_DURATION, "10s", 0, 100, 600000,
+		     "Time allowed for a TLS handshake."),
+    JUKI_CONF_SCALAR(struct juki_node_limits, line_timeout, "line_timeout", JUKI_CONF_DURATION,
+		     "10s", 0, 100, 600000, "Time allowed for the gateway's FROM line."),
+    JUKI_CONF_SCALAR(struct juki_node_limits, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
+		     "5m", 0, 1000, 86400000, "An inbound channel silent this long is closed."),
+    JUKI_CONF_END,
+};
+
+int
+juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen)
+{
+	const struct juki_node_delivery *d = section;
+	int h, m;
+	char end;
+
+	if (sscanf(d->deadline, "%2d:%2d%c", &h, &m, &end) != 2 || strlen(d->deadline) != 5 ||
+	    h < 0 || h > 23 || m < 0 || m > 59) {
+		*blame = "deadline";
+		snprintf(why, whylen, "a time of day HH:MM (JST)");
+		return JUKI_ECONFIG;
+	}
+	return 0;
+}
+
+const struct juki_conf_key juki_node_honnin_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_honnin, batch_records, "batch_records", JUKI_CONF_INT, "5000",
+		     0, 1, 100000,
+		     "Change records per honnin.batch message (bounded by frame_max)."),
+    JUKI_CONF_SCALAR(
+	struct juki_node_honnin, reconcile_interval, "reconcile_interval", JUKI_CONF_DURATION, "1h",
+	0, 0, 604800000,
+	"How often update counts are compared with the receiver (0: only on request)."),
+    JUKI_CONF_SCALAR(struct juki_node_honnin, reconcile_days, "reconcile_days", JUKI_CONF_INT, "7",
+		     0, 1, 400, "How many recent days each comparison covers."),
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_delivery_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_delivery, window, "window", JUKI_CONF_INT, "64",
+		     JUKI_CONF_RESTART, 1, 4096,
+		     "Messages in flight per link before waiting for acks."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, connect_timeout, "connect_timeout",
+		     JUKI_CONF_DURATION, "5s", 0, 100, 600000,
+		     "Time allowed to reach the destination through a gateway."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, backoff_min, "backoff_min", JUKI_CONF_DURATION,
+		     "200ms", 0, 10, 600000, "First wait after every gateway failed."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, backoff_max, "backoff_max", JUKI_CONF_DURATION,
+		     "30s", 0, 10, 3600000, "Longest wait between rounds."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, failback, "failback", JUKI_CONF_DURATION, "30s", 0,
+		     0, 3600000,
+		     "While on a backup line, how often to try the primary again (0: never)."),
+    JUKI_CONF_SCALAR(struct juki_node_delivery, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
+		     "60s", 0, 1000, 86400000,
+		     "A link with nothing to send, or no ack for this long, is closed."),
+    JUKI_CONF_SCALAR(
+	struct juki_node_delivery, deadline, "deadline", JUKI_CONF_STRING, "08:30", 0, 0, 0,
+	"Start of the operating day, HH:MM JST: an entry still undelivered then raises an "
+	"alert (第6-6(1))."),
+
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_purge_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_purge_conf, years, "years", JUKI_CONF_INT, "5", 0, 0, 100,
+		     "Identity information is purged this many years after newer information "
+		     "for the person, or its removal, was recorded (第6-7); 0: never."),
+    JUKI_CONF_SCALAR(struct juki_purge_conf, rejected_years, "rejected_years", JUKI_CONF_INT, "5",
+		     0, 0, 100,
+		     "Messages this node sent that their receiver refused (outbox_rejected; "
+		     "they hold identity data) are kept this many years; 0: forever."),
+    JUKI_CONF_SCALAR(struct juki_purge_conf, inbox_days, "inbox_days", JUKI_CONF_INT, "400", 0, 0,
+		     36500,
+		     "Ids of received messages are kept this many days to answer a redelivery "
+		     "as a duplicate; 0: forever."),
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_operator_keys[] = {
+    JUKI_CONF_SCALARLIST(struct juki_node_operator, listen, nlisten, "listen", JUKI_CONF_ADDR,
+			 JUKI_CONF_RESTART, 0, 16,
+			 "Operator-port addresses (host:port) where operators' terminals connect "
+			 "with their cards; none: no operator port."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, pin_attempts, "pin_attempts", JUKI_CONF_INT, "3", 0,
+		     1, 10,
+		     "Consecutive wrong PINs that lock an operator until a supervisor unlocks "
+		     "them (第4-4(8))."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, pin_memory, "pin_memory", JUKI_CONF_SIZE, "19MiB",
+		     0, 64 * 1024, 1024 * 1024 * 1024,
+		     "Argon2id memory of each new PIN verifier (existing verifiers keep theirs)."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, pin_passes, "pin_passes", JUKI_CONF_INT, "2", 0, 1,
+		     20, "Argon2id passes of each new PIN verifier."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
+		     "15m", 0, 1000, 86400000,
+		     "An operator session silent this long is closed; the next command logs in "
+		     "again."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, sessions, "sessions", JUKI_CONF_INT, "64", 0, 1,
+		     4096, "Operator sessions open at once."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, lookups_per_minute, "lookups_per_minute",
+		     JUKI_CONF_INT, "30", 0, 1, 100000,
+		     "Identity lookups one operator may make in a minute (第4-4(7))."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, lookup_max, "lookup_max", JUKI_CONF_INT, "10", 0, 1,
+		     1000, "Records one lookup returns at most."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, bulk_records, "bulk_records", JUKI_CONF_INT, "100",
+		     0, 0, 100000000,
+		     "An output of more records than this needs a supervisor's approval given "
+		     "beforehand (第4-8(2))."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, export_max, "export_max", JUKI_CONF_INT, "20000", 0,
+		     1, 1000000, "Records one export returns at most."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, approval_valid, "approval_valid",
+		     JUKI_CONF_DURATION, "8h", 0, 1000, INT64_C(31) * 86400000,
+		     "An approval given beforehand expires after this if not used."),
+    JUKI_CONF_SCALAR(struct juki_node_operator, approve_within, "approve_within",
+		     JUKI_CONF_DURATION, "24h", 0, 1000, INT64_C(31) * 86400000,
+		     "Important input made online without an approval must be approved within "
+		     "this; later raises the alert approval-overdue (第4-8(2))."),
+    JUKI_CONF_SCALARLIST(struct juki_node_operator, purposes, npurposes, "purposes",
+			 JUKI_CONF_STRING, 0, 0, 64,
+			 "The purposes a lookup may state (none: certificate, benefit, tax, "
+			 "pension, correction, inquiry)."),
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_audit_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_audit, path, "path", JUKI_CONF_PATH, NULL, JUKI_CONF_RESTART,
+		     0, 0,
+		     "The operation history's own SQLite file (default: the store's path with "
+		     "\".audit\" added)."),
+    JUKI_CONF_SCALAR(struct juki_node_audit, checkpoint_every, "checkpoint_every", JUKI_CONF_INT,
+		     "100", JUKI_CONF_RESTART, 1, 1000000,
+		     "Entries between checkpoints signed with the node's key (read at start)."),
+    JUKI_CONF_SCALAR(struct juki_node_audit, certs, "certs", JUKI_CONF_PATH, NULL, 0, 0, 0,
+		     "A PEM file of the node's certificates, current and earlier, that audit "
+		     "verify checks checkpoints with: after a change of key, append the old "
+		     "certificate (default: tls.cert alone)."),
+    JUKI_CONF_END,
+};
+
+int64_t
+juki_node_now_ms(const struct juki_node *node)
+{
+	return juki_clock_now_ms(&node->clock);
+}
+
+/* Load what a configuration names; both outputs are NULL on failure. */
+static int
+load_material(const struct juki_node_conf *conf, enum juki_kind kind, struct juki_tls **tls,
+	      struct juki_policy **policy, char *err, size_t errlen)
+{
+	struct juki_tls_conf tc = juki_tls_files_conf(&conf->tls);
+	struct juki_ident want;
+	const struct juki_ident *self;
+	int rc;
+
+	*tls = NULL;
+	*policy = NULL;
+	if ((rc = juki_ident_parse(conf->node, &want)) != 0) {
+		snprintf(err, errlen, "node: %s is not an identity", conf->node);
+		return rc;
+	}
+	if (want.kind != kind) {
+		snprintf(err, errlen, "node: %s is not a %s node", conf->node,
+			 juki_kind_name(kind));
+		return JUKI_ECONFIG;
+	}
+	if ((rc = juki_tls_new(&tc, tls, err, errlen)) != 0) {
+		return rc;
+	}
+	self = juki_tls_self(*tls);
+	if (strcmp(self->urn, want.urn) != 0) {
+		snprintf(err, errlen, "tls.cert names %s, but node is %s", self->urn, want.urn);
+		juki_tls_free(*tls);
+		*tls = NULL;
+		return JUKI_ECERT;
+	}
+	if ((rc = juki_policy_load(conf->policy, policy, err, errlen)) != 0) {
+		juki_tls_free(*tls);
+		*tls = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+int
+juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err, size_t errlen)
+{
+	struct juki_tls *tls;
+	struct juki_policy *policy;
+	int rc;
+
+	if (conf->limits.frame_max < 1024) {
+		snprintf(err, errlen, "limits.frame_max: at least 1KiB");
+		return JUKI_ECONFIG;
+	}
+	if (conf->delivery.backoff_min > conf->delivery.backoff_max) {
+		snprintf(err, errlen, "delivery.backoff_min is above delivery.backoff_max");
+		return JUKI_ECONFIG;
+	}
+	rc = load_material(conf, kind, &tls, &policy, err, errlen);
+	juki_tls_free(tls);
+	juki_policy_free(policy);
+	return rc;
+}
+
+static struct juki_outbound_conf
+outbound_conf(const struct juki_node_conf *conf)
+{
+	struct juki_outbound_conf oc = {
+	    .gateways = conf->gateways,
+	    .ngateways = conf->ngateways,
+	    .window = (size_t)conf->delivery.window,
+	    .connect_timeout_ms = conf->delivery.connect_timeout,
+	    .backoff_min_ms = conf->delivery.backoff_min,
+	    .backoff_max_ms = conf->delivery.backoff_max,
+	    .failback_ms = conf->delivery.failback,
+	    .idle_timeout_ms = conf->delivery.idle_timeout,
+	    .frame_max = (size_t)conf->limits.frame_max,
+	};
+
+	return oc;
+}
+
+/*
+ * A store belongs to the node that first opened it: another node's store
+ * (a backup restored to the wrong host, a config pointing at the wrong
+ * file) is refused, never taken over.
+ */
+static int
+own_store(struct juki_node *node, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = juki_store_prepare(node->store, "SELECT urn FROM node_identity");
+	int rc;
+
+	if (st == NULL) {
+		snprintf(err, errlen, "%s: %s", node->conf->store, juki_store_errmsg(node->store));
+		return JUKI_ESTORE;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), node->self.urn) != 0) {
+		snprintf(err, errlen,
+			 "%s belongs to %s, not to this node (%s): a backup restored to the "
+			 "wrong node, or the wrong store in the configuration?",
+			 node->conf->store, (const char *)sqlite3_column_text(st, 0),
+			 node->self.urn);
+		sqlite3_reset(st);
+		return JUKI_EEXIST;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		return 0;
+	}
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", node->conf->store, juki_store_errmsg(node->store));
+		return JUKI_ESTORE;
+	}
+	st = juki_store_prepare(node->store, "INSERT INTO node_identity (urn) VALUES (?1)");
+	if (st != NULL) {
+		sqlite3_bind_text(st, 1, node->self.urn, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+	if (st == NULL || rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", node->conf->store, juki_store_errmsg(node->store));
+		return JUKI_ESTORE;
+	}
+	return 0;
+}
+
+/* Resident and peak size (/proc/self/status) and SQLite's share of the heap. */
+static json_t *
+memory_status(void)
+{
+	json_t *m = json_pack("{s:I,s:I}", "sqlite_bytes", (json_int_t)sqlite3_memory_used(),
+			      "sqlite_peak_bytes", (json_int_t)sqlite3_memory_highwater(0));
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	long long kib;
+
+	while (m != NULL && f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "VmRSS: %lld kB", &kib) == 1) {
+			json_object_set_new(m, "rss_bytes", json_integer(kib * 1024));
+		} else if (sscanf(line, "VmHWM: %lld kB", &kib) == 1) {
+			json_object_set_new(m, "peak_rss_bytes", json_integer(kib * 1024));
+		}
+	}
+	if (f != NULL) {
+		fclose(f);
+	}
+	return m;
+}
+
+static int
+cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	json_t *st;
+
+	(void)args;
+	(void)err;
+	st = json_pack("{s:s,s:s,s:s,s:s,s:I,s:b,s:s}", "daemon", node->spec->daemon, "version",
+		       JUKI_VERSION, "node", node->self.urn, "kind",
+		       juki_kind_name(node->self.kind), "uptime_ms",
+		       (json_int_t)(juki_clock_mono_ms() - juki_daemon_started_ms(node->daemon)),
+		       "ready", 1, "store", juki_store_path(node->store));
+	if (st == NULL) {
+		return JUKI_ENOMEM;
+	}
+	json_object_set_new(st, "inbound", juki_inbound_status(node->inbound));
+	json_object_set_new(st, "outbound", juki_outbound_status(node->outbound));
+	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
+	json_object_set_new(st, "memory", memory_status());
+	if (node->opport != NULL) {
+		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
+	}
+	if (node->spec->status != NULL) {
+		json_t *own = node->spec->status(node);
+
+		if (own != NULL) {
+			json_object_update(st, own);
+			json_decref(own);
+		}
+	}
+	*result = st;
+	return 0;
+}
+
+static int
+cmd_alerts(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	json_int_t max = 100;
+	const json_t *v = json_object_get(args, "max");
+
+	if (v != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			return juki_ctl_fail(err, "usage", "max: a count");
+		}
+		max = json_integer_value(v);
+	}
+	*result = juki_alerts_json(node->alerts, (size_t)max);
+	return *result ? 0 : JUKI_ENOMEM;
+}
+
+static int
+cmd_outbox(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	static const char sql[] =
+	    "SELECT seq, dest, service, msg_id, type, rejected_ms, reason, detail"
+	    " FROM outbox_rejected ORDER BY seq DESC LIMIT 100";
+	sqlite3_stmt *st;
+	json_t *rejected;
+	struct juki_outbox_queue *q = NULL;
+	size_t n = 0;
+	char when[32];
+
+	(void)args;
+	*result = json_object();
+	rejected = json_array();
+	if (*result == NULL || rejected == NULL) {
+		json_decref(rejected);
+		return JUKI_ENOMEM;
+	}
+	if (juki_outbox_queues(node->store, &q, &n) == 0) {
+		json_t *queues = json_array();
+
+		for (size_t i = 0; i < n; i++) {
+			json_array_append_new(
+			    queues,
+			    json_pack("{s:s,s:s,s:I,s:I}", "dest", q[i].dest, "service",
+				      q[i].service, "count", (json_int_t)q[i].count,
+				      "oldest_age_ms",
+				      (json_int_t)(juki_node_now_ms(node) - q[i].oldest_ms)));
+		}
+		json_object_set_new(*result, "queues", queues);
+		free(q);
+	}
+	st = juki_store_prepare(node->store, sql);
+	if (st == NULL) {
+		json_decref(rejected);
+		return juki_ctl_fail(err, "internal", "%s", juki_store_errmsg(node->store));
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		juki_clock_format(sqlite3_column_int64(st, 5), when, sizeof(when));
+		json_array_append_new(
+		    rejected,
+		    json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "seq",
+			      (json_int_t)sqlite3_column_int64(st, 0), "dest",
+			      sqlite3_column_text(st, 1), "service", sqlite3_column_text(st, 2),
+			      "msg_id", sqlite3_column_text(st, 3), "type",
+			      sqlite3_column_text(st, 4), "rejected", when, "reason",
+			      sqlite3_column_text(st, 6), "detail",
+			      sqlite3_column_text(st, 7) ? (const char *)sqlite3_column_text(st, 7)
+							 : ""));
+	}
+	sqlite3_reset(st);
+	json_object_set_new(*result, "rejected", rejected);
+	return 0;
+}
+
+static int
+cmd_reconcile(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const char *day = json_string_value(json_object_get(args, "date"));
+	int check = json_is_true(json_object_get(args, "check")), queued = 0, rc;
+
+	if (node->reconcile == NULL) {
+		return juki_ctl_fail(err, "conflict", "this node sends no identity information");
+	}
+	if (json_object_get(args, "date") != NULL && (day == NULL || !juki_date_valid(day))) {
+		return juki_ctl_fail(err, "usage", "date: YYYY-MM-DD");
+	}
+	if (check && (rc = juki_reconcile_check(node->reconcile, day, &queued)) != 0) {
+		return juki_ctl_fail(err, "internal", "cannot ask %s: %s",
+				     juki_reconcile_dest(node->reconcile), juki_strerror(rc));
+	}
+	*result = json_pack("{s:s,s:i,s:o?}", "dest", juki_reconcile_dest(node->reconcile),
+			    "queued", queued, "days", juki_reconcile_table(node->reconcile, day));
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
+/* Long purges and backups run on the loop: keep the service manager's watchdog fed. */
+static void
+watchdog_tick(void *arg)
+{
+	(void)arg;
+	juki_sd_notify("WATCHDOG=1");
+}
+
+static int
+cmd_backup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const char *dir = json_string_value(json_object_get(args, "dir"));
+	struct juki_backup_opts opts = {
+	    .node = node->self.urn,
+	    .now_ms = juki_node_now_ms(node),
+	    .tick = watchdog_tick,
+	};
+	char why[512];
+	int rc;
+
+	if (dir == NULL || dir[0] != '/') {
+		return juki_ctl_fail(err, "usage", "dir: an absolute directory path");
+	}
+	rc = juki_backup_take(node->store, dir, &opts, result, why, sizeof(why));
+	if (rc != 0) {
+		log_warnx("backup: %s: %s", juki_strerror(rc), why);
+		return juki_ctl_fail(err, rc == JUKI_EEXIST ? "conflict" : "internal", "%s", why);
+	}
+	log_notice("backup: %s: %lld bytes, %lld pages, sha256 %.16s...", dir,
+		   (long long)json_integer_value(json_object_get(*result, "size")),
+		   (long long)json_integer_value(json_object_get(*result, "page_count")),
+		   json_string_value(json_object_get(*result, "sha256")));
+	return 0;
+}
+
+/* One line of counts per run: rule names and numbers only, never what was removed. */
+static void
+log_purge(const json_t *report, int rc)
+{
+	char line[1024];
+	const json_t *r;
+	size_t i, off = 0;
+	int dry = json_is_true(json_object_get(report, "dry_run"));
+
+	line[0] = '\0';
+	json_array_foreach(json_object_get(report, "rules"), i, r)
+	{
+		int n = snprintf(
+		    line + off, sizeof(line) - off, "%s%s %lld", i ? ", " : "",
+		    json_string_value(json_object_get(r, "name")),
+		    (long long)json_integer_value(json_object_get(r, dry ? "due" : "removed")));
+
+		if (n < 0 || (size_t)n >= sizeof(line) - off) {
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (dry) {
+		log_info("purge: dry run: %lld due (%s)",
+			 (long long)json_integer_value(json_object_get(report, "due")), line);
+		return;
+	}
+	if (rc == 0) {
+		log_notice("purge: removed %lld (%s); checkpoint complete, verified",
+			   (long long)json_integer_value(json_object_get(report, "removed")), line);
+		return;
+	}
+	log_warnx("purge: removed %lld (%s); NOT verified: %s",
+		  (long long)json_integer_value(json_object_get(report, "removed")), line,
+		  juki_strerror(rc));
+}
+
+static int
+cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	struct juki_purge_conf conf = node->conf->purge;
+	const json_t *dry = json_object_get(args, "dry_run");
+	json_t *report = NULL;
+	int rc;
+
+	if (dry != NULL && !json_is_boolean(dry)) {
+		return juki_ctl_fail(err, "usage", "dry_run: true or false");
+	}
+	conf.tick = watchdog_tick;
+	rc = juki_purge_run(node->store, &conf, node->spec->purge, juki_node_now_ms(node),
+			    json_is_true(dry), &report);
+	if (report == NULL) {
+		log_warnx("purge: %s: %s", juki_strerror(rc), juki_store_errmsg(node->store));
+		return juki_ctl_fail(err, "internal", "%s: %s", juki_strerror(rc),
+				     juki_store_errmsg(node->store));
+	}
+	log_purge(report, rc);
+	if (rc != 0) {
+		json_decref(report);
+		if (rc == JUKI_EAGAIN) {
+			return juki_ctl_fail(err, "internal",
+					     "rows removed, but the WAL checkpoint did not "
+					     "complete (readers held it): run purge again");
+		}
+		return juki_ctl_fail(err, "internal",
+				     "rows removed, but rows are left or the WAL is not empty");
+	}
+	*result = report;
+	return 0;
+}
+
+static const struct juki_ctl_cmd common_cmds[] = {
+    {"status", cmd_status, "identity, uptime, queues, channels, counters", JUKI_ROLE_ALL, NULL},
+    {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL},
+    {"outbox", cmd_outbox, "queued deliveries per destination and rejected messages",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, NULL},
+    {"reconcile", cmd_reconcile,
+     "update counts compared with the receiver (args: date, check: ask again first)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, NULL},
+    {"backup", cmd_backup, "a consistent copy of the store and its manifest into dir (args: dir)",
+     JUKI_ROLE_ADMIN, NULL},
+    {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)",
+     JUKI_ROLE_ADMIN, NULL},
+};
+
+static size_t
+table_len(const struct juki_ctl_cmd *cmds)
+{
+	size_t n = 0;
+
+	while (cmds != NULL && cmds[n].name != NULL) {
+		n++;
+	}
+	return n;
+}
+
+/* The common commands, the operators' and the daemon's own, in one table. */
+static int
+build_cmds(struct juki_node *node)
+{
+	size_t ncommon = sizeof(common_cmds) / sizeof(common_cmds[0]);
+	size_t nop = table_len(juki_operator_cmds), nown = table_len(node->spec->cmds);
+
+	node->cmds = calloc(ncommon + nop + nown + 1, sizeof(*node->cmds));
+	if (node->cmds == NULL) {
+		return JUKI_ENOMEM;
+	}
+	memcpy(node->cmds, common_cmds, sizeof(common_cmds));
+	memcpy(node->cmds + ncommon, juki_operator_cmds, nop * sizeof(*node->cmds));
+	if (nown > 0) {
+		memcpy(node->cmds + ncommon + nop, node->spec->cmds, nown * sizeof(*node->cmds));
+	}
+	return 0;
+}
+
+/* The operation history, next to the store unless configured elsewhere. */
+static int
+open_audit(struct juki_node *node, char *err, size_t errlen)
+{
+	const struct juki_node_conf *conf = node->conf;
+	size_t len = strlen(conf->store) + sizeof(".audit");
+	int rc;
+
+	if (conf->audit.path != NULL) {
+		node->audit_path = strdup(conf->audit.path);
+	} else if ((node->audit_path = malloc(len)) != NULL) {
+		snprintf(node->audit_path, len, "%s.audit", conf->store);
+	}
+	if (node->audit_path == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return JUKI_ENOMEM;
+	}
+	rc = juki_audit_open(node->audit_path, node->tls, conf->audit.checkpoint_every,
+			     &node->audit, err, errlen);
+	if (rc == 0) {
+		juki_node_audit(node, "-", "start", NULL, "ok", node->spec->daemon);
+	}
+	return rc;
+}
+
+static const char *
+reconcile_dest(void *ctx)
+{
+	struct juki_node *node = ctx;
+
+	return node->spec->honnin_dest(node);
+}
+
+static struct juki_reconcile_conf
+reconcile_conf(const struct juki_node_conf *conf)
+{
+	struct juki_reconcile_conf c = {
+	    .interval = conf->honnin.reconcile_interval,
+	    .days = conf->honnin.reconcile_days,
+	    .batch_records = conf->honnin.batch_records,
+	    .frame_max = conf->limits.frame_max,
+	};
+
+	return c;
+}
+
+/* Reconciliation of what the node sends to spec->honnin_dest, with what it needs of the node. */
+static int
+reconcile_start(struct juki_node *node)
+{
+	struct juki_reconcile_env env = {
+	    .base = node->base,
+	    .store = node->store,
+	    .alerts = node->alerts,
+	    .clock = &node->clock,
+	    .outbound = node->outbound,
+	    .self = node->self.urn,
+	    .dest = reconcile_dest,
+	    .ctx = node,
+	};
+	struct juki_reconcile_conf conf = reconcile_conf(node->conf);
+
+	node->reconcile = juki_reconcile_new(&env, &conf);
+	return node->reconcile != NULL ? 0 : JUKI_ENOMEM;
+}
+
+int
+juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node_conf *conf,
+		const struct juki_node_spec *spec, char *err, size_t errlen)
+{
+	struct juki_inbound_conf ic;
+	struct juki_outbound_conf oc = outbound_conf(conf);
+	int rc;
+
+	node->daemon = d;
+	node->base = juki_daemon_base(d);
+	node->spec = spec;
+	node->conf = conf;
+	node->clock.offset_ms = conf->clock_offset;
+	log_setlevel(juki_log_level_of(conf->log_level));
+	if ((rc = load_material(conf, spec->kind, &node->tls, &node->policy, err, errlen)) != 0) {
+		goto fail;
+	}
+	node->self = *juki_tls_self(node->tls);
+	node->alerts = juki_alerts_new(ALERT_RING, &node->clock);
+	if (node->alerts == NULL || build_cmds(node) != 0) {
+		rc = JUKI_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = build_schemas(node)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = juki_store_open(conf->store, node->schemas,
+				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store,
+				  err, errlen)) != 0 ||
+	    (rc = own_store(node, err, errlen)) != 0) {
+		goto fail;
+	}
+	memset(&ic, 0, sizeof(ic));
+	ic.base = node->base;
+	ic.store = node->store;
+	ic.alerts = node->alerts;
+	ic.clock = &node->clock;
+	ic.handlers = spec->handlers;
+	ic.ctx = node;
+	ic.committed = committed;
+	ic.handshake_timeout_ms = conf->limits.handshake_timeout;
+	ic.line_timeout_ms = conf->limits.line_timeout;
+	ic.idle_timeout_ms = conf->limits.idle_timeout;
+	ic.frame_max = (size_t)conf->limits.frame_max;
+	if ((rc = juki_inbound_new(&ic, node->tls, node->policy, conf->listen, conf->nlisten,
+				   &node->inbound, err, errlen)) != 0) {
+		goto fail;
+	}
+	if ((rc = juki_outbound_new(node->base, node->store, node->tls, &oc, &node->clock,
+				    node->alerts, node_on_ack, node, &node->outbound)) != 0) {
+		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
+		goto fail;
+	}
+	if ((rc = open_audit(node, err, errlen)) != 0) {
+		goto fail;
+	}
+	if ((rc = juki_ctl_server_new(node->base, conf->control, node->cmds, node, &node->ctl, err,
+				      errlen)) != 0) {
+		goto fail;
+	}
+	juki_ctl_server_set_hooks(node->ctl, &juki_node_hooks);
+	if (conf->oper.nlisten > 0 &&
+	    (rc = juki_opport_new(node, &node->opport, err, errlen)) != 0) {
+		goto fail;
+	}
+	if (spec->honnin_dest != NULL && (rc = reconcile_start(node)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((node->tick = evtimer_new(node->base, tick, node)) == NULL) {
+		rc = JUKI_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; juki_inbound_addr(node->inbound, i) != NULL; i++) {
+		log_info("%s: node port %s", spec->daemon, juki_inbound_addr(node->inbound, i));
+	}
+	for (size_t i = 0; juki_opport_addr(node->opport, i) != NULL; i++) {
+		log_info("%s: operator port %s", spec->daemon, juki_opport_addr(node->opport, i));
+	}
+	juki_outbound_kick(node->outbound);
+	juki_node_approvals_check(node);
+	tick(-1, 0, node);
+	return 0;
+fail:
+	juki_node_stop(node);
+	return rc;
+}
+
+/* The start of the operating day now in progress (第6-6(1)), as Unix ms. */
+static int64_t
+operating_day_start(const struct juki_node *node, int64_t now)
+{
+	int h = 8, m = 30;
+	int64_t start;
+
+	sscanf(node->conf->delivery.deadline, "%d:%d", &h, &m);
+	start = (now + JST_MS) / DAY_MS * DAY_MS - JST_MS + (h * 60 + m) * 60000LL;
+	return now >= start ? start : start - DAY_MS;
+}
+
+static int
+already_alerted(struct juki_node *node, const char *key)
+{
+	char **grown;
+
+	for (size_t i = 0; i < node->noverdue; i++) {
+		if (strcmp(node->overdue[i], key) == 0) {
+			return 1;
+		}
+	}
+	grown = realloc(node->overdue, (node->noverdue + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		return 0;
+	}
+	node->overdue = grown;
+	node->overdue[node->noverdue] = strdup(key);
+	if (node->overdue[node->noverdue] != NULL) {
+		node->noverdue++;
+	}
+	return 0;
+}
+
+/*
+ * What was queued before the operating day began and is still undelivered
+ * missed its deadline: one alert per destination, service and day.
+ */
+static void
+check_deadline(struct juki_node *node)
+{
+	static const char sql[] = "SELECT dest, service, count(*), min(created_ms) FROM outbox"
+				  " WHERE created_ms < ?1 GROUP BY dest, service";
+	int64_t now = juki_node_now_ms(node), start = operating_day_start(node, now);
+	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+	char day[11], key[JUKI_URN_MAX + 32], when[32];
+
+	if (st == NULL) {
+		return;
+	}
+	juki_clock_date(start, day, sizeof(day));
+	sqlite3_bind_int64(st, 1, start);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *dest = (const char *)sqlite3_column_text(st, 0);
+		const char *svc = (const char *)sqlite3_column_text(st, 1);
+
+		snprintf(key, sizeof(key), "%s %s %s", dest, svc, day);
+		if (already_alerted(node, key)) {
+			continue;
+		}
+		juki_clock_format(sqlite3_column_int64(st, 3), when, sizeof(when));
+		juki_alert(
+		    node->alerts, "deadline-missed", dest, NULL,
+		    "%lld %s messages queued before the operating day of %s began are undelivered "
+		    "(oldest %s)",
+		    (long long)sqlite3_column_int64(st, 2), svc, day, when);
+	}
+	sqlite3_reset(st);
+}
+
+static void
+tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct juki_node *node = arg;
+	struct timeval tv = {TICK_MS / 1000, 0};
+
+	(void)fd;
+	(void)what;
+	check_deadline(node);
+	evtimer_add(node->tick, &tv);
+}
+
+static int
+node_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack)
+{
+	struct juki_node *node = ctx;
+	int rc = 0;
+
+	if (node->reconcile != NULL) {
+		rc = juki_reconcile_on_ack(node->reconcile, entry, ack);
+	}
+	if (rc == 0 && node->spec->on_ack != NULL) {
+		rc = node->spec->on_ack(node, entry, ack);
+	}
+	return rc;
+}
+
+static int
+build_schemas(struct juki_node *node)
+{
+	static const struct juki_schema reconcile = JUKI_RECONCILE_SCHEMA;
+	size_t n = node->spec->nschemas;
+
+	node->schemas = calloc(n + 2, sizeof(*node->schemas));
+	if (node->schemas == NULL) {
+		return JUKI_ENOMEM;
+	}
+	memcpy(node->schemas, node->spec->schemas, n * sizeof(*node->schemas));
+	node->schemas[n] = juki_operator_schema;
+	node->schemas[n + 1] = reconcile;
+	return 0;
+}
+
+static void
+committed(void *ctx)
+{
+	juki_outbound_kick(((struct juki_node *)ctx)->outbound);
+}
+
+static int
+same_list(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb) {
+		return 0;
+	}
+	for (size_t i = 0; i < na; i++) {
+		if (strcmp(a[i], b[i]) != 0) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int
+juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err,
+		 size_t errlen)
+{
+	const struct juki_node_conf *old = node->conf;
+	struct juki_outbound_conf oc = outbound_conf(conf);
+	struct juki_tls *tls;
+	struct juki_policy *policy;
+	int rc;
+
+	if (strcmp(old->node, conf->node) != 0 || strcmp(old->store, conf->store) != 0 ||
+	    strcmp(old->control, conf->control) != 0 ||
+	    !same_list(old->listen, old->nlisten, conf->listen, conf->nlisten) ||
+	    !same_list(old->oper.listen, old->oper.nlisten, conf->oper.listen,
+		       conf->oper.nlisten) ||
+	    (old->audit.path == NULL) != (conf->audit.path == NULL) ||
+	    (old->audit.path != NULL && strcmp(old->audit.path, conf->audit.path) != 0) ||
+	    old->audit.checkpoint_every != conf->audit.checkpoint_every) {
+		snprintf(err, errlen,
+			 "node, store, control, listen, operator.listen, audit.path and "
+			 "audit.checkpoint_every change on restart only");
+		return JUKI_ECONFIG;
+	}
+	if ((rc = load_material(conf, node->spec->kind, &tls, &policy, err, errlen)) != 0) {
+		return rc;
+	}
+	if ((rc = juki_outbound_reconfigure(node->outbound, tls, &oc)) != 0) {
+		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
+		juki_tls_free(tls);
+		juki_policy_free(policy);
+		return rc;
+	}
+	juki_inbound_set_tls(node->inbound, tls, policy);
+	juki_audit_set_signer(node->audit, tls);
+	juki_tls_free(node->tls);
+	juki_policy_free(node->policy);
+	node->tls = tls;
+	node->policy = policy;
+	node->conf = conf;
+	node->clock.offset_ms = conf->clock_offset;
+	if (node->reconcile != NULL) {
+		struct juki_reconcile_conf rconf = reconcile_conf(conf);
+
+		juki_reconcile_reloaded(node->reconcile, &rconf);
+	}
+	juki_opport_recheck(node->opport);
+	log_setlevel(juki_log_level_of(conf->log_level));
+	juki_outbound_kick(node->outbound);
+	/* The clock or the deadline may have moved: look again now. */
+	check_deadline(node);
+	return 0;
+}
+
+void
+juki_node_kick(struct juki_node *node)
+{
+	juki_outbound_kick(node->outbound);
+}
+
+void
+juki_node_stop(struct juki_node *node)
+{
+	if (node->tick != NULL) {
+		event_free(node->tick);
+		node->tick = NULL;
+	}
+	juki_reconcile_free(node->reconcile);
+	node->reconcile = NULL;
+	for (size_t i = 0; i < node->noverdue; i++) {
+		free(node->overdue[i]);
+	}
+	free(node->overdue);
+	node->overdue = NULL;
+	node->noverdue = 0;
+	free(node->schemas);
+	node->schemas = NULL;
+	juki_opport_free(node->opport);
+	node->opport = NULL;
+	juki_ctl_server_free(node->ctl);
+	node->ctl = NULL;
+	if (node->approvals_due != NULL) {
+		event_free(node->approvals_due);
+		node->approvals_due = NULL;
+	}
+	juki_node_rates_free(node);
+	if (node->audit != NULL) {
+		juki_node_audit(node, "-", "stop", NULL, "ok", node->spec->daemon);
+		juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
+		juki_audit_close(node->audit);
+		node->audit = NULL;
+	}
+	free(node->audit_path);
+	node->audit_path = NULL;
+	juki_outbound_free(node->outbound);
+	node->outbound = NULL;
+	juki_inbound_free(node->inbound);
+	node->inbound = NULL;
+	juki_store_close(node->store);
+	node->store = NULL;
+	juki_alerts_free(node->alerts);
+	node->alerts = NULL;
+	juki_tls_free(node->tls);
+	node->tls = NULL;
+	juki_policy_free(node->policy);
+	node->policy = NULL;
+	free(node->cmds);
+	node->cmds = NULL;
+}

@@ -1,0 +1,1022 @@
+/*
+ * The commands every server node has for its operators, and the checks and
+ * records around every request (opport.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "juki/base/error.h"
+#include "juki/node/log.h"
+#include "juki/node/node.h"
+#include "juki/node/opport.h"
+#include "juki/records/honnin.h"
+#include "juki/records/operator.h"
+
+/* The times of an operator's last lookups, a ring of lookups_per_minute. */
+struct juki_rate {
+	char op[JUKI_ID_MAX];
+	int64_t *times;
+	size_t cap, next, count;
+};
+
+/* When a node's configuration names none. */
+static const char *const default_purposes[] = {
+    "certificate", /* 住民票の写し等の交付 */
+    "benefit",     /* 給付・手当の事務 */
+    "tax",         /* 税務 */
+    "pension",     /* 年金 */
+    "correction",  /* 記載事項の確認・修正 */
+    "inquiry",     /* 本人からの照会 */
+    NULL,
+};
+
+static const char *const wildcards[] = {"*", "?", "%", "_", "＊", "？", "％", "＿", NULL};
+
+void
+juki_node_audit(struct juki_node *node, const char *who, const char *action, const char *target,
+		const char *outcome, const char *detail)
+{
+	int rc;
+
+	if (node->audit == NULL) {
+		return;
+	}
+	rc = juki_audit_append(node->audit, juki_node_now_ms(node), who, action, target, outcome,
+			       detail);
+	if (rc != 0 && !node->audit_broken) {
+		node->audit_broken = 1;
+		log_error("audit: cannot append to the operation history: %s; operations are "
+			  "refused until it can",
+			  juki_strerror(rc));
+		juki_alert(node->alerts, "audit-failed", NULL, NULL,
+			   "the operation history cannot be written (%s)", juki_strerror(rc));
+	}
+}
+
+static void
+role_names(unsigned roles, char *buf, size_t len)
+{
+	static const char *const names[] = {"clerk", "supervisor", "auditor", "administrator"};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < 4 && off < len; i++) {
+		if (roles & (1u << i)) {
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+						names[i]);
+		}
+	}
+}
+
+static int
+gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
+     const json_t *args, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	char need[64];
+
+	(void)args;
+	node->audit_target[0] = '\0';
+	node->audit_detail[0] = '\0';
+	if (node->audit_broken && strcmp(cmd->name, "status") != 0) {
+		return juki_ctl_fail(err, "internal",
+				     "the operation history cannot be written: operations are "
+				     "refused until it can (第4-4(6))");
+	}
+	if ((cmd->roles & caller->roles) == 0) {
+		role_names(cmd->roles, need, sizeof(need));
+		if (caller->op[0] == '\0' && (cmd->roles & JUKI_ROLE_CLERK)) {
+			return juki_ctl_fail(err, "forbidden",
+					     "%s is clerical work: an operator does it with a card "
+					     "on the operator port, not the administrator "
+					     "(第2-3(1))",
+					     cmd->name);
+		}
+		return juki_ctl_fail(err, "forbidden", "%s needs the role %s", cmd->name, need);
+	}
+	if (cmd->dataset != NULL && !juki_caller_has_dataset(caller, cmd->dataset)) {
+		return juki_ctl_fail(err, "forbidden",
+				     "%s touches the data set %s, which is not one of yours "
+				     "(第4-4(5))",
+				     cmd->name, cmd->dataset);
+	}
+	node->caller = caller;
+	return 0;
+}
+
+/* What the history names as the target: an identifier, never a name. */
+static void
+target_of(struct juki_node *node, const json_t *args, char *buf, size_t len)
+{
+	static const char *const keys[] = {"code", "operator", "approval", "job", "lgcode", NULL};
+
+	if (node->audit_target[0] != '\0') {
+		snprintf(buf, len, "%s", node->audit_target);
+		return;
+	}
+	buf[0] = '\0';
+	for (size_t i = 0; keys[i] != NULL; i++) {
+		const json_t *v = json_object_get(args, keys[i]);
+
+		if (json_is_integer(v)) {
+			snprintf(buf, len, "%s=%lld", keys[i], (long long)json_integer_value(v));
+			return;
+		}
+		if (json_is_string(v)) {
+			const char *s = json_string_value(v);
+			size_t n = 0;
+
+			/* Whatever was sent is bounded and kept to identifier characters. */
+			while (s[n] != '\0' && n < 40 &&
+			       ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'z') ||
+				(s[n] >= 'A' && s[n] <= 'Z') || s[n] == '-' || s[n] == '.' ||
+				s[n] == ':' || s[n] == '_')) {
+				n++;
+			}
+			if (n > 0) {
+				snprintf(buf, len, "%.*s", (int)n, s);
+			}
+			return;
+		}
+	}
+}
+
+static void
+done(void *ctx, const char *name, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
+     const json_t *args, const struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	char target[64];
+
+	(void)cmd;
+	target_of(node, args, target, sizeof(target));
+	juki_node_audit(node, caller->who, name, target[0] ? target : NULL,
+			err != NULL ? err->code : "ok",
+			node->audit_detail[0] ? node->audit_detail : NULL);
+	node->caller = NULL;
+	node->audit_target[0] = '\0';
+	node->audit_detail[0] = '\0';
+}
+
+const struct juki_ctl_hooks juki_node_hooks = {gate, done};
+
+/* Argument helpers. */
+
+static const char *
+str_arg(const json_t *args, const char *key, const char *what, struct juki_ctl_error *err)
+{
+	const char *s = json_string_value(json_object_get(args, key));
+
+	if (s == NULL || s[0] == '\0') {
+		juki_ctl_fail(err, "usage", "%s: %s", key, what);
+	}
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static int
+id_arg(const json_t *args, const char *key, int64_t *out, struct juki_ctl_error *err)
+{
+	const json_t *v = json_object_get(args, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1) {
+		return juki_ctl_fail(err, "usage", "%s: an approval number", key);
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static struct juki_pin_cost
+pin_cost(const struct juki_node *node)
+{
+	struct juki_pin_cost c = {(uint32_t)(node->conf->oper.pin_memory / 1024),
+				  (uint32_t)node->conf->oper.pin_passes};
+
+	return c;
+}
+
+static int
+store_fail(struct juki_node *node, struct juki_ctl_error *err)
+{
+	return juki_ctl_fail(err, "internal", "store: %s", juki_store_errmsg(node->store));
+}
+
+/* Operators. */
+
+static int
+cmd_operator_add(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	struct juki_pin_cost cost = pin_cost(node);
+	const char *id, *pin;
+	unsigned roles;
+	char why[200];
+	int rc;
+
+	if ((id = str_arg(args, "operator", "the operator's id", err)) == NULL ||
+	    (pin = str_arg(args, "pin", "the operator's first PIN", err)) == NULL) {
+		return JUKI_EINVAL;
+	}
+	if (juki_roles_from_json(json_object_get(args, "roles"), &roles, why, sizeof(why)) != 0) {
+		return juki_ctl_fail(err, "invalid", "%s", why);
+	}
+	rc = juki_operator_add(node->store, juki_node_now_ms(node), id, roles,
+			       json_object_get(args, "datasets"), node->spec->datasets, pin, &cost,
+			       why, sizeof(why));
+	if (rc == JUKI_EDUP) {
+		return juki_ctl_fail(err, "conflict", "%s", why);
+	}
+	if (rc == JUKI_ESTORE) {
+		return store_fail(node, err);
+	}
+	if (rc != 0) {
+		return juki_ctl_fail(err, "invalid", "%s", why);
+	}
+	*result = json_pack("{s:s,s:o}", "operator", id, "roles", juki_roles_json(roles));
+	return 0;
+}
+
+static int
+cmd_operator_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+
+	(void)args;
+	*result = juki_operator_list(node->store);
+	return *result != NULL ? 0 : store_fail(node, err);
+}
+
+static int
+not_found_or_store(struct juki_node *node, int rc, const char *id, struct juki_ctl_error *err)
+{
+	if (rc == JUKI_ENOTFOUND) {
+		return juki_ctl_fail(err, "not-found", "no operator %s", id);
+	}
+	return store_fail(node, err);
+}
+
+static int
+cmd_operator_set_roles(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const char *id;
+	unsigned roles;
+	char why[200];
+	int rc;
+
+	if ((id = str_arg(args, "operator", "the operator's id", err)) == NULL) {
+		return JUKI_EINVAL;
+	}
+	if (juki_roles_from_json(json_object_get(args, "roles"), &roles, why, sizeof(why)) != 0) {
+		return juki_ctl_fail(err, "invalid", "%s", why);
+	}
+	rc = juki_operator_set_roles(node->store, juki_node_now_ms(node), id, roles,
+				     json_object_get(args, "datasets"), node->spec->datasets, why,
+				     sizeof(why));
+	if (rc == JUKI_EFORMAT) {
+		return juki_ctl_fail(err, "invalid", "%s", why);
+	}
+	if (rc != 0) {
+		return not_found_or_store(node, rc, id, err);
+	}
+	*result = json_pack("{s:s,s:o,s:O}", "operator", id, "roles", juki_roles_json(roles),
+			    "datasets", json_object_get(args, "datasets"));
+	return 0;
+}
+
+static int
+set_lock(struct juki_node *node, const json_t *args, int locked, json_t **result,
+	 struct juki_ctl_error *err)
+{
+	const char *id = str_arg(args, "operator", "the operator's id", err);
+	int rc;
+
+	if (id == NULL) {
+		return JUKI_EINVAL;
+	}
+	rc = juki_operator_set_lock(node->store, juki_node_now_ms(node), id, locked,
+				    node->caller->who);
+	if (rc != 0) {
+		return not_found_or_store(node, rc, id, err);
+	}
+	*result = json_pack("{s:s,s:b}", "operator", id, "locked", locked);
+	return 0;
+}
+
+static int
+cmd_operator_lock(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	return set_lock(ctx, args, 1, result, err);
+}
+
+static int
+cmd_operator_unlock(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	return set_lock(ctx, args, 0, result, err);
+}
+
+static int
+cmd_operator_set_pin(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	struct juki_pin_cost cost = pin_cost(node);
+	const char *id, *pin;
+	char why[200];
+	int rc;
+
+	if ((id = str_arg(args, "operator", "the operator's id", err)) == NULL ||
+	    (pin = str_arg(args, "pin", "the new PIN", err)) == NULL) {
+		return JUKI_EINVAL;
+	}
+	rc = juki_operator_set_pin(node->store, juki_node_now_ms(node), id, pin, &cost, why,
+				   sizeof(why));
+	if (rc == JUKI_EFORMAT) {
+		return juki_ctl_fail(err, "invalid", "%s", why);
+	}
+	if (rc != 0) {
+		return not_found_or_store(node, rc, id, err);
+	}
+	*result = json_pack("{s:s}", "operator", id);
+	return 0;
+}
+
+/* The operator's own PIN: the session already proved card and PIN. */
+static int
+cmd_pin_change(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const struct juki_caller *caller = node->caller;
+	struct juki_pin_cost cost = pin_cost(node);
+	const char *pin;
+	char why[200];
+	int rc;
+
+	if (caller->op[0] == '\0') {
+		return juki_ctl_fail(err, "forbidden", "only an operator has a PIN to change");
+	}
+	if ((pin = str_arg(args, "new_pin", "the new PIN", err)) == NULL) {
+		return JUKI_EINVAL;
+	}
+	rc = juki_operator_set_pin(node->store, juki_node_now_ms(node), caller->op, pin, &cost, why,
+				   sizeof(why));
+	if (rc == JUKI_EFORMAT) {
+		return juki_ctl_fail(err, "invalid", "new_%s", why);
+	}
+	if (rc != 0) {
+		return not_found_or_store(node, rc, caller->op, err);
+	}
+	*result = json_pack("{s:s}", "operator", caller->op);
+	return 0;
+}
+
+/* Approvals. */
+
+static int
+kind_valid(const char *kind)
+{
+	return strcmp(kind, "export") == 0 || strcmp(kind, "correct") == 0;
+}
+
+static int
+cmd_approval_issue(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	struct juki_operator who;
+	const char *kind, *op, *target;
+	int64_t now = juki_node_now_ms(node), id;
+	int rc;
+
+	if ((kind = str_arg(args, "kind", "export or correct", err)) == NULL ||
+	    (op = str_arg(args, "operator", "the operator it is for", err)) == NULL ||
+	    (target = str_arg(args, "target",
+			      "the local-government code (export) or the "
+			      "住民票コード (correct)",
+			      err)) == NULL) {
+		return JUKI_EINVAL;
+	}
+	if (!kind_valid(kind)) {
+		return juki_ctl_fail(err, "usage", "kind: export or correct");
+	}
+	if (strlen(target) > 32) {
+		return juki_ctl_fail(err, "usage", "target: a code");
+	}
+	if (strcmp(op, node->caller->op) == 0) {
+		return juki_ctl_fail(err, "forbidden",
+				     "a supervisor does not approve their own work");
+	}
+	if ((rc = juki_operator_get(node->store, op, &who)) != 0) {
+		return not_found_or_store(node, rc, op, err);
+	}
+	if (juki_approval_issue(node->store, now, kind, op, target, node->caller->who,
+				now + node->conf->oper.approval_valid, &id) != 0) {
+		return store_fail(node, err);
+	}
+	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld kind=%s for=%s",
+		 (long long)id, kind, op);
+	*result = json_pack("{s:I,s:s,s:s,s:s,s:I}", "approval", (json_int_t)id, "kind", kind,
+			    "operator", op, "target", target, "expires_ms",
+			    (json_int_t)(now + node->conf->oper.approval_valid));
+	return 0;
+}
+
+/* A supervisor approves or refuses input recorded pending (never their own). */
+static int
+decide_pending(struct juki_node *node, const json_t *args, int approve, json_t **result,
+	       struct juki_ctl_error *err)
+{
+	int64_t id;
+	int late = 0, rc;
+
+	if (id_arg(args, "approval", &id, err) != 0) {
+		return JUKI_EINVAL;
+	}
+	rc = approve ? juki_approval_confirm(node->store, juki_node_now_ms(node), id,
+					     node->caller->who, node->caller->op, &late)
+		     : juki_approval_refuse(node->store, juki_node_now_ms(node), id,
+					    node->caller->who, node->caller->op, &late);
+	if (rc == JUKI_EPERM) {
+		return juki_ctl_fail(err, "forbidden",
+				     "a supervisor does not decide on their own input");
+	}
+	if (rc == JUKI_ENOTFOUND) {
+		return juki_ctl_fail(err, "not-found", "no approval %lld", (long long)id);
+	}
+	if (rc == JUKI_EEXIST) {
+		return juki_ctl_fail(err, "conflict", "approval %lld is not waiting for approval",
+				     (long long)id);
+	}
+	if (rc != 0) {
+		return store_fail(node, err);
+	}
+	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld%s%s", (long long)id,
+		 approve ? "" : " refused", late ? " late" : "");
+	if (!approve) {
+		juki_alert(node->alerts, "input-refused", NULL, NULL,
+			   "input %lld was refused by a supervisor: a correction must follow "
+			   "(第4-8(2))",
+			   (long long)id);
+	}
+	*result = json_pack("{s:I,s:s,s:b}", "approval", (json_int_t)id, "state",
+			    approve ? "approved" : "refused", "late", late);
+	return 0;
+}
+
+static int
+cmd_approval_confirm(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	return decide_pending(ctx, args, 1, result, err);
+}
+
+static int
+cmd_approval_refuse(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	return decide_pending(ctx, args, 0, result, err);
+}
+
+static int
+cmd_approval_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const json_t *state = json_object_get(args, "state");
+	const json_t *limit = json_object_get(args, "limit");
+
+	if ((state != NULL && !json_is_string(state)) ||
+	    (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1))) {
+		return juki_ctl_fail(err, "usage",
+				     "state: issued, used, pending, approved or refused; "
+				     "limit: a count");
+	}
+	*result = juki_approval_list(node->store, json_string_value(state),
+				     limit != NULL ? (size_t)json_integer_value(limit) : 100);
+	if (*result == NULL && state != NULL) {
+		return juki_ctl_fail(err, "usage",
+				     "state: issued, used, pending, approved or refused");
+	}
+	return *result != NULL ? 0 : store_fail(node, err);
+}
+
+int
+juki_node_approval_take(struct juki_node *node, const json_t *args, const char *kind,
+			const char *target, json_t **info, struct juki_ctl_error *err)
+{
+	const json_t *v = json_object_get(args, "approval");
+	int64_t now = juki_node_now_ms(node), id;
+	char why[200];
+	int rc;
+
+	*info = NULL;
+	if (v != NULL) {
+		if (id_arg(args, "approval", &id, err) != 0) {
+			return JUKI_EINVAL;
+		}
+		rc = juki_approval_use(node->store, now, id, kind, node->caller->op, target, why,
+				       sizeof(why));
+		if (rc == JUKI_ESTORE) {
+			return store_fail(node, err);
+		}
+		if (rc != 0) {
+			return juki_ctl_fail(err, "approval", "%s", why);
+		}
+		*info = json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", "used");
+	} else {
+		int64_t deadline = now + node->conf->oper.approve_within;
+
+		if (juki_approval_pend(node->store, now, kind, node->caller->op, target, deadline,
+				       &id) != 0) {
+			return store_fail(node, err);
+		}
+		*info = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)id, "state", "pending",
+				  "deadline_ms", (json_int_t)deadline);
+	}
+	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld %s", (long long)id,
+		 v != NULL ? "used" : "pending");
+	return *info != NULL ? 0 : JUKI_ENOMEM;
+}
+
+static void
+overdue(void *arg, int64_t id, const char *kind, const char *op, const char *target,
+	int64_t deadline_ms)
+{
+	struct juki_node *node = arg;
+	char when[32];
+
+	(void)target;
+	juki_clock_format(deadline_ms, when, sizeof(when));
+	juki_alert(node->alerts, "approval-overdue", NULL, NULL,
+		   "input %lld (%s by %s) was not approved by a supervisor by %s (第4-8(2))",
+		   (long long)id, kind, op, when);
+}
+
+static void
+approvals_due(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	juki_node_approvals_check(arg);
+}
+
+void
+juki_node_approvals_check(struct juki_node *node)
+{
+	static const char next_sql[] = "SELECT min(deadline_ms) FROM approvals"
+				       " WHERE state = 2 AND reported = 0";
+	int64_t now = juki_node_now_ms(node);
+	sqlite3_stmt *st;
+
+	if (juki_approval_overdue(node->store, now, overdue, node) < 0) {
+		log_warnx("approvals: %s", juki_store_errmsg(node->store));
+	}
+	if (node->approvals_due == NULL &&
+	    (node->approvals_due = evtimer_new(node->base, approvals_due, node)) == NULL) {
+		return;
+	}
+	evtimer_del(node->approvals_due);
+	if ((st = juki_store_prepare(node->store, next_sql)) == NULL) {
+		return;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		int64_t wait = sqlite3_column_int64(st, 0) - now + 1;
+		struct timeval tv;
+
+		if (wait < 1) {
+			wait = 1;
+		}
+		tv.tv_sec = (time_t)(wait / 1000);
+		tv.tv_usec = (suseconds_t)(wait % 1000 * 1000);
+		evtimer_add(node->approvals_due, &tv);
+	}
+	sqlite3_reset(st);
+}
+
+/* The operation history. */
+
+static int
+cmd_audit_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const json_t *op = json_object_get(args, "operator");
+	const json_t *since = json_object_get(args, "since_ms");
+	const json_t *limit = json_object_get(args, "limit");
+
+	if ((op != NULL && !json_is_string(op)) || (since != NULL && !json_is_integer(since)) ||
+	    (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
+			       json_integer_value(limit) > 100000))) {
+		return juki_ctl_fail(err, "usage",
+				     "operator: a URN; since_ms: a time; limit: 1 to 100000");
+	}
+	*result = juki_audit_show(node->audit, json_string_value(op),
+				  since != NULL ? json_integer_value(since) : 0,
+				  limit != NULL ? (size_t)json_integer_value(limit) : 1000);
+	return *result != NULL ? 0 : juki_ctl_fail(err, "internal", "cannot read the history");
+}
+
+/* A long verification holds the event loop: the watchdog is fed meanwhile. */
+static void
+still_alive(void *arg)
+{
+	juki_daemon_alive(((struct juki_node *)arg)->daemon);
+}
+
+static int
+cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	char why[256];
+	int rc;
+
+	(void)args;
+	/* Everything appended so far is signed first, so that all of it is checked. */
+	juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
+	rc = juki_audit_verify_file_tick(node->audit_path,
+					 node->conf->audit.certs != NULL ? node->conf->audit.certs
+									 : node->conf->tls.cert,
+					 still_alive, node, result, why, sizeof(why));
+	if (rc != 0) {
+		return juki_ctl_fail(err, "internal", "%s", why);
+	}
+	return 0;
+}
+
+/* Lookups (第4-4(7)). */
+
+static const char *const *
+purposes(const struct juki_node *node)
+{
+	return node->conf->oper.npurposes > 0 ? (const char *const *)node->conf->oper.purposes
+					      : default_purposes;
+}
+
+static int
+purpose_arg(struct juki_node *node, const json_t *args, const char **out,
+	    struct juki_ctl_error *err)
+{
+	const char *const *list = purposes(node);
+	const char *p = json_string_value(json_object_get(args, "purpose"));
+	char names[256];
+	size_t off = 0;
+
+	for (size_t i = 0; p != NULL && list[i] != NULL; i++) {
+		if (strcmp(list[i], p) == 0) {
+			*out = list[i];
+			return 0;
+		}
+	}
+	names[0] = '\0';
+	for (size_t i = 0; list[i] != NULL && off < sizeof(names); i++) {
+		off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", i ? ", " : "",
+					list[i]);
+	}
+	return juki_ctl_fail(err, "usage", "purpose: every lookup states its purpose, one of: %s",
+			     names);
+}
+
+/*
+ * Count the caller's lookup, refused ones too; refuse it when the operator
+ * made lookups_per_minute others in the 60 seconds before it (a sliding
+ * minute: no burst across the turn of a clock minute).
+ */
+static int
+rate_ok(struct juki_node *node, struct juki_ctl_error *err)
+{
+	const char *op = node->caller->op;
+	size_t cap = (size_t)node->conf->oper.lookups_per_minute;
+	int64_t now = juki_node_now_ms(node);
+	struct juki_rate *r = NULL;
+	int limited;
+
+	for (size_t i = 0; i < node->nrates; i++) {
+		if (strcmp(node->rates[i].op, op) == 0) {
+			r = &node->rates[i];
+		}
+	}
+	if (r == NULL) {
+		struct juki_rate *grown = realloc(node->rates, (node->nrates + 1) * sizeof(*grown));
+
+		if (grown == NULL) {
+			return JUKI_ENOMEM;
+		}
+		node->rates = grown;
+		r = &node->rates[node->nrates++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->op, sizeof(r->op), "%s", op);
+	}
+	if (r->cap != cap) {
+		/* New, or a reload changed the allowance: counted afresh. */
+		int64_t *times = realloc(r->times, cap * sizeof(*times));
+
+		if (times == NULL) {
+			return JUKI_ENOMEM;
+		}
+		r->times = times;
+		r->cap = cap;
+		r->next = r->count = 0;
+	}
+	/* Full, the ring's next slot holds the oldest of the last cap lookups. */
+	limited = r->count == cap && r->times[r->next] > now - 60000;
+	r->times[r->next] = now;
+	r->next = (r->next + 1) % cap;
+	if (r->count < cap) {
+		r->count++;
+	}
+	if (limited) {
+		snprintf(node->audit_detail, sizeof(node->audit_detail),
+			 "more than %zu lookups in 60 s", cap);
+		return juki_ctl_fail(err, "rate-limited",
+				     "%zu lookups a minute at most for one operator (第4-4(7))",
+				     cap);
+	}
+	return 0;
+}
+
+void
+juki_node_rates_free(struct juki_node *node)
+{
+	for (size_t i = 0; i < node->nrates; i++) {
+		free(node->rates[i].times);
+	}
+	free(node->rates);
+	node->rates = NULL;
+	node->nrates = 0;
+}
+
+static int
+no_wildcard(const char *key, const char *text, struct juki_ctl_error *err)
+{
+	for (size_t i = 0; wildcards[i] != NULL; i++) {
+		if (strstr(text, wildcards[i]) != NULL) {
+			return juki_ctl_fail(err, "invalid",
+					     "%s: holds \"%s\": lookups match exactly, without "
+					     "wildcards (第4-4(7))",
+					     key, wildcards[i]);
+		}
+	}
+	return 0;
+}
+
+static int
+text_arg(const json_t *args, const char *key, size_t max, const char **out,
+	 struct juki_ctl_error *err)
+{
+	const char *s = json_string_value(json_object_get(args, key));
+	char detail[128];
+
+	if (s == NULL) {
+		return juki_ctl_fail(err, "invalid", "%s: a string", key);
+	}
+	if (no_wildcard(key, s, err) != 0) {
+		return JUKI_EINVAL;
+	}
+	if (juki_text_valid(s, max, detail, sizeof(detail)) != 0) {
+		return juki_ctl_fail(err, "invalid", "%s: %s", key, detail);
+	}
+	*out = s;
+	return 0;
+}
+
+static int
+cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char *const attrs[] = {"name", "birth", "sex", "address", NULL};
+	struct juki_node *node = ctx;
+	struct juki_field_error fe;
+	const char *purpose, *key, *name, *address;
+	const json_t *v;
+	char code[JUKI_JUMIN_CODE_LEN + 1], birth[11], missing[64];
+	json_t *found;
+	size_t nattrs = 0;
+	int more = 0, rc;
+
+	/* Every attempt counts, refused ones too: probing is not free. */
+	if ((rc = rate_ok(node, err)) != 0) {
+		return rc;
+	}
+	json_object_foreach((json_t *)args, key, v)
+	{
+		int known = strcmp(key, "purpose") == 0 || strcmp(key, "code") == 0;
+
+		for (size_t i = 0; attrs[i] != NULL; i++) {
+			if (strcmp(key, attrs[i]) == 0) {
+				known = 1;
+				nattrs++;
+			}
+		}
+		if (!known) {
+			return juki_ctl_fail(
+			    err, "usage",
+			    "%s: not a lookup key; a lookup takes a 住民票コード, or "
+			    "name, birth, sex and address together (第4-4(7))",
+			    key);
+		}
+	}
+	if ((rc = purpose_arg(node, args, &purpose, err)) != 0) {
+		return rc;
+	}
+	if (json_object_get(args, "code") != NULL) {
+		struct juki_change c;
+
+		if (nattrs > 0) {
+			return juki_ctl_fail(err, "usage",
+					     "a lookup takes a 住民票コード or the attributes, not "
+					     "both");
+		}
+		if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+			return juki_ctl_fail(err, "invalid",
+					     "code: %s (a whole 住民票コード with its check digit; "
+					     "no prefix or range)",
+					     fe.detail);
+		}
+		snprintf(node->audit_target, sizeof(node->audit_target), "%s", code);
+		snprintf(node->audit_detail, sizeof(node->audit_detail), "purpose=%s by=code",
+			 purpose);
+		rc = juki_honnin_current(node->store, code, &c);
+		if (rc == JUKI_ENOTFOUND) {
+			return juki_ctl_fail(err, "not-found", "no record of %s here", code);
+		}
+		if (rc != 0) {
+			return store_fail(node, err);
+		}
+		found = json_array();
+		json_array_append_new(found, juki_change_to_json(&c));
+	} else {
+		int sex;
+
+		missing[0] = '\0';
+		for (size_t i = 0, off = 0; attrs[i] != NULL; i++) {
+			if (json_object_get(args, attrs[i]) == NULL) {
+				off += (size_t)snprintf(missing + off, sizeof(missing) - off, " %s",
+							attrs[i]);
+			}
+		}
+		if (missing[0] != '\0') {
+			return juki_ctl_fail(err, "usage",
+					     "a lookup by attributes needs all of name, birth, sex "
+					     "and address (第4-4(7)); missing:%s",
+					     missing);
+		}
+		if (text_arg(args, "name", JUKI_NAME_MAX, &name, err) != 0 ||
+		    text_arg(args, "address", JUKI_ADDRESS_MAX, &address, err) != 0) {
+			return JUKI_EINVAL;
+		}
+		if (json_is_string(json_object_get(args, "birth")) &&
+		    no_wildcard("birth", json_string_value(json_object_get(args, "birth")), err)) {
+			return JUKI_EINVAL;
+		}
+		if (juki_json_date(args, "birth", birth, &fe) != 0) {
+			return juki_ctl_fail(err, "invalid",
+					     "birth: a whole date YYYY-MM-DD (no year or month "
+					     "alone, no range)");
+		}
+		v = json_object_get(args, "sex");
+		if (!json_is_integer(v) ||
+		    (json_integer_value(v) != 1 && json_integer_value(v) != 2)) {
+			return juki_ctl_fail(err, "invalid", "sex: 1 (male) or 2 (female)");
+		}
+		sex = (int)json_integer_value(v);
+		found = juki_honnin_find(node->store, name, birth, sex, address,
+					 (size_t)node->conf->oper.lookup_max, &more);
+		if (found == NULL) {
+			return store_fail(node, err);
+		}
+		if (json_array_size(found) > 0) {
+			snprintf(
+			    node->audit_target, sizeof(node->audit_target), "%s",
+			    json_string_value(json_object_get(json_array_get(found, 0), "code")));
+		}
+		snprintf(node->audit_detail, sizeof(node->audit_detail),
+			 "purpose=%s by=attributes found=%zu%s", purpose, json_array_size(found),
+			 more ? "+" : "");
+	}
+	*result = json_pack("{s:s,s:o,s:b}", "purpose", purpose, "records", found, "capped", more);
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
+/* Bulk output (第4-8(2)). */
+
+static int
+cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char count_sql[] =
+	    "SELECT count(*) FROM honnin WHERE lgcode = ?1 AND kind != 1";
+	static const char rows_sql[] =
+	    "SELECT rec FROM honnin WHERE lgcode = ?1 AND kind != 1 ORDER BY code";
+	struct juki_node *node = ctx;
+	const struct juki_node_operator *oc = &node->conf->oper;
+	struct juki_field_error fe;
+	const char *purpose;
+	char lgcode[JUKI_LGCODE_LEN + 1];
+	json_t *approval = NULL, *records;
+	sqlite3_stmt *st;
+	int64_t n;
+	int rc;
+
+	if ((rc = purpose_arg(node, args, &purpose, err)) != 0) {
+		return rc;
+	}
+	if (json_object_get(args, "lgcode") == NULL && node->self.kind == JUKI_KIND_CS) {
+		/* A CS's id is its own local-government code. */
+		snprintf(lgcode, sizeof(lgcode), "%.6s", node->self.id);
+	} else if (juki_json_code(args, "lgcode", 1, lgcode, sizeof(lgcode), &fe) != 0) {
+		return juki_ctl_fail(err, "invalid", "lgcode: %s", fe.detail);
+	}
+	snprintf(node->audit_target, sizeof(node->audit_target), "%s", lgcode);
+	if ((st = juki_store_prepare(node->store, count_sql)) == NULL) {
+		return store_fail(node, err);
+	}
+	sqlite3_bind_text(st, 1, lgcode, -1, SQLITE_STATIC);
+	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (n < 0) {
+		return store_fail(node, err);
+	}
+	snprintf(node->audit_detail, sizeof(node->audit_detail), "purpose=%s records=%lld", purpose,
+		 (long long)n);
+	if (n > oc->export_max) {
+		return juki_ctl_fail(err, "too-large",
+				     "%lld records: one export returns %lld at most", (long long)n,
+				     (long long)oc->export_max);
+	}
+	if (n > oc->bulk_records && json_object_get(args, "approval") == NULL) {
+		return juki_ctl_fail(
+		    err, "approval-required",
+		    "%lld records: output of more than %lld needs a supervisor's approval "
+		    "given beforehand (第4-8(2)): approval of kind export on target %s",
+		    (long long)n, (long long)oc->bulk_records, lgcode);
+	}
+	/* Read before the approval is used, so that a failed read does not spend it. */
+	if ((st = juki_store_prepare(node->store, rows_sql)) == NULL ||
+	    (records = json_array()) == NULL) {
+		return store_fail(node, err);
+	}
+	sqlite3_bind_text(st, 1, lgcode, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_array_append_new(records,
+				      json_loadb(sqlite3_column_blob(st, 0),
+						 (size_t)sqlite3_column_bytes(st, 0), 0, NULL));
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(records);
+		return store_fail(node, err);
+	}
+	if (n > oc->bulk_records) {
+		if ((rc = juki_node_approval_take(node, args, "export", lgcode, &approval, err)) !=
+		    0) {
+			json_decref(records);
+			return rc;
+		}
+		snprintf(node->audit_detail, sizeof(node->audit_detail),
+			 "purpose=%s records=%lld approval=%lld", purpose, (long long)n,
+			 (long long)json_integer_value(json_object_get(approval, "id")));
+	}
+	*result = json_pack("{s:s,s:s,s:I,s:o,s:o}", "lgcode", lgcode, "purpose", purpose, "count",
+			    (json_int_t)n, "records", records, "approval",
+			    approval != NULL ? approval : json_null());
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
+#define CLERK JUKI_ROLE_CLERK
+#define SUPER JUKI_ROLE_SUPERVISOR
+#define AUDIT JUKI_ROLE_AUDITOR
+#define ADMIN JUKI_ROLE_ADMIN
+
+const struct juki_ctl_cmd juki_operator_cmds[] = {
+    {"operator.add", cmd_operator_add, "a new operator (args: operator, roles, datasets, pin)",
+     ADMIN, NULL},
+    {"operator.list", cmd_operator_list, "operators, their roles, data sets and locks",
+     SUPER | AUDIT | ADMIN, NULL},
+    {"operator.set-roles", cmd_operator_set_roles,
+     "an operator's roles and data sets (args: operator, roles, datasets)", ADMIN, NULL},
+    {"operator.lock", cmd_operator_lock, "lock an operator (args: operator)", SUPER | ADMIN, NULL},
+    {"operator.unlock", cmd_operator_unlock,
+     "unlock an operator and clear the count of wrong PINs (args: operator)", SUPER | ADMIN, NULL},
+    {"operator.set-pin", cmd_operator_set_pin,
+     "a new PIN for an operator who lost theirs (args: operator, pin)", ADMIN, NULL},
+    {"pin.change", cmd_pin_change, "change your own PIN (args: new_pin)",
+     CLERK | SUPER | AUDIT | ADMIN, NULL},
+    {"approval.issue", cmd_approval_issue,
+     "approve beforehand, once (args: kind export|correct, operator, target)", SUPER, NULL},
+    {"approval.confirm", cmd_approval_confirm,
+     "approve input recorded without approval (args: approval)", SUPER, NULL},
+    {"approval.refuse", cmd_approval_refuse,
+     "refuse input recorded without approval: a correction must follow (args: approval)", SUPER,
+     NULL},
+    {"approval.list", cmd_approval_list, "approvals, newest first (args: state, limit)",
+     CLERK | SUPER | AUDIT, NULL},
+    {"audit.show", cmd_audit_show,
+     "the operation history, oldest first (args: operator, since_ms, limit)", SUPER | AUDIT | ADMIN,
+     NULL},
+    {"audit.verify", cmd_audit_verify,
+     "check the history's hash chain and signed checkpoints; names the first broken entry",
+     SUPER | AUDIT | ADMIN, NULL},
+    {"lookup", cmd_lookup,
+     "a person's current record by 住民票コード, or by name, birth, sex and address exactly "
+     "(args: purpose, code | name, birth, sex, address)",
+     CLERK | SUPER, "honnin"},
+    {"export", cmd_export,
+     "the current records of a municipality; over operator.bulk_records needs an approval "
+     "(args: purpose, lgcode, approval)",
+     CLERK, "honnin"},
+    {NULL, NULL, NULL, 0, NULL},
+};
