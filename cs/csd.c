@@ -165,20 +165,6 @@ csd_honnin_dest(struct juki_node *node)
 	return ((struct csd *)node)->pref.urn;
 }
 
-static const struct juki_node_spec csd_spec = {
-    .daemon = "juki-csd",
-    .kind = JUKI_KIND_CS,
-    .schemas = csd_schemas,
-    .nschemas = 2,
-    .handlers = csd_handlers,
-    .cmds = csd_cmds,
-    .on_ack = csd_on_ack,
-    .status = csd_status,
-    .honnin_dest = csd_honnin_dest,
-    .purge = csd_purge_rules,
-    .datasets = csd_datasets,
-};
-
 /* The prefectural server: configured, or the one of our prefecture. */
 static int
 resolve_pref(const struct csd_conf *conf, struct juki_ident *pref, char *err, size_t errlen)
@@ -202,72 +188,63 @@ resolve_pref(const struct csd_conf *conf, struct juki_ident *pref, char *err, si
 }
 
 static int
-csd_check(void *confp, char *err, size_t errlen)
+csd_check(const void *confp, char *err, size_t errlen)
 {
-	struct csd_conf *conf = confp;
 	struct juki_ident pref;
-	int rc;
 
-	if ((rc = resolve_pref(conf, &pref, err, errlen)) != 0) {
-		return rc;
-	}
-	return juki_node_check(&conf->node, JUKI_KIND_CS, err, errlen);
+	return resolve_pref(confp, &pref, err, errlen);
 }
 
 static int
-csd_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_t errlen)
+csd_started(struct juki_node *node, char *err, size_t errlen)
 {
-	const struct csd_conf *conf = confp;
-	struct csd *cs;
+	struct csd *cs = (struct csd *)node;
 	int rc;
 
-	cs = calloc(1, sizeof(*cs));
-	if (cs == NULL) {
-		return JUKI_ENOMEM;
-	}
-	cs->conf = conf;
-	if ((rc = resolve_pref(conf, &cs->pref, err, errlen)) != 0 ||
-	    (rc = juki_node_start(&cs->node, d, &conf->node, &csd_spec, err, errlen)) != 0) {
-		free(cs);
+	if ((rc = resolve_pref(csd_conf(node), &cs->pref, err, errlen)) != 0) {
 		return rc;
 	}
-	if ((rc = csd_spool_new(cs, &cs->spool, err, errlen)) != 0) {
-		juki_node_stop(&cs->node);
-		free(cs);
-		return rc;
-	}
-	*nodep = cs;
-	return 0;
+	return csd_spool_new(cs, &cs->spool, err, errlen);
 }
 
-static int
-csd_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, size_t errlen)
+/* A new configuration that csd_check() passed: its prefecture resolves. */
+static void
+csd_reloaded(struct juki_node *node)
 {
-	struct csd *cs = nodep;
-	const struct csd_conf *conf = newconfp;
-	struct juki_ident pref;
-	int rc;
+	struct csd *cs = (struct csd *)node;
+	char err[256];
 
-	(void)d;
-	if ((rc = resolve_pref(conf, &pref, err, errlen)) != 0 ||
-	    (rc = juki_node_reload(&cs->node, &conf->node, err, errlen)) != 0) {
-		return rc;
-	}
-	cs->pref = pref;
-	cs->conf = conf;
-	return 0;
+	(void)resolve_pref(csd_conf(node), &cs->pref, err, sizeof(err));
 }
 
 static void
-csd_stop(struct juki_daemon *d, void *nodep)
+csd_stopping(struct juki_node *node)
 {
-	struct csd *cs = nodep;
+	struct csd *cs = (struct csd *)node;
 
-	(void)d;
 	csd_spool_free(cs->spool);
-	juki_node_stop(&cs->node);
-	free(cs);
+	cs->spool = NULL;
 }
+
+static const struct juki_node_spec csd_spec = {
+    .daemon = "juki-csd",
+    .kind = JUKI_KIND_CS,
+    .schemas = csd_schemas,
+    .nschemas = 2,
+    .handlers = csd_handlers,
+    .cmds = csd_cmds,
+    .on_ack = csd_on_ack,
+    .status = csd_status,
+    .honnin_dest = csd_honnin_dest,
+    .purge = csd_purge_rules,
+    .datasets = csd_datasets,
+    .size = sizeof(struct csd),
+    .conf_node = offsetof(struct csd_conf, node),
+    .check = csd_check,
+    .started = csd_started,
+    .reloaded = csd_reloaded,
+    .stopping = csd_stopping,
+};
 
 const struct juki_daemon_ops csd_ops = {
     .name = "juki-csd",
@@ -275,8 +252,5 @@ const struct juki_daemon_ops csd_ops = {
     .default_config = "/etc/juki/csd.yaml",
     .conf_table = csd_conf_keys,
     .conf_size = sizeof(struct csd_conf),
-    .check = csd_check,
-    .start = csd_start,
-    .reload = csd_reload,
-    .stop = csd_stop,
+    JUKI_NODE_DAEMON_OPS(csd_spec),
 };

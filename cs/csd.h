@@ -37,10 +37,16 @@ struct csd_spool;
 
 struct csd {
 	struct juki_node node; /* first: handlers and commands receive it as ctx */
-	const struct csd_conf *conf;
 	struct juki_ident pref;
 	struct csd_spool *spool;
 };
+
+/* csd_conf() - the municipal server's configuration. */
+static inline const struct csd_conf *
+csd_conf(const struct juki_node *node)
+{
+	return juki_node_daemon_conf(node);
+}
 
 extern const struct juki_conf_key csd_conf_keys[];
 extern const struct juki_daemon_ops csd_ops;

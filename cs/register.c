@@ -9,7 +9,7 @@
 int
 csd_op_init(struct csd *cs, struct csd_op *op)
 {
-	const struct juki_node_conf *nc = &cs->conf->node;
+	const struct juki_node_conf *nc = cs->node.conf;
 
 	memset(op, 0, sizeof(*op));
 	op->cs = cs;

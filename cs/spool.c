@@ -414,7 +414,7 @@ start_next(struct csd_spool *sp)
 	char name[NAME_MAX_LEN + 1], path[PATH_MAX], err[256], sha[65];
 	json_t *before;
 	struct csd_import_limits limits = {
-	    .max_bytes = (uint64_t)cs->conf->import.max_bytes,
+	    .max_bytes = (uint64_t)csd_conf(&cs->node)->import.max_bytes,
 	};
 
 	if (!next_file(sp, name, sizeof(name))) {
@@ -509,11 +509,11 @@ run(evutil_socket_t fd, short what, void *arg)
 		start_next(sp);
 	}
 	if (sp->active == NULL) {
-		arm(sp, sp->cs->conf->import.scan_interval);
+		arm(sp, csd_conf(&sp->cs->node)->import.scan_interval);
 		return;
 	}
-	if (sp->active->imp != NULL &&
-	    csd_import_bytes_total(sp->active->imp) <= (uint64_t)sp->cs->conf->import.single_pass) {
+	if (sp->active->imp != NULL && csd_import_bytes_total(sp->active->imp) <=
+					   (uint64_t)csd_conf(&sp->cs->node)->import.single_pass) {
 		single_pass(sp);
 		arm(sp, 0);
 		return;
@@ -523,8 +523,9 @@ run(evutil_socket_t fd, short what, void *arg)
 	 * read transaction of its own, with its locks taken and released.
 	 */
 	if ((rc = juki_store_begin(sp->cs->node.store)) == 0) {
-		rc = csd_import_validate(sp->active->imp, (size_t)sp->cs->conf->import.step_rows,
-					 lookup, sp->cs);
+		rc = csd_import_validate(sp->active->imp,
+					 (size_t)csd_conf(&sp->cs->node)->import.step_rows, lookup,
+					 sp->cs);
 		juki_store_rollback(sp->cs->node.store);
 	}
 	/* Steps follow each other at once: the watchdog's own timer may wait behind them. */
@@ -559,7 +560,7 @@ make_dir(const char *path, char *err, size_t errlen)
 int
 csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errlen)
 {
-	const char *dir = cs->conf->import.spool;
+	const char *dir = csd_conf(&cs->node)->import.spool;
 	struct csd_spool *sp;
 	int rc;
 

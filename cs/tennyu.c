@@ -5,7 +5,7 @@
 #include "csd.h"
 #include "juki/base/error.h"
 #include "juki/node/log.h"
-#include "juki/node/opport.h"
+#include "juki/node/opcmds.h"
 #include "juki/records/person.h"
 #include "juki/store/outbox.h"
 
@@ -259,7 +259,8 @@ csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result, struct 
 		csd_op_free(&op);
 		return rc;
 	}
-	if ((rc = juki_node_approval_take(&cs->node, args, "correct", code, &approval, err)) != 0) {
+	if ((rc = juki_opcmds_approval_take(&cs->node, args, "correct", code, &approval, err)) !=
+	    0) {
 		goto fail;
 	}
 	change_for(cs, &p, REASON_CORRECTED, date, held.version + 1, &c);
@@ -269,7 +270,7 @@ csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result, struct 
 	}
 	csd_op_free(&op);
 	juki_node_kick(&cs->node);
-	juki_node_approvals_check(&cs->node);
+	juki_opcmds_approvals_check(&cs->node);
 	*result = json_pack("{s:s,s:I,s:s,s:o}", "code", code, "version", (json_int_t)c.version,
 			    "reason", REASON_CORRECTED, "approval", approval);
 	return 0;

@@ -588,12 +588,13 @@ load_material(const struct fwgate_conf *conf, struct juki_tls **tls, struct juki
 }
 
 static int
-gateway_check(void *confp, char *err, size_t errlen)
+gateway_check(const struct juki_daemon_ops *ops, void *confp, char *err, size_t errlen)
 {
 	struct juki_tls *tls;
 	struct juki_policy *policy;
 	int rc = load_material(confp, &tls, &policy, err, errlen);
 
+	(void)ops;
 	juki_tls_free(tls);
 	juki_policy_free(policy);
 	return rc;

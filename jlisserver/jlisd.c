@@ -110,59 +110,9 @@ static const struct juki_node_spec jlisd_spec = {
     .cmds = jlisd_cmds,
     .status = jlisd_status,
     .datasets = jlisd_datasets,
+    .size = sizeof(struct jlisd),
+    .conf_node = offsetof(struct jlisd_conf, node),
 };
-
-static int
-jlisd_check(void *confp, char *err, size_t errlen)
-{
-	struct jlisd_conf *conf = confp;
-
-	return juki_node_check(&conf->node, JUKI_KIND_JLIS, err, errlen);
-}
-
-static int
-jlisd_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_t errlen)
-{
-	const struct jlisd_conf *conf = confp;
-	struct jlisd *jd;
-	int rc;
-
-	jd = calloc(1, sizeof(*jd));
-	if (jd == NULL) {
-		return JUKI_ENOMEM;
-	}
-	jd->conf = conf;
-	if ((rc = juki_node_start(&jd->node, d, &conf->node, &jlisd_spec, err, errlen)) != 0) {
-		free(jd);
-		return rc;
-	}
-	*nodep = jd;
-	return 0;
-}
-
-static int
-jlisd_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, size_t errlen)
-{
-	struct jlisd *jd = nodep;
-	const struct jlisd_conf *conf = newconfp;
-	int rc;
-
-	(void)d;
-	if ((rc = juki_node_reload(&jd->node, &conf->node, err, errlen)) == 0) {
-		jd->conf = conf;
-	}
-	return rc;
-}
-
-static void
-jlisd_stop(struct juki_daemon *d, void *nodep)
-{
-	struct jlisd *jd = nodep;
-
-	(void)d;
-	juki_node_stop(&jd->node);
-	free(jd);
-}
 
 const struct juki_daemon_ops jlisd_ops = {
     .name = "juki-jlisd",
@@ -170,8 +120,5 @@ const struct juki_daemon_ops jlisd_ops = {
     .default_config = "/etc/juki/jlisd.yaml",
     .conf_table = jlisd_conf_keys,
     .conf_size = sizeof(struct jlisd_conf),
-    .check = jlisd_check,
-    .start = jlisd_start,
-    .reload = jlisd_reload,
-    .stop = jlisd_stop,
+    JUKI_NODE_DAEMON_OPS(jlisd_spec),
 };

@@ -22,7 +22,6 @@ struct jlisd_conf {
 
 struct jlisd {
 	struct juki_node node; /* first: handlers and commands receive it as ctx */
-	const struct jlisd_conf *conf;
 };
 
 extern const struct juki_conf_key jlisd_conf_keys[];

@@ -49,18 +49,19 @@ int
 prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct prefd *pd = ctx;
-	const struct juki_node_conf *nc = &pd->conf->node;
+	const struct juki_node_conf *nc = pd->node.conf;
 	struct juki_batcher *forward;
 	int rc;
 
-	forward = juki_batcher_new(pd->node.store, pd->node.self.urn, pd->conf->national,
-				   (size_t)nc->honnin.batch_records,
-				   (size_t)nc->limits.frame_max * 3 / 4, &pd->node.clock);
+	forward =
+	    juki_batcher_new(pd->node.store, pd->node.self.urn, prefd_conf(&pd->node)->national,
+			     (size_t)nc->honnin.batch_records, (size_t)nc->limits.frame_max * 3 / 4,
+			     &pd->node.clock);
 	if (forward == NULL) {
 		return JUKI_ENOMEM;
 	}
 	rc = juki_honnin_receive(pd->node.store, msg, juki_node_now_ms(&pd->node),
-				 from_municipality, forward, pd->conf->national, rej);
+				 from_municipality, forward, prefd_conf(&pd->node)->national, rej);
 	juki_batcher_free(forward);
 	return rc;
 }
@@ -252,8 +253,8 @@ prefd_status(struct juki_node *node)
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 	struct prefd *pd = (struct prefd *)node;
 
-	return json_pack("{s:s,s:I,s:{s:I,s:I}}", "national", pd->conf->national, "confirmations",
-			 count_of(node->store, sql_k), "records", "current",
+	return json_pack("{s:s,s:I,s:{s:I,s:I}}", "national", prefd_conf(&pd->node)->national,
+			 "confirmations", count_of(node->store, sql_k), "records", "current",
 			 count_of(node->store, sql_c), "history", count_of(node->store, sql_h));
 }
 
@@ -290,7 +291,20 @@ static const char *const prefd_datasets[] = {"honnin", "kakutei", NULL};
 static const char *
 prefd_honnin_dest(struct juki_node *node)
 {
-	return ((struct prefd *)node)->conf->national;
+	return prefd_conf(node)->national;
+}
+
+static int
+prefd_check(const void *confp, char *err, size_t errlen)
+{
+	const struct prefd_conf *conf = confp;
+	struct juki_ident national;
+
+	if (juki_ident_parse(conf->national, &national) != 0 || national.kind != JUKI_KIND_JLIS) {
+		snprintf(err, errlen, "national: %s is not a national server", conf->national);
+		return JUKI_ECONFIG;
+	}
+	return 0;
 }
 
 static const struct juki_node_spec prefd_spec = {
@@ -304,64 +318,10 @@ static const struct juki_node_spec prefd_spec = {
     .honnin_dest = prefd_honnin_dest,
     .purge = prefd_purge_rules,
     .datasets = prefd_datasets,
+    .size = sizeof(struct prefd),
+    .conf_node = offsetof(struct prefd_conf, node),
+    .check = prefd_check,
 };
-
-static int
-prefd_check(void *confp, char *err, size_t errlen)
-{
-	struct prefd_conf *conf = confp;
-	struct juki_ident national;
-
-	if (juki_ident_parse(conf->national, &national) != 0 || national.kind != JUKI_KIND_JLIS) {
-		snprintf(err, errlen, "national: %s is not a national server", conf->national);
-		return JUKI_ECONFIG;
-	}
-	return juki_node_check(&conf->node, JUKI_KIND_PREF, err, errlen);
-}
-
-static int
-prefd_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_t errlen)
-{
-	const struct prefd_conf *conf = confp;
-	struct prefd *pd;
-	int rc;
-
-	pd = calloc(1, sizeof(*pd));
-	if (pd == NULL) {
-		return JUKI_ENOMEM;
-	}
-	pd->conf = conf;
-	if ((rc = juki_node_start(&pd->node, d, &conf->node, &prefd_spec, err, errlen)) != 0) {
-		free(pd);
-		return rc;
-	}
-	*nodep = pd;
-	return 0;
-}
-
-static int
-prefd_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, size_t errlen)
-{
-	struct prefd *pd = nodep;
-	const struct prefd_conf *conf = newconfp;
-	int rc;
-
-	(void)d;
-	if ((rc = juki_node_reload(&pd->node, &conf->node, err, errlen)) == 0) {
-		pd->conf = conf;
-	}
-	return rc;
-}
-
-static void
-prefd_stop(struct juki_daemon *d, void *nodep)
-{
-	struct prefd *pd = nodep;
-
-	(void)d;
-	juki_node_stop(&pd->node);
-	free(pd);
-}
 
 const struct juki_daemon_ops prefd_ops = {
     .name = "juki-prefd",
@@ -369,8 +329,5 @@ const struct juki_daemon_ops prefd_ops = {
     .default_config = "/etc/juki/prefd.yaml",
     .conf_table = prefd_conf_keys,
     .conf_size = sizeof(struct prefd_conf),
-    .check = prefd_check,
-    .start = prefd_start,
-    .reload = prefd_reload,
-    .stop = prefd_stop,
+    JUKI_NODE_DAEMON_OPS(prefd_spec),
 };

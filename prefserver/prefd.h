@@ -24,8 +24,14 @@ struct prefd_conf {
 
 struct prefd {
 	struct juki_node node; /* first: handlers and commands receive it as ctx */
-	const struct prefd_conf *conf;
 };
+
+/* prefd_conf() - the prefectural server's configuration. */
+static inline const struct prefd_conf *
+prefd_conf(const struct juki_node *node)
+{
+	return juki_node_daemon_conf(node);
+}
 
 extern const struct juki_conf_key prefd_conf_keys[];
 extern const struct juki_daemon_ops prefd_ops;

@@ -88,7 +88,7 @@ load_conf(const struct juki_daemon_ops *ops, const char *path, char *err, size_t
 	}
 	rc = juki_conf_load(path, ops->conf_table, conf, err, errlen);
 	if (rc == 0 && ops->check != NULL) {
-		rc = ops->check(conf, err, errlen);
+		rc = ops->check(ops, conf, err, errlen);
 		if (rc != 0) {
 			juki_conf_free(ops->conf_table, conf);
 		}
@@ -241,6 +241,12 @@ setup_watchdog(struct juki_daemon *d)
 	if (d->watchdog != NULL) {
 		on_watchdog(-1, 0, d);
 	}
+}
+
+const struct juki_daemon_ops *
+juki_daemon_ops_of(const struct juki_daemon *d)
+{
+	return d->ops;
 }
 
 int

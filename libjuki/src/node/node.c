@@ -5,6 +5,7 @@
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/node.h"
+#include "juki/node/opcmds.h"
 #include "juki/node/opport.h"
 #include "juki/node/reconcile.h"
 #include "juki/records/operator.h"
@@ -590,14 +591,14 @@ static int
 build_cmds(struct juki_node *node)
 {
 	size_t ncommon = sizeof(common_cmds) / sizeof(common_cmds[0]);
-	size_t nop = table_len(juki_operator_cmds), nown = table_len(node->spec->cmds);
+	size_t nop = table_len(juki_opcmds), nown = table_len(node->spec->cmds);
 
 	node->cmds = calloc(ncommon + nop + nown + 1, sizeof(*node->cmds));
 	if (node->cmds == NULL) {
 		return JUKI_ENOMEM;
 	}
 	memcpy(node->cmds, common_cmds, sizeof(common_cmds));
-	memcpy(node->cmds + ncommon, juki_operator_cmds, nop * sizeof(*node->cmds));
+	memcpy(node->cmds + ncommon, juki_opcmds, nop * sizeof(*node->cmds));
 	if (nown > 0) {
 		memcpy(node->cmds + ncommon + nop, node->spec->cmds, nown * sizeof(*node->cmds));
 	}
@@ -624,7 +625,7 @@ open_audit(struct juki_node *node, char *err, size_t errlen)
 	rc = juki_audit_open(node->audit_path, node->tls, conf->audit.checkpoint_every,
 			     &node->audit, err, errlen);
 	if (rc == 0) {
-		juki_node_audit(node, "-", "start", NULL, "ok", node->spec->daemon);
+		juki_opcmds_audit(node, "-", "start", NULL, "ok", node->spec->daemon);
 	}
 	return rc;
 }
@@ -732,7 +733,7 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 				      errlen)) != 0) {
 		goto fail;
 	}
-	juki_ctl_server_set_hooks(node->ctl, &juki_node_hooks);
+	juki_ctl_server_set_hooks(node->ctl, &juki_opcmds_hooks);
 	if (conf->oper.nlisten > 0 &&
 	    (rc = juki_opport_new(node, &node->opport, err, errlen)) != 0) {
 		goto fail;
@@ -753,7 +754,7 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		log_info("%s: operator port %s", spec->daemon, juki_opport_addr(node->opport, i));
 	}
 	juki_outbound_kick(node->outbound);
-	juki_node_approvals_check(node);
+	juki_opcmds_approvals_check(node);
 	tick(-1, 0, node);
 	return 0;
 fail:
@@ -978,9 +979,9 @@ juki_node_stop(struct juki_node *node)
 		event_free(node->approvals_due);
 		node->approvals_due = NULL;
 	}
-	juki_node_rates_free(node);
+	juki_opcmds_rates_free(node);
 	if (node->audit != NULL) {
-		juki_node_audit(node, "-", "stop", NULL, "ok", node->spec->daemon);
+		juki_opcmds_audit(node, "-", "stop", NULL, "ok", node->spec->daemon);
 		juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
 		juki_audit_close(node->audit);
 		node->audit = NULL;
@@ -1001,4 +1002,86 @@ juki_node_stop(struct juki_node *node)
 	node->policy = NULL;
 	free(node->cmds);
 	node->cmds = NULL;
+}
+
+static const struct juki_node_conf *
+node_conf_of(const struct juki_node_spec *spec, const void *conf)
+{
+	return (const struct juki_node_conf *)((const char *)conf + spec->conf_node);
+}
+
+int
+juki_node_daemon_check(const struct juki_daemon_ops *ops, void *conf, char *err, size_t errlen)
+{
+	const struct juki_node_spec *spec = ops->data;
+	int rc;
+
+	if (spec->check != NULL && (rc = spec->check(conf, err, errlen)) != 0) {
+		return rc;
+	}
+	return juki_node_check(node_conf_of(spec, conf), spec->kind, err, errlen);
+}
+
+int
+juki_node_daemon_start(struct juki_daemon *d, void *conf, void **nodep, char *err, size_t errlen)
+{
+	const struct juki_node_spec *spec = juki_daemon_ops_of(d)->data;
+	struct juki_node *node;
+	int rc;
+
+	if ((node = calloc(1, spec->size)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return JUKI_ENOMEM;
+	}
+	node->daemon_conf = conf;
+	if ((rc = juki_node_start(node, d, node_conf_of(spec, conf), spec, err, errlen)) != 0) {
+		free(node);
+		return rc;
+	}
+	if (spec->started != NULL && (rc = spec->started(node, err, errlen)) != 0) {
+		juki_node_stop(node);
+		free(node);
+		return rc;
+	}
+	*nodep = node;
+	return 0;
+}
+
+int
+juki_node_daemon_reload(struct juki_daemon *d, void *nodep, void *newconf, char *err, size_t errlen)
+{
+	struct juki_node *node = nodep;
+	const struct juki_node_spec *spec = node->spec;
+	int rc;
+
+	(void)d;
+	/* The daemon's rules first: past the node's reload, nothing may fail. */
+	if ((spec->check != NULL && (rc = spec->check(newconf, err, errlen)) != 0) ||
+	    (rc = juki_node_reload(node, node_conf_of(spec, newconf), err, errlen)) != 0) {
+		return rc;
+	}
+	node->daemon_conf = newconf;
+	if (spec->reloaded != NULL) {
+		spec->reloaded(node);
+	}
+	return 0;
+}
+
+void
+juki_node_daemon_stop(struct juki_daemon *d, void *nodep)
+{
+	struct juki_node *node = nodep;
+
+	(void)d;
+	if (node->spec->stopping != NULL) {
+		node->spec->stopping(node);
+	}
+	juki_node_stop(node);
+	free(node);
+}
+
+const void *
+juki_node_daemon_conf(const struct juki_node *node)
+{
+	return node->daemon_conf;
 }

@@ -11,7 +11,7 @@
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/node.h"
-#include "juki/node/opport.h"
+#include "juki/node/opcmds.h"
 #include "juki/records/honnin.h"
 #include "juki/records/operator.h"
 
@@ -36,8 +36,8 @@ static const char *const default_purposes[] = {
 static const char *const wildcards[] = {"*", "?", "%", "_", "＊", "？", "％", "＿", NULL};
 
 void
-juki_node_audit(struct juki_node *node, const char *who, const char *action, const char *target,
-		const char *outcome, const char *detail)
+juki_opcmds_audit(struct juki_node *node, const char *who, const char *action, const char *target,
+		  const char *outcome, const char *detail)
 {
 	int rc;
 
@@ -153,15 +153,15 @@ done(void *ctx, const char *name, const struct juki_ctl_cmd *cmd, const struct j
 
 	(void)cmd;
 	target_of(node, args, target, sizeof(target));
-	juki_node_audit(node, caller->who, name, target[0] ? target : NULL,
-			err != NULL ? err->code : "ok",
-			node->audit_detail[0] ? node->audit_detail : NULL);
+	juki_opcmds_audit(node, caller->who, name, target[0] ? target : NULL,
+			  err != NULL ? err->code : "ok",
+			  node->audit_detail[0] ? node->audit_detail : NULL);
 	node->caller = NULL;
 	node->audit_target[0] = '\0';
 	node->audit_detail[0] = '\0';
 }
 
-const struct juki_ctl_hooks juki_node_hooks = {gate, done};
+const struct juki_ctl_hooks juki_opcmds_hooks = {gate, done};
 
 /* Argument helpers. */
 
@@ -498,8 +498,8 @@ cmd_approval_list(void *ctx, const json_t *args, json_t **result, struct juki_ct
 }
 
 int
-juki_node_approval_take(struct juki_node *node, const json_t *args, const char *kind,
-			const char *target, json_t **info, struct juki_ctl_error *err)
+juki_opcmds_approval_take(struct juki_node *node, const json_t *args, const char *kind,
+			  const char *target, json_t **info, struct juki_ctl_error *err)
 {
 	const json_t *v = json_object_get(args, "approval");
 	int64_t now = juki_node_now_ms(node), id;
@@ -554,11 +554,11 @@ approvals_due(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	juki_node_approvals_check(arg);
+	juki_opcmds_approvals_check(arg);
 }
 
 void
-juki_node_approvals_check(struct juki_node *node)
+juki_opcmds_approvals_check(struct juki_node *node)
 {
 	static const char next_sql[] = "SELECT min(deadline_ms) FROM approvals"
 				       " WHERE state = 2 AND reported = 0";
@@ -731,7 +731,7 @@ rate_ok(struct juki_node *node, struct juki_ctl_error *err)
 }
 
 void
-juki_node_rates_free(struct juki_node *node)
+juki_opcmds_rates_free(struct juki_node *node)
 {
 	for (size_t i = 0; i < node->nrates; i++) {
 		free(node->rates[i].times);
@@ -961,8 +961,8 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 		return store_fail(node, err);
 	}
 	if (n > oc->bulk_records) {
-		if ((rc = juki_node_approval_take(node, args, "export", lgcode, &approval, err)) !=
-		    0) {
+		if ((rc = juki_opcmds_approval_take(node, args, "export", lgcode, &approval,
+						    err)) != 0) {
 			json_decref(records);
 			return rc;
 		}
@@ -981,7 +981,7 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 #define AUDIT JUKI_ROLE_AUDITOR
 #define ADMIN JUKI_ROLE_ADMIN
 
-const struct juki_ctl_cmd juki_operator_cmds[] = {
+const struct juki_ctl_cmd juki_opcmds[] = {
     {"operator.add", cmd_operator_add, "a new operator (args: operator, roles, datasets, pin)",
      ADMIN, NULL},
     {"operator.list", cmd_operator_list, "operators, their roles, data sets and locks",

@@ -8,6 +8,7 @@
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/node.h"
+#include "juki/node/opcmds.h"
 #include "juki/node/opport.h"
 #include "juki/records/operator.h"
 #include "juki/wire/net.h"
@@ -106,8 +107,8 @@ audit_login(struct session *s, const char *outcome, const char *extra)
 
 	snprintf(detail, sizeof(detail), "from %s%s%s", s->caller.from, extra ? " " : "",
 		 extra ? extra : "");
-	juki_node_audit(s->port->node, s->caller.who[0] ? s->caller.who : "-", "login", NULL,
-			outcome, detail);
+	juki_opcmds_audit(s->port->node, s->caller.who[0] ? s->caller.who : "-", "login", NULL,
+			  outcome, detail);
 }
 
 static void
@@ -205,8 +206,8 @@ still_allowed(struct session *s)
 
 	if (juki_operator_get(s->port->node->store, s->caller.op, &op) != 0 || op.locked) {
 		send_doc(s, fail("locked", "operator %s is locked or was removed", s->caller.op));
-		juki_node_audit(s->port->node, s->caller.who, "session", NULL, "locked",
-				"session ended");
+		juki_opcmds_audit(s->port->node, s->caller.who, "session", NULL, "locked",
+				  "session ended");
 		session_end(s);
 		return 0;
 	}
@@ -225,8 +226,8 @@ handle(struct session *s, const json_t *req)
 		return login(s, req);
 	}
 	if (!s->logged_in) {
-		juki_node_audit(node, s->caller.who, cmd != NULL ? cmd : "-", NULL,
-				"login-required", NULL);
+		juki_opcmds_audit(node, s->caller.who, cmd != NULL ? cmd : "-", NULL,
+				  "login-required", NULL);
 		send_doc(s, fail("login-required",
 				 "log in first: {\"cmd\":\"login\",\"args\":{\"pin\":...}}"));
 		return 0;
@@ -234,7 +235,7 @@ handle(struct session *s, const json_t *req)
 	if (!still_allowed(s)) {
 		return 1;
 	}
-	send_doc(s, juki_ctl_dispatch(node->cmds, node, &juki_node_hooks, &s->caller, req));
+	send_doc(s, juki_ctl_dispatch(node->cmds, node, &juki_opcmds_hooks, &s->caller, req));
 	return 0;
 }
 
@@ -359,7 +360,7 @@ juki_opport_recheck(struct juki_opport *port)
 		}
 		juki_alert(port->node->alerts, juki_alert_code_tls(failure), s->caller.who,
 			   s->caller.from, "operator port: open session ended: %s", why);
-		juki_node_audit(port->node, s->caller.who, "session", NULL, "cert-invalid", why);
+		juki_opcmds_audit(port->node, s->caller.who, "session", NULL, "cert-invalid", why);
 		log_notice("operator port: %s: session ended, its card's certificate: %s",
 			   s->caller.who, why);
 		send_doc(s, fail("card-invalid", "the card's certificate: %s: session ended", why));

@@ -37,7 +37,7 @@ struct juki_daemon_ops {
 	 * check() - what the table cannot say: cross-key rules, files that must
 	 * load (keys, certificates, policy).  No side effects.  -n runs it.
 	 */
-	int (*check)(void *conf, char *err, size_t errlen);
+	int (*check)(const struct juki_daemon_ops *ops, void *conf, char *err, size_t errlen);
 	/* start() - build the running node from conf (borrowed until stop). */
 	int (*start)(struct juki_daemon *d, void *conf, void **node, char *err, size_t errlen);
 	/*
@@ -47,10 +47,15 @@ struct juki_daemon_ops {
 	int (*reload)(struct juki_daemon *d, void *node, void *newconf, char *err, size_t errlen);
 	/* stop() - stop accepting, close connections, free node. */
 	void (*stop)(struct juki_daemon *d, void *node);
+	/* What the callbacks share, read with juki_daemon_ops_of() (a node's spec). */
+	const void *data;
 };
 
 /* juki_daemon_main() - run the daemon; returns the process exit status. */
 int juki_daemon_main(int argc, char **argv, const struct juki_daemon_ops *ops);
+
+/* juki_daemon_ops_of() - the operations the daemon runs with. */
+const struct juki_daemon_ops *juki_daemon_ops_of(const struct juki_daemon *d);
 
 /*
  * juki_daemon_alive() - ping the watchdog now if a ping is due: for work

@@ -182,6 +182,22 @@ struct juki_node_spec {
 	const struct juki_purge_rule *purge;
 	/* The data sets its commands touch (第4-4(5)), NULL-terminated. */
 	const char *const *datasets;
+	/*
+	 * Its life under juki_daemon_main() (JUKI_NODE_DAEMON_OPS): the state
+	 * is size bytes, zeroed, struct juki_node first; its configuration
+	 * holds struct juki_node_conf at offset conf_node.  Each hook may be
+	 * NULL.  check() - the daemon's own rules, before the node's (at -n,
+	 * start and reload); started() - after the node started (a failure
+	 * stops it again); reloaded() - after the node took a new
+	 * configuration that check() passed; stopping() - before the node
+	 * stops.
+	 */
+	size_t size;
+	size_t conf_node;
+	int (*check)(const void *conf, char *err, size_t errlen);
+	int (*started)(struct juki_node *node, char *err, size_t errlen);
+	void (*reloaded)(struct juki_node *node);
+	void (*stopping)(struct juki_node *node);
 };
 
 struct juki_node {
@@ -189,6 +205,7 @@ struct juki_node {
 	struct event_base *base;
 	const struct juki_node_spec *spec;
 	const struct juki_node_conf *conf;
+	const void *daemon_conf; /* the whole configuration, of which conf is part */
 	struct juki_clock clock;
 	struct juki_ident self;
 	struct juki_tls *tls;
@@ -240,6 +257,24 @@ int juki_node_start(struct juki_node *node, struct juki_daemon *d,
  */
 int juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err,
 		     size_t errlen);
+
+/*
+ * The daemon operations of a server node whose spec is spec: start, reload
+ * and stop the node with the spec's hooks around it, e.g.
+ *   const struct juki_daemon_ops csd_ops = {.name = ..., JUKI_NODE_DAEMON_OPS(csd_spec)};
+ */
+int juki_node_daemon_check(const struct juki_daemon_ops *ops, void *conf, char *err, size_t errlen);
+int juki_node_daemon_start(struct juki_daemon *d, void *conf, void **nodep, char *err,
+			   size_t errlen);
+int juki_node_daemon_reload(struct juki_daemon *d, void *nodep, void *newconf, char *err,
+			    size_t errlen);
+void juki_node_daemon_stop(struct juki_daemon *d, void *nodep);
+#define JUKI_NODE_DAEMON_OPS(spec)                                                                 \
+	.check = juki_node_daemon_check, .start = juki_node_daemon_start,                          \
+	.reload = juki_node_daemon_reload, .stop = juki_node_daemon_stop, .data = &(spec)
+
+/* juki_node_daemon_conf() - the daemon's whole configuration (its spec's). */
+const void *juki_node_daemon_conf(const struct juki_node *node);
 
 /* juki_node_kick() - entries were committed to the outbox: deliver them. */
 void juki_node_kick(struct juki_node *node);

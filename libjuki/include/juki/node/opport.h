@@ -13,7 +13,7 @@
  *
  * The commands about operators themselves — operator.*, approval.*,
  * audit.*, lookup, export, pin.change — are common to every server node
- * and live in opcmds.c.
+ * and live in opcmds.c (opcmds.h).
  */
 #ifndef JUKI_OPPORT_H
 #define JUKI_OPPORT_H
@@ -45,35 +45,5 @@ json_t *juki_opport_status(const struct juki_opport *port);
  * expired) is ended, in the history and as an alert.  NULL is fine.
  */
 void juki_opport_recheck(struct juki_opport *port);
-
-/* The commands of opcmds.c, ended by an entry whose name is NULL. */
-extern const struct juki_ctl_cmd juki_operator_cmds[];
-
-/* The hooks that check (roles, data sets) and record every request. */
-extern const struct juki_ctl_hooks juki_node_hooks;
-
-/*
- * juki_node_audit() - append one entry to the node's history (the caller's
- * identity as who); on failure alert and refuse operations from then on.
- */
-void juki_node_audit(struct juki_node *node, const char *who, const char *action,
-		     const char *target, const char *outcome, const char *detail);
-
-/*
- * juki_node_approval_take() - important input of kind on target by the
- * caller (第4-8(2)): with args "approval", use that approval (given
- * beforehand, once); without, record the input as pending approval within
- * operator.approve_within.  Inside the input's transaction; after the
- * commit call juki_node_approvals_check().  *info: {"id", "state",
- * "deadline_ms"?}.  Returns 0 or a negative code with err.
- */
-int juki_node_approval_take(struct juki_node *node, const json_t *args, const char *kind,
-			    const char *target, json_t **info, struct juki_ctl_error *err);
-
-/* juki_node_approvals_check() - alert pending input past its deadline; arm the timer. */
-void juki_node_approvals_check(struct juki_node *node);
-
-/* juki_node_rates_free() - forget the operators' lookup counts (at stop). */
-void juki_node_rates_free(struct juki_node *node);
 
 #endif
