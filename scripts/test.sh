@@ -1,7 +1,10 @@
 #!/bin/sh
 # Build juki and pass every test: unit and integration tests on a normal
 # build, all of them again under AddressSanitizer and UBSan, and the
-# formatting check.  Tests labelled `slow` stay out (scripts/test-slow.sh).
+# formatting check.
+# Tests labelled `slow` stay out (no test carries that label today); the
+# fuzzers (scripts/fuzz.sh) and the benchmarks (scripts/bench-*.sh) run by
+# hand.
 #
 #   scripts/test.sh            everything CI runs
 #   JOBS=4 scripts/test.sh     parallelism (default: number of CPUs)
