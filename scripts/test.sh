@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build juki and pass every test: unit and integration tests on a normal
-# build, all of them again under AddressSanitizer and UBSan, and the
-# formatting check.
+# build, all of them again under AddressSanitizer and UBSan, the formatting
+# check and the check that docs/compliance.md names only tests that exist.
 # Tests labelled `slow` stay out (no test carries that label today); the
 # fuzzers (scripts/fuzz.sh) and the benchmarks (scripts/bench-*.sh) run by
 # hand.
@@ -26,6 +26,9 @@ if [ -n "$bad" ]; then
 	echo "clang-format would change:" $bad >&2
 	exit 1
 fi
+
+step "docs: every test docs/compliance.md names exists"
+"$top/scripts/check-compliance.sh"
 
 step "build: build/ (RelWithDebInfo, -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
