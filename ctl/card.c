@@ -3,7 +3,7 @@
  * the libp11 engine, or a passphrase-encrypted PKCS#8 key file.
  *
  * This is the only file that uses OpenSSL's ENGINE API, deprecated in 3.0
- * (DESIGN §7): the move to a PKCS#11 provider replaces this file alone.
+ * (docs/style.md §1): the move to a PKCS#11 provider replaces this file alone.
  */
 #define OPENSSL_API_COMPAT 0x10100000L
 #define OPENSSL_SUPPRESS_DEPRECATED

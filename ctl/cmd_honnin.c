@@ -53,7 +53,7 @@ cmd_reconcile(struct ctl *ctl, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"date", required_argument, NULL, 'd'},
 	    {"no-check", no_argument, NULL, 'n'},
-	    /* Also after the command, as issue 3 writes it: "reconcile --date D --json". */
+	    /* Also after the command, as juki-ctl(1) writes it: "reconcile --date D --json". */
 	    {"json", no_argument, NULL, 'j'},
 	    {NULL, 0, NULL, 0},
 	};

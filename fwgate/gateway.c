@@ -60,7 +60,7 @@ const struct juki_conf_key fwgate_conf_keys[] = {
 			 JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 1, 16,
 			 "Addresses nodes connect to (host:port)."),
     JUKI_CONF_SCALAR(struct fwgate_conf, policy, "policy", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED,
-		     0, 0, "Flow policy file (DESIGN §3): default deny."),
+		     0, 0, "Flow policy file (juki-policy(5)): default deny."),
     JUKI_CONF_SCALAR(struct fwgate_conf, control, "control", JUKI_CONF_PATH, NULL,
 		     JUKI_CONF_REQUIRED | JUKI_CONF_RESTART, 0, 0,
 		     "Control socket for juki-ctl (mode 0600)."),

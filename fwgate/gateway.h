@@ -1,5 +1,5 @@
 /*
- * juki-fwgated — the gateway (ファイアウォール, DESIGN §3).
+ * juki-fwgated — the gateway (ファイアウォール; docs/architecture.md §2, §3).
  *
  * Nodes connect to it with outer TLS 1.3 and ask for one tunnel each:
  *

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Identity information end to end, measured (issue 3; docs/benchmarks.md):
+# Identity information end to end, measured (docs/benchmarks.md):
 # 1,000,000 generated changes from one CS through the gateway to its
 # prefectural server and the national server, durable at every hop, with the
 # raw SQLite ceiling measured in the same run on the same disk.

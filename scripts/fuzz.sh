@@ -1,6 +1,6 @@
 #!/bin/sh
-# Run every libFuzzer target of tests/fuzz (DESIGN §9) for a while: the
-# slow tier, never part of scripts/test.sh.
+# Run every libFuzzer target of tests/fuzz (tests/fuzz/README.md) for a while:
+# the slow tier, never part of scripts/test.sh.
 #
 #   scripts/fuzz.sh            60 seconds per target
 #   scripts/fuzz.sh 600        ten minutes per target
@@ -25,7 +25,7 @@ esac
 build=$top/build-fuzz
 crashes=$build/crashes
 scratch=${FUZZ_SCRATCH:-$(mktemp -d "${TMPDIR:-/tmp}/juki-fuzz.XXXXXX")}
-targets=${FUZZ_TARGETS:-clock config frame ident import msg person request}
+targets=${FUZZ_TARGETS:-change clock config frame ident import msg person request}
 
 step() { printf '\n== %s\n' "$*"; }
 

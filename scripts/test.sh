@@ -1,7 +1,10 @@
 #!/bin/sh
 # Build juki and pass every test: unit and integration tests on a normal
-# build, all of them again under AddressSanitizer and UBSan, and the
-# formatting check.  Tests labelled `slow` stay out (scripts/test-slow.sh).
+# build, all of them again under AddressSanitizer and UBSan, the formatting
+# check and the check that docs/compliance.md names only tests that exist.
+# Tests labelled `slow` stay out (no test carries that label today); the
+# fuzzers (scripts/fuzz.sh) and the benchmarks (scripts/bench-*.sh) run by
+# hand.
 #
 #   scripts/test.sh            everything CI runs
 #   JOBS=4 scripts/test.sh     parallelism (default: number of CPUs)
@@ -26,6 +29,9 @@ fi
 
 step "layers: scripts/check-layers.sh"
 "$top/scripts/check-layers.sh"
+
+step "docs: every test docs/compliance.md names exists"
+"$top/scripts/check-compliance.sh"
 
 step "build: build/ (RelWithDebInfo, -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -1,4 +1,4 @@
-"""Benchmark of identity information end to end (issue 3; docs/benchmarks.md).
+"""Benchmark of identity information end to end (docs/benchmarks.md).
 
 Pushes N generated identity changes from one CS through the gateway to its
 prefectural server and the national server, durable at every hop, and

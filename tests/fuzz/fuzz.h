@@ -1,5 +1,5 @@
 /*
- * juki — what the libFuzzer targets in tests/fuzz share (DESIGN §9).
+ * juki — what the libFuzzer targets in tests/fuzz share (docs/design.md §9).
  *
  * Each target is one fuzz_<parser>.c defining LLVMFuzzerTestOneInput().
  * Besides the sanitizers' own reports, a target checks the parser's

@@ -1,4 +1,4 @@
-"""Crash test of issue 2: nothing lost, nothing twice.
+"""Crash test: nothing lost, nothing twice (docs/design.md §4).
 
 1,000 move-ins are queued at CS B for people living in CS A.  While the
 notices flow, CS A is killed with SIGKILL and restarted; then the prefecture

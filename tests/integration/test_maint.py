@@ -1,4 +1,5 @@
-"""Backups, restores and purges of a real prefectural server (DESIGN §5, 第4-9(2), 第6-7).
+"""Backups, restores and purges of a real prefectural server (docs/architecture.md §11, §12;
+第4-9(2), 第6-7).
 
 A hand-driven peer with the certificate of a CS of Tokyo (cs:131016) sends
 転出確定通知 to juki-prefd of Tokyo (pref:13) through a real gateway, so that its
@@ -7,8 +8,8 @@ asks the running daemon for an online copy; `juki-ctl backup verify` and
 `juki-ctl restore` work offline, on the files.  Purges run on the idle node,
 and once more with its clock moved past the inbox's horizon.
 
-What comes once identity information propagates (the lead's part of issue 3):
-a purge with records five years old, and a restored node catching up.
+A purge with records five years old, and a restored node catching up, are in
+test_retention.py.
 """
 
 import hashlib

@@ -144,7 +144,7 @@ def case_three_wrong_pins_lock():
         outcomes = [e["outcome"] for e in history(net[A], operator=clerk.urn)
                     if e["action"] == "login"]
         assert outcomes == ["wrong-pin", "wrong-pin", "wrong-pin", "locked", "ok"], outcomes
-        # A supervisor's lock ends a session's rights at its next request too.
+        # A supervisor's lock refuses the operator's next session too.
         sup.ctl("operator", "lock", "tanaka")
         assert fails(clerk.ctl, "status")[0] == CTL_LOCKED
 

@@ -5,7 +5,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,8 @@
 #include "juki/store/audit.h"
 #include "juki/wire/pki.h"
 #include "juki/wire/tls.h"
+
+#include "helpers.h"
 
 /*
  * One temp dir per run: a PKI with two nodes (cs:131016 signs the
@@ -45,15 +46,6 @@ struct fix {
 #define OP_B "urn:juki:op:cs:131016:suzuki"
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 group_setup(void **state)
 {
 	struct juki_tls_conf conf = {0};
@@ -64,8 +56,7 @@ group_setup(void **state)
 		return -1;
 	}
 	*state = f;
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-audit-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "audit") == NULL) {
 		return -1;
 	}
 	snprintf(f->pki, sizeof(f->pki), "%s/pki", f->tmp);
@@ -95,7 +86,7 @@ group_teardown(void **state)
 	int rc;
 
 	juki_tls_free(f->tls);
-	rc = nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rc = test_rm_rf(f->tmp);
 	free(f);
 	ERR_clear_error();
 	return rc;

@@ -19,6 +19,8 @@
 #include "juki/store/backup.h"
 #include "juki/store/store.h"
 
+#include "helpers.h"
+
 #define NODE "urn:juki:pref:13"
 #define WHEN "2026-11-25T01:02:03.456Z"
 
@@ -71,8 +73,7 @@ setup(void **state)
 	char err[256];
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-backup-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(test_mkdtemp(f->dir, sizeof(f->dir), "backup"));
 	snprintf(f->path, sizeof(f->path), "%s/node.db", f->dir);
 	snprintf(f->bdir, sizeof(f->bdir), "%s/backups/one", f->dir);
 	snprintf(f->other, sizeof(f->other), "%s/restored.db", f->dir);
@@ -86,11 +87,9 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
 	juki_store_close(f->store);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_rm_rf(f->dir), 0);
 	free(f);
 	return 0;
 }

@@ -15,6 +15,8 @@
 #include "juki/base/config.h"
 #include "juki/base/error.h"
 
+#include "helpers.h"
+
 /* ---- the table the tests load against ---- */
 
 enum { LVL_DEBUG, LVL_INFO, LVL_WARN, LVL_ERROR };
@@ -666,12 +668,12 @@ static void
 test_load_file(void **state)
 {
 	struct tconf c;
-	char dir[] = "/tmp/juki-conf-XXXXXX";
+	char dir[64];
 	char path[256], want[512];
 	FILE *f;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	assert_non_null(test_mkdtemp(dir, sizeof(dir), "conf"));
 	snprintf(path, sizeof(path), "%s/csd.yaml", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
@@ -714,7 +716,7 @@ test_load_file(void **state)
 	assert_string_equal(err, want);
 	assert_int_equal(juki_conf_load(dir, keys, &c, err, sizeof(err)), -EISDIR);
 	assert_true(all_zero(&c, sizeof(c)));
-	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(test_rm_rf(dir), 0);
 }
 
 /* ---- defaults that do not parse, and other table mistakes ---- */

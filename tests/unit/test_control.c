@@ -5,7 +5,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <grp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +25,8 @@
 #include "juki/base/error.h"
 #include "juki/node/control.h"
 #include "juki/node/log.h"
+
+#include "helpers.h"
 
 #define WAIT_MS 5000
 
@@ -151,15 +152,6 @@ static const struct juki_ctl_cmd cmds2[] = {
     {NULL, NULL, NULL, 0, NULL},
 };
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 on_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -210,8 +202,7 @@ setup(void **state)
 	}
 	*state = f;
 	f->stop_pipe[0] = f->stop_pipe[1] = -1;
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-control-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "control") == NULL) {
 		return -1;
 	}
 	snprintf(f->path, sizeof(f->path), "%s/ctl.sock", f->tmp);
@@ -249,7 +240,7 @@ teardown(void **state)
 		close(f->stop_pipe[1]);
 	}
 	if (f->tmp[0] != '\0') {
-		rc = nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rc = test_rm_rf(f->tmp);
 	}
 	free(f);
 	return rc;

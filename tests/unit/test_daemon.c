@@ -14,6 +14,8 @@
 #include "juki/base/error.h"
 #include "juki/node/daemon.h"
 
+#include "helpers.h"
+
 /* Each case gets a temp dir; NOTIFY_SOCKET is unset before and after. */
 struct fix {
 	char tmp[64];
@@ -30,8 +32,7 @@ setup(void **state)
 		return -1;
 	}
 	f->fd = -1;
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-daemon-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "daemon") == NULL) {
 		free(f);
 		return -1;
 	}
@@ -51,8 +52,7 @@ teardown(void **state)
 	if (f->fd >= 0) {
 		close(f->fd);
 	}
-	unlink(f->path);
-	rc = rmdir(f->tmp);
+	rc = test_rm_rf(f->tmp);
 	free(f);
 	return rc;
 }

@@ -14,6 +14,8 @@
 #include "juki/records/honnin.h"
 #include "juki/wire/msg.h"
 
+#include "helpers.h"
+
 #define CODE "24727059608"
 
 struct fx {
@@ -29,8 +31,7 @@ setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[256];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-honnin-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(test_mkdtemp(f->dir, sizeof(f->dir), "honnin"));
 	snprintf(f->path, sizeof(f->path), "%s/h.db", f->dir);
 	assert_int_equal(
 	    juki_store_open(f->path, &juki_honnin_schema, 1, &f->store, err, sizeof(err)), 0);
@@ -44,12 +45,10 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
 	juki_counter_free(f->counter);
 	juki_store_close(f->store);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_rm_rf(f->dir), 0);
 	free(f);
 	return 0;
 }

@@ -19,6 +19,8 @@
 #include "juki/base/error.h"
 #include "juki/wire/msg.h"
 
+#include "helpers.h"
+
 #define SELF  "131016"
 #define OTHER "271004"
 #define CC    "住民票コード変更"
@@ -149,8 +151,7 @@ setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-import-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(test_mkdtemp(f->dir, sizeof(f->dir), "import"));
 	assert_int_equal(juki_clock_parse(NOW_TEXT, &f->now), 0);
 	*state = f;
 	return 0;
@@ -160,10 +161,8 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_rm_rf(f->dir), 0);
 	free(f);
 	return 0;
 }

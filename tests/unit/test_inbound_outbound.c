@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
@@ -37,6 +36,8 @@
 #include "juki/wire/pki.h"
 #include "juki/wire/policy.h"
 #include "juki/wire/tls.h"
+
+#include "helpers.h"
 
 /*
  * A mini network in one process: node A (cs:271004) delivers its outbox
@@ -121,15 +122,6 @@ struct fix {
 /* The gateway's start op has no argument of its own: the running one is named here. */
 static struct gateway *gw_current;
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 write_file(const char *path, const char *text)
 {
@@ -173,8 +165,7 @@ group_setup(void **state)
 		return -1;
 	}
 	*state = f;
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-io-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "io") == NULL) {
 		return -1;
 	}
 	snprintf(f->pki, sizeof(f->pki), "%s/pki", f->tmp);
@@ -210,7 +201,7 @@ group_teardown(void **state)
 	juki_tls_free(f->tls_b);
 	juki_policy_free(f->policy);
 	if (f->tmp[0] != '\0') {
-		rc = nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rc = test_rm_rf(f->tmp);
 	}
 	free(f);
 	ERR_clear_error();

@@ -5,7 +5,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,8 @@
 #include "juki/wire/pki.h"
 #include "juki/wire/tls.h"
 
+#include "helpers.h"
+
 /*
  * The group shares a temp dir with a PKI ("pki": fwgate:east, cs:131016,
  * cs:271004) and a second CA ("other") that also issued a cs:131016; each
@@ -56,15 +57,6 @@ struct fix {
 
 /* Every wait in these tests is bounded by this; none comes near it. */
 #define WAIT_MS 5000
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static struct juki_tls *
 load_tls(struct fix *f, const char *pki, const char *name)
@@ -93,8 +85,7 @@ group_setup(void **state)
 		return -1;
 	}
 	*state = f;
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-net-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "net") == NULL) {
 		return -1;
 	}
 	snprintf(f->pki, sizeof(f->pki), "%s/pki", f->tmp);
@@ -130,7 +121,7 @@ group_teardown(void **state)
 	juki_tls_free(f->cs2);
 	juki_tls_free(f->stranger);
 	if (f->tmp[0] != '\0') {
-		rc = nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rc = test_rm_rf(f->tmp);
 	}
 	free(f);
 	ERR_clear_error();

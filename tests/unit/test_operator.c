@@ -13,6 +13,8 @@
 #include "juki/records/operator.h"
 #include "juki/store/store.h"
 
+#include "helpers.h"
+
 /* Cheap verifiers: the cost does not change what is tested. */
 static const struct juki_pin_cost cost = {64, 1};
 static const char *const known[] = {"honnin", "tennyu", NULL};
@@ -33,14 +35,13 @@ setup(void **state)
 	if (f == NULL) {
 		return -1;
 	}
-	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-operator-XXXXXX");
-	if (mkdtemp(f->dir) == NULL) {
+	if (test_mkdtemp(f->dir, sizeof(f->dir), "operator") == NULL) {
 		free(f);
 		return -1;
 	}
 	snprintf(f->path, sizeof(f->path), "%s/node.db", f->dir);
 	if (juki_store_open(f->path, &juki_operator_schema, 1, &f->store, NULL, 0) != 0) {
-		rmdir(f->dir);
+		test_rm_rf(f->dir);
 		free(f);
 		return -1;
 	}
@@ -53,16 +54,10 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char p[160];
 
 	juki_store_close(f->store);
 	json_decref(f->datasets);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
+	test_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,8 @@
 #include "juki/store/outbox.h"
 #include "juki/store/store.h"
 #include "juki/wire/msg.h"
+
+#include "helpers.h"
 
 #define CS_OSAKA   "urn:juki:cs:271004"
 #define CS_CHIYODA "urn:juki:cs:131016"
@@ -49,14 +50,13 @@ setup(void **state)
 	if (f == NULL) {
 		return -1;
 	}
-	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-outbox-XXXXXX");
-	if (mkdtemp(f->dir) == NULL) {
+	if (test_mkdtemp(f->dir, sizeof(f->dir), "outbox") == NULL) {
 		free(f);
 		return -1;
 	}
 	snprintf(f->path, sizeof(f->path), "%s/node.db", f->dir);
 	if (juki_store_open(f->path, NULL, 0, &f->store, NULL, 0) != 0) {
-		rmdir(f->dir);
+		test_rm_rf(f->dir);
 		free(f);
 		return -1;
 	}
@@ -68,22 +68,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct dirent *de;
-	char file[512];
-	DIR *d;
 
 	juki_store_close(f->store);
-	d = opendir(f->dir);
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-				snprintf(file, sizeof(file), "%s/%s", f->dir, de->d_name);
-				unlink(file);
-			}
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	test_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

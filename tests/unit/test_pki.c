@@ -6,7 +6,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,20 +24,13 @@
 #include "juki/base/error.h"
 #include "juki/wire/pki.h"
 
+#include "helpers.h"
+
 struct fix {
 	char tmp[64];
 	char dir[128]; /* the PKI directory, not yet created */
 	char err[512];
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -48,8 +40,7 @@ setup(void **state)
 	if (f == NULL) {
 		return -1;
 	}
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-pki-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "pki") == NULL) {
 		free(f);
 		return -1;
 	}
@@ -62,7 +53,7 @@ static int
 teardown(void **state)
 {
 	struct fix *f = *state;
-	int rc = nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rm_rf(f->tmp);
 
 	free(f);
 	return rc;

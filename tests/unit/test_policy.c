@@ -13,7 +13,7 @@
 #include "juki/base/ident.h"
 #include "juki/wire/policy.h"
 
-/* The standard policy of DESIGN §3, written out independently of conf/policy.yaml. */
+/* The policy of docs/architecture.md §3, written out independently of conf/policy.yaml. */
 static const char standard[] =
     "version: 1\n"
     "rules:\n"

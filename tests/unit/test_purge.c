@@ -16,6 +16,8 @@
 #include "juki/records/honnin.h"
 #include "juki/store/purge.h"
 
+#include "helpers.h"
+
 #define DAY_MS (86400LL * 1000)
 #define JST_MS (9LL * 3600 * 1000)
 
@@ -198,8 +200,7 @@ setup(void **state)
 	char err[256];
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-purge-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(test_mkdtemp(f->dir, sizeof(f->dir), "purge"));
 	snprintf(f->path, sizeof(f->path), "%s/node.db", f->dir);
 	assert_int_equal(
 	    juki_store_open(f->path, &juki_honnin_schema, 1, &f->store, err, sizeof(err)), 0);
@@ -211,11 +212,9 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
 	juki_store_close(f->store);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_rm_rf(f->dir), 0);
 	free(f);
 	return 0;
 }

@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,8 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/store/store.h"
+
+#include "helpers.h"
 
 struct fixture {
 	char dir[64];
@@ -30,8 +31,7 @@ setup(void **state)
 	if (f == NULL) {
 		return -1;
 	}
-	snprintf(f->dir, sizeof(f->dir), "/tmp/juki-store-XXXXXX");
-	if (mkdtemp(f->dir) == NULL) {
+	if (test_mkdtemp(f->dir, sizeof(f->dir), "store") == NULL) {
 		free(f);
 		return -1;
 	}
@@ -45,21 +45,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct dirent *de;
-	char file[512];
-	DIR *d;
 
-	d = opendir(f->dir);
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-				snprintf(file, sizeof(file), "%s/%s", f->dir, de->d_name);
-				unlink(file);
-			}
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	test_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,6 +31,8 @@
 #include "juki/base/error.h"
 #include "juki/wire/pki.h"
 #include "juki/wire/tls.h"
+
+#include "helpers.h"
 #include "terminal.h"
 
 #define CARD_PIN   "1234"
@@ -57,15 +58,6 @@ struct fix {
 	int softhsm;
 	char err[1024];
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 copy_file(const char *from, const char *to, mode_t mode)
@@ -132,8 +124,7 @@ group_setup(void **state)
 		return -1;
 	}
 	*state = f;
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-terminal-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "terminal") == NULL) {
 		return -1;
 	}
 	snprintf(f->pki, sizeof(f->pki), "%s/pki", f->tmp);
@@ -191,7 +182,7 @@ group_teardown(void **state)
 	int rc = 0;
 
 	if (f != NULL && f->tmp[0] != '\0') {
-		rc = nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rc = test_rm_rf(f->tmp);
 	}
 	free(f);
 	ERR_clear_error();

@@ -5,7 +5,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,8 @@
 #include "juki/base/ident.h"
 #include "juki/wire/pki.h"
 #include "juki/wire/tls.h"
+
+#include "helpers.h"
 
 /*
  * Every case gets a temp dir with two PKIs: "pki" (the network's CA, with
@@ -47,15 +48,6 @@ struct end {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	static const char *const urns[] = {"urn:juki:cs:131016", "urn:juki:fwgate:east",
@@ -65,8 +57,7 @@ setup(void **state)
 	if (f == NULL) {
 		return -1;
 	}
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/juki-test-tls-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL) {
+	if (test_mkdtemp(f->tmp, sizeof(f->tmp), "tls") == NULL) {
 		free(f);
 		return -1;
 	}
@@ -90,7 +81,7 @@ static int
 teardown(void **state)
 {
 	struct fix *f = *state;
-	int rc = nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rm_rf(f->tmp);
 
 	free(f);
 	ERR_clear_error();

@@ -1,5 +1,6 @@
 /*
- * juki — daemon life (DESIGN §8, STYLE "Signals never do work").
+ * juki — daemon life (docs/architecture.md §5; docs/style.md §2,
+ * "Signals never do work").
  *
  * juki_daemon_main() is the whole of a daemon's main(): it reads argv
  *

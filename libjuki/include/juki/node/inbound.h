@@ -1,5 +1,5 @@
 /*
- * juki — the receiving side of a node (DESIGN §3, §4).
+ * juki — the receiving side of a node (docs/architecture.md §4.1).
  *
  * A node port accepts connections from gateways only.  For each:
  *

@@ -1,5 +1,5 @@
 /*
- * juki — the sending side of a node: delivery of the outbox (DESIGN §3, §4).
+ * juki — the sending side of a node: delivery of the outbox (docs/architecture.md §4.2).
  *
  * One link per (destination, service) with entries waiting.  A link connects
  * to the first gateway of the ordered list (outer TLS 1.3, the gateway's

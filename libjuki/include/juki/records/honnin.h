@@ -3,7 +3,8 @@
  * current record of each person, the history of older records, the change
  * reasons (異動事由), the precedence rule between records, and the per-day
  * update counts (更新件数リスト).  Shared by juki-csd, juki-prefd and
- * juki-jlisd (DESIGN §4, §5, §6; 第6-6, 第6-7).
+ * juki-jlisd (docs/protocol.md §10.4-§10.7, docs/architecture.md §7, §9;
+ * 第6-6, 第6-7).
  *
  * A change record, as it travels (honnin.batch bodies) and is kept:
  *

@@ -1,6 +1,6 @@
 /*
  * juki — operators of a server node and the approvals of their supervisors
- * (第4-4(5),(7),(8), 第4-8(2), 第2-3(1); DESIGN §7).
+ * (第4-4(5),(7),(8), 第4-8(2), 第2-3(1); docs/architecture.md §13).
  *
  * Operators live in the node's store (component "operator"): an id (the
  * last part of the card certificate's urn:juki:op:<kind>:<node>:<id>),

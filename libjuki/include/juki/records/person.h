@@ -1,5 +1,5 @@
 /*
- * juki — identity information (本人確認情報, DESIGN §5) as it travels and is
+ * juki — identity information (本人確認情報, docs/protocol.md §10.1) as it travels and is
  * kept: 住民票コード, 氏名, 生年月日, 性別, 住所 and its local-government code.
  *
  * In JSON (messages, control requests, files):

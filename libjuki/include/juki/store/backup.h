@@ -1,5 +1,5 @@
 /*
- * juki — backups of a daemon's store (DESIGN §5, 第4-9(2)).
+ * juki — backups of a daemon's store (docs/architecture.md §12, 第4-9(2)).
  *
  * A backup is a directory holding two files: a consistent copy of the store
  * taken online through SQLite's backup API, and manifest.json, which

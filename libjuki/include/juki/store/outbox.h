@@ -1,5 +1,6 @@
 /*
- * juki — the durable outbox and inbox (DESIGN §4, "nothing is lost").
+ * juki — the durable outbox and inbox (docs/design.md §4, "Nothing lost,
+ * nothing twice"; docs/architecture.md §4.3).
  *
  * Outbox: a message is put in the outbox in the same transaction as the
  * change that causes it.  Entries are delivered per (destination, service)

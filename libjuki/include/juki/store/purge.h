@@ -1,6 +1,6 @@
 /*
- * juki — secure purge of what a node keeps only for a period (DESIGN §5,
- * 第6-7).
+ * juki — secure purge of what a node keeps only for a period
+ * (docs/architecture.md §11, 第6-7).
  *
  * The date rule.  Identity information is erased "after the period that ends
  * on the day five years pass, counted from the day it was recorded"

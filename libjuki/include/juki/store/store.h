@@ -1,5 +1,5 @@
 /*
- * juki — the SQLite store of a daemon (DESIGN §5).
+ * juki — the SQLite store of a daemon (docs/architecture.md §4.4).
  *
  * One database file per daemon, opened with WAL, synchronous=FULL,
  * foreign_keys=ON, secure_delete=ON and a busy timeout.  Schemas are

@@ -1,5 +1,5 @@
 /*
- * juki — frames (DESIGN §4): a 4-byte big-endian length, then that many
+ * juki — frames (docs/protocol.md §5): a 4-byte big-endian length, then that many
  * bytes of one JSON document (UTF-8, an object).  A length of 0 or over the
  * configured limit is a protocol error that closes the connection.
  */

@@ -1,5 +1,5 @@
 /*
- * juki — messages (DESIGN §4; the wire format is in docs/protocol.md).
+ * juki — messages (docs/design.md §4; the wire format is in docs/protocol.md).
  *
  * Every frame on an inner channel is one message:
  *
@@ -27,7 +27,7 @@
 #define JUKI_REASON_MAX    48
 #define JUKI_DETAIL_MAX    256
 
-/* Message types of the foundation flows. */
+/* Message types: the move-in flow and identity information (docs/protocol.md §10). */
 #define JUKI_MSG_ACK          "ack"
 #define JUKI_MSG_TENNYU       "tennyu.notice"     /* 転入通知, cs -> cs over muni */
 #define JUKI_MSG_TENSHUTSU    "tenshutsu.confirm" /* 転出確定通知, cs -> pref over honnin */

@@ -1,5 +1,5 @@
 /*
- * juki — networking building blocks on libevent (DESIGN §3).
+ * juki — networking building blocks on libevent (docs/protocol.md §2, §3).
  *
  * Connections are set up in asynchronous steps, each ending in a callback:
  *

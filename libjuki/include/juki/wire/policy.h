@@ -1,5 +1,5 @@
 /*
- * juki — the flow policy (DESIGN §3): which kind of node may open which
+ * juki — the flow policy (docs/architecture.md §3): which kind of node may open which
  * service toward which kind of node.  Default deny.  The gateway checks it
  * on every CONNECT; the receiving node checks it again.
  *
