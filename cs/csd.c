@@ -250,6 +250,7 @@ csd_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, size_t
 
 	(void)d;
 	if ((rc = resolve_pref(conf, &pref, err, errlen)) != 0 ||
+	    (rc = csd_spool_check(conf->import.spool, err, errlen)) != 0 ||
 	    (rc = juki_node_reload(&cs->node, &conf->node, err, errlen)) != 0) {
 		return rc;
 	}
