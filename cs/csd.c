@@ -190,9 +190,14 @@ resolve_pref(const struct csd_conf *conf, struct juki_ident *pref, char *err, si
 static int
 csd_check(const void *confp, char *err, size_t errlen)
 {
+	const struct csd_conf *conf = confp;
 	struct juki_ident pref;
+	int rc;
 
-	return resolve_pref(confp, &pref, err, errlen);
+	if ((rc = resolve_pref(conf, &pref, err, errlen)) != 0) {
+		return rc;
+	}
+	return csd_spool_check(conf->import.spool, err, errlen);
 }
 
 static int

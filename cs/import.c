@@ -12,13 +12,13 @@
 #include <unistr.h>
 
 #include "import.h"
+#include "import_read.h"
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
 #include "juki/base/error.h"
 #include "juki/wire/msg.h"
 
 #define CODE_CHANGE "住民票コード変更"
-#define CHUNK       ((size_t)64 * 1024)
 #define SHA_LEN     32
 
 /* The columns of the format, in the order the rules check them. */
@@ -50,20 +50,6 @@ static const struct {
     [C_OLD_CODE] = {"old_code", 0, 0},
 };
 
-/* Cell flags set while reading, reported per column. */
-#define CELL_NUL       0x01
-#define CELL_BAD_QUOTE 0x02
-#define CELL_QUOTED    0x04
-
-/* Record flags. */
-#define REC_TOO_LONG     0x01
-#define REC_UNTERMINATED 0x02
-#define REC_TOO_MANY     0x04 /* more cells than CELLS_MAX: no more are kept */
-#define REC_SKIP         (REC_TOO_LONG | REC_TOO_MANY)
-
-/* Cells kept of one CSV record: more than the format has columns is refused anyway. */
-#define CELLS_MAX 64
-
 enum phase {
 	PH_VALIDATE,
 	PH_VALIDATED,
@@ -85,11 +71,6 @@ struct slot {
 struct code_map {
 	struct slot *slots;
 	size_t cap, n;
-};
-
-struct cell {
-	size_t off, len;
-	unsigned char flags;
 };
 
 /* A data row as values by column; NULL is absent. */
@@ -114,27 +95,11 @@ struct csd_import {
 	struct csd_import_limits lim;
 	enum csd_import_format format;
 
-	/* The source: a file descriptor read in chunks, or memory. */
-	int fd;
-	const uint8_t *mem;
-	size_t mem_len;
-	uint8_t *chunk;
-	const uint8_t *data;
-	size_t pos, len;
-	int eof;
-	uint64_t total, bytes;
-	size_t line;
+	/* The file and its current record. */
+	struct imp_reader rd;
+	int reader_ready;
+	uint64_t total;
 	int stopped;
-	EVP_MD_CTX *sha;
-
-	/* The record being read: cells, each followed by a NUL, or a raw line. */
-	uint8_t *buf;
-	size_t blen, bcap;
-	struct cell *cells;
-	size_t ncells, ccap;
-	size_t rec_cells; /* cells in the record, kept or not */
-	size_t rec_line;
-	int rec_flags;
 
 	/* CSV: the column of each header cell. */
 	int header_done;
@@ -336,155 +301,7 @@ map_clear(struct code_map *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* The source. */
-
-static int
-refill(struct csd_import *imp)
-{
-	ssize_t n;
-
-	if (imp->eof) {
-		return 0;
-	}
-	if (imp->fd < 0) {
-		imp->data = imp->mem;
-		imp->len = imp->mem_len;
-		imp->pos = 0;
-		imp->eof = 1;
-		n = (ssize_t)imp->mem_len;
-	} else {
-		do {
-			n = read(imp->fd, imp->chunk, CHUNK);
-		} while (n < 0 && errno == EINTR);
-		if (n < 0) {
-			return -errno;
-		}
-		imp->data = imp->chunk;
-		imp->len = (size_t)n;
-		imp->pos = 0;
-		if (n == 0) {
-			imp->eof = 1;
-		}
-	}
-	if (n > 0 && EVP_DigestUpdate(imp->sha, imp->data, (size_t)n) != 1) {
-		return JUKI_EIO;
-	}
-	imp->bytes += (uint64_t)n;
-	return 0;
-}
-
-/* Next byte: 1 with *c, 0 at the end, or a negative code. */
-static inline int
-next_byte(struct csd_import *imp, int *c)
-{
-	int rc;
-
-	while (imp->pos == imp->len) {
-		if (imp->eof) {
-			return 0;
-		}
-		if ((rc = refill(imp)) != 0) {
-			return rc;
-		}
-	}
-	*c = imp->data[imp->pos++];
-	return 1;
-}
-
-/* Start reading from the first byte: the chunk read, a BOM skipped. */
-static int
-source_start(struct csd_import *imp)
-{
-	int rc;
-
-	imp->pos = imp->len = 0;
-	imp->eof = 0;
-	imp->bytes = 0;
-	imp->line = 1;
-	imp->stopped = 0;
-	if (imp->fd >= 0 && lseek(imp->fd, 0, SEEK_SET) != 0) {
-		return -errno;
-	}
-	if (EVP_DigestInit_ex(imp->sha, EVP_sha256(), NULL) != 1) {
-		return JUKI_EIO;
-	}
-	if ((rc = refill(imp)) != 0) {
-		return rc;
-	}
-	if (imp->len >= 3 && memcmp(imp->data, "\xEF\xBB\xBF", 3) == 0) {
-		imp->pos = 3;
-	}
-	return 0;
-}
-
-/* The record buffer. */
-
-static int
-buf_put(struct csd_import *imp, int c)
-{
-	if (imp->blen == imp->bcap) {
-		size_t cap = imp->bcap ? imp->bcap * 2 : 1024;
-		uint8_t *b = realloc(imp->buf, cap);
-
-		if (b == NULL) {
-			return JUKI_ENOMEM;
-		}
-		imp->buf = b;
-		imp->bcap = cap;
-	}
-	imp->buf[imp->blen++] = (uint8_t)c;
-	return 0;
-}
-
-static int
-cell_start(struct csd_import *imp)
-{
-	imp->rec_cells++;
-	if (imp->rec_flags & REC_SKIP) {
-		return 0;
-	}
-	if (imp->ncells == CELLS_MAX) {
-		imp->rec_flags |= REC_TOO_MANY;
-		return 0;
-	}
-	if (imp->ncells == imp->ccap) {
-		size_t cap = imp->ccap ? imp->ccap * 2 : 16;
-		struct cell *c = realloc(imp->cells, cap * sizeof(*c));
-
-		if (c == NULL) {
-			return JUKI_ENOMEM;
-		}
-		imp->cells = c;
-		imp->ccap = cap;
-	}
-	imp->cells[imp->ncells].off = imp->blen;
-	imp->cells[imp->ncells].len = 0;
-	imp->cells[imp->ncells].flags = 0;
-	imp->ncells++;
-	return 0;
-}
-
-static int
-cell_end(struct csd_import *imp)
-{
-	struct cell *c = &imp->cells[imp->ncells - 1];
-
-	if (imp->rec_flags & REC_SKIP) {
-		return 0;
-	}
-	c->len = imp->blen - c->off;
-	return buf_put(imp, '\0');
-}
-
-static void
-record_reset(struct csd_import *imp)
-{
-	imp->blen = 0;
-	imp->ncells = 0;
-	imp->rec_cells = 0;
-	imp->rec_flags = 0;
-	imp->rec_line = imp->line;
-}
+/* Reading. */
 
 /* Over the size limit: one error, and the file is read no further. */
 static int
@@ -495,196 +312,16 @@ too_large(struct csd_import *imp)
 			 (unsigned long long)imp->lim.max_bytes);
 }
 
-enum csv_state {
-	ST_START,  /* at the start of a cell */
-	ST_PLAIN,  /* in a cell without quotes */
-	ST_QUOTED, /* in a quoted cell */
-	ST_QUOTE,  /* a quote in a quoted cell: the end, or the first of "" */
-};
-
-/*
- * One CSV record (RFC 4180): cells unquoted into the buffer.  A CR right
- * before the LF that ends a record is dropped; a record of nothing at all
- * is a blank line and skipped.  Once a record is over the line limit its
- * bytes are no longer kept, but quotes are still followed so that the next
- * record starts where it does.  Returns 1, 0 at the end, or a negative code.
- */
+/* The next record of the file's format: 1, 0 at the end, or a negative code. */
 static int
-read_csv_record(struct csd_import *imp)
+read_record(struct csd_import *imp)
 {
-	enum csv_state st;
-	size_t raw;
-	int c, rc, cr;
+	int rc = imp->format == CSD_IMPORT_CSV ? imp_read_csv(&imp->rd) : imp_read_line(&imp->rd);
 
-again:
-	record_reset(imp);
-	st = ST_START;
-	raw = 0;
-	cr = 0;
-	if ((rc = cell_start(imp)) != 0) {
-		return rc;
+	if (rc == 0 && imp->rd.over) {
+		return too_large(imp);
 	}
-	for (;;) {
-		/* Flags of cells no longer kept go to a scratch cell. */
-		struct cell scratch = {0, 0, 0}, *cell = imp->rec_flags & REC_SKIP
-							     ? &scratch
-							     : &imp->cells[imp->ncells - 1];
-
-		if ((rc = next_byte(imp, &c)) < 0) {
-			return rc;
-		}
-		if (imp->bytes > imp->lim.max_bytes) {
-			return too_large(imp);
-		}
-		if (rc == 0) {
-			if (raw == 0 || (cr && raw == 1 && imp->ncells == 1 && st == ST_START)) {
-				return 0;
-			}
-			if (cr && st != ST_QUOTED && !(imp->rec_flags & REC_SKIP) &&
-			    (rc = buf_put(imp, '\r')) != 0) {
-				return rc;
-			}
-			if (st == ST_QUOTED) {
-				imp->rec_flags |= REC_UNTERMINATED;
-			}
-			return cell_end(imp) == 0 ? 1 : JUKI_ENOMEM;
-		}
-		if (c == '\n') {
-			imp->line++;
-		}
-		if (cr) {
-			cr = 0;
-			if (c == '\n') {
-				if (raw == 1 && imp->ncells == 1 && st == ST_START) {
-					goto again; /* a blank line, CR LF */
-				}
-				goto end_record;
-			}
-			/* A lone CR is data; after a closing quote it breaks the quoting. */
-			if (st == ST_QUOTE) {
-				cell->flags |= CELL_BAD_QUOTE;
-				st = ST_PLAIN;
-			}
-			if (!(imp->rec_flags & REC_SKIP) && (rc = buf_put(imp, '\r')) != 0) {
-				return rc;
-			}
-			if (st == ST_START) {
-				st = ST_PLAIN;
-			}
-		}
-		if (c == '\n' && st != ST_QUOTED) {
-			if (raw == 0) {
-				/* A blank line. */
-				imp->ncells = 0;
-				goto again;
-			}
-			goto end_record;
-		}
-		if (++raw > imp->lim.max_line) {
-			imp->rec_flags |= REC_TOO_LONG;
-		}
-		if (c == '\r' && st != ST_QUOTED) {
-			cr = 1;
-			continue;
-		}
-		if (c == 0) {
-			cell->flags |= CELL_NUL;
-		}
-		switch (st) {
-		case ST_START:
-		case ST_PLAIN:
-			if (c == ',') {
-				if ((rc = cell_end(imp)) != 0 || (rc = cell_start(imp)) != 0) {
-					return rc;
-				}
-				st = ST_START;
-				continue;
-			}
-			if (c == '"') {
-				if (st == ST_START) {
-					cell->flags |= CELL_QUOTED;
-					st = ST_QUOTED;
-					continue;
-				}
-				cell->flags |= CELL_BAD_QUOTE;
-			}
-			st = ST_PLAIN;
-			break;
-		case ST_QUOTED:
-			if (c == '"') {
-				st = ST_QUOTE;
-				continue;
-			}
-			break;
-		case ST_QUOTE:
-			if (c == '"') {
-				st = ST_QUOTED;
-				break;
-			}
-			if (c == ',') {
-				if ((rc = cell_end(imp)) != 0 || (rc = cell_start(imp)) != 0) {
-					return rc;
-				}
-				st = ST_START;
-				continue;
-			}
-			cell->flags |= CELL_BAD_QUOTE;
-			st = ST_PLAIN;
-			break;
-		}
-		if (!(imp->rec_flags & REC_SKIP) && (rc = buf_put(imp, c)) != 0) {
-			return rc;
-		}
-	}
-end_record:
-	return cell_end(imp) == 0 ? 1 : JUKI_ENOMEM;
-}
-
-/* One JSON Lines line into the buffer, without its CR LF; blank lines skipped. */
-static int
-read_json_line(struct csd_import *imp)
-{
-	size_t raw;
-	int c, rc, blank;
-
-again:
-	record_reset(imp);
-	raw = 0;
-	blank = 1;
-	for (;;) {
-		if ((rc = next_byte(imp, &c)) < 0) {
-			return rc;
-		}
-		if (imp->bytes > imp->lim.max_bytes) {
-			return too_large(imp);
-		}
-		if (rc == 0 || c == '\n') {
-			if (rc == 1) {
-				imp->line++;
-			}
-			if (blank) {
-				if (rc == 0) {
-					return 0;
-				}
-				goto again;
-			}
-			break;
-		}
-		if (c != ' ' && c != '\t' && c != '\r') {
-			blank = 0;
-		}
-		if (++raw > imp->lim.max_line) {
-			imp->rec_flags |= REC_TOO_LONG;
-			continue;
-		}
-		if ((rc = buf_put(imp, c)) != 0) {
-			return rc;
-		}
-	}
-	while (imp->blen > 0 && imp->buf[imp->blen - 1] == '\r') {
-		imp->blen--;
-	}
-	return buf_put(imp, '\0') == 0 ? 1 : JUKI_ENOMEM;
+	return rc;
 }
 
 /* Rows. */
@@ -705,24 +342,24 @@ header_field(const struct csd_import *imp, size_t cell)
 static int
 csv_record_errors(struct csd_import *imp, int *rcp)
 {
-	size_t line = imp->rec_line;
+	size_t line = imp->rd.rec_line;
 	int rc = 0, whole = 0;
 
-	if (imp->rec_flags & REC_UNTERMINATED) {
-		rc = add_error(imp, line, header_field(imp, imp->ncells - 1), CSD_IMPORT_R_QUOTE,
+	if (imp->rd.rec_flags & IMP_REC_UNTERMINATED) {
+		rc = add_error(imp, line, header_field(imp, imp->rd.ncells - 1), CSD_IMPORT_R_QUOTE,
 			       "a quoted cell is not closed before the end of the file");
 		whole = 1;
-	} else if (imp->rec_flags & REC_TOO_LONG) {
+	} else if (imp->rd.rec_flags & IMP_REC_TOO_LONG) {
 		rc = add_error(imp, line, "", CSD_IMPORT_R_LINE_TOO_LONG,
 			       "the row is over %zu bytes", imp->lim.max_line);
 		whole = 1;
-	} else if (!imp->header_done && (imp->rec_flags & REC_TOO_MANY)) {
-		rc =
-		    add_error(imp, line, "", CSD_IMPORT_R_CELLS, "more than %d columns", CELLS_MAX);
+	} else if (!imp->header_done && (imp->rd.rec_flags & IMP_REC_TOO_MANY)) {
+		rc = add_error(imp, line, "", CSD_IMPORT_R_CELLS, "more than %d columns",
+			       IMP_CELLS_MAX);
 		whole = 1;
-	} else if (imp->header_done && imp->rec_cells != imp->nhcol) {
+	} else if (imp->header_done && imp->rd.rec_cells != imp->nhcol) {
 		rc = add_error(imp, line, "", CSD_IMPORT_R_CELLS,
-			       "%zu cells where the header names %zu columns", imp->rec_cells,
+			       "%zu cells where the header names %zu columns", imp->rd.rec_cells,
 			       imp->nhcol);
 		whole = 1;
 	}
@@ -737,18 +374,18 @@ csv_cell_errors(struct csd_import *imp, struct row *row, int *any)
 	int rc;
 
 	*any = 0;
-	for (size_t i = 0; i < imp->ncells; i++) {
-		const struct cell *cell = &imp->cells[i];
+	for (size_t i = 0; i < imp->rd.ncells; i++) {
+		const struct imp_cell *cell = &imp->rd.cells[i];
 		const char *field = header_field(imp, i);
 		const char *reason = NULL, *detail = NULL;
 
-		if (cell->flags & CELL_NUL) {
+		if (cell->flags & IMP_CELL_NUL) {
 			reason = CSD_IMPORT_R_NUL;
 			detail = "contains a NUL byte";
-		} else if (u8_check(imp->buf + cell->off, cell->len) != NULL) {
+		} else if (u8_check(imp->rd.buf + cell->off, cell->len) != NULL) {
 			reason = CSD_IMPORT_R_UTF8;
 			detail = "not valid UTF-8";
-		} else if (cell->flags & CELL_BAD_QUOTE) {
+		} else if (cell->flags & IMP_CELL_BAD_QUOTE) {
 			reason = CSD_IMPORT_R_BAD_QUOTE;
 			detail = "a quote inside an unquoted cell or after a closing quote";
 		}
@@ -759,7 +396,7 @@ csv_cell_errors(struct csd_import *imp, struct row *row, int *any)
 		if (row != NULL && imp->header_done) {
 			row->bad[imp->hcol[i]] = 1;
 		}
-		if ((rc = add_error(imp, imp->rec_line, field, reason, "%s", detail)) != 0) {
+		if ((rc = add_error(imp, imp->rd.rec_line, field, reason, "%s", detail)) != 0) {
 			return rc;
 		}
 	}
@@ -773,7 +410,7 @@ read_header(struct csd_import *imp)
 	int seen[NCOLS] = {0};
 	int rc, any, whole;
 
-	rc = read_csv_record(imp);
+	rc = read_record(imp);
 	if (rc < 0) {
 		return rc;
 	}
@@ -795,21 +432,21 @@ read_header(struct csd_import *imp)
 	}
 	free(imp->hcol);
 	imp->nhcol = 0;
-	imp->hcol = calloc(imp->ncells, sizeof(*imp->hcol));
+	imp->hcol = calloc(imp->rd.ncells, sizeof(*imp->hcol));
 	if (imp->hcol == NULL) {
 		return JUKI_ENOMEM;
 	}
 	any = 0;
-	for (size_t i = 0; i < imp->ncells; i++) {
-		const char *name = (const char *)imp->buf + imp->cells[i].off;
+	for (size_t i = 0; i < imp->rd.ncells; i++) {
+		const char *name = (const char *)imp->rd.buf + imp->rd.cells[i].off;
 		int col = find_column(name);
 
 		if (col < 0) {
-			rc = add_error(imp, imp->rec_line, safe_name(name, imp->cells[i].len),
+			rc = add_error(imp, imp->rd.rec_line, safe_name(name, imp->rd.cells[i].len),
 				       CSD_IMPORT_R_UNKNOWN_COLUMN,
 				       "column %zu is not a column of the format", i + 1);
 		} else if (seen[col]) {
-			rc = add_error(imp, imp->rec_line, columns[col].name,
+			rc = add_error(imp, imp->rd.rec_line, columns[col].name,
 				       CSD_IMPORT_R_DUP_COLUMN, "column %zu names it again", i + 1);
 		} else {
 			seen[col] = 1;
@@ -824,7 +461,7 @@ read_header(struct csd_import *imp)
 	for (int col = 0; col < NCOLS; col++) {
 		if (columns[col].required && !seen[col]) {
 			any = 1;
-			if ((rc = add_error(imp, imp->rec_line, columns[col].name,
+			if ((rc = add_error(imp, imp->rd.rec_line, columns[col].name,
 					    CSD_IMPORT_R_MISSING_COLUMN,
 					    "the header lacks this required column")) != 0) {
 				return rc;
@@ -834,7 +471,7 @@ read_header(struct csd_import *imp)
 	if (any) {
 		return 0;
 	}
-	imp->nhcol = imp->ncells;
+	imp->nhcol = imp->rd.ncells;
 	imp->header_done = 1;
 	imp->stopped = 0;
 	return 0;
@@ -852,11 +489,11 @@ csv_row(struct csd_import *imp, struct row *row)
 	if ((rc = csv_cell_errors(imp, row, &any)) != 0) {
 		return rc;
 	}
-	for (size_t i = 0; i < imp->ncells; i++) {
+	for (size_t i = 0; i < imp->rd.ncells; i++) {
 		int col = imp->hcol[i];
 
-		if (!row->bad[col] && imp->cells[i].len > 0) {
-			row->v[col] = (const char *)imp->buf + imp->cells[i].off;
+		if (!row->bad[col] && imp->rd.cells[i].len > 0) {
+			row->v[col] = (const char *)imp->rd.buf + imp->rd.cells[i].off;
 		}
 	}
 	return 0;
@@ -868,23 +505,23 @@ json_row(struct csd_import *imp, struct row *row)
 	const char *key;
 	json_error_t jerr;
 	json_t *val;
-	size_t len = imp->blen - 1;
+	size_t len = imp->rd.blen - 1;
 	int rc;
 
-	if (imp->rec_flags & REC_TOO_LONG) {
+	if (imp->rd.rec_flags & IMP_REC_TOO_LONG) {
 		row->skip = 1;
 		return add_error(imp, row->line, "", CSD_IMPORT_R_LINE_TOO_LONG,
 				 "the row is over %zu bytes", imp->lim.max_line);
 	}
-	if (memchr(imp->buf, '\0', len) != NULL) {
+	if (memchr(imp->rd.buf, '\0', len) != NULL) {
 		row->skip = 1;
 		return add_error(imp, row->line, "", CSD_IMPORT_R_NUL, "contains a NUL byte");
 	}
-	if (u8_check(imp->buf, len) != NULL) {
+	if (u8_check(imp->rd.buf, len) != NULL) {
 		row->skip = 1;
 		return add_error(imp, row->line, "", CSD_IMPORT_R_UTF8, "not valid UTF-8");
 	}
-	row->json = json_loadb((const char *)imp->buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	row->json = json_loadb((const char *)imp->rd.buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (row->json == NULL || !json_is_object(row->json)) {
 		row->skip = 1;
 		if (row->json == NULL) {
@@ -959,7 +596,7 @@ next_row(struct csd_import *imp, struct row *row)
 	if (imp->stopped) {
 		return 0;
 	}
-	rc = imp->format == CSD_IMPORT_CSV ? read_csv_record(imp) : read_json_line(imp);
+	rc = read_record(imp);
 	if (rc == 0 && !imp->stopped && imp->format == CSD_IMPORT_JSONL && imp->rows == 0) {
 		imp->stopped = 1;
 		return add_error(imp, 0, "", CSD_IMPORT_R_EMPTY_FILE, "no row: the file is empty");
@@ -971,7 +608,7 @@ next_row(struct csd_import *imp, struct row *row)
 		return rc;
 	}
 	imp->rows++;
-	row->line = imp->rec_line;
+	row->line = imp->rd.rec_line;
 	rc = imp->format == CSD_IMPORT_CSV ? csv_row(imp, row) : json_row(imp, row);
 	return rc == 0 ? 1 : rc;
 }
@@ -1399,10 +1036,10 @@ row_done(struct row *row)
 static int
 finish_digests(struct csd_import *imp, unsigned char sha[SHA_LEN], unsigned char dig[SHA_LEN])
 {
-	unsigned int a = 0, b = 0;
+	unsigned int b = 0;
 
-	if (EVP_DigestFinal_ex(imp->sha, sha, &a) != 1 ||
-	    EVP_DigestFinal_ex(imp->dig, dig, &b) != 1 || a != SHA_LEN || b != SHA_LEN) {
+	if (imp_reader_sha256(&imp->rd, sha) != 0 || EVP_DigestFinal_ex(imp->dig, dig, &b) != 1 ||
+	    b != SHA_LEN) {
 		return JUKI_EIO;
 	}
 	return 0;
@@ -1463,9 +1100,6 @@ import_new(const char *name, int fd, const void *mem, size_t mem_len, uint64_t t
 		}
 		return fail_open(err, errlen, JUKI_ENOMEM, "import");
 	}
-	imp->fd = fd;
-	imp->mem = mem;
-	imp->mem_len = mem_len;
 	imp->total = total;
 	imp->now_ms = now_ms;
 	snprintf(imp->self, sizeof(imp->self), "%s", self_lgcode);
@@ -1486,20 +1120,20 @@ import_new(const char *name, int fd, const void *mem, size_t mem_len, uint64_t t
 	juki_reasons(&imp->nreasons);
 	imp->name = strdup(base != NULL ? base + 1 : name);
 	imp->by_reason = calloc(imp->nreasons, sizeof(*imp->by_reason));
-	imp->sha = EVP_MD_CTX_new();
 	imp->dig = EVP_MD_CTX_new();
-	imp->chunk = fd >= 0 ? malloc(CHUNK) : NULL;
-	if (imp->name == NULL || imp->by_reason == NULL || imp->sha == NULL || imp->dig == NULL ||
-	    (fd >= 0 && imp->chunk == NULL) ||
+	imp->reader_ready = 1;
+	if (imp_reader_init(&imp->rd, fd, mem, mem_len, imp->lim.max_bytes, imp->lim.max_line) !=
+		0 ||
+	    imp->name == NULL || imp->by_reason == NULL || imp->dig == NULL ||
 	    EVP_DigestInit_ex(imp->dig, EVP_sha256(), NULL) != 1) {
 		rc = fail_open(err, errlen, JUKI_ENOMEM, "import");
 		goto out;
 	}
-	if ((rc = source_start(imp)) != 0) {
+	if ((rc = imp_reader_start(&imp->rd)) != 0) {
 		fail_open(err, errlen, rc, "import: read");
 		goto out;
 	}
-	imp->format = format_of(imp->name, imp->data + imp->pos, imp->len - imp->pos);
+	imp->format = format_of(imp->name, imp->rd.data + imp->rd.pos, imp->rd.len - imp->rd.pos);
 	imp->phase = PH_VALIDATE;
 	if (total > imp->lim.max_bytes && (rc = too_large(imp)) != 0) {
 		fail_open(err, errlen, rc, "import");
@@ -1554,15 +1188,11 @@ csd_import_close(struct csd_import *imp)
 	if (imp == NULL) {
 		return;
 	}
-	if (imp->fd >= 0) {
-		close(imp->fd);
+	if (imp->reader_ready) {
+		imp_reader_free(&imp->rd);
 	}
-	EVP_MD_CTX_free(imp->sha);
 	EVP_MD_CTX_free(imp->dig);
 	map_clear(&imp->map);
-	free(imp->chunk);
-	free(imp->buf);
-	free(imp->cells);
 	free(imp->hcol);
 	free(imp->by_reason);
 	free(imp->errors);
@@ -1600,7 +1230,7 @@ csd_import_validate(struct csd_import *imp, size_t max_rows, csd_import_lookup_c
 				return abort_import(imp, rc);
 			}
 			imp->val_rows = imp->rows;
-			imp->val_bytes = imp->bytes;
+			imp->val_bytes = imp->rd.bytes;
 			imp->phase = PH_VALIDATED;
 			return 1;
 		}
@@ -1638,7 +1268,7 @@ csd_import_rows(const struct csd_import *imp)
 uint64_t
 csd_import_bytes_read(const struct csd_import *imp)
 {
-	return imp->bytes;
+	return imp->rd.bytes;
 }
 
 uint64_t
@@ -1650,8 +1280,7 @@ csd_import_bytes_total(const struct csd_import *imp)
 size_t
 csd_import_mem_bytes(const struct csd_import *imp)
 {
-	return sizeof(*imp) + (imp->chunk ? CHUNK : 0) + imp->bcap +
-	       imp->ccap * sizeof(struct cell) + imp->nhcol * sizeof(int) +
+	return sizeof(*imp) + imp_reader_mem(&imp->rd) + imp->nhcol * sizeof(int) +
 	       imp->map.cap * sizeof(struct slot) + imp->errcap * sizeof(struct csd_import_error) +
 	       imp->nreasons * sizeof(size_t);
 }
@@ -1756,12 +1385,14 @@ csd_import_rewind(struct csd_import *imp, csd_import_lookup_cb lookup, void *ctx
 	}
 	map_clear(&imp->map);
 	imp->header_done = 0;
+	imp->stopped = 0;
 	imp->rows = 0;
 	imp->nout = imp->outpos = 0;
 	imp->lookup = lookup;
 	imp->ctx = ctx;
 	imp->errors_at_rewind = imp->error_count;
-	if ((rc = source_start(imp)) == 0 && EVP_DigestInit_ex(imp->dig, EVP_sha256(), NULL) != 1) {
+	if ((rc = imp_reader_start(&imp->rd)) == 0 &&
+	    EVP_DigestInit_ex(imp->dig, EVP_sha256(), NULL) != 1) {
 		rc = JUKI_EIO;
 	}
 	if (rc != 0) {

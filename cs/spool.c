@@ -13,6 +13,7 @@
 #include "csd.h"
 #include "import.h"
 #include "juki/base/error.h"
+#include "juki/node/alert.h"
 #include "juki/node/log.h"
 #include "spool.h"
 
@@ -178,7 +179,7 @@ finish(struct csd_spool *sp, enum job_state state, json_t *result)
 static void
 reject(struct csd_spool *sp, const char *aborted)
 {
-	json_t *report = csd_import_report_json(sp->active->imp);
+	json_t *report = sp->active->imp != NULL ? csd_import_report_json(sp->active->imp) : NULL;
 
 	if (report == NULL) {
 		report = json_object();
@@ -375,6 +376,95 @@ accept_file(struct csd_spool *sp)
 	finish(sp, JOB_ACCEPTED, receipt);
 }
 
+/*
+ * Who may have put a file or a directory in the spool: the daemon's user
+ * or root.  Anyone else could have the daemon apply changes to the
+ * register.  A directory must besides be writable by them alone (no group
+ * or other write bit), or someone else could drop a file into it.  (A
+ * generic check of a directory's owner and mode may replace these.)
+ */
+static int
+owner_ok(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return 0;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(err, errlen,
+			 "%s: owned by uid %u, not by the daemon's user (uid %u) or root", path,
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		return 0;
+	}
+	return 1;
+}
+
+static int
+dir_safe(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (!owner_ok(path, err, errlen)) {
+		return JUKI_EPERM;
+	}
+	if (stat(path, &st) != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(err, errlen,
+			 "import spool %s: mode %04o, writable by others than the daemon's user "
+			 "and root (chmod go-w)",
+			 path, (unsigned)(st.st_mode & 07777));
+		return JUKI_EPERM;
+	}
+	return 0;
+}
+
+/* The spool dir and its directories: safe, each of them that exists. */
+int
+csd_spool_check(const char *dir, char *err, size_t errlen)
+{
+	static const char *const sub[] = {"", "/incoming", "/done", "/rejected"};
+	char path[DIR_MAX + 16];
+	int rc;
+
+	if (dir == NULL) {
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
+		if (lstat(path, &st) != 0 && errno == ENOENT) {
+			continue;
+		}
+		if ((rc = dir_safe(path, err, errlen)) != 0) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Partial uploads left by a failure or a stop: removed, they only take room. */
+static void
+remove_partial_uploads(struct csd_spool *sp)
+{
+	DIR *d = opendir(sp->incoming);
+	struct dirent *e;
+
+	if (d == NULL) {
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, ".upload-", 8) == 0) {
+			if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+				log_notice("import: removed the partial upload %s/%s", sp->incoming,
+					   e->d_name);
+			}
+		}
+	}
+	closedir(d);
+}
+
 /* The first file of incoming/ by name, or none. */
 static int
 next_file(struct csd_spool *sp, char *name, size_t len)
@@ -429,6 +519,11 @@ start_next(struct csd_spool *sp)
 	j->started_ms = juki_node_now_ms(&cs->node);
 	sp->active = j;
 	snprintf(path, sizeof(path), "%s/%s", sp->incoming, name);
+	if (!owner_ok(path, err, sizeof(err))) {
+		juki_alert(cs->node.alerts, "spool-owner", NULL, NULL, "%s", err);
+		reject(sp, err);
+		return;
+	}
 	/*
 	 * A file applied before (the daemon stopped between the commit and the
 	 * filing, or the same file came again) is filed, never applied twice.
@@ -583,10 +678,12 @@ csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errlen)
 	if ((rc = make_dir(dir, err, errlen)) != 0 ||
 	    (rc = make_dir(sp->incoming, err, errlen)) != 0 ||
 	    (rc = make_dir(sp->done, err, errlen)) != 0 ||
-	    (rc = make_dir(sp->rejected, err, errlen)) != 0) {
+	    (rc = make_dir(sp->rejected, err, errlen)) != 0 ||
+	    (rc = csd_spool_check(dir, err, errlen)) != 0) {
 		free(sp);
 		return rc;
 	}
+	remove_partial_uploads(sp);
 	sp->timer = evtimer_new(cs->node.base, run, sp);
 	if (sp->timer == NULL) {
 		free(sp);
@@ -625,6 +722,42 @@ spool_of(void *ctx, struct juki_ctl_error *err)
 	return cs->spool;
 }
 
+/* All n bytes at offset off: 0, or the errno of the failure. */
+static int
+write_all(int fd, const unsigned char *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0 && errno == EINTR) {
+			continue;
+		}
+		if (w <= 0) {
+			return w < 0 ? errno : EIO;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/*
+ * An upload failed with errnum: its partial file is removed (a full disk
+ * stays full otherwise), a full disk alerted, the error said as it is.
+ */
+static int
+upload_failed(struct csd_spool *sp, const char *tmp, int errnum, struct juki_ctl_error *err)
+{
+	unlink(tmp);
+	if (errnum == ENOSPC || errnum == EDQUOT || errnum == EFBIG) {
+		juki_alert(sp->cs->node.alerts, "disk-full", NULL, NULL,
+			   "import upload %s: %s; the partial upload is removed", tmp,
+			   strerror(errnum));
+	}
+	return juki_ctl_fail(err, "internal", "%s: %s", tmp, strerror(errnum));
+}
+
 int
 csd_cmd_import_put(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
@@ -637,7 +770,7 @@ csd_cmd_import_put(void *ctx, const json_t *args, json_t **result, struct juki_c
 	unsigned char *bytes = NULL;
 	struct stat st;
 	size_t dlen;
-	int fd = -1, n = 0, rc = 0;
+	int fd = -1, n = 0, rc = 0, e;
 
 	if (sp == NULL) {
 		return JUKI_EINVAL;
@@ -672,16 +805,17 @@ csd_cmd_import_put(void *ctx, const json_t *args, json_t **result, struct juki_c
 		  O_WRONLY | O_CREAT | O_CLOEXEC | (json_integer_value(offset) == 0 ? O_TRUNC : 0),
 		  0600);
 	if (fd < 0 || fstat(fd, &st) != 0) {
-		rc = juki_ctl_fail(err, "internal", "%s: %s", tmp, strerror(errno));
+		rc = upload_failed(sp, tmp, errno, err);
 		goto out;
 	}
 	if (st.st_size != json_integer_value(offset)) {
 		rc = juki_ctl_fail(err, "usage", "offset %lld, but %lld bytes are uploaded",
 				   (long long)json_integer_value(offset), (long long)st.st_size);
+		unlink(tmp);
 		goto out;
 	}
-	if (n > 0 && pwrite(fd, bytes, (size_t)n, st.st_size) != n) {
-		rc = juki_ctl_fail(err, "internal", "%s: %s", tmp, strerror(errno));
+	if (n > 0 && (e = write_all(fd, bytes, (size_t)n, st.st_size)) != 0) {
+		rc = upload_failed(sp, tmp, e, err);
 		goto out;
 	}
 	if (last) {
@@ -696,7 +830,7 @@ csd_cmd_import_put(void *ctx, const json_t *args, json_t **result, struct juki_c
 			goto out;
 		}
 		if (fsync(fd) != 0 || rename(tmp, path) != 0) {
-			rc = juki_ctl_fail(err, "internal", "%s: %s", path, strerror(errno));
+			rc = upload_failed(sp, tmp, errno, err);
 			goto out;
 		}
 		log_info("import: %s received over the control socket", name);

@@ -28,6 +28,14 @@ struct csd_spool;
 int csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errlen);
 void csd_spool_free(struct csd_spool *spool);
 
+/*
+ * csd_spool_check() - refuse a spool (dir and those of its directories
+ * that exist) owned by another user than the daemon's or root, or writable
+ * by group or others: JUKI_EPERM with the path and the mode in err.  NULL
+ * dir is fine.  At start and at every reload.
+ */
+int csd_spool_check(const char *dir, char *err, size_t errlen);
+
 /* Control commands. */
 int csd_cmd_import_put(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
 int csd_cmd_import_status(void *ctx, const json_t *args, json_t **result,

@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 build-essential cmake ninja-build pkg-config
 libssl-dev openssl libevent-dev libjansson-dev libyaml-dev libsqlite3-dev sqlite3
-libcmocka-dev libargon2-dev libunistring-dev
+libcmocka-dev libargon2-dev libunistring-dev libcsv-dev
 softhsm2 libengine-pkcs11-openssl opensc
 python3 scdoc clang-format iproute2 procps
 "

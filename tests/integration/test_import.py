@@ -4,7 +4,9 @@ validated whole and applied all or nothing, then propagated to pref and jlis."""
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -187,6 +189,93 @@ def case_watchdog_fed_during_a_long_apply():
                 max(gaps) * 1000, watchdog_ms, end - start)
 
 
+def case_full_spool_disk():
+    """An upload that fills the spool's disk fails with the real error, leaves no
+    partial file behind (the spool would stay full) and raises disk-full; a
+    partial upload left by a stop is removed at start."""
+    s = Synth(seed=45)
+    mounted = []
+
+    def configure(net):
+        os.makedirs(net[A].spool)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
+                            net[A].spool], capture_output=True)
+        if r.returncode == 0:
+            mounted.append(net[A].spool)
+
+    try:
+        with Network(NET, configure=configure) as net:
+            if not mounted:
+                print("skip case_full_spool_disk: cannot mount a tmpfs (not root?)")
+                return
+            incoming = os.path.join(net[A].spool, "incoming")
+            big = import_csv([change_row(s.person("131016"), "出生") for _ in range(2000)])
+            try:
+                net[A].ctl("import", write(net, "big.csv", big))
+                raise AssertionError("an upload larger than the disk succeeded")
+            except CtlError as e:
+                assert "No space left on device" in e.err + e.out, e
+                assert "Success" not in e.err + e.out, e
+            assert [n for n in os.listdir(incoming) if n.startswith(".upload-")] == []
+            assert net[A].alert_counts().get("disk-full", 0) >= 1
+            # The room is back: a small file goes through.
+            out = net[A].ctl("import", write(net, "small.csv", import_csv(
+                [change_row(s.person("131016"), "出生")])))
+            assert out["state"] == "accepted", out
+            # A partial upload left by a stop goes at the next start.
+            net[A].stop()
+            with open(os.path.join(incoming, ".upload-x.csv"), "w") as f:
+                f.write("code,")
+            net[A].start()
+            assert not os.path.exists(os.path.join(incoming, ".upload-x.csv"))
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", path], check=False)
+
+
+def case_spool_owner_and_mode():
+    """A file in incoming/ owned by another user than the daemon's or root is
+    refused, never applied, its path named; a spool directory writable by
+    others is refused at reload and at start, with its path and mode."""
+    s = Synth(seed=46)
+    with Network(NET) as net:
+        if os.geteuid() != 0:
+            print("skip case_spool_owner_and_mode: chown needs root")
+            return
+        incoming = os.path.join(net[A].spool, "incoming")
+        tmp = os.path.join(incoming, ".foreign.csv.part")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(import_csv([change_row(s.person("131016"), "出生")]))
+        os.chown(tmp, 4242, 4242)
+        os.rename(tmp, os.path.join(incoming, "foreign.csv"))
+        st = wait_until("filed", lambda: (lambda j: j["state"] in ("accepted", "rejected") and j)(
+            net[A].ctl("import", "status", "foreign.csv")))
+        assert st["state"] == "rejected", st
+        assert "foreign.csv" in st["report"]["aborted"] and "4242" in st["report"]["aborted"], st
+        assert net[A].status()["residents"] == {}
+        assert net[A].alert_counts().get("spool-owner", 0) == 1
+        assert "foreign.csv: owned by uid 4242" in net[A].log_text()
+
+        # A directory others may write to: refused at reload, the old config kept.
+        os.chmod(incoming, 0o777)
+        before = net[A].log_text().count("reload refused")
+        net[A].signal(signal.SIGHUP)
+        wait_until("the reload refused",
+                   lambda: net[A].log_text().count("reload refused") > before)
+        assert "%s: mode 0777" % incoming in net[A].log_text()
+        assert net[A].running()
+        # And at start.
+        net[A].stop()
+        net[A].start(wait=False)
+        wait_until("juki-csd refuses to start", lambda: not net[A].running())
+        assert net[A].proc.returncode != 0
+        assert net[A].log_text().count("%s: mode 0777" % incoming) == 2
+        os.chmod(incoming, 0o700)
+        net[A].start()
+        assert net[A].status()["residents"] == {}
+
+
 if __name__ == "__main__":
     run_cases([case_ten_thousand_rows_reach_jlis, case_bad_file_changes_nothing,
-               case_spool_drop_and_no_second_apply, case_watchdog_fed_during_a_long_apply])
+               case_spool_drop_and_no_second_apply, case_watchdog_fed_during_a_long_apply,
+               case_full_spool_disk, case_spool_owner_and_mode])

@@ -1102,6 +1102,84 @@ test_file_rules(void **state)
 	sb_free(&b);
 }
 
+/*
+ * CSV cases the reader must keep, each of which a CSV library's defaults
+ * would change: spaces are data (not trimmed), a lone CR is data, a CR
+ * only ends a line before an LF, also when the two fall in different reads
+ * of the file (64 KiB each), and quotes are followed across reads.
+ */
+static void
+test_csv_edges(void **state)
+{
+	struct fx *f = *state;
+	struct csd_import *imp;
+	struct sb b = {0};
+	struct vrow r;
+	size_t line, pad;
+
+	/* Spaces around a cell are data; a space or a CR after a closing quote breaks it. */
+	sb_printf(&b, HEADER "\r\n");
+	sb_printf(&b, "%s,転入,2026-11-20,山田,,1990-04-01, 2,x,,,\r\n", code_of(6001));
+	sb_printf(&b, "%s,転入,2026-11-20,山田,,1990-04-01,\"2\" ,x,,,\r\n", code_of(6002));
+	sb_printf(&b, "%s,転入,2026-11-20,\"山田\"\r,,1990-04-01,2,x,,,\r\n", code_of(6003));
+	sb_printf(&b, "%s,転入,2026-11-20,山田,,1990-04-01,2,x\r,,,\r\n", code_of(6004));
+	sb_printf(&b, "%s,転入,2026-11-20,山田,,1990-04-01,2,\"x\",,,\r\n", code_of(6005));
+	/* A CR alone at the end, after the last line: nothing. */
+	sb_printf(&b, "\r");
+	imp = validate_text(f, "edges.csv", b.s, b.n, NULL);
+	expect_errors(imp, 4, (size_t)2, "sex", JUKI_R_BAD_FIELD, (size_t)3, "sex",
+		      CSD_IMPORT_R_BAD_QUOTE, (size_t)4, "name", CSD_IMPORT_R_BAD_QUOTE, (size_t)5,
+		      "address", JUKI_R_BAD_FIELD);
+	assert_int_equal(csd_import_rows(imp), 5);
+	csd_import_close(imp);
+	sb_free(&b);
+
+	/* The last row without a line feed: a CR at the very end is its data. */
+	sb_printf(&b, HEADER "\n");
+	sb_printf(&b, "%s,転入,2026-11-20,山田,,1990-04-01,2,x,,,%s\r", code_of(6006), SELF);
+	imp = validate_text(f, "cr-end.csv", b.s, b.n, NULL);
+	expect_errors(imp, 1, (size_t)2, "lgcode", JUKI_R_BAD_FIELD);
+	csd_import_close(imp);
+	sb_free(&b);
+
+	/*
+	 * CR LF across the boundary of two reads, then quoted cells across the
+	 * next: every row is read whole, at its line.
+	 */
+	sb_printf(&b, HEADER "\r\n");
+	line = 2;
+	r = person(code_of(7000), "転入");
+	while (b.n < 65536 - 300) {
+		r.v[V_CODE] = code_of(7000 + line);
+		csv_row(&b, &r);
+		b.s[b.n - 1] = '\r';
+		sb_add(&b, "\n", 1);
+		line++;
+	}
+	/* This row's CR is the last byte of the first read. */
+	sb_printf(&b, "%s,転入,2026-11-20,山田,,1990-04-01,2,x", code_of(7000 + line));
+	for (pad = 65535 - b.n - strlen(",,,"); pad > 0; pad--) {
+		sb_add(&b, "a", 1);
+	}
+	sb_add(&b, ",,,\r\n", 5);
+	assert_int_equal(b.n, 65537);
+	assert_int_equal(b.s[65535], '\r');
+	line++;
+	r = person(code_of(8000), "転入");
+	r.v[V_NAME] = "山\"田"; /* quoted, an escaped quote: fine */
+	while (b.n < 2 * 65536 + 100) {
+		r.v[V_CODE] = code_of(8000 + line);
+		csv_row(&b, &r);
+		line++;
+	}
+	sb_printf(&b, "%s,転入,2026-11-20,山田,,1990-04-01,3,x,,,\n", code_of(99999));
+	imp = validate_text(f, "chunks.csv", b.s, b.n, NULL);
+	expect_errors(imp, 1, line, "sex", JUKI_R_BAD_FIELD);
+	assert_int_equal(csd_import_rows(imp), line - 1);
+	csd_import_close(imp);
+	sb_free(&b);
+}
+
 static void
 test_mixed_report(void **state)
 {
@@ -1554,6 +1632,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_consistency, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_csv_edges, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mixed_report, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lookup_failure, setup, teardown),
