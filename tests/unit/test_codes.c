@@ -2,11 +2,13 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/base/ident.h"
 
 static void
@@ -159,14 +161,49 @@ test_strerror(void **state)
 	assert_string_equal(juki_strerror(-5000), "unknown error");
 }
 
+static void
+test_seterr(void **state)
+{
+	char err[8];
+
+	(void)state;
+	juki_seterr(err, sizeof(err), "%s %d", "code", 42);
+	assert_string_equal(err, "code 42");
+	/* Truncated and terminated; a NULL or empty buffer is left alone. */
+	juki_seterr(err, sizeof(err), "%s", "a longer message");
+	assert_string_equal(err, "a longe");
+	juki_seterr(NULL, 10, "%s", "ignored");
+	juki_seterr(err, 0, "%s", "ignored");
+	assert_string_equal(err, "a longe");
+}
+
+static void
+test_hex(void **state)
+{
+	static const unsigned char bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+	char out[2 * sizeof(bytes) + 1];
+
+	(void)state;
+	memset(out, 'x', sizeof(out));
+	juki_hex_encode(bytes, sizeof(bytes), out);
+	assert_string_equal(out, "00017f80abff");
+	juki_hex_encode(bytes, 0, out);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_jumin_vectors),  cmocka_unit_test(test_jumin_remainders),
-	    cmocka_unit_test(test_lgcode_vectors), cmocka_unit_test(test_ident),
-	    cmocka_unit_test(test_dates),          cmocka_unit_test(test_clock_injection),
+	    cmocka_unit_test(test_jumin_vectors),
+	    cmocka_unit_test(test_jumin_remainders),
+	    cmocka_unit_test(test_lgcode_vectors),
+	    cmocka_unit_test(test_ident),
+	    cmocka_unit_test(test_dates),
+	    cmocka_unit_test(test_clock_injection),
 	    cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_seterr),
+	    cmocka_unit_test(test_hex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/store/backup.h"
 
 #define SHA256_HEX      64
@@ -118,14 +119,6 @@ make_dirs(const char *dir)
 	return rc;
 }
 
-static void
-hex_of(const unsigned char *d, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-	}
-}
-
 /*
  * Read fd to its end, hashing; when out_fd >= 0 write what is read there
  * too.  *size and hex (SHA256_HEX + 1) describe what was read.
@@ -183,7 +176,7 @@ hash_fd(int fd, int out_fd, int64_t *size, char *hex)
 		rc = JUKI_EIO;
 		goto out;
 	}
-	hex_of(md, mdlen, hex);
+	juki_hex_encode(md, mdlen, hex);
 out:
 	free(buf);
 	EVP_MD_CTX_free(ctx);
