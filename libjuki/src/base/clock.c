@@ -5,8 +5,6 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 
-#define JST_OFFSET_MS (9LL * 3600 * 1000)
-
 int64_t
 juki_clock_now_ms(const struct juki_clock *clock)
 {
@@ -59,10 +57,64 @@ juki_clock_format(int64_t ms, char *buf, size_t len)
 int
 juki_clock_date(int64_t ms, char *buf, size_t len)
 {
-	if (ms > INT64_MAX - JST_OFFSET_MS) {
+	if (ms > INT64_MAX - JUKI_JST_OFFSET_MS) {
 		return JUKI_ERANGE;
 	}
-	return format_tm(ms + JST_OFFSET_MS, buf, len, 0);
+	return format_tm(ms + JUKI_JST_OFFSET_MS, buf, len, 0);
+}
+
+int64_t
+juki_clock_today(int64_t ms)
+{
+	/* Split before adding the offset: ms + 9 hours may not fit. */
+	int64_t q = ms / JUKI_DAY_MS, r = ms % JUKI_DAY_MS;
+
+	if (r < 0) {
+		q--;
+		r += JUKI_DAY_MS;
+	}
+	return r + JUKI_JST_OFFSET_MS >= JUKI_DAY_MS ? q + 1 : q;
+}
+
+int64_t
+juki_clock_day_start(int64_t day)
+{
+	return day * JUKI_DAY_MS - JUKI_JST_OFFSET_MS;
+}
+
+int64_t
+juki_clock_midnight(int64_t ms)
+{
+	return juki_clock_day_start(juki_clock_today(ms));
+}
+
+int
+juki_clock_hhmm(const char *text, int *minutes)
+{
+	int h, m;
+	char end;
+
+	if (text == NULL || sscanf(text, "%2d:%2d%c", &h, &m, &end) != 2 || strlen(text) != 5 ||
+	    h < 0 || h > 23 || m < 0 || m > 59) {
+		return JUKI_EFORMAT;
+	}
+	*minutes = h * 60 + m;
+	return 0;
+}
+
+int
+juki_clock_day_begun(int64_t now, const char *hhmm, int64_t *start)
+{
+	int minutes;
+
+	if (juki_clock_hhmm(hhmm, &minutes) != 0) {
+		return JUKI_EFORMAT;
+	}
+	*start = juki_clock_midnight(now) + minutes * INT64_C(60000);
+	if (*start > now) {
+		*start -= JUKI_DAY_MS;
+	}
+	return 0;
 }
 
 static int

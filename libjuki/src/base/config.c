@@ -14,6 +14,7 @@
 
 #include <yaml.h>
 
+#include "juki/base/clock.h"
 #include "juki/base/config.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
@@ -72,8 +73,8 @@ struct unit {
 };
 
 static const struct unit duration_units[] = {
-    {"ms", 1},          {"s", 1000},         {"m", 60 * 1000},
-    {"h", 3600 * 1000}, {"d", 86400 * 1000}, {"y", INT64_C(365) * 86400 * 1000},
+    {"ms", 1},          {"s", 1000},        {"m", 60 * 1000},
+    {"h", 3600 * 1000}, {"d", JUKI_DAY_MS}, {"y", 365 * JUKI_DAY_MS},
     {NULL, 0},
 };
 
