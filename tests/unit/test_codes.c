@@ -177,6 +177,27 @@ test_japan_day(void **state)
 	assert_int_equal(juki_clock_midnight(t) - juki_clock_day_start(juki_clock_today(t) - 365),
 			 365 * JUKI_DAY_MS);
 
+	/* The calendar under the day count. */
+	assert_int_equal(juki_clock_days_in_month(2024, 2), 29);
+	assert_int_equal(juki_clock_days_in_month(2023, 2), 28);
+	assert_int_equal(juki_clock_days_in_month(2000, 2), 29);
+	assert_int_equal(juki_clock_days_in_month(1900, 2), 28);
+	assert_int_equal(juki_clock_days_in_month(2024, 4), 30);
+	assert_int_equal(juki_clock_days_from_civil(1970, 1, 1), 0);
+	assert_int_equal(
+	    juki_clock_days_from_civil(2024, 3, 1) - juki_clock_days_from_civil(2024, 2, 28), 2);
+	assert_int_equal(juki_clock_parse_day("2024-02-29", &t), 0);
+	assert_int_equal(juki_clock_days_from_civil(2024, 2, 29), t / JUKI_DAY_MS);
+	{
+		int64_t y;
+		int m, d;
+
+		juki_clock_civil_from_days(juki_clock_today(juki_clock_midnight(t)), &y, &m, &d);
+		assert_true(y == 2024 && m == 2 && d == 29);
+		juki_clock_civil_from_days(-1, &y, &m, &d);
+		assert_true(y == 1969 && m == 12 && d == 31);
+	}
+
 	assert_int_equal(juki_clock_hhmm("08:30", &minutes), 0);
 	assert_int_equal(minutes, 8 * 60 + 30);
 	assert_int_equal(juki_clock_hhmm("00:00", &minutes), 0);

@@ -81,50 +81,6 @@ static const struct juki_purge_rule store_rules[] = {
 
 static const char *const period_names[] = {"years", "rejected_years", "inbox_days"};
 
-static int
-is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int
-days_in_month(int64_t y, int m)
-{
-	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-	return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
-/* Days from 1970-01-01 to y-m-d, proleptic Gregorian (after Howard Hinnant). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = yoe + era * 400 + (*m <= 2);
-}
-
 int64_t
 juki_purge_due_ms(int64_t from_ms, int years)
 {
@@ -137,7 +93,7 @@ juki_purge_due_ms(int64_t from_ms, int years)
 	if (from_ms < -FAR_MS) {
 		from_ms = -FAR_MS;
 	}
-	civil_from_days(juki_clock_today(from_ms), &y, &m, &d);
+	juki_clock_civil_from_days(juki_clock_today(from_ms), &y, &m, &d);
 	due_y = y + years;
 	if (due_y > LAST_YEAR) {
 		return INT64_MAX;
@@ -147,11 +103,11 @@ juki_purge_due_ms(int64_t from_ms, int years)
 	 * due on that date; a 29 February without its twin ends the period on
 	 * 28 February (民法 143(2)), and purge is due on 1 March.
 	 */
-	if (m == 2 && d == 29 && !is_leap(due_y)) {
+	if (m == 2 && d == 29 && juki_clock_days_in_month(due_y, 2) == 28) {
 		m = 3;
 		d = 1;
 	}
-	return juki_clock_day_start(days_from_civil(due_y, m, d));
+	return juki_clock_day_start(juki_clock_days_from_civil(due_y, m, d));
 }
 
 int64_t
@@ -166,7 +122,7 @@ juki_purge_cutoff_ms(int64_t now_ms, int years)
 	if (now_ms > FAR_MS) {
 		now_ms = FAR_MS;
 	}
-	civil_from_days(juki_clock_today(now_ms), &y, &m, &d);
+	juki_clock_civil_from_days(juki_clock_today(now_ms), &y, &m, &d);
 	/* Past the last year due dates exist for, the last day of it decides. */
 	if (y > LAST_YEAR) {
 		y = LAST_YEAR;
@@ -180,10 +136,10 @@ juki_purge_cutoff_ms(int64_t now_ms, int years)
 	 * before the next midnight is due.
 	 */
 	last_y = y - years;
-	if (d > days_in_month(last_y, m)) {
-		d = days_in_month(last_y, m);
+	if (d > juki_clock_days_in_month(last_y, m)) {
+		d = juki_clock_days_in_month(last_y, m);
 	}
-	return juki_clock_day_start(days_from_civil(last_y, m, d) + 1);
+	return juki_clock_day_start(juki_clock_days_from_civil(last_y, m, d) + 1);
 }
 
 static int64_t

@@ -91,6 +91,17 @@ int juki_clock_hhmm(const char *text, int *minutes);
 int juki_clock_day_begun(int64_t now, const char *hhmm, int64_t *start);
 
 /*
+ * The proleptic Gregorian calendar, days counted from 1970-01-01 as
+ * juki_clock_today() counts them.  juki_clock_days_in_month(): 28..31 for
+ * month m (1..12) of year y, leap years included.
+ * juki_clock_days_from_civil(): the day of y-m-d (m 1..12, d 1..31);
+ * juki_clock_civil_from_days(): the reverse.
+ */
+int juki_clock_days_in_month(int64_t y, int m);
+int64_t juki_clock_days_from_civil(int64_t y, int m, int d);
+void juki_clock_civil_from_days(int64_t day, int64_t *y, int *m, int *d);
+
+/*
  * juki_date_valid() - true when text is "YYYY-MM-DD" naming a day that
  * exists in the Gregorian calendar (leap years included), years 1800..9999.
  */
