@@ -16,6 +16,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/wire/msg.h"
 
 #define CODE_CHANGE "住民票コード変更"
@@ -1362,9 +1363,7 @@ csd_import_receipt_json(const struct csd_import *imp)
 			return NULL;
 		}
 	}
-	for (size_t i = 0; i < SHA_LEN; i++) {
-		snprintf(hex + 2 * i, 3, "%02x", imp->val_sha[i]);
-	}
+	juki_hex_encode(imp->val_sha, SHA_LEN, hex);
 	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:I,s:s,s:I,s:I}", "file", imp->name,
 			 "format", format_name(imp->format), "lgcode", imp->self, "imported",
 			 imp->recorded, "rows", (json_int_t)imp->val_rows, "changes",

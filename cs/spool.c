@@ -13,6 +13,7 @@
 #include "csd.h"
 #include "import.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/node/alert.h"
 #include "juki/node/log.h"
 #include "spool.h"
@@ -327,9 +328,7 @@ file_sha256(const char *path, char hex[65])
 			EVP_DigestUpdate(ctx, buf, n);
 		}
 		if (!ferror(f) && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32) {
-			for (int i = 0; i < 32; i++) {
-				snprintf(hex + 2 * i, 3, "%02x", md[i]);
-			}
+			juki_hex_encode(md, 32, hex);
 			rc = 0;
 		}
 	}

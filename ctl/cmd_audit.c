@@ -10,7 +10,6 @@
 #include "juki/base/error.h"
 #include "juki/store/audit.h"
 
-#define JST_MS             (9LL * 3600 * 1000)
 #define DEFAULT_SHOW_LIMIT 100
 
 /* "--json" is also taken after the command, where scripts put it. */
@@ -74,7 +73,7 @@ parse_since(const char *text, int64_t *ms)
 		if (text[10] == 'T' && parse_clock(text + 11, &tod) != 0) {
 			return -1;
 		}
-		*ms = base - JST_MS + tod;
+		*ms = juki_clock_midnight(base) + tod;
 		return 0;
 	}
 	if (juki_conf_parse_duration(text, &ago) != 0 || ago < 0) {
@@ -95,7 +94,7 @@ jst_time(const char *utc, char *buf, size_t len)
 	if (utc == NULL || juki_clock_parse(utc, &ms) != 0) {
 		return utc != NULL ? utc : "-";
 	}
-	ms += JST_MS;
+	ms += JUKI_JST_OFFSET_MS;
 	secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
 	if (gmtime_r(&secs, &tm) == NULL ||
 	    strftime(buf, len, "%Y-%m-%dT%H:%M:%S+09:00", &tm) == 0) {

@@ -8,6 +8,7 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "gateway.h"
+#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/alert.h"
 #include "juki/node/control.h"
@@ -43,7 +44,7 @@ static const struct juki_conf_key limit_keys[] = {
 		     "5s", 0, 100, 600000,
 		     "Time allowed to reach the destination and hear its answer."),
     JUKI_CONF_SCALAR(struct fwgate_limits, idle_timeout, "idle_timeout", JUKI_CONF_DURATION, "10m",
-		     0, 1000, 86400000, "A tunnel without traffic this long is closed."),
+		     0, 1000, JUKI_DAY_MS, "A tunnel without traffic this long is closed."),
     JUKI_CONF_SCALAR(struct fwgate_limits, buffer, "buffer", JUKI_CONF_SIZE, "1MiB", 0, 16384,
 		     268435456, "Bytes held per direction before reading from the sender pauses."),
     JUKI_CONF_END,

@@ -5,13 +5,14 @@
  * taken as a time in milliseconds, as a store or a clock offset may hold.
  * An accepted time must format back to the same instant in the one
  * spelling juki_clock_format() writes, and that spelling must parse again.
+ * Any instant lies in its Japan day (juki_clock_today / juki_clock_midnight),
+ * which bears the instant's Japan date.
  */
 #include "fuzz.h"
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 
 #define TIME_LEN 24 /* "2026-11-25T01:02:03.456Z" */
-#define JST_MS   (INT64_C(9) * 3600 * 1000)
 
 /* The one spelling of text: its fraction cut or padded to three digits. */
 static void
@@ -67,7 +68,29 @@ check_date(const char *text)
 	FUZZ_ASSERT(juki_clock_format(ms, buf, sizeof(buf)) == 0);
 	FUZZ_ASSERT(strncmp(buf, text, 10) == 0 && strcmp(buf + 10, "T00:00:00.000Z") == 0);
 	/* Midnight in Japan is 15:00 the day before in UTC. */
-	FUZZ_ASSERT(juki_clock_date(ms - JST_MS, buf, sizeof(buf)) == 0 && strcmp(buf, text) == 0);
+	FUZZ_ASSERT(juki_clock_date(ms - JUKI_JST_OFFSET_MS, buf, sizeof(buf)) == 0 &&
+		    strcmp(buf, text) == 0);
+	FUZZ_ASSERT(juki_clock_midnight(ms) == ms - JUKI_JST_OFFSET_MS);
+}
+
+/* The Japan day of any instant, as far as a calendar day can be written. */
+static void
+check_day(int64_t ms)
+{
+	char date[64], again[64];
+	int64_t day = juki_clock_today(ms), start;
+
+	if (day <= -100000000 || day >= 100000000) {
+		return;
+	}
+	start = juki_clock_day_start(day);
+	FUZZ_ASSERT(start <= ms && ms - start < JUKI_DAY_MS);
+	FUZZ_ASSERT(juki_clock_midnight(ms) == start);
+	FUZZ_ASSERT(juki_clock_today(start) == day && juki_clock_today(start - 1) == day - 1);
+	if (juki_clock_date(ms, date, sizeof(date)) == 0) {
+		FUZZ_ASSERT(juki_clock_date(start, again, sizeof(again)) == 0 &&
+			    strcmp(date, again) == 0);
+	}
 }
 
 /* Any instant: formatting fails cleanly or writes a time that parses back when in range. */
@@ -99,6 +122,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size >= sizeof(ms)) {
 		memcpy(&ms, data, sizeof(ms));
 		check_instant(ms);
+		check_day(ms);
 	}
 	free(text);
 	return 0;

@@ -11,6 +11,7 @@
 
 #include "fuzz.h"
 #include "gateway.h"
+#include "juki/base/clock.h"
 #include "juki/base/config.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
@@ -224,7 +225,7 @@ check_fwgate(const struct fwgate_conf *c)
 	FUZZ_ASSERT(c->limits.handshake_timeout >= 100 && c->limits.handshake_timeout <= 600000);
 	FUZZ_ASSERT(c->limits.line_timeout >= 100 && c->limits.line_timeout <= 600000);
 	FUZZ_ASSERT(c->limits.connect_timeout >= 100 && c->limits.connect_timeout <= 600000);
-	FUZZ_ASSERT(c->limits.idle_timeout >= 1000 && c->limits.idle_timeout <= 86400000);
+	FUZZ_ASSERT(c->limits.idle_timeout >= 1000 && c->limits.idle_timeout <= JUKI_DAY_MS);
 	FUZZ_ASSERT(c->limits.buffer >= 16384 && c->limits.buffer <= 268435456);
 }
 

@@ -2,11 +2,13 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/base/ident.h"
 
 static void
@@ -133,20 +135,116 @@ test_dates(void **state)
 	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
 	/* The ends of int64: refused or written, never overflowed (UBSan watches). */
 	assert_int_equal(juki_clock_date(INT64_MAX, buf, sizeof(buf)), JUKI_ERANGE);
-	assert_int_equal(juki_clock_date(INT64_MAX - 9 * 3600 * 1000, buf, sizeof(buf)), 0);
+	assert_int_equal(juki_clock_date(INT64_MAX - JUKI_JST_OFFSET_MS, buf, sizeof(buf)), 0);
 	assert_true(juki_clock_format(INT64_MIN, buf, sizeof(buf)) <= 0);
 	assert_true(juki_clock_format(INT64_MAX, buf, sizeof(buf)) <= 0);
+}
+
+/* The Japan day: its number, its midnight, and a day that begins at HH:MM. */
+static void
+test_japan_day(void **state)
+{
+	int64_t ms, t, start;
+	int minutes;
+
+	(void)state;
+	/* 14:59:59.999 UTC is still the 25th in Japan; 15:00 UTC is the 26th. */
+	assert_int_equal(juki_clock_parse("2026-11-25T15:00:00Z", &ms), 0);
+	assert_int_equal(juki_clock_today(ms - 1) + 1, juki_clock_today(ms));
+	assert_int_equal(juki_clock_midnight(ms), ms);
+	assert_int_equal(juki_clock_midnight(ms - 1), ms - JUKI_DAY_MS);
+	assert_int_equal(juki_clock_midnight(ms + JUKI_DAY_MS - 1), ms);
+	assert_int_equal(juki_clock_parse_day("2026-11-26", &t), 0);
+	assert_int_equal(juki_clock_today(ms), t / JUKI_DAY_MS);
+	assert_int_equal(juki_clock_day_start(t / JUKI_DAY_MS), ms);
+	assert_int_equal(juki_clock_midnight(t), ms);
+	/* Day 0 began at 1970-01-01T00:00+09:00; before 1970 the days go on down. */
+	assert_int_equal(juki_clock_today(0), 0);
+	assert_int_equal(juki_clock_today(-JUKI_JST_OFFSET_MS), 0);
+	assert_int_equal(juki_clock_today(-JUKI_JST_OFFSET_MS - 1), -1);
+	assert_int_equal(juki_clock_midnight(-JUKI_JST_OFFSET_MS - 1),
+			 -JUKI_JST_OFFSET_MS - JUKI_DAY_MS);
+	/* The ends of int64: a day, never an overflow. */
+	assert_int_equal(juki_clock_today(INT64_MAX), INT64_MAX / JUKI_DAY_MS);
+	assert_int_equal(juki_clock_today(INT64_MIN), INT64_MIN / JUKI_DAY_MS);
+	/* A leap year: 29 February is a day of its own, and 1 March follows it. */
+	assert_int_equal(juki_clock_parse("2024-02-28T15:00:00Z", &ms), 0);
+	assert_int_equal(juki_clock_parse_day("2024-02-29", &t), 0);
+	assert_int_equal(juki_clock_midnight(t), ms);
+	assert_int_equal(juki_clock_parse_day("2024-03-01", &t), 0);
+	assert_int_equal(juki_clock_midnight(t), ms + JUKI_DAY_MS);
+	assert_int_equal(juki_clock_parse_day("2023-03-01", &t), 0);
+	assert_int_equal(juki_clock_midnight(t) - juki_clock_day_start(juki_clock_today(t) - 365),
+			 365 * JUKI_DAY_MS);
+
+	/* The calendar under the day count. */
+	assert_int_equal(juki_clock_days_in_month(2024, 2), 29);
+	assert_int_equal(juki_clock_days_in_month(2023, 2), 28);
+	assert_int_equal(juki_clock_days_in_month(2000, 2), 29);
+	assert_int_equal(juki_clock_days_in_month(1900, 2), 28);
+	assert_int_equal(juki_clock_days_in_month(2024, 4), 30);
+	assert_int_equal(juki_clock_days_from_civil(1970, 1, 1), 0);
+	assert_int_equal(
+	    juki_clock_days_from_civil(2024, 3, 1) - juki_clock_days_from_civil(2024, 2, 28), 2);
+	assert_int_equal(juki_clock_parse_day("2024-02-29", &t), 0);
+	assert_int_equal(juki_clock_days_from_civil(2024, 2, 29), t / JUKI_DAY_MS);
+	{
+		int64_t y;
+		int m, d;
+
+		juki_clock_civil_from_days(juki_clock_today(juki_clock_midnight(t)), &y, &m, &d);
+		assert_true(y == 2024 && m == 2 && d == 29);
+		juki_clock_civil_from_days(-1, &y, &m, &d);
+		assert_true(y == 1969 && m == 12 && d == 31);
+	}
+
+	assert_int_equal(juki_clock_hhmm("08:30", &minutes), 0);
+	assert_int_equal(minutes, 8 * 60 + 30);
+	assert_int_equal(juki_clock_hhmm("00:00", &minutes), 0);
+	assert_int_equal(minutes, 0);
+	assert_int_equal(juki_clock_hhmm("23:59", &minutes), 0);
+	assert_int_equal(minutes, 23 * 60 + 59);
+	assert_int_equal(juki_clock_hhmm("24:00", &minutes), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_hhmm("08:60", &minutes), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_hhmm("8:30", &minutes), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_hhmm("08:30x", &minutes), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_hhmm("0830", &minutes), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_hhmm(NULL, &minutes), JUKI_EFORMAT);
+
+	/* An operating day from 08:30 in Japan (23:30 UTC the day before). */
+	assert_int_equal(juki_clock_parse("2026-11-25T23:30:00Z", &ms), 0);
+	assert_int_equal(juki_clock_day_begun(ms, "08:30", &start), 0);
+	assert_int_equal(start, ms);
+	assert_int_equal(juki_clock_day_begun(ms - 1, "08:30", &start), 0);
+	assert_int_equal(start, ms - JUKI_DAY_MS);
+	/* Across 15:00 UTC the Japan date turns, but the operating day does not. */
+	assert_int_equal(juki_clock_parse("2026-11-25T15:00:00Z", &t), 0);
+	assert_int_equal(juki_clock_day_begun(t, "08:30", &start), 0);
+	assert_int_equal(start, ms - JUKI_DAY_MS);
+	assert_int_equal(juki_clock_day_begun(t - 1, "08:30", &start), 0);
+	assert_int_equal(start, ms - JUKI_DAY_MS);
+	/* A day that begins at midnight in Japan begins at 15:00 UTC. */
+	assert_int_equal(juki_clock_day_begun(t, "00:00", &start), 0);
+	assert_int_equal(start, t);
+	assert_int_equal(juki_clock_day_begun(t - 1, "00:00", &start), 0);
+	assert_int_equal(start, t - JUKI_DAY_MS);
+	/* Into 1 March of a leap year, the day before is 29 February. */
+	assert_int_equal(juki_clock_parse("2024-02-29T23:29:59.999Z", &ms), 0);
+	assert_int_equal(juki_clock_day_begun(ms, "08:30", &start), 0);
+	assert_int_equal(juki_clock_parse("2024-02-28T23:30:00Z", &t), 0);
+	assert_int_equal(start, t);
+	assert_int_equal(juki_clock_day_begun(ms, "8:30", &start), JUKI_EFORMAT);
 }
 
 static void
 test_clock_injection(void **state)
 {
 	struct juki_clock fixed = {.fixed_ms = 1234};
-	struct juki_clock later = {.offset_ms = 86400000};
+	struct juki_clock later = {.offset_ms = JUKI_DAY_MS};
 
 	(void)state;
 	assert_int_equal(juki_clock_now_ms(&fixed), 1234);
-	assert_true(juki_clock_now_ms(&later) - juki_clock_now_ms(NULL) >= 86400000 - 1000);
+	assert_true(juki_clock_now_ms(&later) - juki_clock_now_ms(NULL) >= JUKI_DAY_MS - 1000);
 }
 
 static void
@@ -159,14 +257,45 @@ test_strerror(void **state)
 	assert_string_equal(juki_strerror(-5000), "unknown error");
 }
 
+static void
+test_seterr(void **state)
+{
+	char err[8];
+
+	(void)state;
+	juki_seterr(err, sizeof(err), "%s %d", "code", 42);
+	assert_string_equal(err, "code 42");
+	/* Truncated and terminated; a NULL or empty buffer is left alone. */
+	juki_seterr(err, sizeof(err), "%s", "a longer message");
+	assert_string_equal(err, "a longe");
+	juki_seterr(NULL, 10, "%s", "ignored");
+	juki_seterr(err, 0, "%s", "ignored");
+	assert_string_equal(err, "a longe");
+}
+
+static void
+test_hex(void **state)
+{
+	static const unsigned char bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+	char out[2 * sizeof(bytes) + 1];
+
+	(void)state;
+	memset(out, 'x', sizeof(out));
+	juki_hex_encode(bytes, sizeof(bytes), out);
+	assert_string_equal(out, "00017f80abff");
+	juki_hex_encode(bytes, 0, out);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_jumin_vectors),  cmocka_unit_test(test_jumin_remainders),
-	    cmocka_unit_test(test_lgcode_vectors), cmocka_unit_test(test_ident),
-	    cmocka_unit_test(test_dates),          cmocka_unit_test(test_clock_injection),
-	    cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_jumin_vectors),   cmocka_unit_test(test_jumin_remainders),
+	    cmocka_unit_test(test_lgcode_vectors),  cmocka_unit_test(test_ident),
+	    cmocka_unit_test(test_dates),           cmocka_unit_test(test_japan_day),
+	    cmocka_unit_test(test_clock_injection), cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_seterr),          cmocka_unit_test(test_hex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

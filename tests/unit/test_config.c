@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "juki/base/clock.h"
 #include "juki/base/config.h"
 #include "juki/base/error.h"
 
@@ -1021,9 +1022,9 @@ test_parse_duration(void **state)
 	assert_int_equal(juki_conf_parse_duration("2h", &ms), 0);
 	assert_int_equal(ms, 7200000);
 	assert_int_equal(juki_conf_parse_duration("3d", &ms), 0);
-	assert_int_equal(ms, INT64_C(3) * 86400000);
+	assert_int_equal(ms, 3 * JUKI_DAY_MS);
 	assert_int_equal(juki_conf_parse_duration("5y", &ms), 0);
-	assert_int_equal(ms, INT64_C(5) * 365 * 86400000);
+	assert_int_equal(ms, 5 * 365 * JUKI_DAY_MS);
 	assert_int_equal(juki_conf_parse_duration("7", &ms), 0);
 	assert_int_equal(ms, 7000);
 	assert_int_equal(juki_conf_parse_duration("0", &ms), 0);
@@ -1164,7 +1165,7 @@ test_int_bounds(void **state)
 	(void)state;
 	assert_int_equal(load_ints("any: -9223372036854775808\natleast: 3y\n", &v), 0);
 	assert_true(v.any == INT64_MIN);
-	assert_int_equal(v.atleast, INT64_C(3) * 365 * 86400000);
+	assert_int_equal(v.atleast, 3 * 365 * JUKI_DAY_MS);
 	assert_int_equal(v.exact, 7);
 	assert_int_equal(load_ints("any: 9223372036854775807\n", &v), 0);
 	assert_true(v.any == INT64_MAX);

@@ -18,9 +18,6 @@
 
 #include "helpers.h"
 
-#define DAY_MS (86400LL * 1000)
-#define JST_MS (9LL * 3600 * 1000)
-
 /* The names whose bytes the proof of erasure looks for. */
 #define ERASED    "消去太郎"
 #define KEPT      "保存花子"
@@ -43,7 +40,7 @@ jst(const char *local)
 
 	snprintf(text, sizeof(text), "%sZ", local);
 	assert_int_equal(juki_clock_parse(text, &ms), 0);
-	return ms - JST_MS;
+	return ms - JUKI_JST_OFFSET_MS;
 }
 
 static int64_t
@@ -157,25 +154,26 @@ static void
 test_cutoff_agrees_with_due(void **state)
 {
 	static const int years[] = {1, 4, 5, 7};
-	static const int64_t offsets[] = {0, 9 * 3600 * 1000LL - 1, 9 * 3600 * 1000LL, DAY_MS - 1};
+	static const int64_t offsets[] = {0, JUKI_JST_OFFSET_MS - 1, JUKI_JST_OFFSET_MS,
+					  JUKI_DAY_MS - 1};
 	int64_t first = jst("2027-01-01T00:00:00.000"), prev, due;
 
 	(void)state;
 	for (size_t y = 0; y < sizeof(years) / sizeof(years[0]); y++) {
 		for (int64_t day = 0; day < 5 * 366; day++) {
 			for (size_t o = 0; o < sizeof(offsets) / sizeof(offsets[0]); o++) {
-				int64_t now = first + day * DAY_MS + offsets[o];
+				int64_t now = first + day * JUKI_DAY_MS + offsets[o];
 				int64_t cut = juki_purge_cutoff_ms(now, years[y]);
 
 				assert_true(juki_purge_due_ms(cut - 1, years[y]) <= now);
 				assert_true(juki_purge_due_ms(cut, years[y]) > now);
 				/* the cutoff is a JST midnight */
-				assert_int_equal((cut + JST_MS) % DAY_MS, 0);
+				assert_int_equal((cut + JUKI_JST_OFFSET_MS) % JUKI_DAY_MS, 0);
 			}
 		}
 		prev = INT64_MIN;
 		for (int64_t t = jst("2019-01-01T00:00:00.000"); t < jst("2026-01-01T00:00:00.000");
-		     t += DAY_MS / 3) {
+		     t += JUKI_DAY_MS / 3) {
 			due = juki_purge_due_ms(t, years[y]);
 			assert_true(due >= prev);
 			assert_true(due > t);
@@ -557,7 +555,8 @@ test_store_rules(void **state)
 		 "INSERT INTO inbox VALUES ('m1', 's', 't', 0, NULL, %lld);"
 		 "INSERT INTO inbox VALUES ('m2', 's', 't', 0, NULL, %lld);"
 		 "INSERT INTO inbox VALUES ('m3', 's', 't', 0, NULL, %lld);",
-		 (long long)(now - 401 * DAY_MS), (long long)(now - 400 * DAY_MS), (long long)now);
+		 (long long)(now - 401 * JUKI_DAY_MS), (long long)(now - 400 * JUKI_DAY_MS),
+		 (long long)now);
 	exec_ok(f, sql);
 
 	report = run_ok(f, &conf, NULL, now, 1);

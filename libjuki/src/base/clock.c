@@ -5,8 +5,6 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 
-#define JST_OFFSET_MS (9LL * 3600 * 1000)
-
 int64_t
 juki_clock_now_ms(const struct juki_clock *clock)
 {
@@ -59,20 +57,74 @@ juki_clock_format(int64_t ms, char *buf, size_t len)
 int
 juki_clock_date(int64_t ms, char *buf, size_t len)
 {
-	if (ms > INT64_MAX - JST_OFFSET_MS) {
+	if (ms > INT64_MAX - JUKI_JST_OFFSET_MS) {
 		return JUKI_ERANGE;
 	}
-	return format_tm(ms + JST_OFFSET_MS, buf, len, 0);
+	return format_tm(ms + JUKI_JST_OFFSET_MS, buf, len, 0);
+}
+
+int64_t
+juki_clock_today(int64_t ms)
+{
+	/* Split before adding the offset: ms + 9 hours may not fit. */
+	int64_t q = ms / JUKI_DAY_MS, r = ms % JUKI_DAY_MS;
+
+	if (r < 0) {
+		q--;
+		r += JUKI_DAY_MS;
+	}
+	return r + JUKI_JST_OFFSET_MS >= JUKI_DAY_MS ? q + 1 : q;
+}
+
+int64_t
+juki_clock_day_start(int64_t day)
+{
+	return day * JUKI_DAY_MS - JUKI_JST_OFFSET_MS;
+}
+
+int64_t
+juki_clock_midnight(int64_t ms)
+{
+	return juki_clock_day_start(juki_clock_today(ms));
+}
+
+int
+juki_clock_hhmm(const char *text, int *minutes)
+{
+	int h, m;
+	char end;
+
+	if (text == NULL || sscanf(text, "%2d:%2d%c", &h, &m, &end) != 2 || strlen(text) != 5 ||
+	    h < 0 || h > 23 || m < 0 || m > 59) {
+		return JUKI_EFORMAT;
+	}
+	*minutes = h * 60 + m;
+	return 0;
+}
+
+int
+juki_clock_day_begun(int64_t now, const char *hhmm, int64_t *start)
+{
+	int minutes;
+
+	if (juki_clock_hhmm(hhmm, &minutes) != 0) {
+		return JUKI_EFORMAT;
+	}
+	*start = juki_clock_midnight(now) + minutes * INT64_C(60000);
+	if (*start > now) {
+		*start -= JUKI_DAY_MS;
+	}
+	return 0;
 }
 
 static int
-is_leap(int y)
+is_leap(int64_t y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int
-days_in_month(int y, int m)
+int
+juki_clock_days_in_month(int64_t y, int m)
 {
 	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
@@ -108,22 +160,37 @@ juki_date_valid(const char *text)
 	if (y < 1800 || m < 1 || m > 12 || d < 1) {
 		return 0;
 	}
-	return d <= days_in_month(y, m);
+	return d <= juki_clock_days_in_month(y, m);
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), after Howard Hinnant. */
-static int64_t
-days_from_civil(int y, int m, int d)
+/* After Howard Hinnant's days_from_civil and civil_from_days. */
+int64_t
+juki_clock_days_from_civil(int64_t y, int m, int d)
 {
-	int64_t era;
-	unsigned yoe, doy, doe;
+	int64_t era, yoe, doy, doe;
 
 	y -= m <= 2;
 	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (unsigned)((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
 	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
+	return era * 146097 + doe - 719468;
+}
+
+void
+juki_clock_civil_from_days(int64_t day, int64_t *y, int *m, int *d)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	day += 719468;
+	era = (day >= 0 ? day : day - 146096) / 146097;
+	doe = day - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
 }
 
 int
@@ -185,6 +252,7 @@ juki_clock_parse(const char *text, int64_t *ms)
 	if (strcmp(p, "Z") != 0) {
 		return JUKI_EFORMAT;
 	}
-	*ms = ((days_from_civil(y, m, d) * 86400) + hh * 3600 + mi * 60 + ss) * 1000 + frac;
+	*ms = ((juki_clock_days_from_civil(y, m, d) * 86400) + hh * 3600 + mi * 60 + ss) * 1000 +
+	      frac;
 	return 0;
 }

@@ -14,6 +14,7 @@
 
 #include <yaml.h>
 
+#include "juki/base/clock.h"
 #include "juki/base/config.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
@@ -72,8 +73,8 @@ struct unit {
 };
 
 static const struct unit duration_units[] = {
-    {"ms", 1},          {"s", 1000},         {"m", 60 * 1000},
-    {"h", 3600 * 1000}, {"d", 86400 * 1000}, {"y", INT64_C(365) * 86400 * 1000},
+    {"ms", 1},          {"s", 1000},        {"m", 60 * 1000},
+    {"h", 3600 * 1000}, {"d", JUKI_DAY_MS}, {"y", 365 * JUKI_DAY_MS},
     {NULL, 0},
 };
 
@@ -862,10 +863,40 @@ make_basedir(const char *dir, char out[PATH_MAX])
 	return 0;
 }
 
+/*
+ * The numeric types are one kind of value: an int64_t read by a parser and
+ * held to the key's bounds; only the parser and what a value looks like in
+ * the message differ.
+ */
+struct number_type {
+	enum juki_conf_type type;
+	int (*parse)(const char *text, int64_t *v);
+	const char *like; /* "\"<text>\" is not <like>" */
+};
+
+static const struct number_type number_types[] = {
+    {JUKI_CONF_INT, parse_int, "an integer"},
+    {JUKI_CONF_DURATION, juki_conf_parse_duration, "a duration (like 250ms, 10s, 5m, 2h, 3d, 5y)"},
+    {JUKI_CONF_SIZE, juki_conf_parse_size, "a size (like 512, 64KiB, 1MiB, 2GiB)"},
+};
+
+/* The number_types entry of type, or NULL when type is not numeric. */
+static const struct number_type *
+number_type(enum juki_conf_type type)
+{
+	for (size_t i = 0; i < sizeof(number_types) / sizeof(number_types[0]); i++) {
+		if (number_types[i].type == type) {
+			return &number_types[i];
+		}
+	}
+	return NULL;
+}
+
 static int
 convert_scalar(struct ctx *c, const struct juki_conf_key *key, enum juki_conf_type type,
 	       const struct node *n, char *field, const char *path)
 {
+	const struct number_type *num = number_type(type);
 	struct juki_ident ident;
 	char host[256];
 	char *s = NULL;
@@ -879,6 +910,17 @@ convert_scalar(struct ctx *c, const struct juki_conf_key *key, enum juki_conf_ty
 	}
 	if (memchr(n->text, '\0', n->len) != NULL) {
 		return fail(c, n->line, n->col, path, "contains a NUL character");
+	}
+	if (num != NULL) {
+		if (num->parse(n->text, &v) != 0) {
+			return fail(c, n->line, n->col, path, "\"%.*s\" is not %s", ECHO_MAX,
+				    n->text, num->like);
+		}
+		if (!in_bounds(key, v)) {
+			return fail_bounds(c, n, path, key);
+		}
+		memcpy(field, &v, sizeof(v));
+		return 0;
 	}
 	switch (type) {
 	case JUKI_CONF_STRING:
@@ -921,38 +963,6 @@ convert_scalar(struct ctx *c, const struct juki_conf_key *key, enum juki_conf_ty
 		}
 		s = strdup(ident.urn);
 		break;
-	case JUKI_CONF_INT:
-		if (parse_int(n->text, &v) != 0) {
-			return fail(c, n->line, n->col, path, "\"%.*s\" is not an integer",
-				    ECHO_MAX, n->text);
-		}
-		if (!in_bounds(key, v)) {
-			return fail_bounds(c, n, path, key);
-		}
-		memcpy(field, &v, sizeof(v));
-		return 0;
-	case JUKI_CONF_DURATION:
-		if (juki_conf_parse_duration(n->text, &v) != 0) {
-			return fail(c, n->line, n->col, path,
-				    "\"%.*s\" is not a duration (like 250ms, 10s, 5m, 2h, 3d, 5y)",
-				    ECHO_MAX, n->text);
-		}
-		if (!in_bounds(key, v)) {
-			return fail_bounds(c, n, path, key);
-		}
-		memcpy(field, &v, sizeof(v));
-		return 0;
-	case JUKI_CONF_SIZE:
-		if (juki_conf_parse_size(n->text, &v) != 0) {
-			return fail(c, n->line, n->col, path,
-				    "\"%.*s\" is not a size (like 512, 64KiB, 1MiB, 2GiB)",
-				    ECHO_MAX, n->text);
-		}
-		if (!in_bounds(key, v)) {
-			return fail_bounds(c, n, path, key);
-		}
-		memcpy(field, &v, sizeof(v));
-		return 0;
 	case JUKI_CONF_BOOL:
 		if (parse_bool(n->text, &b) != 0) {
 			return fail(c, n->line, n->col, path,
@@ -1505,8 +1515,7 @@ type_text(char *buf, size_t len, const struct juki_conf_key *k)
 			 bounds[0] != '\0' ? " " : "", bounds);
 		return;
 	}
-	if (k->type == JUKI_CONF_INT || k->type == JUKI_CONF_DURATION ||
-	    k->type == JUKI_CONF_SIZE) {
+	if (number_type(k->type) != NULL) {
 		fmt_bounds(bounds, sizeof(bounds), k->type, k);
 		snprintf(buf, len, "%s%s%s", type_names[k->type], bounds[0] != '\0' ? " " : "",
 			 bounds);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/node.h"
@@ -20,8 +21,6 @@ static int node_on_ack(void *ctx, const struct juki_outbox_entry *entry,
 static int build_schemas(struct juki_node *node);
 static void tick(evutil_socket_t fd, short what, void *arg);
 
-#define DAY_MS  86400000LL
-#define JST_MS  (9LL * 3600 * 1000)
 #define TICK_MS 60000
 
 const struct juki_conf_key juki_node_limits_keys[] = {
@@ -34,7 +33,7 @@ const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_limits, line_timeout, "line_timeout", JUKI_CONF_DURATION,
 		     "10s", 0, 100, 600000, "Time allowed for the gateway's FROM line."),
     JUKI_CONF_SCALAR(struct juki_node_limits, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
-		     "5m", 0, 1000, 86400000, "An inbound channel silent this long is closed."),
+		     "5m", 0, 1000, JUKI_DAY_MS, "An inbound channel silent this long is closed."),
     JUKI_CONF_END,
 };
 
@@ -42,11 +41,9 @@ int
 juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen)
 {
 	const struct juki_node_delivery *d = section;
-	int h, m;
-	char end;
+	int minutes;
 
-	if (sscanf(d->deadline, "%2d:%2d%c", &h, &m, &end) != 2 || strlen(d->deadline) != 5 ||
-	    h < 0 || h > 23 || m < 0 || m > 59) {
+	if (juki_clock_hhmm(d->deadline, &minutes) != 0) {
 		*blame = "deadline";
 		snprintf(why, whylen, "a time of day HH:MM (JST)");
 		return JUKI_ECONFIG;
@@ -82,7 +79,7 @@ const struct juki_conf_key juki_node_delivery_keys[] = {
 		     0, 3600000,
 		     "While on a backup line, how often to try the primary again (0: never)."),
     JUKI_CONF_SCALAR(struct juki_node_delivery, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
-		     "60s", 0, 1000, 86400000,
+		     "60s", 0, 1000, JUKI_DAY_MS,
 		     "A link with nothing to send, or no ack for this long, is closed."),
     JUKI_CONF_SCALAR(
 	struct juki_node_delivery, deadline, "deadline", JUKI_CONF_STRING, "08:30", 0, 0, 0,
@@ -122,7 +119,7 @@ const struct juki_conf_key juki_node_operator_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_operator, pin_passes, "pin_passes", JUKI_CONF_INT, "2", 0, 1,
 		     20, "Argon2id passes of each new PIN verifier."),
     JUKI_CONF_SCALAR(struct juki_node_operator, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
-		     "15m", 0, 1000, 86400000,
+		     "15m", 0, 1000, JUKI_DAY_MS,
 		     "An operator session silent this long is closed; the next command logs in "
 		     "again."),
     JUKI_CONF_SCALAR(struct juki_node_operator, sessions, "sessions", JUKI_CONF_INT, "64", 0, 1,
@@ -139,10 +136,10 @@ const struct juki_conf_key juki_node_operator_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_operator, export_max, "export_max", JUKI_CONF_INT, "20000", 0,
 		     1, 1000000, "Records one export returns at most."),
     JUKI_CONF_SCALAR(struct juki_node_operator, approval_valid, "approval_valid",
-		     JUKI_CONF_DURATION, "8h", 0, 1000, INT64_C(31) * 86400000,
+		     JUKI_CONF_DURATION, "8h", 0, 1000, 31 * JUKI_DAY_MS,
 		     "An approval given beforehand expires after this if not used."),
     JUKI_CONF_SCALAR(struct juki_node_operator, approve_within, "approve_within",
-		     JUKI_CONF_DURATION, "24h", 0, 1000, INT64_C(31) * 86400000,
+		     JUKI_CONF_DURATION, "24h", 0, 1000, 31 * JUKI_DAY_MS,
 		     "Important input made online without an approval must be approved within "
 		     "this; later raises the alert approval-overdue (第4-8(2))."),
     JUKI_CONF_SCALARLIST(struct juki_node_operator, purposes, npurposes, "purposes",
@@ -762,18 +759,6 @@ fail:
 	return rc;
 }
 
-/* The start of the operating day now in progress (第6-6(1)), as Unix ms. */
-static int64_t
-operating_day_start(const struct juki_node *node, int64_t now)
-{
-	int h = 8, m = 30;
-	int64_t start;
-
-	sscanf(node->conf->delivery.deadline, "%d:%d", &h, &m);
-	start = (now + JST_MS) / DAY_MS * DAY_MS - JST_MS + (h * 60 + m) * 60000LL;
-	return now >= start ? start : start - DAY_MS;
-}
-
 static int
 already_alerted(struct juki_node *node, const char *key)
 {
@@ -805,11 +790,14 @@ check_deadline(struct juki_node *node)
 {
 	static const char sql[] = "SELECT dest, service, count(*), min(created_ms) FROM outbox"
 				  " WHERE created_ms < ?1 GROUP BY dest, service";
-	int64_t now = juki_node_now_ms(node), start = operating_day_start(node, now);
-	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+	int64_t start;
+	sqlite3_stmt *st;
 	char day[11], key[JUKI_URN_MAX + 32], when[32];
 
-	if (st == NULL) {
+	/* The start of the operating day now in progress; the config check saw HH:MM. */
+	if (juki_clock_day_begun(juki_node_now_ms(node), node->conf->delivery.deadline, &start) !=
+		0 ||
+	    (st = juki_store_prepare(node->store, sql)) == NULL) {
 		return;
 	}
 	juki_clock_date(start, day, sizeof(day));

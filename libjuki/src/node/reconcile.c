@@ -2,13 +2,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/reconcile.h"
 #include "juki/store/outbox.h"
 
-#define DAY_MS 86400000LL
-#define JST_MS (9LL * 3600 * 1000)
 /* A day whose counts still differ after this many re-sends is left to an operator. */
 #define MAX_RESENDS 3
 
@@ -138,7 +137,7 @@ juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 		size_t i;
 		json_t *d;
 
-		juki_clock_date(now - (r->conf.days - 1) * DAY_MS, first, sizeof(first));
+		juki_clock_date(now - (r->conf.days - 1) * JUKI_DAY_MS, first, sizeof(first));
 		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
 		while (sqlite3_step(st) == SQLITE_ROW) {
@@ -188,7 +187,7 @@ resend_day(struct juki_reconcile *r, const char *day, size_t *count)
 	if (juki_clock_parse_day(day, &start) != 0) {
 		return JUKI_EINVAL;
 	}
-	start -= JST_MS;
+	start = juki_clock_midnight(start); /* 00:00 UTC is 09:00 in Japan, the same day */
 	b = juki_batcher_new(r->env.store, r->env.self, juki_reconcile_dest(r),
 			     (size_t)r->conf.batch_records, (size_t)r->conf.frame_max * 3 / 4,
 			     r->env.clock);
@@ -198,7 +197,7 @@ resend_day(struct juki_reconcile *r, const char *day, size_t *count)
 		return b == NULL ? JUKI_ENOMEM : JUKI_ESTORE;
 	}
 	sqlite3_bind_int64(st, 1, start);
-	sqlite3_bind_int64(st, 2, start + DAY_MS);
+	sqlite3_bind_int64(st, 2, start + JUKI_DAY_MS);
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		json_t *rec = json_loadb(sqlite3_column_blob(st, 0),
 					 (size_t)sqlite3_column_bytes(st, 0), 0, NULL);

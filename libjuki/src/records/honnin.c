@@ -6,6 +6,7 @@
 
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/records/honnin.h"
 #include "juki/store/outbox.h"
 #include "juki/wire/msg.h"
@@ -594,9 +595,7 @@ juki_honnin_counts_json(struct juki_store *store, enum juki_count_side side, con
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == JUKI_DIGEST_LEN) {
 		const unsigned char *d = sqlite3_column_blob(st, 0);
 
-		for (size_t i = 0; i < JUKI_DIGEST_LEN; i++) {
-			snprintf(hex + 2 * i, 3, "%02x", d[i]);
-		}
+		juki_hex_encode(d, JUKI_DIGEST_LEN, hex);
 	}
 	sqlite3_reset(st);
 	return json_pack("{s:s,s:s,s:I,s:o,s:s}", "day", day, "peer", peer, "total", total,

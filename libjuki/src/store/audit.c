@@ -29,7 +29,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,19 +129,6 @@ struct entry {
 	const char *text[NFIELDS];
 	size_t len[NFIELDS];
 };
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void
 put_be64(unsigned char *p, uint64_t v)
@@ -287,12 +273,12 @@ create_file(const char *path, char *err, size_t errlen)
 			return 0;
 		}
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
 	if (fchmod(fd, 0600) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		close(fd);
 		return rc;
 	}
@@ -347,13 +333,13 @@ prepare_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
 	int rc = JUKI_ESTORE;
 
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
 		goto out;
 	}
 	if (pragma_int(db, "PRAGMA user_version", &version) != 0 ||
 	    pragma_int(db, "PRAGMA application_id", &app) != 0 ||
 	    pragma_int(db, "SELECT count(*) FROM sqlite_schema", &tables) != 0) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	if (version == 0 && app == 0 && tables == 0) {
@@ -363,22 +349,22 @@ prepare_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
 				     APPLICATION_ID) ";"
 						     "PRAGMA user_version = " XSTR(SCHEMA_VERSION),
 				 NULL, NULL, &msg) != SQLITE_OK) {
-			seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+			juki_seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
 			goto out;
 		}
 	} else if (app != APPLICATION_ID) {
-		seterr(err, errlen, "%s: not an operation history", path);
+		juki_seterr(err, errlen, "%s: not an operation history", path);
 		rc = JUKI_ESCHEMA;
 		goto out;
 	} else if (version != SCHEMA_VERSION) {
-		seterr(err, errlen,
-		       "%s: operation history of version %lld, this program knows version %d", path,
-		       (long long)version, SCHEMA_VERSION);
+		juki_seterr(err, errlen,
+			    "%s: operation history of version %lld, this program knows version %d",
+			    path, (long long)version, SCHEMA_VERSION);
 		rc = JUKI_ESCHEMA;
 		goto out;
 	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
 		goto out;
 	}
 	rc = 0;
@@ -404,35 +390,35 @@ load_head(struct juki_audit *a, const char *path, char *err, size_t errlen)
 
 	if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1", -1,
 			       &st, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
 	step = sqlite3_step(st);
 	if (step == SQLITE_ROW) {
 		if (sqlite3_column_type(st, 1) != SQLITE_BLOB ||
 		    sqlite3_column_bytes(st, 1) != HASH_LEN || sqlite3_column_int64(st, 0) < 1) {
-			seterr(err, errlen, "%s: the last entry (%lld) has no readable hash", path,
-			       (long long)sqlite3_column_int64(st, 0));
+			juki_seterr(err, errlen, "%s: the last entry (%lld) has no readable hash",
+				    path, (long long)sqlite3_column_int64(st, 0));
 			goto out;
 		}
 		a->seq = sqlite3_column_int64(st, 0);
 		memcpy(a->hash, sqlite3_column_blob(st, 1), HASH_LEN);
 	} else if (step != SQLITE_DONE) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
 	if (pragma_int(a->db, "SELECT coalesce(max(seq), 0) FROM checkpoints", &a->signed_seq) !=
 	    0) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
 	if (a->signed_seq > a->seq) {
-		seterr(err, errlen,
-		       "%s: a checkpoint signs entry %lld but the history ends at entry %lld: "
-		       "signed entries are missing (juki-ctl audit verify)",
-		       path, (long long)a->signed_seq, (long long)a->seq);
+		juki_seterr(err, errlen,
+			    "%s: a checkpoint signs entry %lld but the history ends at entry %lld: "
+			    "signed entries are missing (juki-ctl audit verify)",
+			    path, (long long)a->signed_seq, (long long)a->seq);
 		goto out;
 	}
 	rc = 0;
@@ -457,17 +443,17 @@ juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_ev
 	}
 	*out = NULL;
 	if (path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0) {
-		seterr(err, errlen, "the operation history needs a file path");
+		juki_seterr(err, errlen, "the operation history needs a file path");
 		return JUKI_EINVAL;
 	}
 	if (checkpoint_every < 1) {
-		seterr(err, errlen, "checkpoint interval %lld: must be 1 or more",
-		       (long long)checkpoint_every);
+		juki_seterr(err, errlen, "checkpoint interval %lld: must be 1 or more",
+			    (long long)checkpoint_every);
 		return JUKI_EINVAL;
 	}
 	a = calloc(1, sizeof(*a));
 	if (a == NULL) {
-		seterr(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		return JUKI_ENOMEM;
 	}
 	a->signer = signer;
@@ -479,8 +465,8 @@ juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_ev
 	rc = JUKI_ESTORE;
 	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path,
-		       a->db ? sqlite3_errmsg(a->db) : "out of memory");
+		juki_seterr(err, errlen, "%s: %s", path,
+			    a->db ? sqlite3_errmsg(a->db) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
@@ -489,11 +475,11 @@ juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_ev
 	 * history, and a file that was not one is refused before any write.
 	 */
 	if (set_wal(a->db) != 0) {
-		seterr(err, errlen, "%s: cannot use WAL: %s", path, sqlite3_errmsg(a->db));
+		juki_seterr(err, errlen, "%s: cannot use WAL: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
 	if (sqlite3_exec(a->db, "PRAGMA synchronous = FULL", NULL, NULL, &msg) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(a->db));
+		juki_seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(a->db));
 		goto out;
 	}
 	rc = prepare_schema(a->db, path, err, errlen);
@@ -509,7 +495,7 @@ juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_ev
 			       &a->insert_entry, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, insert_cp_sql, -1, SQLITE_PREPARE_PERSISTENT, &a->insert_cp,
 			       NULL) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
 	*out = a;
@@ -803,7 +789,7 @@ load_public_keys(const char *cert_pem, EVP_PKEY **keys, size_t *nkeys, char *err
 	fp = fopen(cert_pem, "re");
 	if (fp == NULL) {
 		rc = -errno;
-		seterr(err, errlen, "certificate %s: %s", cert_pem, strerror(errno));
+		juki_seterr(err, errlen, "certificate %s: %s", cert_pem, strerror(errno));
 		return rc;
 	}
 	while (*nkeys < MAX_KEYS && (cert = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
@@ -818,8 +804,8 @@ load_public_keys(const char *cert_pem, EVP_PKEY **keys, size_t *nkeys, char *err
 	fclose(fp);
 	ERR_clear_error();
 	if (*nkeys == 0) {
-		seterr(err, errlen, "certificate %s: no PEM certificate with a usable key",
-		       cert_pem);
+		juki_seterr(err, errlen, "certificate %s: no PEM certificate with a usable key",
+			    cert_pem);
 		return JUKI_ECERT;
 	}
 	return 0;
@@ -987,7 +973,7 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT seq, time_ms, hash, sig FROM checkpoints ORDER BY seq",
 			       -1, &cp, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "%s", sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s", sqlite3_errmsg(db));
 		goto out;
 	}
 	cstep = sqlite3_step(cp);
@@ -1015,7 +1001,7 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 		}
 		hrc = chain_hash(w->hash, &e, hash);
 		if (hrc != 0) {
-			seterr(err, errlen, "cannot hash: %s", juki_strerror(hrc));
+			juki_seterr(err, errlen, "cannot hash: %s", juki_strerror(hrc));
 			rc = hrc;
 			goto out;
 		}
@@ -1028,7 +1014,7 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 		cstep = checkpoints_upto(w, cp, cstep, seq, 1);
 	}
 	if (step != SQLITE_DONE) {
-		seterr(err, errlen, "%s", sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s", sqlite3_errmsg(db));
 		goto out;
 	}
 	/* Checkpoints past the last entry sign entries that are gone. */
@@ -1042,7 +1028,7 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 		cstep = sqlite3_step(cp);
 	}
 	if (cstep != SQLITE_DONE) {
-		seterr(err, errlen, "%s", sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s", sqlite3_errmsg(db));
 		goto out;
 	}
 	rc = 0;
@@ -1059,16 +1045,17 @@ check_history(sqlite3 *db, const char *path, char *err, size_t errlen)
 
 	if (pragma_int(db, "PRAGMA application_id", &app) != 0 ||
 	    pragma_int(db, "PRAGMA user_version", &version) != 0) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		return JUKI_ESTORE;
 	}
 	if (app != APPLICATION_ID) {
-		seterr(err, errlen, "%s: not an operation history", path);
+		juki_seterr(err, errlen, "%s: not an operation history", path);
 		return JUKI_ESCHEMA;
 	}
 	if (version != SCHEMA_VERSION) {
-		seterr(err, errlen, "%s: operation history of version %lld, this program knows %d",
-		       path, (long long)version, SCHEMA_VERSION);
+		juki_seterr(err, errlen,
+			    "%s: operation history of version %lld, this program knows %d", path,
+			    (long long)version, SCHEMA_VERSION);
 		return JUKI_ESCHEMA;
 	}
 	return 0;
@@ -1111,13 +1098,14 @@ juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)
 	}
 	*report = NULL;
 	if (path == NULL || cert_pem == NULL) {
-		seterr(err, errlen, "verifying needs the history file and the node's certificate");
+		juki_seterr(err, errlen,
+			    "verifying needs the history file and the node's certificate");
 		return JUKI_EINVAL;
 	}
 	/* SQLite would say "unable to open"; the missing file deserves its own words. */
 	if (stat(path, &sb) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
 	rc = load_public_keys(cert_pem, w.keys, &w.nkeys, err, errlen);
@@ -1132,12 +1120,12 @@ juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)
 	 */
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		juki_seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	rc = check_history(db, path, err, errlen);
@@ -1150,7 +1138,7 @@ juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)
 	}
 	*report = report_json(&w);
 	if (*report == NULL) {
-		seterr(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		rc = JUKI_ENOMEM;
 		goto out;
 	}

@@ -1,7 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/store/backup.h"
 
 #define SHA256_HEX      64
@@ -33,19 +33,6 @@
  */
 #define SQLITE_PENDING_BYTE 0x40000000
 #define SQLITE_LOCK_SPAN    512
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static char *
 join(const char *dir, const char *name)
@@ -132,14 +119,6 @@ make_dirs(const char *dir)
 	return rc;
 }
 
-static void
-hex_of(const unsigned char *d, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-	}
-}
-
 /*
  * Read fd to its end, hashing; when out_fd >= 0 write what is read there
  * too.  *size and hex (SHA256_HEX + 1) describe what was read.
@@ -197,7 +176,7 @@ hash_fd(int fd, int out_fd, int64_t *size, char *hex)
 		rc = JUKI_EIO;
 		goto out;
 	}
-	hex_of(md, mdlen, hex);
+	juki_hex_encode(md, mdlen, hex);
 out:
 	free(buf);
 	EVP_MD_CTX_free(ctx);
@@ -374,12 +353,13 @@ copy_store(struct juki_store *store, const char *path, const struct juki_backup_
 	*facts = NULL;
 	if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, dst ? sqlite3_errmsg(dst) : "out of memory");
+		juki_seterr(err, errlen, "%s: %s", path,
+			    dst ? sqlite3_errmsg(dst) : "out of memory");
 		goto out;
 	}
 	b = sqlite3_backup_init(dst, "main", juki_store_db(store), "main");
 	if (b == NULL) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(dst));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(dst));
 		goto out;
 	}
 	for (;;) {
@@ -392,31 +372,32 @@ copy_store(struct juki_store *store, const char *path, const struct juki_backup_
 		}
 		if (src == SQLITE_BUSY || src == SQLITE_LOCKED) {
 			if (++busy > STEP_RETRIES) {
-				seterr(err, errlen, "the store stayed locked");
+				juki_seterr(err, errlen, "the store stayed locked");
 				goto out;
 			}
 			nanosleep(&pause, NULL);
 		} else if (src != SQLITE_OK) {
-			seterr(err, errlen, "copy: %s", sqlite3_errstr(src));
+			juki_seterr(err, errlen, "copy: %s", sqlite3_errstr(src));
 			goto out;
 		}
 	}
 	src = sqlite3_backup_finish(b);
 	b = NULL;
 	if (src != SQLITE_OK) {
-		seterr(err, errlen, "copy: %s", sqlite3_errstr(src));
+		juki_seterr(err, errlen, "copy: %s", sqlite3_errstr(src));
 		goto out;
 	}
 	/* the pages came with the store's WAL flag: make the copy one file */
 	if (!journal_mode_delete(dst)) {
-		seterr(err, errlen, "%s: cannot leave WAL mode: %s", path, sqlite3_errmsg(dst));
+		juki_seterr(err, errlen, "%s: cannot leave WAL mode: %s", path,
+			    sqlite3_errmsg(dst));
 		goto out;
 	}
 	page_size = query_int(dst, "PRAGMA page_size");
 	page_count = query_int(dst, "PRAGMA page_count");
 	schemas = schema_versions(dst);
 	if (page_size < 512 || page_count < 1 || schemas == NULL) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(dst));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(dst));
 		goto out;
 	}
 	*facts =
@@ -426,7 +407,7 @@ copy_store(struct juki_store *store, const char *path, const struct juki_backup_
 out:
 	sqlite3_backup_finish(b);
 	if (sqlite3_close(dst) != SQLITE_OK && rc == 0) {
-		seterr(err, errlen, "%s: close failed", path);
+		juki_seterr(err, errlen, "%s: close failed", path);
 		json_decref(*facts);
 		*facts = NULL;
 		rc = JUKI_ESTORE;
@@ -448,23 +429,23 @@ write_manifest(const char *dir, const json_t *manifest, char *err, size_t errlen
 		goto out;
 	}
 	if ((rc = create_private(tmp, &fd)) != 0) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
+		juki_seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
 		goto out;
 	}
 	if ((rc = write_all(fd, text, strlen(text))) != 0 || (rc = write_all(fd, "\n", 1)) != 0 ||
 	    (fsync(fd) != 0 && (rc = -errno) != 0)) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
+		juki_seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
 		goto out;
 	}
 	close(fd);
 	fd = -1;
 	if (rename(tmp, final) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", final, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", final, strerror(errno));
 		goto out;
 	}
 	if ((rc = fsync_dir(dir)) != 0) {
-		seterr(err, errlen, "%s: %s", dir, strerror(-rc));
+		juki_seterr(err, errlen, "%s: %s", dir, strerror(-rc));
 	}
 out:
 	if (fd >= 0) {
@@ -491,15 +472,15 @@ juki_backup_take(struct juki_store *store, const char *dir, const struct juki_ba
 	int64_t size;
 	int fd = -1, renamed = 0, rc;
 
-	seterr(err, errlen, "%s", "");
+	juki_seterr(err, errlen, "%s", "");
 	if (store == NULL || dir == NULL || opts == NULL || opts->node == NULL ||
 	    opts->node[0] == '\0' || manifest == NULL) {
-		seterr(err, errlen, "missing argument");
+		juki_seterr(err, errlen, "missing argument");
 		return JUKI_EINVAL;
 	}
 	*manifest = NULL;
 	if (dir[0] != '/') {
-		seterr(err, errlen, "%s: the backup directory must be an absolute path", dir);
+		juki_seterr(err, errlen, "%s: the backup directory must be an absolute path", dir);
 		return JUKI_EINVAL;
 	}
 	name = copy_name(juki_store_path(store));
@@ -514,23 +495,23 @@ juki_backup_take(struct juki_store *store, const char *dir, const struct juki_ba
 		goto out;
 	}
 	if ((rc = make_dirs(dir)) != 0) {
-		seterr(err, errlen, "%s: %s", dir, strerror(-rc));
+		juki_seterr(err, errlen, "%s: %s", dir, strerror(-rc));
 		goto out;
 	}
 	if (lstat(mpath, &sb) == 0) {
-		seterr(err, errlen, "%s: holds a backup already", dir);
+		juki_seterr(err, errlen, "%s: holds a backup already", dir);
 		rc = JUKI_EEXIST;
 		goto out;
 	}
 	/* a failed take leaves nothing there: whatever is, is someone's (the store itself?) */
 	if (lstat(final, &sb) == 0) {
-		seterr(err, errlen, "%s: exists already", final);
+		juki_seterr(err, errlen, "%s: exists already", final);
 		rc = JUKI_EEXIST;
 		goto out;
 	}
 	/* created here so that SQLite opens a file that is private from the start */
 	if ((rc = create_private(tmp, &fd)) != 0) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
+		juki_seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
 		goto out;
 	}
 	close(fd);
@@ -539,12 +520,12 @@ juki_backup_take(struct juki_store *store, const char *dir, const struct juki_ba
 		goto out;
 	}
 	if ((rc = fsync_path(tmp)) != 0 || (rc = hash_file(tmp, &size, hex)) != 0) {
-		seterr(err, errlen, "%s: %s", tmp, juki_strerror(rc));
+		juki_seterr(err, errlen, "%s: %s", tmp, juki_strerror(rc));
 		goto out;
 	}
 	if (rename(tmp, final) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", final, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", final, strerror(errno));
 		goto out;
 	}
 	renamed = 1;
@@ -671,12 +652,12 @@ read_manifest(const char *dir, json_t **out, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > JUKI_BACKUP_MANIFEST_MAX) {
-		seterr(err, errlen, "%s: not a manifest (a regular file of at most %d bytes)", path,
-		       JUKI_BACKUP_MANIFEST_MAX);
+		juki_seterr(err, errlen, "%s: not a manifest (a regular file of at most %d bytes)",
+			    path, JUKI_BACKUP_MANIFEST_MAX);
 		rc = JUKI_EFORMAT;
 		goto out;
 	}
@@ -688,17 +669,17 @@ read_manifest(const char *dir, json_t **out, char *err, size_t errlen)
 	n = read(fd, buf, (size_t)sb.st_size);
 	if (n != sb.st_size) {
 		rc = n < 0 ? -errno : JUKI_EIO;
-		seterr(err, errlen, "%s: short read", path);
+		juki_seterr(err, errlen, "%s: short read", path);
 		goto out;
 	}
 	*out = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
 	if (*out == NULL) {
-		seterr(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		juki_seterr(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
 		rc = JUKI_EFORMAT;
 		goto out;
 	}
 	if (!manifest_valid(*out, &why)) {
-		seterr(err, errlen, "%s: %s", path, why);
+		juki_seterr(err, errlen, "%s: %s", path, why);
 		json_decref(*out);
 		*out = NULL;
 		rc = JUKI_EFORMAT;
@@ -723,36 +704,36 @@ check_database(const char *path, const json_t *man, char *err, size_t errlen)
 
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		juki_seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW && lines < INTEGRITY_LINES) {
 		line = sqlite3_column_text(st, 0);
 		if (lines++ == 0 && (line == NULL || strcmp((const char *)line, "ok") != 0)) {
-			seterr(err, errlen, "%s: integrity check: %s", path,
-			       line ? (const char *)line : "no answer");
+			juki_seterr(err, errlen, "%s: integrity check: %s", path,
+				    line ? (const char *)line : "no answer");
 			goto out;
 		}
 	}
 	if (lines != 1) {
-		seterr(err, errlen, "%s: integrity check: %s", path,
-		       lines == 0 ? sqlite3_errmsg(db) : "more than ok");
+		juki_seterr(err, errlen, "%s: integrity check: %s", path,
+			    lines == 0 ? sqlite3_errmsg(db) : "more than ok");
 		goto out;
 	}
 	if (query_int(db, "PRAGMA page_count") !=
 		json_integer_value(json_object_get(man, "page_count")) ||
 	    query_int(db, "PRAGMA page_size") !=
 		json_integer_value(json_object_get(man, "page_size"))) {
-		seterr(err, errlen, "%s: page size or count differ from the manifest", path);
+		juki_seterr(err, errlen, "%s: page size or count differ from the manifest", path);
 		goto out;
 	}
 	schemas = schema_versions(db);
 	if (schemas == NULL || !json_equal(schemas, json_object_get(man, "schemas"))) {
-		seterr(err, errlen, "%s: schema versions differ from the manifest", path);
+		juki_seterr(err, errlen, "%s: schema versions differ from the manifest", path);
 		goto out;
 	}
 	rc = 0;
@@ -772,9 +753,9 @@ juki_backup_verify(const char *dir, json_t **manifest, char *err, size_t errlen)
 	int64_t size;
 	int rc;
 
-	seterr(err, errlen, "%s", "");
+	juki_seterr(err, errlen, "%s", "");
 	if (dir == NULL || dir[0] == '\0') {
-		seterr(err, errlen, "no backup directory");
+		juki_seterr(err, errlen, "no backup directory");
 		return JUKI_EINVAL;
 	}
 	if (manifest != NULL) {
@@ -790,27 +771,28 @@ juki_backup_verify(const char *dir, json_t **manifest, char *err, size_t errlen)
 	}
 	if (lstat(path, &sb) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		seterr(err, errlen, "%s: not a regular file", path);
+		juki_seterr(err, errlen, "%s: not a regular file", path);
 		rc = JUKI_EIO;
 		goto out;
 	}
 	if ((rc = hash_file(path, &size, hex)) != 0) {
-		seterr(err, errlen, "%s: %s", path, juki_strerror(rc));
+		juki_seterr(err, errlen, "%s: %s", path, juki_strerror(rc));
 		goto out;
 	}
 	if (size != json_integer_value(json_object_get(man, "size"))) {
-		seterr(err, errlen, "%s: %lld bytes, the manifest says %lld", path, (long long)size,
-		       (long long)json_integer_value(json_object_get(man, "size")));
+		juki_seterr(err, errlen, "%s: %lld bytes, the manifest says %lld", path,
+			    (long long)size,
+			    (long long)json_integer_value(json_object_get(man, "size")));
 		rc = JUKI_EIO;
 		goto out;
 	}
 	if (strcmp(hex, json_string_value(json_object_get(man, "sha256"))) != 0) {
-		seterr(err, errlen, "%s: SHA-256 %s, the manifest says %s", path, hex,
-		       json_string_value(json_object_get(man, "sha256")));
+		juki_seterr(err, errlen, "%s: SHA-256 %s, the manifest says %s", path, hex,
+			    json_string_value(json_object_get(man, "sha256")));
 		rc = JUKI_EIO;
 		goto out;
 	}
@@ -858,11 +840,12 @@ claim_store(const char *path, const char *node, char *err, size_t errlen)
 	    sqlite3_prepare_v2(db, "SELECT urn FROM node_identity", -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW &&
 	    strcmp((const char *)sqlite3_column_text(st, 0), node) != 0) {
-		seterr(err, errlen,
-		       "%s belongs to %s; the backup is of %s: restore a backup of %s, or move "
-		       "the store away first",
-		       path, (const char *)sqlite3_column_text(st, 0), node,
-		       (const char *)sqlite3_column_text(st, 0));
+		juki_seterr(
+		    err, errlen,
+		    "%s belongs to %s; the backup is of %s: restore a backup of %s, or move "
+		    "the store away first",
+		    path, (const char *)sqlite3_column_text(st, 0), node,
+		    (const char *)sqlite3_column_text(st, 0));
 		rc = JUKI_EEXIST;
 	}
 	sqlite3_finalize(st);
@@ -875,7 +858,7 @@ claim_store(const char *path, const char *node, char *err, size_t errlen)
 		break;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		seterr(err, errlen, "%s: the store is in use (is the daemon running?)", path);
+		juki_seterr(err, errlen, "%s: the store is in use (is the daemon running?)", path);
 		rc = -EBUSY;
 		break;
 	case SQLITE_NOTADB:
@@ -883,12 +866,13 @@ claim_store(const char *path, const char *node, char *err, size_t errlen)
 		/* a broken store is what a restore is for: the file lock below still guards */
 		break;
 	default:
-		seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
+		juki_seterr(err, errlen, "%s: %s", path,
+			    db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
 		rc = JUKI_ESTORE;
 		break;
 	}
 	if (sqlite3_close(db) != SQLITE_OK && rc == 0) {
-		seterr(err, errlen, "%s: close failed", path);
+		juki_seterr(err, errlen, "%s: close failed", path);
 		rc = JUKI_ESTORE;
 	}
 	return rc;
@@ -924,7 +908,7 @@ remove_side_files(const char *store_path, char *err, size_t errlen)
 		if (unlink(p) != 0 && errno != ENOENT) {
 			int rc = -errno;
 
-			seterr(err, errlen, "%s: %s", p, strerror(errno));
+			juki_seterr(err, errlen, "%s: %s", p, strerror(errno));
 			free(p);
 			return rc;
 		}
@@ -959,33 +943,34 @@ place_copy(const char *src, const char *tmp, const json_t *man, const struct sta
 	int in = -1, out = -1, rc;
 
 	if ((rc = create_private(tmp, &out)) != 0) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
+		juki_seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
 		goto out;
 	}
 	if ((rc = give_owner(out, old, parent)) != 0) {
-		seterr(err, errlen, "%s: cannot give it the store's owner: %s", tmp, strerror(-rc));
+		juki_seterr(err, errlen, "%s: cannot give it the store's owner: %s", tmp,
+			    strerror(-rc));
 		goto out;
 	}
 	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", src, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", src, strerror(errno));
 		goto out;
 	}
 	if ((rc = hash_fd(in, out, &size, hex)) != 0) {
-		seterr(err, errlen, "copy %s to %s: %s", src, tmp, juki_strerror(rc));
+		juki_seterr(err, errlen, "copy %s to %s: %s", src, tmp, juki_strerror(rc));
 		goto out;
 	}
 	/* the backup could have changed since it was verified: what was copied counts */
 	if (size != json_integer_value(json_object_get(man, "size")) ||
 	    strcmp(hex, json_string_value(json_object_get(man, "sha256"))) != 0) {
-		seterr(err, errlen, "%s: changed while it was copied", src);
+		juki_seterr(err, errlen, "%s: changed while it was copied", src);
 		rc = JUKI_EIO;
 		goto out;
 	}
 	if (fsync(out) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
 	}
 out:
 	if (in >= 0) {
@@ -1010,7 +995,7 @@ keep_previous(const char *store_path, char *err, size_t errlen)
 	if ((unlink(before) != 0 && errno != ENOENT) || link(store_path, before) != 0 ||
 	    chmod(before, 0600) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", before, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", before, strerror(errno));
 	}
 	free(before);
 	return rc;
@@ -1025,9 +1010,9 @@ juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, 
 	struct stat old;
 	int exists, lockfd = -1, placed = 0, rc;
 
-	seterr(err, errlen, "%s", "");
+	juki_seterr(err, errlen, "%s", "");
 	if (dir == NULL || store_path == NULL || store_path[0] == '\0') {
-		seterr(err, errlen, "missing argument");
+		juki_seterr(err, errlen, "missing argument");
 		return JUKI_EINVAL;
 	}
 	if (manifest != NULL) {
@@ -1046,11 +1031,11 @@ juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, 
 	exists = lstat(store_path, &old) == 0;
 	if (!exists && errno != ENOENT) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", store_path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", store_path, strerror(errno));
 		goto out;
 	}
 	if (exists && !S_ISREG(old.st_mode)) {
-		seterr(err, errlen, "%s: not a regular file", store_path);
+		juki_seterr(err, errlen, "%s: not a regular file", store_path);
 		rc = JUKI_EINVAL;
 		goto out;
 	}
@@ -1067,9 +1052,9 @@ juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, 
 		lockfd = open(store_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (lockfd < 0 || (rc = lock_store(lockfd)) != 0) {
 			rc = lockfd < 0 ? -errno : rc;
-			seterr(err, errlen, "%s: %s", store_path,
-			       rc == -EBUSY ? "the store is in use (is the daemon running?)"
-					    : strerror(-rc));
+			juki_seterr(err, errlen, "%s: %s", store_path,
+				    rc == -EBUSY ? "the store is in use (is the daemon running?)"
+						 : strerror(-rc));
 			goto out;
 		}
 	}
@@ -1085,12 +1070,12 @@ juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, 
 	}
 	if (rename(tmp, store_path) != 0) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", store_path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", store_path, strerror(errno));
 		goto out;
 	}
 	placed = 0;
 	if ((rc = fsync_dir(parent)) != 0) {
-		seterr(err, errlen, "%s: %s", parent, strerror(-rc));
+		juki_seterr(err, errlen, "%s: %s", parent, strerror(-rc));
 		goto out;
 	}
 	if (manifest != NULL) {

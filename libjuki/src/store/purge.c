@@ -8,10 +8,8 @@
 #include "juki/base/error.h"
 #include "juki/store/purge.h"
 
-#define DAY_MS        (86400LL * 1000)
-#define JST_OFFSET_MS (9LL * 3600 * 1000)
-#define LAST_YEAR     9999
-#define MAX_DAYS      3650000
+#define LAST_YEAR 9999
+#define MAX_DAYS  3650000
 /* Beyond this many ms from 1970 the day arithmetic below could overflow. */
 #define FAR_MS (1LL << 61)
 
@@ -44,8 +42,9 @@ static const char history_delete[] =
 /*
  * The update counts (更新件数リスト) are kept per JST day as text: a day is
  * due when it is before the cutoff's day, as a record of that day would be.
+ * ?3 is the offset of Japan from UTC, bound by bind_cutoff().
  */
-#define DAY_BEFORE_CUTOFF "day < strftime('%Y-%m-%d', (?1 + 32400000) / 1000, 'unixepoch')"
+#define DAY_BEFORE_CUTOFF "day < strftime('%Y-%m-%d', (?1 + ?3) / 1000, 'unixepoch')"
 static const char counts_count[] = "SELECT count(*) FROM honnin_counts WHERE " DAY_BEFORE_CUTOFF;
 static const char counts_delete[] =
     "DELETE FROM honnin_counts WHERE (side, peer, day, reason) IN"
@@ -82,70 +81,6 @@ static const struct juki_purge_rule store_rules[] = {
 
 static const char *const period_names[] = {"years", "rejected_years", "inbox_days"};
 
-static int
-is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int
-days_in_month(int64_t y, int m)
-{
-	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-	return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
-/* Days from 1970-01-01 to y-m-d, proleptic Gregorian (after Howard Hinnant). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = yoe + era * 400 + (*m <= 2);
-}
-
-/* The JST calendar day of ms, as days from 1970-01-01. */
-static int64_t
-jst_day(int64_t ms)
-{
-	int64_t q = ms / DAY_MS, r = ms % DAY_MS;
-
-	if (r < 0) {
-		q--;
-		r += DAY_MS;
-	}
-	return r + JST_OFFSET_MS >= DAY_MS ? q + 1 : q;
-}
-
-/* 00:00 JST of a day (days from 1970-01-01) as Unix ms. */
-static int64_t
-jst_midnight(int64_t day)
-{
-	return day * DAY_MS - JST_OFFSET_MS;
-}
-
 int64_t
 juki_purge_due_ms(int64_t from_ms, int years)
 {
@@ -158,7 +93,7 @@ juki_purge_due_ms(int64_t from_ms, int years)
 	if (from_ms < -FAR_MS) {
 		from_ms = -FAR_MS;
 	}
-	civil_from_days(jst_day(from_ms), &y, &m, &d);
+	juki_clock_civil_from_days(juki_clock_today(from_ms), &y, &m, &d);
 	due_y = y + years;
 	if (due_y > LAST_YEAR) {
 		return INT64_MAX;
@@ -168,11 +103,11 @@ juki_purge_due_ms(int64_t from_ms, int years)
 	 * due on that date; a 29 February without its twin ends the period on
 	 * 28 February (民法 143(2)), and purge is due on 1 March.
 	 */
-	if (m == 2 && d == 29 && !is_leap(due_y)) {
+	if (m == 2 && d == 29 && juki_clock_days_in_month(due_y, 2) == 28) {
 		m = 3;
 		d = 1;
 	}
-	return jst_midnight(days_from_civil(due_y, m, d));
+	return juki_clock_day_start(juki_clock_days_from_civil(due_y, m, d));
 }
 
 int64_t
@@ -187,7 +122,7 @@ juki_purge_cutoff_ms(int64_t now_ms, int years)
 	if (now_ms > FAR_MS) {
 		now_ms = FAR_MS;
 	}
-	civil_from_days(jst_day(now_ms), &y, &m, &d);
+	juki_clock_civil_from_days(juki_clock_today(now_ms), &y, &m, &d);
 	/* Past the last year due dates exist for, the last day of it decides. */
 	if (y > LAST_YEAR) {
 		y = LAST_YEAR;
@@ -201,10 +136,10 @@ juki_purge_cutoff_ms(int64_t now_ms, int years)
 	 * before the next midnight is due.
 	 */
 	last_y = y - years;
-	if (d > days_in_month(last_y, m)) {
-		d = days_in_month(last_y, m);
+	if (d > juki_clock_days_in_month(last_y, m)) {
+		d = juki_clock_days_in_month(last_y, m);
 	}
-	return jst_midnight(days_from_civil(last_y, m, d) + 1);
+	return juki_clock_day_start(juki_clock_days_from_civil(last_y, m, d) + 1);
 }
 
 static int64_t
@@ -219,7 +154,7 @@ cutoff_of(enum juki_purge_period period, const struct juki_purge_conf *conf, int
 		if (conf->inbox_days <= 0) {
 			return INT64_MIN;
 		}
-		return now_ms - conf->inbox_days * DAY_MS;
+		return now_ms - conf->inbox_days * JUKI_DAY_MS;
 	}
 }
 
@@ -231,6 +166,16 @@ rule_valid(const struct juki_purge_rule *r)
 	       r->period <= JUKI_PURGE_INBOX_DAYS;
 }
 
+/* ?1 the cutoff, and ?3 (in the statements by day) the offset of Japan from UTC. */
+static void
+bind_cutoff(sqlite3_stmt *st, int64_t cutoff)
+{
+	sqlite3_bind_int64(st, 1, cutoff);
+	if (sqlite3_bind_parameter_count(st) >= 3) {
+		sqlite3_bind_int64(st, 3, JUKI_JST_OFFSET_MS);
+	}
+}
+
 static int
 count_due(struct juki_store *store, const struct juki_purge_rule *r, int64_t cutoff, int64_t *n)
 {
@@ -240,7 +185,7 @@ count_due(struct juki_store *store, const struct juki_purge_rule *r, int64_t cut
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_int64(st, 1, cutoff);
+	bind_cutoff(st, cutoff);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
 		*n = sqlite3_column_int64(st, 0);
@@ -278,7 +223,7 @@ delete_due(struct juki_store *store, const struct juki_purge_conf *conf,
 			juki_store_rollback(store);
 			return JUKI_ESTORE;
 		}
-		sqlite3_bind_int64(st, 1, cutoff);
+		bind_cutoff(st, cutoff);
 		sqlite3_bind_int64(st, 2, batch);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);

@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,19 +80,6 @@ static const struct juki_schema builtin_schema = {
     sizeof(builtin_steps) / sizeof(builtin_steps[0]),
 };
 
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static void
 own_error(struct juki_store *store, const char *text)
 {
@@ -140,25 +126,26 @@ validate_schemas(const struct juki_schema *schemas, size_t nschemas, char *err, 
 	size_t i, j;
 
 	if (nschemas > 0 && schemas == NULL) {
-		seterr(err, errlen, "schemas is NULL");
+		juki_seterr(err, errlen, "schemas is NULL");
 		return JUKI_EINVAL;
 	}
 	for (i = 0; i < nschemas; i++) {
 		if (validate_schema(&schemas[i]) != 0) {
-			seterr(err, errlen,
-			       "schema %zu (%s): no component, or steps not in increasing order", i,
-			       schemas[i].component ? schemas[i].component : "?");
+			juki_seterr(
+			    err, errlen,
+			    "schema %zu (%s): no component, or steps not in increasing order", i,
+			    schemas[i].component ? schemas[i].component : "?");
 			return JUKI_EINVAL;
 		}
 		if (strcmp(schemas[i].component, builtin_schema.component) == 0) {
-			seterr(err, errlen, "schema %s: the name is reserved for libjuki",
-			       schemas[i].component);
+			juki_seterr(err, errlen, "schema %s: the name is reserved for libjuki",
+				    schemas[i].component);
 			return JUKI_EINVAL;
 		}
 		for (j = 0; j < i; j++) {
 			if (strcmp(schemas[i].component, schemas[j].component) == 0) {
-				seterr(err, errlen, "schema %s: listed twice",
-				       schemas[i].component);
+				juki_seterr(err, errlen, "schema %s: listed twice",
+					    schemas[i].component);
 				return JUKI_EINVAL;
 			}
 		}
@@ -221,14 +208,14 @@ check_known(sqlite3 *db, const struct juki_schema *schema, char *err, size_t err
 	int current, known;
 
 	if (read_version(db, schema->component, &current) != 0) {
-		seterr(err, errlen, "schema %s: %s", schema->component, sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "schema %s: %s", schema->component, sqlite3_errmsg(db));
 		return JUKI_ESTORE;
 	}
 	known = schema->nsteps > 0 ? schema->steps[schema->nsteps - 1].version : 0;
 	if (current > known) {
-		seterr(err, errlen,
-		       "schema %s: the database is at version %d, this program knows up to %d",
-		       schema->component, current, known);
+		juki_seterr(err, errlen,
+			    "schema %s: the database is at version %d, this program knows up to %d",
+			    schema->component, current, known);
 		return JUKI_ESCHEMA;
 	}
 	return 0;
@@ -251,14 +238,14 @@ migrate(sqlite3 *db, const struct juki_schema *schema, char *err, size_t errlen)
 	for (i = 0; i < schema->nsteps; i++) {
 		step = &schema->steps[i];
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
-			seterr(err, errlen, "schema %s v%d: %s", schema->component, step->version,
-			       msg ? msg : sqlite3_errmsg(db));
+			juki_seterr(err, errlen, "schema %s v%d: %s", schema->component,
+				    step->version, msg ? msg : sqlite3_errmsg(db));
 			rc = JUKI_ESTORE;
 			goto out;
 		}
 		if (read_version(db, schema->component, &current) != 0) {
-			seterr(err, errlen, "schema %s v%d: %s", schema->component, step->version,
-			       sqlite3_errmsg(db));
+			juki_seterr(err, errlen, "schema %s v%d: %s", schema->component,
+				    step->version, sqlite3_errmsg(db));
 			rc = JUKI_ESTORE;
 			goto fail;
 		}
@@ -267,15 +254,15 @@ migrate(sqlite3 *db, const struct juki_schema *schema, char *err, size_t errlen)
 			continue;
 		}
 		if (sqlite3_exec(db, step->sql, NULL, NULL, &msg) != SQLITE_OK) {
-			seterr(err, errlen, "schema %s v%d: %s", schema->component, step->version,
-			       msg ? msg : sqlite3_errmsg(db));
+			juki_seterr(err, errlen, "schema %s v%d: %s", schema->component,
+				    step->version, msg ? msg : sqlite3_errmsg(db));
 			rc = JUKI_ESTORE;
 			goto fail;
 		}
 		if (write_version(db, schema->component, step->version) != 0 ||
 		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-			seterr(err, errlen, "schema %s v%d: %s", schema->component, step->version,
-			       msg ? msg : sqlite3_errmsg(db));
+			juki_seterr(err, errlen, "schema %s v%d: %s", schema->component,
+				    step->version, msg ? msg : sqlite3_errmsg(db));
 			rc = JUKI_ESTORE;
 			goto fail;
 		}
@@ -305,11 +292,11 @@ create_file(const char *path, char *err, size_t errlen)
 		if (errno == EEXIST) {
 			return 0;
 		}
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return JUKI_ESTORE;
 	}
 	if (fchmod(fd, 0600) != 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		close(fd);
 		return JUKI_ESTORE;
 	}
@@ -338,22 +325,22 @@ configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 	int rc = JUKI_ESTORE;
 
 	if (sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL) != SQLITE_OK ||
 	    sqlite3_step(stmt) != SQLITE_ROW) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	mode = sqlite3_column_text(stmt, 0);
 	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
-		seterr(err, errlen, "%s: journal mode is %s, not wal", path,
-		       mode ? (const char *)mode : "unknown");
+		juki_seterr(err, errlen, "%s: journal mode is %s, not wal", path,
+			    mode ? (const char *)mode : "unknown");
 		goto out;
 	}
 	if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+		juki_seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
 		goto out;
 	}
 	rc = 0;
@@ -434,7 +421,7 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 	*out = NULL;
 	/* a store is durable: no in-memory or anonymous temporary database */
 	if (path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0) {
-		seterr(err, errlen, "a store needs a file path");
+		juki_seterr(err, errlen, "a store needs a file path");
 		return JUKI_EINVAL;
 	}
 	rc = validate_schemas(schemas, nschemas, err, errlen);
@@ -443,7 +430,7 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 	}
 	store = calloc(1, sizeof(*store));
 	if (store == NULL || (store->path = strdup(path)) == NULL) {
-		seterr(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		rc = JUKI_ENOMEM;
 		goto out;
 	}
@@ -454,8 +441,8 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 	if (sqlite3_open_v2(path, &store->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path,
-		       store->db ? sqlite3_errmsg(store->db) : "out of memory");
+		juki_seterr(err, errlen, "%s: %s", path,
+			    store->db ? sqlite3_errmsg(store->db) : "out of memory");
 		rc = JUKI_ESTORE;
 		goto out;
 	}
@@ -463,7 +450,7 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 	if (rc == 0 && sqlite3_create_function(store->db, "juki_hash64", -1,
 					       SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hash64,
 					       NULL, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(store->db));
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(store->db));
 		rc = JUKI_ESTORE;
 	}
 	if (rc != 0) {

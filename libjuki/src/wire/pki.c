@@ -1,7 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,40 +54,11 @@ struct pki {
 	json_t *index;
 };
 
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int
-fail_ssl(char *err, size_t errlen, int code, const char *what)
-{
-	unsigned long e = ERR_peek_error();
-	char text[256];
-
-	if (e != 0) {
-		ERR_error_string_n(e, text, sizeof(text));
-		set_err(err, errlen, "%s: %s", what, text);
-	} else {
-		set_err(err, errlen, "%s", what);
-	}
-	ERR_clear_error();
-	return code;
-}
-
 static int
 days_valid(int days, const char *what, char *err, size_t errlen)
 {
 	if (days < 1 || days > DAYS_MAX) {
-		set_err(err, errlen, "%s must be 1..%d days, not %d", what, DAYS_MAX, days);
+		juki_seterr(err, errlen, "%s must be 1..%d days, not %d", what, DAYS_MAX, days);
 		return JUKI_EINVAL;
 	}
 	return 0;
@@ -122,7 +92,8 @@ write_atomic(struct pki *p, const char *name, const void *data, size_t len, mode
 
 	for (int attempt = 0; fd < 0; attempt++) {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-			return fail_ssl(err, errlen, JUKI_EIO, "random bytes for a temporary name");
+			return juki_seterr_ssl(err, errlen, JUKI_EIO,
+					       "random bytes for a temporary name");
 		}
 		snprintf(tmp, sizeof(tmp), ".%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", name, rnd[0],
 			 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
@@ -130,7 +101,7 @@ write_atomic(struct pki *p, const char *name, const void *data, size_t len, mode
 			    mode);
 		if (fd < 0 && (errno != EEXIST || attempt == 4)) {
 			rc = -errno;
-			set_err(err, errlen, "%s/%s: %s", p->dir, tmp, strerror(errno));
+			juki_seterr(err, errlen, "%s/%s: %s", p->dir, tmp, strerror(errno));
 			return rc;
 		}
 	}
@@ -164,12 +135,12 @@ write_atomic(struct pki *p, const char *name, const void *data, size_t len, mode
 	if (rc == 0 && fsync(p->dirfd) != 0) {
 		/* renamed already: report, but there is no temporary file left to remove */
 		rc = -errno;
-		set_err(err, errlen, "%s: fsync: %s", p->dir, strerror(-rc));
+		juki_seterr(err, errlen, "%s: fsync: %s", p->dir, strerror(-rc));
 		return rc;
 	}
 out:
 	if (rc != 0) {
-		set_err(err, errlen, "%s/%s: %s", p->dir, name, strerror(-rc));
+		juki_seterr(err, errlen, "%s/%s: %s", p->dir, name, strerror(-rc));
 		if (fd >= 0) {
 			close(fd);
 		}
@@ -186,7 +157,7 @@ write_bio(struct pki *p, const char *name, BIO *bio, mode_t mode, char *err, siz
 	long len = BIO_get_mem_data(bio, &data);
 
 	if (len <= 0) {
-		return fail_ssl(err, errlen, JUKI_EIO, "PEM encoding");
+		return juki_seterr_ssl(err, errlen, JUKI_EIO, "PEM encoding");
 	}
 	return write_atomic(p, name, data, (size_t)len, mode, err, errlen);
 }
@@ -198,10 +169,10 @@ write_key(struct pki *p, const char *name, EVP_PKEY *key, char *err, size_t errl
 	int rc;
 
 	if (bio == NULL) {
-		return fail_ssl(err, errlen, JUKI_ENOMEM, "BIO_new");
+		return juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "BIO_new");
 	}
 	if (!PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
-		rc = fail_ssl(err, errlen, JUKI_EIO, "PEM encoding of a private key");
+		rc = juki_seterr_ssl(err, errlen, JUKI_EIO, "PEM encoding of a private key");
 	} else {
 		rc = write_bio(p, name, bio, MODE_SECRET, err, errlen);
 	}
@@ -216,10 +187,10 @@ write_cert(struct pki *p, const char *name, X509 *cert, char *err, size_t errlen
 	int rc;
 
 	if (bio == NULL) {
-		return fail_ssl(err, errlen, JUKI_ENOMEM, "BIO_new");
+		return juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "BIO_new");
 	}
 	if (!PEM_write_bio_X509(bio, cert)) {
-		rc = fail_ssl(err, errlen, JUKI_EIO, "PEM encoding of a certificate");
+		rc = juki_seterr_ssl(err, errlen, JUKI_EIO, "PEM encoding of a certificate");
 	} else {
 		rc = write_bio(p, name, bio, MODE_PUBLIC, err, errlen);
 	}
@@ -236,13 +207,13 @@ open_in(struct pki *p, const char *name, int *rc, char *err, size_t errlen)
 	fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		*rc = -errno;
-		set_err(err, errlen, "%s/%s: %s", p->dir, name, strerror(errno));
+		juki_seterr(err, errlen, "%s/%s: %s", p->dir, name, strerror(errno));
 		return NULL;
 	}
 	fp = fdopen(fd, "r");
 	if (fp == NULL) {
 		*rc = -errno;
-		set_err(err, errlen, "%s/%s: %s", p->dir, name, strerror(errno));
+		juki_seterr(err, errlen, "%s/%s: %s", p->dir, name, strerror(errno));
 		close(fd);
 	}
 	return fp;
@@ -263,7 +234,7 @@ load_ca(struct pki *p, char *err, size_t errlen)
 	fclose(fp);
 	if (p->ca == NULL) {
 		snprintf(what, sizeof(what), "%s/%s", p->dir, CA_CERT);
-		return fail_ssl(err, errlen, JUKI_ECERT, what);
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, what);
 	}
 	fp = open_in(p, CA_KEY, &rc, err, errlen);
 	if (fp == NULL) {
@@ -273,11 +244,11 @@ load_ca(struct pki *p, char *err, size_t errlen)
 	fclose(fp);
 	if (p->cakey == NULL) {
 		snprintf(what, sizeof(what), "%s/%s", p->dir, CA_KEY);
-		return fail_ssl(err, errlen, JUKI_ECERT, what);
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, what);
 	}
 	if (X509_check_private_key(p->ca, p->cakey) != 1) {
 		snprintf(what, sizeof(what), "%s/%s does not match %s", p->dir, CA_KEY, CA_CERT);
-		return fail_ssl(err, errlen, JUKI_ECERT, what);
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, what);
 	}
 	return 0;
 }
@@ -312,21 +283,21 @@ load_index(struct pki *p, char *err, size_t errlen)
 	p->index = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
 	fclose(fp);
 	if (p->index == NULL) {
-		set_err(err, errlen, "%s/%s:%d:%d: %s", p->dir, INDEX_FILE, jerr.line, jerr.column,
-			jerr.text);
+		juki_seterr(err, errlen, "%s/%s:%d:%d: %s", p->dir, INDEX_FILE, jerr.line,
+			    jerr.column, jerr.text);
 		return JUKI_EJSON;
 	}
 	certs = json_object_get(p->index, "certificates");
 	num = json_object_get(p->index, "crl_number");
 	if (!json_is_array(certs) || !json_is_integer(num) || json_integer_value(num) < 0) {
-		set_err(err, errlen, "%s/%s: not a juki PKI index", p->dir, INDEX_FILE);
+		juki_seterr(err, errlen, "%s/%s: not a juki PKI index", p->dir, INDEX_FILE);
 		return JUKI_EJSON;
 	}
 	json_array_foreach(certs, i, e)
 	{
 		if (!entry_valid(e)) {
-			set_err(err, errlen, "%s/%s: certificate entry %zu is malformed", p->dir,
-				INDEX_FILE, i);
+			juki_seterr(err, errlen, "%s/%s: certificate entry %zu is malformed",
+				    p->dir, INDEX_FILE, i);
 			return JUKI_EJSON;
 		}
 	}
@@ -341,13 +312,13 @@ save_index(struct pki *p, char *err, size_t errlen)
 	int rc;
 
 	if (text == NULL) {
-		set_err(err, errlen, "%s/%s: cannot encode", p->dir, INDEX_FILE);
+		juki_seterr(err, errlen, "%s/%s: cannot encode", p->dir, INDEX_FILE);
 		return JUKI_ENOMEM;
 	}
 	line = malloc(strlen(text) + 2);
 	if (line == NULL) {
 		free(text);
-		set_err(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		return JUKI_ENOMEM;
 	}
 	sprintf(line, "%s\n", text);
@@ -382,12 +353,12 @@ pki_open(struct pki *p, const char *dir, int full, char *err, size_t errlen)
 	p->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dirfd < 0) {
 		rc = -errno;
-		set_err(err, errlen, "PKI directory %s: %s", dir, strerror(errno));
+		juki_seterr(err, errlen, "PKI directory %s: %s", dir, strerror(errno));
 		return rc;
 	}
 	if (flock(p->dirfd, LOCK_EX) != 0) {
 		rc = -errno;
-		set_err(err, errlen, "PKI directory %s: lock: %s", dir, strerror(errno));
+		juki_seterr(err, errlen, "PKI directory %s: lock: %s", dir, strerror(errno));
 		return rc;
 	}
 	if (!full) {
@@ -409,13 +380,13 @@ add_ext(X509 *cert, X509V3_CTX *v3, int nid, const char *value, char *err, size_
 
 	if (ext == NULL) {
 		snprintf(what, sizeof(what), "extension %s=%s", OBJ_nid2sn(nid), value);
-		return fail_ssl(err, errlen, JUKI_ECERT, what);
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, what);
 	}
 	ok = X509_add_ext(cert, ext, -1);
 	X509_EXTENSION_free(ext);
 	if (!ok) {
 		snprintf(what, sizeof(what), "extension %s", OBJ_nid2sn(nid));
-		return fail_ssl(err, errlen, JUKI_ECERT, what);
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, what);
 	}
 	return 0;
 }
@@ -448,19 +419,19 @@ new_serial(X509 *cert, json_t *index, char **hex, char *err, size_t errlen)
 
 	*hex = NULL;
 	if (bn == NULL) {
-		return fail_ssl(err, errlen, JUKI_ENOMEM, "BN_new");
+		return juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "BN_new");
 	}
 	do {
 		OPENSSL_free(*hex);
 		*hex = NULL;
 		if (!BN_rand(bn, SERIAL_BITS, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) ||
 		    (*hex = BN_bn2hex(bn)) == NULL) {
-			rc = fail_ssl(err, errlen, JUKI_EIO, "random serial");
+			rc = juki_seterr_ssl(err, errlen, JUKI_EIO, "random serial");
 			goto out;
 		}
 	} while (index != NULL && serial_in_index(index, *hex));
 	if (BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) == NULL) {
-		rc = fail_ssl(err, errlen, JUKI_ECERT, "serial number");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, "serial number");
 	}
 out:
 	if (rc != 0) {
@@ -484,7 +455,7 @@ cert_start(X509 *cert, EVP_PKEY *key, const char *cn, time_t now, int days, json
 	int rc;
 
 	if (!X509_set_version(cert, X509_VERSION_3)) {
-		return fail_ssl(err, errlen, JUKI_ECERT, "certificate version");
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, "certificate version");
 	}
 	rc = new_serial(cert, index, serial_hex, err, errlen);
 	if (rc != 0) {
@@ -499,7 +470,7 @@ cert_start(X509 *cert, EVP_PKEY *key, const char *cn, time_t now, int days, json
 	    !X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UTF8STRING,
 					(const unsigned char *)cn, -1, -1, 0) ||
 	    !X509_set_pubkey(cert, key)) {
-		return fail_ssl(err, errlen, JUKI_ECERT, "certificate fields");
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, "certificate fields");
 	}
 	return 0;
 }
@@ -509,7 +480,7 @@ new_key(EVP_PKEY **key, char *err, size_t errlen)
 {
 	*key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	if (*key == NULL) {
-		return fail_ssl(err, errlen, JUKI_EIO, "EC P-256 key generation");
+		return juki_seterr_ssl(err, errlen, JUKI_EIO, "EC P-256 key generation");
 	}
 	return 0;
 }
@@ -528,14 +499,14 @@ make_ca(const char *cn, int days, time_t now, EVP_PKEY **key, X509 **cert, char 
 	}
 	*cert = X509_new();
 	if (*cert == NULL) {
-		return fail_ssl(err, errlen, JUKI_ENOMEM, "X509_new");
+		return juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "X509_new");
 	}
 	rc = cert_start(*cert, *key, cn, now, days, NULL, &serial, err, errlen);
 	if (rc != 0) {
 		goto out;
 	}
 	if (!X509_set_issuer_name(*cert, X509_get_subject_name(*cert))) {
-		rc = fail_ssl(err, errlen, JUKI_ECERT, "issuer name");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, "issuer name");
 		goto out;
 	}
 	X509V3_set_ctx_nodb(&v3);
@@ -548,7 +519,7 @@ make_ca(const char *cn, int days, time_t now, EVP_PKEY **key, X509 **cert, char 
 		goto out;
 	}
 	if (X509_sign(*cert, *key, EVP_sha256()) <= 0) {
-		rc = fail_ssl(err, errlen, JUKI_ECERT, "signing the CA certificate");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, "signing the CA certificate");
 		goto out;
 	}
 out:
@@ -565,18 +536,18 @@ add_san_uri(X509 *cert, const char *urn, char *err, size_t errlen)
 	int rc = 0;
 
 	if (names == NULL || gn == NULL || uri == NULL || !ASN1_STRING_set(uri, urn, -1)) {
-		rc = fail_ssl(err, errlen, JUKI_ENOMEM, "subjectAltName");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "subjectAltName");
 		goto out;
 	}
 	GENERAL_NAME_set0_value(gn, GEN_URI, uri);
 	uri = NULL;
 	if (!sk_GENERAL_NAME_push(names, gn)) {
-		rc = fail_ssl(err, errlen, JUKI_ENOMEM, "subjectAltName");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "subjectAltName");
 		goto out;
 	}
 	gn = NULL;
 	if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) != 1) {
-		rc = fail_ssl(err, errlen, JUKI_ECERT, "subjectAltName");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, "subjectAltName");
 	}
 out:
 	ASN1_IA5STRING_free(uri);
@@ -599,14 +570,14 @@ make_leaf(struct pki *p, const char *urn, int days, time_t now, EVP_PKEY **key, 
 	}
 	*cert = X509_new();
 	if (*cert == NULL) {
-		return fail_ssl(err, errlen, JUKI_ENOMEM, "X509_new");
+		return juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "X509_new");
 	}
 	rc = cert_start(*cert, *key, urn, now, days, p->index, serial, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}
 	if (!X509_set_issuer_name(*cert, X509_get_subject_name(p->ca))) {
-		return fail_ssl(err, errlen, JUKI_ECERT, "issuer name");
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, "issuer name");
 	}
 	X509V3_set_ctx_nodb(&v3);
 	X509V3_set_ctx(&v3, p->ca, *cert, NULL, NULL, 0);
@@ -623,7 +594,7 @@ make_leaf(struct pki *p, const char *urn, int days, time_t now, EVP_PKEY **key, 
 		return rc;
 	}
 	if (X509_sign(*cert, p->cakey, EVP_sha256()) <= 0) {
-		return fail_ssl(err, errlen, JUKI_ECERT, "signing the certificate");
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, "signing the certificate");
 	}
 	return 0;
 }
@@ -654,13 +625,13 @@ add_revoked(X509_CRL *crl, json_t *e, char *err, size_t errlen)
 	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL || !X509_REVOKED_set_serialNumber(r, ai) ||
 	    !X509_REVOKED_set_revocationDate(r, t)) {
 		ERR_clear_error();
-		set_err(err, errlen, "index entry %s: bad serial \"%s\" or time \"%s\"",
-			json_string_value(json_object_get(e, "name")), serial, when);
+		juki_seterr(err, errlen, "index entry %s: bad serial \"%s\" or time \"%s\"",
+			    json_string_value(json_object_get(e, "name")), serial, when);
 		rc = JUKI_EJSON;
 		goto out;
 	}
 	if (!X509_CRL_add0_revoked(crl, r)) {
-		rc = fail_ssl(err, errlen, JUKI_ENOMEM, "CRL entry");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "CRL entry");
 		goto out;
 	}
 	r = NULL;
@@ -682,14 +653,14 @@ crl_extensions(struct pki *p, X509_CRL *crl, json_int_t number, char *err, size_
 
 	if (num == NULL || !ASN1_INTEGER_set_int64(num, number) ||
 	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, X509V3_ADD_DEFAULT) != 1) {
-		rc = fail_ssl(err, errlen, JUKI_ECERT, "CRL number");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, "CRL number");
 		goto out;
 	}
 	X509V3_set_ctx_nodb(&v3);
 	X509V3_set_ctx(&v3, p->ca, NULL, NULL, crl, 0);
 	aki = X509V3_EXT_nconf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always");
 	if (aki == NULL || !X509_CRL_add_ext(crl, aki, -1)) {
-		rc = fail_ssl(err, errlen, JUKI_ECERT, "CRL authorityKeyIdentifier");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, "CRL authorityKeyIdentifier");
 	}
 out:
 	X509_EXTENSION_free(aki);
@@ -716,7 +687,7 @@ crl_write(struct pki *p, int days, time_t now, char *err, size_t errlen)
 	int rc;
 
 	if (json_object_set_new(p->index, "crl_number", json_integer(number)) != 0) {
-		set_err(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		return JUKI_ENOMEM;
 	}
 	rc = save_index(p, err, errlen);
@@ -730,7 +701,7 @@ crl_write(struct pki *p, int days, time_t now, char *err, size_t errlen)
 	    !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(p->ca)) ||
 	    !X509_CRL_set1_lastUpdate(crl, last) || !X509_CRL_set1_nextUpdate(crl, next)) {
-		rc = fail_ssl(err, errlen, JUKI_ENOMEM, "CRL fields");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "CRL fields");
 		goto out;
 	}
 	json_array_foreach(certs, i, e)
@@ -747,12 +718,12 @@ crl_write(struct pki *p, int days, time_t now, char *err, size_t errlen)
 		goto out;
 	}
 	if (!X509_CRL_sort(crl) || X509_CRL_sign(crl, p->cakey, EVP_sha256()) <= 0) {
-		rc = fail_ssl(err, errlen, JUKI_ECERT, "signing the CRL");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, "signing the CRL");
 		goto out;
 	}
 	bio = BIO_new(BIO_s_mem());
 	if (bio == NULL || !PEM_write_bio_X509_CRL(bio, crl)) {
-		rc = fail_ssl(err, errlen, JUKI_ENOMEM, "PEM encoding of the CRL");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "PEM encoding of the CRL");
 		goto out;
 	}
 	rc = write_bio(p, CRL_FILE, bio, MODE_PUBLIC, err, errlen);
@@ -783,11 +754,11 @@ juki_pki_init_ca(const char *dir, const char *cn, int days, char *err, size_t er
 	int rc;
 
 	if (dir == NULL || *dir == '\0') {
-		set_err(err, errlen, "no PKI directory given");
+		juki_seterr(err, errlen, "no PKI directory given");
 		return JUKI_EINVAL;
 	}
 	if (cn == NULL || *cn == '\0' || strlen(cn) > CN_MAX) {
-		set_err(err, errlen, "the CA name must be 1..%d bytes", CN_MAX);
+		juki_seterr(err, errlen, "the CA name must be 1..%d bytes", CN_MAX);
 		return JUKI_EINVAL;
 	}
 	rc = days_valid(days, "CA validity", err, errlen);
@@ -799,12 +770,12 @@ juki_pki_init_ca(const char *dir, const char *cn, int days, char *err, size_t er
 		/* mkdir's mode passes through the umask; the directory is exactly 0700 */
 		if (chmod(dir, 0700) != 0) {
 			rc = -errno;
-			set_err(err, errlen, "PKI directory %s: %s", dir, strerror(errno));
+			juki_seterr(err, errlen, "PKI directory %s: %s", dir, strerror(errno));
 			return rc;
 		}
 	} else if (errno != EEXIST) {
 		rc = -errno;
-		set_err(err, errlen, "PKI directory %s: %s", dir, strerror(errno));
+		juki_seterr(err, errlen, "PKI directory %s: %s", dir, strerror(errno));
 		return rc;
 	}
 	rc = pki_open(&p, dir, 0, err, errlen);
@@ -812,7 +783,7 @@ juki_pki_init_ca(const char *dir, const char *cn, int days, char *err, size_t er
 		goto out;
 	}
 	if (fstatat(p.dirfd, CA_KEY, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		set_err(err, errlen, "%s already holds a CA (%s)", dir, CA_KEY);
+		juki_seterr(err, errlen, "%s already holds a CA (%s)", dir, CA_KEY);
 		rc = JUKI_EEXIST;
 		goto out;
 	}
@@ -826,7 +797,7 @@ juki_pki_init_ca(const char *dir, const char *cn, int days, char *err, size_t er
 		goto out;
 	}
 	if (new_index(&p.index, cn) != 0) {
-		set_err(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		rc = JUKI_ENOMEM;
 		goto out;
 	}
@@ -881,11 +852,11 @@ juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char 
 	int rc;
 
 	if (dir == NULL || urn == NULL) {
-		set_err(err, errlen, "no PKI directory or identity given");
+		juki_seterr(err, errlen, "no PKI directory or identity given");
 		return JUKI_EINVAL;
 	}
 	if (juki_ident_parse(urn, &ident) != 0) {
-		set_err(err, errlen, "\"%s\" is not a valid urn:juki identity", urn);
+		juki_seterr(err, errlen, "\"%s\" is not a valid urn:juki identity", urn);
 		return JUKI_EIDENT;
 	}
 	rc = days_valid(days, "certificate validity", err, errlen);
@@ -894,7 +865,7 @@ juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char 
 	}
 	if (juki_ident_filename(&ident, name, sizeof(name)) != 0 ||
 	    (name_out != NULL && strlen(name) >= NAME_OUT_MIN)) {
-		set_err(err, errlen, "file name for %s is too long", urn);
+		juki_seterr(err, errlen, "file name for %s is too long", urn);
 		return JUKI_ENAMETOOLONG;
 	}
 	ERR_clear_error();
@@ -903,7 +874,8 @@ juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char 
 		goto out;
 	}
 	if (name_active(p.index, name)) {
-		set_err(err, errlen, "%s was already issued as %s and is not revoked", urn, name);
+		juki_seterr(err, errlen, "%s was already issued as %s and is not revoked", urn,
+			    name);
 		rc = JUKI_EEXIST;
 		goto out;
 	}
@@ -926,7 +898,7 @@ juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char 
 			  serial, "not_after", not_after, "revoked");
 	if (entry == NULL ||
 	    json_array_append_new(json_object_get(p.index, "certificates"), entry) != 0) {
-		set_err(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		rc = JUKI_ENOMEM;
 		goto out;
 	}
@@ -955,7 +927,7 @@ juki_pki_revoke(const char *dir, const char *name_or_urn, char *err, size_t errl
 	int rc;
 
 	if (dir == NULL || name_or_urn == NULL || *name_or_urn == '\0') {
-		set_err(err, errlen, "no PKI directory or certificate given");
+		juki_seterr(err, errlen, "no PKI directory or certificate given");
 		return JUKI_EINVAL;
 	}
 	ERR_clear_error();
@@ -974,13 +946,13 @@ juki_pki_revoke(const char *dir, const char *name_or_urn, char *err, size_t errl
 		found = 1;
 		if (json_is_null(json_object_get(e, "revoked")) &&
 		    json_object_set_new(e, "revoked", json_string(when)) != 0) {
-			set_err(err, errlen, "out of memory");
+			juki_seterr(err, errlen, "out of memory");
 			rc = JUKI_ENOMEM;
 			goto out;
 		}
 	}
 	if (!found) {
-		set_err(err, errlen, "no certificate was issued as %s in %s", name_or_urn, dir);
+		juki_seterr(err, errlen, "no certificate was issued as %s in %s", name_or_urn, dir);
 		rc = JUKI_ENOTFOUND;
 		goto out;
 	}
@@ -997,7 +969,7 @@ juki_pki_write_crl(const char *dir, int days, char *err, size_t errlen)
 	int rc;
 
 	if (dir == NULL) {
-		set_err(err, errlen, "no PKI directory given");
+		juki_seterr(err, errlen, "no PKI directory given");
 		return JUKI_EINVAL;
 	}
 	rc = days_valid(days, "CRL validity", err, errlen);
@@ -1035,18 +1007,18 @@ encrypted_pem(EVP_PKEY *key, const char *pass, BIO **out, char *err, size_t errl
 	p8inf = EVP_PKEY2PKCS8(key);
 	pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, SCRYPT_N, SCRYPT_R, SCRYPT_P);
 	if (p8inf == NULL || pbe == NULL) {
-		rc = fail_ssl(err, errlen, JUKI_EIO, "PKCS#8 encryption parameters");
+		rc = juki_seterr_ssl(err, errlen, JUKI_EIO, "PKCS#8 encryption parameters");
 		goto out;
 	}
 	p8 = PKCS8_set0_pbe(pass, (int)strlen(pass), p8inf, pbe);
 	if (p8 == NULL) {
-		rc = fail_ssl(err, errlen, JUKI_EIO, "PKCS#8 encryption");
+		rc = juki_seterr_ssl(err, errlen, JUKI_EIO, "PKCS#8 encryption");
 		goto out;
 	}
 	pbe = NULL; /* owned by p8 now */
 	bio = BIO_new(BIO_s_mem());
 	if (bio == NULL || !PEM_write_bio_PKCS8(bio, p8)) {
-		rc = fail_ssl(err, errlen, JUKI_EIO, "PEM encoding of an encrypted key");
+		rc = juki_seterr_ssl(err, errlen, JUKI_EIO, "PEM encoding of an encrypted key");
 		goto out;
 	}
 	*out = bio;
@@ -1073,14 +1045,14 @@ juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t errle
 	int rc;
 
 	if (path == NULL || pass == NULL || *pass == '\0' || strlen(pass) > PASS_MAX) {
-		set_err(err, errlen, "a key file and a passphrase of 1..%d bytes are needed",
-			PASS_MAX);
+		juki_seterr(err, errlen, "a key file and a passphrase of 1..%d bytes are needed",
+			    PASS_MAX);
 		return JUKI_EINVAL;
 	}
 	slash = strrchr(path, '/');
 	base = slash != NULL ? slash + 1 : path;
 	if (*base == '\0' || (slash != NULL && (size_t)(slash - path) >= sizeof(dir))) {
-		set_err(err, errlen, "%s: not a file name", path);
+		juki_seterr(err, errlen, "%s: not a file name", path);
 		return JUKI_EINVAL;
 	}
 	if (slash == NULL) {
@@ -1099,7 +1071,7 @@ juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t errle
 	fp = fopen(path, "re");
 	if (fp == NULL) {
 		rc = -errno;
-		set_err(err, errlen, "key file %s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "key file %s: %s", path, strerror(errno));
 		return rc;
 	}
 	key = PEM_read_PrivateKey_ex(fp, NULL, no_passphrase, NULL, NULL, NULL);
@@ -1108,7 +1080,7 @@ juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t errle
 		char what[PATH_MAX + 64];
 
 		snprintf(what, sizeof(what), "key file %s: not an unencrypted private key", path);
-		return fail_ssl(err, errlen, JUKI_ECERT, what);
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, what);
 	}
 	rc = encrypted_pem(key, pass, &bio, err, errlen);
 	if (rc != 0) {
@@ -1118,7 +1090,7 @@ juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t errle
 	p.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p.dirfd < 0) {
 		rc = -errno;
-		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
 	rc = write_bio(&p, base, bio, MODE_SECRET, err, errlen);

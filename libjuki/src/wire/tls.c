@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,39 +34,6 @@ struct juki_tls {
  * reason survives without any process-wide ex_data index.
  */
 #define VERIFY_ERR_NO_IDENTITY X509_V_ERR_APPLICATION_VERIFICATION
-
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/*
- * Write "<what>: <first OpenSSL error>" into err and empty the queue, so the
- * next caller on this thread does not inherit our failure.
- */
-static int
-fail_ssl(char *err, size_t errlen, int code, const char *what)
-{
-	unsigned long e = ERR_peek_error();
-	char text[256];
-
-	if (e != 0) {
-		ERR_error_string_n(e, text, sizeof(text));
-		set_err(err, errlen, "%s: %s", what, text);
-	} else {
-		set_err(err, errlen, "%s", what);
-	}
-	ERR_clear_error();
-	return code;
-}
 
 /*
  * The identity a certificate names: exactly one SAN URI, and that URI a
@@ -143,20 +109,21 @@ static int
 check_key_stat(const char *path, const struct stat *st, char *err, size_t errlen)
 {
 	if (!S_ISREG(st->st_mode)) {
-		set_err(err, errlen, "key file %s is not a regular file", path);
+		juki_seterr(err, errlen, "key file %s is not a regular file", path);
 		return JUKI_EKEYPERM;
 	}
 	if (st->st_uid != geteuid()) {
-		set_err(err, errlen,
-			"key file %s is owned by uid %u, not by the running user (uid %u)", path,
-			(unsigned)st->st_uid, (unsigned)geteuid());
+		juki_seterr(err, errlen,
+			    "key file %s is owned by uid %u, not by the running user (uid %u)",
+			    path, (unsigned)st->st_uid, (unsigned)geteuid());
 		return JUKI_EKEYPERM;
 	}
 	if ((st->st_mode & 077) != 0) {
-		set_err(err, errlen,
-			"key file %s has mode %04o; it must not be accessible by group or others "
-			"(use 0600 or 0400)",
-			path, (unsigned)(st->st_mode & 07777));
+		juki_seterr(
+		    err, errlen,
+		    "key file %s has mode %04o; it must not be accessible by group or others "
+		    "(use 0600 or 0400)",
+		    path, (unsigned)(st->st_mode & 07777));
 		return JUKI_EKEYPERM;
 	}
 	return 0;
@@ -179,12 +146,12 @@ key_open(const char *path, int *fdp, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		set_err(err, errlen, "key file %s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "key file %s: %s", path, strerror(errno));
 		return rc;
 	}
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
-		set_err(err, errlen, "key file %s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "key file %s: %s", path, strerror(errno));
 		close(fd);
 		return rc;
 	}
@@ -204,7 +171,7 @@ juki_tls_check_key_file(const char *path, char *err, size_t errlen)
 	int rc;
 
 	if (path == NULL) {
-		set_err(err, errlen, "no key file given");
+		juki_seterr(err, errlen, "no key file given");
 		return JUKI_EINVAL;
 	}
 	rc = key_open(path, &fd, err, errlen);
@@ -241,7 +208,7 @@ load_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
 	fp = fdopen(fd, "r");
 	if (fp == NULL) {
 		rc = -errno;
-		set_err(err, errlen, "key file %s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "key file %s: %s", path, strerror(errno));
 		close(fd);
 		return rc;
 	}
@@ -249,7 +216,7 @@ load_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
 	fclose(fp);
 	if (*out == NULL) {
 		snprintf(what, sizeof(what), "key file %s: no usable private key", path);
-		return fail_ssl(err, errlen, JUKI_ECERT, what);
+		return juki_seterr_ssl(err, errlen, JUKI_ECERT, what);
 	}
 	return 0;
 }
@@ -261,7 +228,7 @@ open_pem(const char *path, const char *what, int *rc, char *err, size_t errlen)
 
 	if (fp == NULL) {
 		*rc = -errno;
-		set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		juki_seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
 	}
 	return fp;
 }
@@ -285,14 +252,14 @@ load_certs(const char *path, const char *what, STACK_OF(X509) * *out, char *err,
 	certs = sk_X509_new_null();
 	if (certs == NULL) {
 		rc = JUKI_ENOMEM;
-		set_err(err, errlen, "%s %s: out of memory", what, path);
+		juki_seterr(err, errlen, "%s %s: out of memory", what, path);
 		goto out;
 	}
 	while ((x = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
 		if (!sk_X509_push(certs, x)) {
 			X509_free(x);
 			rc = JUKI_ENOMEM;
-			set_err(err, errlen, "%s %s: out of memory", what, path);
+			juki_seterr(err, errlen, "%s %s: out of memory", what, path);
 			goto out;
 		}
 	}
@@ -301,7 +268,7 @@ load_certs(const char *path, const char *what, STACK_OF(X509) * *out, char *err,
 
 	if (sk_X509_num(certs) == 0 || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
 		snprintf(msg, sizeof(msg), "%s %s: no valid PEM certificate", what, path);
-		rc = fail_ssl(err, errlen, JUKI_ECERT, msg);
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, msg);
 		goto out;
 	}
 	ERR_clear_error();
@@ -333,7 +300,7 @@ load_crls(const char *path, X509_STORE *store, char *err, size_t errlen)
 		X509_CRL_free(crl);
 		if (!ok) {
 			snprintf(msg, sizeof(msg), "CRL file %s", path);
-			rc = fail_ssl(err, errlen, JUKI_ECERT, msg);
+			rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, msg);
 			goto out;
 		}
 		n++;
@@ -341,7 +308,7 @@ load_crls(const char *path, X509_STORE *store, char *err, size_t errlen)
 	e = ERR_peek_last_error();
 	if (n == 0 || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
 		snprintf(msg, sizeof(msg), "CRL file %s: no valid PEM CRL", path);
-		rc = fail_ssl(err, errlen, JUKI_ECERT, msg);
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, msg);
 		goto out;
 	}
 	ERR_clear_error();
@@ -365,13 +332,13 @@ build_store(const struct juki_tls_conf *conf, X509_STORE **out, char *err, size_
 	}
 	store = X509_STORE_new();
 	if (store == NULL) {
-		rc = fail_ssl(err, errlen, JUKI_ENOMEM, "X509_STORE_new");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "X509_STORE_new");
 		goto out;
 	}
 	for (int i = 0; i < sk_X509_num(cas); i++) {
 		if (!X509_STORE_add_cert(store, sk_X509_value(cas, i))) {
 			snprintf(msg, sizeof(msg), "CA file %s", conf->ca);
-			rc = fail_ssl(err, errlen, JUKI_ECERT, msg);
+			rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, msg);
 			goto out;
 		}
 	}
@@ -401,18 +368,18 @@ build_ctx(const struct juki_tls_conf *conf, X509 *cert, STACK_OF(X509) * chain, 
 	*out = NULL;
 	ctx = SSL_CTX_new(TLS_method());
 	if (ctx == NULL) {
-		return fail_ssl(err, errlen, JUKI_ENOMEM, "SSL_CTX_new");
+		return juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "SSL_CTX_new");
 	}
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
 	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
-		rc = fail_ssl(err, errlen, JUKI_ETLS, "cannot restrict to TLS 1.3");
+		rc = juki_seterr_ssl(err, errlen, JUKI_ETLS, "cannot restrict to TLS 1.3");
 		goto out;
 	}
 	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_set1_chain(ctx, chain) != 1) {
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "certificate %s", conf->cert);
-		rc = fail_ssl(err, errlen, JUKI_ECERT, msg);
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, msg);
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
@@ -425,7 +392,7 @@ build_ctx(const struct juki_tls_conf *conf, X509 *cert, STACK_OF(X509) * chain, 
 			snprintf(msg, sizeof(msg), "the key does not match certificate %s",
 				 conf->cert);
 		}
-		rc = fail_ssl(err, errlen, JUKI_ECERT, msg);
+		rc = juki_seterr_ssl(err, errlen, JUKI_ECERT, msg);
 		goto out;
 	}
 	SSL_CTX_set1_cert_store(ctx, store);
@@ -459,7 +426,7 @@ juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err,
 
 	*out = NULL;
 	if (conf == NULL || conf->cert == NULL || conf->key == NULL || conf->ca == NULL) {
-		set_err(err, errlen, "TLS needs a certificate, a key and a CA file");
+		juki_seterr(err, errlen, "TLS needs a certificate, a key and a CA file");
 		return JUKI_EINVAL;
 	}
 	ERR_clear_error();
@@ -485,7 +452,7 @@ juki_tls_new_key(const struct juki_tls_conf *conf, EVP_PKEY *key, struct juki_tl
 
 	*out = NULL;
 	if (conf == NULL || conf->cert == NULL || key == NULL || conf->ca == NULL) {
-		set_err(err, errlen, "TLS needs a certificate, a key and a CA file");
+		juki_seterr(err, errlen, "TLS needs a certificate, a key and a CA file");
 		return JUKI_EINVAL;
 	}
 	ERR_clear_error();
@@ -500,28 +467,29 @@ juki_tls_new_key(const struct juki_tls_conf *conf, EVP_PKEY *key, struct juki_tl
 	tls = calloc(1, sizeof(*tls));
 	if (tls == NULL) {
 		rc = JUKI_ENOMEM;
-		set_err(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		goto out;
 	}
 	cert = sk_X509_value(certs, 0);
 	if (cert_ident(cert, &tls->self) != 0) {
 		rc = JUKI_ECERT;
-		set_err(err, errlen,
-			"certificate %s names no urn:juki identity (it needs exactly one SAN URI "
-			"urn:juki:...)",
-			conf->cert);
+		juki_seterr(
+		    err, errlen,
+		    "certificate %s names no urn:juki identity (it needs exactly one SAN URI "
+		    "urn:juki:...)",
+		    conf->cert);
 		goto out;
 	}
 	chain = sk_X509_new_null();
 	if (chain == NULL) {
 		rc = JUKI_ENOMEM;
-		set_err(err, errlen, "out of memory");
+		juki_seterr(err, errlen, "out of memory");
 		goto out;
 	}
 	for (int i = 1; i < sk_X509_num(certs); i++) {
 		if (!sk_X509_push(chain, sk_X509_value(certs, i))) {
 			rc = JUKI_ENOMEM;
-			set_err(err, errlen, "out of memory");
+			juki_seterr(err, errlen, "out of memory");
 			goto out;
 		}
 	}
@@ -661,7 +629,7 @@ juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, enum juki_tls_fa
 	int rc = JUKI_ECERT;
 
 	*failure = JUKI_TLSF_NO_CERT;
-	set_err(why, whylen, "no certificate");
+	juki_seterr(why, whylen, "no certificate");
 	/* The server's peer chain leaves the leaf out: the leaf is passed apart. */
 	if (leaf != NULL && vctx != NULL &&
 	    X509_STORE_CTX_init(vctx, SSL_CTX_get_cert_store(tls->ctx), leaf,
@@ -673,8 +641,8 @@ juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, enum juki_tls_fa
 			rc = 0;
 		} else {
 			*failure = failure_of_verify(X509_STORE_CTX_get_error(vctx));
-			set_err(why, whylen, "%s",
-				X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+			juki_seterr(why, whylen, "%s",
+				    X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
 		}
 	}
 	X509_STORE_CTX_free(vctx);
@@ -872,4 +840,20 @@ juki_tls_files_conf(const struct juki_tls_files *files)
 	};
 
 	return c;
+}
+
+int
+juki_seterr_ssl(char *err, size_t errlen, int code, const char *what)
+{
+	unsigned long e = ERR_peek_error();
+	char text[256];
+
+	if (e != 0) {
+		ERR_error_string_n(e, text, sizeof(text));
+		juki_seterr(err, errlen, "%s: %s", what, text);
+	} else {
+		juki_seterr(err, errlen, "%s", what);
+	}
+	ERR_clear_error();
+	return code;
 }

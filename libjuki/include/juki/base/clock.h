@@ -11,6 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The Japan day.  The law counts in Japan Standard Time, UTC+9 all year
+ * (no daylight saving), so a day in Japan begins at 15:00 UTC the day
+ * before.
+ */
+#define JUKI_DAY_MS        INT64_C(86400000)
+#define JUKI_JST_OFFSET_MS INT64_C(32400000) /* 9 hours */
+
 struct juki_clock {
 	int64_t offset_ms; /* added to the real time */
 	int64_t fixed_ms;  /* when non-zero, the time is this, always */
@@ -48,6 +56,50 @@ int juki_clock_date(int64_t ms, char *buf, size_t len);
  * JUKI_EFORMAT.
  */
 int juki_clock_parse_day(const char *day, int64_t *ms);
+
+/*
+ * juki_clock_today() - the Japan day of ms, counted in days from 1970-01-01
+ * (day 0 began at 1970-01-01T00:00+09:00).  Any ms, no overflow.
+ */
+int64_t juki_clock_today(int64_t ms);
+
+/*
+ * juki_clock_day_start() - 00:00 in Japan of day (as juki_clock_today()
+ * counts), as Unix ms.  Valid for |day| below 10^8 (beyond any calendar
+ * year 9999 is in).
+ */
+int64_t juki_clock_day_start(int64_t day);
+
+/*
+ * juki_clock_midnight() - 00:00 in Japan of the Japan day of ms, as Unix
+ * ms: juki_clock_day_start(juki_clock_today(ms)).
+ */
+int64_t juki_clock_midnight(int64_t ms);
+
+/*
+ * juki_clock_hhmm() - read a time of day "HH:MM" (00:00..23:59, five
+ * characters) into minutes after midnight.  Returns 0 or JUKI_EFORMAT.
+ */
+int juki_clock_hhmm(const char *text, int *minutes);
+
+/*
+ * juki_clock_day_begun() - the start of the day now in progress for a day
+ * that begins at hhmm in Japan (an operating day, 第6-6(1)): the latest
+ * moment at or before now when the clock in Japan read hhmm, as Unix ms.
+ * Returns 0 or JUKI_EFORMAT (hhmm is not HH:MM).
+ */
+int juki_clock_day_begun(int64_t now, const char *hhmm, int64_t *start);
+
+/*
+ * The proleptic Gregorian calendar, days counted from 1970-01-01 as
+ * juki_clock_today() counts them.  juki_clock_days_in_month(): 28..31 for
+ * month m (1..12) of year y, leap years included.
+ * juki_clock_days_from_civil(): the day of y-m-d (m 1..12, d 1..31);
+ * juki_clock_civil_from_days(): the reverse.
+ */
+int juki_clock_days_in_month(int64_t y, int m);
+int64_t juki_clock_days_from_civil(int64_t y, int m, int d);
+void juki_clock_civil_from_days(int64_t day, int64_t *y, int *m, int *d);
 
 /*
  * juki_date_valid() - true when text is "YYYY-MM-DD" naming a day that

@@ -10,6 +10,7 @@
 #define JUKI_ERROR_H
 
 #include <errno.h>
+#include <stddef.h>
 
 enum {
 	JUKI_EOK = 0,
@@ -53,5 +54,13 @@ enum {
  * Returns a static string; never NULL.
  */
 const char *juki_strerror(int code);
+
+/*
+ * juki_seterr() - format a message into err (errlen bytes, truncated and
+ * always terminated), for functions that explain a failure beside its code.
+ * Does nothing when err is NULL or errlen is 0.
+ */
+void juki_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

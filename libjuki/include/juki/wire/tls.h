@@ -143,4 +143,13 @@ int juki_tls_sign(struct juki_tls *tls, const void *data, size_t len, unsigned c
 int juki_tls_verify_cert(const char *cert_pem, const void *data, size_t len,
 			 const unsigned char *sig, size_t siglen);
 
+/*
+ * juki_seterr_ssl() - write "<what>: <first OpenSSL error>" (or just what,
+ * when the queue is empty) into err and empty the queue, so the next caller
+ * on this thread does not inherit the failure.  Returns code.  It lives here
+ * and not beside juki_seterr() in base/error.h because it needs OpenSSL,
+ * which the base layer does not use.
+ */
+int juki_seterr_ssl(char *err, size_t errlen, int code, const char *what);
+
 #endif
