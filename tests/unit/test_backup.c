@@ -262,7 +262,7 @@ test_take(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "schemas"), "t")),
 			 2);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "schemas"), "juki")),
-			 2);
+			 3);
 	assert_string_equal(json_string_value(json_object_get(m, "sqlite")), sqlite3_libversion());
 	/* the manifest on disk says the same */
 	{

@@ -585,6 +585,169 @@ test_inbox(void **state)
 	json_decref(m3.body);
 }
 
+/*
+ * A replayed id with other bytes is told from an honest redelivery: the
+ * inbox keeps the SHA-256 of the frame; the outbox resends its stored text
+ * byte for byte, so the sender's redelivery digests the same.
+ */
+static void
+test_inbox_digest(void **state)
+{
+	struct fixture *f = *state;
+	struct juki_outbox_entry *e = NULL, *again = NULL;
+	unsigned char d1[JUKI_INBOX_DIGEST_LEN], d2[JUKI_INBOX_DIGEST_LEN];
+	static const char other[] = "{\"v\":1,\"body\":{\"name\":\"another\"}}";
+	struct juki_msg m, old;
+	int status = -1, same = -1, kept = -1;
+	size_t n = 0, n2 = 0;
+	char sql[128];
+
+	/* what an honest sender delivers, twice: the same bytes */
+	assert_int_equal(juki_store_begin(f->store), 0);
+	put(f->store, 7, CS_CHIYODA, "muni", 100);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	assert_int_equal(juki_outbox_next(f->store, CS_CHIYODA, "muni", 0, 1, &e, &n), 0);
+	reopen(f);
+	assert_int_equal(juki_outbox_next(f->store, CS_CHIYODA, "muni", 0, 1, &again, &n2), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(n2, 1);
+	assert_int_equal(e[0].len, again[0].len);
+	assert_memory_equal(e[0].payload, again[0].payload, e[0].len);
+	assert_int_equal(juki_inbox_digest(e[0].payload, e[0].len, d1), 0);
+	assert_int_equal(juki_inbox_digest(other, strlen(other), d2), 0);
+	assert_memory_not_equal(d1, d2, sizeof(d1));
+	assert_int_equal(juki_inbox_digest(NULL, 0, d2), JUKI_EINVAL);
+	assert_int_equal(juki_inbox_digest(other, strlen(other), d2), 0);
+
+	/* received and recorded with its digest */
+	make_msg(&m, 7, CS_CHIYODA);
+	assert_int_equal(juki_inbox_check(f->store, m.id, d1, &status, &same), JUKI_ENOTFOUND);
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_inbox_record_digest(f->store, &m, JUKI_ACK_ACCEPTED, NULL, d1, 500),
+			 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	assert_int_equal(count_rows(f->store, "SELECT length(digest) FROM inbox"), 32);
+
+	/* the same bytes: a redelivery; other bytes: a replay; no digest to compare: unknown */
+	assert_int_equal(juki_inbox_digest(again[0].payload, again[0].len, d2), 0);
+	assert_memory_equal(d1, d2, sizeof(d1));
+	assert_int_equal(juki_inbox_check(f->store, m.id, d2, &status, &same), 0);
+	assert_int_equal(status, JUKI_ACK_ACCEPTED);
+	assert_int_equal(same, 1);
+	assert_int_equal(juki_inbox_digest(other, strlen(other), d2), 0);
+	assert_int_equal(juki_inbox_check(f->store, m.id, d2, &status, &same), 0);
+	assert_int_equal(same, 0);
+	assert_int_equal(juki_inbox_check(f->store, m.id, NULL, &status, &same), 0);
+	assert_int_equal(same, 1);
+	assert_int_equal(juki_inbox_check(f->store, m.id, d1, &status, NULL), JUKI_EINVAL);
+	assert_int_equal(juki_inbox_check(f->store, NULL, d1, &status, &same), JUKI_EINVAL);
+
+	/* a row recorded without a digest (as before digests were kept) is a duplicate */
+	make_msg(&old, 8, CS_CHIYODA);
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_inbox_record(f->store, &old, JUKI_ACK_ACCEPTED, NULL, 600), 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	same = -1;
+	assert_int_equal(juki_inbox_check(f->store, old.id, d2, &status, &same), 0);
+	assert_int_equal(same, 1);
+
+	/* the replay is kept in the turn's transaction: never outside one */
+	assert_int_equal(
+	    juki_inbox_keep_mismatch(f->store, &m, d2, other, strlen(other), 700, &kept),
+	    JUKI_EINVAL);
+	assert_int_equal(kept, 0);
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(
+	    juki_inbox_keep_mismatch(f->store, &m, d2, other, strlen(other), 700, &kept), 0);
+	assert_int_equal(kept, 1);
+	assert_int_equal(juki_store_rollback(f->store), 0);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM inbox_mismatch"), 0);
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(
+	    juki_inbox_keep_mismatch(f->store, &m, d2, other, strlen(other), 700, &kept), 0);
+	assert_int_equal(kept, 1);
+	/* the same replay again: kept once */
+	assert_int_equal(
+	    juki_inbox_keep_mismatch(f->store, &m, d2, other, strlen(other), 800, &kept), 0);
+	assert_int_equal(kept, 0);
+	assert_int_equal(juki_inbox_keep_mismatch(f->store, &m, NULL, other, 1, 800, &kept),
+			 JUKI_EINVAL);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM inbox_mismatch WHERE msg_id = '%s' AND sender = '%s'", m.id,
+		 CS_OSAKA);
+	assert_int_equal(count_rows(f->store, sql), 1);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM inbox_mismatch WHERE "
+					      "received_ms = 700 AND length(digest) = 32 AND "
+					      "CAST(text AS TEXT) LIKE '%another%'"),
+			 1);
+	/* the first one's record stands */
+	assert_int_equal(juki_inbox_check(f->store, m.id, d1, &status, &same), 0);
+	assert_int_equal(same, 1);
+
+	/* bounded: once full, a further replay is not kept */
+	assert_int_equal(juki_store_begin(f->store), 0);
+	for (int i = 1; i < JUKI_INBOX_MISMATCH_MAX; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "{\"n\":%d}", i);
+		assert_int_equal(juki_inbox_digest(text, strlen(text), d2), 0);
+		assert_int_equal(
+		    juki_inbox_keep_mismatch(f->store, &m, d2, text, strlen(text), 900, &kept), 0);
+		assert_int_equal(kept, 1);
+	}
+	assert_int_equal(juki_inbox_digest("{}", 2, d2), 0);
+	assert_int_equal(juki_inbox_keep_mismatch(f->store, &m, d2, "{}", 2, 900, &kept), 0);
+	assert_int_equal(kept, 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM inbox_mismatch"),
+			 JUKI_INBOX_MISMATCH_MAX);
+
+	juki_outbox_entries_free(e, n);
+	juki_outbox_entries_free(again, n2);
+	json_decref(m.body);
+	json_decref(old.body);
+}
+
+/* A store of schema 2 (inbox without digests) migrates; its rows are of unknown digest. */
+static void
+test_inbox_digest_migration(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char d[JUKI_INBOX_DIGEST_LEN];
+	struct juki_msg m;
+	int version = 0, status = -1, same = -1;
+	sqlite3 *db = NULL;
+
+	make_msg(&m, 9, CS_CHIYODA);
+	juki_store_close(f->store);
+	f->store = NULL;
+	/* back to what a store of the previous version holds */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "DROP TABLE inbox_mismatch;"
+			 "ALTER TABLE inbox DROP COLUMN digest;"
+			 "UPDATE schema_version SET version = 2 WHERE component = 'juki';"
+			 "INSERT INTO inbox VALUES ('0190a5d0-0000-7000-8000-000000000009',"
+			 " 'urn:juki:cs:271004', 'tennyu.notice', 0, NULL, 42);",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	reopen(f);
+	assert_int_equal(juki_store_schema_version(f->store, "juki", &version), 0);
+	assert_int_equal(version, 3);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM inbox WHERE digest IS NULL"),
+			 1);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM inbox_mismatch"), 0);
+	assert_int_equal(juki_inbox_digest("{}", 2, d), 0);
+	assert_int_equal(juki_inbox_check(f->store, m.id, d, &status, &same), 0);
+	assert_int_equal(status, JUKI_ACK_ACCEPTED);
+	assert_int_equal(same, 1);
+	json_decref(m.body);
+}
+
 static void
 test_persistence(void **state)
 {
@@ -697,6 +860,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_put_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inbox_digest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inbox_digest_migration, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 	};

@@ -552,11 +552,17 @@ test_store_rules(void **state)
 	exec_ok(f, sql);
 	/* Message ids received 401 and 400 days ago, and just now. */
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO inbox VALUES ('m1', 's', 't', 0, NULL, %lld);"
-		 "INSERT INTO inbox VALUES ('m2', 's', 't', 0, NULL, %lld);"
-		 "INSERT INTO inbox VALUES ('m3', 's', 't', 0, NULL, %lld);",
+		 "INSERT INTO inbox VALUES ('m1', 's', 't', 0, NULL, %lld, NULL);"
+		 "INSERT INTO inbox VALUES ('m2', 's', 't', 0, NULL, %lld, NULL);"
+		 "INSERT INTO inbox VALUES ('m3', 's', 't', 0, NULL, %lld, NULL);",
 		 (long long)(now - 401 * JUKI_DAY_MS), (long long)(now - 400 * JUKI_DAY_MS),
 		 (long long)now);
+	exec_ok(f, sql);
+	/* A refused replay of as long ago, and one of just now: kept as long as the inbox's ids. */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO inbox_mismatch(msg_id, sender, digest, received_ms, text) VALUES"
+		 " ('m1', 's', x'01', %lld, '{}'), ('m3', 's', x'02', %lld, '{}');",
+		 (long long)(now - 401 * JUKI_DAY_MS), (long long)now);
 	exec_ok(f, sql);
 
 	report = run_ok(f, &conf, NULL, now, 1);
@@ -572,9 +578,13 @@ test_store_rules(void **state)
 	report = run_ok(f, &conf, NULL, now, 0);
 	assert_int_equal(rule_n(report, "outbox_rejected", "removed"), 1);
 	assert_int_equal(rule_n(report, "inbox", "removed"), 1);
+	assert_int_equal(rule_n(report, "inbox_mismatch", "removed"), 1);
 	json_decref(report);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM outbox_rejected WHERE seq = 2"), 1);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM inbox"), 2);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM inbox_mismatch WHERE msg_id = 'm3'"),
+			 1);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM inbox_mismatch"), 1);
 	assert_false(store_holds(f, REJECTED));
 	assert_true(store_holds(f, KEPT));
 
@@ -599,7 +609,8 @@ test_batches(void **state)
 
 	for (int i = 0; i < 7; i++) {
 		snprintf(sql, sizeof(sql),
-			 "INSERT INTO inbox VALUES ('m%d', 's', 't', 0, NULL, %d)", i, 1000 + i);
+			 "INSERT INTO inbox VALUES ('m%d', 's', 't', 0, NULL, %d, NULL)", i,
+			 1000 + i);
 		exec_ok(f, sql);
 	}
 	conf.batch = 2;
@@ -647,10 +658,10 @@ test_daemon_rules(void **state)
 		 (long long)jst("2021-05-01T00:00:00.000"));
 	exec_ok(f, sql);
 	report = run_ok(f, &conf, case_rules, jst("2025-05-01T00:00:00.000"), 0);
-	r = json_array_get(json_object_get(report, "rules"), 7);
+	r = json_array_get(json_object_get(report, "rules"), 8);
 	assert_string_equal(json_string_value(json_object_get(r, "name")), "cases");
 	assert_int_equal(json_integer_value(json_object_get(r, "removed")), 1);
-	assert_int_equal(json_array_size(json_object_get(report, "rules")), 8);
+	assert_int_equal(json_array_size(json_object_get(report, "rules")), 9);
 	json_decref(report);
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM cases"), 1);
 	assert_false(store_holds(f, ERASED));
@@ -672,11 +683,13 @@ test_without_honnin(void **state)
 	assert_int_equal(
 	    juki_purge_run(f->store, &conf, NULL, jst("2026-01-01T00:00:00.000"), 0, &report), 0);
 	rules = json_object_get(report, "rules");
-	assert_int_equal(json_array_size(rules), 2);
+	assert_int_equal(json_array_size(rules), 3);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 0), "name")),
 			    "outbox_rejected");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 1), "name")),
 			    "inbox");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 2), "name")),
+			    "inbox_mismatch");
 	json_decref(report);
 }
 

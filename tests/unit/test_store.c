@@ -140,11 +140,12 @@ test_pragmas(void **state)
 
 	/* the built-in schema is there from the first open */
 	assert_int_equal(juki_store_schema_version(store, "juki", &version), 0);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, 3);
 	assert_true(table_exists(db, "node_identity"));
 	assert_true(table_exists(db, "outbox"));
 	assert_true(table_exists(db, "outbox_rejected"));
 	assert_true(table_exists(db, "inbox"));
+	assert_true(table_exists(db, "inbox_mismatch"));
 	assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
 				       "AND name = 'outbox_queue' AND tbl_name = 'outbox'"),
 			 1);

@@ -268,7 +268,7 @@ is_bulk(const struct juki_inbound *in, const json_t *doc)
  * refusal rolls the transaction back instead of a savepoint.
  */
 static int
-handle_one(struct conn *c, const json_t *doc, json_t *acks, int alone)
+handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json_t *acks, int alone)
 {
 	struct juki_inbound *in = c->in;
 	struct juki_store *store = in->conf.store;
@@ -276,7 +276,8 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks, int alone)
 	struct juki_reject rej;
 	struct juki_msg msg;
 	const char *reason = NULL;
-	int rc, status;
+	unsigned char digest[JUKI_INBOX_DIGEST_LEN];
+	int rc, status, same = 1, kept = 0;
 
 	memset(&msg, 0, sizeof(msg));
 	memset(&rej, 0, sizeof(rej));
@@ -312,7 +313,27 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks, int alone)
 			    "message type not carried by this service");
 		goto out;
 	}
-	rc = h->query ? JUKI_ENOTFOUND : juki_inbox_lookup(store, msg.id, &status);
+	/* The frame's bytes: an honest redelivery resends the sender's outbox text as stored. */
+	if (!h->query && (rc = juki_inbox_digest(text, len, digest)) != 0) {
+		goto out;
+	}
+	rc = h->query ? JUKI_ENOTFOUND : juki_inbox_check(store, msg.id, digest, &status, &same);
+	if (rc == 0 && !same) {
+		/* The id again with other bytes: a replay, kept within this turn's transaction. */
+		rc = juki_inbox_keep_mismatch(store, &msg, digest, text, len,
+					      juki_clock_now_ms(in->conf.clock), &kept);
+		if (rc != 0) {
+			goto out;
+		}
+		juki_alert(in->conf.alerts, "replay-mismatch", c->src.urn, c->addr,
+			   "message %s from %s (%s) reuses a received id with other bytes; %s",
+			   msg.id, c->src.urn, msg.type,
+			   kept ? "kept in inbox_mismatch"
+				: "not kept (kept before, or table full)");
+		rc = refuse(c, acks, &msg, JUKI_R_REPLAY,
+			    "message id received before with other content");
+		goto out;
+	}
 	if (rc == 0) {
 		in->duplicate++;
 		rc = queue_ack(c, acks, msg.id, JUKI_ACK_DUPLICATE, NULL, NULL);
@@ -341,8 +362,8 @@ handle_one(struct conn *c, const json_t *doc, json_t *acks, int alone)
 		goto out;
 	}
 	rc = h->query ? 0
-		      : juki_inbox_record(store, &msg, JUKI_ACK_ACCEPTED, NULL,
-					  juki_clock_now_ms(in->conf.clock));
+		      : juki_inbox_record_digest(store, &msg, JUKI_ACK_ACCEPTED, NULL, digest,
+						 juki_clock_now_ms(in->conf.clock));
 	if (rc == 0 && !alone) {
 		rc = juki_store_exec(store, "RELEASE msg");
 	}
@@ -394,7 +415,9 @@ chan_readable(struct juki_chan *chan, void *arg)
 		}
 		while (n < BATCH_MAX) {
 			json_t *doc = NULL;
-			int got = juki_chan_recv(c->chan, &doc);
+			char *text = NULL;
+			size_t len = 0;
+			int got = juki_chan_recv_text(c->chan, &doc, &text, &len);
 
 			if (got == 0) {
 				break;
@@ -423,6 +446,7 @@ chan_readable(struct juki_chan *chan, void *arg)
 				if (juki_store_in_txn(store) &&
 				    (rc = juki_store_commit(store)) != 0) {
 					json_decref(doc);
+					free(text);
 					break;
 				}
 				send_acks(c, acks);
@@ -430,10 +454,12 @@ chan_readable(struct juki_chan *chan, void *arg)
 			}
 			if (!juki_store_in_txn(store) && (rc = juki_store_begin(store)) != 0) {
 				json_decref(doc);
+				free(text);
 				break;
 			}
-			rc = handle_one(c, doc, acks, bulk);
+			rc = handle_one(c, doc, text, len, acks, bulk);
 			json_decref(doc);
+			free(text);
 			n++;
 			if (rc != 0 || bulk) {
 				/* A bulk message ends its turn: committed now. */

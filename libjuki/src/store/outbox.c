@@ -1,6 +1,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "juki/base/error.h"
 #include "juki/store/outbox.h"
 
@@ -482,11 +484,69 @@ juki_inbox_lookup(struct juki_store *store, const char *msg_id, int *status)
 }
 
 int
+juki_inbox_digest(const char *text, size_t len, unsigned char out[JUKI_INBOX_DIGEST_LEN])
+{
+	unsigned int n = 0;
+
+	if (text == NULL || out == NULL) {
+		return JUKI_EINVAL;
+	}
+	if (EVP_Digest(text, len, out, &n, EVP_sha256(), NULL) != 1 || n != JUKI_INBOX_DIGEST_LEN) {
+		return JUKI_ENOMEM;
+	}
+	return 0;
+}
+
+int
+juki_inbox_check(struct juki_store *store, const char *msg_id,
+		 const unsigned char digest[JUKI_INBOX_DIGEST_LEN], int *status, int *same)
+{
+	static const char sql[] = "SELECT status, digest FROM inbox WHERE msg_id = ?1";
+	sqlite3_stmt *stmt;
+	const void *have;
+	int rc, src;
+
+	if (store == NULL || msg_id == NULL || status == NULL || same == NULL) {
+		return JUKI_EINVAL;
+	}
+	stmt = juki_store_prepare(store, sql);
+	if (stmt == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(stmt, 1, msg_id, -1, SQLITE_STATIC);
+	src = sqlite3_step(stmt);
+	if (src == SQLITE_ROW) {
+		*status = sqlite3_column_int(stmt, 0);
+		/* a row from before digests were kept, or no digest to compare: unknown */
+		*same = 1;
+		if (digest != NULL && sqlite3_column_type(stmt, 1) != SQLITE_NULL) {
+			have = sqlite3_column_blob(stmt, 1);
+			*same = have != NULL &&
+				sqlite3_column_bytes(stmt, 1) == JUKI_INBOX_DIGEST_LEN &&
+				memcmp(have, digest, JUKI_INBOX_DIGEST_LEN) == 0;
+		}
+		rc = 0;
+	} else {
+		rc = src == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
+	}
+	done(stmt);
+	return rc;
+}
+
+int
 juki_inbox_record(struct juki_store *store, const struct juki_msg *msg, int status,
 		  const char *reason, int64_t now_ms)
 {
+	return juki_inbox_record_digest(store, msg, status, reason, NULL, now_ms);
+}
+
+int
+juki_inbox_record_digest(struct juki_store *store, const struct juki_msg *msg, int status,
+			 const char *reason, const unsigned char digest[JUKI_INBOX_DIGEST_LEN],
+			 int64_t now_ms)
+{
 	static const char sql[] = "INSERT INTO inbox(msg_id, sender, type, status, reason, "
-				  "received_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+				  "received_ms, digest) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 	sqlite3_stmt *stmt;
 	int rc;
 
@@ -521,9 +581,59 @@ juki_inbox_record(struct juki_store *store, const struct juki_msg *msg, int stat
 		sqlite3_bind_text(stmt, 5, reason, -1, SQLITE_STATIC);
 	}
 	sqlite3_bind_int64(stmt, 6, now_ms);
+	if (digest != NULL) {
+		sqlite3_bind_blob(stmt, 7, digest, JUKI_INBOX_DIGEST_LEN, SQLITE_STATIC);
+	}
 	if (sqlite3_step(stmt) != SQLITE_DONE) {
 		rc = is_dup(juki_store_db(store)) ? JUKI_EDUP : JUKI_ESTORE;
 	} else {
+		rc = 0;
+	}
+	done(stmt);
+	return rc;
+}
+
+int
+juki_inbox_keep_mismatch(struct juki_store *store, const struct juki_msg *msg,
+			 const unsigned char digest[JUKI_INBOX_DIGEST_LEN], const char *text,
+			 size_t len, int64_t now_ms, int *kept)
+{
+	/*
+	 * Bounded: one row per (id, digest), and none once the table holds
+	 * JUKI_INBOX_MISMATCH_MAX rows; purge empties it with the inbox.
+	 */
+	static const char sql[] =
+	    "INSERT OR IGNORE INTO inbox_mismatch(msg_id, sender, digest, received_ms, text) "
+	    "SELECT ?1, ?2, ?3, ?4, ?5 WHERE (SELECT count(*) FROM inbox_mismatch) < ?6";
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (kept != NULL) {
+		*kept = 0;
+	}
+	if (store == NULL || !msg_ok(msg) || digest == NULL || text == NULL) {
+		return JUKI_EINVAL;
+	}
+	/* kept with the turn's other changes: what the sender was told matches the store */
+	if (!juki_store_in_txn(store)) {
+		return JUKI_EINVAL;
+	}
+	stmt = juki_store_prepare(store, sql);
+	if (stmt == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(stmt, 1, msg->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, msg->from, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(stmt, 3, digest, JUKI_INBOX_DIGEST_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, now_ms);
+	sqlite3_bind_blob64(stmt, 5, text, len, SQLITE_STATIC);
+	sqlite3_bind_int(stmt, 6, JUKI_INBOX_MISMATCH_MAX);
+	if (sqlite3_step(stmt) != SQLITE_DONE) {
+		rc = JUKI_ESTORE;
+	} else {
+		if (kept != NULL) {
+			*kept = sqlite3_changes(juki_store_db(store)) > 0;
+		}
 		rc = 0;
 	}
 	done(stmt);

@@ -60,6 +60,11 @@ static const char rejected_delete[] =
 static const char inbox_count[] = "SELECT count(*) FROM inbox WHERE received_ms < ?1";
 static const char inbox_delete[] = "DELETE FROM inbox WHERE msg_id IN"
 				   " (SELECT msg_id FROM inbox WHERE received_ms < ?1 LIMIT ?2)";
+/* Refused replays (outbox.h), kept as long as the ids they reused. */
+static const char mismatch_count[] = "SELECT count(*) FROM inbox_mismatch WHERE received_ms < ?1";
+static const char mismatch_delete[] =
+    "DELETE FROM inbox_mismatch WHERE id IN"
+    " (SELECT id FROM inbox_mismatch WHERE received_ms < ?1 LIMIT ?2)";
 
 static const struct juki_purge_rule honnin_rules[] = {
     {"honnin_removed_history", "honnin_history", removed_history_count, removed_history_delete,
@@ -74,6 +79,7 @@ static const struct juki_purge_rule store_rules[] = {
     {"outbox_rejected", "outbox_rejected", rejected_count, rejected_delete,
      JUKI_PURGE_REJECTED_YEARS},
     {"inbox", "inbox", inbox_count, inbox_delete, JUKI_PURGE_INBOX_DAYS},
+    {"inbox_mismatch", "inbox_mismatch", mismatch_count, mismatch_delete, JUKI_PURGE_INBOX_DAYS},
 };
 
 #define NHONNIN (sizeof(honnin_rules) / sizeof(honnin_rules[0]))

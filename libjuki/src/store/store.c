@@ -72,6 +72,21 @@ static const struct juki_migration builtin_steps[] = {
 	"received_ms INTEGER NOT NULL) WITHOUT ROWID;"},
     /* The node a store belongs to (juki_node: refused by any other; restore checks it). */
     {2, "CREATE TABLE node_identity(urn TEXT NOT NULL);"},
+    /*
+     * The SHA-256 of each received message's frame (NULL in rows from
+     * before: unknown), and the refused replays of a recorded id with
+     * other bytes, kept for inspection (outbox.h).
+     */
+    {3, "ALTER TABLE inbox ADD COLUMN digest BLOB;"
+	"CREATE TABLE inbox_mismatch("
+	"id INTEGER PRIMARY KEY,"
+	"msg_id TEXT NOT NULL,"
+	"sender TEXT NOT NULL,"
+	"digest BLOB NOT NULL,"
+	"received_ms INTEGER NOT NULL,"
+	"text BLOB NOT NULL,"
+	"UNIQUE(msg_id, digest));"
+	"CREATE INDEX inbox_mismatch_received ON inbox_mismatch(received_ms);"},
 };
 
 static const struct juki_schema builtin_schema = {

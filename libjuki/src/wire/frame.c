@@ -79,31 +79,50 @@ out:
 }
 
 int
-juki_frame_pull(struct evbuffer *in, size_t max, json_t **doc)
+juki_frame_pull_text(struct evbuffer *in, size_t max, json_t **doc, char **text, size_t *len)
 {
 	json_error_t err;
 	char *payload = NULL;
 	json_t *val = NULL;
-	size_t len;
+	size_t n = 0;
 	int rc;
 
 	*doc = NULL;
-	rc = juki_frame_pull_raw(in, max, &payload, &len);
+	if (text != NULL) {
+		*text = NULL;
+	}
+	if (len != NULL) {
+		*len = 0;
+	}
+	rc = juki_frame_pull_raw(in, max, &payload, &n);
 	if (rc != 1) {
 		goto out;
 	}
 	/* Without JSON_ALLOW_NUL jansson refuses \u0000, so every string is a C string. */
-	val = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &err);
+	val = json_loadb(payload, n, JSON_REJECT_DUPLICATES, &err);
 	if (val == NULL || !json_is_object(val)) {
 		rc = JUKI_EJSON;
 		goto out;
 	}
 	*doc = val;
 	val = NULL;
+	if (text != NULL) {
+		*text = payload;
+		payload = NULL;
+	}
+	if (len != NULL) {
+		*len = n;
+	}
 out:
 	json_decref(val);
 	free(payload);
 	return rc;
+}
+
+int
+juki_frame_pull(struct evbuffer *in, size_t max, json_t **doc)
+{
+	return juki_frame_pull_text(in, max, doc, NULL, NULL);
 }
 
 /*

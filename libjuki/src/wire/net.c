@@ -913,6 +913,13 @@ juki_chan_recv(struct juki_chan *chan, json_t **doc)
 }
 
 int
+juki_chan_recv_text(struct juki_chan *chan, json_t **doc, char **text, size_t *len)
+{
+	return juki_frame_pull_text(bufferevent_get_input(chan->bev), chan->frame_max, doc, text,
+				    len);
+}
+
+int
 juki_chan_send(struct juki_chan *chan, const json_t *doc)
 {
 	return juki_frame_push(bufferevent_get_output(chan->bev), doc, chan->frame_max);

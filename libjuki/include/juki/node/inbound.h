@@ -13,6 +13,9 @@
  *      peer, recipient = this node, a known type on the right service),
  *      applied by its handler and recorded in the inbox in one transaction
  *      with everything else read in the same turn; then acked in order.
+ *      An id already recorded is acked "duplicate" when the frame's bytes
+ *      have the digest recorded with it (a redelivery), else refused
+ *      "replay-mismatch", alerted and kept in inbox_mismatch (outbox.h).
  *
  * A handler runs inside that transaction, within a savepoint of its own:
  * return 0 to accept, JUKI_REJECT with rej filled to refuse (its changes are

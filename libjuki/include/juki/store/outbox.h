@@ -11,13 +11,22 @@
  * Inbox: the receiver records every message id it has applied, in the same
  * transaction as the change the message makes, before it acks; a message
  * whose id is already recorded is answered "duplicate" and not applied again.
+ * With the id it keeps the SHA-256 of the frame's bytes as received (an
+ * honest redelivery resends the outbox's stored text, byte for byte): an id
+ * recorded with another digest is a replay, refused "replay-mismatch" and
+ * its text kept in inbox_mismatch.  Rows recorded before digests were kept
+ * have none (unknown) and are answered "duplicate" as before.
  *
  * Tables (component "juki" of the store):
  *   outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, dest, service, msg_id UNIQUE,
  *          type, payload BLOB, created_ms, attempts)
  *   outbox_rejected(seq PRIMARY KEY, dest, service, msg_id, type, payload,
  *          created_ms, rejected_ms, reason, detail)
- *   inbox(msg_id PRIMARY KEY, sender, type, status, reason, received_ms)
+ *   inbox(msg_id PRIMARY KEY, sender, type, status, reason, received_ms,
+ *          digest BLOB)  -- digest: SHA-256 of the frame, NULL when unknown
+ *   inbox_mismatch(id INTEGER PRIMARY KEY, msg_id, sender, digest, received_ms,
+ *          text BLOB, UNIQUE(msg_id, digest))  -- refused replays, at most
+ *          JUKI_INBOX_MISMATCH_MAX rows, purged with the inbox (inbox_days)
  */
 #ifndef JUKI_OUTBOX_H
 #define JUKI_OUTBOX_H
@@ -27,6 +36,10 @@
 
 #include "juki/store/store.h"
 #include "juki/wire/msg.h"
+
+#define JUKI_INBOX_DIGEST_LEN 32 /* SHA-256 */
+/* Refused replays kept for inspection; past this many they are alerted only. */
+#define JUKI_INBOX_MISMATCH_MAX 100
 
 struct juki_outbox_entry {
 	int64_t seq;
@@ -121,5 +134,37 @@ int juki_inbox_lookup(struct juki_store *store, const char *msg_id, int *status)
  */
 int juki_inbox_record(struct juki_store *store, const struct juki_msg *msg, int status,
 		      const char *reason, int64_t now_ms);
+
+/*
+ * juki_inbox_record_digest() - the same, with digest (JUKI_INBOX_DIGEST_LEN
+ * bytes from juki_inbox_digest(); NULL records none: unknown).
+ * juki_inbox_record() is this with digest NULL.
+ */
+int juki_inbox_record_digest(struct juki_store *store, const struct juki_msg *msg, int status,
+			     const char *reason, const unsigned char digest[JUKI_INBOX_DIGEST_LEN],
+			     int64_t now_ms);
+
+/* juki_inbox_digest() - SHA-256 of a frame's len bytes of text.  0, JUKI_EINVAL, JUKI_ENOMEM. */
+int juki_inbox_digest(const char *text, size_t len, unsigned char out[JUKI_INBOX_DIGEST_LEN]);
+
+/*
+ * juki_inbox_check() - as juki_inbox_lookup(), and *same: 1 when the
+ * recorded digest equals digest, or either is unknown (a row from before
+ * digests, or digest NULL): a redelivery; 0 when they differ: a replay of
+ * the id with other bytes.
+ */
+int juki_inbox_check(struct juki_store *store, const char *msg_id,
+		     const unsigned char digest[JUKI_INBOX_DIGEST_LEN], int *status, int *same);
+
+/*
+ * juki_inbox_keep_mismatch() - keep the refused replay msg (its frame text
+ * of len bytes, with digest) in inbox_mismatch, inside the caller's
+ * transaction (JUKI_EINVAL otherwise).  *kept (may be NULL) is 1 when a row
+ * was added, 0 when the same (id, digest) is kept already or the table is
+ * full (JUKI_INBOX_MISMATCH_MAX rows).
+ */
+int juki_inbox_keep_mismatch(struct juki_store *store, const struct juki_msg *msg,
+			     const unsigned char digest[JUKI_INBOX_DIGEST_LEN], const char *text,
+			     size_t len, int64_t now_ms, int *kept);
 
 #endif

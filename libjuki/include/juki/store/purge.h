@@ -28,6 +28,8 @@
  *   inbox                   message ids received (received_ms) more than
  *                           `inbox_days` days ago: the horizon of duplicate
  *                           detection
+ *   inbox_mismatch          refused replays (their text) received
+ *                           (received_ms) before the same horizon
  *
  * The honnin rules apply only when the store has the honnin tables
  * (juki_honnin_schema).  A daemon adds rules for its own tables.

@@ -33,6 +33,13 @@ int juki_frame_pull_raw(struct evbuffer *in, size_t max, char **payload, size_t 
 int juki_frame_pull(struct evbuffer *in, size_t max, json_t **doc);
 
 /*
+ * juki_frame_pull_text() - as juki_frame_pull(), and on success also the
+ * payload's bytes as received: *text (malloc'd, NUL-terminated, the
+ * caller's to free) of *len bytes.  text and len may be NULL.
+ */
+int juki_frame_pull_text(struct evbuffer *in, size_t max, json_t **doc, char **text, size_t *len);
+
+/*
  * juki_frame_push() - serialise doc compactly and append it as one frame to
  * out.  Returns 0, JUKI_ETOOBIG when it would exceed max, JUKI_ENOMEM,
  * JUKI_EINVAL when doc is not an object.  On error out is unchanged.

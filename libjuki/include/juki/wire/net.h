@@ -186,6 +186,13 @@ struct juki_chan *juki_chan_new(struct bufferevent *bev, const struct juki_ident
  */
 int juki_chan_recv(struct juki_chan *chan, json_t **doc);
 
+/*
+ * juki_chan_recv_text() - as juki_chan_recv(), and with 1 also the frame's
+ * payload as received (*text, malloc'd, NUL-terminated; *len bytes): what
+ * the receiver digests to tell a redelivery from a replay.
+ */
+int juki_chan_recv_text(struct juki_chan *chan, json_t **doc, char **text, size_t *len);
+
 /* juki_chan_send() - queue doc as one frame.  0, JUKI_ETOOBIG, JUKI_ENOMEM. */
 int juki_chan_send(struct juki_chan *chan, const json_t *doc);
 
