@@ -162,7 +162,7 @@ static const char *const csd_datasets[] = {"honnin", "tennyu", NULL};
 static const char *
 csd_honnin_dest(struct juki_node *node)
 {
-	return ((struct csd *)node)->pref.urn;
+	return ((struct csd *)juki_node_priv(node))->pref.urn;
 }
 
 /* The prefectural server: configured, or the one of our prefecture. */
@@ -203,9 +203,10 @@ csd_check(const void *confp, char *err, size_t errlen)
 static int
 csd_started(struct juki_node *node, char *err, size_t errlen)
 {
-	struct csd *cs = (struct csd *)node;
+	struct csd *cs = juki_node_priv(node);
 	int rc;
 
+	cs->node = node;
 	if ((rc = resolve_pref(csd_conf(node), &cs->pref, err, errlen)) != 0) {
 		return rc;
 	}
@@ -216,7 +217,7 @@ csd_started(struct juki_node *node, char *err, size_t errlen)
 static void
 csd_reloaded(struct juki_node *node)
 {
-	struct csd *cs = (struct csd *)node;
+	struct csd *cs = juki_node_priv(node);
 	char err[256];
 
 	(void)resolve_pref(csd_conf(node), &cs->pref, err, sizeof(err));
@@ -225,7 +226,7 @@ csd_reloaded(struct juki_node *node)
 static void
 csd_stopping(struct juki_node *node)
 {
-	struct csd *cs = (struct csd *)node;
+	struct csd *cs = juki_node_priv(node);
 
 	csd_spool_free(cs->spool);
 	cs->spool = NULL;

@@ -35,8 +35,9 @@ struct csd_conf {
 
 struct csd_spool;
 
+/* The municipal server's state, its node's private data (juki_node_priv()). */
 struct csd {
-	struct juki_node node; /* first: handlers and commands receive it as ctx */
+	struct juki_node *node;
 	struct juki_ident pref;
 	struct csd_spool *spool;
 };

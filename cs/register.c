@@ -9,15 +9,16 @@
 int
 csd_op_init(struct csd *cs, struct csd_op *op)
 {
-	const struct juki_node_conf *nc = cs->node.conf;
+	const struct juki_node_conf *nc = juki_node_conf(cs->node);
 
 	memset(op, 0, sizeof(*op));
 	op->cs = cs;
-	op->now = juki_node_now_ms(&cs->node);
+	op->now = juki_node_now_ms(cs->node);
 	/* Room for the envelope of the message: a quarter of the frame is plenty. */
-	op->batch = juki_batcher_new(cs->node.store, cs->node.self.urn, cs->pref.urn,
-				     (size_t)nc->honnin.batch_records,
-				     (size_t)nc->limits.frame_max * 3 / 4, &cs->node.clock);
+	op->batch =
+	    juki_batcher_new(juki_node_store(cs->node), juki_node_self(cs->node)->urn, cs->pref.urn,
+			     (size_t)nc->honnin.batch_records, (size_t)nc->limits.frame_max * 3 / 4,
+			     juki_node_clock(cs->node));
 	op->counter = juki_counter_new();
 	if (op->batch == NULL || op->counter == NULL) {
 		csd_op_free(op);
@@ -34,7 +35,7 @@ csd_op_record(struct csd_op *op, struct juki_change *c)
 	char *text;
 	int rc;
 
-	if (strcmp(c->lgcode, op->cs->node.self.id) != 0) {
+	if (strcmp(c->lgcode, juki_node_self(op->cs->node)->id) != 0) {
 		return JUKI_EINVAL;
 	}
 	c->recorded_ms = op->now;
@@ -42,8 +43,8 @@ csd_op_record(struct csd_op *op, struct juki_change *c)
 	/* One JSON text of the record: the one kept here and the one sent on. */
 	text = juki_change_text(c, &len);
 	rc = text == NULL ? JUKI_ENOMEM
-			  : juki_honnin_apply_text(op->cs->node.store, c, text, len, NULL, op->now,
-						   NULL, &outcome);
+			  : juki_honnin_apply_text(juki_node_store(op->cs->node), c, text, len,
+						   NULL, op->now, NULL, &outcome);
 	if (rc != 0) {
 		free(text);
 		return rc;
@@ -71,7 +72,7 @@ csd_op_finish(struct csd_op *op)
 	int rc = juki_batcher_flush(op->batch);
 
 	if (rc == 0) {
-		rc = juki_counter_flush(op->counter, op->cs->node.store);
+		rc = juki_counter_flush(op->counter, juki_node_store(op->cs->node));
 	}
 	return rc;
 }
@@ -88,11 +89,12 @@ csd_op_free(struct csd_op *op)
 int
 csd_held(struct csd *cs, const char *code, struct juki_change *c)
 {
-	return juki_honnin_current(cs->node.store, code, c);
+	return juki_honnin_current(juki_node_store(cs->node), code, c);
 }
 
 int
 csd_resident(const struct csd *cs, const struct juki_change *c)
 {
-	return c->kind != JUKI_CHANGE_REMOVAL && strcmp(c->lgcode, cs->node.self.id) == 0;
+	return c->kind != JUKI_CHANGE_REMOVAL &&
+	       strcmp(c->lgcode, juki_node_self(cs->node)->id) == 0;
 }

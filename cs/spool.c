@@ -162,7 +162,7 @@ finish(struct csd_spool *sp, enum job_state state, json_t *result)
 	sp->active = NULL;
 	j->state = state;
 	j->result = result;
-	j->finished_ms = juki_node_now_ms(&sp->cs->node);
+	j->finished_ms = juki_node_now_ms(sp->cs->node);
 	csd_import_close(j->imp);
 	j->imp = NULL;
 	file_away(sp, j);
@@ -202,22 +202,22 @@ lookup(void *ctx, const char *code, struct juki_change *current, int64_t *own_ve
 	    "SELECT max(version) FROM honnin_history WHERE code = ?1 AND lgcode = ?2";
 	struct csd *cs = ctx;
 	sqlite3_stmt *st;
-	int rc = juki_honnin_current(cs->node.store, code, current);
+	int rc = juki_honnin_current(juki_node_store(cs->node), code, current);
 
 	*own_version = 0;
 	if (rc != 0) {
 		return rc;
 	}
 	/* Versions only grow: when the current record is ours, it holds our highest. */
-	if (strcmp(current->lgcode, cs->node.self.id) == 0) {
+	if (strcmp(current->lgcode, juki_node_self(cs->node)->id) == 0) {
 		*own_version = current->version;
 		return 0;
 	}
-	if ((st = juki_store_prepare(cs->node.store, sql)) == NULL) {
+	if ((st = juki_store_prepare(juki_node_store(cs->node), sql)) == NULL) {
 		return JUKI_ESTORE;
 	}
 	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, cs->node.self.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, juki_node_self(cs->node)->id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > *own_version) {
 		*own_version = sqlite3_column_int64(st, 0);
 	}
@@ -229,7 +229,7 @@ lookup(void *ctx, const char *code, struct juki_change *current, int64_t *own_ve
 static json_t *
 applied_before(struct csd *cs, const char *sha256)
 {
-	sqlite3_stmt *st = juki_store_prepare(cs->node.store, sql_log_get);
+	sqlite3_stmt *st = juki_store_prepare(juki_node_store(cs->node), sql_log_get);
 	json_t *receipt = NULL;
 
 	if (st == NULL) {
@@ -255,7 +255,7 @@ finish_op(struct csd_spool *sp, struct csd_op *op, const json_t *receipt)
 		return rc;
 	}
 	text = json_dumps(receipt, JSON_COMPACT);
-	st = juki_store_prepare(sp->cs->node.store, sql_log_put);
+	st = juki_store_prepare(juki_node_store(sp->cs->node), sql_log_put);
 	if (text == NULL || st == NULL) {
 		free(text);
 		return JUKI_ESTORE;
@@ -276,7 +276,7 @@ static int
 apply(struct csd_spool *sp, json_t *receipt)
 {
 	struct csd *cs = sp->cs;
-	struct juki_store *store = cs->node.store;
+	struct juki_store *store = juki_node_store(cs->node);
 	struct csd_import_change ic;
 	struct csd_op op;
 	int rc;
@@ -293,7 +293,7 @@ apply(struct csd_spool *sp, json_t *receipt)
 		rc = csd_op_record(&op, &ic.change);
 		/* A file of millions of rows holds the loop for minutes. */
 		if (op.changes % 256 == 0) {
-			juki_daemon_alive(cs->node.daemon);
+			juki_daemon_alive(juki_node_daemon(cs->node));
 		}
 	}
 	if (rc == 0) {
@@ -306,7 +306,7 @@ apply(struct csd_spool *sp, json_t *receipt)
 		juki_store_rollback(store);
 	} else {
 		log_notice("import: %s applied: %zu changes", sp->active->name, op.changes);
-		juki_node_kick(&cs->node);
+		juki_node_kick(cs->node);
 	}
 	csd_op_free(&op);
 	return rc;
@@ -361,8 +361,9 @@ accept_file(struct csd_spool *sp)
 		csd_import_close(j->imp);
 		j->imp = NULL;
 		snprintf(path, sizeof(path), "%s/%s", sp->incoming, j->name);
-		if (csd_import_open(path, sp->cs->node.self.id, juki_node_now_ms(&sp->cs->node),
-				    NULL, &j->imp, err, sizeof(err)) != 0) {
+		if (csd_import_open(path, juki_node_self(sp->cs->node)->id,
+				    juki_node_now_ms(sp->cs->node), NULL, &j->imp, err,
+				    sizeof(err)) != 0) {
 			reject(sp, err);
 		}
 		return;
@@ -503,7 +504,7 @@ start_next(struct csd_spool *sp)
 	char name[NAME_MAX_LEN + 1], path[PATH_MAX], err[256], sha[65];
 	json_t *before;
 	struct csd_import_limits limits = {
-	    .max_bytes = (uint64_t)csd_conf(&cs->node)->import.max_bytes,
+	    .max_bytes = (uint64_t)csd_conf(cs->node)->import.max_bytes,
 	};
 
 	if (!next_file(sp, name, sizeof(name))) {
@@ -515,11 +516,11 @@ start_next(struct csd_spool *sp)
 	}
 	snprintf(j->name, sizeof(j->name), "%s", name);
 	j->state = JOB_VALIDATING;
-	j->started_ms = juki_node_now_ms(&cs->node);
+	j->started_ms = juki_node_now_ms(cs->node);
 	sp->active = j;
 	snprintf(path, sizeof(path), "%s/%s", sp->incoming, name);
 	if (!owner_ok(path, err, sizeof(err))) {
-		juki_alert(cs->node.alerts, "spool-owner", NULL, NULL, "%s", err);
+		juki_alert(juki_node_alerts(cs->node), "spool-owner", NULL, NULL, "%s", err);
 		reject(sp, err);
 		return;
 	}
@@ -532,8 +533,8 @@ start_next(struct csd_spool *sp)
 		finish(sp, JOB_ACCEPTED, before);
 		return;
 	}
-	if (csd_import_open(path, cs->node.self.id, j->started_ms, &limits, &j->imp, err,
-			    sizeof(err)) != 0) {
+	if (csd_import_open(path, juki_node_self(cs->node)->id, j->started_ms, &limits, &j->imp,
+			    err, sizeof(err)) != 0) {
 		reject(sp, err);
 		return;
 	}
@@ -558,7 +559,7 @@ static void
 single_pass(struct csd_spool *sp)
 {
 	struct csd *cs = sp->cs;
-	struct juki_store *store = cs->node.store;
+	struct juki_store *store = juki_node_store(cs->node);
 	struct csd_import *imp = sp->active->imp;
 	json_t *receipt = NULL;
 	struct csd_op op;
@@ -580,7 +581,7 @@ single_pass(struct csd_spool *sp)
 		if (rc == 0) {
 			log_notice("import: %s applied: %zu changes", sp->active->name, op.changes);
 			csd_op_free(&op);
-			juki_node_kick(&cs->node);
+			juki_node_kick(cs->node);
 			finish(sp, JOB_ACCEPTED, receipt);
 			return;
 		}
@@ -603,11 +604,11 @@ run(evutil_socket_t fd, short what, void *arg)
 		start_next(sp);
 	}
 	if (sp->active == NULL) {
-		arm(sp, csd_conf(&sp->cs->node)->import.scan_interval);
+		arm(sp, csd_conf(sp->cs->node)->import.scan_interval);
 		return;
 	}
 	if (sp->active->imp != NULL && csd_import_bytes_total(sp->active->imp) <=
-					   (uint64_t)csd_conf(&sp->cs->node)->import.single_pass) {
+					   (uint64_t)csd_conf(sp->cs->node)->import.single_pass) {
 		single_pass(sp);
 		arm(sp, 0);
 		return;
@@ -616,14 +617,14 @@ run(evutil_socket_t fd, short what, void *arg)
 	 * One transaction around a step's lookups: without it each of them is a
 	 * read transaction of its own, with its locks taken and released.
 	 */
-	if ((rc = juki_store_begin(sp->cs->node.store)) == 0) {
+	if ((rc = juki_store_begin(juki_node_store(sp->cs->node))) == 0) {
 		rc = csd_import_validate(sp->active->imp,
-					 (size_t)csd_conf(&sp->cs->node)->import.step_rows, lookup,
+					 (size_t)csd_conf(sp->cs->node)->import.step_rows, lookup,
 					 sp->cs);
-		juki_store_rollback(sp->cs->node.store);
+		juki_store_rollback(juki_node_store(sp->cs->node));
 	}
 	/* Steps follow each other at once: the watchdog's own timer may wait behind them. */
-	juki_daemon_alive(sp->cs->node.daemon);
+	juki_daemon_alive(juki_node_daemon(sp->cs->node));
 	if (rc < 0) {
 		reject(sp, juki_strerror(rc));
 	} else if (rc == 1 && !csd_import_accepted(sp->active->imp)) {
@@ -654,7 +655,7 @@ make_dir(const char *path, char *err, size_t errlen)
 int
 csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errlen)
 {
-	const char *dir = csd_conf(&cs->node)->import.spool;
+	const char *dir = csd_conf(cs->node)->import.spool;
 	struct csd_spool *sp;
 	int rc;
 
@@ -683,7 +684,7 @@ csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errlen)
 		return rc;
 	}
 	remove_partial_uploads(sp);
-	sp->timer = evtimer_new(cs->node.base, run, sp);
+	sp->timer = evtimer_new(juki_node_base(cs->node), run, sp);
 	if (sp->timer == NULL) {
 		free(sp);
 		return JUKI_ENOMEM;
@@ -713,7 +714,7 @@ csd_spool_free(struct csd_spool *sp)
 static struct csd_spool *
 spool_of(void *ctx, struct juki_ctl_error *err)
 {
-	struct csd *cs = ctx;
+	struct csd *cs = juki_node_priv(ctx);
 
 	if (cs->spool == NULL) {
 		juki_ctl_fail(err, "conflict", "no import spool is configured (import.spool)");
@@ -750,7 +751,7 @@ upload_failed(struct csd_spool *sp, const char *tmp, int errnum, struct juki_ctl
 {
 	unlink(tmp);
 	if (errnum == ENOSPC || errnum == EDQUOT || errnum == EFBIG) {
-		juki_alert(sp->cs->node.alerts, "disk-full", NULL, NULL,
+		juki_alert(juki_node_alerts(sp->cs->node), "disk-full", NULL, NULL,
 			   "import upload %s: %s; the partial upload is removed", tmp,
 			   strerror(errnum));
 	}

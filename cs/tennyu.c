@@ -31,7 +31,7 @@ static const char sql_moveout_answer[] =
 static struct csd *
 csd_of(void *ctx)
 {
-	return ctx;
+	return juki_node_priv(ctx);
 }
 
 static void
@@ -108,19 +108,19 @@ change_for(struct csd *cs, const struct juki_person *p, const char *reason, cons
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->code, sizeof(c->code), "%s", p->code);
-	snprintf(c->lgcode, sizeof(c->lgcode), "%.6s", cs->node.self.id);
+	snprintf(c->lgcode, sizeof(c->lgcode), "%.6s", juki_node_self(cs->node)->id);
 	c->version = version;
 	c->reason = juki_reason_find(reason);
 	snprintf(c->reason_date, sizeof(c->reason_date), "%s", date);
 	c->person = *p;
-	snprintf(c->person.lgcode, sizeof(c->person.lgcode), "%.6s", cs->node.self.id);
+	snprintf(c->person.lgcode, sizeof(c->person.lgcode), "%.6s", juki_node_self(cs->node)->id);
 }
 
 int
 csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	struct csd *cs = csd_of(ctx);
-	struct juki_store *store = cs->node.store;
+	struct juki_store *store = juki_node_store(cs->node);
 	const json_t *items, *item;
 	struct csd_op op;
 	char today[11];
@@ -148,7 +148,8 @@ csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki
 
 		/* A resident lives here: the code of the address is ours unless stated. */
 		if (json_is_object(copy) && json_object_get(copy, "lgcode") == NULL) {
-			json_object_set_new(copy, "lgcode", json_string(cs->node.self.id));
+			json_object_set_new(copy, "lgcode",
+					    json_string(juki_node_self(cs->node)->id));
 		}
 		rc = juki_person_from_json(copy, 0, &p, &fe);
 		json_decref(copy);
@@ -156,7 +157,7 @@ csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki
 			rc = field_error(err, "residents", i, "", &fe);
 			goto fail;
 		}
-		if (strcmp(p.lgcode, cs->node.self.id) != 0) {
+		if (strcmp(p.lgcode, juki_node_self(cs->node)->id) != 0) {
 			rc = juki_ctl_fail(err, "invalid",
 					   "residents[%zu].lgcode: not this municipality", i);
 			goto fail;
@@ -179,7 +180,7 @@ csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki
 	}
 	csd_op_free(&op);
 	log_info("csd: %zu residents registered", json_array_size(items));
-	juki_node_kick(&cs->node);
+	juki_node_kick(cs->node);
 	*result = json_pack("{s:I}", "added", (json_int_t)json_array_size(items));
 	return 0;
 fail:
@@ -197,7 +198,7 @@ csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result, struct 
 {
 	static const char *const fields[] = {"name", "kana", "birth", "sex", "address", NULL};
 	struct csd *cs = csd_of(ctx);
-	struct juki_store *store = cs->node.store;
+	struct juki_store *store = juki_node_store(cs->node);
 	const json_t *fix = json_object_get(args, "person"), *v;
 	struct juki_field_error fe;
 	struct juki_change held, c;
@@ -259,8 +260,8 @@ csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result, struct 
 		csd_op_free(&op);
 		return rc;
 	}
-	if ((rc = juki_opcmds_approval_take(&cs->node, args, "correct", code, &approval, err)) !=
-	    0) {
+	if ((rc = juki_opcmds_approval_take(juki_node_opcmds(cs->node), args, "correct", code,
+					    &approval, err)) != 0) {
 		goto fail;
 	}
 	change_for(cs, &p, REASON_CORRECTED, date, held.version + 1, &c);
@@ -269,8 +270,8 @@ csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result, struct 
 		goto fail;
 	}
 	csd_op_free(&op);
-	juki_node_kick(&cs->node);
-	juki_opcmds_approvals_check(&cs->node);
+	juki_node_kick(cs->node);
+	juki_opcmds_approvals_check(juki_node_opcmds(cs->node));
 	*result = json_pack("{s:s,s:I,s:s,s:o}", "code", code, "version", (json_int_t)c.version,
 			    "reason", REASON_CORRECTED, "approval", approval);
 	return 0;
@@ -349,8 +350,9 @@ csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result, struct juk
 	}
 	json_object_set_new(out, "status",
 			    json_string(csd_resident(cs, &held) ? "resident" : "removed"));
-	json_object_set_new(out, "history", juki_honnin_history_json(cs->node.store, code));
-	if ((rc = cases_of(cs->node.store, code, out)) != 0) {
+	json_object_set_new(out, "history",
+			    juki_honnin_history_json(juki_node_store(cs->node), code));
+	if ((rc = cases_of(juki_node_store(cs->node), code, out)) != 0) {
 		json_decref(out);
 		return rc;
 	}
@@ -363,7 +365,7 @@ static int
 movein_one(struct csd *cs, struct csd_op *op, const json_t *move, size_t i, json_t *notices,
 	   struct juki_ctl_error *err)
 {
-	struct juki_store *store = cs->node.store;
+	struct juki_store *store = juki_node_store(cs->node);
 	struct juki_field_error fe;
 	struct juki_person p;
 	struct juki_ident old_cs;
@@ -379,14 +381,14 @@ movein_one(struct csd *cs, struct csd_op *op, const json_t *move, size_t i, json
 	}
 	person = json_deep_copy(json_object_get(move, "person"));
 	if (json_is_object(person) && json_object_get(person, "lgcode") == NULL) {
-		json_object_set_new(person, "lgcode", json_string(cs->node.self.id));
+		json_object_set_new(person, "lgcode", json_string(juki_node_self(cs->node)->id));
 	}
 	rc = juki_person_from_json(person, 0, &p, &fe);
 	if (rc != 0) {
 		json_decref(person);
 		return field_error(err, "moves", i, "person.", &fe);
 	}
-	if (strcmp(p.lgcode, cs->node.self.id) != 0) {
+	if (strcmp(p.lgcode, juki_node_self(cs->node)->id) != 0) {
 		json_decref(person);
 		return juki_ctl_fail(err, "invalid",
 				     "moves[%zu].person.lgcode: not this municipality", i);
@@ -396,7 +398,7 @@ movein_one(struct csd *cs, struct csd_op *op, const json_t *move, size_t i, json
 		json_decref(person);
 		return field_error(err, "moves", i, "", &fe);
 	}
-	if (strcmp(from, cs->node.self.id) == 0) {
+	if (strcmp(from, juki_node_self(cs->node)->id) == 0) {
 		json_decref(person);
 		return juki_ctl_fail(
 		    err, "invalid",
@@ -421,8 +423,8 @@ movein_one(struct csd *cs, struct csd_op *op, const json_t *move, size_t i, json
 	if (body == NULL) {
 		return JUKI_ENOMEM;
 	}
-	rc = juki_msg_init(&msg, JUKI_MSG_TENNYU, cs->node.self.urn, old_cs.urn, NULL, body,
-			   &cs->node.clock);
+	rc = juki_msg_init(&msg, JUKI_MSG_TENNYU, juki_node_self(cs->node)->urn, old_cs.urn, NULL,
+			   body, juki_node_clock(cs->node));
 	if (rc != 0) {
 		return rc;
 	}
@@ -450,7 +452,7 @@ int
 csd_cmd_movein(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	struct csd *cs = csd_of(ctx);
-	struct juki_store *store = cs->node.store;
+	struct juki_store *store = juki_node_store(cs->node);
 	const json_t *items, *item;
 	struct csd_op op;
 	json_t *notices;
@@ -482,7 +484,7 @@ csd_cmd_movein(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 		goto out;
 	}
 	log_info("csd: %zu move-ins recorded, 転入通知 queued", json_array_size(items));
-	juki_node_kick(&cs->node);
+	juki_node_kick(cs->node);
 	*result = json_pack("{s:I,s:O}", "queued", (json_int_t)json_array_size(items), "notices",
 			    notices);
 out:
@@ -509,7 +511,7 @@ csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_
 	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1)) {
 		return juki_ctl_fail(err, "usage", "limit: a positive count");
 	}
-	st = juki_store_prepare(cs->node.store, sql);
+	st = juki_store_prepare(juki_node_store(cs->node), sql);
 	rows = json_array();
 	if (st == NULL || rows == NULL) {
 		json_decref(rows);
@@ -536,7 +538,7 @@ int
 csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct csd *cs = csd_of(ctx);
-	struct juki_store *store = cs->node.store;
+	struct juki_store *store = juki_node_store(cs->node);
 	struct juki_field_error fe;
 	struct juki_ident sender;
 	struct juki_person p;
@@ -555,11 +557,11 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	    juki_json_date(msg->body, "move_date", date, &fe) != 0) {
 		return juki_reject_set(rej, fe.reason, "%s: %s", fe.field, fe.detail);
 	}
-	if (strcmp(old_lg, cs->node.self.id) != 0) {
+	if (strcmp(old_lg, juki_node_self(cs->node)->id) != 0) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "old_lgcode: not this municipality");
 	}
 	juki_ident_parse(msg->from, &sender);
-	if (strcmp(sender.id, cs->node.self.id) == 0) {
+	if (strcmp(sender.id, juki_node_self(cs->node)->id) == 0) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "from: a move within the municipality is 転居, not 転入");
 	}
@@ -597,12 +599,12 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	if (body == NULL) {
 		return JUKI_ENOMEM;
 	}
-	rc = juki_msg_init(&confirm, JUKI_MSG_TENSHUTSU, cs->node.self.urn, cs->pref.urn, NULL,
-			   body, &cs->node.clock);
+	rc = juki_msg_init(&confirm, JUKI_MSG_TENSHUTSU, juki_node_self(cs->node)->urn,
+			   cs->pref.urn, NULL, body, juki_node_clock(cs->node));
 	if (rc != 0) {
 		return rc;
 	}
-	rc = juki_outbox_put(store, &confirm, "honnin", juki_node_now_ms(&cs->node), NULL);
+	rc = juki_outbox_put(store, &confirm, "honnin", juki_node_now_ms(cs->node), NULL);
 	if (rc == 0 && (st = juki_store_prepare(store, sql_moveout_put)) == NULL) {
 		rc = JUKI_ESTORE;
 	}
@@ -612,7 +614,7 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 		sqlite3_bind_text(st, 3, sender.id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, date, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, confirm.id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, juki_node_now_ms(&cs->node));
+		sqlite3_bind_int64(st, 6, juki_node_now_ms(cs->node));
 		rc = step_done(st);
 	}
 	juki_msg_clear(&confirm);
@@ -627,18 +629,20 @@ csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_a
 	sqlite3_stmt *st;
 
 	if (strcmp(entry->type, JUKI_MSG_TENNYU) == 0) {
-		if ((st = juki_store_prepare(cs->node.store, sql_movein_answer)) == NULL) {
+		if ((st = juki_store_prepare(juki_node_store(cs->node), sql_movein_answer)) ==
+		    NULL) {
 			return JUKI_ESTORE;
 		}
 		sqlite3_bind_text(st, 1, entry->msg_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 		bind_text(st, 3, ack->status == JUKI_ACK_REJECTED ? ack->reason : NULL);
 		bind_text(st, 4, ack->status == JUKI_ACK_REJECTED ? ack->detail : NULL);
-		sqlite3_bind_int64(st, 5, juki_node_now_ms(&cs->node));
+		sqlite3_bind_int64(st, 5, juki_node_now_ms(cs->node));
 		return step_done(st);
 	}
 	if (strcmp(entry->type, JUKI_MSG_TENSHUTSU) == 0) {
-		if ((st = juki_store_prepare(cs->node.store, sql_moveout_answer)) == NULL) {
+		if ((st = juki_store_prepare(juki_node_store(cs->node), sql_moveout_answer)) ==
+		    NULL) {
 			return JUKI_ESTORE;
 		}
 		sqlite3_bind_text(st, 1, entry->msg_id, -1, SQLITE_STATIC);
@@ -659,21 +663,21 @@ csd_status(struct juki_node *node)
 	sqlite3_stmt *st;
 	json_int_t outs = 0;
 
-	if ((st = juki_store_prepare(node->store, sql_res)) != NULL) {
+	if ((st = juki_store_prepare(juki_node_store(node), sql_res)) != NULL) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			json_object_set_new(res, sqlite3_column_int(st, 0) ? "removed" : "resident",
 					    json_integer(sqlite3_column_int64(st, 1)));
 		}
 		sqlite3_reset(st);
 	}
-	if ((st = juki_store_prepare(node->store, sql_in)) != NULL) {
+	if ((st = juki_store_prepare(juki_node_store(node), sql_in)) != NULL) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			json_object_set_new(ins, (const char *)sqlite3_column_text(st, 0),
 					    json_integer(sqlite3_column_int64(st, 1)));
 		}
 		sqlite3_reset(st);
 	}
-	if ((st = juki_store_prepare(node->store, sql_out)) != NULL) {
+	if ((st = juki_store_prepare(juki_node_store(node), sql_out)) != NULL) {
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			outs = sqlite3_column_int64(st, 0);
 		}

@@ -25,24 +25,24 @@ from_prefecture(const struct juki_ident *sender, const struct juki_change *c)
 int
 jlisd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
-	struct jlisd *jd = ctx;
+	struct juki_node *node = ctx;
 
-	return juki_honnin_receive(jd->node.store, msg, juki_node_now_ms(&jd->node),
+	return juki_honnin_receive(juki_node_store(node), msg, juki_node_now_ms(node),
 				   from_prefecture, NULL, NULL, rej);
 }
 
 static int
 jlisd_handle_count_query(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
-	struct jlisd *jd = ctx;
+	struct juki_node *node = ctx;
 
-	return juki_honnin_answer_counts(jd->node.store, msg, rej);
+	return juki_honnin_answer_counts(juki_node_store(node), msg, rej);
 }
 
 static int
 jlisd_cmd_person_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct jlisd *jd = ctx;
+	struct juki_node *node = ctx;
 	struct juki_field_error fe;
 	char code[JUKI_JUMIN_CODE_LEN + 1];
 	json_t *records;
@@ -50,7 +50,7 @@ jlisd_cmd_person_show(void *ctx, const json_t *args, json_t **result, struct juk
 	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
 		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
 	}
-	records = juki_honnin_history_json(jd->node.store, code);
+	records = juki_honnin_history_json(juki_node_store(node), code);
 	if (records == NULL) {
 		return JUKI_ESTORE;
 	}
@@ -83,8 +83,9 @@ jlisd_status(struct juki_node *node)
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 
-	return json_pack("{s:{s:I,s:I}}", "records", "current", count_of(node->store, sql_c),
-			 "history", count_of(node->store, sql_h));
+	return json_pack("{s:{s:I,s:I}}", "records", "current",
+			 count_of(juki_node_store(node), sql_c), "history",
+			 count_of(juki_node_store(node), sql_h));
 }
 
 static const struct juki_handler jlisd_handlers[] = {
@@ -110,7 +111,6 @@ static const struct juki_node_spec jlisd_spec = {
     .cmds = jlisd_cmds,
     .status = jlisd_status,
     .datasets = jlisd_datasets,
-    .size = sizeof(struct jlisd),
     .conf_node = offsetof(struct jlisd_conf, node),
 };
 

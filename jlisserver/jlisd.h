@@ -20,10 +20,6 @@ struct jlisd_conf {
 	struct juki_node_conf node;
 };
 
-struct jlisd {
-	struct juki_node node; /* first: handlers and commands receive it as ctx */
-};
-
 extern const struct juki_conf_key jlisd_conf_keys[];
 extern const struct juki_daemon_ops jlisd_ops;
 

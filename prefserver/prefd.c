@@ -48,20 +48,19 @@ from_municipality(const struct juki_ident *sender, const struct juki_change *c)
 int
 prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
-	struct prefd *pd = ctx;
-	const struct juki_node_conf *nc = pd->node.conf;
+	struct juki_node *node = ctx;
+	const struct juki_node_conf *nc = juki_node_conf(node);
 	struct juki_batcher *forward;
 	int rc;
 
-	forward =
-	    juki_batcher_new(pd->node.store, pd->node.self.urn, prefd_conf(&pd->node)->national,
-			     (size_t)nc->honnin.batch_records, (size_t)nc->limits.frame_max * 3 / 4,
-			     &pd->node.clock);
+	forward = juki_batcher_new(juki_node_store(node), juki_node_self(node)->urn,
+				   prefd_conf(node)->national, (size_t)nc->honnin.batch_records,
+				   (size_t)nc->limits.frame_max * 3 / 4, juki_node_clock(node));
 	if (forward == NULL) {
 		return JUKI_ENOMEM;
 	}
-	rc = juki_honnin_receive(pd->node.store, msg, juki_node_now_ms(&pd->node),
-				 from_municipality, forward, prefd_conf(&pd->node)->national, rej);
+	rc = juki_honnin_receive(juki_node_store(node), msg, juki_node_now_ms(node),
+				 from_municipality, forward, prefd_conf(node)->national, rej);
 	juki_batcher_free(forward);
 	return rc;
 }
@@ -69,9 +68,9 @@ prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *re
 static int
 prefd_handle_count_query(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
-	struct prefd *pd = ctx;
+	struct juki_node *node = ctx;
 
-	return juki_honnin_answer_counts(pd->node.store, msg, rej);
+	return juki_honnin_answer_counts(juki_node_store(node), msg, rej);
 }
 
 int
@@ -80,7 +79,7 @@ prefd_cmd_person_show(void *ctx, const json_t *args, json_t **result, struct juk
 	static const char sql[] =
 	    "SELECT notice_id, old_lgcode, new_lgcode, move_date, tennyu_id, received_ms"
 	    " FROM tenshutsu_kakutei WHERE code = ?1 ORDER BY received_ms";
-	struct prefd *pd = ctx;
+	struct juki_node *node = ctx;
 	struct juki_field_error fe;
 	char code[JUKI_JUMIN_CODE_LEN + 1], when[32];
 	json_t *records, *kakutei;
@@ -89,10 +88,10 @@ prefd_cmd_person_show(void *ctx, const json_t *args, json_t **result, struct juk
 	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
 		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
 	}
-	records = juki_honnin_history_json(pd->node.store, code);
+	records = juki_honnin_history_json(juki_node_store(node), code);
 	kakutei = json_array();
 	if (records == NULL || kakutei == NULL ||
-	    (st = juki_store_prepare(pd->node.store, sql)) == NULL) {
+	    (st = juki_store_prepare(juki_node_store(node), sql)) == NULL) {
 		json_decref(records);
 		json_decref(kakutei);
 		return JUKI_ESTORE;
@@ -125,7 +124,7 @@ prefd_handle_tenshutsu(void *ctx, const struct juki_msg *msg, struct juki_reject
 	static const char sql[] =
 	    "INSERT INTO tenshutsu_kakutei (notice_id, code, old_lgcode, new_lgcode, move_date,"
 	    " tennyu_id, sender, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-	struct prefd *pd = ctx;
+	struct juki_node *node = ctx;
 	struct juki_field_error fe;
 	struct juki_ident sender;
 	char code[JUKI_JUMIN_CODE_LEN + 1], old_lg[JUKI_LGCODE_LEN + 1];
@@ -148,11 +147,11 @@ prefd_handle_tenshutsu(void *ctx, const struct juki_msg *msg, struct juki_reject
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "old_lgcode: not the municipality that sent the notice");
 	}
-	if (juki_ident_pref_of(&sender, pref) != 0 || strcmp(pref, pd->node.self.id) != 0) {
+	if (juki_ident_pref_of(&sender, pref) != 0 || strcmp(pref, juki_node_self(node)->id) != 0) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "sender: not a municipality of this prefecture");
 	}
-	if ((st = juki_store_prepare(pd->node.store, sql)) == NULL) {
+	if ((st = juki_store_prepare(juki_node_store(node), sql)) == NULL) {
 		return JUKI_ESTORE;
 	}
 	sqlite3_bind_text(st, 1, msg->id, -1, SQLITE_STATIC);
@@ -162,7 +161,7 @@ prefd_handle_tenshutsu(void *ctx, const struct juki_msg *msg, struct juki_reject
 	sqlite3_bind_text(st, 5, date, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, tennyu, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, msg->from, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, juki_node_now_ms(&pd->node));
+	sqlite3_bind_int64(st, 8, juki_node_now_ms(node));
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
@@ -182,7 +181,7 @@ prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result, struct j
 	    " ORDER BY received_ms, notice_id LIMIT ?2";
 	static const char sql_count[] = "SELECT count(*) FROM tenshutsu_kakutei"
 					" WHERE ?1 IS NULL OR code = ?1";
-	struct prefd *pd = ctx;
+	struct juki_node *node = ctx;
 	struct juki_field_error fe;
 	const json_t *limit = json_object_get(args, "limit");
 	char code[JUKI_JUMIN_CODE_LEN + 1] = "", when[32];
@@ -197,7 +196,7 @@ prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result, struct j
 	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 0)) {
 		return juki_ctl_fail(err, "usage", "limit: a count");
 	}
-	if ((st = juki_store_prepare(pd->node.store, sql_count)) == NULL) {
+	if ((st = juki_store_prepare(juki_node_store(node), sql_count)) == NULL) {
 		return JUKI_ESTORE;
 	}
 	if (code[0] != '\0') {
@@ -207,7 +206,7 @@ prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result, struct j
 		total = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_reset(st);
-	if ((st = juki_store_prepare(pd->node.store, sql)) == NULL ||
+	if ((st = juki_store_prepare(juki_node_store(node), sql)) == NULL ||
 	    (rows = json_array()) == NULL) {
 		return JUKI_ESTORE;
 	}
@@ -251,11 +250,11 @@ prefd_status(struct juki_node *node)
 	static const char sql_k[] = "SELECT count(*) FROM tenshutsu_kakutei";
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
-	struct prefd *pd = (struct prefd *)node;
 
-	return json_pack("{s:s,s:I,s:{s:I,s:I}}", "national", prefd_conf(&pd->node)->national,
-			 "confirmations", count_of(node->store, sql_k), "records", "current",
-			 count_of(node->store, sql_c), "history", count_of(node->store, sql_h));
+	return json_pack("{s:s,s:I,s:{s:I,s:I}}", "national", prefd_conf(node)->national,
+			 "confirmations", count_of(juki_node_store(node), sql_k), "records",
+			 "current", count_of(juki_node_store(node), sql_c), "history",
+			 count_of(juki_node_store(node), sql_h));
 }
 
 static const char kakutei_count[] = "SELECT count(*) FROM tenshutsu_kakutei WHERE received_ms < ?1";
@@ -318,7 +317,6 @@ static const struct juki_node_spec prefd_spec = {
     .honnin_dest = prefd_honnin_dest,
     .purge = prefd_purge_rules,
     .datasets = prefd_datasets,
-    .size = sizeof(struct prefd),
     .conf_node = offsetof(struct prefd_conf, node),
     .check = prefd_check,
 };

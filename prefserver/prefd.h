@@ -22,10 +22,6 @@ struct prefd_conf {
 	char *national; /* the national server (指定情報処理機関), urn:juki:jlis:0 */
 };
 
-struct prefd {
-	struct juki_node node; /* first: handlers and commands receive it as ctx */
-};
-
 /* prefd_conf() - the prefectural server's configuration. */
 static inline const struct prefd_conf *
 prefd_conf(const struct juki_node *node)

@@ -930,17 +930,18 @@ test_dispatch_hooks(void **state)
 	    {"backup", hook_cmd, "administrative", JUKI_ROLE_ADMIN, NULL},
 	    {NULL, NULL, NULL, 0, NULL},
 	};
-	static const struct juki_ctl_hooks hooks = {hook_gate, hook_done};
+	static const struct juki_ctl_hooks hooks = {hook_gate, hook_done, NULL};
 	struct juki_caller clerk = {.roles = JUKI_ROLE_CLERK, .ndatasets = 1};
 	struct juki_caller admin = {.roles = JUKI_ROLE_ADMIN, .all_datasets = 1};
 	struct hooked h = {0};
+	const struct juki_ctl_table tables[] = {{table, &h}};
 	json_t *req, *resp;
 
 	(void)state;
 	snprintf(clerk.datasets[0], sizeof(clerk.datasets[0]), "tennyu");
 	/* The clerk's data set is not honnin: refused before the command runs. */
 	req = json_pack("{s:i,s:s}", "v", 1, "cmd", "records");
-	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	resp = juki_ctl_dispatch(tables, 1, &hooks, &clerk, req);
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(resp, "error"), "code")),
 	    "forbidden");
@@ -949,33 +950,33 @@ test_dispatch_hooks(void **state)
 	assert_string_equal(h.outcome, "forbidden");
 	json_decref(resp);
 	snprintf(clerk.datasets[0], sizeof(clerk.datasets[0]), "honnin");
-	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	resp = juki_ctl_dispatch(tables, 1, &hooks, &clerk, req);
 	assert_true(json_is_true(json_object_get(resp, "ok")));
 	assert_int_equal(h.calls, 1);
 	assert_string_equal(h.outcome, "ok");
 	json_decref(resp);
 	/* The administrator does no clerical work, whatever the data sets. */
-	resp = juki_ctl_dispatch(table, &h, &hooks, &admin, req);
+	resp = juki_ctl_dispatch(tables, 1, &hooks, &admin, req);
 	assert_int_equal(h.calls, 1);
 	assert_int_equal(h.refused, 2);
 	json_decref(resp);
 	json_decref(req);
 	/* Unknown commands and bad requests are recorded too. */
 	req = json_pack("{s:i,s:s}", "v", 1, "cmd", "nothing");
-	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	resp = juki_ctl_dispatch(tables, 1, &hooks, &clerk, req);
 	assert_string_equal(h.last, "nothing");
 	assert_string_equal(h.outcome, "unknown-command");
 	json_decref(resp);
 	json_decref(req);
 	req = json_pack("{s:i}", "v", 1);
-	resp = juki_ctl_dispatch(table, &h, &hooks, &clerk, req);
+	resp = juki_ctl_dispatch(tables, 1, &hooks, &clerk, req);
 	assert_string_equal(h.last, "-");
 	assert_string_equal(h.outcome, "bad-request");
 	json_decref(resp);
 	json_decref(req);
 	/* help lists what the caller's roles allow. */
 	req = json_pack("{s:i,s:s}", "v", 1, "cmd", "help");
-	resp = juki_ctl_dispatch(table, &h, &hooks, &admin, req);
+	resp = juki_ctl_dispatch(tables, 1, &hooks, &admin, req);
 	assert_int_equal(
 	    json_array_size(json_object_get(json_object_get(resp, "result"), "commands")), 1);
 	assert_string_equal(

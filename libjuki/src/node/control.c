@@ -23,8 +23,9 @@
 struct juki_ctl_server {
 	struct event_base *base;
 	struct juki_listener *listener;
-	const struct juki_ctl_cmd *cmds;
-	void *ctx;
+	struct juki_ctl_table one; /* the tables of juki_ctl_server_new() and set_cmds() */
+	const struct juki_ctl_table *tables;
+	size_t ntables;
 	const struct juki_ctl_hooks *hooks;
 };
 
@@ -68,33 +69,41 @@ juki_ctl_failure(const struct juki_ctl_error *err)
 }
 
 static json_t *
-help_result(const struct juki_ctl_cmd *cmds, const struct juki_ctl_hooks *hooks,
+help_result(const struct juki_ctl_table *tables, size_t ntables, const struct juki_ctl_hooks *hooks,
 	    const struct juki_caller *caller)
 {
 	json_t *list = json_array();
 
-	for (const struct juki_ctl_cmd *c = cmds; c->name != NULL; c++) {
-		if (hooks != NULL && (c->roles & caller->roles) == 0) {
-			continue;
+	for (size_t t = 0; t < ntables; t++) {
+		for (const struct juki_ctl_cmd *c = tables[t].cmds; c->name != NULL; c++) {
+			if (hooks != NULL && (c->roles & caller->roles) == 0) {
+				continue;
+			}
+			json_array_append_new(list, json_pack("{s:s,s:s}", "name", c->name, "help",
+							      c->help ? c->help : ""));
 		}
-		json_array_append_new(
-		    list, json_pack("{s:s,s:s}", "name", c->name, "help", c->help ? c->help : ""));
 	}
 	return json_pack("{s:o}", "commands", list);
 }
 
+static void *
+hooks_ctx(const struct juki_ctl_hooks *hooks, void *ctx)
+{
+	return hooks->ctx != NULL ? hooks->ctx : ctx;
+}
+
 static json_t *
-run(const struct juki_ctl_cmd *c, void *ctx, const struct juki_ctl_hooks *hooks,
+run(const struct juki_ctl_cmd *c, void *cmd_ctx, void *ctx, const struct juki_ctl_hooks *hooks,
     const struct juki_caller *caller, const json_t *args, struct juki_ctl_error *err)
 {
 	json_t *result = NULL;
 	int rc = 0;
 
 	if (hooks != NULL && hooks->gate != NULL) {
-		rc = hooks->gate(ctx, c, caller, args, err);
+		rc = hooks->gate(hooks_ctx(hooks, ctx), c, caller, args, err);
 	}
 	if (rc == 0) {
-		rc = c->fn(ctx, args, &result, err);
+		rc = c->fn(cmd_ctx, args, &result, err);
 	}
 	if (rc != 0) {
 		json_decref(result);
@@ -105,7 +114,7 @@ run(const struct juki_ctl_cmd *c, void *ctx, const struct juki_ctl_hooks *hooks,
 		log_info("control: %s failed: %s", c->name, err->code);
 	}
 	if (hooks != NULL && hooks->done != NULL) {
-		hooks->done(ctx, c->name, c, caller, args, rc != 0 ? err : NULL);
+		hooks->done(hooks_ctx(hooks, ctx), c->name, c, caller, args, rc != 0 ? err : NULL);
 	}
 	if (rc != 0) {
 		return juki_ctl_failure(err);
@@ -115,9 +124,11 @@ run(const struct juki_ctl_cmd *c, void *ctx, const struct juki_ctl_hooks *hooks,
 }
 
 json_t *
-juki_ctl_dispatch(const struct juki_ctl_cmd *cmds, void *ctx, const struct juki_ctl_hooks *hooks,
-		  const struct juki_caller *caller, const json_t *req)
+juki_ctl_dispatch(const struct juki_ctl_table *tables, size_t ntables,
+		  const struct juki_ctl_hooks *hooks, const struct juki_caller *caller,
+		  const json_t *req)
 {
+	void *ctx = ntables > 0 ? tables[0].ctx : NULL;
 	struct juki_ctl_error err;
 	const json_t *args;
 	const char *name;
@@ -135,21 +146,25 @@ juki_ctl_dispatch(const struct juki_ctl_cmd *cmds, void *ctx, const struct juki_
 			      (long long)json_integer_value(v));
 	} else if (strcmp(name, "help") == 0) {
 		return json_pack("{s:i,s:b,s:o}", "v", JUKI_CONTROL_VERSION, "ok", 1, "result",
-				 help_result(cmds, hooks, caller));
+				 help_result(tables, ntables, hooks, caller));
 	} else {
-		for (const struct juki_ctl_cmd *c = cmds; c->name != NULL; c++) {
-			if (strcmp(c->name, name) == 0) {
-				json_t *empty = json_object();
+		for (size_t t = 0; t < ntables; t++) {
+			for (const struct juki_ctl_cmd *c = tables[t].cmds; c->name != NULL; c++) {
+				if (strcmp(c->name, name) == 0) {
+					json_t *empty = json_object();
 
-				resp = run(c, ctx, hooks, caller, args ? args : empty, &err);
-				json_decref(empty);
-				return resp;
+					resp = run(c, tables[t].ctx, ctx, hooks, caller,
+						   args ? args : empty, &err);
+					json_decref(empty);
+					return resp;
+				}
 			}
 		}
 		juki_ctl_fail(&err, "unknown-command", "no command %s here (try help)", name);
 	}
 	if (hooks != NULL && hooks->done != NULL) {
-		hooks->done(ctx, name != NULL ? name : "-", NULL, caller, NULL, &err);
+		hooks->done(hooks_ctx(hooks, ctx), name != NULL ? name : "-", NULL, caller, NULL,
+			    &err);
 	}
 	return juki_ctl_failure(&err);
 }
@@ -177,7 +192,7 @@ client_read(struct bufferevent *bev, void *arg)
 		if (rc != 1) {
 			break;
 		}
-		resp = juki_ctl_dispatch(srv->cmds, srv->ctx, srv->hooks, &cl->caller, req);
+		resp = juki_ctl_dispatch(srv->tables, srv->ntables, srv->hooks, &cl->caller, req);
 		json_decref(req);
 		if (resp == NULL || juki_frame_push(bufferevent_get_output(bev), resp,
 						    JUKI_CONTROL_FRAME_MAX) != 0) {
@@ -255,8 +270,7 @@ juki_ctl_server_new(struct event_base *base, const char *path, const struct juki
 		return JUKI_ENOMEM;
 	}
 	srv->base = base;
-	srv->cmds = cmds;
-	srv->ctx = ctx;
+	juki_ctl_server_set_cmds(srv, cmds, ctx);
 	rc = juki_net_listen_unix(base, path, 0600, accept_cb, srv, &srv->listener, err, errlen);
 	if (rc != 0) {
 		free(srv);
@@ -269,8 +283,18 @@ juki_ctl_server_new(struct event_base *base, const char *path, const struct juki
 void
 juki_ctl_server_set_cmds(struct juki_ctl_server *srv, const struct juki_ctl_cmd *cmds, void *ctx)
 {
-	srv->cmds = cmds;
-	srv->ctx = ctx;
+	srv->one.cmds = cmds;
+	srv->one.ctx = ctx;
+	srv->tables = &srv->one;
+	srv->ntables = 1;
+}
+
+void
+juki_ctl_server_set_tables(struct juki_ctl_server *srv, const struct juki_ctl_table *tables,
+			   size_t ntables)
+{
+	srv->tables = tables;
+	srv->ntables = ntables;
 }
 
 void

@@ -15,11 +15,42 @@
 
 #define ALERT_RING 1024
 
+/* A server node; the daemon's state (spec->size bytes) is priv. */
+struct juki_node {
+	struct juki_daemon *daemon;
+	struct event_base *base;
+	const struct juki_node_spec *spec;
+	const struct juki_node_conf *conf;
+	const void *daemon_conf; /* the whole configuration, of which conf is part */
+	void *priv;
+	struct juki_clock clock;
+	struct juki_ident self;
+	struct juki_tls *tls;
+	struct juki_policy *policy;
+	struct juki_store *store;
+	struct juki_alerts *alerts;
+	struct juki_inbound *inbound;
+	struct juki_outbound *outbound;
+	struct juki_ctl_server *ctl;
+	struct juki_ctl_table tables[3];  /* the common commands, the operators', the daemon's */
+	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
+	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
+	struct event *tick;               /* the deadline check, every minute */
+	char **overdue;                   /* "dest service day" already alerted */
+	size_t noverdue;
+	struct juki_opcmds *opcmds; /* the operators' commands and the operation history */
+	struct juki_opport *opport; /* the operator port, when configured */
+};
+
 static void committed(void *ctx);
 static int node_on_ack(void *ctx, const struct juki_outbox_entry *entry,
 		       const struct juki_ack *ack);
 static int build_schemas(struct juki_node *node);
 static void tick(evutil_socket_t fd, short what, void *arg);
+static void node_stop(struct juki_node *node);
+
+/* The table of a daemon that has no commands of its own. */
+static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
 
@@ -572,59 +603,62 @@ static const struct juki_ctl_cmd common_cmds[] = {
      JUKI_ROLE_ADMIN, NULL},
 };
 
-static size_t
-table_len(const struct juki_ctl_cmd *cmds)
+static struct juki_opport_conf
+opport_conf(const struct juki_node_conf *conf, struct juki_tls *tls)
 {
-	size_t n = 0;
+	struct juki_opport_conf c = {&conf->oper, conf->limits.handshake_timeout, tls};
 
-	while (cmds != NULL && cmds[n].name != NULL) {
-		n++;
-	}
-	return n;
+	return c;
 }
 
-/* The common commands, the operators' and the daemon's own, in one table. */
-static int
-build_cmds(struct juki_node *node)
+static struct juki_opcmds_conf
+opcmds_conf(const struct juki_node_conf *conf)
 {
-	size_t ncommon = sizeof(common_cmds) / sizeof(common_cmds[0]);
-	size_t nop = table_len(juki_opcmds), nown = table_len(node->spec->cmds);
+	struct juki_opcmds_conf c = {&conf->oper, &conf->audit, conf->tls.cert};
 
-	node->cmds = calloc(ncommon + nop + nown + 1, sizeof(*node->cmds));
-	if (node->cmds == NULL) {
-		return JUKI_ENOMEM;
-	}
-	memcpy(node->cmds, common_cmds, sizeof(common_cmds));
-	memcpy(node->cmds + ncommon, juki_opcmds, nop * sizeof(*node->cmds));
-	if (nown > 0) {
-		memcpy(node->cmds + ncommon + nop, node->spec->cmds, nown * sizeof(*node->cmds));
-	}
-	return 0;
+	return c;
 }
 
-/* The operation history, next to the store unless configured elsewhere. */
+/*
+ * The operators' commands with the operation history, next to the store
+ * unless configured elsewhere; the control socket serves the common
+ * commands, theirs and the daemon's.
+ */
 static int
-open_audit(struct juki_node *node, char *err, size_t errlen)
+start_opcmds(struct juki_node *node, char *err, size_t errlen)
 {
 	const struct juki_node_conf *conf = node->conf;
+	struct juki_opcmds_env env = {
+	    .daemon = node->daemon,
+	    .base = node->base,
+	    .store = node->store,
+	    .alerts = node->alerts,
+	    .clock = &node->clock,
+	    .self = &node->self,
+	    .datasets = node->spec->datasets,
+	    .name = node->spec->daemon,
+	};
+	struct juki_opcmds_conf oconf = opcmds_conf(conf);
 	size_t len = strlen(conf->store) + sizeof(".audit");
+	char *path = malloc(len);
 	int rc;
 
-	if (conf->audit.path != NULL) {
-		node->audit_path = strdup(conf->audit.path);
-	} else if ((node->audit_path = malloc(len)) != NULL) {
-		snprintf(node->audit_path, len, "%s.audit", conf->store);
-	}
-	if (node->audit_path == NULL) {
+	if (path == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return JUKI_ENOMEM;
 	}
-	rc = juki_audit_open(node->audit_path, node->tls, conf->audit.checkpoint_every,
-			     &node->audit, err, errlen);
-	if (rc == 0) {
-		juki_opcmds_audit(node, "-", "start", NULL, "ok", node->spec->daemon);
+	snprintf(path, len, "%s.audit", conf->store);
+	rc = juki_opcmds_new(&env, &oconf, conf->audit.path != NULL ? conf->audit.path : path,
+			     node->tls, &node->opcmds, err, errlen);
+	free(path);
+	if (rc != 0) {
+		return rc;
 	}
-	return rc;
+	node->tables[0] = (struct juki_ctl_table){common_cmds, node};
+	node->tables[1] = (struct juki_ctl_table){juki_opcmds, node->opcmds};
+	node->tables[2] =
+	    (struct juki_ctl_table){node->spec->cmds != NULL ? node->spec->cmds : no_cmds, node};
+	return 0;
 }
 
 static const char *
@@ -668,9 +702,9 @@ reconcile_start(struct juki_node *node)
 	return node->reconcile != NULL ? 0 : JUKI_ENOMEM;
 }
 
-int
-juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node_conf *conf,
-		const struct juki_node_spec *spec, char *err, size_t errlen)
+static int
+node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node_conf *conf,
+	   const struct juki_node_spec *spec, char *err, size_t errlen)
 {
 	struct juki_inbound_conf ic;
 	struct juki_outbound_conf oc = outbound_conf(conf);
@@ -687,7 +721,7 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 	}
 	node->self = *juki_tls_self(node->tls);
 	node->alerts = juki_alerts_new(ALERT_RING, &node->clock);
-	if (node->alerts == NULL || build_cmds(node) != 0) {
+	if (node->alerts == NULL) {
 		rc = JUKI_ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -723,17 +757,31 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
 		goto fail;
 	}
-	if ((rc = open_audit(node, err, errlen)) != 0) {
+	if ((rc = start_opcmds(node, err, errlen)) != 0) {
 		goto fail;
 	}
-	if ((rc = juki_ctl_server_new(node->base, conf->control, node->cmds, node, &node->ctl, err,
+	if ((rc = juki_ctl_server_new(node->base, conf->control, common_cmds, node, &node->ctl, err,
 				      errlen)) != 0) {
 		goto fail;
 	}
-	juki_ctl_server_set_hooks(node->ctl, &juki_opcmds_hooks);
-	if (conf->oper.nlisten > 0 &&
-	    (rc = juki_opport_new(node, &node->opport, err, errlen)) != 0) {
-		goto fail;
+	juki_ctl_server_set_tables(node->ctl, node->tables, 3);
+	juki_ctl_server_set_hooks(node->ctl, juki_opcmds_hooks(node->opcmds));
+	if (conf->oper.nlisten > 0) {
+		struct juki_opport_env env = {
+		    .base = node->base,
+		    .store = node->store,
+		    .alerts = node->alerts,
+		    .clock = &node->clock,
+		    .self = &node->self,
+		    .opcmds = node->opcmds,
+		    .tables = node->tables,
+		    .ntables = 3,
+		};
+		struct juki_opport_conf pconf = opport_conf(conf, node->tls);
+
+		if ((rc = juki_opport_new(&env, &pconf, &node->opport, err, errlen)) != 0) {
+			goto fail;
+		}
 	}
 	if (spec->honnin_dest != NULL && (rc = reconcile_start(node)) != 0) {
 		snprintf(err, errlen, "out of memory");
@@ -751,11 +799,11 @@ juki_node_start(struct juki_node *node, struct juki_daemon *d, const struct juki
 		log_info("%s: operator port %s", spec->daemon, juki_opport_addr(node->opport, i));
 	}
 	juki_outbound_kick(node->outbound);
-	juki_opcmds_approvals_check(node);
+	juki_opcmds_approvals_check(node->opcmds);
 	tick(-1, 0, node);
 	return 0;
 fail:
-	juki_node_stop(node);
+	node_stop(node);
 	return rc;
 }
 
@@ -883,9 +931,8 @@ same_list(char *const *a, size_t na, char *const *b, size_t nb)
 	return 1;
 }
 
-int
-juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err,
-		 size_t errlen)
+static int
+node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err, size_t errlen)
 {
 	const struct juki_node_conf *old = node->conf;
 	struct juki_outbound_conf oc = outbound_conf(conf);
@@ -916,7 +963,11 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 		return rc;
 	}
 	juki_inbound_set_tls(node->inbound, tls, policy);
-	juki_audit_set_signer(node->audit, tls);
+	{
+		struct juki_opcmds_conf oconf = opcmds_conf(conf);
+
+		juki_opcmds_reloaded(node->opcmds, &oconf, tls);
+	}
 	juki_tls_free(node->tls);
 	juki_policy_free(node->policy);
 	node->tls = tls;
@@ -928,7 +979,11 @@ juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char
 
 		juki_reconcile_reloaded(node->reconcile, &rconf);
 	}
-	juki_opport_recheck(node->opport);
+	{
+		struct juki_opport_conf pconf = opport_conf(conf, tls);
+
+		juki_opport_recheck(node->opport, &pconf);
+	}
 	log_setlevel(juki_log_level_of(conf->log_level));
 	juki_outbound_kick(node->outbound);
 	/* The clock or the deadline may have moved: look again now. */
@@ -942,8 +997,8 @@ juki_node_kick(struct juki_node *node)
 	juki_outbound_kick(node->outbound);
 }
 
-void
-juki_node_stop(struct juki_node *node)
+static void
+node_stop(struct juki_node *node)
 {
 	if (node->tick != NULL) {
 		event_free(node->tick);
@@ -963,19 +1018,8 @@ juki_node_stop(struct juki_node *node)
 	node->opport = NULL;
 	juki_ctl_server_free(node->ctl);
 	node->ctl = NULL;
-	if (node->approvals_due != NULL) {
-		event_free(node->approvals_due);
-		node->approvals_due = NULL;
-	}
-	juki_opcmds_rates_free(node);
-	if (node->audit != NULL) {
-		juki_opcmds_audit(node, "-", "stop", NULL, "ok", node->spec->daemon);
-		juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
-		juki_audit_close(node->audit);
-		node->audit = NULL;
-	}
-	free(node->audit_path);
-	node->audit_path = NULL;
+	juki_opcmds_free(node->opcmds);
+	node->opcmds = NULL;
 	juki_outbound_free(node->outbound);
 	node->outbound = NULL;
 	juki_inbound_free(node->inbound);
@@ -988,8 +1032,6 @@ juki_node_stop(struct juki_node *node)
 	node->tls = NULL;
 	juki_policy_free(node->policy);
 	node->policy = NULL;
-	free(node->cmds);
-	node->cmds = NULL;
 }
 
 static const struct juki_node_conf *
@@ -1017,17 +1059,21 @@ juki_node_daemon_start(struct juki_daemon *d, void *conf, void **nodep, char *er
 	struct juki_node *node;
 	int rc;
 
-	if ((node = calloc(1, spec->size)) == NULL) {
+	if ((node = calloc(1, sizeof(*node))) == NULL ||
+	    (spec->size > 0 && (node->priv = calloc(1, spec->size)) == NULL)) {
+		free(node);
 		snprintf(err, errlen, "out of memory");
 		return JUKI_ENOMEM;
 	}
 	node->daemon_conf = conf;
-	if ((rc = juki_node_start(node, d, node_conf_of(spec, conf), spec, err, errlen)) != 0) {
+	if ((rc = node_start(node, d, node_conf_of(spec, conf), spec, err, errlen)) != 0) {
+		free(node->priv);
 		free(node);
 		return rc;
 	}
 	if (spec->started != NULL && (rc = spec->started(node, err, errlen)) != 0) {
-		juki_node_stop(node);
+		node_stop(node);
+		free(node->priv);
 		free(node);
 		return rc;
 	}
@@ -1045,7 +1091,7 @@ juki_node_daemon_reload(struct juki_daemon *d, void *nodep, void *newconf, char 
 	(void)d;
 	/* The daemon's rules first: past the node's reload, nothing may fail. */
 	if ((spec->check != NULL && (rc = spec->check(newconf, err, errlen)) != 0) ||
-	    (rc = juki_node_reload(node, node_conf_of(spec, newconf), err, errlen)) != 0) {
+	    (rc = node_reload(node, node_conf_of(spec, newconf), err, errlen)) != 0) {
 		return rc;
 	}
 	node->daemon_conf = newconf;
@@ -1064,7 +1110,8 @@ juki_node_daemon_stop(struct juki_daemon *d, void *nodep)
 	if (node->spec->stopping != NULL) {
 		node->spec->stopping(node);
 	}
-	juki_node_stop(node);
+	node_stop(node);
+	free(node->priv);
 	free(node);
 }
 
@@ -1072,4 +1119,58 @@ const void *
 juki_node_daemon_conf(const struct juki_node *node)
 {
 	return node->daemon_conf;
+}
+
+void *
+juki_node_priv(struct juki_node *node)
+{
+	return node->priv;
+}
+
+struct event_base *
+juki_node_base(const struct juki_node *node)
+{
+	return node->base;
+}
+
+struct juki_daemon *
+juki_node_daemon(const struct juki_node *node)
+{
+	return node->daemon;
+}
+
+struct juki_store *
+juki_node_store(const struct juki_node *node)
+{
+	return node->store;
+}
+
+struct juki_alerts *
+juki_node_alerts(const struct juki_node *node)
+{
+	return node->alerts;
+}
+
+struct juki_clock *
+juki_node_clock(struct juki_node *node)
+{
+	return &node->clock;
+}
+
+const struct juki_ident *
+juki_node_self(const struct juki_node *node)
+{
+	return &node->self;
+}
+
+const struct juki_node_conf *
+juki_node_conf(const struct juki_node *node)
+{
+	return node->conf;
+}
+
+struct juki_opcmds *
+juki_node_opcmds(const struct juki_node *node)
+{
+	return node->opcmds;
 }

@@ -1,6 +1,6 @@
 /*
  * The commands every server node has for its operators, and the checks and
- * records around every request (opport.h).
+ * records around every request (opcmds.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,16 +10,32 @@
 
 #include "juki/base/error.h"
 #include "juki/node/log.h"
-#include "juki/node/node.h"
 #include "juki/node/opcmds.h"
 #include "juki/records/honnin.h"
 #include "juki/records/operator.h"
+#include "juki/store/audit.h"
 
 /* The times of an operator's last lookups, a ring of lookups_per_minute. */
 struct juki_rate {
 	char op[JUKI_ID_MAX];
 	int64_t *times;
 	size_t cap, next, count;
+};
+
+struct juki_opcmds {
+	struct juki_opcmds_env env;
+	struct juki_opcmds_conf conf;
+	struct juki_ctl_hooks hooks;
+	struct juki_audit *audit; /* the operation history */
+	char *audit_path;
+	int audit_broken;            /* an append failed: refuse operations */
+	struct event *approvals_due; /* when the next pending approval is overdue */
+	struct juki_rate *rates;     /* each operator's last lookups */
+	size_t nrates;
+	/* During a request: who asks, and what the history should say of it. */
+	const struct juki_caller *caller;
+	char audit_target[64];
+	char audit_detail[JUKI_AUDIT_FIELD_MAX];
 };
 
 /* When a node's configuration names none. */
@@ -35,23 +51,28 @@ static const char *const default_purposes[] = {
 
 static const char *const wildcards[] = {"*", "?", "%", "_", "＊", "？", "％", "＿", NULL};
 
+static int64_t
+now_ms(const struct juki_opcmds *oc)
+{
+	return juki_clock_now_ms(oc->env.clock);
+}
+
 void
-juki_opcmds_audit(struct juki_node *node, const char *who, const char *action, const char *target,
+juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action, const char *target,
 		  const char *outcome, const char *detail)
 {
 	int rc;
 
-	if (node->audit == NULL) {
+	if (oc->audit == NULL) {
 		return;
 	}
-	rc = juki_audit_append(node->audit, juki_node_now_ms(node), who, action, target, outcome,
-			       detail);
-	if (rc != 0 && !node->audit_broken) {
-		node->audit_broken = 1;
+	rc = juki_audit_append(oc->audit, now_ms(oc), who, action, target, outcome, detail);
+	if (rc != 0 && !oc->audit_broken) {
+		oc->audit_broken = 1;
 		log_error("audit: cannot append to the operation history: %s; operations are "
 			  "refused until it can",
 			  juki_strerror(rc));
-		juki_alert(node->alerts, "audit-failed", NULL, NULL,
+		juki_alert(oc->env.alerts, "audit-failed", NULL, NULL,
 			   "the operation history cannot be written (%s)", juki_strerror(rc));
 	}
 }
@@ -75,13 +96,13 @@ static int
 gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
      const json_t *args, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	char need[64];
 
 	(void)args;
-	node->audit_target[0] = '\0';
-	node->audit_detail[0] = '\0';
-	if (node->audit_broken && strcmp(cmd->name, "status") != 0) {
+	oc->audit_target[0] = '\0';
+	oc->audit_detail[0] = '\0';
+	if (oc->audit_broken && strcmp(cmd->name, "status") != 0) {
 		return juki_ctl_fail(err, "internal",
 				     "the operation history cannot be written: operations are "
 				     "refused until it can (第4-4(6))");
@@ -103,18 +124,18 @@ gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller
 				     "(第4-4(5))",
 				     cmd->name, cmd->dataset);
 	}
-	node->caller = caller;
+	oc->caller = caller;
 	return 0;
 }
 
 /* What the history names as the target: an identifier, never a name. */
 static void
-target_of(struct juki_node *node, const json_t *args, char *buf, size_t len)
+target_of(struct juki_opcmds *oc, const json_t *args, char *buf, size_t len)
 {
 	static const char *const keys[] = {"code", "operator", "approval", "job", "lgcode", NULL};
 
-	if (node->audit_target[0] != '\0') {
-		snprintf(buf, len, "%s", node->audit_target);
+	if (oc->audit_target[0] != '\0') {
+		snprintf(buf, len, "%s", oc->audit_target);
 		return;
 	}
 	buf[0] = '\0';
@@ -148,20 +169,24 @@ static void
 done(void *ctx, const char *name, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
      const json_t *args, const struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	char target[64];
 
 	(void)cmd;
-	target_of(node, args, target, sizeof(target));
-	juki_opcmds_audit(node, caller->who, name, target[0] ? target : NULL,
+	target_of(oc, args, target, sizeof(target));
+	juki_opcmds_audit(oc, caller->who, name, target[0] ? target : NULL,
 			  err != NULL ? err->code : "ok",
-			  node->audit_detail[0] ? node->audit_detail : NULL);
-	node->caller = NULL;
-	node->audit_target[0] = '\0';
-	node->audit_detail[0] = '\0';
+			  oc->audit_detail[0] ? oc->audit_detail : NULL);
+	oc->caller = NULL;
+	oc->audit_target[0] = '\0';
+	oc->audit_detail[0] = '\0';
 }
 
-const struct juki_ctl_hooks juki_opcmds_hooks = {gate, done};
+const struct juki_ctl_hooks *
+juki_opcmds_hooks(struct juki_opcmds *oc)
+{
+	return &oc->hooks;
+}
 
 /* Argument helpers. */
 
@@ -189,18 +214,18 @@ id_arg(const json_t *args, const char *key, int64_t *out, struct juki_ctl_error 
 }
 
 static struct juki_pin_cost
-pin_cost(const struct juki_node *node)
+pin_cost(const struct juki_opcmds *oc)
 {
-	struct juki_pin_cost c = {(uint32_t)(node->conf->oper.pin_memory / 1024),
-				  (uint32_t)node->conf->oper.pin_passes};
+	struct juki_pin_cost c = {(uint32_t)(oc->conf.oper->pin_memory / 1024),
+				  (uint32_t)oc->conf.oper->pin_passes};
 
 	return c;
 }
 
 static int
-store_fail(struct juki_node *node, struct juki_ctl_error *err)
+store_fail(struct juki_opcmds *oc, struct juki_ctl_error *err)
 {
-	return juki_ctl_fail(err, "internal", "store: %s", juki_store_errmsg(node->store));
+	return juki_ctl_fail(err, "internal", "store: %s", juki_store_errmsg(oc->env.store));
 }
 
 /* Operators. */
@@ -208,8 +233,8 @@ store_fail(struct juki_node *node, struct juki_ctl_error *err)
 static int
 cmd_operator_add(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
-	struct juki_pin_cost cost = pin_cost(node);
+	struct juki_opcmds *oc = ctx;
+	struct juki_pin_cost cost = pin_cost(oc);
 	const char *id, *pin;
 	unsigned roles;
 	char why[200];
@@ -222,14 +247,14 @@ cmd_operator_add(void *ctx, const json_t *args, json_t **result, struct juki_ctl
 	if (juki_roles_from_json(json_object_get(args, "roles"), &roles, why, sizeof(why)) != 0) {
 		return juki_ctl_fail(err, "invalid", "%s", why);
 	}
-	rc = juki_operator_add(node->store, juki_node_now_ms(node), id, roles,
-			       json_object_get(args, "datasets"), node->spec->datasets, pin, &cost,
-			       why, sizeof(why));
+	rc = juki_operator_add(oc->env.store, now_ms(oc), id, roles,
+			       json_object_get(args, "datasets"), oc->env.datasets, pin, &cost, why,
+			       sizeof(why));
 	if (rc == JUKI_EDUP) {
 		return juki_ctl_fail(err, "conflict", "%s", why);
 	}
 	if (rc == JUKI_ESTORE) {
-		return store_fail(node, err);
+		return store_fail(oc, err);
 	}
 	if (rc != 0) {
 		return juki_ctl_fail(err, "invalid", "%s", why);
@@ -241,26 +266,26 @@ cmd_operator_add(void *ctx, const json_t *args, json_t **result, struct juki_ctl
 static int
 cmd_operator_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 
 	(void)args;
-	*result = juki_operator_list(node->store);
-	return *result != NULL ? 0 : store_fail(node, err);
+	*result = juki_operator_list(oc->env.store);
+	return *result != NULL ? 0 : store_fail(oc, err);
 }
 
 static int
-not_found_or_store(struct juki_node *node, int rc, const char *id, struct juki_ctl_error *err)
+not_found_or_store(struct juki_opcmds *oc, int rc, const char *id, struct juki_ctl_error *err)
 {
 	if (rc == JUKI_ENOTFOUND) {
 		return juki_ctl_fail(err, "not-found", "no operator %s", id);
 	}
-	return store_fail(node, err);
+	return store_fail(oc, err);
 }
 
 static int
 cmd_operator_set_roles(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	const char *id;
 	unsigned roles;
 	char why[200];
@@ -272,14 +297,14 @@ cmd_operator_set_roles(void *ctx, const json_t *args, json_t **result, struct ju
 	if (juki_roles_from_json(json_object_get(args, "roles"), &roles, why, sizeof(why)) != 0) {
 		return juki_ctl_fail(err, "invalid", "%s", why);
 	}
-	rc = juki_operator_set_roles(node->store, juki_node_now_ms(node), id, roles,
-				     json_object_get(args, "datasets"), node->spec->datasets, why,
+	rc = juki_operator_set_roles(oc->env.store, now_ms(oc), id, roles,
+				     json_object_get(args, "datasets"), oc->env.datasets, why,
 				     sizeof(why));
 	if (rc == JUKI_EFORMAT) {
 		return juki_ctl_fail(err, "invalid", "%s", why);
 	}
 	if (rc != 0) {
-		return not_found_or_store(node, rc, id, err);
+		return not_found_or_store(oc, rc, id, err);
 	}
 	*result = json_pack("{s:s,s:o,s:O}", "operator", id, "roles", juki_roles_json(roles),
 			    "datasets", json_object_get(args, "datasets"));
@@ -287,7 +312,7 @@ cmd_operator_set_roles(void *ctx, const json_t *args, json_t **result, struct ju
 }
 
 static int
-set_lock(struct juki_node *node, const json_t *args, int locked, json_t **result,
+set_lock(struct juki_opcmds *oc, const json_t *args, int locked, json_t **result,
 	 struct juki_ctl_error *err)
 {
 	const char *id = str_arg(args, "operator", "the operator's id", err);
@@ -296,10 +321,9 @@ set_lock(struct juki_node *node, const json_t *args, int locked, json_t **result
 	if (id == NULL) {
 		return JUKI_EINVAL;
 	}
-	rc = juki_operator_set_lock(node->store, juki_node_now_ms(node), id, locked,
-				    node->caller->who);
+	rc = juki_operator_set_lock(oc->env.store, now_ms(oc), id, locked, oc->caller->who);
 	if (rc != 0) {
-		return not_found_or_store(node, rc, id, err);
+		return not_found_or_store(oc, rc, id, err);
 	}
 	*result = json_pack("{s:s,s:b}", "operator", id, "locked", locked);
 	return 0;
@@ -320,8 +344,8 @@ cmd_operator_unlock(void *ctx, const json_t *args, json_t **result, struct juki_
 static int
 cmd_operator_set_pin(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
-	struct juki_pin_cost cost = pin_cost(node);
+	struct juki_opcmds *oc = ctx;
+	struct juki_pin_cost cost = pin_cost(oc);
 	const char *id, *pin;
 	char why[200];
 	int rc;
@@ -330,13 +354,12 @@ cmd_operator_set_pin(void *ctx, const json_t *args, json_t **result, struct juki
 	    (pin = str_arg(args, "pin", "the new PIN", err)) == NULL) {
 		return JUKI_EINVAL;
 	}
-	rc = juki_operator_set_pin(node->store, juki_node_now_ms(node), id, pin, &cost, why,
-				   sizeof(why));
+	rc = juki_operator_set_pin(oc->env.store, now_ms(oc), id, pin, &cost, why, sizeof(why));
 	if (rc == JUKI_EFORMAT) {
 		return juki_ctl_fail(err, "invalid", "%s", why);
 	}
 	if (rc != 0) {
-		return not_found_or_store(node, rc, id, err);
+		return not_found_or_store(oc, rc, id, err);
 	}
 	*result = json_pack("{s:s}", "operator", id);
 	return 0;
@@ -346,9 +369,9 @@ cmd_operator_set_pin(void *ctx, const json_t *args, json_t **result, struct juki
 static int
 cmd_pin_change(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
-	const struct juki_caller *caller = node->caller;
-	struct juki_pin_cost cost = pin_cost(node);
+	struct juki_opcmds *oc = ctx;
+	const struct juki_caller *caller = oc->caller;
+	struct juki_pin_cost cost = pin_cost(oc);
 	const char *pin;
 	char why[200];
 	int rc;
@@ -359,13 +382,13 @@ cmd_pin_change(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 	if ((pin = str_arg(args, "new_pin", "the new PIN", err)) == NULL) {
 		return JUKI_EINVAL;
 	}
-	rc = juki_operator_set_pin(node->store, juki_node_now_ms(node), caller->op, pin, &cost, why,
+	rc = juki_operator_set_pin(oc->env.store, now_ms(oc), caller->op, pin, &cost, why,
 				   sizeof(why));
 	if (rc == JUKI_EFORMAT) {
 		return juki_ctl_fail(err, "invalid", "new_%s", why);
 	}
 	if (rc != 0) {
-		return not_found_or_store(node, rc, caller->op, err);
+		return not_found_or_store(oc, rc, caller->op, err);
 	}
 	*result = json_pack("{s:s}", "operator", caller->op);
 	return 0;
@@ -382,10 +405,10 @@ kind_valid(const char *kind)
 static int
 cmd_approval_issue(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	struct juki_operator who;
 	const char *kind, *op, *target;
-	int64_t now = juki_node_now_ms(node), id;
+	int64_t now = now_ms(oc), id;
 	int rc;
 
 	if ((kind = str_arg(args, "kind", "export or correct", err)) == NULL ||
@@ -402,28 +425,28 @@ cmd_approval_issue(void *ctx, const json_t *args, json_t **result, struct juki_c
 	if (strlen(target) > 32) {
 		return juki_ctl_fail(err, "usage", "target: a code");
 	}
-	if (strcmp(op, node->caller->op) == 0) {
+	if (strcmp(op, oc->caller->op) == 0) {
 		return juki_ctl_fail(err, "forbidden",
 				     "a supervisor does not approve their own work");
 	}
-	if ((rc = juki_operator_get(node->store, op, &who)) != 0) {
-		return not_found_or_store(node, rc, op, err);
+	if ((rc = juki_operator_get(oc->env.store, op, &who)) != 0) {
+		return not_found_or_store(oc, rc, op, err);
 	}
-	if (juki_approval_issue(node->store, now, kind, op, target, node->caller->who,
-				now + node->conf->oper.approval_valid, &id) != 0) {
-		return store_fail(node, err);
+	if (juki_approval_issue(oc->env.store, now, kind, op, target, oc->caller->who,
+				now + oc->conf.oper->approval_valid, &id) != 0) {
+		return store_fail(oc, err);
 	}
-	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld kind=%s for=%s",
+	snprintf(oc->audit_detail, sizeof(oc->audit_detail), "approval=%lld kind=%s for=%s",
 		 (long long)id, kind, op);
 	*result = json_pack("{s:I,s:s,s:s,s:s,s:I}", "approval", (json_int_t)id, "kind", kind,
 			    "operator", op, "target", target, "expires_ms",
-			    (json_int_t)(now + node->conf->oper.approval_valid));
+			    (json_int_t)(now + oc->conf.oper->approval_valid));
 	return 0;
 }
 
 /* A supervisor approves or refuses input recorded pending (never their own). */
 static int
-decide_pending(struct juki_node *node, const json_t *args, int approve, json_t **result,
+decide_pending(struct juki_opcmds *oc, const json_t *args, int approve, json_t **result,
 	       struct juki_ctl_error *err)
 {
 	int64_t id;
@@ -432,10 +455,10 @@ decide_pending(struct juki_node *node, const json_t *args, int approve, json_t *
 	if (id_arg(args, "approval", &id, err) != 0) {
 		return JUKI_EINVAL;
 	}
-	rc = approve ? juki_approval_confirm(node->store, juki_node_now_ms(node), id,
-					     node->caller->who, node->caller->op, &late)
-		     : juki_approval_refuse(node->store, juki_node_now_ms(node), id,
-					    node->caller->who, node->caller->op, &late);
+	rc = approve ? juki_approval_confirm(oc->env.store, now_ms(oc), id, oc->caller->who,
+					     oc->caller->op, &late)
+		     : juki_approval_refuse(oc->env.store, now_ms(oc), id, oc->caller->who,
+					    oc->caller->op, &late);
 	if (rc == JUKI_EPERM) {
 		return juki_ctl_fail(err, "forbidden",
 				     "a supervisor does not decide on their own input");
@@ -448,12 +471,12 @@ decide_pending(struct juki_node *node, const json_t *args, int approve, json_t *
 				     (long long)id);
 	}
 	if (rc != 0) {
-		return store_fail(node, err);
+		return store_fail(oc, err);
 	}
-	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld%s%s", (long long)id,
+	snprintf(oc->audit_detail, sizeof(oc->audit_detail), "approval=%lld%s%s", (long long)id,
 		 approve ? "" : " refused", late ? " late" : "");
 	if (!approve) {
-		juki_alert(node->alerts, "input-refused", NULL, NULL,
+		juki_alert(oc->env.alerts, "input-refused", NULL, NULL,
 			   "input %lld was refused by a supervisor: a correction must follow "
 			   "(第4-8(2))",
 			   (long long)id);
@@ -478,7 +501,7 @@ cmd_approval_refuse(void *ctx, const json_t *args, json_t **result, struct juki_
 static int
 cmd_approval_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	const json_t *state = json_object_get(args, "state");
 	const json_t *limit = json_object_get(args, "limit");
 
@@ -488,21 +511,21 @@ cmd_approval_list(void *ctx, const json_t *args, json_t **result, struct juki_ct
 				     "state: issued, used, pending, approved or refused; "
 				     "limit: a count");
 	}
-	*result = juki_approval_list(node->store, json_string_value(state),
+	*result = juki_approval_list(oc->env.store, json_string_value(state),
 				     limit != NULL ? (size_t)json_integer_value(limit) : 100);
 	if (*result == NULL && state != NULL) {
 		return juki_ctl_fail(err, "usage",
 				     "state: issued, used, pending, approved or refused");
 	}
-	return *result != NULL ? 0 : store_fail(node, err);
+	return *result != NULL ? 0 : store_fail(oc, err);
 }
 
 int
-juki_opcmds_approval_take(struct juki_node *node, const json_t *args, const char *kind,
+juki_opcmds_approval_take(struct juki_opcmds *oc, const json_t *args, const char *kind,
 			  const char *target, json_t **info, struct juki_ctl_error *err)
 {
 	const json_t *v = json_object_get(args, "approval");
-	int64_t now = juki_node_now_ms(node), id;
+	int64_t now = now_ms(oc), id;
 	char why[200];
 	int rc;
 
@@ -511,26 +534,26 @@ juki_opcmds_approval_take(struct juki_node *node, const json_t *args, const char
 		if (id_arg(args, "approval", &id, err) != 0) {
 			return JUKI_EINVAL;
 		}
-		rc = juki_approval_use(node->store, now, id, kind, node->caller->op, target, why,
+		rc = juki_approval_use(oc->env.store, now, id, kind, oc->caller->op, target, why,
 				       sizeof(why));
 		if (rc == JUKI_ESTORE) {
-			return store_fail(node, err);
+			return store_fail(oc, err);
 		}
 		if (rc != 0) {
 			return juki_ctl_fail(err, "approval", "%s", why);
 		}
 		*info = json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", "used");
 	} else {
-		int64_t deadline = now + node->conf->oper.approve_within;
+		int64_t deadline = now + oc->conf.oper->approve_within;
 
-		if (juki_approval_pend(node->store, now, kind, node->caller->op, target, deadline,
+		if (juki_approval_pend(oc->env.store, now, kind, oc->caller->op, target, deadline,
 				       &id) != 0) {
-			return store_fail(node, err);
+			return store_fail(oc, err);
 		}
 		*info = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)id, "state", "pending",
 				  "deadline_ms", (json_int_t)deadline);
 	}
-	snprintf(node->audit_detail, sizeof(node->audit_detail), "approval=%lld %s", (long long)id,
+	snprintf(oc->audit_detail, sizeof(oc->audit_detail), "approval=%lld %s", (long long)id,
 		 v != NULL ? "used" : "pending");
 	return *info != NULL ? 0 : JUKI_ENOMEM;
 }
@@ -539,12 +562,12 @@ static void
 overdue(void *arg, int64_t id, const char *kind, const char *op, const char *target,
 	int64_t deadline_ms)
 {
-	struct juki_node *node = arg;
+	struct juki_opcmds *oc = arg;
 	char when[32];
 
 	(void)target;
 	juki_clock_format(deadline_ms, when, sizeof(when));
-	juki_alert(node->alerts, "approval-overdue", NULL, NULL,
+	juki_alert(oc->env.alerts, "approval-overdue", NULL, NULL,
 		   "input %lld (%s by %s) was not approved by a supervisor by %s (第4-8(2))",
 		   (long long)id, kind, op, when);
 }
@@ -558,22 +581,22 @@ approvals_due(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-juki_opcmds_approvals_check(struct juki_node *node)
+juki_opcmds_approvals_check(struct juki_opcmds *oc)
 {
 	static const char next_sql[] = "SELECT min(deadline_ms) FROM approvals"
 				       " WHERE state = 2 AND reported = 0";
-	int64_t now = juki_node_now_ms(node);
+	int64_t now = now_ms(oc);
 	sqlite3_stmt *st;
 
-	if (juki_approval_overdue(node->store, now, overdue, node) < 0) {
-		log_warnx("approvals: %s", juki_store_errmsg(node->store));
+	if (juki_approval_overdue(oc->env.store, now, overdue, oc) < 0) {
+		log_warnx("approvals: %s", juki_store_errmsg(oc->env.store));
 	}
-	if (node->approvals_due == NULL &&
-	    (node->approvals_due = evtimer_new(node->base, approvals_due, node)) == NULL) {
+	if (oc->approvals_due == NULL &&
+	    (oc->approvals_due = evtimer_new(oc->env.base, approvals_due, oc)) == NULL) {
 		return;
 	}
-	evtimer_del(node->approvals_due);
-	if ((st = juki_store_prepare(node->store, next_sql)) == NULL) {
+	evtimer_del(oc->approvals_due);
+	if ((st = juki_store_prepare(oc->env.store, next_sql)) == NULL) {
 		return;
 	}
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
@@ -585,7 +608,7 @@ juki_opcmds_approvals_check(struct juki_node *node)
 		}
 		tv.tv_sec = (time_t)(wait / 1000);
 		tv.tv_usec = (suseconds_t)(wait % 1000 * 1000);
-		evtimer_add(node->approvals_due, &tv);
+		evtimer_add(oc->approvals_due, &tv);
 	}
 	sqlite3_reset(st);
 }
@@ -595,7 +618,7 @@ juki_opcmds_approvals_check(struct juki_node *node)
 static int
 cmd_audit_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	const json_t *op = json_object_get(args, "operator");
 	const json_t *since = json_object_get(args, "since_ms");
 	const json_t *limit = json_object_get(args, "limit");
@@ -606,7 +629,7 @@ cmd_audit_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 		return juki_ctl_fail(err, "usage",
 				     "operator: a URN; since_ms: a time; limit: 1 to 100000");
 	}
-	*result = juki_audit_show(node->audit, json_string_value(op),
+	*result = juki_audit_show(oc->audit, json_string_value(op),
 				  since != NULL ? json_integer_value(since) : 0,
 				  limit != NULL ? (size_t)json_integer_value(limit) : 1000);
 	return *result != NULL ? 0 : juki_ctl_fail(err, "internal", "cannot read the history");
@@ -616,23 +639,22 @@ cmd_audit_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 static void
 still_alive(void *arg)
 {
-	juki_daemon_alive(((struct juki_node *)arg)->daemon);
+	juki_daemon_alive(((struct juki_opcmds *)arg)->env.daemon);
 }
 
 static int
 cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	char why[256];
 	int rc;
 
 	(void)args;
 	/* Everything appended so far is signed first, so that all of it is checked. */
-	juki_audit_checkpoint(node->audit, juki_node_now_ms(node));
-	rc = juki_audit_verify_file_tick(node->audit_path,
-					 node->conf->audit.certs != NULL ? node->conf->audit.certs
-									 : node->conf->tls.cert,
-					 still_alive, node, result, why, sizeof(why));
+	juki_audit_checkpoint(oc->audit, now_ms(oc));
+	rc = juki_audit_verify_file_tick(
+	    oc->audit_path, oc->conf.audit->certs != NULL ? oc->conf.audit->certs : oc->conf.cert,
+	    still_alive, oc, result, why, sizeof(why));
 	if (rc != 0) {
 		return juki_ctl_fail(err, "internal", "%s", why);
 	}
@@ -642,17 +664,17 @@ cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl
 /* Lookups (第4-4(7)). */
 
 static const char *const *
-purposes(const struct juki_node *node)
+purposes(const struct juki_opcmds *oc)
 {
-	return node->conf->oper.npurposes > 0 ? (const char *const *)node->conf->oper.purposes
-					      : default_purposes;
+	return oc->conf.oper->npurposes > 0 ? (const char *const *)oc->conf.oper->purposes
+					    : default_purposes;
 }
 
 static int
-purpose_arg(struct juki_node *node, const json_t *args, const char **out,
+purpose_arg(struct juki_opcmds *oc, const json_t *args, const char **out,
 	    struct juki_ctl_error *err)
 {
-	const char *const *list = purposes(node);
+	const char *const *list = purposes(oc);
 	const char *p = json_string_value(json_object_get(args, "purpose"));
 	char names[256];
 	size_t off = 0;
@@ -678,27 +700,27 @@ purpose_arg(struct juki_node *node, const json_t *args, const char **out,
  * minute: no burst across the turn of a clock minute).
  */
 static int
-rate_ok(struct juki_node *node, struct juki_ctl_error *err)
+rate_ok(struct juki_opcmds *oc, struct juki_ctl_error *err)
 {
-	const char *op = node->caller->op;
-	size_t cap = (size_t)node->conf->oper.lookups_per_minute;
-	int64_t now = juki_node_now_ms(node);
+	const char *op = oc->caller->op;
+	size_t cap = (size_t)oc->conf.oper->lookups_per_minute;
+	int64_t now = now_ms(oc);
 	struct juki_rate *r = NULL;
 	int limited;
 
-	for (size_t i = 0; i < node->nrates; i++) {
-		if (strcmp(node->rates[i].op, op) == 0) {
-			r = &node->rates[i];
+	for (size_t i = 0; i < oc->nrates; i++) {
+		if (strcmp(oc->rates[i].op, op) == 0) {
+			r = &oc->rates[i];
 		}
 	}
 	if (r == NULL) {
-		struct juki_rate *grown = realloc(node->rates, (node->nrates + 1) * sizeof(*grown));
+		struct juki_rate *grown = realloc(oc->rates, (oc->nrates + 1) * sizeof(*grown));
 
 		if (grown == NULL) {
 			return JUKI_ENOMEM;
 		}
-		node->rates = grown;
-		r = &node->rates[node->nrates++];
+		oc->rates = grown;
+		r = &oc->rates[oc->nrates++];
 		memset(r, 0, sizeof(*r));
 		snprintf(r->op, sizeof(r->op), "%s", op);
 	}
@@ -721,7 +743,7 @@ rate_ok(struct juki_node *node, struct juki_ctl_error *err)
 		r->count++;
 	}
 	if (limited) {
-		snprintf(node->audit_detail, sizeof(node->audit_detail),
+		snprintf(oc->audit_detail, sizeof(oc->audit_detail),
 			 "more than %zu lookups in 60 s", cap);
 		return juki_ctl_fail(err, "rate-limited",
 				     "%zu lookups a minute at most for one operator (第4-4(7))",
@@ -730,15 +752,15 @@ rate_ok(struct juki_node *node, struct juki_ctl_error *err)
 	return 0;
 }
 
-void
-juki_opcmds_rates_free(struct juki_node *node)
+static void
+rates_free(struct juki_opcmds *oc)
 {
-	for (size_t i = 0; i < node->nrates; i++) {
-		free(node->rates[i].times);
+	for (size_t i = 0; i < oc->nrates; i++) {
+		free(oc->rates[i].times);
 	}
-	free(node->rates);
-	node->rates = NULL;
-	node->nrates = 0;
+	free(oc->rates);
+	oc->rates = NULL;
+	oc->nrates = 0;
 }
 
 static int
@@ -779,7 +801,7 @@ static int
 cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	static const char *const attrs[] = {"name", "birth", "sex", "address", NULL};
-	struct juki_node *node = ctx;
+	struct juki_opcmds *oc = ctx;
 	struct juki_field_error fe;
 	const char *purpose, *key, *name, *address;
 	const json_t *v;
@@ -789,7 +811,7 @@ cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	int more = 0, rc;
 
 	/* Every attempt counts, refused ones too: probing is not free. */
-	if ((rc = rate_ok(node, err)) != 0) {
+	if ((rc = rate_ok(oc, err)) != 0) {
 		return rc;
 	}
 	json_object_foreach((json_t *)args, key, v)
@@ -810,7 +832,7 @@ cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 			    key);
 		}
 	}
-	if ((rc = purpose_arg(node, args, &purpose, err)) != 0) {
+	if ((rc = purpose_arg(oc, args, &purpose, err)) != 0) {
 		return rc;
 	}
 	if (json_object_get(args, "code") != NULL) {
@@ -827,15 +849,14 @@ cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 					     "no prefix or range)",
 					     fe.detail);
 		}
-		snprintf(node->audit_target, sizeof(node->audit_target), "%s", code);
-		snprintf(node->audit_detail, sizeof(node->audit_detail), "purpose=%s by=code",
-			 purpose);
-		rc = juki_honnin_current(node->store, code, &c);
+		snprintf(oc->audit_target, sizeof(oc->audit_target), "%s", code);
+		snprintf(oc->audit_detail, sizeof(oc->audit_detail), "purpose=%s by=code", purpose);
+		rc = juki_honnin_current(oc->env.store, code, &c);
 		if (rc == JUKI_ENOTFOUND) {
 			return juki_ctl_fail(err, "not-found", "no record of %s here", code);
 		}
 		if (rc != 0) {
-			return store_fail(node, err);
+			return store_fail(oc, err);
 		}
 		found = json_array();
 		json_array_append_new(found, juki_change_to_json(&c));
@@ -874,17 +895,17 @@ cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 			return juki_ctl_fail(err, "invalid", "sex: 1 (male) or 2 (female)");
 		}
 		sex = (int)json_integer_value(v);
-		found = juki_honnin_find(node->store, name, birth, sex, address,
-					 (size_t)node->conf->oper.lookup_max, &more);
+		found = juki_honnin_find(oc->env.store, name, birth, sex, address,
+					 (size_t)oc->conf.oper->lookup_max, &more);
 		if (found == NULL) {
-			return store_fail(node, err);
+			return store_fail(oc, err);
 		}
 		if (json_array_size(found) > 0) {
 			snprintf(
-			    node->audit_target, sizeof(node->audit_target), "%s",
+			    oc->audit_target, sizeof(oc->audit_target), "%s",
 			    json_string_value(json_object_get(json_array_get(found, 0), "code")));
 		}
-		snprintf(node->audit_detail, sizeof(node->audit_detail),
+		snprintf(oc->audit_detail, sizeof(oc->audit_detail),
 			 "purpose=%s by=attributes found=%zu%s", purpose, json_array_size(found),
 			 more ? "+" : "");
 	}
@@ -901,8 +922,8 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	    "SELECT count(*) FROM honnin WHERE lgcode = ?1 AND kind != 1";
 	static const char rows_sql[] =
 	    "SELECT rec FROM honnin WHERE lgcode = ?1 AND kind != 1 ORDER BY code";
-	struct juki_node *node = ctx;
-	const struct juki_node_operator *oc = &node->conf->oper;
+	struct juki_opcmds *oc = ctx;
+	const struct juki_node_operator *rules = oc->conf.oper;
 	struct juki_field_error fe;
 	const char *purpose;
 	char lgcode[JUKI_LGCODE_LEN + 1];
@@ -911,43 +932,43 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	int64_t n;
 	int rc;
 
-	if ((rc = purpose_arg(node, args, &purpose, err)) != 0) {
+	if ((rc = purpose_arg(oc, args, &purpose, err)) != 0) {
 		return rc;
 	}
-	if (json_object_get(args, "lgcode") == NULL && node->self.kind == JUKI_KIND_CS) {
+	if (json_object_get(args, "lgcode") == NULL && oc->env.self->kind == JUKI_KIND_CS) {
 		/* A CS's id is its own local-government code. */
-		snprintf(lgcode, sizeof(lgcode), "%.6s", node->self.id);
+		snprintf(lgcode, sizeof(lgcode), "%.6s", oc->env.self->id);
 	} else if (juki_json_code(args, "lgcode", 1, lgcode, sizeof(lgcode), &fe) != 0) {
 		return juki_ctl_fail(err, "invalid", "lgcode: %s", fe.detail);
 	}
-	snprintf(node->audit_target, sizeof(node->audit_target), "%s", lgcode);
-	if ((st = juki_store_prepare(node->store, count_sql)) == NULL) {
-		return store_fail(node, err);
+	snprintf(oc->audit_target, sizeof(oc->audit_target), "%s", lgcode);
+	if ((st = juki_store_prepare(oc->env.store, count_sql)) == NULL) {
+		return store_fail(oc, err);
 	}
 	sqlite3_bind_text(st, 1, lgcode, -1, SQLITE_STATIC);
 	n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
 	sqlite3_reset(st);
 	if (n < 0) {
-		return store_fail(node, err);
+		return store_fail(oc, err);
 	}
-	snprintf(node->audit_detail, sizeof(node->audit_detail), "purpose=%s records=%lld", purpose,
+	snprintf(oc->audit_detail, sizeof(oc->audit_detail), "purpose=%s records=%lld", purpose,
 		 (long long)n);
-	if (n > oc->export_max) {
+	if (n > rules->export_max) {
 		return juki_ctl_fail(err, "too-large",
 				     "%lld records: one export returns %lld at most", (long long)n,
-				     (long long)oc->export_max);
+				     (long long)rules->export_max);
 	}
-	if (n > oc->bulk_records && json_object_get(args, "approval") == NULL) {
+	if (n > rules->bulk_records && json_object_get(args, "approval") == NULL) {
 		return juki_ctl_fail(
 		    err, "approval-required",
 		    "%lld records: output of more than %lld needs a supervisor's approval "
 		    "given beforehand (第4-8(2)): approval of kind export on target %s",
-		    (long long)n, (long long)oc->bulk_records, lgcode);
+		    (long long)n, (long long)rules->bulk_records, lgcode);
 	}
 	/* Read before the approval is used, so that a failed read does not spend it. */
-	if ((st = juki_store_prepare(node->store, rows_sql)) == NULL ||
+	if ((st = juki_store_prepare(oc->env.store, rows_sql)) == NULL ||
 	    (records = json_array()) == NULL) {
-		return store_fail(node, err);
+		return store_fail(oc, err);
 	}
 	sqlite3_bind_text(st, 1, lgcode, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -958,15 +979,15 @@ cmd_export(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		json_decref(records);
-		return store_fail(node, err);
+		return store_fail(oc, err);
 	}
-	if (n > oc->bulk_records) {
-		if ((rc = juki_opcmds_approval_take(node, args, "export", lgcode, &approval,
-						    err)) != 0) {
+	if (n > rules->bulk_records) {
+		if ((rc = juki_opcmds_approval_take(oc, args, "export", lgcode, &approval, err)) !=
+		    0) {
 			json_decref(records);
 			return rc;
 		}
-		snprintf(node->audit_detail, sizeof(node->audit_detail),
+		snprintf(oc->audit_detail, sizeof(oc->audit_detail),
 			 "purpose=%s records=%lld approval=%lld", purpose, (long long)n,
 			 (long long)json_integer_value(json_object_get(approval, "id")));
 	}
@@ -1020,3 +1041,58 @@ const struct juki_ctl_cmd juki_opcmds[] = {
      CLERK, "honnin"},
     {NULL, NULL, NULL, 0, NULL},
 };
+
+int
+juki_opcmds_new(const struct juki_opcmds_env *env, const struct juki_opcmds_conf *conf,
+		const char *audit_path, struct juki_tls *signer, struct juki_opcmds **out,
+		char *err, size_t errlen)
+{
+	struct juki_opcmds *oc = calloc(1, sizeof(*oc));
+	int rc;
+
+	*out = NULL;
+	if (oc == NULL || (oc->audit_path = strdup(audit_path)) == NULL) {
+		free(oc);
+		juki_seterr(err, errlen, "out of memory");
+		return JUKI_ENOMEM;
+	}
+	oc->env = *env;
+	oc->conf = *conf;
+	oc->hooks.gate = gate;
+	oc->hooks.done = done;
+	oc->hooks.ctx = oc;
+	if ((rc = juki_audit_open(oc->audit_path, signer, conf->audit->checkpoint_every, &oc->audit,
+				  err, errlen)) != 0) {
+		free(oc->audit_path);
+		free(oc);
+		return rc;
+	}
+	juki_opcmds_audit(oc, "-", "start", NULL, "ok", env->name);
+	*out = oc;
+	return 0;
+}
+
+void
+juki_opcmds_reloaded(struct juki_opcmds *oc, const struct juki_opcmds_conf *conf,
+		     struct juki_tls *signer)
+{
+	oc->conf = *conf;
+	juki_audit_set_signer(oc->audit, signer);
+}
+
+void
+juki_opcmds_free(struct juki_opcmds *oc)
+{
+	if (oc == NULL) {
+		return;
+	}
+	if (oc->approvals_due != NULL) {
+		event_free(oc->approvals_due);
+	}
+	rates_free(oc);
+	juki_opcmds_audit(oc, "-", "stop", NULL, "ok", oc->env.name);
+	juki_audit_checkpoint(oc->audit, now_ms(oc));
+	juki_audit_close(oc->audit);
+	free(oc->audit_path);
+	free(oc);
+}

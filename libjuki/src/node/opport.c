@@ -7,10 +7,10 @@
 
 #include "juki/base/error.h"
 #include "juki/node/log.h"
-#include "juki/node/node.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/opport.h"
 #include "juki/records/operator.h"
+#include "juki/store/audit.h"
 #include "juki/wire/net.h"
 
 /* A session from accept to close: handshaking while chan is NULL. */
@@ -23,7 +23,8 @@ struct session {
 };
 
 struct juki_opport {
-	struct juki_node *node;
+	struct juki_opport_env env;
+	struct juki_opport_conf conf;
 	struct juki_net_group *group;
 	struct juki_listener **listeners;
 	size_t nlisteners;
@@ -107,8 +108,8 @@ audit_login(struct session *s, const char *outcome, const char *extra)
 
 	snprintf(detail, sizeof(detail), "from %s%s%s", s->caller.from, extra ? " " : "",
 		 extra ? extra : "");
-	juki_opcmds_audit(s->port->node, s->caller.who[0] ? s->caller.who : "-", "login", NULL,
-			  outcome, detail);
+	juki_opcmds_audit(s->port->env.opcmds, s->caller.who[0] ? s->caller.who : "-", "login",
+			  NULL, outcome, detail);
 }
 
 static void
@@ -123,8 +124,8 @@ take_operator(struct session *s, const struct juki_operator *op)
 static int
 login(struct session *s, const json_t *req)
 {
-	struct juki_node *node = s->port->node;
-	const struct juki_node_operator *oc = &node->conf->oper;
+	struct juki_opport *port = s->port;
+	const struct juki_node_operator *oc = port->conf.oper;
 	const json_t *args = json_object_get(req, "args");
 	const char *pin = json_string_value(json_object_get(args, "pin"));
 	struct juki_operator op;
@@ -142,8 +143,8 @@ login(struct session *s, const json_t *req)
 		send_doc(s, fail("usage", "login needs args.pin, a string"));
 		return 0;
 	}
-	rc = juki_operator_login(node->store, juki_node_now_ms(node), s->caller.op, pin,
-				 (int)oc->pin_attempts, &op, &remaining);
+	rc = juki_operator_login(port->env.store, juki_clock_now_ms(port->env.clock), s->caller.op,
+				 pin, (int)oc->pin_attempts, &op, &remaining);
 	switch (rc) {
 	case 0:
 		s->logged_in = 1;
@@ -173,7 +174,8 @@ login(struct session *s, const json_t *req)
 		if (remaining == 0) {
 			/* This attempt was the last one. */
 			audit_login(s, "wrong-pin", "locked now");
-			juki_alert(node->alerts, "operator-locked", s->caller.who, s->caller.from,
+			juki_alert(port->env.alerts, "operator-locked", s->caller.who,
+				   s->caller.from,
 				   "%lld wrong PINs in a row: locked until a supervisor unlocks",
 				   (long long)oc->pin_attempts);
 		} else {
@@ -204,9 +206,9 @@ still_allowed(struct session *s)
 {
 	struct juki_operator op;
 
-	if (juki_operator_get(s->port->node->store, s->caller.op, &op) != 0 || op.locked) {
+	if (juki_operator_get(s->port->env.store, s->caller.op, &op) != 0 || op.locked) {
 		send_doc(s, fail("locked", "operator %s is locked or was removed", s->caller.op));
-		juki_opcmds_audit(s->port->node, s->caller.who, "session", NULL, "locked",
+		juki_opcmds_audit(s->port->env.opcmds, s->caller.who, "session", NULL, "locked",
 				  "session ended");
 		session_end(s);
 		return 0;
@@ -219,14 +221,14 @@ still_allowed(struct session *s)
 static int
 handle(struct session *s, const json_t *req)
 {
-	struct juki_node *node = s->port->node;
+	struct juki_opport *port = s->port;
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 
 	if (cmd != NULL && strcmp(cmd, "login") == 0) {
 		return login(s, req);
 	}
 	if (!s->logged_in) {
-		juki_opcmds_audit(node, s->caller.who, cmd != NULL ? cmd : "-", NULL,
+		juki_opcmds_audit(port->env.opcmds, s->caller.who, cmd != NULL ? cmd : "-", NULL,
 				  "login-required", NULL);
 		send_doc(s, fail("login-required",
 				 "log in first: {\"cmd\":\"login\",\"args\":{\"pin\":...}}"));
@@ -235,7 +237,8 @@ handle(struct session *s, const json_t *req)
 	if (!still_allowed(s)) {
 		return 1;
 	}
-	send_doc(s, juki_ctl_dispatch(node->cmds, node, &juki_opcmds_hooks, &s->caller, req));
+	send_doc(s, juki_ctl_dispatch(port->env.tables, port->env.ntables,
+				      juki_opcmds_hooks(port->env.opcmds), &s->caller, req));
 	return 0;
 }
 
@@ -283,13 +286,13 @@ handshake_done(struct bufferevent *bev, const struct juki_ident *peer,
 	       enum juki_tls_failure failure, const char *why, void *arg)
 {
 	struct session *s = arg;
-	struct juki_node *node = s->port->node;
+	struct juki_opport *port = s->port;
 
 	if (failure != JUKI_TLSF_NONE) {
 		char outcome[32];
 
 		snprintf(outcome, sizeof(outcome), "tls-%s", juki_tls_failure_name(failure));
-		juki_alert(node->alerts, juki_alert_code_tls(failure), NULL, s->caller.from,
+		juki_alert(port->env.alerts, juki_alert_code_tls(failure), NULL, s->caller.from,
 			   "operator port: %s", why ? why : "handshake failed");
 		audit_login(s, outcome, NULL);
 		session_free(s);
@@ -297,14 +300,14 @@ handshake_done(struct bufferevent *bev, const struct juki_ident *peer,
 	}
 	snprintf(s->caller.who, sizeof(s->caller.who), "%s", peer->urn);
 	s->chan = juki_chan_new(bev, peer, "operator", JUKI_CONTROL_FRAME_MAX,
-				node->conf->oper.idle_timeout, &chan_cbs, s);
+				port->conf.oper->idle_timeout, &chan_cbs, s);
 	if (s->chan == NULL) {
 		session_free(s);
 		return;
 	}
-	if (peer->kind != JUKI_KIND_OP || peer->node_kind != node->self.kind ||
-	    strcmp(peer->id, node->self.id) != 0) {
-		juki_alert(node->alerts, "identity-mismatch", peer->urn, s->caller.from,
+	if (peer->kind != JUKI_KIND_OP || peer->node_kind != port->env.self->kind ||
+	    strcmp(peer->id, port->env.self->id) != 0) {
+		juki_alert(port->env.alerts, "identity-mismatch", peer->urn, s->caller.from,
 			   "operator port: not an operator certificate of this node");
 		audit_login(s, "wrong-node", NULL);
 		send_doc(s, fail("forbidden", "%s is not an operator certificate of this node",
@@ -319,11 +322,10 @@ static void
 accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 {
 	struct juki_opport *port = arg;
-	struct juki_node *node = port->node;
 	struct session *s;
 
 	(void)len;
-	if (port->nsessions >= (size_t)node->conf->oper.sessions ||
+	if (port->nsessions >= (size_t)port->conf.oper->sessions ||
 	    (s = calloc(1, sizeof(*s))) == NULL) {
 		log_warnx("operator port: %zu sessions open, refusing one more", port->nsessions);
 		evutil_closesocket(fd);
@@ -337,30 +339,35 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 	}
 	port->sessions = s;
 	port->nsessions++;
-	if (juki_net_accept_tls(port->group, node->tls, fd, node->conf->limits.handshake_timeout,
+	if (juki_net_accept_tls(port->group, port->conf.tls, fd, port->conf.handshake_timeout,
 				handshake_done, s) != 0) {
 		session_free(s);
 	}
 }
 
 void
-juki_opport_recheck(struct juki_opport *port)
+juki_opport_recheck(struct juki_opport *port, const struct juki_opport_conf *conf)
 {
 	struct session *s, *next;
 	enum juki_tls_failure failure;
 	char why[160];
 
+	if (port == NULL) {
+		return;
+	}
+	port->conf = *conf;
 	for (s = port != NULL ? port->sessions : NULL; s != NULL; s = next) {
 		next = s->next;
 		/* Sessions still in their handshake are checked by it. */
 		if (s->chan == NULL ||
-		    juki_tls_peer_still_valid(port->node->tls, juki_chan_ssl(s->chan), &failure,
-					      why, sizeof(why)) == 0) {
+		    juki_tls_peer_still_valid(port->conf.tls, juki_chan_ssl(s->chan), &failure, why,
+					      sizeof(why)) == 0) {
 			continue;
 		}
-		juki_alert(port->node->alerts, juki_alert_code_tls(failure), s->caller.who,
+		juki_alert(port->env.alerts, juki_alert_code_tls(failure), s->caller.who,
 			   s->caller.from, "operator port: open session ended: %s", why);
-		juki_opcmds_audit(port->node, s->caller.who, "session", NULL, "cert-invalid", why);
+		juki_opcmds_audit(port->env.opcmds, s->caller.who, "session", NULL, "cert-invalid",
+				  why);
 		log_notice("operator port: %s: session ended, its card's certificate: %s",
 			   s->caller.who, why);
 		send_doc(s, fail("card-invalid", "the card's certificate: %s: session ended", why));
@@ -369,25 +376,27 @@ juki_opport_recheck(struct juki_opport *port)
 }
 
 int
-juki_opport_new(struct juki_node *node, struct juki_opport **out, char *err, size_t errlen)
+juki_opport_new(const struct juki_opport_env *env, const struct juki_opport_conf *conf,
+		struct juki_opport **out, char *err, size_t errlen)
 {
-	const struct juki_node_operator *oc = &node->conf->oper;
+	const struct juki_node_operator *oc = conf->oper;
 	struct juki_opport *port;
 	int rc = JUKI_ENOMEM;
 
 	*out = NULL;
 	if ((port = calloc(1, sizeof(*port))) == NULL ||
 	    (port->listeners = calloc(oc->nlisten, sizeof(*port->listeners))) == NULL ||
-	    (port->group = juki_net_group_new(node->base)) == NULL) {
+	    (port->group = juki_net_group_new(env->base)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	port->node = node;
+	port->env = *env;
+	port->conf = *conf;
 	for (size_t i = 0; i < oc->nlisten; i++) {
 		char why[256];
 
-		rc = juki_net_listen(node->base, oc->listen[i], accept_cb, port,
-				     &port->listeners[i], why, sizeof(why));
+		rc = juki_net_listen(env->base, oc->listen[i], accept_cb, port, &port->listeners[i],
+				     why, sizeof(why));
 		if (rc != 0) {
 			snprintf(err, errlen, "operator.listen %s: %s", oc->listen[i], why);
 			goto fail;

@@ -50,6 +50,16 @@ struct juki_ctl_cmd {
 };
 
 /*
+ * A table of commands, ended by an entry whose name is NULL, and the ctx
+ * its commands are given: a server serves the tables of several modules,
+ * each with the state of its own.
+ */
+struct juki_ctl_table {
+	const struct juki_ctl_cmd *cmds;
+	void *ctx;
+};
+
+/*
  * Who is asking: the administrator on the local socket, or an operator
  * logged in on the operator port.
  */
@@ -70,7 +80,8 @@ int juki_caller_has_dataset(const struct juki_caller *caller, const char *datase
  * Hooks around every request of a server that has them: gate() runs
  * first and may refuse (fill err, return non-zero); done() runs after,
  * whatever happened (cmd NULL for an unknown command, err NULL on
- * success), to record the request in the operation history.
+ * success), to record the request in the operation history.  Both are
+ * given ctx, or the first table's ctx when it is NULL.
  */
 struct juki_ctl_hooks {
 	int (*gate)(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
@@ -78,14 +89,15 @@ struct juki_ctl_hooks {
 	void (*done)(void *ctx, const char *name, const struct juki_ctl_cmd *cmd,
 		     const struct juki_caller *caller, const json_t *args,
 		     const struct juki_ctl_error *err);
+	void *ctx;
 };
 
 /*
- * juki_ctl_dispatch() - run one request (a parsed frame) against cmds for
+ * juki_ctl_dispatch() - run one request (a parsed frame) against the tables for
  * caller, with hooks (NULL: none), and build its response (NULL on
  * ENOMEM).  "help" lists the commands the caller's roles may run.
  */
-json_t *juki_ctl_dispatch(const struct juki_ctl_cmd *cmds, void *ctx,
+json_t *juki_ctl_dispatch(const struct juki_ctl_table *tables, size_t ntables,
 			  const struct juki_ctl_hooks *hooks, const struct juki_caller *caller,
 			  const json_t *req);
 
@@ -109,6 +121,13 @@ int juki_ctl_server_new(struct event_base *base, const char *path, const struct 
 /* juki_ctl_server_set_cmds() - a new command table and context (reload). */
 void juki_ctl_server_set_cmds(struct juki_ctl_server *srv, const struct juki_ctl_cmd *cmds,
 			      void *ctx);
+
+/*
+ * juki_ctl_server_set_tables() - serve several tables, each with its own
+ * ctx (borrowed): a command is looked up in them in order.
+ */
+void juki_ctl_server_set_tables(struct juki_ctl_server *srv, const struct juki_ctl_table *tables,
+				size_t ntables);
 
 /*
  * juki_ctl_server_set_hooks() - check and record every request (hooks

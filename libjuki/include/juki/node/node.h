@@ -5,9 +5,11 @@
  * the outbox (outbound) and the control socket with the common commands
  * "status", "alerts", "outbox", "backup" and "purge".
  *
- * A daemon embeds struct juki_node as the first member of its own state;
- * message handlers, control commands and the reject callback all receive
- * that struct juki_node * as their ctx.
+ * struct juki_node is the runtime's own: a daemon describes itself with a
+ * struct juki_node_spec and runs with JUKI_NODE_DAEMON_OPS(spec); its
+ * message handlers, control commands and callbacks receive the struct
+ * juki_node * as their ctx and reach the daemon's state (spec->size bytes)
+ * with juki_node_priv() and the rest with the accessors below.
  */
 #ifndef JUKI_NODE_H
 #define JUKI_NODE_H
@@ -24,6 +26,7 @@
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
 #include "juki/node/log.h"
+#include "juki/node/opcmds.h"
 #include "juki/node/outbound.h"
 #include "juki/store/audit.h"
 #include "juki/store/purge.h"
@@ -53,32 +56,6 @@ struct juki_node_honnin {
 	int64_t batch_records;      /* change records per honnin.batch message */
 	int64_t reconcile_interval; /* how often update counts are compared (0: never) */
 	int64_t reconcile_days;     /* how many recent days each comparison covers */
-};
-
-/* The operator port and the rules operators work under (第4-4, 第4-8(2)). */
-struct juki_node_operator {
-	char **listen; /* operator-port addresses; none: no operator port */
-	size_t nlisten;
-	int64_t pin_attempts;       /* consecutive wrong PINs that lock an operator */
-	int64_t pin_memory;         /* Argon2id memory of new PIN verifiers, bytes */
-	int64_t pin_passes;         /* Argon2id passes of new PIN verifiers */
-	int64_t idle_timeout;       /* a session silent this long is closed */
-	int64_t sessions;           /* sessions at once */
-	int64_t lookups_per_minute; /* per operator */
-	int64_t lookup_max;         /* records one lookup returns at most */
-	int64_t bulk_records;       /* output of more records needs an approval */
-	int64_t export_max;         /* records one export returns at most */
-	int64_t approval_valid;     /* an approval given beforehand expires after this */
-	int64_t approve_within;     /* online important input must be approved within this */
-	char **purposes;            /* the purposes a lookup may state */
-	size_t npurposes;
-};
-
-/* The operation history (第4-4(6)): audit.h. */
-struct juki_node_audit {
-	char *path; /* NULL: the store's path + ".audit" */
-	int64_t checkpoint_every;
-	char *certs; /* the node's certificates, current and earlier; NULL: tls.cert */
 };
 
 struct juki_node_conf {
@@ -200,40 +177,6 @@ struct juki_node_spec {
 	void (*stopping)(struct juki_node *node);
 };
 
-struct juki_node {
-	struct juki_daemon *daemon;
-	struct event_base *base;
-	const struct juki_node_spec *spec;
-	const struct juki_node_conf *conf;
-	const void *daemon_conf; /* the whole configuration, of which conf is part */
-	struct juki_clock clock;
-	struct juki_ident self;
-	struct juki_tls *tls;
-	struct juki_policy *policy;
-	struct juki_store *store;
-	struct juki_alerts *alerts;
-	struct juki_inbound *inbound;
-	struct juki_outbound *outbound;
-	struct juki_ctl_server *ctl;
-	struct juki_ctl_cmd *cmds;        /* common + the daemon's */
-	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
-	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
-	struct event *tick;               /* the deadline check, every minute */
-	char **overdue;                   /* "dest service day" already alerted */
-	size_t noverdue;
-	struct juki_audit *audit; /* the operation history */
-	char *audit_path;
-	int audit_broken;            /* an append failed: refuse operations */
-	struct juki_opport *opport;  /* the operator port, when configured */
-	struct event *approvals_due; /* when the next pending approval is overdue */
-	struct juki_rate *rates;     /* each operator's last lookups (opcmds.c) */
-	size_t nrates;
-	/* During a request: who asks, and what the history should say of it. */
-	const struct juki_caller *caller;
-	char audit_target[64];
-	char audit_detail[JUKI_AUDIT_FIELD_MAX];
-};
-
 /*
  * juki_node_check() - everything about conf that can be checked without
  * side effects: identity of the right kind and equal to the certificate's,
@@ -241,22 +184,6 @@ struct juki_node {
  */
 int juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err,
 		    size_t errlen);
-
-/*
- * juki_node_start() - build and start everything.  node is zeroed by the
- * caller (it is usually the first member of the daemon's state).
- */
-int juki_node_start(struct juki_node *node, struct juki_daemon *d,
-		    const struct juki_node_conf *conf, const struct juki_node_spec *spec, char *err,
-		    size_t errlen);
-
-/*
- * juki_node_reload() - new TLS material, policy, gateways, limits and log
- * level from conf; settings marked restart-only must be unchanged.  On
- * failure the node keeps running as it was.
- */
-int juki_node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err,
-		     size_t errlen);
 
 /*
  * The daemon operations of a server node whose spec is spec: start, reload
@@ -279,10 +206,24 @@ const void *juki_node_daemon_conf(const struct juki_node *node);
 /* juki_node_kick() - entries were committed to the outbox: deliver them. */
 void juki_node_kick(struct juki_node *node);
 
-/* juki_node_stop() - close everything; the store last. */
-void juki_node_stop(struct juki_node *node);
-
 /* juki_node_now_ms() - the node's clock. */
 int64_t juki_node_now_ms(const struct juki_node *node);
+
+/*
+ * What a daemon's handlers, commands and hooks may use of its node (struct
+ * juki_node is the runtime's own): the daemon's state (its spec's size,
+ * zeroed at start), the event loop, the daemon, the store, the alerts, the
+ * clock, the node's identity, its part of the configuration, and the
+ * operators' commands (for the approval of important input).
+ */
+void *juki_node_priv(struct juki_node *node);
+struct event_base *juki_node_base(const struct juki_node *node);
+struct juki_daemon *juki_node_daemon(const struct juki_node *node);
+struct juki_store *juki_node_store(const struct juki_node *node);
+struct juki_alerts *juki_node_alerts(const struct juki_node *node);
+struct juki_clock *juki_node_clock(struct juki_node *node);
+const struct juki_ident *juki_node_self(const struct juki_node *node);
+const struct juki_node_conf *juki_node_conf(const struct juki_node *node);
+struct juki_opcmds *juki_node_opcmds(const struct juki_node *node);
 
 #endif

@@ -23,12 +23,32 @@
 #include <jansson.h>
 
 #include "juki/node/control.h"
+#include "juki/node/opcmds.h"
 
-struct juki_node;
 struct juki_opport;
 
-/* juki_opport_new() - listen on the node's operator.listen addresses. */
-int juki_opport_new(struct juki_node *node, struct juki_opport **out, char *err, size_t errlen);
+/* What the port works with, borrowed from the node that runs it. */
+struct juki_opport_env {
+	struct event_base *base;
+	struct juki_store *store; /* the operators table */
+	struct juki_alerts *alerts;
+	struct juki_clock *clock;
+	const struct juki_ident *self;
+	struct juki_opcmds *opcmds; /* the history and the hooks of every request */
+	const struct juki_ctl_table *tables;
+	size_t ntables;
+};
+
+/* Its settings, given again at every reload (borrowed). */
+struct juki_opport_conf {
+	const struct juki_node_operator *oper;
+	int64_t handshake_timeout;
+	struct juki_tls *tls; /* the node's identity, CA and CRL */
+};
+
+/* juki_opport_new() - listen on conf->oper->listen. */
+int juki_opport_new(const struct juki_opport_env *env, const struct juki_opport_conf *conf,
+		    struct juki_opport **out, char *err, size_t errlen);
 
 /* juki_opport_free() - close every session and stop listening; NULL is fine. */
 void juki_opport_free(struct juki_opport *port);
@@ -40,10 +60,11 @@ const char *juki_opport_addr(const struct juki_opport *port, size_t i);
 json_t *juki_opport_status(const struct juki_opport *port);
 
 /*
- * juki_opport_recheck() - after a reload: every open session whose card's
- * certificate no longer verifies against the node's CA and CRL (revoked,
- * expired) is ended, in the history and as an alert.  NULL is fine.
+ * juki_opport_recheck() - after a reload, with the new settings: every open
+ * session whose card's certificate no longer verifies against the node's CA
+ * and CRL (revoked, expired) is ended, in the history and as an alert.
+ * NULL is fine.
  */
-void juki_opport_recheck(struct juki_opport *port);
+void juki_opport_recheck(struct juki_opport *port, const struct juki_opport_conf *conf);
 
 #endif
