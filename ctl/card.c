@@ -11,7 +11,6 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,19 +55,6 @@
 #define ATTR_MODULE_PATH_LEN 12
 #define MESSAGE_URI_MAX      256
 
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* "<what>: <first OpenSSL error>", and the queue emptied. */
 static int
 fail_ssl(char *err, size_t errlen, int code, const char *what)
@@ -78,9 +64,9 @@ fail_ssl(char *err, size_t errlen, int code, const char *what)
 
 	if (e != 0) {
 		ERR_error_string_n(e, text, sizeof(text));
-		set_err(err, errlen, "%s: %s", what, text);
+		ctl_set_err(err, errlen, "%s: %s", what, text);
 	} else {
-		set_err(err, errlen, "%s", what);
+		ctl_set_err(err, errlen, "%s", what);
 	}
 	ERR_clear_error();
 	return code;
@@ -180,7 +166,7 @@ uri_split(const char *uri, char **p11, char **module, char *err, size_t errlen)
 	*module = NULL;
 	out = malloc(len + 1);
 	if (out == NULL) {
-		set_err(err, errlen, "out of memory");
+		ctl_set_err(err, errlen, "out of memory");
 		return JUKI_ENOMEM;
 	}
 	if (q == NULL) {
@@ -199,7 +185,8 @@ uri_split(const char *uri, char **p11, char **module, char *err, size_t errlen)
 			if (*module == NULL) {
 				OPENSSL_cleanse(out, len);
 				free(out);
-				set_err(err, errlen, "card URI: module-path is empty or malformed");
+				ctl_set_err(err, errlen,
+					    "card URI: module-path is empty or malformed");
 				return JUKI_EINVAL;
 			}
 		} else if (n > 0) {
@@ -239,7 +226,8 @@ uri_check(const char *p11, char *err, size_t errlen)
 		char *value;
 
 		if (eq == NULL) {
-			set_err(err, errlen, "card URI: \"%.*s\" is no attribute=value", (int)n, a);
+			ctl_set_err(err, errlen, "card URI: \"%.*s\" is no attribute=value", (int)n,
+				    a);
 			return JUKI_EINVAL;
 		}
 		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
@@ -249,14 +237,14 @@ uri_check(const char *p11, char *err, size_t errlen)
 			}
 		}
 		if (i == sizeof(known) / sizeof(known[0])) {
-			set_err(err, errlen, "card URI: attribute %.*s is not supported",
-				(int)(eq - a), a);
+			ctl_set_err(err, errlen, "card URI: attribute %.*s is not supported",
+				    (int)(eq - a), a);
 			return JUKI_EINVAL;
 		}
 		value = eq + 1 < a + n ? pct_decode(eq + 1, (size_t)(a + n - eq - 1)) : NULL;
 		if (value == NULL) {
-			set_err(err, errlen, "card URI: %.*s is empty or malformed", (int)(eq - a),
-				a);
+			ctl_set_err(err, errlen, "card URI: %.*s is empty or malformed",
+				    (int)(eq - a), a);
 			return JUKI_EINVAL;
 		}
 		if (attr_is(a, "type") || attr_is(a, "object-type")) {
@@ -264,7 +252,8 @@ uri_check(const char *p11, char *err, size_t errlen)
 
 			free(value);
 			if (!ok) {
-				set_err(err, errlen, "card URI: the card's object is type=private");
+				ctl_set_err(err, errlen,
+					    "card URI: the card's object is type=private");
 				return JUKI_EINVAL;
 			}
 		} else if (attr_is(a, "pin-source")) {
@@ -272,9 +261,10 @@ uri_check(const char *p11, char *err, size_t errlen)
 			FILE *fp = *path == '|' ? NULL : fopen(path, "re");
 
 			if (fp == NULL) {
-				set_err(err, errlen, "card URI: pin-source %s cannot be read%s%s",
-					value, *path == '|' ? "" : ": ",
-					*path == '|' ? " (no commands)" : strerror(errno));
+				ctl_set_err(err, errlen,
+					    "card URI: pin-source %s cannot be read%s%s", value,
+					    *path == '|' ? "" : ": ",
+					    *path == '|' ? " (no commands)" : strerror(errno));
 				free(value);
 				return JUKI_EINVAL;
 			}
@@ -318,10 +308,10 @@ engine_get(int *rc, char *err, size_t errlen)
 	so = dlopen(JUKI_PKCS11_ENGINE, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (so == NULL) {
 		*rc = JUKI_ENOENT;
-		set_err(err, errlen,
-			"the PKCS#11 engine %s cannot be loaded (is libengine-pkcs11-openssl "
-			"installed?): %s",
-			JUKI_PKCS11_ENGINE, dlerror());
+		ctl_set_err(err, errlen,
+			    "the PKCS#11 engine %s cannot be loaded (is libengine-pkcs11-openssl "
+			    "installed?): %s",
+			    JUKI_PKCS11_ENGINE, dlerror());
 		return NULL;
 	}
 	dlclose(so);
@@ -383,13 +373,15 @@ token_failure(const char *shown, char *err, size_t errlen)
 		}
 	}
 	if (rc == JUKI_EAUTH) {
-		set_err(err, errlen, "the card refused the card PIN");
+		ctl_set_err(err, errlen, "the card refused the card PIN");
 	} else if (rc == JUKI_ELOCKED) {
-		set_err(err, errlen,
-			"the card's PIN is locked (too many wrong card PINs); its security officer "
-			"must reset it");
+		ctl_set_err(
+		    err, errlen,
+		    "the card's PIN is locked (too many wrong card PINs); its security officer "
+		    "must reset it");
 	} else {
-		set_err(err, errlen, "no private key at %s%s%s", shown, *text ? ": " : "", text);
+		ctl_set_err(err, errlen, "no private key at %s%s%s", shown, *text ? ": " : "",
+			    text);
 	}
 	ERR_clear_error();
 	return rc;
@@ -440,8 +432,9 @@ token_key_wrap(ENGINE *e, EVP_PKEY *k, EVP_PKEY **out, char *err, size_t errlen)
 	}
 	default:
 		EVP_PKEY_free(w);
-		set_err(err, errlen, "the card's key is of type %s; only EC and RSA keys are used",
-			OBJ_nid2sn(EVP_PKEY_get_base_id(k)));
+		ctl_set_err(err, errlen,
+			    "the card's key is of type %s; only EC and RSA keys are used",
+			    OBJ_nid2sn(EVP_PKEY_get_base_id(k)));
 		return JUKI_ECERT;
 	}
 	if (!ok || !EVP_PKEY_set1_engine(w, e)) {
@@ -466,7 +459,7 @@ token_key(const char *uri, const char *pin, EVP_PKEY **out, char *err, size_t er
 
 	uri_shown(uri, shown, sizeof(shown));
 	if (pin == NULL && !ctl_card_uri_has_pin(uri)) {
-		set_err(err, errlen, "no card PIN: the card URI has none and none was given");
+		ctl_set_err(err, errlen, "no card PIN: the card URI has none and none was given");
 		return JUKI_EINVAL;
 	}
 	rc = uri_split(uri, &p11, &module, err, errlen);
@@ -545,7 +538,7 @@ file_key(const char *path, const char *pass, EVP_PKEY **out, char *err, size_t e
 	int rc;
 
 	if (pass == NULL || *pass == '\0') {
-		set_err(err, errlen, "no passphrase for key file %s", path);
+		ctl_set_err(err, errlen, "no passphrase for key file %s", path);
 		return JUKI_EINVAL;
 	}
 	rc = juki_tls_check_key_file(path, err, errlen);
@@ -556,7 +549,7 @@ file_key(const char *path, const char *pass, EVP_PKEY **out, char *err, size_t e
 	fp = fopen(path, "re");
 	if (fp == NULL) {
 		rc = -errno;
-		set_err(err, errlen, "key file %s: %s", path, strerror(errno));
+		ctl_set_err(err, errlen, "key file %s: %s", path, strerror(errno));
 		return rc;
 	}
 	p8 = PEM_read_PKCS8(fp, NULL, NULL, NULL);
@@ -571,7 +564,7 @@ file_key(const char *path, const char *pass, EVP_PKEY **out, char *err, size_t e
 	p8inf = PKCS8_decrypt(p8, pass, (int)strlen(pass));
 	if (p8inf == NULL) {
 		ERR_clear_error();
-		set_err(err, errlen, "wrong passphrase for key file %s", path);
+		ctl_set_err(err, errlen, "wrong passphrase for key file %s", path);
 		rc = JUKI_EAUTH;
 		goto out;
 	}
@@ -596,12 +589,12 @@ ctl_card_key(const char *uri, const char *keyfile, const char *pin, EVP_PKEY **o
 {
 	*out = NULL;
 	if (uri != NULL && keyfile != NULL) {
-		set_err(err, errlen, "a card URI or a key file, not both");
+		ctl_set_err(err, errlen, "a card URI or a key file, not both");
 		return JUKI_EINVAL;
 	}
 	if (uri != NULL) {
 		if (!has_scheme(uri)) {
-			set_err(err, errlen, "the card must be a pkcs11: URI");
+			ctl_set_err(err, errlen, "the card must be a pkcs11: URI");
 			return JUKI_EINVAL;
 		}
 		return token_key(uri, pin, out, err, errlen);
@@ -609,6 +602,6 @@ ctl_card_key(const char *uri, const char *keyfile, const char *pin, EVP_PKEY **o
 	if (keyfile != NULL) {
 		return file_key(keyfile, pin, out, err, errlen);
 	}
-	set_err(err, errlen, "no card: neither a pkcs11: URI nor a key file");
+	ctl_set_err(err, errlen, "no card: neither a pkcs11: URI nor a key file");
 	return JUKI_EINVAL;
 }

@@ -40,8 +40,8 @@
 #define HOST_MAX 256
 #define ADDR_MAX (HOST_MAX + 8)
 
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
+void
+ctl_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -105,7 +105,7 @@ ctl_terminal_load(const char *path, struct ctl_terminal *t, struct ctl_terminal_
 	*hold = NULL;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL) {
-		set_err(err, errlen, "out of memory");
+		ctl_set_err(err, errlen, "out of memory");
 		return JUKI_ENOMEM;
 	}
 	f = &h->file;
@@ -115,15 +115,16 @@ ctl_terminal_load(const char *path, struct ctl_terminal *t, struct ctl_terminal_
 		return rc;
 	}
 	if (f->card != NULL && strncasecmp(f->card, "pkcs11:", 7) != 0) {
-		set_err(err, errlen, "%s: card: not a pkcs11: URI", path);
+		ctl_set_err(err, errlen, "%s: card: not a pkcs11: URI", path);
 		ctl_terminal_hold_free(h);
 		return JUKI_ECONFIG;
 	}
 	if (f->card != NULL && f->key != NULL) {
-		set_err(err, errlen,
-			"%s: card, key: one or the other (a key on a token, or an encrypted key "
-			"file)",
-			path);
+		ctl_set_err(
+		    err, errlen,
+		    "%s: card, key: one or the other (a key on a token, or an encrypted key "
+		    "file)",
+		    path);
 		ctl_terminal_hold_free(h);
 		return JUKI_ECONFIG;
 	}
@@ -192,8 +193,8 @@ read_line(int fd, int sfd, const char *what, char *buf, size_t max, int *sig, ch
 		if (sfd >= 0) {
 			rc = wait_input(fd, sfd, sig);
 			if (rc != 0 || *sig != 0) {
-				set_err(err, errlen, "%s: %s", what,
-					rc != 0 ? strerror(-rc) : "interrupted");
+				ctl_set_err(err, errlen, "%s: %s", what,
+					    rc != 0 ? strerror(-rc) : "interrupted");
 				return rc != 0 ? rc : JUKI_EINVAL;
 			}
 		}
@@ -201,7 +202,7 @@ read_line(int fd, int sfd, const char *what, char *buf, size_t max, int *sig, ch
 		if (r < 0 && errno == EAGAIN) {
 			rc = wait_input(fd, -1, sig);
 			if (rc != 0) {
-				set_err(err, errlen, "%s: %s", what, strerror(-rc));
+				ctl_set_err(err, errlen, "%s: %s", what, strerror(-rc));
 				return rc;
 			}
 			continue;
@@ -211,18 +212,18 @@ read_line(int fd, int sfd, const char *what, char *buf, size_t max, int *sig, ch
 		}
 		if (r < 0) {
 			rc = -errno;
-			set_err(err, errlen, "%s: %s", what, strerror(errno));
+			ctl_set_err(err, errlen, "%s: %s", what, strerror(errno));
 			return rc;
 		}
 		if (r == 0 || c == '\n') {
 			break;
 		}
 		if (c == '\0') {
-			set_err(err, errlen, "%s: the line holds a NUL byte", what);
+			ctl_set_err(err, errlen, "%s: the line holds a NUL byte", what);
 			return JUKI_EINVAL;
 		}
 		if (n >= max) {
-			set_err(err, errlen, "%s: longer than %zu bytes", what, max);
+			ctl_set_err(err, errlen, "%s: longer than %zu bytes", what, max);
 			return JUKI_EINVAL;
 		}
 		buf[n++] = c;
@@ -232,7 +233,7 @@ read_line(int fd, int sfd, const char *what, char *buf, size_t max, int *sig, ch
 	}
 	buf[n] = '\0';
 	if (n == 0) {
-		set_err(err, errlen, "%s: empty", what);
+		ctl_set_err(err, errlen, "%s: empty", what);
 		return JUKI_EINVAL;
 	}
 	return 0;
@@ -253,11 +254,11 @@ read_tty(const char *prompt, char *buf, size_t max, char *err, size_t errlen)
 
 	tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (tty < 0) {
-		set_err(err, errlen, "no terminal to ask on (%s)", strerror(errno));
+		ctl_set_err(err, errlen, "no terminal to ask on (%s)", strerror(errno));
 		return JUKI_EINVAL;
 	}
 	if (tcgetattr(tty, &saved) != 0) {
-		set_err(err, errlen, "/dev/tty: %s", strerror(errno));
+		ctl_set_err(err, errlen, "/dev/tty: %s", strerror(errno));
 		close(tty);
 		return JUKI_EINVAL;
 	}
@@ -270,7 +271,7 @@ read_tty(const char *prompt, char *buf, size_t max, char *err, size_t errlen)
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0) {
 		rc = -errno;
-		set_err(err, errlen, "signalfd: %s", strerror(errno));
+		ctl_set_err(err, errlen, "signalfd: %s", strerror(errno));
 		goto out;
 	}
 	quiet = saved;
@@ -278,12 +279,12 @@ read_tty(const char *prompt, char *buf, size_t max, char *err, size_t errlen)
 	quiet.c_lflag |= ECHONL | ICANON;
 	if (tcsetattr(tty, TCSAFLUSH, &quiet) != 0) {
 		rc = -errno;
-		set_err(err, errlen, "/dev/tty: %s", strerror(errno));
+		ctl_set_err(err, errlen, "/dev/tty: %s", strerror(errno));
 		goto out;
 	}
 	if (prompt != NULL && write(tty, prompt, strlen(prompt)) < 0) {
 		rc = -errno;
-		set_err(err, errlen, "/dev/tty: %s", strerror(errno));
+		ctl_set_err(err, errlen, "/dev/tty: %s", strerror(errno));
 	} else {
 		rc = read_line(tty, sfd, "the terminal", buf, max, &sig, err, errlen);
 	}
@@ -310,7 +311,7 @@ ctl_read_pin(int fd, const char *prompt, char *buf, size_t len, char *err, size_
 	int rc;
 
 	if (buf == NULL || len < 2) {
-		set_err(err, errlen, "no room for a PIN");
+		ctl_set_err(err, errlen, "no room for a PIN");
 		return JUKI_EINVAL;
 	}
 	max = len - 1 < PIN_MAX ? len - 1 : PIN_MAX;

@@ -70,6 +70,10 @@ int ctl_card_uri_has_pin(const char *uri);
  */
 int ctl_read_pin(int fd, const char *prompt, char *buf, size_t len, char *err, size_t errlen);
 
+/* ctl_set_err() - the message into err (errlen bytes), when there is one. */
+void ctl_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 struct ctl_session;
 
 /*
