@@ -226,6 +226,14 @@ convert(const struct ctl_opt *o, const char *text, long long *v, json_t **json, 
 		*v = ms;
 		*json = json_integer(ms);
 		return 0;
+	case CTL_CARD:
+		if (ctl_card_uri_has_pin(text)) {
+			snprintf(why, len,
+				 "a URI with a PIN in it (pin-value, pin-source) is refused: the "
+				 "card PIN comes from --card-pin-fd N or is asked for");
+			return -1;
+		}
+		break;
 	case CTL_LIST:
 		*json = split_list(text);
 		return 0;

@@ -59,6 +59,7 @@ enum ctl_type {
 	CTL_FD,       /* a file descriptor number */
 	CTL_FLAG,     /* no value: true */
 	CTL_DURATION, /* 250ms, 10s, 2m: milliseconds, more than 0 */
+	CTL_CARD,     /* a pkcs11: URI; one that carries a PIN is refused */
 };
 
 #define CTL_REQUIRED 1u /* an option that must be given */

@@ -1,4 +1,4 @@
-"""juki-ctl's command line, as a person mistypes it: no PIN is echoed back,
+"""juki-ctl's command line, as a person mistypes it: no PIN rides in on it, none is echoed back,
 an option is named whole and given once, and nothing crashes the program (exit 2, a usage error,
 for all of it). No daemon is needed: every line here is refused before one would be asked.
 
@@ -41,6 +41,22 @@ def case_no_abbreviation_takes_a_pin():
             "honnin", "--new-pin-fd", SECRET + "x", says="--new-pin-fd: a file descriptor")
 
 
+def case_card_uri_with_a_pin_refused():
+    """A card PIN in the --card URI (pin-value, pin-source) is refused like any PIN in argv."""
+    with tempfile.TemporaryDirectory() as d:
+        pinfile = os.path.join(d, "pin")
+        with open(pinfile, "w") as f:
+            f.write(SECRET)
+        term = ["--connect", "127.0.0.1:9", "--cert", os.path.join(d, "op.crt"), "--ca",
+                os.path.join(d, "ca.crt")]
+        for uri in ("pkcs11:token=card;object=op;type=private;pin-value=" + SECRET,
+                    "pkcs11:token=card;object=op?pin-value=" + SECRET,
+                    "pkcs11:token=card;object=op?pin-source=file:" + pinfile,
+                    "PKCS11:token=card?module-path=/x.so&pin-value=" + SECRET):
+            out = refused(*term, "--card", uri, "login", says="--card")
+            assert "PIN" in out and "card-pin-fd" in out, out
+
+
 def case_unknown_option_no_crash():
     """operator add|list|set-pin|set-roles crashed on an unknown option."""
     for cmd in (["operator", "add", "tanaka", "--roles", "clerk", "--datasets", "honnin"],
@@ -69,5 +85,6 @@ def case_values_checked_alike():
 
 
 if __name__ == "__main__":
-    run_cases([case_no_abbreviation_takes_a_pin, case_unknown_option_no_crash,
-               case_repeated_option_refused, case_values_checked_alike])
+    run_cases([case_no_abbreviation_takes_a_pin, case_card_uri_with_a_pin_refused,
+               case_unknown_option_no_crash, case_repeated_option_refused,
+               case_values_checked_alike])

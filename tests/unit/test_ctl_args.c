@@ -112,6 +112,8 @@ good_value(const struct ctl_opt *o, char *buf, size_t len)
 		return "9";
 	case CTL_DURATION:
 		return "1s";
+	case CTL_CARD:
+		return "pkcs11:token=a;object=b";
 	default:
 		return "x";
 	}
@@ -339,6 +341,11 @@ test_global_options(void **state)
 	    {"-s", "/a", "-s", "/b"},
 	    {"--pin-fd", SECRET, "status", NULL},
 	    {"--timeout", SECRET, "status", NULL},
+	    {"--card", "pkcs11:token=a;pin-value=" SECRET, "login", NULL},
+	    {"--card", "pkcs11:token=a?pin-value=" SECRET, "login", NULL},
+	    {"--card=pkcs11:object=op;pin-source=file:/tmp/" SECRET, "login", NULL, NULL},
+	    {"--card", "PKCS11:token=a?module-path=/x.so&pin-value=" SECRET, "login", NULL},
+	    {"--connect", "127.0.0.1:1", "--card", "pkcs11:pin-value=" SECRET},
 	    {"lookup", "--name", "\xff\xfe", NULL},
 	    {"no-such-command", NULL, NULL, NULL},
 	    {SECRET, NULL, NULL, NULL},
