@@ -1,4 +1,3 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +10,6 @@
 #include "juki/store/audit.h"
 
 #define DEFAULT_SHOW_LIMIT 100
-
-/* "--json" is also taken after the command, where scripts put it. */
-#define JSON_OPTION                                                                                \
-	{                                                                                          \
-		"json", no_argument, NULL, 'j'                                                     \
-	}
 
 static int
 two_digits(const char *s, int max)
@@ -103,104 +96,45 @@ jst_time(const char *utc, char *buf, size_t len)
 	return buf;
 }
 
-static const char *
-text_of(const json_t *entry, const char *key)
-{
-	const char *s = json_string_value(json_object_get(entry, key));
-
-	return s != NULL && s[0] != '\0' ? s : "-";
-}
-
 static void
 print_entries(const json_t *result)
 {
-	const json_t *entries = json_object_get(result, "entries");
 	const json_t *e;
 	char when[40];
 	size_t i;
 
-	json_array_foreach(entries, i, e)
+	json_array_foreach(json_object_get(result, "entries"), i, e)
 	{
-		printf("%lld %s %s %s %s %s %s\n",
-		       (long long)json_integer_value(json_object_get(e, "seq")),
+		printf("%lld %s %s %s %s %s %s\n", ctl_int(e, "seq"),
 		       jst_time(json_string_value(json_object_get(e, "time")), when, sizeof(when)),
-		       text_of(e, "operator"), text_of(e, "action"), text_of(e, "target"),
-		       text_of(e, "outcome"), text_of(e, "detail"));
+		       ctl_str(e, "operator"), ctl_str(e, "action"), ctl_str(e, "target"),
+		       ctl_str(e, "outcome"), ctl_str(e, "detail"));
 	}
 	if (json_is_true(json_object_get(result, "more"))) {
 		fprintf(stderr, "juki-ctl: more entries follow: narrow with --since, or raise "
 				"--limit\n");
 	}
-	fflush(stdout);
 }
 
 static int
-cmd_audit_show(struct ctl *ctl, int argc, char **argv)
+cmd_audit_show(struct ctl *ctl, const struct ctl_req *req)
 {
-	static const struct option opts[] = {
-	    {"operator", required_argument, NULL, 'o'},
-	    {"since", required_argument, NULL, 's'},
-	    {"limit", required_argument, NULL, 'l'},
-	    JSON_OPTION,
-	    {NULL, 0, NULL, 0},
-	};
-	const struct ctl_cmd *self = ctl_find("audit show");
-	const char *op = NULL;
+	const char *since_text = ctl_val(req, "since");
 	int64_t since = 0;
-	long long limit = DEFAULT_SHOW_LIMIT;
-	json_t *args, *result = NULL;
-	char *end;
-	int ch, rc;
+	json_t *args;
 
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'o':
-			op = optarg;
-			break;
-		case 's':
-			if (parse_since(optarg, &since) != 0) {
-				fprintf(stderr,
-					"juki-ctl: --since: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] "
-					"(Japan time), or a duration like 2h, 30m, 7d\n");
-				return CTL_USAGE;
-			}
-			break;
-		case 'l':
-			limit = strtoll(optarg, &end, 10);
-			if (*end != '\0' || end == optarg || limit < 1 || limit > 100000) {
-				fprintf(stderr, "juki-ctl: --limit: a number from 1 to 100000\n");
-				return CTL_USAGE;
-			}
-			break;
-		case 'j':
-			ctl->json = 1;
-			break;
-		default:
-			return ctl_usage(self);
-		}
+	if (since_text != NULL && parse_since(since_text, &since) != 0) {
+		fprintf(stderr,
+			"juki-ctl: audit show: --since: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] "
+			"(Japan time), or a duration like 2h, 30m, 7d\n");
+		return ctl_usage(req->cmd);
 	}
-	if (optind != argc) {
-		return ctl_usage(self);
+	args = json_deep_copy(req->args);
+	json_object_set_new(args, "since_ms", json_integer(since));
+	if (json_object_get(args, "limit") == NULL) {
+		json_object_set_new(args, "limit", json_integer(DEFAULT_SHOW_LIMIT));
 	}
-	args = json_pack("{s:I,s:I}", "since_ms", (json_int_t)since, "limit", (json_int_t)limit);
-	if (args != NULL && op != NULL && json_object_set_new(args, "operator", json_string(op))) {
-		json_decref(args);
-		args = NULL;
-	}
-	if (args == NULL) {
-		fprintf(stderr, "juki-ctl: out of memory\n");
-		return CTL_FAILED;
-	}
-	rc = ctl_call(ctl, "audit.show", args, &result);
-	if (rc == CTL_OK) {
-		if (ctl->json) {
-			ctl_print(ctl, result);
-		} else {
-			print_entries(result);
-		}
-	}
-	json_decref(result);
-	return rc;
+	return ctl_send(ctl, req->cmd->call, req->cmd->text, args);
 }
 
 /* The report in words; exit 0 for an intact history, 1 for a broken one. */
@@ -208,72 +142,44 @@ static int
 print_report(const struct ctl *ctl, const json_t *report)
 {
 	int ok = json_is_true(json_object_get(report, "ok"));
-	json_int_t tail = json_integer_value(json_object_get(report, "unsigned_tail"));
+	long long tail = ctl_int(report, "unsigned_tail");
+	char broken[128];
 
+	snprintf(broken, sizeof(broken), "audit: broken at entry %lld (%s)\n",
+		 ctl_int(report, "first_broken"), ctl_str(report, "reason"));
 	if (ctl->json) {
 		ctl_print(ctl, report);
 		if (!ok) {
 			/* Scripts read stdout; a person running one still sees why it failed. */
-			fprintf(
-			    stderr, "juki-ctl: audit: broken at entry %lld (%s)\n",
-			    (long long)json_integer_value(json_object_get(report, "first_broken")),
-			    json_string_value(json_object_get(report, "reason"))
-				? json_string_value(json_object_get(report, "reason"))
-				: "?");
+			fprintf(stderr, "juki-ctl: %s", broken);
 		}
 	} else if (ok) {
 		printf("audit: ok: %lld entries, %lld checkpoints, signed through entry %lld\n",
-		       (long long)json_integer_value(json_object_get(report, "entries")),
-		       (long long)json_integer_value(json_object_get(report, "checkpoints")),
-		       (long long)json_integer_value(json_object_get(report, "signed_through")));
+		       ctl_int(report, "entries"), ctl_int(report, "checkpoints"),
+		       ctl_int(report, "signed_through"));
 		if (tail > 0) {
 			printf("audit: the last %lld entries are not signed yet (after the last "
 			       "checkpoint: a cut there would not show)\n",
-			       (long long)tail);
+			       tail);
 		}
 	} else {
-		const char *reason = json_string_value(json_object_get(report, "reason"));
-
-		printf("audit: broken at entry %lld (%s)\n",
-		       (long long)json_integer_value(json_object_get(report, "first_broken")),
-		       reason != NULL ? reason : "?");
+		fputs(broken, stdout);
 	}
 	fflush(stdout);
 	return ok ? CTL_OK : CTL_FAILED;
 }
 
 static int
-cmd_audit_verify(struct ctl *ctl, int argc, char **argv)
+cmd_audit_verify(struct ctl *ctl, const struct ctl_req *req)
 {
-	static const struct option opts[] = {
-	    {"file", required_argument, NULL, 'f'},
-	    {"cert", required_argument, NULL, 'c'},
-	    JSON_OPTION,
-	    {NULL, 0, NULL, 0},
-	};
-	const struct ctl_cmd *self = ctl_find("audit verify");
-	const char *file = NULL, *cert = NULL;
+	const char *file = ctl_val(req, "file"), *cert = ctl_val(req, "cert");
 	json_t *report = NULL;
 	char err[512];
-	int ch, rc;
+	int rc;
 
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'f':
-			file = optarg;
-			break;
-		case 'c':
-			cert = optarg;
-			break;
-		case 'j':
-			ctl->json = 1;
-			break;
-		default:
-			return ctl_usage(self);
-		}
-	}
-	if (optind != argc || (file == NULL) != (cert == NULL)) {
-		return ctl_usage(self);
+	if ((file == NULL) != (cert == NULL)) {
+		fprintf(stderr, "juki-ctl: audit verify: --file and --cert go together\n");
+		return ctl_usage(req->cmd);
 	}
 	if (file != NULL) {
 		rc = juki_audit_verify_file(file, cert, &report, err, sizeof(err));
@@ -301,13 +207,18 @@ cmd_audit_verify(struct ctl *ctl, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_audit_cmds[] = {
-    {"audit show", cmd_audit_show, "[--operator URN] [--since T] [--limit N] [--json]",
-     "the operation history, oldest first; T is YYYY-MM-DD[THH:MM[:SS]] in Japan time or a "
-     "duration like 2h (that long ago); at most N entries (default 100)",
-     1},
-    {"audit verify", cmd_audit_verify, "[--file PATH --cert PEM] [--json]",
-     "check the operation history's hash chain and signed checkpoints, in the daemon or in "
-     "the file PATH against the node's certificate; exit 1 when it is broken",
-     0},
-    {NULL, NULL, NULL, NULL, 0},
+    {"audit show", cmd_audit_show, "audit.show", .text = print_entries,
+     .help = "the operation history, oldest first; T is YYYY-MM-DD[THH:MM[:SS]] in Japan time "
+	     "or a duration like 2h (that long ago); at most N entries (default 100)",
+     .opts = {CTL_OPT_ROW("operator", CTL_STRING, "operator", "URN"),
+	      CTL_OPT_ROW("since", CTL_STRING, NULL, "T"),
+	      CTL_INT_ROW("limit", "limit", 1, 100000)}},
+    {"audit verify", cmd_audit_verify, NULL,
+     "check the operation history's hash chain and signed checkpoints, in the daemon "
+     "or in the file PATH against the node's certificate; exit 1 when it is broken",
+     .synopsis = "[--file PATH --cert PEM]",
+     .opts = {CTL_OPT_ROW("file", CTL_FILE, NULL, "PATH"),
+	      CTL_OPT_ROW("cert", CTL_FILE, NULL, "PEM")},
+     .offline = 1},
+    {.name = NULL},
 };

@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,15 +82,12 @@ out:
 static void
 show_progress(const json_t *st, int tty)
 {
-	long long total = json_integer_value(json_object_get(st, "bytes_total"));
-	long long done = json_integer_value(json_object_get(st, "bytes_read"));
+	long long total = ctl_int(st, "bytes_total");
 
 	fprintf(stderr, "%simport: %s: %s %lld rows, %lld%%, %lld errors%s", tty ? "\r" : "",
-		json_string_value(json_object_get(st, "job")),
-		json_string_value(json_object_get(st, "state")),
-		(long long)json_integer_value(json_object_get(st, "rows")),
-		total > 0 ? done * 100 / total : 0,
-		(long long)json_integer_value(json_object_get(st, "errors")), tty ? "  " : "\n");
+		ctl_str(st, "job"), ctl_str(st, "state"), ctl_int(st, "rows"),
+		total > 0 ? ctl_int(st, "bytes_read") * 100 / total : 0, ctl_int(st, "errors"),
+		tty ? "  " : "\n");
 	fflush(stderr);
 }
 
@@ -105,62 +101,41 @@ print_outcome(const json_t *st)
 	size_t i;
 
 	if (receipt != NULL) {
-		printf("accepted %s: %lld rows, %lld changes recorded\n",
-		       json_string_value(json_object_get(st, "job")),
-		       (long long)json_integer_value(json_object_get(receipt, "rows")),
-		       (long long)json_integer_value(json_object_get(receipt, "changes")));
+		printf("accepted %s: %lld rows, %lld changes recorded\n", ctl_str(st, "job"),
+		       ctl_int(receipt, "rows"), ctl_int(receipt, "changes"));
 		json_object_foreach((json_t *)json_object_get(receipt, "by_reason"), key, v)
 		{
 			printf("  %-16s %lld\n", key, (long long)json_integer_value(v));
 		}
-		printf("  sha256 %s\n", json_string_value(json_object_get(receipt, "sha256")));
+		printf("  sha256 %s\n", ctl_str(receipt, "sha256"));
 		return;
 	}
-	printf("rejected %s: %lld errors, nothing recorded\n",
-	       json_string_value(json_object_get(st, "job")),
-	       (long long)json_integer_value(json_object_get(report, "error_count")));
+	printf("rejected %s: %lld errors, nothing recorded\n", ctl_str(st, "job"),
+	       ctl_int(report, "error_count"));
 	if (json_object_get(report, "aborted") != NULL) {
-		printf("  aborted: %s\n", json_string_value(json_object_get(report, "aborted")));
+		printf("  aborted: %s\n", ctl_str(report, "aborted"));
 	}
 	json_array_foreach(json_object_get(report, "errors"), i, e)
 	{
-		printf("  line %lld: %s: %s (%s)\n",
-		       (long long)json_integer_value(json_object_get(e, "line")),
-		       json_string_value(json_object_get(e, "field")),
-		       json_string_value(json_object_get(e, "reason")),
-		       json_string_value(json_object_get(e, "detail")));
+		printf("  line %lld: %s: %s (%s)\n", ctl_int(e, "line"), ctl_str(e, "field"),
+		       ctl_str(e, "reason"), ctl_str(e, "detail"));
 	}
 }
 
 static int
-cmd_import(struct ctl *ctl, int argc, char **argv)
+cmd_import(struct ctl *ctl, const struct ctl_req *req)
 {
-	static const struct option opts[] = {
-	    {"no-wait", no_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
-	const struct ctl_cmd *self = ctl_find("import");
+	const char *path = ctl_val(req, "FILE|-");
 	char name[256];
-	int ch, wait = 1, rc, tty = isatty(2);
+	int rc, tty = isatty(2);
 	json_t *st = NULL;
 
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (ch != 'n') {
-			return ctl_usage(self);
-		}
-		wait = 0;
-	}
-	if (optind + 1 != argc) {
-		return ctl_usage(self);
-	}
-	job_name(argv[optind], name, sizeof(name));
-	if ((rc = upload(ctl, argv[optind], name)) != CTL_OK) {
+	job_name(path, name, sizeof(name));
+	if ((rc = upload(ctl, path, name)) != CTL_OK) {
 		return rc;
 	}
-	if (!wait) {
-		st = json_pack("{s:s,s:s}", "job", name, "state", "queued");
-		ctl_print(ctl, st);
-		json_decref(st);
+	if (ctl_val(req, "no-wait") != NULL) {
+		ctl_print_new(ctl, json_pack("{s:s,s:s}", "job", name, "state", "queued"));
 		return CTL_OK;
 	}
 	/* Follow the job: other files may be ahead of it in the spool. */
@@ -174,7 +149,7 @@ cmd_import(struct ctl *ctl, int argc, char **argv)
 		if (rc != CTL_OK) {
 			return rc;
 		}
-		state = json_string_value(json_object_get(st, "state"));
+		state = ctl_str(st, "state");
 		if (strcmp(state, "accepted") == 0 || strcmp(state, "rejected") == 0) {
 			break;
 		}
@@ -191,37 +166,20 @@ cmd_import(struct ctl *ctl, int argc, char **argv)
 	} else {
 		print_outcome(st);
 	}
-	rc = strcmp(json_string_value(json_object_get(st, "state")), "accepted") == 0 ? CTL_OK
-										      : CTL_FAILED;
+	rc = strcmp(ctl_str(st, "state"), "accepted") == 0 ? CTL_OK : CTL_FAILED;
 	json_decref(st);
 	return rc;
 }
 
-static int
-cmd_import_status(struct ctl *ctl, int argc, char **argv)
-{
-	json_t *result = NULL;
-	int rc;
-
-	if (argc > 2) {
-		return ctl_usage(ctl_find("import status"));
-	}
-	rc = ctl_call(ctl, "import.status", argc == 2 ? json_pack("{s:s}", "job", argv[1]) : NULL,
-		      &result);
-	if (rc == CTL_OK) {
-		ctl_print(ctl, result);
-	}
-	json_decref(result);
-	return rc;
-}
-
 const struct ctl_cmd ctl_import_cmds[] = {
-    {"import status", cmd_import_status, "[JOB]",
-     "the state of an import job (or of every recent one), with its receipt or report", 1},
-    {"import", cmd_import, "[--no-wait] FILE|-",
-     "send a file of identity changes (CSV or JSON Lines, docs/import.md) to the CS's import "
-     "spool, follow its validation, and print the receipt or the report; exit 1 when it is "
-     "refused",
-     1},
-    {NULL, NULL, NULL, NULL, 0},
+    {"import status", ctl_run, "import.status",
+     "the state of an import job (or of every recent one), with its receipt or report",
+     .opts = {{"JOB", 0, CTL_STRING, CTL_ARG | CTL_OPTIONAL, "job", "JOB", 0, 0, NULL}}},
+    {"import", cmd_import, NULL,
+     "send a file of identity changes (CSV or JSON Lines, docs/import.md) to the CS's "
+     "import spool, follow its validation, and print the receipt or the report; exit 1 "
+     "when it is refused",
+     .opts = {CTL_FLAG_ROW("no-wait", NULL),
+	      {"FILE|-", 0, CTL_FILE, CTL_ARG, NULL, "FILE|-", 0, 0, NULL}}},
+    {.name = NULL},
 };

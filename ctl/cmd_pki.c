@@ -1,4 +1,3 @@
-#include <getopt.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,51 +40,17 @@ static const struct juki_conf_key topology_keys[] = {
 };
 
 static int
-days_arg(const char *text, int *days)
+cmd_pki_init(struct ctl *ctl, const struct ctl_req *req)
 {
-	char *end;
-	long v = strtol(text, &end, 10);
-
-	if (*end != '\0' || v < 1 || v > 36500) {
-		fprintf(stderr, "juki-ctl: --days: 1..36500\n");
-		return -1;
-	}
-	*days = (int)v;
-	return 0;
-}
-
-static void
-say(const struct ctl *ctl, json_t *result)
-{
-	ctl_print(ctl, result);
-	json_decref(result);
-}
-
-static int
-cmd_pki_init(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"out", required_argument, NULL, 'o'},
-	    {NULL, 0, NULL, 0},
-	};
-	const struct ctl_cmd *self = ctl_find("pki init");
+	const char *out = ctl_val(req, "out");
 	struct topology topo;
-	const char *out = NULL;
 	char err[512], name[64];
 	json_t *issued;
-	int ch, rc;
+	int rc;
 
-	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		if (ch != 'o') {
-			return ctl_usage(self);
-		}
-		out = optarg;
-	}
-	if (out == NULL || optind + 1 != argc) {
-		return ctl_usage(self);
-	}
 	memset(&topo, 0, sizeof(topo));
-	if (juki_conf_load(argv[optind], topology_keys, &topo, err, sizeof(err)) != 0) {
+	if (juki_conf_load(ctl_val(req, "TOPOLOGY.yaml"), topology_keys, &topo, err, sizeof(err)) !=
+	    0) {
 		fprintf(stderr, "juki-ctl: %s\n", err);
 		return CTL_FAILED;
 	}
@@ -110,7 +75,7 @@ cmd_pki_init(struct ctl *ctl, int argc, char **argv)
 		json_decref(issued);
 		return CTL_FAILED;
 	}
-	say(ctl, json_pack("{s:s,s:o}", "dir", out, "issued", issued));
+	ctl_print_new(ctl, json_pack("{s:s,s:o}", "dir", out, "issued", issued));
 	return CTL_OK;
 }
 
@@ -122,92 +87,43 @@ cmd_pki_init(struct ctl *ctl, int argc, char **argv)
 static int
 new_passphrase(int fd, char *pass, size_t len)
 {
-	char again[PASS_BUF];
-	char err[256];
-	int rc = -1;
+	int rc = ctl_new_secret(fd, "new passphrase", "Passphrase for the key file: ", pass, len);
 
-	if (ctl_read_pin(fd, "Passphrase for the key file: ", pass, len, err, sizeof(err)) != 0) {
-		fprintf(stderr, "juki-ctl: pki issue: passphrase: %s%s\n", err,
-			fd < 0 ? " (or --pin-fd N)" : "");
-		return -1;
-	}
-	if (strlen(pass) < PASS_MIN) {
+	if (rc == CTL_OK && strlen(pass) < PASS_MIN) {
 		fprintf(stderr, "juki-ctl: pki issue: the passphrase needs at least %d bytes\n",
 			PASS_MIN);
-		goto out;
-	}
-	if (fd >= 0) {
-		return 0;
-	}
-	if (ctl_read_pin(fd, "Again: ", again, sizeof(again), err, sizeof(err)) != 0) {
-		fprintf(stderr, "juki-ctl: pki issue: passphrase: %s\n", err);
-		goto out;
-	}
-	if (strcmp(pass, again) != 0) {
-		fprintf(stderr, "juki-ctl: pki issue: the passphrases differ\n");
-		goto out;
-	}
-	rc = 0;
-out:
-	OPENSSL_cleanse(again, sizeof(again));
-	if (rc != 0) {
 		OPENSSL_cleanse(pass, len);
+		rc = CTL_USAGE;
 	}
 	return rc;
 }
 
 static int
-cmd_pki_issue(struct ctl *ctl, int argc, char **argv)
+cmd_pki_issue(struct ctl *ctl, const struct ctl_req *req)
 {
-	static const struct option opts[] = {
-	    {"days", required_argument, NULL, 'd'},
-	    {"encrypt", no_argument, NULL, 'e'},
-	    {"pin-fd", required_argument, NULL, 'p'},
-	    {NULL, 0, NULL, 0},
-	};
-	const struct ctl_cmd *self = ctl_find("pki issue");
-	int ch, days = DEFAULT_DAYS, encrypt = 0, pin_fd = -1;
+	const char *dir = ctl_val(req, "DIR"), *urn = ctl_val(req, "URN");
+	int encrypt = ctl_val(req, "encrypt") != NULL;
 	char err[512], name[64], pass[PASS_BUF], key[PATH_MAX];
 	json_t *result;
-	char *end;
-	long v;
-	int rc = CTL_FAILED;
+	int rc;
 
-	while ((ch = getopt_long(argc, argv, "d:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			if (days_arg(optarg, &days) != 0) {
-				return ctl_usage(self);
-			}
-			break;
-		case 'e':
-			encrypt = 1;
-			break;
-		case 'p':
-			v = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || v < 0 || v > INT_MAX) {
-				fprintf(stderr, "juki-ctl: --pin-fd: a file descriptor number\n");
-				return ctl_usage(self);
-			}
-			pin_fd = (int)v;
-			break;
-		default:
-			return ctl_usage(self);
-		}
+	if (ctl_val(req, "pin-fd") != NULL && !encrypt) {
+		fprintf(stderr, "juki-ctl: pki issue: --pin-fd goes with --encrypt\n");
+		return ctl_usage(req->cmd);
 	}
-	if (optind + 2 != argc || (pin_fd >= 0 && !encrypt)) {
-		return ctl_usage(self);
+	if (encrypt &&
+	    (rc = new_passphrase((int)ctl_num(req, "pin-fd", -1), pass, sizeof(pass))) != CTL_OK) {
+		return rc;
 	}
-	if (encrypt && new_passphrase(pin_fd, pass, sizeof(pass)) != 0) {
-		return CTL_FAILED;
-	}
-	if (juki_pki_issue(argv[optind], argv[optind + 1], days, name, err, sizeof(err)) != 0) {
+	rc = CTL_FAILED;
+	if (juki_pki_issue(dir, urn, (int)ctl_num(req, "days", DEFAULT_DAYS), name, err,
+			   sizeof(err)) != 0) {
 		fprintf(stderr, "juki-ctl: pki issue: %s\n", err);
 		goto out;
 	}
-	result = json_pack("{s:s,s:s}", "urn", argv[optind + 1], "name", name);
+	result = json_pack("{s:s,s:s}", "urn", urn, "name", name);
 	if (encrypt) {
-		snprintf(key, sizeof(key), "%s/%s.key", argv[optind], name);
+		snprintf(key, sizeof(key), "%s/%s.key", dir, name);
 		if (juki_pki_encrypt_key(key, pass, err, sizeof(err)) != 0) {
 			fprintf(stderr,
 				"juki-ctl: pki issue: %s was issued, but its key is NOT encrypted: "
@@ -218,7 +134,7 @@ cmd_pki_issue(struct ctl *ctl, int argc, char **argv)
 		}
 		json_object_set_new(result, "encrypted", json_true());
 	}
-	say(ctl, result);
+	ctl_print_new(ctl, result);
 	rc = CTL_OK;
 out:
 	if (encrypt) {
@@ -228,60 +144,56 @@ out:
 }
 
 static int
-cmd_pki_revoke(struct ctl *ctl, int argc, char **argv)
+cmd_pki_revoke(struct ctl *ctl, const struct ctl_req *req)
 {
-	const struct ctl_cmd *self = ctl_find("pki revoke");
+	const char *which = ctl_val(req, "NAME|URN");
 	char err[512];
 
-	if (argc != 3) {
-		return ctl_usage(self);
-	}
-	if (juki_pki_revoke(argv[1], argv[2], err, sizeof(err)) != 0) {
+	if (juki_pki_revoke(ctl_val(req, "DIR"), which, err, sizeof(err)) != 0) {
 		fprintf(stderr, "juki-ctl: pki revoke: %s\n", err);
 		return CTL_FAILED;
 	}
-	say(ctl, json_pack("{s:s,s:s}", "revoked", argv[2], "crl", "crl.pem rewritten"));
+	ctl_print_new(ctl, json_pack("{s:s,s:s}", "revoked", which, "crl", "crl.pem rewritten"));
 	return CTL_OK;
 }
 
 static int
-cmd_pki_crl(struct ctl *ctl, int argc, char **argv)
+cmd_pki_crl(struct ctl *ctl, const struct ctl_req *req)
 {
-	static const struct option opts[] = {
-	    {"days", required_argument, NULL, 'd'},
-	    {NULL, 0, NULL, 0},
-	};
-	const struct ctl_cmd *self = ctl_find("pki crl");
-	int ch, days = CRL_DAYS;
+	int days = (int)ctl_num(req, "days", CRL_DAYS);
 	char err[512];
 
-	while ((ch = getopt_long(argc, argv, "d:", opts, NULL)) != -1) {
-		if (ch != 'd' || days_arg(optarg, &days) != 0) {
-			return ctl_usage(self);
-		}
-	}
-	if (optind + 1 != argc) {
-		return ctl_usage(self);
-	}
-	if (juki_pki_write_crl(argv[optind], days, err, sizeof(err)) != 0) {
+	if (juki_pki_write_crl(ctl_val(req, "DIR"), days, err, sizeof(err)) != 0) {
 		fprintf(stderr, "juki-ctl: pki crl: %s\n", err);
 		return CTL_FAILED;
 	}
-	say(ctl, json_pack("{s:s,s:i}", "crl", "crl.pem rewritten", "days", days));
+	ctl_print_new(ctl, json_pack("{s:s,s:i}", "crl", "crl.pem rewritten", "days", days));
 	return CTL_OK;
 }
 
+/* --days N (-d N) of a certificate or a CRL. */
+#define DAYS_ROW                                                                                   \
+	{                                                                                          \
+		"days", 'd', CTL_INT, 0, NULL, "N", 1, 36500, NULL                                 \
+	}
+
 const struct ctl_cmd ctl_pki_cmds[] = {
-    {"pki init", cmd_pki_init, "--out DIR TOPOLOGY.yaml",
-     "make a development CA, a certificate and key for every identity of the topology, and a "
-     "CRL",
-     0},
-    {"pki issue", cmd_pki_issue, "[--days N] [--encrypt [--pin-fd N]] DIR URN",
-     "issue one more certificate from the CA in DIR; --encrypt: its key as an encrypted "
-     "PKCS#8 file (an operator's card without a token), the passphrase from fd N or asked "
-     "twice on the terminal",
-     0},
-    {"pki revoke", cmd_pki_revoke, "DIR NAME|URN", "revoke a certificate and rewrite the CRL", 0},
-    {"pki crl", cmd_pki_crl, "[--days N] DIR", "rewrite the CRL with a new next-update time", 0},
-    {NULL, NULL, NULL, NULL, 0},
+    {"pki init", cmd_pki_init, NULL,
+     "make a development CA, a certificate and key for every identity of the topology, "
+     "and a CRL",
+     .opts = {{"out", 'o', CTL_FILE, CTL_REQUIRED, NULL, "DIR", 0, 0, NULL},
+	      {"TOPOLOGY.yaml", 0, CTL_FILE, CTL_ARG, NULL, "TOPOLOGY.yaml", 0, 0, NULL}},
+     .offline = 1},
+    {"pki issue", cmd_pki_issue, NULL,
+     "issue one more certificate from the CA in DIR; --encrypt: its key as an "
+     "encrypted PKCS#8 file (an operator's card without a token), the passphrase from "
+     "fd N (--pin-fd) or asked twice on the terminal",
+     .opts = {DAYS_ROW, CTL_FLAG_ROW("encrypt", NULL), CTL_OPT_ROW("pin-fd", CTL_FD, NULL, "N"),
+	      CTL_ARG_ROW("DIR", NULL), CTL_ARG_ROW("URN", NULL)},
+     .offline = 1},
+    {"pki revoke", cmd_pki_revoke, NULL, "revoke a certificate and rewrite the CRL",
+     .opts = {CTL_ARG_ROW("DIR", NULL), CTL_ARG_ROW("NAME|URN", NULL)}, .offline = 1},
+    {"pki crl", cmd_pki_crl, NULL, "rewrite the CRL with a new next-update time",
+     .opts = {DAYS_ROW, CTL_ARG_ROW("DIR", NULL)}, .offline = 1},
+    {.name = NULL},
 };

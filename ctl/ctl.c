@@ -1,9 +1,10 @@
-#include <getopt.h>
-#include <limits.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "ctl.h"
 #include "juki/base/config.h"
@@ -12,31 +13,78 @@
 #include "juki/node/log.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
+#define TERMINAL_OPTS      5 /* the options from "terminal" on are the terminal's */
+#define SECRET_BUF         257
 
-static int cmd_login(struct ctl *ctl, int argc, char **argv);
+static int cmd_login(struct ctl *ctl, const struct ctl_req *req);
+
+/* The options before the command; a terminal's files, FILE. */
+#define FILE_ROW(name, text)                                                                       \
+	{                                                                                          \
+		name, 0, CTL_FILE, .meta = "FILE", .help = text                                    \
+	}
+static const struct ctl_cmd global = {
+    .name = "juki-ctl",
+    .opts =
+	{
+	    {"socket", 's', CTL_FILE, .meta = "PATH",
+	     .help = "the daemon's control socket (or $JUKI_CTL_SOCKET)"},
+	    {"json", 'j', CTL_FLAG, .help = "print results as JSON"},
+	    {"timeout", 't', CTL_DURATION, .meta = "DUR",
+	     .help = "how long to wait for the daemon (default 30s)"},
+	    {"help", 'h', CTL_FLAG, .help = "this help"},
+	    {"version", 'V', CTL_FLAG, .help = "the version"},
+	    FILE_ROW("terminal", "the terminal file (or $JUKI_TERMINAL): connect, cert,\n"
+				 "                       card or key, ca, crl; the options below "
+				 "win over it"),
+	    {"connect", .meta = "HOST:PORT", .help = "the daemon's operator port"},
+	    FILE_ROW("cert", "the operator's certificate"),
+	    {"card", .type = CTL_CARD, .meta = "URI",
+	     .help = "pkcs11: URI of the operator's key on the token (no PIN in it)"},
+	    FILE_ROW("key", "the operator's encrypted key file (no token)"),
+	    FILE_ROW("ca", "the CA certificate(s)"),
+	    FILE_ROW("crl", "the CA's CRL"),
+	    {"pin-fd", .type = CTL_FD, .meta = "N",
+	     .help = "read the operator PIN from fd N (default: the terminal)"},
+	    {"card-pin-fd", .type = CTL_FD, .meta = "N",
+	     .help = "read the card PIN or key passphrase from fd N"},
+	},
+};
 
 static const struct ctl_cmd terminal_cmds[] = {
-    {"login", cmd_login, "",
-     "open a session on the daemon's operator port with the card and the PIN, and say who "
-     "you are: operator, roles, data sets (checks a card)",
-     0},
-    {NULL, NULL, NULL, NULL, 0},
+    {"login", cmd_login, NULL,
+     "open a session on the daemon's operator port with the card and the PIN, and say "
+     "who you are: operator, roles, data sets (checks a card)",
+     .offline = 1},
+    {.name = NULL},
 };
 
 static const struct ctl_cmd *const tables[] = {
-    terminal_cmds, ctl_status_cmds, ctl_resident_cmds, ctl_movein_cmds,
-    ctl_pref_cmds, ctl_honnin_cmds, ctl_import_cmds,   ctl_maint_cmds,
-    ctl_pki_cmds,  ctl_audit_cmds,  ctl_operator_cmds,
+    terminal_cmds,  ctl_status_cmds, ctl_resident_cmds, ctl_honnin_cmds,   ctl_import_cmds,
+    ctl_maint_cmds, ctl_pki_cmds,    ctl_audit_cmds,    ctl_operator_cmds,
 };
+
+const struct ctl_cmd *
+ctl_each(size_t i)
+{
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		for (const struct ctl_cmd *c = tables[t]; c->name != NULL; c++) {
+			if (i-- == 0) {
+				return c;
+			}
+		}
+	}
+	return NULL;
+}
 
 const struct ctl_cmd *
 ctl_find(const char *name)
 {
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
-		for (const struct ctl_cmd *c = tables[t]; c->name != NULL; c++) {
-			if (strcmp(c->name, name) == 0) {
-				return c;
-			}
+	const struct ctl_cmd *c;
+
+	for (size_t i = 0; (c = ctl_each(i)) != NULL; i++) {
+		if (strcmp(c->name, name) == 0) {
+			return c;
 		}
 	}
 	return NULL;
@@ -45,31 +93,19 @@ ctl_find(const char *name)
 static void
 usage(FILE *out)
 {
-	fprintf(out,
-		"usage: juki-ctl [-s socket | terminal options] [--json] [-t timeout] command "
-		"[args]\n"
-		"\n"
-		"  -s, --socket PATH    the daemon's control socket (or $JUKI_CTL_SOCKET)\n"
-		"  -j, --json           print results as JSON\n"
-		"  -t, --timeout DUR    how long to wait for the daemon (default 30s)\n"
-		"\n"
-		"terminal options (an operator at a daemon's operator port; docs/terminal.md):\n"
-		"  --terminal FILE      the terminal file (or $JUKI_TERMINAL): connect, cert,\n"
-		"                       card or key, ca, crl; the options below win over it\n"
-		"  --connect HOST:PORT  the daemon's operator port\n"
-		"  --cert FILE          the operator's certificate\n"
-		"  --card URI           pkcs11: URI of the operator's key on the token\n"
-		"  --key FILE           the operator's encrypted key file (no token)\n"
-		"  --ca FILE            the CA certificate(s)\n"
-		"  --crl FILE           the CA's CRL\n"
-		"  --pin-fd N           read the operator PIN from fd N (default: the terminal)\n"
-		"  --card-pin-fd N      read the card PIN or key passphrase from fd N\n"
-		"\n"
-		"commands:\n");
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
-		for (const struct ctl_cmd *c = tables[t]; c->name != NULL; c++) {
-			fprintf(out, "  %s %s\n      %s\n", c->name, c->args, c->help);
-		}
+	const struct ctl_cmd *c;
+
+	fprintf(out, "usage: juki-ctl [-s socket | terminal options] [--json] [-t timeout] command "
+		     "[args]\n\n");
+	ctl_options_help(out, global.opts, TERMINAL_OPTS);
+	fprintf(out, "\nterminal options (an operator at a daemon's operator port; "
+		     "docs/terminal.md):\n");
+	ctl_options_help(out, global.opts + TERMINAL_OPTS, CTL_OPTS_MAX - TERMINAL_OPTS);
+	fprintf(out, "\ncommands (each option once; --json may also follow the command):\n");
+	for (size_t i = 0; (c = ctl_each(i)) != NULL; i++) {
+		fprintf(out, "  %s", c->name);
+		ctl_synopsis(out, c);
+		fprintf(out, "\n      %s\n", c->help);
 	}
 	fprintf(out, "\n"
 		     "exit status:\n"
@@ -79,13 +115,6 @@ usage(FILE *out)
 		     "  3  daemon unreachable (also a TLS refusal or a wrong peer)\n"
 		     "  4  wrong PIN (the operator's, or the card's PIN or key passphrase)\n"
 		     "  5  operator locked\n");
-}
-
-int
-ctl_usage(const struct ctl_cmd *cmd)
-{
-	fprintf(stderr, "usage: juki-ctl %s %s\n", cmd->name, cmd->args);
-	return CTL_USAGE;
 }
 
 /* Print err as the exit of cmd, and the exit code it means. */
@@ -155,15 +184,34 @@ ctl_call(struct ctl *ctl, const char *cmd, json_t *args, json_t **result)
 	return rc == 0 ? CTL_OK : report(ctl, cmd, &err);
 }
 
+int
+ctl_send(struct ctl *ctl, const char *call, void (*text)(const json_t *result), json_t *args)
+{
+	json_t *result = NULL;
+	int rc = ctl_call(ctl, call, args, &result);
+
+	if (rc == CTL_OK && !ctl->json && text != NULL) {
+		text(result);
+		fflush(stdout);
+	} else if (rc == CTL_OK) {
+		ctl_print(ctl, result);
+	}
+	json_decref(result);
+	return rc;
+}
+
+int
+ctl_run(struct ctl *ctl, const struct ctl_req *req)
+{
+	return ctl_send(ctl, req->cmd->call, req->cmd->text, json_incref(req->args));
+}
+
 static int
-cmd_login(struct ctl *ctl, int argc, char **argv)
+cmd_login(struct ctl *ctl, const struct ctl_req *req)
 {
 	int rc;
 
-	(void)argv;
-	if (argc != 1) {
-		return ctl_usage(ctl_find("login"));
-	}
+	(void)req;
 	if (ctl->term.connect == NULL) {
 		fprintf(stderr, "juki-ctl: login needs a terminal: --terminal FILE, $JUKI_TERMINAL "
 				"or --connect HOST:PORT (see juki-ctl --help)\n");
@@ -174,6 +222,49 @@ cmd_login(struct ctl *ctl, int argc, char **argv)
 		ctl_print(ctl, ctl_session_login(ctl->session));
 	}
 	return rc;
+}
+
+int
+ctl_new_secret(int fd, const char *what, const char *prompt, char *buf, size_t len)
+{
+	char again[SECRET_BUF], err[256], ask[64];
+	int same;
+
+	if (ctl_read_pin(fd, prompt, buf, len, err, sizeof(err)) != 0) {
+		fprintf(stderr, "juki-ctl: %s: %s\n", what, err);
+		return CTL_USAGE;
+	}
+	if (fd >= 0) {
+		return CTL_OK;
+	}
+	snprintf(ask, sizeof(ask), "%s again: ", what);
+	if (ctl_read_pin(-1, ask, again, sizeof(again), err, sizeof(err)) != 0) {
+		OPENSSL_cleanse(buf, len);
+		fprintf(stderr, "juki-ctl: %s: %s\n", what, err);
+		return CTL_USAGE;
+	}
+	same = strcmp(buf, again) == 0;
+	OPENSSL_cleanse(again, sizeof(again));
+	if (!same) {
+		OPENSSL_cleanse(buf, len);
+		fprintf(stderr, "juki-ctl: the two %ss differ\n", what);
+		return CTL_USAGE;
+	}
+	return CTL_OK;
+}
+
+const char *
+ctl_str(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+long long
+ctl_int(const json_t *obj, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(obj, key));
 }
 
 static void print_value(const json_t *v, int depth);
@@ -257,6 +348,13 @@ ctl_print(const struct ctl *ctl, const json_t *result)
 	fflush(stdout);
 }
 
+void
+ctl_print_new(const struct ctl *ctl, json_t *result)
+{
+	ctl_print(ctl, result);
+	json_decref(result);
+}
+
 json_t *
 ctl_read_jsonl(const char *path)
 {
@@ -301,34 +399,6 @@ ctl_read_jsonl(const char *path)
 	return items;
 }
 
-static int
-fd_arg(const char *opt, const char *text, int *fd)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || v < 0 || v > INT_MAX) {
-		fprintf(stderr, "juki-ctl: %s: a file descriptor number\n", opt);
-		return -1;
-	}
-	*fd = (int)v;
-	return 0;
-}
-
-enum {
-	OPT_TERMINAL = 256,
-	OPT_CONNECT,
-	OPT_CERT,
-	OPT_CARD,
-	OPT_KEY,
-	OPT_CA,
-	OPT_CRL,
-	OPT_PIN_FD,
-	OPT_CARD_PIN_FD,
-};
-
 /*
  * Which daemon: a terminal on the command line (--terminal, --connect)
  * and -s exclude each other; -s alone sets $JUKI_TERMINAL aside.  Options
@@ -365,135 +435,118 @@ terminal_setup(struct ctl *ctl, const char *file, int socket_opt, struct ctl_ter
 	return CTL_OK;
 }
 
+/* The entry named by the words at argv: two words ("resident add"), else one. */
+static const struct ctl_cmd *
+command(int argc, char **argv, int *words)
+{
+	const struct ctl_cmd *cmd = NULL;
+	char name[64];
+
+	if (argc >= 2 &&
+	    snprintf(name, sizeof(name), "%s %s", argv[0], argv[1]) < (int)sizeof(name)) {
+		cmd = ctl_find(name);
+	}
+	*words = cmd != NULL ? 2 : 1;
+	if (cmd == NULL) {
+		cmd = ctl_find(argv[0]);
+	}
+	if (cmd == NULL) {
+		/* only a word that could be a command's is shown: not a secret typed here */
+		int plain = strlen(argv[0]) < 32 &&
+			    strspn(argv[0], "abcdefghijklmnopqrstuvwxyz-") == strlen(argv[0]);
+
+		fprintf(stderr, "juki-ctl: unknown command%s%s (see juki-ctl --help)\n",
+			plain ? " " : "", plain ? argv[0] : "");
+	}
+	return cmd;
+}
+
+int
+ctl_parse_argv(int argc, char **argv, struct ctl_req *g, const struct ctl_cmd **cmd,
+	       struct ctl_req *req)
+{
+	int used, words;
+
+	*cmd = NULL;
+	memset(req, 0, sizeof(*req));
+	/* Options come before the command; what follows belongs to the command. */
+	if (argc < 1 || ctl_parse(&global, argc - 1, argv + 1, 1, g, &used) != CTL_OK) {
+		return CTL_USAGE;
+	}
+	if (ctl_val(g, "help") != NULL || ctl_val(g, "version") != NULL) {
+		return CTL_OK;
+	}
+	argc -= 1 + used;
+	argv += 1 + used;
+	if (argc < 1) {
+		usage(stderr);
+	} else if ((*cmd = command(argc, argv, &words)) != NULL &&
+		   ctl_parse(*cmd, argc - words, argv + words, 0, req, NULL) == CTL_OK) {
+		return CTL_OK;
+	}
+	*cmd = NULL;
+	ctl_req_free(g);
+	return CTL_USAGE;
+}
+
+/* The options before the command into ctl. */
+static void
+setup(struct ctl *ctl, const struct ctl_req *g, const struct ctl_req *req)
+{
+	if (ctl_val(g, "socket") != NULL) {
+		ctl->socket = ctl_val(g, "socket");
+	}
+	ctl->json = ctl_val(g, "json") != NULL || req->json;
+	ctl->timeout_ms = ctl_num(g, "timeout", DEFAULT_TIMEOUT_MS);
+	ctl->term.connect = ctl_val(g, "connect");
+	ctl->term.cert = ctl_val(g, "cert");
+	ctl->term.card = ctl_val(g, "card");
+	ctl->term.key = ctl_val(g, "key");
+	ctl->term.ca = ctl_val(g, "ca");
+	ctl->term.crl = ctl_val(g, "crl");
+	ctl->term.pin_fd = (int)ctl_num(g, "pin-fd", -1);
+	ctl->term.card_pin_fd = (int)ctl_num(g, "card-pin-fd", -1);
+}
+
 int
 ctl_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"terminal", required_argument, NULL, OPT_TERMINAL},
-	    {"connect", required_argument, NULL, OPT_CONNECT},
-	    {"cert", required_argument, NULL, OPT_CERT},
-	    {"card", required_argument, NULL, OPT_CARD},
-	    {"key", required_argument, NULL, OPT_KEY},
-	    {"ca", required_argument, NULL, OPT_CA},
-	    {"crl", required_argument, NULL, OPT_CRL},
-	    {"pin-fd", required_argument, NULL, OPT_PIN_FD},
-	    {"card-pin-fd", required_argument, NULL, OPT_CARD_PIN_FD},
-	    {NULL, 0, NULL, 0},
-	};
 	struct ctl ctl = {.timeout_ms = DEFAULT_TIMEOUT_MS};
 	struct ctl_terminal_hold *hold = NULL;
-	const struct ctl_cmd *cmd = NULL;
-	const char *terminal = NULL;
-	int socket_opt = 0;
-	char name[64];
-	int ch, used, rc;
+	const struct ctl_cmd *cmd;
+	struct ctl_req g, req;
+	int rc;
 
 	log_init("juki-ctl", JUKI_LOG_WARNING);
 	/* A daemon that hangs up mid-session is an error to report, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	ctl.socket = getenv("JUKI_CTL_SOCKET");
-	ctl.term.pin_fd = -1;
-	ctl.term.card_pin_fd = -1;
-	/* Options come before the command; what follows belongs to the command. */
-	while ((ch = getopt_long(argc, argv, "+s:jt:hV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			ctl.socket = optarg;
-			socket_opt = 1;
-			break;
-		case 'j':
-			ctl.json = 1;
-			break;
-		case 't':
-			if (juki_conf_parse_duration(optarg, &ctl.timeout_ms) != 0 ||
-			    ctl.timeout_ms <= 0) {
-				fprintf(stderr, "juki-ctl: --timeout: a duration like 10s\n");
-				return CTL_USAGE;
-			}
-			break;
-		case 'h':
+	if (ctl_parse_argv(argc, argv, &g, &cmd, &req) != CTL_OK) {
+		return CTL_USAGE;
+	}
+	if (cmd == NULL) {
+		if (ctl_val(&g, "help") != NULL) {
 			usage(stdout);
-			return CTL_OK;
-		case 'V':
+		} else {
 			printf("juki-ctl %s\n", JUKI_VERSION);
-			return CTL_OK;
-		case OPT_TERMINAL:
-			terminal = optarg;
-			break;
-		case OPT_CONNECT:
-			ctl.term.connect = optarg;
-			break;
-		case OPT_CERT:
-			ctl.term.cert = optarg;
-			break;
-		case OPT_CARD:
-			ctl.term.card = optarg;
-			break;
-		case OPT_KEY:
-			ctl.term.key = optarg;
-			break;
-		case OPT_CA:
-			ctl.term.ca = optarg;
-			break;
-		case OPT_CRL:
-			ctl.term.crl = optarg;
-			break;
-		case OPT_PIN_FD:
-			if (fd_arg("--pin-fd", optarg, &ctl.term.pin_fd) != 0) {
-				return CTL_USAGE;
-			}
-			break;
-		case OPT_CARD_PIN_FD:
-			if (fd_arg("--card-pin-fd", optarg, &ctl.term.card_pin_fd) != 0) {
-				return CTL_USAGE;
-			}
-			break;
-		default:
-			usage(stderr);
-			return CTL_USAGE;
 		}
+		ctl_req_free(&g);
+		return CTL_OK;
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return CTL_USAGE;
-	}
-	/* Two-word commands first ("resident add"), then one word ("status"). */
-	if (optind + 1 < argc) {
-		snprintf(name, sizeof(name), "%s %s", argv[optind], argv[optind + 1]);
-		cmd = ctl_find(name);
-	}
-	used = cmd != NULL ? 2 : 1;
-	if (cmd == NULL) {
-		cmd = ctl_find(argv[optind]);
-	}
-	if (cmd == NULL) {
-		fprintf(stderr, "juki-ctl: unknown command %s (see juki-ctl --help)\n",
-			argv[optind]);
-		return CTL_USAGE;
-	}
-	rc = terminal_setup(&ctl, terminal, socket_opt, &hold);
-	if (rc != CTL_OK) {
-		goto out;
-	}
-	if (cmd->needs_daemon && ctl.socket == NULL && ctl.term.connect == NULL) {
+	setup(&ctl, &g, &req);
+	rc = terminal_setup(&ctl, ctl_val(&g, "terminal"), ctl_val(&g, "socket") != NULL, &hold);
+	if (rc == CTL_OK && !cmd->offline && ctl.socket == NULL && ctl.term.connect == NULL) {
 		fprintf(stderr,
 			"juki-ctl: %s needs a daemon: its socket (-s PATH or $JUKI_CTL_SOCKET) or "
 			"a terminal (--terminal FILE, $JUKI_TERMINAL or --connect HOST:PORT)\n",
 			cmd->name);
 		rc = CTL_USAGE;
-		goto out;
 	}
-	/* The command sees its own argv, its name as argv[0]. */
-	argv += optind + used - 1;
-	argc -= optind + used - 1;
-	optind = 0;
-	rc = cmd->fn(&ctl, argc, argv);
-out:
+	if (rc == CTL_OK) {
+		rc = cmd->fn(&ctl, &req);
+	}
+	ctl_req_free(&req);
+	ctl_req_free(&g);
 	ctl_session_close(ctl.session);
 	ctl_terminal_hold_free(hold);
 	return rc;
