@@ -20,6 +20,12 @@
 #define ALERT_RING 4096
 /* Time a refused caller gets to read its DENY line. */
 #define DENY_FLUSH_MS 2000
+/*
+ * Refusals from one source after its first are logged as one summary line
+ * per this interval (each is still an alert, recorded and counted).
+ */
+#define REFUSAL_SUMMARY_MS 60000
+#define REFUSAL_KINDS      8
 
 static const struct juki_conf_key route_keys[] = {
     JUKI_CONF_SCALAR(struct fwgate_route, node, "node", JUKI_CONF_IDENT, NULL, JUKI_CONF_REQUIRED,
@@ -37,9 +43,12 @@ static const struct juki_conf_key limit_keys[] = {
 		     "Concurrent tunnels from one node identity."),
     JUKI_CONF_SCALAR(struct fwgate_limits, handshake_timeout, "handshake_timeout",
 		     JUKI_CONF_DURATION, "10s", 0, 100, 600000,
-		     "Time allowed for a caller's TLS handshake."),
+		     "Time allowed for a caller's TLS handshake, from accept; with line_timeout, "
+		     "the total a caller has from accept to its CONNECT line."),
     JUKI_CONF_SCALAR(struct fwgate_limits, line_timeout, "line_timeout", JUKI_CONF_DURATION, "10s",
-		     0, 100, 600000, "Time allowed for the CONNECT line."),
+		     0, 100, 600000,
+		     "Time allowed for the whole CONNECT line, from the end of the handshake; "
+		     "bytes that trickle in do not extend it."),
     JUKI_CONF_SCALAR(struct fwgate_limits, connect_timeout, "connect_timeout", JUKI_CONF_DURATION,
 		     "5s", 0, 100, 600000,
 		     "Time allowed to reach the destination and hear its answer."),
@@ -83,6 +92,20 @@ struct counter {
 
 struct session;
 
+/* Refusals from one source address in the current summary interval. */
+struct refusal_src {
+	char host[64];
+	int64_t since; /* monotonic ms: the interval began */
+	uint64_t n;    /* refusals since then not logged one by one */
+	struct {
+		char kind[24];
+		uint64_t n;
+	} kinds[REFUSAL_KINDS];
+	size_t nkinds;
+	uint64_t other; /* kinds beyond REFUSAL_KINDS */
+	struct refusal_src *next;
+};
+
 struct gateway {
 	struct juki_daemon *d;
 	struct event_base *base;
@@ -98,7 +121,9 @@ struct gateway {
 	struct juki_net_group *steps; /* callers and destinations being set up, refusals */
 	struct counter *per_address, *per_node;
 	struct session *sessions; /* every caller, from accept to close */
-	uint64_t accepted, tunnels_total, denied, bytes_up, bytes_down;
+	struct refusal_src *refusals;
+	struct event *summary_timer;
+	uint64_t accepted, tunnels_total, denied, slow_callers, bytes_up, bytes_down;
 	int64_t active;
 };
 
@@ -106,6 +131,7 @@ struct session {
 	struct gateway *gw;
 	char addr[64];
 	char host[64];
+	int64_t deadline; /* of everything before the caller is trusted (net.h) */
 	struct juki_ident src, dst;
 	enum juki_service svc;
 	int counted_node;
@@ -171,6 +197,125 @@ session_free(struct session *s)
 	free(s);
 }
 
+/*
+ * Repeated refusals.  A source refused again and again (a misconfigured node,
+ * a scan, a flood) would write a warning line per attempt: the first refusal
+ * from a source is logged in full, the ones after it in the same interval
+ * only as a count per kind, in one line per source and interval:
+ *
+ *   fwgate: 312 refused from 127.0.0.1 in the last 60 s: forbidden 300, unreachable 12
+ *
+ * A source with nothing to summarise at the end of an interval is forgotten,
+ * so its next refusal is logged in full again.  Alerts are recorded and
+ * counted one by one throughout.
+ */
+
+/* Returns 1 when this refusal is to be logged in full, 0 when it is only counted. */
+static int
+refusal_note(struct gateway *gw, const char *host, const char *kind)
+{
+	struct refusal_src *r;
+
+	for (r = gw->refusals; r != NULL; r = r->next) {
+		if (strcmp(r->host, host) == 0) {
+			break;
+		}
+	}
+	if (r == NULL) {
+		r = calloc(1, sizeof(*r));
+		if (r == NULL) {
+			return 1;
+		}
+		snprintf(r->host, sizeof(r->host), "%s", host);
+		r->since = juki_clock_mono_ms();
+		r->next = gw->refusals;
+		gw->refusals = r;
+		return 1;
+	}
+	r->n++;
+	for (size_t i = 0; i < r->nkinds; i++) {
+		if (strcmp(r->kinds[i].kind, kind) == 0) {
+			r->kinds[i].n++;
+			return 0;
+		}
+	}
+	if (r->nkinds == REFUSAL_KINDS) {
+		r->other++;
+		return 0;
+	}
+	snprintf(r->kinds[r->nkinds].kind, sizeof(r->kinds[0].kind), "%s", kind);
+	r->kinds[r->nkinds++].n = 1;
+	return 0;
+}
+
+/* Log one line per source with refusals not logged yet; forget the quiet ones. */
+static void
+refusals_summarise(struct gateway *gw)
+{
+	struct refusal_src **pp = &gw->refusals, *r;
+	int64_t now = juki_clock_mono_ms();
+
+	while ((r = *pp) != NULL) {
+		char line[512];
+		size_t len;
+
+		if (r->n == 0) {
+			*pp = r->next;
+			free(r);
+			continue;
+		}
+		len = (size_t)snprintf(
+		    line, sizeof(line),
+		    "%llu refused from %s in the last %lld s:", (unsigned long long)r->n, r->host,
+		    (long long)((now - r->since + 500) / 1000));
+		for (size_t i = 0; i < r->nkinds && len < sizeof(line); i++) {
+			len += (size_t)snprintf(line + len, sizeof(line) - len, "%s %s %llu",
+						i > 0 ? "," : "", r->kinds[i].kind,
+						(unsigned long long)r->kinds[i].n);
+		}
+		if (r->other > 0 && len < sizeof(line)) {
+			snprintf(line + len, sizeof(line) - len, ", other %llu",
+				 (unsigned long long)r->other);
+		}
+		log_warnx("fwgate: %s", line);
+		r->n = 0;
+		r->nkinds = 0;
+		r->other = 0;
+		r->since = now;
+		pp = &r->next;
+	}
+}
+
+static void
+summary_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	refusals_summarise(arg);
+}
+
+static void refusal_alert(struct gateway *gw, const char *host, const char *kind, const char *code,
+			  const char *peer, const char *addr, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/* Raise the alert of a refusal: logged in full, or counted for the summary. */
+static void
+refusal_alert(struct gateway *gw, const char *host, const char *kind, const char *code,
+	      const char *peer, const char *addr, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (refusal_note(gw, host, kind)) {
+		juki_alert(gw->alerts, code, peer, addr, "%s", text);
+	} else {
+		juki_alert_quiet(gw->alerts, code, peer, addr, "%s", text);
+	}
+}
+
 static void refuse(struct session *s, struct bufferevent *bev, const char *code, const char *alert,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -187,8 +332,8 @@ refuse(struct session *s, struct bufferevent *bev, const char *code, const char 
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	gw->denied++;
-	juki_alert(gw->alerts, alert, s->src.urn[0] ? s->src.urn : NULL, s->addr, "deny %s: %s",
-		   code, text);
+	refusal_alert(gw, s->host, code, alert, s->src.urn[0] ? s->src.urn : NULL, s->addr,
+		      "deny %s: %s", code, text);
 	juki_net_deny(gw->steps, bev, code, text, DENY_FLUSH_MS);
 	session_free(s);
 }
@@ -375,7 +520,9 @@ connect_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		s->a = bev;
 		/* The caller reads this text: say what was wrong with its line, not an errno. */
 		if (rc == JUKI_ETIMEDOUT) {
-			refuse(s, bev, "timeout", "malformed-request",
+			/* Silent or trickling: either way it held a connection for nothing. */
+			gw->slow_callers++;
+			refuse(s, bev, "timeout", "slow-caller",
 			       "CONNECT line: no request within %lld ms",
 			       (long long)gw->conf->limits.line_timeout);
 		} else if (rc == JUKI_ETOOBIG) {
@@ -431,8 +578,15 @@ caller_handshake(struct bufferevent *bev, const struct juki_ident *peer, enum ju
 	struct gateway *gw = s->gw;
 
 	if (bev == NULL) {
-		juki_alert(gw->alerts, juki_alert_code_tls(f), NULL, s->addr,
-			   "caller handshake: %s", why);
+		if (f == JUKI_TLSF_TIMEOUT) {
+			gw->slow_callers++;
+			refusal_alert(gw, s->host, "slow-caller", "slow-caller", NULL, s->addr,
+				      "caller handshake: not done within %lld ms",
+				      (long long)gw->conf->limits.handshake_timeout);
+		} else {
+			refusal_alert(gw, s->host, juki_alert_code_tls(f), juki_alert_code_tls(f),
+				      NULL, s->addr, "caller handshake: %s", why);
+		}
 		session_free(s);
 		return;
 	}
@@ -442,8 +596,9 @@ caller_handshake(struct bufferevent *bev, const struct juki_ident *peer, enum ju
 		refuse(s, bev, "forbidden", "policy-denied", "%s may not open tunnels", peer->urn);
 		return;
 	}
-	juki_net_read_line(gw->steps, bev, JUKI_LINE_MAX, gw->conf->limits.line_timeout,
-			   connect_line, s);
+	juki_net_read_line(gw->steps, bev, JUKI_LINE_MAX,
+			   juki_net_left(s->deadline, gw->conf->limits.line_timeout), connect_line,
+			   s);
 }
 
 static void
@@ -478,16 +633,25 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 	gw->sessions = s;
 	juki_net_addr_text(sa, s->addr, sizeof(s->addr));
 	host_of(sa, s->host, sizeof(s->host));
+	/*
+	 * One deadline for everything before the caller is trusted, taken now:
+	 * the handshake and the CONNECT line together.  Until the session is
+	 * freed (trusted, refused or timed out) it counts against per_address.
+	 */
+	s->deadline =
+	    juki_net_deadline(gw->conf->limits.handshake_timeout + gw->conf->limits.line_timeout);
 	gw->accepted++;
 	if (counter_add(&gw->per_address, s->host, 1) > gw->conf->limits.per_address) {
-		juki_alert(gw->alerts, "flood", NULL, s->addr, "more than %lld connections from %s",
-			   (long long)gw->conf->limits.per_address, s->host);
+		refusal_alert(gw, s->host, "flood", "flood", NULL, s->addr,
+			      "more than %lld connections from %s",
+			      (long long)gw->conf->limits.per_address, s->host);
 		gw->denied++;
 		evutil_closesocket(fd);
 		session_free(s);
 		return;
 	}
-	if (juki_net_accept_tls(gw->steps, gw->tls, fd, gw->conf->limits.handshake_timeout,
+	if (juki_net_accept_tls(gw->steps, gw->tls, fd,
+				juki_net_left(s->deadline, gw->conf->limits.handshake_timeout),
 				caller_handshake, s) != 0) {
 		session_free(s);
 	}
@@ -507,13 +671,14 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 		json_array_append_new(listen, json_string(juki_listener_addr(gw->listeners[i])));
 	}
 	*result = json_pack(
-	    "{s:s,s:s,s:s,s:s,s:I,s:b,s:o,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I}}", "daemon",
+	    "{s:s,s:s,s:s,s:s,s:I,s:b,s:o,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I}}", "daemon",
 	    "juki-fwgated", "version", JUKI_VERSION, "node", gw->self.urn, "kind", "fwgate",
 	    "uptime_ms", (json_int_t)(juki_clock_mono_ms() - juki_daemon_started_ms(gw->d)),
 	    "ready", 1, "listen", listen, "directory", (json_int_t)gw->conf->ndirectory,
 	    "policy_rules", (json_int_t)juki_policy_rule_count(gw->policy), "counters", "accepted",
 	    (json_int_t)gw->accepted, "tunnels", (json_int_t)gw->tunnels_total, "active",
-	    (json_int_t)gw->active, "denied", (json_int_t)gw->denied, "bytes_relayed",
+	    (json_int_t)gw->active, "denied", (json_int_t)gw->denied, "slow_callers",
+	    (json_int_t)gw->slow_callers, "bytes_relayed",
 	    (json_int_t)(gw->bytes_up + gw->bytes_down));
 	if (*result == NULL) {
 		return JUKI_ENOMEM;
@@ -634,6 +799,12 @@ gateway_stop(struct juki_daemon *d, void *nodep)
 		gw->per_node = c->next;
 		free(c);
 	}
+	if (gw->summary_timer != NULL) {
+		event_free(gw->summary_timer);
+	}
+	/* Say what is counted and not said yet; the second pass frees every source. */
+	refusals_summarise(gw);
+	refusals_summarise(gw);
 	juki_alerts_free(gw->alerts);
 	juki_tls_free(gw->tls);
 	juki_policy_free(gw->policy);
@@ -644,6 +815,7 @@ static int
 gateway_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_t errlen)
 {
 	const struct fwgate_conf *conf = confp;
+	const struct timeval summary_every = {REFUSAL_SUMMARY_MS / 1000, 0};
 	struct gateway *gw;
 	int rc;
 
@@ -658,7 +830,9 @@ gateway_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_
 	gw->alerts = juki_alerts_new(ALERT_RING, &gw->clock);
 	gw->listeners = calloc(conf->nlisten, sizeof(*gw->listeners));
 	gw->steps = juki_net_group_new(gw->base);
-	if (gw->alerts == NULL || gw->listeners == NULL || gw->steps == NULL) {
+	gw->summary_timer = event_new(gw->base, -1, EV_PERSIST, summary_tick, gw);
+	if (gw->alerts == NULL || gw->listeners == NULL || gw->steps == NULL ||
+	    gw->summary_timer == NULL) {
 		rc = JUKI_ENOMEM;
 		goto fail;
 	}
@@ -666,6 +840,7 @@ gateway_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_
 		goto fail;
 	}
 	gw->self = *juki_tls_self(gw->tls);
+	evtimer_add(gw->summary_timer, &summary_every);
 	for (size_t i = 0; i < conf->nlisten; i++) {
 		rc = juki_net_listen(gw->base, conf->listen[i], accept_cb, gw, &gw->listeners[i],
 				     err, errlen);

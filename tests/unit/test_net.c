@@ -1040,6 +1040,61 @@ test_read_line_control(void **state)
 	}
 }
 
+/*
+ * A peer that trickles its line one byte at a time is cut off when the line's
+ * time is up, counted from the start: the bytes do not re-arm it.
+ */
+static void
+test_read_line_deadline_is_total(void **state)
+{
+	struct fix *f = *state;
+	struct line_result r = {0};
+	struct bufferevent *bev;
+	int64_t t0;
+	int peer, sent = 0;
+
+	bev = line_pair(f, &peer);
+	t0 = juki_clock_mono_ms();
+	juki_net_read_line(f->group, bev, 0, 300, line_cb, &r);
+	/* One byte every 50 ms, for up to 2 s: far longer than the 300 ms allowed. */
+	while (!r.done && sent < 40) {
+		write_all(peer, "C", 1);
+		sent++;
+		run_until(f->base, &r.done, 1, 50);
+	}
+	assert_int_equal(r.done, 1);
+	assert_int_equal(r.rc, JUKI_ETIMEDOUT);
+	assert_false(r.had_line);
+	assert_true(r.at_ms - t0 >= 290);
+	assert_true(r.at_ms - t0 < 1000);
+	assert_true(sent < 20);
+	/* Whatever came stays unread; the callback owns bev. */
+	assert_ptr_equal(r.bev, bev);
+	bufferevent_free(bev);
+	close(peer);
+}
+
+/* The pre-trust deadline: what a step may take is what is left of it. */
+static void
+test_deadline_left(void **state)
+{
+	int64_t now = juki_clock_mono_ms();
+	int64_t d = juki_net_deadline(1000);
+
+	(void)state;
+	assert_true(d >= now + 1000);
+	assert_true(d < now + 1000 + 500);
+	/* A step's own limit when the deadline is further away... */
+	assert_int_equal(juki_net_left(d, 200), 200);
+	/* ... what is left of the deadline when it is nearer... */
+	assert_true(juki_net_left(d, 5000) <= 1000);
+	assert_true(juki_net_left(d, 5000) > 500);
+	/* ... and nothing once it has passed. */
+	assert_int_equal(juki_net_left(now - 1, 5000), 0);
+	assert_int_equal(juki_net_left(juki_net_deadline(0), 5000), 0);
+	assert_int_equal(juki_net_left(juki_net_deadline(-5), 5000), 0);
+}
+
 static void
 test_read_line_timeout(void **state)
 {
@@ -1400,7 +1455,7 @@ test_tls_timeout_silent_server(void **state)
 					      step_cb, &client),
 			 0);
 	assert_true(run_until(f->base, &client.done, 1, WAIT_MS));
-	assert_int_equal(client.failure, JUKI_TLSF_PROTOCOL);
+	assert_int_equal(client.failure, JUKI_TLSF_TIMEOUT);
 	assert_null(client.bev);
 	assert_non_null(strstr(client.why, "timed out"));
 	assert_true(client.at_ms - t0 >= 190);
@@ -1421,7 +1476,7 @@ test_tls_timeout_silent_client(void **state)
 	int c = tcp_connect(juki_listener_addr(l));
 
 	assert_true(run_until(f->base, &server.done, 1, WAIT_MS));
-	assert_int_equal(server.failure, JUKI_TLSF_PROTOCOL);
+	assert_int_equal(server.failure, JUKI_TLSF_TIMEOUT);
 	assert_null(server.bev);
 	assert_non_null(strstr(server.why, "timed out"));
 	assert_true(server.at_ms - t0 >= 190);
@@ -1536,7 +1591,7 @@ test_wrap_tls_timeout(void **state)
 	assert_int_equal(
 	    juki_net_wrap_tls(f->group, f->cs, a, JUKI_TLS_CLIENT, NULL, 150, step_cb, &client), 0);
 	assert_true(run_until(f->base, &client.done, 1, WAIT_MS));
-	assert_int_equal(client.failure, JUKI_TLSF_PROTOCOL);
+	assert_int_equal(client.failure, JUKI_TLSF_TIMEOUT);
 	assert_null(client.bev);
 	assert_non_null(strstr(client.why, "timed out"));
 	assert_true(client.at_ms - t0 >= 140);
@@ -1991,6 +2046,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_read_line_too_long_unterminated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_line_control, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_line_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_line_deadline_is_total, setup, teardown),
+	    cmocka_unit_test(test_deadline_left),
 	    cmocka_unit_test_setup_teardown(test_read_line_peer_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_line_and_deny, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_handshake, setup, teardown),

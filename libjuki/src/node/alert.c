@@ -79,12 +79,11 @@ count(struct juki_alerts *a, const char *code)
 	a->counts[a->ncounts++].n = 1;
 }
 
-void
-juki_alert(struct juki_alerts *alerts, const char *code, const char *peer, const char *addr,
-	   const char *fmt, ...)
+static void
+raise_alert(struct juki_alerts *alerts, int logged, const char *code, const char *peer,
+	    const char *addr, const char *fmt, va_list ap)
 {
 	struct alert_rec *r;
-	va_list ap;
 
 	r = &alerts->ring[alerts->total % alerts->capacity];
 	memset(r, 0, sizeof(*r));
@@ -93,12 +92,34 @@ juki_alert(struct juki_alerts *alerts, const char *code, const char *peer, const
 	snprintf(r->code, sizeof(r->code), "%s", code);
 	snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "");
 	snprintf(r->addr, sizeof(r->addr), "%s", addr ? addr : "");
-	va_start(ap, fmt);
 	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
-	va_end(ap);
 	count(alerts, r->code);
-	log_warnx("alert: %s peer=%s addr=%s: %s", r->code, peer ? peer : "-", addr ? addr : "-",
-		  r->detail);
+	if (logged) {
+		log_warnx("alert: %s peer=%s addr=%s: %s", r->code, peer ? peer : "-",
+			  addr ? addr : "-", r->detail);
+	}
+}
+
+void
+juki_alert(struct juki_alerts *alerts, const char *code, const char *peer, const char *addr,
+	   const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	raise_alert(alerts, 1, code, peer, addr, fmt, ap);
+	va_end(ap);
+}
+
+void
+juki_alert_quiet(struct juki_alerts *alerts, const char *code, const char *peer, const char *addr,
+		 const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	raise_alert(alerts, 0, code, peer, addr, fmt, ap);
+	va_end(ap);
 }
 
 const char *

@@ -35,6 +35,7 @@ struct juki_inbound {
 	struct conn *conns;           /* every connection, being set up or up */
 	size_t nchans;
 	uint64_t received, accepted, duplicate;
+	uint64_t slow_callers; /* connections that ran out of their pre-trust time */
 	struct reason_count rejected[MAX_REASONS];
 	size_t nrejected;
 };
@@ -42,6 +43,7 @@ struct juki_inbound {
 struct conn {
 	struct juki_inbound *in;
 	char addr[64];
+	int64_t deadline; /* of everything before the channel is up (net.h) */
 	struct juki_ident src;
 	enum juki_service svc;
 	struct juki_chan *chan;
@@ -98,6 +100,19 @@ conn_free(struct conn *c)
 static void chan_readable(struct juki_chan *chan, void *arg);
 static void chan_closed(struct juki_chan *chan, int rc, const char *why, void *arg);
 
+/* The pre-trust time ran out (a silent or trickling peer): alert, count, close. */
+static void
+slow_caller(struct conn *c, const char *step)
+{
+	struct juki_inbound *in = c->in;
+
+	in->slow_callers++;
+	juki_alert(in->conf.alerts, "slow-caller", c->src.urn[0] ? c->src.urn : NULL, c->addr,
+		   "node port: %s not done in time (%lld ms from accept at most)", step,
+		   (long long)(in->conf.handshake_timeout_ms + in->conf.line_timeout_ms));
+	conn_free(c);
+}
+
 static void
 inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls_failure f,
 	   const char *why, void *arg)
@@ -110,6 +125,10 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 	};
 
 	if (bev == NULL) {
+		if (f == JUKI_TLSF_TIMEOUT) {
+			slow_caller(c, "inner handshake");
+			return;
+		}
 		juki_alert(in->conf.alerts, juki_alert_code_tls(f), c->src.urn, c->addr,
 			   "inner handshake from %s over %s: %s", c->src.urn,
 			   juki_service_name(c->svc), why);
@@ -136,6 +155,11 @@ from_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 	const char *bad;
 	char why[200];
 
+	if (rc == JUKI_ETIMEDOUT) {
+		bufferevent_free(bev);
+		slow_caller(c, "FROM line");
+		return;
+	}
 	if (rc != 0) {
 		juki_alert(in->conf.alerts, "malformed-request", NULL, c->addr,
 			   "FROM line from gateway: %s", juki_strerror(rc));
@@ -163,7 +187,8 @@ from_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 	}
 	if (juki_net_write_line(bev, "OK") != 0 ||
 	    juki_net_wrap_tls(in->steps, in->tls, bev, JUKI_TLS_SERVER, &c->src,
-			      in->conf.handshake_timeout_ms, inner_done, c) != 0) {
+			      juki_net_left(c->deadline, in->conf.handshake_timeout_ms), inner_done,
+			      c) != 0) {
 		log_warnx("inbound: cannot start the inner session from %s", c->src.urn);
 		conn_free(c);
 	}
@@ -177,6 +202,10 @@ outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 	struct juki_inbound *in = c->in;
 
 	if (bev == NULL) {
+		if (f == JUKI_TLSF_TIMEOUT) {
+			slow_caller(c, "outer handshake");
+			return;
+		}
 		juki_alert(in->conf.alerts, juki_alert_code_tls(f), NULL, c->addr, "node port: %s",
 			   why);
 		conn_free(c);
@@ -190,7 +219,8 @@ outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 		conn_free(c);
 		return;
 	}
-	juki_net_read_line(in->steps, bev, JUKI_LINE_MAX, in->conf.line_timeout_ms, from_line, c);
+	juki_net_read_line(in->steps, bev, JUKI_LINE_MAX,
+			   juki_net_left(c->deadline, in->conf.line_timeout_ms), from_line, c);
 }
 
 static void
@@ -212,8 +242,15 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 	}
 	in->conns = c;
 	juki_net_addr_text(sa, c->addr, sizeof(c->addr));
-	if (juki_net_accept_tls(in->steps, in->tls, fd, in->conf.handshake_timeout_ms, outer_done,
-				c) != 0) {
+	/*
+	 * One deadline for everything before the channel is up, taken now: the
+	 * outer handshake, the FROM line and the inner handshake together get
+	 * handshake_timeout + line_timeout, each step no more than its own limit.
+	 */
+	c->deadline = juki_net_deadline(in->conf.handshake_timeout_ms + in->conf.line_timeout_ms);
+	if (juki_net_accept_tls(in->steps, in->tls, fd,
+				juki_net_left(c->deadline, in->conf.handshake_timeout_ms),
+				outer_done, c) != 0) {
 		conn_free(c);
 	}
 }
@@ -595,6 +632,7 @@ juki_inbound_status(const struct juki_inbound *in)
 	json_object_set_new(st, "received", json_integer((json_int_t)in->received));
 	json_object_set_new(st, "accepted", json_integer((json_int_t)in->accepted));
 	json_object_set_new(st, "duplicate", json_integer((json_int_t)in->duplicate));
+	json_object_set_new(st, "slow_callers", json_integer((json_int_t)in->slow_callers));
 	json_object_set_new(st, "rejected", rejected);
 	return st;
 }

@@ -374,7 +374,24 @@ juki_net_group_free(struct juki_net_group *group)
 	free(group);
 }
 
-/* One TLS handshake in progress; its timer bounds it. */
+int64_t
+juki_net_deadline(int64_t budget_ms)
+{
+	return juki_clock_mono_ms() + (budget_ms > 0 ? budget_ms : 0);
+}
+
+int64_t
+juki_net_left(int64_t deadline, int64_t step_ms)
+{
+	int64_t left = deadline - juki_clock_mono_ms();
+
+	if (left < 0) {
+		left = 0;
+	}
+	return step_ms < left ? step_ms : left;
+}
+
+/* One TLS handshake in progress; its timer bounds it in total. */
 struct tls_step {
 	struct pending p;
 	juki_tls_step_cb cb;
@@ -472,7 +489,7 @@ step_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	step_fail(arg, JUKI_TLSF_PROTOCOL, "handshake timed out");
+	step_fail(arg, JUKI_TLSF_TIMEOUT, "handshake timed out");
 }
 
 static struct tls_step *
@@ -673,6 +690,16 @@ line_event(struct bufferevent *bev, short what, void *arg)
 	line_done(bev, arg, NULL, (what & BEV_EVENT_TIMEOUT) ? JUKI_ETIMEDOUT : JUKI_ECLOSED);
 }
 
+static void
+line_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct line_step *ls = arg;
+
+	(void)fd;
+	(void)what;
+	line_done(ls->p.bev, ls, NULL, JUKI_ETIMEDOUT);
+}
+
 void
 juki_net_read_line(struct juki_net_group *group, struct bufferevent *bev, size_t max,
 		   int64_t timeout_ms, juki_line_cb cb, void *arg)
@@ -681,7 +708,8 @@ juki_net_read_line(struct juki_net_group *group, struct bufferevent *bev, size_t
 	struct timeval tv;
 
 	ls = calloc(1, sizeof(*ls));
-	if (ls == NULL) {
+	if (ls == NULL || (ls->p.timer = evtimer_new(group->base, line_timeout, ls)) == NULL) {
+		free(ls);
 		cb(bev, NULL, JUKI_ENOMEM, arg);
 		return;
 	}
@@ -690,9 +718,14 @@ juki_net_read_line(struct juki_net_group *group, struct bufferevent *bev, size_t
 	ls->max = max == 0 || max > JUKI_LINE_MAX ? JUKI_LINE_MAX : max;
 	ls->cb = cb;
 	ls->arg = arg;
-	/* Reading stays enabled throughout, so the read timeout bounds the wait. */
+	/*
+	 * A timer, not the bufferevent's read timeout: that one is re-armed by
+	 * every byte, and a peer sending one byte at a time would hold the
+	 * connection for as long as it likes.
+	 */
 	ms_to_tv(timeout_ms, &tv);
-	bufferevent_set_timeouts(bev, &tv, NULL);
+	evtimer_add(ls->p.timer, &tv);
+	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setcb(bev, line_read, NULL, line_event, ls);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {

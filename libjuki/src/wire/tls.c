@@ -705,6 +705,8 @@ juki_tls_failure_name(enum juki_tls_failure failure)
 		return "wrong-peer";
 	case JUKI_TLSF_PROTOCOL:
 		return "protocol";
+	case JUKI_TLSF_TIMEOUT:
+		return "timeout";
 	}
 	return "protocol";
 }

@@ -35,6 +35,14 @@ void juki_alert(struct juki_alerts *alerts, const char *code, const char *peer, 
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /*
+ * juki_alert_quiet() - raise an alert as juki_alert() (recorded, counted)
+ * without its log line: for a caller that logs a summary of many instead
+ * (the gateway's repeated refusals from one source).
+ */
+void juki_alert_quiet(struct juki_alerts *alerts, const char *code, const char *peer,
+		      const char *addr, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
  * juki_alert_code_tls() - the alert code of a failed handshake, the same at
  * every boundary: "not-tls", "unknown-certificate" (another CA, or no
  * urn:juki identity), "revoked-certificate", "expired-certificate",

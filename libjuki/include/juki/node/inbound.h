@@ -3,6 +3,9 @@
  *
  * A node port accepts connections from gateways only.  For each:
  *
+ *   0. from accept, steps 1-3 together get handshake_timeout +
+ *      line_timeout (each no more than its own limit); a connection that
+ *      runs out is closed as a "slow-caller" alert;
  *   1. outer TLS 1.3; the peer must be a gateway (urn:juki:fwgate:*);
  *   2. the gateway names the caller: "FROM <urn> <service>\n"; the node
  *      checks the flow policy again (the receiver enforces it too) and
@@ -93,8 +96,9 @@ const char *juki_inbound_addr(const struct juki_inbound *in, size_t i);
 
 /*
  * juki_inbound_status() - {"listen": [...], "channels": n, "received": n,
- * "accepted": n, "duplicate": n, "rejected": {reason: n}}.  Refused
- * connections are counted as alerts.  NULL on ENOMEM.
+ * "accepted": n, "duplicate": n, "slow_callers": n, "rejected": {reason: n}}.
+ * Refused connections are counted as alerts; slow_callers are those that
+ * did not finish their handshakes and FROM line in time.  NULL on ENOMEM.
  */
 json_t *juki_inbound_status(const struct juki_inbound *in);
 

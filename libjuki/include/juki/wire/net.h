@@ -92,8 +92,30 @@ typedef void (*juki_tls_step_cb)(struct bufferevent *bev, const struct juki_iden
 				 enum juki_tls_failure failure, const char *why, void *arg);
 
 /*
+ * The pre-trust deadline.  Everything a peer must do before it is trusted
+ * (the outer handshake, the CONNECT or FROM line, the inner handshake) is
+ * bounded by one total deadline taken at accept: juki_net_deadline(budget).
+ * Each step is then given juki_net_left(deadline, its own limit), and every
+ * step's limit is a total from its start, never re-armed by the bytes that
+ * arrive: a peer that trickles one byte at a time is cut off at the same
+ * time as a silent one.  A step that runs out reports a timeout
+ * (JUKI_TLSF_TIMEOUT, JUKI_ETIMEDOUT); once the peer is trusted the deadline
+ * is simply no longer consulted.
+ */
+
+/* juki_net_deadline() - the monotonic time (juki_clock_mono_ms) budget_ms from now. */
+int64_t juki_net_deadline(int64_t budget_ms);
+
+/*
+ * juki_net_left() - the time a step may take: step_ms, but no more than is
+ * left until deadline (0 once it has passed: the step times out at once).
+ */
+int64_t juki_net_left(int64_t deadline, int64_t step_ms);
+
+/*
  * juki_net_accept_tls() - run the server handshake on fd (taken over: it is
- * closed on failure).  timeout_ms bounds the handshake.
+ * closed on failure).  timeout_ms bounds the handshake in total; running
+ * out of it fails with JUKI_TLSF_TIMEOUT (as in the other TLS steps).
  */
 int juki_net_accept_tls(struct juki_net_group *group, struct juki_tls *tls, evutil_socket_t fd,
 			int64_t timeout_ms, juki_tls_step_cb cb, void *arg);
@@ -126,8 +148,9 @@ int juki_net_wrap_tls(struct juki_net_group *group, struct juki_tls *tls, struct
 typedef void (*juki_line_cb)(struct bufferevent *bev, const char *line, int rc, void *arg);
 
 /*
- * juki_net_read_line() - read one line from bev within timeout_ms.  Bytes
- * after the line stay in bev's input buffer.
+ * juki_net_read_line() - read one line from bev within timeout_ms, a total
+ * from the call: bytes that arrive do not extend it.  Bytes after the line
+ * stay in bev's input buffer.
  */
 void juki_net_read_line(struct juki_net_group *group, struct bufferevent *bev, size_t max,
 			int64_t timeout_ms, juki_line_cb cb, void *arg);

@@ -59,6 +59,7 @@ enum juki_tls_failure {
 	JUKI_TLSF_NO_IDENTITY, /* no valid urn:juki SAN URI */
 	JUKI_TLSF_WRONG_PEER,  /* valid, but not who we expected */
 	JUKI_TLSF_PROTOCOL,    /* anything else */
+	JUKI_TLSF_TIMEOUT,     /* not done within its time (a slow or silent peer) */
 };
 
 struct juki_tls;
