@@ -2,14 +2,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/reconcile.h"
 #include "juki/store/outbox.h"
 
-/* A day whose counts still differ after this many re-sends is left to an operator. */
+/* A day whose counts still differ after this many re-sends in a day is left to an operator. */
 #define MAX_RESENDS 3
+/* The ranges re-sent that a day's row keeps to show (all are counted). */
+#define SHOWN_RANGES 32
 
 const struct juki_migration juki_reconcile_steps[JUKI_RECONCILE_NSTEPS] = {
     {1, "CREATE TABLE reconcile_query ("
@@ -32,6 +33,19 @@ const struct juki_migration juki_reconcile_steps[JUKI_RECONCILE_NSTEPS] = {
 	" resent INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (dest, day)"
 	") WITHOUT ROWID;"},
+    /*
+     * Narrowing down a difference: a query over ranges of codes keeps our
+     * digests of those ranges (JSON) and its round; a day keeps the JST day
+     * its re-sends were last counted on (the count starts again each day),
+     * and what the last narrowing re-sent: records, rounds, the ranges.
+     */
+    {2, "ALTER TABLE reconcile_query ADD COLUMN ranges TEXT;"
+	"ALTER TABLE reconcile_query ADD COLUMN round INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE reconcile ADD COLUMN resent_on TEXT;"
+	"ALTER TABLE reconcile ADD COLUMN last_resent INTEGER;"
+	"ALTER TABLE reconcile ADD COLUMN last_rounds INTEGER;"
+	"ALTER TABLE reconcile ADD COLUMN last_nranges INTEGER;"
+	"ALTER TABLE reconcile ADD COLUMN last_ranges TEXT;"},
 };
 
 struct juki_reconcile {
@@ -113,8 +127,11 @@ queue_query(struct juki_reconcile *r, const char *day)
 int
 juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 {
-	static const char sql_days[] = "SELECT DISTINCT day FROM honnin_counts"
-				       " WHERE side = 1 AND peer = ?1 AND day >= ?2 ORDER BY day";
+	/* Not a day being narrowed down: its round asks for it again when done. */
+	static const char sql_days[] =
+	    "SELECT DISTINCT day FROM honnin_counts WHERE side = 1 AND peer = ?1 AND day >= ?2"
+	    " AND day NOT IN (SELECT day FROM reconcile_query WHERE dest = ?1"
+	    " AND ranges IS NOT NULL) ORDER BY day";
 	struct juki_store *store = r->env.store;
 	int64_t now = juki_clock_now_ms(r->env.clock);
 	char first[11];
@@ -170,50 +187,382 @@ juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 	return 0;
 }
 
-/* Send every record of day to the receiver again; it keeps what it has. */
-static int
-resend_day(struct juki_reconcile *r, const char *day, size_t *count)
+/* The JST day of now: re-sends are counted per day. */
+static void
+today(struct juki_reconcile *r, char day[11])
 {
-	static const char sql[] =
-	    "SELECT rec FROM honnin WHERE recorded_ms >= ?1 AND recorded_ms < ?2"
-	    " UNION ALL SELECT rec FROM honnin_history WHERE recorded_ms >= ?1 AND recorded_ms < "
-	    "?2";
-	struct juki_batcher *b;
-	int64_t start;
-	sqlite3_stmt *st;
-	int rc = 0;
+	juki_honnin_day(juki_clock_now_ms(r->env.clock), day);
+}
 
-	*count = 0;
-	if (juki_clock_parse_day(day, &start) != 0) {
-		return JUKI_EINVAL;
-	}
-	start = juki_clock_midnight(start); /* 00:00 UTC is 09:00 in Japan, the same day */
-	b = juki_batcher_new(r->env.store, r->env.self, juki_reconcile_dest(r),
-			     (size_t)r->conf.batch_records, (size_t)r->conf.frame_max * 3 / 4,
-			     r->env.clock);
-	st = juki_store_prepare(r->env.store, sql);
-	if (b == NULL || st == NULL) {
-		juki_batcher_free(b);
-		return b == NULL ? JUKI_ENOMEM : JUKI_ESTORE;
-	}
-	sqlite3_bind_int64(st, 1, start);
-	sqlite3_bind_int64(st, 2, start + JUKI_DAY_MS);
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		json_t *rec = json_loadb(sqlite3_column_blob(st, 0),
-					 (size_t)sqlite3_column_bytes(st, 0), 0, NULL);
+/* The length of the code prefix that range [from, to] covers (11: a single code). */
+static size_t
+prefix_len(const char *from, const char *to)
+{
+	size_t k = 0;
 
-		if (rec == NULL) {
+	while (k < JUKI_JUMIN_CODE_LEN && from[k] == to[k]) {
+		k++;
+	}
+	return k;
+}
+
+/* The range of the codes starting with prefix (k digits). */
+static json_t *
+prefix_range(const char *prefix, size_t k)
+{
+	char from[JUKI_JUMIN_CODE_LEN + 1], to[JUKI_JUMIN_CODE_LEN + 1];
+
+	memcpy(from, prefix, k);
+	memcpy(to, prefix, k);
+	memset(from + k, '0', JUKI_JUMIN_CODE_LEN - k);
+	memset(to + k, '9', JUKI_JUMIN_CODE_LEN - k);
+	from[JUKI_JUMIN_CODE_LEN] = to[JUKI_JUMIN_CODE_LEN] = '\0';
+	return json_pack("{s:s,s:s}", "from", from, "to", to);
+}
+
+/* The ten ranges of the codes under range's prefix, one per next digit, appended to out. */
+static int
+split(const json_t *range, json_t *out)
+{
+	const char *from = json_string_value(json_object_get(range, "from"));
+	const char *to = json_string_value(json_object_get(range, "to"));
+	size_t k = prefix_len(from, to);
+	char prefix[JUKI_JUMIN_CODE_LEN + 1];
+
+	memcpy(prefix, from, k);
+	for (char d = '0'; d <= '9'; d++) {
+		prefix[k] = d;
+		if (json_array_append_new(out, prefix_range(prefix, k + 1)) != 0) {
+			return JUKI_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+json_t *
+juki_reconcile_first_ranges(int64_t total)
+{
+	json_t *out = json_array(), *all = prefix_range("", 0);
+	int64_t per = JUKI_RECONCILE_LEAF; /* a day up to this many: LEAF a range at depth */
+	int depth = 0;
+
+	/* As deep as takes a range to about JUKI_RECONCILE_LEAF records, within one message. */
+	while (depth < JUKI_RECONCILE_FIRST_DEPTH && total > per) {
+		per *= 10;
+		depth++;
+	}
+	if (out == NULL || all == NULL) {
+		json_decref(out);
+		json_decref(all);
+		return NULL;
+	}
+	json_array_append(out, all);
+	for (int d = 0; d < depth; d++) {
+		json_t *next = json_array();
+		size_t i;
+		json_t *range;
+
+		json_array_foreach(out, i, range)
+		{
+			if (next == NULL || split(range, next) != 0) {
+				break;
+			}
+		}
+		json_decref(out);
+		out = next;
+	}
+	json_decref(all);
+	return out;
+}
+
+static int
+same_range(const json_t *a, const json_t *b)
+{
+	static const char *const keys[] = {"from", "to", "digest"};
+
+	for (size_t i = 0; i < 3; i++) {
+		const char *x = json_string_value(json_object_get(a, keys[i]));
+		const char *y = json_string_value(json_object_get(b, keys[i]));
+
+		if (x == NULL || y == NULL || strcmp(x, y) != 0) {
+			return 0;
+		}
+	}
+	return json_integer_value(json_object_get(a, "count")) ==
+	       json_integer_value(json_object_get(b, "count"));
+}
+
+int
+juki_reconcile_narrow(const json_t *ours, const json_t *theirs, int round, json_t **next,
+		      json_t **resend)
+{
+	json_t *deeper = json_array();
+	size_t i;
+	json_t *o;
+
+	*next = json_array();
+	*resend = json_array();
+	if (*next == NULL || *resend == NULL || deeper == NULL) {
+		goto nomem;
+	}
+	json_array_foreach(ours, i, o)
+	{
+		const json_t *t = json_array_get(theirs, i);
+		json_int_t count = json_integer_value(json_object_get(o, "count"));
+		const char *from = json_string_value(json_object_get(o, "from"));
+		const char *to = json_string_value(json_object_get(o, "to"));
+
+		if (t != NULL && same_range(o, t)) {
 			continue;
 		}
-		rc = juki_batcher_add_json(b, rec);
-		json_decref(rec);
-		(*count)++;
+		if (count == 0) {
+			/* Only the receiver holds records here: nothing to send. */
+			continue;
+		}
+		if (count <= JUKI_RECONCILE_LEAF || round >= JUKI_RECONCILE_MAX_ROUNDS ||
+		    prefix_len(from, to) == JUKI_JUMIN_CODE_LEN) {
+			json_array_append_new(*resend,
+					      json_pack("{s:s,s:s}", "from", from, "to", to));
+		} else {
+			json_array_append_new(deeper,
+					      json_pack("{s:s,s:s}", "from", from, "to", to));
+		}
 	}
-	sqlite3_reset(st);
+	/* Split what fits in the next message; the rest is sent as it stands. */
+	json_array_foreach(deeper, i, o)
+	{
+		if (json_array_size(*next) + 10 <= JUKI_HONNIN_RANGES_MAX) {
+			if (split(o, *next) != 0) {
+				goto nomem;
+			}
+		} else {
+			json_array_append(*resend, o);
+		}
+	}
+	json_decref(deeper);
+	return 0;
+nomem:
+	json_decref(deeper);
+	json_decref(*next);
+	json_decref(*resend);
+	*next = *resend = NULL;
+	return JUKI_ENOMEM;
+}
+
+/*
+ * Ask the receiver for its digests of ranges of day (round 1, 2, ...): our
+ * own digests of them are kept with the query, the snapshot its answer is
+ * compared with.
+ */
+static int
+queue_ranges(struct juki_reconcile *r, const char *day, json_int_t sent_total,
+	     const char *sent_digest, const json_t *ranges, int round)
+{
+	static const char sql_q[] =
+	    "INSERT INTO reconcile_query (msg_id, dest, day, sent_total, sent_digest, queued_ms,"
+	    " ranges, round) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+	static const char sql_r[] = "UPDATE reconcile SET status = 'pending', last_rounds = ?3"
+				    " WHERE dest = ?1 AND day = ?2";
+	struct juki_store *store = r->env.store;
+	json_t *ours, *body;
+	struct juki_msg msg;
+	sqlite3_stmt *st;
+	char *text;
+	int rc;
+
+	if ((ours = juki_honnin_range_digests(store, NULL, day, ranges)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	body = json_pack("{s:s,s:{s:I,s:s},s:O}", "day", day, "sent", "total", sent_total, "digest",
+			 sent_digest, "ranges", ranges);
+	text = json_dumps(ours, JSON_COMPACT);
+	json_decref(ours);
+	if (body == NULL || text == NULL ||
+	    juki_msg_init(&msg, JUKI_MSG_COUNT_QUERY, r->env.self, juki_reconcile_dest(r), NULL,
+			  body, r->env.clock) != 0) {
+		free(text);
+		return JUKI_ENOMEM;
+	}
+	rc = juki_outbox_put(store, &msg, "honnin", juki_clock_now_ms(r->env.clock), NULL);
+	if (rc == 0 && (st = juki_store_prepare(store, sql_q)) != NULL) {
+		sqlite3_bind_text(st, 1, msg.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, sent_total);
+		sqlite3_bind_text(st, 5, sent_digest, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, juki_clock_now_ms(r->env.clock));
+		sqlite3_bind_text(st, 7, text, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 8, round);
+		rc = step_done(st);
+	} else if (rc == 0) {
+		rc = JUKI_ESTORE;
+	}
+	if (rc == 0 && (st = juki_store_prepare(store, sql_r)) != NULL) {
+		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, round);
+		rc = step_done(st);
+	} else if (rc == 0) {
+		rc = JUKI_ESTORE;
+	}
+	juki_msg_clear(&msg);
+	free(text);
+	return rc;
+}
+
+/* Send the records of day in ranges again (the receiver keeps what it has), and note them. */
+static int
+resend_ranges(struct juki_reconcile *r, const char *day, const json_t *ranges)
+{
+	static const char sql_get[] =
+	    "SELECT last_ranges FROM reconcile WHERE dest = ?1 AND day = ?2";
+	static const char sql_set[] =
+	    "UPDATE reconcile SET last_resent = coalesce(last_resent, 0) + ?3,"
+	    " last_nranges = coalesce(last_nranges, 0) + ?4, last_ranges = ?5"
+	    " WHERE dest = ?1 AND day = ?2";
+	struct juki_store *store = r->env.store;
+	struct juki_batcher *b;
+	json_t *shown = NULL;
+	sqlite3_stmt *st;
+	size_t n = 0, i;
+	json_t *range;
+	char *text;
+	int rc;
+
+	if (json_array_size(ranges) == 0) {
+		return 0;
+	}
+	b = juki_batcher_new(store, r->env.self, juki_reconcile_dest(r),
+			     (size_t)r->conf.batch_records, (size_t)r->conf.frame_max * 3 / 4,
+			     r->env.clock);
+	if (b == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = juki_honnin_resend_ranges(store, day, ranges, b, &n);
 	if (rc == 0) {
 		rc = juki_batcher_flush(b);
 	}
 	juki_batcher_free(b);
+	if (rc != 0) {
+		return rc;
+	}
+	if ((st = juki_store_prepare(store, sql_get)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		shown = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+	}
+	sqlite3_reset(st);
+	if (!json_is_array(shown)) {
+		json_decref(shown);
+		shown = json_array();
+	}
+	json_array_foreach(ranges, i, range)
+	{
+		if (json_array_size(shown) >= SHOWN_RANGES) {
+			break;
+		}
+		json_array_append(shown, range);
+	}
+	text = json_dumps(shown, JSON_COMPACT);
+	json_decref(shown);
+	if (text == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if ((st = juki_store_prepare(store, sql_set)) == NULL) {
+		free(text);
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)n);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)json_array_size(ranges));
+	sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	free(text);
+	if (rc == 0) {
+		log_info("reconcile: %zu records of %s in %zu ranges sent to %s again", n, day,
+			 json_array_size(ranges), juki_reconcile_dest(r));
+	}
+	return rc;
+}
+
+/* The narrowing of day ended: count the re-send (per day of now) and ask for the day again. */
+static int
+narrowed(struct juki_reconcile *r, const char *day)
+{
+	static const char sql[] =
+	    "UPDATE reconcile SET resent = CASE WHEN resent_on = ?3 THEN resent + 1 ELSE 1 END,"
+	    " resent_on = ?3 WHERE dest = ?1 AND day = ?2"
+	    " RETURNING coalesce(last_resent, 0), coalesce(last_nranges, 0), last_rounds";
+	sqlite3_stmt *st = juki_store_prepare(r->env.store, sql);
+	char now[11];
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	today(r, now);
+	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		log_notice(
+		    "reconcile: %lld records of %s (%lld ranges, %d rounds) sent to %s again",
+		    (long long)sqlite3_column_int64(st, 0), day,
+		    (long long)sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2),
+		    juki_reconcile_dest(r));
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		return JUKI_ESTORE;
+	}
+	/* Asked again behind the records. */
+	return queue_query(r, day);
+}
+
+/* The answer to a query over ranges: narrow down, re-send, ask deeper or finish. */
+static int
+on_ranges_answer(struct juki_reconcile *r, const char *day, json_int_t sent_total,
+		 const char *sent_digest, const char *ours_text, int round,
+		 const struct juki_ack *ack)
+{
+	json_t *ours = json_loads(ours_text, 0, NULL), *theirs = NULL, *next = NULL, *resend = NULL;
+	int rc;
+
+	if (ack->status != JUKI_ACK_REJECTED && ack->result != NULL) {
+		theirs = json_object_get(ack->result, "ranges");
+	}
+	if (ours == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (!json_is_array(theirs) || json_array_size(theirs) != json_array_size(ours)) {
+		/* A receiver that does not answer over ranges: the whole day, as before. */
+		json_t *all = juki_reconcile_first_ranges(0);
+
+		log_notice("reconcile: %s does not answer over ranges; sending all of %s again",
+			   juki_reconcile_dest(r), day);
+		rc = all == NULL ? JUKI_ENOMEM : resend_ranges(r, day, all);
+		json_decref(all);
+		json_decref(ours);
+		return rc != 0 ? rc : narrowed(r, day);
+	}
+	rc = juki_reconcile_narrow(ours, theirs, round, &next, &resend);
+	json_decref(ours);
+	if (rc == 0) {
+		rc = resend_ranges(r, day, resend);
+	}
+	if (rc == 0) {
+		rc = json_array_size(next) > 0
+			 ? queue_ranges(r, day, sent_total, sent_digest, next, round + 1)
+			 : narrowed(r, day);
+	}
+	json_decref(next);
+	json_decref(resend);
 	return rc;
 }
 
@@ -221,20 +570,24 @@ int
 juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *entry,
 		      const struct juki_ack *ack)
 {
-	static const char sql_get[] =
-	    "SELECT day, sent_total, sent_digest FROM reconcile_query WHERE msg_id = ?1";
+	static const char sql_get[] = "SELECT day, sent_total, sent_digest, ranges, round"
+				      " FROM reconcile_query WHERE msg_id = ?1";
 	static const char sql_del[] = "DELETE FROM reconcile_query WHERE msg_id = ?1";
 	static const char sql_set[] =
 	    "UPDATE reconcile SET status = ?3, received_total = ?4, received_digest = ?5,"
-	    " checked_ms = ?6, resent = resent + ?7 WHERE dest = ?1 AND day = ?2";
-	static const char sql_resent[] =
-	    "SELECT resent FROM reconcile WHERE dest = ?1 AND day = ?2";
+	    " checked_ms = ?6 WHERE dest = ?1 AND day = ?2";
+	static const char sql_resent[] = "SELECT CASE WHEN resent_on = ?3 THEN resent ELSE 0 END"
+					 " FROM reconcile WHERE dest = ?1 AND day = ?2";
+	static const char sql_start[] =
+	    "UPDATE reconcile SET last_resent = 0, last_nranges = 0, last_ranges = '[]',"
+	    " last_rounds = 0 WHERE dest = ?1 AND day = ?2";
 	struct juki_store *store = r->env.store;
 	const char *status = "ok", *received_digest = NULL;
 	json_int_t sent_total, received_total = 0;
-	char day[11], sent_digest[2 * JUKI_DIGEST_LEN + 1];
+	char day[11], now[11], sent_digest[2 * JUKI_DIGEST_LEN + 1];
+	char *ranges = NULL;
 	sqlite3_stmt *st;
-	int rc, resend = 0;
+	int rc, resend = 0, round;
 
 	if (strcmp(entry->type, JUKI_MSG_COUNT_QUERY) != 0 ||
 	    strcmp(entry->dest, juki_reconcile_dest(r)) != 0) {
@@ -251,12 +604,27 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	snprintf(day, sizeof(day), "%s", (const char *)sqlite3_column_text(st, 0));
 	sent_total = sqlite3_column_int64(st, 1);
 	snprintf(sent_digest, sizeof(sent_digest), "%s", (const char *)sqlite3_column_text(st, 2));
+	if (sqlite3_column_type(st, 3) != SQLITE_NULL &&
+	    (ranges = strdup((const char *)sqlite3_column_text(st, 3))) == NULL) {
+		sqlite3_reset(st);
+		return JUKI_ENOMEM;
+	}
+	round = sqlite3_column_int(st, 4);
 	sqlite3_reset(st);
 	if ((st = juki_store_prepare(store, sql_del)) == NULL) {
+		free(ranges);
 		return JUKI_ESTORE;
 	}
 	sqlite3_bind_text(st, 1, entry->msg_id, -1, SQLITE_STATIC);
 	if ((rc = step_done(st)) != 0) {
+		free(ranges);
+		return rc;
+	}
+	if (ranges != NULL) {
+		rc = ack->status != JUKI_ACK_REJECTED && ack->result == NULL
+			 ? 0 /* answered before: the next round starts again */
+			 : on_ranges_answer(r, day, sent_total, sent_digest, ranges, round, ack);
+		free(ranges);
 		return rc;
 	}
 	if (ack->status == JUKI_ACK_REJECTED) {
@@ -278,9 +646,11 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	if (resend) {
 		json_int_t resent = 0;
 
+		today(r, now);
 		if ((st = juki_store_prepare(store, sql_resent)) != NULL) {
 			sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) == SQLITE_ROW) {
 				resent = sqlite3_column_int64(st, 0);
 			}
@@ -289,7 +659,7 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 		juki_alert(r->env.alerts, "count-mismatch", juki_reconcile_dest(r), NULL,
 			   "update counts of %s: sent %lld, recorded %lld%s", day,
 			   (long long)sent_total, (long long)received_total,
-			   resent < MAX_RESENDS ? "; sending the day again"
+			   resent < MAX_RESENDS ? "; sending the records that differ again"
 						: "; left to an operator");
 		resend = resent < MAX_RESENDS;
 	}
@@ -304,20 +674,28 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 		sqlite3_bind_text(st, 5, received_digest, -1, SQLITE_TRANSIENT);
 	}
 	sqlite3_bind_int64(st, 6, juki_clock_now_ms(r->env.clock));
-	sqlite3_bind_int(st, 7, resend);
 	if ((rc = step_done(st)) != 0) {
 		return rc;
 	}
 	if (resend) {
-		size_t n;
+		json_t *first = juki_reconcile_first_ranges(sent_total);
 
-		if ((rc = resend_day(r, day, &n)) != 0) {
-			return rc;
+		if (first == NULL) {
+			return JUKI_ENOMEM;
 		}
-		log_notice("reconcile: %zu records of %s sent to %s again", n, day,
-			   juki_reconcile_dest(r));
-		/* Asked again behind the records, with the same snapshot of what was sent. */
-		return queue_query(r, day);
+		if ((st = juki_store_prepare(store, sql_start)) == NULL) {
+			rc = JUKI_ESTORE;
+		} else {
+			sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+			rc = step_done(st);
+		}
+		/* Narrowed down over ranges of codes, one message a round (protocol.md §10.7). */
+		if (rc == 0) {
+			rc = queue_ranges(r, day, sent_total, sent_digest, first, 1);
+		}
+		json_decref(first);
+		return rc;
 	}
 	return 0;
 }
@@ -327,20 +705,24 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 {
 	static const char sql[] =
 	    "SELECT day, status, sent_total, received_total, sent_digest, received_digest,"
-	    " checked_ms, resent FROM reconcile WHERE dest = ?1 AND (?2 IS NULL OR day = ?2)"
+	    " checked_ms, CASE WHEN resent_on = ?3 THEN resent ELSE 0 END, last_resent,"
+	    " last_rounds, last_nranges, last_ranges"
+	    " FROM reconcile WHERE dest = ?1 AND (?2 IS NULL OR day = ?2)"
 	    " ORDER BY day DESC LIMIT 31";
 	json_t *rows = json_array();
 	sqlite3_stmt *st = juki_store_prepare(r->env.store, sql);
-	char when[32];
+	char when[32], now[11];
 
 	if (rows == NULL || st == NULL) {
 		json_decref(rows);
 		return NULL;
 	}
+	today(r, now);
 	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 	if (day != NULL) {
 		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	}
+	sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		json_t *row = json_pack(
 		    "{s:s,s:s,s:s,s:I,s:I,s:s?,s:s?,s:I}", "dest", juki_reconcile_dest(r), "day",
@@ -353,6 +735,22 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
 			juki_clock_format(sqlite3_column_int64(st, 6), when, sizeof(when));
 			json_object_set_new(row, "checked", json_string(when));
+		}
+		/* What the last narrowing of the day re-sent. */
+		if (sqlite3_column_type(st, 8) != SQLITE_NULL) {
+			json_t *ranges = NULL;
+
+			if (sqlite3_column_type(st, 11) != SQLITE_NULL) {
+				ranges =
+				    json_loads((const char *)sqlite3_column_text(st, 11), 0, NULL);
+			}
+			json_object_set_new(row, "last_resend",
+					    json_pack("{s:I,s:i,s:I,s:o}", "records",
+						      (json_int_t)sqlite3_column_int64(st, 8),
+						      "rounds", sqlite3_column_int(st, 9), "ranges",
+						      (json_int_t)sqlite3_column_int64(st, 10),
+						      "shown",
+						      ranges != NULL ? ranges : json_array()));
 		}
 		json_array_append_new(rows, row);
 	}

@@ -362,6 +362,16 @@ const struct juki_migration juki_honnin_steps[JUKI_HONNIN_NSTEPS] = {
       * the index grows at a few hot pages, not at random.
       */
      "CREATE INDEX honnin_lgcode ON honnin(lgcode);"},
+    {4,
+     /*
+      * The records of one day (recorded_ms), for the digests over ranges
+      * of codes that narrow down a difference in the update counts, and
+      * for re-sending what they find: a day is read through the index, not
+      * by a scan of the whole table.  Records arrive roughly in recorded
+      * order, so both indexes grow at their end.
+      */
+     "CREATE INDEX honnin_recorded ON honnin(recorded_ms);"
+     "CREATE INDEX honnin_history_recorded ON honnin_history(recorded_ms);"},
 };
 
 const struct juki_schema juki_honnin_schema = JUKI_HONNIN_SCHEMA;
@@ -429,13 +439,12 @@ juki_counter_free(struct juki_counter *counter)
 }
 
 static int
-record_digest(struct juki_counter *k, const struct juki_change *c,
-	      unsigned char out[JUKI_DIGEST_LEN])
+key_digest(struct juki_counter *k, const char *code, const char *lgcode, int64_t version,
+	   unsigned char out[JUKI_DIGEST_LEN])
 {
 	char text[64];
 	unsigned int len = 0;
-	int n =
-	    snprintf(text, sizeof(text), "%s|%s|%lld", c->code, c->lgcode, (long long)c->version);
+	int n = snprintf(text, sizeof(text), "%s|%s|%lld", code, lgcode, (long long)version);
 
 	if (EVP_DigestInit_ex2(k->ctx, k->md, NULL) != 1 ||
 	    EVP_DigestUpdate(k->ctx, text, (size_t)n) != 1 ||
@@ -443,6 +452,13 @@ record_digest(struct juki_counter *k, const struct juki_change *c,
 		return JUKI_EIO;
 	}
 	return 0;
+}
+
+static int
+record_digest(struct juki_counter *k, const struct juki_change *c,
+	      unsigned char out[JUKI_DIGEST_LEN])
+{
+	return key_digest(k, c->code, c->lgcode, c->version, out);
 }
 
 int
@@ -1383,15 +1399,289 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 	return rc;
 }
 
+/* One range of codes being digested: its bounds, and the count and XOR digest so far. */
+struct range {
+	char from[JUKI_JUMIN_CODE_LEN + 1], to[JUKI_JUMIN_CODE_LEN + 1];
+	json_int_t count;
+	unsigned char digest[JUKI_DIGEST_LEN];
+};
+
+static int
+code_text(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (s == NULL || strlen(s) != JUKI_JUMIN_CODE_LEN) {
+		return 0;
+	}
+	for (size_t i = 0; i < JUKI_JUMIN_CODE_LEN; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int
+juki_honnin_ranges_check(const json_t *ranges, char *why, size_t len)
+{
+	const char *prev = NULL;
+	size_t i;
+	json_t *r;
+
+	if (!json_is_array(ranges) || json_array_size(ranges) == 0 ||
+	    json_array_size(ranges) > JUKI_HONNIN_RANGES_MAX) {
+		snprintf(why, len, "ranges: a list of 1 to %d ranges", JUKI_HONNIN_RANGES_MAX);
+		return JUKI_EINVAL;
+	}
+	json_array_foreach(ranges, i, r)
+	{
+		const json_t *from = json_object_get(r, "from"), *to = json_object_get(r, "to");
+
+		if (!code_text(from) || !code_text(to)) {
+			snprintf(why, len, "ranges[%zu]: from and to, 11 digits each", i);
+			return JUKI_EINVAL;
+		}
+		if (strcmp(json_string_value(from), json_string_value(to)) > 0 ||
+		    (prev != NULL && strcmp(prev, json_string_value(from)) >= 0)) {
+			snprintf(
+			    why, len,
+			    "ranges[%zu]: from <= to, after the range before it without overlap",
+			    i);
+			return JUKI_EINVAL;
+		}
+		prev = json_string_value(to);
+	}
+	return 0;
+}
+
+/* ranges (checked) as an array of struct range, counts and digests zero. */
+static struct range *
+ranges_of(const json_t *ranges, size_t *n)
+{
+	struct range *out;
+	size_t i;
+	json_t *r;
+
+	*n = json_array_size(ranges);
+	if ((out = calloc(*n, sizeof(*out))) == NULL) {
+		return NULL;
+	}
+	json_array_foreach(ranges, i, r)
+	{
+		snprintf(out[i].from, sizeof(out[i].from), "%s",
+			 json_string_value(json_object_get(r, "from")));
+		snprintf(out[i].to, sizeof(out[i].to), "%s",
+			 json_string_value(json_object_get(r, "to")));
+	}
+	return out;
+}
+
+/* The range that holds code, or NULL: a binary search of the sorted, disjoint ranges. */
+static struct range *
+range_find(struct range *rs, size_t n, const char *code)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(rs[mid].from, code) <= 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	/* lo: the first range starting after code; the one before may hold it. */
+	if (lo == 0 || strcmp(code, rs[lo - 1].to) > 0) {
+		return NULL;
+	}
+	return &rs[lo - 1];
+}
+
+/*
+ * Every record (current and history) recorded on day whose code falls in
+ * one of rs, from sender (NULL: from anyone, the node's own included),
+ * through the day indexes: fn(arg, range, code, lgcode, version, rec, len)
+ * for each; rec only when with_rec.
+ */
+static int
+day_scan(struct juki_store *store, const char *day, const char *sender, struct range *rs, size_t n,
+	 int with_rec,
+	 int (*fn)(void *arg, struct range *r, const char *code, const char *lgcode,
+		   int64_t version, const void *rec, size_t len),
+	 void *arg)
+{
+#define DAY_SCAN_SQL(REC)                                                                          \
+	"SELECT code, lgcode, version, " REC " FROM honnin INDEXED BY honnin_recorded"             \
+	" WHERE recorded_ms >= ?1 AND recorded_ms < ?2 AND code >= ?3 AND code <= ?4"              \
+	" AND (?5 IS NULL OR sender = ?5)"                                                         \
+	" UNION ALL SELECT code, lgcode, version, " REC " FROM honnin_history"                     \
+	" INDEXED BY honnin_history_recorded"                                                      \
+	" WHERE recorded_ms >= ?1 AND recorded_ms < ?2 AND code >= ?3 AND code <= ?4"              \
+	" AND (?5 IS NULL OR sender = ?5)"
+	static const char sql_keys[] = DAY_SCAN_SQL("NULL");
+	static const char sql_recs[] = DAY_SCAN_SQL("rec");
+#undef DAY_SCAN_SQL
+	sqlite3_stmt *st;
+	int64_t start;
+	int rc = 0, step;
+
+	if (n == 0) {
+		return 0;
+	}
+	if (juki_clock_parse_day(day, &start) != 0) {
+		return JUKI_EINVAL;
+	}
+	start = juki_clock_midnight(start); /* 00:00 UTC is 09:00 in Japan, the same day */
+	if ((st = juki_store_prepare(store, with_rec ? sql_recs : sql_keys)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_int64(st, 1, start);
+	sqlite3_bind_int64(st, 2, start + JUKI_DAY_MS);
+	sqlite3_bind_text(st, 3, rs[0].from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, rs[n - 1].to, -1, SQLITE_STATIC);
+	if (sender != NULL) {
+		sqlite3_bind_text(st, 5, sender, -1, SQLITE_STATIC);
+	}
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *code = (const char *)sqlite3_column_text(st, 0);
+		struct range *r = range_find(rs, n, code);
+
+		if (r == NULL) {
+			continue;
+		}
+		rc = fn(arg, r, code, (const char *)sqlite3_column_text(st, 1),
+			sqlite3_column_int64(st, 2), with_rec ? sqlite3_column_blob(st, 3) : NULL,
+			with_rec ? (size_t)sqlite3_column_bytes(st, 3) : 0);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		rc = JUKI_ESTORE;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+digest_one(void *arg, struct range *r, const char *code, const char *lgcode, int64_t version,
+	   const void *rec, size_t len)
+{
+	unsigned char d[JUKI_DIGEST_LEN];
+	int rc;
+
+	(void)rec;
+	(void)len;
+	if ((rc = key_digest(arg, code, lgcode, version, d)) != 0) {
+		return rc;
+	}
+	for (size_t i = 0; i < JUKI_DIGEST_LEN; i++) {
+		r->digest[i] ^= d[i];
+	}
+	r->count++;
+	return 0;
+}
+
+json_t *
+juki_honnin_range_digests(struct juki_store *store, const char *sender, const char *day,
+			  const json_t *ranges)
+{
+	struct juki_counter *k = NULL;
+	struct range *rs = NULL;
+	json_t *out = NULL;
+	char why[128];
+	size_t n;
+
+	if (juki_honnin_ranges_check(ranges, why, sizeof(why)) != 0 ||
+	    (rs = ranges_of(ranges, &n)) == NULL || (k = juki_counter_new()) == NULL ||
+	    day_scan(store, day, sender, rs, n, 0, digest_one, k) != 0 ||
+	    (out = json_array()) == NULL) {
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char hex[2 * JUKI_DIGEST_LEN + 1];
+
+		for (size_t j = 0; j < JUKI_DIGEST_LEN; j++) {
+			snprintf(hex + 2 * j, 3, "%02x", rs[i].digest[j]);
+		}
+		if (json_array_append_new(out, json_pack("{s:s,s:s,s:I,s:s}", "from", rs[i].from,
+							 "to", rs[i].to, "count", rs[i].count,
+							 "digest", hex)) != 0) {
+			json_decref(out);
+			out = NULL;
+			break;
+		}
+	}
+out:
+	juki_counter_free(k);
+	free(rs);
+	return out;
+}
+
+struct resend {
+	struct juki_batcher *b;
+	size_t count;
+};
+
+static int
+resend_one(void *arg, struct range *r, const char *code, const char *lgcode, int64_t version,
+	   const void *rec, size_t len)
+{
+	struct resend *s = arg;
+
+	(void)r;
+	(void)code;
+	(void)lgcode;
+	(void)version;
+	s->count++;
+	return juki_batcher_add_text(s->b, rec, len);
+}
+
+int
+juki_honnin_resend_ranges(struct juki_store *store, const char *day, const json_t *ranges,
+			  struct juki_batcher *b, size_t *count)
+{
+	struct resend s = {b, 0};
+	struct range *rs;
+	char why[128];
+	size_t n;
+	int rc;
+
+	*count = 0;
+	if (juki_honnin_ranges_check(ranges, why, sizeof(why)) != 0) {
+		return JUKI_EINVAL;
+	}
+	if ((rs = ranges_of(ranges, &n)) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = day_scan(store, day, NULL, rs, n, 1, resend_one, &s);
+	free(rs);
+	*count = s.count;
+	return rc;
+}
+
 int
 juki_honnin_answer_counts(struct juki_store *store, const struct juki_msg *msg,
 			  struct juki_reject *rej)
 {
 	const char *day = json_string_value(json_object_get(msg->body, "day"));
+	const json_t *ranges;
+	char why[128];
 
 	if (day == NULL || !juki_date_valid(day)) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "day: a date YYYY-MM-DD");
 	}
+	ranges = json_object_get(msg->body, "ranges");
+	if (ranges != NULL && juki_honnin_ranges_check(ranges, why, sizeof(why)) != 0) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "%s", why);
+	}
 	rej->result = juki_honnin_counts_json(store, JUKI_COUNT_RECEIVED, msg->from, day);
+	if (rej->result != NULL && ranges != NULL) {
+		json_t *digests = juki_honnin_range_digests(store, msg->from, day, ranges);
+
+		if (digests == NULL || json_object_set_new(rej->result, "ranges", digests) != 0) {
+			json_decref(rej->result);
+			rej->result = NULL;
+		}
+	}
 	return rej->result != NULL ? 0 : JUKI_ESTORE;
 }

@@ -53,6 +53,16 @@ static const char digest_count[] = "SELECT count(*) FROM honnin_digest WHERE " D
 static const char digest_delete[] =
     "DELETE FROM honnin_digest WHERE (side, peer, day) IN"
     " (SELECT side, peer, day FROM honnin_digest WHERE " DAY_BEFORE_CUTOFF " LIMIT ?2)";
+/* Reconciliation's rows (the sender's side, component "reconcile"): per day too. */
+static const char reconcile_count[] = "SELECT count(*) FROM reconcile WHERE " DAY_BEFORE_CUTOFF;
+static const char reconcile_delete[] =
+    "DELETE FROM reconcile WHERE (dest, day) IN"
+    " (SELECT dest, day FROM reconcile WHERE " DAY_BEFORE_CUTOFF " LIMIT ?2)";
+static const char reconcile_query_count[] =
+    "SELECT count(*) FROM reconcile_query WHERE " DAY_BEFORE_CUTOFF;
+static const char reconcile_query_delete[] =
+    "DELETE FROM reconcile_query WHERE msg_id IN"
+    " (SELECT msg_id FROM reconcile_query WHERE " DAY_BEFORE_CUTOFF " LIMIT ?2)";
 static const char rejected_count[] = "SELECT count(*) FROM outbox_rejected WHERE rejected_ms < ?1";
 static const char rejected_delete[] =
     "DELETE FROM outbox_rejected WHERE seq IN"
@@ -75,6 +85,12 @@ static const struct juki_purge_rule honnin_rules[] = {
     {"honnin_digest", "honnin_digest", digest_count, digest_delete, JUKI_PURGE_YEARS},
 };
 
+static const struct juki_purge_rule reconcile_rules[] = {
+    {"reconcile_query", "reconcile_query", reconcile_query_count, reconcile_query_delete,
+     JUKI_PURGE_YEARS},
+    {"reconcile", "reconcile", reconcile_count, reconcile_delete, JUKI_PURGE_YEARS},
+};
+
 static const struct juki_purge_rule store_rules[] = {
     {"outbox_rejected", "outbox_rejected", rejected_count, rejected_delete,
      JUKI_PURGE_REJECTED_YEARS},
@@ -84,6 +100,7 @@ static const struct juki_purge_rule store_rules[] = {
 
 #define NHONNIN (sizeof(honnin_rules) / sizeof(honnin_rules[0]))
 #define NSTORE  (sizeof(store_rules) / sizeof(store_rules[0]))
+#define NRECON  (sizeof(reconcile_rules) / sizeof(reconcile_rules[0]))
 
 static const char *const period_names[] = {"years", "rejected_years", "inbox_days"};
 
@@ -286,20 +303,24 @@ collect_rules(struct juki_store *store, const struct juki_purge_rule *extra,
 {
 	const struct juki_purge_rule **list;
 	size_t nextra = 0, k = 0;
-	int honnin = 0;
+	int honnin = 0, reconcile = 0;
 
 	while (extra != NULL && extra[nextra].name != NULL) {
 		nextra++;
 	}
-	if (juki_store_schema_version(store, "honnin", &honnin) != 0) {
+	if (juki_store_schema_version(store, "honnin", &honnin) != 0 ||
+	    juki_store_schema_version(store, "reconcile", &reconcile) != 0) {
 		return JUKI_ESTORE;
 	}
-	list = calloc(NHONNIN + NSTORE + nextra + 1, sizeof(*list));
+	list = calloc(NHONNIN + NRECON + NSTORE + nextra + 1, sizeof(*list));
 	if (list == NULL) {
 		return JUKI_ENOMEM;
 	}
 	for (size_t i = 0; honnin > 0 && i < NHONNIN; i++) {
 		list[k++] = &honnin_rules[i];
+	}
+	for (size_t i = 0; reconcile > 0 && i < NRECON; i++) {
+		list[k++] = &reconcile_rules[i];
 	}
 	for (size_t i = 0; i < NSTORE; i++) {
 		list[k++] = &store_rules[i];

@@ -8,17 +8,30 @@
  * same ordered queue as the records, so it is answered after every record
  * sent before it.  The snapshot of what had been sent when the query was
  * queued is kept with it; the answer (the ack's result) is compared with it.
- * A difference raises an alert ("count-mismatch") and the records of that
- * day are sent again — the receiver keeps what it already has and records
- * the rest — and the day is asked again, so that a receiver restored from an
- * older backup catches up by itself.
+ * A difference raises an alert ("count-mismatch") and is narrowed down:
+ * the receiver is asked for digests over ranges of 住民票コード of that day
+ * (the same query with "ranges"), compared with ours; ranges that differ are
+ * split ten ways by the next digit of the code and asked again, until they
+ * hold at most JUKI_RECONCILE_LEAF of our records; only the records in those
+ * are sent again — the receiver keeps what it already has and records the
+ * rest — and the day is asked again, so that a receiver restored from an
+ * older backup catches up by itself.  A day is re-sent at most three times
+ * a day (JST); the count starts again the next day.
+ *
+ * Bounds: one message a round, at most JUKI_HONNIN_RANGES_MAX ranges in it;
+ * at most JUKI_RECONCILE_MAX_ROUNDS rounds, after which the ranges that
+ * still differ are sent as they stand (as are those that would not fit in
+ * the next message).
  *
  * Tables (component "reconcile"):
- *   reconcile_query(msg_id, dest, day, sent_total, sent_digest, queued_ms)
+ *   reconcile_query(msg_id, dest, day, sent_total, sent_digest, queued_ms,
+ *                   ranges, round)
  *   reconcile(dest, day, status, sent_total, received_total, sent_digest,
- *             received_digest, checked_ms, resent)
- * status: "pending" (asked, no answer yet), "ok", "mismatch" (records sent
- * again, asked again), "refused" (the receiver rejected the query).
+ *             received_digest, checked_ms, resent, resent_on, last_resent,
+ *             last_rounds, last_nranges, last_ranges)
+ * status: "pending" (asked, no answer yet, or being narrowed down), "ok",
+ * "mismatch" (left to an operator), "refused" (the receiver rejected the
+ * query).
  */
 #ifndef JUKI_RECONCILE_H
 #define JUKI_RECONCILE_H
@@ -30,7 +43,7 @@
 #include "juki/records/honnin.h"
 
 extern const struct juki_migration juki_reconcile_steps[];
-#define JUKI_RECONCILE_NSTEPS 1
+#define JUKI_RECONCILE_NSTEPS 2
 #define JUKI_RECONCILE_SCHEMA                                                                      \
 	{                                                                                          \
 		"reconcile", juki_reconcile_steps, JUKI_RECONCILE_NSTEPS                           \
@@ -98,8 +111,39 @@ int juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_ent
 /*
  * juki_reconcile_table() - the rows of day (NULL: the recent days), newest
  * day first: {"dest", "day", "status", "sent", "received", "sent_digest",
- * "received_digest", "checked", "resent"}.  NULL on failure.
+ * "received_digest", "checked", "resent" (re-sends of the day today), and
+ * once a difference was narrowed down "last_resend": {"records" sent again,
+ * "rounds", "ranges" (how many), "shown" (the first 32, [{"from","to"}])}}.
+ * NULL on failure.
  */
 json_t *juki_reconcile_table(struct juki_reconcile *r, const char *day);
+
+/* Narrowing down: a range is sent when it holds at most this many of our records. */
+#define JUKI_RECONCILE_LEAF 16
+/* The first round asks over ranges of this many digits of code at most (100 ranges). */
+#define JUKI_RECONCILE_FIRST_DEPTH 2
+/* Rounds (messages) of one narrowing at most. */
+#define JUKI_RECONCILE_MAX_ROUNDS 6
+
+/*
+ * juki_reconcile_first_ranges() - the ranges the first round asks over, for
+ * a day of total records: by the first digits of the code, as many as take a
+ * range to about JUKI_RECONCILE_LEAF records, at most
+ * JUKI_RECONCILE_FIRST_DEPTH (total 0: one range of every code).  NULL on
+ * ENOMEM.
+ */
+json_t *juki_reconcile_first_ranges(int64_t total);
+
+/*
+ * juki_reconcile_narrow() - one round: ours and theirs are the digests of
+ * the same ranges (juki_honnin_range_digests()), at round (1, 2, ...).  Of
+ * the ranges that differ and hold records of ours, those with at most
+ * JUKI_RECONCILE_LEAF, a single code, or at the last round go to *resend;
+ * the others are split ten ways into *next as far as it stays within
+ * JUKI_HONNIN_RANGES_MAX, the rest to *resend.  Both new arrays of
+ * {"from","to"}.  0 or JUKI_ENOMEM.
+ */
+int juki_reconcile_narrow(const json_t *ours, const json_t *theirs, int round, json_t **next,
+			  json_t **resend);
 
 #endif

@@ -114,7 +114,7 @@ int juki_change_newer(const struct juki_change *a, const struct juki_change *b);
  */
 extern const struct juki_schema juki_honnin_schema;
 extern const struct juki_migration juki_honnin_steps[];
-#define JUKI_HONNIN_NSTEPS 3
+#define JUKI_HONNIN_NSTEPS 4
 #define JUKI_HONNIN_SCHEMA                                                                         \
 	{                                                                                          \
 		"honnin", juki_honnin_steps, JUKI_HONNIN_NSTEPS                                    \
@@ -267,9 +267,43 @@ int juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, in
 			struct juki_reject *rej);
 
 /*
+ * Ranges of 住民票コード, to narrow down a difference in a day's counts
+ * (docs/protocol.md §10.7): a JSON list of 1 to JUKI_HONNIN_RANGES_MAX
+ * {"from": code, "to": code}, both 11 digits, from <= to, in ascending order
+ * without overlap; a code c is in a range when from <= c <= to.
+ */
+#define JUKI_HONNIN_RANGES_MAX 256
+
+/* juki_honnin_ranges_check() - 0, or JUKI_EINVAL with why ("ranges[i]: ..."). */
+int juki_honnin_ranges_check(const json_t *ranges, char *why, size_t len);
+
+/*
+ * juki_honnin_range_digests() - for each range (checked), the records held
+ * (current and history) with `recorded` on the JST day and the code in the
+ * range, from sender (NULL: every record, the node's own included):
+ * [{"from", "to", "count": n, "digest": hex}...] in the order of ranges,
+ * digest as the day digest (the XOR of SHA-256(code "|" lgcode "|"
+ * version)).  Read through the index of the day (recorded_ms): the work is
+ * that of the day's records.  NULL on failure or invalid ranges.
+ */
+json_t *juki_honnin_range_digests(struct juki_store *store, const char *sender, const char *day,
+				  const json_t *ranges);
+
+/*
+ * juki_honnin_resend_ranges() - add to b every record held (current and
+ * history, from anyone) with `recorded` on day and the code in one of
+ * ranges; *count counts them.  Inside the caller's transaction (flush b
+ * after).  Returns 0 or a negative code.
+ */
+int juki_honnin_resend_ranges(struct juki_store *store, const char *day, const json_t *ranges,
+			      struct juki_batcher *b, size_t *count);
+
+/*
  * juki_honnin_answer_counts() - the receiving side of a honnin.count.query
  * {"day": D}: the counts received from the sender on that day, as the ack's
- * result.  Returns 0 or JUKI_REJECT.
+ * result; with "ranges" (above) in the body, the result also has "ranges":
+ * juki_honnin_range_digests() over the records from the sender.  Returns 0
+ * or JUKI_REJECT (an invalid day or ranges).
  */
 int juki_honnin_answer_counts(struct juki_store *store, const struct juki_msg *msg,
 			      struct juki_reject *rej);

@@ -23,6 +23,9 @@
  *   honnin_removed          those current removal records themselves
  *   honnin_history          history rows superseded (superseded_ms) before
  *                           the identity cutoff
+ *   reconcile_query,        reconciliation's queries in flight and its rows
+ *   reconcile               per day (reconcile.h), by day as the update
+ *                           counts (`years`)
  *   outbox_rejected         refused messages (they hold identity data in
  *                           their payloads) by rejected_ms (`rejected_years`)
  *   inbox                   message ids received (received_ms) more than
@@ -32,7 +35,8 @@
  *                           (received_ms) before the same horizon
  *
  * The honnin rules apply only when the store has the honnin tables
- * (juki_honnin_schema).  A daemon adds rules for its own tables.
+ * (juki_honnin_schema), the reconcile rules only when it has reconcile's.  A daemon adds rules for
+ * its own tables.
  *
  * Deleting is secure: the store runs with secure_delete=ON, so SQLite
  * overwrites deleted content with zeros; the old page images that remain in
