@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import time
 
 from jukitest import (Network, Operator, run_cases, run_ctl, secret_fd, wait_until, CtlError,
                       CTL_FAILED, CTL_UNREACHABLE, CTL_USAGE, CTL_WRONG_PIN, CTL_LOCKED,
@@ -498,8 +499,65 @@ def case_cards_refused():
         assert "tls-revoked" in [e["outcome"] for e in history(net[A]) if e["action"] == "login"]
 
 
+def case_lock_reaches_an_open_session():
+    """A supervisor's lock takes effect on a session already open: its next request is
+    refused and the session ended, recorded in the history."""
+    with Network(NET) as net:
+        sup = net[A].add_operator("sato", ["supervisor"])
+        kato = net[A].add_operator("kato", ["clerk"])
+        session = RawSession(net, net[A].op_address, kato)
+        session.send("login", {"pin": kato.pin})
+        assert session.recv()["result"]["id"] == "kato"
+        session.send("status")
+        assert session.recv()["ok"] is True
+        sup.ctl("operator", "lock", "kato")
+        session.send("status")
+        answer = session.recv()
+        assert answer["ok"] is False and answer["error"]["code"] == "locked", answer
+        assert session.recv() is None
+        session.close()
+        assert (kato.urn, "session", "locked") in [
+            (e["operator"], e["action"], e["outcome"]) for e in history(net[A])]
+
+
+def case_login_has_a_deadline():
+    """A card that completes its handshake but never logs in (or trickles its login) holds
+    its session only until the deadline from accept (limits.handshake_timeout +
+    limits.line_timeout), not for as long as it keeps sending a byte now and then."""
+    def configure(net):
+        net[A].limits = {"handshake_timeout": "1s", "line_timeout": "1s"}
+
+    with Network(NET, configure=configure) as net:
+        kato = net[A].add_operator("kato", ["clerk"])
+        session = RawSession(net, net[A].op_address, kato)
+        start = time.monotonic()
+        req = json.dumps({"v": 1, "cmd": "login", "args": {"pin": kato.pin}}).encode()
+        frame = struct.pack(">I", len(req)) + req
+        # One byte every 0.3 s: the whole login would take far longer than the deadline.
+        closed = False
+        for i in range(len(frame) - 1):
+            try:
+                session.tls.sendall(frame[i:i + 1])
+            except OSError:
+                closed = True
+                break
+            if time.monotonic() - start > 6:
+                break
+            time.sleep(0.3)
+        answer = None if closed else session.recv()
+        elapsed = time.monotonic() - start
+        assert elapsed < 5, "held %.1f s" % elapsed
+        assert answer is None or answer["error"]["code"] == "timeout", answer
+        session.close()
+        wait_until("the slow-caller alert",
+                   lambda: net[A].alert_counts().get("slow-caller", 0) == 1)
+        assert (kato.urn, "login", "timeout") in [
+            (e["operator"], e["action"], e["outcome"]) for e in history(net[A])]
+
+
 if __name__ == "__main__":
-    run_cases([case_card_and_pin_login, case_three_wrong_pins_lock, case_pin_change_and_reset,
+    run_cases([case_lock_reaches_an_open_session, case_login_has_a_deadline,
+               case_card_and_pin_login, case_three_wrong_pins_lock, case_pin_change_and_reset,
                case_roles_and_data_sets,
                case_lookup_limits, case_rate_limit_is_a_sliding_minute,
                case_bulk_output_needs_approval_once,

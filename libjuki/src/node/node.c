@@ -61,8 +61,12 @@ const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_limits, handshake_timeout, "handshake_timeout",
 		     JUKI_CONF_DURATION, "10s", 0, 100, 600000,
 		     "Time allowed for a TLS handshake."),
-    JUKI_CONF_SCALAR(struct juki_node_limits, line_timeout, "line_timeout", JUKI_CONF_DURATION,
-		     "10s", 0, 100, 600000, "Time allowed for the gateway's FROM line."),
+    JUKI_CONF_SCALAR(
+	struct juki_node_limits, line_timeout, "line_timeout", JUKI_CONF_DURATION, "10s", 0, 100,
+	600000,
+	"Time allowed for the gateway's FROM line; with handshake_timeout, all the time "
+	"a caller has from accept until it is trusted (node port: handshakes and FROM "
+	"line; operator port: handshake and login)."),
     JUKI_CONF_SCALAR(struct juki_node_limits, idle_timeout, "idle_timeout", JUKI_CONF_DURATION,
 		     "5m", 0, 1000, JUKI_DAY_MS, "An inbound channel silent this long is closed."),
     JUKI_CONF_END,
@@ -606,7 +610,9 @@ static const struct juki_ctl_cmd common_cmds[] = {
 static struct juki_opport_conf
 opport_conf(const struct juki_node_conf *conf, struct juki_tls *tls)
 {
-	struct juki_opport_conf c = {&conf->oper, conf->limits.handshake_timeout, tls};
+	struct juki_opport_conf c = {&conf->oper, conf->limits.handshake_timeout,
+				     conf->limits.handshake_timeout + conf->limits.line_timeout,
+				     tls};
 
 	return c;
 }

@@ -20,6 +20,8 @@ struct session {
 	struct juki_chan *chan;
 	struct juki_caller caller;
 	int logged_in;
+	/* Armed at accept: the handshake and the login together, whatever arrives meanwhile. */
+	struct event *login_due;
 };
 
 struct juki_opport {
@@ -51,6 +53,9 @@ session_unlink(struct session *s)
 static void
 session_free(struct session *s)
 {
+	if (s->login_due != NULL) {
+		event_free(s->login_due);
+	}
 	session_unlink(s);
 	juki_chan_free(s->chan);
 	free(s);
@@ -148,6 +153,7 @@ login(struct session *s, const json_t *req)
 	switch (rc) {
 	case 0:
 		s->logged_in = 1;
+		evtimer_del(s->login_due);
 		take_operator(s, &op);
 		resp = json_pack("{s:s,s:s,s:o,s:o}", "operator", s->caller.who, "id", op.id,
 				 "roles", juki_roles_json(op.roles), "datasets", json_array());
@@ -318,6 +324,28 @@ handshake_done(struct bufferevent *bev, const struct juki_ident *peer,
 	snprintf(s->caller.op, sizeof(s->caller.op), "%s", peer->op);
 }
 
+/* Not logged in by the deadline: a caller before trust holds nothing for long. */
+static void
+login_overdue(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct juki_opport *port = s->port;
+
+	(void)fd;
+	(void)what;
+	if (s->chan == NULL) {
+		/* Still in its handshake, which ends by the same deadline and says so. */
+		return;
+	}
+	juki_alert(port->env.alerts, "slow-caller", s->caller.who, s->caller.from,
+		   "operator port: not logged in within %lld ms of accept",
+		   (long long)port->conf.pretrust_timeout);
+	audit_login(s, "timeout", NULL);
+	send_doc(s, fail("timeout", "not logged in within %lld ms",
+			 (long long)port->conf.pretrust_timeout));
+	session_end(s);
+}
+
 static void
 accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 {
@@ -339,7 +367,20 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 	}
 	port->sessions = s;
 	port->nsessions++;
-	if (juki_net_accept_tls(port->group, port->conf.tls, fd, port->conf.handshake_timeout,
+	if ((s->login_due = evtimer_new(port->env.base, login_overdue, s)) == NULL) {
+		session_free(s);
+		evutil_closesocket(fd);
+		return;
+	}
+	{
+		struct timeval tv = {(time_t)(port->conf.pretrust_timeout / 1000),
+				     (suseconds_t)(port->conf.pretrust_timeout % 1000 * 1000)};
+
+		evtimer_add(s->login_due, &tv);
+	}
+	if (juki_net_accept_tls(port->group, port->conf.tls, fd,
+				juki_net_left(juki_net_deadline(port->conf.pretrust_timeout),
+					      port->conf.handshake_timeout),
 				handshake_done, s) != 0) {
 		session_free(s);
 	}

@@ -43,7 +43,8 @@ struct juki_opport_env {
 struct juki_opport_conf {
 	const struct juki_node_operator *oper;
 	int64_t handshake_timeout;
-	struct juki_tls *tls; /* the node's identity, CA and CRL */
+	int64_t pretrust_timeout; /* from accept to a good login: handshake and login together */
+	struct juki_tls *tls;     /* the node's identity, CA and CRL */
 };
 
 /* juki_opport_new() - listen on conf->oper->listen. */
