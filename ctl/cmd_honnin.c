@@ -33,13 +33,21 @@ print_days(const json_t *result)
 	size_t i;
 
 	printf("update counts sent to %s\n", ctl_str(result, "dest"));
-	printf("%-10s  %-8s  %10s  %10s  %6s  %s\n", "DAY", "STATUS", "SENT", "RECORDED", "RESENT",
-	       "CHECKED");
+	printf("%-10s  %-8s  %10s  %10s  %6s  %-19s  %s\n", "DAY", "STATUS", "SENT", "RECORDED",
+	       "RESENT", "CHECKED", "LAST RE-SEND");
 	json_array_foreach(json_object_get(result, "days"), i, row)
 	{
-		printf("%-10s  %-8s  %10lld  %10lld  %6lld  %s\n", ctl_str(row, "day"),
+		const json_t *last = json_object_get(row, "last_resend");
+		char what[64] = "-";
+
+		if (last != NULL) {
+			snprintf(what, sizeof(what), "%lld records in %lld ranges, %lld rounds",
+				 ctl_int(last, "records"), ctl_int(last, "ranges"),
+				 ctl_int(last, "rounds"));
+		}
+		printf("%-10s  %-8s  %10lld  %10lld  %6lld  %-19s  %s\n", ctl_str(row, "day"),
 		       ctl_str(row, "status"), ctl_int(row, "sent"), ctl_int(row, "received"),
-		       ctl_int(row, "resent"), ctl_str(row, "checked"));
+		       ctl_int(row, "resent"), ctl_str(row, "checked"), what);
 	}
 }
 
