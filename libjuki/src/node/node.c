@@ -605,6 +605,7 @@ static const struct juki_ctl_cmd common_cmds[] = {
      JUKI_ROLE_ADMIN, NULL},
     {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)",
      JUKI_ROLE_ADMIN, NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };
 
 static struct juki_opport_conf
