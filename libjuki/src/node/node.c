@@ -36,10 +36,8 @@ struct juki_node {
 	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
 	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
 	struct event *tick;               /* the deadline check, every minute */
-	char **overdue;                   /* "dest service day" already alerted */
-	size_t noverdue;
-	struct juki_opcmds *opcmds; /* the operators' commands and the operation history */
-	struct juki_opport *opport; /* the operator port, when configured */
+	struct juki_opcmds *opcmds;       /* the operators' commands and the operation history */
+	struct juki_opport *opport;       /* the operator port, when configured */
 };
 
 static void committed(void *ctx);
@@ -53,6 +51,8 @@ static void node_stop(struct juki_node *node);
 static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
+/* The common schemas every node opens: operator, opcmds, node (build_schemas()). */
+#define NODE_SCHEMAS 3
 
 const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "4MiB", 0,
@@ -731,8 +731,8 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 		goto fail;
 	}
 	if ((rc = juki_store_open(conf->store, node->schemas,
-				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store,
-				  err, errlen)) != 0 ||
+				  spec->nschemas + NODE_SCHEMAS + (spec->honnin_dest != NULL),
+				  &node->store, err, errlen)) != 0 ||
 	    (rc = own_store(node, err, errlen)) != 0) {
 		goto fail;
 	}
@@ -807,26 +807,61 @@ fail:
 	return rc;
 }
 
-static int
-already_alerted(struct juki_node *node, const char *key)
-{
-	char **grown;
+/*
+ * The node's own state in its store (component "node"): the deadline alerts
+ * raised, one row per destination, service and operating day, so that a
+ * restart does not raise them again.
+ */
+static const struct juki_migration node_steps[] = {
+    {1, "CREATE TABLE deadline_alerted ("
+	" dest TEXT NOT NULL,"
+	" service TEXT NOT NULL,"
+	" day TEXT NOT NULL,"
+	" PRIMARY KEY (dest, service, day)"
+	") WITHOUT ROWID;"},
+};
 
-	for (size_t i = 0; i < node->noverdue; i++) {
-		if (strcmp(node->overdue[i], key) == 0) {
-			return 1;
-		}
-	}
-	grown = realloc(node->overdue, (node->noverdue + 1) * sizeof(*grown));
-	if (grown == NULL) {
+/*
+ * True when the deadline alert of (dest, svc, day) was raised before;
+ * otherwise records it.  A store that fails answers false: an alert twice
+ * rather than none.
+ */
+static int
+already_alerted(struct juki_node *node, const char *dest, const char *svc, const char *day)
+{
+	static const char sql[] =
+	    "INSERT OR IGNORE INTO deadline_alerted (dest, service, day) VALUES (?1, ?2, ?3)";
+	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+	int rc;
+
+	if (st == NULL) {
 		return 0;
 	}
-	node->overdue = grown;
-	node->overdue[node->noverdue] = strdup(key);
-	if (node->overdue[node->noverdue] != NULL) {
-		node->noverdue++;
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, svc, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("deadline: cannot record an alert: %s", juki_store_errmsg(node->store));
+		return 0;
 	}
-	return 0;
+	return sqlite3_changes(juki_store_db(node->store)) == 0;
+}
+
+/* The alerts of earlier operating days are never asked about again. */
+static void
+prune_alerted(struct juki_node *node, const char *day)
+{
+	static const char sql[] = "DELETE FROM deadline_alerted WHERE day < ?1";
+	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+
+	if (st == NULL) {
+		return;
+	}
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	(void)sqlite3_step(st);
+	sqlite3_reset(st);
 }
 
 /*
@@ -840,22 +875,24 @@ check_deadline(struct juki_node *node)
 				  " WHERE created_ms < ?1 GROUP BY dest, service";
 	int64_t start;
 	sqlite3_stmt *st;
-	char day[11], key[JUKI_URN_MAX + 32], when[32];
+	char day[11], when[32];
 
 	/* The start of the operating day now in progress; the config check saw HH:MM. */
 	if (juki_clock_day_begun(juki_node_now_ms(node), node->conf->delivery.deadline, &start) !=
-		0 ||
-	    (st = juki_store_prepare(node->store, sql)) == NULL) {
+	    0) {
 		return;
 	}
 	juki_clock_date(start, day, sizeof(day));
+	prune_alerted(node, day);
+	if ((st = juki_store_prepare(node->store, sql)) == NULL) {
+		return;
+	}
 	sqlite3_bind_int64(st, 1, start);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *dest = (const char *)sqlite3_column_text(st, 0);
 		const char *svc = (const char *)sqlite3_column_text(st, 1);
 
-		snprintf(key, sizeof(key), "%s %s %s", dest, svc, day);
-		if (already_alerted(node, key)) {
+		if (already_alerted(node, dest, svc, day)) {
 			continue;
 		}
 		juki_clock_format(sqlite3_column_int64(st, 3), when, sizeof(when));
@@ -899,15 +936,20 @@ static int
 build_schemas(struct juki_node *node)
 {
 	static const struct juki_schema reconcile = JUKI_RECONCILE_SCHEMA;
+	static const struct juki_schema own = {"node", node_steps,
+					       sizeof(node_steps) / sizeof(node_steps[0])};
 	size_t n = node->spec->nschemas;
 
-	node->schemas = calloc(n + 2, sizeof(*node->schemas));
+	/* The reconcile schema last: only a node with honnin_dest opens it. */
+	node->schemas = calloc(n + NODE_SCHEMAS + 1, sizeof(*node->schemas));
 	if (node->schemas == NULL) {
 		return JUKI_ENOMEM;
 	}
 	memcpy(node->schemas, node->spec->schemas, n * sizeof(*node->schemas));
 	node->schemas[n] = juki_operator_schema;
-	node->schemas[n + 1] = reconcile;
+	node->schemas[n + 1] = juki_opcmds_schema;
+	node->schemas[n + 2] = own;
+	node->schemas[n + NODE_SCHEMAS] = reconcile;
 	return 0;
 }
 
@@ -1006,12 +1048,6 @@ node_stop(struct juki_node *node)
 	}
 	juki_reconcile_free(node->reconcile);
 	node->reconcile = NULL;
-	for (size_t i = 0; i < node->noverdue; i++) {
-		free(node->overdue[i]);
-	}
-	free(node->overdue);
-	node->overdue = NULL;
-	node->noverdue = 0;
 	free(node->schemas);
 	node->schemas = NULL;
 	juki_opport_free(node->opport);
