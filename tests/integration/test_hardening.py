@@ -3,12 +3,14 @@
 Each topic is a block of cases under a comment header naming it; run_cases() at the end
 runs them all."""
 
+import glob
 import json
+import os
 import signal
 import time
 
-from jukitest import Network, run_cases, wait_until, CtlError
-from jukitest.synth import Synth
+from jukitest import Network, run_cases, run_ctl, wait_until, CtlError
+from jukitest.synth import Synth, import_csv, change_row
 
 GW, A, PREF = "fwgate:east", "cs:131016", "pref:13"
 NET = [GW, A, PREF]
@@ -156,10 +158,113 @@ def case_deadline_alert_not_repeated_after_restart():
         assert net[A].log_text().count("alert: deadline-missed") == 2
 
 
+# ---- retention of files with personal data: the import spool and old backups ----
+
+def old(path, days):
+    """Set path's times days ago."""
+    t = time.time() - days * 86400
+    os.utime(path, (t, t))
+
+
+def spool_files(d, sub):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(d.spool, sub, "*")))
+
+
+def item(report, name):
+    found = [f for f in report["files"] if f["name"] == name]
+    assert len(found) == 1, report["files"]
+    return found[0]
+
+
+def case_purge_erases_old_spool_files():
+    """The spool's done/ and rejected/ files are kept import.keep and then erased by
+    juki-ctl purge, with counts in its report; the newer ones stay.  The keep counts from
+    the filing, not from when the file was written."""
+    s = Synth(seed=904)
+
+    def configure(net):
+        net[A].imports["keep"] = "30d"
+
+    with Network(NET, configure=configure) as net:
+        d = net[A]
+        # A file written 40 days ago, imported today.
+        p = s.person("131016")
+        tmp = os.path.join(d.spool, ".late.csv")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(import_csv([change_row(p, "職権記載")]))
+        old(tmp, 40)
+        os.rename(tmp, os.path.join(d.spool, "incoming", "late.csv"))
+        wait_until("late.csv filed", lambda: os.path.exists(
+            os.path.join(d.spool, "done", "late.csv.receipt.json")))
+        # Files filed long ago, and some lately.
+        for sub, name, days in (("done", "a.csv", 45), ("done", "a.csv.receipt.json", 45),
+                                ("done", "b.csv", 10), ("done", "b.csv.receipt.json", 10),
+                                ("rejected", "c.csv", 31), ("rejected", "c.csv.report.json", 31),
+                                ("rejected", "d.csv", 29)):
+            path = os.path.join(d.spool, sub, name)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("山田 太郎,1980-01-01\n")
+            old(path, days)
+        dry = d.admin("purge", "--dry-run")
+        assert (item(dry, "import_done")["due"], item(dry, "import_rejected")["due"]) == (2, 2)
+        assert len(spool_files(d, "done")) == 6
+        report = d.admin("purge")
+        done, rejected = item(report, "import_done"), item(report, "import_rejected")
+        assert (done["due"], done["removed"], done["keep_days"]) == (2, 2, 30), done
+        assert (rejected["due"], rejected["removed"]) == (2, 2), rejected
+        assert report["files_removed"] == 4, report
+        assert spool_files(d, "done") == ["b.csv", "b.csv.receipt.json", "late.csv",
+                                          "late.csv.receipt.json"]
+        assert spool_files(d, "rejected") == ["d.csv"]
+        text = run_ctl("purge", socket_path=d.socket, json_out=False)
+        assert "import_done" in text and "import_rejected" in text, text
+        assert "files: 4 erased (import_done 2, import_rejected 2)" in d.log_text()
+        # Again: nothing more.
+        again = d.admin("purge")
+        assert again["files_removed"] == 0, again
+
+
+def case_purge_erases_backups_past_keep():
+    """Backups in backup.dir older than backup.keep are erased by juki-ctl purge, the
+    newest never; what is not a backup of this node is left alone."""
+    def configure(net):
+        net[A].extra["backup"] = "{dir: %s, keep: 30d}" % os.path.join(net.dir, "backups")
+
+    with Network(NET, configure=configure) as net:
+        d = net[A]
+        top = os.path.join(net.dir, "backups")
+
+        def backups():
+            return sorted(os.listdir(top))
+
+        d.admin("backup", os.path.join(top, "b1"))
+        d.admin("backup", os.path.join(top, "b2"))
+        os.makedirs(os.path.join(top, "notes"))
+        set_clock(d, 20 * DAY_MS)
+        d.admin("backup", os.path.join(top, "b3"))
+        # 40 days on: b1 and b2 are past keep, b3 (20 days old) is not.
+        set_clock(d, 40 * DAY_MS)
+        dry = d.admin("purge", "--dry-run")
+        assert (item(dry, "backups")["due"], backups()) == (2, ["b1", "b2", "b3", "notes"])
+        report = d.admin("purge")
+        b = item(report, "backups")
+        assert (b["backups"], b["due"], b["removed"], b["keep_days"]) == (3, 2, 2, 30), b
+        assert backups() == ["b3", "notes"]
+        # Long after: b3 is past keep too, but the newest stays.
+        set_clock(d, 400 * DAY_MS)
+        b = item(d.admin("purge"), "backups")
+        assert (b["backups"], b["due"], b["removed"]) == (1, 0, 0), b
+        assert backups() == ["b3", "notes"]
+        run_ctl("backup", "verify", os.path.join(top, "b3"))
+
+
 if __name__ == "__main__":
     run_cases([
         # alerts and state that survive a restart
         case_rate_limit_raises_one_alert_per_operator,
         case_rate_limit_holds_across_a_restart,
         case_deadline_alert_not_repeated_after_restart,
+        # retention of files with personal data
+        case_purge_erases_old_spool_files,
+        case_purge_erases_backups_past_keep,
     ])

@@ -195,6 +195,18 @@ const struct juki_conf_key juki_node_audit_keys[] = {
     JUKI_CONF_END,
 };
 
+const struct juki_conf_key juki_node_backup_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_backup, dir, "dir", JUKI_CONF_PATH, NULL, 0, 0, 0,
+		     "The directory whose subdirectories are this node's backups (the timer's "
+		     "/var/lib/juki/backup/<name>): juki-ctl purge erases those older than keep; "
+		     "none: backups are not pruned."),
+    JUKI_CONF_SCALAR(struct juki_node_backup, keep, "keep", JUKI_CONF_DURATION, "14d", 0, 0,
+		     INT64_C(36500) * JUKI_DAY_MS,
+		     "Backups in backup.dir older than this are erased by juki-ctl purge, the "
+		     "newest never (a backup holds what the purge has since erased); 0: all kept."),
+    JUKI_CONF_END,
+};
+
 int64_t
 juki_node_now_ms(const struct juki_node *node)
 {
@@ -516,41 +528,147 @@ cmd_backup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	return 0;
 }
 
-/* One line of counts per run: rule names and numbers only, never what was removed. */
+/* "name n, name n" of a report's list, n its key. */
 static void
-log_purge(const json_t *report, int rc)
+purge_counts(const json_t *list, const char *key, char *line, size_t len)
 {
-	char line[1024];
 	const json_t *r;
 	size_t i, off = 0;
-	int dry = json_is_true(json_object_get(report, "dry_run"));
 
 	line[0] = '\0';
-	json_array_foreach(json_object_get(report, "rules"), i, r)
+	json_array_foreach(list, i, r)
 	{
-		int n = snprintf(
-		    line + off, sizeof(line) - off, "%s%s %lld", i ? ", " : "",
-		    json_string_value(json_object_get(r, "name")),
-		    (long long)json_integer_value(json_object_get(r, dry ? "due" : "removed")));
+		int n = snprintf(line + off, len - off, "%s%s %lld", i ? ", " : "",
+				 json_string_value(json_object_get(r, "name")),
+				 (long long)json_integer_value(json_object_get(r, key)));
 
-		if (n < 0 || (size_t)n >= sizeof(line) - off) {
+		if (n < 0 || (size_t)n >= len - off) {
 			break;
 		}
 		off += (size_t)n;
 	}
+}
+
+/* One line of counts per run: rule names and numbers only, never what was removed. */
+static void
+log_purge(const json_t *report, int rc)
+{
+	char line[1024], files[256];
+	int dry = json_is_true(json_object_get(report, "dry_run"));
+	const char *key = dry ? "due" : "removed";
+
+	purge_counts(json_object_get(report, "rules"), key, line, sizeof(line));
+	purge_counts(json_object_get(report, "files"), key, files, sizeof(files));
 	if (dry) {
-		log_info("purge: dry run: %lld due (%s)",
-			 (long long)json_integer_value(json_object_get(report, "due")), line);
+		log_info("purge: dry run: %lld due (%s); files: %lld due (%s)",
+			 (long long)json_integer_value(json_object_get(report, "due")), line,
+			 (long long)json_integer_value(json_object_get(report, "files_due")),
+			 files);
 		return;
 	}
 	if (rc == 0) {
-		log_notice("purge: removed %lld (%s); checkpoint complete, verified",
-			   (long long)json_integer_value(json_object_get(report, "removed")), line);
+		log_notice(
+		    "purge: removed %lld (%s); files: %lld erased (%s); checkpoint complete, "
+		    "verified",
+		    (long long)json_integer_value(json_object_get(report, "removed")), line,
+		    (long long)json_integer_value(json_object_get(report, "files_removed")), files);
 		return;
 	}
-	log_warnx("purge: removed %lld (%s); NOT verified: %s",
+	log_warnx("purge: removed %lld (%s); files: %lld erased (%s); NOT verified: %s",
 		  (long long)json_integer_value(json_object_get(report, "removed")), line,
+		  (long long)json_integer_value(json_object_get(report, "files_removed")), files,
 		  juki_strerror(rc));
+}
+
+static json_t *
+time_or_null(int64_t ms)
+{
+	char when[32];
+
+	if (ms == INT64_MIN || juki_clock_format(ms, when, sizeof(when)) != 0) {
+		return json_null();
+	}
+	return json_string(when);
+}
+
+int
+juki_node_purge_files(const char *name, const char *dir, int64_t keep_ms, int64_t now_ms,
+		      int dry_run, json_t *files)
+{
+	struct juki_purge_file_counts n;
+	int64_t cutoff = keep_ms > 0 ? now_ms - keep_ms : INT64_MIN;
+	int rc = juki_purge_files(dir, cutoff, dry_run, &n);
+
+	if (rc != 0) {
+		log_warnx("purge: %s: %lld files of %s not erased: %s", name, (long long)n.failed,
+			  dir, juki_strerror(rc));
+	}
+	json_array_append_new(
+	    files, json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I}", "name", name, "dir", dir, "keep_days",
+			     (json_int_t)(keep_ms / JUKI_DAY_MS), "cutoff", time_or_null(cutoff),
+			     "due", (json_int_t)n.due, "removed", (json_int_t)n.removed, "failed",
+			     (json_int_t)(rc != 0 && n.failed == 0 ? 1 : n.failed)));
+	return rc;
+}
+
+/* The node's backups past backup.keep, the newest kept: one more item of files. */
+static int
+purge_backups(struct juki_node *node, int64_t now_ms, int dry_run, json_t *files)
+{
+	const struct juki_node_backup *b = &node->conf->backup;
+	struct juki_backup_prune_counts n;
+	int64_t cutoff = b->keep > 0 ? now_ms - b->keep : INT64_MIN;
+	int rc;
+
+	if (b->dir == NULL) {
+		return 0;
+	}
+	rc = juki_backup_prune(b->dir, node->self.urn, cutoff, dry_run, &n);
+	if (rc != 0) {
+		log_warnx("purge: backups: %lld of %s not erased: %s", (long long)n.failed, b->dir,
+			  juki_strerror(rc));
+	}
+	json_array_append_new(
+	    files, json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:I}", "name", "backups", "dir", b->dir,
+			     "keep_days", (json_int_t)(b->keep / JUKI_DAY_MS), "cutoff",
+			     time_or_null(cutoff), "backups", (json_int_t)n.backups, "due",
+			     (json_int_t)n.due, "removed", (json_int_t)n.removed, "failed",
+			     (json_int_t)(rc != 0 && n.failed == 0 ? 1 : n.failed)));
+	return rc;
+}
+
+/*
+ * The files past their period beside the store's rows: the daemon's own
+ * (spec->purge_files) and the old backups.  Adds "files" to report, with
+ * the totals "files_due" and "files_removed".  Returns 0 or a failure.
+ */
+static int
+purge_files(struct juki_node *node, int64_t now_ms, int dry_run, json_t *report)
+{
+	json_t *files = json_array(), *f;
+	int64_t due = 0, removed = 0;
+	size_t i;
+	int rc = 0, frc;
+
+	if (files == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (node->spec->purge_files != NULL &&
+	    (frc = node->spec->purge_files(node, now_ms, dry_run, files)) != 0) {
+		rc = frc;
+	}
+	if ((frc = purge_backups(node, now_ms, dry_run, files)) != 0) {
+		rc = frc;
+	}
+	json_array_foreach(files, i, f)
+	{
+		due += json_integer_value(json_object_get(f, "due"));
+		removed += json_integer_value(json_object_get(f, "removed"));
+	}
+	json_object_set_new(report, "files", files);
+	json_object_set_new(report, "files_due", json_integer(due));
+	json_object_set_new(report, "files_removed", json_integer(removed));
+	return rc;
 }
 
 static int
@@ -559,20 +677,21 @@ cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 	struct juki_node *node = ctx;
 	struct juki_purge_conf conf = node->conf->purge;
 	const json_t *dry = json_object_get(args, "dry_run");
+	int64_t now = juki_node_now_ms(node);
 	json_t *report = NULL;
-	int rc;
+	int rc, frc;
 
 	if (dry != NULL && !json_is_boolean(dry)) {
 		return juki_ctl_fail(err, "usage", "dry_run: true or false");
 	}
 	conf.tick = watchdog_tick;
-	rc = juki_purge_run(node->store, &conf, node->spec->purge, juki_node_now_ms(node),
-			    json_is_true(dry), &report);
+	rc = juki_purge_run(node->store, &conf, node->spec->purge, now, json_is_true(dry), &report);
 	if (report == NULL) {
 		log_warnx("purge: %s: %s", juki_strerror(rc), juki_store_errmsg(node->store));
 		return juki_ctl_fail(err, "internal", "%s: %s", juki_strerror(rc),
 				     juki_store_errmsg(node->store));
 	}
+	frc = purge_files(node, now, json_is_true(dry), report);
 	log_purge(report, rc);
 	if (rc != 0) {
 		json_decref(report);
@@ -583,6 +702,13 @@ cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 		}
 		return juki_ctl_fail(err, "internal",
 				     "rows removed, but rows are left or the WAL is not empty");
+	}
+	if (frc != 0) {
+		json_decref(report);
+		return juki_ctl_fail(err, "internal",
+				     "rows removed, but files past their period could not be "
+				     "erased (%s): see the log, run purge again",
+				     juki_strerror(frc));
 	}
 	*result = report;
 	return 0;
