@@ -22,6 +22,11 @@ static const struct juki_conf_key import_keys[] = {
 		     0, (int64_t)1 << 30,
 		     "Files up to this size are validated and recorded in one pass and one "
 		     "transaction (0: every file is validated first, then replayed)."),
+    JUKI_CONF_SCALAR(struct csd_import_conf, keep, "keep", JUKI_CONF_DURATION, "30d", 0, 0,
+		     INT64_C(36500) * JUKI_DAY_MS,
+		     "Files in done/ and rejected/ (with their receipts and reports) hold personal "
+		     "data: juki-ctl purge erases those filed longer ago than this (第6-7); 0: "
+		     "never."),
     JUKI_CONF_END,
 };
 
@@ -243,6 +248,7 @@ static const struct juki_node_spec csd_spec = {
     .status = csd_status,
     .honnin_dest = csd_honnin_dest,
     .purge = csd_purge_rules,
+    .purge_files = csd_spool_purge,
     .datasets = csd_datasets,
     .size = sizeof(struct csd),
     .conf_node = offsetof(struct csd_conf, node),

@@ -25,6 +25,7 @@ struct csd_import_conf {
 	int64_t max_bytes;     /* largest file accepted */
 	int64_t step_rows;     /* rows validated between other work */
 	int64_t single_pass;   /* files up to this size are validated and recorded at once */
+	int64_t keep;          /* files in done/ and rejected/ are erased after this (0: never) */
 };
 
 struct csd_conf {

@@ -146,6 +146,9 @@ file_away(struct csd_spool *sp, struct job *j)
 	}
 	if (rename(from, to) != 0) {
 		log_warn("import: cannot move %s to %s", from, to);
+	} else if (utimensat(AT_FDCWD, to, NULL, 0) != 0) {
+		/* Its time is the filing's: import.keep counts from there, not from its writing. */
+		log_warn("import: cannot set the time of %s", to);
 	}
 	if (write_json(dir, j->name, j->state == JOB_ACCEPTED ? ".receipt.json" : ".report.json",
 		       j->result) != 0) {
@@ -692,6 +695,29 @@ csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errlen)
 	arm(sp, 0);
 	*out = sp;
 	return 0;
+}
+
+int
+csd_spool_purge(struct juki_node *node, int64_t now_ms, int dry_run, json_t *files)
+{
+	const struct csd_import_conf *ic = &csd_conf(node)->import;
+	char dir[PATH_MAX];
+	int rc = 0, frc;
+
+	if (ic->spool == NULL) {
+		return 0;
+	}
+	snprintf(dir, sizeof(dir), "%s/done", ic->spool);
+	if ((frc = juki_node_purge_files("import_done", dir, ic->keep, now_ms, dry_run, files)) !=
+	    0) {
+		rc = frc;
+	}
+	snprintf(dir, sizeof(dir), "%s/rejected", ic->spool);
+	if ((frc = juki_node_purge_files("import_rejected", dir, ic->keep, now_ms, dry_run,
+					 files)) != 0) {
+		rc = frc;
+	}
+	return rc;
 }
 
 void

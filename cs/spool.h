@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "juki/node/control.h"
+#include "juki/node/node.h"
 
 struct csd;
 struct csd_spool;
@@ -35,6 +36,15 @@ void csd_spool_free(struct csd_spool *spool);
  * dir is fine.  At start and at every reload.
  */
 int csd_spool_check(const char *dir, char *err, size_t errlen);
+
+/*
+ * csd_spool_purge() - the spool's retention (import.keep): erase the files
+ * of done/ and rejected/ filed (last modified) longer ago than that, as
+ * purged records are (juki_node_purge_files()); with dry_run only count
+ * them.  Items "import_done" and "import_rejected" of the purge report.
+ * The node's purge_files; nothing without a spool.
+ */
+int csd_spool_purge(struct juki_node *node, int64_t now_ms, int dry_run, json_t *files);
 
 /* Control commands. */
 int csd_cmd_import_put(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);

@@ -142,6 +142,25 @@ print_purge(const json_t *r)
 		printf(" %9lld", ctl_int(r, "removed"));
 	}
 	printf("\n");
+	if (json_array_size(json_object_get(r, "files")) > 0) {
+		const json_t *f;
+
+		printf("  %-24s %-18s %-26s %9s %9s\n", "files", "kept (days)", "due before", "due",
+		       dry ? "" : "erased");
+		json_array_foreach(json_object_get(r, "files"), i, f)
+		{
+			const json_t *cut = json_object_get(f, "cutoff");
+
+			printf("  %-24s %-18lld %-26s %9lld", ctl_str(f, "name"),
+			       ctl_int(f, "keep_days"),
+			       json_is_string(cut) ? json_string_value(cut) : "never",
+			       ctl_int(f, "due"));
+			if (!dry) {
+				printf(" %9lld", ctl_int(f, "removed"));
+			}
+			printf("\n");
+		}
+	}
 	if (!dry) {
 		printf("checkpoint: %s, WAL %lld bytes\n",
 		       json_is_true(json_object_get(ck, "complete")) ? "complete" : "INCOMPLETE",

@@ -612,6 +612,92 @@ test_restore_edge_cases(void **state)
 	json_decref(m);
 }
 
+/* A backup of node taken at the time when, into backups/<name>. */
+static void
+take_at(struct fx *f, const char *name, const char *node, const char *when)
+{
+	struct juki_backup_opts o = opts_of(f);
+	char dir[256], err[512];
+	json_t *m = NULL;
+
+	o.node = node;
+	assert_int_equal(juki_clock_parse(when, &o.now_ms), 0);
+	snprintf(dir, sizeof(dir), "%s/backups/%s", f->dir, name);
+	assert_int_equal(juki_backup_take(f->store, dir, &o, &m, err, sizeof(err)), 0);
+	json_decref(m);
+}
+
+static int
+exists_in(struct fx *f, const char *name)
+{
+	char path[256];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/backups/%s", f->dir, name);
+	return lstat(path, &sb) == 0;
+}
+
+/*
+ * The retention of backups: those of the node older than the cutoff go,
+ * erased, but never the newest; another node's backups, directories
+ * without a manifest and links are not the node's to remove.
+ */
+static void
+test_prune(void **state)
+{
+	struct fx *f = *state;
+	struct juki_backup_prune_counts n;
+	char backups[160], path[256];
+	int64_t cutoff;
+
+	snprintf(backups, sizeof(backups), "%s/backups", f->dir);
+	/* No directory yet: nothing to do. */
+	assert_int_equal(juki_backup_prune(backups, NODE, 0, 0, &n), 0);
+	assert_int_equal(n.backups, 0);
+	take_at(f, "a", NODE, "2026-01-01T00:00:00.000Z");
+	take_at(f, "b", NODE, "2026-02-01T00:00:00.000Z");
+	take_at(f, "c", NODE, "2026-03-01T00:00:00.000Z");
+	take_at(f, "d", NODE, "2026-04-01T00:00:00.000Z");
+	take_at(f, "stranger", "urn:juki:pref:14", "2025-01-01T00:00:00.000Z");
+	snprintf(path, sizeof(path), "%s/notes", backups);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/link", backups);
+	assert_int_equal(symlink("a", path), 0);
+	assert_int_equal(juki_clock_parse("2026-02-15T00:00:00.000Z", &cutoff), 0);
+
+	assert_int_equal(juki_backup_prune(backups, NODE, cutoff, 1, &n), 0);
+	assert_int_equal(n.backups, 4);
+	assert_int_equal(n.due, 2);
+	assert_int_equal(n.removed, 0);
+	assert_true(exists_in(f, "a") && exists_in(f, "b"));
+
+	assert_int_equal(juki_backup_prune(backups, NODE, cutoff, 0, &n), 0);
+	assert_int_equal(n.due, 2);
+	assert_int_equal(n.removed, 2);
+	assert_int_equal(n.failed, 0);
+	assert_false(exists_in(f, "a"));
+	assert_false(exists_in(f, "b"));
+	assert_true(exists_in(f, "c") && exists_in(f, "d"));
+	assert_true(exists_in(f, "stranger") && exists_in(f, "notes") && exists_in(f, "link"));
+
+	/* Every one past its period: the newest stays. */
+	assert_int_equal(juki_clock_parse("2027-01-01T00:00:00.000Z", &cutoff), 0);
+	assert_int_equal(juki_backup_prune(backups, NODE, cutoff, 0, &n), 0);
+	assert_int_equal(n.backups, 2);
+	assert_int_equal(n.removed, 1);
+	assert_false(exists_in(f, "c"));
+	assert_true(exists_in(f, "d"));
+	assert_int_equal(juki_backup_prune(backups, NODE, cutoff, 0, &n), 0);
+	assert_int_equal(n.removed, 0);
+	assert_true(exists_in(f, "d"));
+	/* INT64_MIN: kept forever. */
+	take_at(f, "e", NODE, "2026-05-01T00:00:00.000Z");
+	assert_int_equal(juki_backup_prune(backups, NODE, INT64_MIN, 0, &n), 0);
+	assert_int_equal(n.due, 0);
+	assert_true(exists_in(f, "d") && exists_in(f, "e"));
+	assert_int_equal(juki_backup_prune(NULL, NODE, cutoff, 0, &n), JUKI_EINVAL);
+}
+
 int
 main(void)
 {
@@ -624,6 +710,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_restore_refused_for_another_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_refused_while_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_edge_cases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -822,6 +823,105 @@ test_checkpoint_blocked(void **state)
 	assert_false(store_holds(f, ERASED));
 }
 
+/* A file of text in dir, last modified at mtime (s since 1970). */
+static void
+file_at(const char *dir, const char *name, const char *text, time_t mtime)
+{
+	char path[256];
+	struct timespec ts[2] = {{mtime, 0}, {mtime, 0}};
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static int
+present(const char *dir, const char *name)
+{
+	char path[256];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &sb) == 0;
+}
+
+/*
+ * Files past their period are erased: overwritten before they are unlinked
+ * (a second link to the file sees zeros), the newer ones kept; links and
+ * subdirectories are not followed.
+ */
+static void
+test_files(void **state)
+{
+	char top[64], dir[128], keep[128], path[256], seen[64];
+	struct juki_purge_file_counts n;
+	const time_t old = 1000000000, cut = 1500000000, recent = 1700000000;
+	FILE *fp;
+	size_t len;
+
+	(void)state;
+	assert_non_null(test_mkdtemp(top, sizeof(top), "purge-files"));
+	snprintf(dir, sizeof(dir), "%s/done", top);
+	snprintf(keep, sizeof(keep), "%s/elsewhere", top);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mkdir(keep, 0700), 0);
+	/* Missing: nothing due, no error. */
+	assert_int_equal(juki_purge_files(keep, (int64_t)cut * 1000, 0, &n), 0);
+	snprintf(path, sizeof(path), "%s/missing", top);
+	assert_int_equal(juki_purge_files(path, (int64_t)cut * 1000, 0, &n), 0);
+	assert_int_equal(n.due, 0);
+
+	file_at(dir, "old.csv", "山田 太郎,1980-01-01", old);
+	file_at(dir, "old.csv.receipt.json", "{}", old);
+	file_at(dir, "new.csv", "new", recent);
+	file_at(keep, "target", "not ours", old);
+	/* A second name of old.csv: what the erasure leaves in the file. */
+	snprintf(path, sizeof(path), "%s/old.csv", dir);
+	{
+		char other[256];
+
+		snprintf(other, sizeof(other), "%s/second-link", keep);
+		assert_int_equal(link(path, other), 0);
+	}
+	snprintf(path, sizeof(path), "%s/link", dir);
+	assert_int_equal(symlink("../elsewhere/target", path), 0);
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+
+	assert_int_equal(juki_purge_files(dir, (int64_t)cut * 1000, 1, &n), 0);
+	assert_int_equal(n.due, 2);
+	assert_int_equal(n.removed, 0);
+	assert_true(present(dir, "old.csv"));
+
+	assert_int_equal(juki_purge_files(dir, (int64_t)cut * 1000, 0, &n), 0);
+	assert_int_equal(n.due, 2);
+	assert_int_equal(n.removed, 2);
+	assert_int_equal(n.failed, 0);
+	assert_false(present(dir, "old.csv"));
+	assert_false(present(dir, "old.csv.receipt.json"));
+	assert_true(present(dir, "new.csv") && present(dir, "link") && present(dir, "sub"));
+	assert_true(present(keep, "target"));
+	/* The content was overwritten with zeros before the name went. */
+	snprintf(path, sizeof(path), "%s/second-link", keep);
+	assert_non_null(fp = fopen(path, "rb"));
+	len = fread(seen, 1, sizeof(seen), fp);
+	fclose(fp);
+	assert_int_equal(len, strlen("山田 太郎,1980-01-01"));
+	for (size_t i = 0; i < len; i++) {
+		assert_int_equal(seen[i], 0);
+	}
+	/* Again: nothing left; INT64_MIN: nothing ever due. */
+	assert_int_equal(juki_purge_files(dir, (int64_t)cut * 1000, 0, &n), 0);
+	assert_int_equal(n.due, 0);
+	assert_int_equal(juki_purge_files(dir, INT64_MIN, 0, &n), 0);
+	assert_int_equal(n.due, 0);
+	assert_int_equal(juki_purge_files(NULL, 0, 0, &n), JUKI_EINVAL);
+	assert_int_equal(test_rm_rf(top), 0);
+}
+
 int
 main(void)
 {
@@ -832,6 +932,7 @@ main(void)
 	    cmocka_unit_test(test_due_year_end),
 	    cmocka_unit_test(test_due_never),
 	    cmocka_unit_test(test_cutoff_agrees_with_due),
+	    cmocka_unit_test(test_files),
 	    cmocka_unit_test_setup_teardown(test_proof_of_erasure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counts_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_rules, setup, teardown),

@@ -36,10 +36,8 @@ struct juki_node {
 	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
 	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
 	struct event *tick;               /* the deadline check, every minute */
-	char **overdue;                   /* "dest service day" already alerted */
-	size_t noverdue;
-	struct juki_opcmds *opcmds; /* the operators' commands and the operation history */
-	struct juki_opport *opport; /* the operator port, when configured */
+	struct juki_opcmds *opcmds;       /* the operators' commands and the operation history */
+	struct juki_opport *opport;       /* the operator port, when configured */
 };
 
 static void committed(void *ctx);
@@ -53,6 +51,8 @@ static void node_stop(struct juki_node *node);
 static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
+/* The common schemas every node opens: operator, opcmds, node (build_schemas()). */
+#define NODE_SCHEMAS 3
 
 const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "4MiB", 0,
@@ -196,6 +196,18 @@ const struct juki_conf_key juki_node_audit_keys[] = {
 		     "A PEM file of the node's certificates, current and earlier, that audit "
 		     "verify checks checkpoints with: after a change of key, append the old "
 		     "certificate (default: tls.cert alone)."),
+    JUKI_CONF_END,
+};
+
+const struct juki_conf_key juki_node_backup_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_node_backup, dir, "dir", JUKI_CONF_PATH, NULL, 0, 0, 0,
+		     "The directory whose subdirectories are this node's backups (the timer's "
+		     "/var/lib/juki/backup/<name>): juki-ctl purge erases those older than keep; "
+		     "none: backups are not pruned."),
+    JUKI_CONF_SCALAR(struct juki_node_backup, keep, "keep", JUKI_CONF_DURATION, "14d", 0, 0,
+		     INT64_C(36500) * JUKI_DAY_MS,
+		     "Backups in backup.dir older than this are erased by juki-ctl purge, the "
+		     "newest never (a backup holds what the purge has since erased); 0: all kept."),
     JUKI_CONF_END,
 };
 
@@ -520,41 +532,147 @@ cmd_backup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	return 0;
 }
 
-/* One line of counts per run: rule names and numbers only, never what was removed. */
+/* "name n, name n" of a report's list, n its key. */
 static void
-log_purge(const json_t *report, int rc)
+purge_counts(const json_t *list, const char *key, char *line, size_t len)
 {
-	char line[1024];
 	const json_t *r;
 	size_t i, off = 0;
-	int dry = json_is_true(json_object_get(report, "dry_run"));
 
 	line[0] = '\0';
-	json_array_foreach(json_object_get(report, "rules"), i, r)
+	json_array_foreach(list, i, r)
 	{
-		int n = snprintf(
-		    line + off, sizeof(line) - off, "%s%s %lld", i ? ", " : "",
-		    json_string_value(json_object_get(r, "name")),
-		    (long long)json_integer_value(json_object_get(r, dry ? "due" : "removed")));
+		int n = snprintf(line + off, len - off, "%s%s %lld", i ? ", " : "",
+				 json_string_value(json_object_get(r, "name")),
+				 (long long)json_integer_value(json_object_get(r, key)));
 
-		if (n < 0 || (size_t)n >= sizeof(line) - off) {
+		if (n < 0 || (size_t)n >= len - off) {
 			break;
 		}
 		off += (size_t)n;
 	}
+}
+
+/* One line of counts per run: rule names and numbers only, never what was removed. */
+static void
+log_purge(const json_t *report, int rc)
+{
+	char line[1024], files[256];
+	int dry = json_is_true(json_object_get(report, "dry_run"));
+	const char *key = dry ? "due" : "removed";
+
+	purge_counts(json_object_get(report, "rules"), key, line, sizeof(line));
+	purge_counts(json_object_get(report, "files"), key, files, sizeof(files));
 	if (dry) {
-		log_info("purge: dry run: %lld due (%s)",
-			 (long long)json_integer_value(json_object_get(report, "due")), line);
+		log_info("purge: dry run: %lld due (%s); files: %lld due (%s)",
+			 (long long)json_integer_value(json_object_get(report, "due")), line,
+			 (long long)json_integer_value(json_object_get(report, "files_due")),
+			 files);
 		return;
 	}
 	if (rc == 0) {
-		log_notice("purge: removed %lld (%s); checkpoint complete, verified",
-			   (long long)json_integer_value(json_object_get(report, "removed")), line);
+		log_notice(
+		    "purge: removed %lld (%s); files: %lld erased (%s); checkpoint complete, "
+		    "verified",
+		    (long long)json_integer_value(json_object_get(report, "removed")), line,
+		    (long long)json_integer_value(json_object_get(report, "files_removed")), files);
 		return;
 	}
-	log_warnx("purge: removed %lld (%s); NOT verified: %s",
+	log_warnx("purge: removed %lld (%s); files: %lld erased (%s); NOT verified: %s",
 		  (long long)json_integer_value(json_object_get(report, "removed")), line,
+		  (long long)json_integer_value(json_object_get(report, "files_removed")), files,
 		  juki_strerror(rc));
+}
+
+static json_t *
+time_or_null(int64_t ms)
+{
+	char when[32];
+
+	if (ms == INT64_MIN || juki_clock_format(ms, when, sizeof(when)) != 0) {
+		return json_null();
+	}
+	return json_string(when);
+}
+
+int
+juki_node_purge_files(const char *name, const char *dir, int64_t keep_ms, int64_t now_ms,
+		      int dry_run, json_t *files)
+{
+	struct juki_purge_file_counts n;
+	int64_t cutoff = keep_ms > 0 ? now_ms - keep_ms : INT64_MIN;
+	int rc = juki_purge_files(dir, cutoff, dry_run, &n);
+
+	if (rc != 0) {
+		log_warnx("purge: %s: %lld files of %s not erased: %s", name, (long long)n.failed,
+			  dir, juki_strerror(rc));
+	}
+	json_array_append_new(
+	    files, json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I}", "name", name, "dir", dir, "keep_days",
+			     (json_int_t)(keep_ms / JUKI_DAY_MS), "cutoff", time_or_null(cutoff),
+			     "due", (json_int_t)n.due, "removed", (json_int_t)n.removed, "failed",
+			     (json_int_t)(rc != 0 && n.failed == 0 ? 1 : n.failed)));
+	return rc;
+}
+
+/* The node's backups past backup.keep, the newest kept: one more item of files. */
+static int
+purge_backups(struct juki_node *node, int64_t now_ms, int dry_run, json_t *files)
+{
+	const struct juki_node_backup *b = &node->conf->backup;
+	struct juki_backup_prune_counts n;
+	int64_t cutoff = b->keep > 0 ? now_ms - b->keep : INT64_MIN;
+	int rc;
+
+	if (b->dir == NULL) {
+		return 0;
+	}
+	rc = juki_backup_prune(b->dir, node->self.urn, cutoff, dry_run, &n);
+	if (rc != 0) {
+		log_warnx("purge: backups: %lld of %s not erased: %s", (long long)n.failed, b->dir,
+			  juki_strerror(rc));
+	}
+	json_array_append_new(
+	    files, json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:I}", "name", "backups", "dir", b->dir,
+			     "keep_days", (json_int_t)(b->keep / JUKI_DAY_MS), "cutoff",
+			     time_or_null(cutoff), "backups", (json_int_t)n.backups, "due",
+			     (json_int_t)n.due, "removed", (json_int_t)n.removed, "failed",
+			     (json_int_t)(rc != 0 && n.failed == 0 ? 1 : n.failed)));
+	return rc;
+}
+
+/*
+ * The files past their period beside the store's rows: the daemon's own
+ * (spec->purge_files) and the old backups.  Adds "files" to report, with
+ * the totals "files_due" and "files_removed".  Returns 0 or a failure.
+ */
+static int
+purge_files(struct juki_node *node, int64_t now_ms, int dry_run, json_t *report)
+{
+	json_t *files = json_array(), *f;
+	int64_t due = 0, removed = 0;
+	size_t i;
+	int rc = 0, frc;
+
+	if (files == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (node->spec->purge_files != NULL &&
+	    (frc = node->spec->purge_files(node, now_ms, dry_run, files)) != 0) {
+		rc = frc;
+	}
+	if ((frc = purge_backups(node, now_ms, dry_run, files)) != 0) {
+		rc = frc;
+	}
+	json_array_foreach(files, i, f)
+	{
+		due += json_integer_value(json_object_get(f, "due"));
+		removed += json_integer_value(json_object_get(f, "removed"));
+	}
+	json_object_set_new(report, "files", files);
+	json_object_set_new(report, "files_due", json_integer(due));
+	json_object_set_new(report, "files_removed", json_integer(removed));
+	return rc;
 }
 
 static int
@@ -563,20 +681,21 @@ cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 	struct juki_node *node = ctx;
 	struct juki_purge_conf conf = node->conf->purge;
 	const json_t *dry = json_object_get(args, "dry_run");
+	int64_t now = juki_node_now_ms(node);
 	json_t *report = NULL;
-	int rc;
+	int rc, frc;
 
 	if (dry != NULL && !json_is_boolean(dry)) {
 		return juki_ctl_fail(err, "usage", "dry_run: true or false");
 	}
 	conf.tick = watchdog_tick;
-	rc = juki_purge_run(node->store, &conf, node->spec->purge, juki_node_now_ms(node),
-			    json_is_true(dry), &report);
+	rc = juki_purge_run(node->store, &conf, node->spec->purge, now, json_is_true(dry), &report);
 	if (report == NULL) {
 		log_warnx("purge: %s: %s", juki_strerror(rc), juki_store_errmsg(node->store));
 		return juki_ctl_fail(err, "internal", "%s: %s", juki_strerror(rc),
 				     juki_store_errmsg(node->store));
 	}
+	frc = purge_files(node, now, json_is_true(dry), report);
 	log_purge(report, rc);
 	if (rc != 0) {
 		json_decref(report);
@@ -587,6 +706,13 @@ cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 		}
 		return juki_ctl_fail(err, "internal",
 				     "rows removed, but rows are left or the WAL is not empty");
+	}
+	if (frc != 0) {
+		json_decref(report);
+		return juki_ctl_fail(err, "internal",
+				     "rows removed, but files past their period could not be "
+				     "erased (%s): see the log, run purge again",
+				     juki_strerror(frc));
 	}
 	*result = report;
 	return 0;
@@ -738,8 +864,8 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 		goto fail;
 	}
 	if ((rc = juki_store_open(conf->store, node->schemas,
-				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store,
-				  err, errlen)) != 0 ||
+				  spec->nschemas + NODE_SCHEMAS + (spec->honnin_dest != NULL),
+				  &node->store, err, errlen)) != 0 ||
 	    (rc = own_store(node, err, errlen)) != 0) {
 		goto fail;
 	}
@@ -814,26 +940,61 @@ fail:
 	return rc;
 }
 
-static int
-already_alerted(struct juki_node *node, const char *key)
-{
-	char **grown;
+/*
+ * The node's own state in its store (component "node"): the deadline alerts
+ * raised, one row per destination, service and operating day, so that a
+ * restart does not raise them again.
+ */
+static const struct juki_migration node_steps[] = {
+    {1, "CREATE TABLE deadline_alerted ("
+	" dest TEXT NOT NULL,"
+	" service TEXT NOT NULL,"
+	" day TEXT NOT NULL,"
+	" PRIMARY KEY (dest, service, day)"
+	") WITHOUT ROWID;"},
+};
 
-	for (size_t i = 0; i < node->noverdue; i++) {
-		if (strcmp(node->overdue[i], key) == 0) {
-			return 1;
-		}
-	}
-	grown = realloc(node->overdue, (node->noverdue + 1) * sizeof(*grown));
-	if (grown == NULL) {
+/*
+ * True when the deadline alert of (dest, svc, day) was raised before;
+ * otherwise records it.  A store that fails answers false: an alert twice
+ * rather than none.
+ */
+static int
+already_alerted(struct juki_node *node, const char *dest, const char *svc, const char *day)
+{
+	static const char sql[] =
+	    "INSERT OR IGNORE INTO deadline_alerted (dest, service, day) VALUES (?1, ?2, ?3)";
+	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+	int rc;
+
+	if (st == NULL) {
 		return 0;
 	}
-	node->overdue = grown;
-	node->overdue[node->noverdue] = strdup(key);
-	if (node->overdue[node->noverdue] != NULL) {
-		node->noverdue++;
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, svc, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("deadline: cannot record an alert: %s", juki_store_errmsg(node->store));
+		return 0;
 	}
-	return 0;
+	return sqlite3_changes(juki_store_db(node->store)) == 0;
+}
+
+/* The alerts of earlier operating days are never asked about again. */
+static void
+prune_alerted(struct juki_node *node, const char *day)
+{
+	static const char sql[] = "DELETE FROM deadline_alerted WHERE day < ?1";
+	sqlite3_stmt *st = juki_store_prepare(node->store, sql);
+
+	if (st == NULL) {
+		return;
+	}
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	(void)sqlite3_step(st);
+	sqlite3_reset(st);
 }
 
 /*
@@ -847,22 +1008,24 @@ check_deadline(struct juki_node *node)
 				  " WHERE created_ms < ?1 GROUP BY dest, service";
 	int64_t start;
 	sqlite3_stmt *st;
-	char day[11], key[JUKI_URN_MAX + 32], when[32];
+	char day[11], when[32];
 
 	/* The start of the operating day now in progress; the config check saw HH:MM. */
 	if (juki_clock_day_begun(juki_node_now_ms(node), node->conf->delivery.deadline, &start) !=
-		0 ||
-	    (st = juki_store_prepare(node->store, sql)) == NULL) {
+	    0) {
 		return;
 	}
 	juki_clock_date(start, day, sizeof(day));
+	prune_alerted(node, day);
+	if ((st = juki_store_prepare(node->store, sql)) == NULL) {
+		return;
+	}
 	sqlite3_bind_int64(st, 1, start);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *dest = (const char *)sqlite3_column_text(st, 0);
 		const char *svc = (const char *)sqlite3_column_text(st, 1);
 
-		snprintf(key, sizeof(key), "%s %s %s", dest, svc, day);
-		if (already_alerted(node, key)) {
+		if (already_alerted(node, dest, svc, day)) {
 			continue;
 		}
 		juki_clock_format(sqlite3_column_int64(st, 3), when, sizeof(when));
@@ -906,15 +1069,20 @@ static int
 build_schemas(struct juki_node *node)
 {
 	static const struct juki_schema reconcile = JUKI_RECONCILE_SCHEMA;
+	static const struct juki_schema own = {"node", node_steps,
+					       sizeof(node_steps) / sizeof(node_steps[0])};
 	size_t n = node->spec->nschemas;
 
-	node->schemas = calloc(n + 2, sizeof(*node->schemas));
+	/* The reconcile schema last: only a node with honnin_dest opens it. */
+	node->schemas = calloc(n + NODE_SCHEMAS + 1, sizeof(*node->schemas));
 	if (node->schemas == NULL) {
 		return JUKI_ENOMEM;
 	}
 	memcpy(node->schemas, node->spec->schemas, n * sizeof(*node->schemas));
 	node->schemas[n] = juki_operator_schema;
-	node->schemas[n + 1] = reconcile;
+	node->schemas[n + 1] = juki_opcmds_schema;
+	node->schemas[n + 2] = own;
+	node->schemas[n + NODE_SCHEMAS] = reconcile;
 	return 0;
 }
 
@@ -1013,12 +1181,6 @@ node_stop(struct juki_node *node)
 	}
 	juki_reconcile_free(node->reconcile);
 	node->reconcile = NULL;
-	for (size_t i = 0; i < node->noverdue; i++) {
-		free(node->overdue[i]);
-	}
-	free(node->overdue);
-	node->overdue = NULL;
-	node->noverdue = 0;
 	free(node->schemas);
 	node->schemas = NULL;
 	juki_opport_free(node->opport);

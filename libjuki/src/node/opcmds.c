@@ -15,12 +15,32 @@
 #include "juki/records/operator.h"
 #include "juki/store/audit.h"
 
-/* The times of an operator's last lookups, a ring of lookups_per_minute. */
+/*
+ * The times of an operator's last lookups, a ring of lookups_per_minute,
+ * kept in the store too (table lookup_rate, a row per slot) so that a
+ * restart does not give an operator a fresh minute; slot -1 holds when the
+ * alert rate-limited was last raised for the operator.
+ */
 struct juki_rate {
 	char op[JUKI_ID_MAX];
 	int64_t *times;
 	size_t cap, next, count;
+	int64_t alerted_ms; /* the last rate-limited alert; INT64_MIN: none */
 };
+
+#define RATE_WINDOW_MS 60000
+
+static const struct juki_migration opcmds_steps[] = {
+    {1, "CREATE TABLE lookup_rate ("
+	" op TEXT NOT NULL,"
+	" slot INTEGER NOT NULL,"
+	" at_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (op, slot)"
+	") WITHOUT ROWID;"},
+};
+
+const struct juki_schema juki_opcmds_schema = {"opcmds", opcmds_steps,
+					       sizeof(opcmds_steps) / sizeof(opcmds_steps[0])};
 
 struct juki_opcmds {
 	struct juki_opcmds_env env;
@@ -694,10 +714,99 @@ purpose_arg(struct juki_opcmds *oc, const json_t *args, const char **out,
 			     names);
 }
 
+static const char rate_put_sql[] = "INSERT INTO lookup_rate (op, slot, at_ms) VALUES (?1, ?2, ?3)"
+				   " ON CONFLICT (op, slot) DO UPDATE SET at_ms = excluded.at_ms";
+static const char rate_load_sql[] = "SELECT at_ms FROM lookup_rate WHERE op = ?1 AND slot >= 0"
+				    " AND at_ms > ?2 ORDER BY at_ms DESC LIMIT ?3";
+static const char rate_alerted_sql[] = "SELECT at_ms FROM lookup_rate WHERE op = ?1 AND slot = -1";
+static const char rate_clear_sql[] = "DELETE FROM lookup_rate WHERE op = ?1 AND slot >= 0";
+
+/* One slot of op's ring (slot -1: the last alert) into the store. */
+static int
+rate_put(struct juki_opcmds *oc, const char *op, int64_t slot, int64_t at_ms)
+{
+	sqlite3_stmt *st = juki_store_prepare(oc->env.store, rate_put_sql);
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, op, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, slot);
+	sqlite3_bind_int64(st, 3, at_ms);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+/*
+ * Fill r's ring (cap slots, empty) from the store: the lookups of the last
+ * 60 s, at most cap, oldest first from slot 0; the store's rows of the
+ * operator are written again in that order, so that slot numbers agree.
+ */
+static int
+rate_load(struct juki_opcmds *oc, struct juki_rate *r, int64_t now)
+{
+	struct juki_store *store = oc->env.store;
+	sqlite3_stmt *st;
+	size_t k = 0;
+	int own = !juki_store_in_txn(store), rc = 0;
+
+	if ((st = juki_store_prepare(store, rate_alerted_sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, r->op, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		r->alerted_ms = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if ((st = juki_store_prepare(store, rate_load_sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, r->op, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now - RATE_WINDOW_MS);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)r->cap);
+	while (k < r->cap && sqlite3_step(st) == SQLITE_ROW) {
+		r->times[k++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	/* Newest first from the query: reverse into the ring's order. */
+	for (size_t i = 0; i < k / 2; i++) {
+		int64_t t = r->times[i];
+
+		r->times[i] = r->times[k - 1 - i];
+		r->times[k - 1 - i] = t;
+	}
+	r->count = k;
+	r->next = k % r->cap;
+	if (own && (rc = juki_store_begin(store)) != 0) {
+		return rc;
+	}
+	if ((st = juki_store_prepare(store, rate_clear_sql)) == NULL) {
+		rc = JUKI_ESTORE;
+	} else {
+		sqlite3_bind_text(st, 1, r->op, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : JUKI_ESTORE;
+		sqlite3_reset(st);
+	}
+	for (size_t i = 0; rc == 0 && i < k; i++) {
+		rc = rate_put(oc, r->op, (int64_t)i, r->times[i]);
+	}
+	if (own) {
+		if (rc == 0) {
+			rc = juki_store_commit(store);
+		} else {
+			juki_store_rollback(store);
+		}
+	}
+	return rc;
+}
+
 /*
  * Count the caller's lookup, refused ones too; refuse it when the operator
  * made lookups_per_minute others in the 60 seconds before it (a sliding
- * minute: no burst across the turn of a clock minute).
+ * minute: no burst across the turn of a clock minute).  The first refusal
+ * of a window raises the alert rate-limited, naming the operator only.
  */
 static int
 rate_ok(struct juki_opcmds *oc, struct juki_ctl_error *err)
@@ -706,7 +815,8 @@ rate_ok(struct juki_opcmds *oc, struct juki_ctl_error *err)
 	size_t cap = (size_t)oc->conf.oper->lookups_per_minute;
 	int64_t now = now_ms(oc);
 	struct juki_rate *r = NULL;
-	int limited;
+	size_t slot;
+	int limited, rc;
 
 	for (size_t i = 0; i < oc->nrates; i++) {
 		if (strcmp(oc->rates[i].op, op) == 0) {
@@ -722,10 +832,11 @@ rate_ok(struct juki_opcmds *oc, struct juki_ctl_error *err)
 		oc->rates = grown;
 		r = &oc->rates[oc->nrates++];
 		memset(r, 0, sizeof(*r));
+		r->alerted_ms = INT64_MIN;
 		snprintf(r->op, sizeof(r->op), "%s", op);
 	}
 	if (r->cap != cap) {
-		/* New, or a reload changed the allowance: counted afresh. */
+		/* New, or a reload changed the allowance: counted again from the store. */
 		int64_t *times = realloc(r->times, cap * sizeof(*times));
 
 		if (times == NULL) {
@@ -734,15 +845,36 @@ rate_ok(struct juki_opcmds *oc, struct juki_ctl_error *err)
 		r->times = times;
 		r->cap = cap;
 		r->next = r->count = 0;
+		if ((rc = rate_load(oc, r, now)) != 0) {
+			/* Counted afresh by the next lookup, which loads again. */
+			r->cap = 0;
+			log_warnx("lookup: cannot read the lookup counts: %s",
+				  juki_store_errmsg(oc->env.store));
+			return juki_ctl_fail(err, "internal", "the lookup counts cannot be read");
+		}
 	}
 	/* Full, the ring's next slot holds the oldest of the last cap lookups. */
-	limited = r->count == cap && r->times[r->next] > now - 60000;
-	r->times[r->next] = now;
+	limited = r->count == cap && r->times[r->next] > now - RATE_WINDOW_MS;
+	slot = r->next;
+	r->times[slot] = now;
 	r->next = (r->next + 1) % cap;
 	if (r->count < cap) {
 		r->count++;
 	}
+	if (rate_put(oc, op, (int64_t)slot, now) != 0) {
+		log_warnx("lookup: cannot record the lookup count: %s",
+			  juki_store_errmsg(oc->env.store));
+	}
 	if (limited) {
+		if (r->alerted_ms == INT64_MIN || now - r->alerted_ms >= RATE_WINDOW_MS ||
+		    now < r->alerted_ms) {
+			r->alerted_ms = now;
+			(void)rate_put(oc, op, -1, now);
+			juki_alert(oc->env.alerts, "rate-limited", NULL, NULL,
+				   "operator %s made more than %zu lookups in 60 s; further "
+				   "ones are refused (第4-4(7))",
+				   op, cap);
+		}
 		snprintf(oc->audit_detail, sizeof(oc->audit_detail),
 			 "more than %zu lookups in 60 s", cap);
 		return juki_ctl_fail(err, "rate-limited",
@@ -761,6 +893,24 @@ rates_free(struct juki_opcmds *oc)
 	free(oc->rates);
 	oc->rates = NULL;
 	oc->nrates = 0;
+}
+
+/* Lookups older than the window count no more: their rows go at every start. */
+static void
+rates_prune(struct juki_opcmds *oc)
+{
+	static const char sql[] = "DELETE FROM lookup_rate WHERE at_ms <= ?1";
+	sqlite3_stmt *st = juki_store_prepare(oc->env.store, sql);
+
+	if (st == NULL) {
+		return;
+	}
+	sqlite3_bind_int64(st, 1, now_ms(oc) - RATE_WINDOW_MS);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		log_warnx("lookup: cannot prune the lookup counts: %s",
+			  juki_store_errmsg(oc->env.store));
+	}
+	sqlite3_reset(st);
 }
 
 static int
@@ -1068,6 +1218,7 @@ juki_opcmds_new(const struct juki_opcmds_env *env, const struct juki_opcmds_conf
 		return rc;
 	}
 	juki_opcmds_audit(oc, "-", "start", NULL, "ok", env->name);
+	rates_prune(oc);
 	*out = oc;
 	return 0;
 }

@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -14,6 +15,7 @@
 #include "juki/base/error.h"
 #include "juki/base/hex.h"
 #include "juki/store/backup.h"
+#include "juki/store/purge.h"
 
 #define SHA256_HEX      64
 #define COPY_CHUNK      (64 * 1024)
@@ -1093,5 +1095,129 @@ out:
 	free(src);
 	free(tmp);
 	free(parent);
+	return rc;
+}
+
+/* One backup of the node found by juki_backup_prune(). */
+struct found {
+	char name[256];
+	int64_t time_ms;
+};
+
+/* Erase every regular file of backup dir name in parent, the manifest last, then the dir. */
+static int
+erase_backup(int parent, const char *name)
+{
+	DIR *d;
+	struct dirent *e;
+	int fd, rc = 0, erc;
+
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return -errno;
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat sb;
+
+		if (strcmp(e->d_name, JUKI_BACKUP_MANIFEST) == 0 ||
+		    fstatat(fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode)) {
+			continue;
+		}
+		if ((erc = juki_purge_erase_at(fd, e->d_name)) != 0) {
+			rc = erc;
+		}
+	}
+	if (rc == 0) {
+		rc = juki_purge_erase_at(fd, JUKI_BACKUP_MANIFEST);
+	}
+	if (rc == 0 && fsync(fd) != 0) {
+		rc = -errno;
+	}
+	closedir(d);
+	if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) != 0) {
+		rc = -errno;
+	}
+	return rc;
+}
+
+int
+juki_backup_prune(const char *dir, const char *node, int64_t cutoff_ms, int dry_run,
+		  struct juki_backup_prune_counts *n)
+{
+	struct found *list = NULL;
+	size_t nlist = 0, newest = 0;
+	DIR *d;
+	struct dirent *e;
+	int dfd, rc = 0, erc;
+
+	if (dir == NULL || node == NULL || n == NULL) {
+		return JUKI_EINVAL;
+	}
+	memset(n, 0, sizeof(*n));
+	if ((d = opendir(dir)) == NULL) {
+		return errno == ENOENT ? 0 : -errno;
+	}
+	dfd = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		struct stat sb;
+		json_t *man = NULL;
+		char *path, why[256];
+		int64_t t;
+
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(list->name) ||
+		    fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISDIR(sb.st_mode) || (path = join(dir, e->d_name)) == NULL) {
+			continue;
+		}
+		/* Only a complete backup of this node: anything else there is not ours. */
+		erc = read_manifest(path, &man, why, sizeof(why));
+		free(path);
+		if (erc == 0 &&
+		    strcmp(json_string_value(json_object_get(man, "node")), node) == 0 &&
+		    juki_clock_parse(json_string_value(json_object_get(man, "time")), &t) == 0) {
+			struct found *grown = realloc(list, (nlist + 1) * sizeof(*list));
+
+			if (grown == NULL) {
+				json_decref(man);
+				rc = JUKI_ENOMEM;
+				break;
+			}
+			list = grown;
+			snprintf(list[nlist].name, sizeof(list[nlist].name), "%s", e->d_name);
+			list[nlist].time_ms = t;
+			if (nlist == 0 || t > list[newest].time_ms) {
+				newest = nlist;
+			}
+			nlist++;
+		}
+		json_decref(man);
+	}
+	n->backups = (int64_t)nlist;
+	/* The newest is kept whatever its age: a node is never left without a backup. */
+	for (size_t i = 0; rc == 0 && i < nlist; i++) {
+		if (i == newest || cutoff_ms == INT64_MIN || list[i].time_ms >= cutoff_ms) {
+			continue;
+		}
+		n->due++;
+		if (dry_run) {
+			continue;
+		}
+		if ((erc = erase_backup(dfd, list[i].name)) == 0) {
+			n->removed++;
+		} else {
+			n->failed++;
+			rc = erc;
+		}
+	}
+	if (!dry_run && n->removed > 0 && fsync(dfd) != 0 && rc == 0) {
+		rc = -errno;
+	}
+	closedir(d);
+	free(list);
 	return rc;
 }

@@ -1,8 +1,11 @@
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
@@ -449,5 +452,94 @@ out:
 	json_decref(rep);
 	free(cutoffs);
 	free(list);
+	return rc;
+}
+
+int
+juki_purge_erase_at(int dirfd, const char *name)
+{
+	static const unsigned char zeros[65536];
+	struct stat sb;
+	off_t off = 0;
+	int fd, rc = 0;
+
+	fd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (fstat(fd, &sb) != 0) {
+		rc = -errno;
+	} else if (!S_ISREG(sb.st_mode)) {
+		rc = JUKI_EINVAL;
+	}
+	while (rc == 0 && off < sb.st_size) {
+		size_t want = (size_t)(sb.st_size - off) < sizeof(zeros)
+				  ? (size_t)(sb.st_size - off)
+				  : sizeof(zeros);
+		ssize_t n = pwrite(fd, zeros, want, off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			rc = n < 0 ? -errno : JUKI_EIO;
+			break;
+		}
+		off += n;
+	}
+	if (rc == 0 && fsync(fd) != 0) {
+		rc = -errno;
+	}
+	close(fd);
+	if (rc == 0 && unlinkat(dirfd, name, 0) != 0) {
+		rc = -errno;
+	}
+	return rc;
+}
+
+int
+juki_purge_files(const char *dir, int64_t cutoff_ms, int dry_run, struct juki_purge_file_counts *n)
+{
+	DIR *d;
+	struct dirent *e;
+	int dfd, rc = 0;
+
+	if (dir == NULL || n == NULL) {
+		return JUKI_EINVAL;
+	}
+	memset(n, 0, sizeof(*n));
+	if ((d = opendir(dir)) == NULL) {
+		return errno == ENOENT ? 0 : -errno;
+	}
+	dfd = dirfd(d);
+	errno = 0;
+	while ((e = readdir(d)) != NULL) {
+		struct stat sb;
+		int64_t mtime_ms;
+		int erc;
+
+		if (fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(sb.st_mode)) {
+			continue;
+		}
+		mtime_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+		if (cutoff_ms == INT64_MIN || mtime_ms >= cutoff_ms) {
+			continue;
+		}
+		n->due++;
+		if (dry_run) {
+			continue;
+		}
+		if ((erc = juki_purge_erase_at(dfd, e->d_name)) == 0) {
+			n->removed++;
+		} else {
+			n->failed++;
+			rc = erc;
+		}
+	}
+	if (!dry_run && n->removed > 0 && fsync(dfd) != 0 && rc == 0) {
+		rc = -errno;
+	}
+	closedir(d);
 	return rc;
 }

@@ -58,6 +58,12 @@ struct juki_node_honnin {
 	int64_t reconcile_days;     /* how many recent days each comparison covers */
 };
 
+/* Where the node's backups are kept, and for how long (juki-ctl purge, 第6-7). */
+struct juki_node_backup {
+	char *dir;    /* the directory of the backups' directories; NULL: not pruned */
+	int64_t keep; /* older backups than this are erased, the newest never (0: all kept) */
+};
+
 struct juki_node_conf {
 	char *node; /* our identity; must match the certificate */
 	struct juki_tls_files tls;
@@ -75,6 +81,7 @@ struct juki_node_conf {
 	struct juki_purge_conf purge;   /* years, rejected_years, inbox_days from the file */
 	struct juki_node_operator oper; /* the operator: section */
 	struct juki_node_audit audit;
+	struct juki_node_backup backup;
 	int64_t clock_offset;
 };
 
@@ -83,6 +90,7 @@ extern const struct juki_conf_key juki_node_delivery_keys[];
 extern const struct juki_conf_key juki_node_honnin_keys[];
 extern const struct juki_conf_key juki_node_operator_keys[];
 extern const struct juki_conf_key juki_node_audit_keys[];
+extern const struct juki_conf_key juki_node_backup_keys[];
 
 /* juki_node_delivery_check() - the delivery section's own rule (deadline is HH:MM). */
 int juki_node_delivery_check(const void *section, const char **blame, char *why, size_t whylen);
@@ -130,6 +138,8 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 				 "The operator port, PINs, lookups and approvals (第4-4)."),       \
 	    JUKI_CONF_SECTIONKEY(st, f.audit, "audit", juki_node_audit_keys,                       \
 				 "The operation history (第4-4(6))."),                             \
+	    JUKI_CONF_SECTIONKEY(st, f.backup, "backup", juki_node_backup_keys,                    \
+				 "Where backups are kept, and how long (第4-9(2), 第6-7)."),       \
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
@@ -157,6 +167,15 @@ struct juki_node_spec {
 	 * entry whose name is NULL (NULL: none).
 	 */
 	const struct juki_purge_rule *purge;
+	/*
+	 * Files of its own that hold personal data and are kept for a period
+	 * (a CS's filed imports): erase those past it at now_ms, or with
+	 * dry_run only count them, appending one item per directory to files
+	 * ({"name", "dir", "keep_days", "cutoff", "due", "removed", "failed"},
+	 * juki_node_purge_files_item()).  Run by "purge" after the rules.
+	 * Returns 0 or the last failure.  NULL: none.
+	 */
+	int (*purge_files)(struct juki_node *node, int64_t now_ms, int dry_run, json_t *files);
 	/* The data sets its commands touch (第4-4(5)), NULL-terminated. */
 	const char *const *datasets;
 	/*
@@ -176,6 +195,15 @@ struct juki_node_spec {
 	void (*reloaded)(struct juki_node *node);
 	void (*stopping)(struct juki_node *node);
 };
+
+/*
+ * juki_node_purge_files() - erase the files directly in dir last modified
+ * more than keep_ms (0: never) before now_ms, or count them with dry_run
+ * (juki_purge_files(), purge.h), and append the report item named name to
+ * files.  For a spec's purge_files.  Returns 0 or the last failure.
+ */
+int juki_node_purge_files(const char *name, const char *dir, int64_t keep_ms, int64_t now_ms,
+			  int dry_run, json_t *files);
 
 /*
  * juki_node_check() - everything about conf that can be checked without

@@ -89,6 +89,13 @@ void juki_opcmds_reloaded(struct juki_opcmds *oc, const struct juki_opcmds_conf 
 /* juki_opcmds_free() - record the stop, sign what is unsigned, close; NULL is fine. */
 void juki_opcmds_free(struct juki_opcmds *oc);
 
+/*
+ * The tables of the commands' own state in the node's store (component
+ * "opcmds"): lookup_rate, each operator's last lookups, so that a restart
+ * does not reset the lookup limit.  The node opens its store with it.
+ */
+extern const struct juki_schema juki_opcmds_schema;
+
 /* The commands, ended by an entry whose name is NULL; their ctx is the struct juki_opcmds. */
 extern const struct juki_ctl_cmd juki_opcmds[];
 

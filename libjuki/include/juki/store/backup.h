@@ -100,4 +100,25 @@ int juki_backup_verify(const char *dir, json_t **manifest, char *err, size_t err
 int juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, char *err,
 			size_t errlen);
 
+struct juki_backup_prune_counts {
+	int64_t backups; /* complete backups of the node found */
+	int64_t due;     /* of them, taken before the cutoff and not the newest */
+	int64_t removed; /* erased */
+	int64_t failed;  /* due but not (wholly) erased */
+};
+
+/*
+ * juki_backup_prune() - the retention of backups (backup.keep, 第6-7): of
+ * the directories directly in dir that hold a complete backup of node (a
+ * valid manifest naming it; anything else is left alone), those whose
+ * manifest time is before cutoff_ms (INT64_MIN: none) are due, except the
+ * newest, which is always kept.  Unless dry_run, each due backup is erased
+ * as purged files are (juki_purge_erase_at(), purge.h: overwritten, then
+ * unlinked; the manifest last, so that an interrupted erasure is found and
+ * finished by the next run) and its directory removed.  A missing dir holds
+ * none.  Sets *n.  Returns 0, or the last failure (a negative code).
+ */
+int juki_backup_prune(const char *dir, const char *node, int64_t cutoff_ms, int dry_run,
+		      struct juki_backup_prune_counts *n);
+
 #endif

@@ -152,4 +152,38 @@ int juki_purge_run(struct juki_store *store, const struct juki_purge_conf *conf,
 		   const struct juki_purge_rule *rules, int64_t now_ms, int dry_run,
 		   json_t **report);
 
+/*
+ * Files that hold personal data outside the store (a CS's filed imports,
+ * old backups) are erased as its rows are: their content overwritten with
+ * zeros and fsync'd, then the name unlinked and the directory fsync'd.  On a
+ * file system that writes in place (ext4, XFS on a disk) that leaves none
+ * of the content readable through the file system or the device; on an SSD
+ * (the controller remaps blocks) or a copy-on-write file system (btrfs,
+ * ZFS, or one with snapshots) the zeros go to new blocks and the old ones
+ * may remain on the medium until reused: there only encryption of the
+ * volume (its key destroyed with the medium) makes them unreadable.
+ */
+struct juki_purge_file_counts {
+	int64_t due;     /* files before the cutoff */
+	int64_t removed; /* erased */
+	int64_t failed;  /* due but not erased */
+};
+
+/*
+ * juki_purge_erase_at() - erase the regular file name in the directory
+ * dirfd as above (a symbolic link is not followed: JUKI_EINVAL or -ELOOP).
+ * Returns 0 or a negative code; the file is left when it fails.
+ */
+int juki_purge_erase_at(int dirfd, const char *name);
+
+/*
+ * juki_purge_files() - the regular files directly in dir (not below; links
+ * are not followed) last modified before cutoff_ms (INT64_MIN: none) are
+ * due; unless dry_run, erase each (juki_purge_erase_at()).  A missing dir
+ * has none.  Sets *n.  Returns 0, or the last failure (-errno) with the
+ * others still erased and n->failed counting what was left.
+ */
+int juki_purge_files(const char *dir, int64_t cutoff_ms, int dry_run,
+		     struct juki_purge_file_counts *n);
+
 #endif
