@@ -449,7 +449,20 @@ def case_node_port_gateways_only():
         r.check_unchanged()
 
 
+def case_leap_second_time():
+    """A `time` of second 60 (a leap second, protocol.md §6) is a time: accepted."""
+    with Network(NET, extra_identities=[B]) as net:
+        r = Receiver(net, seed=36)
+        p = r.peer()
+        m = r.notice(p, header={"time": "2016-12-31T23:59:60.500Z"})
+        ack = p.exchange(m)
+        assert ack["corr"] == m["id"] and ack["body"] == {"status": "accepted"}, ack
+        p.close()
+        rec = net[A].ctl("resident", "show", r.person["code"])
+        assert rec["status"] == "removed" and rec["version"] == 2, rec
+
+
 if __name__ == "__main__":
     run_cases([case_refused_messages, case_bad_json_closes_the_channel, case_frame_too_large,
                case_type_on_the_wrong_service, case_notice_to_itself,
-               case_node_port_gateways_only, case_replay_mismatch])
+               case_node_port_gateways_only, case_replay_mismatch, case_leap_second_time])
