@@ -96,7 +96,8 @@ def case_refused_messages():
 
         # No handler for the type here: refused, and the channel stays up.
         m = p.message("juki.nosuch", urn(B), urn(A), {})
-        r.expect_reject(p.exchange(m), m["id"], "unknown-type", "no such message type here")
+        r.expect_reject(p.exchange(m), m["id"], "unknown-type",
+                        "type: no such message type here")
         # 転出確定通知 is a prefecture's message: a CS has no handler for it, whatever the
         # service.  (This is the type-on-a-service the policy allows but the handler
         # table does not: cs -> cs over muni.)
@@ -105,37 +106,68 @@ def case_refused_messages():
                        "move_date": MOVE_DATE, "tennyu_id": uuid7()})
         r.expect_reject(p.exchange(m), m["id"], "unknown-type")
 
-        # A protocol version we do not speak: named by its id.
-        m = r.notice(p, header={"v": 2})
-        r.expect_reject(p.exchange(m), m["id"], "unsupported-version", "message header",
-                        alert="malformed-message")
-        # Malformed headers.
-        m = without(r.notice(p), "to")
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"time": "yesterday"})
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"time": "2026-13-01T00:00:00.000Z"})
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"id": "not-a-uuid"})
-        r.expect_reject(p.exchange(m), None, "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"extra": "a key the header does not have"})
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p)
-        m["body"] = ["not", "an", "object"]
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
+        # Header refusals: each by its id where it has one, the detail naming the field
+        # and the rule it breaks (protocol.md §7), never just "message header".
+        def notice_without(key):
+            return without(r.notice(p), key)
+
+        def notice_with_body(body):
+            m = r.notice(p)
+            m["body"] = body
+            return m
+
+        def with_header(members):
+            m = r.notice(p)
+            m.update(members)
+            return m
+
+        headers = [
+            (with_header({"v": 2}), "unsupported-version",
+             "v: version 2 not supported (this node speaks 1)"),
+            (with_header({"v": "1"}), "bad-header",
+             "v: not an integer, the protocol version"),
+            (notice_without("to"), "bad-header", "to: missing"),
+            (with_header({"to": "urn:juki:cs:131017"}), "bad-header",
+             "to: not a juki identity"),
+            (with_header({"from": "cs:271004"}), "bad-header",
+             "from: not a juki identity"),
+            (with_header({"type": "Tennyu.Notice"}), "bad-header",
+             "type: not 1..47 characters of a-z 0-9 . _ -"),
+            (with_header({"time": "yesterday"}), "bad-header",
+             "time: not RFC 3339 UTC, YYYY-MM-DDTHH:MM:SS[.fraction]Z"),
+            (with_header({"time": "2026-13-01T00:00:00.000Z"}), "bad-header",
+             "time: not RFC 3339 UTC"),
+            (with_header({"time": "2016-12-31T23:59:61Z"}), "bad-header",
+             "time: not RFC 3339 UTC"),
+            (with_header({"corr": "not-a-uuid"}), "bad-header",
+             "corr: neither null nor a UUIDv7"),
+            (with_header({"id": "not-a-uuid"}), "bad-header",
+             "id: not a UUIDv7 in canonical lower-case form"),
+            (with_header({"extra": "a key the header does not have"}), "bad-header",
+             "extra: not a header member"),
+            (notice_with_body(["not", "an", "object"]), "bad-header", "body: not an object"),
+        ]
+        for m, reason, detail in headers:
+            msg_id = None if m["id"] == "not-a-uuid" else m["id"]
+            ack = p.exchange(m)
+            assert ack["body"]["detail"].startswith(detail), (m, ack)
+            r.expect_reject(ack, msg_id, reason, detail, alert="malformed-message")
+        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "malformed-message"]
+        assert "to: missing" in " ".join(a["detail"] for a in rec), rec
 
         # The header names another sender than the certificate in the inner handshake.
         m = r.notice(p)
         m["from"] = urn(C)
         r.expect_reject(p.exchange(m), m["id"], "sender-mismatch",
-                        "from is not the authenticated peer", alert="sender-mismatch")
+                        "from: not the peer of the inner session (%s)" % urn(B),
+                        alert="sender-mismatch")
         rec = [a for a in net[A].alerts()["recent"] if a["code"] == "sender-mismatch"]
         assert rec[0]["peer"] == urn(B) and urn(C) in rec[0]["detail"], rec
         # ... or another recipient.
         m = r.notice(p)
         m["to"] = urn(B)
-        r.expect_reject(p.exchange(m), m["id"], "recipient-mismatch", "to is not this node",
-                        alert="recipient-mismatch")
+        r.expect_reject(p.exchange(m), m["id"], "recipient-mismatch",
+                        "to: not this node (%s)" % urn(A), alert="recipient-mismatch")
 
         # 住民票コード with a wrong check digit: the field is named.
         bad = dict(r.moved, code=wrong_check_digit(r.moved["code"]))
@@ -292,7 +324,7 @@ def case_bad_json_closes_the_channel():
         for payload in payloads:
             p = r.peer()
             ack = p.exchange(payload)
-            r.expect_reject(ack, None, "bad-json", "frame is not a JSON object",
+            r.expect_reject(ack, None, "bad-json", "frame: not a JSON object",
                             alert="malformed-message")
             assert p.closed(), payload
             p.close()
@@ -370,7 +402,7 @@ def case_type_on_the_wrong_service():
             ack = p.exchange(m)
             assert ack["corr"] == m["id"] and ack["from"] == "urn:juki:pref:13", ack
             assert ack["body"] == {"status": "rejected", "reason": "policy-denied",
-                                   "detail": "message type not carried by this service"}, ack
+                                   "detail": "type: not carried by service provide"}, ack
             # The same over honnin is accepted: only the service was wrong.
             p.close()
             assert p.connect("urn:juki:pref:13", "honnin") == "OK"

@@ -410,8 +410,8 @@ apply_ack(struct link *l, const json_t *doc, const char **why)
 	int rc;
 
 	memset(&msg, 0, sizeof(msg));
-	if (juki_msg_from_json(doc, &msg, &reason) != 0 || strcmp(msg.type, JUKI_MSG_ACK) != 0 ||
-	    juki_ack_parse(&msg, &ack) != 0) {
+	if (juki_msg_from_json(doc, &msg, &reason, NULL, 0) != 0 ||
+	    strcmp(msg.type, JUKI_MSG_ACK) != 0 || juki_ack_parse(&msg, &ack) != 0) {
 		*why = "malformed ack";
 		rc = JUKI_EPROTO;
 		goto out;
