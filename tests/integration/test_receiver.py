@@ -1,5 +1,6 @@
 """The attack suite at the receiver (第4-3(6), 第4-9(3)): what a node refuses on its
-own, whatever the gateway let through.
+own, whatever the gateway let through.  The last cases turn it round: a receiver played by
+the test (FakeNode) answers a real sender with acks no juki receiver gives.
 
 A hand-driven peer holding a real CS certificate (cs:271004, 大阪市) opens a
 tunnel through a real juki-fwgated to the real juki-csd of 千代田区 (cs:131016)
@@ -16,8 +17,8 @@ import json
 import sqlite3
 import ssl
 
-from jukitest import Network, run_cases, urn, wait_until
-from jukitest.peer import Peer, uuid7
+from jukitest import Network, free_port, run_cases, urn, wait_until
+from jukitest.peer import FakeNode, Peer, ack_of, uuid7
 from jukitest.synth import Synth, wrong_check_digit
 
 A = "cs:131016"  # the receiver: holds the resident
@@ -494,7 +495,54 @@ def case_leap_second_time():
         assert rec["status"] == "removed" and rec["version"] == 2, rec
 
 
+def fake_pref(net, holder, answer):
+    """configure hook: pref:13 is a FakeNode answering with answer(conn, doc)."""
+    address = "127.0.0.1:%d" % free_port()
+    net.fake_nodes["pref:13"] = address
+    cert, key = net.cert("pref:13")
+    holder.append(FakeNode(address, cert, key, net.ca(), answer))
+
+
+def case_sender_checks_acks():
+    """A sender takes an ack only from its destination, addressed to itself, for the oldest
+    message in flight (protocol.md §7); any other closes the tunnel with a logged reason
+    (alert protocol-error), and the message stays queued and is delivered again, the same."""
+    wrong = [  # one per connection, then a right one
+        ({"to": urn(B)}, "ack to %s, not this node" % urn(B)),
+        ({"from": urn(C)}, "ack from %s, not the destination" % urn(C)),
+        ({"corr": uuid7()}, "not the oldest message in flight"),
+        ({"time": "soon"}, "malformed ack: time: not RFC 3339 UTC"),
+        ({"type": "tennyu.notice"}, "a message of type tennyu.notice where an ack was due"),
+    ]
+
+    def answer(conn, doc):
+        if conn < len(wrong):
+            return [ack_of(doc, **wrong[conn][0])]
+        return [ack_of(doc)]
+
+    fakes = []
+    with Network([GW, A], extra_identities=["pref:13", B, C],
+                 configure=lambda net: fake_pref(net, fakes, answer)) as net:
+        fake = fakes[0]
+        try:
+            person = Synth(seed=38).person("131016")
+            net[A].ctl("resident", "add", "--file", "-", input=json.dumps(person))
+            wait_until("delivered at last", lambda: fake.conns > len(wrong) and
+                       net[A].status()["outbound"]["queued"] == 0)
+            ids = [(conn, doc["id"]) for conn, doc in fake.received
+                   if doc["type"] == "honnin.batch"]
+            assert [c for c, _ in ids] == list(range(len(wrong) + 1)), ids
+            assert len({i for _, i in ids}) == 1, ids  # the same message each time
+            assert net[A].alert_counts()["protocol-error"] == len(wrong)
+            log = net[A].log_text()
+            for _, why in wrong:
+                assert why in log, why
+        finally:
+            fake.close()
+
+
 if __name__ == "__main__":
     run_cases([case_refused_messages, case_bad_json_closes_the_channel, case_frame_too_large,
                case_type_on_the_wrong_service, case_notice_to_itself,
-               case_node_port_gateways_only, case_replay_mismatch, case_leap_second_time])
+               case_node_port_gateways_only, case_replay_mismatch, case_leap_second_time,
+               case_sender_checks_acks])
