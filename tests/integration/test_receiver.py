@@ -541,8 +541,39 @@ def case_sender_checks_acks():
             fake.close()
 
 
+def case_sender_close_reason():
+    """A receiver that closes without a word (as after refusing a certificate): the sender's
+    status says "closed by the peer (EOF)" and what was unanswered, never "Success"."""
+    def answer(conn, doc):
+        if conn == 0:
+            fakes[0].hold.clear()  # the next tunnel waits until the status is read
+            return None
+        return [ack_of(doc)]
+
+    fakes = []
+    with Network([GW, A], extra_identities=["pref:13"],
+                 configure=lambda net: fake_pref(net, fakes, answer)) as net:
+        fake = fakes[0]
+        try:
+            person = Synth(seed=39).person("131016")
+            net[A].ctl("resident", "add", "--file", "-", input=json.dumps(person))
+
+            def last_error():
+                links = net[A].status()["outbound"]["links"]
+                return links and links[0].get("last_error")
+
+            why = wait_until("the link closed", last_error)
+            fake.hold.set()
+            assert why == "closed by the peer (EOF), 1 message unacknowledged", why
+            assert "Success" not in why
+            wait_until("delivered", lambda: net[A].status()["outbound"]["queued"] == 0)
+            assert "closed: closed by the peer (EOF)" in net[A].log_text()
+        finally:
+            fake.close()
+
+
 if __name__ == "__main__":
     run_cases([case_refused_messages, case_bad_json_closes_the_channel, case_frame_too_large,
                case_type_on_the_wrong_service, case_notice_to_itself,
                case_node_port_gateways_only, case_replay_mismatch, case_leap_second_time,
-               case_sender_checks_acks])
+               case_sender_checks_acks, case_sender_close_reason])

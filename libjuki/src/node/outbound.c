@@ -557,10 +557,21 @@ static void
 link_closed(struct juki_chan *chan, int rc, const char *why, void *arg)
 {
 	struct link *l = arg;
+	char text[256];
 
 	(void)chan;
 	(void)rc;
-	log_info("outbound: link to %s over %s closed: %s", l->dest.urn, l->service, why);
+	/*
+	 * With messages unanswered, say so: a receiver that refuses our inner
+	 * certificate, or a frame too large for it, closes without a word
+	 * (docs/protocol.md §4, §5), and this is all the sender sees of it.
+	 */
+	if (l->nin > 0) {
+		snprintf(text, sizeof(text), "%s, %zu message%s unacknowledged", why, l->nin,
+			 l->nin == 1 ? "" : "s");
+		why = text;
+	}
+	log_notice("outbound: link to %s over %s closed: %s", l->dest.urn, l->service, why);
 	link_down(l, why);
 }
 
