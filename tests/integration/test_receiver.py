@@ -495,6 +495,40 @@ def case_leap_second_time():
         assert rec["status"] == "removed" and rec["version"] == 2, rec
 
 
+def case_national_server_keeps_canonical_text():
+    """What prefecture and nation keep of a record is its canonical text (protocol.md §10.5):
+    the Japanese 異動事由 for a romaji one, members in the order of §10.4, `recorded` with
+    three fraction digits (a leap second as 59.999); and it is what they pass on."""
+    with Network([GW, "pref:13", "jlis:0"], extra_identities=[A]) as net:
+        s = Synth(seed=37)
+        person = s.person("131016")
+        sent = {"person": {"address": person["address"], "sex": person["sex"],
+                           "birth": person["birth"], "name": person["name"]},
+                "recorded": "2016-12-31T23:59:60.5Z", "reason_date": "2016-12-31",
+                "reason": "shokken-kisai", "version": 1, "lgcode": "131016",
+                "code": person["code"]}
+        cert, key = net.cert(A)
+        with Peer(net[GW].address, cert, key, net.ca()) as p:
+            assert p.connect(urn("pref:13"), "honnin") == "OK"
+            m = p.message("honnin.batch", urn(A), urn("pref:13"), {"records": [sent]})
+            assert p.exchange(m)["body"] == {"status": "accepted"}
+        canonical = ('{"code":"%s","lgcode":"131016","version":1,"reason":"職権記載",'
+                     '"reason_date":"2016-12-31","recorded":"2016-12-31T23:59:59.999Z",'
+                     '"person":{"name":"%s","birth":"%s","sex":%d,"address":"%s"}}'
+                     % (person["code"], person["name"], person["birth"], person["sex"],
+                        person["address"]))
+        wait_until("the record at jlis",
+                   lambda: net["jlis:0"].status()["records"]["current"] == 1)
+        for node in ("pref:13", "jlis:0"):
+            rows = store_rows(net[node].store, "SELECT rec FROM honnin WHERE code = '%s'"
+                              % person["code"])
+            held = rows[0][0]
+            held = held.decode() if isinstance(held, bytes) else held
+            assert held == canonical, (node, held, canonical)
+        shown = net["jlis:0"].ctl("person", "show", person["code"])["records"]
+        assert shown[0]["reason"] == "職権記載" and shown[0]["sender"] == urn("pref:13"), shown
+
+
 def fake_pref(net, holder, answer):
     """configure hook: pref:13 is a FakeNode answering with answer(conn, doc)."""
     address = "127.0.0.1:%d" % free_port()
@@ -576,4 +610,5 @@ if __name__ == "__main__":
     run_cases([case_refused_messages, case_bad_json_closes_the_channel, case_frame_too_large,
                case_type_on_the_wrong_service, case_notice_to_itself,
                case_node_port_gateways_only, case_replay_mismatch, case_leap_second_time,
-               case_sender_checks_acks, case_sender_close_reason])
+               case_national_server_keeps_canonical_text, case_sender_checks_acks,
+               case_sender_close_reason])
