@@ -498,7 +498,7 @@ csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_
 {
 	static const char sql[] =
 	    "SELECT notice_id, code, from_lgcode, move_date, status, reason, detail FROM movein"
-	    " WHERE ?1 IS NULL OR status = ?1 ORDER BY created_ms, notice_id LIMIT ?2";
+	    " WHERE ?1 IS NULL OR status = ?1 ORDER BY created_ms, code, notice_id LIMIT ?2";
 	struct csd *cs = csd_of(ctx);
 	const json_t *status = json_object_get(args, "status");
 	const json_t *limit = json_object_get(args, "limit");

@@ -14,13 +14,20 @@
 
 #define TIME_LEN 24 /* "2026-11-25T01:02:03.456Z" */
 
-/* The one spelling of text: its fraction cut or padded to three digits. */
+/*
+ * The one spelling of text: its fraction cut or padded to three digits; a
+ * leap second, :60, is 59.999 of its minute.
+ */
 static void
 canonical(const char *text, char out[TIME_LEN + 1])
 {
 	const char *frac = text[19] == '.' ? text + 20 : "";
 
 	memcpy(out, text, 19);
+	if (text[17] == '6') {
+		memcpy(out + 17, "59", 2);
+		frac = "999";
+	}
 	out[19] = '.';
 	for (int i = 0; i < 3; i++) {
 		out[20 + i] = frac[0] >= '0' && frac[0] <= '9' ? *frac++ : '0';

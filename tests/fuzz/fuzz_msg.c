@@ -70,7 +70,7 @@ wire_round_trip(const json_t *doc, const struct juki_msg *m)
 	}
 	FUZZ_ASSERT(juki_frame_push(buf, doc2, JUKI_FRAME_MAX_DEFAULT) == 0);
 	FUZZ_ASSERT(juki_frame_pull(buf, JUKI_FRAME_MAX_DEFAULT, &pulled) == 1);
-	FUZZ_ASSERT(juki_msg_from_json(pulled, &m2, &reason) == 0 && reason == NULL);
+	FUZZ_ASSERT(juki_msg_from_json(pulled, &m2, &reason, NULL, 0) == 0 && reason == NULL);
 	FUZZ_ASSERT(same_msg(m, &m2));
 	doc3 = juki_msg_to_json(&m2);
 	FUZZ_ASSERT(doc3 != NULL && json_equal(doc2, doc3));
@@ -94,7 +94,7 @@ ack_round_trip(const struct juki_msg *m, const struct juki_ack *ack)
 			   ack->status == JUKI_ACK_REJECTED ? ack->reason : NULL, ack->detail,
 			   &fixed_clock);
 	FUZZ_ASSERT(doc != NULL);
-	FUZZ_ASSERT(juki_msg_from_json(doc, &m2, &reason) == 0);
+	FUZZ_ASSERT(juki_msg_from_json(doc, &m2, &reason, NULL, 0) == 0);
 	FUZZ_ASSERT(juki_ack_parse(&m2, &ack2) == 0);
 	FUZZ_ASSERT(ack2.status == ack->status);
 	FUZZ_ASSERT(strcmp(ack2.corr, ack->corr) == 0);
@@ -140,7 +140,8 @@ check_ack(const struct juki_msg *m)
 
 /* The receiver rejects a message it cannot read by the id it could read. */
 static void
-check_refused(const json_t *doc, const struct juki_msg *m, int rc, const char *reason)
+check_refused(const json_t *doc, const struct juki_msg *m, int rc, const char *reason,
+	      const char *detail)
 {
 	json_t *ack;
 
@@ -151,7 +152,9 @@ check_refused(const json_t *doc, const struct juki_msg *m, int rc, const char *r
 	FUZZ_ASSERT(json_is_object(doc) == (strcmp(reason, JUKI_R_BAD_JSON) != 0));
 	FUZZ_ASSERT(m->body == NULL && m->type[0] == '\0' && m->from[0] == '\0');
 	FUZZ_ASSERT(m->id[0] == '\0' || juki_uuid_valid(m->id));
-	ack = juki_ack_new(m->id, SELF, PEER, JUKI_ACK_REJECTED, reason, "header", &fixed_clock);
+	/* The detail names a field, and an ack can always carry it (valid UTF-8). */
+	FUZZ_ASSERT(detail[0] != '\0');
+	ack = juki_ack_new(m->id, SELF, PEER, JUKI_ACK_REJECTED, reason, detail, &fixed_clock);
 	FUZZ_ASSERT(ack != NULL);
 	json_decref(ack);
 }
@@ -170,6 +173,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct juki_msg m;
 	const char *reason = "unset";
+	char detail[JUKI_DETAIL_MAX];
 	json_t *doc;
 	int rc;
 
@@ -178,9 +182,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (doc == NULL) {
 		return 0;
 	}
-	rc = juki_msg_from_json(doc, &m, &reason);
+	rc = juki_msg_from_json(doc, &m, &reason, detail, sizeof(detail));
 	if (rc != 0) {
-		check_refused(doc, &m, rc, reason);
+		check_refused(doc, &m, rc, reason, detail);
 	} else {
 		FUZZ_ASSERT(reason == NULL);
 		check_read(&m);

@@ -120,6 +120,27 @@ def case_movein_all_or_nothing():
         assert st["residents"] == {} and st["moveins"] == {} and st["outbound"]["queued"] == 0
 
 
+def case_movein_list_oldest_first():
+    """`movein list` is oldest first (as recorded), and the move-ins of one request by
+    住民票コード: a clerk finds a person's row in a file of moves, whatever the notice ids."""
+    s = Synth(seed=6)
+    with Network(["fwgate:east", B]) as net:
+        people = sorted((s.person("131016") for _ in range(6)), key=lambda p: p["code"],
+                        reverse=True)
+        text = "\n".join(__import__("json").dumps(s.moved(p, "271004")) for p in people)
+        first = net[B].ctl("movein", "--file", "-", input=text)["notices"]
+        assert len(first) == 6
+        later = s.person("131016")
+        net[B].ctl("movein", "--file", "-",
+                   input=__import__("json").dumps(s.moved(later, "271004")))
+        rows = net[B].ctl("movein", "list")["moveins"]
+        codes = [r["code"] for r in rows]
+        assert codes == sorted(p["code"] for p in people) + [later["code"]], codes
+        assert codes[:2] == [r["code"] for r in net[B].ctl("movein", "list", "--limit", 2)
+                             ["moveins"]]
+
+
 if __name__ == "__main__":
     run_cases([case_movein_end_to_end, case_unknown_person_is_answered,
-               case_bad_check_digit_refused_by_ctl, case_movein_all_or_nothing])
+               case_bad_check_digit_refused_by_ctl, case_movein_all_or_nothing,
+               case_movein_list_oldest_first])

@@ -1,5 +1,6 @@
 """The attack suite at the receiver (第4-3(6), 第4-9(3)): what a node refuses on its
-own, whatever the gateway let through.
+own, whatever the gateway let through.  The last cases turn it round: a receiver played by
+the test (FakeNode) answers a real sender with acks no juki receiver gives.
 
 A hand-driven peer holding a real CS certificate (cs:271004, 大阪市) opens a
 tunnel through a real juki-fwgated to the real juki-csd of 千代田区 (cs:131016)
@@ -16,8 +17,8 @@ import json
 import sqlite3
 import ssl
 
-from jukitest import Network, run_cases, urn, wait_until
-from jukitest.peer import Peer, uuid7
+from jukitest import Network, free_port, run_cases, urn, wait_until
+from jukitest.peer import FakeNode, Peer, ack_of, uuid7
 from jukitest.synth import Synth, wrong_check_digit
 
 A = "cs:131016"  # the receiver: holds the resident
@@ -96,7 +97,8 @@ def case_refused_messages():
 
         # No handler for the type here: refused, and the channel stays up.
         m = p.message("juki.nosuch", urn(B), urn(A), {})
-        r.expect_reject(p.exchange(m), m["id"], "unknown-type", "no such message type here")
+        r.expect_reject(p.exchange(m), m["id"], "unknown-type",
+                        "type: no such message type here")
         # 転出確定通知 is a prefecture's message: a CS has no handler for it, whatever the
         # service.  (This is the type-on-a-service the policy allows but the handler
         # table does not: cs -> cs over muni.)
@@ -105,37 +107,68 @@ def case_refused_messages():
                        "move_date": MOVE_DATE, "tennyu_id": uuid7()})
         r.expect_reject(p.exchange(m), m["id"], "unknown-type")
 
-        # A protocol version we do not speak: named by its id.
-        m = r.notice(p, header={"v": 2})
-        r.expect_reject(p.exchange(m), m["id"], "unsupported-version", "message header",
-                        alert="malformed-message")
-        # Malformed headers.
-        m = without(r.notice(p), "to")
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"time": "yesterday"})
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"time": "2026-13-01T00:00:00.000Z"})
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"id": "not-a-uuid"})
-        r.expect_reject(p.exchange(m), None, "bad-header", alert="malformed-message")
-        m = r.notice(p, header={"extra": "a key the header does not have"})
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
-        m = r.notice(p)
-        m["body"] = ["not", "an", "object"]
-        r.expect_reject(p.exchange(m), m["id"], "bad-header", alert="malformed-message")
+        # Header refusals: each by its id where it has one, the detail naming the field
+        # and the rule it breaks (protocol.md §7), never just "message header".
+        def notice_without(key):
+            return without(r.notice(p), key)
+
+        def notice_with_body(body):
+            m = r.notice(p)
+            m["body"] = body
+            return m
+
+        def with_header(members):
+            m = r.notice(p)
+            m.update(members)
+            return m
+
+        headers = [
+            (with_header({"v": 2}), "unsupported-version",
+             "v: version 2 not supported (this node speaks 1)"),
+            (with_header({"v": "1"}), "bad-header",
+             "v: not an integer, the protocol version"),
+            (notice_without("to"), "bad-header", "to: missing"),
+            (with_header({"to": "urn:juki:cs:131017"}), "bad-header",
+             "to: not a juki identity"),
+            (with_header({"from": "cs:271004"}), "bad-header",
+             "from: not a juki identity"),
+            (with_header({"type": "Tennyu.Notice"}), "bad-header",
+             "type: not 1..47 characters of a-z 0-9 . _ -"),
+            (with_header({"time": "yesterday"}), "bad-header",
+             "time: not RFC 3339 UTC, YYYY-MM-DDTHH:MM:SS[.fraction]Z"),
+            (with_header({"time": "2026-13-01T00:00:00.000Z"}), "bad-header",
+             "time: not RFC 3339 UTC"),
+            (with_header({"time": "2016-12-31T23:59:61Z"}), "bad-header",
+             "time: not RFC 3339 UTC"),
+            (with_header({"corr": "not-a-uuid"}), "bad-header",
+             "corr: neither null nor a UUIDv7"),
+            (with_header({"id": "not-a-uuid"}), "bad-header",
+             "id: not a UUIDv7 in canonical lower-case form"),
+            (with_header({"extra": "a key the header does not have"}), "bad-header",
+             "extra: not a header member"),
+            (notice_with_body(["not", "an", "object"]), "bad-header", "body: not an object"),
+        ]
+        for m, reason, detail in headers:
+            msg_id = None if m["id"] == "not-a-uuid" else m["id"]
+            ack = p.exchange(m)
+            assert ack["body"]["detail"].startswith(detail), (m, ack)
+            r.expect_reject(ack, msg_id, reason, detail, alert="malformed-message")
+        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "malformed-message"]
+        assert "to: missing" in " ".join(a["detail"] for a in rec), rec
 
         # The header names another sender than the certificate in the inner handshake.
         m = r.notice(p)
         m["from"] = urn(C)
         r.expect_reject(p.exchange(m), m["id"], "sender-mismatch",
-                        "from is not the authenticated peer", alert="sender-mismatch")
+                        "from: not the peer of the inner session (%s)" % urn(B),
+                        alert="sender-mismatch")
         rec = [a for a in net[A].alerts()["recent"] if a["code"] == "sender-mismatch"]
         assert rec[0]["peer"] == urn(B) and urn(C) in rec[0]["detail"], rec
         # ... or another recipient.
         m = r.notice(p)
         m["to"] = urn(B)
-        r.expect_reject(p.exchange(m), m["id"], "recipient-mismatch", "to is not this node",
-                        alert="recipient-mismatch")
+        r.expect_reject(p.exchange(m), m["id"], "recipient-mismatch",
+                        "to: not this node (%s)" % urn(A), alert="recipient-mismatch")
 
         # 住民票コード with a wrong check digit: the field is named.
         bad = dict(r.moved, code=wrong_check_digit(r.moved["code"]))
@@ -292,7 +325,7 @@ def case_bad_json_closes_the_channel():
         for payload in payloads:
             p = r.peer()
             ack = p.exchange(payload)
-            r.expect_reject(ack, None, "bad-json", "frame is not a JSON object",
+            r.expect_reject(ack, None, "bad-json", "frame: not a JSON object",
                             alert="malformed-message")
             assert p.closed(), payload
             p.close()
@@ -370,7 +403,7 @@ def case_type_on_the_wrong_service():
             ack = p.exchange(m)
             assert ack["corr"] == m["id"] and ack["from"] == "urn:juki:pref:13", ack
             assert ack["body"] == {"status": "rejected", "reason": "policy-denied",
-                                   "detail": "message type not carried by this service"}, ack
+                                   "detail": "type: not carried by service provide"}, ack
             # The same over honnin is accepted: only the service was wrong.
             p.close()
             assert p.connect("urn:juki:pref:13", "honnin") == "OK"
@@ -449,7 +482,133 @@ def case_node_port_gateways_only():
         r.check_unchanged()
 
 
+def case_leap_second_time():
+    """A `time` of second 60 (a leap second, protocol.md §6) is a time: accepted."""
+    with Network(NET, extra_identities=[B]) as net:
+        r = Receiver(net, seed=36)
+        p = r.peer()
+        m = r.notice(p, header={"time": "2016-12-31T23:59:60.500Z"})
+        ack = p.exchange(m)
+        assert ack["corr"] == m["id"] and ack["body"] == {"status": "accepted"}, ack
+        p.close()
+        rec = net[A].ctl("resident", "show", r.person["code"])
+        assert rec["status"] == "removed" and rec["version"] == 2, rec
+
+
+def case_national_server_keeps_canonical_text():
+    """What prefecture and nation keep of a record is its canonical text (protocol.md §10.5):
+    the Japanese 異動事由 for a romaji one, members in the order of §10.4, `recorded` with
+    three fraction digits (a leap second as 59.999); and it is what they pass on."""
+    with Network([GW, "pref:13", "jlis:0"], extra_identities=[A]) as net:
+        s = Synth(seed=37)
+        person = s.person("131016")
+        sent = {"person": {"address": person["address"], "sex": person["sex"],
+                           "birth": person["birth"], "name": person["name"]},
+                "recorded": "2016-12-31T23:59:60.5Z", "reason_date": "2016-12-31",
+                "reason": "shokken-kisai", "version": 1, "lgcode": "131016",
+                "code": person["code"]}
+        cert, key = net.cert(A)
+        with Peer(net[GW].address, cert, key, net.ca()) as p:
+            assert p.connect(urn("pref:13"), "honnin") == "OK"
+            m = p.message("honnin.batch", urn(A), urn("pref:13"), {"records": [sent]})
+            assert p.exchange(m)["body"] == {"status": "accepted"}
+        canonical = ('{"code":"%s","lgcode":"131016","version":1,"reason":"職権記載",'
+                     '"reason_date":"2016-12-31","recorded":"2016-12-31T23:59:59.999Z",'
+                     '"person":{"name":"%s","birth":"%s","sex":%d,"address":"%s"}}'
+                     % (person["code"], person["name"], person["birth"], person["sex"],
+                        person["address"]))
+        wait_until("the record at jlis",
+                   lambda: net["jlis:0"].status()["records"]["current"] == 1)
+        for node in ("pref:13", "jlis:0"):
+            rows = store_rows(net[node].store, "SELECT rec FROM honnin WHERE code = '%s'"
+                              % person["code"])
+            held = rows[0][0]
+            held = held.decode() if isinstance(held, bytes) else held
+            assert held == canonical, (node, held, canonical)
+        shown = net["jlis:0"].ctl("person", "show", person["code"])["records"]
+        assert shown[0]["reason"] == "職権記載" and shown[0]["sender"] == urn("pref:13"), shown
+
+
+def fake_pref(net, holder, answer):
+    """configure hook: pref:13 is a FakeNode answering with answer(conn, doc)."""
+    address = "127.0.0.1:%d" % free_port()
+    net.fake_nodes["pref:13"] = address
+    cert, key = net.cert("pref:13")
+    holder.append(FakeNode(address, cert, key, net.ca(), answer))
+
+
+def case_sender_checks_acks():
+    """A sender takes an ack only from its destination, addressed to itself, for the oldest
+    message in flight (protocol.md §7); any other closes the tunnel with a logged reason
+    (alert protocol-error), and the message stays queued and is delivered again, the same."""
+    wrong = [  # one per connection, then a right one
+        ({"to": urn(B)}, "ack to %s, not this node" % urn(B)),
+        ({"from": urn(C)}, "ack from %s, not the destination" % urn(C)),
+        ({"corr": uuid7()}, "not the oldest message in flight"),
+        ({"time": "soon"}, "malformed ack: time: not RFC 3339 UTC"),
+        ({"type": "tennyu.notice"}, "a message of type tennyu.notice where an ack was due"),
+    ]
+
+    def answer(conn, doc):
+        if conn < len(wrong):
+            return [ack_of(doc, **wrong[conn][0])]
+        return [ack_of(doc)]
+
+    fakes = []
+    with Network([GW, A], extra_identities=["pref:13", B, C],
+                 configure=lambda net: fake_pref(net, fakes, answer)) as net:
+        fake = fakes[0]
+        try:
+            person = Synth(seed=38).person("131016")
+            net[A].ctl("resident", "add", "--file", "-", input=json.dumps(person))
+            wait_until("delivered at last", lambda: fake.conns > len(wrong) and
+                       net[A].status()["outbound"]["queued"] == 0)
+            ids = [(conn, doc["id"]) for conn, doc in fake.received
+                   if doc["type"] == "honnin.batch"]
+            assert [c for c, _ in ids] == list(range(len(wrong) + 1)), ids
+            assert len({i for _, i in ids}) == 1, ids  # the same message each time
+            assert net[A].alert_counts()["protocol-error"] == len(wrong)
+            log = net[A].log_text()
+            for _, why in wrong:
+                assert why in log, why
+        finally:
+            fake.close()
+
+
+def case_sender_close_reason():
+    """A receiver that closes without a word (as after refusing a certificate): the sender's
+    status says "closed by the peer (EOF)" and what was unanswered, never "Success"."""
+    def answer(conn, doc):
+        if conn == 0:
+            fakes[0].hold.clear()  # the next tunnel waits until the status is read
+            return None
+        return [ack_of(doc)]
+
+    fakes = []
+    with Network([GW, A], extra_identities=["pref:13"],
+                 configure=lambda net: fake_pref(net, fakes, answer)) as net:
+        fake = fakes[0]
+        try:
+            person = Synth(seed=39).person("131016")
+            net[A].ctl("resident", "add", "--file", "-", input=json.dumps(person))
+
+            def last_error():
+                links = net[A].status()["outbound"]["links"]
+                return links and links[0].get("last_error")
+
+            why = wait_until("the link closed", last_error)
+            fake.hold.set()
+            assert why == "closed by the peer (EOF), 1 message unacknowledged", why
+            assert "Success" not in why
+            wait_until("delivered", lambda: net[A].status()["outbound"]["queued"] == 0)
+            assert "closed: closed by the peer (EOF)" in net[A].log_text()
+        finally:
+            fake.close()
+
+
 if __name__ == "__main__":
     run_cases([case_refused_messages, case_bad_json_closes_the_channel, case_frame_too_large,
                case_type_on_the_wrong_service, case_notice_to_itself,
-               case_node_port_gateways_only, case_replay_mismatch])
+               case_node_port_gateways_only, case_replay_mismatch, case_leap_second_time,
+               case_national_server_keeps_canonical_text, case_sender_checks_acks,
+               case_sender_close_reason])

@@ -120,9 +120,17 @@ test_dates(void **state)
 	assert_int_equal(ms, 0);
 	assert_int_equal(juki_clock_parse("2026-11-25 01:02:03Z", &ms), JUKI_EFORMAT);
 	assert_int_equal(juki_clock_parse("2026-11-25T01:02:03+09:00", &ms), JUKI_EFORMAT);
-	/* A leap second would be a second spelling of the next second. */
-	assert_int_equal(juki_clock_parse("2024-02-29T12:00:60.5Z", &ms), JUKI_EFORMAT);
-	assert_int_equal(juki_clock_parse("9999-12-31T23:59:60Z", &ms), JUKI_EFORMAT);
+	/* A leap second is the last millisecond of its minute, whatever its fraction. */
+	assert_int_equal(juki_clock_parse("2016-12-31T23:59:60Z", &ms), 0);
+	assert_int_equal(juki_clock_format(ms, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2016-12-31T23:59:59.999Z");
+	assert_int_equal(juki_clock_parse("2024-02-29T12:00:60.5Z", &ms), 0);
+	assert_int_equal(juki_clock_format(ms, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2024-02-29T12:00:59.999Z");
+	assert_int_equal(juki_clock_parse("2024-02-29T12:00:61Z", &ms), JUKI_EFORMAT);
+	assert_int_equal(juki_clock_parse("9999-12-31T23:59:60Z", &ms), 0);
+	assert_int_equal(juki_clock_format(ms, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "9999-12-31T23:59:59.999Z");
 	assert_int_equal(juki_clock_parse("9999-12-31T23:59:59.999Z", &ms), 0);
 	assert_int_equal(juki_clock_format(ms, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "9999-12-31T23:59:59.999Z");

@@ -215,7 +215,7 @@ test_round_trip(void **state)
 	assert_string_equal(text, expect);
 	free(text);
 
-	assert_int_equal(juki_msg_from_json(doc, &got, &reason), 0);
+	assert_int_equal(juki_msg_from_json(doc, &got, &reason, NULL, 0), 0);
 	assert_null(reason);
 	assert_msg_equal(&sent, &got);
 	/* The message holds its own reference to the body. */
@@ -247,7 +247,7 @@ test_round_trip_frame_no_corr(void **state)
 	assert_int_equal(juki_frame_push(wire, doc, JUKI_FRAME_MAX_DEFAULT), 0);
 	json_decref(doc);
 	assert_int_equal(juki_frame_pull(wire, JUKI_FRAME_MAX_DEFAULT, &pulled), 1);
-	assert_int_equal(juki_msg_from_json(pulled, &got, &reason), 0);
+	assert_int_equal(juki_msg_from_json(pulled, &got, &reason, NULL, 0), 0);
 	assert_msg_equal(&sent, &got);
 	json_decref(pulled);
 	juki_msg_clear(&got);
@@ -347,6 +347,7 @@ check_field(const char *key, json_t *val, const char *want_reason, int id_kept)
 	char id[JUKI_UUID_LEN + 1];
 	json_t *doc = good_doc(id);
 	const char *reason = NULL;
+	char detail[JUKI_DETAIL_MAX], prefix[64];
 	struct juki_msg msg;
 	int rc;
 
@@ -356,15 +357,21 @@ check_field(const char *key, json_t *val, const char *want_reason, int id_kept)
 		assert_int_equal(json_object_set_new(doc, key, val), 0);
 	}
 	memset(&msg, 0x5a, sizeof(msg));
-	rc = juki_msg_from_json(doc, &msg, &reason);
+	memset(detail, 0x5a, sizeof(detail));
+	rc = juki_msg_from_json(doc, &msg, &reason, detail, sizeof(detail));
 	if (want_reason == NULL) {
 		assert_int_equal(rc, 0);
 		assert_null(reason);
 		assert_non_null(msg.body);
+		assert_string_equal(detail, "");
 	} else {
 		assert_int_equal(rc, JUKI_EPROTO);
 		assert_non_null(reason);
 		assert_string_equal(reason, want_reason);
+		/* The detail names the field the case broke (docs/protocol.md §7). */
+		snprintf(prefix, sizeof(prefix), "%s: ", key);
+		assert_true(strncmp(detail, prefix, strlen(prefix)) == 0);
+		assert_true(strlen(detail) > strlen(prefix));
 		assert_null(msg.body);
 		assert_string_equal(msg.type, "");
 		assert_string_equal(msg.id, id_kept ? id : "");
@@ -413,13 +420,13 @@ test_from_json_id_with_bad_version(void **state)
 	struct juki_msg msg;
 
 	(void)state;
-	assert_int_equal(juki_msg_from_json(doc, &msg, &reason), JUKI_EPROTO);
+	assert_int_equal(juki_msg_from_json(doc, &msg, &reason, NULL, 0), JUKI_EPROTO);
 	assert_string_equal(reason, JUKI_R_BAD_VERSION);
 	assert_string_equal(msg.id, "");
 	json_decref(doc);
 
 	doc = json_pack("{s:i, s:s}", "v", 9, "id", "01234567-89ab-7def-8123-456789abcdef");
-	assert_int_equal(juki_msg_from_json(doc, &msg, &reason), JUKI_EPROTO);
+	assert_int_equal(juki_msg_from_json(doc, &msg, &reason, NULL, 0), JUKI_EPROTO);
 	assert_string_equal(reason, JUKI_R_BAD_VERSION);
 	assert_string_equal(msg.id, "01234567-89ab-7def-8123-456789abcdef");
 	json_decref(doc);
@@ -477,6 +484,78 @@ test_from_json_time(void **state)
 	check_field("time", json_string("2026-11-25T01:02:03.456+09:00"), JUKI_R_BAD_HEADER, 1);
 	check_field("time", json_integer(1795000000000), JUKI_R_BAD_HEADER, 1);
 	check_field("time", json_string("2026-11-25T01:02:03Z"), NULL, 1);
+	/* A leap second is a time (RFC 3339 §5.6); second 61 is not. */
+	check_field("time", json_string("2016-12-31T23:59:60.250Z"), NULL, 1);
+	check_field("time", json_string("2016-12-31T23:59:61Z"), JUKI_R_BAD_HEADER, 1);
+}
+
+/*
+ * A header refusal's detail, word for word: the field and the rule
+ * (docs/protocol.md §7), "missing" when the member is absent.
+ */
+static void
+test_from_json_detail(void **state)
+{
+	static const struct {
+		const char *key;
+		const char *json; /* the member's new value; NULL removes it */
+		const char *reason;
+		const char *detail;
+	} cases[] = {
+	    {"v", NULL, JUKI_R_BAD_HEADER, "v: missing"},
+	    {"v", "\"1\"", JUKI_R_BAD_HEADER, "v: not an integer, the protocol version"},
+	    {"v", "2", JUKI_R_BAD_VERSION, "v: version 2 not supported (this node speaks 1)"},
+	    {"id", NULL, JUKI_R_BAD_HEADER, "id: missing"},
+	    {"id", "\"nope\"", JUKI_R_BAD_HEADER, "id: not a UUIDv7 in canonical lower-case form"},
+	    {"type", "\"Tennyu\"", JUKI_R_BAD_HEADER,
+	     "type: not 1..47 characters of a-z 0-9 . _ -"},
+	    {"from", "\"cs:271004\"", JUKI_R_BAD_HEADER, "from: not a juki identity"},
+	    {"to", NULL, JUKI_R_BAD_HEADER, "to: missing"},
+	    {"to", "\"urn:juki:pref:48\"", JUKI_R_BAD_HEADER, "to: not a juki identity"},
+	    {"time", "\"yesterday\"", JUKI_R_BAD_HEADER,
+	     "time: not RFC 3339 UTC, YYYY-MM-DDTHH:MM:SS[.fraction]Z"},
+	    {"corr", "\"\"", JUKI_R_BAD_HEADER, "corr: neither null nor a UUIDv7"},
+	    {"body", "[]", JUKI_R_BAD_HEADER, "body: not an object"},
+	    {"body", NULL, JUKI_R_BAD_HEADER, "body: missing"},
+	    {"extra", "1", JUKI_R_BAD_HEADER,
+	     "extra: not a header member (v id type from to time corr body)"},
+	    {"\u00e9\u00e9", "1", JUKI_R_BAD_HEADER,
+	     "a top-level member: not a header member (v id type from to time corr body)"},
+	};
+	char id[JUKI_UUID_LEN + 1], detail[JUKI_DETAIL_MAX];
+	const char *reason;
+	struct juki_msg msg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *doc = good_doc(id);
+
+		if (cases[i].json == NULL) {
+			assert_int_equal(json_object_del(doc, cases[i].key), 0);
+		} else {
+			assert_int_equal(
+			    json_object_set_new(doc, cases[i].key,
+						json_loads(cases[i].json, JSON_DECODE_ANY, NULL)),
+			    0);
+		}
+		reason = NULL;
+		assert_int_equal(juki_msg_from_json(doc, &msg, &reason, detail, sizeof(detail)),
+				 JUKI_EPROTO);
+		assert_string_equal(reason, cases[i].reason);
+		assert_string_equal(detail, cases[i].detail);
+		json_decref(doc);
+	}
+	/* Not an object; and a short buffer cuts the detail without overflowing. */
+	{
+		json_t *doc = json_array();
+
+		assert_int_equal(juki_msg_from_json(doc, &msg, &reason, detail, sizeof(detail)),
+				 JUKI_EPROTO);
+		assert_string_equal(detail, "frame: not a JSON object");
+		assert_int_equal(juki_msg_from_json(doc, &msg, &reason, detail, 6), JUKI_EPROTO);
+		assert_string_equal(detail, "frame");
+		json_decref(doc);
+	}
 }
 
 static void
@@ -512,7 +591,7 @@ test_from_json_body_and_extras(void **state)
 
 	/* Not an object at all. */
 	doc = json_array();
-	assert_int_equal(juki_msg_from_json(doc, &msg, &reason), JUKI_EPROTO);
+	assert_int_equal(juki_msg_from_json(doc, &msg, &reason, NULL, 0), JUKI_EPROTO);
 	assert_string_equal(reason, JUKI_R_BAD_JSON);
 	assert_string_equal(msg.id, "");
 	json_decref(doc);
@@ -520,7 +599,7 @@ test_from_json_body_and_extras(void **state)
 	/* A NULL reason pointer is allowed. */
 	doc = good_doc(id);
 	json_object_del(doc, "body");
-	assert_int_equal(juki_msg_from_json(doc, &msg, NULL), JUKI_EPROTO);
+	assert_int_equal(juki_msg_from_json(doc, &msg, NULL, NULL, 0), JUKI_EPROTO);
 	assert_string_equal(msg.id, id);
 	json_decref(doc);
 }
@@ -534,7 +613,7 @@ read_ack(json_t *doc, const char *self, const char *peer, struct juki_ack *ack)
 	int rc;
 
 	assert_non_null(doc);
-	assert_int_equal(juki_msg_from_json(doc, &msg, &reason), 0);
+	assert_int_equal(juki_msg_from_json(doc, &msg, &reason, NULL, 0), 0);
 	assert_string_equal(msg.type, JUKI_MSG_ACK);
 	assert_string_equal(msg.from, self);
 	assert_string_equal(msg.to, peer);
@@ -780,6 +859,7 @@ main(void)
 	    cmocka_unit_test(test_from_json_type),
 	    cmocka_unit_test(test_from_json_idents),
 	    cmocka_unit_test(test_from_json_time),
+	    cmocka_unit_test(test_from_json_detail),
 	    cmocka_unit_test(test_from_json_corr),
 	    cmocka_unit_test(test_from_json_body_and_extras),
 	    cmocka_unit_test(test_ack_round_trip),

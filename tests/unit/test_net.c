@@ -1790,7 +1790,7 @@ test_chan_both_ways(void **state)
 	other.chan = NULL;
 	assert_true(run_until(f->base, &a.closed, 1, WAIT_MS));
 	assert_int_equal(a.closed_rc, JUKI_ECLOSED);
-	assert_string_equal(a.why, "closed by peer");
+	assert_string_equal(a.why, "closed by the peer (EOF)");
 	end_free(&a);
 	end_free(&b);
 	end_free(&other);

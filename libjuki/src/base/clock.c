@@ -224,12 +224,9 @@ juki_clock_parse(const char *text, int64_t *ms)
 	digits(text, 4, &y);
 	digits(text + 5, 2, &m);
 	digits(text + 8, 2, &d);
-	/*
-	 * No leap second: Unix time has none, so :60 would be a second spelling
-	 * of the next second, and on 9999-12-31 a time format cannot write back.
-	 */
+	/* Second 60 is a leap second (RFC 3339 §5.6): read below, not refused. */
 	if (digits(text + 11, 2, &hh) || digits(text + 14, 2, &mi) || digits(text + 17, 2, &ss) ||
-	    hh > 23 || mi > 59 || ss > 59) {
+	    hh > 23 || mi > 59 || ss > 60) {
 		return JUKI_EFORMAT;
 	}
 	p = text + 19;
@@ -251,6 +248,17 @@ juki_clock_parse(const char *text, int64_t *ms)
 	}
 	if (strcmp(p, "Z") != 0) {
 		return JUKI_EFORMAT;
+	}
+	/*
+	 * Unix time has no leap second: :60 is held as the last millisecond of
+	 * its minute, 59.999, whatever its fraction.  It stays in its minute and
+	 * its day (the next second would be a second spelling of :00, and past
+	 * 9999-12-31 no time can be written back), and still sorts after every
+	 * earlier second.
+	 */
+	if (ss == 60) {
+		ss = 59;
+		frac = 999;
 	}
 	*ms = ((juki_clock_days_from_civil(y, m, d) * 86400) + hh * 3600 + mi * 60 + ss) * 1000 +
 	      frac;

@@ -313,41 +313,46 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 	struct juki_reject rej;
 	struct juki_msg msg;
 	const char *reason = NULL;
+	char detail[JUKI_DETAIL_MAX];
 	unsigned char digest[JUKI_INBOX_DIGEST_LEN];
 	int rc, status, same = 1, kept = 0;
 
 	memset(&msg, 0, sizeof(msg));
 	memset(&rej, 0, sizeof(rej));
 	in->received++;
-	if (juki_msg_from_json(doc, &msg, &reason) != 0) {
+	if (juki_msg_from_json(doc, &msg, &reason, detail, sizeof(detail)) != 0) {
 		juki_alert(in->conf.alerts, "malformed-message", c->src.urn, c->addr,
-			   "message header refused: %s", reason);
-		rc = refuse(c, acks, &msg, reason, "message header");
+			   "message header refused: %s (%s)", reason, detail);
+		rc = refuse(c, acks, &msg, reason, detail);
 		goto out;
 	}
 	if (strcmp(msg.from, c->src.urn) != 0) {
 		juki_alert(in->conf.alerts, "sender-mismatch", c->src.urn, c->addr,
 			   "header names %s as sender", msg.from);
-		rc = refuse(c, acks, &msg, JUKI_R_SENDER, "from is not the authenticated peer");
+		snprintf(detail, sizeof(detail), "from: not the peer of the inner session (%s)",
+			 c->src.urn);
+		rc = refuse(c, acks, &msg, JUKI_R_SENDER, detail);
 		goto out;
 	}
 	if (strcmp(msg.to, self_of(in)->urn) != 0) {
 		juki_alert(in->conf.alerts, "recipient-mismatch", c->src.urn, c->addr,
 			   "header names %s as recipient", msg.to);
-		rc = refuse(c, acks, &msg, JUKI_R_RECIPIENT, "to is not this node");
+		snprintf(detail, sizeof(detail), "to: not this node (%s)", self_of(in)->urn);
+		rc = refuse(c, acks, &msg, JUKI_R_RECIPIENT, detail);
 		goto out;
 	}
 	h = find_handler(in, msg.type);
 	if (h == NULL) {
-		rc = refuse(c, acks, &msg, JUKI_R_UNKNOWN_TYPE, "no such message type here");
+		rc = refuse(c, acks, &msg, JUKI_R_UNKNOWN_TYPE, "type: no such message type here");
 		goto out;
 	}
 	if (h->service != c->svc) {
 		/* The receiver's own policy check, as for the FROM line: a refusal to report. */
 		juki_alert(in->conf.alerts, "policy-denied", c->src.urn, c->addr,
 			   "%s is not carried by %s", msg.type, juki_service_name(c->svc));
-		rc = refuse(c, acks, &msg, JUKI_R_POLICY,
-			    "message type not carried by this service");
+		snprintf(detail, sizeof(detail), "type: not carried by service %s",
+			 juki_service_name(c->svc));
+		rc = refuse(c, acks, &msg, JUKI_R_POLICY, detail);
 		goto out;
 	}
 	/* The frame's bytes: an honest redelivery resends the sender's outbox text as stored. */
@@ -465,7 +470,8 @@ chan_readable(struct juki_chan *chan, void *arg)
 				juki_alert(in->conf.alerts, "malformed-message", c->src.urn,
 					   c->addr, "frame is not a JSON object");
 				refuse(c, acks, &none, JUKI_R_BAD_JSON,
-				       "frame is not a JSON object");
+				       "frame: not a JSON object (strict UTF-8, no duplicate "
+				       "keys, no \\u0000)");
 				broken = 1;
 				break;
 			}

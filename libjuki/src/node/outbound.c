@@ -397,44 +397,65 @@ pump(struct link *l)
 	}
 }
 
-/* Apply one ack to the oldest message in flight; returns 0, or why the link must drop. */
+/*
+ * Apply one ack to the oldest message in flight; returns 0, or fills why
+ * (len bytes) with the reason the link must drop (docs/protocol.md §7: what
+ * an ack must carry).
+ */
 static int
-apply_ack(struct link *l, const json_t *doc, const char **why)
+apply_ack(struct link *l, const json_t *doc, char *why, size_t len)
 {
 	struct juki_outbound *ob = l->ob;
 	size_t window = ob->conf.window ? ob->conf.window : 1;
+	const char *self = juki_tls_self(ob->tls)->urn;
 	struct inflight *f;
 	struct juki_msg msg;
 	struct juki_ack ack;
 	const char *reason;
-	int rc;
+	char detail[JUKI_DETAIL_MAX];
+	int rc = JUKI_EPROTO;
 
 	memset(&msg, 0, sizeof(msg));
-	if (juki_msg_from_json(doc, &msg, &reason) != 0 || strcmp(msg.type, JUKI_MSG_ACK) != 0 ||
-	    juki_ack_parse(&msg, &ack) != 0) {
-		*why = "malformed ack";
-		rc = JUKI_EPROTO;
+	if (juki_msg_from_json(doc, &msg, &reason, detail, sizeof(detail)) != 0) {
+		snprintf(why, len, "malformed ack: %.200s", detail);
 		goto out;
 	}
-	if (strcmp(msg.from, l->dest.urn) != 0 || l->nin == 0) {
-		*why = "unexpected ack";
-		rc = JUKI_EPROTO;
+	if (strcmp(msg.type, JUKI_MSG_ACK) != 0) {
+		snprintf(why, len, "a message of type %s where an ack was due", msg.type);
+		goto out;
+	}
+	if (juki_ack_parse(&msg, &ack) != 0) {
+		snprintf(why, len, "malformed ack: body.status, body.reason or corr");
+		goto out;
+	}
+	/* Only an ack the destination addressed to us, for what we sent, is ours. */
+	if (strcmp(msg.from, l->dest.urn) != 0) {
+		snprintf(why, len, "ack from %s, not the destination", msg.from);
+		goto out;
+	}
+	if (strcmp(msg.to, self) != 0) {
+		snprintf(why, len, "ack to %s, not this node", msg.to);
+		goto out;
+	}
+	if (l->nin == 0) {
+		snprintf(why, len, "ack for %s with nothing in flight",
+			 ack.corr[0] ? ack.corr : "no message");
 		goto out;
 	}
 	f = &l->inflight[l->head];
 	if (strcmp(ack.corr, f->msg_id) != 0) {
-		*why = "ack out of order";
-		rc = JUKI_EPROTO;
+		snprintf(why, len, "ack for %s, not the oldest message in flight (%s)",
+			 ack.corr[0] ? ack.corr : "no message", f->msg_id);
 		goto out;
 	}
 	if (ack.status == JUKI_ACK_REJECTED && strcmp(ack.reason, JUKI_R_INTERNAL) == 0) {
-		*why = "receiver failed; delivering again later";
+		snprintf(why, len, "receiver failed; delivering again later");
 		rc = JUKI_EAGAIN;
 		goto out;
 	}
 	/* The outcome and the daemon's record of it stand or fall together. */
 	if ((rc = juki_store_exec(ob->store, "SAVEPOINT ack")) != 0) {
-		*why = "cannot record an acknowledgement";
+		snprintf(why, len, "cannot record an acknowledgement");
 		goto out;
 	}
 	if (ack.status == JUKI_ACK_REJECTED) {
@@ -460,7 +481,7 @@ apply_ack(struct link *l, const json_t *doc, const char **why)
 	if (rc != 0) {
 		/* The entry stays queued, as if this ack had not come; acks before it stand. */
 		juki_store_exec(ob->store, "ROLLBACK TO ack; RELEASE ack");
-		*why = "cannot record an acknowledgement";
+		snprintf(why, len, "cannot record an acknowledgement");
 		goto out;
 	}
 	if (ack.status == JUKI_ACK_REJECTED) {
@@ -482,7 +503,7 @@ link_readable(struct juki_chan *chan, void *arg)
 {
 	struct link *l = arg;
 	struct juki_store *store = l->ob->store;
-	const char *why = NULL;
+	char why[256] = "";
 	json_t *doc;
 	int rc = 0, got;
 
@@ -492,7 +513,7 @@ link_readable(struct juki_chan *chan, void *arg)
 		return;
 	}
 	while ((got = juki_chan_recv(l->chan, &doc)) == 1) {
-		rc = apply_ack(l, doc, &why);
+		rc = apply_ack(l, doc, why, sizeof(why));
 		json_decref(doc);
 		if (rc != 0) {
 			break;
@@ -500,11 +521,12 @@ link_readable(struct juki_chan *chan, void *arg)
 	}
 	if (got < 0 && rc == 0) {
 		rc = got;
-		why = "malformed frame from the receiver";
+		snprintf(why, sizeof(why), "malformed frame from the receiver: %s",
+			 juki_strerror(got));
 	}
 	if (rc == 0) {
 		rc = juki_store_commit(store);
-		why = "cannot commit acknowledgements";
+		snprintf(why, sizeof(why), "cannot commit acknowledgements");
 	} else if (juki_store_commit(store) != 0) {
 		/* Acks applied before the bad one stand; if even that fails, they come again. */
 		juki_store_rollback(store);
@@ -535,10 +557,21 @@ static void
 link_closed(struct juki_chan *chan, int rc, const char *why, void *arg)
 {
 	struct link *l = arg;
+	char text[256];
 
 	(void)chan;
 	(void)rc;
-	log_info("outbound: link to %s over %s closed: %s", l->dest.urn, l->service, why);
+	/*
+	 * With messages unanswered, say so: a receiver that refuses our inner
+	 * certificate, or a frame too large for it, closes without a word
+	 * (docs/protocol.md §4, §5), and this is all the sender sees of it.
+	 */
+	if (l->nin > 0) {
+		snprintf(text, sizeof(text), "%s, %zu message%s unacknowledged", why, l->nin,
+			 l->nin == 1 ? "" : "s");
+		why = text;
+	}
+	log_notice("outbound: link to %s over %s closed: %s", l->dest.urn, l->service, why);
 	link_down(l, why);
 }
 

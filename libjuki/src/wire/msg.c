@@ -231,8 +231,9 @@ member_string(const json_t *doc, const char *key, size_t max)
 	return s;
 }
 
-static int
-keys_known(const json_t *doc)
+/* The first top-level member that is not a header member, or NULL. */
+static const char *
+unknown_key(const json_t *doc)
 {
 	const char *key;
 	json_t *val;
@@ -248,6 +249,37 @@ keys_known(const json_t *doc)
 			}
 		}
 		if (i == sizeof(header_keys) / sizeof(header_keys[0])) {
+			return key;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The detail of a header refusal: the field and the rule it breaks, or that
+ * it is missing (docs/protocol.md §7).  Only on the refusal path.
+ */
+static void
+header_detail(char *detail, size_t len, const json_t *doc, const char *field, const char *rule)
+{
+	if (detail == NULL || len == 0) {
+		return;
+	}
+	snprintf(detail, len, "%s: %s", field,
+		 json_object_get(doc, field) == NULL ? "missing" : rule);
+}
+
+/* A member name fit to quote: short printable ASCII, so the detail stays valid UTF-8. */
+static int
+key_quotable(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > 32) {
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (key[i] < 0x20 || key[i] > 0x7e) {
 			return 0;
 		}
 	}
@@ -255,16 +287,23 @@ keys_known(const json_t *doc)
 }
 
 int
-juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **reason)
+juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **reason, char *detail,
+		   size_t detail_len)
 {
 	const char *why = JUKI_R_BAD_HEADER;
-	const char *id, *type, *from, *to, *time_text, *corr = NULL;
+	const char *id, *type, *from, *to, *time_text, *corr = NULL, *extra;
 	const json_t *v, *jcorr, *body;
 	int rc = JUKI_EPROTO;
 
 	memset(msg, 0, sizeof(*msg));
+	if (detail != NULL && detail_len > 0) {
+		detail[0] = '\0';
+	}
 	if (!json_is_object(doc)) {
 		why = JUKI_R_BAD_JSON;
+		if (detail != NULL && detail_len > 0) {
+			snprintf(detail, detail_len, "frame: not a JSON object");
+		}
 		goto out;
 	}
 	/* The id comes first whatever else is wrong: the receiver needs it to reject by name. */
@@ -274,37 +313,66 @@ juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **reason)
 	}
 	v = json_object_get(doc, "v");
 	if (!json_is_integer(v)) {
+		header_detail(detail, detail_len, doc, "v", "not an integer, the protocol version");
 		goto out;
 	}
 	if (json_integer_value(v) != JUKI_PROTO_VERSION) {
 		why = JUKI_R_BAD_VERSION;
+		if (detail != NULL && detail_len > 0) {
+			snprintf(detail, detail_len,
+				 "v: version %" JSON_INTEGER_FORMAT
+				 " not supported (this node speaks %d)",
+				 json_integer_value(v), JUKI_PROTO_VERSION);
+		}
 		goto out;
 	}
 	if (msg->id[0] == '\0') {
+		header_detail(detail, detail_len, doc, "id",
+			      "not a UUIDv7 in canonical lower-case form");
 		goto out;
 	}
 	type = member_string(doc, "type", sizeof(msg->type));
 	if (type == NULL || !type_valid(type, strlen(type))) {
+		header_detail(detail, detail_len, doc, "type",
+			      "not 1..47 characters of a-z 0-9 . _ -");
 		goto out;
 	}
 	from = member_string(doc, "from", sizeof(msg->from));
+	if (!ident_valid(from)) {
+		header_detail(detail, detail_len, doc, "from", "not a juki identity");
+		goto out;
+	}
 	to = member_string(doc, "to", sizeof(msg->to));
-	if (!ident_valid(from) || !ident_valid(to)) {
+	if (!ident_valid(to)) {
+		header_detail(detail, detail_len, doc, "to", "not a juki identity");
 		goto out;
 	}
 	time_text = member_string(doc, "time", TIME_TEXT_MAX);
 	if (time_text == NULL || juki_clock_parse(time_text, &msg->time_ms) != 0) {
+		header_detail(detail, detail_len, doc, "time",
+			      "not RFC 3339 UTC, YYYY-MM-DDTHH:MM:SS[.fraction]Z");
 		goto out;
 	}
 	jcorr = json_object_get(doc, "corr");
 	if (jcorr != NULL && !json_is_null(jcorr)) {
 		corr = member_string(doc, "corr", sizeof(msg->corr));
 		if (corr == NULL || !juki_uuid_valid(corr)) {
+			header_detail(detail, detail_len, doc, "corr", "neither null nor a UUIDv7");
 			goto out;
 		}
 	}
 	body = json_object_get(doc, "body");
-	if (!json_is_object(body) || !keys_known(doc)) {
+	if (!json_is_object(body)) {
+		header_detail(detail, detail_len, doc, "body", "not an object");
+		goto out;
+	}
+	extra = unknown_key(doc);
+	if (extra != NULL) {
+		if (detail != NULL && detail_len > 0) {
+			snprintf(detail, detail_len, "%s: not a header member (%s)",
+				 key_quotable(extra) ? extra : "a top-level member",
+				 "v id type from to time corr body");
+		}
 		goto out;
 	}
 	msg->version = JUKI_PROTO_VERSION;

@@ -875,7 +875,7 @@ static void
 chan_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct juki_chan *chan = arg;
-	const char *why = "closed by peer";
+	const char *why = "closed by the peer (EOF)";
 	int rc = JUKI_ECLOSED;
 	char buf[200];
 
@@ -884,18 +884,26 @@ chan_event(struct bufferevent *bev, short what, void *arg)
 		rc = JUKI_ETIMEDOUT;
 	} else if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(bev);
+		int saved = EVUTIL_SOCKET_ERROR();
 
+		/* A TLS alert or error by its name; else errno; errno 0 is no reason but EOF. */
 		if (e != 0) {
-			ERR_error_string_n(e, buf, sizeof(buf));
+			const char *r = ERR_reason_error_string(e);
+
+			if (r != NULL) {
+				snprintf(buf, sizeof(buf), "TLS: %s", r);
+			} else {
+				ERR_error_string_n(e, buf, sizeof(buf));
+			}
 			why = buf;
 			while (bufferevent_get_openssl_error(bev) != 0) {
 			}
-		} else {
-			snprintf(buf, sizeof(buf), "%s",
-				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			rc = JUKI_EIO;
+		} else if (saved != 0) {
+			snprintf(buf, sizeof(buf), "%s", evutil_socket_error_to_string(saved));
 			why = buf;
+			rc = JUKI_EIO;
 		}
-		rc = JUKI_EIO;
 		ERR_clear_error();
 	}
 	chan->cbs.closed(chan, rc, why, chan->arg);

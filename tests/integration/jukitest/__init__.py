@@ -259,6 +259,8 @@ class Daemon:
             for d in self.net.daemons.values():
                 if d.kind != "fwgate":
                     lines.append("  - {node: %s, address: '%s'}" % (d.urn, d.address))
+            for name, address in self.net.fake_nodes.items():
+                lines.append("  - {node: %s, address: '%s'}" % (urn(name), address))
         else:
             gws = [self.net.daemons[g].address for g in self.net.gateway_order]
             lines.append("gateways: [%s]" % ", ".join("'%s'" % g for g in gws))
@@ -385,6 +387,9 @@ class Network:
         self.dir = None
         self.daemons = {}
         self.gateway_order = []
+        # Nodes a test plays itself (jukitest.peer.FakeNode): name -> "host:port", listed in
+        # every gateway's directory. Set them in configure; give them extra_identities.
+        self.fake_nodes = {}
 
     # -- set-up -----------------------------------------------------------
 

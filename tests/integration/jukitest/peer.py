@@ -11,6 +11,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import time
 import uuid
 
@@ -267,3 +268,140 @@ class Peer:
                 pass
         self.sock = None
         self.inner = None
+
+
+class FakeNode:
+    """A node port played by the test, to see what a real juki sender does with answers no
+    juki receiver gives.
+
+    It listens on address with node's certificate (the gateway requires it to name the
+    node), takes a gateway's outer TLS and FROM line, answers OK, and serves the inner TLS
+    session. For each message received, answer(conn, doc) returns the frames to send back
+    (dicts; conn counts connections from 0), or None to close the tunnel at once without a
+    word. Every message received is kept in received as (conn, doc). Before its handshake a
+    connection waits for hold (a threading.Event, set at the start) to be set.
+    """
+
+    def __init__(self, address, cert, key, ca, answer):
+        self.answer = answer
+        self.received = []
+        self.conns = 0
+        self.hold = threading.Event()
+        self.hold.set()
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = self.ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx.load_verify_locations(ca)
+        self.ctx.load_cert_chain(cert, key)
+        self.ctx.num_tickets = 0
+        host, port = address.rsplit(":", 1)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((host, int(port)))
+        self.lsock.listen(8)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        self.stopping = True
+        self.hold.set()
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.lsock.close()
+        self.thread.join(10)
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                raw, _ = self.lsock.accept()
+            except OSError:
+                return
+            conn = self.conns
+            self.conns += 1
+            threading.Thread(target=self._one, args=(raw, conn), daemon=True).start()
+
+    def _one(self, raw, conn):
+        raw.settimeout(30)
+        self.hold.wait(30)
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as outer:
+                line = b""
+                while not line.endswith(b"\n"):
+                    c = outer.recv(1)
+                    if not c:
+                        return
+                    line += c
+                if not line.startswith(b"FROM "):
+                    return
+                outer.sendall(b"OK\n")
+                self._inner(outer, conn)
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+
+    def _inner(self, outer, conn):
+        inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+        inner = self.ctx.wrap_bio(inb, outb, server_side=True)
+
+        def flush():
+            data = outb.read()
+            if data:
+                outer.sendall(data)
+
+        def fill():
+            data = outer.recv(65536)
+            if not data:
+                raise ConnectionError("tunnel closed")
+            inb.write(data)
+
+        while True:
+            try:
+                inner.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                flush()
+                fill()
+        flush()
+        pending = b""
+
+        def read(n):
+            nonlocal pending
+            while len(pending) < n:
+                try:
+                    chunk = inner.read(65536)
+                    if not chunk:
+                        raise ConnectionError("inner session closed")
+                    pending += chunk
+                except ssl.SSLWantReadError:
+                    fill()
+            out, pending = pending[:n], pending[n:]
+            return out
+
+        while not self.stopping:
+            (n,) = struct.unpack(">I", read(4))
+            doc = json.loads(read(n))
+            self.received.append((conn, doc))
+            frames = self.answer(conn, doc)
+            if frames is None:
+                return  # the with-block closes the socket: a bare EOF, no close_notify
+            for f in frames:
+                payload = json.dumps(f, ensure_ascii=False).encode()
+                inner.write(struct.pack(">I", len(payload)) + payload)
+            flush()
+
+
+def ack_of(doc, status="accepted", **header):
+    """The ack a receiver would give doc; header members overridden."""
+    ack = {"v": 1, "id": uuid7(), "type": "ack", "from": doc["to"], "to": doc["from"],
+           "time": now(), "corr": doc["id"], "body": {"status": status}}
+    ack.update(header)
+    return ack

@@ -39,8 +39,9 @@ int juki_clock_format(int64_t ms, char *buf, size_t len);
 
 /*
  * juki_clock_parse() - read an RFC 3339 UTC time as written by
- * juki_clock_format() (the fraction is optional; seconds 00..59, no leap
- * second).  Returns 0 or JUKI_EFORMAT.
+ * juki_clock_format() (the fraction is optional, digits past the third
+ * ignored).  A leap second, second 60, reads as 59.999 of its minute: Unix
+ * time has none.  Returns 0 or JUKI_EFORMAT.
  */
 int juki_clock_parse(const char *text, int64_t *ms);
 

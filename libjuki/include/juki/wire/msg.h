@@ -112,9 +112,12 @@ json_t *juki_msg_to_json(const struct juki_msg *msg);
  * msg->id holds the id when the document had a valid one (so the receiver
  * can ack it), else "".  msg holds a new reference to the body on success.
  * A doc that is not an object gives JUKI_R_BAD_JSON.  msg is overwritten:
- * clear it first if it held a body.
+ * clear it first if it held a body.  On JUKI_EPROTO, detail (NULL, or
+ * detail_len bytes, JUKI_DETAIL_MAX will do) receives the field and the rule
+ * it breaks, "to: not a juki identity", ASCII: the rejected ack's detail.
  */
-int juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **reason);
+int juki_msg_from_json(const json_t *doc, struct juki_msg *msg, const char **reason, char *detail,
+		       size_t detail_len);
 
 /*
  * juki_ack_new() - build an ack document for the message id corr (may be
