@@ -91,7 +91,6 @@ struct csd_import {
 	void *on_change_arg;
 	char self[JUKI_LGCODE_LEN + 1];
 	int64_t now_ms;
-	char today[11];
 	char recorded[32];
 	struct csd_import_limits lim;
 	enum csd_import_format format;
@@ -648,16 +647,17 @@ check_code(struct csd_import *imp, struct row *row, int col, int lgcode)
 	return 0;
 }
 
+/*
+ * A real day, not after the import day: the rule every way in keeps
+ * (juki_date_not_future()), reported as the import reports a bad value.
+ */
 static int
 check_date(struct csd_import *imp, struct row *row, int col)
 {
-	if (!juki_date_valid(row->v[col])) {
-		return field_error(imp, row, col, JUKI_R_BAD_FIELD,
-				   "must be a real date YYYY-MM-DD");
-	}
-	if (strcmp(row->v[col], imp->today) > 0) {
-		return field_error(imp, row, col, JUKI_R_BAD_FIELD,
-				   "after the import day (Japan time)");
+	struct juki_field_error fe;
+
+	if (juki_date_not_future(row->v[col], imp->now_ms, columns[col].name, &fe) != 0) {
+		return field_error(imp, row, col, JUKI_R_BAD_FIELD, fe.detail);
 	}
 	return 0;
 }
@@ -1104,7 +1104,6 @@ import_new(const char *name, int fd, const void *mem, size_t mem_len, uint64_t t
 	imp->total = total;
 	imp->now_ms = now_ms;
 	snprintf(imp->self, sizeof(imp->self), "%s", self_lgcode);
-	juki_clock_date(now_ms, imp->today, sizeof(imp->today));
 	juki_clock_format(now_ms, imp->recorded, sizeof(imp->recorded));
 	if (limits != NULL) {
 		imp->lim = *limits;

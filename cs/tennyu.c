@@ -162,6 +162,10 @@ csd_cmd_resident_add(void *ctx, const json_t *args, json_t **result, struct juki
 					   "residents[%zu].lgcode: not this municipality", i);
 			goto fail;
 		}
+		if (juki_person_dates_check(&p, op.now, &fe) != 0) {
+			rc = field_error(err, "residents", i, "", &fe);
+			goto fail;
+		}
 		if ((rc = next_version(cs, p.code, &held, &resident)) != 0) {
 			goto fail;
 		}
@@ -255,6 +259,15 @@ csd_cmd_resident_correct(void *ctx, const json_t *args, json_t **result, struct 
 	if (json_object_get(args, "date") != NULL && juki_json_date(args, "date", date, &fe) != 0) {
 		csd_op_free(&op);
 		return juki_ctl_fail(err, "invalid", "date: %s", fe.detail);
+	}
+	if (juki_person_dates_check(&p, op.now, &fe) != 0) {
+		csd_op_free(&op);
+		return juki_ctl_fail(err, "invalid", "person.%s: %s (%s)", fe.field, fe.detail,
+				     fe.reason);
+	}
+	if (juki_date_not_future(date, op.now, "date", &fe) != 0) {
+		csd_op_free(&op);
+		return juki_ctl_fail(err, "invalid", "date: %s (%s)", fe.detail, fe.reason);
 	}
 	if ((rc = juki_store_begin(store)) != 0) {
 		csd_op_free(&op);
@@ -403,6 +416,14 @@ movein_one(struct csd *cs, struct csd_op *op, const json_t *move, size_t i, json
 		return juki_ctl_fail(
 		    err, "invalid",
 		    "moves[%zu].from: a move within the municipality is 転居, not 転入", i);
+	}
+	if (juki_person_dates_check(&p, op->now, &fe) != 0) {
+		json_decref(person);
+		return field_error(err, "moves", i, "person.", &fe);
+	}
+	if (juki_date_not_future(date, op->now, "date", &fe) != 0) {
+		json_decref(person);
+		return field_error(err, "moves", i, "", &fe);
 	}
 	if ((rc = next_version(cs, p.code, &held, &resident)) != 0) {
 		json_decref(person);
@@ -555,6 +576,13 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	}
 	if (juki_json_code(msg->body, "old_lgcode", 1, old_lg, sizeof(old_lg), &fe) != 0 ||
 	    juki_json_date(msg->body, "move_date", date, &fe) != 0) {
+		return juki_reject_set(rej, fe.reason, "%s: %s", fe.field, fe.detail);
+	}
+	/* The removal is dated the move: a date after today would stand for good. */
+	if (juki_person_dates_check(&p, juki_node_now_ms(cs->node), &fe) != 0) {
+		return juki_reject_set(rej, fe.reason, "person.%s: %s", fe.field, fe.detail);
+	}
+	if (juki_date_not_future(date, juki_node_now_ms(cs->node), "move_date", &fe) != 0) {
 		return juki_reject_set(rej, fe.reason, "%s: %s", fe.field, fe.detail);
 	}
 	if (strcmp(old_lg, juki_node_self(cs->node)->id) != 0) {

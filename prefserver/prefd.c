@@ -139,6 +139,9 @@ prefd_handle_tenshutsu(void *ctx, const struct juki_msg *msg, struct juki_reject
 	    juki_json_date(msg->body, "move_date", date, &fe) != 0) {
 		return juki_reject_set(rej, fe.reason, "%s: %s", fe.field, fe.detail);
 	}
+	if (juki_date_not_future(date, juki_node_now_ms(node), "move_date", &fe) != 0) {
+		return juki_reject_set(rej, fe.reason, "%s: %s", fe.field, fe.detail);
+	}
 	if (tennyu == NULL || !juki_uuid_valid(tennyu)) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "tennyu_id: the id of the 転入通知");
 	}

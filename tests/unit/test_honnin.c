@@ -601,6 +601,69 @@ test_counter_reset(void **state)
 	json_decref(counts);
 }
 
+static int
+any_origin(const struct juki_ident *sender, const struct juki_change *c)
+{
+	(void)sender;
+	(void)c;
+	return 1;
+}
+
+/* A record dated after today never enters: not by the check, not by a batch. */
+static void
+test_future_dates(void **state)
+{
+	struct fx *f = *state;
+	struct juki_field_error fe;
+	struct juki_reject rej;
+	struct juki_change c, held;
+	struct juki_msg msg;
+	json_t *late;
+	int64_t now;
+
+	/* 2026-12-06 12:00 JST */
+	assert_int_equal(juki_clock_parse("2026-12-06T03:00:00Z", &now), 0);
+	change_of(record("131016", 1, "転入", "2026-12-06", "2026-12-06T03:00:00.000Z", "a"), &c);
+	assert_int_equal(juki_change_dates_check(&c, now, &fe), 0);
+	change_of(record("131016", 1, "転入", "2026-12-07", "2026-12-06T03:00:00.000Z", "a"), &c);
+	assert_int_equal(juki_change_dates_check(&c, now, &fe), JUKI_ERANGE);
+	assert_string_equal(fe.field, "reason_date");
+	assert_string_equal(fe.reason, JUKI_R_FUTURE_DATE);
+	/* The same record once the day has turned in Japan (15:00 UTC). */
+	assert_int_equal(juki_change_dates_check(&c, now + 12 * 3600 * 1000, &fe), 0);
+	late = record("131016", 1, "出生", "2026-12-06", "2026-12-06T03:00:00.000Z", "a");
+	json_object_set_new(json_object_get(late, "person"), "birth", json_string("2027-01-02"));
+	change_of(json_deep_copy(late), &c);
+	assert_int_equal(juki_change_dates_check(&c, now, &fe), JUKI_ERANGE);
+	assert_string_equal(fe.field, "person.birth");
+
+	/* A batch whose second record has a future birth date: refused, nothing kept. */
+	memset(&msg, 0, sizeof(msg));
+	memset(&rej, 0, sizeof(rej));
+	snprintf(msg.from, sizeof(msg.from), "urn:juki:cs:131016");
+	json_object_set_new(late, "code", json_string("05783086273"));
+	msg.body = json_pack(
+	    "{s:[o,o]}", "records",
+	    record("131016", 1, "転入", "2026-12-06", "2026-12-06T03:00:00.000Z", "a"), late);
+	assert_non_null(msg.body);
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_honnin_receive(f->store, &msg, now, any_origin, NULL, NULL, &rej),
+			 JUKI_REJECT);
+	juki_store_rollback(f->store);
+	assert_string_equal(rej.reason, "future-date");
+	assert_string_equal(rej.detail, "records[1].person.birth: after today (2026-12-06, JST)");
+	assert_int_equal(juki_honnin_current(f->store, "05783086273", &held), JUKI_ENOTFOUND);
+
+	/* The same batch on the next day in Japan: accepted. */
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_honnin_receive(f->store, &msg, now + 30 * 24 * 3600 * INT64_C(1000),
+					     any_origin, NULL, NULL, &rej),
+			 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	assert_int_equal(juki_honnin_current(f->store, "05783086273", &held), 0);
+	json_decref(msg.body);
+}
+
 int
 main(void)
 {
@@ -616,6 +679,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_migrate_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counts_and_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_future_dates, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

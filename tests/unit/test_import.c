@@ -1108,6 +1108,41 @@ test_file_rules(void **state)
  * only ends a line before an LF, also when the two fall in different reads
  * of the file (64 KiB each), and quotes are followed across reads.
  */
+/*
+ * Dates after the import day: the rule every way in keeps (juki_date_not_future()),
+ * reported as invalid-field with its detail; the day turns at 00:00 JST.
+ */
+static void
+test_future_dates(void **state)
+{
+	struct fx *f = *state;
+	struct csd_import *imp;
+	const struct csd_import_error *e;
+	struct sb b = {0};
+	int64_t saved = f->now;
+	size_t n;
+
+	sb_printf(&b, HEADER "\n");
+	sb_printf(&b, "%s,転入,2026-11-25,山田,,1990-04-01,2,x,,,\n", code_of(6101));
+	sb_printf(&b, "%s,転入,2026-11-26,山田,,1990-04-01,2,x,,,\n", code_of(6102));
+	sb_printf(&b, "%s,出生,2026-11-25,山田,,2026-11-26,2,x,,,\n", code_of(6103));
+	imp = validate_text(f, "future.csv", b.s, b.n, NULL);
+	expect_errors(imp, 2, (size_t)3, "reason_date", JUKI_R_BAD_FIELD, (size_t)4, "birth",
+		      JUKI_R_BAD_FIELD);
+	e = csd_import_errors(imp, &n);
+	assert_string_equal(e[0].detail, "after today (2026-11-25, JST)");
+	assert_string_equal(e[1].detail, "after today (2026-11-25, JST)");
+	csd_import_close(imp);
+
+	/* 2026-11-25 15:00 UTC is 2026-11-26 00:00 in Japan: the same file passes. */
+	assert_int_equal(juki_clock_parse("2026-11-25T15:00:00Z", &f->now), 0);
+	imp = validate_text(f, "future2.csv", b.s, b.n, NULL);
+	expect_errors(imp, 0);
+	csd_import_close(imp);
+	f->now = saved;
+	sb_free(&b);
+}
+
 static void
 test_csv_edges(void **state)
 {
@@ -1633,6 +1668,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_csv_edges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_future_dates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mixed_report, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lookup_failure, setup, teardown),

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/records/person.h"
 #include "juki/wire/msg.h"
@@ -563,6 +564,78 @@ test_nfc_quick_path(void **state)
 	assert_int_equal(juki_text_valid("\xe5\xb1\xb1\xe3\x80\xaa", 64, d, sizeof(d)), 0);
 }
 
+/* A time given as RFC 3339 UTC, for the clock the caller passes. */
+static int64_t
+at(const char *utc)
+{
+	int64_t ms;
+
+	assert_int_equal(juki_clock_parse(utc, &ms), 0);
+	return ms;
+}
+
+/* The one rule of every date of the register: not after today in Japan. */
+static void
+test_date_not_future(void **state)
+{
+	struct juki_field_error fe;
+	struct juki_person p;
+	json_t *o = good_person();
+	/* 2026-12-06 12:00 JST */
+	int64_t noon = at("2026-12-06T03:00:00Z");
+
+	(void)state;
+	/* Today is allowed, tomorrow is not. */
+	assert_int_equal(juki_date_not_future("2026-12-06", noon, "birth", &fe), 0);
+	assert_int_equal(juki_date_not_future("1800-01-01", noon, "birth", &fe), 0);
+	assert_int_equal(juki_date_not_future("2026-12-07", noon, "birth", &fe), JUKI_ERANGE);
+	assert_string_equal(fe.field, "birth");
+	assert_string_equal(fe.reason, JUKI_R_FUTURE_DATE);
+	/* The detail names today, never the date refused (it may be a person's). */
+	assert_string_equal(fe.detail, "after today (2026-12-06, JST)");
+	assert_int_equal(juki_date_not_future("9999-12-31", noon, "reason_date", &fe), JUKI_ERANGE);
+	assert_string_equal(fe.field, "reason_date");
+
+	/* The day turns at 00:00 JST, 15:00 UTC, not at midnight UTC. */
+	assert_int_equal(
+	    juki_date_not_future("2026-12-07", at("2026-12-06T14:59:59.999Z"), "d", &fe),
+	    JUKI_ERANGE);
+	assert_string_equal(fe.detail, "after today (2026-12-06, JST)");
+	assert_int_equal(juki_date_not_future("2026-12-07", at("2026-12-06T15:00:00Z"), "d", &fe),
+			 0);
+	assert_int_equal(juki_date_not_future("2026-12-08", at("2026-12-06T15:00:00Z"), "d", &fe),
+			 JUKI_ERANGE);
+	assert_string_equal(fe.detail, "after today (2026-12-07, JST)");
+	/* Still 2026-12-06 in UTC, already 2026-12-07 in Japan: the Japan day counts. */
+	assert_int_equal(juki_date_not_future("2026-12-07", at("2026-12-06T23:59:59Z"), "d", &fe),
+			 0);
+
+	/* A leap day: today on 2028-02-29, and 2028-03-01 is tomorrow. */
+	assert_int_equal(juki_date_not_future("2028-02-29", at("2028-02-28T15:00:00Z"), "d", &fe),
+			 0);
+	assert_int_equal(juki_date_not_future("2028-02-29", at("2028-02-28T14:59:59Z"), "d", &fe),
+			 JUKI_ERANGE);
+	assert_string_equal(fe.detail, "after today (2028-02-28, JST)");
+	assert_int_equal(juki_date_not_future("2028-03-01", at("2028-02-29T14:59:59Z"), "d", &fe),
+			 JUKI_ERANGE);
+	assert_string_equal(fe.detail, "after today (2028-02-29, JST)");
+	/* ... and not a day that does not exist. */
+	assert_int_equal(juki_date_not_future("2027-02-29", noon, "d", &fe), JUKI_EFORMAT);
+	assert_string_equal(fe.reason, JUKI_R_BAD_FIELD);
+	assert_int_equal(juki_date_not_future(NULL, noon, "d", &fe), JUKI_EFORMAT);
+
+	/* A person: the birth date by the same rule, the rest untouched. */
+	assert_int_equal(juki_person_from_json(o, 0, &p, &fe), 0);
+	assert_int_equal(juki_person_dates_check(&p, noon, &fe), 0);
+	json_object_set_new(o, "birth", json_string("2026-12-07"));
+	assert_int_equal(juki_person_from_json(o, 0, &p, &fe), 0);
+	assert_int_equal(juki_person_dates_check(&p, noon, &fe), JUKI_ERANGE);
+	assert_string_equal(fe.field, "birth");
+	assert_string_equal(fe.reason, JUKI_R_FUTURE_DATE);
+	assert_int_equal(juki_person_dates_check(&p, at("2026-12-06T15:00:00Z"), &fe), 0);
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -572,7 +645,7 @@ main(void)
 	    cmocka_unit_test(test_nfc_quick_path), cmocka_unit_test(test_lengths),
 	    cmocka_unit_test(test_not_an_object),  cmocka_unit_test(test_partial),
 	    cmocka_unit_test(test_json_code),      cmocka_unit_test(test_json_date),
-	    cmocka_unit_test(test_text_valid),
+	    cmocka_unit_test(test_text_valid),     cmocka_unit_test(test_date_not_future),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

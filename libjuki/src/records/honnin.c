@@ -166,6 +166,17 @@ juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_fiel
 	return 0;
 }
 
+int
+juki_change_dates_check(const struct juki_change *c, int64_t now_ms, struct juki_field_error *fe)
+{
+	int rc;
+
+	if ((rc = juki_date_not_future(c->reason_date, now_ms, "reason_date", fe)) != 0) {
+		return rc;
+	}
+	return juki_date_not_future(c->person.birth, now_ms, "person.birth", fe);
+}
+
 json_t *
 juki_change_to_json(const struct juki_change *c)
 {
@@ -1368,6 +1379,12 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 			rc = juki_reject_set(
 			    rej, JUKI_R_BAD_FIELD,
 			    "records[%zu].lgcode: not a record the sender may send", i);
+			break;
+		}
+		/* A date after today would keep the record current for good (precedence). */
+		if (juki_change_dates_check(&c, now_ms, &fe) != 0) {
+			rc = juki_reject_set(rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
+					     fe.detail);
 			break;
 		}
 		/*

@@ -91,6 +91,16 @@ enum juki_change_kind juki_change_kind_of(const struct juki_change *c);
  */
 int juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_field_error *fe);
 
+/*
+ * juki_change_dates_check() - the dates of c, reason_date and person.birth,
+ * by the rule of juki_date_not_future() (person.h): not after the Japan day
+ * of now_ms.  Every way a record enters (import, clerk, network) checks it
+ * with this.  Returns 0, or JUKI_ERANGE with fe naming the field
+ * ("reason_date", "person.birth") and reason JUKI_R_FUTURE_DATE.
+ */
+int juki_change_dates_check(const struct juki_change *c, int64_t now_ms,
+			    struct juki_field_error *fe);
+
 /* juki_change_to_json() - the object above; NULL on ENOMEM. */
 json_t *juki_change_to_json(const struct juki_change *c);
 
@@ -254,12 +264,14 @@ void juki_batcher_free(struct juki_batcher *b);
 
 /*
  * juki_honnin_receive() - the receiving side of a honnin.batch: every record
- * is read and must pass origin(sender, record) — the receiver's rule of who
- * may send which records — then is applied and counted as received from the
- * sender.  Records that were not already held go on to forward (if not NULL),
- * counted as sent to forward_dest.  Inside the inbound transaction; a refusal
- * fills rej ("records[i].field: ...") and returns JUKI_REJECT, and the
- * caller's savepoint undoes the records applied before it.
+ * is read, must pass origin(sender, record) — the receiver's rule of who
+ * may send which records — and have no date after today (JST, of now_ms:
+ * juki_change_dates_check(), reason JUKI_R_FUTURE_DATE), then is applied
+ * and counted as received from the sender.  Records that were not already
+ * held go on to forward (if not NULL), counted as sent to forward_dest.
+ * Inside the inbound transaction; a refusal fills rej ("records[i].field:
+ * ...") and returns JUKI_REJECT, and the caller's savepoint undoes the
+ * records applied before it.
  */
 int juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_t now_ms,
 			int (*origin)(const struct juki_ident *sender, const struct juki_change *c),

@@ -17,6 +17,7 @@
 #define JUKI_PERSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -38,7 +39,7 @@ struct juki_person {
 /* What was wrong, for a reject or a control error: the field and a reason code. */
 struct juki_field_error {
 	char field[32];
-	const char *reason; /* JUKI_R_BAD_FIELD or JUKI_R_CHECK_DIGIT */
+	const char *reason; /* JUKI_R_BAD_FIELD, JUKI_R_CHECK_DIGIT or JUKI_R_FUTURE_DATE */
 	char detail[128];   /* names the rule, never the value */
 };
 
@@ -78,5 +79,29 @@ int juki_json_code(const json_t *obj, const char *key, int lgcode, char *out, si
 
 /* juki_json_date() - fetch a required "YYYY-MM-DD" field that names a real day. */
 int juki_json_date(const json_t *obj, const char *key, char out[11], struct juki_field_error *fe);
+
+/*
+ * The dates of the register — a birth date, the date of a change (異動日) —
+ * are never after today.  One rule for every way in (import, clerk,
+ * network):
+ *
+ * juki_date_not_future() - date (a real day, "YYYY-MM-DD") is not after
+ * the Japan day of now_ms: JST, UTC+9, so the day turns at 00:00 JST, 15:00
+ * UTC.  A date equal to today is allowed.  now_ms is the caller's clock
+ * (juki_node_now_ms(): the daemon's clock, with its clock_offset); it is
+ * never read here.  Returns 0, JUKI_EFORMAT (not a real date: reason
+ * JUKI_R_BAD_FIELD) or JUKI_ERANGE (after today: reason JUKI_R_FUTURE_DATE,
+ * detail "after today (2026-12-06, JST)"), with fe naming field.  The
+ * detail names today, never the date refused: it may be a person's.
+ */
+int juki_date_not_future(const char *date, int64_t now_ms, const char *field,
+			 struct juki_field_error *fe);
+
+/*
+ * juki_person_dates_check() - the dates of p (birth) by the rule above;
+ * fe->field is "birth".
+ */
+int juki_person_dates_check(const struct juki_person *p, int64_t now_ms,
+			    struct juki_field_error *fe);
 
 #endif

@@ -44,6 +44,7 @@
 #define JUKI_R_POLICY         "policy-denied"       /* type not allowed on this service */
 #define JUKI_R_BAD_FIELD      "invalid-field"       /* a body field malformed; detail names it */
 #define JUKI_R_CHECK_DIGIT    "check-digit"         /* a code's check digit is wrong */
+#define JUKI_R_FUTURE_DATE    "future-date"         /* a date after today (JST) */
 #define JUKI_R_UNKNOWN_PERSON "unknown-person"      /* no such resident here */
 #define JUKI_R_NOT_RESIDENT   "not-resident"        /* known, but no longer resident */
 #define JUKI_R_REPLAY         "replay-mismatch"     /* id received before, with other bytes */
