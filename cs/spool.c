@@ -12,6 +12,7 @@
 
 #include "csd.h"
 #include "import.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/base/hex.h"
 #include "juki/node/alert.h"
@@ -377,11 +378,8 @@ accept_file(struct csd_spool *sp)
 }
 
 /*
- * Who may have put a file or a directory in the spool: the daemon's user
- * or root.  Anyone else could have the daemon apply changes to the
- * register.  A directory must besides be writable by them alone (no group
- * or other write bit), or someone else could drop a file into it.  (A
- * generic check of a directory's owner and mode may replace these.)
+ * Who may have put a file in the spool: the daemon's user or root.  Anyone
+ * else could have the daemon apply changes to the register.
  */
 static int
 owner_ok(const char *path, char *err, size_t errlen)
@@ -389,42 +387,28 @@ owner_ok(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (lstat(path, &st) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return 0;
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		snprintf(err, errlen,
-			 "%s: owned by uid %u, not by the daemon's user (uid %u) or root", path,
-			 (unsigned)st.st_uid, (unsigned)geteuid());
+		juki_seterr(err, errlen,
+			    "%s: owned by uid %u, not by the daemon's user (uid %u) or root", path,
+			    (unsigned)st.st_uid, (unsigned)geteuid());
 		return 0;
 	}
 	return 1;
 }
 
-static int
-dir_safe(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (!owner_ok(path, err, errlen)) {
-		return JUKI_EPERM;
-	}
-	if (stat(path, &st) != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		snprintf(err, errlen,
-			 "import spool %s: mode %04o, writable by others than the daemon's user "
-			 "and root (chmod go-w)",
-			 path, (unsigned)(st.st_mode & 07777));
-		return JUKI_EPERM;
-	}
-	return 0;
-}
-
-/* The spool dir and its directories: safe, each of them that exists. */
+/*
+ * The spool and the folders above it, then incoming/, done/ and rejected/
+ * that exist: each owned by the daemon's user or root and writable by
+ * nobody else (juki_dir_check_private(), base/dir.h).
+ */
 int
 csd_spool_check(const char *dir, char *err, size_t errlen)
 {
 	static const char *const sub[] = {"", "/incoming", "/done", "/rejected"};
-	char path[DIR_MAX + 16];
+	char path[DIR_MAX + 16], why[PATH_MAX + 128];
 	int rc;
 
 	if (dir == NULL) {
@@ -434,10 +418,11 @@ csd_spool_check(const char *dir, char *err, size_t errlen)
 		struct stat st;
 
 		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
-		if (lstat(path, &st) != 0 && errno == ENOENT) {
+		if (i > 0 && lstat(path, &st) != 0 && errno == ENOENT) {
 			continue;
 		}
-		if ((rc = dir_safe(path, err, errlen)) != 0) {
+		if ((rc = juki_dir_check_private(path, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "import spool: %s", why);
 			return rc;
 		}
 	}

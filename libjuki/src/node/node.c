@@ -1,8 +1,10 @@
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "juki/base/clock.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/node.h"
@@ -240,12 +242,41 @@ load_material(const struct juki_node_conf *conf, enum juki_kind kind, struct juk
 	return 0;
 }
 
+/*
+ * The folders of the store, the operation history and the control socket:
+ * whoever else can write to them can swap the register or take the socket
+ * (base/dir.h).
+ */
+static int
+check_folders(const struct juki_node_conf *conf, char *err, size_t errlen)
+{
+	struct {
+		const char *key, *file;
+	} f[] = {
+	    {"store", conf->store}, {"audit.path", conf->audit.path}, {"control", conf->control}};
+	char why[PATH_MAX + 128];
+	int rc;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (f[i].file != NULL &&
+		    (rc = juki_dir_check_parent(f[i].file, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "%s: %s", f[i].key, why);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 int
 juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err, size_t errlen)
 {
 	struct juki_tls *tls;
 	struct juki_policy *policy;
 	int rc;
+
+	if ((rc = check_folders(conf, err, errlen)) != 0) {
+		return rc;
+	}
 
 	if (conf->limits.frame_max < 1024) {
 		snprintf(err, errlen, "limits.frame_max: at least 1KiB");
@@ -507,7 +538,9 @@ cmd_backup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	rc = juki_backup_take(node->store, dir, &opts, result, why, sizeof(why));
 	if (rc != 0) {
 		log_warnx("backup: %s: %s", juki_strerror(rc), why);
-		return juki_ctl_fail(err, rc == JUKI_EEXIST ? "conflict" : "internal", "%s", why);
+		return juki_ctl_fail(
+		    err, rc == JUKI_EEXIST || rc == JUKI_EPERM ? "conflict" : "internal", "%s",
+		    why);
 	}
 	log_notice("backup: %s: %lld bytes, %lld pages, sha256 %.16s...", dir,
 		   (long long)json_integer_value(json_object_get(*result, "size")),
