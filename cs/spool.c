@@ -190,9 +190,28 @@ reject(struct csd_spool *sp, const char *aborted)
 		json_object_set_new(report, "aborted", json_string(aborted));
 	}
 	json_object_set_new(report, "file", json_string(sp->active->name));
-	log_notice("import: %s refused: %lld errors", sp->active->name,
-		   (long long)json_integer_value(json_object_get(report, "error_count")));
+	if (aborted != NULL) {
+		/* Not the file's errors (there may be none): what stopped it. */
+		log_notice("import: %s refused: %s", sp->active->name, aborted);
+	} else {
+		log_notice("import: %s refused: %lld errors", sp->active->name,
+			   (long long)json_integer_value(json_object_get(report, "error_count")));
+	}
 	finish(sp, JOB_REJECTED, report);
+}
+
+/*
+ * Why a step failed, in words: the store's own for a store failure
+ * ("store: database or disk is full"), which a bare code would hide.
+ */
+static const char *
+failure(struct csd_spool *sp, int rc, char *buf, size_t len)
+{
+	if (rc == JUKI_ESTORE) {
+		snprintf(buf, len, "store: %s", juki_store_errmsg(juki_node_store(sp->cs->node)));
+		return buf;
+	}
+	return juki_strerror(rc);
 }
 
 /* What the CS holds of code, for the import's consistency rules. */
@@ -371,7 +390,7 @@ accept_file(struct csd_spool *sp)
 	}
 	if (rc != 0) {
 		json_decref(receipt);
-		reject(sp, juki_strerror(rc));
+		reject(sp, failure(sp, rc, err, sizeof(err)));
 		return;
 	}
 	finish(sp, JOB_ACCEPTED, receipt);
@@ -548,11 +567,12 @@ single_pass(struct csd_spool *sp)
 	struct csd_import *imp = sp->active->imp;
 	json_t *receipt = NULL;
 	struct csd_op op;
+	char why[320];
 	int rc;
 
 	if ((rc = csd_op_init(cs, &op)) != 0 || (rc = juki_store_begin(store)) != 0) {
 		csd_op_free(&op);
-		reject(sp, juki_strerror(rc));
+		reject(sp, failure(sp, rc, why, sizeof(why)));
 		return;
 	}
 	csd_import_on_change(imp, record_change, &op);
@@ -574,7 +594,7 @@ single_pass(struct csd_spool *sp)
 	juki_store_rollback(store);
 	csd_op_free(&op);
 	json_decref(receipt);
-	reject(sp, rc < 0 ? juki_strerror(rc) : NULL);
+	reject(sp, rc < 0 ? failure(sp, rc, why, sizeof(why)) : NULL);
 }
 
 static void
@@ -611,7 +631,9 @@ run(evutil_socket_t fd, short what, void *arg)
 	/* Steps follow each other at once: the watchdog's own timer may wait behind them. */
 	juki_daemon_alive(juki_node_daemon(sp->cs->node));
 	if (rc < 0) {
-		reject(sp, juki_strerror(rc));
+		char why[320];
+
+		reject(sp, failure(sp, rc, why, sizeof(why)));
 	} else if (rc == 1 && !csd_import_accepted(sp->active->imp)) {
 		reject(sp, NULL);
 	} else if (rc == 1) {

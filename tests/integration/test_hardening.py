@@ -1,13 +1,16 @@
 """Hardening: what the network does when an attacker, a careless operator or a
 full disk tries it.  Each topic is a block of cases with its own header."""
 
+import errno
+import json
 import os
 import signal
 import subprocess
 
 from jukitest import Network, run_cases, wait_until, CTL_FAILED
+from jukitest.synth import Synth, change_row, import_csv
 
-GW, A = "fwgate:east", "cs:131016"
+GW, A, PREF = "fwgate:east", "cs:131016", "pref:13"
 
 
 def run(binary, *args):
@@ -128,9 +131,149 @@ def case_backup_folder_writable_by_others_refused():
         assert net[A].ctl("backup", os.path.join(top, "b1"))["sha256"]
 
 
+# ---------------------------------------------------------------------------
+# A full store disk: a write the store refuses for want of room is said as
+# it is ("store: database or disk is full"), raises disk-full once per
+# occurrence, acknowledges nothing, and delivery resumes when there is room.
+# ---------------------------------------------------------------------------
+
+def _fill(folder):
+    """A filler file taking every free byte of folder's file system; its path."""
+    path = os.path.join(folder, "filler")
+    chunk = b"\0" * 65536
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(1 << 16):  # bounded: 4 GiB at most
+            try:
+                f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+                break
+        else:
+            raise AssertionError("%s never filled up" % folder)
+        for size in (4096, 512, 1):  # the last partial blocks too
+            for _ in range(1 << 10):
+                try:
+                    f.write(b"\0" * size)
+                except OSError:
+                    break
+    return path
+
+
+def _queued(net, node):
+    return sum(q["count"] for q in net[node].ctl("outbox").get("queues", []))
+
+
+def case_full_store_disk():
+    """The prefecture's store fills up while a CS delivers 2000 records: nothing is
+    acknowledged (the CS keeps every message queued), the prefecture raises one
+    disk-full alert with the real reason however often the CS retries; when there is
+    room again delivery resumes and every record arrives once."""
+    s = Synth(seed=71)
+    mounted = []
+
+    def configure(net):
+        folder = os.path.join(net.dir, "prefstore")
+        os.makedirs(folder, mode=0o700)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
+                            folder], capture_output=True)
+        if r.returncode == 0:
+            mounted.append(folder)
+        net[PREF].store = os.path.join(folder, "pref.db")
+        # the operation history elsewhere: the case is about the store
+        net[PREF].extra["audit"] = "{path: %s}" % os.path.join(net.dir, "pref.audit")
+
+    try:
+        with Network([GW, A, PREF], configure=configure) as net:
+            if not mounted:
+                print("skip case_full_store_disk: cannot mount a tmpfs (not root?)")
+                return
+            pref = net[PREF]
+            filler = _fill(mounted[0])
+            people = [s.person("131016") for _ in range(2000)]
+            net[A].ctl("resident", "add", "--file", "-",
+                       input="\n".join(json.dumps(p) for p in people))
+            # The CS tries again and again; each turn is refused for the real reason.
+            wait_until("three refused turns at pref", lambda: pref.log_text().count(
+                "rolled back: store: database or disk is full") >= 3, timeout=60)
+            assert "refused: 0 errors" not in pref.log_text()
+            assert pref.alert_counts().get("disk-full", 0) == 1, pref.alert_counts()
+            alert = [a for a in pref.alerts()["recent"] if a["code"] == "disk-full"][0]
+            assert "store: database or disk is full" in alert["detail"], alert
+            # No false "accepted": nothing recorded, everything still queued at the CS.
+            assert pref.status()["records"]["current"] == 0
+            assert _queued(net, A) > 0
+            # Room again: delivery resumes, nothing lost, nothing twice.
+            os.unlink(filler)
+            wait_until("2000 records at pref",
+                       lambda: pref.status()["records"]["current"] == 2000, timeout=120)
+            wait_until("the CS's outbox empty", lambda: _queued(net, A) == 0, timeout=60)
+            assert pref.status()["records"] == {"current": 2000, "history": 0}
+            assert pref.status()["inbound"]["rejected"] == {}
+            assert pref.alert_counts().get("disk-full", 0) == 1
+            assert "store: writes succeed again" in pref.log_text()
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", "-l", path], check=False)
+
+
+def case_full_store_disk_import():
+    """An import file dropped while the CS's store is full is refused for that reason
+    (its report and the log say "store: database or disk is full", not "0 errors"),
+    with one disk-full alert; dropped again when there is room, it is applied."""
+    s = Synth(seed=72)
+    mounted = []
+
+    def configure(net):
+        folder = os.path.join(net.dir, "csstore")
+        os.makedirs(folder, mode=0o700)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
+                            folder], capture_output=True)
+        if r.returncode == 0:
+            mounted.append(folder)
+        net[A].store = os.path.join(folder, "cs.db")
+        net[A].extra["audit"] = "{path: %s}" % os.path.join(net.dir, "cs.audit")
+
+    def drop(net, name, text):
+        tmp = os.path.join(net[A].spool, "incoming", "." + name + ".part")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.rename(tmp, os.path.join(net[A].spool, "incoming", name))
+
+    try:
+        with Network([GW, A], configure=configure) as net:
+            if not mounted:
+                print("skip case_full_store_disk_import: cannot mount a tmpfs (not root?)")
+                return
+            cs = net[A]
+            text = import_csv([change_row(s.person("131016"), "出生") for _ in range(2000)])
+            filler = _fill(mounted[0])
+            drop(net, "day1.csv", text)
+            report = os.path.join(cs.spool, "rejected", "day1.csv.report.json")
+            wait_until("day1.csv refused", lambda: os.path.exists(report), timeout=60)
+            with open(report) as f:
+                doc = json.load(f)
+            assert doc["aborted"] == "store: database or disk is full", doc
+            assert "import: day1.csv refused: store: database or disk is full" in cs.log_text()
+            assert "day1.csv refused: 0 errors" not in cs.log_text()
+            assert cs.alert_counts().get("disk-full", 0) == 1, cs.alert_counts()
+            assert cs.status()["residents"] == {}
+            # Room again: the same file, dropped again, is applied.
+            os.unlink(filler)
+            drop(net, "day1-again.csv", text)
+            receipt = os.path.join(cs.spool, "done", "day1-again.csv.receipt.json")
+            wait_until("day1-again.csv applied", lambda: os.path.exists(receipt), timeout=60)
+            assert cs.status()["residents"].get("resident") == 2000, cs.status()["residents"]
+            assert cs.alert_counts().get("disk-full", 0) == 1
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", "-l", path], check=False)
+
+
 if __name__ == "__main__":
     run_cases([
         # folder modes
         case_folder_modes_refused_at_start, case_folder_owner_refused_at_start,
         case_folder_modes_refused_at_reload, case_backup_folder_writable_by_others_refused,
+        # a full store disk
+        case_full_store_disk, case_full_store_disk_import,
     ])

@@ -735,6 +735,26 @@ reconcile_start(struct juki_node *node)
 	return node->reconcile != NULL ? 0 : JUKI_ENOMEM;
 }
 
+/*
+ * The store's disk is full: every change is refused — no message
+ * acknowledged (its sender delivers it again), no import applied — until
+ * there is room.  One alert per occurrence, not one per refused message.
+ */
+static void
+store_full(void *arg, int full, const char *why)
+{
+	struct juki_node *node = arg;
+
+	if (full) {
+		juki_alert(node->alerts, "disk-full", NULL, NULL,
+			   "store: %s (%s): changes are refused, and messages not acknowledged, "
+			   "until there is room",
+			   why, node->conf->store);
+	} else {
+		log_notice("store: %s (%s)", why, node->conf->store);
+	}
+}
+
 static int
 node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node_conf *conf,
 	   const struct juki_node_spec *spec, char *err, size_t errlen)
@@ -769,6 +789,7 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 	    (rc = own_store(node, err, errlen)) != 0) {
 		goto fail;
 	}
+	juki_store_on_full(node->store, store_full, node);
 	memset(&ic, 0, sizeof(ic));
 	ic.base = node->base;
 	ic.store = node->store;
