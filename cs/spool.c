@@ -12,6 +12,7 @@
 
 #include "csd.h"
 #include "import.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/base/hex.h"
 #include "juki/node/alert.h"
@@ -192,9 +193,28 @@ reject(struct csd_spool *sp, const char *aborted)
 		json_object_set_new(report, "aborted", json_string(aborted));
 	}
 	json_object_set_new(report, "file", json_string(sp->active->name));
-	log_notice("import: %s refused: %lld errors", sp->active->name,
-		   (long long)json_integer_value(json_object_get(report, "error_count")));
+	if (aborted != NULL) {
+		/* Not the file's errors (there may be none): what stopped it. */
+		log_notice("import: %s refused: %s", sp->active->name, aborted);
+	} else {
+		log_notice("import: %s refused: %lld errors", sp->active->name,
+			   (long long)json_integer_value(json_object_get(report, "error_count")));
+	}
 	finish(sp, JOB_REJECTED, report);
+}
+
+/*
+ * Why a step failed, in words: the store's own for a store failure
+ * ("store: database or disk is full"), which a bare code would hide.
+ */
+static const char *
+failure(struct csd_spool *sp, int rc, char *buf, size_t len)
+{
+	if (rc == JUKI_ESTORE) {
+		snprintf(buf, len, "store: %s", juki_store_errmsg(juki_node_store(sp->cs->node)));
+		return buf;
+	}
+	return juki_strerror(rc);
 }
 
 /* What the CS holds of code, for the import's consistency rules. */
@@ -373,18 +393,15 @@ accept_file(struct csd_spool *sp)
 	}
 	if (rc != 0) {
 		json_decref(receipt);
-		reject(sp, juki_strerror(rc));
+		reject(sp, failure(sp, rc, err, sizeof(err)));
 		return;
 	}
 	finish(sp, JOB_ACCEPTED, receipt);
 }
 
 /*
- * Who may have put a file or a directory in the spool: the daemon's user
- * or root.  Anyone else could have the daemon apply changes to the
- * register.  A directory must besides be writable by them alone (no group
- * or other write bit), or someone else could drop a file into it.  (A
- * generic check of a directory's owner and mode may replace these.)
+ * Who may have put a file in the spool: the daemon's user or root.  Anyone
+ * else could have the daemon apply changes to the register.
  */
 static int
 owner_ok(const char *path, char *err, size_t errlen)
@@ -392,42 +409,28 @@ owner_ok(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (lstat(path, &st) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return 0;
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		snprintf(err, errlen,
-			 "%s: owned by uid %u, not by the daemon's user (uid %u) or root", path,
-			 (unsigned)st.st_uid, (unsigned)geteuid());
+		juki_seterr(err, errlen,
+			    "%s: owned by uid %u, not by the daemon's user (uid %u) or root", path,
+			    (unsigned)st.st_uid, (unsigned)geteuid());
 		return 0;
 	}
 	return 1;
 }
 
-static int
-dir_safe(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (!owner_ok(path, err, errlen)) {
-		return JUKI_EPERM;
-	}
-	if (stat(path, &st) != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		snprintf(err, errlen,
-			 "import spool %s: mode %04o, writable by others than the daemon's user "
-			 "and root (chmod go-w)",
-			 path, (unsigned)(st.st_mode & 07777));
-		return JUKI_EPERM;
-	}
-	return 0;
-}
-
-/* The spool dir and its directories: safe, each of them that exists. */
+/*
+ * The spool and the folders above it, then incoming/, done/ and rejected/
+ * that exist: each owned by the daemon's user or root and writable by
+ * nobody else (juki_dir_check_private(), base/dir.h).
+ */
 int
 csd_spool_check(const char *dir, char *err, size_t errlen)
 {
 	static const char *const sub[] = {"", "/incoming", "/done", "/rejected"};
-	char path[DIR_MAX + 16];
+	char path[DIR_MAX + 16], why[PATH_MAX + 128];
 	int rc;
 
 	if (dir == NULL) {
@@ -437,10 +440,11 @@ csd_spool_check(const char *dir, char *err, size_t errlen)
 		struct stat st;
 
 		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
-		if (lstat(path, &st) != 0 && errno == ENOENT) {
+		if (i > 0 && lstat(path, &st) != 0 && errno == ENOENT) {
 			continue;
 		}
-		if ((rc = dir_safe(path, err, errlen)) != 0) {
+		if ((rc = juki_dir_check_private(path, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "import spool: %s", why);
 			return rc;
 		}
 	}
@@ -566,11 +570,12 @@ single_pass(struct csd_spool *sp)
 	struct csd_import *imp = sp->active->imp;
 	json_t *receipt = NULL;
 	struct csd_op op;
+	char why[320];
 	int rc;
 
 	if ((rc = csd_op_init(cs, &op)) != 0 || (rc = juki_store_begin(store)) != 0) {
 		csd_op_free(&op);
-		reject(sp, juki_strerror(rc));
+		reject(sp, failure(sp, rc, why, sizeof(why)));
 		return;
 	}
 	csd_import_on_change(imp, record_change, &op);
@@ -592,7 +597,7 @@ single_pass(struct csd_spool *sp)
 	juki_store_rollback(store);
 	csd_op_free(&op);
 	json_decref(receipt);
-	reject(sp, rc < 0 ? juki_strerror(rc) : NULL);
+	reject(sp, rc < 0 ? failure(sp, rc, why, sizeof(why)) : NULL);
 }
 
 static void
@@ -629,7 +634,9 @@ run(evutil_socket_t fd, short what, void *arg)
 	/* Steps follow each other at once: the watchdog's own timer may wait behind them. */
 	juki_daemon_alive(juki_node_daemon(sp->cs->node));
 	if (rc < 0) {
-		reject(sp, juki_strerror(rc));
+		char why[320];
+
+		reject(sp, failure(sp, rc, why, sizeof(why)));
 	} else if (rc == 1 && !csd_import_accepted(sp->active->imp)) {
 		reject(sp, NULL);
 	} else if (rc == 1) {

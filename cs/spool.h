@@ -30,10 +30,12 @@ int csd_spool_new(struct csd *cs, struct csd_spool **out, char *err, size_t errl
 void csd_spool_free(struct csd_spool *spool);
 
 /*
- * csd_spool_check() - refuse a spool (dir and those of its directories
- * that exist) owned by another user than the daemon's or root, or writable
- * by group or others: JUKI_EPERM with the path and the mode in err.  NULL
- * dir is fine.  At start and at every reload.
+ * csd_spool_check() - refuse a spool whose folder, a folder above it, or
+ * its incoming/, done/ or rejected/ is owned by another user than the
+ * daemon's or root, or writable by group or others
+ * (juki_dir_check_private(), juki/base/dir.h): JUKI_EPERM with the path,
+ * the mode and the owner in err.  NULL dir is fine.  At -n, start and every
+ * reload.
  */
 int csd_spool_check(const char *dir, char *err, size_t errlen);
 

@@ -185,6 +185,7 @@ restore_error(int rc)
 	switch (rc) {
 	case -EBUSY:
 	case JUKI_EEXIST:
+	case JUKI_EPERM:
 		return "conflict";
 	case JUKI_EIO:
 	case JUKI_EFORMAT:

@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "gateway.h"
 #include "juki/base/clock.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/node/alert.h"
 #include "juki/node/control.h"
@@ -756,11 +758,20 @@ load_material(const struct fwgate_conf *conf, struct juki_tls **tls, struct juki
 static int
 gateway_check(const struct juki_daemon_ops *ops, void *confp, char *err, size_t errlen)
 {
+	const struct fwgate_conf *conf = confp;
 	struct juki_tls *tls;
 	struct juki_policy *policy;
-	int rc = load_material(confp, &tls, &policy, err, errlen);
+	char why[PATH_MAX + 128];
+	int rc;
 
 	(void)ops;
+	/* Whoever else can write to the socket's folder can take the gateway's control. */
+	if (conf->control != NULL &&
+	    (rc = juki_dir_check_parent(conf->control, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "control: %s", why);
+		return rc;
+	}
+	rc = load_material(confp, &tls, &policy, err, errlen);
 	juki_tls_free(tls);
 	juki_policy_free(policy);
 	return rc;

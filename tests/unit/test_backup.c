@@ -599,8 +599,17 @@ test_restore_edge_cases(void **state)
 	assert_int_equal(juki_backup_restore(NULL, f->path, NULL, err, sizeof(err)), JUKI_EINVAL);
 	assert_int_equal(juki_backup_restore(f->bdir, NULL, NULL, err, sizeof(err)), JUKI_EINVAL);
 	assert_int_equal(juki_backup_restore(f->bdir, "", NULL, err, sizeof(err)), JUKI_EINVAL);
-	assert_int_equal(juki_backup_restore(f->bdir, f->dir, NULL, err, sizeof(err)), JUKI_EINVAL);
-	assert_non_null(strstr(err, "not a regular file"));
+	/* a folder where the store should be (f->dir itself sits in /tmp, refused as a store's
+	 * folder) */
+	{
+		char adir[200];
+
+		path_in(adir, sizeof(adir), f->dir, "adir");
+		assert_int_equal(mkdir(adir, 0700), 0);
+		assert_int_equal(juki_backup_restore(f->bdir, adir, NULL, err, sizeof(err)),
+				 JUKI_EINVAL);
+		assert_non_null(strstr(err, "not a regular file"));
+	}
 	{
 		char copy[256];
 
@@ -698,6 +707,34 @@ test_prune(void **state)
 	assert_int_equal(juki_backup_prune(NULL, NODE, cutoff, 0, &n), JUKI_EINVAL);
 }
 
+/* A backup folder, or one above it, that others can write to: no backup there, no restore. */
+static void
+test_backup_folder_writable_by_others_refused(void **state)
+{
+	struct fx *f = *state;
+	struct juki_backup_opts o = opts_of(f);
+	json_t *m = NULL;
+	char top[128], err[512], want[512];
+
+	snprintf(top, sizeof(top), "%s/backups", f->dir);
+	assert_int_equal(mkdir(top, 0700), 0);
+	assert_int_equal(chmod(top, 0777), 0);
+	snprintf(want, sizeof(want), "%s: mode 0777, writable by others (owner uid %u)", top,
+		 (unsigned)geteuid());
+	assert_int_equal(juki_backup_take(f->store, f->bdir, &o, &m, err, sizeof(err)), JUKI_EPERM);
+	assert_string_equal(err, want);
+	assert_null(m);
+	assert_int_equal(access(f->bdir, F_OK), -1);
+	/* taken while the folder was private, then opened to others: not restored */
+	assert_int_equal(chmod(top, 0700), 0);
+	json_decref(take_ok(f, f->bdir));
+	assert_int_equal(chmod(top, 0777), 0);
+	assert_int_equal(juki_backup_restore(f->bdir, f->other, NULL, err, sizeof(err)),
+			 JUKI_EPERM);
+	assert_string_equal(err, want);
+	assert_int_equal(access(f->other, F_OK), -1);
+}
+
 int
 main(void)
 {
@@ -711,6 +748,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_restore_refused_while_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_edge_cases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_folder_writable_by_others_refused, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

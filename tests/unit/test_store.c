@@ -665,6 +665,95 @@ test_checkpoint(void **state)
 	juki_store_close(store);
 }
 
+struct full_calls {
+	int started, ended;
+	char why[64];
+};
+
+static void
+count_full(void *arg, int full, const char *why)
+{
+	struct full_calls *c = arg;
+
+	if (full) {
+		c->started++;
+	} else {
+		c->ended++;
+	}
+	snprintf(c->why, sizeof(c->why), "%s", why);
+}
+
+static const struct juki_migration big_steps[] = {
+    {1, "CREATE TABLE big (v TEXT NOT NULL)"},
+};
+static const struct juki_schema big_schema = {"big", big_steps, 1};
+
+/*
+ * A full database (max_page_count stands in for a full disk: SQLite says
+ * SQLITE_FULL for both): one occurrence from the first refused write to the
+ * next transaction committed that wrote, however many writes fail between.
+ */
+static void
+test_full_store(void **state)
+{
+	struct fixture *f = *state;
+	struct juki_store *s = open_ok(f->path, &big_schema, 1);
+	struct full_calls c = {0};
+	sqlite3_stmt *st;
+
+	juki_store_on_full(s, count_full, &c);
+	assert_int_equal(juki_store_exec(s, "PRAGMA max_page_count = 30"), 0);
+	for (int i = 0; i < 5; i++) {
+		/* an exec of the caller's */
+		assert_int_equal(juki_store_begin(s), 0);
+		assert_int_equal(
+		    juki_store_exec(s, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+				       "SELECT i + 1 FROM n WHERE i < 400) "
+				       "INSERT INTO big SELECT printf('%0500d', i) FROM n"),
+		    JUKI_ESTORE);
+		assert_string_equal(juki_store_errmsg(s), "database or disk is full");
+		assert_int_equal(juki_store_rollback(s), 0);
+		/* a statement of the caller's own, then the rollback that follows it */
+		assert_int_equal(juki_store_begin(s), 0);
+		st = juki_store_prepare(s,
+					"INSERT INTO big SELECT printf('%0500d', 1) FROM "
+					"(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+					"FROM n WHERE i < 400) SELECT i FROM n)");
+		assert_non_null(st);
+		assert_int_equal(sqlite3_step(st), SQLITE_FULL);
+		sqlite3_reset(st);
+		assert_int_equal(juki_store_rollback(s), 0);
+		assert_string_equal(juki_store_errmsg(s), "database or disk is full");
+		assert_true(juki_store_full(s));
+	}
+	assert_int_equal(c.started, 1);
+	assert_int_equal(c.ended, 0);
+	assert_string_equal(c.why, "database or disk is full");
+	/* a transaction that writes nothing does not end it */
+	assert_int_equal(juki_store_begin(s), 0);
+	assert_int_equal(juki_store_commit(s), 0);
+	assert_true(juki_store_full(s));
+	/* room again: the first commit that writes ends it, once */
+	assert_int_equal(juki_store_exec(s, "PRAGMA max_page_count = 100000"), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(juki_store_begin(s), 0);
+		assert_int_equal(juki_store_exec(s, "INSERT INTO big VALUES ('x')"), 0);
+		assert_int_equal(juki_store_commit(s), 0);
+	}
+	assert_false(juki_store_full(s));
+	assert_int_equal(c.ended, 1);
+	/* the next occurrence is a new one */
+	assert_int_equal(juki_store_exec(s, "PRAGMA max_page_count = 30"), 0);
+	assert_int_equal(juki_store_begin(s), 0);
+	assert_int_equal(juki_store_exec(s, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+					    "SELECT i + 1 FROM n WHERE i < 400) "
+					    "INSERT INTO big SELECT printf('%0500d', i) FROM n"),
+			 JUKI_ESTORE);
+	juki_store_rollback(s);
+	assert_int_equal(c.started, 2);
+	juki_store_close(s);
+}
+
 int
 main(void)
 {
@@ -680,6 +769,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hash64, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_full_store, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -399,8 +399,9 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 		goto out;
 	}
 	if (rc != 0) {
-		log_error("inbound: %s %s from %s failed: %s", msg.type, msg.id, c->src.urn,
-			  juki_strerror(rc));
+		log_error("inbound: %s %s from %s failed: %s%s", msg.type, msg.id, c->src.urn,
+			  rc == JUKI_ESTORE ? "store: " : "",
+			  rc == JUKI_ESTORE ? juki_store_errmsg(store) : juki_strerror(rc));
 		goto out;
 	}
 	rc = h->query ? 0
@@ -515,8 +516,14 @@ chan_readable(struct juki_chan *chan, void *arg)
 		if (rc != 0) {
 			/* Nothing of this turn happened: no acks, and the sender delivers again. */
 			juki_store_rollback(store);
-			log_error("inbound: turn from %s rolled back: %s; closing", c->src.urn,
-				  juki_strerror(rc));
+			if (rc == JUKI_ESTORE) {
+				/* the store's own words: "database or disk is full", say */
+				log_error("inbound: turn from %s rolled back: store: %s; closing",
+					  c->src.urn, juki_store_errmsg(store));
+			} else {
+				log_error("inbound: turn from %s rolled back: %s; closing",
+					  c->src.urn, juki_strerror(rc));
+			}
 			json_decref(acks);
 			conn_free(c);
 			return;

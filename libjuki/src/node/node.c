@@ -1,8 +1,10 @@
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "juki/base/clock.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/node.h"
@@ -256,12 +258,46 @@ load_material(const struct juki_node_conf *conf, enum juki_kind kind, struct juk
 	return 0;
 }
 
+/*
+ * The folders of the store, the operation history, the control socket and
+ * the backups: whoever else can write to them can swap the register, take
+ * the socket or plant a backup (base/dir.h).
+ */
+static int
+check_folders(const struct juki_node_conf *conf, char *err, size_t errlen)
+{
+	struct {
+		const char *key, *file;
+	} f[] = {
+	    {"store", conf->store}, {"audit.path", conf->audit.path}, {"control", conf->control}};
+	char why[PATH_MAX + 128];
+	int rc;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (f[i].file != NULL &&
+		    (rc = juki_dir_check_parent(f[i].file, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "%s: %s", f[i].key, why);
+			return rc;
+		}
+	}
+	if (conf->backup.dir != NULL &&
+	    (rc = juki_dir_check_private(conf->backup.dir, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "backup.dir: %s", why);
+		return rc;
+	}
+	return 0;
+}
+
 int
 juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err, size_t errlen)
 {
 	struct juki_tls *tls;
 	struct juki_policy *policy;
 	int rc;
+
+	if ((rc = check_folders(conf, err, errlen)) != 0) {
+		return rc;
+	}
 
 	if (conf->limits.frame_max < 1024) {
 		snprintf(err, errlen, "limits.frame_max: at least 1KiB");
@@ -523,7 +559,9 @@ cmd_backup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	rc = juki_backup_take(node->store, dir, &opts, result, why, sizeof(why));
 	if (rc != 0) {
 		log_warnx("backup: %s: %s", juki_strerror(rc), why);
-		return juki_ctl_fail(err, rc == JUKI_EEXIST ? "conflict" : "internal", "%s", why);
+		return juki_ctl_fail(
+		    err, rc == JUKI_EEXIST || rc == JUKI_EPERM ? "conflict" : "internal", "%s",
+		    why);
 	}
 	log_notice("backup: %s: %lld bytes, %lld pages, sha256 %.16s...", dir,
 		   (long long)json_integer_value(json_object_get(*result, "size")),
@@ -835,6 +873,26 @@ reconcile_start(struct juki_node *node)
 	return node->reconcile != NULL ? 0 : JUKI_ENOMEM;
 }
 
+/*
+ * The store's disk is full: every change is refused — no message
+ * acknowledged (its sender delivers it again), no import applied — until
+ * there is room.  One alert per occurrence, not one per refused message.
+ */
+static void
+store_full(void *arg, int full, const char *why)
+{
+	struct juki_node *node = arg;
+
+	if (full) {
+		juki_alert(node->alerts, "disk-full", NULL, NULL,
+			   "store: %s (%s): changes are refused, and messages not acknowledged, "
+			   "until there is room",
+			   why, node->conf->store);
+	} else {
+		log_notice("store: %s (%s)", why, node->conf->store);
+	}
+}
+
 static int
 node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node_conf *conf,
 	   const struct juki_node_spec *spec, char *err, size_t errlen)
@@ -869,6 +927,7 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 	    (rc = own_store(node, err, errlen)) != 0) {
 		goto fail;
 	}
+	juki_store_on_full(node->store, store_full, node);
 	memset(&ic, 0, sizeof(ic));
 	ic.base = node->base;
 	ic.store = node->store;

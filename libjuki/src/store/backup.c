@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "juki/base/clock.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/base/hex.h"
 #include "juki/store/backup.h"
@@ -494,6 +495,10 @@ juki_backup_take(struct juki_store *store, const char *dir, const struct juki_ba
 	tmp = tmpname ? join(dir, tmpname) : NULL;
 	if (mpath == NULL || final == NULL || tmp == NULL) {
 		rc = JUKI_ENOMEM;
+		goto out;
+	}
+	/* A folder someone else can write to: they could swap the copy or its manifest. */
+	if ((rc = juki_dir_check_private(dir, err, errlen)) != 0) {
 		goto out;
 	}
 	if ((rc = make_dirs(dir)) != 0) {
@@ -1019,6 +1024,11 @@ juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, 
 	}
 	if (manifest != NULL) {
 		*manifest = NULL;
+	}
+	/* A backup or a store folder someone else can write to: the copy or the store is theirs. */
+	if ((rc = juki_dir_check_private(dir, err, errlen)) != 0 ||
+	    (rc = juki_dir_check_parent(store_path, err, errlen)) != 0) {
+		goto out;
 	}
 	if ((rc = juki_backup_verify(dir, &man, err, errlen)) != 0) {
 		goto out;

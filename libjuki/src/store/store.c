@@ -34,6 +34,15 @@ struct juki_store {
 	 */
 	char errbuf[256];
 	int errset;
+	/*
+	 * A full database or disk: full from the first write it refused to
+	 * the next write transaction committed (one occurrence, one call of
+	 * on_full each way); changes_at_begin tells a commit that wrote.
+	 */
+	juki_store_full_cb on_full;
+	void *full_arg;
+	int full;
+	sqlite3_int64 changes_at_begin;
 };
 
 /*
@@ -100,6 +109,42 @@ own_error(struct juki_store *store, const char *text)
 {
 	snprintf(store->errbuf, sizeof(store->errbuf), "%s", text);
 	store->errset = 1;
+}
+
+/* Whether SQLite's last failure on db was a full database or disk. */
+static int
+is_full(sqlite3 *db)
+{
+	int code = sqlite3_extended_errcode(db), sys = sqlite3_system_errno(db);
+
+	return (code & 0xff) == SQLITE_FULL ||
+	       ((code & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT));
+}
+
+/* After a failure: a full disk opens an occurrence, once. */
+static void
+note_failure(struct juki_store *store)
+{
+	if (store->full || !is_full(store->db)) {
+		return;
+	}
+	store->full = 1;
+	if (store->on_full != NULL) {
+		store->on_full(store->full_arg, 1, "database or disk is full");
+	}
+}
+
+/* After a commit: one that wrote ends the occurrence. */
+static void
+note_commit(struct juki_store *store)
+{
+	if (!store->full || sqlite3_total_changes64(store->db) == store->changes_at_begin) {
+		return;
+	}
+	store->full = 0;
+	if (store->on_full != NULL) {
+		store->on_full(store->full_arg, 0, "writes succeed again");
+	}
 }
 
 static size_t
@@ -606,8 +651,10 @@ juki_store_begin(struct juki_store *store)
 		return JUKI_EINVAL;
 	}
 	if (sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		note_failure(store);
 		return JUKI_ESTORE;
 	}
+	store->changes_at_begin = sqlite3_total_changes64(store->db);
 	return 0;
 }
 
@@ -627,6 +674,7 @@ juki_store_commit(struct juki_store *store)
 		juki_store_rollback(store);
 		return JUKI_ESTORE;
 	}
+	note_commit(store);
 	return 0;
 }
 
@@ -642,6 +690,9 @@ juki_store_rollback(struct juki_store *store)
 	 */
 	if (!store->errset) {
 		snprintf(store->errbuf, sizeof(store->errbuf), "%s", sqlite3_errmsg(store->db));
+		/* what made the caller roll back: a statement of its own may have hit the full disk
+		 */
+		note_failure(store);
 	}
 	if (sqlite3_get_autocommit(store->db)) {
 		store->errset = 1;
@@ -674,6 +725,7 @@ juki_store_exec(struct juki_store *store, const char *sql)
 	store->errset = 0;
 	if (sqlite3_exec(store->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		own_error(store, msg ? msg : sqlite3_errmsg(store->db));
+		note_failure(store);
 		rc = JUKI_ESTORE;
 	}
 	sqlite3_free(msg);
@@ -739,4 +791,19 @@ juki_store_schema_version(struct juki_store *store, const char *component, int *
 	}
 	store->errset = 0;
 	return read_version(store->db, component, version);
+}
+
+void
+juki_store_on_full(struct juki_store *store, juki_store_full_cb cb, void *arg)
+{
+	if (store != NULL) {
+		store->on_full = cb;
+		store->full_arg = arg;
+	}
+}
+
+int
+juki_store_full(const struct juki_store *store)
+{
+	return store != NULL && store->full;
 }

@@ -208,7 +208,9 @@ int juki_node_purge_files(const char *name, const char *dir, int64_t keep_ms, in
 /*
  * juki_node_check() - everything about conf that can be checked without
  * side effects: identity of the right kind and equal to the certificate's,
- * key file mode, certificate and CA load, policy loads.
+ * key file mode, certificate and CA load, policy loads; the folders of
+ * store, audit.path and control owned by the daemon's user or root and
+ * writable by nobody else (juki_dir_check_private(), base/dir.h).
  */
 int juki_node_check(const struct juki_node_conf *conf, enum juki_kind kind, char *err,
 		    size_t errlen);

@@ -52,7 +52,9 @@ struct juki_backup_opts {
  * (new reference).  Returns 0; JUKI_EINVAL for NULL arguments, an empty or
  * relative dir or a missing node; JUKI_EEXIST when dir already holds a
  * manifest (a backup is never overwritten) or a file of the copy's name
- * (the store's own directory, say); -errno for a file-system
+ * (the store's own directory, say); JUKI_EPERM when dir or a folder above
+ * it is writable by others than the daemon's user and root, or owned by
+ * another user (juki_dir_check_private()); -errno for a file-system
  * failure; JUKI_ESTORE when SQLite fails; JUKI_ENOMEM.  err says which
  * file and why.  Nothing is left under the final names on failure.
  */
@@ -93,9 +95,12 @@ int juki_backup_verify(const char *dir, json_t **manifest, char *err, size_t err
  *      copy the backup to a temporary file next to the store (mode 0600,
  *      the old file's owner and group; the SHA-256 checked again as it is
  *      copied), fsync it and rename it over the store; fsync the directory.
+ * Refused first, with JUKI_EPERM, when dir or the store's folder (or a
+ * folder above them) is writable by others than the caller and root, or
+ * owned by another user (juki_dir_check_private()).
  * A missing store is simply created.  Sets *manifest (new reference; may be
  * NULL when not wanted) on success.  Returns 0; the codes of
- * juki_backup_verify(); -EBUSY; JUKI_EEXIST; -errno; JUKI_ESTORE.  err says why.
+ * juki_backup_verify(); JUKI_EPERM; -EBUSY; JUKI_EEXIST; -errno; JUKI_ESTORE.  err says why.
  */
 int juki_backup_restore(const char *dir, const char *store_path, json_t **manifest, char *err,
 			size_t errlen);

@@ -82,6 +82,21 @@ int juki_store_commit(struct juki_store *store);
 int juki_store_rollback(struct juki_store *store);
 int juki_store_in_txn(const struct juki_store *store);
 
+/*
+ * A full database or disk (SQLITE_FULL, or an I/O error of ENOSPC or
+ * EDQUOT): every write fails until there is room again.  The store notes
+ * it from begin, commit, exec and from the rollback that follows a failed
+ * statement of the caller's own; one occurrence lasts from the first
+ * refused write to the next committed transaction that wrote something.
+ * juki_store_on_full() - call cb(arg, 1, why) when an occurrence starts and
+ * cb(arg, 0, why) when it ends (cb NULL: none); juki_store_full() -
+ * whether one is in progress.  juki_store_errmsg() then says "database or
+ * disk is full".
+ */
+typedef void (*juki_store_full_cb)(void *arg, int full, const char *why);
+void juki_store_on_full(struct juki_store *store, juki_store_full_cb cb, void *arg);
+int juki_store_full(const struct juki_store *store);
+
 /* juki_store_exec() - run statements with no results.  0 or JUKI_ESTORE. */
 int juki_store_exec(struct juki_store *store, const char *sql);
 
