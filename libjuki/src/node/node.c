@@ -10,6 +10,7 @@
 #include "juki/node/opport.h"
 #include "juki/node/reconcile.h"
 #include "juki/records/operator.h"
+#include "juki/store/audit.h"
 #include "juki/store/backup.h"
 #include "juki/store/purge.h"
 
@@ -731,7 +732,7 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 		goto fail;
 	}
 	if ((rc = juki_store_open(conf->store, node->schemas,
-				  spec->nschemas + 1 + (spec->honnin_dest != NULL), &node->store,
+				  spec->nschemas + 2 + (spec->honnin_dest != NULL), &node->store,
 				  err, errlen)) != 0 ||
 	    (rc = own_store(node, err, errlen)) != 0) {
 		goto fail;
@@ -899,15 +900,17 @@ static int
 build_schemas(struct juki_node *node)
 {
 	static const struct juki_schema reconcile = JUKI_RECONCILE_SCHEMA;
+	static const struct juki_schema audit = JUKI_AUDIT_SCHEMA;
 	size_t n = node->spec->nschemas;
 
-	node->schemas = calloc(n + 2, sizeof(*node->schemas));
+	node->schemas = calloc(n + 3, sizeof(*node->schemas));
 	if (node->schemas == NULL) {
 		return JUKI_ENOMEM;
 	}
 	memcpy(node->schemas, node->spec->schemas, n * sizeof(*node->schemas));
 	node->schemas[n] = juki_operator_schema;
-	node->schemas[n + 1] = reconcile;
+	node->schemas[n + 1] = audit; /* the head of the operation history (audit.h) */
+	node->schemas[n + 2] = reconcile;
 	return 0;
 }
 
