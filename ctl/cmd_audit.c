@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "juki/base/clock.h"
@@ -10,6 +11,14 @@
 #include "juki/store/audit.h"
 
 #define DEFAULT_SHOW_LIMIT 100
+/*
+ * How often, and how long at most, juki-ctl asks the daemon for a
+ * verification's report: after 0.1 s, then twice as long each time up to
+ * 2 s (each question is a request, recorded in the history like any).
+ */
+#define VERIFY_POLL_MS     100
+#define VERIFY_POLL_MAX_MS 2000
+#define VERIFY_WAIT_MS     (6LL * 3600 * 1000)
 
 static int
 two_digits(const char *s, int max)
@@ -164,27 +173,90 @@ print_report(const struct ctl *ctl, const json_t *report)
 		}
 	} else {
 		fputs(broken, stdout);
+		if (json_is_string(json_object_get(report, "found"))) {
+			printf("audit: %s\n", ctl_str(report, "found"));
+		}
+		if (json_is_integer(json_object_get(report, "recorded")) &&
+		    strcmp(ctl_str(report, "reason"), "missing") == 0) {
+			printf("audit: the node recorded %lld entries; the file holds %lld\n",
+			       ctl_int(report, "recorded"), ctl_int(report, "entries"));
+		}
 	}
 	fflush(stdout);
 	return ok ? CTL_OK : CTL_FAILED;
+}
+
+/*
+ * The daemon verifies in the background: it answers with a job, asked
+ * again until the report is there (docs/control.md §5).
+ */
+static int
+verify_in_daemon(struct ctl *ctl, json_t **report)
+{
+	json_t *job = NULL;
+	long long id, step_ms = VERIFY_POLL_MS;
+	int rc;
+
+	rc = ctl_call(ctl, "audit.verify", json_object(), &job);
+	for (long long waited = 0; rc == CTL_OK; waited += step_ms) {
+		if (strcmp(ctl_str(job, "state"), "running") != 0) {
+			*report = job;
+			json_object_del(job, "job");
+			json_object_del(job, "state");
+			return CTL_OK;
+		}
+		if (waited >= VERIFY_WAIT_MS) {
+			fprintf(stderr, "juki-ctl: audit verify: still running after %lld hours\n",
+				VERIFY_WAIT_MS / 3600000);
+			rc = CTL_FAILED;
+			break;
+		}
+		id = ctl_int(job, "job");
+		json_decref(job);
+		job = NULL;
+		if (waited > 0 && step_ms < VERIFY_POLL_MAX_MS) {
+			step_ms =
+			    step_ms * 2 < VERIFY_POLL_MAX_MS ? step_ms * 2 : VERIFY_POLL_MAX_MS;
+		}
+		usleep((useconds_t)step_ms * 1000);
+		rc = ctl_call(ctl, "audit.verify", json_pack("{s:I}", "job", (json_int_t)id), &job);
+	}
+	json_decref(job);
+	return rc;
 }
 
 static int
 cmd_audit_verify(struct ctl *ctl, const struct ctl_req *req)
 {
 	const char *file = ctl_val(req, "file"), *cert = ctl_val(req, "cert");
+	const char *store = ctl_val(req, "store");
+	struct juki_audit_head head;
 	json_t *report = NULL;
 	char err[512];
 	int rc;
 
-	if ((file == NULL) != (cert == NULL)) {
-		fprintf(stderr, "juki-ctl: audit verify: --file and --cert go together\n");
+	if ((file == NULL) != (cert == NULL) || (store != NULL && file == NULL)) {
+		fprintf(stderr, "juki-ctl: audit verify: --file and --cert go together, --store "
+				"with them\n");
 		return ctl_usage(req->cmd);
 	}
 	if (file != NULL) {
-		rc = juki_audit_verify_file(file, cert, &report, err, sizeof(err));
+		if (store != NULL &&
+		    (rc = juki_audit_head_read(store, &head, err, sizeof(err))) != 0) {
+			fprintf(stderr, "juki-ctl: audit verify: %s\n", err);
+			return CTL_FAILED;
+		}
+		rc = juki_audit_verify_file_head(file, cert, store != NULL ? &head : NULL, &report,
+						 err, sizeof(err));
 		if (rc != 0) {
 			fprintf(stderr, "juki-ctl: audit verify: %s\n", err);
+			if (ctl->json) {
+				/* What a script reads on stdout when the check could not run. */
+				json_t *out = json_pack("{s:b,s:s}", "ok", 0, "error", err);
+
+				ctl_print(ctl, out);
+				json_decref(out);
+			}
 			return CTL_FAILED;
 		}
 	} else {
@@ -195,9 +267,8 @@ cmd_audit_verify(struct ctl *ctl, const struct ctl_req *req)
 			    "a terminal), or --file and --cert\n");
 			return CTL_USAGE;
 		}
-		rc = ctl_call(ctl, "audit.verify", json_object(), &report);
+		rc = verify_in_daemon(ctl, &report);
 		if (rc != CTL_OK) {
-			json_decref(report);
 			return rc;
 		}
 	}
@@ -216,9 +287,14 @@ const struct ctl_cmd ctl_audit_cmds[] = {
     {"audit verify", cmd_audit_verify, NULL,
      "check the operation history's hash chain and signed checkpoints, in the daemon "
      "or in the file PATH against the node's certificate; exit 1 when it is broken",
-     .synopsis = "[--file PATH --cert PEM]",
+     .synopsis = "[--file PATH --cert PEM [--store STORE]]",
      .opts = {CTL_OPT_ROW("file", CTL_FILE, NULL, "PATH"),
-	      CTL_OPT_ROW("cert", CTL_FILE, NULL, "PEM")},
+	      CTL_OPT_ROW("cert", CTL_FILE, NULL, "PEM"),
+	      CTL_OPT_ROW("store", CTL_FILE, NULL, "STORE")},
      .offline = 1},
+    {"audit adopt", ctl_run, "audit.adopt",
+     .help = "after the alert audit-missing or audit-rollback: take the history file as it is "
+	     "now and go on from it (administrator); the first entry after it says what was "
+	     "found"},
     {.name = NULL},
 };

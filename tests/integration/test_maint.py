@@ -73,6 +73,12 @@ def wal_bytes(pref):
         return 0
 
 
+def wal_after_purge(pref):
+    """The purge leaves the WAL empty; the one write that follows the request (the head of the
+    operation history, docs/audit.md §5.3) starts it again with a frame or two of its own."""
+    return wal_bytes(pref) <= 32 + 2 * (24 + 4096)
+
+
 def case_backup_verify_restore():
     with Network(NET, extra_identities=[CS]) as net:
         pref = net[PREF]
@@ -219,7 +225,7 @@ def case_purge_idle():
             assert rep["checkpoint"] == {"complete": True, "wal_bytes": 0}, rep
             assert rep["verified"] is True
             assert all(r["remaining"] == 0 for r in rep["rules"]), rep
-            assert wal_bytes(pref) == 0
+            assert wal_after_purge(pref)
         text = pref.ctl("purge", json_out=False)
         assert "verified: yes" in text and "checkpoint: complete, WAL 0 bytes" in text, text
         text = pref.ctl("purge", "--dry-run", json_out=False)
@@ -253,7 +259,7 @@ def case_purge_inbox_horizon():
         rep = pref.ctl("purge")
         inbox = [r for r in rep["rules"] if r["name"] == "inbox"][0]
         assert inbox["removed"] == 2 and inbox["remaining"] == 0, rep
-        assert rep["verified"] is True and wal_bytes(pref) == 0, rep
+        assert rep["verified"] is True and wal_after_purge(pref), rep
         assert rows(pref.store, "SELECT count(*) FROM inbox") == 0
         # the confirmations themselves are the prefecture's records: untouched
         assert confirmation_ids(pref) == ids

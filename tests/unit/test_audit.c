@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "juki/base/error.h"
 #include "juki/store/audit.h"
+#include "juki/store/store.h"
 #include "juki/wire/pki.h"
 #include "juki/wire/tls.h"
 
@@ -423,31 +425,6 @@ test_verify_after_key_change(void **state)
 	juki_tls_free(newer);
 }
 
-static void
-count_tick(void *arg)
-{
-	(*(int *)arg)++;
-}
-
-/* A long verification calls back every 1,024 entries (the daemon feeds its watchdog there). */
-static void
-test_verify_ticks(void **state)
-{
-	struct fix *f = *state;
-	struct juki_audit *a = open_history(f, f->tls, 500);
-	json_t *report = NULL;
-	int ticks = 0;
-
-	fill(a, 1, 2100);
-	juki_audit_close(a);
-	assert_int_equal(juki_audit_verify_file_tick(f->path, f->cert, count_tick, &ticks, &report,
-						     f->err, sizeof(f->err)),
-			 0);
-	assert_true(json_is_true(json_object_get(report, "ok")));
-	assert_int_equal(ticks, 2);
-	json_decref(report);
-}
-
 /* Verification reads the WAL of a history the daemon still has open. */
 static void
 test_verify_while_open(void **state)
@@ -664,7 +641,7 @@ test_checkpoint_tampered(void **state)
 	/* one that matches no entry */
 	setup(state);
 	make_history(f, 12);
-	sql(f, "INSERT INTO checkpoints SELECT 0, time_ms, hash, sig FROM checkpoints "
+	sql(f, "INSERT INTO checkpoints SELECT 0, time_ms, hash, sig, prev FROM checkpoints "
 	       "WHERE seq = 5");
 	assert_broken(f, f->cert, 0, "checkpoint");
 }
@@ -769,16 +746,18 @@ static void
 test_known_answer(void **state)
 {
 	static const unsigned char want[32] = {
-	    0x25, 0xb0, 0x36, 0xaa, 0x04, 0x1a, 0x92, 0x1b, 0xd0, 0xd5, 0xa8,
-	    0x55, 0xa1, 0xd4, 0xb3, 0x5f, 0x3d, 0x0a, 0xe5, 0x3d, 0x2a, 0xf2,
-	    0x8a, 0x3d, 0x9e, 0x91, 0x54, 0x14, 0x98, 0xb6, 0x5b, 0x76,
+	    0xa5, 0x1e, 0xe4, 0xed, 0x17, 0x73, 0xc8, 0x9a, 0xe3, 0xb7, 0xe1,
+	    0x17, 0xcb, 0x38, 0x53, 0xf9, 0x84, 0xc2, 0x35, 0xa5, 0x8b, 0x4e,
+	    0x3c, 0xc3, 0xeb, 0xa0, 0xdd, 0x3e, 0xb4, 0x0d, 0x80, 0xd2,
 	};
 	struct fix *f = *state;
 	struct juki_audit *a = open_history(f, f->tls, 5);
 	sqlite3_stmt *st;
 	sqlite3 *db;
 
-	assert_int_equal(juki_audit_append(a, 1764000001000LL, OP_A, "login", NULL, "ok", NULL), 0);
+	/* entry 1 of a real history: the daemon's start */
+	assert_int_equal(
+	    juki_audit_append(a, 1764000001000LL, "-", "start", NULL, "ok", "juki-csd"), 0);
 	juki_audit_close(a);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
@@ -822,6 +801,413 @@ test_rewritten_chain(void **state)
 	assert_true(r.ok);
 	assert_int_equal(r.signed_through, 10);
 	assert_int_equal(r.unsigned_tail, 2);
+}
+
+/*
+ * The forgeries the file alone cannot show, and what the node's own store
+ * remembers of its history shows.  A history bound to a store of its own.
+ */
+struct bound {
+	struct juki_store *store;
+	struct juki_audit *audit;
+};
+
+static void
+store_path(struct fix *f, char *out, size_t len)
+{
+	snprintf(out, len, "%s.store", f->path);
+}
+
+static struct bound
+open_bound(struct fix *f, int64_t every)
+{
+	static const struct juki_schema schema = JUKI_AUDIT_SCHEMA;
+	struct bound b = {0};
+	char path[300];
+
+	store_path(f, path, sizeof(path));
+	if (juki_store_open(path, &schema, 1, &b.store, f->err, sizeof(f->err)) != 0) {
+		fail_msg("juki_store_open: %s", f->err);
+	}
+	b.audit = open_history(f, f->tls, every);
+	assert_int_equal(juki_audit_bind(b.audit, b.store), 0);
+	return b;
+}
+
+static void
+close_bound(struct bound *b)
+{
+	juki_audit_close(b->audit);
+	juki_store_close(b->store);
+}
+
+/* The report of the file checked against the head the node's store remembers. */
+static struct result
+verify_head(struct fix *f)
+{
+	struct juki_audit_head head;
+	struct result r = {0};
+	json_t *report = NULL;
+	char path[300];
+
+	store_path(f, path, sizeof(path));
+	assert_int_equal(juki_audit_head_read(path, &head, f->err, sizeof(f->err)), 0);
+	if (juki_audit_verify_file_head(f->path, f->cert, &head, &report, f->err, sizeof(f->err)) !=
+	    0) {
+		fail_msg("juki_audit_verify_file_head: %s", f->err);
+	}
+	r.ok = json_is_true(json_object_get(report, "ok"));
+	r.entries = json_integer_value(json_object_get(report, "entries"));
+	r.first_broken = json_is_integer(json_object_get(report, "first_broken"))
+			     ? json_integer_value(json_object_get(report, "first_broken"))
+			     : -1;
+	snprintf(r.reason, sizeof(r.reason), "%s",
+		 json_is_string(json_object_get(report, "reason"))
+		     ? json_string_value(json_object_get(report, "reason"))
+		     : "");
+	assert_int_equal(json_integer_value(json_object_get(report, "recorded")), head.seq);
+	json_decref(report);
+	return r;
+}
+
+/* Reopened after the forgery: the state, and no entry or checkpoint is written. */
+static void
+assert_refused(struct fix *f, enum juki_audit_state want, int64_t seq, const char *reason)
+{
+	struct bound b = open_bound(f, 5);
+	const char *why_reason = NULL;
+	int64_t at = 0;
+	char why[200];
+
+	assert_int_equal(juki_audit_state(b.audit, &at, &why_reason, why, sizeof(why)), want);
+	assert_int_equal(at, seq);
+	assert_string_equal(why_reason, reason);
+	assert_true(strlen(why) > 0);
+	assert_int_equal(juki_audit_append(b.audit, T0 + 99000, OP_A, "login", NULL, "ok", NULL),
+			 JUKI_EPERM);
+	/* nor does it sign what it cannot link to its last checkpoint */
+	assert_int_equal(juki_audit_checkpoint(b.audit, T0 + 99000), JUKI_EPERM);
+	close_bound(&b);
+}
+
+/* A checkpoint deleted from the middle: the next one names it as the one before. */
+static void
+test_checkpoint_deleted(void **state)
+{
+	struct fix *f = *state;
+
+	make_history(f, 15);
+	assert_intact(f);
+	sql(f, "DELETE FROM checkpoints WHERE seq = 5");
+	assert_broken(f, f->cert, 5, "checkpoint");
+
+	setup(state);
+	make_history(f, 15);
+	sql(f, "DELETE FROM checkpoints WHERE seq = 10");
+	assert_broken(f, f->cert, 10, "checkpoint");
+}
+
+/* Cut back to a checkpoint, later checkpoints deleted too. */
+static void
+test_cut_to_checkpoint(void **state)
+{
+	struct fix *f = *state;
+	struct bound b = open_bound(f, 5);
+	struct result r;
+
+	fill(b.audit, 1, 12);
+	close_bound(&b);
+	sql(f, "DELETE FROM entries WHERE seq > 5; DELETE FROM checkpoints WHERE seq > 5");
+	/* the file alone cannot tell (docs/audit.md §5.2) */
+	assert_true(verify(f, f->cert).ok);
+	/* the node's store can */
+	r = verify_head(f);
+	assert_false(r.ok);
+	assert_int_equal(r.first_broken, 6);
+	assert_string_equal(r.reason, "missing");
+	assert_refused(f, JUKI_AUDIT_ROLLBACK, 6, "missing");
+}
+
+/* Every checkpoint deleted and the entries rewritten with their hashes. */
+static void
+test_checkpoints_deleted_rewritten(void **state)
+{
+	struct fix *f = *state;
+	struct bound b = open_bound(f, 5);
+	struct result r;
+
+	fill(b.audit, 1, 12);
+	close_bound(&b);
+	sql(f, "DELETE FROM checkpoints; UPDATE entries SET outcome = 'forbidden' WHERE seq = 3");
+	rechain(f, 1);
+	assert_true(verify(f, f->cert).ok);
+	r = verify_head(f);
+	assert_false(r.ok);
+	assert_int_equal(r.first_broken, 12); /* not the entry the node recorded last */
+	assert_string_equal(r.reason, "rewritten");
+	assert_refused(f, JUKI_AUDIT_ROLLBACK, 12, "rewritten");
+}
+
+/* The file replaced by a fresh history of the same node, shorter or longer. */
+static void
+test_fresh_file_same_node(void **state)
+{
+	struct fix *f = *state;
+	struct bound b = open_bound(f, 5);
+	struct juki_audit *a;
+
+	fill(b.audit, 1, 12);
+	close_bound(&b);
+	assert_int_equal(unlink(f->path), 0);
+	a = open_history(f, f->tls, 5);
+	fill(a, 1, 7);
+	juki_audit_close(a);
+	assert_true(verify(f, f->cert).ok);
+	assert_false(verify_head(f).ok);
+	assert_refused(f, JUKI_AUDIT_ROLLBACK, 8, "missing");
+
+	assert_int_equal(unlink(f->path), 0);
+	a = open_history(f, f->tls, 5);
+	fill(a, 100, 20);
+	juki_audit_close(a);
+	assert_true(verify(f, f->cert).ok);
+	assert_false(verify_head(f).ok);
+	assert_refused(f, JUKI_AUDIT_ROLLBACK, 12, "rewritten");
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	size_t n;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	}
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* Rolled back to an older copy of itself. */
+static void
+test_rollback_to_older_copy(void **state)
+{
+	struct fix *f = *state;
+	struct bound b = open_bound(f, 5);
+	char old[300];
+
+	fill(b.audit, 1, 6);
+	close_bound(&b);
+	snprintf(old, sizeof(old), "%s.old", f->path);
+	copy_file(f->path, old);
+	b = open_bound(f, 5);
+	assert_int_equal(juki_audit_state(b.audit, NULL, NULL, NULL, 0), JUKI_AUDIT_OK);
+	fill(b.audit, 7, 6);
+	close_bound(&b);
+	copy_file(old, f->path);
+	assert_true(verify(f, f->cert).ok);
+	assert_false(verify_head(f).ok);
+	assert_refused(f, JUKI_AUDIT_ROLLBACK, 7, "missing");
+}
+
+/* Deleted at rest and while open; adopted, the chain goes on, the store remembers it. */
+static void
+test_file_missing_and_adopted(void **state)
+{
+	struct fix *f = *state;
+	struct bound b = open_bound(f, 5);
+	char found[JUKI_AUDIT_FIELD_MAX];
+	struct result r;
+
+	fill(b.audit, 1, 4);
+	close_bound(&b);
+	assert_int_equal(unlink(f->path), 0);
+	r = verify_head(f);
+	assert_false(r.ok);
+	assert_string_equal(r.reason, "missing");
+	assert_refused(f, JUKI_AUDIT_GONE, 1, "missing");
+
+	/* deleted while open: the next write sees it */
+	b = open_bound(f, 5);
+	assert_int_equal(juki_audit_adopt(b.audit, found, sizeof(found)), 0);
+	assert_non_null(strstr(found, "4 entries"));
+	assert_int_equal(juki_audit_adopt(b.audit, found, sizeof(found)), JUKI_EEXIST);
+	fill(b.audit, 1, 3);
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(juki_audit_append(b.audit, T0, OP_A, "login", NULL, "ok", NULL),
+			 JUKI_EPERM);
+	assert_int_equal(juki_audit_check(b.audit), JUKI_AUDIT_GONE);
+	assert_int_equal(juki_audit_adopt(b.audit, found, sizeof(found)), 0);
+	assert_non_null(strstr(found, "gone"));
+	fill(b.audit, 1, 2);
+	close_bound(&b);
+	assert_intact(f);
+	assert_true(verify_head(f).ok);
+	/* and the next start finds the adopted history the one recorded */
+	b = open_bound(f, 5);
+	assert_int_equal(juki_audit_state(b.audit, NULL, NULL, NULL, 0), JUKI_AUDIT_OK);
+	close_bound(&b);
+}
+
+/* A break found while running names the entry that was changed, not the next new one. */
+static void
+test_changed_entry_found_there(void **state)
+{
+	struct fix *f = *state;
+	struct bound b = open_bound(f, 5);
+	const char *reason;
+	int64_t seq;
+
+	/* rewritten with its hashes after the last checkpoint */
+	fill(b.audit, 1, 8);
+	sql(f, "UPDATE entries SET detail = 'nothing' WHERE seq = 6");
+	rechain(f, 1);
+	assert_int_equal(juki_audit_append(b.audit, T0, OP_A, "login", NULL, "ok", NULL),
+			 JUKI_EPERM);
+	assert_int_equal(juki_audit_state(b.audit, &seq, &reason, NULL, 0), JUKI_AUDIT_ROLLBACK);
+	assert_int_equal(seq, 6);
+	assert_string_equal(reason, "rewritten");
+	close_bound(&b);
+
+	/* changed without its hash: the next checkpoint will not sign over it */
+	setup(state);
+	b = open_bound(f, 5);
+	fill(b.audit, 1, 8);
+	sql(f, "UPDATE entries SET detail = 'nothing' WHERE seq = 7");
+	fill(b.audit, 9, 1);
+	assert_int_equal(juki_audit_append(b.audit, T0, OP_A, "login", NULL, "ok", NULL),
+			 JUKI_EPERM);
+	assert_int_equal(juki_audit_state(b.audit, &seq, &reason, NULL, 0), JUKI_AUDIT_ROLLBACK);
+	assert_int_equal(seq, 7);
+	assert_string_equal(reason, "hash");
+	close_bound(&b);
+	assert_broken(f, f->cert, 7, "hash");
+
+	/* an entry slipped in after the last one written, chained */
+	setup(state);
+	b = open_bound(f, 5);
+	fill(b.audit, 1, 8);
+	sql(f, "INSERT INTO entries SELECT 9, time_ms, operator, action, target, outcome, detail, "
+	       "hash FROM entries WHERE seq = 8");
+	rechain(f, 1);
+	assert_int_equal(juki_audit_append(b.audit, T0, OP_A, "login", NULL, "ok", NULL),
+			 JUKI_EPERM);
+	assert_int_equal(juki_audit_state(b.audit, &seq, &reason, NULL, 0), JUKI_AUDIT_ROLLBACK);
+	assert_int_equal(seq, 9);
+	assert_string_equal(reason, "rewritten");
+	close_bound(&b);
+}
+
+/* More certificates than a verifier takes are refused, not ignored. */
+static void
+test_certs_over_limit(void **state)
+{
+	struct fix *f = *state;
+	char pem[300], *one;
+	json_t *report = NULL;
+	FILE *in, *out;
+	long len;
+
+	make_history(f, 6);
+	in = fopen(f->cert, "rb");
+	assert_non_null(in);
+	fseek(in, 0, SEEK_END);
+	len = ftell(in);
+	rewind(in);
+	one = malloc((size_t)len);
+	assert_int_equal(fread(one, 1, (size_t)len, in), (size_t)len);
+	fclose(in);
+	snprintf(pem, sizeof(pem), "%s.certs", f->path);
+	out = fopen(pem, "wb");
+	for (int i = 0; i < JUKI_AUDIT_CERTS_MAX; i++) {
+		fwrite(one, 1, (size_t)len, out);
+	}
+	fclose(out);
+	assert_true(verify(f, pem).ok);
+	out = fopen(pem, "ab");
+	fwrite(one, 1, (size_t)len, out);
+	fclose(out);
+	free(one);
+	assert_int_equal(juki_audit_verify_file(f->path, pem, &report, f->err, sizeof(f->err)),
+			 JUKI_ECERT);
+	assert_null(report);
+	assert_non_null(strstr(f->err, "more than 16"));
+}
+
+/* A copy in a folder the verifier cannot write to: checked, and nothing written beside it. */
+static void
+test_read_only_folder(void **state)
+{
+	struct fix *f = *state;
+	char dir[300], copy[350], cert[350];
+	int status, files = 0;
+	struct dirent *d;
+	pid_t pid;
+	DIR *dp;
+
+	make_history(f, 12);
+	snprintf(dir, sizeof(dir), "%s/ro", f->tmp);
+	snprintf(copy, sizeof(copy), "%s/history.db", dir);
+	snprintf(cert, sizeof(cert), "%s/node.crt", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	copy_file(f->path, copy);
+	copy_file(f->cert, cert);
+	assert_int_equal(chmod(copy, 0444), 0);
+	assert_int_equal(chmod(cert, 0444), 0);
+	assert_int_equal(chmod(dir, 0555), 0);
+	assert_int_equal(chmod(f->tmp, 0711), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		json_t *report = NULL;
+		char err[256];
+
+		/* root writes anywhere: check as nobody, as an auditor would */
+		if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+			_exit(3);
+		}
+		if (juki_audit_verify_file(copy, cert, &report, err, sizeof(err)) != 0) {
+			fprintf(stderr, "verify: %s\n", err);
+			_exit(1);
+		}
+		_exit(json_is_true(json_object_get(report, "ok")) &&
+			      json_integer_value(json_object_get(report, "entries")) == 12
+			  ? 0
+			  : 2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	chmod(f->tmp, 0700);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	dp = opendir(dir);
+	assert_non_null(dp);
+	while ((d = readdir(dp)) != NULL) {
+		files += d->d_name[0] != '.';
+	}
+	closedir(dp);
+	assert_int_equal(files, 2); /* no -wal, no -shm */
+	assert_int_equal(chmod(dir, 0755), 0);
+}
+
+/* A row that chains but breaks the rules of §1 (a control character, rechained). */
+static void
+test_field_rules_on_verify(void **state)
+{
+	struct fix *f = *state;
+
+	make_history(f, 7);
+	sql(f, "UPDATE entries SET detail = 'a' || char(10) || '7 forged line' WHERE seq = 7");
+	rechain(f, 1);
+	assert_broken(f, f->cert, 7, "field");
+
+	setup(state);
+	make_history(f, 7);
+	sql(f, "UPDATE entries SET operator = '' WHERE seq = 6");
+	rechain(f, 1);
+	assert_broken(f, f->cert, 6, "field");
 }
 
 static void
@@ -956,7 +1342,7 @@ test_open_refused(void **state)
 	/* a history from a later version of the program */
 	setup(state);
 	make_history(f, 1);
-	sql(f, "PRAGMA user_version = 2");
+	sql(f, "PRAGMA user_version = 3");
 	assert_int_equal(juki_audit_open(f->path, f->tls, 5, &a, f->err, sizeof(f->err)),
 			 JUKI_ESCHEMA);
 	assert_int_equal(juki_audit_verify_file(f->path, f->cert, &report, f->err, sizeof(f->err)),
@@ -1165,7 +1551,16 @@ main(void)
 	    cmocka_unit_test_setup(test_reopen_continues, setup),
 	    cmocka_unit_test_setup(test_verify_ok_and_checkpoint, setup),
 	    cmocka_unit_test_setup(test_verify_after_key_change, setup),
-	    cmocka_unit_test_setup(test_verify_ticks, setup),
+	    cmocka_unit_test_setup(test_checkpoint_deleted, setup),
+	    cmocka_unit_test_setup(test_cut_to_checkpoint, setup),
+	    cmocka_unit_test_setup(test_checkpoints_deleted_rewritten, setup),
+	    cmocka_unit_test_setup(test_fresh_file_same_node, setup),
+	    cmocka_unit_test_setup(test_rollback_to_older_copy, setup),
+	    cmocka_unit_test_setup(test_file_missing_and_adopted, setup),
+	    cmocka_unit_test_setup(test_changed_entry_found_there, setup),
+	    cmocka_unit_test_setup(test_certs_over_limit, setup),
+	    cmocka_unit_test_setup(test_read_only_folder, setup),
+	    cmocka_unit_test_setup(test_field_rules_on_verify, setup),
 	    cmocka_unit_test_setup(test_verify_while_open, setup),
 	    cmocka_unit_test_setup(test_edit_row, setup),
 	    cmocka_unit_test_setup(test_delete_rows, setup),

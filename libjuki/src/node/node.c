@@ -12,6 +12,7 @@
 #include "juki/node/opport.h"
 #include "juki/node/reconcile.h"
 #include "juki/records/operator.h"
+#include "juki/store/audit.h"
 #include "juki/store/backup.h"
 #include "juki/store/purge.h"
 
@@ -53,8 +54,8 @@ static void node_stop(struct juki_node *node);
 static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
-/* The common schemas every node opens: operator, opcmds, node (build_schemas()). */
-#define NODE_SCHEMAS 3
+/* The common schemas every node opens: operator, opcmds, node, audit (build_schemas()). */
+#define NODE_SCHEMAS 4
 
 const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "4MiB", 0,
@@ -1130,6 +1131,7 @@ build_schemas(struct juki_node *node)
 	static const struct juki_schema reconcile = JUKI_RECONCILE_SCHEMA;
 	static const struct juki_schema own = {"node", node_steps,
 					       sizeof(node_steps) / sizeof(node_steps[0])};
+	static const struct juki_schema audit = JUKI_AUDIT_SCHEMA;
 	size_t n = node->spec->nschemas;
 
 	/* The reconcile schema last: only a node with honnin_dest opens it. */
@@ -1141,6 +1143,7 @@ build_schemas(struct juki_node *node)
 	node->schemas[n] = juki_operator_schema;
 	node->schemas[n + 1] = juki_opcmds_schema;
 	node->schemas[n + 2] = own;
+	node->schemas[n + 3] = audit; /* the head of the operation history (audit.h) */
 	node->schemas[n + NODE_SCHEMAS] = reconcile;
 	return 0;
 }

@@ -2,6 +2,8 @@
  * The commands every server node has for its operators, and the checks and
  * records around every request (opcmds.h).
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,9 @@ struct juki_opcmds {
 	struct juki_audit *audit; /* the operation history */
 	char *audit_path;
 	int audit_broken;            /* an append failed: refuse operations */
+	int audit_alerted;           /* the history's state was alerted */
+	struct verify_job *job;      /* the last audit.verify, running or done */
+	int64_t jobs;                /* audit.verify jobs started */
 	struct event *approvals_due; /* when the next pending approval is overdue */
 	struct juki_rate *rates;     /* each operator's last lookups */
 	size_t nrates;
@@ -56,6 +61,21 @@ struct juki_opcmds {
 	const struct juki_caller *caller;
 	char audit_target[64];
 	char audit_detail[JUKI_AUDIT_FIELD_MAX];
+};
+
+/*
+ * An audit.verify runs in a thread of its own, on a connection of its own,
+ * so that the event loop keeps serving; juki-ctl asks for its report.
+ */
+struct verify_job {
+	int64_t id;
+	pthread_t thread;
+	atomic_int done;
+	char *path, *cert;
+	struct juki_audit_head head;
+	json_t *report;
+	int rc;
+	char err[256];
 };
 
 /* When a node's configuration names none. */
@@ -77,6 +97,31 @@ now_ms(const struct juki_opcmds *oc)
 	return juki_clock_now_ms(oc->env.clock);
 }
 
+/*
+ * The history is not the one the node recorded (docs/audit.md §5.3): one
+ * alert, and clerical work is refused until an administrator adopts it.
+ */
+static void
+audit_state_alert(struct juki_opcmds *oc)
+{
+	char why[256];
+	int64_t seq;
+	enum juki_audit_state st = juki_audit_state(oc->audit, &seq, NULL, why, sizeof(why));
+
+	if (st == JUKI_AUDIT_OK || oc->audit_alerted) {
+		return;
+	}
+	oc->audit_alerted = 1;
+	log_error("audit: %s (from entry %lld); work is refused until an administrator runs "
+		  "juki-ctl audit adopt",
+		  why, (long long)seq);
+	juki_alert(oc->env.alerts, st == JUKI_AUDIT_GONE ? "audit-missing" : "audit-rollback", NULL,
+		   NULL,
+		   "%s (from entry %lld): work is refused until an administrator runs juki-ctl "
+		   "audit adopt",
+		   why, (long long)seq);
+}
+
 void
 juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action, const char *target,
 		  const char *outcome, const char *detail)
@@ -87,6 +132,11 @@ juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action, c
 		return;
 	}
 	rc = juki_audit_append(oc->audit, now_ms(oc), who, action, target, outcome, detail);
+	if (rc == JUKI_EPERM) {
+		/* Not the history the node recorded: nothing is written until adopted. */
+		audit_state_alert(oc);
+		return;
+	}
 	if (rc != 0 && !oc->audit_broken) {
 		oc->audit_broken = 1;
 		log_error("audit: cannot append to the operation history: %s; operations are "
@@ -112,6 +162,21 @@ role_names(unsigned roles, char *buf, size_t len)
 	}
 }
 
+/* What still runs while the history is suspended: to look, and to decide. */
+static int
+while_suspended(const char *name)
+{
+	static const char *const allowed[] = {"status",       "alerts",      "audit.show",
+					      "audit.verify", "audit.adopt", NULL};
+
+	for (size_t i = 0; allowed[i] != NULL; i++) {
+		if (strcmp(name, allowed[i]) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static int
 gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
      const json_t *args, struct juki_ctl_error *err)
@@ -126,6 +191,21 @@ gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller
 		return juki_ctl_fail(err, "internal",
 				     "the operation history cannot be written: operations are "
 				     "refused until it can (第4-4(6))");
+	}
+	if (juki_audit_check(oc->audit) != JUKI_AUDIT_OK) {
+		audit_state_alert(oc);
+		/* What lets an administrator look and decide still runs. */
+		if (!while_suspended(cmd->name)) {
+			char why[200];
+
+			juki_audit_state(oc->audit, NULL, NULL, why, sizeof(why));
+			return juki_ctl_fail(
+			    err, "audit-suspended",
+			    "the operation history is not the one this node "
+			    "recorded (%s): work is refused until an administrator "
+			    "runs juki-ctl audit adopt (第4-4(6))",
+			    why);
+		}
 	}
 	if ((cmd->roles & caller->roles) == 0) {
 		role_names(cmd->roles, need, sizeof(need));
@@ -655,30 +735,149 @@ cmd_audit_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_e
 	return *result != NULL ? 0 : juki_ctl_fail(err, "internal", "cannot read the history");
 }
 
-/* A long verification holds the event loop: the watchdog is fed meanwhile. */
-static void
-still_alive(void *arg)
+static void *
+verify_main(void *arg)
 {
-	juki_daemon_alive(((struct juki_opcmds *)arg)->env.daemon);
+	struct verify_job *job = arg;
+
+	job->rc = juki_audit_verify_file_head(job->path, job->cert, &job->head, &job->report,
+					      job->err, sizeof(job->err));
+	atomic_store(&job->done, 1);
+	return NULL;
 }
 
+static void
+job_free(struct verify_job *job)
+{
+	if (job == NULL) {
+		return;
+	}
+	pthread_join(job->thread, NULL);
+	json_decref(job->report);
+	free(job->path);
+	free(job->cert);
+	free(job);
+}
+
+/* The report of a job that is done, with what the daemon itself found while running. */
+static int
+job_result(struct juki_opcmds *oc, struct verify_job *job, json_t **result,
+	   struct juki_ctl_error *err)
+{
+	const char *reason;
+	int64_t seq;
+	char why[200];
+	json_t *fb;
+
+	if (job->rc != 0) {
+		return juki_ctl_fail(err, "internal", "%s", job->err);
+	}
+	*result = json_deep_copy(job->report);
+	if (*result == NULL) {
+		return JUKI_ENOMEM;
+	}
+	/*
+	 * A change the daemon found against what it wrote names the entry
+	 * where it started, which the file alone may not show.
+	 */
+	if (juki_audit_state(oc->audit, &seq, &reason, why, sizeof(why)) != JUKI_AUDIT_OK) {
+		fb = json_object_get(*result, "first_broken");
+		if (!json_is_integer(fb) || json_integer_value(fb) >= seq) {
+			json_object_set_new(*result, "ok", json_false());
+			json_object_set_new(*result, "first_broken", json_integer(seq));
+			json_object_set_new(*result, "reason", json_string(reason));
+			json_object_set_new(*result, "unsigned_tail", json_integer(0));
+		}
+		json_object_set_new(*result, "found", json_string(why));
+	}
+	json_object_set_new(*result, "job", json_integer(job->id));
+	json_object_set_new(*result, "state", json_string("done"));
+	return 0;
+}
+
+/*
+ * audit.verify: {} starts a check of the whole file and answers at once
+ * {"job": n, "state": "running"}; {"job": n} answers the same until it is
+ * done, then the report with "state": "done".
+ */
 static int
 cmd_audit_verify(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	struct juki_opcmds *oc = ctx;
-	char why[256];
+	const json_t *id = json_object_get(args, "job");
+	struct verify_job *job;
+
+	if (id != NULL) {
+		if (!json_is_integer(id) || oc->job == NULL ||
+		    oc->job->id != json_integer_value(id)) {
+			return juki_ctl_fail(err, "not-found", "job: no such verification");
+		}
+		if (!atomic_load(&oc->job->done)) {
+			*result = json_pack("{s:I,s:s}", "job", (json_int_t)oc->job->id, "state",
+					    "running");
+			return 0;
+		}
+		return job_result(oc, oc->job, result, err);
+	}
+	if (oc->job != NULL && !atomic_load(&oc->job->done)) {
+		*result =
+		    json_pack("{s:I,s:s}", "job", (json_int_t)oc->job->id, "state", "running");
+		return 0;
+	}
+	/* Everything appended so far is signed first, so that all of it is checked. */
+	juki_audit_checkpoint(oc->audit, now_ms(oc));
+	job = calloc(1, sizeof(*job));
+	if (job == NULL || (job->path = strdup(oc->audit_path)) == NULL ||
+	    (job->cert = strdup(oc->conf.audit->certs != NULL ? oc->conf.audit->certs
+							      : oc->conf.cert)) == NULL) {
+		if (job != NULL) {
+			free(job->path);
+			free(job);
+		}
+		return JUKI_ENOMEM;
+	}
+	juki_audit_head(oc->audit, &job->head);
+	job->id = ++oc->jobs;
+	if (pthread_create(&job->thread, NULL, verify_main, job) != 0) {
+		free(job->path);
+		free(job->cert);
+		free(job);
+		return juki_ctl_fail(err, "internal", "cannot start the verification");
+	}
+	job_free(oc->job);
+	oc->job = job;
+	*result = json_pack("{s:I,s:s}", "job", (json_int_t)job->id, "state", "running");
+	return 0;
+}
+
+/*
+ * audit.adopt: an administrator takes the file now at the path as the
+ * history.  The entry the hooks write for it is the first of the adopted
+ * chain, and says what was found.
+ */
+static int
+cmd_audit_adopt(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_opcmds *oc = ctx;
+	char found[JUKI_AUDIT_FIELD_MAX];
 	int rc;
 
 	(void)args;
-	/* Everything appended so far is signed first, so that all of it is checked. */
-	juki_audit_checkpoint(oc->audit, now_ms(oc));
-	rc = juki_audit_verify_file_tick(
-	    oc->audit_path, oc->conf.audit->certs != NULL ? oc->conf.audit->certs : oc->conf.cert,
-	    still_alive, oc, result, why, sizeof(why));
-	if (rc != 0) {
-		return juki_ctl_fail(err, "internal", "%s", why);
+	rc = juki_audit_adopt(oc->audit, found, sizeof(found));
+	if (rc == JUKI_EEXIST) {
+		return juki_ctl_fail(err, "conflict",
+				     "the operation history is the one this node recorded: "
+				     "nothing to adopt");
 	}
-	return 0;
+	if (rc != 0) {
+		return juki_ctl_fail(err, "internal", "cannot open the operation history: %s",
+				     juki_strerror(rc));
+	}
+	oc->audit_alerted = 0;
+	snprintf(oc->audit_detail, sizeof(oc->audit_detail), "%s", found);
+	log_warnx("audit: the administrator adopted the history as it is: %s", found);
+	*result = json_pack("{s:b,s:s}", "adopted", 1, "found", found);
+	return *result != NULL ? 0 : JUKI_ENOMEM;
 }
 
 /* Lookups (第4-4(7)). */
@@ -1179,8 +1378,13 @@ const struct juki_ctl_cmd juki_opcmds[] = {
      "the operation history, oldest first (args: operator, since_ms, limit)", SUPER | AUDIT | ADMIN,
      NULL},
     {"audit.verify", cmd_audit_verify,
-     "check the history's hash chain and signed checkpoints; names the first broken entry",
+     "check the history's hash chain and signed checkpoints in the background; names the first "
+     "broken entry (args: job, to ask for the report)",
      SUPER | AUDIT | ADMIN, NULL},
+    {"audit.adopt", cmd_audit_adopt,
+     "take the history file as it is after audit-missing or audit-rollback; recorded with what "
+     "was found",
+     ADMIN, NULL},
     {"lookup", cmd_lookup,
      "a person's current record by 住民票コード, or by name, birth, sex and address exactly "
      "(args: purpose, code | name, birth, sex, address)",
@@ -1217,6 +1421,15 @@ juki_opcmds_new(const struct juki_opcmds_env *env, const struct juki_opcmds_conf
 		free(oc);
 		return rc;
 	}
+	if ((rc = juki_audit_bind(oc->audit, env->store)) != 0) {
+		juki_seterr(err, errlen, "%s: cannot remember the history's head in the store",
+			    oc->audit_path);
+		juki_audit_close(oc->audit);
+		free(oc->audit_path);
+		free(oc);
+		return rc;
+	}
+	audit_state_alert(oc);
 	juki_opcmds_audit(oc, "-", "start", NULL, "ok", env->name);
 	rates_prune(oc);
 	*out = oc;
@@ -1241,6 +1454,7 @@ juki_opcmds_free(struct juki_opcmds *oc)
 		event_free(oc->approvals_due);
 	}
 	rates_free(oc);
+	job_free(oc->job);
 	juki_opcmds_audit(oc, "-", "stop", NULL, "ok", oc->env.name);
 	juki_audit_checkpoint(oc->audit, now_ms(oc));
 	juki_audit_close(oc->audit);

@@ -22,13 +22,26 @@
  *
  * A checkpoint signs, with the node's key (ECDSA over SHA-256, DER):
  *
- *   "juki-audit-checkpoint-v1" (24 ASCII bytes) || seq (8) || time_ms (8) || hash(seq) (32)
+ *   "juki-audit-checkpoint-v2" (24 ASCII bytes) || seq (8) || time_ms (8) || hash(seq) (32)
+ *   || prev (8) || hash(prev) (32)
  *
+ * where prev is the seq of the checkpoint before it (0 and 32 zero bytes for
+ * the first): the checkpoints form a chain of their own, and a missing one
+ * is a break.  (Checkpoints of version 1 files, prev NULL, signed the first
+ * 72 bytes with "-v1"; they are still verified, before the first v2 one.)
  * The prefix keeps a checkpoint signature from meaning anything else the
  * node's key might sign.
+ *
+ * The node's own store remembers the head (audit_head: last entry and its
+ * hash, last checkpoint and its hash), so that a history file cut back,
+ * rolled back to an older copy, replaced or deleted is seen at start and at
+ * the next write; the running process also keeps the hashes it wrote since
+ * the last checkpoint and will not sign over entries it cannot link to it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,16 +59,19 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/store/audit.h"
+#include "juki/store/store.h"
 
 #define HASH_LEN        32
 #define FIELD_ABSENT    0xFFFFFFFFu
 #define NFIELDS         5
 #define CANON_MAX       (8 + 8 + NFIELDS * (4 + JUKI_AUDIT_FIELD_MAX))
-#define CP_PREFIX       "juki-audit-checkpoint-v1"
+#define CP_PREFIX       "juki-audit-checkpoint-v2"
+#define CP_PREFIX_V1    "juki-audit-checkpoint-v1"
 #define CP_PREFIX_LEN   (sizeof(CP_PREFIX) - 1)
-#define CP_MSG_LEN      (CP_PREFIX_LEN + 8 + 8 + HASH_LEN)
+#define CP_MSG_V1_LEN   (CP_PREFIX_LEN + 8 + 8 + HASH_LEN)
+#define CP_MSG_LEN      (CP_MSG_V1_LEN + 8 + HASH_LEN)
 #define BUSY_TIMEOUT_MS 5000
-#define SCHEMA_VERSION  1
+#define SCHEMA_VERSION  2
 /* 0x6a756b69, "juki" in ASCII: tells an operation history from any other SQLite file. */
 #define APPLICATION_ID 1786080105
 #define STR(x)         #x
@@ -83,13 +99,33 @@ static const char schema_sql[] = "CREATE TABLE entries("
 				 "seq INTEGER PRIMARY KEY,"
 				 "time_ms INTEGER NOT NULL,"
 				 "hash BLOB NOT NULL,"
-				 "sig BLOB NOT NULL);";
+				 "sig BLOB NOT NULL,"
+				 "prev INTEGER);";
+
+/* Version 1 had no checkpoint chain: its checkpoints keep prev NULL. */
+static const char upgrade_v1_sql[] = "ALTER TABLE checkpoints ADD COLUMN prev INTEGER;"
+				     "PRAGMA user_version = 2";
+
+/* In the node's store: the head of its history, one row. */
+const struct juki_migration juki_audit_steps[1] = {
+    {1, "CREATE TABLE audit_head("
+	"id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"seq INTEGER NOT NULL,"
+	"hash BLOB NOT NULL,"
+	"cp_seq INTEGER NOT NULL,"
+	"cp_hash BLOB NOT NULL)"},
+};
+
+static const char head_get_sql[] = "SELECT seq, hash, cp_seq, cp_hash FROM audit_head WHERE id = 1";
+static const char head_put_sql[] =
+    "INSERT INTO audit_head(id, seq, hash, cp_seq, cp_hash) VALUES(1, ?1, ?2, ?3, ?4) "
+    "ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2, cp_seq = ?3, cp_hash = ?4";
 
 static const char insert_entry_sql[] =
     "INSERT INTO entries(seq, time_ms, operator, action, target, outcome, detail, hash) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 static const char insert_cp_sql[] =
-    "INSERT INTO checkpoints(seq, time_ms, hash, sig) VALUES(?1, ?2, ?3, ?4)";
+    "INSERT INTO checkpoints(seq, time_ms, hash, sig, prev) VALUES(?1, ?2, ?3, ?4, ?5)";
 
 /*
  * Queries of show, by filter.  With a time, the lower bound on seq lets
@@ -113,11 +149,25 @@ static const char *const show_sql[2][2] = {
 
 struct juki_audit {
 	sqlite3 *db;
+	char *path;
 	struct juki_tls *signer;
+	struct juki_store *store;          /* remembers the head; NULL: nothing remembered */
+	struct juki_audit_head remembered; /* what the store holds */
 	int64_t every;
-	int64_t seq;                  /* the head: last entry appended */
-	unsigned char hash[HASH_LEN]; /* hash(seq) */
-	int64_t signed_seq;           /* seq of the last checkpoint */
+	int64_t seq;                         /* the head: last entry appended */
+	unsigned char hash[HASH_LEN];        /* hash(seq) */
+	int64_t signed_seq;                  /* seq of the last checkpoint */
+	unsigned char signed_hash[HASH_LEN]; /* hash(signed_seq) */
+	/* hash(signed_seq + 1 + i), as written: where a rewrite started */
+	unsigned char (*recent)[HASH_LEN];
+	size_t nrecent, caprecent;
+	dev_t dev; /* the file opened, to tell it from another at the path */
+	ino_t ino;
+	int created; /* this open created the file */
+	enum juki_audit_state state;
+	int64_t state_seq;
+	const char *state_reason; /* "missing", "rewritten", "hash" */
+	char why[200];
 	sqlite3_stmt *insert_entry;
 	sqlite3_stmt *insert_cp;
 };
@@ -192,14 +242,24 @@ chain_hash(const unsigned char prev[HASH_LEN], const struct entry *e, unsigned c
 	return 0;
 }
 
-static void
-checkpoint_msg(int64_t seq, int64_t time_ms, const unsigned char hash[HASH_LEN],
-	       unsigned char out[CP_MSG_LEN])
+/*
+ * The signed message; prev < 0 gives the 72 bytes of version 1.  Returns
+ * its length.
+ */
+static size_t
+checkpoint_msg(int64_t seq, int64_t time_ms, const unsigned char hash[HASH_LEN], int64_t prev,
+	       const unsigned char prev_hash[HASH_LEN], unsigned char out[CP_MSG_LEN])
 {
-	memcpy(out, CP_PREFIX, CP_PREFIX_LEN);
+	memcpy(out, prev < 0 ? CP_PREFIX_V1 : CP_PREFIX, CP_PREFIX_LEN);
 	put_be64(out + CP_PREFIX_LEN, (uint64_t)seq);
 	put_be64(out + CP_PREFIX_LEN + 8, (uint64_t)time_ms);
 	memcpy(out + CP_PREFIX_LEN + 16, hash, HASH_LEN);
+	if (prev < 0) {
+		return CP_MSG_V1_LEN;
+	}
+	put_be64(out + CP_MSG_V1_LEN, (uint64_t)prev);
+	memcpy(out + CP_MSG_V1_LEN + 8, prev_hash, HASH_LEN);
+	return CP_MSG_LEN;
 }
 
 /*
@@ -262,11 +322,12 @@ field_ok(const char *s, int required)
 
 /* The file is made here, mode 0600 from the start; SQLite gives -wal and -shm its mode. */
 static int
-create_file(const char *path, char *err, size_t errlen)
+create_file(const char *path, int *created, char *err, size_t errlen)
 {
 	int fd;
 	int rc;
 
+	*created = 0;
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST) {
@@ -283,6 +344,7 @@ create_file(const char *path, char *err, size_t errlen)
 		return rc;
 	}
 	close(fd);
+	*created = 1;
 	return 0;
 }
 
@@ -356,6 +418,11 @@ prepare_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
 		juki_seterr(err, errlen, "%s: not an operation history", path);
 		rc = JUKI_ESCHEMA;
 		goto out;
+	} else if (version == 1) {
+		if (sqlite3_exec(db, upgrade_v1_sql, NULL, NULL, &msg) != SQLITE_OK) {
+			juki_seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(db));
+			goto out;
+		}
 	} else if (version != SCHEMA_VERSION) {
 		juki_seterr(err, errlen,
 			    "%s: operation history of version %lld, this program knows version %d",
@@ -376,10 +443,29 @@ out:
 	return rc;
 }
 
+/* Remember one more hash written since the last checkpoint. */
+static int
+recent_push(struct juki_audit *a, const unsigned char hash[HASH_LEN])
+{
+	if (a->nrecent == a->caprecent) {
+		size_t cap = a->caprecent ? a->caprecent * 2 : 64;
+		unsigned char(*grown)[HASH_LEN] = realloc(a->recent, cap * HASH_LEN);
+
+		if (grown == NULL) {
+			return JUKI_ENOMEM;
+		}
+		a->recent = grown;
+		a->caprecent = cap;
+	}
+	memcpy(a->recent[a->nrecent++], hash, HASH_LEN);
+	return 0;
+}
+
 /*
  * Continue the chain from the last entry.  A checkpoint beyond it means
  * signed entries are gone: appending would reuse their numbers, so the
- * history is refused until someone has looked at it.
+ * history is refused until someone has looked at it.  The hashes since the
+ * last checkpoint are kept to tell, later, where a rewrite started.
  */
 static int
 load_head(struct juki_audit *a, const char *path, char *err, size_t errlen)
@@ -388,6 +474,11 @@ load_head(struct juki_audit *a, const char *path, char *err, size_t errlen)
 	int rc = JUKI_ESTORE;
 	int step;
 
+	a->seq = 0;
+	memset(a->hash, 0, HASH_LEN);
+	a->signed_seq = 0;
+	memset(a->signed_hash, 0, HASH_LEN);
+	a->nrecent = 0;
 	if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1", -1,
 			       &st, NULL) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
@@ -409,11 +500,24 @@ load_head(struct juki_audit *a, const char *path, char *err, size_t errlen)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (pragma_int(a->db, "SELECT coalesce(max(seq), 0) FROM checkpoints", &a->signed_seq) !=
-	    0) {
+	if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		a->signed_seq = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_type(st, 1) == SQLITE_BLOB &&
+		    sqlite3_column_bytes(st, 1) == HASH_LEN) {
+			memcpy(a->signed_hash, sqlite3_column_blob(st, 1), HASH_LEN);
+		}
+	} else if (step != SQLITE_DONE) {
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	if (a->signed_seq > a->seq) {
 		juki_seterr(err, errlen,
 			    "%s: a checkpoint signs entry %lld but the history ends at entry %lld: "
@@ -421,44 +525,48 @@ load_head(struct juki_audit *a, const char *path, char *err, size_t errlen)
 			    path, (long long)a->signed_seq, (long long)a->seq);
 		goto out;
 	}
+	if (sqlite3_prepare_v2(a->db, "SELECT hash FROM entries WHERE seq > ?1 ORDER BY seq", -1,
+			       &st, NULL) != SQLITE_OK) {
+		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, a->signed_seq);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != HASH_LEN) {
+			break;
+		}
+		if (recent_push(a, sqlite3_column_blob(st, 0)) != 0) {
+			juki_seterr(err, errlen, "out of memory");
+			rc = JUKI_ENOMEM;
+			goto out;
+		}
+	}
 	rc = 0;
 out:
 	sqlite3_finalize(st);
 	return rc;
 }
 
-int
-juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_every,
-		struct juki_audit **out, char *err, size_t errlen)
+static void
+close_db(struct juki_audit *a)
 {
-	struct juki_audit *a = NULL;
+	sqlite3_finalize(a->insert_entry);
+	sqlite3_finalize(a->insert_cp);
+	sqlite3_close(a->db);
+	a->insert_entry = a->insert_cp = NULL;
+	a->db = NULL;
+}
+
+/* Open (creating) the file at a->path and continue its chain. */
+static int
+open_db(struct juki_audit *a, char *err, size_t errlen)
+{
+	const char *path = a->path;
+	struct stat sb;
 	char *msg = NULL;
 	int rc;
 
-	if (err != NULL && errlen > 0) {
-		err[0] = '\0';
-	}
-	if (out == NULL) {
-		return JUKI_EINVAL;
-	}
-	*out = NULL;
-	if (path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0) {
-		juki_seterr(err, errlen, "the operation history needs a file path");
-		return JUKI_EINVAL;
-	}
-	if (checkpoint_every < 1) {
-		juki_seterr(err, errlen, "checkpoint interval %lld: must be 1 or more",
-			    (long long)checkpoint_every);
-		return JUKI_EINVAL;
-	}
-	a = calloc(1, sizeof(*a));
-	if (a == NULL) {
-		juki_seterr(err, errlen, "out of memory");
-		return JUKI_ENOMEM;
-	}
-	a->signer = signer;
-	a->every = checkpoint_every;
-	rc = create_file(path, err, errlen);
+	rc = create_file(path, &a->created, err, errlen);
 	if (rc != 0) {
 		goto out;
 	}
@@ -491,6 +599,12 @@ juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_ev
 		goto out;
 	}
 	rc = JUKI_ESTORE;
+	if (stat(path, &sb) != 0) {
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	a->dev = sb.st_dev;
+	a->ino = sb.st_ino;
 	if (sqlite3_prepare_v3(a->db, insert_entry_sql, -1, SQLITE_PREPARE_PERSISTENT,
 			       &a->insert_entry, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, insert_cp_sql, -1, SQLITE_PREPARE_PERSISTENT, &a->insert_cp,
@@ -498,13 +612,53 @@ juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_ev
 		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
-	*out = a;
-	a = NULL;
 	rc = 0;
 out:
 	sqlite3_free(msg);
-	juki_audit_close(a);
+	if (rc != 0) {
+		close_db(a);
+	}
 	return rc;
+}
+
+int
+juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_every,
+		struct juki_audit **out, char *err, size_t errlen)
+{
+	struct juki_audit *a = NULL;
+	int rc;
+
+	if (err != NULL && errlen > 0) {
+		err[0] = '\0';
+	}
+	if (out == NULL) {
+		return JUKI_EINVAL;
+	}
+	*out = NULL;
+	if (path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0) {
+		juki_seterr(err, errlen, "the operation history needs a file path");
+		return JUKI_EINVAL;
+	}
+	if (checkpoint_every < 1) {
+		juki_seterr(err, errlen, "checkpoint interval %lld: must be 1 or more",
+			    (long long)checkpoint_every);
+		return JUKI_EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->path = strdup(path)) == NULL) {
+		free(a);
+		juki_seterr(err, errlen, "out of memory");
+		return JUKI_ENOMEM;
+	}
+	a->signer = signer;
+	a->every = checkpoint_every;
+	rc = open_db(a, err, errlen);
+	if (rc != 0) {
+		juki_audit_close(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
 }
 
 void
@@ -521,10 +675,327 @@ juki_audit_close(struct juki_audit *audit)
 	if (audit == NULL) {
 		return;
 	}
-	sqlite3_finalize(audit->insert_entry);
-	sqlite3_finalize(audit->insert_cp);
-	sqlite3_close(audit->db);
+	close_db(audit);
+	free(audit->recent);
+	free(audit->path);
 	free(audit);
+}
+
+static void
+head_now(const struct juki_audit *a, struct juki_audit_head *head)
+{
+	head->seq = a->seq;
+	memcpy(head->hash, a->hash, HASH_LEN);
+	head->cp_seq = a->signed_seq;
+	memcpy(head->cp_hash, a->signed_hash, HASH_LEN);
+}
+
+/* The head, in the node's store: in the same discipline as the entry (synchronous). */
+static int
+remember(struct juki_audit *a)
+{
+	sqlite3_stmt *st;
+	int step;
+
+	head_now(a, &a->remembered);
+	if (a->store == NULL) {
+		return 0;
+	}
+	if ((st = juki_store_prepare(a->store, head_put_sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_int64(st, 1, a->seq);
+	sqlite3_bind_blob(st, 2, a->hash, HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, a->signed_seq);
+	sqlite3_bind_blob(st, 4, a->signed_hash, HASH_LEN, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return step == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+static void set_state(struct juki_audit *a, enum juki_audit_state state, int64_t seq,
+		      const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+set_state(struct juki_audit *a, enum juki_audit_state state, int64_t seq, const char *reason,
+	  const char *fmt, ...)
+{
+	va_list ap;
+
+	if (a->state != JUKI_AUDIT_OK) {
+		return; /* the first finding stands until an administrator acts */
+	}
+	a->state = state;
+	a->state_seq = seq;
+	a->state_reason = reason;
+	va_start(ap, fmt);
+	vsnprintf(a->why, sizeof(a->why), fmt, ap);
+	va_end(ap);
+}
+
+/* hash of the entry or checkpoint at seq: 1 found (into out), 0 none, <0 error. */
+static int
+hash_at(sqlite3 *db, const char *sql, int64_t seq, unsigned char out[HASH_LEN])
+{
+	sqlite3_stmt *st = NULL;
+	int rc = JUKI_ESTORE, step;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_int64(st, 1, seq);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		memset(out, 0, HASH_LEN);
+		if (sqlite3_column_bytes(st, 0) == HASH_LEN) {
+			memcpy(out, sqlite3_column_blob(st, 0), HASH_LEN);
+		}
+		rc = 1;
+	} else if (step == SQLITE_DONE) {
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+#define ENTRY_HASH_SQL "SELECT hash FROM entries WHERE seq = ?1"
+#define CP_HASH_SQL    "SELECT hash FROM checkpoints WHERE seq = ?1"
+
+int
+juki_audit_bind(struct juki_audit *a, struct juki_store *store)
+{
+	struct juki_audit_head r;
+	unsigned char h[HASH_LEN];
+	sqlite3_stmt *st;
+	int step, found;
+
+	if (a == NULL || store == NULL) {
+		return JUKI_EINVAL;
+	}
+	a->store = store;
+	if ((st = juki_store_prepare(store, head_get_sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_DONE) {
+		sqlite3_reset(st);
+		/* Nothing remembered (a new store, or one from before): the file as it is. */
+		return remember(a);
+	}
+	if (step != SQLITE_ROW || sqlite3_column_bytes(st, 1) != HASH_LEN ||
+	    sqlite3_column_bytes(st, 3) != HASH_LEN) {
+		sqlite3_reset(st);
+		return JUKI_ESTORE;
+	}
+	r.seq = sqlite3_column_int64(st, 0);
+	memcpy(r.hash, sqlite3_column_blob(st, 1), HASH_LEN);
+	r.cp_seq = sqlite3_column_int64(st, 2);
+	memcpy(r.cp_hash, sqlite3_column_blob(st, 3), HASH_LEN);
+	sqlite3_reset(st);
+	a->remembered = r;
+	if (r.seq > 0 && a->seq == 0) {
+		set_state(a, JUKI_AUDIT_GONE, 1, "missing",
+			  "the history file %s: the node had recorded %lld entries",
+			  a->created ? "was missing" : "is empty", (long long)r.seq);
+		return 0;
+	}
+	if (a->seq < r.seq) {
+		set_state(a, JUKI_AUDIT_ROLLBACK, a->seq + 1, "missing",
+			  "the history ends at entry %lld, the node had recorded %lld: cut or "
+			  "rolled back",
+			  (long long)a->seq, (long long)r.seq);
+		return 0;
+	}
+	if (r.seq > 0) {
+		found = hash_at(a->db, ENTRY_HASH_SQL, r.seq, h);
+		if (found < 0) {
+			return JUKI_ESTORE;
+		}
+		if (found == 0 || CRYPTO_memcmp(h, r.hash, HASH_LEN) != 0) {
+			set_state(
+			    a, JUKI_AUDIT_ROLLBACK, r.seq, "rewritten",
+			    "entry %lld is not the one the node recorded: rewritten, replaced "
+			    "or another node's history",
+			    (long long)r.seq);
+			return 0;
+		}
+	}
+	/*
+	 * A file ahead of the store is taken: the store is written right after
+	 * the file (a crash between leaves it one entry behind), and a store
+	 * restored from a backup remembers an older head of the same chain.
+	 */
+	if (r.cp_seq > 0) {
+		found = hash_at(a->db, CP_HASH_SQL, r.cp_seq, h);
+		if (found < 0) {
+			return JUKI_ESTORE;
+		}
+		if (found == 0 || CRYPTO_memcmp(h, r.cp_hash, HASH_LEN) != 0) {
+			set_state(a, JUKI_AUDIT_ROLLBACK, r.cp_seq, "missing",
+				  "the checkpoint at entry %lld that the node signed is missing",
+				  (long long)r.cp_seq);
+			return 0;
+		}
+	}
+	return remember(a);
+}
+
+static int read_entry(sqlite3_stmt *st, struct entry *e, const unsigned char **hash);
+
+/*
+ * The entries since the last checkpoint must be the ones this process
+ * wrote: in sequence, each reproducing its hash from the one before (from
+ * the checkpoint's), each the hash remembered.  Returns 0, or 1 with the
+ * state set at the first one that is not.
+ */
+static int
+link_check(struct juki_audit *a)
+{
+	sqlite3_stmt *st = NULL;
+	unsigned char prev[HASH_LEN], h[HASH_LEN];
+	const unsigned char *stored;
+	int64_t expected = a->signed_seq + 1;
+	struct entry e;
+	int step, bad = 0;
+
+	memcpy(prev, a->signed_hash, HASH_LEN);
+	if (sqlite3_prepare_v2(a->db,
+			       "SELECT seq, time_ms, operator, action, target, outcome, detail, "
+			       "hash FROM entries WHERE seq > ?1 ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		return 0; /* not a finding: an append will fail and say so */
+	}
+	sqlite3_bind_int64(st, 1, a->signed_seq);
+	while (!bad && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+		size_t i = (size_t)(seq - a->signed_seq - 1);
+
+		if (seq != expected) {
+			set_state(a, JUKI_AUDIT_ROLLBACK, expected, "missing",
+				  "entry %lld of the history is missing", (long long)expected);
+			bad = 1;
+		} else if (read_entry(st, &e, &stored) != 0 || chain_hash(prev, &e, h) != 0 ||
+			   CRYPTO_memcmp(h, stored, HASH_LEN) != 0) {
+			set_state(a, JUKI_AUDIT_ROLLBACK, seq, "hash",
+				  "entry %lld of the history was changed", (long long)seq);
+			bad = 1;
+		} else if (i < a->nrecent && CRYPTO_memcmp(stored, a->recent[i], HASH_LEN) != 0) {
+			set_state(a, JUKI_AUDIT_ROLLBACK, seq, "rewritten",
+				  "entry %lld of the history is not the one the node wrote: "
+				  "rewritten from there",
+				  (long long)seq);
+			bad = 1;
+		} else {
+			memcpy(prev, stored, HASH_LEN);
+			expected++;
+		}
+	}
+	sqlite3_finalize(st);
+	if (!bad && expected - 1 < a->seq) {
+		set_state(a, JUKI_AUDIT_ROLLBACK, expected, "missing",
+			  "the history ends at entry %lld, the node wrote up to %lld",
+			  (long long)(expected - 1), (long long)a->seq);
+		bad = 1;
+	} else if (!bad && expected - 1 > a->seq) {
+		set_state(a, JUKI_AUDIT_ROLLBACK, a->seq + 1, "rewritten",
+			  "the history holds entries after entry %lld that the node did not write",
+			  (long long)a->seq);
+		bad = 1;
+	}
+	return bad;
+}
+
+enum juki_audit_state
+juki_audit_check(struct juki_audit *a)
+{
+	unsigned char h[HASH_LEN];
+	struct stat sb;
+	int64_t last = 0, cps = 0;
+
+	if (a == NULL || a->state != JUKI_AUDIT_OK) {
+		return a != NULL ? a->state : JUKI_AUDIT_GONE;
+	}
+	if (stat(a->path, &sb) != 0 || sb.st_dev != a->dev || sb.st_ino != a->ino) {
+		set_state(a, JUKI_AUDIT_GONE, a->seq + 1, "missing",
+			  "the history file %s: the node had recorded %lld entries",
+			  errno == ENOENT ? "is gone" : "was replaced by another file",
+			  (long long)a->seq);
+		return a->state;
+	}
+	if (pragma_int(a->db, "SELECT coalesce(max(seq), 0) FROM entries", &last) != 0 ||
+	    pragma_int(a->db, "SELECT coalesce(max(seq), 0) FROM checkpoints", &cps) != 0) {
+		return a->state; /* not a finding: the append fails and says so */
+	}
+	if (last == a->seq && cps == a->signed_seq &&
+	    (a->seq == 0 || (hash_at(a->db, ENTRY_HASH_SQL, a->seq, h) == 1 &&
+			     CRYPTO_memcmp(h, a->hash, HASH_LEN) == 0))) {
+		return a->state;
+	}
+	if (cps < a->signed_seq ||
+	    (a->signed_seq > 0 && (hash_at(a->db, CP_HASH_SQL, a->signed_seq, h) != 1 ||
+				   CRYPTO_memcmp(h, a->signed_hash, HASH_LEN) != 0))) {
+		set_state(a, JUKI_AUDIT_ROLLBACK, a->signed_seq, "missing",
+			  "the checkpoint at entry %lld is missing or changed",
+			  (long long)a->signed_seq);
+		return a->state;
+	}
+	if (!link_check(a)) {
+		set_state(a, JUKI_AUDIT_ROLLBACK, a->seq + 1, "rewritten",
+			  "the history holds entries or checkpoints after entry %lld that the node "
+			  "did not write",
+			  (long long)a->seq);
+	}
+	return a->state;
+}
+
+enum juki_audit_state
+juki_audit_state(const struct juki_audit *a, int64_t *seq, const char **reason, char *why,
+		 size_t whylen)
+{
+	if (seq != NULL) {
+		*seq = a->state != JUKI_AUDIT_OK ? a->state_seq : 0;
+	}
+	if (reason != NULL) {
+		*reason = a->state != JUKI_AUDIT_OK ? a->state_reason : NULL;
+	}
+	if (why != NULL && whylen > 0) {
+		snprintf(why, whylen, "%s", a->state != JUKI_AUDIT_OK ? a->why : "");
+	}
+	return a->state;
+}
+
+int
+juki_audit_adopt(struct juki_audit *a, char *found, size_t foundlen)
+{
+	char err[256];
+	int rc;
+
+	if (a == NULL) {
+		return JUKI_EINVAL;
+	}
+	if (a->state == JUKI_AUDIT_OK) {
+		return JUKI_EEXIST;
+	}
+	snprintf(found, foundlen, "%s", a->why);
+	close_db(a);
+	rc = open_db(a, err, sizeof(err));
+	if (rc != 0) {
+		set_state(a, JUKI_AUDIT_GONE, 1, "missing", "%s", err);
+		return rc;
+	}
+	a->state = JUKI_AUDIT_OK;
+	a->state_seq = 0;
+	a->state_reason = NULL;
+	a->why[0] = '\0';
+	return remember(a);
+}
+
+void
+juki_audit_head(const struct juki_audit *a, struct juki_audit_head *head)
+{
+	*head = a->remembered;
 }
 
 static int
@@ -532,9 +1003,9 @@ sign_checkpoint(struct juki_audit *a, int64_t seq, int64_t time_ms,
 		const unsigned char hash[HASH_LEN], unsigned char **sig, size_t *siglen)
 {
 	unsigned char msg[CP_MSG_LEN];
+	size_t len = checkpoint_msg(seq, time_ms, hash, a->signed_seq, a->signed_hash, msg);
 
-	checkpoint_msg(seq, time_ms, hash, msg);
-	return juki_tls_sign(a->signer, msg, sizeof(msg), sig, siglen);
+	return juki_tls_sign(a->signer, msg, len, sig, siglen);
 }
 
 static int
@@ -549,6 +1020,7 @@ insert_checkpoint(struct juki_audit *a, int64_t seq, int64_t time_ms,
 	sqlite3_bind_int64(st, 2, time_ms);
 	sqlite3_bind_blob(st, 3, hash, HASH_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 4, sig, (int)siglen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, a->signed_seq);
 	step = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -590,6 +1062,15 @@ commit_or_rollback(sqlite3 *db, int rc)
 	return rc;
 }
 
+/* The head is signed: the chain of checkpoints continues from it. */
+static void
+signed_now(struct juki_audit *a)
+{
+	a->signed_seq = a->seq;
+	memcpy(a->signed_hash, a->hash, HASH_LEN);
+	a->nrecent = 0;
+}
+
 int
 juki_audit_append(struct juki_audit *audit, int64_t now_ms, const char *op, const char *action,
 		  const char *target, const char *outcome, const char *detail)
@@ -603,6 +1084,9 @@ juki_audit_append(struct juki_audit *audit, int64_t now_ms, const char *op, cons
 
 	if (audit == NULL || now_ms < 0 || now_ms > TIME_MAX_MS || audit->seq == INT64_MAX) {
 		return JUKI_EINVAL;
+	}
+	if (juki_audit_check(audit) != JUKI_AUDIT_OK) {
+		return JUKI_EPERM;
 	}
 	for (int i = 0; i < NFIELDS; i++) {
 		/* target (2) and detail (4) may be absent */
@@ -623,9 +1107,14 @@ juki_audit_append(struct juki_audit *audit, int64_t now_ms, const char *op, cons
 	 * entry: it is tried again on the next append, and
 	 * juki_audit_checkpoint() reports the failure.
 	 */
-	if (audit->signer != NULL && e.seq - audit->signed_seq >= audit->every &&
-	    sign_checkpoint(audit, e.seq, now_ms, hash, &sig, &siglen) != 0) {
-		sig = NULL;
+	if (audit->signer != NULL && e.seq - audit->signed_seq >= audit->every) {
+		/* Never sign over entries that do not link to the last checkpoint. */
+		if (link_check(audit)) {
+			return JUKI_EPERM;
+		}
+		if (sign_checkpoint(audit, e.seq, now_ms, hash, &sig, &siglen) != 0) {
+			sig = NULL;
+		}
 	}
 	if (sqlite3_exec(audit->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		rc = JUKI_ESTORE;
@@ -642,8 +1131,12 @@ juki_audit_append(struct juki_audit *audit, int64_t now_ms, const char *op, cons
 	audit->seq = e.seq;
 	memcpy(audit->hash, hash, HASH_LEN);
 	if (sig != NULL) {
-		audit->signed_seq = e.seq;
+		signed_now(audit);
+	} else if (recent_push(audit, hash) != 0) {
+		/* without it, a rewrite of this entry is still seen, at the head */
+		audit->nrecent = 0;
 	}
+	rc = remember(audit);
 out:
 	free(sig);
 	return rc;
@@ -659,11 +1152,17 @@ juki_audit_checkpoint(struct juki_audit *audit, int64_t now_ms)
 	if (audit == NULL) {
 		return JUKI_EINVAL;
 	}
+	if (audit->state != JUKI_AUDIT_OK) {
+		return JUKI_EPERM;
+	}
 	if (audit->signed_seq == audit->seq) {
 		return 0;
 	}
 	if (audit->signer == NULL || now_ms < 0 || now_ms > TIME_MAX_MS) {
 		return JUKI_EINVAL;
+	}
+	if (juki_audit_check(audit) != JUKI_AUDIT_OK || link_check(audit)) {
+		return JUKI_EPERM;
 	}
 	rc = sign_checkpoint(audit, audit->seq, now_ms, audit->hash, &sig, &siglen);
 	if (rc != 0) {
@@ -676,7 +1175,8 @@ juki_audit_checkpoint(struct juki_audit *audit, int64_t now_ms)
 	rc = insert_checkpoint(audit, audit->seq, now_ms, audit->hash, sig, siglen);
 	rc = commit_or_rollback(audit->db, rc);
 	if (rc == 0) {
-		audit->signed_seq = audit->seq;
+		signed_now(audit);
+		rc = remember(audit);
 	}
 out:
 	free(sig);
@@ -776,7 +1276,7 @@ out:
  * its key had before, so that checkpoints signed before a change of key
  * still verify.
  */
-#define MAX_KEYS 16
+#define MAX_KEYS JUKI_AUDIT_CERTS_MAX
 
 static int
 load_public_keys(const char *cert_pem, EVP_PKEY **keys, size_t *nkeys, char *err, size_t errlen)
@@ -792,9 +1292,23 @@ load_public_keys(const char *cert_pem, EVP_PKEY **keys, size_t *nkeys, char *err
 		juki_seterr(err, errlen, "certificate %s: %s", cert_pem, strerror(errno));
 		return rc;
 	}
-	while (*nkeys < MAX_KEYS && (cert = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
-		EVP_PKEY *key = X509_get_pubkey(cert);
+	while ((cert = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
+		EVP_PKEY *key;
 
+		if (*nkeys == MAX_KEYS) {
+			/* Ignoring the rest could fail a history its owner expects to pass. */
+			X509_free(cert);
+			fclose(fp);
+			ERR_clear_error();
+			for (size_t i = 0; i < *nkeys; i++) {
+				EVP_PKEY_free(keys[i]);
+			}
+			*nkeys = 0;
+			juki_seterr(err, errlen, "certificate %s: more than %d certificates",
+				    cert_pem, MAX_KEYS);
+			return JUKI_ECERT;
+		}
+		key = X509_get_pubkey(cert);
 		X509_free(cert);
 		if (key == NULL) {
 			break;
@@ -829,20 +1343,20 @@ signature_ok(EVP_PKEY *key, const unsigned char *msg, size_t len, const unsigned
 }
 
 /* Where the walk stands: what is known so far and the first break found. */
-/* Entries between calls of the caller's tick (a daemon feeds its watchdog there). */
-#define TICK_EVERY 1024
 
 struct walk {
 	EVP_PKEY *keys[MAX_KEYS]; /* the node's certificates' keys, current and earlier */
 	size_t nkeys;
-	void (*tick)(void *arg);
-	void *tick_arg;
 	int64_t expected; /* the seq the next entry must have */
 	unsigned char hash[HASH_LEN];
 	int64_t entries;
 	int64_t checkpoints;
-	int64_t last_cp;        /* seq of the last checkpoint row seen */
-	int64_t signed_through; /* seq of the last checkpoint that verified */
+	int64_t last_cp;                      /* seq of the last checkpoint row seen */
+	int64_t signed_through;               /* seq of the last checkpoint that verified */
+	unsigned char cp_hash[HASH_LEN];      /* hash(signed_through): the chain of checkpoints */
+	int v2_seen;                          /* a checkpoint with prev: no v1 one may follow */
+	const struct juki_audit_head *expect; /* what the node's store remembers */
+	int saw_expected_cp;
 	int broken;
 	int64_t first_broken;
 	const char *reason;
@@ -914,24 +1428,42 @@ check_checkpoint(struct walk *w, sqlite3_stmt *cp)
 {
 	unsigned char msg[CP_MSG_LEN];
 	int64_t seq = sqlite3_column_int64(cp, 0);
+	int64_t prev = -1;
 	const unsigned char *sig;
+	size_t len;
 	int siglen;
 
+	if (sqlite3_column_type(cp, 4) == SQLITE_INTEGER) {
+		prev = sqlite3_column_int64(cp, 4);
+		w->v2_seen = 1;
+		/* The checkpoint before it is gone: a break at that one. */
+		if (prev != w->signed_through) {
+			broken(w, prev > w->signed_through ? prev : seq, "checkpoint");
+			return;
+		}
+	} else if (sqlite3_column_type(cp, 4) != SQLITE_NULL || w->v2_seen) {
+		broken(w, seq, "checkpoint");
+		return;
+	}
 	if (sqlite3_column_type(cp, 1) != SQLITE_INTEGER ||
 	    sqlite3_column_type(cp, 2) != SQLITE_BLOB || sqlite3_column_bytes(cp, 2) != HASH_LEN ||
 	    CRYPTO_memcmp(sqlite3_column_blob(cp, 2), w->hash, HASH_LEN) != 0) {
 		broken(w, seq, "checkpoint");
 		return;
 	}
-	checkpoint_msg(seq, sqlite3_column_int64(cp, 1), w->hash, msg);
+	len = checkpoint_msg(seq, sqlite3_column_int64(cp, 1), w->hash, prev, w->cp_hash, msg);
 	sig = sqlite3_column_blob(cp, 3);
 	siglen = sqlite3_column_bytes(cp, 3);
 	if (sqlite3_column_type(cp, 3) != SQLITE_BLOB || sig == NULL ||
-	    !signed_by_node(w, msg, sizeof(msg), sig, (size_t)siglen)) {
+	    !signed_by_node(w, msg, len, sig, (size_t)siglen)) {
 		broken(w, seq, "signature");
 		return;
 	}
 	w->signed_through = seq;
+	memcpy(w->cp_hash, w->hash, HASH_LEN);
+	if (w->expect != NULL && seq == w->expect->cp_seq) {
+		w->saw_expected_cp = 1;
+	}
 }
 
 /*
@@ -958,8 +1490,24 @@ checkpoints_upto(struct walk *w, sqlite3_stmt *cp, int step, int64_t seq, int ch
 	return step;
 }
 
+/* The rules of docs/audit.md §1, which juki_audit_append() enforces. */
 static int
-walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
+entry_rules_ok(const struct entry *e)
+{
+	if (e->time_ms < 0 || e->time_ms > TIME_MAX_MS) {
+		return 0;
+	}
+	for (int i = 0; i < NFIELDS; i++) {
+		if (e->text[i] != NULL &&
+		    (strlen(e->text[i]) != e->len[i] || !field_ok(e->text[i], i != 2 && i != 4))) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int
+walk_entries(sqlite3 *db, int64_t version, struct walk *w, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL, *cp = NULL;
 	const unsigned char *stored;
@@ -971,7 +1519,11 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 			       "SELECT seq, time_ms, operator, action, target, outcome, detail, "
 			       "hash FROM entries ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT seq, time_ms, hash, sig FROM checkpoints ORDER BY seq",
+	    sqlite3_prepare_v2(db,
+			       version == 1 ? "SELECT seq, time_ms, hash, sig, NULL FROM "
+					      "checkpoints ORDER BY seq"
+					    : "SELECT seq, time_ms, hash, sig, prev FROM "
+					      "checkpoints ORDER BY seq",
 			       -1, &cp, NULL) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s", sqlite3_errmsg(db));
 		goto out;
@@ -980,9 +1532,7 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(st, 0);
 
-		if (++w->entries % TICK_EVERY == 0 && w->tick != NULL) {
-			w->tick(w->tick_arg);
-		}
+		w->entries++;
 		if (w->broken) {
 			continue;
 		}
@@ -1009,6 +1559,16 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 			broken(w, seq, "hash");
 			continue;
 		}
+		/* A row that chains but that juki_audit_append() would never have written. */
+		if (!entry_rules_ok(&e)) {
+			broken(w, seq, "field");
+			continue;
+		}
+		if (w->expect != NULL && seq == w->expect->seq &&
+		    CRYPTO_memcmp(hash, w->expect->hash, HASH_LEN) != 0) {
+			broken(w, seq, "rewritten");
+			continue;
+		}
 		memcpy(w->hash, hash, HASH_LEN);
 		w->expected++;
 		cstep = checkpoints_upto(w, cp, cstep, seq, 1);
@@ -1031,6 +1591,13 @@ walk_entries(sqlite3 *db, struct walk *w, char *err, size_t errlen)
 		juki_seterr(err, errlen, "%s", sqlite3_errmsg(db));
 		goto out;
 	}
+	/* What the node recorded and the file no longer holds. */
+	if (w->expect != NULL && w->expected - 1 < w->expect->seq) {
+		broken(w, w->expected, "missing");
+	}
+	if (w->expect != NULL && w->expect->cp_seq > 0 && !w->saw_expected_cp) {
+		broken(w, w->expect->cp_seq, "missing");
+	}
 	rc = 0;
 out:
 	sqlite3_finalize(st);
@@ -1039,12 +1606,12 @@ out:
 }
 
 static int
-check_history(sqlite3 *db, const char *path, char *err, size_t errlen)
+check_history(sqlite3 *db, const char *path, int64_t *version, char *err, size_t errlen)
 {
-	int64_t app = 0, version = 0;
+	int64_t app = 0;
 
 	if (pragma_int(db, "PRAGMA application_id", &app) != 0 ||
-	    pragma_int(db, "PRAGMA user_version", &version) != 0) {
+	    pragma_int(db, "PRAGMA user_version", version) != 0) {
 		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		return JUKI_ESTORE;
 	}
@@ -1052,10 +1619,10 @@ check_history(sqlite3 *db, const char *path, char *err, size_t errlen)
 		juki_seterr(err, errlen, "%s: not an operation history", path);
 		return JUKI_ESCHEMA;
 	}
-	if (version != SCHEMA_VERSION) {
+	if (*version != SCHEMA_VERSION && *version != 1) {
 		juki_seterr(err, errlen,
 			    "%s: operation history of version %lld, this program knows %d", path,
-			    (long long)version, SCHEMA_VERSION);
+			    (long long)*version, SCHEMA_VERSION);
 		return JUKI_ESCHEMA;
 	}
 	return 0;
@@ -1067,27 +1634,77 @@ report_json(const struct walk *w)
 	int64_t tail = w->broken ? 0 : w->expected - 1 - w->last_cp;
 
 	return json_pack(
-	    "{s:b,s:I,s:I,s:o,s:o,s:I,s:I}", "ok", !w->broken, "entries", (json_int_t)w->entries,
-	    "checkpoints", (json_int_t)w->checkpoints, "first_broken",
+	    "{s:b,s:I,s:I,s:o,s:o,s:I,s:I,s:o}", "ok", !w->broken, "entries",
+	    (json_int_t)w->entries, "checkpoints", (json_int_t)w->checkpoints, "first_broken",
 	    w->broken ? json_integer((json_int_t)w->first_broken) : json_null(), "reason",
 	    w->broken ? json_string(w->reason) : json_null(), "signed_through",
-	    (json_int_t)w->signed_through, "unsigned_tail", (json_int_t)tail);
+	    (json_int_t)w->signed_through, "unsigned_tail", (json_int_t)tail, "recorded",
+	    w->expect != NULL ? json_integer((json_int_t)w->expect->seq) : json_null());
 }
 
 int
 juki_audit_verify_file(const char *path, const char *cert_pem, json_t **report, char *err,
 		       size_t errlen)
 {
-	return juki_audit_verify_file_tick(path, cert_pem, NULL, NULL, report, err, errlen);
+	return juki_audit_verify_file_head(path, cert_pem, NULL, report, err, errlen);
+}
+
+/*
+ * A URI that opens path read-only and immutable: SQLite then writes
+ * nothing beside it (no -wal, no -shm), as a folder that is not ours
+ * requires.  Everything but unreserved characters and '/' is escaped.
+ */
+static char *
+immutable_uri(const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(path);
+	char *uri = malloc(n * 3 + sizeof("file:?mode=ro&immutable=1"));
+	char *p = uri;
+
+	if (uri == NULL) {
+		return NULL;
+	}
+	p += sprintf(p, "file:");
+	for (const unsigned char *s = (const unsigned char *)path; *s != '\0'; s++) {
+		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || strchr("/-._~", *s) != NULL) {
+			*p++ = (char)*s;
+		} else {
+			*p++ = '%';
+			*p++ = hex[*s >> 4];
+			*p++ = hex[*s & 15];
+		}
+	}
+	strcpy(p, "?mode=ro&immutable=1");
+	return uri;
+}
+
+/* A folder we cannot write to: a copy kept for the auditor, on read-only media. */
+static int
+folder_read_only(const char *path)
+{
+	char *copy = strdup(path);
+	int ro;
+
+	if (copy == NULL) {
+		return 0;
+	}
+	ro = access(dirname(copy), W_OK) != 0;
+	free(copy);
+	return ro;
 }
 
 int
-juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)(void *arg),
-			    void *tick_arg, json_t **report, char *err, size_t errlen)
+juki_audit_verify_file_head(const char *path, const char *cert_pem,
+			    const struct juki_audit_head *expect, json_t **report, char *err,
+			    size_t errlen)
 {
-	struct walk w = {.expected = 1, .tick = tick, .tick_arg = tick_arg};
+	struct walk w = {.expected = 1, .expect = expect};
 	struct stat sb;
 	sqlite3 *db = NULL;
+	int64_t version = 0;
+	char *uri = NULL;
 	int rc;
 
 	if (err != NULL && errlen > 0) {
@@ -1102,24 +1719,36 @@ juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)
 			    "verifying needs the history file and the node's certificate");
 		return JUKI_EINVAL;
 	}
-	/* SQLite would say "unable to open"; the missing file deserves its own words. */
-	if (stat(path, &sb) != 0) {
-		rc = -errno;
-		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
-		return rc;
-	}
 	rc = load_public_keys(cert_pem, w.keys, &w.nkeys, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}
+	/* SQLite would say "unable to open"; the missing file deserves its own words. */
+	if (stat(path, &sb) != 0) {
+		rc = -errno;
+		juki_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		if (rc == -ENOENT && expect != NULL && expect->seq > 0) {
+			/* The node recorded entries: their file being gone is a finding. */
+			broken(&w, 1, "missing");
+			rc = (*report = report_json(&w)) != NULL ? 0 : JUKI_ENOMEM;
+		}
+		goto out;
+	}
 	rc = JUKI_ESTORE;
 	/*
-	 * Plain read-only, not immutable: the daemon may be appending, and a
-	 * reader must see its WAL.  One read transaction gives entries and
-	 * checkpoints from the same moment.
+	 * Plain read-only where we could write: the daemon may be appending,
+	 * and a reader must see its WAL.  In a folder we cannot write to,
+	 * immutable: nothing is written beside a copy.  One read transaction
+	 * gives entries and checkpoints from the same moment.
 	 */
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
+	if (folder_read_only(path) && (uri = immutable_uri(path)) == NULL) {
+		rc = JUKI_ENOMEM;
+		goto out;
+	}
+	if (sqlite3_open_v2(uri != NULL ? uri : path, &db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+				(uri != NULL ? SQLITE_OPEN_URI : 0),
+			    NULL) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}
@@ -1128,11 +1757,11 @@ juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)
 		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
-	rc = check_history(db, path, err, errlen);
+	rc = check_history(db, path, &version, err, errlen);
 	if (rc != 0) {
 		goto out;
 	}
-	rc = walk_entries(db, &w, err, errlen);
+	rc = walk_entries(db, version, &w, err, errlen);
 	if (rc != 0) {
 		goto out;
 	}
@@ -1148,8 +1777,51 @@ out:
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
+	free(uri);
 	for (size_t i = 0; i < w.nkeys; i++) {
 		EVP_PKEY_free(w.keys[i]);
 	}
+	return rc;
+}
+
+int
+juki_audit_head_read(const char *store_path, struct juki_audit_head *head, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *uri = NULL;
+	int rc = JUKI_ESTORE, step;
+
+	memset(head, 0, sizeof(*head));
+	if (folder_read_only(store_path) && (uri = immutable_uri(store_path)) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (sqlite3_open_v2(uri != NULL ? uri : store_path, &db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+				(uri != NULL ? SQLITE_OPEN_URI : 0),
+			    NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, head_get_sql, -1, &st, NULL) != SQLITE_OK) {
+		juki_seterr(err, errlen, "%s: %s", store_path,
+			    db ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_DONE) {
+		juki_seterr(err, errlen, "%s: remembers no operation history", store_path);
+		rc = JUKI_ENOTFOUND;
+	} else if (step == SQLITE_ROW && sqlite3_column_bytes(st, 1) == HASH_LEN &&
+		   sqlite3_column_bytes(st, 3) == HASH_LEN) {
+		head->seq = sqlite3_column_int64(st, 0);
+		memcpy(head->hash, sqlite3_column_blob(st, 1), HASH_LEN);
+		head->cp_seq = sqlite3_column_int64(st, 2);
+		memcpy(head->cp_hash, sqlite3_column_blob(st, 3), HASH_LEN);
+		rc = 0;
+	} else {
+		juki_seterr(err, errlen, "%s: %s", store_path, sqlite3_errmsg(db));
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(uri);
 	return rc;
 }

@@ -56,7 +56,7 @@ struct juki_opcmds;
 
 /* What the commands work with, borrowed from the node that runs them. */
 struct juki_opcmds_env {
-	struct juki_daemon *daemon; /* its watchdog is fed during a long verification */
+	struct juki_daemon *daemon; /* the daemon that runs them */
 	struct event_base *base;
 	struct juki_store *store;
 	struct juki_alerts *alerts;
@@ -75,8 +75,10 @@ struct juki_opcmds_conf {
 
 /*
  * juki_opcmds_new() - open the operation history at audit_path (signed by
- * signer, borrowed until the next juki_opcmds_reloaded()) and record the
- * start.  Returns 0 or a negative code with err.
+ * signer, borrowed until the next juki_opcmds_reloaded()), compare it with
+ * the head env->store remembers (a history that is not the one recorded
+ * raises audit-missing or audit-rollback and suspends work until
+ * audit.adopt, docs/audit.md §5.3) and record the start.  Returns 0 or a negative code with err.
  */
 int juki_opcmds_new(const struct juki_opcmds_env *env, const struct juki_opcmds_conf *conf,
 		    const char *audit_path, struct juki_tls *signer, struct juki_opcmds **out,

@@ -29,9 +29,45 @@
 
 #include <jansson.h>
 
+#include "juki/store/store.h"
 #include "juki/wire/tls.h"
 
 #define JUKI_AUDIT_FIELD_MAX 128
+#define JUKI_AUDIT_HASH_LEN  32
+/* A verifier takes at most this many certificates, and refuses a file with more. */
+#define JUKI_AUDIT_CERTS_MAX 16
+
+/*
+ * What the node's own store remembers of its history (the table audit_head
+ * of the schema JUKI_AUDIT_SCHEMA): the last entry appended and its hash,
+ * and the last checkpoint and the hash it signed.  seq 0: nothing yet.
+ */
+struct juki_audit_head {
+	int64_t seq;
+	unsigned char hash[JUKI_AUDIT_HASH_LEN];
+	int64_t cp_seq;
+	unsigned char cp_hash[JUKI_AUDIT_HASH_LEN];
+};
+
+/* The node store's schema of the remembered head; a node lists it with its own. */
+extern const struct juki_migration juki_audit_steps[1];
+#define JUKI_AUDIT_SCHEMA                                                                          \
+	{                                                                                          \
+		"audit", juki_audit_steps, 1                                                       \
+	}
+
+/*
+ * Whether the file is the history the node recorded (juki_audit_state()):
+ * GONE when the file is missing, empty or another file than the one opened;
+ * ROLLBACK when it lacks entries or checkpoints the node recorded (cut,
+ * rolled back) or holds other ones (rewritten, replaced, another node's).
+ * Anything but OK refuses appends and checkpoints until juki_audit_adopt().
+ */
+enum juki_audit_state {
+	JUKI_AUDIT_OK = 0,
+	JUKI_AUDIT_GONE,
+	JUKI_AUDIT_ROLLBACK,
+};
 
 struct juki_audit;
 
@@ -44,6 +80,52 @@ struct juki_audit;
 int juki_audit_open(const char *path, struct juki_tls *signer, int64_t checkpoint_every,
 		    struct juki_audit **out, char *err, size_t errlen);
 void juki_audit_set_signer(struct juki_audit *audit, struct juki_tls *signer);
+
+/*
+ * juki_audit_bind() - remember the head in store (borrowed, holding the
+ * schema JUKI_AUDIT_SCHEMA) from now on, after every append and checkpoint,
+ * and compare the file with what the store remembers: a file that does not
+ * hold the remembered head entry and checkpoint puts the history in state
+ * GONE or ROLLBACK.  A store that remembers nothing takes the file as it
+ * is.  Returns 0 (whatever the state) or JUKI_ESTORE.
+ */
+int juki_audit_bind(struct juki_audit *audit, struct juki_store *store);
+
+/*
+ * juki_audit_check() - is the file still the one this process writes: the
+ * same file at the path, ending at the entry and checkpoint last written?
+ * When not, the state changes and the changed entry is found among those
+ * since the last checkpoint.  Returns the state.
+ */
+enum juki_audit_state juki_audit_check(struct juki_audit *audit);
+
+/*
+ * juki_audit_state() - the state; *seq the first entry found missing or
+ * changed, why a sentence without personal data (may be NULL).
+ */
+enum juki_audit_state juki_audit_state(const struct juki_audit *audit, int64_t *seq,
+				       const char **reason, char *why, size_t whylen);
+
+/*
+ * juki_audit_adopt() - an administrator's decision: take the file now at the
+ * path as the history (creating it when missing), continue its chain and
+ * remember its head in the store.  found gets what was found (the state's
+ * sentence).  JUKI_EEXIST when the state is OK; JUKI_ESTORE.
+ */
+int juki_audit_adopt(struct juki_audit *audit, char *found, size_t foundlen);
+
+/*
+ * juki_audit_head() - the head the node's store remembers (without a store:
+ * the last one this process wrote or found at open).
+ */
+void juki_audit_head(const struct juki_audit *audit, struct juki_audit_head *head);
+
+/*
+ * juki_audit_head_read() - the head remembered in the node's store at
+ * store_path, read-only.  JUKI_ENOTFOUND when it remembers none.
+ */
+int juki_audit_head_read(const char *store_path, struct juki_audit_head *head, char *err,
+			 size_t errlen);
 void juki_audit_close(struct juki_audit *audit);
 
 /*
@@ -54,13 +136,18 @@ void juki_audit_close(struct juki_audit *audit);
  * UTF-8 or holding a control character, an empty op/action/outcome, or a
  * time outside 1970..9999.  A checkpoint that cannot be signed (no signer)
  * does not fail the append; it is tried again with the next one.
+ * JUKI_EPERM, recording nothing, when the state is not OK (checked first,
+ * juki_audit_check()) or a due checkpoint would sign over entries that do
+ * not link to the last one.
  */
 int juki_audit_append(struct juki_audit *audit, int64_t now_ms, const char *op, const char *action,
 		      const char *target, const char *outcome, const char *detail);
 
 /*
  * juki_audit_checkpoint() - sign the head now (no-op when nothing new).
- * JUKI_EINVAL when there is no signer, JUKI_ETLS, JUKI_ESTORE.
+ * JUKI_EINVAL when there is no signer, JUKI_ETLS, JUKI_ESTORE; JUKI_EPERM
+ * when the state is not OK or the entries since the last checkpoint are
+ * not the ones this process wrote.
  */
 int juki_audit_checkpoint(struct juki_audit *audit, int64_t now_ms);
 
@@ -89,11 +176,15 @@ int juki_audit_verify_file(const char *path, const char *cert_pem, json_t **repo
 			   size_t errlen);
 
 /*
- * juki_audit_verify_file_tick() - the same, calling tick(tick_arg) every
- * 1,024 entries: a daemon that verifies on its event loop feeds its
- * watchdog there.
+ * juki_audit_verify_file_head() - the same, and the file must hold the head
+ * the node remembers (expect; NULL: no such check): the entry expect->seq
+ * with its hash and the checkpoint expect->cp_seq.  Entries or checkpoints
+ * missing are the reason "missing" at the first missing seq (also when the
+ * file itself is missing), another entry there is "rewritten"; the report
+ * has "recorded": expect->seq.
  */
-int juki_audit_verify_file_tick(const char *path, const char *cert_pem, void (*tick)(void *arg),
-				void *tick_arg, json_t **report, char *err, size_t errlen);
+int juki_audit_verify_file_head(const char *path, const char *cert_pem,
+				const struct juki_audit_head *expect, json_t **report, char *err,
+				size_t errlen);
 
 #endif
