@@ -815,6 +815,11 @@ def case_full_store_disk():
             assert pref.status()["inbound"]["rejected"] == {}
             assert pref.alert_counts().get("disk-full", 0) == 1
             assert "store: writes succeed again" in pref.log_text()
+            # The history beside the store could not be written either: the first entry
+            # written again ends the refusal of work, without a restart.
+            assert pref.admin("audit", "show", "--limit", "1")["entries"]
+            if "audit-failed" in pref.alert_counts():
+                assert "the operation history is written again" in pref.log_text()
     finally:
         for path in mounted:
             subprocess.run(["umount", "-l", path], check=False)

@@ -137,6 +137,11 @@ juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action, c
 		audit_state_alert(oc);
 		return;
 	}
+	if (rc == 0 && oc->audit_broken) {
+		/* Room again (a disk freed, a file system remounted): work goes on. */
+		oc->audit_broken = 0;
+		log_notice("audit: the operation history is written again");
+	}
 	if (rc != 0 && !oc->audit_broken) {
 		oc->audit_broken = 1;
 		log_error("audit: cannot append to the operation history: %s; operations are "
@@ -187,7 +192,13 @@ gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller
 	(void)args;
 	oc->audit_target[0] = '\0';
 	oc->audit_detail[0] = '\0';
-	if (oc->audit_broken && strcmp(cmd->name, "status") != 0) {
+	/*
+	 * Every request is recorded, so nothing but looking runs while the
+	 * history cannot be written; the entry of each request is tried again,
+	 * and the first that is written ends the refusal.
+	 */
+	if (oc->audit_broken && strcmp(cmd->name, "status") != 0 &&
+	    strcmp(cmd->name, "alerts") != 0) {
 		return juki_ctl_fail(err, "internal",
 				     "the operation history cannot be written: operations are "
 				     "refused until it can (第4-4(6))");
