@@ -1,28 +1,20 @@
-"""Callers that try to hold the gateway or a node port without ever becoming
-trusted (第4-3(6) 模擬攻撃, 第4-9(3)), and the gateway's log under a burst of
-refusals.
+"""Hardening: what the network does when an attacker, a careless operator or a full disk
+tries it (CTest label `hardening`).  Each topic is a block of cases under a comment header;
+run_cases() at the end runs them all.
 
-Everything a peer must do before it is trusted (handshake, CONNECT or FROM
-line, inner handshake) is bounded by one deadline from accept
-(docs/protocol.md §3, "Time before trust"): a peer that sends one byte every 0.3 s is cut off as
-soon as a silent one would be, raised as a `slow-caller` alert, counted, and
-holds one of its address's `limits.per_address` connections until then.
-
-Hardening: defects found by a review, each proved fixed with the real daemons.
-
-Each topic is a block of cases under a comment header naming it; run_cases() at the end
-runs them all.
-
-Hardening: what the network refuses when an attacker, a careless operator or a full disk
-tries it.  Each topic is one block of cases under a comment header; run_cases() at the end
-lists them all.
-
-Hardening: what the network does when an attacker, a careless operator or a
-full disk tries it.  Each topic is a block of cases with its own header.
-
-Hardening: what the network does against an attacker, a careless operator and a full disk.
-
-Each topic is a block of cases with a comment header; all of them run from run_cases().
+- Slow callers: everything a peer must do before it is trusted (handshake, CONNECT or FROM
+  line, inner handshake) is bounded by one deadline from accept (docs/protocol.md §3, "Time
+  before trust"); a trickling caller is cut off as soon as a silent one, alerted
+  (`slow-caller`), counted, and holds one of its address's connections until then; a burst of
+  refusals at the gateway is logged as a summary line.
+- Lookups over the limit raise `rate-limited`; the lookup counts and the deadline alerts
+  survive a restart.
+- Retention: spool files and backups past their period are erased by `juki-ctl purge`.
+- Dates after today are refused at every way in (`future-date`).
+- Folders that others can write to are refused at start and at reload.
+- A full store disk: the real reason, one `disk-full` alert, nothing lost.
+- The operation history cut, rolled back, replaced or deleted is detected (`audit-missing`,
+  `audit-rollback`), and its verification does not stop the daemon serving.
 """
 
 import datetime
