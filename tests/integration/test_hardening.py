@@ -19,8 +19,16 @@ run_cases() at the end runs them all.
   back, an option is named whole and given once, and nothing crashes the program (exit 2, a
   usage error, for all of it); no daemon is needed.  tests/unit/test_ctl_args.c tries every
   command and option of the table the same way.
+- A replayed message id with other bytes is refused `replay-mismatch`, alerted and kept.
+- The import spool: a full disk leaves no debris and says why; files and folders others own or
+  can write are refused.
+- Reconciliation narrows a count difference down to the records that differ.
+
+The node names (A, B, GW, PREF, JLIS) mean the same in every block; a block that needs a
+network of its own names it after itself (REPLAY_NET, SPOOL_NET).
 """
 
+import copy
 import datetime
 import errno
 import glob
@@ -36,11 +44,12 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
-from jukitest import CTL, CTL_FAILED, CTL_USAGE, CtlError, Network, SANITIZER_MARKERS, run_cases, run_ctl, urn, wait_until
-from jukitest.peer import Peer, now, tcp_connect, uuid7
-from jukitest.synth import Synth, change_row, import_csv, lgcode_check_digit
+from jukitest import CTL, CTL_FAILED, CTL_USAGE, CtlError, Network, SANITIZER_MARKERS, free_port, run_cases, run_ctl, urn, wait_until
+from jukitest.peer import FakeNode, Peer, ack_of, now, tcp_connect, uuid7
+from jukitest.synth import Synth, change_row, import_csv, lgcode_check_digit, wrong_check_digit
 
 A, B = "cs:131016", "cs:271004"
 GW = "fwgate:east"
@@ -1058,8 +1067,6 @@ def case_verify_keeps_serving():
         assert net[A].admin("audit", "verify")["entries"] >= last
 
 
-# juki-ctl's command line: a PIN never rides in on it, nothing crashes it.
-
 SECRET = "86420"  # digits: an old getopt took "--pin 86420" for --pin-fd 86420
 SOCK = "/nonexistent/juki.sock"
 
@@ -1134,6 +1141,301 @@ def case_values_checked_alike():
             refused("-s", SOCK, *cmd, "--limit", bad, says="--limit: a number")
 
 
+# A replayed message id with other bytes (the receiver keeps the first).
+
+A = "cs:131016"  # the receiver: holds the resident
+B = "cs:271004"  # the peer's identity: the municipality the resident moves to
+REPLAY_NET = [GW, A, "pref:13", "jlis:0"]
+MOVE_DATE = "2026-11-25"
+
+
+class Receiver:
+    """The network, the resident at A, and what A must still hold after a refusal."""
+
+    def __init__(self, net, seed, sender=B):
+        self.net = net
+        self.sender = sender
+        self.s = Synth(seed=seed)
+        self.person = self.s.person("131016")
+        net[A].ctl("resident", "add", "--file", "-", input=json.dumps(self.person))
+        self.moved = self.s.moved(self.person, "271004", MOVE_DATE)["person"]
+        self.rejected = {}  # what A's inbound.rejected must read
+        self.alerts = {}    # what A's alert counts must read
+
+    def peer(self, name=None, dest=A, service="muni"):
+        cert, key = self.net.cert(name or self.sender)
+        p = Peer(self.net[GW].address, cert, key, self.net.ca())
+        answer = p.connect(urn(dest), service)
+        assert answer == "OK", answer
+        return p
+
+    def notice(self, p, person=None, header=None, **body):
+        """A 転入通知 from the sender to A for the resident; fields overridden."""
+        b = {"person": person or self.moved, "old_lgcode": "131016", "move_date": MOVE_DATE}
+        b.update(body)
+        return p.message("tennyu.notice", urn(self.sender), urn(A), b, **(header or {}))
+
+    def expect_reject(self, ack, msg_id, reason, detail=None, alert=None):
+        """ack refuses msg_id for reason; A counted it (and alerted); A's data unchanged."""
+        assert ack["type"] == "ack" and ack["v"] == 1, ack
+        assert ack["from"] == urn(A) and ack["to"] == urn(self.sender), ack
+        assert ack["corr"] == msg_id, (ack, msg_id)
+        assert ack["body"]["status"] == "rejected" and ack["body"]["reason"] == reason, ack
+        if detail is not None:
+            assert detail in ack["body"].get("detail", ""), (detail, ack)
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if alert is not None:
+            self.alerts[alert] = self.alerts.get(alert, 0) + 1
+        self.check_unchanged()
+
+    def check_unchanged(self):
+        st = self.net[A].status()
+        assert st["inbound"]["rejected"] == self.rejected, (st["inbound"], self.rejected)
+        assert st["inbound"]["accepted"] == 0 and st["inbound"]["duplicate"] == 0, st["inbound"]
+        assert st["alerts"]["counts"] == self.alerts, (st["alerts"], self.alerts)
+        assert st["residents"] == {"resident": 1} and st["moveouts"] == 0, st
+        assert st["outbound"]["queued"] == 0, st["outbound"]
+        assert self.net[A].ctl("outbox").get("queues", []) == []
+        rec = self.net[A].ctl("resident", "show", self.person["code"])
+        assert rec["status"] == "resident" and rec["version"] == 1, rec
+        assert rec["person"]["address"] == self.person["address"] and rec["moveouts"] == [], rec
+        assert self.net["pref:13"].ctl("confirmations")["total"] == 0
+
+
+def store_rows(path, sql):
+    """Rows read from a store file without changing it."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def case_replay_mismatch():
+    """A message id received before, again with another body: not a redelivery.  It is
+    refused `replay-mismatch`, alerted (sender and id, no personal data) and kept in
+    inbox_mismatch; what stands is the first message's; the same bytes again are still
+    an honest `duplicate`."""
+    with Network(REPLAY_NET, extra_identities=[B]) as net:
+        r = Receiver(net, seed=36)
+        p = r.peer()
+        good = r.notice(p)
+        first = json.dumps(good, ensure_ascii=False).encode()
+        ack = p.exchange(first)
+        assert ack["corr"] == good["id"] and ack["body"] == {"status": "accepted"}, ack
+        # The same id with another body: a move a day later.
+        forged = copy.deepcopy(good)
+        forged["body"]["move_date"] = "2026-11-26"
+        forged_bytes = json.dumps(forged, ensure_ascii=False).encode()
+        ack = p.exchange(forged_bytes)
+        assert ack["corr"] == good["id"], ack
+        assert ack["body"]["status"] == "rejected", ack
+        assert ack["body"]["reason"] == "replay-mismatch", ack
+        # An honest redelivery, byte for byte: a duplicate as ever, on this channel and a new one.
+        ack = p.exchange(first)
+        assert ack["corr"] == good["id"] and ack["body"] == {"status": "duplicate"}, ack
+        p.close()
+        p = r.peer()
+        ack = p.exchange(first)
+        assert ack["body"] == {"status": "duplicate"}, ack
+        # The forgery again is refused again, and kept once.
+        ack = p.exchange(forged_bytes)
+        assert ack["body"]["reason"] == "replay-mismatch", ack
+        p.close()
+
+        st = net[A].status()
+        assert st["inbound"]["accepted"] == 1 and st["inbound"]["duplicate"] == 2, st["inbound"]
+        assert st["inbound"]["rejected"] == {"replay-mismatch": 2}, st["inbound"]
+        assert st["alerts"]["counts"] == {"replay-mismatch": 2}, st["alerts"]
+        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "replay-mismatch"]
+        assert len(rec) == 2 and all(a["peer"] == urn(B) for a in rec), rec
+        assert all(good["id"] in a["detail"] and urn(B) in a["detail"] for a in rec), rec
+        personal = [r.person["code"], r.person["address"]] + [
+            v for k, v in r.person.items() if "name" in k and isinstance(v, str)]
+        assert not [a for a in rec for v in personal if v and v in a["detail"]], rec
+
+        # What stands at the receiver is the first message's move.
+        res = net[A].ctl("resident", "show", r.person["code"])
+        assert res["status"] == "removed" and res["version"] == 2, res
+        assert [(m["tennyu_id"], m["date"]) for m in res["moveouts"]] == [
+            (good["id"], MOVE_DATE)], res
+        wait_until("the one confirmation at pref:13",
+                   lambda: net["pref:13"].ctl("confirmations")["total"] == 1)
+        # The refused bytes are kept for inspection, once, with the digest of what came.
+        kept = store_rows(net[A].store, "SELECT msg_id, sender, hex(digest), text"
+                          " FROM inbox_mismatch")
+        text = kept[0][3] if kept else None
+        assert len(kept) == 1 and kept[0][:3] == (
+            good["id"], urn(B), hashlib.sha256(forged_bytes).hexdigest().upper()), kept
+        assert (text if isinstance(text, bytes) else text.encode()) == forged_bytes, kept
+        digest = store_rows(net[A].store, "SELECT hex(digest) FROM inbox WHERE msg_id = '%s'"
+                            % good["id"])
+        assert digest == [(hashlib.sha256(first).hexdigest().upper(),)], digest
+
+
+# The import spool: a full disk, and files and folders of others.
+
+GW, A, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
+SPOOL_NET = [GW, A, PREF, JLIS]
+
+
+def write(net, name, text):
+    path = os.path.join(net.dir, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def case_full_spool_disk():
+    """An upload that fills the spool's disk fails with the real error, leaves no
+    partial file behind (the spool would stay full) and raises disk-full; a
+    partial upload left by a stop is removed at start."""
+    s = Synth(seed=45)
+    mounted = []
+
+    def configure(net):
+        os.makedirs(net[A].spool)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
+                            net[A].spool], capture_output=True)
+        if r.returncode == 0:
+            mounted.append(net[A].spool)
+
+    try:
+        with Network(SPOOL_NET, configure=configure) as net:
+            if not mounted:
+                print("skip case_full_spool_disk: cannot mount a tmpfs (not root?)")
+                return
+            incoming = os.path.join(net[A].spool, "incoming")
+            big = import_csv([change_row(s.person("131016"), "出生") for _ in range(2000)])
+            try:
+                net[A].ctl("import", write(net, "big.csv", big))
+                raise AssertionError("an upload larger than the disk succeeded")
+            except CtlError as e:
+                assert "No space left on device" in e.err + e.out, e
+                assert "Success" not in e.err + e.out, e
+            assert [n for n in os.listdir(incoming) if n.startswith(".upload-")] == []
+            assert net[A].alert_counts().get("disk-full", 0) >= 1
+            # The room is back: a small file goes through.
+            out = net[A].ctl("import", write(net, "small.csv", import_csv(
+                [change_row(s.person("131016"), "出生")])))
+            assert out["state"] == "accepted", out
+            # A partial upload left by a stop goes at the next start.
+            net[A].stop()
+            with open(os.path.join(incoming, ".upload-x.csv"), "w") as f:
+                f.write("code,")
+            net[A].start()
+            assert not os.path.exists(os.path.join(incoming, ".upload-x.csv"))
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", path], check=False)
+
+
+def case_spool_owner_and_mode():
+    """A file in incoming/ owned by another user than the daemon's or root is
+    refused, never applied, its path named; a spool directory writable by
+    others is refused at reload and at start, with its path and mode."""
+    s = Synth(seed=46)
+    with Network(SPOOL_NET) as net:
+        if os.geteuid() != 0:
+            print("skip case_spool_owner_and_mode: chown needs root")
+            return
+        incoming = os.path.join(net[A].spool, "incoming")
+        tmp = os.path.join(incoming, ".foreign.csv.part")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(import_csv([change_row(s.person("131016"), "出生")]))
+        os.chown(tmp, 4242, 4242)
+        os.rename(tmp, os.path.join(incoming, "foreign.csv"))
+        st = wait_until("filed", lambda: (lambda j: j["state"] in ("accepted", "rejected") and j)(
+            net[A].ctl("import", "status", "foreign.csv")))
+        assert st["state"] == "rejected", st
+        assert "foreign.csv" in st["report"]["aborted"] and "4242" in st["report"]["aborted"], st
+        assert net[A].status()["residents"] == {}
+        assert net[A].alert_counts().get("spool-owner", 0) == 1
+        assert "foreign.csv: owned by uid 4242" in net[A].log_text()
+
+        # A directory others may write to: refused at reload, the old config kept.
+        os.chmod(incoming, 0o777)
+        before = net[A].log_text().count("reload refused")
+        net[A].signal(signal.SIGHUP)
+        wait_until("the reload refused",
+                   lambda: net[A].log_text().count("reload refused") > before)
+        assert "%s: mode 0777" % incoming in net[A].log_text()
+        assert net[A].running()
+        # And at start.
+        net[A].stop()
+        net[A].start(wait=False)
+        wait_until("juki-csd refuses to start", lambda: not net[A].running())
+        assert net[A].proc.returncode != 0
+        assert net[A].log_text().count("%s: mode 0777" % incoming) == 2
+        os.chmod(incoming, 0o700)
+        net[A].start()
+        assert net[A].status()["residents"] == {}
+
+
+# Reconciliation narrows a difference down to the records that differ.
+
+GW, A, B, PREF, PREF_B, JLIS = ("fwgate:east", "cs:131016", "cs:271004", "pref:13", "pref:27",
+                                "jlis:0")
+
+
+def records(net, node):
+    return net[node].status()["records"]
+
+
+def register_at(net, cs, people):
+    net[cs].ctl("resident", "add", "--file", "-",
+                input="\n".join(json.dumps(p) for p in people))
+
+
+def reconcile(net, node, *args):
+    return net[node].ctl("reconcile", *args)
+
+
+def case_one_lost_record_narrowed_down():
+    """A receiver that lacks exactly one record of a day of 5,000: reconciliation narrows
+    the difference down over ranges of codes and sends only a few records again, not the
+    day (before: all 5,000)."""
+    s = Synth(seed=36)
+    n = 5000
+    with Network([GW, A, PREF, JLIS]) as net:
+        people = [s.person("131016") for _ in range(n)]
+        register_at(net, A, people)
+        wait_until("%d at jlis" % n, lambda: records(net, JLIS)["current"] == n, timeout=120)
+        net[PREF].stop()
+        lost = people[1234]["code"]
+        with sqlite3.connect(net[PREF].store) as db:
+            db.execute("DELETE FROM honnin WHERE code = ?", (lost,))
+            (reason,) = db.execute("SELECT reason FROM honnin_counts LIMIT 1").fetchone()
+            db.execute("UPDATE honnin_counts SET n = n - 1 WHERE reason = ?", (reason,))
+            h = hashlib.sha256(("%s|131016|1" % lost).encode()).digest()
+            for side in (0, 1):
+                (digest,) = db.execute("SELECT digest FROM honnin_digest WHERE side = ?",
+                                       (side,)).fetchone()
+                db.execute("UPDATE honnin_digest SET digest = ? WHERE side = ?",
+                           (bytes(x ^ y for x, y in zip(digest, h)), side))
+        net[PREF].start()
+        assert records(net, PREF)["current"] == n - 1
+        # One reconcile: the day query differs, the ranges narrow it down, the few records
+        # of the last range go again, and the day is asked again: ok.
+        day = reconcile(net, A)["days"][0]
+        assert (day["status"], day["sent"], day["received"]) == ("ok", n, n), day
+        assert day["resent"] == 1, day
+        last = day["last_resend"]
+        print("re-sent %d records of %d (%d rounds, ranges %s)"
+              % (last["records"], n, last["rounds"], last["shown"]))
+        assert 1 <= last["records"] <= 16 and last["ranges"] == 1, last
+        assert 1 <= last["rounds"] <= 6, last
+        (r,) = last["shown"]
+        assert r["from"] <= lost <= r["to"], (r, lost)
+        # The lost record is back at the far end, and only it was new there.
+        assert records(net, PREF)["current"] == n
+        assert net[PREF].ctl("person", "show", lost)["records"][0]["code"] == lost
+        assert records(net, JLIS)["current"] == n
+        assert net[PREF].status()["inbound"]["rejected"] == {}
+        day = reconcile(net, PREF)["days"][0]
+        assert (day["status"], day["sent"], day["received"]) == ("ok", n, n), day
+
+
 if __name__ == "__main__":
     run_cases([case_slow_callers_at_the_gateway,
                case_slow_from_line_at_a_node_port,
@@ -1158,4 +1460,8 @@ if __name__ == "__main__":
                case_card_uri_with_a_pin_refused,
                case_unknown_option_no_crash,
                case_repeated_option_refused,
-               case_values_checked_alike])
+               case_values_checked_alike,
+               case_replay_mismatch,
+               case_full_spool_disk,
+               case_spool_owner_and_mode,
+               case_one_lost_record_narrowed_down])

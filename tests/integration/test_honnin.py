@@ -152,51 +152,6 @@ def case_lost_records_caught_up():
         assert (day["status"], day["sent"], day["received"]) == ("ok", 500, 500), day
 
 
-def case_one_lost_record_narrowed_down():
-    """A receiver that lacks exactly one record of a day of 5,000: reconciliation narrows
-    the difference down over ranges of codes and sends only a few records again, not the
-    day (before: all 5,000)."""
-    s = Synth(seed=36)
-    n = 5000
-    with Network([GW, A, PREF, JLIS]) as net:
-        people = [s.person("131016") for _ in range(n)]
-        register(net, A, people)
-        wait_until("%d at jlis" % n, lambda: records(net, JLIS)["current"] == n, timeout=120)
-        net[PREF].stop()
-        lost = people[1234]["code"]
-        with sqlite3.connect(net[PREF].store) as db:
-            db.execute("DELETE FROM honnin WHERE code = ?", (lost,))
-            (reason,) = db.execute("SELECT reason FROM honnin_counts LIMIT 1").fetchone()
-            db.execute("UPDATE honnin_counts SET n = n - 1 WHERE reason = ?", (reason,))
-            h = hashlib.sha256(("%s|131016|1" % lost).encode()).digest()
-            for side in (0, 1):
-                (digest,) = db.execute("SELECT digest FROM honnin_digest WHERE side = ?",
-                                       (side,)).fetchone()
-                db.execute("UPDATE honnin_digest SET digest = ? WHERE side = ?",
-                           (bytes(x ^ y for x, y in zip(digest, h)), side))
-        net[PREF].start()
-        assert records(net, PREF)["current"] == n - 1
-        # One reconcile: the day query differs, the ranges narrow it down, the few records
-        # of the last range go again, and the day is asked again: ok.
-        day = reconcile(net, A)["days"][0]
-        assert (day["status"], day["sent"], day["received"]) == ("ok", n, n), day
-        assert day["resent"] == 1, day
-        last = day["last_resend"]
-        print("re-sent %d records of %d (%d rounds, ranges %s)"
-              % (last["records"], n, last["rounds"], last["shown"]))
-        assert 1 <= last["records"] <= 16 and last["ranges"] == 1, last
-        assert 1 <= last["rounds"] <= 6, last
-        (r,) = last["shown"]
-        assert r["from"] <= lost <= r["to"], (r, lost)
-        # The lost record is back at the far end, and only it was new there.
-        assert records(net, PREF)["current"] == n
-        assert net[PREF].ctl("person", "show", lost)["records"][0]["code"] == lost
-        assert records(net, JLIS)["current"] == n
-        assert net[PREF].status()["inbound"]["rejected"] == {}
-        day = reconcile(net, PREF)["days"][0]
-        assert (day["status"], day["sent"], day["received"]) == ("ok", n, n), day
-
-
 def case_deadline_alert():
     """A change still undelivered when the next operating day starts raises an alert
     (第6-6(1)).  The CS's clock is moved to one minute past the start."""
@@ -248,5 +203,5 @@ def case_reconcile_interval_on_reload():
 if __name__ == "__main__":
     run_cases([case_every_hop_records_once, case_move_between_prefectures,
                case_pref_killed_midstream, case_lost_records_caught_up,
-               case_one_lost_record_narrowed_down, case_deadline_alert,
+               case_deadline_alert,
                case_reconcile_interval_on_reload])

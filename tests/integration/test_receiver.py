@@ -250,68 +250,6 @@ def store_rows(path, sql):
         db.close()
 
 
-def case_replay_mismatch():
-    """A message id received before, again with another body: not a redelivery.  It is
-    refused `replay-mismatch`, alerted (sender and id, no personal data) and kept in
-    inbox_mismatch; what stands is the first message's; the same bytes again are still
-    an honest `duplicate`."""
-    with Network(NET, extra_identities=[B]) as net:
-        r = Receiver(net, seed=36)
-        p = r.peer()
-        good = r.notice(p)
-        first = json.dumps(good, ensure_ascii=False).encode()
-        ack = p.exchange(first)
-        assert ack["corr"] == good["id"] and ack["body"] == {"status": "accepted"}, ack
-        # The same id with another body: a move a day later.
-        forged = copy.deepcopy(good)
-        forged["body"]["move_date"] = "2026-11-26"
-        forged_bytes = json.dumps(forged, ensure_ascii=False).encode()
-        ack = p.exchange(forged_bytes)
-        assert ack["corr"] == good["id"], ack
-        assert ack["body"]["status"] == "rejected", ack
-        assert ack["body"]["reason"] == "replay-mismatch", ack
-        # An honest redelivery, byte for byte: a duplicate as ever, on this channel and a new one.
-        ack = p.exchange(first)
-        assert ack["corr"] == good["id"] and ack["body"] == {"status": "duplicate"}, ack
-        p.close()
-        p = r.peer()
-        ack = p.exchange(first)
-        assert ack["body"] == {"status": "duplicate"}, ack
-        # The forgery again is refused again, and kept once.
-        ack = p.exchange(forged_bytes)
-        assert ack["body"]["reason"] == "replay-mismatch", ack
-        p.close()
-
-        st = net[A].status()
-        assert st["inbound"]["accepted"] == 1 and st["inbound"]["duplicate"] == 2, st["inbound"]
-        assert st["inbound"]["rejected"] == {"replay-mismatch": 2}, st["inbound"]
-        assert st["alerts"]["counts"] == {"replay-mismatch": 2}, st["alerts"]
-        rec = [a for a in net[A].alerts()["recent"] if a["code"] == "replay-mismatch"]
-        assert len(rec) == 2 and all(a["peer"] == urn(B) for a in rec), rec
-        assert all(good["id"] in a["detail"] and urn(B) in a["detail"] for a in rec), rec
-        personal = [r.person["code"], r.person["address"]] + [
-            v for k, v in r.person.items() if "name" in k and isinstance(v, str)]
-        assert not [a for a in rec for v in personal if v and v in a["detail"]], rec
-
-        # What stands at the receiver is the first message's move.
-        res = net[A].ctl("resident", "show", r.person["code"])
-        assert res["status"] == "removed" and res["version"] == 2, res
-        assert [(m["tennyu_id"], m["date"]) for m in res["moveouts"]] == [
-            (good["id"], MOVE_DATE)], res
-        wait_until("the one confirmation at pref:13",
-                   lambda: net["pref:13"].ctl("confirmations")["total"] == 1)
-        # The refused bytes are kept for inspection, once, with the digest of what came.
-        kept = store_rows(net[A].store, "SELECT msg_id, sender, hex(digest), text"
-                          " FROM inbox_mismatch")
-        text = kept[0][3] if kept else None
-        assert len(kept) == 1 and kept[0][:3] == (
-            good["id"], urn(B), hashlib.sha256(forged_bytes).hexdigest().upper()), kept
-        assert (text if isinstance(text, bytes) else text.encode()) == forged_bytes, kept
-        digest = store_rows(net[A].store, "SELECT hex(digest) FROM inbox WHERE msg_id = '%s'"
-                            % good["id"])
-        assert digest == [(hashlib.sha256(first).hexdigest().upper(),)], digest
-
-
 def case_bad_json_closes_the_channel():
     """A frame that is not a JSON object: rejected with no corr, then the channel closes."""
     with Network(NET, extra_identities=[B]) as net:
@@ -609,6 +547,6 @@ def case_sender_close_reason():
 if __name__ == "__main__":
     run_cases([case_refused_messages, case_bad_json_closes_the_channel, case_frame_too_large,
                case_type_on_the_wrong_service, case_notice_to_itself,
-               case_node_port_gateways_only, case_replay_mismatch, case_leap_second_time,
+               case_node_port_gateways_only, case_leap_second_time,
                case_national_server_keeps_canonical_text, case_sender_checks_acks,
                case_sender_close_reason])
