@@ -13,6 +13,8 @@
 #define REASON_TENSHUTSU  "転出"
 #define REASON_REGISTERED "職権記載"
 #define REASON_CORRECTED  "職権修正"
+/* The precise reason kept here when a notice's birth date or sex differ from the record. */
+#define R_MISMATCH "mismatch"
 /* Work per control request, so that one request cannot hold the loop for long. */
 #define BATCH_LIMIT 100000
 
@@ -534,6 +536,120 @@ csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_
 	return 0;
 }
 
+/* The 転入通知 from sender refused within the window, up to now. */
+static int
+refusals_of(struct csd *cs, const char *sender, int64_t *n)
+{
+	static const char sql[] = "SELECT count(*) FROM tennyu_refusal"
+				  " WHERE sender = ?1 AND received_ms > ?2";
+	sqlite3_stmt *st = juki_store_prepare(juki_node_store(cs->node), sql);
+	int rc;
+
+	*n = 0;
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2,
+			   juki_node_now_ms(cs->node) - csd_conf(cs->node)->tennyu.refusal_window);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : JUKI_ESTORE;
+}
+
+int
+csd_tennyu_refused(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	static const char sql[] =
+	    "INSERT INTO tennyu_refusal (notice_id, sender, code, reason, detail, told,"
+	    " received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+	struct csd *cs = csd_of(ctx);
+	const struct csd_tennyu_conf *tc = &csd_conf(cs->node)->tennyu;
+	const json_t *person = json_object_get(msg->body, "person");
+	const char *code = json_string_value(json_object_get(person, "code"));
+	sqlite3_stmt *st;
+	int64_t n;
+	int rc, added;
+	/*
+	 * Whether the code lives here, lived here, or lives here with another
+	 * birth date or sex is not the sender's to learn: one answer for all.
+	 */
+	int hide = strcmp(rej->reason, JUKI_R_UNKNOWN_PERSON) == 0 ||
+		   strcmp(rej->reason, JUKI_R_NOT_RESIDENT) == 0 ||
+		   strcmp(rej->reason, R_MISMATCH) == 0;
+	const char *told = hide ? JUKI_R_NO_MATCH : rej->reason;
+
+	if ((st = juki_store_prepare(juki_node_store(cs->node), sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, msg->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, msg->from, -1, SQLITE_STATIC);
+	bind_text(st, 3, code != NULL && strlen(code) <= JUKI_JUMIN_CODE_LEN ? code : NULL);
+	sqlite3_bind_text(st, 4, rej->reason, -1, SQLITE_STATIC);
+	bind_text(st, 5, rej->detail);
+	sqlite3_bind_text(st, 6, told, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, juki_node_now_ms(cs->node));
+	rc = sqlite3_step(st);
+	added = rc == SQLITE_DONE && sqlite3_changes(juki_store_db(juki_node_store(cs->node))) == 1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		return JUKI_ESTORE;
+	}
+	if (added && (rc = refusals_of(cs, msg->from, &n)) == 0 && n == tc->refusal_limit) {
+		juki_alert(juki_node_alerts(cs->node), "refusal-burst", msg->from, NULL,
+			   "%lld 転入通知 refused within %lld s; further notices are refused as "
+			   "rate-limited until fewer are",
+			   (long long)n, (long long)(tc->refusal_window / 1000));
+	} else if (rc != 0) {
+		return rc;
+	}
+	if (hide) {
+		snprintf(rej->reason, sizeof(rej->reason), "%s", JUKI_R_NO_MATCH);
+		snprintf(rej->detail, sizeof(rej->detail), "%s",
+			 "no resident here matches the notice (code, birth date and sex)");
+	}
+	return 0;
+}
+
+int
+csd_cmd_tennyu_refused(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql[] =
+	    "SELECT notice_id, sender, code, reason, detail, told, received_ms FROM tennyu_refusal"
+	    " ORDER BY received_ms DESC, notice_id LIMIT ?1";
+	struct csd *cs = csd_of(ctx);
+	const json_t *limit = json_object_get(args, "limit");
+	sqlite3_stmt *st;
+	json_t *rows;
+
+	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1)) {
+		return juki_ctl_fail(err, "usage", "limit: a positive count");
+	}
+	if ((st = juki_store_prepare(juki_node_store(cs->node), sql)) == NULL ||
+	    (rows = json_array()) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_int64(st, 1, limit ? json_integer_value(limit) : 1000);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char when[32];
+
+		juki_clock_format(sqlite3_column_int64(st, 6), when, sizeof(when));
+		json_array_append_new(
+		    rows,
+		    json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:s,s:s}", "notice_id",
+			      sqlite3_column_text(st, 0), "from", sqlite3_column_text(st, 1),
+			      "code", sqlite3_column_text(st, 2), "reason",
+			      sqlite3_column_text(st, 3), "detail", sqlite3_column_text(st, 4),
+			      "told", sqlite3_column_text(st, 5), "received", when));
+	}
+	sqlite3_reset(st);
+	*result = json_pack("{s:o}", "refused", rows);
+	return 0;
+}
+
 int
 csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
@@ -548,6 +664,7 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	char old_lg[JUKI_LGCODE_LEN + 1], date[11];
 	sqlite3_stmt *st;
 	json_t *body;
+	int64_t refused;
 	int rc;
 
 	if (juki_person_from_json(json_object_get(msg->body, "person"), 0, &p, &fe) != 0) {
@@ -569,6 +686,15 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "person.lgcode: not the municipality that sent the notice");
 	}
+	/* A municipality past its refusals learns nothing more of who lives here for now. */
+	if ((rc = refusals_of(cs, msg->from, &refused)) != 0) {
+		return rc;
+	}
+	if (refused >= csd_conf(cs->node)->tennyu.refusal_limit) {
+		return juki_reject_set(
+		    rej, JUKI_R_RATE_LIMITED,
+		    "too many refused 転入通知 from this municipality; try later");
+	}
 	rc = csd_held(cs, p.code, &held);
 	if (rc == JUKI_ENOTFOUND) {
 		return juki_reject_set(rej, JUKI_R_UNKNOWN_PERSON, "no record of this code here");
@@ -581,7 +707,7 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	}
 	if (strcmp(held.person.birth, p.birth) != 0 || held.person.sex != p.sex) {
 		return juki_reject_set(
-		    rej, JUKI_R_BAD_FIELD,
+		    rej, R_MISMATCH,
 		    "person: birth date or sex does not match the record of this code");
 	}
 	/* The removal keeps the identity information as held here, dated the move. */

@@ -104,5 +104,9 @@ const struct ctl_cmd ctl_resident_cmds[] = {
      .help = "move-ins recorded at this CS and the answer to each notice",
      .opts = {CTL_OPT_ROW("status", CTL_STRING, "status", "queued|accepted|rejected"),
 	      CTL_INT_ROW("limit", "limit", 1, LLONG_MAX)}},
+    {"tennyu refused", ctl_run, "tennyu.refused",
+     .help = "転入通知 this CS refused, newest first, with the precise reason and what the "
+	     "sender was told",
+     .opts = {CTL_INT_ROW("limit", "limit", 1, LLONG_MAX)}},
     {.name = NULL},
 };

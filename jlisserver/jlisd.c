@@ -89,9 +89,9 @@ jlisd_status(struct juki_node *node)
 }
 
 static const struct juki_handler jlisd_handlers[] = {
-    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1},
-    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0},
-    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
+    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
+    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
 static const struct juki_ctl_cmd jlisd_cmds[] = {

@@ -269,10 +269,10 @@ static const struct juki_purge_rule prefd_purge_rules[] = {
 };
 
 static const struct juki_handler prefd_handlers[] = {
-    {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0, 0},
-    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1},
-    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0},
-    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
+    {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0, 0, NULL},
+    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1, NULL},
+    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0, NULL},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
 static const struct juki_ctl_cmd prefd_cmds[] = {

@@ -399,10 +399,10 @@ handle_note(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 }
 
 static const struct juki_handler handlers[] = {
-    {"test.note", JUKI_SVC_MUNI, handle_note, 0, 0},
-    {"test.report", JUKI_SVC_HONNIN, handle_note, 0, 0},
-    {"test.bulk", JUKI_SVC_MUNI, handle_note, 0, 1},
-    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
+    {"test.note", JUKI_SVC_MUNI, handle_note, 0, 0, NULL},
+    {"test.report", JUKI_SVC_HONNIN, handle_note, 0, 0, NULL},
+    {"test.bulk", JUKI_SVC_MUNI, handle_note, 0, 1, NULL},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
 static void
