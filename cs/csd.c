@@ -117,6 +117,9 @@ static const struct juki_migration csd_steps[] = {
 	" received_ms INTEGER NOT NULL"
 	") WITHOUT ROWID;"
 	"CREATE INDEX tennyu_refusal_sender ON tennyu_refusal(sender, received_ms);"},
+    /* A move-in whose 転入通知 was refused is a task here until a clerk resolves it. */
+    {5, "ALTER TABLE movein ADD COLUMN resolved_ms INTEGER;"
+	"ALTER TABLE movein ADD COLUMN resolution TEXT;"},
 };
 
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
@@ -183,6 +186,9 @@ static const struct juki_ctl_cmd csd_cmds[] = {
      CLERK | SUPER | JUKI_ROLE_ADMIN, "honnin"},
     {"movein.list", csd_cmd_movein_list,
      "move-ins recorded here and the answer to each notice (args: status, limit)", CLERK | SUPER,
+     "tennyu"},
+    {"movein.resolve", csd_cmd_movein_resolve,
+     "resolve a move-in whose 転入通知 was refused (args: code, withdraw, note)", CLERK | SUPER,
      "tennyu"},
     {"tennyu.refused", csd_cmd_tennyu_refused,
      "転入通知 refused here, with the precise reason (args: limit)",

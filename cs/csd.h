@@ -107,6 +107,13 @@ int csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result,
 			  struct juki_ctl_error *err);
 int csd_cmd_movein(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
 int csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
+/*
+ * "movein.resolve": a move-in whose 転入通知 was refused is a task until a
+ * clerk resolves it (args: code, withdraw, note); withdraw also records the
+ * removal (職権消除) of the move-in here.
+ */
+int csd_cmd_movein_resolve(void *ctx, const json_t *args, json_t **result,
+			   struct juki_ctl_error *err);
 /* "tennyu.refused": 転入通知 refused here, with the precise reason (args: limit). */
 int csd_cmd_tennyu_refused(void *ctx, const json_t *args, json_t **result,
 			   struct juki_ctl_error *err);

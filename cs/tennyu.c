@@ -13,6 +13,7 @@
 #define REASON_TENSHUTSU  "転出"
 #define REASON_REGISTERED "職権記載"
 #define REASON_CORRECTED  "職権修正"
+#define REASON_WITHDRAWN  "職権消除"
 /* The precise reason kept here when a notice's birth date or sex differ from the record. */
 #define R_MISMATCH "mismatch"
 /* Work per control request, so that one request cannot hold the loop for long. */
@@ -499,7 +500,8 @@ int
 csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	static const char sql[] =
-	    "SELECT notice_id, code, from_lgcode, move_date, status, reason, detail FROM movein"
+	    "SELECT notice_id, code, from_lgcode, move_date, status, reason, detail, resolution,"
+	    " resolved_ms FROM movein"
 	    " WHERE ?1 IS NULL OR status = ?1 ORDER BY created_ms, notice_id LIMIT ?2";
 	struct csd *cs = csd_of(ctx);
 	const json_t *status = json_object_get(args, "status");
@@ -522,14 +524,28 @@ csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_
 	bind_text(st, 1, json_string_value(status));
 	sqlite3_bind_int64(st, 2, limit ? json_integer_value(limit) : 1000);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s?}",
-						      "notice_id", sqlite3_column_text(st, 0),
-						      "code", sqlite3_column_text(st, 1), "from",
-						      sqlite3_column_text(st, 2), "date",
-						      sqlite3_column_text(st, 3), "status",
-						      sqlite3_column_text(st, 4), "reason",
-						      sqlite3_column_text(st, 5), "detail",
-						      sqlite3_column_text(st, 6)));
+		json_t *row = json_pack(
+		    "{s:s,s:s,s:s,s:s,s:s,s:s?,s:s?}", "notice_id", sqlite3_column_text(st, 0),
+		    "code", sqlite3_column_text(st, 1), "from", sqlite3_column_text(st, 2), "date",
+		    sqlite3_column_text(st, 3), "status", sqlite3_column_text(st, 4), "reason",
+		    sqlite3_column_text(st, 5), "detail", sqlite3_column_text(st, 6));
+
+		/* A refused notice leaves the person here unconfirmed: a clerk's task. */
+		if (strcmp((const char *)sqlite3_column_text(st, 4), "rejected") == 0) {
+			char when[32];
+
+			if (sqlite3_column_type(st, 8) == SQLITE_NULL) {
+				json_object_set_new(row, "task", json_string("to resolve"));
+			} else {
+				juki_clock_format(sqlite3_column_int64(st, 8), when, sizeof(when));
+				json_object_set_new(row, "task", json_string("resolved"));
+				json_object_set_new(
+				    row, "resolution",
+				    json_string((const char *)sqlite3_column_text(st, 7)));
+				json_object_set_new(row, "resolved", json_string(when));
+			}
+		}
+		json_array_append_new(rows, row);
 	}
 	sqlite3_reset(st);
 	*result = json_pack("{s:o}", "moveins", rows);
@@ -612,6 +628,85 @@ csd_tennyu_refused(void *ctx, const struct juki_msg *msg, struct juki_reject *re
 			 "no resident here matches the notice (code, birth date and sex)");
 	}
 	return 0;
+}
+
+int
+csd_cmd_movein_resolve(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql_open[] =
+	    "SELECT notice_id FROM movein WHERE code = ?1 AND status = 'rejected'"
+	    " AND resolved_ms IS NULL ORDER BY created_ms DESC LIMIT 1";
+	static const char sql_done[] =
+	    "UPDATE movein SET resolved_ms = ?2, resolution = ?3, updated_ms = ?2"
+	    " WHERE notice_id = ?1";
+	struct csd *cs = csd_of(ctx);
+	struct juki_store *store = juki_node_store(cs->node);
+	const json_t *w = json_object_get(args, "withdraw");
+	struct juki_field_error fe;
+	struct juki_change held, gone;
+	struct csd_op op;
+	char code[JUKI_JUMIN_CODE_LEN + 1], notice[64] = "", today[11];
+	const char *how;
+	sqlite3_stmt *st;
+	int withdraw = json_is_true(w), resident, rc;
+
+	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
+	}
+	if (w != NULL && !json_is_boolean(w)) {
+		return juki_ctl_fail(err, "usage", "withdraw: true or false");
+	}
+	how = withdraw ? "withdrawn" : "resolved";
+	if ((st = juki_store_prepare(store, sql_open)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(notice, sizeof(notice), "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_reset(st);
+	if (notice[0] == '\0') {
+		return juki_ctl_fail(err, "not-found", "no refused move-in of %s to resolve", code);
+	}
+	if ((rc = csd_op_init(cs, &op)) != 0) {
+		return rc;
+	}
+	juki_clock_date(op.now, today, sizeof(today));
+	if ((rc = juki_store_begin(store)) != 0) {
+		csd_op_free(&op);
+		return rc;
+	}
+	if (withdraw) {
+		/* The move-in did not happen: its record here ends, and with it the conflict. */
+		if ((rc = next_version(cs, code, &held, &resident)) != 0) {
+			goto fail;
+		}
+		if (!resident) {
+			rc = juki_ctl_fail(err, "conflict", "%s is not resident here", code);
+			goto fail;
+		}
+		change_for(cs, &held.person, REASON_WITHDRAWN, today, held.version + 1, &gone);
+		if ((rc = csd_op_record(&op, &gone)) != 0 || (rc = csd_op_finish(&op)) != 0) {
+			goto fail;
+		}
+	}
+	if ((st = juki_store_prepare(store, sql_done)) == NULL) {
+		rc = JUKI_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, notice, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, op.now);
+	sqlite3_bind_text(st, 3, how, -1, SQLITE_STATIC);
+	if ((rc = step_done(st)) != 0 || (rc = juki_store_commit(store)) != 0) {
+		goto fail;
+	}
+	csd_op_free(&op);
+	juki_node_kick(cs->node);
+	*result = json_pack("{s:s,s:s,s:s}", "code", code, "notice_id", notice, "resolution", how);
+	return 0;
+fail:
+	csd_op_free(&op);
+	return abandon(store, rc);
 }
 
 int

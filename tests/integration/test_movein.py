@@ -77,8 +77,9 @@ def case_unknown_person_is_answered():
         row = wait_until("an answer to the notice",
                          lambda: [r for r in movein_status(net, stranger["code"])
                                   if r["status"] != "queued"])[0]
-        # B is told no-match: A tells no more.
+        # B is told no-match (A tells no more); the case is a task for B's clerk.
         assert row["status"] == "rejected" and row["reason"] == "no-match", row
+        assert row["task"] == "to resolve", row
         # The refusal is kept at B with its reason; nothing waits; A and pref:13 unchanged.
         ob = net[B].ctl("outbox")
         assert [r["reason"] for r in ob["rejected"]] == ["no-match"]
