@@ -33,12 +33,6 @@ struct juki_conflicts {
 	int64_t grace_ms;
 };
 
-/* Each municipality's latest record of code here: those not a removal hold the person. */
-static const char sql_holders[] =
-    "SELECT lgcode, kind, max(version) FROM ("
-    " SELECT lgcode, version, kind FROM honnin WHERE code = ?1"
-    " UNION ALL SELECT lgcode, version, kind FROM honnin_history WHERE code = ?1)"
-    " GROUP BY lgcode ORDER BY lgcode";
 static const char sql_open[] =
     "INSERT INTO honnin_conflict (code, holders, opened_ms) VALUES (?1, ?2, ?3)"
     " ON CONFLICT (code) DO UPDATE SET holders = ?2,"
@@ -48,32 +42,23 @@ static const char sql_due[] = "SELECT id, holders FROM honnin_conflict"
 			      " WHERE alerted_ms IS NULL AND opened_ms <= ?1 ORDER BY opened_ms";
 static const char sql_alerted[] = "UPDATE honnin_conflict SET alerted_ms = ?2 WHERE id = ?1";
 
+/* The holders of code here as "lgcode,lgcode,...", and how many there are. */
 static int
-holders_of(struct juki_store *store, const char *code, char holders[HOLDERS_LEN], int *n)
+holders_of(struct juki_store *store, const char *code, char holders[HOLDERS_LEN], size_t *n)
 {
-	sqlite3_stmt *st = juki_store_prepare(store, sql_holders);
-	size_t used = 0;
+	char lg[HOLDERS_MAX][JUKI_LGCODE_LEN + 1];
+	size_t i, used = 0;
 	int rc;
 
-	*n = 0;
 	holders[0] = '\0';
-	if (st == NULL) {
-		return JUKI_ESTORE;
+	if ((rc = juki_honnin_holders(store, code, lg, HOLDERS_MAX, n)) != 0) {
+		return rc;
 	}
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *lg = (const char *)sqlite3_column_text(st, 0);
-
-		if (sqlite3_column_int(st, 1) == JUKI_CHANGE_REMOVAL || lg == NULL ||
-		    *n >= HOLDERS_MAX) {
-			continue;
-		}
-		used +=
-		    (size_t)snprintf(holders + used, HOLDERS_LEN - used, "%s%s", *n ? "," : "", lg);
-		(*n)++;
+	for (i = 0; i < *n && i < HOLDERS_MAX; i++) {
+		used += (size_t)snprintf(holders + used, HOLDERS_LEN - used, "%s%s", i ? "," : "",
+					 lg[i]);
 	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+	return 0;
 }
 
 static int
@@ -91,7 +76,8 @@ scan_code(struct juki_conflicts *cf, const char *code)
 	struct juki_store *store = juki_node_store(cf->node);
 	char holders[HOLDERS_LEN];
 	sqlite3_stmt *st;
-	int n, rc;
+	size_t n;
+	int rc;
 
 	if ((rc = holders_of(store, code, holders, &n)) != 0) {
 		return rc;
