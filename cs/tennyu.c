@@ -552,12 +552,15 @@ csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_
 	return 0;
 }
 
-/* The 転入通知 from sender refused within the window, up to now. */
+/*
+ * The 転入通知 from sender refused within the window, up to now, counted up
+ * to max: a flood of them costs each notice no more than max index steps.
+ */
 static int
-refusals_of(struct csd *cs, const char *sender, int64_t *n)
+refusals_of(struct csd *cs, const char *sender, int64_t max, int64_t *n)
 {
-	static const char sql[] = "SELECT count(*) FROM tennyu_refusal"
-				  " WHERE sender = ?1 AND received_ms > ?2";
+	static const char sql[] = "SELECT count(*) FROM (SELECT 1 FROM tennyu_refusal"
+				  " WHERE sender = ?1 AND received_ms > ?2 LIMIT ?3)";
 	sqlite3_stmt *st = juki_store_prepare(juki_node_store(cs->node), sql);
 	int rc;
 
@@ -568,6 +571,7 @@ refusals_of(struct csd *cs, const char *sender, int64_t *n)
 	sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2,
 			   juki_node_now_ms(cs->node) - csd_conf(cs->node)->tennyu.refusal_window);
+	sqlite3_bind_int64(st, 3, max);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*n = sqlite3_column_int64(st, 0);
@@ -614,13 +618,18 @@ csd_tennyu_refused(void *ctx, const struct juki_msg *msg, struct juki_reject *re
 	if (rc != SQLITE_DONE) {
 		return JUKI_ESTORE;
 	}
-	if (added && (rc = refusals_of(cs, msg->from, &n)) == 0 && n == tc->refusal_limit) {
-		juki_alert(juki_node_alerts(cs->node), "refusal-burst", msg->from, NULL,
-			   "%lld 転入通知 refused within %lld s; further notices are refused as "
-			   "rate-limited until fewer are",
-			   (long long)n, (long long)(tc->refusal_window / 1000));
-	} else if (rc != 0) {
-		return rc;
+	/* A redelivered refusal is kept and counted once. */
+	if (added) {
+		if ((rc = refusals_of(cs, msg->from, tc->refusal_limit + 1, &n)) != 0) {
+			return rc;
+		}
+		/* The refusal that reaches the limit: once per burst. */
+		if (n == tc->refusal_limit) {
+			juki_alert(juki_node_alerts(cs->node), "refusal-burst", msg->from, NULL,
+				   "%lld 転入通知 refused within %lld s; further notices are "
+				   "refused as rate-limited until fewer are",
+				   (long long)n, (long long)(tc->refusal_window / 1000));
+		}
 	}
 	if (hide) {
 		snprintf(rej->reason, sizeof(rej->reason), "%s", JUKI_R_NO_MATCH);
@@ -782,7 +791,8 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 				       "person.lgcode: not the municipality that sent the notice");
 	}
 	/* A municipality past its refusals learns nothing more of who lives here for now. */
-	if ((rc = refusals_of(cs, msg->from, &refused)) != 0) {
+	if ((rc = refusals_of(cs, msg->from, csd_conf(cs->node)->tennyu.refusal_limit, &refused)) !=
+	    0) {
 		return rc;
 	}
 	if (refused >= csd_conf(cs->node)->tennyu.refusal_limit) {

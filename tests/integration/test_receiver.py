@@ -157,6 +157,8 @@ def case_refused_messages():
         m = r.notice(p, person=stranger)
         # Whether the code lives here is not the sender's to learn (docs/protocol.md §10.2).
         r.expect_reject(p.exchange(m), m["id"], "no-match")
+        # Sent again (a lost ack), it is refused the same way, kept and counted once.
+        r.expect_reject(p.exchange(m), m["id"], "no-match")
         # All of that on one channel, which is still up.
         assert net[A].status()["inbound"]["channels"] == 1
 
