@@ -115,37 +115,63 @@ juki_conflicts_scan(struct juki_conflicts *cf, const struct juki_msg *batch)
 	return 0;
 }
 
-/* Raise the alert of every conflict open for the grace and not yet raised. */
+/* The most alerts raised per look; the rest at the next. */
+#define DUE_MAX 64
+
+/*
+ * Raise the alert of every conflict open for the grace and not yet raised:
+ * marked first, in one transaction, so that each is raised once.
+ */
 static void
 conflicts_due(evutil_socket_t fd, short what, void *arg)
 {
 	struct juki_conflicts *cf = arg;
 	struct juki_store *store = juki_node_store(cf->node);
-	int64_t now = juki_node_now_ms(cf->node);
-	sqlite3_stmt *st, *up;
+	int64_t now = juki_node_now_ms(cf->node), ids[DUE_MAX];
+	char holders[DUE_MAX][HOLDERS_LEN];
+	sqlite3_stmt *st;
+	size_t n = 0, i;
+	int rc = 0;
 
 	(void)fd;
 	(void)what;
-	if (juki_store_in_txn(store) || (st = juki_store_prepare(store, sql_due)) == NULL ||
-	    (up = juki_store_prepare(store, sql_alerted)) == NULL) {
+	if (juki_store_in_txn(store) || (st = juki_store_prepare(store, sql_due)) == NULL) {
 		return;
 	}
 	sqlite3_bind_int64(st, 1, now - cf->grace_ms);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		const char *holders = (const char *)sqlite3_column_text(st, 1);
+	while (n < DUE_MAX && sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *h = sqlite3_column_text(st, 1);
 
+		ids[n] = sqlite3_column_int64(st, 0);
+		snprintf(holders[n], sizeof(holders[n]), "%s", h ? (const char *)h : "-");
+		n++;
+	}
+	sqlite3_reset(st);
+	if (n == 0) {
+		return;
+	}
+	if ((st = juki_store_prepare(store, sql_alerted)) == NULL ||
+	    (rc = juki_store_begin(store)) != 0) {
+		log_warnx("conflicts: cannot mark conflicts alerted: %s",
+			  juki_strerror(JUKI_ESTORE));
+		return;
+	}
+	for (i = 0; i < n && rc == 0; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_int64(st, 2, now);
+		rc = step_done(st);
+	}
+	if (rc != 0 || (rc = juki_store_commit(store)) != 0) {
+		juki_store_rollback(store);
+		log_warnx("conflicts: cannot mark conflicts alerted: %s", juki_strerror(rc));
+		return;
+	}
+	for (i = 0; i < n; i++) {
 		juki_alert(juki_node_alerts(cf->node), "double-registration", NULL, NULL,
 			   "conflict %lld: one person is current in municipalities %s "
 			   "(juki-ctl conflicts)",
-			   (long long)id, holders ? holders : "-");
-		sqlite3_bind_int64(up, 1, id);
-		sqlite3_bind_int64(up, 2, now);
-		if (step_done(up) != 0) {
-			log_warnx("conflicts: cannot mark conflict %lld alerted", (long long)id);
-		}
+			   (long long)ids[i], holders[i]);
 	}
-	sqlite3_reset(st);
 }
 
 static void
