@@ -308,15 +308,21 @@ test_holders(void **state)
 {
 	struct fx *f = *state;
 	char lg[4][JUKI_LGCODE_LEN + 1];
+	int any;
 
 	assert_int_equal(holders(f, lg), 0);
 	apply(f, record("131016", 1, "出生", "1990-04-01", "1990-04-02T01:00:00.000Z", "a1"),
 	      "urn:juki:cs:131016");
 	assert_int_equal(holders(f, lg), 1);
 	assert_string_equal(lg[0], "131016");
+	/* One record: nothing superseded, the question answered with one probe. */
+	assert_int_equal(juki_honnin_superseded(f->store, CODE, &any), 0);
+	assert_false(any);
 	/* B's 転入 arrives while A still holds the person: both do. */
 	apply(f, record("131024", 1, "転入", "2026-11-25", "2026-11-25T02:00:00.000Z", "b1"),
 	      "urn:juki:cs:131024");
+	assert_int_equal(juki_honnin_superseded(f->store, CODE, &any), 0);
+	assert_true(any);
 	assert_int_equal(holders(f, lg), 2);
 	assert_string_equal(lg[0], "131016");
 	assert_string_equal(lg[1], "131024");

@@ -31,6 +31,12 @@ struct juki_conflicts {
 	struct juki_node *node;
 	struct event *timer;
 	int64_t grace_ms;
+	/*
+	 * Whether honnin_conflict may have rows: cleared only by a look that
+	 * finds it empty between transactions, so that a batch of people with
+	 * no conflict does not try to clear one each.
+	 */
+	int any;
 };
 
 static const char sql_open[] =
@@ -38,6 +44,7 @@ static const char sql_open[] =
     " ON CONFLICT (code) DO UPDATE SET holders = ?2,"
     " alerted_ms = CASE WHEN holders = ?2 THEN alerted_ms END";
 static const char sql_clear[] = "DELETE FROM honnin_conflict WHERE code = ?1";
+static const char sql_any[] = "SELECT EXISTS (SELECT 1 FROM honnin_conflict)";
 static const char sql_due[] = "SELECT id, holders FROM honnin_conflict"
 			      " WHERE alerted_ms IS NULL AND opened_ms <= ?1 ORDER BY opened_ms";
 static const char sql_alerted[] = "UPDATE honnin_conflict SET alerted_ms = ?2 WHERE id = ?1";
@@ -77,11 +84,19 @@ scan_code(struct juki_conflicts *cf, const char *code)
 	char holders[HOLDERS_LEN];
 	sqlite3_stmt *st;
 	size_t n;
-	int rc;
+	int rc, more;
 
+	/* Someone new here (most records) is held once at most, and in no conflict. */
+	if ((rc = juki_honnin_superseded(store, code, &more)) != 0 || !more) {
+		return rc;
+	}
 	if ((rc = holders_of(store, code, holders, &n)) != 0) {
 		return rc;
 	}
+	if (n < 2 && !cf->any) {
+		return 0;
+	}
+	cf->any = 1;
 	if ((st = juki_store_prepare(store, n >= 2 ? sql_open : sql_clear)) == NULL) {
 		return JUKI_ESTORE;
 	}
@@ -135,7 +150,16 @@ conflicts_due(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (juki_store_in_txn(store) || (st = juki_store_prepare(store, sql_due)) == NULL) {
+	if (juki_store_in_txn(store)) {
+		return;
+	}
+	if (cf->any && (st = juki_store_prepare(store, sql_any)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0) {
+			cf->any = 0;
+		}
+		sqlite3_reset(st);
+	}
+	if ((st = juki_store_prepare(store, sql_due)) == NULL) {
 		return;
 	}
 	sqlite3_bind_int64(st, 1, now - cf->grace_ms);
@@ -197,6 +221,7 @@ juki_conflicts_start(struct juki_node *node, int64_t grace_ms)
 	}
 	cf->node = node;
 	cf->grace_ms = grace_ms;
+	cf->any = 1; /* until the first look */
 	cf->timer = event_new(juki_node_base(node), -1, EV_PERSIST, conflicts_due, cf);
 	if (cf->timer == NULL) {
 		free(cf);

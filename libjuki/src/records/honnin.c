@@ -983,6 +983,24 @@ juki_honnin_holders(struct juki_store *store, const char *code,
 }
 
 int
+juki_honnin_superseded(struct juki_store *store, const char *code, int *any)
+{
+	static const char sql[] = "SELECT 1 FROM honnin_history WHERE code = ?1 LIMIT 1";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int rc;
+
+	*any = 0;
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*any = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+int
 juki_honnin_current(struct juki_store *store, const char *code, struct juki_change *c)
 {
 	struct juki_field_error fe;

@@ -161,6 +161,13 @@ int juki_honnin_holders(struct juki_store *store, const char *code,
 			char (*lgcodes)[JUKI_LGCODE_LEN + 1], size_t max, size_t *n);
 
 /*
+ * juki_honnin_superseded() - whether code has any older record here
+ * (history): without one it has one record or none, held once at most.
+ * One index probe, for the common case of someone new.  0 or JUKI_ESTORE.
+ */
+int juki_honnin_superseded(struct juki_store *store, const char *code, int *any);
+
+/*
  * juki_honnin_current() - the current record of code.  Returns 0, or
  * JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_EFORMAT (a stored record that no longer
  * parses).
