@@ -30,6 +30,17 @@ static const struct juki_conf_key import_keys[] = {
     JUKI_CONF_END,
 };
 
+static const struct juki_conf_key tennyu_keys[] = {
+    JUKI_CONF_SCALAR(struct csd_tennyu_conf, refusal_limit, "refusal_limit", JUKI_CONF_INT, "20", 0,
+		     1, 1000000,
+		     "Refused 転入通知 from one municipality within refusal_window before the "
+		     "refusal-burst alert; its further notices are refused as rate-limited."),
+    JUKI_CONF_SCALAR(struct csd_tennyu_conf, refusal_window, "refusal_window", JUKI_CONF_DURATION,
+		     "1h", 0, 1000, INT64_C(7) * 86400 * 1000,
+		     "The window in which refused 転入通知 are counted."),
+    JUKI_CONF_END,
+};
+
 const struct juki_conf_key csd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct csd_conf, node),
     JUKI_CONF_SCALAR(
@@ -38,6 +49,8 @@ const struct juki_conf_key csd_conf_keys[] = {
 	"digits of our code>)."),
     JUKI_CONF_SECTIONKEY(struct csd_conf, import, "import", import_keys,
 			 "Input from the resident record system (第6-6(1))."),
+    JUKI_CONF_SECTIONKEY(struct csd_conf, tennyu, "tennyu", tennyu_keys,
+			 "転入通知 received from other municipalities (第6-2)."),
     JUKI_CONF_END,
 };
 
@@ -98,6 +111,20 @@ static const struct juki_migration csd_steps[] = {
 	" imported_ms INTEGER NOT NULL,"
 	" receipt TEXT NOT NULL"
 	") WITHOUT ROWID;"},
+    /* A refused 転入通知: the municipality that refused keeps the precise reason. */
+    {4, "CREATE TABLE tennyu_refusal ("
+	" notice_id TEXT PRIMARY KEY,"
+	" sender TEXT NOT NULL,"
+	" code TEXT,"
+	" reason TEXT NOT NULL,"
+	" detail TEXT,"
+	" told TEXT NOT NULL,"
+	" received_ms INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE INDEX tennyu_refusal_sender ON tennyu_refusal(sender, received_ms);"},
+    /* A move-in whose 転入通知 was refused is a task here until a clerk resolves it. */
+    {5, "ALTER TABLE movein ADD COLUMN resolved_ms INTEGER;"
+	"ALTER TABLE movein ADD COLUMN resolution TEXT;"},
 };
 
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
@@ -122,7 +149,13 @@ static const char import_delete[] =
     "DELETE FROM import_log WHERE sha256 IN"
     " (SELECT sha256 FROM import_log WHERE imported_ms < ?1 LIMIT ?2)";
 
+static const char refusal_count[] = "SELECT count(*) FROM tennyu_refusal WHERE received_ms < ?1";
+static const char refusal_delete[] =
+    "DELETE FROM tennyu_refusal WHERE notice_id IN"
+    " (SELECT notice_id FROM tennyu_refusal WHERE received_ms < ?1 LIMIT ?2)";
+
 static const struct juki_purge_rule csd_purge_rules[] = {
+    {"csd_refusals", "tennyu_refusal", refusal_count, refusal_delete, JUKI_PURGE_YEARS},
     {"csd_moveins", "movein", movein_count, movein_delete, JUKI_PURGE_YEARS},
     {"csd_moveouts", "moveout", moveout_count, moveout_delete, JUKI_PURGE_YEARS},
     {"csd_import_log", "import_log", import_count, import_delete, JUKI_PURGE_YEARS},
@@ -130,8 +163,8 @@ static const struct juki_purge_rule csd_purge_rules[] = {
 };
 
 static const struct juki_handler csd_handlers[] = {
-    {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0, 0},
-    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
+    {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0, 0, csd_tennyu_refused},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
 #define CLERK JUKI_ROLE_CLERK
@@ -159,6 +192,12 @@ static const struct juki_ctl_cmd csd_cmds[] = {
     {"movein.list", csd_cmd_movein_list,
      "move-ins recorded here and the answer to each notice (args: status, limit)", CLERK | SUPER,
      "tennyu"},
+    {"movein.resolve", csd_cmd_movein_resolve,
+     "resolve a move-in whose 転入通知 was refused (args: code, withdraw, note)", CLERK | SUPER,
+     "tennyu"},
+    {"tennyu.refused", csd_cmd_tennyu_refused,
+     "転入通知 refused here, with the precise reason (args: limit)",
+     CLERK | SUPER | JUKI_ROLE_AUDITOR, "tennyu"},
     {NULL, NULL, NULL, 0, NULL},
 };
 

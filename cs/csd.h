@@ -28,10 +28,17 @@ struct csd_import_conf {
 	int64_t keep;          /* files in done/ and rejected/ are erased after this (0: never) */
 };
 
+/* 転入通知 received: how many refused ones a municipality may send. */
+struct csd_tennyu_conf {
+	int64_t refusal_limit;  /* refused notices from one municipality per window */
+	int64_t refusal_window; /* ms */
+};
+
 struct csd_conf {
 	struct juki_node_conf node;
 	char *prefecture; /* the prefectural server's identity; default from our code */
 	struct csd_import_conf import;
+	struct csd_tennyu_conf tennyu;
 };
 
 struct csd_spool;
@@ -101,9 +108,25 @@ int csd_cmd_resident_show(void *ctx, const json_t *args, json_t **result,
 			  struct juki_ctl_error *err);
 int csd_cmd_movein(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
 int csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
+/*
+ * "movein.resolve": a move-in whose 転入通知 was refused is a task until a
+ * clerk resolves it (args: code, withdraw, note); withdraw also records the
+ * removal (職権消除) of the move-in here.
+ */
+int csd_cmd_movein_resolve(void *ctx, const json_t *args, json_t **result,
+			   struct juki_ctl_error *err);
+/* "tennyu.refused": 転入通知 refused here, with the precise reason (args: limit). */
+int csd_cmd_tennyu_refused(void *ctx, const json_t *args, json_t **result,
+			   struct juki_ctl_error *err);
 
 /* 転入通知 received from the municipality a resident moved to. */
 int csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
+/*
+ * A refused 転入通知: kept with its precise reason; the sender is told
+ * no-match for "no such resident here / the details do not match"; a
+ * burst of refusals from one municipality raises refusal-burst.
+ */
+int csd_tennyu_refused(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
 
 /* Outcome of a message we sent, recorded with the ack. */
 int csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack);

@@ -13,6 +13,9 @@
 #define REASON_TENSHUTSU  "転出"
 #define REASON_REGISTERED "職権記載"
 #define REASON_CORRECTED  "職権修正"
+#define REASON_WITHDRAWN  "職権消除"
+/* The precise reason kept here when a notice's birth date or sex differ from the record. */
+#define R_MISMATCH "mismatch"
 /* Work per control request, so that one request cannot hold the loop for long. */
 #define BATCH_LIMIT 100000
 
@@ -518,7 +521,8 @@ int
 csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	static const char sql[] =
-	    "SELECT notice_id, code, from_lgcode, move_date, status, reason, detail FROM movein"
+	    "SELECT notice_id, code, from_lgcode, move_date, status, reason, detail, resolution,"
+	    " resolved_ms FROM movein"
 	    " WHERE ?1 IS NULL OR status = ?1 ORDER BY created_ms, code, notice_id LIMIT ?2";
 	struct csd *cs = csd_of(ctx);
 	const json_t *status = json_object_get(args, "status");
@@ -541,17 +545,233 @@ csd_cmd_movein_list(void *ctx, const json_t *args, json_t **result, struct juki_
 	bind_text(st, 1, json_string_value(status));
 	sqlite3_bind_int64(st, 2, limit ? json_integer_value(limit) : 1000);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s?}",
-						      "notice_id", sqlite3_column_text(st, 0),
-						      "code", sqlite3_column_text(st, 1), "from",
-						      sqlite3_column_text(st, 2), "date",
-						      sqlite3_column_text(st, 3), "status",
-						      sqlite3_column_text(st, 4), "reason",
-						      sqlite3_column_text(st, 5), "detail",
-						      sqlite3_column_text(st, 6)));
+		json_t *row = json_pack(
+		    "{s:s,s:s,s:s,s:s,s:s,s:s?,s:s?}", "notice_id", sqlite3_column_text(st, 0),
+		    "code", sqlite3_column_text(st, 1), "from", sqlite3_column_text(st, 2), "date",
+		    sqlite3_column_text(st, 3), "status", sqlite3_column_text(st, 4), "reason",
+		    sqlite3_column_text(st, 5), "detail", sqlite3_column_text(st, 6));
+
+		/* A refused notice leaves the person here unconfirmed: a clerk's task. */
+		if (strcmp((const char *)sqlite3_column_text(st, 4), "rejected") == 0) {
+			char when[32];
+
+			if (sqlite3_column_type(st, 8) == SQLITE_NULL) {
+				json_object_set_new(row, "task", json_string("to resolve"));
+			} else {
+				juki_clock_format(sqlite3_column_int64(st, 8), when, sizeof(when));
+				json_object_set_new(row, "task", json_string("resolved"));
+				json_object_set_new(
+				    row, "resolution",
+				    json_string((const char *)sqlite3_column_text(st, 7)));
+				json_object_set_new(row, "resolved", json_string(when));
+			}
+		}
+		json_array_append_new(rows, row);
 	}
 	sqlite3_reset(st);
 	*result = json_pack("{s:o}", "moveins", rows);
+	return 0;
+}
+
+/*
+ * The 転入通知 from sender refused within the window, up to now, counted up
+ * to max: a flood of them costs each notice no more than max index steps.
+ */
+static int
+refusals_of(struct csd *cs, const char *sender, int64_t max, int64_t *n)
+{
+	static const char sql[] = "SELECT count(*) FROM (SELECT 1 FROM tennyu_refusal"
+				  " WHERE sender = ?1 AND received_ms > ?2 LIMIT ?3)";
+	sqlite3_stmt *st = juki_store_prepare(juki_node_store(cs->node), sql);
+	int rc;
+
+	*n = 0;
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2,
+			   juki_node_now_ms(cs->node) - csd_conf(cs->node)->tennyu.refusal_window);
+	sqlite3_bind_int64(st, 3, max);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : JUKI_ESTORE;
+}
+
+int
+csd_tennyu_refused(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	static const char sql[] =
+	    "INSERT INTO tennyu_refusal (notice_id, sender, code, reason, detail, told,"
+	    " received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+	struct csd *cs = csd_of(ctx);
+	const struct csd_tennyu_conf *tc = &csd_conf(cs->node)->tennyu;
+	const json_t *person = json_object_get(msg->body, "person");
+	const char *code = json_string_value(json_object_get(person, "code"));
+	sqlite3_stmt *st;
+	int64_t n;
+	int rc, added;
+	/*
+	 * Whether the code lives here, lived here, or lives here with another
+	 * birth date or sex is not the sender's to learn: one answer for all.
+	 */
+	int hide = strcmp(rej->reason, JUKI_R_UNKNOWN_PERSON) == 0 ||
+		   strcmp(rej->reason, JUKI_R_NOT_RESIDENT) == 0 ||
+		   strcmp(rej->reason, R_MISMATCH) == 0;
+	const char *told = hide ? JUKI_R_NO_MATCH : rej->reason;
+
+	if ((st = juki_store_prepare(juki_node_store(cs->node), sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, msg->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, msg->from, -1, SQLITE_STATIC);
+	bind_text(st, 3, code != NULL && strlen(code) <= JUKI_JUMIN_CODE_LEN ? code : NULL);
+	sqlite3_bind_text(st, 4, rej->reason, -1, SQLITE_STATIC);
+	bind_text(st, 5, rej->detail);
+	sqlite3_bind_text(st, 6, told, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, juki_node_now_ms(cs->node));
+	rc = sqlite3_step(st);
+	added = rc == SQLITE_DONE && sqlite3_changes(juki_store_db(juki_node_store(cs->node))) == 1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		return JUKI_ESTORE;
+	}
+	/* A redelivered refusal is kept and counted once. */
+	if (added) {
+		if ((rc = refusals_of(cs, msg->from, tc->refusal_limit + 1, &n)) != 0) {
+			return rc;
+		}
+		/* The refusal that reaches the limit: once per burst. */
+		if (n == tc->refusal_limit) {
+			juki_alert(juki_node_alerts(cs->node), "refusal-burst", msg->from, NULL,
+				   "%lld 転入通知 refused within %lld s; further notices are "
+				   "refused as rate-limited until fewer are",
+				   (long long)n, (long long)(tc->refusal_window / 1000));
+		}
+	}
+	if (hide) {
+		snprintf(rej->reason, sizeof(rej->reason), "%s", JUKI_R_NO_MATCH);
+		snprintf(rej->detail, sizeof(rej->detail), "%s",
+			 "no resident here matches the notice (code, birth date and sex)");
+	}
+	return 0;
+}
+
+int
+csd_cmd_movein_resolve(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql_open[] =
+	    "SELECT notice_id FROM movein WHERE code = ?1 AND status = 'rejected'"
+	    " AND resolved_ms IS NULL ORDER BY created_ms DESC LIMIT 1";
+	static const char sql_done[] =
+	    "UPDATE movein SET resolved_ms = ?2, resolution = ?3, updated_ms = ?2"
+	    " WHERE notice_id = ?1";
+	struct csd *cs = csd_of(ctx);
+	struct juki_store *store = juki_node_store(cs->node);
+	const json_t *w = json_object_get(args, "withdraw");
+	struct juki_field_error fe;
+	struct juki_change held, gone;
+	struct csd_op op;
+	char code[JUKI_JUMIN_CODE_LEN + 1], notice[64] = "", today[11];
+	const char *how;
+	sqlite3_stmt *st;
+	int withdraw = json_is_true(w), resident, rc;
+
+	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
+	}
+	if (w != NULL && !json_is_boolean(w)) {
+		return juki_ctl_fail(err, "usage", "withdraw: true or false");
+	}
+	how = withdraw ? "withdrawn" : "resolved";
+	if ((st = juki_store_prepare(store, sql_open)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(notice, sizeof(notice), "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_reset(st);
+	if (notice[0] == '\0') {
+		return juki_ctl_fail(err, "not-found", "no refused move-in of %s to resolve", code);
+	}
+	if ((rc = csd_op_init(cs, &op)) != 0) {
+		return rc;
+	}
+	juki_clock_date(op.now, today, sizeof(today));
+	if ((rc = juki_store_begin(store)) != 0) {
+		csd_op_free(&op);
+		return rc;
+	}
+	if (withdraw) {
+		/* The move-in did not happen: its record here ends, and with it the conflict. */
+		if ((rc = next_version(cs, code, &held, &resident)) != 0) {
+			goto fail;
+		}
+		if (!resident) {
+			rc = juki_ctl_fail(err, "conflict", "%s is not resident here", code);
+			goto fail;
+		}
+		change_for(cs, &held.person, REASON_WITHDRAWN, today, held.version + 1, &gone);
+		if ((rc = csd_op_record(&op, &gone)) != 0 || (rc = csd_op_finish(&op)) != 0) {
+			goto fail;
+		}
+	}
+	if ((st = juki_store_prepare(store, sql_done)) == NULL) {
+		rc = JUKI_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, notice, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, op.now);
+	sqlite3_bind_text(st, 3, how, -1, SQLITE_STATIC);
+	if ((rc = step_done(st)) != 0 || (rc = juki_store_commit(store)) != 0) {
+		goto fail;
+	}
+	csd_op_free(&op);
+	juki_node_kick(cs->node);
+	*result = json_pack("{s:s,s:s,s:s}", "code", code, "notice_id", notice, "resolution", how);
+	return 0;
+fail:
+	csd_op_free(&op);
+	return abandon(store, rc);
+}
+
+int
+csd_cmd_tennyu_refused(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql[] =
+	    "SELECT notice_id, sender, code, reason, detail, told, received_ms FROM tennyu_refusal"
+	    " ORDER BY received_ms DESC, notice_id LIMIT ?1";
+	struct csd *cs = csd_of(ctx);
+	const json_t *limit = json_object_get(args, "limit");
+	sqlite3_stmt *st;
+	json_t *rows;
+
+	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1)) {
+		return juki_ctl_fail(err, "usage", "limit: a positive count");
+	}
+	if ((st = juki_store_prepare(juki_node_store(cs->node), sql)) == NULL ||
+	    (rows = json_array()) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_int64(st, 1, limit ? json_integer_value(limit) : 1000);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char when[32];
+
+		juki_clock_format(sqlite3_column_int64(st, 6), when, sizeof(when));
+		json_array_append_new(
+		    rows,
+		    json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:s,s:s}", "notice_id",
+			      sqlite3_column_text(st, 0), "from", sqlite3_column_text(st, 1),
+			      "code", sqlite3_column_text(st, 2), "reason",
+			      sqlite3_column_text(st, 3), "detail", sqlite3_column_text(st, 4),
+			      "told", sqlite3_column_text(st, 5), "received", when));
+	}
+	sqlite3_reset(st);
+	*result = json_pack("{s:o}", "refused", rows);
 	return 0;
 }
 
@@ -569,6 +789,7 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	char old_lg[JUKI_LGCODE_LEN + 1], date[11];
 	sqlite3_stmt *st;
 	json_t *body;
+	int64_t refused;
 	int rc;
 
 	if (juki_person_from_json(json_object_get(msg->body, "person"), 0, &p, &fe) != 0) {
@@ -597,6 +818,16 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "person.lgcode: not the municipality that sent the notice");
 	}
+	/* A municipality past its refusals learns nothing more of who lives here for now. */
+	if ((rc = refusals_of(cs, msg->from, csd_conf(cs->node)->tennyu.refusal_limit, &refused)) !=
+	    0) {
+		return rc;
+	}
+	if (refused >= csd_conf(cs->node)->tennyu.refusal_limit) {
+		return juki_reject_set(
+		    rej, JUKI_R_RATE_LIMITED,
+		    "too many refused 転入通知 from this municipality; try later");
+	}
 	rc = csd_held(cs, p.code, &held);
 	if (rc == JUKI_ENOTFOUND) {
 		return juki_reject_set(rej, JUKI_R_UNKNOWN_PERSON, "no record of this code here");
@@ -609,7 +840,7 @@ csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej
 	}
 	if (strcmp(held.person.birth, p.birth) != 0 || held.person.sex != p.sex) {
 		return juki_reject_set(
-		    rej, JUKI_R_BAD_FIELD,
+		    rej, R_MISMATCH,
 		    "person: birth date or sex does not match the record of this code");
 	}
 	/* The removal keeps the identity information as held here, dated the move. */

@@ -85,6 +85,26 @@ cmd_reconcile(struct ctl *ctl, const struct ctl_req *req)
 	return rc;
 }
 
+static void
+print_conflicts(const json_t *result)
+{
+	const json_t *row, *h;
+	size_t i, j;
+
+	printf("%lld people current in two municipalities (二重登録)\n", ctl_int(result, "total"));
+	printf("%-6s  %-11s  %-24s  %-24s  %s\n", "ID", "CODE", "SINCE", "ALERTED", "HOLDERS");
+	json_array_foreach(json_object_get(result, "conflicts"), i, row)
+	{
+		printf("%-6lld  %-11s  %-24s  %-24s ", ctl_int(row, "id"), ctl_str(row, "code"),
+		       ctl_str(row, "since"), ctl_str(row, "alerted"));
+		json_array_foreach(json_object_get(row, "holders"), j, h)
+		{
+			printf(" %s", json_string_value(h));
+		}
+		printf("\n");
+	}
+}
+
 const struct ctl_cmd ctl_honnin_cmds[] = {
     {"reconcile", cmd_reconcile, NULL,
      "ask the receiver for its update counts (更新件数リスト) of recent days, or of one, "
@@ -97,5 +117,9 @@ const struct ctl_cmd ctl_honnin_cmds[] = {
      "転出確定通知 recorded at a prefectural server (total, and the records)",
      .opts = {CTL_OPT_ROW("code", CTL_STRING, "code", "CODE"),
 	      CTL_INT_ROW("limit", "limit", 0, LLONG_MAX)}},
+    {"conflicts", ctl_run, "conflicts", .text = print_conflicts,
+     .help = "people a prefectural or national server holds as current in two "
+	     "municipalities (二重登録), oldest first, with the municipalities",
+     .opts = {CTL_INT_ROW("limit", "limit", 0, LLONG_MAX)}},
     {.name = NULL},
 };

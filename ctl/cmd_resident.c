@@ -67,10 +67,12 @@ print_moveins(const json_t *result)
 	json_array_foreach(json_object_get(result, "moveins"), i, row)
 	{
 		const char *reason = json_string_value(json_object_get(row, "reason"));
+		const char *task = json_string_value(json_object_get(row, "task"));
 
-		printf("%-36s  %-11s  %-6s  %-10s  %s%s%s\n", ctl_str(row, "notice_id"),
+		printf("%-36s  %-11s  %-6s  %-10s  %s%s%s%s%s\n", ctl_str(row, "notice_id"),
 		       ctl_str(row, "code"), ctl_str(row, "from"), ctl_str(row, "date"),
-		       ctl_str(row, "status"), reason ? ": " : "", reason ? reason : "");
+		       ctl_str(row, "status"), reason ? ": " : "", reason ? reason : "",
+		       task ? " — " : "", task ? task : "");
 	}
 }
 
@@ -104,5 +106,13 @@ const struct ctl_cmd ctl_resident_cmds[] = {
      .help = "move-ins recorded at this CS and the answer to each notice",
      .opts = {CTL_OPT_ROW("status", CTL_STRING, "status", "queued|accepted|rejected"),
 	      CTL_INT_ROW("limit", "limit", 1, LLONG_MAX)}},
+    {"movein resolve", ctl_run, "movein.resolve",
+     .help = "resolve a move-in whose 転入通知 was refused (a task in movein list); "
+	     "--withdraw also ends the move-in's record here (職権消除)",
+     .opts = {CTL_ARG_ROW("CODE", "code"), CTL_FLAG_ROW("withdraw", "withdraw")}},
+    {"tennyu refused", ctl_run, "tennyu.refused",
+     .help = "転入通知 this CS refused, newest first, with the precise reason and what the "
+	     "sender was told",
+     .opts = {CTL_INT_ROW("limit", "limit", 1, LLONG_MAX)}},
     {.name = NULL},
 };

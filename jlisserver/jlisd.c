@@ -4,16 +4,34 @@
 
 #include "jlisd.h"
 #include "juki/base/error.h"
+#include "juki/node/conflict.h"
 #include "juki/records/honnin.h"
 
 const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct jlisd_conf, node),
+    JUKI_CONF_SCALAR(struct jlisd_conf, conflict_grace, "conflict_grace", JUKI_CONF_DURATION, "1h",
+		     0, 0, INT64_C(7) * 86400 * 1000,
+		     "How long a person may be current in two municipalities (a move-in whose "
+		     "転出 has not arrived yet) before the double-registration alert is raised."),
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[1] = {
+static const struct juki_schema jlisd_schemas[2] = {
     JUKI_HONNIN_SCHEMA,
+    JUKI_CONFLICT_SCHEMA,
 };
+
+static const struct jlisd_conf *
+jlisd_conf(const struct juki_node *node)
+{
+	return juki_node_daemon_conf(node);
+}
+
+static struct jlisd *
+jlisd_of(struct juki_node *node)
+{
+	return juki_node_priv(node);
+}
 
 /* A prefecture passes on records of its own municipalities only. */
 static int
@@ -27,8 +45,10 @@ jlisd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *re
 {
 	struct juki_node *node = ctx;
 
-	return juki_honnin_receive(juki_node_store(node), msg, juki_node_now_ms(node),
-				   from_prefecture, NULL, NULL, rej);
+	int rc = juki_honnin_receive(juki_node_store(node), msg, juki_node_now_ms(node),
+				     from_prefecture, NULL, NULL, rej);
+
+	return rc != 0 ? rc : juki_conflicts_scan(jlisd_of(node)->conflicts, msg);
 }
 
 static int
@@ -89,29 +109,62 @@ jlisd_status(struct juki_node *node)
 }
 
 static const struct juki_handler jlisd_handlers[] = {
-    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1},
-    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0},
-    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
+    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
+    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
 static const struct juki_ctl_cmd jlisd_cmds[] = {
     {"person.show", jlisd_cmd_person_show, "a person's records, newest first (args: code)",
      JUKI_ROLE_CLERK | JUKI_ROLE_SUPERVISOR, "honnin"},
+    {"conflicts", juki_conflicts_cmd,
+     "people current in two municipalities (二重登録), oldest first (args: limit)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
     {NULL, NULL, NULL, 0, NULL},
 };
 
 static const char *const jlisd_datasets[] = {"honnin", NULL};
 
+static int
+jlisd_started(struct juki_node *node, char *err, size_t errlen)
+{
+	struct jlisd *jd = jlisd_of(node);
+
+	jd->conflicts = juki_conflicts_start(node, jlisd_conf(node)->conflict_grace);
+	if (jd->conflicts == NULL) {
+		snprintf(err, errlen, "conflicts: out of memory");
+		return JUKI_ENOMEM;
+	}
+	return 0;
+}
+
+static void
+jlisd_reloaded(struct juki_node *node)
+{
+	juki_conflicts_set_grace(jlisd_of(node)->conflicts, jlisd_conf(node)->conflict_grace);
+}
+
+static void
+jlisd_stopping(struct juki_node *node)
+{
+	juki_conflicts_stop(jlisd_of(node)->conflicts);
+	jlisd_of(node)->conflicts = NULL;
+}
+
 static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 1,
+    .nschemas = 2,
     .handlers = jlisd_handlers,
     .cmds = jlisd_cmds,
     .status = jlisd_status,
     .datasets = jlisd_datasets,
+    .size = sizeof(struct jlisd),
     .conf_node = offsetof(struct jlisd_conf, node),
+    .started = jlisd_started,
+    .reloaded = jlisd_reloaded,
+    .stopping = jlisd_stopping,
 };
 
 const struct juki_daemon_ops jlisd_ops = {

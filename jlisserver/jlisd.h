@@ -18,6 +18,14 @@
 
 struct jlisd_conf {
 	struct juki_node_conf node;
+	int64_t conflict_grace; /* ms a double registration may stand before its alert */
+};
+
+struct juki_conflicts;
+
+/* The national server's state, its node's private data (juki_node_priv()). */
+struct jlisd {
+	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
 };
 
 extern const struct juki_conf_key jlisd_conf_keys[];

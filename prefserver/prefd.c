@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "juki/base/error.h"
+#include "juki/node/conflict.h"
 #include "juki/records/honnin.h"
 #include "juki/records/person.h"
 #include "juki/store/purge.h"
@@ -13,6 +14,10 @@ const struct juki_conf_key prefd_conf_keys[] = {
     JUKI_CONF_SCALAR(struct prefd_conf, national, "national", JUKI_CONF_IDENT, "urn:juki:jlis:0", 0,
 		     0, 0,
 		     "The national server (指定情報処理機関) that receives every new record."),
+    JUKI_CONF_SCALAR(struct prefd_conf, conflict_grace, "conflict_grace", JUKI_CONF_DURATION, "1h",
+		     0, 0, INT64_C(7) * 86400 * 1000,
+		     "How long a person may be current in two municipalities (a move-in whose "
+		     "転出 has not arrived yet) before the double-registration alert is raised."),
     JUKI_CONF_END,
 };
 
@@ -33,9 +38,10 @@ static const struct juki_migration prefd_steps[] = {
 const struct juki_schema prefd_schema = {"prefd", prefd_steps,
 					 sizeof(prefd_steps) / sizeof(prefd_steps[0])};
 
-static const struct juki_schema prefd_schemas[2] = {
+static const struct juki_schema prefd_schemas[3] = {
     JUKI_HONNIN_SCHEMA,
     {"prefd", prefd_steps, sizeof(prefd_steps) / sizeof(prefd_steps[0])},
+    JUKI_CONFLICT_SCHEMA,
 };
 
 /* A municipality sends the records it made itself, and only of its prefecture. */
@@ -62,6 +68,9 @@ prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *re
 	rc = juki_honnin_receive(juki_node_store(node), msg, juki_node_now_ms(node),
 				 from_municipality, forward, prefd_conf(node)->national, rej);
 	juki_batcher_free(forward);
+	if (rc == 0) {
+		rc = juki_conflicts_scan(prefd_of(node)->conflicts, msg);
+	}
 	return rc;
 }
 
@@ -272,10 +281,10 @@ static const struct juki_purge_rule prefd_purge_rules[] = {
 };
 
 static const struct juki_handler prefd_handlers[] = {
-    {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0, 0},
-    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1},
-    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0},
-    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
+    {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0, 0, NULL},
+    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1, NULL},
+    {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0, NULL},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
 static const struct juki_ctl_cmd prefd_cmds[] = {
@@ -285,6 +294,9 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
     {"confirmations", prefd_cmd_confirmations,
      "転出確定通知 recorded, newest last (args: code, limit)",
      JUKI_ROLE_CLERK | JUKI_ROLE_SUPERVISOR, "kakutei"},
+    {"conflicts", juki_conflicts_cmd,
+     "people current in two municipalities (二重登録), oldest first (args: limit)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -309,19 +321,49 @@ prefd_check(const void *confp, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+prefd_started(struct juki_node *node, char *err, size_t errlen)
+{
+	struct prefd *pd = prefd_of(node);
+
+	pd->conflicts = juki_conflicts_start(node, prefd_conf(node)->conflict_grace);
+	if (pd->conflicts == NULL) {
+		snprintf(err, errlen, "conflicts: out of memory");
+		return JUKI_ENOMEM;
+	}
+	return 0;
+}
+
+static void
+prefd_reloaded(struct juki_node *node)
+{
+	juki_conflicts_set_grace(prefd_of(node)->conflicts, prefd_conf(node)->conflict_grace);
+}
+
+static void
+prefd_stopping(struct juki_node *node)
+{
+	juki_conflicts_stop(prefd_of(node)->conflicts);
+	prefd_of(node)->conflicts = NULL;
+}
+
 static const struct juki_node_spec prefd_spec = {
     .daemon = "juki-prefd",
     .kind = JUKI_KIND_PREF,
     .schemas = prefd_schemas,
-    .nschemas = 2,
+    .nschemas = 3,
     .handlers = prefd_handlers,
     .cmds = prefd_cmds,
     .status = prefd_status,
     .honnin_dest = prefd_honnin_dest,
     .purge = prefd_purge_rules,
     .datasets = prefd_datasets,
+    .size = sizeof(struct prefd),
     .conf_node = offsetof(struct prefd_conf, node),
     .check = prefd_check,
+    .started = prefd_started,
+    .reloaded = prefd_reloaded,
+    .stopping = prefd_stopping,
 };
 
 const struct juki_daemon_ops prefd_ops = {

@@ -20,7 +20,22 @@
 struct prefd_conf {
 	struct juki_node_conf node;
 	char *national; /* the national server (指定情報処理機関), urn:juki:jlis:0 */
+	int64_t conflict_grace; /* ms a double registration may stand before its alert */
 };
+
+struct juki_conflicts;
+
+/* The prefectural server's state, its node's private data (juki_node_priv()). */
+struct prefd {
+	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
+};
+
+/* prefd_of() - the prefectural server's state. */
+static inline struct prefd *
+prefd_of(struct juki_node *node)
+{
+	return juki_node_priv(node);
+}
 
 /* prefd_conf() - the prefectural server's configuration. */
 static inline const struct prefd_conf *

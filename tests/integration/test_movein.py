@@ -77,13 +77,18 @@ def case_unknown_person_is_answered():
         row = wait_until("an answer to the notice",
                          lambda: [r for r in movein_status(net, stranger["code"])
                                   if r["status"] != "queued"])[0]
-        assert row["status"] == "rejected" and row["reason"] == "unknown-person", row
+        # B is told no-match (A tells no more); the case is a task for B's clerk.
+        assert row["status"] == "rejected" and row["reason"] == "no-match", row
+        assert row["task"] == "to resolve", row
         # The refusal is kept at B with its reason; nothing waits; A and pref:13 unchanged.
         ob = net[B].ctl("outbox")
-        assert [r["reason"] for r in ob["rejected"]] == ["unknown-person"]
+        assert [r["reason"] for r in ob["rejected"]] == ["no-match"]
         assert ob.get("queues", []) == []
         st = net[A].status()
-        assert st["inbound"]["rejected"] == {"unknown-person": 1}
+        assert st["inbound"]["rejected"] == {"no-match": 1}
+        # A's own clerk sees why.
+        refused = net[A].clerk().ctl("tennyu", "refused")["refused"]
+        assert [r["reason"] for r in refused] == ["unknown-person"], refused
         assert st["residents"] == {} and st["moveouts"] == 0
         assert net["pref:13"].ctl("confirmations")["total"] == 0
 

@@ -290,6 +290,65 @@ test_apply_order_independent(void **state)
 	json_decref(hist);
 }
 
+static size_t
+holders(struct fx *f, char (*lg)[JUKI_LGCODE_LEN + 1])
+{
+	size_t n;
+
+	assert_int_equal(juki_honnin_holders(f->store, CODE, lg, 4, &n), 0);
+	return n;
+}
+
+/*
+ * 二重登録: who holds the person follows each municipality's latest record,
+ * not the order of arrival nor the current record alone.
+ */
+static void
+test_holders(void **state)
+{
+	struct fx *f = *state;
+	char lg[4][JUKI_LGCODE_LEN + 1];
+	int any;
+
+	assert_int_equal(holders(f, lg), 0);
+	apply(f, record("131016", 1, "出生", "1990-04-01", "1990-04-02T01:00:00.000Z", "a1"),
+	      "urn:juki:cs:131016");
+	assert_int_equal(holders(f, lg), 1);
+	assert_string_equal(lg[0], "131016");
+	/* One record: nothing superseded, the question answered with one probe. */
+	assert_int_equal(juki_honnin_superseded(f->store, CODE, &any), 0);
+	assert_false(any);
+	/* B's 転入 arrives while A still holds the person: both do. */
+	apply(f, record("131024", 1, "転入", "2026-11-25", "2026-11-25T02:00:00.000Z", "b1"),
+	      "urn:juki:cs:131024");
+	assert_int_equal(juki_honnin_superseded(f->store, CODE, &any), 0);
+	assert_true(any);
+	assert_int_equal(holders(f, lg), 2);
+	assert_string_equal(lg[0], "131016");
+	assert_string_equal(lg[1], "131024");
+	/* A's 転出, later and history under the precedence rule, ends A's hold. */
+	assert_int_equal(
+	    apply(f, record("131016", 2, "転出", "2026-11-25", "2026-11-25T02:00:05.000Z", "a1"),
+		  "urn:juki:cs:131016"),
+	    JUKI_APPLIED_HISTORY);
+	assert_int_equal(holders(f, lg), 1);
+	assert_string_equal(lg[0], "131024");
+	/* Back to A: B's 転出 and A's 転入, in either order, leave A alone. */
+	apply(f, record("131016", 3, "転入", "2026-12-20", "2026-12-20T02:00:00.000Z", "a2"),
+	      "urn:juki:cs:131016");
+	assert_int_equal(holders(f, lg), 2);
+	apply(f, record("131024", 2, "転出", "2026-12-20", "2026-12-20T02:00:05.000Z", "b1"),
+	      "urn:juki:cs:131024");
+	assert_int_equal(holders(f, lg), 1);
+	assert_string_equal(lg[0], "131016");
+	/* A late, older record of B changes nothing: B's latest is its 転出. */
+	assert_int_equal(
+	    apply(f, record("131024", 1, "転入", "2026-11-25", "2026-11-25T02:00:00.000Z", "b1"),
+		  "urn:juki:cs:131024"),
+	    JUKI_APPLIED_DUPLICATE);
+	assert_int_equal(holders(f, lg), 1);
+}
+
 /* Lookups by the full set of attributes: the current record, exactly (第4-4(7)). */
 static void
 test_find(void **state)
@@ -674,6 +733,7 @@ main(void)
 	    cmocka_unit_test(test_precedence),
 	    cmocka_unit_test_setup_teardown(test_apply_order_independent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_other_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_holders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_keys, setup, teardown),

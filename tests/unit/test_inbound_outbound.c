@@ -398,11 +398,31 @@ handle_note(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 	return 0;
 }
 
+/*
+ * The refused hook of test.secret: records n + 100 (kept: the handler's own
+ * changes are undone before it runs) and tells the sender less.
+ */
+static int
+refused_note(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	struct receiver *r = ctx;
+	json_int_t n = json_integer_value(json_object_get(msg->body, "n"));
+	int rc = insert_note(r->store, n + 100, msg->id);
+
+	if (rc == 0) {
+		snprintf(rej->detail, sizeof(rej->detail), "was %s", rej->reason);
+		snprintf(rej->reason, sizeof(rej->reason), "%s", JUKI_R_NO_MATCH);
+	}
+	return rc;
+}
+
 static const struct juki_handler handlers[] = {
-    {"test.note", JUKI_SVC_MUNI, handle_note, 0, 0},
-    {"test.report", JUKI_SVC_HONNIN, handle_note, 0, 0},
-    {"test.bulk", JUKI_SVC_MUNI, handle_note, 0, 1},
-    {NULL, JUKI_SVC_NONE, NULL, 0, 0},
+    {"test.note", JUKI_SVC_MUNI, handle_note, 0, 0, NULL},
+    {"test.report", JUKI_SVC_HONNIN, handle_note, 0, 0, NULL},
+    {"test.bulk", JUKI_SVC_MUNI, handle_note, 0, 1, NULL},
+    {"test.secret", JUKI_SVC_MUNI, handle_note, 0, 0, refused_note},
+    {"test.secretbulk", JUKI_SVC_MUNI, handle_note, 0, 1, refused_note},
+    {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
 static void
@@ -814,6 +834,12 @@ reject_three(int n)
 	return n == 3 ? "reject" : "apply";
 }
 
+static const char *
+reject_four(int n)
+{
+	return n == 4 ? "reject" : "apply";
+}
+
 static void
 test_rejected(void **state)
 {
@@ -891,6 +917,40 @@ test_rejected(void **state)
 	assert_int_equal(num(rej, JUKI_R_BAD_FIELD), 1);
 	assert_int_equal(num(rej, JUKI_R_UNKNOWN_TYPE), 1);
 	assert_int_equal(num(rej, JUKI_R_POLICY), 1);
+	json_decref(in);
+}
+
+/*
+ * A handler's refused hook runs after the refusal is undone, keeps what it
+ * writes, and rewrites what the sender is told; for an ordinary message
+ * (savepoint) and a bulk one (a transaction of its own) alike.
+ */
+static void
+test_refused_hook(void **state)
+{
+	struct fix *f = *state;
+	char ids[10][JUKI_UUID_LEN + 1];
+	char got[100];
+	json_t *in;
+	int n = 4;
+
+	start_outbound(f, 8, f->gw_addr, NULL, 20);
+	queue_notes(f, B_URN, "test.secret", 1, 3, reject_three, ids);
+	queue_notes(f, B_URN, "test.secretbulk", 4, 4, reject_four, ids);
+	juki_outbound_kick(f->send.ob);
+	assert_true(run_until(f, acks_reached, &n, WAIT_MS));
+	assert_int_equal(f->send.acks[0].status, JUKI_ACK_ACCEPTED);
+	assert_int_equal(f->send.acks[1].status, JUKI_ACK_ACCEPTED);
+	for (int i = 2; i < 4; i++) {
+		assert_int_equal(f->send.acks[i].status, JUKI_ACK_REJECTED);
+		assert_string_equal(f->send.acks[i].reason, JUKI_R_NO_MATCH);
+		assert_string_equal(f->send.acks[i].detail, "was " JUKI_R_BAD_FIELD);
+	}
+	/* The handler's notes of 3 and 4 were undone, the hook's kept. */
+	notes_text(f, got, sizeof(got));
+	assert_string_equal(got, "1,2,103,104");
+	in = juki_inbound_status(f->in);
+	assert_int_equal(num(json_object_get(in, "rejected"), JUKI_R_NO_MATCH), 2);
 	json_decref(in);
 }
 
@@ -1141,6 +1201,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_redelivered_after_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_callback_fails, setup, teardown),

@@ -391,6 +391,14 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 	if (rc == JUKI_REJECT) {
 		rc = alone ? juki_store_rollback(store)
 			   : juki_store_exec(store, "ROLLBACK TO msg; RELEASE msg");
+		if (rc == 0 && h->refused != NULL) {
+			if (alone) {
+				rc = juki_store_begin(store);
+			}
+			if (rc == 0) {
+				rc = h->refused(in->conf.ctx, &msg, &rej);
+			}
+		}
 		if (rc != 0) {
 			goto out;
 		}

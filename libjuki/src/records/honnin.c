@@ -979,6 +979,55 @@ out:
 }
 
 int
+juki_honnin_holders(struct juki_store *store, const char *code,
+		    char (*lgcodes)[JUKI_LGCODE_LEN + 1], size_t max, size_t *n)
+{
+	static const char sql[] =
+	    "SELECT lgcode, kind, max(version) FROM ("
+	    " SELECT lgcode, version, kind FROM honnin WHERE code = ?1"
+	    " UNION ALL"
+	    " SELECT lgcode, version, kind FROM honnin_history WHERE code = ?1)"
+	    " GROUP BY lgcode ORDER BY lgcode";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int rc;
+
+	*n = 0;
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 1) == JUKI_CHANGE_REMOVAL) {
+			continue;
+		}
+		if (*n < max) {
+			copy_text(st, 0, lgcodes[*n], JUKI_LGCODE_LEN + 1);
+		}
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+int
+juki_honnin_superseded(struct juki_store *store, const char *code, int *any)
+{
+	static const char sql[] = "SELECT 1 FROM honnin_history WHERE code = ?1 LIMIT 1";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int rc;
+
+	*any = 0;
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*any = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+int
 juki_honnin_current(struct juki_store *store, const char *code, struct juki_change *c)
 {
 	struct juki_field_error fe;

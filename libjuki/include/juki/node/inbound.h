@@ -59,6 +59,13 @@ struct juki_handler {
 	 * some 25 MiB for 5,000 records at a million rows).
 	 */
 	int bulk;
+	/*
+	 * refused (NULL: none) - called when fn refused msg, after its changes
+	 * were rolled back, inside the turn's transaction: it may record the
+	 * refusal and rewrite rej, what the sender is told (a refusal a
+	 * sender must not learn from).  0 or a negative code.
+	 */
+	int (*refused)(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
 };
 
 struct juki_inbound_conf {

@@ -160,6 +160,24 @@ int juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c
 			   struct juki_counter *counter, enum juki_apply_outcome *outcome);
 
 /*
+ * juki_honnin_holders() - the municipalities that hold code here: those
+ * whose own latest record of it (the highest version of that lgcode,
+ * current or history) is not a removal, in lgcode order.  Under the
+ * precedence rule a later 転出 ends a municipality's hold whatever order
+ * the records arrived in.  At most max are written to lgcodes; *n is how
+ * many hold (it may exceed max).  0 or JUKI_ESTORE.
+ */
+int juki_honnin_holders(struct juki_store *store, const char *code,
+			char (*lgcodes)[JUKI_LGCODE_LEN + 1], size_t max, size_t *n);
+
+/*
+ * juki_honnin_superseded() - whether code has any older record here
+ * (history): without one it has one record or none, held once at most.
+ * One index probe, for the common case of someone new.  0 or JUKI_ESTORE.
+ */
+int juki_honnin_superseded(struct juki_store *store, const char *code, int *any);
+
+/*
  * juki_honnin_current() - the current record of code.  Returns 0, or
  * JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_EFORMAT (a stored record that no longer
  * parses).

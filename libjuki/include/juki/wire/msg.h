@@ -47,6 +47,8 @@
 #define JUKI_R_FUTURE_DATE    "future-date"         /* a date after today (JST) */
 #define JUKI_R_UNKNOWN_PERSON "unknown-person"      /* no such resident here */
 #define JUKI_R_NOT_RESIDENT   "not-resident"        /* known, but no longer resident */
+#define JUKI_R_NO_MATCH       "no-match"            /* 転入通知: no resident here matches it */
+#define JUKI_R_RATE_LIMITED   "rate-limited"        /* too many refused; try again later */
 #define JUKI_R_REPLAY         "replay-mismatch"     /* id received before, with other bytes */
 #define JUKI_R_INTERNAL       "internal-error"      /* receiver failed; sender retries */
 
