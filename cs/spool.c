@@ -322,6 +322,8 @@ apply(struct csd_spool *sp, json_t *receipt)
 	if (rc == 0) {
 		rc = finish_op(sp, &op, receipt);
 	}
+	/* The counts, the last batch and the commit are steps of their own. */
+	juki_daemon_alive(juki_node_daemon(cs->node));
 	if (rc == 0) {
 		rc = juki_store_commit(store);
 	}
