@@ -19,6 +19,9 @@
 #include "juki/node/log.h"
 #include "spool.h"
 
+/* The longest the commit of a file is pinged for: past it, the watchdog judges. */
+#define BUSY_MAX_MS (10 * 60 * 1000)
+
 /* Finished jobs remembered for "import.status" besides their files in done/ and rejected/. */
 #define RECENT_MAX 64
 /* A file whose register changed under it is validated again at most this often. */
@@ -319,14 +322,18 @@ apply(struct csd_spool *sp, json_t *receipt)
 			juki_daemon_alive(juki_node_daemon(cs->node));
 		}
 	}
+	/*
+	 * The last batch, the counts, the commit and the WAL checkpoint after
+	 * it take the longer the larger the file, and cannot ping themselves.
+	 */
+	juki_daemon_busy_begin(juki_node_daemon(cs->node), BUSY_MAX_MS);
 	if (rc == 0) {
 		rc = finish_op(sp, &op, receipt);
 	}
-	/* The counts, the last batch and the commit are steps of their own. */
-	juki_daemon_alive(juki_node_daemon(cs->node));
 	if (rc == 0) {
 		rc = juki_store_commit(store);
 	}
+	juki_daemon_busy_end(juki_node_daemon(cs->node));
 	if (rc != 0) {
 		juki_store_rollback(store);
 	} else {

@@ -1,10 +1,12 @@
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "juki/base/clock.h"
@@ -24,6 +26,12 @@ struct juki_daemon {
 	struct event *sigterm, *sigint, *sighup, *watchdog;
 	int64_t watchdog_ms;
 	int64_t watchdog_last; /* monotonic ms of the last ping */
+	/* A step that cannot ping (juki_daemon_busy_begin): a thread pings for it. */
+	pthread_t busy_thread;
+	pthread_mutex_t busy_lock;
+	pthread_cond_t busy_cond;
+	int busy, busy_stop;
+	int64_t busy_max_ms;
 };
 
 int
@@ -196,6 +204,76 @@ juki_daemon_alive(struct juki_daemon *d)
 		juki_sd_notify("WATCHDOG=1");
 		d->watchdog_last = juki_clock_mono_ms();
 	}
+}
+
+/*
+ * The pinger of a step that cannot ping: every quarter of the watchdog
+ * period, until the step ends or has taken busy_max_ms, after which the
+ * watchdog is left to judge a step that may be hung.
+ */
+static void *
+busy_pinger(void *arg)
+{
+	struct juki_daemon *d = arg;
+	int64_t until = juki_clock_mono_ms() + d->busy_max_ms;
+
+	pthread_mutex_lock(&d->busy_lock);
+	while (!d->busy_stop && juki_clock_mono_ms() < until) {
+		struct timespec ts;
+		int64_t at;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + d->watchdog_ms / 4;
+		ts.tv_sec = (time_t)(at / 1000);
+		ts.tv_nsec = (long)(at % 1000) * 1000000;
+		if (pthread_cond_timedwait(&d->busy_cond, &d->busy_lock, &ts) != 0 &&
+		    !d->busy_stop) {
+			juki_sd_notify("WATCHDOG=1");
+		}
+	}
+	pthread_mutex_unlock(&d->busy_lock);
+	return NULL;
+}
+
+void
+juki_daemon_busy_begin(struct juki_daemon *d, int64_t max_ms)
+{
+	if (d == NULL || d->watchdog == NULL || d->busy) {
+		return;
+	}
+	juki_daemon_alive(d);
+	d->busy_stop = 0;
+	d->busy_max_ms = max_ms;
+	if (pthread_mutex_init(&d->busy_lock, NULL) != 0) {
+		return;
+	}
+	if (pthread_cond_init(&d->busy_cond, NULL) != 0) {
+		pthread_mutex_destroy(&d->busy_lock);
+		return;
+	}
+	if (pthread_create(&d->busy_thread, NULL, busy_pinger, d) != 0) {
+		pthread_cond_destroy(&d->busy_cond);
+		pthread_mutex_destroy(&d->busy_lock);
+		return;
+	}
+	d->busy = 1;
+}
+
+void
+juki_daemon_busy_end(struct juki_daemon *d)
+{
+	if (d == NULL || !d->busy) {
+		return;
+	}
+	pthread_mutex_lock(&d->busy_lock);
+	d->busy_stop = 1;
+	pthread_cond_signal(&d->busy_cond);
+	pthread_mutex_unlock(&d->busy_lock);
+	pthread_join(d->busy_thread, NULL);
+	pthread_cond_destroy(&d->busy_cond);
+	pthread_mutex_destroy(&d->busy_lock);
+	d->busy = 0;
+	d->watchdog_last = juki_clock_mono_ms();
 }
 
 static void

@@ -65,6 +65,16 @@ const struct juki_daemon_ops *juki_daemon_ops_of(const struct juki_daemon *d);
  */
 void juki_daemon_alive(struct juki_daemon *d);
 
+/*
+ * juki_daemon_busy_begin() / juki_daemon_busy_end() - around one step that
+ * holds the loop and cannot ping (the commit of a whole import file and
+ * the WAL checkpoint after it, whose time grows with the file): a thread
+ * pings the watchdog meanwhile, for max_ms at most, so that a step that
+ * hangs is still killed.  Nothing without a watchdog; not nested.
+ */
+void juki_daemon_busy_begin(struct juki_daemon *d, int64_t max_ms);
+void juki_daemon_busy_end(struct juki_daemon *d);
+
 /* juki_daemon_base() - the one event base of the process. */
 struct event_base *juki_daemon_base(struct juki_daemon *d);
 
