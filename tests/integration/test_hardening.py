@@ -47,14 +47,16 @@ import ssl
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 
-from jukitest import CTL, CTL_FAILED, CTL_USAGE, CtlError, Network, SANITIZER_MARKERS, free_port, run_cases, run_ctl, urn, wait_until
-from jukitest.peer import FakeNode, Peer, ack_of, now, tcp_connect, uuid7
-from jukitest.synth import Synth, change_row, import_csv, lgcode_check_digit, wrong_check_digit
+from jukitest import (CTL, CTL_FAILED, CTL_USAGE, CtlError, Network, SANITIZER_MARKERS,
+                      add_residents, fails, history, run_cases, run_ctl, store_rows, urn,
+                      wait_until)
+from jukitest.peer import Peer, now, tcp_connect, uuid7
+from jukitest.synth import Synth, change_row, import_csv, lgcode_check_digit
 
 A, B = "cs:131016", "cs:271004"
+from jukitest.receiver import Receiver
 GW = "fwgate:east"
 FAKE_GW = "fwgate:fake"  # a gateway certificate with no daemon: the test's hand
 INTERVAL = 0.3  # a slow caller's pace: one byte per INTERVAL
@@ -222,31 +224,6 @@ NET = [GW, A, PREF]
 DAY_MS = 86400_000
 
 
-def fails(fn, *args, **kw):
-    """Run a juki-ctl call that must fail; returns (exit code, error code, message)."""
-    try:
-        fn(*args, **kw)
-    except CtlError as e:
-        try:
-            body = json.loads(e.out)
-        except ValueError:
-            body = {}
-        return e.code, body.get("error"), e.err
-    raise AssertionError("%s %s succeeded" % (fn, args))
-
-
-def register(net, people):
-    net[A].ctl("resident", "add", "--file", "-",
-               input="\n".join(json.dumps(p, ensure_ascii=False) for p in people))
-
-
-def history(daemon, **filters):
-    args = ["audit", "show", "--limit", "100000"]
-    for k, v in filters.items():
-        args += ["--" + k, v]
-    return daemon.admin(*args)["entries"]
-
-
 def set_clock(d, offset_ms):
     """Move a daemon's clock by clock_offset and a reload; returns when it reloaded."""
     d.extra["clock_offset"] = "%dms" % offset_ms
@@ -273,7 +250,7 @@ def case_rate_limit_raises_one_alert_per_operator():
 
     with Network(NET, configure=configure) as net:
         p = s.person("131016")
-        register(net, [p])
+        add_residents(net[A], [p])
         clerk = net[A].clerk()
         other = net[A].add_operator("suzuki", ["clerk"])
         for _ in range(3):
@@ -314,7 +291,7 @@ def case_rate_limit_holds_across_a_restart():
 
     with Network(NET, configure=configure) as net:
         p = s.person("131016")
-        register(net, [p])
+        add_residents(net[A], [p])
         clerk = net[A].clerk()
         for _ in range(2):
             clerk.ctl("lookup", "--purpose", "tax", p["code"])
@@ -338,7 +315,7 @@ def case_deadline_alert_not_repeated_after_restart():
     s = Synth(seed=903)
     with Network(NET) as net:
         net[PREF].stop()
-        register(net, [s.person("131016") for _ in range(2)])
+        add_residents(net[A], [s.person("131016") for _ in range(2)])
         now_ms = int(time.time() * 1000)
         jst_day = (now_ms + 9 * 3600_000) // DAY_MS * DAY_MS - 9 * 3600_000
         start = jst_day + (8 * 60 + 30) * 60_000  # delivery.deadline: 08:30 by default
@@ -1150,68 +1127,6 @@ REPLAY_NET = [GW, A, "pref:13", "jlis:0"]
 MOVE_DATE = "2026-11-25"
 
 
-class Receiver:
-    """The network, the resident at A, and what A must still hold after a refusal."""
-
-    def __init__(self, net, seed, sender=B):
-        self.net = net
-        self.sender = sender
-        self.s = Synth(seed=seed)
-        self.person = self.s.person("131016")
-        net[A].ctl("resident", "add", "--file", "-", input=json.dumps(self.person))
-        self.moved = self.s.moved(self.person, "271004", MOVE_DATE)["person"]
-        self.rejected = {}  # what A's inbound.rejected must read
-        self.alerts = {}    # what A's alert counts must read
-
-    def peer(self, name=None, dest=A, service="muni"):
-        cert, key = self.net.cert(name or self.sender)
-        p = Peer(self.net[GW].address, cert, key, self.net.ca())
-        answer = p.connect(urn(dest), service)
-        assert answer == "OK", answer
-        return p
-
-    def notice(self, p, person=None, header=None, **body):
-        """A 転入通知 from the sender to A for the resident; fields overridden."""
-        b = {"person": person or self.moved, "old_lgcode": "131016", "move_date": MOVE_DATE}
-        b.update(body)
-        return p.message("tennyu.notice", urn(self.sender), urn(A), b, **(header or {}))
-
-    def expect_reject(self, ack, msg_id, reason, detail=None, alert=None):
-        """ack refuses msg_id for reason; A counted it (and alerted); A's data unchanged."""
-        assert ack["type"] == "ack" and ack["v"] == 1, ack
-        assert ack["from"] == urn(A) and ack["to"] == urn(self.sender), ack
-        assert ack["corr"] == msg_id, (ack, msg_id)
-        assert ack["body"]["status"] == "rejected" and ack["body"]["reason"] == reason, ack
-        if detail is not None:
-            assert detail in ack["body"].get("detail", ""), (detail, ack)
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        if alert is not None:
-            self.alerts[alert] = self.alerts.get(alert, 0) + 1
-        self.check_unchanged()
-
-    def check_unchanged(self):
-        st = self.net[A].status()
-        assert st["inbound"]["rejected"] == self.rejected, (st["inbound"], self.rejected)
-        assert st["inbound"]["accepted"] == 0 and st["inbound"]["duplicate"] == 0, st["inbound"]
-        assert st["alerts"]["counts"] == self.alerts, (st["alerts"], self.alerts)
-        assert st["residents"] == {"resident": 1} and st["moveouts"] == 0, st
-        assert st["outbound"]["queued"] == 0, st["outbound"]
-        assert self.net[A].ctl("outbox").get("queues", []) == []
-        rec = self.net[A].ctl("resident", "show", self.person["code"])
-        assert rec["status"] == "resident" and rec["version"] == 1, rec
-        assert rec["person"]["address"] == self.person["address"] and rec["moveouts"] == [], rec
-        assert self.net["pref:13"].ctl("confirmations")["total"] == 0
-
-
-def store_rows(path, sql):
-    """Rows read from a store file without changing it."""
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 def case_replay_mismatch():
     """A message id received before, again with another body: not a redelivery.  It is
     refused `replay-mismatch`, alerted (sender and id, no personal data) and kept in
@@ -1379,11 +1294,6 @@ def records(net, node):
     return net[node].status()["records"]
 
 
-def register_at(net, cs, people):
-    net[cs].ctl("resident", "add", "--file", "-",
-                input="\n".join(json.dumps(p) for p in people))
-
-
 def reconcile(net, node, *args):
     return net[node].ctl("reconcile", *args)
 
@@ -1396,7 +1306,7 @@ def case_one_lost_record_narrowed_down():
     n = 5000
     with Network([GW, A, PREF, JLIS]) as net:
         people = [s.person("131016") for _ in range(n)]
-        register_at(net, A, people)
+        add_residents(net[A], people)
         wait_until("%d at jlis" % n, lambda: records(net, JLIS)["current"] == n, timeout=120)
         net[PREF].stop()
         lost = people[1234]["code"]

@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import time
 
-from jukitest import Network, run_cases, wait_until
+from jukitest import Network, add_residents, run_cases, wait_until
 from jukitest.synth import Synth
 
 GW, A, B, PREF, PREF_B, JLIS = ("fwgate:east", "cs:131016", "cs:271004", "pref:13", "pref:27",
@@ -19,11 +19,6 @@ def records(net, node):
     return net[node].status()["records"]
 
 
-def register(net, cs, people):
-    net[cs].ctl("resident", "add", "--file", "-",
-                input="\n".join(json.dumps(p) for p in people))
-
-
 def reconcile(net, node, *args):
     return net[node].ctl("reconcile", *args)
 
@@ -32,7 +27,7 @@ def case_every_hop_records_once():
     s = Synth(seed=31)
     with Network([GW, A, PREF, JLIS]) as net:
         people = [s.person("131016") for _ in range(300)]
-        register(net, A, people)
+        add_residents(net[A], people)
         wait_until("300 records at jlis", lambda: records(net, JLIS)["current"] == 300)
         assert records(net, PREF) == {"current": 300, "history": 0}
         # Memory as the daemon sees it: SQLite's heap is part of the resident size.
@@ -66,7 +61,7 @@ def case_move_between_prefectures():
     s = Synth(seed=32)
     with Network([GW, A, B, PREF, PREF_B, JLIS]) as net:
         p = s.person("131016")
-        register(net, A, [p])
+        add_residents(net[A], [p])
         move = s.moved(p, "271004")
         net[B].ctl("movein", "--file", "-", input=json.dumps(move))
         wait_until("3 records of the person at jlis", lambda: len(
@@ -94,7 +89,7 @@ def case_pref_killed_midstream():
     with Network([GW, A, PREF, JLIS]) as net:
         people = [s.person("131016") for _ in range(3000)]
         net[PREF].stop()
-        register(net, A, people)
+        add_residents(net[A], people)
         net[PREF].start()
         wait_until("pref midway", lambda: 0 < records(net, PREF)["current"], timeout=60,
                    interval=0.001)
@@ -116,7 +111,7 @@ def case_lost_records_caught_up():
     s = Synth(seed=34)
     with Network([GW, A, PREF, JLIS]) as net:
         people = [s.person("131016") for _ in range(500)]
-        register(net, A, people)
+        add_residents(net[A], people)
         wait_until("500 at jlis", lambda: records(net, JLIS)["current"] == 500)
         net[PREF].stop()
         lost = [p["code"] for p in people[:120]]
@@ -158,7 +153,7 @@ def case_deadline_alert():
     s = Synth(seed=35)
     with Network([GW, A, PREF, JLIS]) as net:
         net[PREF].stop()
-        register(net, A, [s.person("131016") for _ in range(3)])
+        add_residents(net[A], [s.person("131016") for _ in range(3)])
         assert net[A].status()["alerts"]["counts"].get("deadline-missed") is None
         now_ms = int(time.time() * 1000)
         jst_day = (now_ms + 9 * 3600_000) // 86400_000 * 86400_000 - 9 * 3600_000
@@ -189,7 +184,7 @@ def case_reconcile_interval_on_reload():
         net[A].extra["honnin"] = "{reconcile_interval: 0}"
 
     with Network([GW, A, PREF], configure=configure) as net:
-        register(net, A, [s.person("131016") for _ in range(50)])
+        add_residents(net[A], [s.person("131016") for _ in range(50)])
         wait_until("50 at pref", lambda: records(net, PREF)["current"] == 50)
         assert reconcile(net, A, "--no-check")["days"] == []
         net[A].extra["honnin"] = "{reconcile_interval: 200ms}"

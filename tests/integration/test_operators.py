@@ -13,38 +13,13 @@ import struct
 import subprocess
 import time
 
-from jukitest import (Network, Operator, run_cases, run_ctl, secret_fd, wait_until, CtlError,
-                      CTL_FAILED, CTL_UNREACHABLE, CTL_USAGE, CTL_WRONG_PIN, CTL_LOCKED,
-                      CARD_PIN)
+from jukitest import (CARD_PIN, CTL_FAILED, CTL_LOCKED, CTL_UNREACHABLE, CTL_USAGE, CTL_WRONG_PIN,
+                      Network, Operator, add_residents, fails, history, run_cases,
+                      run_ctl, secret_fd, wait_until)
 from jukitest.synth import Synth, wrong_check_digit
 
 GW, A, PREF = "fwgate:east", "cs:131016", "pref:13"
 NET = [GW, A, PREF]
-
-
-def fails(fn, *args, **kw):
-    """Run a juki-ctl call that must fail; returns (exit code, error code, message)."""
-    try:
-        fn(*args, **kw)
-    except CtlError as e:
-        try:
-            body = json.loads(e.out)
-        except ValueError:
-            body = {}
-        return e.code, body.get("error"), e.err
-    raise AssertionError("%s %s succeeded" % (fn, args))
-
-
-def register(net, people):
-    net[A].ctl("resident", "add", "--file", "-",
-               input="\n".join(json.dumps(p, ensure_ascii=False) for p in people))
-
-
-def history(daemon, **filters):
-    args = ["audit", "show", "--limit", "100000"]
-    for k, v in filters.items():
-        args += ["--" + k, v]
-    return daemon.admin(*args)["entries"]
 
 
 class RawSession:
@@ -194,7 +169,7 @@ def case_roles_and_data_sets():
     s = Synth(seed=71)
     with Network(NET) as net:
         p = s.person("131016")
-        register(net, [p])
+        add_residents(net[A], [p])
         clerk = net[A].clerk()
         auditor = net[A].add_operator("kansa", ["auditor"])
         movers = net[A].add_operator("ido", ["clerk"], datasets=["tennyu"])
@@ -236,7 +211,7 @@ def case_lookup_limits():
 
     with Network(NET, configure=configure) as net:
         people = [s.person("131016") for _ in range(3)]
-        register(net, people)
+        add_residents(net[A], people)
         clerk = net[A].clerk()
         p = people[0]
         out = clerk.ctl("lookup", "--purpose", "certificate", p["code"])
@@ -295,7 +270,7 @@ def case_rate_limit_is_a_sliding_minute():
 
     with Network(NET, configure=configure) as net:
         p = s.person("131016")
-        register(net, [p])
+        add_residents(net[A], [p])
         clerk = net[A].clerk()
 
         def move_clock(ms):
@@ -324,7 +299,7 @@ def case_bulk_output_needs_approval_once():
         net[A].operator["bulk_records"] = 5
 
     with Network(NET, configure=configure) as net:
-        register(net, [s.person("131016") for _ in range(12)])
+        add_residents(net[A], [s.person("131016") for _ in range(12)])
         clerk = net[A].clerk()
         sup = net[A].add_operator("sato", ["supervisor", "clerk"])
         code, err, msg = fails(clerk.ctl, "export", "--purpose", "tax")
@@ -362,7 +337,7 @@ def case_unapproved_correction_raises_the_alert():
 
     with Network(NET + ["jlis:0"], configure=configure) as net:
         people = [s.person("131016") for _ in range(3)]
-        register(net, people)
+        add_residents(net[A], people)
         clerk = net[A].clerk()
         sup = net[A].add_operator("sato", ["supervisor"])
         # Approved beforehand: used at once.
@@ -409,7 +384,7 @@ def case_history_verify_and_tamper():
     sqlite3 tool."""
     s = Synth(seed=75)
     with Network(NET) as net:
-        register(net, [s.person("131016") for _ in range(2)])
+        add_residents(net[A], [s.person("131016") for _ in range(2)])
         auditor = net[A].add_operator("kansa", ["auditor"])
         net[A].clerk().ctl("lookup", "--purpose", "tax", s.person("131016")["code"],
                            check=False)

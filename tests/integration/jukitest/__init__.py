@@ -19,6 +19,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -475,6 +476,42 @@ class Network:
 
     def ca(self):
         return os.path.join(self.pki, "ca.crt")
+
+
+def fails(fn, *args, **kw):
+    """Run a juki-ctl call that must fail; returns (exit code, error code, message)."""
+    try:
+        fn(*args, **kw)
+    except CtlError as e:
+        try:
+            body = json.loads(e.out)
+        except ValueError:
+            body = {}
+        return e.code, body.get("error"), e.err
+    raise AssertionError("%s %s succeeded" % (fn, args))
+
+
+def add_residents(daemon, people):
+    """Register people at a CS in one `resident add`."""
+    daemon.ctl("resident", "add", "--file", "-",
+               input="\n".join(json.dumps(p, ensure_ascii=False) for p in people))
+
+
+def history(daemon, **filters):
+    """The daemon's operation history, every entry (filters: juki-ctl audit show options)."""
+    args = ["audit", "show", "--limit", "100000"]
+    for k, v in filters.items():
+        args += ["--" + k, v]
+    return daemon.admin(*args)["entries"]
+
+
+def store_rows(path, sql):
+    """Rows read from a store file without changing it."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
 
 
 def run_cases(cases):
