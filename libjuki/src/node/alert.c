@@ -79,6 +79,10 @@ count(struct juki_alerts *a, const char *code)
 	a->counts[a->ncounts++].n = 1;
 }
 
+static void raise_alert(struct juki_alerts *alerts, int logged, const char *code, const char *peer,
+			const char *addr, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
 static void
 raise_alert(struct juki_alerts *alerts, int logged, const char *code, const char *peer,
 	    const char *addr, const char *fmt, va_list ap)
