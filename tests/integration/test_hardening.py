@@ -50,8 +50,8 @@ import tempfile
 import time
 
 from jukitest import (CTL, CTL_FAILED, CTL_USAGE, CtlError, Network, SANITIZER_MARKERS,
-                      add_residents, fails, history, run_cases, run_ctl, store_rows, urn,
-                      wait_until)
+                      add_residents, fails, history, mount_tmpfs, run_cases, run_ctl,
+                      store_rows, unmount_all, urn, wait_until)
 from jukitest.peer import Peer, now, tcp_connect, uuid7
 from jukitest.synth import Synth, change_row, import_csv, lgcode_check_digit
 
@@ -763,11 +763,7 @@ def case_full_store_disk():
 
     def configure(net):
         folder = os.path.join(net.dir, "prefstore")
-        os.makedirs(folder, mode=0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
-                            folder], capture_output=True)
-        if r.returncode == 0:
-            mounted.append(folder)
+        mount_tmpfs(folder, "8m", mounted)
         net[PREF].store = os.path.join(folder, "pref.db")
         # the operation history elsewhere: the case is about the store
         net[PREF].extra["audit"] = "{path: %s}" % os.path.join(net.dir, "pref.audit")
@@ -807,8 +803,7 @@ def case_full_store_disk():
             if "audit-failed" in pref.alert_counts():
                 assert "the operation history is written again" in pref.log_text()
     finally:
-        for path in mounted:
-            subprocess.run(["umount", "-l", path], check=False)
+        unmount_all(mounted)
 
 
 def case_full_store_disk_import():
@@ -820,11 +815,7 @@ def case_full_store_disk_import():
 
     def configure(net):
         folder = os.path.join(net.dir, "csstore")
-        os.makedirs(folder, mode=0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
-                            folder], capture_output=True)
-        if r.returncode == 0:
-            mounted.append(folder)
+        mount_tmpfs(folder, "8m", mounted)
         net[A].store = os.path.join(folder, "cs.db")
         net[A].extra["audit"] = "{path: %s}" % os.path.join(net.dir, "cs.audit")
 
@@ -860,8 +851,7 @@ def case_full_store_disk_import():
             assert cs.status()["residents"].get("resident") == 2000, cs.status()["residents"]
             assert cs.alert_counts().get("disk-full", 0) == 1
     finally:
-        for path in mounted:
-            subprocess.run(["umount", "-l", path], check=False)
+        unmount_all(mounted)
 
 
 def audit_files(daemon):
@@ -1208,11 +1198,7 @@ def case_full_spool_disk():
     mounted = []
 
     def configure(net):
-        os.makedirs(net[A].spool)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
-                            net[A].spool], capture_output=True)
-        if r.returncode == 0:
-            mounted.append(net[A].spool)
+        mount_tmpfs(net[A].spool, "64k", mounted)
 
     try:
         with Network(SPOOL_NET, configure=configure) as net:
@@ -1240,8 +1226,7 @@ def case_full_spool_disk():
             net[A].start()
             assert not os.path.exists(os.path.join(incoming, ".upload-x.csv"))
     finally:
-        for path in mounted:
-            subprocess.run(["umount", path], check=False)
+        unmount_all(mounted)
 
 
 def case_spool_owner_and_mode():

@@ -514,6 +514,23 @@ def store_rows(path, sql):
         db.close()
 
 
+def mount_tmpfs(folder, size, mounted):
+    """A small tmpfs at folder (made, mode 0700) for a case that fills a disk; folder is
+    appended to mounted when the mount worked (root, where mounting is allowed), else it
+    stays a plain folder and the case skips."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+                        folder], capture_output=True)
+    if r.returncode == 0:
+        mounted.append(folder)
+
+
+def unmount_all(mounted):
+    """Undo mount_tmpfs(), lazily: a daemon killed by the case may still hold a file."""
+    for path in mounted:
+        subprocess.run(["umount", "-l", path], check=False)
+
+
 def run_cases(cases):
     """Run test functions in order; print a summary; exit non-zero on any failure."""
     failed = 0
