@@ -147,19 +147,15 @@ juki_date_not_future(const char *date, int64_t now_ms, const char *field,
 		     struct juki_field_error *fe)
 {
 	char today[11];
-	int y, m, d;
 
 	if (date == NULL || !juki_date_valid(date)) {
 		return field_fail(fe, field, JUKI_EFORMAT, "must be a real date YYYY-MM-DD");
 	}
-	/* Both as days from 1970-01-01: date by the calendar, today in Japan (cheap: per cell). */
-	y = (date[0] - '0') * 1000 + (date[1] - '0') * 100 + (date[2] - '0') * 10 + (date[3] - '0');
-	m = (date[5] - '0') * 10 + (date[6] - '0');
-	d = (date[8] - '0') * 10 + (date[9] - '0');
-	if (juki_clock_days_from_civil(y, m, d) <= juki_clock_today(now_ms)) {
+	/* Both YYYY-MM-DD, today the Japan day of now: their order is the text's. */
+	juki_clock_date(now_ms, today, sizeof(today));
+	if (strcmp(date, today) <= 0) {
 		return 0;
 	}
-	juki_clock_date(now_ms, today, sizeof(today));
 	field_fail(fe, field, JUKI_ERANGE, "after today (%s, JST)", today);
 	fe->reason = JUKI_R_FUTURE_DATE;
 	return JUKI_ERANGE;
