@@ -605,7 +605,7 @@ id_of(struct juki_node *node, const json_t *args, const char **id, struct juki_c
 	    strspn(*id, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(*id)) {
 		return juki_ctl_fail(err, "usage", "id: the id of an agreement, [a-z0-9-]");
 	}
-	juki_opcmds_note(juki_node_opcmds(node), *id, "agreement=%s", *id);
+	juki_opcmds_note(juki_node_opcmds(node), *id, NULL);
 	return 0;
 }
 
@@ -616,7 +616,7 @@ juki_provide_cmd_add(void *ctx, const json_t *args, json_t **result, struct juki
 	struct juki_provide *p = juki_provide_of(node);
 	const struct juki_caller *caller = juki_opcmds_caller(juki_node_opcmds(node));
 	struct juki_agreement a;
-	char field[32], detail[200];
+	char field[32], detail[200], note[200];
 	int rc;
 
 	if (juki_agreement_from_json(args, &a, field, sizeof(field), detail, sizeof(detail)) != 0) {
@@ -643,8 +643,8 @@ juki_provide_cmd_add(void *ctx, const json_t *args, json_t **result, struct juki
 		return juki_ctl_fail(err, "internal", "store: %s",
 				     juki_store_errmsg(juki_node_store(node)));
 	}
-	juki_opcmds_note(juki_node_opcmds(node), a.id, "agreement=%s body=%s state=pending", a.id,
-			 a.body);
+	snprintf(note, sizeof(note), "agreement=%s body=%s state=pending", a.id, a.body);
+	juki_opcmds_note(juki_node_opcmds(node), a.id, note);
 	log_notice("provide: agreement %s with %s added by %s, pending approval", a.id, a.body,
 		   a.added_by);
 	*result = juki_agreement_to_json(&a);
@@ -712,6 +712,7 @@ change_state(struct juki_node *node, const json_t *args, enum juki_agreement_act
 	struct juki_agreement a;
 	enum juki_agreement_state next;
 	const char *id, *was;
+	char note[200];
 	int rc;
 
 	if (id_of(node, args, &id, err) != 0) {
@@ -746,8 +747,9 @@ change_state(struct juki_node *node, const json_t *args, enum juki_agreement_act
 		return juki_ctl_fail(err, "internal", "store: %s",
 				     juki_store_errmsg(juki_node_store(node)));
 	}
-	juki_opcmds_note(juki_node_opcmds(node), a.id, "agreement=%s %s->%s", a.id, was,
-			 juki_agreement_state_name(next));
+	snprintf(note, sizeof(note), "agreement=%s %s->%s", a.id, was,
+		 juki_agreement_state_name(next));
+	juki_opcmds_note(juki_node_opcmds(node), a.id, note);
 	log_notice("provide: agreement %s with %s: %s -> %s by %s", a.id, a.body, was,
 		   juki_agreement_state_name(next), who);
 	*result = juki_agreement_to_json(&a);
