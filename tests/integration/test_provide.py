@@ -265,6 +265,8 @@ def case_online_query_items_and_refusals():
             assert ask(net, NENKIN, SATO, PREF, "nenkin-1", code=p["code"])["status"] == \
                 "accepted"
         refused(ask(net, NENKIN, SATO, PREF, "nenkin-1", code=p["code"]), "over-cap")
+        refused(ask(net, NENKIN, SATO, PREF, "nenkin-1", code=p["code"]), "over-cap")
+        # One alert per agreement and Japan day, however many refusals.
         assert net[PREF].alert_counts().get("provide-over-cap") == 1
         rows = provisions(net, PREF)
         # Found: code, subset, four, the one sent twice, then five more; not-found answers
