@@ -8,7 +8,7 @@ build-essential cmake ninja-build pkg-config
 libssl-dev openssl libevent-dev libjansson-dev libyaml-dev libsqlite3-dev sqlite3
 libcmocka-dev libargon2-dev libunistring-dev libcsv-dev
 softhsm2 libengine-pkcs11-openssl opensc
-python3 scdoc clang-format iproute2 procps
+python3 python3-cryptography scdoc clang-format iproute2 procps
 "
 
 missing=""
