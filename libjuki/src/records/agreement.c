@@ -54,6 +54,8 @@ static const char *const item_names[] = {"code", "name", "birth", "sex", "addres
 
 static const char *const state_names[] = {"pending", "active", "suspended", "ended"};
 
+static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static void
 say(char *buf, size_t len, const char *fmt, ...)
 {
