@@ -13,8 +13,11 @@ import json
 import os
 import subprocess
 
-from jukitest import (CARD_PIN, SOURCE, Network, fname, run_cases, run_ctl, secret_fd,
-                      store_rows, wait_until)
+import ssl
+
+from jukitest import (CARD_PIN, SOURCE, Network, fname, free_port, run_cases, run_ctl,
+                      secret_fd, store_rows, wait_until)
+from jukitest.peer import FakeNode, ack_of
 from jukitest.synth import Synth, change_row, import_csv
 
 GW1, GW2, CS, PREF = "fwgate:east", "fwgate:west", "cs:131016", "pref:13"
@@ -341,7 +344,147 @@ def case_bad_input():
         assert code == 1 and "not a staff member of" in err, (code, err)
 
 
+class FakeServer(FakeNode):
+    """The providing server played by the test (its outer certificate names it, as the gateway
+    requires); inner: another identity whose certificate it shows in the inner session."""
+
+    def __init__(self, net, name, answer, inner=None):
+        cert, key = net.cert(inner or name)
+        self.inner_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.inner_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.inner_ctx.verify_mode = ssl.CERT_REQUIRED
+        self.inner_ctx.load_verify_locations(net.ca())
+        self.inner_ctx.load_cert_chain(cert, key)
+        self.inner_ctx.num_tickets = 0
+        outer_cert, outer_key = net.cert(name)
+        super().__init__(net.fake_nodes[name], outer_cert, outer_key, net.ca(), answer)
+
+    def _inner(self, outer, conn):
+        ctx, self.ctx = self.ctx, self.inner_ctx
+        try:
+            super()._inner(outer, conn)
+        finally:
+            self.ctx = ctx
+
+
+def fake_network():
+    def configure(net):
+        net.fake_nodes[PREF] = "127.0.0.1:%d" % free_port()
+    return Network([GW1, GW2], extra_identities=[BODY, PREF, "pref:14"], configure=configure)
+
+
+def case_wrong_server_refused():
+    """The inner certificate names another server than the one asked for: the link is
+    closed before any query is sent."""
+    with fake_network() as net:
+        with FakeServer(net, PREF, lambda conn, doc: [ack_of(doc)], inner="pref:14") as fake:
+            body = Body(net, Card(net, STAFF))
+            code, out, err = body.query("--code", "24727059608", check=False)
+            assert code == 1 and "wrong-peer" in err and "urn:juki:pref:14" in err, (code, err)
+            assert fake.received == [], fake.received
+
+
+def case_refused_part_leaves_nothing():
+    """The server refuses the second part of three: no answers file, nothing of the first
+    part left in the answer directory, and the message says so."""
+    def answer(conn, doc):
+        body = doc["body"]
+        if doc["type"] != "provide.batch":
+            return [ack_of(doc, body={"status": "rejected", "reason": "bad-batch"})]
+        if body["batch"]["part"] == 1:
+            return [ack_of(doc, body={"status": "rejected", "reason": "over-cap",
+                                      "detail": "daily cap of 1500 queries reached"})]
+        return [ack_of(doc, body={"status": "accepted", "result": {
+            "answers": [{"found": False} for _ in body["queries"]]}})]
+
+    s = Synth(seed=66)
+    with fake_network() as net:
+        with FakeServer(net, PREF, answer) as fake:
+            body = Body(net, Card(net, STAFF), part_size=1000)
+            qf = queries_file(net, "q.jsonl", [s.person("131016") for _ in range(2500)])
+            code, out, err = body.batch(qf, check=False)
+            assert code == 1 and "over-cap" in err and "(part 2/3)" in err, (code, err)
+            assert "no answers file written" in err, err
+            assert "part 1/3 done" in err, err
+            assert os.listdir(body.answers) == [], os.listdir(body.answers)
+            parts = [d["body"]["batch"] for _, d in fake.received]
+            assert [p["part"] for p in parts] == [0, 1], parts
+            assert {p["id"] for p in parts} == {parts[0]["id"]}, parts
+            assert all(p["count"] == 2500 and p["parts"] == 3 for p in parts), parts
+            # The answers are checked one for one: fewer answers than queries is no answer.
+            fake.answer = lambda conn, doc: [ack_of(doc, body={
+                "status": "accepted", "result": {"answers": [{"found": False}]}})]
+            code, out, err = body.batch(qf, check=False)
+            assert code == 1 and "bad-response" in err and "1 answers for 1000" in err, err
+            assert os.listdir(body.answers) == []
+
+
+def query_line(q):
+    """The canonical line of a query, as docs/protocol.md §13.1 writes it."""
+    if "code" in q:
+        return "code:%s\n" % q["code"]
+    return "four:%s\t%s\t%d\t%s\t%s\n" % (q["name"], q["birth"], q["sex"], q["lgcode"],
+                                           q["address"])
+
+
+def case_approval_as_documented():
+    """What approve signs is what docs/protocol.md §13.2 says, checked apart from libjuki: the
+    part hashes recomputed here, the signature verified with openssl(1); and every part of the
+    batch carries that approval under its batch id."""
+    import base64
+    import hashlib
+    s = Synth(seed=67)
+    with fake_network() as net:
+        answer = lambda conn, doc: [ack_of(doc, body={"status": "accepted", "result": {
+            "answers": [{"found": False} for _ in doc["body"]["queries"]], "keep_days": 7}})]
+        with FakeServer(net, PREF, answer) as fake:
+            boss = Card(net, BOSS)
+            body = Body(net, Card(net, STAFF), keep="30d")
+            people = [s.person("131016") for _ in range(250)]
+            qf = queries_file(net, "q.jsonl", people, by_four=set(range(0, 250, 7)))
+            path = approve(net, boss, qf, "--part-size", 100)
+            with open(path) as f:
+                af = json.load(f)
+            assert (af["body"], af["count"], af["part_size"], af["parts"]) == (
+                "urn:juki:" + BODY, 250, 100, 3), af
+            with open(qf, encoding="utf-8") as f:
+                queries = [json.loads(line) for line in f]
+            parts = [hashlib.sha256("".join(query_line(q) for q in queries[i:i + 100])
+                                    .encode()).hexdigest() for i in range(0, 250, 100)]
+            a = af["approval"]
+            assert a["parts"] == parts and a["responsible"] == BOSS, a
+            text = "juki-provide-approval/1\n%s\n%s\n250\n%s" % (
+                af["body"], af["batch"], "".join(h + "\n" for h in parts))
+            files = {n: os.path.join(net.dir, n) for n in ("signed", "sig", "cert", "pub")}
+            with open(files["signed"], "w", encoding="utf-8") as f:
+                f.write(text)
+            with open(files["sig"], "wb") as f:
+                f.write(base64.b64decode(a["sig"]))
+            with open(files["cert"], "w") as f:
+                f.write(a["cert"])
+            subprocess.run(["openssl", "x509", "-in", files["cert"], "-pubkey", "-noout",
+                            "-out", files["pub"]], check=True)
+            v = subprocess.run(["openssl", "dgst", "-sha256", "-verify", files["pub"],
+                                "-signature", files["sig"], files["signed"]],
+                               capture_output=True, text=True)
+            assert v.returncode == 0 and "Verified OK" in v.stdout, v
+
+            r = body.batch(qf, "--approval", path)
+            assert r["batch"] == af["batch"] and r["parts"] == 3, r
+            got = [d["body"] for _, d in fake.received]
+            assert [b["batch"]["part"] for b in got] == [0, 1, 2]
+            assert all(b["approval"] == a and b["batch"]["id"] == af["batch"] for b in got)
+            # The server's period (7 days) is shorter than the body file's: it wins.
+            header, _ = read_answers(r["file"])
+            assert header["erase_by"] == r["erase_by"], header
+            today = body.purge("--dry-run")["today"]
+            import datetime
+            want = (datetime.date.fromisoformat(today) + datetime.timedelta(days=7)).isoformat()
+            assert r["erase_by"] == want, (r, today)
+
+
 if __name__ == "__main__":
     run_cases([case_bad_input, case_online_query_token, case_batch_parts_and_answers_file,
                case_bulk_needs_the_responsible_officer, case_purge_after_the_period,
-               case_gateway_down_next_gateway])
+               case_gateway_down_next_gateway, case_wrong_server_refused,
+               case_refused_part_leaves_nothing, case_approval_as_documented])
