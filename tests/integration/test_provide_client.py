@@ -120,13 +120,16 @@ def residents(net, people):
                lambda: net[PREF].status()["records"]["current"] >= len(people), timeout=120)
 
 
-def agreement(net, bulk_threshold=100000, items=("code", "name", "birth", "sex", "address")):
-    """The agreement of the body at the prefectural server (part A's juki-ctl agreement)."""
-    net[PREF].admin("agreement", "add", AGREEMENT, "--body", "urn:juki:" + BODY,
-                    "--jimu", JIMU, "--items", ",".join(items), "--responsible", BOSS,
-                    "--bulk-threshold", bulk_threshold, "--daily-cap", 1000000,
-                    "--methods", "online,batch")
-    net[PREF].admin("agreement", "activate", AGREEMENT)
+def agreement(net, bulk_threshold=100000, keep_days=30,
+              items=("code", "name", "birth", "sex", "address")):
+    """The body's agreement at the prefectural server: added by one supervisor, approved by
+    another (juki-ctl agreement, part of the providing server)."""
+    s1 = net[PREF].add_operator("s1", ["supervisor"])
+    s2 = net[PREF].add_operator("s2", ["supervisor"])
+    s1.ctl("agreement", "add", AGREEMENT, "--body", "urn:juki:" + BODY, "--jimu", JIMU,
+           "--items", ",".join(items), "--methods", "online,batch", "--daily-cap", 1000000,
+           "--bulk-threshold", bulk_threshold, "--keep-days", keep_days, "--responsible", BOSS)
+    s2.ctl("agreement", "approve", AGREEMENT)
 
 
 def provisions(net, code=None):
@@ -136,8 +139,17 @@ def provisions(net, code=None):
     return store_rows(net[PREF].store, sql)
 
 
+def configure(net):
+    """The shipped example 事務 list at the providing server."""
+    src = os.path.join(SOURCE, "conf", "jimu-example.csv")
+    path = os.path.join(net.dir, "jimu.csv")
+    with open(src, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as out:
+        out.write(f.read())
+    net[PREF].extra["provide"] = "{jimu: '%s'}" % path
+
+
 def network(**kw):
-    return Network(NET, extra_identities=[BODY], **kw)
+    return Network(NET, extra_identities=[BODY], configure=configure, **kw)
 
 
 def queries_file(net, name, people, by_four=()):
@@ -148,6 +160,11 @@ def queries_file(net, name, people, by_four=()):
         else:
             lines.append({"code": p["code"]})
     return write(net, name, "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in lines))
+
+
+def days_after(day, n):
+    import datetime
+    return (datetime.date.fromisoformat(day) + datetime.timedelta(days=n)).isoformat()
 
 
 def read_answers(path):
@@ -175,12 +192,18 @@ def case_online_query_token():
         r = body.query("--name", p["name"], "--birth", p["birth"], "--sex", p["sex"],
                        "--address-code", p["lgcode"], "--address", p["address"])
         assert r["found"] is True and r["record"]["code"] == p["code"], r
+        text = body.query("--code", p["code"], json_out=False)
+        assert text.startswith("found: yes\n") and "name: %s\n" % p["name"] in text, text
+        # Only the items asked for (a subset of the agreed ones) come back.
+        r = body.query("--code", p["code"], "--items", "name,birth")
+        assert r["found"] is True and set(r["record"]) <= {"code", "name", "birth"}, r
+        assert "address" not in r["record"] and "sex" not in r["record"], r
         # A partial name is no match: the four items are compared exactly.
         r = body.query("--name", p["name"].split(" ")[0], "--birth", p["birth"], "--sex",
                        p["sex"], "--address-code", p["lgcode"], "--address", p["address"])
         assert r["found"] is False, r
         rows = provisions(net, p["code"])
-        assert len(rows) == 2 and all(row[2] == STAFF for row in rows), rows
+        assert len(rows) == 4 and all(row[2] == STAFF for row in rows), rows
         assert all(row[1] == "urn:juki:" + BODY and row[3] == AGREEMENT for row in rows), rows
         # Nothing of the person in the text output's stderr, nor a wrong card PIN accepted.
         code, out, err = body.query("--code", p["code"], card_pin="0000", check=False)
@@ -194,7 +217,7 @@ def case_batch_parts_and_answers_file():
     with network() as net:
         people = [s.person("131016") for _ in range(2400)]
         residents(net, people)
-        agreement(net)
+        agreement(net, keep_days=7)
         body = Body(net, Card(net, STAFF), keep="30d")
         strangers = [s.person("131016") for _ in range(100)]  # not residents
         asked = people + strangers
@@ -210,7 +233,8 @@ def case_batch_parts_and_answers_file():
         assert header["batch"] == r["batch"] and header["agreement"] == AGREEMENT, header
         assert header["staff"] == STAFF and header["count"] == 2500, header
         today = run_ctl("provide", "purge", "--body-conf", body.path, "--dry-run")["today"]
-        assert header["erase_by"] > today and header["erase_by"] == r["erase_by"], header
+        # The agreement's period (7 days) is shorter than the body file's (30): it holds.
+        assert header["erase_by"] == r["erase_by"] == days_after(today, 7), (header, today)
         assert len(answers) == 2500
         assert [a["record"]["code"] for a in answers[:2400]] == [p["code"] for p in people]
         assert all(a == {"found": False} for a in answers[2400:]), answers[2400:2403]
@@ -236,8 +260,13 @@ def case_bulk_needs_the_responsible_officer():
         assert code == 1 and "approval-required" in err, (code, err)
         assert "no answers file written" in err, err
 
-        # Another batch's approval (other queries), then someone else's signature.
-        qf2 = queries_file(net, "bulk2.jsonl", people[:1100])
+        # Another batch's approval (the same people in another order), then one over the
+        # first 1,100 of these queries (part 1 is the same: the count differs), then someone
+        # else's signature.
+        qf2 = queries_file(net, "bulk2.jsonl", people[::-1])
+        code, out, err = body.batch(qf, "--approval", approve(
+            net, boss, queries_file(net, "bulk3.jsonl", people[:1100])), check=False)
+        assert code == 1 and "approval-invalid" in err and "bad signature" in err, (code, err)
         for approval, why in ((approve(net, boss, qf2), "part hash mismatch"),
                               (approve(net, other, qf), "wrong signer")):
             code, out, err = body.batch(qf, "--approval", approval, check=False)
@@ -263,16 +292,17 @@ def case_purge_after_the_period():
     with network() as net:
         people = [s.person("131016") for _ in range(20)]
         residents(net, people)
-        agreement(net)
-        body = Body(net, Card(net, STAFF), keep="10d")
+        agreement(net, keep_days=10)
+        body = Body(net, Card(net, STAFF))  # keep: as the server's answer says
         r = body.batch(queries_file(net, "q.jsonl", people))
         name = os.path.basename(r["file"])
         # A file that is not an answers file is never touched.
         junk = write(net, "answers/notes.jsonl", "{}\n")
         p = body.purge()
         assert p["count"] == 0 and p["kept"] == 1, p
+        assert r["erase_by"] == days_after(p["today"], 10), (r, p)
         assert p["skipped"] == [{"file": "notes.jsonl", "why": p["skipped"][0]["why"]}], p
-        later = Body(net, body.card, name="later.yaml", keep="10d",
+        later = Body(net, body.card, name="later.yaml",
                      clock_offset="%dms" % (11 * DAY_MS))
         p = later.purge("--dry-run")
         assert [e["file"] for e in p["removed"]] == [name] and p["dry_run"], p
@@ -283,7 +313,7 @@ def case_purge_after_the_period():
         assert not os.path.exists(r["file"]) and os.path.exists(junk)
         # On the erase-by day itself the file is still kept.
         r2 = body.batch(queries_file(net, "q2.jsonl", people[:3]))
-        on_day = Body(net, body.card, name="onday.yaml", keep="10d",
+        on_day = Body(net, body.card, name="onday.yaml",
                       clock_offset="%dms" % (10 * DAY_MS))
         assert on_day.purge()["count"] == 0 and os.path.exists(r2["file"])
 
@@ -478,9 +508,7 @@ def case_approval_as_documented():
             header, _ = read_answers(r["file"])
             assert header["erase_by"] == r["erase_by"], header
             today = body.purge("--dry-run")["today"]
-            import datetime
-            want = (datetime.date.fromisoformat(today) + datetime.timedelta(days=7)).isoformat()
-            assert r["erase_by"] == want, (r, today)
+            assert r["erase_by"] == days_after(today, 7), (r, today)
 
 
 if __name__ == "__main__":
