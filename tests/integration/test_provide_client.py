@@ -25,6 +25,7 @@ BODY = "agency:nenkin"
 STAFF = "urn:juki:op:agency:nenkin:sato"
 BOSS = "urn:juki:op:agency:nenkin:boss"
 OTHER = "urn:juki:op:agency:nenkin:tanaka"
+EXEC, EXEC27 = "exec:131016-zeimu", "exec:272001-zeimu"
 NET = [GW1, GW2, CS, PREF]
 DAY_MS = 86400_000
 AGREEMENT = "nenkin-2026"
@@ -66,13 +67,13 @@ class Card:
 class Body:
     """The terminal of the body: its body file and its staff member's card."""
 
-    def __init__(self, net, card, gateways=None, name="body.yaml", **keys):
+    def __init__(self, net, card, gateways=None, name="body.yaml", body=BODY, **keys):
         self.net, self.card = net, card
         self.answers = os.path.join(net.dir, "answers")
         gws = gateways or [net[g].address for g in (GW1, GW2)]
-        lines = ["body: urn:juki:%s" % BODY, "tls:",
-                 "  cert: %s/%s.crt" % (net.pki, fname(BODY)),
-                 "  key: %s/%s.key" % (net.pki, fname(BODY)),
+        lines = ["body: urn:juki:%s" % body, "tls:",
+                 "  cert: %s/%s.crt" % (net.pki, fname(body)),
+                 "  key: %s/%s.key" % (net.pki, fname(body)),
                  "  ca: %s/ca.crt" % net.pki, "  crl: %s/crl.pem" % net.pki,
                  "gateways: [%s]" % ", ".join("'%s'" % g for g in gws),
                  "server: urn:juki:%s" % PREF, "staff:", "  cert: %s" % card.cert,
@@ -121,14 +122,15 @@ def residents(net, people):
 
 
 def agreement(net, bulk_threshold=100000, keep_days=30,
-              items=("code", "name", "birth", "sex", "address")):
+              items=("code", "name", "birth", "sex", "address"), body=BODY, responsible=BOSS):
     """The body's agreement at the prefectural server: added by one supervisor, approved by
     another (juki-ctl agreement, part of the providing server)."""
     s1 = net[PREF].add_operator("s1", ["supervisor"])
     s2 = net[PREF].add_operator("s2", ["supervisor"])
-    s1.ctl("agreement", "add", AGREEMENT, "--body", "urn:juki:" + BODY, "--jimu", JIMU,
+    s1.ctl("agreement", "add", AGREEMENT, "--body", "urn:juki:" + body, "--jimu", JIMU,
            "--items", ",".join(items), "--methods", "online,batch", "--daily-cap", 1000000,
-           "--bulk-threshold", bulk_threshold, "--keep-days", keep_days, "--responsible", BOSS)
+           "--bulk-threshold", bulk_threshold, "--keep-days", keep_days, "--responsible",
+           responsible)
     s2.ctl("agreement", "approve", AGREEMENT)
 
 
@@ -149,7 +151,7 @@ def configure(net):
 
 
 def network(**kw):
-    return Network(NET, extra_identities=[BODY], configure=configure, **kw)
+    return Network(NET, extra_identities=[BODY, EXEC, EXEC27], configure=configure, **kw)
 
 
 def queries_file(net, name, people, by_four=()):
@@ -374,6 +376,32 @@ def case_bad_input():
         assert code == 1 and "not a staff member of" in err, (code, err)
 
 
+def case_exec_body():
+    """An executive body of a municipality of the prefecture asks with its own staff card and
+    its 責任者's approval; one of another prefecture is refused by the gateway's policy, and
+    that refusal is not taken to the next gateway."""
+    s = Synth(seed=68)
+    with network() as net:
+        people = [s.person("131016") for _ in range(30)]
+        residents(net, people)
+        agreement(net, body=EXEC, responsible="urn:juki:op:%s:boss" % EXEC, bulk_threshold=10)
+        body = Body(net, Card(net, "urn:juki:op:%s:suzuki" % EXEC, token=True), body=EXEC)
+        r = body.query("--code", people[0]["code"])
+        assert r["found"] is True, r
+        qf = queries_file(net, "q.jsonl", people, by_four={3})
+        boss = Card(net, "urn:juki:op:%s:boss" % EXEC)
+        r = body.batch(qf, "--approval", approve(net, boss, qf))
+        assert (r["count"], r["found"]) == (30, 30), r
+        rows = provisions(net)
+        assert {row[1] for row in rows} == {"urn:juki:" + EXEC}, rows
+        assert {row[2] for row in rows} == {"urn:juki:op:%s:suzuki" % EXEC}, rows
+
+        far = Body(net, Card(net, "urn:juki:op:%s:ono" % EXEC27), body=EXEC27, name="far.yaml")
+        code, out, err = far.query("--code", people[0]["code"], check=False)
+        assert code == 1 and "denied" in err and "policy" in err, (code, err)
+        assert "trying the next" not in err, err
+
+
 class FakeServer(FakeNode):
     """The providing server played by the test (its outer certificate names it, as the gateway
     requires); inner: another identity whose certificate it shows in the inner session."""
@@ -514,5 +542,5 @@ def case_approval_as_documented():
 if __name__ == "__main__":
     run_cases([case_bad_input, case_online_query_token, case_batch_parts_and_answers_file,
                case_bulk_needs_the_responsible_officer, case_purge_after_the_period,
-               case_gateway_down_next_gateway, case_wrong_server_refused,
+               case_gateway_down_next_gateway, case_exec_body, case_wrong_server_refused,
                case_refused_part_leaves_nothing, case_approval_as_documented])
