@@ -369,6 +369,11 @@ def case_bad_input():
         code, out, err = Body(net, tok, name="tok.yaml").query("--code", "24727059608",
                                                                  card_pin="1111", check=False)
         assert code == 4, (code, err)
+        # A token that is not there (the card not inserted): a clear error, exit 1.
+        tok.uri = "pkcs11:token=card-nosuch;object=op;type=private"
+        code, out, err = Body(net, tok, name="nosuch.yaml").query("--code", "24727059608",
+                                                                    check=False)
+        assert code == 1 and "card" in err and "card-nosuch" in err, (code, err)
         # A card of another body is not this body's staff.
         other = Card(net, "urn:juki:op:pref:13:clerk9")
         code, out, err = Body(net, other, name="other.yaml").query("--code", "24727059608",
