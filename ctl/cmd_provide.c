@@ -924,6 +924,9 @@ const struct ctl_cmd ctl_provide_cmds[] = {
 	      CTL_OPT_ROW("address-code", CTL_STRING, "lgcode", "L"),
 	      CTL_OPT_ROW("address", CTL_STRING, "address", "TEXT"),
 	      CTL_OPT_ROW("items", CTL_LIST, "items", "a,b"), PIN_FD_ROW},
+     .synopsis = "--body-conf FILE --agreement ID --jimu T-R --purpose TEXT (--code C | --name N "
+		 "--birth YYYY-MM-DD --sex 1|2 --address-code L --address TEXT) [--items a,b] "
+		 "[--card-pin-fd N]",
      .offline = 1},
     {"provide batch", cmd_batch, NULL,
      "send a file of queries (JSON lines) in parts and write the answers file, with its "
@@ -948,6 +951,8 @@ const struct ctl_cmd ctl_provide_cmds[] = {
 	      CTL_INT_ROW("part-size", NULL, 1, JUKI_PROVIDE_PART_MAX),
 	      PIN_FD_ROW,
 	      {"QUERIES.jsonl", 0, CTL_FILE, CTL_ARG, NULL, "QUERIES.jsonl", 0, 0, NULL}},
+     .synopsis = "--cert FILE (--card URI | --key FILE) --ca FILE [--crl FILE] [--batch-id UUID] "
+		 "[--part-size N] [--card-pin-fd N] QUERIES.jsonl",
      .offline = 1},
     {"provide purge", cmd_purge, NULL,
      "erase the answer files past their erase-by date (overwritten, then unlinked) and "
