@@ -20,7 +20,7 @@ from jukitest import (CARD_PIN, SOURCE, Network, fname, free_port, run_cases, ru
 from jukitest.peer import FakeNode, ack_of
 from jukitest.synth import Synth, change_row, import_csv
 
-GW1, GW2, CS, PREF = "fwgate:east", "fwgate:west", "cs:131016", "pref:13"
+GW1, GW2, CS, PREF, JLIS = "fwgate:east", "fwgate:west", "cs:131016", "pref:13", "jlis:0"
 BODY = "agency:nenkin"
 STAFF = "urn:juki:op:agency:nenkin:sato"
 BOSS = "urn:juki:op:agency:nenkin:boss"
@@ -67,7 +67,8 @@ class Card:
 class Body:
     """The terminal of the body: its body file and its staff member's card."""
 
-    def __init__(self, net, card, gateways=None, name="body.yaml", body=BODY, **keys):
+    def __init__(self, net, card, gateways=None, name="body.yaml", body=BODY, server=PREF,
+                 **keys):
         self.net, self.card = net, card
         self.answers = os.path.join(net.dir, "answers")
         gws = gateways or [net[g].address for g in (GW1, GW2)]
@@ -76,7 +77,7 @@ class Body:
                  "  key: %s/%s.key" % (net.pki, fname(body)),
                  "  ca: %s/ca.crt" % net.pki, "  crl: %s/crl.pem" % net.pki,
                  "gateways: [%s]" % ", ".join("'%s'" % g for g in gws),
-                 "server: urn:juki:%s" % PREF, "staff:", "  cert: %s" % card.cert,
+                 "server: urn:juki:%s" % server, "staff:", "  cert: %s" % card.cert,
                  ("  card: '%s'" % card.uri) if card.uri else ("  key: %s" % card.key),
                  "answers: %s" % self.answers, "connect_timeout: 2s", "part_timeout: 60s"]
         lines += ["%s: %s" % kv for kv in keys.items()]
@@ -122,11 +123,12 @@ def residents(net, people):
 
 
 def agreement(net, bulk_threshold=100000, keep_days=30,
-              items=("code", "name", "birth", "sex", "address"), body=BODY, responsible=BOSS):
-    """The body's agreement at the prefectural server: added by one supervisor, approved by
+              items=("code", "name", "birth", "sex", "address"), body=BODY, responsible=BOSS,
+              server=PREF):
+    """The body's agreement at the providing server: added by one supervisor, approved by
     another (juki-ctl agreement, part of the providing server)."""
-    s1 = net[PREF].add_operator("s1", ["supervisor"])
-    s2 = net[PREF].add_operator("s2", ["supervisor"])
+    s1 = net[server].add_operator("s1", ["supervisor"])
+    s2 = net[server].add_operator("s2", ["supervisor"])
     s1.ctl("agreement", "add", AGREEMENT, "--body", "urn:juki:" + body, "--jimu", JIMU,
            "--items", ",".join(items), "--methods", "online,batch", "--daily-cap", 1000000,
            "--bulk-threshold", bulk_threshold, "--keep-days", keep_days, "--responsible",
@@ -142,16 +144,18 @@ def provisions(net, code=None):
 
 
 def configure(net):
-    """The shipped example 事務 list at the providing server."""
+    """The shipped example 事務 list at the providing servers."""
     src = os.path.join(SOURCE, "conf", "jimu-example.csv")
     path = os.path.join(net.dir, "jimu.csv")
     with open(src, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as out:
         out.write(f.read())
-    net[PREF].extra["provide"] = "{jimu: '%s'}" % path
+    for node in (PREF, JLIS):
+        if node in net.daemons:
+            net[node].extra["provide"] = "{jimu: '%s'}" % path
 
 
-def network(**kw):
-    return Network(NET, extra_identities=[BODY, EXEC, EXEC27], configure=configure, **kw)
+def network(names=NET, **kw):
+    return Network(names, extra_identities=[BODY, EXEC, EXEC27], configure=configure, **kw)
 
 
 def queries_file(net, name, people, by_four=()):
@@ -407,6 +411,27 @@ def case_exec_body():
         assert "trying the next" not in err, err
 
 
+def case_national_server():
+    """The body asks the national server (J-LIS) instead: the same link and commands, the
+    body file naming urn:juki:jlis:0."""
+    s = Synth(seed=69)
+    with network(NET + [JLIS]) as net:
+        people = [s.person("131016") for _ in range(12)]
+        residents(net, people)
+        wait_until("the national server holds every resident",
+                   lambda: net[JLIS].status()["records"]["current"] >= len(people), timeout=60)
+        agreement(net, server=JLIS, keep_days=5)
+        body = Body(net, Card(net, STAFF), server=JLIS)
+        r = body.query("--code", people[0]["code"])
+        assert r["found"] is True and r["record"]["code"] == people[0]["code"], r
+        r = body.batch(queries_file(net, "q.jsonl", people, by_four={1}))
+        assert (r["count"], r["found"]) == (12, 12), r
+        header, _ = read_answers(r["file"])
+        assert header["server"] == "urn:juki:" + JLIS, header
+        assert len(store_rows(net[JLIS].store, "SELECT id FROM provisions")) == 13
+        assert provisions(net) == []  # nothing was provided by the prefecture
+
+
 class FakeServer(FakeNode):
     """The providing server played by the test (its outer certificate names it, as the gateway
     requires); inner: another identity whose certificate it shows in the inner session."""
@@ -547,5 +572,6 @@ def case_approval_as_documented():
 if __name__ == "__main__":
     run_cases([case_bad_input, case_online_query_token, case_batch_parts_and_answers_file,
                case_bulk_needs_the_responsible_officer, case_purge_after_the_period,
-               case_gateway_down_next_gateway, case_exec_body, case_wrong_server_refused,
+               case_gateway_down_next_gateway, case_exec_body, case_national_server,
+               case_wrong_server_refused,
                case_refused_part_leaves_nothing, case_approval_as_documented])
