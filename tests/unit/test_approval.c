@@ -49,7 +49,7 @@ code_query(int n)
 	/* 10 digits then the check digit of juki_jumin_check_digit() */
 	char first10[11], code[12];
 
-	snprintf(first10, sizeof(first10), "%010d", 1000000 + n);
+	snprintf(first10, sizeof(first10), "%010u", (unsigned)(1000000 + n) % 1000000000u);
 	snprintf(code, sizeof(code), "%s%c", first10, juki_jumin_check_digit(first10));
 	return json_pack("{s:s}", "code", code);
 }
