@@ -25,8 +25,10 @@
 #include "print.h"
 
 /* A4 in points, and the frame of the text. */
-#define PAGE_W   595.276
-#define PAGE_H   841.890
+#define A4_SHORT 595.276
+#define A4_LONG  841.890
+#define PAGE_W   (p->doc->landscape ? A4_LONG : A4_SHORT)
+#define PAGE_H   (p->doc->landscape ? A4_SHORT : A4_LONG)
 #define MARGIN   56.0
 #define FOOT_H   28.0 /* below the body: the page number */
 #define BODY_TOP MARGIN
@@ -504,7 +506,8 @@ render(const struct ctl_doc *doc, struct buf *b, int *pages, struct ctl_print_er
 	int rc;
 
 	memset(b, 0, sizeof(*b));
-	s = cairo_pdf_surface_create_for_stream(buf_write, b, PAGE_W, PAGE_H);
+	s = cairo_pdf_surface_create_for_stream(buf_write, b, doc->landscape ? A4_LONG : A4_SHORT,
+						doc->landscape ? A4_SHORT : A4_LONG);
 	cairo_pdf_surface_restrict_to_version(s, CAIRO_PDF_VERSION_1_5);
 	if (doc->title != NULL) {
 		cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE, doc->title);
@@ -539,7 +542,7 @@ render(const struct ctl_doc *doc, struct buf *b, int *pages, struct ctl_print_er
 int
 ctl_print_check(const struct ctl_doc *doc, struct ctl_print_error *err)
 {
-	cairo_surface_t *s = cairo_pdf_surface_create_for_stream(NULL, NULL, PAGE_W, PAGE_H);
+	cairo_surface_t *s = cairo_pdf_surface_create_for_stream(NULL, NULL, A4_SHORT, A4_LONG);
 	struct pr p;
 	int rc = pr_init(&p, doc, s, err);
 

@@ -36,6 +36,7 @@ struct ctl_doc {
 	size_t n_paragraphs;
 	const char *date;   /* footer of the last page, right: the date of issue */
 	const char *issuer; /* footer of the last page, right, under the date */
+	int landscape;      /* A4 landscape (default: portrait) */
 };
 
 /* Where a refused character stands: never the text. */

@@ -3,9 +3,13 @@
 #include <string.h>
 
 #include "jlisd.h"
+#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/provnotice.h"
+#include "juki/node/reconcile.h"
 #include "juki/records/honnin.h"
+#include "juki/records/provision.h"
 
 const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct jlisd_conf, node),
@@ -13,12 +17,17 @@ const struct juki_conf_key jlisd_conf_keys[] = {
 		     0, 0, INT64_C(7) * 86400 * 1000,
 		     "How long a person may be current in two municipalities (a move-in whose "
 		     "転出 has not arrived yet) before the double-registration alert is raised."),
+    JUKI_CONF_SCALAR(struct jlisd_conf, notice_interval, "notice_interval", JUKI_CONF_DURATION,
+		     "1m", 0, 0, INT64_C(86400) * 1000,
+		     "How often the provision records not yet notified are sent to the "
+		     "prefecture of each person (provide.notice, 第6-8(5)イ); 0: only when asked "
+		     "(notices.send)."),
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[2] = {
-    JUKI_HONNIN_SCHEMA,
-    JUKI_CONFLICT_SCHEMA,
+static const struct juki_schema jlisd_schemas[5] = {
+    JUKI_HONNIN_SCHEMA,     JUKI_CONFLICT_SCHEMA,  JUKI_PROVISION_SCHEMA,
+    JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA,
 };
 
 static const struct jlisd_conf *
@@ -108,6 +117,51 @@ jlisd_status(struct juki_node *node)
 			 count_of(juki_node_store(node), sql_h));
 }
 
+/* "notices.send": queue the provision records not yet notified, now. */
+static int
+jlisd_cmd_notices_send(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	int64_t sent = 0, held = 0;
+	int rc;
+
+	(void)args;
+	if ((rc = juki_provnotice_send(jlisd_of(node)->notices, &sent, &held)) != 0) {
+		return juki_ctl_fail(err, "internal", "provision notices: %s", juki_strerror(rc));
+	}
+	*result = json_pack("{s:I,s:I}", "queued", (json_int_t)sent, "held", (json_int_t)held);
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
+/* "notices.reconcile": ask the prefectures for their counts (args: date, check). */
+static int
+jlisd_cmd_notices_reconcile(void *ctx, const json_t *args, json_t **result,
+			    struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const char *day = json_string_value(json_object_get(args, "date"));
+	const json_t *check = json_object_get(args, "check");
+	int rc;
+
+	if (day != NULL && !juki_date_valid(day)) {
+		return juki_ctl_fail(err, "usage", "date: YYYY-MM-DD");
+	}
+	rc = juki_provnotice_reconcile(jlisd_of(node)->notices, day,
+				       check == NULL || json_is_true(check), result);
+	if (rc != 0) {
+		return juki_ctl_fail(err, "internal", "provision notices: %s", juki_strerror(rc));
+	}
+	return 0;
+}
+
+static int
+jlisd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack)
+{
+	struct juki_node *node = ctx;
+
+	return juki_provnotice_on_ack(jlisd_of(node)->notices, entry, ack);
+}
+
 static const struct juki_handler jlisd_handlers[] = {
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
@@ -120,6 +174,13 @@ static const struct juki_ctl_cmd jlisd_cmds[] = {
     {"conflicts", juki_conflicts_cmd,
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
+    {"notices.send", jlisd_cmd_notices_send,
+     "send the provision records not yet notified to each person's prefecture now (第6-8(5)イ)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, "honnin"},
+    {"notices.reconcile", jlisd_cmd_notices_reconcile,
+     "compare the provision notices sent with what each prefecture holds, per day (args: "
+     "date, check)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, "honnin"},
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -135,6 +196,11 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "conflicts: out of memory");
 		return JUKI_ENOMEM;
 	}
+	jd->notices = juki_provnotice_start(node, jlisd_conf(node)->notice_interval);
+	if (jd->notices == NULL) {
+		snprintf(err, errlen, "provision notices: out of memory");
+		return JUKI_ENOMEM;
+	}
 	return 0;
 }
 
@@ -142,6 +208,7 @@ static void
 jlisd_reloaded(struct juki_node *node)
 {
 	juki_conflicts_set_grace(jlisd_of(node)->conflicts, jlisd_conf(node)->conflict_grace);
+	juki_provnotice_reloaded(jlisd_of(node)->notices, jlisd_conf(node)->notice_interval);
 }
 
 static void
@@ -149,14 +216,17 @@ jlisd_stopping(struct juki_node *node)
 {
 	juki_conflicts_stop(jlisd_of(node)->conflicts);
 	jlisd_of(node)->conflicts = NULL;
+	juki_provnotice_stop(jlisd_of(node)->notices);
+	jlisd_of(node)->notices = NULL;
 }
 
 static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 2,
+    .nschemas = 5,
     .handlers = jlisd_handlers,
+    .on_ack = jlisd_on_ack,
     .cmds = jlisd_cmds,
     .status = jlisd_status,
     .datasets = jlisd_datasets,
