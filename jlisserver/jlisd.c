@@ -6,6 +6,8 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/provide.h"
+#include "juki/records/agreement.h"
 #include "juki/node/provnotice.h"
 #include "juki/node/reconcile.h"
 #include "juki/records/honnin.h"
@@ -17,6 +19,7 @@ const struct juki_conf_key jlisd_conf_keys[] = {
 		     0, 0, INT64_C(7) * 86400 * 1000,
 		     "How long a person may be current in two municipalities (a move-in whose "
 		     "転出 has not arrived yet) before the double-registration alert is raised."),
+    JUKI_PROVIDE_CONF_KEYS(struct jlisd_conf, provide, provision),
     JUKI_CONF_SCALAR(struct jlisd_conf, notice_interval, "notice_interval", JUKI_CONF_DURATION,
 		     "1m", 0, 0, INT64_C(86400) * 1000,
 		     "How often the provision records not yet notified are sent to the "
@@ -25,9 +28,9 @@ const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[5] = {
-    JUKI_HONNIN_SCHEMA,     JUKI_CONFLICT_SCHEMA,  JUKI_PROVISION_SCHEMA,
-    JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA,
+static const struct juki_schema jlisd_schemas[6] = {
+    JUKI_HONNIN_SCHEMA,    JUKI_CONFLICT_SCHEMA,   JUKI_AGREEMENT_SCHEMA,
+    JUKI_PROVISION_SCHEMA, JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA,
 };
 
 static const struct jlisd_conf *
@@ -112,9 +115,10 @@ jlisd_status(struct juki_node *node)
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 
-	return json_pack("{s:{s:I,s:I}}", "records", "current",
+	return json_pack("{s:{s:I,s:I},s:o*}", "records", "current",
 			 count_of(juki_node_store(node), sql_c), "history",
-			 count_of(juki_node_store(node), sql_h));
+			 count_of(juki_node_store(node), sql_h), "provide",
+			 juki_provide_status(node));
 }
 
 /* "notices.send": queue the provision records not yet notified, now. */
@@ -165,6 +169,7 @@ jlisd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki
 static const struct juki_handler jlisd_handlers[] = {
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
+    JUKI_PROVIDE_HANDLERS,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -176,15 +181,36 @@ static const struct juki_ctl_cmd jlisd_cmds[] = {
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
     {"notices.send", jlisd_cmd_notices_send,
      "send the provision records not yet notified to each person's prefecture now (第6-8(5)イ)",
-     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, "honnin"},
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, "provide"},
     {"notices.reconcile", jlisd_cmd_notices_reconcile,
      "compare the provision notices sent with what each prefecture holds, per day (args: "
      "date, check)",
-     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, "honnin"},
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, "provide"},
+    JUKI_PROVIDE_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
-static const char *const jlisd_datasets[] = {"honnin", NULL};
+static const char *const jlisd_datasets[] = {"honnin", "provide", NULL};
+
+/* Provision records (提供状況) are erased after provision.keep (第6-8(5)ウ). */
+static const struct juki_purge_rule jlisd_purge_rules[] = {
+    JUKI_PROVISION_PURGE_RULE,
+    {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
+};
+
+static int
+jlisd_check(const void *confp, char *err, size_t errlen)
+{
+	const struct jlisd_conf *conf = confp;
+
+	return juki_provide_check(&conf->provide, err, errlen);
+}
+
+static void
+jlisd_purge_conf(struct juki_node *node, struct juki_purge_conf *conf)
+{
+	juki_provide_purge_conf(&jlisd_conf(node)->provision, conf);
+}
 
 static int
 jlisd_started(struct juki_node *node, char *err, size_t errlen)
@@ -195,6 +221,10 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 	if (jd->conflicts == NULL) {
 		snprintf(err, errlen, "conflicts: out of memory");
 		return JUKI_ENOMEM;
+	}
+	jd->provide = juki_provide_start(node, &jlisd_conf(node)->provide, err, errlen);
+	if (jd->provide == NULL) {
+		return JUKI_ECONFIG;
 	}
 	jd->notices = juki_provnotice_start(node, jlisd_conf(node)->notice_interval);
 	if (jd->notices == NULL) {
@@ -208,6 +238,7 @@ static void
 jlisd_reloaded(struct juki_node *node)
 {
 	juki_conflicts_set_grace(jlisd_of(node)->conflicts, jlisd_conf(node)->conflict_grace);
+	juki_provide_reload(jlisd_of(node)->provide, &jlisd_conf(node)->provide);
 	juki_provnotice_reloaded(jlisd_of(node)->notices, jlisd_conf(node)->notice_interval);
 }
 
@@ -216,6 +247,8 @@ jlisd_stopping(struct juki_node *node)
 {
 	juki_conflicts_stop(jlisd_of(node)->conflicts);
 	jlisd_of(node)->conflicts = NULL;
+	juki_provide_stop(jlisd_of(node)->provide);
+	jlisd_of(node)->provide = NULL;
 	juki_provnotice_stop(jlisd_of(node)->notices);
 	jlisd_of(node)->notices = NULL;
 }
@@ -224,12 +257,15 @@ static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 5,
+    .nschemas = 6,
     .handlers = jlisd_handlers,
     .on_ack = jlisd_on_ack,
     .cmds = jlisd_cmds,
     .status = jlisd_status,
     .datasets = jlisd_datasets,
+    .purge = jlisd_purge_rules,
+    .purge_conf = jlisd_purge_conf,
+    .check = jlisd_check,
     .size = sizeof(struct jlisd),
     .conf_node = offsetof(struct jlisd_conf, node),
     .started = jlisd_started,

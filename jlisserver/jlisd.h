@@ -17,10 +17,13 @@
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
 #include "juki/node/node.h"
+#include "juki/node/provide.h"
 
 struct jlisd_conf {
 	struct juki_node_conf node;
-	int64_t conflict_grace;  /* ms a double registration may stand before its alert */
+	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
+	struct juki_provide_conf provide; /* provide: the 事務 list */
+	struct juki_provision_conf provision; /* provision: keep */
 	int64_t notice_interval; /* ms between rounds of provision notices (0: when asked) */
 };
 
@@ -30,6 +33,7 @@ struct juki_provnotice;
 /* The national server's state, its node's private data (juki_node_priv()). */
 struct jlisd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
+	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
 	struct juki_provnotice *notices;  /* provision notices to the prefectures (第6-8(5)イ) */
 };
 

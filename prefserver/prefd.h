@@ -19,11 +19,14 @@
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
 #include "juki/node/node.h"
+#include "juki/node/provide.h"
 
 struct prefd_conf {
 	struct juki_node_conf node;
 	char *national; /* the national server (指定情報処理機関), urn:juki:jlis:0 */
-	int64_t conflict_grace; /* ms a double registration may stand before its alert */
+	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
+	struct juki_provide_conf provide; /* provide: the 事務 list */
+	struct juki_provision_conf provision; /* provision: keep */
 	char *issuer; /* the title a disclosure answer is issued under (東京都知事) */
 };
 
@@ -32,6 +35,7 @@ struct juki_conflicts;
 /* The prefectural server's state, its node's private data (juki_node_priv()). */
 struct prefd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
+	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
 };
 
 /* prefd_of() - the prefectural server's state. */

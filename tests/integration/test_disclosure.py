@@ -4,9 +4,11 @@ reconciled by counts; the prefecture's disclosure lists exactly what was provide
 as text, JSON and a printed PDF; a prefectural operator's lookup is a use; a person with no
 provision gets an empty answer.
 
-The provision records at the national server are written straight into its store here, a
-test-only path (no daemon ships a way to write them by hand): what the national server's
-provide.query handler would have recorded."""
+case_provided_through_the_gateway asks the national server and the prefecture as a state
+agency's staff member does (provide.query through the gateway, test_provide.py's Body). The
+other cases write the provision records at the national server straight into its store, a
+test-only path (no daemon ships a way to write them by hand) that makes many records of chosen
+times and texts cheaply: what the provide.query handler would have recorded."""
 
 import json
 import os
@@ -19,6 +21,8 @@ import time
 from jukitest import (Network, add_residents, fails, history, run_cases, store_rows,
                       wait_until)
 from jukitest.synth import Synth
+from test_provide import BODIES, NENKIN, PURPOSE, SATO, active, ask
+from test_provide import configure as provide_configure
 
 GW, A, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
 ISSUER = "東京都知事"
@@ -84,6 +88,40 @@ def setup(net, s, n):
     wait_until("%d records at jlis" % n,
                lambda: net[JLIS].status()["records"]["current"] == n)
     return people
+
+
+def case_provided_through_the_gateway():
+    """The whole flow: a state agency's staff member asks the national server and then the
+    prefecture for a resident; the national server's provision reaches the prefecture as a
+    notice; the disclosure lists both, oldest first, each with who provided it."""
+    def conf(net):
+        provide_configure(net)
+        configure(net)
+
+    s = Synth(seed=65)
+    with Network([GW, A, PREF, JLIS], extra_identities=BODIES, configure=conf) as net:
+        (p,) = setup(net, s, 1)
+        wait_until("the record at the prefecture",
+                   lambda: net[PREF].status()["records"]["current"] == 1)
+        active(net, JLIS, "nenkin-j")
+        active(net, PREF, "nenkin-p")
+        ack = ask(net, NENKIN, SATO, JLIS, "nenkin-j", code=p["code"])
+        assert ack["status"] == "accepted" and ack["result"]["found"], ack
+        ack = ask(net, NENKIN, SATO, PREF, "nenkin-p", code=p["code"])
+        assert ack["status"] == "accepted" and ack["result"]["found"], ack
+        got = wait_until("the national server's provision at the prefecture", lambda: (
+            lambda d: d["total"] == 2 and d)(disclosure(net, p["code"])))
+        rows = got["provisions"]
+        assert [(x["origin"], x["agreement"], x["body"], x["staff"], x["jimu"], x["purpose"])
+                for x in rows] == [
+            (JLIS_URN, "nenkin-j", "urn:juki:" + NENKIN, "urn:juki:" + SATO, "1-3", PURPOSE),
+            (PREF_URN, "nenkin-p", "urn:juki:" + NENKIN, "urn:juki:" + SATO, "1-3", PURPOSE),
+        ], rows
+        # The same record at both ends: the national server's id kept.
+        at_jlis = store_rows(net[JLIS].store, "SELECT id, notified FROM provisions")
+        assert at_jlis == [(rows[0]["id"], 1)], at_jlis
+        code, out = notices_reconcile(net)
+        assert code == 0 and out["days"][0]["sent"] == 1 == out["days"][0]["received"], out
 
 
 def case_notices_reach_the_prefecture_and_reconcile():
@@ -242,6 +280,6 @@ def case_issuer_required():
 
 
 if __name__ == "__main__":
-    run_cases([case_notices_reach_the_prefecture_and_reconcile,
+    run_cases([case_provided_through_the_gateway, case_notices_reach_the_prefecture_and_reconcile,
                case_disclosure_lists_what_was_provided, case_disclosure_refusals,
                case_issuer_required])
