@@ -195,6 +195,7 @@ static const char *const jlisd_datasets[] = {"honnin", "provide", NULL};
 /* Provision records (提供状況) are erased after provision.keep (第6-8(5)ウ). */
 static const struct juki_purge_rule jlisd_purge_rules[] = {
     JUKI_PROVISION_PURGE_RULE,
+    JUKI_PROVNOTICE_PURGE_RULE,
     {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
 };
 

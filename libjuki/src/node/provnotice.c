@@ -29,6 +29,12 @@ const struct juki_migration juki_provnotice_steps[JUKI_PROVNOTICE_NSTEPS] = {
 	"CREATE INDEX provnotice_sent_day ON provnotice_sent(day, dest);"},
 };
 
+const char juki_provnotice_purge_count[] =
+    "SELECT count(*) FROM provnotice_sent WHERE sent_ms < ?1";
+const char juki_provnotice_purge_delete[] =
+    "DELETE FROM provnotice_sent WHERE id IN"
+    " (SELECT id FROM provnotice_sent WHERE sent_ms < ?1 LIMIT ?2)";
+
 struct juki_provnotice {
 	struct juki_node *node;
 	struct juki_reconcile *reconcile;

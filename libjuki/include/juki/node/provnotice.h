@@ -39,6 +39,7 @@
 #include "juki/node/node.h"
 #include "juki/node/reconcile.h"
 #include "juki/store/outbox.h"
+#include "juki/store/purge.h"
 #include "juki/wire/msg.h"
 
 /* Records in one provide.notice at most. */
@@ -50,6 +51,18 @@ extern const struct juki_migration juki_provnotice_steps[JUKI_PROVNOTICE_NSTEPS]
 	{                                                                                          \
 		"provnotice", juki_provnotice_steps, JUKI_PROVNOTICE_NSTEPS                        \
 	}
+
+/*
+ * What was noted as sent goes with the provision records it counts: erased
+ * after the same period (provision.keep), by when it was sent.
+ */
+#define JUKI_PROVNOTICE_PURGE_RULE                                                                 \
+	{                                                                                          \
+		"provnotice_sent", "provnotice_sent", juki_provnotice_purge_count,                 \
+		    juki_provnotice_purge_delete, JUKI_PURGE_PROVISION_YEARS                       \
+	}
+extern const char juki_provnotice_purge_count[];
+extern const char juki_provnotice_purge_delete[];
 
 /* What is reconciled: provision notices, per (prefecture, JST day). */
 extern const struct juki_reconcile_kind juki_provnotice_kind;
