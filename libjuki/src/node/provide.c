@@ -19,7 +19,6 @@
 #include "juki/records/provision.h"
 
 #define JIMU_FILE_MAX (1 << 20) /* bytes of a 事務 list file */
-#define PURPOSE_CHARS 200
 
 const struct juki_conf_key juki_provide_keys[] = {
     JUKI_CONF_SCALAR(
@@ -163,24 +162,8 @@ struct req {
 	const char *jimu;
 	const char *purpose;
 	unsigned items; /* asked, and allowed once the checks passed */
+	struct juki_provide_request rq;
 };
-
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++) {
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	}
-	return n;
-}
-
-static int
-bad_field(struct juki_reject *rej, const char *field, const char *rule)
-{
-	return juki_reject_set(rej, JUKI_R_BAD_FIELD, "%s: %s", field, rule);
-}
 
 /* The sender, its staff card and its prefecture: before anything of the body is read. */
 static int
@@ -209,33 +192,21 @@ check_sender(struct juki_node *node, const struct juki_msg *msg, struct req *r,
 	return 0;
 }
 
-/* agreement, jimu, purpose, items: their form. */
+/* The body's form: the request, or a refusal. */
 static int
-read_terms(const json_t *body, struct req *r, struct juki_reject *rej)
+read_request(const struct juki_msg *msg, int batch, struct req *r, struct juki_reject *rej)
 {
-	const json_t *items = json_object_get(body, "items");
-	char detail[160];
+	const char *reason = JUKI_R_BAD_FIELD;
 
-	r->agreement = json_string_value(json_object_get(body, "agreement"));
-	r->jimu = json_string_value(json_object_get(body, "jimu"));
-	r->purpose = json_string_value(json_object_get(body, "purpose"));
-	if (r->agreement == NULL || r->agreement[0] == '\0' ||
-	    strlen(r->agreement) >= JUKI_ID_MAX) {
-		return bad_field(rej, "agreement", "the id of an agreement, 1..32 characters");
+	if (juki_provide_request_read(msg->body, batch, &r->rq, &reason, rej->detail,
+				      sizeof(rej->detail)) != 0) {
+		snprintf(rej->reason, sizeof(rej->reason), "%s", reason);
+		return JUKI_REJECT;
 	}
-	if (r->jimu == NULL || !juki_jimu_valid(r->jimu)) {
-		return bad_field(rej, "jimu", "a 事務 as <table 1-6>-<row>[.<branch>]");
-	}
-	if (r->purpose == NULL ||
-	    juki_text_valid(r->purpose, PURPOSE_CHARS * 4, detail, sizeof(detail)) != 0 ||
-	    utf8_chars(r->purpose) > PURPOSE_CHARS) {
-		return bad_field(rej, "purpose",
-				 "1..200 characters of UTF-8 NFC without control characters");
-	}
-	r->items = 0;
-	if (items != NULL && juki_items_from_json(items, &r->items, detail, sizeof(detail)) != 0) {
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "items%s", detail);
-	}
+	r->agreement = r->rq.agreement;
+	r->jimu = r->rq.jimu;
+	r->purpose = r->rq.purpose;
+	r->items = r->rq.items;
 	return 0;
 }
 
@@ -327,43 +298,60 @@ answer_of(const char *code, const char *lgcode, const char *reason, const char *
 #define PERSON_ITEMS (JUKI_ITEM_NAME | JUKI_ITEM_BIRTH | JUKI_ITEM_SEX | JUKI_ITEM_ADDRESS)
 
 /*
- * The current record of code: one primary-key read; the stored record is
- * parsed only when a person's item is asked.  Returns 0 with *rec, or
- * JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_EFORMAT.
+ * The current record of code: one primary-key read; SQLite's own JSON
+ * reader takes the person's items out of the stored record (parsed once
+ * per row: its cache serves the other paths), and only when one is asked.
+ * Returns 0 with *rec, or JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_ENOMEM.
  */
 static int
 by_code(struct juki_store *store, const char *code, unsigned items, json_t **rec)
 {
-	static const char sql[] =
-	    "SELECT lgcode, reason, reason_date, rec FROM honnin WHERE code = ?1";
-	sqlite3_stmt *st = juki_store_prepare(store, sql);
-	json_t *stored = NULL;
+	static const char sql_plain[] =
+	    "SELECT lgcode, reason, reason_date FROM honnin WHERE code = ?1";
+	static const char sql_person[] =
+	    "SELECT lgcode, reason, reason_date, json_extract(CAST(rec AS TEXT), '$.person.name'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.kana'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.birth'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.sex'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.address') FROM honnin WHERE code = ?1";
+	int person = (items & PERSON_ITEMS) != 0;
+	sqlite3_stmt *st = juki_store_prepare(store, person ? sql_person : sql_plain);
+	json_t *p = NULL;
 	int rc;
 
 	*rec = NULL;
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, code, JUKI_JUMIN_CODE_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
 	}
-	if (items & PERSON_ITEMS) {
-		stored = json_loadb(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3),
-				    0, NULL);
-		if (stored == NULL) {
+	if (person) {
+		p = json_object();
+		if (p == NULL) {
 			sqlite3_reset(st);
-			return JUKI_EFORMAT;
+			return JUKI_ENOMEM;
 		}
+		json_object_set_new(p, "name",
+				    json_string((const char *)sqlite3_column_text(st, 3)));
+		if (sqlite3_column_type(st, 4) == SQLITE_TEXT) {
+			json_object_set_new(p, "kana",
+					    json_string((const char *)sqlite3_column_text(st, 4)));
+		}
+		json_object_set_new(p, "birth",
+				    json_string((const char *)sqlite3_column_text(st, 5)));
+		json_object_set_new(p, "sex", json_integer(sqlite3_column_int(st, 6)));
+		json_object_set_new(p, "address",
+				    json_string((const char *)sqlite3_column_text(st, 7)));
 	}
 	*rec = answer_of(code, (const char *)sqlite3_column_text(st, 0),
 			 (const char *)sqlite3_column_text(st, 1),
-			 (const char *)sqlite3_column_text(st, 2),
-			 json_object_get(stored, "person"), items);
+			 (const char *)sqlite3_column_text(st, 2), p, items);
 	sqlite3_reset(st);
-	json_decref(stored);
+	json_decref(p);
 	return *rec != NULL ? 0 : JUKI_ENOMEM;
 }
 
@@ -467,98 +455,43 @@ answer_query(struct juki_node *node, const struct juki_msg *msg, const struct re
 	return *answer != NULL ? 0 : JUKI_ENOMEM;
 }
 
+/*
+ * What the body must keep to (第6-8(1)イ: erase what it received when it no
+ * longer needs it): the agreement's keep_days and the Japan day they end on.
+ */
+static void
+add_retention(json_t *result, const struct juki_agreement *a, int64_t now)
+{
+	char day[16];
+
+	if (result == NULL ||
+	    juki_clock_date(juki_clock_day_start(juki_clock_today(now) + a->keep_days), day,
+			    sizeof(day)) != 0) {
+		return;
+	}
+	json_object_set_new(result, "keep_days", json_integer((json_int_t)a->keep_days));
+	json_object_set_new(result, "erase_by", json_string(day));
+}
+
 int
 juki_provide_handle_query(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
-	static const char *const extra[] = {"agreement", "jimu", "purpose", "items", NULL};
 	struct juki_node *node = ctx;
-	struct juki_provide_query q;
-	struct juki_field_error fe;
 	struct req r;
 	int64_t day = juki_clock_today(juki_node_now_ms(node));
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	if ((rc = check_sender(node, msg, &r, rej)) != 0 ||
-	    (rc = read_terms(msg->body, &r, rej)) != 0) {
+	    (rc = read_request(msg, 0, &r, rej)) != 0 ||
+	    (rc = check_agreement(node, &r, JUKI_METHOD_ONLINE, 1, day, rej)) != 0) {
 		return rc;
 	}
-	if (juki_provide_query_from_json(msg->body, extra, &q, &fe) != 0) {
-		return juki_reject_set(rej, fe.reason ? fe.reason : JUKI_R_BAD_FIELD, "%s: %s",
-				       fe.field, fe.detail);
-	}
-	if ((rc = check_agreement(node, &r, JUKI_METHOD_ONLINE, 1, day, rej)) != 0) {
+	if ((rc = juki_agreement_count(juki_node_store(node), r.a.id, day, 1)) != 0 ||
+	    (rc = answer_query(node, msg, &r, &r.rq.query, &rej->result)) != 0) {
 		return rc;
 	}
-	if ((rc = juki_agreement_count(juki_node_store(node), r.a.id, day, 1)) != 0) {
-		return rc;
-	}
-	return answer_query(node, msg, &r, &q, &rej->result);
-}
-
-/* The batch header: {"id", "count", "part", "parts"}. */
-static int
-read_batch(const json_t *body, struct juki_batch_part *bp, struct juki_reject *rej)
-{
-	const json_t *b = json_object_get(body, "batch"), *v;
-	const char *key;
-	json_int_t count, part, parts;
-
-	if (!json_is_object(b) || json_object_size(b) != 4) {
-		return juki_reject_set(rej, JUKI_R_BAD_BATCH,
-				       "batch: an object of exactly id, count, part, parts");
-	}
-	json_object_foreach((json_t *)b, key, v)
-	{
-		if (strcmp(key, "id") != 0 && !json_is_integer(v)) {
-			return juki_reject_set(rej, JUKI_R_BAD_BATCH, "batch.%s: an integer",
-					       strcmp(key, "count") == 0   ? "count"
-					       : strcmp(key, "part") == 0  ? "part"
-					       : strcmp(key, "parts") == 0 ? "parts"
-									   : "?");
-		}
-	}
-	bp->id = json_string_value(json_object_get(b, "id"));
-	if (bp->id == NULL || !juki_uuid_valid(bp->id)) {
-		return juki_reject_set(rej, JUKI_R_BAD_BATCH, "batch.id: a UUIDv7");
-	}
-	if (json_object_get(b, "count") == NULL || json_object_get(b, "part") == NULL ||
-	    json_object_get(b, "parts") == NULL) {
-		return juki_reject_set(rej, JUKI_R_BAD_BATCH,
-				       "batch: an object of exactly id, count, part, parts");
-	}
-	count = json_integer_value(json_object_get(b, "count"));
-	part = json_integer_value(json_object_get(b, "part"));
-	parts = json_integer_value(json_object_get(b, "parts"));
-	if (parts < 1 || parts > JUKI_PROVIDE_PARTS_MAX) {
-		return juki_reject_set(rej, JUKI_R_BAD_BATCH, "batch.parts: 1..%d",
-				       JUKI_PROVIDE_PARTS_MAX);
-	}
-	if (part < 0 || part >= parts) {
-		return juki_reject_set(rej, JUKI_R_BAD_BATCH, "batch.part: 0..parts-1");
-	}
-	if (count < parts || count > parts * (json_int_t)JUKI_PROVIDE_PART_MAX) {
-		return juki_reject_set(rej, JUKI_R_BAD_BATCH,
-				       "batch.count: parts..parts*%d (no part is empty)",
-				       JUKI_PROVIDE_PART_MAX);
-	}
-	bp->count = count;
-	bp->part = part;
-	bp->parts = parts;
-	return 0;
-}
-
-static int
-known_batch_key(const char *key)
-{
-	static const char *const keys[] = {"agreement", "jimu",    "purpose",  "items",
-					   "batch",     "queries", "approval", NULL};
-
-	for (size_t i = 0; keys[i] != NULL; i++) {
-		if (strcmp(keys[i], key) == 0) {
-			return 1;
-		}
-	}
+	add_retention(rej->result, &r.a, juki_node_now_ms(node));
 	return 0;
 }
 
@@ -568,63 +501,44 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 	struct juki_node *node = ctx;
 	const struct juki_node_conf *nc = juki_node_conf(node);
 	struct juki_store *store = juki_node_store(node);
-	const json_t *queries = json_object_get(msg->body, "queries");
-	const json_t *approval = json_object_get(msg->body, "approval"), *v;
-	struct juki_batch_part bp;
+	struct juki_batch_part *bp;
 	struct juki_approval_part ap;
 	struct req r;
 	json_t *answers;
-	const char *key;
+	const json_t *v;
 	int64_t now = juki_node_now_ms(node), day = juki_clock_today(now);
-	size_t i, n;
+	int64_t t0 = juki_clock_mono_ms();
+	size_t i;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
-	memset(&bp, 0, sizeof(bp));
-	if ((rc = check_sender(node, msg, &r, rej)) != 0) {
+	if ((rc = check_sender(node, msg, &r, rej)) != 0 ||
+	    (rc = read_request(msg, 1, &r, rej)) != 0 ||
+	    (rc = check_agreement(node, &r, JUKI_METHOD_BATCH, r.rq.batch.n, day, rej)) != 0) {
 		return rc;
 	}
-	json_object_foreach(msg->body, key, v)
-	{
-		if (!known_batch_key(key)) {
-			return bad_field(rej, "body",
-					 "unknown key (agreement, jimu, purpose, items, "
-					 "batch, queries, approval)");
-		}
-	}
-	if ((rc = read_terms(msg->body, &r, rej)) != 0 ||
-	    (rc = read_batch(msg->body, &bp, rej)) != 0) {
-		return rc;
-	}
-	n = json_array_size(queries);
-	if (!json_is_array(queries) || n == 0 || n > JUKI_PROVIDE_PART_MAX) {
-		return juki_reject_set(rej, JUKI_R_BAD_BATCH, "queries: an array of 1..%d queries",
-				       JUKI_PROVIDE_PART_MAX);
-	}
-	if ((rc = check_agreement(node, &r, JUKI_METHOD_BATCH, (int64_t)n, day, rej)) != 0) {
-		return rc;
-	}
-	if (bp.count > r.a.bulk_threshold || approval != NULL) {
-		if (approval == NULL) {
+	bp = &r.rq.batch;
+	if (bp->count > r.a.bulk_threshold || r.rq.approval != NULL) {
+		if (r.rq.approval == NULL) {
 			return juki_reject_set(rej, JUKI_R_APPROVAL_REQUIRED,
 					       "approval: a batch of %lld queries (more than %lld) "
 					       "needs the approval of %s",
-					       (long long)bp.count, (long long)r.a.bulk_threshold,
+					       (long long)bp->count, (long long)r.a.bulk_threshold,
 					       r.a.responsible);
 		}
 		memset(&ap, 0, sizeof(ap));
 		ap.body = r.sender.urn;
-		ap.batch_id = bp.id;
-		ap.count = bp.count;
-		ap.part = (size_t)bp.part;
-		ap.parts = (size_t)bp.parts;
-		ap.queries = queries;
-		rc = juki_approval_verify(approval, &ap, r.a.responsible, nc->tls.ca, nc->tls.crl,
-					  now, rej->detail, sizeof(rej->detail));
+		ap.batch_id = bp->id;
+		ap.count = bp->count;
+		ap.part = (size_t)bp->part;
+		ap.parts = (size_t)bp->parts;
+		ap.queries = r.rq.queries;
+		rc = juki_approval_verify(r.rq.approval, &ap, r.a.responsible, nc->tls.ca,
+					  nc->tls.crl, now, rej->detail, sizeof(rej->detail));
 		if (rc == JUKI_EAUTH) {
 			snprintf(rej->reason, sizeof(rej->reason), "%s", JUKI_R_APPROVAL_INVALID);
 			juki_alert(juki_node_alerts(node), "provide-approval-invalid", r.sender.urn,
-				   NULL, "batch %s under agreement %s: %s", bp.id, r.a.id,
+				   NULL, "batch %s under agreement %s: %s", bp->id, r.a.id,
 				   rej->detail);
 			return JUKI_REJECT;
 		}
@@ -639,21 +553,20 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 			return rc;
 		}
 	}
-	bp.body = r.sender.urn;
-	bp.agreement = r.a.id;
-	bp.n = (int64_t)n;
-	rc = juki_batch_take(store, &bp, now, rej->detail, sizeof(rej->detail));
+	bp->body = r.sender.urn;
+	bp->agreement = r.a.id;
+	rc = juki_batch_take(store, bp, now, rej->detail, sizeof(rej->detail));
 	if (rc == JUKI_EINVAL) {
 		snprintf(rej->reason, sizeof(rej->reason), "%s", JUKI_R_BAD_BATCH);
 		return JUKI_REJECT;
 	}
-	if (rc != 0 || (rc = juki_agreement_count(store, r.a.id, day, (int64_t)n)) != 0) {
+	if (rc != 0 || (rc = juki_agreement_count(store, r.a.id, day, bp->n)) != 0) {
 		return rc;
 	}
 	if ((answers = json_array()) == NULL) {
 		return JUKI_ENOMEM;
 	}
-	json_array_foreach(queries, i, v)
+	json_array_foreach(r.rq.queries, i, v)
 	{
 		struct juki_provide_query q;
 		struct juki_field_error fe;
@@ -673,6 +586,10 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 		}
 	}
 	rej->result = json_pack("{s:o}", "answers", answers);
+	add_retention(rej->result, &r.a, now);
+	log_debug("provide: batch %s part %lld of %s: %lld queries in %lld ms", bp->id,
+		  (long long)bp->part, r.sender.urn, (long long)bp->n,
+		  (long long)(juki_clock_mono_ms() - t0));
 	return rej->result != NULL ? 0 : JUKI_ENOMEM;
 }
 
@@ -688,7 +605,7 @@ id_of(struct juki_node *node, const json_t *args, const char **id, struct juki_c
 	    strspn(*id, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(*id)) {
 		return juki_ctl_fail(err, "usage", "id: the id of an agreement, [a-z0-9-]");
 	}
-	juki_opcmds_note(juki_node_opcmds(node), *id, "agreement=%s", *id);
+	juki_opcmds_note(juki_node_opcmds(node), *id, NULL);
 	return 0;
 }
 
@@ -699,7 +616,7 @@ juki_provide_cmd_add(void *ctx, const json_t *args, json_t **result, struct juki
 	struct juki_provide *p = juki_provide_of(node);
 	const struct juki_caller *caller = juki_opcmds_caller(juki_node_opcmds(node));
 	struct juki_agreement a;
-	char field[32], detail[200];
+	char field[32], detail[200], note[200];
 	int rc;
 
 	if (juki_agreement_from_json(args, &a, field, sizeof(field), detail, sizeof(detail)) != 0) {
@@ -726,8 +643,8 @@ juki_provide_cmd_add(void *ctx, const json_t *args, json_t **result, struct juki
 		return juki_ctl_fail(err, "internal", "store: %s",
 				     juki_store_errmsg(juki_node_store(node)));
 	}
-	juki_opcmds_note(juki_node_opcmds(node), a.id, "agreement=%s body=%s state=pending", a.id,
-			 a.body);
+	snprintf(note, sizeof(note), "agreement=%s body=%s state=pending", a.id, a.body);
+	juki_opcmds_note(juki_node_opcmds(node), a.id, note);
 	log_notice("provide: agreement %s with %s added by %s, pending approval", a.id, a.body,
 		   a.added_by);
 	*result = juki_agreement_to_json(&a);
@@ -795,6 +712,7 @@ change_state(struct juki_node *node, const json_t *args, enum juki_agreement_act
 	struct juki_agreement a;
 	enum juki_agreement_state next;
 	const char *id, *was;
+	char note[200];
 	int rc;
 
 	if (id_of(node, args, &id, err) != 0) {
@@ -829,8 +747,9 @@ change_state(struct juki_node *node, const json_t *args, enum juki_agreement_act
 		return juki_ctl_fail(err, "internal", "store: %s",
 				     juki_store_errmsg(juki_node_store(node)));
 	}
-	juki_opcmds_note(juki_node_opcmds(node), a.id, "agreement=%s %s->%s", a.id, was,
-			 juki_agreement_state_name(next));
+	snprintf(note, sizeof(note), "agreement=%s %s->%s", a.id, was,
+		 juki_agreement_state_name(next));
+	juki_opcmds_note(juki_node_opcmds(node), a.id, note);
 	log_notice("provide: agreement %s with %s: %s -> %s by %s", a.id, a.body, was,
 		   juki_agreement_state_name(next), who);
 	*result = juki_agreement_to_json(&a);

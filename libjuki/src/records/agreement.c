@@ -6,6 +6,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/records/agreement.h"
+#include "juki/records/person.h"
 #include "juki/wire/msg.h"
 
 const struct juki_migration juki_agreement_steps[JUKI_AGREEMENT_NSTEPS] = {
@@ -858,6 +859,8 @@ juki_batch_take(struct juki_store *store, const struct juki_batch_part *p, int64
 	static const char sql_new[] =
 	    "INSERT INTO provide_batches (id, body, agreement, count,"
 	    " parts, answered, first_ms) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)";
+	static const char sql_seen[] =
+	    "SELECT 1 FROM provide_batch_parts WHERE batch = ?1 AND part = ?2";
 	static const char sql_part[] =
 	    "INSERT INTO provide_batch_parts (batch, part) VALUES (?1, ?2)";
 	static const char sql_add[] = "UPDATE provide_batches SET answered = answered + ?2"
@@ -903,6 +906,20 @@ juki_batch_take(struct juki_store *store, const struct juki_batch_part *p, int64
 			return JUKI_ESTORE;
 		}
 	}
+	if ((st = juki_store_prepare(store, sql_seen)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, p->part);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		say(detail, len, "batch: part %lld was answered before", (long long)p->part);
+		return JUKI_EINVAL;
+	}
+	if (rc != SQLITE_DONE) {
+		return JUKI_ESTORE;
+	}
 	if (answered + p->n > p->count) {
 		say(detail, len, "batch: its parts hold more queries than count (%lld)",
 		    (long long)p->count);
@@ -915,10 +932,6 @@ juki_batch_take(struct juki_store *store, const struct juki_batch_part *p, int64
 	sqlite3_bind_int64(st, 2, p->part);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		say(detail, len, "batch: part %lld was answered before", (long long)p->part);
-		return JUKI_EINVAL;
-	}
 	if (rc != SQLITE_DONE || (st = juki_store_prepare(store, sql_add)) == NULL) {
 		return JUKI_ESTORE;
 	}
@@ -927,4 +940,172 @@ juki_batch_take(struct juki_store *store, const struct juki_batch_part *p, int64
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
+/* -- requests -------------------------------------------------------------- */
+
+static size_t
+utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	}
+	return n;
+}
+
+static int refuse(const char **reason, const char *code, char *detail, size_t len, const char *fmt,
+		  ...) __attribute__((format(printf, 5, 6)));
+
+static int
+refuse(const char **reason, const char *code, char *detail, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	*reason = code;
+	if (detail != NULL && len > 0) {
+		va_start(ap, fmt);
+		vsnprintf(detail, len, fmt, ap);
+		va_end(ap);
+	}
+	return JUKI_EFORMAT;
+}
+
+static int
+listed(const char *key, const char *const *keys)
+{
+	for (size_t i = 0; keys[i] != NULL; i++) {
+		if (strcmp(keys[i], key) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int
+read_batch_header(const json_t *b, struct juki_batch_part *bp, const char **reason, char *detail,
+		  size_t len)
+{
+	static const char *const keys[] = {"id", "count", "part", "parts", NULL};
+	const char *key;
+	const json_t *v;
+	json_int_t count, part, parts;
+
+	if (!json_is_object(b) || json_object_size(b) != 4) {
+		return refuse(reason, JUKI_R_BAD_BATCH, detail, len,
+			      "batch: an object of exactly id, count, part, parts");
+	}
+	json_object_foreach((json_t *)b, key, v)
+	{
+		if (!listed(key, keys)) {
+			return refuse(reason, JUKI_R_BAD_BATCH, detail, len,
+				      "batch: an object of exactly id, count, part, parts");
+		}
+	}
+	bp->id = json_string_value(json_object_get(b, "id"));
+	if (bp->id == NULL || !juki_uuid_valid(bp->id)) {
+		return refuse(reason, JUKI_R_BAD_BATCH, detail, len, "batch.id: a UUIDv7");
+	}
+	if (!json_is_integer(json_object_get(b, "count")) ||
+	    !json_is_integer(json_object_get(b, "part")) ||
+	    !json_is_integer(json_object_get(b, "parts"))) {
+		return refuse(reason, JUKI_R_BAD_BATCH, detail, len,
+			      "batch: count, part and parts are integers");
+	}
+	count = json_integer_value(json_object_get(b, "count"));
+	part = json_integer_value(json_object_get(b, "part"));
+	parts = json_integer_value(json_object_get(b, "parts"));
+	if (parts < 1 || parts > JUKI_PROVIDE_PARTS_MAX) {
+		return refuse(reason, JUKI_R_BAD_BATCH, detail, len, "batch.parts: 1..%d",
+			      JUKI_PROVIDE_PARTS_MAX);
+	}
+	if (part < 0 || part >= parts) {
+		return refuse(reason, JUKI_R_BAD_BATCH, detail, len, "batch.part: 0..parts-1");
+	}
+	if (count < parts || count > parts * (json_int_t)JUKI_PROVIDE_PART_MAX) {
+		return refuse(reason, JUKI_R_BAD_BATCH, detail, len,
+			      "batch.count: parts..parts*%d (no part is empty)",
+			      JUKI_PROVIDE_PART_MAX);
+	}
+	bp->count = count;
+	bp->part = part;
+	bp->parts = parts;
+	return 0;
+}
+
+int
+juki_provide_request_read(const json_t *body, int batch, struct juki_provide_request *r,
+			  const char **reason, char *detail, size_t len)
+{
+	static const char *const query_keys[] = {"agreement", "jimu", "purpose", "items", NULL};
+	static const char *const batch_keys[] = {"agreement", "jimu",    "purpose",  "items",
+						 "batch",     "queries", "approval", NULL};
+	const json_t *items, *v;
+	const char *key;
+	char why[160];
+	size_t n;
+
+	memset(r, 0, sizeof(*r));
+	if (!json_is_object(body)) {
+		return refuse(reason, JUKI_R_BAD_FIELD, detail, len, "body: an object");
+	}
+	if (batch) {
+		json_object_foreach((json_t *)body, key, v)
+		{
+			if (!listed(key, batch_keys)) {
+				return refuse(reason, JUKI_R_BAD_FIELD, detail, len,
+					      "body: unknown key (agreement, jimu, purpose, "
+					      "items, batch, queries, approval)");
+			}
+		}
+	}
+	r->agreement = json_string_value(json_object_get(body, "agreement"));
+	r->jimu = json_string_value(json_object_get(body, "jimu"));
+	r->purpose = json_string_value(json_object_get(body, "purpose"));
+	if (r->agreement == NULL || !id_valid(r->agreement)) {
+		return refuse(reason, JUKI_R_BAD_FIELD, detail, len,
+			      "agreement: the id of an agreement, 1..32 of [a-z0-9-]");
+	}
+	if (r->jimu == NULL || !juki_jimu_valid(r->jimu)) {
+		return refuse(reason, JUKI_R_BAD_FIELD, detail, len,
+			      "jimu: a 事務 as <table 1-6>-<row>[.<branch>]");
+	}
+	if (r->purpose == NULL ||
+	    juki_text_valid(r->purpose, JUKI_PURPOSE_CHARS * 4, why, sizeof(why)) != 0 ||
+	    utf8_chars(r->purpose) > JUKI_PURPOSE_CHARS) {
+		return refuse(reason, JUKI_R_BAD_FIELD, detail, len,
+			      "purpose: 1..200 characters of UTF-8 NFC without control "
+			      "characters");
+	}
+	items = json_object_get(body, "items");
+	if (items != NULL && juki_items_from_json(items, &r->items, why, sizeof(why)) != 0) {
+		return refuse(reason, JUKI_R_BAD_FIELD, detail, len, "items%s", why);
+	}
+	if (!batch) {
+		struct juki_field_error fe;
+
+		if (juki_provide_query_from_json(body, query_keys, &r->query, &fe) != 0) {
+			return refuse(reason, fe.reason ? fe.reason : JUKI_R_BAD_FIELD, detail, len,
+				      "%s: %s", fe.field, fe.detail);
+		}
+		return 0;
+	}
+	if (read_batch_header(json_object_get(body, "batch"), &r->batch, reason, detail, len) !=
+	    0) {
+		return JUKI_EFORMAT;
+	}
+	r->queries = json_object_get(body, "queries");
+	n = json_array_size(r->queries);
+	if (!json_is_array(r->queries) || n == 0 || n > JUKI_PROVIDE_PART_MAX) {
+		return refuse(reason, JUKI_R_BAD_BATCH, detail, len,
+			      "queries: an array of 1..%d queries", JUKI_PROVIDE_PART_MAX);
+	}
+	r->batch.n = (int64_t)n;
+	r->approval = json_object_get(body, "approval");
+	if (r->approval != NULL && !json_is_object(r->approval)) {
+		return refuse(reason, JUKI_R_BAD_FIELD, detail, len,
+			      "approval: an object (responsible, cert, parts, sig)");
+	}
+	return 0;
 }

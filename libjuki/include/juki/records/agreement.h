@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "juki/base/ident.h"
+#include "juki/records/approval.h"
 #include "juki/store/store.h"
 
 #define JUKI_AGREEMENT_NSTEPS 1
@@ -217,5 +218,36 @@ struct juki_batch_part {
  */
 int juki_batch_take(struct juki_store *store, const struct juki_batch_part *p, int64_t now_ms,
 		    char *detail, size_t len);
+
+/*
+ * A provide.query or provide.batch body as read by juki_provide_request_read():
+ * its form only (what the agreement allows is juki_agreement_check()'s).
+ */
+struct juki_provide_request {
+	const char *agreement; /* borrowed from the body */
+	const char *jimu;
+	const char *purpose;
+	unsigned items;                  /* the items asked; 0: none named (all agreed) */
+	struct juki_provide_query query; /* provide.query: the query */
+	struct juki_batch_part batch;    /* provide.batch: id, count, part, parts, n */
+	const json_t *queries;           /* provide.batch: the array, each read later */
+	const json_t *approval;          /* provide.batch: NULL when absent */
+};
+
+#define JUKI_PURPOSE_CHARS 200
+
+/*
+ * juki_provide_request_read() - read body (batch: of provide.batch, else
+ * provide.query): agreement (an id), jimu (juki_jimu_valid()), purpose
+ * (1..200 characters of valid text), items (optional: juki_items_from_json());
+ * a query: its query (approval.h); a batch: batch {id (UUIDv7), count, part,
+ * parts: 1 <= parts <= 10000, 0 <= part < parts, parts <= count <= parts *
+ * 1000}, queries (1..1000; each read apart, so that one bad query refuses
+ * only itself) and approval (an object, when present); no other key.
+ * Returns 0, or JUKI_EFORMAT with *reason (invalid-field, check-digit,
+ * bad-batch) and detail naming the field and rule, never a value.
+ */
+int juki_provide_request_read(const json_t *body, int batch, struct juki_provide_request *r,
+			      const char **reason, char *detail, size_t len);
 
 #endif
