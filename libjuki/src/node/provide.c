@@ -36,10 +36,42 @@ const struct juki_conf_key juki_provision_keys[] = {
     JUKI_CONF_END,
 };
 
+#define CAP_ALERTS 64 /* agreements whose over-cap alert of the day is remembered */
+
 struct juki_provide {
 	struct juki_node *node;
 	struct juki_jimu_list *jimu;
+	/* provide-over-cap is raised once per agreement and Japan day (in memory). */
+	struct {
+		char agreement[JUKI_ID_MAX];
+		int64_t day;
+	} capped[CAP_ALERTS];
+	size_t ncapped;
 };
+
+/* Whether the over-cap alert of agreement on day is still to be raised; notes it. */
+static int
+cap_alert_due(struct juki_provide *p, const char *agreement, int64_t day)
+{
+	size_t i;
+
+	if (p == NULL) {
+		return 1;
+	}
+	for (i = 0; i < p->ncapped; i++) {
+		if (strcmp(p->capped[i].agreement, agreement) == 0) {
+			if (p->capped[i].day == day) {
+				return 0;
+			}
+			p->capped[i].day = day;
+			return 1;
+		}
+	}
+	i = p->ncapped < CAP_ALERTS ? p->ncapped++ : (size_t)(day % CAP_ALERTS);
+	snprintf(p->capped[i].agreement, sizeof(p->capped[i].agreement), "%s", agreement);
+	p->capped[i].day = day;
+	return 1;
+}
 
 struct juki_provide *
 juki_provide_of(struct juki_node *node)
@@ -243,7 +275,7 @@ check_agreement(struct juki_node *node, struct req *r, unsigned method, int64_t 
 	if (juki_agreement_check(have ? &r->a : NULL, &ask, &reason, rej->detail,
 				 sizeof(rej->detail)) != 0) {
 		snprintf(rej->reason, sizeof(rej->reason), "%s", reason);
-		if (strcmp(reason, JUKI_R_OVER_CAP) == 0) {
+		if (strcmp(reason, JUKI_R_OVER_CAP) == 0 && cap_alert_due(p, r->a.id, day)) {
 			juki_alert(juki_node_alerts(node), "provide-over-cap", r->sender.urn, NULL,
 				   "agreement %s: the daily cap of %lld queries is reached",
 				   r->a.id, (long long)r->a.daily_cap);

@@ -35,11 +35,9 @@
 #define JUKI_MSG_COUNT_QUERY  "honnin.count.query" /* 更新件数リスト request; the ack answers */
 
 /* Provision of identity information (第6-8), over provide (docs/protocol.md, provision). */
-#define JUKI_MSG_PROVIDE_QUERY "provide.query" /* body -> pref/jlis: one person */
-#define JUKI_MSG_PROVIDE_BATCH "provide.batch" /* body -> pref/jlis: one part of a batch */
-#define JUKI_MSG_PROVIDE_NOTICE                                                                    \
-	"provide.notice" /* jlis -> pref: provision records (第6-8(5)イ)                         \
-			  */
+#define JUKI_MSG_PROVIDE_QUERY  "provide.query"  /* body -> pref/jlis: one person */
+#define JUKI_MSG_PROVIDE_BATCH  "provide.batch"  /* body -> pref/jlis: a part of a batch */
+#define JUKI_MSG_PROVIDE_NOTICE "provide.notice" /* jlis -> pref: provision records */
 /* jlis -> pref: the notices' count and digest of a day; the ack answers */
 #define JUKI_MSG_PROVIDE_COUNT "provide.count.query"
 
