@@ -3,10 +3,13 @@
 #include <string.h>
 
 #include "jlisd.h"
+#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
 #include "juki/node/provide.h"
 #include "juki/records/agreement.h"
+#include "juki/node/provnotice.h"
+#include "juki/node/reconcile.h"
 #include "juki/records/honnin.h"
 #include "juki/records/provision.h"
 
@@ -17,14 +20,17 @@ const struct juki_conf_key jlisd_conf_keys[] = {
 		     "How long a person may be current in two municipalities (a move-in whose "
 		     "転出 has not arrived yet) before the double-registration alert is raised."),
     JUKI_PROVIDE_CONF_KEYS(struct jlisd_conf, provide, provision),
+    JUKI_CONF_SCALAR(struct jlisd_conf, notice_interval, "notice_interval", JUKI_CONF_DURATION,
+		     "1m", 0, 0, INT64_C(86400) * 1000,
+		     "How often the provision records not yet notified are sent to the "
+		     "prefecture of each person (provide.notice, 第6-8(5)イ); 0: only when asked "
+		     "(notices.send)."),
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[4] = {
-    JUKI_HONNIN_SCHEMA,
-    JUKI_CONFLICT_SCHEMA,
-    JUKI_AGREEMENT_SCHEMA,
-    JUKI_PROVISION_SCHEMA,
+static const struct juki_schema jlisd_schemas[6] = {
+    JUKI_HONNIN_SCHEMA,    JUKI_CONFLICT_SCHEMA,   JUKI_AGREEMENT_SCHEMA,
+    JUKI_PROVISION_SCHEMA, JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA,
 };
 
 static const struct jlisd_conf *
@@ -115,6 +121,51 @@ jlisd_status(struct juki_node *node)
 			 juki_provide_status(node));
 }
 
+/* "notices.send": queue the provision records not yet notified, now. */
+static int
+jlisd_cmd_notices_send(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	int64_t sent = 0, held = 0;
+	int rc;
+
+	(void)args;
+	if ((rc = juki_provnotice_send(jlisd_of(node)->notices, &sent, &held)) != 0) {
+		return juki_ctl_fail(err, "internal", "provision notices: %s", juki_strerror(rc));
+	}
+	*result = json_pack("{s:I,s:I}", "queued", (json_int_t)sent, "held", (json_int_t)held);
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
+/* "notices.reconcile": ask the prefectures for their counts (args: date, check). */
+static int
+jlisd_cmd_notices_reconcile(void *ctx, const json_t *args, json_t **result,
+			    struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	const char *day = json_string_value(json_object_get(args, "date"));
+	const json_t *check = json_object_get(args, "check");
+	int rc;
+
+	if (day != NULL && !juki_date_valid(day)) {
+		return juki_ctl_fail(err, "usage", "date: YYYY-MM-DD");
+	}
+	rc = juki_provnotice_reconcile(jlisd_of(node)->notices, day,
+				       check == NULL || json_is_true(check), result);
+	if (rc != 0) {
+		return juki_ctl_fail(err, "internal", "provision notices: %s", juki_strerror(rc));
+	}
+	return 0;
+}
+
+static int
+jlisd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack)
+{
+	struct juki_node *node = ctx;
+
+	return juki_provnotice_on_ack(jlisd_of(node)->notices, entry, ack);
+}
+
 static const struct juki_handler jlisd_handlers[] = {
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
@@ -128,6 +179,13 @@ static const struct juki_ctl_cmd jlisd_cmds[] = {
     {"conflicts", juki_conflicts_cmd,
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
+    {"notices.send", jlisd_cmd_notices_send,
+     "send the provision records not yet notified to each person's prefecture now (第6-8(5)イ)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, "provide"},
+    {"notices.reconcile", jlisd_cmd_notices_reconcile,
+     "compare the provision notices sent with what each prefecture holds, per day (args: "
+     "date, check)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, "provide"},
     JUKI_PROVIDE_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
@@ -137,6 +195,7 @@ static const char *const jlisd_datasets[] = {"honnin", "provide", NULL};
 /* Provision records (提供状況) are erased after provision.keep (第6-8(5)ウ). */
 static const struct juki_purge_rule jlisd_purge_rules[] = {
     JUKI_PROVISION_PURGE_RULE,
+    JUKI_PROVNOTICE_PURGE_RULE,
     {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
 };
 
@@ -165,7 +224,15 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 		return JUKI_ENOMEM;
 	}
 	jd->provide = juki_provide_start(node, &jlisd_conf(node)->provide, err, errlen);
-	return jd->provide != NULL ? 0 : JUKI_ECONFIG;
+	if (jd->provide == NULL) {
+		return JUKI_ECONFIG;
+	}
+	jd->notices = juki_provnotice_start(node, jlisd_conf(node)->notice_interval);
+	if (jd->notices == NULL) {
+		snprintf(err, errlen, "provision notices: out of memory");
+		return JUKI_ENOMEM;
+	}
+	return 0;
 }
 
 static void
@@ -173,6 +240,7 @@ jlisd_reloaded(struct juki_node *node)
 {
 	juki_conflicts_set_grace(jlisd_of(node)->conflicts, jlisd_conf(node)->conflict_grace);
 	juki_provide_reload(jlisd_of(node)->provide, &jlisd_conf(node)->provide);
+	juki_provnotice_reloaded(jlisd_of(node)->notices, jlisd_conf(node)->notice_interval);
 }
 
 static void
@@ -182,14 +250,17 @@ jlisd_stopping(struct juki_node *node)
 	jlisd_of(node)->conflicts = NULL;
 	juki_provide_stop(jlisd_of(node)->provide);
 	jlisd_of(node)->provide = NULL;
+	juki_provnotice_stop(jlisd_of(node)->notices);
+	jlisd_of(node)->notices = NULL;
 }
 
 static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 4,
+    .nschemas = 6,
     .handlers = jlisd_handlers,
+    .on_ack = jlisd_on_ack,
     .cmds = jlisd_cmds,
     .status = jlisd_status,
     .datasets = jlisd_datasets,

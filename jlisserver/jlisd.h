@@ -4,7 +4,9 @@
  *
  * It records the identity information (本人確認情報) every prefecture passes
  * on (第6-6(4)), keeps the current record of each person with its history,
- * and answers the prefectures' update-count queries (更新件数リスト).
+ * and answers the prefectures' update-count queries (更新件数リスト).  It
+ * tells each prefecture what it provided of its residents' identity
+ * information (provide.notice, 第6-8(5)イ; node/provnotice.h).
  */
 #ifndef JUKI_JLISSERVER_JLISD_H
 #define JUKI_JLISSERVER_JLISD_H
@@ -22,14 +24,17 @@ struct jlisd_conf {
 	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
 	struct juki_provide_conf provide; /* provide: the 事務 list */
 	struct juki_provision_conf provision; /* provision: keep */
+	int64_t notice_interval; /* ms between rounds of provision notices (0: when asked) */
 };
 
 struct juki_conflicts;
+struct juki_provnotice;
 
 /* The national server's state, its node's private data (juki_node_priv()). */
 struct jlisd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
 	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
+	struct juki_provnotice *notices;  /* provision notices to the prefectures (第6-8(5)イ) */
 };
 
 extern const struct juki_conf_key jlisd_conf_keys[];

@@ -5,6 +5,7 @@
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
 #include "juki/node/provide.h"
+#include "juki/node/provnotice.h"
 #include "juki/records/agreement.h"
 #include "juki/records/honnin.h"
 #include "juki/records/person.h"
@@ -22,6 +23,10 @@ const struct juki_conf_key prefd_conf_keys[] = {
 		     "How long a person may be current in two municipalities (a move-in whose "
 		     "転出 has not arrived yet) before the double-registration alert is raised."),
     JUKI_PROVIDE_CONF_KEYS(struct prefd_conf, provide, provision),
+    JUKI_CONF_SCALAR(struct prefd_conf, issuer, "issuer", JUKI_CONF_STRING, "", 0, 0, 0,
+		     "The title a disclosure answer (開示, 第6-8(5)ア) is issued under, printed "
+		     "at its foot (e.g. 東京都知事); the disclosure command refuses while it is "
+		     "empty."),
     JUKI_CONF_END,
 };
 
@@ -245,6 +250,44 @@ prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result, struct j
 	return 0;
 }
 
+int
+prefd_cmd_disclosure(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	struct juki_field_error fe;
+	char code[JUKI_JUMIN_CODE_LEN + 1], today[11];
+	json_t *rows;
+
+	if (juki_json_code(args, "code", 0, code, sizeof(code), &fe) != 0) {
+		return juki_ctl_fail(err, "usage", "code: %s", fe.detail);
+	}
+	if (prefd_conf(node)->issuer == NULL || prefd_conf(node)->issuer[0] == '\0') {
+		return juki_ctl_fail(err, "config",
+				     "issuer: the title a disclosure is issued under is not set");
+	}
+	if ((rows = juki_provision_for_code(juki_node_store(node), code)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	juki_clock_date(juki_node_now_ms(node), today, sizeof(today));
+	/* An empty answer is an answer: nothing was provided or used. */
+	*result = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o}", "code", code, "prefecture",
+			    juki_node_self(node)->urn, "issuer", prefd_conf(node)->issuer, "date",
+			    today, "total", (json_int_t)json_array_size(rows), "provisions", rows);
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
+static int
+prefd_handle_notice(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	return juki_provnotice_receive(juki_node_store(ctx), msg, rej);
+}
+
+static int
+prefd_handle_notice_count(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
+{
+	return juki_provnotice_answer_counts(juki_node_store(ctx), msg, rej);
+}
+
 static json_int_t
 count_of(struct juki_store *store, const char *sql)
 {
@@ -291,6 +334,8 @@ static const struct juki_handler prefd_handlers[] = {
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0, NULL},
     JUKI_PROVIDE_HANDLERS,
+    {JUKI_MSG_PROVIDE_NOTICE, JUKI_SVC_PROVIDE, prefd_handle_notice, 0, 1, NULL},
+    {JUKI_MSG_PROVIDE_COUNT, JUKI_SVC_PROVIDE, prefd_handle_notice_count, 1, 0, NULL},
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -305,6 +350,10 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
     JUKI_PROVIDE_CMDS,
+    {"disclosure", prefd_cmd_disclosure,
+     "every provision and use of a person's identity information recorded here, oldest "
+     "first, for the person's disclosure request (第6-8(5)ア) (args: code)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "provide"},
     {NULL, NULL, NULL, 0, NULL},
 };
 

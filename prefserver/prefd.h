@@ -5,7 +5,10 @@
  * its prefecture send (第6-6(2)), with its history, and passes every new
  * record on to the national server (第6-6(3)); it records the 転出確定通知
  * of those municipalities against the person (第6-3(2)); and it answers the
- * municipalities' update-count queries (更新件数リスト).
+ * municipalities' update-count queries (更新件数リスト).  It keeps the
+ * records of what it and the national server provided of its residents'
+ * identity information, and of its own use of it, and discloses them to
+ * the person (第6-8(5); "disclosure").
  */
 #ifndef JUKI_PREFSERVER_PREFD_H
 #define JUKI_PREFSERVER_PREFD_H
@@ -24,6 +27,7 @@ struct prefd_conf {
 	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
 	struct juki_provide_conf provide; /* provide: the 事務 list */
 	struct juki_provision_conf provision; /* provision: keep */
+	char *issuer; /* the title a disclosure answer is issued under (東京都知事) */
 };
 
 struct juki_conflicts;
@@ -65,5 +69,9 @@ int prefd_cmd_person_show(void *ctx, const json_t *args, json_t **result,
 /* "confirmations": the 転出確定通知 recorded (args: code, limit). */
 int prefd_cmd_confirmations(void *ctx, const json_t *args, json_t **result,
 			    struct juki_ctl_error *err);
+
+/* "disclosure": every provision and use of a person's identity information (args: code). */
+int prefd_cmd_disclosure(void *ctx, const json_t *args, json_t **result,
+			 struct juki_ctl_error *err);
 
 #endif

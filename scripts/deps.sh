@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install what juki needs to build, test and run its demo, from Debian 12's
 # own archive.  Idempotent: installs only what is missing.
+# juki-ctl's printed documents (ctl/print.c) need pango, cairo and the
+# Noto Serif CJK JP font; their tests read the PDFs back with poppler-utils.
 set -eu
 
 PACKAGES="
@@ -8,6 +10,7 @@ build-essential cmake ninja-build pkg-config
 libssl-dev openssl libevent-dev libjansson-dev libyaml-dev libsqlite3-dev sqlite3
 libcmocka-dev libargon2-dev libunistring-dev libcsv-dev
 softhsm2 libengine-pkcs11-openssl opensc
+libpango1.0-dev libcairo2-dev fonts-noto-cjk poppler-utils
 python3 python3-cryptography scdoc clang-format iproute2 procps
 "
 

@@ -1379,6 +1379,12 @@ juki_node_store(const struct juki_node *node)
 	return node->store;
 }
 
+struct juki_outbound *
+juki_node_outbound(const struct juki_node *node)
+{
+	return node->outbound;
+}
+
 struct juki_alerts *
 juki_node_alerts(const struct juki_node *node)
 {

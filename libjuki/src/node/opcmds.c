@@ -15,6 +15,7 @@
 #include "juki/node/opcmds.h"
 #include "juki/records/honnin.h"
 #include "juki/records/operator.h"
+#include "juki/records/provision.h"
 #include "juki/store/audit.h"
 
 /*
@@ -1177,6 +1178,45 @@ text_arg(const json_t *args, const char *key, size_t max, const char **out,
 	return 0;
 }
 
+/*
+ * The prefectural server's own use of identity information (第6-8(5)ア
+ * "利用"): each person an operator's lookup found there is a provision
+ * record of kind "use", body the operator, purpose the lookup's, so that
+ * the person's disclosure request shows it (docs/control.md, disclosure).
+ */
+static int
+note_use(struct juki_opcmds *oc, const json_t *found, const char *purpose)
+{
+	const json_t *rec;
+	size_t i;
+	int rc;
+
+	if (oc->env.self->kind != JUKI_KIND_PREF || json_array_size(found) == 0) {
+		return 0;
+	}
+	if ((rc = juki_store_begin(oc->env.store)) != 0) {
+		return rc;
+	}
+	json_array_foreach(found, i, rec)
+	{
+		struct juki_provision p = {
+		    .kind = "use",
+		    .code = json_string_value(json_object_get(rec, "code")),
+		    .body = oc->caller->who,
+		    .items = "code,name,birth,sex,address,change",
+		    .purpose = purpose,
+		    .time_ms = now_ms(oc),
+		    .origin = oc->env.self->urn,
+		};
+
+		if ((rc = juki_provision_add(oc->env.store, &p)) != 0) {
+			juki_store_rollback(oc->env.store);
+			return rc;
+		}
+	}
+	return juki_store_commit(oc->env.store);
+}
+
 static int
 cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
@@ -1288,6 +1328,10 @@ cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 		snprintf(oc->audit_detail, sizeof(oc->audit_detail),
 			 "purpose=%s by=attributes found=%zu%s", purpose, json_array_size(found),
 			 more ? "+" : "");
+	}
+	if ((rc = note_use(oc, found, purpose)) != 0) {
+		json_decref(found);
+		return store_fail(oc, err);
 	}
 	*result = json_pack("{s:s,s:o,s:b}", "purpose", purpose, "records", found, "capped", more);
 	return *result != NULL ? 0 : JUKI_ENOMEM;

@@ -64,9 +64,22 @@ step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : JUKI_ESTORE;
 }
 
+/* The count query's type and service: honnin's, or the kind's. */
+static const char *
+query_type(const struct juki_reconcile *r)
+{
+	return r->env.kind != NULL ? r->env.kind->type : JUKI_MSG_COUNT_QUERY;
+}
+
+static const char *
+query_service(const struct juki_reconcile *r)
+{
+	return r->env.kind != NULL ? r->env.kind->service : "honnin";
+}
+
 /* Queue one query for day with the snapshot of what was sent, inside a transaction. */
 static int
-queue_query(struct juki_reconcile *r, const char *day)
+queue_query(struct juki_reconcile *r, const char *dest, const char *day)
 {
 	static const char sql_q[] =
 	    "INSERT INTO reconcile_query (msg_id, dest, day, sent_total, sent_digest, queued_ms)"
@@ -85,23 +98,23 @@ queue_query(struct juki_reconcile *r, const char *day)
 	const char *digest;
 	int rc;
 
-	sent = juki_honnin_counts_json(store, JUKI_COUNT_SENT, juki_reconcile_dest(r), day);
+	sent = r->env.kind != NULL ? r->env.kind->sent(store, dest, day)
+				   : juki_honnin_counts_json(store, JUKI_COUNT_SENT, dest, day);
 	if (sent == NULL) {
 		return JUKI_ESTORE;
 	}
 	total = json_integer_value(json_object_get(sent, "total"));
 	digest = json_string_value(json_object_get(sent, "digest"));
 	body = json_pack("{s:s,s:{s:I,s:s}}", "day", day, "sent", "total", total, "digest", digest);
-	if (body == NULL ||
-	    (rc = juki_msg_init(&msg, JUKI_MSG_COUNT_QUERY, r->env.self, juki_reconcile_dest(r),
-				NULL, body, r->env.clock)) != 0) {
+	if (body == NULL || (rc = juki_msg_init(&msg, query_type(r), r->env.self, dest, NULL, body,
+						r->env.clock)) != 0) {
 		json_decref(sent);
 		return JUKI_ENOMEM;
 	}
-	rc = juki_outbox_put(store, &msg, "honnin", now, NULL);
+	rc = juki_outbox_put(store, &msg, query_service(r), now, NULL);
 	if (rc == 0 && (st = juki_store_prepare(store, sql_q)) != NULL) {
 		sqlite3_bind_text(st, 1, msg.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, dest, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, total);
 		sqlite3_bind_text(st, 5, digest, -1, SQLITE_STATIC);
@@ -111,7 +124,7 @@ queue_query(struct juki_reconcile *r, const char *day)
 		rc = JUKI_ESTORE;
 	}
 	if (rc == 0 && (st = juki_store_prepare(store, sql_r)) != NULL) {
-		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, total);
 		sqlite3_bind_text(st, 4, digest, -1, SQLITE_STATIC);
@@ -144,8 +157,30 @@ juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 	if ((rc = juki_store_begin(store)) != 0) {
 		return rc;
 	}
-	if (day != NULL) {
-		rc = queue_query(r, day);
+	juki_clock_date(now - (r->conf.days - 1) * JUKI_DAY_MS, first, sizeof(first));
+	if (r->env.kind != NULL) {
+		/* Every (receiver, day) with something sent: of day, or of the recent days. */
+		json_t *pairs = r->env.kind->days(store, day != NULL ? day : first);
+		const json_t *pair;
+		size_t i;
+
+		rc = pairs == NULL ? JUKI_ESTORE : 0;
+		json_array_foreach(pairs, i, pair)
+		{
+			const char *d = json_string_value(json_object_get(pair, "day"));
+
+			if (day != NULL && strcmp(d, day) != 0) {
+				continue;
+			}
+			if ((rc = queue_query(r, json_string_value(json_object_get(pair, "dest")),
+					      d)) != 0) {
+				break;
+			}
+			n++;
+		}
+		json_decref(pairs);
+	} else if (day != NULL) {
+		rc = queue_query(r, juki_reconcile_dest(r), day);
 		n = rc == 0;
 	} else if ((st = juki_store_prepare(store, sql_days)) == NULL) {
 		rc = JUKI_ESTORE;
@@ -154,7 +189,6 @@ juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 		size_t i;
 		json_t *d;
 
-		juki_clock_date(now - (r->conf.days - 1) * JUKI_DAY_MS, first, sizeof(first));
 		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
 		while (sqlite3_step(st) == SQLITE_ROW) {
@@ -164,7 +198,8 @@ juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 		sqlite3_reset(st);
 		json_array_foreach(days, i, d)
 		{
-			if ((rc = queue_query(r, json_string_value(d))) != 0) {
+			if ((rc = queue_query(r, juki_reconcile_dest(r), json_string_value(d))) !=
+			    0) {
 				break;
 			}
 			n++;
@@ -355,7 +390,7 @@ nomem:
  * compared with.
  */
 static int
-queue_ranges(struct juki_reconcile *r, const char *day, json_int_t sent_total,
+queue_ranges(struct juki_reconcile *r, const char *dest, const char *day, json_int_t sent_total,
 	     const char *sent_digest, const json_t *ranges, int round)
 {
 	static const char sql_q[] =
@@ -378,15 +413,15 @@ queue_ranges(struct juki_reconcile *r, const char *day, json_int_t sent_total,
 	text = json_dumps(ours, JSON_COMPACT);
 	json_decref(ours);
 	if (body == NULL || text == NULL ||
-	    juki_msg_init(&msg, JUKI_MSG_COUNT_QUERY, r->env.self, juki_reconcile_dest(r), NULL,
-			  body, r->env.clock) != 0) {
+	    juki_msg_init(&msg, JUKI_MSG_COUNT_QUERY, r->env.self, dest, NULL, body,
+			  r->env.clock) != 0) {
 		free(text);
 		return JUKI_ENOMEM;
 	}
 	rc = juki_outbox_put(store, &msg, "honnin", juki_clock_now_ms(r->env.clock), NULL);
 	if (rc == 0 && (st = juki_store_prepare(store, sql_q)) != NULL) {
 		sqlite3_bind_text(st, 1, msg.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, dest, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, sent_total);
 		sqlite3_bind_text(st, 5, sent_digest, -1, SQLITE_STATIC);
@@ -398,7 +433,7 @@ queue_ranges(struct juki_reconcile *r, const char *day, json_int_t sent_total,
 		rc = JUKI_ESTORE;
 	}
 	if (rc == 0 && (st = juki_store_prepare(store, sql_r)) != NULL) {
-		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 3, round);
 		rc = step_done(st);
@@ -412,7 +447,7 @@ queue_ranges(struct juki_reconcile *r, const char *day, json_int_t sent_total,
 
 /* Send the records of day in ranges again (the receiver keeps what it has), and note them. */
 static int
-resend_ranges(struct juki_reconcile *r, const char *day, const json_t *ranges)
+resend_ranges(struct juki_reconcile *r, const char *dest, const char *day, const json_t *ranges)
 {
 	static const char sql_get[] =
 	    "SELECT last_ranges FROM reconcile WHERE dest = ?1 AND day = ?2";
@@ -432,9 +467,8 @@ resend_ranges(struct juki_reconcile *r, const char *day, const json_t *ranges)
 	if (json_array_size(ranges) == 0) {
 		return 0;
 	}
-	b = juki_batcher_new(store, r->env.self, juki_reconcile_dest(r),
-			     (size_t)r->conf.batch_records, (size_t)r->conf.frame_max * 3 / 4,
-			     r->env.clock);
+	b = juki_batcher_new(store, r->env.self, dest, (size_t)r->conf.batch_records,
+			     (size_t)r->conf.frame_max * 3 / 4, r->env.clock);
 	if (b == NULL) {
 		return JUKI_ENOMEM;
 	}
@@ -449,7 +483,7 @@ resend_ranges(struct juki_reconcile *r, const char *day, const json_t *ranges)
 	if ((st = juki_store_prepare(store, sql_get)) == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
 		shown = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
@@ -475,7 +509,7 @@ resend_ranges(struct juki_reconcile *r, const char *day, const json_t *ranges)
 		free(text);
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)n);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)json_array_size(ranges));
@@ -484,14 +518,14 @@ resend_ranges(struct juki_reconcile *r, const char *day, const json_t *ranges)
 	free(text);
 	if (rc == 0) {
 		log_info("reconcile: %zu records of %s in %zu ranges sent to %s again", n, day,
-			 json_array_size(ranges), juki_reconcile_dest(r));
+			 json_array_size(ranges), dest);
 	}
 	return rc;
 }
 
 /* The narrowing of day ended: count the re-send (per day of now) and ask for the day again. */
 static int
-narrowed(struct juki_reconcile *r, const char *day)
+narrowed(struct juki_reconcile *r, const char *dest, const char *day)
 {
 	static const char sql[] =
 	    "UPDATE reconcile SET resent = CASE WHEN resent_on = ?3 THEN resent + 1 ELSE 1 END,"
@@ -505,7 +539,7 @@ narrowed(struct juki_reconcile *r, const char *day)
 		return JUKI_ESTORE;
 	}
 	today(r, now);
-	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -513,8 +547,7 @@ narrowed(struct juki_reconcile *r, const char *day)
 		log_notice(
 		    "reconcile: %lld records of %s (%lld ranges, %d rounds) sent to %s again",
 		    (long long)sqlite3_column_int64(st, 0), day,
-		    (long long)sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2),
-		    juki_reconcile_dest(r));
+		    (long long)sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), dest);
 		rc = sqlite3_step(st);
 	}
 	sqlite3_reset(st);
@@ -522,12 +555,12 @@ narrowed(struct juki_reconcile *r, const char *day)
 		return JUKI_ESTORE;
 	}
 	/* Asked again behind the records. */
-	return queue_query(r, day);
+	return queue_query(r, dest, day);
 }
 
 /* The answer to a query over ranges: narrow down, re-send, ask deeper or finish. */
 static int
-on_ranges_answer(struct juki_reconcile *r, const char *day, json_int_t sent_total,
+on_ranges_answer(struct juki_reconcile *r, const char *dest, const char *day, json_int_t sent_total,
 		 const char *sent_digest, const char *ours_text, int round,
 		 const struct juki_ack *ack)
 {
@@ -545,21 +578,21 @@ on_ranges_answer(struct juki_reconcile *r, const char *day, json_int_t sent_tota
 		json_t *all = juki_reconcile_first_ranges(0);
 
 		log_notice("reconcile: %s does not answer over ranges; sending all of %s again",
-			   juki_reconcile_dest(r), day);
-		rc = all == NULL ? JUKI_ENOMEM : resend_ranges(r, day, all);
+			   dest, day);
+		rc = all == NULL ? JUKI_ENOMEM : resend_ranges(r, dest, day, all);
 		json_decref(all);
 		json_decref(ours);
-		return rc != 0 ? rc : narrowed(r, day);
+		return rc != 0 ? rc : narrowed(r, dest, day);
 	}
 	rc = juki_reconcile_narrow(ours, theirs, round, &next, &resend);
 	json_decref(ours);
 	if (rc == 0) {
-		rc = resend_ranges(r, day, resend);
+		rc = resend_ranges(r, dest, day, resend);
 	}
 	if (rc == 0) {
 		rc = json_array_size(next) > 0
-			 ? queue_ranges(r, day, sent_total, sent_digest, next, round + 1)
-			 : narrowed(r, day);
+			 ? queue_ranges(r, dest, day, sent_total, sent_digest, next, round + 1)
+			 : narrowed(r, dest, day);
 	}
 	json_decref(next);
 	json_decref(resend);
@@ -581,7 +614,10 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	static const char sql_start[] =
 	    "UPDATE reconcile SET last_resent = 0, last_nranges = 0, last_ranges = '[]',"
 	    " last_rounds = 0 WHERE dest = ?1 AND day = ?2";
+	static const char sql_kind_resent[] =
+	    "UPDATE reconcile SET last_resent = ?3 WHERE dest = ?1 AND day = ?2";
 	struct juki_store *store = r->env.store;
+	const char *dest = entry->dest;
 	const char *status = "ok", *received_digest = NULL;
 	json_int_t sent_total, received_total = 0;
 	char day[11], now[11], sent_digest[2 * JUKI_DIGEST_LEN + 1];
@@ -589,8 +625,8 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	sqlite3_stmt *st;
 	int rc, resend = 0, round;
 
-	if (strcmp(entry->type, JUKI_MSG_COUNT_QUERY) != 0 ||
-	    strcmp(entry->dest, juki_reconcile_dest(r)) != 0) {
+	if (strcmp(entry->type, query_type(r)) != 0 ||
+	    (juki_reconcile_dest(r) != NULL && strcmp(entry->dest, juki_reconcile_dest(r)) != 0)) {
 		return 0;
 	}
 	if ((st = juki_store_prepare(store, sql_get)) == NULL) {
@@ -623,13 +659,14 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	if (ranges != NULL) {
 		rc = ack->status != JUKI_ACK_REJECTED && ack->result == NULL
 			 ? 0 /* answered before: the next round starts again */
-			 : on_ranges_answer(r, day, sent_total, sent_digest, ranges, round, ack);
+			 : on_ranges_answer(r, dest, day, sent_total, sent_digest, ranges, round,
+					    ack);
 		free(ranges);
 		return rc;
 	}
 	if (ack->status == JUKI_ACK_REJECTED) {
 		status = "refused";
-		juki_alert(r->env.alerts, "count-query-refused", juki_reconcile_dest(r), NULL,
+		juki_alert(r->env.alerts, "count-query-refused", dest, NULL,
 			   "update counts of %s: %s", day, ack->reason);
 	} else if (ack->result == NULL) {
 		/* Answered before (a redelivery after a reconnect): the next round asks again. */
@@ -648,7 +685,7 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 
 		today(r, now);
 		if ((st = juki_store_prepare(store, sql_resent)) != NULL) {
-			sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) == SQLITE_ROW) {
@@ -656,7 +693,7 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 			}
 			sqlite3_reset(st);
 		}
-		juki_alert(r->env.alerts, "count-mismatch", juki_reconcile_dest(r), NULL,
+		juki_alert(r->env.alerts, "count-mismatch", dest, NULL,
 			   "update counts of %s: sent %lld, recorded %lld%s", day,
 			   (long long)sent_total, (long long)received_total,
 			   resent < MAX_RESENDS ? "; sending the records that differ again"
@@ -666,7 +703,7 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	if ((st = juki_store_prepare(store, sql_set)) == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, received_total);
@@ -677,6 +714,29 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	if ((rc = step_done(st)) != 0) {
 		return rc;
 	}
+	if (resend && r->env.kind != NULL) {
+		/* The whole day again: the receiver keeps what it has. */
+		size_t n = 0;
+
+		if ((rc = r->env.kind->resend(r->env.ctx, dest, day, &n)) != 0) {
+			return rc;
+		}
+		if ((st = juki_store_prepare(store, sql_start)) == NULL) {
+			return JUKI_ESTORE;
+		}
+		sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+		if ((rc = step_done(st)) != 0) {
+			return rc;
+		}
+		if ((st = juki_store_prepare(store, sql_kind_resent)) == NULL) {
+			return JUKI_ESTORE;
+		}
+		sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)n);
+		return (rc = step_done(st)) != 0 ? rc : narrowed(r, dest, day);
+	}
 	if (resend) {
 		json_t *first = juki_reconcile_first_ranges(sent_total);
 
@@ -686,13 +746,13 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 		if ((st = juki_store_prepare(store, sql_start)) == NULL) {
 			rc = JUKI_ESTORE;
 		} else {
-			sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 			rc = step_done(st);
 		}
 		/* Narrowed down over ranges of codes, one message a round (protocol.md §10.7). */
 		if (rc == 0) {
-			rc = queue_ranges(r, day, sent_total, sent_digest, first, 1);
+			rc = queue_ranges(r, dest, day, sent_total, sent_digest, first, 1);
 		}
 		json_decref(first);
 		return rc;
@@ -706,9 +766,9 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 	static const char sql[] =
 	    "SELECT day, status, sent_total, received_total, sent_digest, received_digest,"
 	    " checked_ms, CASE WHEN resent_on = ?3 THEN resent ELSE 0 END, last_resent,"
-	    " last_rounds, last_nranges, last_ranges"
-	    " FROM reconcile WHERE dest = ?1 AND (?2 IS NULL OR day = ?2)"
-	    " ORDER BY day DESC LIMIT 31";
+	    " last_rounds, last_nranges, last_ranges, dest"
+	    " FROM reconcile WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR day = ?2)"
+	    " ORDER BY day DESC, dest LIMIT 31";
 	json_t *rows = json_array();
 	sqlite3_stmt *st = juki_store_prepare(r->env.store, sql);
 	char when[32], now[11];
@@ -718,15 +778,17 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 		return NULL;
 	}
 	today(r, now);
-	sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	if (juki_reconcile_dest(r) != NULL) {
+		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	}
 	if (day != NULL) {
 		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	}
 	sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		json_t *row = json_pack(
-		    "{s:s,s:s,s:s,s:I,s:I,s:s?,s:s?,s:I}", "dest", juki_reconcile_dest(r), "day",
-		    sqlite3_column_text(st, 0), "status", sqlite3_column_text(st, 1), "sent",
+		    "{s:s,s:s,s:s,s:I,s:I,s:s?,s:s?,s:I}", "dest", sqlite3_column_text(st, 12),
+		    "day", sqlite3_column_text(st, 0), "status", sqlite3_column_text(st, 1), "sent",
 		    (json_int_t)sqlite3_column_int64(st, 2), "received",
 		    (json_int_t)sqlite3_column_int64(st, 3), "sent_digest",
 		    sqlite3_column_text(st, 4), "received_digest", sqlite3_column_text(st, 5),
@@ -772,6 +834,13 @@ arm(struct juki_reconcile *r)
 	r->interval = interval;
 }
 
+/* Whom a round asks, for the log. */
+static const char *
+who(const struct juki_reconcile *r)
+{
+	return juki_reconcile_dest(r) != NULL ? juki_reconcile_dest(r) : "the receivers";
+}
+
 static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -781,11 +850,9 @@ tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if ((rc = juki_reconcile_check(r, NULL, &n)) != 0) {
-		log_error("reconcile: cannot ask %s: %s", juki_reconcile_dest(r),
-			  juki_strerror(rc));
+		log_error("reconcile: cannot ask %s: %s", who(r), juki_strerror(rc));
 	} else if (n > 0) {
-		log_info("reconcile: asked %s for the counts of %d days", juki_reconcile_dest(r),
-			 n);
+		log_info("reconcile: asked %s for the counts of %d days", who(r), n);
 	}
 	arm(r);
 }
@@ -825,7 +892,7 @@ juki_reconcile_reloaded(struct juki_reconcile *r, const struct juki_reconcile_co
 const char *
 juki_reconcile_dest(const struct juki_reconcile *r)
 {
-	return r->env.dest(r->env.ctx);
+	return r->env.dest != NULL ? r->env.dest(r->env.ctx) : NULL;
 }
 
 void

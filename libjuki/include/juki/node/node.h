@@ -249,14 +249,16 @@ int64_t juki_node_now_ms(const struct juki_node *node);
  * What a daemon's handlers, commands and hooks may use of its node (struct
  * juki_node is the runtime's own): the daemon's state (its spec's size,
  * zeroed at start), the event loop, the daemon, the store, the alerts, the
- * clock, the node's identity, its part of the configuration, and the
- * operators' commands (for the approval of important input).
+ * clock, the node's identity, its part of the configuration, its outbound
+ * delivery (for a module that queues its own queries), and the operators'
+ * commands (for the approval of important input).
  */
 void *juki_node_priv(struct juki_node *node);
 struct event_base *juki_node_base(const struct juki_node *node);
 struct juki_daemon *juki_node_daemon(const struct juki_node *node);
 struct juki_store *juki_node_store(const struct juki_node *node);
 struct juki_alerts *juki_node_alerts(const struct juki_node *node);
+struct juki_outbound *juki_node_outbound(const struct juki_node *node);
 struct juki_clock *juki_node_clock(struct juki_node *node);
 const struct juki_ident *juki_node_self(const struct juki_node *node);
 const struct juki_node_conf *juki_node_conf(const struct juki_node *node);

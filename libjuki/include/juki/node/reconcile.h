@@ -52,6 +52,26 @@ extern const struct juki_migration juki_reconcile_steps[];
 struct juki_reconcile;
 
 /*
+ * What is reconciled, when it is not identity information: the count query's
+ * type and service (it travels behind the records, in their queue), what
+ * was sent, the (receiver, day) pairs to ask about, and how a day that
+ * differs is sent again.  Used for the national server's provision notices
+ * (node/provnotice.h); NULL in the env is identity information (honnin),
+ * whose differences are narrowed down over ranges of codes.
+ */
+struct juki_reconcile_kind {
+	const char *type;    /* "provide.count.query" */
+	const char *service; /* "provide" */
+	/* {"total", "digest"} of what was sent to dest on day (JST); NULL on failure. */
+	json_t *(*sent)(struct juki_store *store, const char *dest, const char *day);
+	/* [{"dest", "day"}]: every pair with something sent on day first or later; NULL: failure.
+	 */
+	json_t *(*days)(struct juki_store *store, const char *first);
+	/* Queue dest's records of day again (inside the ack's transaction); *n how many. */
+	int (*resend)(void *ctx, const char *dest, const char *day, size_t *n);
+};
+
+/*
  * What reconciliation works with, borrowed from the node that runs it: its
  * loop, store, alerts, clock and outbound delivery (kicked when queries are
  * queued), its identity, and the receiver, asked each time (a reload may
@@ -63,9 +83,10 @@ struct juki_reconcile_env {
 	struct juki_alerts *alerts;
 	struct juki_clock *clock;
 	struct juki_outbound *outbound;
-	const char *self; /* our URN */
-	const char *(*dest)(void *ctx);
+	const char *self;               /* our URN */
+	const char *(*dest)(void *ctx); /* NULL with a kind: every receiver of kind->days() */
 	void *ctx;
+	const struct juki_reconcile_kind *kind; /* NULL: identity information (honnin) */
 };
 
 /* The settings it follows (the node's honnin: section and frame limit). */
@@ -90,7 +111,7 @@ void juki_reconcile_free(struct juki_reconcile *r);
  */
 void juki_reconcile_reloaded(struct juki_reconcile *r, const struct juki_reconcile_conf *conf);
 
-/* juki_reconcile_dest() - the receiver reconciled with, now. */
+/* juki_reconcile_dest() - the receiver reconciled with, now (NULL: the kind's receivers). */
 const char *juki_reconcile_dest(const struct juki_reconcile *r);
 
 /*

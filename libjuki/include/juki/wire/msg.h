@@ -38,6 +38,8 @@
 #define JUKI_MSG_PROVIDE_QUERY  "provide.query"  /* body -> pref/jlis: one person */
 #define JUKI_MSG_PROVIDE_BATCH  "provide.batch"  /* body -> pref/jlis: a part of a batch */
 #define JUKI_MSG_PROVIDE_NOTICE "provide.notice" /* jlis -> pref: provision records */
+/* jlis -> pref: the notices' count and digest of a day; the ack answers */
+#define JUKI_MSG_PROVIDE_COUNT "provide.count.query"
 
 /* Reason codes carried by rejected acks (docs/protocol.md lists them all). */
 #define JUKI_R_BAD_JSON       "bad-json"            /* frame is not a JSON object */
