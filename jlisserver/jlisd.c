@@ -5,6 +5,7 @@
 #include "jlisd.h"
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/report.h"
 #include "juki/records/honnin.h"
 
 const struct juki_conf_key jlisd_conf_keys[] = {
@@ -16,9 +17,10 @@ const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[2] = {
+static const struct juki_schema jlisd_schemas[3] = {
     JUKI_HONNIN_SCHEMA,
     JUKI_CONFLICT_SCHEMA,
+    JUKI_REPORT_SCHEMA,
 };
 
 static const struct jlisd_conf *
@@ -111,6 +113,7 @@ jlisd_status(struct juki_node *node)
 static const struct juki_handler jlisd_handlers[] = {
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
+    JUKI_REPORT_HANDLERS_JLIS,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -120,6 +123,7 @@ static const struct juki_ctl_cmd jlisd_cmds[] = {
     {"conflicts", juki_conflicts_cmd,
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
+    JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -133,6 +137,10 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 	jd->conflicts = juki_conflicts_start(node, jlisd_conf(node)->conflict_grace);
 	if (jd->conflicts == NULL) {
 		snprintf(err, errlen, "conflicts: out of memory");
+		return JUKI_ENOMEM;
+	}
+	if ((jd->reports = juki_reports_start(node, NULL, 0)) == NULL) {
+		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
 	return 0;
@@ -149,15 +157,18 @@ jlisd_stopping(struct juki_node *node)
 {
 	juki_conflicts_stop(jlisd_of(node)->conflicts);
 	jlisd_of(node)->conflicts = NULL;
+	juki_reports_stop(jlisd_of(node)->reports);
+	jlisd_of(node)->reports = NULL;
 }
 
 static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 2,
+    .nschemas = 3,
     .handlers = jlisd_handlers,
     .cmds = jlisd_cmds,
+    .on_ack = juki_reports_on_ack,
     .status = jlisd_status,
     .datasets = jlisd_datasets,
     .size = sizeof(struct jlisd),

@@ -22,10 +22,12 @@ struct jlisd_conf {
 };
 
 struct juki_conflicts;
+struct juki_reports;
 
 /* The national server's state, its node's private data (juki_node_priv()). */
 struct jlisd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
+	struct juki_reports *reports;     /* management reports (第6-8) */
 };
 
 extern const struct juki_conf_key jlisd_conf_keys[];

@@ -4,6 +4,7 @@
 
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/report.h"
 #include "juki/records/honnin.h"
 #include "juki/records/person.h"
 #include "juki/store/purge.h"
@@ -38,10 +39,11 @@ static const struct juki_migration prefd_steps[] = {
 const struct juki_schema prefd_schema = {"prefd", prefd_steps,
 					 sizeof(prefd_steps) / sizeof(prefd_steps[0])};
 
-static const struct juki_schema prefd_schemas[3] = {
+static const struct juki_schema prefd_schemas[4] = {
     JUKI_HONNIN_SCHEMA,
     {"prefd", prefd_steps, sizeof(prefd_steps) / sizeof(prefd_steps[0])},
     JUKI_CONFLICT_SCHEMA,
+    JUKI_REPORT_SCHEMA,
 };
 
 /* A municipality sends the records it made itself, and only of its prefecture. */
@@ -284,6 +286,7 @@ static const struct juki_handler prefd_handlers[] = {
     {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0, 0, NULL},
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0, NULL},
+    JUKI_REPORT_HANDLERS_PREF,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -297,6 +300,7 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
     {"conflicts", juki_conflicts_cmd,
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
+    JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -331,6 +335,11 @@ prefd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "conflicts: out of memory");
 		return JUKI_ENOMEM;
 	}
+	pd->reports = juki_reports_start(node, prefd_conf(node)->national, 0);
+	if (pd->reports == NULL) {
+		snprintf(err, errlen, "reports: out of memory");
+		return JUKI_ENOMEM;
+	}
 	return 0;
 }
 
@@ -338,6 +347,7 @@ static void
 prefd_reloaded(struct juki_node *node)
 {
 	juki_conflicts_set_grace(prefd_of(node)->conflicts, prefd_conf(node)->conflict_grace);
+	juki_reports_set(prefd_of(node)->reports, prefd_conf(node)->national, 0);
 }
 
 static void
@@ -345,15 +355,18 @@ prefd_stopping(struct juki_node *node)
 {
 	juki_conflicts_stop(prefd_of(node)->conflicts);
 	prefd_of(node)->conflicts = NULL;
+	juki_reports_stop(prefd_of(node)->reports);
+	prefd_of(node)->reports = NULL;
 }
 
 static const struct juki_node_spec prefd_spec = {
     .daemon = "juki-prefd",
     .kind = JUKI_KIND_PREF,
     .schemas = prefd_schemas,
-    .nschemas = 3,
+    .nschemas = 4,
     .handlers = prefd_handlers,
     .cmds = prefd_cmds,
+    .on_ack = juki_reports_on_ack,
     .status = prefd_status,
     .honnin_dest = prefd_honnin_dest,
     .purge = prefd_purge_rules,

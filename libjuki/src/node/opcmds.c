@@ -239,6 +239,20 @@ gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller
 	return 0;
 }
 
+void
+juki_opcmds_note(struct juki_opcmds *oc, const char *target, const char *detail)
+{
+	if (oc == NULL) {
+		return;
+	}
+	if (target != NULL) {
+		snprintf(oc->audit_target, sizeof(oc->audit_target), "%s", target);
+	}
+	if (detail != NULL) {
+		snprintf(oc->audit_detail, sizeof(oc->audit_detail), "%s", detail);
+	}
+}
+
 /* What the history names as the target: an identifier, never a name. */
 static void
 target_of(struct juki_opcmds *oc, const json_t *args, char *buf, size_t len)

@@ -112,6 +112,14 @@ void juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *acti
 		       const char *target, const char *outcome, const char *detail);
 
 /*
+ * juki_opcmds_note() - what the history should name as the target (an
+ * identifier, never personal data) and detail of the request under way,
+ * for a command whose target is not among its arguments (a new id).  oc
+ * NULL, target or detail NULL: nothing.
+ */
+void juki_opcmds_note(struct juki_opcmds *oc, const char *target, const char *detail);
+
+/*
  * juki_opcmds_approval_take() - important input of kind on target by the
  * caller of the request under way (第4-8(2)): with args "approval", use that
  * approval (given beforehand, once); without, record the input as pending
