@@ -98,6 +98,59 @@ test_ident(void **state)
 	assert_int_equal(juki_ident_parse("urn:juki:op:op:131016:x", &id), JUKI_EIDENT);
 }
 
+/* Executive bodies (執行機関) and the staff cards of bodies. */
+static void
+test_ident_exec(void **state)
+{
+	struct juki_ident id;
+	char pref[3], name[64];
+
+	(void)state;
+	assert_int_equal(juki_ident_parse("urn:juki:exec:13-kyoiku", &id), 0);
+	assert_int_equal(id.kind, JUKI_KIND_EXEC);
+	assert_string_equal(id.id, "13-kyoiku");
+	assert_string_equal(juki_kind_name(JUKI_KIND_EXEC), "exec");
+	assert_int_equal(juki_kind_parse("exec"), JUKI_KIND_EXEC);
+	assert_int_equal(juki_ident_pref_of(&id, pref), 0);
+	assert_string_equal(pref, "13");
+	assert_int_equal(juki_ident_filename(&id, name, sizeof(name)), 0);
+	assert_string_equal(name, "exec-13-kyoiku");
+	/* A municipality's executive body: the code's check digit counts. */
+	assert_int_equal(juki_ident_parse("urn:juki:exec:131016-zeimu", &id), 0);
+	assert_int_equal(juki_ident_pref_of(&id, pref), 0);
+	assert_string_equal(pref, "13");
+	assert_int_equal(juki_ident_parse("urn:juki:exec:131017-zeimu", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:48-kyoiku", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:00-kyoiku", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:13", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:13-", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:13--x", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:kyoiku", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:1310-zeimu", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:13-Kyoiku", &id), JUKI_EIDENT);
+	/* name at most 20, the whole at most 32 */
+	assert_int_equal(juki_ident_parse("urn:juki:exec:13-abcdefghijklmnopqrst", &id), 0);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:13-abcdefghijklmnopqrstu", &id),
+			 JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:131016-abcdefghijklmnopqrst", &id), 0);
+	assert_int_equal(juki_ident_parse("urn:juki:exec:131016-abcdefghijklmnopqrstu", &id),
+			 JUKI_EIDENT);
+	assert_int_equal(juki_ident_node(JUKI_KIND_EXEC, "27-kenko", &id), 0);
+	assert_string_equal(id.urn, "urn:juki:exec:27-kenko");
+	/* Staff cards of an agency and of an executive body */
+	assert_int_equal(juki_ident_parse("urn:juki:op:exec:13-kyoiku:ito", &id), 0);
+	assert_int_equal(id.kind, JUKI_KIND_OP);
+	assert_int_equal(id.node_kind, JUKI_KIND_EXEC);
+	assert_string_equal(id.id, "13-kyoiku");
+	assert_string_equal(id.op, "ito");
+	assert_int_equal(juki_ident_filename(&id, name, sizeof(name)), 0);
+	assert_string_equal(name, "op-exec-13-kyoiku-ito");
+	assert_int_equal(juki_ident_parse("urn:juki:op:agency:nenkin:sato", &id), 0);
+	assert_int_equal(id.node_kind, JUKI_KIND_AGENCY);
+	assert_int_equal(juki_ident_parse("urn:juki:op:exec:13-x", &id), JUKI_EIDENT);
+	assert_int_equal(juki_ident_parse("urn:juki:op:exec:99-x:ito", &id), JUKI_EIDENT);
+}
+
 static void
 test_dates(void **state)
 {
@@ -299,11 +352,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_jumin_vectors),   cmocka_unit_test(test_jumin_remainders),
-	    cmocka_unit_test(test_lgcode_vectors),  cmocka_unit_test(test_ident),
-	    cmocka_unit_test(test_dates),           cmocka_unit_test(test_japan_day),
-	    cmocka_unit_test(test_clock_injection), cmocka_unit_test(test_strerror),
-	    cmocka_unit_test(test_seterr),          cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_jumin_vectors),
+	    cmocka_unit_test(test_jumin_remainders),
+	    cmocka_unit_test(test_lgcode_vectors),
+	    cmocka_unit_test(test_ident),
+	    cmocka_unit_test(test_ident_exec),
+	    cmocka_unit_test(test_dates),
+	    cmocka_unit_test(test_japan_day),
+	    cmocka_unit_test(test_clock_injection),
+	    cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_seterr),
+	    cmocka_unit_test(test_hex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,10 @@ static const char standard[] =
     "  - {service: provide, from: agency, to: pref}\n"
     "  - {service: provide, from: agency, to: jlis}\n"
     "  - {service: provide, from: cs, to: pref, same_prefecture: yes}\n"
+    "  - {service: provide, from: exec, to: pref, same_prefecture: true}\n"
+    "  - {service: provide, from: exec, to: jlis}\n"
+    "  - {service: provide, from: pref, to: jlis}\n"
+    "  - {service: provide, from: jlis, to: pref}\n"
     "  - {service: ninsho, from: pref, to: authlink, same_prefecture: true}\n"
     "  - {service: ninsho, from: jlis, to: authlink}\n"
     "  - {service: ninsho, from: authlink, to: ca}\n"
@@ -95,11 +99,13 @@ denies(const struct juki_policy *p, const char *src, const char *dst, enum juki_
 #define AGENCY   "urn:juki:agency:nenkin"
 #define CA       "urn:juki:ca:jpki"
 #define FWGATE   "urn:juki:fwgate:east"
+#define EXEC13   "urn:juki:exec:13-kyoiku"
+#define EXEC27   "urn:juki:exec:272001-zeimu"
 
 static void
 check_standard(const struct juki_policy *p)
 {
-	assert_int_equal(juki_policy_rule_count(p), 17);
+	assert_int_equal(juki_policy_rule_count(p), 21);
 
 	allows(p, CS_TOKYO, CS_OSAKA, JUKI_SVC_MUNI);
 	allows(p, CS_OSAKA, CS_TOKYO, JUKI_SVC_MUNI);
@@ -109,6 +115,11 @@ check_standard(const struct juki_policy *p)
 	allows(p, AGENCY, PREF13, JUKI_SVC_PROVIDE);
 	allows(p, AGENCY, JLIS, JUKI_SVC_PROVIDE);
 	allows(p, CS_TOKYO, PREF13, JUKI_SVC_PROVIDE);
+	allows(p, EXEC13, PREF13, JUKI_SVC_PROVIDE);
+	allows(p, EXEC13, JLIS, JUKI_SVC_PROVIDE);
+	allows(p, EXEC27, JLIS, JUKI_SVC_PROVIDE);
+	allows(p, PREF13, JLIS, JUKI_SVC_PROVIDE);
+	allows(p, JLIS, PREF27, JUKI_SVC_PROVIDE);
 	allows(p, PREF13, AL13, JUKI_SVC_NINSHO);
 	allows(p, JLIS, AL0, JUKI_SVC_NINSHO);
 	allows(p, AL13, CA, JUKI_SVC_NINSHO);
@@ -137,6 +148,11 @@ check_standard(const struct juki_policy *p)
 	denies(p, PREF13, AL0, JUKI_SVC_NINSHO,
 	       "pref:13 and authlink:0 are not in the same prefecture");
 	denies(p, AGENCY, CS_TOKYO, JUKI_SVC_PROVIDE, "no rule allows agency -> cs over provide");
+	/* an executive body asks its own prefecture, or the nation */
+	denies(p, EXEC27, PREF13, JUKI_SVC_PROVIDE,
+	       "exec:272001-zeimu and pref:13 are not in the same prefecture");
+	denies(p, EXEC13, CS_TOKYO, JUKI_SVC_PROVIDE, "no rule allows exec -> cs over provide");
+	denies(p, EXEC13, PREF13, JUKI_SVC_HONNIN, "no rule allows exec -> pref over honnin");
 	denies(p, CS_TOKYO, CA, JUKI_SVC_NINSHO, "no rule allows cs -> ca over ninsho");
 	denies(p, AGENCY, JLIS, JUKI_SVC_MONITOR, "no rule allows agency -> jlis over monitor");
 	denies(p, JLIS, AGENCY, JUKI_SVC_MONITOR, "no rule allows jlis -> agency over monitor");
@@ -233,19 +249,19 @@ test_refused(void **state)
 	expect_refused(
 	    "version: 1\nrules:\n" RULE("honnin", "town", "pref"),
 	    "p.yaml:3:29: rules[0].from: \"town\" is not a node kind (one of: cs, pref, jlis, "
-	    "authlink, fwgate, agency, ca)");
+	    "authlink, fwgate, agency, ca, exec)");
 	expect_refused(
 	    "version: 1\nrules:\n" RULE("honnin", "cs", "op"),
 	    "p.yaml:3:37: rules[0].to: \"op\" is not a node kind (one of: cs, pref, jlis, "
-	    "authlink, fwgate, agency, ca)");
+	    "authlink, fwgate, agency, ca, exec)");
 	expect_refused(
 	    "version: 1\nrules:\n" RULE("honnin", "none", "pref"),
 	    "p.yaml:3:29: rules[0].from: \"none\" is not a node kind (one of: cs, pref, jlis, "
-	    "authlink, fwgate, agency, ca)");
+	    "authlink, fwgate, agency, ca, exec)");
 	expect_refused(
 	    "version: 1\nrules:\n" RULE("honnin", "CS", "pref"),
 	    "p.yaml:3:29: rules[0].from: \"CS\" is not a node kind (one of: cs, pref, jlis, "
-	    "authlink, fwgate, agency, ca)");
+	    "authlink, fwgate, agency, ca, exec)");
 	expect_refused(
 	    "version: 1\nrules:\n" RULE("mail", "cs", "cs"),
 	    "p.yaml:3:15: rules[0].service: \"mail\" is not one of: muni, honnin, provide, "

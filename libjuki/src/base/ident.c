@@ -15,6 +15,7 @@ static const char *const kind_names[] = {
     [JUKI_KIND_AGENCY] = "agency",
     [JUKI_KIND_CA] = "ca",
     [JUKI_KIND_OP] = "op",
+    [JUKI_KIND_EXEC] = "exec",
 };
 
 #define URN_PREFIX "urn:juki:"
@@ -57,6 +58,38 @@ token_valid(const char *s)
 	return 1;
 }
 
+/*
+ * An executive body (執行機関): "<lg>-<name>", lg a prefecture code or a
+ * local-government code with its check digit, name 1..20 of [a-z0-9-]
+ * starting with a letter or digit; the whole at most 32 bytes.
+ */
+static int
+exec_id_valid(const char *id)
+{
+	char lg[7];
+	size_t n = strlen(id), lglen;
+	const char *name;
+
+	if (n >= JUKI_ID_MAX || !token_valid(id)) {
+		return 0;
+	}
+	if (n > 2 && id[2] == '-') {
+		lglen = 2;
+	} else if (n > 6 && id[6] == '-') {
+		lglen = 6;
+	} else {
+		return 0;
+	}
+	memcpy(lg, id, lglen);
+	lg[lglen] = '\0';
+	if ((lglen == 2 ? juki_pref_code_check(lg) : juki_lgcode_check(lg)) != 0) {
+		return 0;
+	}
+	name = id + lglen + 1;
+	n = strlen(name);
+	return n >= 1 && n <= 20 && name[0] != '-';
+}
+
 static int
 node_id_valid(enum juki_kind kind, const char *id)
 {
@@ -72,6 +105,8 @@ node_id_valid(enum juki_kind kind, const char *id)
 	case JUKI_KIND_AGENCY:
 	case JUKI_KIND_CA:
 		return token_valid(id);
+	case JUKI_KIND_EXEC:
+		return exec_id_valid(id);
 	default:
 		return 0;
 	}
@@ -147,6 +182,7 @@ juki_ident_pref_of(const struct juki_ident *ident, char pref[3])
 	switch (ident->kind) {
 	case JUKI_KIND_CS:
 	case JUKI_KIND_PREF:
+	case JUKI_KIND_EXEC:
 		memcpy(pref, ident->id, 2);
 		pref[2] = '\0';
 		return 0;

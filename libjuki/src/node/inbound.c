@@ -46,6 +46,8 @@ struct conn {
 	int64_t deadline; /* of everything before the channel is up (net.h) */
 	struct juki_ident src;
 	enum juki_service svc;
+	int body_call;            /* an agency or exec body on provide: staff cards allowed */
+	char staff[JUKI_URN_MAX]; /* the staff card of the inner session, or "" */
 	struct juki_chan *chan;
 	struct conn *prev, *next;
 };
@@ -135,7 +137,22 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 		conn_free(c);
 		return;
 	}
-	c->chan = juki_chan_new(bev, peer, juki_service_name(c->svc), in->conf.frame_max,
+	if (c->body_call && strcmp(peer->urn, c->src.urn) != 0) {
+		/* A body's staff member: an operator identity of that very body, nothing else. */
+		if (peer->kind != JUKI_KIND_OP || peer->node_kind != c->src.kind ||
+		    strcmp(peer->id, c->src.id) != 0) {
+			juki_alert(in->conf.alerts, juki_alert_code_tls(JUKI_TLSF_WRONG_PEER),
+				   c->src.urn, c->addr,
+				   "inner handshake from %s over %s: expected %s or a staff card "
+				   "of it, peer is %s",
+				   c->src.urn, juki_service_name(c->svc), c->src.urn, peer->urn);
+			bufferevent_free(bev);
+			conn_free(c);
+			return;
+		}
+		snprintf(c->staff, sizeof(c->staff), "%s", peer->urn);
+	}
+	c->chan = juki_chan_new(bev, &c->src, juki_service_name(c->svc), in->conf.frame_max,
 				in->conf.idle_timeout_ms, &cbs, c);
 	if (c->chan == NULL) {
 		log_warnx("inbound: out of memory for a channel from %s", peer->urn);
@@ -143,8 +160,8 @@ inner_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 		return;
 	}
 	in->nchans++;
-	log_info("inbound: channel up from %s over %s via %s", peer->urn, juki_service_name(c->svc),
-		 c->addr);
+	log_info("inbound: channel up from %s%s%s over %s via %s", c->src.urn,
+		 c->staff[0] ? " staff " : "", c->staff, juki_service_name(c->svc), c->addr);
 }
 
 static void
@@ -185,10 +202,17 @@ from_line(struct bufferevent *bev, const char *line, int rc, void *arg)
 		conn_free(c);
 		return;
 	}
+	/*
+	 * On provide an agency or executive body speaks through a staff member:
+	 * the inner certificate may be a staff card of the body (checked when
+	 * the handshake is done), which reaches the handlers as msg->staff.
+	 */
+	c->body_call = c->svc == JUKI_SVC_PROVIDE &&
+		       (c->src.kind == JUKI_KIND_AGENCY || c->src.kind == JUKI_KIND_EXEC);
 	if (juki_net_write_line(bev, "OK") != 0 ||
-	    juki_net_wrap_tls(in->steps, in->tls, bev, JUKI_TLS_SERVER, &c->src,
-			      juki_net_left(c->deadline, in->conf.handshake_timeout_ms), inner_done,
-			      c) != 0) {
+	    juki_net_wrap_tls(
+		in->steps, in->tls, bev, JUKI_TLS_SERVER, c->body_call ? NULL : &c->src,
+		juki_net_left(c->deadline, in->conf.handshake_timeout_ms), inner_done, c) != 0) {
 		log_warnx("inbound: cannot start the inner session from %s", c->src.urn);
 		conn_free(c);
 	}
@@ -341,6 +365,7 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 		rc = refuse(c, acks, &msg, JUKI_R_RECIPIENT, detail);
 		goto out;
 	}
+	snprintf(msg.staff, sizeof(msg.staff), "%s", c->staff);
 	h = find_handler(in, msg.type);
 	if (h == NULL) {
 		rc = refuse(c, acks, &msg, JUKI_R_UNKNOWN_TYPE, "type: no such message type here");

@@ -728,6 +728,9 @@ cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 		return juki_ctl_fail(err, "usage", "dry_run: true or false");
 	}
 	conf.tick = watchdog_tick;
+	if (node->spec->purge_conf != NULL) {
+		node->spec->purge_conf(node, &conf);
+	}
 	rc = juki_purge_run(node->store, &conf, node->spec->purge, now, json_is_true(dry), &report);
 	if (report == NULL) {
 		log_warnx("purge: %s: %s", juki_strerror(rc), juki_store_errmsg(node->store));

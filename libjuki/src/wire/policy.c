@@ -57,7 +57,8 @@ node_kind(enum juki_kind k)
 static bool
 has_prefecture(enum juki_kind k)
 {
-	return k == JUKI_KIND_CS || k == JUKI_KIND_PREF || k == JUKI_KIND_AUTHLINK;
+	return k == JUKI_KIND_CS || k == JUKI_KIND_PREF || k == JUKI_KIND_AUTHLINK ||
+	       k == JUKI_KIND_EXEC;
 }
 
 static void
@@ -66,7 +67,7 @@ kind_list(char *buf, size_t len)
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (int k = JUKI_KIND_CS; k <= JUKI_KIND_OP && off < len; k++) {
+	for (int k = JUKI_KIND_CS; k <= JUKI_KIND_LAST && off < len; k++) {
 		int w;
 
 		if (!node_kind((enum juki_kind)k)) {

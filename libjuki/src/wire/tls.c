@@ -88,6 +88,12 @@ out:
 	return rc;
 }
 
+int
+juki_tls_cert_ident(X509 *cert, struct juki_ident *out)
+{
+	return cert_ident(cert, out);
+}
+
 static int
 verify_cb(int preverify_ok, X509_STORE_CTX *store)
 {

@@ -7,7 +7,13 @@
  *   pref      2-digit prefecture code 01..47                              (pref:13)
  *   jlis, authlink, fwgate, agency, ca
  *             1..32 of [a-z0-9-], starting with a letter or digit         (jlis:0, fwgate:east)
+ *   exec      an executive body (執行機関): <lg>-<name>, lg a prefecture code
+ *             (exec:13-kyoiku) or a 6-digit local-government code with a valid
+ *             check digit (exec:131016-zeimu), name 1..20 of [a-z0-9-]
+ *             starting with a letter or digit, the whole at most 32
  * authlink ids are a prefecture code or "0" for the national one.
+ * An agency's or executive body's staff cards are operator identities of
+ * the body: urn:juki:op:agency:nenkin:sato, urn:juki:op:exec:13-kyoiku:ito.
  */
 #ifndef JUKI_IDENT_H
 #define JUKI_IDENT_H
@@ -24,7 +30,10 @@ enum juki_kind {
 	JUKI_KIND_AGENCY,
 	JUKI_KIND_CA,
 	JUKI_KIND_OP,
+	JUKI_KIND_EXEC, /* after OP: the kinds' numbers before it stay as they were */
 };
+
+#define JUKI_KIND_LAST JUKI_KIND_EXEC
 
 #define JUKI_URN_MAX 128
 #define JUKI_ID_MAX  33
@@ -57,7 +66,8 @@ enum juki_kind juki_kind_parse(const char *name);
 
 /*
  * juki_ident_pref_of() - the prefecture code ("13") a node belongs to:
- * the first two digits of a CS's code, a pref's or authlink's own id.
+ * the first two digits of a CS's code, a pref's, authlink's or executive
+ * body's own id.
  * Returns 0, or JUKI_ENOENT for national nodes.
  */
 int juki_ident_pref_of(const struct juki_ident *ident, char pref[3]);

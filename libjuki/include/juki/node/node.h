@@ -176,6 +176,12 @@ struct juki_node_spec {
 	 * Returns 0 or the last failure.  NULL: none.
 	 */
 	int (*purge_files)(struct juki_node *node, int64_t now_ms, int dry_run, json_t *files);
+	/*
+	 * Periods of its own that the `purge:` section does not hold (a
+	 * prefecture's provision.keep): set them in conf before "purge" runs.
+	 * NULL: none.
+	 */
+	void (*purge_conf)(struct juki_node *node, struct juki_purge_conf *conf);
 	/* The data sets its commands touch (第4-4(5)), NULL-terminated. */
 	const char *const *datasets;
 	/*

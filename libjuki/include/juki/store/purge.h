@@ -64,6 +64,7 @@ enum juki_purge_period {
 	JUKI_PURGE_YEARS = 0,          /* conf->years, by the date rule */
 	JUKI_PURGE_REJECTED_YEARS = 1, /* conf->rejected_years, by the date rule */
 	JUKI_PURGE_INBOX_DAYS = 2,     /* conf->inbox_days: whole days of 86,400 s before the run */
+	JUKI_PURGE_PROVISION_YEARS = 3, /* conf->provision_years, by the date rule */
 };
 
 /*
@@ -95,8 +96,13 @@ struct juki_purge_conf {
 	int64_t years;          /* identity information: removals and history */
 	int64_t rejected_years; /* outbox_rejected */
 	int64_t inbox_days;     /* inbox */
-	int64_t batch;          /* rows per transaction; 0: JUKI_PURGE_BATCH */
-	int checkpoint_tries;   /* 0: JUKI_PURGE_CHECKPOINT_TRIES */
+	/*
+	 * Provision records (提供状況, 第6-8(5)ウ): the daemon's `provision.keep`,
+	 * not part of the `purge:` section; 0: never (the default when unset).
+	 */
+	int64_t provision_years;
+	int64_t batch;        /* rows per transaction; 0: JUKI_PURGE_BATCH */
+	int checkpoint_tries; /* 0: JUKI_PURGE_CHECKPOINT_TRIES */
 	/*
 	 * Called between transactions and before the checkpoint, e.g. to ping
 	 * the service manager's watchdog during a long purge; NULL: none.
@@ -135,7 +141,7 @@ int64_t juki_purge_cutoff_ms(int64_t now_ms, int years);
  * *report (new reference, also set on a failed verification) is
  *   {"dry_run": bool, "now": time, "due": n, "removed": n,
  *    "rules": [{"name", "table", "period": "years"|"rejected_years"|
- *               "inbox_days", "cutoff": time | null (never), "due": n,
+ *               "inbox_days"|"provision_years", "cutoff": time | null (never), "due": n,
  *               "removed": n, "remaining": n (not in a dry run)}, ...],
  *    "checkpoint": {"complete": bool, "wal_bytes": n},      (not in a dry run)
  *    "verified": bool}                                     (not in a dry run)

@@ -34,6 +34,12 @@
 #define JUKI_MSG_HONNIN_BATCH "honnin.batch" /* 本人確認情報, cs -> pref -> jlis over honnin */
 #define JUKI_MSG_COUNT_QUERY  "honnin.count.query" /* 更新件数リスト request; the ack answers */
 
+/* Provision of identity information (第6-8), over provide (docs/protocol.md, provision). */
+#define JUKI_MSG_PROVIDE_QUERY  "provide.query"  /* body -> pref/jlis: one person */
+#define JUKI_MSG_PROVIDE_BATCH  "provide.batch"  /* body -> pref/jlis: one part of a batch */
+#define JUKI_MSG_PROVIDE_NOTICE "provide.notice" /* jlis -> pref: provision records (第6-8(5)イ) \
+						  */
+
 /* Reason codes carried by rejected acks (docs/protocol.md lists them all). */
 #define JUKI_R_BAD_JSON       "bad-json"            /* frame is not a JSON object */
 #define JUKI_R_BAD_VERSION    "unsupported-version" /* "v" is not one we speak */
@@ -52,6 +58,20 @@
 #define JUKI_R_REPLAY         "replay-mismatch"     /* id received before, with other bytes */
 #define JUKI_R_INTERNAL       "internal-error"      /* receiver failed; sender retries */
 
+/* Refusals of provide.query and provide.batch: all before any record is read. */
+#define JUKI_R_NOT_A_BODY         "not-a-body"         /* sender is not an agency or exec body */
+#define JUKI_R_NO_STAFF_CARD      "no-staff-card"      /* inner certificate is not a staff card */
+#define JUKI_R_NO_AGREEMENT       "no-agreement"       /* no such agreement with this body */
+#define JUKI_R_AGREEMENT_INACTIVE "agreement-inactive" /* pending, suspended or ended */
+#define JUKI_R_JIMU_NOT_AGREED    "jimu-not-agreed"    /* 事務 not in the agreement */
+#define JUKI_R_ITEM_NOT_AGREED    "item-not-agreed"    /* an item asked is not allowed */
+#define JUKI_R_METHOD_NOT_AGREED  "method-not-agreed"  /* online or batch not allowed */
+#define JUKI_R_OVER_CAP           "over-cap"           /* the daily volume cap is reached */
+#define JUKI_R_APPROVAL_REQUIRED  "approval-required"  /* bulk batch without approval */
+#define JUKI_R_APPROVAL_INVALID   "approval-invalid"   /* approval does not verify */
+#define JUKI_R_OTHER_PREFECTURE   "other-prefecture"   /* exec body of another prefecture */
+#define JUKI_R_BAD_BATCH          "bad-batch"          /* batch header malformed */
+
 struct juki_msg {
 	int version;
 	char id[JUKI_UUID_LEN + 1];
@@ -61,6 +81,12 @@ struct juki_msg {
 	int64_t time_ms;
 	char corr[JUKI_UUID_LEN + 1]; /* "" when absent */
 	json_t *body;                 /* owned reference; an object */
+	/*
+	 * Not on the wire: the staff card (urn:juki:op:agency:<id>:<staff>)
+	 * whose inner TLS session carried a body's message on provide; "" when
+	 * the inner certificate is the sender's own (inbound.c fills it).
+	 */
+	char staff[JUKI_URN_MAX];
 };
 
 enum juki_ack_status {

@@ -103,6 +103,13 @@ SSL *juki_tls_ssl_new(struct juki_tls *tls, enum juki_tls_role role);
 int juki_tls_peer_ident(SSL *ssl, struct juki_ident *out);
 
 /*
+ * juki_tls_cert_ident() - the identity a certificate names: its one SAN URI,
+ * a canonical urn:juki identity (as a peer's is read).  Returns 0 or
+ * JUKI_ECERT.
+ */
+int juki_tls_cert_ident(X509 *cert, struct juki_ident *out);
+
+/*
  * juki_tls_failure_of() - classify a failed handshake on ssl; errcode is the
  * first OpenSSL error-queue code seen for it (0 if none; e.g. what
  * bufferevent_get_openssl_error() returned).
