@@ -14,10 +14,6 @@
 #include "juki/node/report.h"
 #include "juki/records/person.h"
 
-/* MERGE: until part A lands exec and msg->staff. */
-#define JUKI_KIND_EXEC_PENDING JUKI_KIND_NONE
-#define STAFF_PENDING(msg)     ((void)(msg), "pending")
-
 #define TICK_MS  1000
 #define POLL_MAX 16 /* report.status queued per tick */
 #define DUE_MAX  64 /* overdue alerts per tick */
@@ -101,7 +97,7 @@ juki_report_clear(struct juki_report *r)
 static int
 body_kind(const struct juki_ident *id)
 {
-	return id->kind == JUKI_KIND_AGENCY || id->kind == JUKI_KIND_EXEC_PENDING;
+	return id->kind == JUKI_KIND_AGENCY || id->kind == JUKI_KIND_EXEC;
 }
 
 /* Count the characters of UTF-8 text (valid: jansson checked it). */
@@ -400,7 +396,7 @@ held_at_pref(const struct juki_ident *self, const struct juki_ident *body, struc
 {
 	char pref[3];
 
-	if (body->kind == JUKI_KIND_EXEC_PENDING &&
+	if (body->kind == JUKI_KIND_EXEC &&
 	    (juki_ident_pref_of(body, pref) != 0 || strcmp(pref, self->id) != 0)) {
 		return route_fail(rej, "an executive body of another prefecture receives identity "
 				       "information from the national server: provider national");
@@ -439,7 +435,7 @@ juki_report_route(const struct juki_ident *self, const char *upstream,
 			return route_fail(rej,
 					  "to: an agency, an executive body or our prefecture");
 		}
-		if (!national && body.kind == JUKI_KIND_EXEC_PENDING) {
+		if (!national && body.kind == JUKI_KIND_EXEC) {
 			struct juki_ident up;
 
 			if (upstream == NULL || juki_ident_parse(upstream, &up) != 0) {
@@ -667,7 +663,7 @@ take(struct juki_node *node, const struct juki_report *r, const char *prev, int 
 static const char *
 staff_of(const struct juki_msg *msg)
 {
-	return STAFF_PENDING(msg);
+	return msg->staff;
 }
 
 int
@@ -708,12 +704,12 @@ from_body(const struct juki_msg *msg, struct juki_reject *rej)
 	struct juki_ident sender;
 
 	if (juki_ident_parse(msg->from, &sender) != 0 || !body_kind(&sender)) {
-		return juki_reject_set(rej, "not-a-body",
+		return juki_reject_set(rej, JUKI_R_NOT_A_BODY,
 				       "only an agency or an executive body "
 				       "fetches and answers requests");
 	}
 	if (staff_of(msg)[0] == '\0') {
-		return juki_reject_set(rej, "no-staff-card",
+		return juki_reject_set(rej, JUKI_R_NO_STAFF_CARD,
 				       "a body's staff member answers, with a staff card");
 	}
 	return 0;
