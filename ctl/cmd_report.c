@@ -174,7 +174,7 @@ print_request(const json_t *result)
 {
 	printf("request %s to %s: %s", ctl_str(result, "id"), ctl_str(result, "to"),
 	       ctl_str(result, "state"));
-	if (json_object_get(result, "next") != NULL) {
+	if (json_is_string(json_object_get(result, "next"))) {
 		printf(" (passed to %s)", ctl_str(result, "next"));
 	}
 	printf("\n");

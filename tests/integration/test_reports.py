@@ -1,4 +1,4 @@
-"""Management reports between bodies (第6-8(1)ウ・エ, (2), (4); docs/protocol.md §10.9).
+"""Management reports between bodies (第6-8(1)ウ・エ, (2), (4); docs/protocol.md §14).
 
 A municipality, a prefecture or the national server asks a body that received identity
 information for a report on its management measures (or for improvement); the request

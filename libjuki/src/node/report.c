@@ -115,11 +115,12 @@ utf8_chars(const char *s)
 static int
 copy_field(const json_t *obj, const char *key, char *out, size_t len, struct juki_reject *rej)
 {
-	const char *v = json_string_value(json_object_get(obj, key));
+	const json_t *j = json_object_get(obj, key);
+	const char *v = json_string_value(j);
 
-	if (v == NULL || v[0] == '\0') {
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "%s: a non-empty string is required",
-				       key);
+	if (v == NULL || v[0] == '\0' || json_string_length(j) != strlen(v)) {
+		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
+				       "%s: a non-empty string without NUL is required", key);
 	}
 	if (strlen(v) >= len) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "%s: too long", key);

@@ -1,5 +1,5 @@
 /*
- * juki — management reports between bodies (第6-8(1)ウ・エ, (2), (4); docs/protocol.md §10.9).
+ * juki — management reports between bodies (第6-8(1)ウ・エ, (2), (4); docs/protocol.md §14).
  *
  * A prefecture, the national server or a municipality asks a body that
  * received identity information (an agency, an executive body) for a report
