@@ -207,6 +207,7 @@ extern const struct ctl_cmd ctl_import_cmds[];
 extern const struct ctl_cmd ctl_maint_cmds[];
 extern const struct ctl_cmd ctl_operator_cmds[];
 extern const struct ctl_cmd ctl_audit_cmds[];
+extern const struct ctl_cmd ctl_agreement_cmds[];
 extern const struct ctl_cmd ctl_report_cmds[];
 
 /*

@@ -5,8 +5,11 @@
 #include "jlisd.h"
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/provide.h"
 #include "juki/node/report.h"
+#include "juki/records/agreement.h"
 #include "juki/records/honnin.h"
+#include "juki/records/provision.h"
 
 const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct jlisd_conf, node),
@@ -14,13 +17,13 @@ const struct juki_conf_key jlisd_conf_keys[] = {
 		     0, 0, INT64_C(7) * 86400 * 1000,
 		     "How long a person may be current in two municipalities (a move-in whose "
 		     "転出 has not arrived yet) before the double-registration alert is raised."),
+    JUKI_PROVIDE_CONF_KEYS(struct jlisd_conf, provide, provision),
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[3] = {
-    JUKI_HONNIN_SCHEMA,
-    JUKI_CONFLICT_SCHEMA,
-    JUKI_REPORT_SCHEMA,
+static const struct juki_schema jlisd_schemas[5] = {
+    JUKI_HONNIN_SCHEMA,    JUKI_CONFLICT_SCHEMA, JUKI_AGREEMENT_SCHEMA,
+    JUKI_PROVISION_SCHEMA, JUKI_REPORT_SCHEMA,
 };
 
 static const struct jlisd_conf *
@@ -105,14 +108,16 @@ jlisd_status(struct juki_node *node)
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 
-	return json_pack("{s:{s:I,s:I}}", "records", "current",
+	return json_pack("{s:{s:I,s:I},s:o*}", "records", "current",
 			 count_of(juki_node_store(node), sql_c), "history",
-			 count_of(juki_node_store(node), sql_h));
+			 count_of(juki_node_store(node), sql_h), "provide",
+			 juki_provide_status(node));
 }
 
 static const struct juki_handler jlisd_handlers[] = {
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
+    JUKI_PROVIDE_HANDLERS,
     JUKI_REPORT_HANDLERS_JLIS,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
@@ -123,11 +128,32 @@ static const struct juki_ctl_cmd jlisd_cmds[] = {
     {"conflicts", juki_conflicts_cmd,
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
+    JUKI_PROVIDE_CMDS,
     JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
-static const char *const jlisd_datasets[] = {"honnin", NULL};
+static const char *const jlisd_datasets[] = {"honnin", "provide", NULL};
+
+/* Provision records (提供状況) are erased after provision.keep (第6-8(5)ウ). */
+static const struct juki_purge_rule jlisd_purge_rules[] = {
+    JUKI_PROVISION_PURGE_RULE,
+    {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
+};
+
+static int
+jlisd_check(const void *confp, char *err, size_t errlen)
+{
+	const struct jlisd_conf *conf = confp;
+
+	return juki_provide_check(&conf->provide, err, errlen);
+}
+
+static void
+jlisd_purge_conf(struct juki_node *node, struct juki_purge_conf *conf)
+{
+	juki_provide_purge_conf(&jlisd_conf(node)->provision, conf);
+}
 
 static int
 jlisd_started(struct juki_node *node, char *err, size_t errlen)
@@ -143,13 +169,15 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
-	return 0;
+	jd->provide = juki_provide_start(node, &jlisd_conf(node)->provide, err, errlen);
+	return jd->provide != NULL ? 0 : JUKI_ECONFIG;
 }
 
 static void
 jlisd_reloaded(struct juki_node *node)
 {
 	juki_conflicts_set_grace(jlisd_of(node)->conflicts, jlisd_conf(node)->conflict_grace);
+	juki_provide_reload(jlisd_of(node)->provide, &jlisd_conf(node)->provide);
 }
 
 static void
@@ -157,6 +185,8 @@ jlisd_stopping(struct juki_node *node)
 {
 	juki_conflicts_stop(jlisd_of(node)->conflicts);
 	jlisd_of(node)->conflicts = NULL;
+	juki_provide_stop(jlisd_of(node)->provide);
+	jlisd_of(node)->provide = NULL;
 	juki_reports_stop(jlisd_of(node)->reports);
 	jlisd_of(node)->reports = NULL;
 }
@@ -165,12 +195,15 @@ static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 3,
+    .nschemas = 5,
     .handlers = jlisd_handlers,
     .cmds = jlisd_cmds,
     .on_ack = juki_reports_on_ack,
     .status = jlisd_status,
     .datasets = jlisd_datasets,
+    .purge = jlisd_purge_rules,
+    .purge_conf = jlisd_purge_conf,
+    .check = jlisd_check,
     .size = sizeof(struct jlisd),
     .conf_node = offsetof(struct jlisd_conf, node),
     .started = jlisd_started,

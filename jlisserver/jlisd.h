@@ -15,10 +15,13 @@
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
 #include "juki/node/node.h"
+#include "juki/node/provide.h"
 
 struct jlisd_conf {
 	struct juki_node_conf node;
-	int64_t conflict_grace; /* ms a double registration may stand before its alert */
+	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
+	struct juki_provide_conf provide; /* provide: the 事務 list */
+	struct juki_provision_conf provision; /* provision: keep */
 };
 
 struct juki_conflicts;
@@ -27,6 +30,7 @@ struct juki_reports;
 /* The national server's state, its node's private data (juki_node_priv()). */
 struct jlisd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
+	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
 	struct juki_reports *reports;     /* management reports (第6-8) */
 };
 

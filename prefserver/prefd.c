@@ -4,9 +4,12 @@
 
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/provide.h"
 #include "juki/node/report.h"
+#include "juki/records/agreement.h"
 #include "juki/records/honnin.h"
 #include "juki/records/person.h"
+#include "juki/records/provision.h"
 #include "juki/store/purge.h"
 #include "prefd.h"
 
@@ -19,6 +22,7 @@ const struct juki_conf_key prefd_conf_keys[] = {
 		     0, 0, INT64_C(7) * 86400 * 1000,
 		     "How long a person may be current in two municipalities (a move-in whose "
 		     "転出 has not arrived yet) before the double-registration alert is raised."),
+    JUKI_PROVIDE_CONF_KEYS(struct prefd_conf, provide, provision),
     JUKI_CONF_END,
 };
 
@@ -39,11 +43,10 @@ static const struct juki_migration prefd_steps[] = {
 const struct juki_schema prefd_schema = {"prefd", prefd_steps,
 					 sizeof(prefd_steps) / sizeof(prefd_steps[0])};
 
-static const struct juki_schema prefd_schemas[4] = {
-    JUKI_HONNIN_SCHEMA,
-    {"prefd", prefd_steps, sizeof(prefd_steps) / sizeof(prefd_steps[0])},
-    JUKI_CONFLICT_SCHEMA,
-    JUKI_REPORT_SCHEMA,
+static const struct juki_schema prefd_schemas[6] = {
+    JUKI_HONNIN_SCHEMA,    {"prefd", prefd_steps, sizeof(prefd_steps) / sizeof(prefd_steps[0])},
+    JUKI_CONFLICT_SCHEMA,  JUKI_AGREEMENT_SCHEMA,
+    JUKI_PROVISION_SCHEMA, JUKI_REPORT_SCHEMA,
 };
 
 /* A municipality sends the records it made itself, and only of its prefecture. */
@@ -265,10 +268,11 @@ prefd_status(struct juki_node *node)
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 
-	return json_pack("{s:s,s:I,s:{s:I,s:I}}", "national", prefd_conf(node)->national,
+	return json_pack("{s:s,s:I,s:{s:I,s:I},s:o*}", "national", prefd_conf(node)->national,
 			 "confirmations", count_of(juki_node_store(node), sql_k), "records",
 			 "current", count_of(juki_node_store(node), sql_c), "history",
-			 count_of(juki_node_store(node), sql_h));
+			 count_of(juki_node_store(node), sql_h), "provide",
+			 juki_provide_status(node));
 }
 
 static const char kakutei_count[] = "SELECT count(*) FROM tenshutsu_kakutei WHERE received_ms < ?1";
@@ -279,6 +283,7 @@ static const char kakutei_delete[] =
 /* 転出確定通知 hold 住民票コード: kept as long as the identity information itself. */
 static const struct juki_purge_rule prefd_purge_rules[] = {
     {"prefd_kakutei", "tenshutsu_kakutei", kakutei_count, kakutei_delete, JUKI_PURGE_YEARS},
+    JUKI_PROVISION_PURGE_RULE,
     {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
 };
 
@@ -286,6 +291,7 @@ static const struct juki_handler prefd_handlers[] = {
     {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0, 0, NULL},
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0, NULL},
+    JUKI_PROVIDE_HANDLERS,
     JUKI_REPORT_HANDLERS_PREF,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
@@ -300,11 +306,12 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
     {"conflicts", juki_conflicts_cmd,
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},
+    JUKI_PROVIDE_CMDS,
     JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
-static const char *const prefd_datasets[] = {"honnin", "kakutei", NULL};
+static const char *const prefd_datasets[] = {"honnin", "kakutei", "provide", NULL};
 
 static const char *
 prefd_honnin_dest(struct juki_node *node)
@@ -322,7 +329,13 @@ prefd_check(const void *confp, char *err, size_t errlen)
 		snprintf(err, errlen, "national: %s is not a national server", conf->national);
 		return JUKI_ECONFIG;
 	}
-	return 0;
+	return juki_provide_check(&conf->provide, err, errlen);
+}
+
+static void
+prefd_purge_conf(struct juki_node *node, struct juki_purge_conf *conf)
+{
+	juki_provide_purge_conf(&prefd_conf(node)->provision, conf);
 }
 
 static int
@@ -340,13 +353,15 @@ prefd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
-	return 0;
+	pd->provide = juki_provide_start(node, &prefd_conf(node)->provide, err, errlen);
+	return pd->provide != NULL ? 0 : JUKI_ECONFIG;
 }
 
 static void
 prefd_reloaded(struct juki_node *node)
 {
 	juki_conflicts_set_grace(prefd_of(node)->conflicts, prefd_conf(node)->conflict_grace);
+	juki_provide_reload(prefd_of(node)->provide, &prefd_conf(node)->provide);
 	juki_reports_set(prefd_of(node)->reports, prefd_conf(node)->national, 0);
 }
 
@@ -355,6 +370,8 @@ prefd_stopping(struct juki_node *node)
 {
 	juki_conflicts_stop(prefd_of(node)->conflicts);
 	prefd_of(node)->conflicts = NULL;
+	juki_provide_stop(prefd_of(node)->provide);
+	prefd_of(node)->provide = NULL;
 	juki_reports_stop(prefd_of(node)->reports);
 	prefd_of(node)->reports = NULL;
 }
@@ -363,13 +380,14 @@ static const struct juki_node_spec prefd_spec = {
     .daemon = "juki-prefd",
     .kind = JUKI_KIND_PREF,
     .schemas = prefd_schemas,
-    .nschemas = 4,
+    .nschemas = 6,
     .handlers = prefd_handlers,
     .cmds = prefd_cmds,
     .on_ack = juki_reports_on_ack,
     .status = prefd_status,
     .honnin_dest = prefd_honnin_dest,
     .purge = prefd_purge_rules,
+    .purge_conf = prefd_purge_conf,
     .datasets = prefd_datasets,
     .size = sizeof(struct prefd),
     .conf_node = offsetof(struct prefd_conf, node),

@@ -16,11 +16,14 @@
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
 #include "juki/node/node.h"
+#include "juki/node/provide.h"
 
 struct prefd_conf {
 	struct juki_node_conf node;
 	char *national; /* the national server (指定情報処理機関), urn:juki:jlis:0 */
-	int64_t conflict_grace; /* ms a double registration may stand before its alert */
+	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
+	struct juki_provide_conf provide; /* provide: the 事務 list */
+	struct juki_provision_conf provision; /* provision: keep */
 };
 
 struct juki_conflicts;
@@ -29,6 +32,7 @@ struct juki_reports;
 /* The prefectural server's state, its node's private data (juki_node_priv()). */
 struct prefd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
+	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
 	struct juki_reports *reports;     /* management reports (第6-8) */
 };
 

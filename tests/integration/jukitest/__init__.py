@@ -50,7 +50,8 @@ CTL_OK, CTL_FAILED, CTL_USAGE, CTL_UNREACHABLE, CTL_WRONG_PIN, CTL_LOCKED = 0, 1
 CLERICAL = {"resident", "movein", "import", "person", "confirmations", "lookup", "export"}
 
 # The data sets of each kind of server (docs/control.md §7.4).
-DATASETS = {"cs": ["honnin", "tennyu"], "pref": ["honnin", "kakutei"], "jlis": ["honnin"]}
+DATASETS = {"cs": ["honnin", "tennyu"], "pref": ["honnin", "kakutei", "provide"],
+            "jlis": ["honnin", "provide"]}
 
 # Every test operator's PIN unless a test says otherwise, and its card's.
 PIN = "246810"
