@@ -1068,7 +1068,7 @@ on_status(struct juki_node *node, const char *id, const json_t *result)
 		struct juki_report_answer a;
 		struct juki_reject rej;
 		json_t *obj =
-		    json_pack("{s:s,s:O,s:O}", "id", id, "media", json_object_get(ans, "media"),
+		    json_pack("{s:s,s:O?,s:O?}", "id", id, "media", json_object_get(ans, "media"),
 			      "data", json_object_get(ans, "data"));
 		struct row row;
 		int rc;
