@@ -245,6 +245,8 @@ def case_bad_answers_refused():
         rid = request(net[PREF], KYOIKU)["id"]
         theirs = request(net[PREF], NENKIN)["id"]
         with Body(net, KYOIKU, PREF) as b:
+            # A body sees only what is held for it.
+            assert list(b.fetch()) == [rid]
             refused(b.answer(rid, data=b"\xff\xfe not UTF-8"), "invalid-field")
             refused(b.answer(rid, data=b"not a pdf", media="application/pdf"),
                     "invalid-field")
@@ -285,6 +287,15 @@ def case_bad_answers_refused():
                 "body": urn(OSAKA), "provider": "pref", "subject": "x", "text": "x",
                 "due": jst_today(3)})
             refused(p.exchange(doc)["body"], "report-route")
+            # A request id kept here already, in another message: refused, the first stands.
+            doc = p.message("report.request", urn(CS), urn(PREF), {
+                "id": theirs, "kind": "report", "requester": urn(CS), "body": urn(NENKIN),
+                "provider": "pref", "subject": "x", "text": "x", "due": jst_today(3)})
+            refused(p.exchange(doc)["body"], "report-exists")
+            # report.status about a request this CS did not pass: unknown.
+            doc = p.message("report.status", urn(CS), urn(PREF), {"id": theirs})
+            refused(p.exchange(doc)["body"], "report-unknown")
+        assert reports(net[PREF])[theirs]["requester"] == urn(PREF)
         refusals = [e for e in history(net[PREF])
                     if e["action"] == "report.answer" and e["outcome"] != "ok"]
         assert len(refusals) >= 7, refusals
