@@ -62,6 +62,17 @@ def residents(net, n, seed):
     return people
 
 
+def reload(net, node, path, text, fails=False):
+    """Write the 事務 list and reload the daemon; wait for the list to be taken (or kept)."""
+    d = net[node]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    word = "reload refused" if fails else "事務 list of"
+    before = d.log_text().count(word)
+    d.signal(signal.SIGHUP)
+    wait_until("%s read its 事務 list" % node, lambda: d.log_text().count(word) > before)
+
+
 def supervisors(net, node):
     return (net[node].add_operator("s1", ["supervisor"]),
             net[node].add_operator("s2", ["supervisor"]))
@@ -163,12 +174,26 @@ def case_agreement_lifecycle():
         assert fails(s1.ctl, "agreement", "approve", "nenkin-1")[1] == "conflict"
         assert s2.ctl("agreement", "resume", "nenkin-1")["state"] == "active"
         assert ask(net, NENKIN, SATO, PREF, "nenkin-1", code=code)["status"] == "accepted"
+        # A 事務 taken off the list at a reload stops the agreement's use of it; a list that
+        # does not parse leaves the one in use.
+        path = os.path.join(net.dir, "jimu.csv")
+        with open(path, encoding="utf-8") as f:
+            listed = f.read()
+        reload(net, PREF, path, "".join(l for l in listed.splitlines(True)
+                                       if not l.startswith("1,3,")))
+        assert "1-3" not in [j["jimu"] for j in net[PREF].admin("jimu")["jimu"]]
+        ack = refused(ask(net, NENKIN, SATO, PREF, "nenkin-1", code=code), "jimu-not-agreed")
+        assert "list" in ack["detail"], ack
+        reload(net, PREF, path, listed)
+        reload(net, PREF, path, "7,1,no such table\n", fails=True)
+        assert len(net[PREF].admin("jimu")["jimu"]) == 6
+        assert ask(net, NENKIN, SATO, PREF, "nenkin-1", code=code)["status"] == "accepted"
         assert s1.ctl("agreement", "end", "nenkin-1")["state"] == "ended"
         ack = refused(ask(net, NENKIN, SATO, PREF, "nenkin-1", code=code), "agreement-inactive")
         assert "ended" in ack["detail"], ack
         assert fails(s2.ctl, "agreement", "resume", "nenkin-1")[1] == "conflict"
         shown = net[PREF].admin("agreement", "show", "nenkin-1")
-        assert shown["state"] == "ended" and shown["used_today"] == 2, shown
+        assert shown["state"] == "ended" and shown["used_today"] == 3, shown
         listed = net[PREF].admin("agreement", "list", "--state", "ended")
         assert [a["id"] for a in listed["agreements"]] == ["nenkin-1"], listed
         # Every change, by whom, in the operation history.
@@ -178,7 +203,7 @@ def case_agreement_lifecycle():
                      (s2.urn, "agreement.approve", "ok"), (s1.urn, "agreement.suspend", "ok"),
                      (s2.urn, "agreement.resume", "ok"), (s1.urn, "agreement.end", "ok")]:
             assert want in done, (want, done)
-        assert len(provisions(net, PREF)) == 2
+        assert len(provisions(net, PREF)) == 3
 
 
 def case_online_query_items_and_refusals():
@@ -226,14 +251,26 @@ def case_online_query_items_and_refusals():
                 "invalid-field")
         refused(ask(net, NENKIN, SATO, PREF, "nenkin-1", code=p["code"][:-1] + "0"
                     if p["code"][-1] != "0" else p["code"][:-1] + "1"), "check-digit")
-        # The cap: 12 a Japan day; 6 asked so far (refusals are not counted).
-        for _ in range(6):
+        # The same message again is a duplicate (no second record, not counted); its id with
+        # other bytes a replay.
+        with Body(net, NENKIN, SATO, PREF) as b:
+            doc = b.peer.message("provide.query", b.body, b.to, {
+                "agreement": "nenkin-1", "jimu": "1-3", "purpose": PURPOSE, "code": p["code"]})
+            assert b.peer.exchange(doc)["body"]["status"] == "accepted"
+            assert b.peer.exchange(doc)["body"]["status"] == "duplicate"
+            doc["body"]["purpose"] = "別の目的"
+            refused(b.peer.exchange(doc)["body"], "replay-mismatch")
+        # The cap: 12 a Japan day; 7 asked so far (refusals and duplicates are not counted).
+        for _ in range(5):
             assert ask(net, NENKIN, SATO, PREF, "nenkin-1", code=p["code"])["status"] == \
                 "accepted"
         refused(ask(net, NENKIN, SATO, PREF, "nenkin-1", code=p["code"]), "over-cap")
+        refused(ask(net, NENKIN, SATO, PREF, "nenkin-1", code=p["code"]), "over-cap")
+        # One alert per agreement and Japan day, however many refusals.
         assert net[PREF].alert_counts().get("provide-over-cap") == 1
         rows = provisions(net, PREF)
-        # Found: code, subset, four, then six more; not-found answers leave no record.
+        # Found: code, subset, four, the one sent twice, then five more; not-found answers
+        # leave no record.
         assert len(rows) == 9, rows
         kind, code, body, staff, agr, jimu, items, purpose, request, origin = rows[0]
         assert (kind, code, body, staff, agr, jimu, items, purpose, origin) == (
@@ -391,6 +428,15 @@ def case_batch():
             refused(again, "bad-batch")
             refused(b.send("provide.batch", batch_body("nenkin-b", uuid7(), 3, 1, 1, codes[:3])),
                     "bad-batch")
+            # Oversized: 1,001 queries in a part; a count its parts cannot hold.
+            ack = refused(b.send("provide.batch", batch_body("nenkin-b", uuid7(), 1001, 0, 2,
+                                                             codes + codes[:1])), "bad-batch")
+            assert "queries" in ack["detail"], ack
+            refused(b.send("provide.batch", batch_body("nenkin-b", uuid7(), 1001, 0, 1,
+                                                       codes[:3])), "bad-batch")
+            body = batch_body("nenkin-b", uuid7(), 3, 0, 1, codes[:3])
+            body["extra"] = 1
+            refused(b.send("provide.batch", body), "invalid-field")
         assert net[PREF].alert_counts().get("provide-approval-invalid") == 3
         assert len(provisions(net, PREF)) == 2 + 20
         # The nation: two parts of 1,000, one approval for both.

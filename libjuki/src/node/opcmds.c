@@ -4,7 +4,6 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +239,20 @@ gate(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller
 	return 0;
 }
 
+void
+juki_opcmds_note(struct juki_opcmds *oc, const char *target, const char *detail)
+{
+	if (oc == NULL) {
+		return;
+	}
+	if (target != NULL) {
+		snprintf(oc->audit_target, sizeof(oc->audit_target), "%s", target);
+	}
+	if (detail != NULL) {
+		snprintf(oc->audit_detail, sizeof(oc->audit_detail), "%s", detail);
+	}
+}
+
 /* What the history names as the target: an identifier, never a name. */
 static void
 target_of(struct juki_opcmds *oc, const json_t *args, char *buf, size_t len)
@@ -304,22 +317,6 @@ const struct juki_caller *
 juki_opcmds_caller(const struct juki_opcmds *oc)
 {
 	return oc != NULL ? oc->caller : NULL;
-}
-
-void
-juki_opcmds_note(struct juki_opcmds *oc, const char *target, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (oc == NULL) {
-		return;
-	}
-	if (target != NULL) {
-		snprintf(oc->audit_target, sizeof(oc->audit_target), "%s", target);
-	}
-	va_start(ap, fmt);
-	vsnprintf(oc->audit_detail, sizeof(oc->audit_detail), fmt, ap);
-	va_end(ap);
 }
 
 /* Argument helpers. */

@@ -36,10 +36,42 @@ const struct juki_conf_key juki_provision_keys[] = {
     JUKI_CONF_END,
 };
 
+#define CAP_ALERTS 64 /* agreements whose over-cap alert of the day is remembered */
+
 struct juki_provide {
 	struct juki_node *node;
 	struct juki_jimu_list *jimu;
+	/* provide-over-cap is raised once per agreement and Japan day (in memory). */
+	struct {
+		char agreement[JUKI_ID_MAX];
+		int64_t day;
+	} capped[CAP_ALERTS];
+	size_t ncapped;
 };
+
+/* Whether the over-cap alert of agreement on day is still to be raised; notes it. */
+static int
+cap_alert_due(struct juki_provide *p, const char *agreement, int64_t day)
+{
+	size_t i;
+
+	if (p == NULL) {
+		return 1;
+	}
+	for (i = 0; i < p->ncapped; i++) {
+		if (strcmp(p->capped[i].agreement, agreement) == 0) {
+			if (p->capped[i].day == day) {
+				return 0;
+			}
+			p->capped[i].day = day;
+			return 1;
+		}
+	}
+	i = p->ncapped < CAP_ALERTS ? p->ncapped++ : (size_t)(day % CAP_ALERTS);
+	snprintf(p->capped[i].agreement, sizeof(p->capped[i].agreement), "%s", agreement);
+	p->capped[i].day = day;
+	return 1;
+}
 
 struct juki_provide *
 juki_provide_of(struct juki_node *node)
@@ -243,7 +275,7 @@ check_agreement(struct juki_node *node, struct req *r, unsigned method, int64_t 
 	if (juki_agreement_check(have ? &r->a : NULL, &ask, &reason, rej->detail,
 				 sizeof(rej->detail)) != 0) {
 		snprintf(rej->reason, sizeof(rej->reason), "%s", reason);
-		if (strcmp(reason, JUKI_R_OVER_CAP) == 0) {
+		if (strcmp(reason, JUKI_R_OVER_CAP) == 0 && cap_alert_due(p, r->a.id, day)) {
 			juki_alert(juki_node_alerts(node), "provide-over-cap", r->sender.urn, NULL,
 				   "agreement %s: the daily cap of %lld queries is reached",
 				   r->a.id, (long long)r->a.daily_cap);
@@ -298,43 +330,60 @@ answer_of(const char *code, const char *lgcode, const char *reason, const char *
 #define PERSON_ITEMS (JUKI_ITEM_NAME | JUKI_ITEM_BIRTH | JUKI_ITEM_SEX | JUKI_ITEM_ADDRESS)
 
 /*
- * The current record of code: one primary-key read; the stored record is
- * parsed only when a person's item is asked.  Returns 0 with *rec, or
- * JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_EFORMAT.
+ * The current record of code: one primary-key read; SQLite's own JSON
+ * reader takes the person's items out of the stored record (parsed once
+ * per row: its cache serves the other paths), and only when one is asked.
+ * Returns 0 with *rec, or JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_ENOMEM.
  */
 static int
 by_code(struct juki_store *store, const char *code, unsigned items, json_t **rec)
 {
-	static const char sql[] =
-	    "SELECT lgcode, reason, reason_date, rec FROM honnin WHERE code = ?1";
-	sqlite3_stmt *st = juki_store_prepare(store, sql);
-	json_t *stored = NULL;
+	static const char sql_plain[] =
+	    "SELECT lgcode, reason, reason_date FROM honnin WHERE code = ?1";
+	static const char sql_person[] =
+	    "SELECT lgcode, reason, reason_date, json_extract(CAST(rec AS TEXT), '$.person.name'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.kana'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.birth'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.sex'),"
+	    " json_extract(CAST(rec AS TEXT), '$.person.address') FROM honnin WHERE code = ?1";
+	int person = (items & PERSON_ITEMS) != 0;
+	sqlite3_stmt *st = juki_store_prepare(store, person ? sql_person : sql_plain);
+	json_t *p = NULL;
 	int rc;
 
 	*rec = NULL;
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, code, JUKI_JUMIN_CODE_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
 	}
-	if (items & PERSON_ITEMS) {
-		stored = json_loadb(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3),
-				    0, NULL);
-		if (stored == NULL) {
+	if (person) {
+		p = json_object();
+		if (p == NULL) {
 			sqlite3_reset(st);
-			return JUKI_EFORMAT;
+			return JUKI_ENOMEM;
 		}
+		json_object_set_new(p, "name",
+				    json_string((const char *)sqlite3_column_text(st, 3)));
+		if (sqlite3_column_type(st, 4) == SQLITE_TEXT) {
+			json_object_set_new(p, "kana",
+					    json_string((const char *)sqlite3_column_text(st, 4)));
+		}
+		json_object_set_new(p, "birth",
+				    json_string((const char *)sqlite3_column_text(st, 5)));
+		json_object_set_new(p, "sex", json_integer(sqlite3_column_int(st, 6)));
+		json_object_set_new(p, "address",
+				    json_string((const char *)sqlite3_column_text(st, 7)));
 	}
 	*rec = answer_of(code, (const char *)sqlite3_column_text(st, 0),
 			 (const char *)sqlite3_column_text(st, 1),
-			 (const char *)sqlite3_column_text(st, 2),
-			 json_object_get(stored, "person"), items);
+			 (const char *)sqlite3_column_text(st, 2), p, items);
 	sqlite3_reset(st);
-	json_decref(stored);
+	json_decref(p);
 	return *rec != NULL ? 0 : JUKI_ENOMEM;
 }
 
@@ -490,6 +539,7 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 	json_t *answers;
 	const json_t *v;
 	int64_t now = juki_node_now_ms(node), day = juki_clock_today(now);
+	int64_t t0 = juki_clock_mono_ms();
 	size_t i;
 	int rc;
 
@@ -569,6 +619,9 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 	}
 	rej->result = json_pack("{s:o}", "answers", answers);
 	add_retention(rej->result, &r.a, now);
+	log_debug("provide: batch %s part %lld of %s: %lld queries in %lld ms", bp->id,
+		  (long long)bp->part, r.sender.urn, (long long)bp->n,
+		  (long long)(juki_clock_mono_ms() - t0));
 	return rej->result != NULL ? 0 : JUKI_ENOMEM;
 }
 
@@ -584,7 +637,7 @@ id_of(struct juki_node *node, const json_t *args, const char **id, struct juki_c
 	    strspn(*id, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(*id)) {
 		return juki_ctl_fail(err, "usage", "id: the id of an agreement, [a-z0-9-]");
 	}
-	juki_opcmds_note(juki_node_opcmds(node), *id, "agreement=%s", *id);
+	juki_opcmds_note(juki_node_opcmds(node), *id, NULL);
 	return 0;
 }
 
@@ -595,7 +648,7 @@ juki_provide_cmd_add(void *ctx, const json_t *args, json_t **result, struct juki
 	struct juki_provide *p = juki_provide_of(node);
 	const struct juki_caller *caller = juki_opcmds_caller(juki_node_opcmds(node));
 	struct juki_agreement a;
-	char field[32], detail[200];
+	char field[32], detail[200], note[200];
 	int rc;
 
 	if (juki_agreement_from_json(args, &a, field, sizeof(field), detail, sizeof(detail)) != 0) {
@@ -622,8 +675,8 @@ juki_provide_cmd_add(void *ctx, const json_t *args, json_t **result, struct juki
 		return juki_ctl_fail(err, "internal", "store: %s",
 				     juki_store_errmsg(juki_node_store(node)));
 	}
-	juki_opcmds_note(juki_node_opcmds(node), a.id, "agreement=%s body=%s state=pending", a.id,
-			 a.body);
+	snprintf(note, sizeof(note), "agreement=%s body=%s state=pending", a.id, a.body);
+	juki_opcmds_note(juki_node_opcmds(node), a.id, note);
 	log_notice("provide: agreement %s with %s added by %s, pending approval", a.id, a.body,
 		   a.added_by);
 	*result = juki_agreement_to_json(&a);
@@ -691,6 +744,7 @@ change_state(struct juki_node *node, const json_t *args, enum juki_agreement_act
 	struct juki_agreement a;
 	enum juki_agreement_state next;
 	const char *id, *was;
+	char note[200];
 	int rc;
 
 	if (id_of(node, args, &id, err) != 0) {
@@ -725,8 +779,9 @@ change_state(struct juki_node *node, const json_t *args, enum juki_agreement_act
 		return juki_ctl_fail(err, "internal", "store: %s",
 				     juki_store_errmsg(juki_node_store(node)));
 	}
-	juki_opcmds_note(juki_node_opcmds(node), a.id, "agreement=%s %s->%s", a.id, was,
-			 juki_agreement_state_name(next));
+	snprintf(note, sizeof(note), "agreement=%s %s->%s", a.id, was,
+		 juki_agreement_state_name(next));
+	juki_opcmds_note(juki_node_opcmds(node), a.id, note);
 	log_notice("provide: agreement %s with %s: %s -> %s by %s", a.id, a.body, was,
 		   juki_agreement_state_name(next), who);
 	*result = juki_agreement_to_json(&a);

@@ -1409,7 +1409,10 @@ juki_report_cmd_request(void *ctx, const json_t *args, json_t **result, struct j
 		rc = rc == 0 ? juki_store_commit(store) : (juki_store_rollback(store), rc);
 	}
 	if (rc == 0) {
-		juki_opcmds_note(juki_node_opcmds(node), r.id, "to %s", r.body);
+		char note[JUKI_URN_MAX + 8];
+
+		snprintf(note, sizeof(note), "to %s", r.body);
+		juki_opcmds_note(juki_node_opcmds(node), r.id, note);
 		juki_node_kick(node);
 		*result =
 		    json_pack("{s:s,s:s,s:s,s:s?}", "id", r.id, "state", hold ? "received" : "sent",
@@ -1555,7 +1558,7 @@ juki_report_cmd_show(void *ctx, const json_t *args, json_t **result, struct juki
 		}
 	}
 	sqlite3_reset(st);
-	juki_opcmds_note(juki_node_opcmds(node), id, "%s", "");
+	juki_opcmds_note(juki_node_opcmds(node), id, NULL);
 	*result = obj;
 	return obj ? 0 : JUKI_ENOMEM;
 }
@@ -1603,7 +1606,10 @@ juki_report_cmd_answer(void *ctx, const json_t *args, json_t **result, struct ju
 		rc = rc == 0 ? juki_store_commit(store) : (juki_store_rollback(store), rc);
 	}
 	if (rc == 0) {
-		juki_opcmds_note(juki_node_opcmds(node), a.id, "%s, %zu bytes", a.media, a.len);
+		char note[64];
+
+		snprintf(note, sizeof(note), "%s, %zu bytes", a.media, a.len);
+		juki_opcmds_note(juki_node_opcmds(node), a.id, note);
 		*result = json_pack("{s:s,s:s,s:I}", "id", a.id, "state", "answered", "size",
 				    (json_int_t)a.len);
 		rc = *result ? 0 : JUKI_ENOMEM;

@@ -112,6 +112,14 @@ void juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *acti
 		       const char *target, const char *outcome, const char *detail);
 
 /*
+ * juki_opcmds_note() - what the history should name as the target (an
+ * identifier, never personal data) and detail of the request under way,
+ * for a command whose target is not among its arguments (a new id).  oc
+ * NULL, target or detail NULL: nothing.
+ */
+void juki_opcmds_note(struct juki_opcmds *oc, const char *target, const char *detail);
+
+/*
  * juki_opcmds_approval_take() - important input of kind on target by the
  * caller of the request under way (第4-8(2)): with args "approval", use that
  * approval (given beforehand, once); without, record the input as pending
@@ -128,14 +136,6 @@ int juki_opcmds_approval_take(struct juki_opcmds *oc, const json_t *args, const 
  * NULL outside a request.
  */
 const struct juki_caller *juki_opcmds_caller(const struct juki_opcmds *oc);
-
-/*
- * juki_opcmds_note() - what the history records as the target (an
- * identifier: NULL keeps the one taken from the arguments) and detail of
- * the request under way.  Never a person's data.
- */
-void juki_opcmds_note(struct juki_opcmds *oc, const char *target, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* juki_opcmds_approvals_check() - alert pending input past its deadline; arm the timer. */
 void juki_opcmds_approvals_check(struct juki_opcmds *oc);

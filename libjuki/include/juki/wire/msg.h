@@ -36,9 +36,8 @@
 
 /* Provision of identity information (第6-8), over provide (docs/protocol.md, provision). */
 #define JUKI_MSG_PROVIDE_QUERY  "provide.query"  /* body -> pref/jlis: one person */
-#define JUKI_MSG_PROVIDE_BATCH  "provide.batch"  /* body -> pref/jlis: one part of a batch */
-#define JUKI_MSG_PROVIDE_NOTICE "provide.notice" /* jlis -> pref: provision records (第6-8(5)イ) \
-						  */
+#define JUKI_MSG_PROVIDE_BATCH  "provide.batch"  /* body -> pref/jlis: a part of a batch */
+#define JUKI_MSG_PROVIDE_NOTICE "provide.notice" /* jlis -> pref: provision records */
 
 /* Reason codes carried by rejected acks (docs/protocol.md lists them all). */
 #define JUKI_R_BAD_JSON       "bad-json"            /* frame is not a JSON object */
