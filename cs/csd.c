@@ -4,6 +4,7 @@
 
 #include "csd.h"
 #include "juki/base/error.h"
+#include "juki/node/report.h"
 #include "juki/store/purge.h"
 #include "spool.h"
 
@@ -47,6 +48,10 @@ const struct juki_conf_key csd_conf_keys[] = {
 	struct csd_conf, prefecture, "prefecture", JUKI_CONF_IDENT, NULL, 0, 0, 0,
 	"The prefectural server that receives 転出確定通知 (default: urn:juki:pref:<first two "
 	"digits of our code>)."),
+    JUKI_CONF_SCALAR(struct csd_conf, report_poll, "report_poll", JUKI_CONF_DURATION, "10m", 0, 100,
+		     INT64_C(7) * 86400 * 1000,
+		     "How often the prefecture is asked about a management-report request not "
+		     "answered yet (第6-8(1)エ): its state and, once there, the answer."),
     JUKI_CONF_SECTIONKEY(struct csd_conf, import, "import", import_keys,
 			 "Input from the resident record system (第6-6(1))."),
     JUKI_CONF_SECTIONKEY(struct csd_conf, tennyu, "tennyu", tennyu_keys,
@@ -130,9 +135,10 @@ static const struct juki_migration csd_steps[] = {
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
 
 /* The shared tables first: the register's migration writes into them. */
-static const struct juki_schema csd_schemas[2] = {
+static const struct juki_schema csd_schemas[3] = {
     JUKI_HONNIN_SCHEMA,
     {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])},
+    JUKI_REPORT_SCHEMA,
 };
 
 /* The case tables hold 住民票コード: kept as long as the identity information itself. */
@@ -198,6 +204,7 @@ static const struct juki_ctl_cmd csd_cmds[] = {
     {"tennyu.refused", csd_cmd_tennyu_refused,
      "転入通知 refused here, with the precise reason (args: limit)",
      CLERK | SUPER | JUKI_ROLE_AUDITOR, "tennyu"},
+    JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -254,6 +261,11 @@ csd_started(struct juki_node *node, char *err, size_t errlen)
 	if ((rc = resolve_pref(csd_conf(node), &cs->pref, err, errlen)) != 0) {
 		return rc;
 	}
+	cs->reports = juki_reports_start(node, cs->pref.urn, csd_conf(node)->report_poll);
+	if (cs->reports == NULL) {
+		snprintf(err, errlen, "reports: out of memory");
+		return JUKI_ENOMEM;
+	}
 	return csd_spool_new(cs, &cs->spool, err, errlen);
 }
 
@@ -265,6 +277,7 @@ csd_reloaded(struct juki_node *node)
 	char err[256];
 
 	(void)resolve_pref(csd_conf(node), &cs->pref, err, sizeof(err));
+	juki_reports_set(cs->reports, cs->pref.urn, csd_conf(node)->report_poll);
 }
 
 static void
@@ -274,13 +287,15 @@ csd_stopping(struct juki_node *node)
 
 	csd_spool_free(cs->spool);
 	cs->spool = NULL;
+	juki_reports_stop(cs->reports);
+	cs->reports = NULL;
 }
 
 static const struct juki_node_spec csd_spec = {
     .daemon = "juki-csd",
     .kind = JUKI_KIND_CS,
     .schemas = csd_schemas,
-    .nschemas = 2,
+    .nschemas = 3,
     .handlers = csd_handlers,
     .cmds = csd_cmds,
     .on_ack = csd_on_ack,

@@ -36,18 +36,21 @@ struct csd_tennyu_conf {
 
 struct csd_conf {
 	struct juki_node_conf node;
-	char *prefecture; /* the prefectural server's identity; default from our code */
+	char *prefecture;    /* the prefectural server's identity; default from our code */
+	int64_t report_poll; /* ms between questions about an open management-report request */
 	struct csd_import_conf import;
 	struct csd_tennyu_conf tennyu;
 };
 
 struct csd_spool;
+struct juki_reports;
 
 /* The municipal server's state, its node's private data (juki_node_priv()). */
 struct csd {
 	struct juki_node *node;
 	struct juki_ident pref;
 	struct csd_spool *spool;
+	struct juki_reports *reports; /* management reports asked here (第6-8) */
 };
 
 /* csd_conf() - the municipal server's configuration. */

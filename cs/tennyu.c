@@ -6,6 +6,7 @@
 #include "juki/base/error.h"
 #include "juki/node/log.h"
 #include "juki/node/opcmds.h"
+#include "juki/node/report.h"
 #include "juki/records/person.h"
 #include "juki/store/outbox.h"
 
@@ -908,7 +909,7 @@ csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_a
 		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 		return step_done(st);
 	}
-	return 0;
+	return juki_reports_on_ack(cs->node, entry, ack);
 }
 json_t *
 csd_status(struct juki_node *node)

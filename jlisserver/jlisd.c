@@ -7,9 +7,10 @@
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
 #include "juki/node/provide.h"
-#include "juki/records/agreement.h"
 #include "juki/node/provnotice.h"
 #include "juki/node/reconcile.h"
+#include "juki/node/report.h"
+#include "juki/records/agreement.h"
 #include "juki/records/honnin.h"
 #include "juki/records/provision.h"
 
@@ -28,9 +29,9 @@ const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[6] = {
-    JUKI_HONNIN_SCHEMA,    JUKI_CONFLICT_SCHEMA,   JUKI_AGREEMENT_SCHEMA,
-    JUKI_PROVISION_SCHEMA, JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA,
+static const struct juki_schema jlisd_schemas[7] = {
+    JUKI_HONNIN_SCHEMA,     JUKI_CONFLICT_SCHEMA,  JUKI_AGREEMENT_SCHEMA, JUKI_PROVISION_SCHEMA,
+    JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA, JUKI_REPORT_SCHEMA,
 };
 
 static const struct jlisd_conf *
@@ -163,13 +164,16 @@ jlisd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki
 {
 	struct juki_node *node = ctx;
 
-	return juki_provnotice_on_ack(jlisd_of(node)->notices, entry, ack);
+	int rc = juki_provnotice_on_ack(jlisd_of(node)->notices, entry, ack);
+
+	return rc != 0 ? rc : juki_reports_on_ack(ctx, entry, ack);
 }
 
 static const struct juki_handler jlisd_handlers[] = {
     {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
     JUKI_PROVIDE_HANDLERS,
+    JUKI_REPORT_HANDLERS_JLIS,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -187,6 +191,7 @@ static const struct juki_ctl_cmd jlisd_cmds[] = {
      "date, check)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, "provide"},
     JUKI_PROVIDE_CMDS,
+    JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -223,6 +228,10 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "conflicts: out of memory");
 		return JUKI_ENOMEM;
 	}
+	if ((jd->reports = juki_reports_start(node, NULL, 0)) == NULL) {
+		snprintf(err, errlen, "reports: out of memory");
+		return JUKI_ENOMEM;
+	}
 	jd->provide = juki_provide_start(node, &jlisd_conf(node)->provide, err, errlen);
 	if (jd->provide == NULL) {
 		return JUKI_ECONFIG;
@@ -252,13 +261,15 @@ jlisd_stopping(struct juki_node *node)
 	jlisd_of(node)->provide = NULL;
 	juki_provnotice_stop(jlisd_of(node)->notices);
 	jlisd_of(node)->notices = NULL;
+	juki_reports_stop(jlisd_of(node)->reports);
+	jlisd_of(node)->reports = NULL;
 }
 
 static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 6,
+    .nschemas = 7,
     .handlers = jlisd_handlers,
     .on_ack = jlisd_on_ack,
     .cmds = jlisd_cmds,

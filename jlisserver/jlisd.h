@@ -29,12 +29,14 @@ struct jlisd_conf {
 
 struct juki_conflicts;
 struct juki_provnotice;
+struct juki_reports;
 
 /* The national server's state, its node's private data (juki_node_priv()). */
 struct jlisd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
 	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
 	struct juki_provnotice *notices;  /* provision notices to the prefectures (第6-8(5)イ) */
+	struct juki_reports *reports;     /* management reports (第6-8) */
 };
 
 extern const struct juki_conf_key jlisd_conf_keys[];

@@ -6,6 +6,7 @@
 #include "juki/node/conflict.h"
 #include "juki/node/provide.h"
 #include "juki/node/provnotice.h"
+#include "juki/node/report.h"
 #include "juki/records/agreement.h"
 #include "juki/records/honnin.h"
 #include "juki/records/person.h"
@@ -47,10 +48,10 @@ static const struct juki_migration prefd_steps[] = {
 const struct juki_schema prefd_schema = {"prefd", prefd_steps,
 					 sizeof(prefd_steps) / sizeof(prefd_steps[0])};
 
-static const struct juki_schema prefd_schemas[5] = {
+static const struct juki_schema prefd_schemas[6] = {
     JUKI_HONNIN_SCHEMA,    {"prefd", prefd_steps, sizeof(prefd_steps) / sizeof(prefd_steps[0])},
     JUKI_CONFLICT_SCHEMA,  JUKI_AGREEMENT_SCHEMA,
-    JUKI_PROVISION_SCHEMA,
+    JUKI_PROVISION_SCHEMA, JUKI_REPORT_SCHEMA,
 };
 
 /* A municipality sends the records it made itself, and only of its prefecture. */
@@ -336,6 +337,7 @@ static const struct juki_handler prefd_handlers[] = {
     JUKI_PROVIDE_HANDLERS,
     {JUKI_MSG_PROVIDE_NOTICE, JUKI_SVC_PROVIDE, prefd_handle_notice, 0, 1, NULL},
     {JUKI_MSG_PROVIDE_COUNT, JUKI_SVC_PROVIDE, prefd_handle_notice_count, 1, 0, NULL},
+    JUKI_REPORT_HANDLERS_PREF,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -354,6 +356,7 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
      "every provision and use of a person's identity information recorded here, oldest "
      "first, for the person's disclosure request (第6-8(5)ア) (args: code)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "provide"},
+    JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -394,6 +397,11 @@ prefd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "conflicts: out of memory");
 		return JUKI_ENOMEM;
 	}
+	pd->reports = juki_reports_start(node, prefd_conf(node)->national, 0);
+	if (pd->reports == NULL) {
+		snprintf(err, errlen, "reports: out of memory");
+		return JUKI_ENOMEM;
+	}
 	pd->provide = juki_provide_start(node, &prefd_conf(node)->provide, err, errlen);
 	return pd->provide != NULL ? 0 : JUKI_ECONFIG;
 }
@@ -403,6 +411,7 @@ prefd_reloaded(struct juki_node *node)
 {
 	juki_conflicts_set_grace(prefd_of(node)->conflicts, prefd_conf(node)->conflict_grace);
 	juki_provide_reload(prefd_of(node)->provide, &prefd_conf(node)->provide);
+	juki_reports_set(prefd_of(node)->reports, prefd_conf(node)->national, 0);
 }
 
 static void
@@ -412,15 +421,18 @@ prefd_stopping(struct juki_node *node)
 	prefd_of(node)->conflicts = NULL;
 	juki_provide_stop(prefd_of(node)->provide);
 	prefd_of(node)->provide = NULL;
+	juki_reports_stop(prefd_of(node)->reports);
+	prefd_of(node)->reports = NULL;
 }
 
 static const struct juki_node_spec prefd_spec = {
     .daemon = "juki-prefd",
     .kind = JUKI_KIND_PREF,
     .schemas = prefd_schemas,
-    .nschemas = 5,
+    .nschemas = 6,
     .handlers = prefd_handlers,
     .cmds = prefd_cmds,
+    .on_ack = juki_reports_on_ack,
     .status = prefd_status,
     .honnin_dest = prefd_honnin_dest,
     .purge = prefd_purge_rules,

@@ -31,11 +31,13 @@ struct prefd_conf {
 };
 
 struct juki_conflicts;
+struct juki_reports;
 
 /* The prefectural server's state, its node's private data (juki_node_priv()). */
 struct prefd {
 	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
 	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
+	struct juki_reports *reports;     /* management reports (第6-8) */
 };
 
 /* prefd_of() - the prefectural server's state. */
