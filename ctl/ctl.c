@@ -60,8 +60,9 @@ static const struct ctl_cmd terminal_cmds[] = {
 };
 
 static const struct ctl_cmd *const tables[] = {
-    terminal_cmds,  ctl_status_cmds, ctl_resident_cmds, ctl_honnin_cmds,   ctl_import_cmds,
-    ctl_maint_cmds, ctl_pki_cmds,    ctl_audit_cmds,    ctl_operator_cmds, ctl_agreement_cmds,
+    terminal_cmds,     ctl_status_cmds,    ctl_resident_cmds, ctl_honnin_cmds,
+    ctl_import_cmds,   ctl_maint_cmds,     ctl_pki_cmds,      ctl_audit_cmds,
+    ctl_operator_cmds, ctl_agreement_cmds, ctl_provide_cmds,
 };
 
 const struct ctl_cmd *

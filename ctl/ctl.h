@@ -208,6 +208,7 @@ extern const struct ctl_cmd ctl_maint_cmds[];
 extern const struct ctl_cmd ctl_operator_cmds[];
 extern const struct ctl_cmd ctl_audit_cmds[];
 extern const struct ctl_cmd ctl_agreement_cmds[];
+extern const struct ctl_cmd ctl_provide_cmds[];
 
 /*
  * ctl_parse_argv() - a whole command line (argv[0] the program): the

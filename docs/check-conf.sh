@@ -25,3 +25,8 @@ for pair in fwgated:fwgate/juki-fwgated csd:cs/juki-csd prefd:prefserver/juki-pr
 	fi
 	"$build/$bin" -n -f "$tmp/$name.yaml"
 done
+
+# The body file of juki-ctl provide: read by a purge that only looks (--dry-run).
+sed -e "s#/etc/juki/pki/#$tmp/pki/#g" -e "s#/var/lib/juki-body/#$tmp/body/#g" \
+    "$src/conf/body.yaml" >"$tmp/body.yaml"
+"$build/ctl/juki-ctl" provide purge --body-conf "$tmp/body.yaml" --dry-run >/dev/null
