@@ -7,6 +7,8 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
+#include <unistr.h>
+
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/alert.h"
@@ -100,18 +102,6 @@ body_kind(const struct juki_ident *id)
 	return id->kind == JUKI_KIND_AGENCY || id->kind == JUKI_KIND_EXEC;
 }
 
-/* Count the characters of UTF-8 text (valid: jansson checked it). */
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++) {
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	}
-	return n;
-}
-
 static int
 copy_field(const json_t *obj, const char *key, char *out, size_t len, struct juki_reject *rej)
 {
@@ -200,7 +190,7 @@ juki_report_from_json(const json_t *obj, struct juki_report *r, struct juki_reje
 		return JUKI_REJECT;
 	}
 	if (juki_text_valid(r->subject, sizeof(r->subject) - 1, why, sizeof(why)) != 0 ||
-	    utf8_chars(r->subject) > JUKI_REPORT_SUBJECT_MAX) {
+	    u8_mbsnlen((const uint8_t *)r->subject, strlen(r->subject)) > JUKI_REPORT_SUBJECT_MAX) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "subject: 1..%d characters of one line, NFC",
 				       JUKI_REPORT_SUBJECT_MAX);
