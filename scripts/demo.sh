@@ -23,7 +23,8 @@
 # (their card on a SoftHSM2 token) and gets an answers file with its erase-by date; the
 # national server's provision notices reach 東京都, whose 責任者 answers a disclosure
 # request as text and as a PDF; and 千代田区 asks the agency for a management report,
-# which passes 東京都 and is held at the national server for the agency.
+# which passes 東京都 and is held at the national server for the agency, whose staff member
+# fetches it and answers it (juki-ctl provide reports|reply) until 千代田区 holds the answer.
 #
 #   scripts/demo.sh            build, run the scenario, stop everything
 #   scripts/demo.sh --keep     leave the network running (stop it with --stop)
@@ -574,6 +575,18 @@ r = json.load(sys.stdin)
 print("  %-10s %-9s %-8s to %s (asked by %s, due %s)" % (sys.argv[1], r["role"], r["state"], r["to"], r["requester"], r["due"]))' "$n"
 done
 say "  the national server holds it for 日本年金機構's staff to fetch and answer there"
+
+step "日本年金機構's staff member fetches the request and answers it (juki-ctl provide reports|reply)"
+say "  juki-ctl provide reports --body-conf body-nenkin.yaml"
+provide reports | sed 's/^/    /'
+cat >report-answer.txt <<'EOF'
+本人確認情報の取扱者を限定し、大量提供は責任者の承認を得て行っています。
+EOF
+say "  juki-ctl provide reply --body-conf body-nenkin.yaml $rid --file report-answer.txt"
+provide reply "$rid" --file report-answer.txt | sed 's/^/    /'
+wait_for "千代田区 to hold the answer" report_state cs-131016.sock answered
+say "  at 千代田区 (juki-ctl report show $rid):"
+"$ctl" -s cs-131016.sock report show "$rid" | sed 's/^/    /'
 
 step "Logs (no personal data in them)"
 tail -n 4 cs-131016.log | sed 's/^/  /'
