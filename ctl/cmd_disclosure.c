@@ -333,9 +333,8 @@ const struct ctl_cmd ctl_disclosure_cmds[] = {
      "server, oldest first (開示, 第6-8(5)ア); --pdf writes the printed answer to a new file",
      .opts = {CTL_ARG_ROW("CODE", "code"), CTL_OPT_ROW("pdf", CTL_FILE, NULL, "FILE")}},
     {"notices send", ctl_run, "notices.send",
-     "at the national server: send the provision records not yet notified to each "
-     "person's prefecture now (第6-8(5)イ)",
-     .opts = {{NULL}}},
+     .help = "at the national server: send the provision records not yet notified to each "
+	     "person's prefecture now (第6-8(5)イ)"},
     {"notices reconcile", cmd_notices_reconcile, NULL,
      "at the national server: compare the provision notices sent with what each prefecture "
      "holds, per day; wait for the answers; exit 1 when a day differs",

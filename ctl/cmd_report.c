@@ -40,8 +40,12 @@ slurp(const char *path, size_t max, size_t *len)
 	}
 	n = fread(buf, 1, max + 1, f);
 	if (ferror(f) || n > max) {
-		fprintf(stderr, "juki-ctl: %s: %s\n", path,
-			ferror(f) ? strerror(errno) : "larger than the daemon takes");
+		if (ferror(f)) {
+			fprintf(stderr, "juki-ctl: %s: %s\n", path, strerror(errno));
+		} else {
+			fprintf(stderr, "juki-ctl: %s: over %zu KiB, the most the server takes\n",
+				path, max / 1024);
+		}
 		free(buf);
 		buf = NULL;
 	} else {
@@ -76,31 +80,73 @@ cmd_request(struct ctl *ctl, const struct ctl_req *req)
 	return ctl_send(ctl, req->cmd->call, req->cmd->text, args);
 }
 
-static int
-cmd_answer(struct ctl *ctl, const struct ctl_req *req)
+json_t *
+ctl_answer_document(const char *cmd, const char *path, const char *media, size_t *size)
 {
-	const char *path = ctl_val(req, "file"), *media = ctl_val(req, "media");
 	unsigned char *doc;
 	char *b64;
-	json_t *args;
+	json_t *out = NULL;
 	size_t len;
+	json_t *s;
 
+	if (media != NULL && strcmp(media, "text/plain") != 0 &&
+	    strcmp(media, "application/pdf") != 0) {
+		fprintf(stderr, "juki-ctl: %s: --media: text/plain or application/pdf\n", cmd);
+		return NULL;
+	}
 	if ((doc = slurp(path, ANSWER_MAX, &len)) == NULL) {
-		return CTL_FAILED;
+		return NULL;
 	}
 	if (media == NULL) {
 		media = len >= 5 && memcmp(doc, "%PDF-", 5) == 0 ? "application/pdf" : "text/plain";
 	}
+	if (len == 0) {
+		fprintf(stderr, "juki-ctl: %s: %s: empty: no document to answer with\n", cmd, path);
+		goto out;
+	}
+	if (strcmp(media, "application/pdf") == 0 && (len < 5 || memcmp(doc, "%PDF-", 5) != 0)) {
+		fprintf(stderr, "juki-ctl: %s: %s: not a PDF (no \"%%PDF-\" at its start)\n", cmd,
+			path);
+		goto out;
+	}
+	if (strcmp(media, "text/plain") == 0) {
+		s = memchr(doc, '\0', len) == NULL ? json_stringn((const char *)doc, len) : NULL;
+		if (s == NULL) {
+			fprintf(stderr,
+				"juki-ctl: %s: %s: not UTF-8 text (--media application/pdf for "
+				"a PDF)\n",
+				cmd, path);
+			goto out;
+		}
+		json_decref(s);
+	}
 	if ((b64 = malloc((len + 2) / 3 * 4 + 1)) == NULL) {
-		free(doc);
-		return CTL_FAILED;
+		fprintf(stderr, "juki-ctl: out of memory\n");
+		goto out;
 	}
 	EVP_EncodeBlock((unsigned char *)b64, doc, (int)len);
-	free(doc);
-	args = json_deep_copy(req->args);
-	json_object_set_new(args, "media", json_string(media));
-	json_object_set_new(args, "data", json_string(b64));
+	out = json_pack("{s:s,s:s}", "media", media, "data", b64);
 	free(b64);
+	*size = len;
+out:
+	free(doc);
+	return out;
+}
+
+static int
+cmd_answer(struct ctl *ctl, const struct ctl_req *req)
+{
+	json_t *args, *doc;
+	size_t size;
+
+	doc = ctl_answer_document("report answer", ctl_val(req, "file"), ctl_val(req, "media"),
+				  &size);
+	if (doc == NULL) {
+		return CTL_FAILED;
+	}
+	args = json_deep_copy(req->args);
+	json_object_update(args, doc);
+	json_decref(doc);
 	return ctl_send(ctl, req->cmd->call, req->cmd->text, args);
 }
 

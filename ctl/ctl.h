@@ -199,6 +199,16 @@ json_t *ctl_read_jsonl(const char *path);
  */
 int ctl_new_secret(int fd, const char *what, const char *prompt, char *buf, size_t len);
 
+/*
+ * ctl_answer_document() - an answer to a management-report request (report.answer,
+ * docs/protocol.md §15.3) read from path ("-": standard input) and checked before anything
+ * is sent: 1 byte to 256 KiB; media as given (text/plain or application/pdf) or, when NULL,
+ * application/pdf for a file that starts "%PDF-" and text/plain otherwise; a PDF must start
+ * "%PDF-", a text must be UTF-8 without NUL.  Returns {"media", "data" (base64)} with the
+ * document's size in *size, or NULL after saying why on stderr ("juki-ctl: cmd: ...").
+ */
+json_t *ctl_answer_document(const char *cmd, const char *path, const char *media, size_t *size);
+
 extern const struct ctl_cmd ctl_status_cmds[];
 extern const struct ctl_cmd ctl_pki_cmds[];
 extern const struct ctl_cmd ctl_resident_cmds[];
@@ -211,6 +221,7 @@ extern const struct ctl_cmd ctl_agreement_cmds[];
 extern const struct ctl_cmd ctl_provide_cmds[];
 extern const struct ctl_cmd ctl_disclosure_cmds[];
 extern const struct ctl_cmd ctl_report_cmds[];
+extern const struct ctl_cmd ctl_provide_report_cmds[];
 
 /*
  * ctl_parse_argv() - a whole command line (argv[0] the program): the

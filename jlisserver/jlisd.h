@@ -33,8 +33,8 @@ struct juki_reports;
 
 /* The national server's state, its node's private data (juki_node_priv()). */
 struct jlisd {
-	struct juki_conflicts *conflicts; /* first: juki_conflicts_cmd() finds it there */
-	struct juki_provide *provide;     /* second: juki_provide_of() finds it there */
+	struct juki_conflicts *conflicts; /* 二重登録 (conflict.h) */
+	struct juki_provide *provide;     /* provision to agencies and bodies (provide.h) */
 	struct juki_provnotice *notices;  /* provision notices to the prefectures (第6-8(5)イ) */
 	struct juki_reports *reports;     /* management reports (第6-8) */
 };

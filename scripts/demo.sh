@@ -15,6 +15,17 @@
 # daemon's operator port: a lookup, a locked and unlocked operator, a correction
 # approved by the supervisor, and the operation history verified.
 #
+# Then provision (第6-8): the national server's 事務 list (an example) and an agreement
+# with 日本年金機構 (urn:juki:agency:nenkin), added by one supervisor and approved by
+# another; the agency's staff member (a staff card in an encrypted key file) asks the
+# national server, through the gateway, for a resident by 住民票コード and by the four
+# items, then sends a batch over the agreement's bulk threshold that its 責任者 approves
+# (their card on a SoftHSM2 token) and gets an answers file with its erase-by date; the
+# national server's provision notices reach 東京都, whose 責任者 answers a disclosure
+# request as text and as a PDF; and 千代田区 asks the agency for a management report,
+# which passes 東京都 and is held at the national server for the agency, whose staff member
+# fetches it and answers it (juki-ctl provide reports|reply) until 千代田区 holds the answer.
+#
 #   scripts/demo.sh            build, run the scenario, stop everything
 #   scripts/demo.sh --keep     leave the network running (stop it with --stop)
 #   scripts/demo.sh --stop     stop a network left running
@@ -46,10 +57,11 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '%s\n' "$*"; }
 # Ask, again and again, until the answer is yes: never a fixed sleep.
 wait_for() { # what command...
-	local what=$1
+	local what=$1 end=$((SECONDS + 60))
 	shift
 	for _ in $(seq 600); do
 		"$@" && return 0
+		[ "$SECONDS" -lt "$end" ] || break
 		sleep 0.05
 	done
 	say "timed out waiting for $what"
@@ -69,6 +81,7 @@ if ls "$dir"/*.pid >/dev/null 2>&1; then
 fi
 rm -rf "$dir"
 mkdir -p "$dir"
+chmod 700 "$dir" # keys, and (synthetic) personal data: answers files, a disclosure PDF
 cd "$dir"
 
 declare -A port
@@ -86,6 +99,7 @@ nodes:
   - urn:juki:pref:13
   - urn:juki:pref:27
   - urn:juki:jlis:0
+  - urn:juki:agency:nenkin    # 日本年金機構, a receiving body (docs/body.md)
 EOF
 "$ctl" pki init --out pki topology.yaml >/dev/null
 ls -l pki | sed 's/^/  /'
@@ -162,6 +176,15 @@ node_config jlis-0 urn:juki:jlis:0 "${port[jlis]}"
 for cs in cs-131016 cs-271004; do
 	printf 'import:\n  spool: %s.spool\n  scan_interval: 200ms\n' "$cs" >>"$cs.yaml"
 done
+# Provision (第6-8): the national server's 事務 list (an EXAMPLE, not the law's text); it
+# sends its provision notices when the scenario says so (juki-ctl notices send).  The
+# prefectures issue disclosure answers under their governor's title.  千代田区 asks its
+# prefecture about its report requests every second rather than every ten minutes.
+cp "$top/conf/jimu-example.csv" jimu.csv
+printf 'provide:\n  jimu: jimu.csv\nnotice_interval: 0\n' >>jlis-0.yaml
+printf 'issuer: 東京都知事\n' >>pref-13.yaml
+printf 'issuer: 大阪府知事\n' >>pref-27.yaml
+printf 'report_poll: 1s\n' >>cs-131016.yaml
 for f in *.yaml; do
 	[ "$f" = topology.yaml ] || [ "$f" = policy.yaml ] || say "  $f"
 done
@@ -217,6 +240,8 @@ s = Synth(seed=2026)
 people = [s.person("131016") for _ in range(1000)]
 json.dump(people[0], open("first.json", "w"), ensure_ascii=False)
 json.dump(people[1], open("second.json", "w"), ensure_ascii=False)
+# Eight more, whose identity information the national server provides to 日本年金機構 later.
+json.dump(people[2:10], open("provided.json", "w"), ensure_ascii=False)
 reasons = ["出生", "職権記載", "転入"]
 sys.stdout.write(import_csv([change_row(p, reasons[i % 3]) for i, p in enumerate(people)]))
 # Another file, with mistakes: a wrong check digit, a reason not on the list, a sex of 3.
@@ -294,9 +319,12 @@ s = Synth(seed=7)
 print(json.dumps(s.moved(s.person("131016"), "271004"), ensure_ascii=False))
 PY
 op cs-271004-clerk movein --file stranger.jsonl
-rejected() { op cs-271004-clerk movein list --status rejected | grep -q unknown-person; }
+rejected() { op cs-271004-clerk movein list --status rejected | grep -q no-match; }
 wait_for "the answer" rejected
 op cs-271004-clerk movein list
+say "  大阪市 is told only no-match (it learns nothing of who lives in 千代田区);"
+say "  千代田区 keeps the precise reason:"
+op cs-131016-clerk tennyu refused | sed 's/^/  /'
 
 step "Lookups (第4-4(7)): by the full set of attributes, exactly, with a purpose"
 IFS=$'\t' read -r code2 name2 birth2 sex2 address2 < <(python3 -c '
@@ -347,8 +375,222 @@ alerted() { "$ctl" --json -s fwgate-east.sock alerts | grep -q '"not-tls"'; }
 wait_for "the alert" alerted
 "$ctl" -s fwgate-east.sock alerts | sed 's/^/  /'
 
+# Provision of identity information to a state agency (第6-8): 日本年金機構 asks the
+# national server, under an agreement, through the gateway.
+AGENCY=urn:juki:agency:nenkin
+AGREEMENT=nenkin-2026
+JIMU=1-1
+PURPOSE=年金給付の現況確認
+
+step "The national server's 事務 list (conf/jimu-example.csv: an EXAMPLE, not the law's text)"
+for s in ito kato; do
+	"$ctl" pki issue --encrypt --pin-fd 3 pki "urn:juki:op:jlis:0:$s" >/dev/null 3<<<"$CARD_PIN"
+	terminal "term-jlis-0-$s.yaml" jlis-0 "op-jlis-0-$s" "key: pki/op-jlis-0-$s.key"
+	"$ctl" -s jlis-0.sock operator add "$s" --roles supervisor --datasets honnin,provide \
+		--new-pin-fd 3 >/dev/null 3<<<"$PIN"
+done
+say "  two supervisors at the national server, ito and kato (cards: encrypted key files)"
+say "  juki-ctl --terminal term-jlis-0-ito.yaml jimu"
+op jlis-0-ito jimu | sed 's/^/    /'
+
+step "An agreement (協議) with 日本年金機構: added by one supervisor, approved by another"
+say "  juki-ctl --terminal term-jlis-0-ito.yaml agreement add $AGREEMENT --body $AGENCY \\"
+say "      --jimu $JIMU --items code,name,birth,sex,address --methods online,batch \\"
+say "      --daily-cap 1000 --bulk-threshold 5 --keep-days 30 \\"
+say "      --responsible urn:juki:op:agency:nenkin:boss"
+op jlis-0-ito --json agreement add "$AGREEMENT" --body "$AGENCY" --jimu "$JIMU" \
+	--items code,name,birth,sex,address --methods online,batch --daily-cap 1000 \
+	--bulk-threshold 5 --keep-days 30 --responsible urn:juki:op:agency:nenkin:boss |
+	python3 -c 'import json,sys; a = json.load(sys.stdin); print("    %s: %s, added by %s" % (a["id"], a["state"], a["added_by"]))'
+say "  ito approving his own agreement is refused (two persons):"
+op jlis-0-ito agreement approve "$AGREEMENT" 2>&1 | sed 's/^/    /' || true
+say "  juki-ctl --terminal term-jlis-0-kato.yaml agreement approve $AGREEMENT"
+op jlis-0-kato agreement approve "$AGREEMENT" >/dev/null
+op jlis-0-kato --json agreement show "$AGREEMENT" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+print("    %s: %s, body %s, 事務 %s, items %s" % (a["id"], a["state"], a["body"], ",".join(a["jimu"]), ",".join(a["items"])))
+print("    daily cap %d, bulk threshold %d, keep %d days, 責任者 %s" % (a["daily_cap"], a["bulk_threshold"], a["keep_days"], a["responsible"]))
+print("    added by %s, approved by %s" % (a["added_by"], a["approved_by"]))'
+
+step "日本年金機構's terminal: the body's certificate, a staff card, the 責任者's card"
+# The staff member's card is an encrypted key file; the 責任者's is on a SoftHSM2 token.
+"$ctl" pki issue --encrypt --pin-fd 3 pki urn:juki:op:agency:nenkin:sato >/dev/null 3<<<"$CARD_PIN"
+"$ctl" pki issue --encrypt --pin-fd 3 pki urn:juki:op:agency:nenkin:boss >/dev/null 3<<<"$CARD_PIN"
+openssl pkey -in pki/op-agency-nenkin-boss.key -passin "pass:$CARD_PIN" -out boss.plain.key
+boss_uri=$("$top/tests/fixtures/softhsm-card.sh" token card-nenkin-boss "$CARD_PIN" boss.plain.key 2>/dev/null |
+	sed -n 's/^URI=//p')
+rm -f boss.plain.key pki/op-agency-nenkin-boss.key
+cat >body-nenkin.yaml <<EOF
+body: $AGENCY
+tls: {cert: pki/agency-nenkin.crt, key: pki/agency-nenkin.key, ca: pki/ca.crt, crl: pki/crl.pem}
+gateways: ['127.0.0.1:${port[gw]}']
+server: urn:juki:jlis:0
+staff:
+  cert: pki/op-agency-nenkin-sato.crt
+  key: pki/op-agency-nenkin-sato.key
+answers: answers
+EOF
+say "  body file body-nenkin.yaml (docs/body.md; conf/body.yaml is the example):"
+sed 's/^/    /' body-nenkin.yaml
+say "  the 責任者's card: $boss_uri (SoftHSM2 token)"
+# As the agency's staff member at the terminal: the card's passphrase through a descriptor.
+provide() { # [--json] subcommand args...: juki-ctl provide
+	local json=()
+	if [ "$1" = --json ]; then
+		json=(--json)
+		shift
+	fi
+	local sub=$1
+	shift
+	"$ctl" "${json[@]}" provide "$sub" --body-conf body-nenkin.yaml --card-pin-fd 4 "$@" \
+		4<<<"$CARD_PIN"
+}
+
+step "The staff member asks the national server for one resident (juki-ctl provide query)"
+IFS=$'\t' read -r code3 name3 birth3 sex3 address3 < <(python3 -c '
+import json; p = json.load(open("provided.json"))[0]
+print(p["code"], p["name"], p["birth"], p["sex"], p["address"], sep="\t")')
+say "  by 住民票コード:"
+say "  juki-ctl provide query --body-conf body-nenkin.yaml --agreement $AGREEMENT --jimu $JIMU \\"
+say "      --purpose $PURPOSE --code $code3"
+provide query --agreement "$AGREEMENT" --jimu "$JIMU" --purpose "$PURPOSE" --code "$code3" |
+	sed 's/^/    /'
+say "  by the four items (氏名, 生年月日, 性別, 住所), exactly:"
+say "  juki-ctl provide query --body-conf body-nenkin.yaml --agreement $AGREEMENT --jimu $JIMU \\"
+say "      --purpose $PURPOSE --name '$name3' --birth $birth3 --sex $sex3 \\"
+say "      --address-code 131016 --address '$address3'"
+provide query --agreement "$AGREEMENT" --jimu "$JIMU" --purpose "$PURPOSE" --name "$name3" \
+	--birth "$birth3" --sex "$sex3" --address-code 131016 --address "$address3" | sed 's/^/    /'
+say "  a 事務 the agreement does not name is refused, with the reason:"
+provide query --agreement "$AGREEMENT" --jimu 1-2 --purpose "$PURPOSE" --code "$code3" 2>&1 |
+	sed 's/^/    /' || true
+
+step "A batch of 8 queries, over the bulk threshold of 5: the 責任者 approves it first"
+PYTHONPATH="$top/tests/integration" python3 - >queries.jsonl <<'PY'
+import json
+from jukitest.synth import Synth
+ps = json.load(open("provided.json"))
+lines = [{"code": p["code"]} for p in ps[1:7]]
+lines.append({k: ps[7][k] for k in ("name", "birth", "sex", "address", "lgcode")})
+lines.append({"code": Synth(seed=99).person("131016")["code"]})  # nobody's
+for q in lines:
+    print(json.dumps(q, ensure_ascii=False))
+PY
+say "  queries.jsonl, one query a line (住民票コード, or the four items):"
+sed -n '1p;7,8p' queries.jsonl | sed 's/^/    /'
+say "  without the 責任者's approval the national server refuses it:"
+provide batch --agreement "$AGREEMENT" --jimu "$JIMU" --purpose "$PURPOSE" queries.jsonl 2>&1 |
+	sed 's/^/    /' || true
+say "  the 責任者, with their own card:"
+say "  juki-ctl --json provide approve --cert pki/op-agency-nenkin-boss.crt \\"
+say "      --card '$boss_uri' --ca pki/ca.crt --crl pki/crl.pem queries.jsonl > approval.json"
+"$ctl" --json provide approve --cert pki/op-agency-nenkin-boss.crt --card "$boss_uri" \
+	--ca pki/ca.crt --crl pki/crl.pem --card-pin-fd 4 queries.jsonl 4<<<"$CARD_PIN" \
+	2>&1 >approval.json | sed 's/^juki-ctl: /    /'
+say "  juki-ctl provide batch --body-conf body-nenkin.yaml --agreement $AGREEMENT --jimu $JIMU \\"
+say "      --purpose $PURPOSE --approval approval.json queries.jsonl"
+answers=$(provide --json batch --agreement "$AGREEMENT" --jimu "$JIMU" --purpose "$PURPOSE" \
+	--approval approval.json queries.jsonl 2>/dev/null | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("    batch %s: %d queries, %d found, %d not found, %d refused; erase by %s" % (r["batch"], r["count"], r["found"], r["not_found"], r["refused"], r["erase_by"]), file=sys.stderr)
+print(r["file"])')
+say "  the answers file, mode 0600 in a folder of mode 0700:"
+stat -c '%A %s bytes %n' "$answers" | sed "s|$dir/||;s/^/    /"
+python3 - "$answers" <<'PY'
+import json, sys
+with open(sys.argv[1]) as f:
+    h = json.loads(f.readline())
+    print("    header: batch %s, %d answers, staff %s, received %s, erase by %s"
+          % (h["batch"], h["count"], h["staff"], h["received"], h["erase_by"]))
+    for i, line in enumerate(f, 1):
+        a = json.loads(line)
+        if a.get("found"):
+            r = a["record"]
+            print("    %d: found    %s %s" % (i, r.get("code", ""), " ".join(sorted(r))))
+        else:
+            print("    %d: %s" % (i, "refused " + a["refused"] if "refused" in a else "not found"))
+PY
+say "  juki-ctl provide purge erases it after that day; today it keeps it:"
+"$ctl" provide purge --body-conf body-nenkin.yaml --dry-run | sed 's/^/    /'
+
+step "The provision notices reach 東京都 (第6-8(5)イ): juki-ctl notices send at the national server"
+provided=$("$ctl" --json -s jlis-0.sock status |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["provide"]["provisions"])')
+say "  $provided provision records at the national server"
+say "  juki-ctl -s jlis-0.sock notices send"
+"$ctl" -s jlis-0.sock notices send | sed 's/^/    /'
+notified() {
+	"$ctl" --json -s pref-13.sock status |
+		python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["provide"]["provisions"] < '"$provided"')'
+}
+wait_for "the provision notices at 東京都" notified
+say "  東京都 holds them; the counts per prefecture and day agree (juki-ctl notices reconcile):"
+"$ctl" -s jlis-0.sock notices reconcile | sed 's/^/    /'
+
+step "A disclosure request at 東京都 (第6-8(5)ア): to whom the person's information went"
+"$ctl" pki issue --encrypt --pin-fd 3 pki urn:juki:op:pref:13:yamada >/dev/null 3<<<"$CARD_PIN"
+terminal term-pref-13-yamada.yaml pref-13 op-pref-13-yamada "key: pki/op-pref-13-yamada.key"
+"$ctl" -s pref-13.sock operator add yamada --roles supervisor --datasets honnin,provide \
+	--new-pin-fd 3 >/dev/null 3<<<"$PIN"
+say "  the prefecture's 責任者 yamada (a supervisor with the data set provide):"
+say "  juki-ctl --terminal term-pref-13-yamada.yaml disclosure $code3"
+op pref-13-yamada disclosure "$code3" | sed 's/^/    /'
+pdf=$dir/kaiji-$code3.pdf
+say "  juki-ctl --terminal term-pref-13-yamada.yaml disclosure $code3 --pdf $pdf"
+op pref-13-yamada disclosure "$code3" --pdf "$pdf" >/dev/null
+say "  the printed answer holds the person's data: made mode 0600, here in the demo's folder"
+say "  (mode 0700; the next run erases it); at a real counter, print it, then erase it:"
+stat -c '%A %s bytes %n' "$pdf" | sed "s/^/    /"
+pdfinfo "$pdf" | grep -E '^(Pages|Page size):' | sed 's/^/    /' || true
+pdftotext -layout "$pdf" - | grep -E '開示|住民票コード|知事' | grep -vE '^ *[0-9]{4}-' |
+	sed 's/^ *//;s/^/    /' || true
+
+step "A management report (第6-8(1)エ): 千代田区 asks 日本年金機構, which the nation provided to"
+cat >report-request.txt <<'EOF'
+本人確認情報の適切な管理のために講じている措置の実施状況を報告してください。
+EOF
+due=$(TZ=Asia/Tokyo date -d '+30 days' +%F)
+say "  juki-ctl --terminal term-cs-131016-sato.yaml report request --to $AGENCY \\"
+say "      --kind report --provider national --subject 管理状況の報告 \\"
+say "      --text-file report-request.txt --due $due"
+rid=$(op cs-131016-sato --json report request --to "$AGENCY" --kind report --provider national \
+	--subject 管理状況の報告 --text-file report-request.txt --due "$due" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("    request %s: %s, next %s" % (r["id"], r["state"], r["next"]), file=sys.stderr)
+print(r["id"])')
+report_state() { # socket state
+	"$ctl" --json -s "$1" report list | python3 -c '
+import json, sys
+sys.exit(not any(r["id"] == sys.argv[1] and r["state"] == sys.argv[2] for r in json.load(sys.stdin)["reports"]))' "$rid" "$2"
+}
+wait_for "the request at the national server" report_state jlis-0.sock received
+wait_for "千代田区 to learn that it was received" report_state cs-131016.sock received
+for n in cs-131016 pref-13 jlis-0; do
+	"$ctl" --json -s "$n.sock" report show "$rid" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("  %-10s %-9s %-8s to %s (asked by %s, due %s)" % (sys.argv[1], r["role"], r["state"], r["to"], r["requester"], r["due"]))' "$n"
+done
+say "  the national server holds it for 日本年金機構's staff to fetch and answer there"
+
+step "日本年金機構's staff member fetches the request and answers it (juki-ctl provide reports|reply)"
+say "  juki-ctl provide reports --body-conf body-nenkin.yaml"
+provide reports | sed 's/^/    /'
+cat >report-answer.txt <<'EOF'
+本人確認情報の取扱者を限定し、大量提供は責任者の承認を得て行っています。
+EOF
+say "  juki-ctl provide reply --body-conf body-nenkin.yaml $rid --file report-answer.txt"
+provide reply "$rid" --file report-answer.txt | sed 's/^/    /'
+wait_for "千代田区 to hold the answer" report_state cs-131016.sock answered
+say "  at 千代田区 (juki-ctl report show $rid):"
+"$ctl" -s cs-131016.sock report show "$rid" | sed 's/^/    /'
+
 step "Logs (no personal data in them)"
 tail -n 4 cs-131016.log | sed 's/^/  /'
+grep -E 'provide|agreement|notice' jlis-0.log | tail -n 3 | sed 's/^/  /' || true
 
 if [ "$keep" -eq 1 ]; then
 	step "The network keeps running in $dir"

@@ -45,7 +45,7 @@ check_accepted(const char *urn, const struct juki_ident *id)
 	FUZZ_ASSERT(juki_ident_node(id->kind, id->id, &built) == 0);
 	FUZZ_ASSERT(memcmp(&built, id, sizeof(built)) == 0);
 	rc = juki_ident_pref_of(id, pref);
-	if (id->kind == JUKI_KIND_CS || id->kind == JUKI_KIND_PREF ||
+	if (id->kind == JUKI_KIND_CS || id->kind == JUKI_KIND_PREF || id->kind == JUKI_KIND_EXEC ||
 	    (id->kind == JUKI_KIND_AUTHLINK && strcmp(id->id, "0") != 0)) {
 		FUZZ_ASSERT(rc == 0 && juki_pref_code_check(pref) == 0);
 		FUZZ_ASSERT(strncmp(pref, id->id, 2) == 0);

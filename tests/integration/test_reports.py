@@ -4,18 +4,21 @@ A municipality, a prefecture or the national server asks a body that received id
 information for a report on its management measures (or for improvement); the request
 travels through the servers the standard names, the body fetches it from the server that
 provided and answers it with a staff card, and the answer comes back to the requester.
-The bodies here are test peers (jukitest.peer.Peer): the body's certificate outside, a
-staff card inside.
+The bodies are test peers (jukitest.peer.Peer: the body's certificate outside, a staff card
+inside) where a case sends what juki-ctl never would, and juki-ctl itself (provide reports,
+provide reply, docs/body.md §7) where a staff member fetches and answers as they would.
 """
 
 import base64
 import datetime
+import json
 import os
 import signal
 import tempfile
 
-from jukitest import Network, run_cases, run_ctl, wait_until, history, fails, urn
+from jukitest import Network, fails, fname, history, run_cases, run_ctl, urn, wait_until
 from jukitest.peer import Peer
+from test_provide_client import Body as Terminal, Card
 
 GW, CS, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
 NENKIN, KYOIKU, OSAKA = "agency:nenkin", "exec:13-kyoiku", "exec:27-kyoiku"
@@ -328,6 +331,108 @@ def case_pref_restart_midway():
         assert net[JLIS].admin("status")["outbound"]["queued"] == 0
 
 
+def terminal(net, body, server, staff, token=False, name=None):
+    """The body's terminal for juki-ctl provide: its body file naming server, a staff card
+    (on a SoftHSM2 token, or an encrypted key file)."""
+    card = Card(net, "urn:juki:op:%s:%s" % (body, staff), token=token)
+    return Terminal(net, card, gateways=[net[GW].address], body=body, server=server,
+                    name=name or "%s-%s.yaml" % (fname(body), fname(server)))
+
+
+def doc_file(net, name, data):
+    path = os.path.join(net.dir, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def case_agency_answers_with_juki_ctl():
+    """第6-8(1)エ with juki-ctl at the body: a municipality asks an agency the national server
+    provided to, through its prefecture and the national server; the agency's staff member
+    sees it with juki-ctl provide reports (staff card on a SoftHSM2 token) and answers it with
+    juki-ctl provide reply; the answer, and who gave it, is seen at the municipality."""
+    with network() as net:
+        rid = request(net[CS], NENKIN, provider="national")["id"]
+        wait_state(net[JLIS], rid, "received")
+        at_jlis = terminal(net, NENKIN, JLIS, "kato", token=True)
+        at_pref = terminal(net, NENKIN, PREF, "kato2")
+        staff = "urn:juki:op:%s:kato" % NENKIN
+        # At the prefecture nothing is held for the agency: the national server provided.
+        assert at_pref.ctl("reports")["reports"] == []
+        got = at_jlis.ctl("reports")
+        assert (got["body"], got["server"], got["staff"]) == (urn(NENKIN), urn(JLIS), staff)
+        assert [r["id"] for r in got["reports"]] == [rid] and got["total"] == 1, got
+        held = got["reports"][0]
+        assert held["requester"] == urn(CS) and held["kind"] == "report", held
+        assert held["due"] == jst_today(30) and "報告してください" in held["text"], held
+        text = at_jlis.ctl("reports", json_out=False)
+        lines = text.splitlines()
+        assert lines[0] == "1 management-report requests held for %s at %s" % (
+            urn(NENKIN), urn(JLIS)), text
+        assert rid in lines[2] and urn(CS) in lines[2] and "管理状況の報告" in lines[2], text
+        answer = "本人確認情報の管理措置は規程どおり実施しています。\n".encode()
+        r = at_jlis.ctl("reply", rid, "--file", doc_file(net, "answer.txt", answer))
+        assert r == {"id": rid, "media": "text/plain", "size": len(answer),
+                     "state": "answered", "server": urn(JLIS), "staff": staff}, r
+        assert at_jlis.ctl("reports")["reports"] == []  # answered: no longer open
+        wait_state(net[JLIS], rid, "answered")
+        wait_state(net[PREF], rid, "answered")
+        wait_state(net[CS], rid, "answered")
+        shown = net[CS].admin("report", "show", rid)
+        assert shown["by"] == staff, shown
+        assert shown["answer"]["media"] == "text/plain", shown
+        assert base64.b64decode(shown["answer"]["data"]) == answer
+        steps = [(e["operator"], e["outcome"]) for e in history(net[JLIS])
+                 if e["action"] in ("report.fetch", "report.answer")]
+        assert steps == [(staff, "ok")] * 4, steps  # three fetches and the answer
+
+
+def case_juki_ctl_reply_refused():
+    """juki-ctl provide reply refuses a missing file, an oversized document, a PDF that is
+    not a PDF and a text that is not UTF-8 before anything is sent (exit 2), and shows the
+    server's refusal with its reason for an unknown id, another body's request and a second
+    answer (exit 1); a PDF is answered as one."""
+    with network() as net:
+        rid = request(net[PREF], KYOIKU)["id"]
+        theirs = request(net[PREF], NENKIN)["id"]
+        t = terminal(net, KYOIKU, PREF, "ito")
+        staff = "urn:juki:op:%s:ito" % KYOIKU
+        assert [r["id"] for r in t.ctl("reports")["reports"]] == [rid]
+        text = doc_file(net, "a.txt", b"ok\n")
+        for args, want in (
+                ((rid, "--file", os.path.join(net.dir, "missing.txt")), "No such file"),
+                ((rid, "--file", doc_file(net, "big.txt", b"x" * (256 * 1024 + 1))),
+                 "over 256 KiB"),
+                ((rid, "--file", text, "--media", "application/pdf"), "not a PDF"),
+                ((rid, "--file", doc_file(net, "bin.txt", b"\xff\xfe")), "not UTF-8"),
+                ((rid, "--file", doc_file(net, "empty.txt", b"")), "empty"),
+                ((rid, "--file", text, "--media", "text/html"), "--media")):
+            code, out, err = t.ctl("reply", *args, check=False)
+            assert code == 2 and want in err, (args, code, err)
+        # A wrong card passphrase: exit 4, nothing sent.
+        code, out, err = t.ctl("reply", rid, "--file", text, card_pin="0000", check=False)
+        assert code == 4, (code, err)
+        assert not [e for e in history(net[PREF]) if e["action"] == "report.answer"]
+        # The server's refusals, with their reasons.
+        unknown = rid[:-4] + ("0000" if not rid.endswith("0000") else "1111")
+        for other in (unknown, theirs):
+            code, out, err = t.ctl("reply", other, "--file", text, check=False)
+            assert code == 1 and "provide reply: report-unknown: " in err, (code, err)
+            assert json.loads(out)["error"] == "report-unknown", out
+        # A PDF, known by its first bytes, is answered as one; a second answer is refused.
+        pdf = b"%PDF-1.4\n% a report\n"
+        r = t.ctl("reply", rid, "--file", doc_file(net, "a.pdf", pdf))
+        assert r["media"] == "application/pdf" and r["size"] == len(pdf), r
+        code, out, err = t.ctl("reply", rid, "--file", text, check=False)
+        assert code == 1 and "report-answered" in err, (code, err)
+        shown = net[PREF].admin("report", "show", rid)
+        assert shown["by"] == staff and base64.b64decode(shown["answer"]["data"]) == pdf
+        assert state(net[PREF], theirs) == "received"
+        answers = [e["outcome"] for e in history(net[PREF])
+                   if e["action"] == "report.answer" and e["operator"] == staff]
+        assert len(answers) == 4 and answers.count("ok") == 1, answers
+
+
 if __name__ == "__main__":
     run_cases([
         case_municipality_through_pref_and_national_to_agency,
@@ -336,4 +441,6 @@ if __name__ == "__main__":
         case_overdue_alerted_once,
         case_bad_answers_refused,
         case_pref_restart_midway,
+        case_agency_answers_with_juki_ctl,
+        case_juki_ctl_reply_refused,
     ])

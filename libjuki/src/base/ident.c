@@ -40,8 +40,8 @@ juki_kind_parse(const char *name)
 	return JUKI_KIND_NONE;
 }
 
-static int
-token_valid(const char *s)
+int
+juki_ident_token_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -70,7 +70,7 @@ exec_id_valid(const char *id)
 	size_t n = strlen(id), lglen;
 	const char *name;
 
-	if (n >= JUKI_ID_MAX || !token_valid(id)) {
+	if (n >= JUKI_ID_MAX || !juki_ident_token_valid(id)) {
 		return 0;
 	}
 	if (n > 2 && id[2] == '-') {
@@ -104,7 +104,7 @@ node_id_valid(enum juki_kind kind, const char *id)
 	case JUKI_KIND_FWGATE:
 	case JUKI_KIND_AGENCY:
 	case JUKI_KIND_CA:
-		return token_valid(id);
+		return juki_ident_token_valid(id);
 	case JUKI_KIND_EXEC:
 		return exec_id_valid(id);
 	default:
@@ -164,7 +164,7 @@ juki_ident_parse(const char *urn, struct juki_ident *out)
 	}
 	out->node_kind = juki_kind_parse(parts[1]);
 	if (out->node_kind == JUKI_KIND_NONE || out->node_kind == JUKI_KIND_OP ||
-	    !node_id_valid(out->node_kind, parts[2]) || !token_valid(parts[3])) {
+	    !node_id_valid(out->node_kind, parts[2]) || !juki_ident_token_valid(parts[3])) {
 		memset(out, 0, sizeof(*out));
 		return JUKI_EIDENT;
 	}

@@ -223,7 +223,10 @@ juki_conflicts_start(struct juki_node *node, int64_t grace_ms)
 	cf->grace_ms = grace_ms;
 	cf->any = 1; /* until the first look */
 	cf->timer = event_new(juki_node_base(node), -1, EV_PERSIST, conflicts_due, cf);
-	if (cf->timer == NULL) {
+	if (cf->timer == NULL || juki_node_module_set(node, JUKI_MODULE_CONFLICTS, cf) != 0) {
+		if (cf->timer != NULL) {
+			event_free(cf->timer);
+		}
 		free(cf);
 		return NULL;
 	}
@@ -246,6 +249,7 @@ juki_conflicts_stop(struct juki_conflicts *cf)
 	if (cf == NULL) {
 		return;
 	}
+	juki_node_module_clear(cf->node, JUKI_MODULE_CONFLICTS, cf);
 	event_free(cf->timer);
 	free(cf);
 }

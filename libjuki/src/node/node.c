@@ -41,6 +41,7 @@ struct juki_node {
 	struct event *tick;               /* the deadline check, every minute */
 	struct juki_opcmds *opcmds;       /* the operators' commands and the operation history */
 	struct juki_opport *opport;       /* the operator port, when configured */
+	struct juki_node_modules modules; /* the shared modules' states (juki_node_module()) */
 };
 
 static void committed(void *ctx);
@@ -1413,4 +1414,49 @@ struct juki_opcmds *
 juki_node_opcmds(const struct juki_node *node)
 {
 	return node->opcmds;
+}
+
+int
+juki_node_modules_set(struct juki_node_modules *m, enum juki_module id, void *state)
+{
+	if ((unsigned)id >= JUKI_MODULES) {
+		return JUKI_EINVAL;
+	}
+	if (state != NULL && m->state[id] != NULL && m->state[id] != state) {
+		return JUKI_EEXIST;
+	}
+	m->state[id] = state;
+	return 0;
+}
+
+void *
+juki_node_modules_get(const struct juki_node_modules *m, enum juki_module id)
+{
+	return (unsigned)id < JUKI_MODULES ? m->state[id] : NULL;
+}
+
+void
+juki_node_modules_clear(struct juki_node_modules *m, enum juki_module id, const void *state)
+{
+	if ((unsigned)id < JUKI_MODULES && state != NULL && m->state[id] == state) {
+		m->state[id] = NULL;
+	}
+}
+
+int
+juki_node_module_set(struct juki_node *node, enum juki_module id, void *state)
+{
+	return juki_node_modules_set(&node->modules, id, state);
+}
+
+void *
+juki_node_module(const struct juki_node *node, enum juki_module id)
+{
+	return juki_node_modules_get(&node->modules, id);
+}
+
+void
+juki_node_module_clear(struct juki_node *node, enum juki_module id, const void *state)
+{
+	juki_node_modules_clear(&node->modules, id, state);
 }

@@ -93,9 +93,7 @@ cap_alert_due(struct juki_provide *p, const char *agreement, int64_t day)
 struct juki_provide *
 juki_provide_of(struct juki_node *node)
 {
-	struct juki_provide_head *head = juki_node_priv(node);
-
-	return head->provide;
+	return juki_node_module(node, JUKI_MODULE_PROVIDE);
 }
 
 static int
@@ -163,6 +161,12 @@ juki_provide_start(struct juki_node *node, const struct juki_provide_conf *conf,
 		free(p);
 		return NULL;
 	}
+	if (juki_node_module_set(node, JUKI_MODULE_PROVIDE, p) != 0) {
+		snprintf(err, errlen, "provide: already started at this node");
+		juki_jimu_list_free(p->jimu);
+		free(p);
+		return NULL;
+	}
 	log_info("provide: 事務 list of %zu entries", juki_jimu_list_count(p->jimu));
 	return p;
 }
@@ -192,6 +196,7 @@ juki_provide_stop(struct juki_provide *p)
 	if (p == NULL) {
 		return;
 	}
+	juki_node_module_clear(p->node, JUKI_MODULE_PROVIDE, p);
 	juki_jimu_list_free(p->jimu);
 	free(p);
 }

@@ -531,7 +531,8 @@ juki_provnotice_start(struct juki_node *node, int64_t interval_ms)
 	pn->interval = interval_ms;
 	pn->timer = evtimer_new(juki_node_base(node), tick, pn);
 	pn->reconcile = juki_reconcile_new(&env, &conf);
-	if (pn->timer == NULL || pn->reconcile == NULL) {
+	if (pn->timer == NULL || pn->reconcile == NULL ||
+	    juki_node_module_set(node, JUKI_MODULE_PROVNOTICE, pn) != 0) {
 		juki_provnotice_stop(pn);
 		return NULL;
 	}
@@ -561,6 +562,7 @@ juki_provnotice_stop(struct juki_provnotice *pn)
 	if (pn == NULL) {
 		return;
 	}
+	juki_node_module_clear(pn->node, JUKI_MODULE_PROVNOTICE, pn);
 	if (pn->timer != NULL) {
 		event_free(pn->timer);
 	}

@@ -7,6 +7,8 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
+#include <unistr.h>
+
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/alert.h"
@@ -100,18 +102,6 @@ body_kind(const struct juki_ident *id)
 	return id->kind == JUKI_KIND_AGENCY || id->kind == JUKI_KIND_EXEC;
 }
 
-/* Count the characters of UTF-8 text (valid: jansson checked it). */
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++) {
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	}
-	return n;
-}
-
 static int
 copy_field(const json_t *obj, const char *key, char *out, size_t len, struct juki_reject *rej)
 {
@@ -200,7 +190,7 @@ juki_report_from_json(const json_t *obj, struct juki_report *r, struct juki_reje
 		return JUKI_REJECT;
 	}
 	if (juki_text_valid(r->subject, sizeof(r->subject) - 1, why, sizeof(why)) != 0 ||
-	    utf8_chars(r->subject) > JUKI_REPORT_SUBJECT_MAX) {
+	    u8_mbsnlen((const uint8_t *)r->subject, strlen(r->subject)) > JUKI_REPORT_SUBJECT_MAX) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD,
 				       "subject: 1..%d characters of one line, NFC",
 				       JUKI_REPORT_SUBJECT_MAX);
@@ -513,22 +503,11 @@ struct juki_reports {
 	int64_t poll_ms;
 };
 
-/*
- * The handlers and commands are given the node; they find the module here.
- * A process runs one node (several in unit tests).
- */
-#define REGISTRY_MAX 8
-static struct juki_reports *registry[REGISTRY_MAX];
-
+/* The handlers and commands are given the node; they find the module in its slot. */
 static struct juki_reports *
 reports_of(const struct juki_node *node)
 {
-	for (size_t i = 0; i < REGISTRY_MAX; i++) {
-		if (registry[i] != NULL && registry[i]->node == node) {
-			return registry[i];
-		}
-	}
-	return NULL;
+	return juki_node_module(node, JUKI_MODULE_REPORTS);
 }
 
 static const char *
@@ -1304,23 +1283,19 @@ juki_reports_start(struct juki_node *node, const char *up, int64_t poll_ms)
 {
 	struct juki_reports *rp = calloc(1, sizeof(*rp));
 	struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
-	size_t i;
 
 	if (rp == NULL) {
 		return NULL;
 	}
-	for (i = 0; i < REGISTRY_MAX && registry[i] != NULL; i++) {
-	}
 	rp->node = node;
 	rp->timer = event_new(juki_node_base(node), -1, EV_PERSIST, on_timer, rp);
-	if (i == REGISTRY_MAX || rp->timer == NULL) {
+	if (rp->timer == NULL || juki_node_module_set(node, JUKI_MODULE_REPORTS, rp) != 0) {
 		if (rp->timer != NULL) {
 			event_free(rp->timer);
 		}
 		free(rp);
 		return NULL;
 	}
-	registry[i] = rp;
 	juki_reports_set(rp, up, poll_ms);
 	evtimer_add(rp->timer, &tv);
 	return rp;
@@ -1341,11 +1316,7 @@ juki_reports_stop(struct juki_reports *rp)
 	if (rp == NULL) {
 		return;
 	}
-	for (size_t i = 0; i < REGISTRY_MAX; i++) {
-		if (registry[i] == rp) {
-			registry[i] = NULL;
-		}
-	}
+	juki_node_module_clear(rp->node, JUKI_MODULE_REPORTS, rp);
 	event_free(rp->timer);
 	free(rp);
 }

@@ -2,9 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistr.h>
 
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/ident.h"
 #include "juki/records/agreement.h"
 #include "juki/records/person.h"
 #include "juki/wire/msg.h"
@@ -255,23 +257,6 @@ juki_agreement_next(enum juki_agreement_state state, enum juki_agreement_action 
 }
 
 static int
-id_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= JUKI_ID_MAX || s[0] == '-') {
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		      s[i] == '-')) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static int
 get_int(const json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out)
 {
 	const json_t *v = json_object_get(obj, key);
@@ -319,7 +304,7 @@ juki_agreement_from_json(const json_t *obj, struct juki_agreement *a, char *fiel
 		}
 	}
 	s = json_string_value(json_object_get(obj, "id"));
-	if (s == NULL || !id_valid(s)) {
+	if (s == NULL || !juki_ident_token_valid(s)) {
 		BAD("id", "1..32 of [a-z0-9-], not starting with -");
 	}
 	snprintf(a->id, sizeof(a->id), "%s", s);
@@ -946,17 +931,6 @@ juki_batch_take(struct juki_store *store, const struct juki_batch_part *p, int64
 
 /* -- requests -------------------------------------------------------------- */
 
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++) {
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	}
-	return n;
-}
-
 static int refuse(const char **reason, const char *code, char *detail, size_t len, const char *fmt,
 		  ...) __attribute__((format(printf, 5, 6)));
 
@@ -1065,7 +1039,7 @@ juki_provide_request_read(const json_t *body, int batch, struct juki_provide_req
 	r->agreement = json_string_value(json_object_get(body, "agreement"));
 	r->jimu = json_string_value(json_object_get(body, "jimu"));
 	r->purpose = json_string_value(json_object_get(body, "purpose"));
-	if (r->agreement == NULL || !id_valid(r->agreement)) {
+	if (r->agreement == NULL || !juki_ident_token_valid(r->agreement)) {
 		return refuse(reason, JUKI_R_BAD_FIELD, detail, len,
 			      "agreement: the id of an agreement, 1..32 of [a-z0-9-]");
 	}
@@ -1075,7 +1049,7 @@ juki_provide_request_read(const json_t *body, int batch, struct juki_provide_req
 	}
 	if (r->purpose == NULL ||
 	    juki_text_valid(r->purpose, JUKI_PURPOSE_CHARS * 4, why, sizeof(why)) != 0 ||
-	    utf8_chars(r->purpose) > JUKI_PURPOSE_CHARS) {
+	    u8_mbsnlen((const uint8_t *)r->purpose, strlen(r->purpose)) > JUKI_PURPOSE_CHARS) {
 		return refuse(reason, JUKI_R_BAD_FIELD, detail, len,
 			      "purpose: 1..200 characters of UTF-8 NFC without control "
 			      "characters");

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include "juki/base/error.h"
+#include "juki/base/ident.h"
 #include "juki/records/operator.h"
 
 #define SALT_LEN 16
@@ -106,23 +107,6 @@ juki_roles_from_json(const json_t *list, unsigned *roles, char *why, size_t whyl
 	return 0;
 }
 
-static int
-id_valid(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n >= JUKI_ID_MAX || id[0] == '-') {
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') ||
-		      id[i] == '-')) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 int
 juki_pin_valid(const char *pin, char *why, size_t whylen)
 {
@@ -206,7 +190,7 @@ juki_operator_add(struct juki_store *store, int64_t now_ms, const char *id, unsi
 	char *ds = NULL;
 	int rc;
 
-	if (!id_valid(id)) {
+	if (!juki_ident_token_valid(id)) {
 		snprintf(why, whylen, "operator: 1 to 32 of a-z, 0-9 and -, not starting with -");
 		return JUKI_EFORMAT;
 	}

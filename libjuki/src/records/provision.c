@@ -1,8 +1,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/records/provision.h"
@@ -38,49 +36,6 @@ const char juki_provision_purge_delete[] =
     "DELETE FROM provisions WHERE id IN"
     " (SELECT id FROM provisions WHERE time_ms < ?1 LIMIT ?2)";
 
-/*
- * A record's UUIDv7 (as juki_uuid7()), its 74 random bits drawn from a pool
- * the OpenSSL DRBG refills 4 KiB at a time: one RAND_bytes() call per 409
- * records rather than one each, which costs as much as the insert.  The
- * daemon writes records from its loop's thread only.
- */
-static int
-record_id(int64_t ms, char out[JUKI_UUID_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	static unsigned char pool[4090];
-	static size_t left;
-	unsigned char b[16];
-	size_t o = 0;
-
-	if (ms < 0 || ms > INT64_C(0xffffffffffff)) {
-		return JUKI_ERANGE;
-	}
-	if (left < 10) {
-		if (RAND_bytes(pool, (int)sizeof(pool)) != 1) {
-			return JUKI_EIO;
-		}
-		left = sizeof(pool);
-	}
-	for (int i = 0; i < 6; i++) {
-		b[i] = (unsigned char)((uint64_t)ms >> (40 - 8 * i));
-	}
-	memcpy(b + 6, pool + sizeof(pool) - left, 10);
-	OPENSSL_cleanse(pool + sizeof(pool) - left, 10);
-	left -= 10;
-	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
-	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10) {
-			out[o++] = '-';
-		}
-		out[o++] = hex[b[i] >> 4];
-		out[o++] = hex[b[i] & 0x0f];
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 static const char *
 or_empty(const char *s)
 {
@@ -106,7 +61,7 @@ juki_provision_add(struct juki_store *store, const struct juki_provision *p)
 	}
 	if (p->id != NULL && p->id[0] != '\0') {
 		snprintf(id, sizeof(id), "%s", p->id);
-	} else if ((rc = record_id(p->time_ms, id)) != 0) {
+	} else if ((rc = juki_uuid7(p->time_ms, id)) != 0) {
 		return rc;
 	}
 	if ((st = juki_store_prepare(store, sql)) == NULL) {

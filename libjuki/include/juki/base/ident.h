@@ -58,6 +58,13 @@ int juki_ident_parse(const char *urn, struct juki_ident *out);
  */
 int juki_ident_node(enum juki_kind kind, const char *id, struct juki_ident *out);
 
+/*
+ * juki_ident_token_valid() - true for 1..JUKI_ID_MAX-1 of [a-z0-9-] not
+ * starting with '-': the rule of node ids like jlis:0 and of operator ids,
+ * also taken by other ids that name things in URNs and files (agreements).
+ */
+int juki_ident_token_valid(const char *s);
+
 /* juki_kind_name() - "cs", "pref", ...; "none" for JUKI_KIND_NONE. */
 const char *juki_kind_name(enum juki_kind kind);
 

@@ -38,7 +38,8 @@ struct juki_conflicts;
 
 /*
  * juki_conflicts_start() - watch for conflicts open longer than grace_ms
- * and raise their alert; NULL on ENOMEM.  juki_conflicts_stop() ends it.
+ * and raise their alert, the node's JUKI_MODULE_CONFLICTS (node.h); NULL on
+ * ENOMEM or when the node runs it already.  juki_conflicts_stop() ends it.
  */
 struct juki_conflicts *juki_conflicts_start(struct juki_node *node, int64_t grace_ms);
 void juki_conflicts_stop(struct juki_conflicts *cf);

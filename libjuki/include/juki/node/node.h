@@ -264,4 +264,43 @@ const struct juki_ident *juki_node_self(const struct juki_node *node);
 const struct juki_node_conf *juki_node_conf(const struct juki_node *node);
 struct juki_opcmds *juki_node_opcmds(const struct juki_node *node);
 
+/*
+ * The runtime's modules that several daemons share (conflict.h, provide.h,
+ * provnotice.h, report.h).  Their handlers and control commands are given
+ * only the node: each module finds its state in the node's slot of its id,
+ * filled by its start and emptied by its stop, whatever the daemon's own
+ * state looks like.  A new shared module adds its id here (before
+ * JUKI_MODULES).
+ */
+enum juki_module {
+	JUKI_MODULE_CONFLICTS,  /* struct juki_conflicts (二重登録) */
+	JUKI_MODULE_PROVIDE,    /* struct juki_provide (provision, 第6-8) */
+	JUKI_MODULE_PROVNOTICE, /* struct juki_provnotice (provision notices) */
+	JUKI_MODULE_REPORTS,    /* struct juki_reports (management reports) */
+	JUKI_MODULES            /* the number of slots */
+};
+
+/* The slots themselves, one a module (a node holds one; usable alone in tests). */
+struct juki_node_modules {
+	void *state[JUKI_MODULES];
+};
+
+/*
+ * juki_node_modules_set() - put state in the slot of id, or empty it with
+ * NULL.  0; JUKI_EINVAL for an id out of range; JUKI_EEXIST when the slot
+ * holds another state already (a module runs once at a node; the slot is
+ * left as it was).  juki_node_modules_get() - the state in the slot of id,
+ * NULL when empty or for an id out of range.  juki_node_modules_clear() -
+ * empty the slot of id if it holds state (a module's stop: a second start
+ * that never took the slot leaves the first one's alone).
+ */
+int juki_node_modules_set(struct juki_node_modules *m, enum juki_module id, void *state);
+void *juki_node_modules_get(const struct juki_node_modules *m, enum juki_module id);
+void juki_node_modules_clear(struct juki_node_modules *m, enum juki_module id, const void *state);
+
+/* juki_node_module_set(), juki_node_module(), juki_node_module_clear() - on the node's slots. */
+int juki_node_module_set(struct juki_node *node, enum juki_module id, void *state);
+void *juki_node_module(const struct juki_node *node, enum juki_module id);
+void juki_node_module_clear(struct juki_node *node, enum juki_module id, const void *state);
+
 #endif

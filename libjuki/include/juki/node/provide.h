@@ -14,9 +14,9 @@
  * batch carries the 責任者's valid approval.  Each person provided leaves a
  * provision record (records/provision.h).
  *
- * Shared by juki-prefd and juki-jlisd, as node/conflict.c is: the daemon
- * keeps its struct juki_provide * in its private state where
- * juki_provide_of() finds it (struct juki_provide_head first).
+ * Shared by juki-prefd and juki-jlisd, as node/conflict.c is: the handlers
+ * and commands find the state in the node's JUKI_MODULE_PROVIDE slot
+ * (node.h), which juki_provide_start() fills (juki_provide_of()).
  */
 #ifndef JUKI_NODE_PROVIDE_H
 #define JUKI_NODE_PROVIDE_H
@@ -55,16 +55,7 @@ extern const struct juki_conf_key juki_provision_keys[];
 
 struct juki_provide;
 
-/*
- * The head of a providing daemon's private state (juki_node_priv()): its
- * conflicts first (conflict.h), then this.
- */
-struct juki_provide_head {
-	struct juki_conflicts *conflicts;
-	struct juki_provide *provide;
-};
-
-/* juki_provide_of() - the provide state of a daemon whose state begins with the head. */
+/* juki_provide_of() - the node's provide state (its module slot); NULL when not started. */
 struct juki_provide *juki_provide_of(struct juki_node *node);
 
 /*
@@ -74,7 +65,9 @@ struct juki_provide *juki_provide_of(struct juki_node *node);
 int juki_provide_check(const struct juki_provide_conf *conf, char *err, size_t errlen);
 
 /*
- * juki_provide_start() - load the 事務 list; NULL on failure with err.
+ * juki_provide_start() - load the 事務 list, and take the node's
+ * JUKI_MODULE_PROVIDE slot; NULL on failure with err (also when the node
+ * runs it already).
  * juki_provide_reload() - load it again (check() passed it); the old list
  * stays on failure (logged).  juki_provide_stop() - free; NULL is fine.
  */

@@ -74,7 +74,8 @@ struct juki_provnotice;
  * interval_ms (0: only when asked) and reconcile them every
  * reconcile_ms over the last days days (the node's honnin: settings).
  * The node's store must hold the schemas "provision", "provnotice" and
- * "reconcile".  NULL on ENOMEM.
+ * "reconcile".  It takes the node's JUKI_MODULE_PROVNOTICE slot (node.h).
+ * NULL on ENOMEM or when the node runs it already.
  */
 struct juki_provnotice *juki_provnotice_start(struct juki_node *node, int64_t interval_ms);
 

@@ -157,7 +157,9 @@ json_t *juki_report_answer_to_json(const struct juki_report_answer *a);
  * The module at a node.  up is where requests go on: a CS's prefecture, a
  * prefecture's national server; NULL at the national server.  poll_ms: how
  * often a CS asks its prefecture about an open request (0: never; a
- * prefecture and the national server never poll).
+ * prefecture and the national server never poll).  juki_reports_start()
+ * takes the node's JUKI_MODULE_REPORTS slot (node.h), where the handlers
+ * and commands find it; NULL on ENOMEM or when the node runs it already.
  */
 struct juki_reports;
 
