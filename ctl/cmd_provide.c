@@ -419,30 +419,68 @@ answer_dir(const struct ctl_body *b)
 }
 
 static int
-write_line(int fd, const json_t *doc)
+write_all(int fd, const char *text, size_t len)
 {
-	char *text = json_dumps(doc, JSON_COMPACT);
-	size_t len, off = 0;
-	int rc = 0;
+	size_t off = 0;
 
-	if (text == NULL) {
-		return JUKI_ENOMEM;
-	}
-	len = strlen(text);
-	text[len] = '\n';
-	while (off < len + 1) {
-		ssize_t n = write(fd, text + off, len + 1 - off);
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
 
 		if (n < 0 && errno == EINTR) {
 			continue;
 		}
 		if (n < 0) {
-			rc = -errno;
-			break;
+			return -errno;
 		}
 		off += (size_t)n;
 	}
-	free(text);
+	return 0;
+}
+
+/* Lines of JSON gathered to be written at once (a part's answers: one write, not 1000). */
+struct lines {
+	char *buf;
+	size_t len, cap;
+};
+
+static int
+lines_add(struct lines *l, const json_t *doc)
+{
+	for (;;) {
+		size_t n = json_dumpb(doc, l->buf + l->len, l->cap - l->len, JSON_COMPACT);
+
+		if (n == 0) {
+			return JUKI_ENOMEM;
+		}
+		if (l->len + n + 1 <= l->cap) {
+			l->len += n;
+			l->buf[l->len++] = '\n';
+			return 0;
+		}
+		size_t cap = l->cap ? l->cap : 65536;
+		char *bigger;
+
+		while (cap < l->len + n + 1) {
+			cap *= 2;
+		}
+		if ((bigger = realloc(l->buf, cap)) == NULL) {
+			return JUKI_ENOMEM;
+		}
+		l->buf = bigger;
+		l->cap = cap;
+	}
+}
+
+static int
+write_line(int fd, const json_t *doc)
+{
+	struct lines l = {0};
+	int rc = lines_add(&l, doc);
+
+	if (rc == 0) {
+		rc = write_all(fd, l.buf, l.len);
+	}
+	free(l.buf);
 	return rc;
 }
 
@@ -549,18 +587,27 @@ take_answers(const struct ctl_req *req, struct batch *bt, struct ctl_link *link,
 			return rc;
 		}
 	}
-	json_array_foreach(answers, i, a)
 	{
-		int rc;
+		struct lines l = {0};
+		int rc = 0;
 
-		if (json_is_true(json_object_get(a, "found"))) {
-			bt->found++;
-		} else if (json_is_string(json_object_get(a, "refused"))) {
-			bt->refused++;
-		} else {
-			bt->not_found++;
+		json_array_foreach(answers, i, a)
+		{
+			if (json_is_true(json_object_get(a, "found"))) {
+				bt->found++;
+			} else if (json_is_string(json_object_get(a, "refused"))) {
+				bt->refused++;
+			} else {
+				bt->not_found++;
+			}
+			if ((rc = lines_add(&l, a)) != 0) {
+				break;
+			}
 		}
-		rc = write_line(bt->fd, a);
+		if (rc == 0) {
+			rc = write_all(bt->fd, l.buf, l.len);
+		}
+		free(l.buf);
 		if (rc != 0) {
 			juki_ctl_fail(err, "io", "%s: %s", bt->tmp, juki_strerror(rc));
 			return rc;
@@ -670,15 +717,25 @@ batch_setup(struct ctl *ctl, const struct ctl_req *req, struct batch *bt)
 	return CTL_OK;
 }
 
+/*
+ * Parts in flight: the next parts are sent before the answer to the first
+ * is read, so that the server, the gateway and this process work at the
+ * same time instead of in turn (the server answers a link's messages in
+ * order).  Each part's answer is up to a few hundred KiB: the window stays
+ * small.
+ */
+#define PARTS_IN_FLIGHT 4
+
 static int
 cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 {
 	struct batch bt = {.fd = -1};
 	struct juki_ctl_error err;
 	struct ctl_link *link = NULL;
+	char ids[PARTS_IN_FLIGHT][JUKI_UUID_LEN + 1];
 	int64_t deadline;
 	char where[128] = "";
-	size_t p = 0;
+	size_t p = 0, sent = 0;
 	int rc;
 
 	memset(&err, 0, sizeof(err));
@@ -691,8 +748,21 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 	for (p = 0; rc == 0 && p < bt.parts; p++) {
 		json_t *result = NULL;
 
-		rc = ctl_link_send(link, "provide.batch", part_body(req, &bt, p), bt.b.part_timeout,
-				   &result, &err);
+		while (rc == 0 && sent < bt.parts && sent < p + PARTS_IN_FLIGHT) {
+			rc = ctl_link_post(link, "provide.batch", part_body(req, &bt, sent),
+					   bt.b.part_timeout, ids[sent % PARTS_IN_FLIGHT], &err);
+			if (rc == 0) {
+				sent++;
+			} else {
+				snprintf(where, sizeof(where), " (part %zu/%zu)", sent + 1,
+					 bt.parts);
+			}
+		}
+		if (rc != 0) {
+			break;
+		}
+		rc = ctl_link_wait(link, "provide.batch", ids[p % PARTS_IN_FLIGHT],
+				   bt.b.part_timeout, &result, &err);
 		if (rc == 0) {
 			rc = take_answers(req, &bt, link, p, result, &err);
 		}

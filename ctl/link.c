@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +281,14 @@ tcp_connect(struct ctl_link *l, const char *addr, char *why, size_t whylen)
 			rc = -soerr;
 		}
 		if (rc == 0) {
+			int one = 1;
+
+			/*
+			 * A message, then its ack: Nagle's algorithm against the
+			 * gateway's delayed ACK would hold the last segment of
+			 * every message for 40 ms (as the daemons' sockets, net.c).
+			 */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			l->fd = fd;
 		} else {
 			close(fd);
@@ -812,18 +822,16 @@ send_failed(struct ctl_link *l, const char *type, int rc, struct juki_ctl_error 
 }
 
 int
-ctl_link_send(struct ctl_link *l, const char *type, json_t *body, int64_t timeout_ms,
-	      json_t **result, struct juki_ctl_error *err)
+ctl_link_post(struct ctl_link *l, const char *type, json_t *body, int64_t timeout_ms,
+	      char id[JUKI_UUID_LEN + 1], struct juki_ctl_error *err)
 {
 	struct juki_clock clock = {0};
-	struct juki_msg msg = {0}, reply = {0};
-	struct juki_ack ack;
+	struct juki_msg msg = {0};
 	struct evbuffer *out = NULL;
-	const char *reason = NULL;
 	json_t *doc = NULL;
 	int rc;
 
-	*result = NULL;
+	id[0] = '\0';
 	memset(err, 0, sizeof(*err));
 	if (l->broken) {
 		json_decref(body);
@@ -843,8 +851,6 @@ ctl_link_send(struct ctl_link *l, const char *type, json_t *body, int64_t timeou
 		goto out;
 	}
 	rc = juki_frame_push(out, doc, (size_t)l->b->frame_max);
-	json_decref(doc);
-	doc = NULL;
 	if (rc != 0) {
 		juki_ctl_fail(err, "too-large", "%s: the message is over frame_max (%lld bytes)",
 			      type, (long long)l->b->frame_max);
@@ -852,9 +858,38 @@ ctl_link_send(struct ctl_link *l, const char *type, json_t *body, int64_t timeou
 	}
 	l->step = step_end(l, timeout_ms);
 	rc = inner_write_all(l, evbuffer_pullup(out, -1), evbuffer_get_length(out));
-	if (rc == 0) {
-		rc = inner_read_frame(l, &doc);
+	if (rc != 0) {
+		rc = send_failed(l, type, rc, err);
+		goto out;
 	}
+	snprintf(id, JUKI_UUID_LEN + 1, "%s", msg.id);
+out:
+	json_decref(doc);
+	juki_msg_clear(&msg);
+	if (out != NULL) {
+		evbuffer_free(out);
+	}
+	return rc;
+}
+
+int
+ctl_link_wait(struct ctl_link *l, const char *type, const char *id, int64_t timeout_ms,
+	      json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_msg reply = {0};
+	struct juki_ack ack;
+	const char *reason = NULL;
+	json_t *doc = NULL;
+	int rc;
+
+	*result = NULL;
+	memset(err, 0, sizeof(*err));
+	if (l->broken) {
+		juki_ctl_fail(err, "unreachable", "the link has failed");
+		return JUKI_ECLOSED;
+	}
+	l->step = step_end(l, timeout_ms);
+	rc = inner_read_frame(l, &doc);
 	if (rc != 0) {
 		rc = send_failed(l, type, rc, err);
 		goto out;
@@ -868,7 +903,7 @@ ctl_link_send(struct ctl_link *l, const char *type, json_t *body, int64_t timeou
 	}
 	if (strcmp(reply.from, l->b->server) != 0 ||
 	    (strcmp(reply.to, l->b->body) != 0 && strcmp(reply.to, ctl_link_staff(l)) != 0) ||
-	    (ack.corr[0] != '\0' && strcmp(ack.corr, msg.id) != 0)) {
+	    (ack.corr[0] != '\0' && strcmp(ack.corr, id) != 0)) {
 		l->broken = 1;
 		juki_ctl_fail(err, "bad-response", "%s: an ack that is not for this message", type);
 		rc = JUKI_EPROTO;
@@ -883,12 +918,20 @@ ctl_link_send(struct ctl_link *l, const char *type, json_t *body, int64_t timeou
 	rc = 0;
 out:
 	json_decref(doc);
-	juki_msg_clear(&msg);
 	juki_msg_clear(&reply);
-	if (out != NULL) {
-		evbuffer_free(out);
-	}
 	return rc;
+}
+
+int
+ctl_link_send(struct ctl_link *l, const char *type, json_t *body, int64_t timeout_ms,
+	      json_t **result, struct juki_ctl_error *err)
+{
+	char id[JUKI_UUID_LEN + 1];
+	int rc;
+
+	*result = NULL;
+	rc = ctl_link_post(l, type, body, timeout_ms, id, err);
+	return rc != 0 ? rc : ctl_link_wait(l, type, id, timeout_ms, result, err);
 }
 
 void

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "juki/node/control.h"
+#include "juki/wire/msg.h"
 #include "juki/wire/tls.h"
 
 /* The staff member's card (section staff:). */
@@ -112,6 +113,19 @@ const char *ctl_link_gateway(const struct ctl_link *l);
  * After a failure other than a rejection, the link is broken.
  */
 int ctl_link_send(struct ctl_link *l, const char *type, json_t *body, int64_t timeout_ms,
+		  json_t **result, struct juki_ctl_error *err);
+
+/*
+ * ctl_link_post() and ctl_link_wait() - ctl_link_send() in two halves, so
+ * that several messages can be in flight (a batch's parts): post sends the
+ * message (body stolen) and gives its id; wait reads the next ack, which
+ * must be for id (the server acknowledges in order), within timeout_ms.
+ * They return as ctl_link_send(); a rejected message does not break the
+ * link, but the caller that gives up on it closes the link.
+ */
+int ctl_link_post(struct ctl_link *l, const char *type, json_t *body, int64_t timeout_ms,
+		  char id[JUKI_UUID_LEN + 1], struct juki_ctl_error *err);
+int ctl_link_wait(struct ctl_link *l, const char *type, const char *id, int64_t timeout_ms,
 		  json_t **result, struct juki_ctl_error *err);
 
 void ctl_link_close(struct ctl_link *l);

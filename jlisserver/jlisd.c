@@ -29,9 +29,10 @@ const struct juki_conf_key jlisd_conf_keys[] = {
     JUKI_CONF_END,
 };
 
-static const struct juki_schema jlisd_schemas[7] = {
-    JUKI_HONNIN_SCHEMA,     JUKI_CONFLICT_SCHEMA,  JUKI_AGREEMENT_SCHEMA, JUKI_PROVISION_SCHEMA,
-    JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA, JUKI_REPORT_SCHEMA,
+static const struct juki_schema jlisd_schemas[8] = {
+    JUKI_HONNIN_SCHEMA,     JUKI_CONFLICT_SCHEMA,           JUKI_AGREEMENT_SCHEMA,
+    JUKI_PROVISION_SCHEMA,  JUKI_PROVISION_NATIONAL_SCHEMA, /* after provision: drops its index */
+    JUKI_PROVNOTICE_SCHEMA, JUKI_RECONCILE_SCHEMA,          JUKI_REPORT_SCHEMA,
 };
 
 static const struct jlisd_conf *
@@ -269,7 +270,7 @@ static const struct juki_node_spec jlisd_spec = {
     .daemon = "juki-jlisd",
     .kind = JUKI_KIND_JLIS,
     .schemas = jlisd_schemas,
-    .nschemas = 7,
+    .nschemas = 8,
     .handlers = jlisd_handlers,
     .on_ack = jlisd_on_ack,
     .cmds = jlisd_cmds,

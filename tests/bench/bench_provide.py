@@ -10,7 +10,9 @@ then, through the gateway with the agency's certificate and its staff member's c
     and whole `juki-ctl provide query` commands (a new link each: handshakes included);
 
 and in the same run, on the same store file, the reference: the same codes looked up by a
-plain C loop of point lookups by primary key (tests/bench/lookup_ceiling.c).
+plain C loop of point lookups by primary key (tests/bench/lookup_ceiling.c); and, as the floor of
+an online query's latency (each one commits a provision record), fdatasync of a 4 KiB write on
+the same disk. It also prints the CPU time each process spent during the batch.
 
     python3 tests/bench/bench_provide.py [--records N] [--single K] [--dir DIR]
 """
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -29,12 +32,29 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 
-from bench_honnin import count, generate, hwm_kib, percentile  # noqa: E402
+from bench_honnin import count, cpu_s, generate, hwm_kib, percentile  # noqa: E402
 from jukitest import BUILD, SOURCE, Network, urn, wait_until  # noqa: E402
 import test_provide as tp  # noqa: E402
 import test_provide_client as tc  # noqa: E402
 
 AGREEMENT = "nenkin-bench"
+
+
+def fsync_ms(workdir, n=200):
+    """fdatasync of a 4 KiB write, n times, in workdir: the latencies in ms."""
+    path = os.path.join(workdir, "fsync.probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    out = []
+    try:
+        for i in range(n):
+            os.pwrite(fd, b"\0" * 4096, (i % 16) * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            out.append((time.perf_counter() - t) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return out
 
 
 def main():
@@ -95,10 +115,19 @@ def main():
             approval = tc.approve(net, boss, qfile)
 
             print("batch of %d queries by code ..." % n, flush=True)
+            daemons = (("csd", cs), ("prefd", net["pref:13"]), ("jlisd", jlis),
+                       ("fwgated", net["fwgate:east"]))
+            cpu0 = {name: cpu_s(d.proc.pid) for name, d in daemons}
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            load0 = os.getloadavg()[0]
             t0 = time.monotonic()
             out = body.ctl("batch", "--agreement", AGREEMENT, "--jimu", "1-3", "--purpose",
                            tp.PURPOSE, "--approval", approval, qfile, timeout=4 * 3600)
             batch_s = time.monotonic() - t0
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            load1 = os.getloadavg()[0]
+            cpu = {name: cpu_s(d.proc.pid) - cpu0[name] for name, d in daemons}
+            cpu["juki-ctl"] = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
             with open(out["file"], encoding="utf-8") as f:
                 answers = sum(1 for line in f if '"found":true' in line.replace(" ", ""))
             provided = count(jlis.store, "SELECT count(*) FROM provisions")
@@ -119,8 +148,6 @@ def main():
                          tp.PURPOSE, "--code", c)
                 cmd.append((time.perf_counter() - t1) * 1000)
 
-            daemons = (("csd", cs), ("prefd", net["pref:13"]), ("jlisd", jlis),
-                       ("fwgated", net["fwgate:east"]))
             rss = {name: hwm_kib(d.proc.pid) for name, d in daemons}
 
             print("reference: plain C loop of point lookups ...", flush=True)
@@ -132,14 +159,21 @@ def main():
                     [os.path.join(BUILD, "tests", "bench", "lookup_ceiling"), jlis.store],
                     stdin=f, capture_output=True, text=True, check=True).stdout
             ref = float(ref_out.split("lookups_per_s")[1])
+            sync = fsync_ms(workdir)
 
         rate = n / batch_s
         print()
-        print("records at the national server: %d; one agency through the gateway" % n)
+        print("records at the national server: %d; one agency through the gateway; load "
+              "average %.1f before the batch, %.1f after, on %d CPUs"
+              % (n, load0, load1, os.cpu_count()))
         print("batch: %d queries by code in %.1f s, %.0f answers/s (found %d, provision "
               "records %d)" % (n, batch_s, rate, answers, provided))
         print("online query on one link: p50 %.2f ms, p99 %.2f ms (%d queries)"
               % (percentile(rtt, 50), percentile(rtt, 99), len(rtt)))
+        print("CPU during the batch: " + ", ".join(
+            "%s %.1f s (%.1f us/answer)" % (k, v, v * 1e6 / n) for k, v in cpu.items()))
+        print("fdatasync of 4 KiB on the same disk: p50 %.2f ms, p99 %.2f ms (%d)"
+              % (percentile(sync, 50), percentile(sync, 99), len(sync)))
         print("whole juki-ctl provide query (new link, handshakes): p50 %.1f ms, p99 %.1f ms "
               "(%d commands)" % (percentile(cmd, 50), percentile(cmd, 99), len(cmd)))
         print("peak RSS: " + ", ".join("%s %.1f MiB" % (k, v / 1024) for k, v in rss.items()))

@@ -412,6 +412,48 @@ test_truncated_parts(void **state)
 	json_decref(two);
 }
 
+/*
+ * The checks a server repeats for each later part of an approval it has
+ * verified in full: this part's hash and the number of parts, nothing else.
+ */
+static void
+test_check_part(void **state)
+{
+	struct fix *f = *state;
+	json_t *a = approve(f, f->pki, "op-agency-nenkin-boss", BATCH, f->hashes);
+	json_t *tampered = json_deep_copy(f->parts[1]);
+	struct juki_approval_part p = {
+	    .body = BODY, .batch_id = BATCH, .count = 15, .part = 1, .parts = 3};
+	char detail[256];
+
+	p.queries = f->parts[1];
+	assert_int_equal(juki_approval_check_part(a, &p, detail, sizeof(detail)), 0);
+	/* another part's queries under this part's index */
+	p.queries = f->parts[2];
+	assert_int_equal(juki_approval_check_part(a, &p, detail, sizeof(detail)), JUKI_EAUTH);
+	assert_non_null(strstr(detail, "part hash mismatch"));
+	/* one query changed */
+	json_array_set_new(tampered, 0, json_pack("{s:s}", "code", "24727059608"));
+	p.queries = tampered;
+	assert_int_equal(juki_approval_check_part(a, &p, detail, sizeof(detail)), JUKI_EAUTH);
+	/* a part past the list, a batch of another number of parts */
+	p.queries = f->parts[1];
+	p.part = 3;
+	assert_int_equal(juki_approval_check_part(a, &p, detail, sizeof(detail)), JUKI_EAUTH);
+	assert_non_null(strstr(detail, "wrong batch"));
+	p.part = 1;
+	p.parts = 4;
+	assert_int_equal(juki_approval_check_part(a, &p, detail, sizeof(detail)), JUKI_EAUTH);
+	/* a malformed query is the part's fault */
+	p.parts = 3;
+	json_array_set_new(tampered, 0, json_pack("{s:s}", "code", "2472705960"));
+	p.queries = tampered;
+	assert_int_equal(juki_approval_check_part(a, &p, detail, sizeof(detail)), JUKI_EFORMAT);
+	assert_non_null(strstr(detail, "queries[0].code"));
+	json_decref(tampered);
+	json_decref(a);
+}
+
 int
 main(void)
 {
@@ -425,6 +467,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tampered_part, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_truncated_parts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_part, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/alert.h"
@@ -47,6 +49,21 @@ struct juki_provide {
 		int64_t day;
 	} capped[CAP_ALERTS];
 	size_t ncapped;
+	/*
+	 * The approval last verified in full, by the SHA-256 of its text: the
+	 * later parts of its batch carrying the same approval check their own
+	 * part only (juki_approval_check_part()), not the chain, the CRL and
+	 * the signature again.  Forgotten on reload (a new CA or CRL).
+	 */
+	struct {
+		int valid;
+		char batch[JUKI_UUID_LEN + 1];
+		char body[JUKI_URN_MAX];
+		char responsible[JUKI_URN_MAX];
+		int64_t count;
+		size_t parts;
+		unsigned char digest[EVP_MAX_MD_SIZE];
+	} approved;
 };
 
 /* Whether the over-cap alert of agreement on day is still to be raised; notes it. */
@@ -169,6 +186,7 @@ juki_provide_reload(struct juki_provide *p, const struct juki_provide_conf *conf
 	}
 	juki_jimu_list_free(p->jimu);
 	p->jimu = list;
+	p->approved.valid = 0;
 	log_info("provide: 事務 list of %zu entries", juki_jimu_list_count(p->jimu));
 }
 
@@ -532,6 +550,51 @@ juki_provide_handle_query(void *ctx, const struct juki_msg *msg, struct juki_rej
 	return 0;
 }
 
+/* The SHA-256 of approval's text (keys sorted): 0, or a negative code. */
+static int
+approval_digest(const json_t *approval, unsigned char md[EVP_MAX_MD_SIZE])
+{
+	char *text = json_dumps(approval, JSON_COMPACT | JSON_SORT_KEYS);
+	unsigned int n = 0;
+	int ok;
+
+	if (text == NULL) {
+		return JUKI_ENOMEM;
+	}
+	memset(md, 0, EVP_MAX_MD_SIZE);
+	ok = EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) == 1;
+	free(text);
+	return ok ? 0 : JUKI_ETLS;
+}
+
+/* Whether approval is the one verified in full for this batch of this body. */
+static int
+approval_known(const struct juki_provide *p, const struct juki_approval_part *ap,
+	       const char *responsible, const unsigned char md[EVP_MAX_MD_SIZE])
+{
+	return p != NULL && p->approved.valid && strcmp(p->approved.batch, ap->batch_id) == 0 &&
+	       strcmp(p->approved.body, ap->body) == 0 &&
+	       strcmp(p->approved.responsible, responsible) == 0 &&
+	       p->approved.count == ap->count && p->approved.parts == ap->parts &&
+	       memcmp(p->approved.digest, md, EVP_MAX_MD_SIZE) == 0;
+}
+
+static void
+approval_note(struct juki_provide *p, const struct juki_approval_part *ap, const char *responsible,
+	      const unsigned char md[EVP_MAX_MD_SIZE])
+{
+	if (p == NULL) {
+		return;
+	}
+	snprintf(p->approved.batch, sizeof(p->approved.batch), "%s", ap->batch_id);
+	snprintf(p->approved.body, sizeof(p->approved.body), "%s", ap->body);
+	snprintf(p->approved.responsible, sizeof(p->approved.responsible), "%s", responsible);
+	p->approved.count = ap->count;
+	p->approved.parts = ap->parts;
+	memcpy(p->approved.digest, md, EVP_MAX_MD_SIZE);
+	p->approved.valid = 1;
+}
+
 int
 juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
@@ -540,13 +603,14 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 	struct juki_store *store = juki_node_store(node);
 	struct juki_batch_part *bp;
 	struct juki_approval_part ap;
+	unsigned char md[EVP_MAX_MD_SIZE];
 	struct req r;
 	json_t *answers;
 	const json_t *v;
 	int64_t now = juki_node_now_ms(node), day = juki_clock_today(now);
 	int64_t t0 = juki_clock_mono_ms();
 	size_t i;
-	int rc;
+	int rc, known;
 
 	memset(&r, 0, sizeof(r));
 	if ((rc = check_sender(node, msg, &r, rej)) != 0 ||
@@ -570,8 +634,18 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 		ap.part = (size_t)bp->part;
 		ap.parts = (size_t)bp->parts;
 		ap.queries = r.rq.queries;
-		rc = juki_approval_verify(r.rq.approval, &ap, r.a.responsible, nc->tls.ca,
-					  nc->tls.crl, now, rej->detail, sizeof(rej->detail));
+		if ((rc = approval_digest(r.rq.approval, md)) != 0) {
+			return rc;
+		}
+		known = approval_known(juki_provide_of(node), &ap, r.a.responsible, md);
+		rc = known
+			 ? juki_approval_check_part(r.rq.approval, &ap, rej->detail,
+						    sizeof(rej->detail))
+			 : juki_approval_verify(r.rq.approval, &ap, r.a.responsible, nc->tls.ca,
+						nc->tls.crl, now, rej->detail, sizeof(rej->detail));
+		if (rc == 0 && !known) {
+			approval_note(juki_provide_of(node), &ap, r.a.responsible, md);
+		}
 		if (rc == JUKI_EAUTH) {
 			snprintf(rej->reason, sizeof(rej->reason), "%s", JUKI_R_APPROVAL_INVALID);
 			juki_alert(juki_node_alerts(node), "provide-approval-invalid", r.sender.urn,

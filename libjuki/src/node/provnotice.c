@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,18 @@ const char juki_provnotice_purge_delete[] =
     "DELETE FROM provnotice_sent WHERE id IN"
     " (SELECT id FROM provnotice_sent WHERE sent_ms < ?1 LIMIT ?2)";
 
+/* Rounds of a tick's turn of the loop: a backlog is drained a turn at a time. */
+#define TICK_ROUNDS 4
+
 struct juki_provnotice {
 	struct juki_node *node;
 	struct juki_reconcile *reconcile;
 	int64_t interval;
 	struct event *timer;
+	/* Where a backlog's drain is (the next turn goes on from there); a tick starts over. */
+	int draining;
+	int64_t after_ms;
+	char after_id[JUKI_UUID_LEN + 1];
 };
 
 /* Counts: the number of ids and the XOR of their SHA-256, hex. */
@@ -260,42 +268,49 @@ pref_of(const char *lgcode, char *urn, size_t len)
 	return 0;
 }
 
-int
-juki_provnotice_send(struct juki_provnotice *pn, int64_t *sent, int64_t *held)
+/*
+ * One round of juki_provnotice_send(): up to JUKI_PROVNOTICE_MAX records
+ * after (*after_ms, after_id), noted as sent and added to the pending
+ * notices.  *rows_read says how many were read (fewer than asked: the
+ * last round).  A round reads its rows before it writes.
+ */
+static int
+send_round(struct juki_node *node, struct pending **list, int64_t *after_ms,
+	   char after_id[JUKI_UUID_LEN + 1], int64_t *n, int64_t *h, size_t *rows_read)
 {
 	/* Made here and not yet notified, oldest first, with the person's municipality now. */
 	static const char sql[] =
 	    "SELECT p.id, p.kind, p.code, p.body, p.staff, p.agreement, p.jimu, p.items, p.purpose,"
 	    " p.time_ms, p.request, h.lgcode FROM provisions p LEFT JOIN honnin h ON h.code = "
 	    "p.code"
-	    " WHERE p.notified = 0 AND p.origin = ?1 ORDER BY p.time_ms, p.id LIMIT ?2";
-	struct juki_node *node = pn->node;
+	    " WHERE p.notified = 0 AND p.origin = ?1 AND (p.time_ms, p.id) > (?3, ?4)"
+	    " ORDER BY p.time_ms, p.id LIMIT ?2";
 	struct juki_store *store = juki_node_store(node);
-	struct pending *list = NULL;
-	int64_t n = 0, h = 0;
 	sqlite3_stmt *st;
 	json_t *rows;
 	int rc;
 
-	if ((rc = juki_store_begin(store)) != 0) {
-		return rc;
-	}
+	*rows_read = 0;
 	if ((st = juki_store_prepare(store, sql)) == NULL || (rows = json_array()) == NULL) {
-		juki_store_rollback(store);
 		return JUKI_ESTORE;
 	}
-	/* Read first, then write: the statement is done before the rows change. */
 	sqlite3_bind_text(st, 1, juki_node_self(node)->urn, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, 100 * JUKI_PROVNOTICE_MAX);
+	sqlite3_bind_int64(st, 2, JUKI_PROVNOTICE_MAX);
+	sqlite3_bind_int64(st, 3, *after_ms);
+	sqlite3_bind_text(st, 4, after_id, -1, SQLITE_TRANSIENT);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *rec = record_of(st);
 		const unsigned char *lg = sqlite3_column_text(st, 11);
 
 		json_object_set_new(rec, "lgcode", json_string(lg != NULL ? (const char *)lg : ""));
 		json_array_append_new(rows, rec);
+		*after_ms = sqlite3_column_int64(st, 9);
+		snprintf(after_id, JUKI_UUID_LEN + 1, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
 	}
 	sqlite3_reset(st);
 	rc = rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+	*rows_read = json_array_size(rows);
 	for (size_t i = 0; rc == 0 && i < json_array_size(rows); i++) {
 		json_t *rec = json_array_get(rows, i);
 		const char *id = json_string_value(json_object_get(rec, "id"));
@@ -303,7 +318,7 @@ juki_provnotice_send(struct juki_provnotice *pn, int64_t *sent, int64_t *held)
 
 		if (pref_of(json_string_value(json_object_get(rec, "lgcode")), dest,
 			    sizeof(dest)) != 0) {
-			h++; /* no record of the person here (yet): a later round */
+			(*h)++; /* no record of the person here (yet): a later round */
 			continue;
 		}
 		if ((rc = note_sent(node, id, dest,
@@ -311,10 +326,41 @@ juki_provnotice_send(struct juki_provnotice *pn, int64_t *sent, int64_t *held)
 			break;
 		}
 		json_object_del(rec, "lgcode");
-		rc = add_pending(node, &list, dest, json_incref(rec));
-		n++;
+		rc = add_pending(node, list, dest, json_incref(rec));
+		(*n)++;
 	}
 	json_decref(rows);
+	return rc;
+}
+
+/*
+ * Up to rounds rounds from (*after_ms, after_id) in one transaction; *more
+ * when the last round was full (a backlog remains).
+ */
+static int
+send_rounds(struct juki_provnotice *pn, int rounds, int64_t *after_ms,
+	    char after_id[JUKI_UUID_LEN + 1], int64_t *sent, int64_t *held, int *more)
+{
+	struct juki_node *node = pn->node;
+	struct juki_store *store = juki_node_store(node);
+	struct pending *list = NULL;
+	int64_t n = 0, h = 0;
+	size_t got = JUKI_PROVNOTICE_MAX;
+	int rc;
+
+	*more = 0;
+	if ((rc = juki_store_begin(store)) != 0) {
+		return rc;
+	}
+	/*
+	 * In rounds of one notice's records: what is held in memory is a round's
+	 * rows and the notices not yet full (one per prefecture), never the
+	 * whole backlog (at a million provisions a backlog read at once was
+	 * 100 MB of JSON).
+	 */
+	for (int round = 0; rc == 0 && round < rounds && got == JUKI_PROVNOTICE_MAX; round++) {
+		rc = send_round(node, &list, after_ms, after_id, &n, &h, &got);
+	}
 	if (flush_pending(node, &list) != 0 && rc == 0) {
 		rc = JUKI_ENOMEM;
 	}
@@ -330,6 +376,7 @@ juki_provnotice_send(struct juki_provnotice *pn, int64_t *sent, int64_t *held)
 			 (long long)n);
 		juki_node_kick(node);
 	}
+	*more = got == JUKI_PROVNOTICE_MAX;
 	if (sent != NULL) {
 		*sent = n;
 	}
@@ -337,6 +384,17 @@ juki_provnotice_send(struct juki_provnotice *pn, int64_t *sent, int64_t *held)
 		*held = h;
 	}
 	return 0;
+}
+
+int
+juki_provnotice_send(struct juki_provnotice *pn, int64_t *sent, int64_t *held)
+{
+	char after_id[JUKI_UUID_LEN + 1] = "";
+	int64_t after_ms = INT64_MIN;
+	int more;
+
+	/* At most 100 notices' worth per call, from the oldest. */
+	return send_rounds(pn, 100, &after_ms, after_id, sent, held, &more);
 }
 
 /* The kind's resend: every record of day sent to dest, queued again. */
@@ -407,10 +465,30 @@ tick(evutil_socket_t fd, short what, void *arg)
 	struct juki_provnotice *pn = arg;
 	int rc;
 
+	int more = 0;
+
 	(void)fd;
 	(void)what;
-	if ((rc = juki_provnotice_send(pn, NULL, NULL)) != 0) {
+	/*
+	 * A tick starts from the oldest record not notified (a record held for
+	 * want of its person's municipality is tried again); a backlog is then
+	 * drained TICK_ROUNDS notices a turn of the loop, from where the last
+	 * turn ended, so that queries and batches are answered in between.
+	 */
+	if (!pn->draining) {
+		pn->after_ms = INT64_MIN;
+		pn->after_id[0] = '\0';
+	}
+	rc = send_rounds(pn, TICK_ROUNDS, &pn->after_ms, pn->after_id, NULL, NULL, &more);
+	if (rc != 0) {
 		log_error("provnotice: cannot queue the provision notices: %s", juki_strerror(rc));
+	}
+	pn->draining = rc == 0 && more;
+	if (pn->draining) {
+		struct timeval now = {0, 0};
+
+		evtimer_add(pn->timer, &now);
+		return;
 	}
 	arm(pn);
 }

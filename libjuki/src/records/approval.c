@@ -436,6 +436,39 @@ out:
 }
 
 int
+juki_approval_check_part(const json_t *approval, const struct juki_approval_part *p, char *detail,
+			 size_t len)
+{
+	const json_t *parts = json_object_get(approval, "parts");
+	const char *want;
+	struct juki_field_error fe;
+	char hex[JUKI_PART_HASH_LEN + 1];
+	size_t bad = 0;
+	int rc;
+
+	if (!json_is_array(parts) || json_array_size(parts) != p->parts || p->part >= p->parts) {
+		return invalid(detail, len,
+			       "wrong batch: the approval's parts list does not have this batch's "
+			       "number of parts");
+	}
+	rc = juki_approval_part_hash(p->queries, hex, &bad, &fe);
+	if (rc == JUKI_ERANGE) {
+		juki_seterr(detail, len, "queries: 1..%d per part", JUKI_PROVIDE_PART_MAX);
+		return JUKI_EFORMAT;
+	}
+	if (rc != 0) {
+		juki_seterr(detail, len, "queries[%zu].%s: %s", bad, fe.field, fe.detail);
+		return rc;
+	}
+	want = json_string_value(json_array_get(parts, p->part));
+	if (strcmp(want != NULL ? want : "", hex) != 0) {
+		return invalid(detail, len,
+			       "part hash mismatch: this part's queries are not the ones approved");
+	}
+	return 0;
+}
+
+int
 juki_approval_verify(const json_t *approval, const struct juki_approval_part *p,
 		     const char *expected, const char *ca, const char *crl, int64_t now_ms,
 		     char *detail, size_t len)
@@ -445,11 +478,9 @@ juki_approval_verify(const json_t *approval, const struct juki_approval_part *p,
 	const json_t *parts = json_object_get(approval, "parts");
 	const json_t *sig = json_object_get(approval, "sig");
 	STACK_OF(X509) *certs = NULL;
-	struct juki_field_error fe;
 	struct juki_ident signer;
-	char hex[JUKI_PART_HASH_LEN + 1];
 	char *text = NULL;
-	size_t textlen = 0, bad = 0;
+	size_t textlen = 0;
 	int rc;
 
 	juki_seterr(detail, len, "%s", "");
@@ -477,28 +508,8 @@ juki_approval_verify(const json_t *approval, const struct juki_approval_part *p,
 	if (rc != 0) {
 		goto out;
 	}
-	if (json_array_size(parts) != p->parts || p->part >= p->parts) {
-		rc = invalid(detail, len,
-			     "wrong batch: the approval's parts list does not have this batch's "
-			     "number of parts");
-		goto out;
-	}
-	rc = juki_approval_part_hash(p->queries, hex, &bad, &fe);
-	if (rc == JUKI_ERANGE) {
-		juki_seterr(detail, len, "queries: 1..%d per part", JUKI_PROVIDE_PART_MAX);
-		rc = JUKI_EFORMAT;
-		goto out;
-	}
+	rc = juki_approval_check_part(approval, p, detail, len);
 	if (rc != 0) {
-		juki_seterr(detail, len, "queries[%zu].%s: %s", bad, fe.field, fe.detail);
-		goto out;
-	}
-	if (strcmp(json_string_value(json_array_get(parts, p->part)) != NULL
-		       ? json_string_value(json_array_get(parts, p->part))
-		       : "",
-		   hex) != 0) {
-		rc = invalid(detail, len,
-			     "part hash mismatch: this part's queries are not the ones approved");
 		goto out;
 	}
 	rc = juki_approval_text(p->body, p->batch_id, p->count, parts, &text, &textlen);

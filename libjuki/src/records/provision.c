@@ -26,6 +26,11 @@ const struct juki_migration juki_provision_steps[JUKI_PROVISION_NSTEPS] = {
 	"CREATE INDEX provisions_time ON provisions(time_ms);"},
 };
 
+/* After "provision", at the national server only (provision.h). */
+const struct juki_migration juki_provision_national_steps[JUKI_PROVISION_NATIONAL_NSTEPS] = {
+    {1, "DROP INDEX IF EXISTS provisions_code;"},
+};
+
 const char juki_provision_purge_count[] = "SELECT count(*) FROM provisions WHERE time_ms < ?1";
 const char juki_provision_purge_delete[] =
     "DELETE FROM provisions WHERE id IN"

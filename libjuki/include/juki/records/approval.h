@@ -124,6 +124,16 @@ struct juki_approval_part {
 };
 
 /*
+ * juki_approval_check_part() - the checks of juki_approval_verify() that
+ * differ from one part of a batch to the next: approval's parts has
+ * p->parts entries and parts[p->part] is the hash of p->queries.  For a
+ * server that has verified the same approval (byte for byte) for an
+ * earlier part of the same batch.  Returns as juki_approval_verify().
+ */
+int juki_approval_check_part(const json_t *approval, const struct juki_approval_part *p,
+			     char *detail, size_t len);
+
+/*
  * juki_approval_verify() - check approval for the part p: it is an object
  * of exactly responsible, cert, parts and sig; responsible is the
  * expected 責任者 (expected, the agreement's) and the certificate's SAN
