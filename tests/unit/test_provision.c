@@ -226,6 +226,47 @@ test_erase_before(void **state)
 	assert_false(file_has(f->path, PURPOSE));
 }
 
+/*
+ * At the national server the notices' sender finds the records not yet
+ * notified by an index of them alone, not by walking every record kept
+ * (years of them), and the index by code is gone.
+ */
+static void
+test_national_indexes(void **state)
+{
+	static const struct juki_schema schemas[] = {JUKI_PROVISION_SCHEMA,
+						     JUKI_PROVISION_NATIONAL_SCHEMA};
+	static const char plan[] =
+	    "EXPLAIN QUERY PLAN SELECT id FROM provisions WHERE notified = 0 AND origin = ?1"
+	    " AND (time_ms, id) > (?2, ?3) ORDER BY time_ms, id LIMIT 500";
+	struct fx *f = *state;
+	struct juki_store *store;
+	sqlite3_stmt *st;
+	char path[sizeof(f->path) + 16], err[256];
+	int unnotified = 0, by_code = 0;
+
+	snprintf(path, sizeof(path), "%s/national.db", f->dir);
+	assert_int_equal(juki_store_open(path, schemas, 2, &store, err, sizeof(err)), 0);
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(store), plan, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		unnotified |= strstr((const char *)sqlite3_column_text(st, 3),
+				     "provisions_unnotified") != NULL;
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(
+	    sqlite3_prepare_v2(juki_store_db(store),
+			       "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+			       " AND name = 'provisions_code'",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	by_code = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	juki_store_close(store);
+	assert_true(unnotified);
+	assert_int_equal(by_code, 0);
+}
+
 int
 main(void)
 {
@@ -234,6 +275,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_erase_before, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_national_indexes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
