@@ -282,7 +282,7 @@ cmd_approve(struct ctl *ctl, const struct ctl_req *req)
 	struct juki_ident body;
 	struct juki_clock clock = {0};
 	char batch[JUKI_UUID_LEN + 1], why[512];
-	json_t *queries, *hashes = NULL, *approval = NULL;
+	json_t *queries, *hashes = NULL, *approval = NULL, *doc = NULL;
 	size_t nparts;
 	int rc = CTL_FAILED;
 
@@ -349,12 +349,22 @@ cmd_approve(struct ctl *ctl, const struct ctl_req *req)
 		"juki-ctl: provide approve: batch %s of %zu queries in %zu parts of %zu, approved "
 		"by %s for %s\n",
 		batch, json_array_size(queries), nparts, size, juki_tls_self(tls)->urn, body.urn);
-	ctl_print_new(ctl, json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:O}", "v", 1, "body", body.urn,
-				     "batch", batch, "count", (json_int_t)json_array_size(queries),
-				     "part_size", (json_int_t)size, "parts", (json_int_t)nparts,
-				     "approval", approval));
+	/*
+	 * The approval is a document `provide batch --approval` reads, not a report to
+	 * the operator: JSON whatever --json says, so `> approval.json` makes the file.
+	 */
+	doc = json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:O}", "v", 1, "body", body.urn, "batch", batch,
+			"count", (json_int_t)json_array_size(queries), "part_size",
+			(json_int_t)size, "parts", (json_int_t)nparts, "approval", approval);
+	if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2)) != 0 ||
+	    fputc('\n', stdout) == EOF || fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "juki-ctl: provide approve: the approval could not be written "
+				"to standard output\n");
+		goto out;
+	}
 	rc = CTL_OK;
 out:
+	json_decref(doc);
 	json_decref(approval);
 	json_decref(hashes);
 	json_decref(queries);
