@@ -32,6 +32,7 @@
 #include "juki/store/purge.h"
 #include "juki/wire/msg.h"
 #include "link.h"
+#include "provide.h"
 
 #define QUERY_LINE_MAX    4096               /* bytes of one line of a queries file */
 #define APPROVAL_FILE_MAX (1024 * 1024)      /* bytes of an approval file */
@@ -41,9 +42,10 @@
 
 static const char *const query_extra[] = {"agreement", "jimu", "purpose", "items", NULL};
 
-/* The exit code of an error code, as ctl.c's report() maps them. */
-static int
-exit_of(const char *code)
+/* What the provide commands share (provide.h) */
+
+int
+ctl_provide_exit(const char *code)
 {
 	if (strcmp(code, "unreachable") == 0) {
 		return CTL_UNREACHABLE;
@@ -57,8 +59,9 @@ exit_of(const char *code)
 	return CTL_FAILED;
 }
 
-static int
-fail(const struct ctl *ctl, const char *cmd, const struct juki_ctl_error *err, const char *more)
+int
+ctl_provide_fail(const struct ctl *ctl, const char *cmd, const struct juki_ctl_error *err,
+		 const char *more)
 {
 	if (ctl->json) {
 		json_t *e = json_pack("{s:s,s:s}", "error", err->code, "message", err->message);
@@ -69,11 +72,11 @@ fail(const struct ctl *ctl, const char *cmd, const struct juki_ctl_error *err, c
 	}
 	fprintf(stderr, "juki-ctl: %s: %s: %s%s\n", cmd, err->code, err->message,
 		more != NULL ? more : "");
-	return exit_of(err->code);
+	return ctl_provide_exit(err->code);
 }
 
-static int
-load_body(const struct ctl_req *req, struct ctl_body *b)
+int
+ctl_provide_load_body(const struct ctl_req *req, struct ctl_body *b)
 {
 	char err[1024];
 
@@ -84,8 +87,8 @@ load_body(const struct ctl_req *req, struct ctl_body *b)
 	return CTL_OK;
 }
 
-static int
-card_pin_fd(const struct ctl *ctl, const struct ctl_req *req)
+int
+ctl_provide_pin_fd(const struct ctl *ctl, const struct ctl_req *req)
 {
 	return (int)ctl_num(req, "card-pin-fd", ctl->term.card_pin_fd);
 }
@@ -237,17 +240,17 @@ cmd_query(struct ctl *ctl, const struct ctl_req *req)
 			fe.field, fe.detail);
 		return ctl_usage(req->cmd);
 	}
-	if ((rc = load_body(req, &b)) != CTL_OK) {
+	if ((rc = ctl_provide_load_body(req, &b)) != CTL_OK) {
 		return rc;
 	}
-	rc = ctl_link_open(&b, card_pin_fd(ctl, req), juki_clock_mono_ms() + b.deadline, &link,
-			   &err);
+	rc = ctl_link_open(&b, ctl_provide_pin_fd(ctl, req), juki_clock_mono_ms() + b.deadline,
+			   &link, &err);
 	if (rc == 0) {
 		rc = ctl_link_send(link, "provide.query", json_deep_copy(req->args), b.part_timeout,
 				   &result, &err);
 	}
 	if (rc != 0) {
-		rc = fail(ctl, "provide query", &err, NULL);
+		rc = ctl_provide_fail(ctl, "provide query", &err, NULL);
 	} else if (ctl->json) {
 		ctl_print(ctl, result);
 		rc = CTL_OK;
@@ -279,7 +282,7 @@ cmd_approve(struct ctl *ctl, const struct ctl_req *req)
 	struct juki_ident body;
 	struct juki_clock clock = {0};
 	char batch[JUKI_UUID_LEN + 1], why[512];
-	json_t *queries, *hashes = NULL, *approval = NULL;
+	json_t *queries, *hashes = NULL, *approval = NULL, *doc = NULL;
 	size_t nparts;
 	int rc = CTL_FAILED;
 
@@ -328,8 +331,8 @@ cmd_approve(struct ctl *ctl, const struct ctl_req *req)
 		json_array_append_new(hashes, json_string(hex));
 	}
 	if (ctl_card_open(cert, card, keyfile, ctl_val(req, "ca"), ctl_val(req, "crl"),
-			  card_pin_fd(ctl, req), &tls, &err) != 0) {
-		rc = fail(ctl, "provide approve", &err, NULL);
+			  ctl_provide_pin_fd(ctl, req), &tls, &err) != 0) {
+		rc = ctl_provide_fail(ctl, "provide approve", &err, NULL);
 		goto out;
 	}
 	if (juki_ident_node(juki_tls_self(tls)->node_kind, juki_tls_self(tls)->id, &body) != 0) {
@@ -346,12 +349,22 @@ cmd_approve(struct ctl *ctl, const struct ctl_req *req)
 		"juki-ctl: provide approve: batch %s of %zu queries in %zu parts of %zu, approved "
 		"by %s for %s\n",
 		batch, json_array_size(queries), nparts, size, juki_tls_self(tls)->urn, body.urn);
-	ctl_print_new(ctl, json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:O}", "v", 1, "body", body.urn,
-				     "batch", batch, "count", (json_int_t)json_array_size(queries),
-				     "part_size", (json_int_t)size, "parts", (json_int_t)nparts,
-				     "approval", approval));
+	/*
+	 * The approval is a document `provide batch --approval` reads, not a report to
+	 * the operator: JSON whatever --json says, so `> approval.json` makes the file.
+	 */
+	doc = json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:O}", "v", 1, "body", body.urn, "batch", batch,
+			"count", (json_int_t)json_array_size(queries), "part_size",
+			(json_int_t)size, "parts", (json_int_t)nparts, "approval", approval);
+	if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2)) != 0 ||
+	    fputc('\n', stdout) == EOF || fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "juki-ctl: provide approve: the approval could not be written "
+				"to standard output\n");
+		goto out;
+	}
 	rc = CTL_OK;
 out:
+	json_decref(doc);
 	json_decref(approval);
 	json_decref(hashes);
 	json_decref(queries);
@@ -669,7 +682,7 @@ batch_setup(struct ctl *ctl, const struct ctl_req *req, struct batch *bt)
 	int rc;
 
 	(void)ctl;
-	if ((rc = load_body(req, &bt->b)) != CTL_OK) {
+	if ((rc = ctl_provide_load_body(req, &bt->b)) != CTL_OK) {
 		return rc;
 	}
 	clock.offset_ms = bt->b.clock_offset;
@@ -744,7 +757,7 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 		goto out;
 	}
 	deadline = juki_clock_mono_ms() + bt.b.deadline;
-	rc = ctl_link_open(&bt.b, card_pin_fd(ctl, req), deadline, &link, &err);
+	rc = ctl_link_open(&bt.b, ctl_provide_pin_fd(ctl, req), deadline, &link, &err);
 	for (p = 0; rc == 0 && p < bt.parts; p++) {
 		json_t *result = NULL;
 
@@ -787,7 +800,7 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 		strncat(where,
 			"; no answers file written (a batch is answered whole or not at all)",
 			sizeof(where) - strlen(where) - 1);
-		rc = fail(ctl, "provide batch", &err, where);
+		rc = ctl_provide_fail(ctl, "provide batch", &err, where);
 		goto out;
 	}
 	ctl_print_new(ctl,
@@ -887,7 +900,7 @@ cmd_purge(struct ctl *ctl, const struct ctl_req *req)
 	int dfd, rc = CTL_OK;
 	DIR *d;
 
-	if ((rc = load_body(req, &b)) != CTL_OK) {
+	if ((rc = ctl_provide_load_body(req, &b)) != CTL_OK) {
 		json_decref(removed);
 		json_decref(skipped);
 		return rc;

@@ -19,37 +19,7 @@
 #include "ctl.h"
 #include "juki/base/clock.h"
 #include "link.h"
-
-/* The exit code of an error code, as cmd_provide.c maps them. */
-static int
-exit_of(const char *code)
-{
-	if (strcmp(code, "unreachable") == 0) {
-		return CTL_UNREACHABLE;
-	}
-	if (strcmp(code, "usage") == 0) {
-		return CTL_USAGE;
-	}
-	if (strcmp(code, "wrong-pin") == 0) {
-		return CTL_WRONG_PIN;
-	}
-	return CTL_FAILED;
-}
-
-/* The failure err of cmd: JSON on stdout with --json, the line on stderr; the exit code. */
-static int
-fail(const struct ctl *ctl, const char *cmd, const struct juki_ctl_error *err)
-{
-	if (ctl->json) {
-		json_t *e = json_pack("{s:s,s:s}", "error", err->code, "message", err->message);
-
-		json_dumpf(e, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
-		json_decref(e);
-	}
-	fprintf(stderr, "juki-ctl: %s: %s: %s\n", cmd, err->code, err->message);
-	return exit_of(err->code);
-}
+#include "provide.h"
 
 /*
  * One message of type with body (stolen) to the body file's server, over a link opened
@@ -62,17 +32,15 @@ send_one(struct ctl *ctl, const struct ctl_req *req, const char *cmd, struct ctl
 {
 	struct juki_ctl_error err;
 	struct ctl_link *link = NULL;
-	char why[1024];
 	int rc;
 
-	if (ctl_body_load(ctl_val(req, "body-conf"), b, why, sizeof(why)) != 0) {
-		fprintf(stderr, "juki-ctl: body file: %s\n", why);
+	if ((rc = ctl_provide_load_body(req, b)) != CTL_OK) {
 		json_decref(body);
-		return CTL_USAGE;
+		return rc;
 	}
 	memset(&err, 0, sizeof(err));
-	rc = ctl_link_open(b, (int)ctl_num(req, "card-pin-fd", ctl->term.card_pin_fd),
-			   juki_clock_mono_ms() + b->deadline, &link, &err);
+	rc = ctl_link_open(b, ctl_provide_pin_fd(ctl, req), juki_clock_mono_ms() + b->deadline,
+			   &link, &err);
 	if (rc == 0) {
 		snprintf(staff, stafflen, "%s", ctl_link_staff(link));
 		rc = ctl_link_send(link, type, body, b->part_timeout, result, &err);
@@ -80,7 +48,7 @@ send_one(struct ctl *ctl, const struct ctl_req *req, const char *cmd, struct ctl
 		json_decref(body);
 	}
 	ctl_link_close(link);
-	return rc == 0 ? CTL_OK : fail(ctl, cmd, &err);
+	return rc == 0 ? CTL_OK : ctl_provide_fail(ctl, cmd, &err, NULL);
 }
 
 /* provide reports */

@@ -3,21 +3,17 @@
  * staff card, the gateway, the two TLS sessions and the messages.
  *
  * Synchronous, like the operator's session (terminal.c): a non-blocking
- * socket driven by poll() against deadlines.  The inner TLS session runs
- * over the outer one through a BIO of our own whose read and write are
- * SSL_read/SSL_write on the outer session, waiting up to the current
- * deadline: to the inner session it is a blocking BIO.
+ * socket driven by poll() against deadlines (sock.c, which both use).
+ * The inner TLS session runs over the outer one through a BIO of our own
+ * whose read and write are SSL_read/SSL_write on the outer session,
+ * waiting up to the current deadline: to the inner session it is a
+ * blocking BIO.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -36,6 +32,7 @@
 #include "juki/wire/net.h"
 #include "juki/wire/tls.h"
 #include "link.h"
+#include "sock.h"
 #include "terminal.h"
 
 #define PIN_BUF  257
@@ -207,31 +204,6 @@ struct ctl_link {
 	int broken;
 };
 
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd p = {.fd = fd, .events = events};
-
-	for (;;) {
-		int64_t left = deadline - juki_clock_mono_ms();
-		int n;
-
-		if (left <= 0) {
-			return JUKI_ETIMEDOUT;
-		}
-		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return -errno;
-		}
-		if (n > 0) {
-			return 0;
-		}
-	}
-}
-
 static int64_t
 step_end(const struct ctl_link *l, int64_t ms)
 {
@@ -240,131 +212,33 @@ step_end(const struct ctl_link *l, int64_t ms)
 	return end < l->deadline ? end : l->deadline;
 }
 
+/* Connect l->fd to the gateway at addr within the connect timeout. */
 static int
 tcp_connect(struct ctl_link *l, const char *addr, char *why, size_t whylen)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	char host[HOST_MAX], port_text[8];
-	int64_t end = step_end(l, l->b->connect_timeout);
-	int port, gai, rc = JUKI_ECLOSED;
+	char text[256];
+	int rc =
+	    ctl_sock_connect(addr, step_end(l, l->b->connect_timeout), &l->fd, text, sizeof(text));
 
-	if (juki_conf_split_addr(addr, host, sizeof(host), &port) != 0) {
-		juki_seterr(why, whylen, "not host:port");
-		return JUKI_EINVAL;
+	if (rc != 0) {
+		juki_seterr(why, whylen,
+			    rc == JUKI_EINVAL || rc == JUKI_ENOENT ? "%s" : "connect: %s", text);
 	}
-	snprintf(port_text, sizeof(port_text), "%d", port);
-	gai = getaddrinfo(host, port_text, &hints, &res);
-	if (gai != 0) {
-		juki_seterr(why, whylen, "%s", gai_strerror(gai));
-		return JUKI_ENOENT;
-	}
-	for (struct addrinfo *ai = res; ai != NULL && l->fd < 0; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				ai->ai_protocol);
-
-		if (fd < 0) {
-			rc = -errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			rc = 0;
-		} else if (errno != EINPROGRESS) {
-			rc = -errno;
-		} else if ((rc = wait_fd(fd, POLLOUT, end)) == 0) {
-			int soerr = 0;
-			socklen_t sl = sizeof(soerr);
-
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) {
-				soerr = errno;
-			}
-			rc = -soerr;
-		}
-		if (rc == 0) {
-			int one = 1;
-
-			/*
-			 * A message, then its ack: Nagle's algorithm against the
-			 * gateway's delayed ACK would hold the last segment of
-			 * every message for 40 ms (as the daemons' sockets, net.c).
-			 */
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			l->fd = fd;
-		} else {
-			close(fd);
-		}
-		if (rc == JUKI_ETIMEDOUT) {
-			break;
-		}
-	}
-	freeaddrinfo(res);
-	if (l->fd < 0) {
-		juki_seterr(why, whylen, "connect: %s",
-			    rc == JUKI_ETIMEDOUT ? "timed out" : juki_strerror(rc));
-		return rc;
-	}
-	return 0;
+	return rc;
 }
 
-/* Wait as the outer SSL asks after r: 1 to retry, 0 at EOF, or a negative code. */
-static int
-outer_wait(struct ctl_link *l, int r)
-{
-	switch (SSL_get_error(l->outer, r)) {
-	case SSL_ERROR_WANT_READ:
-		return wait_fd(l->fd, POLLIN, l->step) == 0 ? 1 : JUKI_ETIMEDOUT;
-	case SSL_ERROR_WANT_WRITE:
-		return wait_fd(l->fd, POLLOUT, l->step) == 0 ? 1 : JUKI_ETIMEDOUT;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	case SSL_ERROR_SYSCALL:
-		return ERR_peek_error() != 0 ? JUKI_ETLS : JUKI_ECLOSED;
-	default:
-		return JUKI_ETLS;
-	}
-}
-
+/* The outer session, waiting up to l->step (sock.h). */
 static int
 outer_write(struct ctl_link *l, const void *data, size_t len)
 {
-	const unsigned char *p = data;
-
-	while (len > 0) {
-		size_t n = 0;
-		int r, rc;
-
-		ERR_clear_error();
-		r = SSL_write_ex(l->outer, p, len, &n);
-		if (r == 1) {
-			p += n;
-			len -= n;
-			continue;
-		}
-		rc = outer_wait(l, r);
-		if (rc != 1) {
-			return rc == 0 ? JUKI_ECLOSED : rc;
-		}
-	}
-	return 0;
+	return ctl_sock_ssl_write(l->outer, l->fd, data, len, l->step);
 }
 
 /* Up to len bytes (at least one) from the outer session. */
 static int
 outer_read(struct ctl_link *l, void *buf, size_t len, size_t *got)
 {
-	for (;;) {
-		int r, rc;
-
-		ERR_clear_error();
-		r = SSL_read_ex(l->outer, buf, len, got);
-		if (r == 1) {
-			return 0;
-		}
-		rc = outer_wait(l, r);
-		if (rc != 1) {
-			return rc == 0 ? JUKI_ECLOSED : rc;
-		}
-	}
+	return ctl_sock_ssl_read(l->outer, l->fd, buf, len, got, l->step);
 }
 
 static const char *
@@ -396,7 +270,7 @@ outer_handshake(struct ctl_link *l, char *why, size_t whylen)
 		if (r == 1) {
 			break;
 		}
-		rc = outer_wait(l, r);
+		rc = ctl_sock_ssl_wait(l->outer, l->fd, r, l->step);
 		if (rc == 1) {
 			continue;
 		}

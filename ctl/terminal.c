@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -32,6 +30,7 @@
 #include "juki/node/control.h"
 #include "juki/wire/frame.h"
 #include "juki/wire/tls.h"
+#include "sock.h"
 #include "terminal.h"
 
 #define PIN_MAX  256
@@ -326,87 +325,19 @@ struct ctl_session {
 };
 
 static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd p = {.fd = fd, .events = events};
-
-	for (;;) {
-		int64_t left = deadline - juki_clock_mono_ms();
-		int n;
-
-		if (left <= 0) {
-			return JUKI_ETIMEDOUT;
-		}
-		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return -errno;
-		}
-		if (n > 0) {
-			return 0;
-		}
-	}
-}
-
-static int
 tcp_connect(struct ctl_session *s, int64_t deadline, struct juki_ctl_error *err)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	char host[HOST_MAX];
-	char port_text[8];
-	int port, gai;
-	int rc = JUKI_ECLOSED;
+	char why[256];
+	int rc = ctl_sock_connect(s->addr, deadline, &s->fd, why, sizeof(why));
 
-	if (juki_conf_split_addr(s->addr, host, sizeof(host), &port) != 0) {
+	if (rc == JUKI_EINVAL) {
 		juki_ctl_fail(err, "usage", "connect: %s is not host:port", s->addr);
-		return JUKI_EINVAL;
+	} else if (rc == JUKI_ENOENT) {
+		juki_ctl_fail(err, "unreachable", "%s: %s", s->addr, why);
+	} else if (rc != 0) {
+		juki_ctl_fail(err, "unreachable", "connect %s: %s", s->addr, why);
 	}
-	snprintf(port_text, sizeof(port_text), "%d", port);
-	gai = getaddrinfo(host, port_text, &hints, &res);
-	if (gai != 0) {
-		juki_ctl_fail(err, "unreachable", "%s: %s", s->addr, gai_strerror(gai));
-		return JUKI_ENOENT;
-	}
-	for (struct addrinfo *ai = res; ai != NULL && s->fd < 0; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				ai->ai_protocol);
-
-		if (fd < 0) {
-			rc = -errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			rc = 0;
-		} else if (errno != EINPROGRESS) {
-			rc = -errno;
-		} else if ((rc = wait_fd(fd, POLLOUT, deadline)) == 0) {
-			int soerr = 0;
-			socklen_t sl = sizeof(soerr);
-
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) {
-				soerr = errno;
-			}
-			rc = -soerr;
-		}
-		if (rc == 0) {
-			s->fd = fd;
-		} else {
-			close(fd);
-		}
-		if (rc == JUKI_ETIMEDOUT) {
-			break;
-		}
-	}
-	freeaddrinfo(res);
-	if (s->fd < 0) {
-		juki_ctl_fail(err, "unreachable", "connect %s: %s", s->addr,
-			      rc == JUKI_ETIMEDOUT ? "timed out" : juki_strerror(rc));
-		return rc;
-	}
-	return 0;
+	return rc;
 }
 
 /* Why TLS failed, from the terminal's side, with the first OpenSSL error. */
@@ -441,24 +372,6 @@ tls_failed(struct ctl_session *s, const char *what, struct juki_ctl_error *err)
 	return JUKI_ETLS;
 }
 
-/* Wait as SSL asks after r; 1 to retry, 0 for EOF, or a negative code. */
-static int
-ssl_wait(struct ctl_session *s, int r, int64_t deadline)
-{
-	switch (SSL_get_error(s->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		return wait_fd(s->fd, POLLIN, deadline) == 0 ? 1 : JUKI_ETIMEDOUT;
-	case SSL_ERROR_WANT_WRITE:
-		return wait_fd(s->fd, POLLOUT, deadline) == 0 ? 1 : JUKI_ETIMEDOUT;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	case SSL_ERROR_SYSCALL:
-		return ERR_peek_error() != 0 ? JUKI_ETLS : JUKI_ECLOSED;
-	default:
-		return JUKI_ETLS;
-	}
-}
-
 static int
 handshake(struct ctl_session *s, int64_t deadline, struct juki_ctl_error *err)
 {
@@ -471,7 +384,7 @@ handshake(struct ctl_session *s, int64_t deadline, struct juki_ctl_error *err)
 		if (r == 1) {
 			return 0;
 		}
-		rc = ssl_wait(s, r, deadline);
+		rc = ctl_sock_ssl_wait(s->ssl, s->fd, r, deadline);
 		if (rc == 1) {
 			continue;
 		}
@@ -481,29 +394,6 @@ handshake(struct ctl_session *s, int64_t deadline, struct juki_ctl_error *err)
 		}
 		return tls_failed(s, "TLS handshake", err);
 	}
-}
-
-static int
-ssl_write_all(struct ctl_session *s, const unsigned char *buf, size_t len, int64_t deadline)
-{
-	while (len > 0) {
-		size_t n = 0;
-		int rc;
-		int r;
-
-		ERR_clear_error();
-		r = SSL_write_ex(s->ssl, buf, len, &n);
-		if (r == 1) {
-			buf += n;
-			len -= n;
-			continue;
-		}
-		rc = ssl_wait(s, r, deadline);
-		if (rc != 1) {
-			return rc == 0 ? JUKI_ECLOSED : rc;
-		}
-	}
-	return 0;
 }
 
 static int
@@ -518,26 +408,17 @@ recv_frame(struct ctl_session *s, int64_t deadline, json_t **doc)
 	}
 	for (;;) {
 		size_t n = 0;
-		int r;
 
 		rc = juki_frame_pull(in, JUKI_CONTROL_FRAME_MAX, doc);
 		if (rc != 0) {
 			break;
 		}
-		ERR_clear_error();
-		r = SSL_read_ex(s->ssl, buf, sizeof(buf), &n);
-		if (r == 1) {
-			if (evbuffer_add(in, buf, n) != 0) {
-				rc = JUKI_ENOMEM;
-				break;
-			}
-			continue;
+		rc = ctl_sock_ssl_read(s->ssl, s->fd, buf, sizeof(buf), &n, deadline);
+		if (rc != 0) {
+			break;
 		}
-		rc = ssl_wait(s, r, deadline);
-		if (rc == 0) {
-			rc = JUKI_ECLOSED;
-		}
-		if (rc != 1) {
+		if (evbuffer_add(in, buf, n) != 0) {
+			rc = JUKI_ENOMEM;
 			break;
 		}
 	}
@@ -607,7 +488,8 @@ exchange(struct ctl_session *s, const char *cmd, const json_t *req, json_t **res
 		size_t len = evbuffer_get_length(out);
 		unsigned char *data = evbuffer_pullup(out, -1);
 
-		rc = data != NULL ? ssl_write_all(s, data, len, deadline) : JUKI_ENOMEM;
+		rc = data != NULL ? ctl_sock_ssl_write(s->ssl, s->fd, data, len, deadline)
+				  : JUKI_ENOMEM;
 		if (data != NULL) {
 			OPENSSL_cleanse(data, len);
 		}
