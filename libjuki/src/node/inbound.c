@@ -313,6 +313,51 @@ refuse(struct conn *c, json_t *acks, const struct juki_msg *msg, const char *rea
 	return queue_ack(c, acks, msg->id, JUKI_ACK_REJECTED, reason, detail);
 }
 
+#define RAW_MARK "\001juki-result\001"
+
+/*
+ * The last ack of acks given result (compact JSON text of an object) as its
+ * body's "result": the ack is written as text around a mark and the result
+ * put in its place, so the result is never a tree.  The ack becomes a JSON
+ * string holding the frame's text (send_acks() sends it as is).
+ */
+static int
+splice_result(json_t *acks, const char *result, size_t rlen)
+{
+	static const char mark[] = "\""
+				   "\\u0001juki-result\\u0001"
+				   "\"";
+	size_t i = json_array_size(acks) - 1;
+	json_t *last = json_array_get(acks, i);
+	char *text, *at, *raw;
+	size_t len, head;
+	json_t *s;
+
+	if (json_object_set_new(json_object_get(last, "body"), "result", json_string(RAW_MARK)) !=
+		0 ||
+	    (text = json_dumps(last, JSON_COMPACT)) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if ((at = strstr(text, mark)) == NULL) {
+		free(text);
+		return JUKI_EINVAL;
+	}
+	len = strlen(text);
+	head = (size_t)(at - text);
+	if ((raw = malloc(len - (sizeof(mark) - 1) + rlen + 1)) == NULL) {
+		free(text);
+		return JUKI_ENOMEM;
+	}
+	memcpy(raw, text, head);
+	memcpy(raw + head, result, rlen);
+	memcpy(raw + head + rlen, at + sizeof(mark) - 1, len - head - (sizeof(mark) - 1));
+	len = len - (sizeof(mark) - 1) + rlen;
+	free(text);
+	s = json_stringn_nocheck(raw, len);
+	free(raw);
+	return s != NULL && json_array_set_new(acks, i, s) == 0 ? 0 : JUKI_ENOMEM;
+}
+
 /* Whether doc is a bulk message (struct juki_handler): handled alone. */
 static int
 is_bulk(const struct juki_inbound *in, const json_t *doc)
@@ -451,9 +496,12 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 		json_t *last = json_array_get(acks, json_array_size(acks) - 1);
 
 		json_object_set(json_object_get(last, "body"), "result", rej.result);
+	} else if (rc == 0 && rej.result_text != NULL) {
+		rc = splice_result(acks, rej.result_text, rej.result_len);
 	}
 out:
 	json_decref(rej.result);
+	free(rej.result_text);
 	juki_msg_clear(&msg);
 	return rc;
 }
@@ -466,7 +514,9 @@ send_acks(struct conn *c, json_t *acks)
 
 	json_array_foreach(acks, i, ack)
 	{
-		if (juki_chan_send(c->chan, ack) != 0) {
+		if ((json_is_string(ack) ? juki_chan_send_raw(c->chan, json_string_value(ack),
+							      json_string_length(ack))
+					 : juki_chan_send(c->chan, ack)) != 0) {
 			log_warnx("inbound: cannot queue an ack to %s", c->src.urn);
 		}
 	}

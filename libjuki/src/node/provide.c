@@ -11,6 +11,7 @@
 
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/text.h"
 #include "juki/node/alert.h"
 #include "juki/node/log.h"
 #include "juki/node/opcmds.h"
@@ -312,7 +313,7 @@ check_agreement(struct juki_node *node, struct req *r, unsigned method, int64_t 
 	return 0;
 }
 
-/* -- answers -------------------------------------------------------------- */
+/* -- answers ------------------------------------------------------------- */
 
 /* The allowed items of a current record: code, lgcode, reason, its date, and the person. */
 static json_t *
@@ -351,30 +352,128 @@ answer_of(const char *code, const char *lgcode, const char *reason, const char *
 }
 
 #define PERSON_ITEMS (JUKI_ITEM_NAME | JUKI_ITEM_BIRTH | JUKI_ITEM_SEX | JUKI_ITEM_ADDRESS)
+#define NPERSON      5 /* name, kana, birth, sex, address: as by_code() extracts them */
 
 /*
- * The current record of code: one primary-key read; SQLite's own JSON
- * reader takes the person's items out of the stored record (parsed once
- * per row: its cache serves the other paths), and only when one is asked.
- * Returns 0 with *rec, or JUKI_ENOTFOUND, JUKI_ESTORE, JUKI_ENOMEM.
+ * The n values of a JSON array's text (as json_extract() with several paths
+ * returns them): each as it is written there, a value's own JSON text.
+ * Returns 0, or JUKI_EFORMAT for anything else.
  */
 static int
-by_code(struct juki_store *store, const char *code, unsigned items, json_t **rec)
+split_values(const char *s, const char *v[], size_t vlen[], size_t n)
+{
+	size_t k = 0;
+	int depth = 0, str = 0;
+	const char *start;
+
+	if (s == NULL || *s++ != '[') {
+		return JUKI_EFORMAT;
+	}
+	for (start = s; *s != '\0'; s++) {
+		if (str) {
+			if (*s == '\\' && s[1] != '\0') {
+				s++;
+			} else if (*s == '"') {
+				str = 0;
+			}
+			continue;
+		}
+		if (*s == '"') {
+			str = 1;
+		} else if (*s == '[' || *s == '{') {
+			depth++;
+		} else if ((*s == ']' || *s == '}') && depth > 0) {
+			depth--;
+		} else if (depth == 0 && (*s == ',' || *s == ']')) {
+			if (k == n) {
+				return JUKI_EFORMAT;
+			}
+			v[k] = start;
+			vlen[k++] = (size_t)(s - start);
+			if (*s == ']') {
+				return k == n && s[1] == '\0' ? 0 : JUKI_EFORMAT;
+			}
+			start = s + 1;
+		}
+	}
+	return JUKI_EFORMAT;
+}
+
+/* A member "key": value (value as JSON text), after a comma unless first. */
+static int
+put_member(struct juki_text *t, int *first, const char *key, const char *v, size_t n)
+{
+	int rc = *first ? 0 : juki_text_put(t, ",", 1);
+
+	*first = 0;
+	rc = rc ? rc : juki_text_str(t, key);
+	rc = rc ? rc : juki_text_put(t, ":", 1);
+	return rc ? rc : juki_text_put(t, v, n);
+}
+
+/* Whether a value's text is a value at all (a missing item is absent, as in answer_of()). */
+#define PRESENT(v, n) ((v) != NULL && !((n) == 4 && memcmp((v), "null", 4) == 0))
+
+/*
+ * The record object of answer_of(), written as text: the same members in the
+ * same order, the person's items as the stored record writes them.
+ */
+static int
+record_text(struct juki_text *t, const char *code, const char *lgcode, const char *reason,
+	    const char *reason_date, const char *const pv[NPERSON], const size_t pn[NPERSON],
+	    unsigned items)
+{
+	static const char *const keys[NPERSON] = {"name", "kana", "birth", "sex", "address"};
+	static const unsigned wants[NPERSON] = {JUKI_ITEM_NAME, JUKI_ITEM_NAME, JUKI_ITEM_BIRTH,
+						JUKI_ITEM_SEX, JUKI_ITEM_ADDRESS};
+	int first = 1, rc = juki_text_put(t, "{", 1);
+	size_t i;
+
+	if (rc == 0 && (items & JUKI_ITEM_CODE)) {
+		rc = put_member(t, &first, "code", "", 0);
+		rc = rc ? rc : juki_text_str(t, code);
+	}
+	for (i = 0; rc == 0 && i < NPERSON; i++) {
+		if ((items & wants[i]) && PRESENT(pv[i], pn[i])) {
+			rc = put_member(t, &first, keys[i], pv[i], pn[i]);
+		}
+	}
+	if (rc == 0 && (items & JUKI_ITEM_ADDRESS)) {
+		rc = put_member(t, &first, "lgcode", "", 0);
+		rc = rc ? rc : juki_text_str(t, lgcode);
+	}
+	if (rc == 0 && (items & JUKI_ITEM_CHANGE)) {
+		rc = put_member(t, &first, "change", "{\"reason\":", 10);
+		rc = rc ? rc : juki_text_str(t, reason);
+		rc = rc ? rc : juki_text_lit(t, ",\"date\":");
+		rc = rc ? rc : juki_text_str(t, reason_date);
+		rc = rc ? rc : juki_text_put(t, "}", 1);
+	}
+	return rc ? rc : juki_text_put(t, "}", 1);
+}
+
+/*
+ * The current record of code, written into t as answer_of()'s object: one
+ * primary-key read; SQLite's own JSON reader takes the person's items out
+ * of the stored record in one call (one parse, one walk), and only when one
+ * is asked.  Returns 0, or JUKI_ENOTFOUND (nothing written), JUKI_ESTORE,
+ * JUKI_ENOMEM.
+ */
+static int
+by_code(struct juki_store *store, const char *code, unsigned items, struct juki_text *t)
 {
 	static const char sql_plain[] =
 	    "SELECT lgcode, reason, reason_date FROM honnin WHERE code = ?1";
 	static const char sql_person[] =
-	    "SELECT lgcode, reason, reason_date, json_extract(CAST(rec AS TEXT), '$.person.name'),"
-	    " json_extract(CAST(rec AS TEXT), '$.person.kana'),"
-	    " json_extract(CAST(rec AS TEXT), '$.person.birth'),"
-	    " json_extract(CAST(rec AS TEXT), '$.person.sex'),"
-	    " json_extract(CAST(rec AS TEXT), '$.person.address') FROM honnin WHERE code = ?1";
+	    "SELECT lgcode, reason, reason_date, json_extract(CAST(rec AS TEXT), '$.person.name',"
+	    " '$.person.kana', '$.person.birth', '$.person.sex', '$.person.address')"
+	    " FROM honnin WHERE code = ?1";
 	int person = (items & PERSON_ITEMS) != 0;
 	sqlite3_stmt *st = juki_store_prepare(store, person ? sql_person : sql_plain);
-	json_t *p = NULL;
+	const char *pv[NPERSON] = {NULL};
+	size_t pn[NPERSON] = {0};
 	int rc;
 
-	*rec = NULL;
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
@@ -384,30 +483,27 @@ by_code(struct juki_store *store, const char *code, unsigned items, json_t **rec
 		sqlite3_reset(st);
 		return rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
 	}
-	if (person) {
-		p = json_object();
-		if (p == NULL) {
-			sqlite3_reset(st);
-			return JUKI_ENOMEM;
-		}
-		json_object_set_new(p, "name",
-				    json_string((const char *)sqlite3_column_text(st, 3)));
-		if (sqlite3_column_type(st, 4) == SQLITE_TEXT) {
-			json_object_set_new(p, "kana",
-					    json_string((const char *)sqlite3_column_text(st, 4)));
-		}
-		json_object_set_new(p, "birth",
-				    json_string((const char *)sqlite3_column_text(st, 5)));
-		json_object_set_new(p, "sex", json_integer(sqlite3_column_int(st, 6)));
-		json_object_set_new(p, "address",
-				    json_string((const char *)sqlite3_column_text(st, 7)));
+	if (person &&
+	    split_values((const char *)sqlite3_column_text(st, 3), pv, pn, NPERSON) != 0) {
+		sqlite3_reset(st);
+		return JUKI_ESTORE;
 	}
-	*rec = answer_of(code, (const char *)sqlite3_column_text(st, 0),
+	rc = record_text(t, code, (const char *)sqlite3_column_text(st, 0),
 			 (const char *)sqlite3_column_text(st, 1),
-			 (const char *)sqlite3_column_text(st, 2), p, items);
+			 (const char *)sqlite3_column_text(st, 2), pv, pn, items);
 	sqlite3_reset(st);
-	json_decref(p);
-	return *rec != NULL ? 0 : JUKI_ENOMEM;
+	return rc;
+}
+
+/* A tree appended to t as compact text (as the frame would write it). */
+static int
+put_json(struct juki_text *t, const json_t *v)
+{
+	char *x = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+	int rc = x != NULL ? juki_text_lit(t, x) : JUKI_ENOMEM;
+
+	free(x);
+	return rc;
 }
 
 /*
@@ -475,63 +571,84 @@ juki_provide_record(struct juki_node *node, const char *code, const char *body, 
 }
 
 /*
- * One query answered: {"found": true, "record": {...}} with its provision
- * record, or {"found": false}.  *answer is new.
+ * One query answered into t: {"found":true,"record":{...}} with its
+ * provision record, or {"found":false} -- without the closing brace, so
+ * the caller may add members.
  */
 static int
 answer_query(struct juki_node *node, const struct juki_msg *msg, const struct req *r,
-	     const struct juki_provide_query *q, json_t **answer)
+	     const struct juki_provide_query *q, struct juki_text *t)
 {
+	static const char found[] = "{\"found\":true,\"record\":";
 	struct juki_store *store = juki_node_store(node);
 	char code[JUKI_JUMIN_CODE_LEN + 1];
+	size_t at = t->len;
 	json_t *rec = NULL;
 	int rc;
 
+	if ((rc = juki_text_lit(t, found)) != 0) {
+		return rc;
+	}
 	if (q->code[0] != '\0') {
 		snprintf(code, sizeof(code), "%s", q->code);
-		rc = by_code(store, q->code, r->items, &rec);
-	} else {
-		rc = by_four(store, q, r->items, &rec, code);
+		rc = by_code(store, q->code, r->items, t);
+	} else if ((rc = by_four(store, q, r->items, &rec, code)) == 0) {
+		rc = put_json(t, rec);
+		json_decref(rec);
 	}
 	if (rc == JUKI_ENOTFOUND) {
-		*answer = json_pack("{s:b}", "found", 0);
-		return *answer != NULL ? 0 : JUKI_ENOMEM;
+		t->len = at;
+		return juki_text_lit(t, "{\"found\":false");
 	}
 	if (rc != 0) {
 		return rc;
 	}
-	rc = juki_provide_record(node, code, r->sender.urn, msg->staff, r->a.id, r->jimu, r->items,
-				 r->purpose, msg->id);
-	if (rc != 0) {
-		json_decref(rec);
-		return rc;
-	}
-	*answer = json_pack("{s:b,s:o}", "found", 1, "record", rec);
-	return *answer != NULL ? 0 : JUKI_ENOMEM;
+	return juki_provide_record(node, code, r->sender.urn, msg->staff, r->a.id, r->jimu,
+				   r->items, r->purpose, msg->id);
 }
 
 /*
  * What the body must keep to (第6-8(1)イ: erase what it received when it no
- * longer needs it): the agreement's keep_days and the Japan day they end on.
+ * longer needs it): the agreement's keep_days and the Japan day they end on,
+ * as members after others.
  */
-static void
-add_retention(json_t *result, const struct juki_agreement *a, int64_t now)
+static int
+add_retention(struct juki_text *t, const struct juki_agreement *a, int64_t now)
 {
 	char day[16];
+	int rc;
 
-	if (result == NULL ||
-	    juki_clock_date(juki_clock_day_start(juki_clock_today(now) + a->keep_days), day,
+	if (juki_clock_date(juki_clock_day_start(juki_clock_today(now) + a->keep_days), day,
 			    sizeof(day)) != 0) {
-		return;
+		return 0;
 	}
-	json_object_set_new(result, "keep_days", json_integer((json_int_t)a->keep_days));
-	json_object_set_new(result, "erase_by", json_string(day));
+	rc = juki_text_lit(t, ",\"keep_days\":");
+	rc = rc ? rc : juki_text_int(t, a->keep_days);
+	rc = rc ? rc : juki_text_lit(t, ",\"erase_by\":");
+	return rc ? rc : juki_text_str(t, day);
+}
+
+/* The result's text handed to the ack (struct juki_reject). */
+static int
+give_result(struct juki_reject *rej, struct juki_text *t)
+{
+	int rc = juki_text_put(t, "}", 1);
+
+	if (rc != 0) {
+		juki_text_free(t);
+		return rc;
+	}
+	rej->result_text = t->buf;
+	rej->result_len = t->len;
+	t->buf = NULL;
+	return 0;
 }
 
 int
 juki_provide_handle_query(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct juki_node *node = ctx;
+	struct juki_text t = {0};
 	struct req r;
 	int64_t day = juki_clock_today(juki_node_now_ms(node));
 	int rc;
@@ -543,11 +660,12 @@ juki_provide_handle_query(void *ctx, const struct juki_msg *msg, struct juki_rej
 		return rc;
 	}
 	if ((rc = juki_agreement_count(juki_node_store(node), r.a.id, day, 1)) != 0 ||
-	    (rc = answer_query(node, msg, &r, &r.rq.query, &rej->result)) != 0) {
+	    (rc = answer_query(node, msg, &r, &r.rq.query, &t)) != 0 ||
+	    (rc = add_retention(&t, &r.a, juki_node_now_ms(node))) != 0) {
+		juki_text_free(&t);
 		return rc;
 	}
-	add_retention(rej->result, &r.a, juki_node_now_ms(node));
-	return 0;
+	return give_result(rej, &t);
 }
 
 /* The SHA-256 of approval's text (keys sorted): 0, or a negative code. */
@@ -605,7 +723,7 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 	struct juki_approval_part ap;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	struct req r;
-	json_t *answers;
+	struct juki_text t = {0};
 	const json_t *v;
 	int64_t now = juki_node_now_ms(node), day = juki_clock_today(now);
 	int64_t t0 = juki_clock_mono_ms();
@@ -674,34 +792,41 @@ juki_provide_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_rej
 	if (rc != 0 || (rc = juki_agreement_count(store, r.a.id, day, bp->n)) != 0) {
 		return rc;
 	}
-	if ((answers = json_array()) == NULL) {
-		return JUKI_ENOMEM;
+	if ((rc = juki_text_lit(&t, "{\"answers\":[")) != 0) {
+		return rc;
 	}
 	json_array_foreach(r.rq.queries, i, v)
 	{
 		struct juki_provide_query q;
 		struct juki_field_error fe;
-		json_t *answer;
 
+		if (i > 0 && (rc = juki_text_put(&t, ",", 1)) != 0) {
+			break;
+		}
 		if (juki_provide_query_from_json(v, NULL, &q, &fe) != 0) {
-			answer =
+			json_t *refused =
 			    json_pack("{s:s,s:s}", "refused",
 				      fe.reason ? fe.reason : JUKI_R_BAD_FIELD, "field", fe.field);
-		} else if ((rc = answer_query(node, msg, &r, &q, &answer)) != 0) {
-			json_decref(answers);
-			return rc;
+
+			rc = put_json(&t, refused);
+			json_decref(refused);
+		} else if ((rc = answer_query(node, msg, &r, &q, &t)) == 0) {
+			rc = juki_text_put(&t, "}", 1);
 		}
-		if (answer == NULL || json_array_append_new(answers, answer) != 0) {
-			json_decref(answers);
-			return JUKI_ENOMEM;
+		if (rc != 0) {
+			break;
 		}
 	}
-	rej->result = json_pack("{s:o}", "answers", answers);
-	add_retention(rej->result, &r.a, now);
+	rc = rc ? rc : juki_text_put(&t, "]", 1);
+	rc = rc ? rc : add_retention(&t, &r.a, now);
+	if (rc != 0) {
+		juki_text_free(&t);
+		return rc;
+	}
 	log_debug("provide: batch %s part %lld of %s: %lld queries in %lld ms", bp->id,
 		  (long long)bp->part, r.sender.urn, (long long)bp->n,
 		  (long long)(juki_clock_mono_ms() - t0));
-	return rej->result != NULL ? 0 : JUKI_ENOMEM;
+	return give_result(rej, &t);
 }
 
 /* -- control commands ------------------------------------------------------ */

@@ -186,6 +186,13 @@ struct juki_reject {
 	 * object) and returns 0: the accepted ack carries it as body "result".
 	 */
 	json_t *result;
+	/*
+	 * Or the same result as compact JSON text (an object, malloc'd, freed
+	 * by the caller): a handler that writes a large result straight as
+	 * text sets this instead of result.
+	 */
+	char *result_text;
+	size_t result_len;
 };
 
 /* juki_reject_set() - fill rej and return JUKI_REJECT, for handlers' tail calls. */
