@@ -7,6 +7,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/hex.h"
+#include "juki/base/text.h"
 #include "juki/records/honnin.h"
 #include "juki/store/outbox.h"
 #include "juki/wire/msg.h"
@@ -1137,124 +1138,48 @@ juki_honnin_history_json(struct juki_store *store, const char *code)
 	return out;
 }
 
-/* A growing text buffer. */
-struct text {
-	char *buf;
-	size_t len, cap;
-};
-
-static int
-text_put(struct text *t, const char *s, size_t n)
-{
-	if (t->len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 1024;
-		char *grown;
-
-		while (cap < t->len + n + 1) {
-			cap *= 2;
-		}
-		if ((grown = realloc(t->buf, cap)) == NULL) {
-			return JUKI_ENOMEM;
-		}
-		t->buf = grown;
-		t->cap = cap;
-	}
-	memcpy(t->buf + t->len, s, n);
-	t->len += n;
-	t->buf[t->len] = '\0';
-	return 0;
-}
-
-static int
-text_lit(struct text *t, const char *s)
-{
-	return text_put(t, s, strlen(s));
-}
-
-/* A JSON string, escaped as jansson escapes it (non-ASCII UTF-8 as is). */
-static int
-text_str(struct text *t, const char *s)
-{
-	const char *run = s;
-	int rc = text_put(t, "\"", 1);
-
-	for (; rc == 0 && *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-		char esc[8];
-
-		if (ch != '"' && ch != '\\' && ch >= 0x20 && ch != 0x7f) {
-			continue;
-		}
-		if ((rc = text_put(t, run, (size_t)(s - run))) != 0) {
-			break;
-		}
-		if (ch == '"' || ch == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)ch;
-			esc[2] = '\0';
-		} else {
-			snprintf(esc, sizeof(esc), "\\u%04X", ch);
-		}
-		rc = text_lit(t, esc);
-		run = s + 1;
-	}
-	if (rc == 0) {
-		rc = text_put(t, run, (size_t)(s - run));
-	}
-	return rc == 0 ? text_put(t, "\"", 1) : rc;
-}
-
-static int
-text_int(struct text *t, int64_t v)
-{
-	char num[24];
-
-	snprintf(num, sizeof(num), "%lld", (long long)v);
-	return text_lit(t, num);
-}
-
 char *
 juki_change_text(const struct juki_change *c, size_t *len)
 {
-	struct text t = {0};
+	struct juki_text t = {0};
 	char when[32];
 	int rc;
 
 	juki_clock_format(c->recorded_ms, when, sizeof(when));
-	rc = text_lit(&t, "{\"code\":");
-	rc = rc ? rc : text_str(&t, c->code);
-	rc = rc ? rc : text_lit(&t, ",\"lgcode\":");
-	rc = rc ? rc : text_str(&t, c->lgcode);
-	rc = rc ? rc : text_lit(&t, ",\"version\":");
-	rc = rc ? rc : text_int(&t, c->version);
-	rc = rc ? rc : text_lit(&t, ",\"reason\":");
-	rc = rc ? rc : text_str(&t, c->reason->name);
-	rc = rc ? rc : text_lit(&t, ",\"reason_date\":");
-	rc = rc ? rc : text_str(&t, c->reason_date);
-	rc = rc ? rc : text_lit(&t, ",\"recorded\":");
-	rc = rc ? rc : text_str(&t, when);
-	rc = rc ? rc : text_lit(&t, ",\"person\":{\"name\":");
-	rc = rc ? rc : text_str(&t, c->person.name);
+	rc = juki_text_lit(&t, "{\"code\":");
+	rc = rc ? rc : juki_text_str(&t, c->code);
+	rc = rc ? rc : juki_text_lit(&t, ",\"lgcode\":");
+	rc = rc ? rc : juki_text_str(&t, c->lgcode);
+	rc = rc ? rc : juki_text_lit(&t, ",\"version\":");
+	rc = rc ? rc : juki_text_int(&t, c->version);
+	rc = rc ? rc : juki_text_lit(&t, ",\"reason\":");
+	rc = rc ? rc : juki_text_str(&t, c->reason->name);
+	rc = rc ? rc : juki_text_lit(&t, ",\"reason_date\":");
+	rc = rc ? rc : juki_text_str(&t, c->reason_date);
+	rc = rc ? rc : juki_text_lit(&t, ",\"recorded\":");
+	rc = rc ? rc : juki_text_str(&t, when);
+	rc = rc ? rc : juki_text_lit(&t, ",\"person\":{\"name\":");
+	rc = rc ? rc : juki_text_str(&t, c->person.name);
 	if (c->person.kana[0] != '\0') {
-		rc = rc ? rc : text_lit(&t, ",\"kana\":");
-		rc = rc ? rc : text_str(&t, c->person.kana);
+		rc = rc ? rc : juki_text_lit(&t, ",\"kana\":");
+		rc = rc ? rc : juki_text_str(&t, c->person.kana);
 	}
-	rc = rc ? rc : text_lit(&t, ",\"birth\":");
-	rc = rc ? rc : text_str(&t, c->person.birth);
-	rc = rc ? rc : text_lit(&t, ",\"sex\":");
-	rc = rc ? rc : text_int(&t, c->person.sex);
-	rc = rc ? rc : text_lit(&t, ",\"address\":");
-	rc = rc ? rc : text_str(&t, c->person.address);
-	rc = rc ? rc : text_lit(&t, "}");
+	rc = rc ? rc : juki_text_lit(&t, ",\"birth\":");
+	rc = rc ? rc : juki_text_str(&t, c->person.birth);
+	rc = rc ? rc : juki_text_lit(&t, ",\"sex\":");
+	rc = rc ? rc : juki_text_int(&t, c->person.sex);
+	rc = rc ? rc : juki_text_lit(&t, ",\"address\":");
+	rc = rc ? rc : juki_text_str(&t, c->person.address);
+	rc = rc ? rc : juki_text_lit(&t, "}");
 	if (c->old_code[0] != '\0') {
-		rc = rc ? rc : text_lit(&t, ",\"old_code\":");
-		rc = rc ? rc : text_str(&t, c->old_code);
+		rc = rc ? rc : juki_text_lit(&t, ",\"old_code\":");
+		rc = rc ? rc : juki_text_str(&t, c->old_code);
 	}
 	if (c->new_code[0] != '\0') {
-		rc = rc ? rc : text_lit(&t, ",\"new_code\":");
-		rc = rc ? rc : text_str(&t, c->new_code);
+		rc = rc ? rc : juki_text_lit(&t, ",\"new_code\":");
+		rc = rc ? rc : juki_text_str(&t, c->new_code);
 	}
-	rc = rc ? rc : text_lit(&t, "}");
+	rc = rc ? rc : juki_text_lit(&t, "}");
 	if (rc != 0) {
 		free(t.buf);
 		return NULL;
@@ -1274,7 +1199,7 @@ struct juki_batcher {
 	char dest[JUKI_URN_MAX];
 	size_t max_records, max_bytes;
 	const struct juki_clock *clock;
-	struct text body;
+	struct juki_text body;
 	size_t count;
 	size_t messages;
 };
@@ -1306,7 +1231,7 @@ juki_batcher_flush(struct juki_batcher *b)
 	if (b->count == 0) {
 		return 0;
 	}
-	if ((rc = text_lit(&b->body, "]}")) != 0) {
+	if ((rc = juki_text_lit(&b->body, "]}")) != 0) {
 		return rc;
 	}
 	rc = juki_msg_init(&msg, JUKI_MSG_HONNIN_BATCH, b->self, b->dest, NULL, json_object(),
@@ -1337,9 +1262,9 @@ juki_batcher_add_text(struct juki_batcher *b, const char *record, size_t len)
 			return rc;
 		}
 	}
-	rc = text_lit(&b->body, b->count == 0 ? "{\"records\":[" : ",");
+	rc = juki_text_lit(&b->body, b->count == 0 ? "{\"records\":[" : ",");
 	if (rc == 0) {
-		rc = text_put(&b->body, record, len);
+		rc = juki_text_put(&b->body, record, len);
 	}
 	if (rc == 0) {
 		b->count++;
