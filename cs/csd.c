@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cards.h"
 #include "csd.h"
 #include "juki/base/error.h"
 #include "juki/node/report.h"
@@ -135,10 +136,11 @@ static const struct juki_migration csd_steps[] = {
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
 
 /* The shared tables first: the register's migration writes into them. */
-static const struct juki_schema csd_schemas[3] = {
+static const struct juki_schema csd_schemas[4] = {
     JUKI_HONNIN_SCHEMA,
     {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])},
     JUKI_REPORT_SCHEMA,
+    CSD_CARDS_SCHEMA, /* the resident card register (cards.h) */
 };
 
 /* The case tables hold 住民票コード: kept as long as the identity information itself. */
@@ -204,6 +206,21 @@ static const struct juki_ctl_cmd csd_cmds[] = {
     {"tennyu.refused", csd_cmd_tennyu_refused,
      "転入通知 refused here, with the precise reason (args: limit)",
      CLERK | SUPER | JUKI_ROLE_AUDITOR, "tennyu"},
+    /* The resident card register: clerks at the counter; invalidation is a supervisor's. */
+    {"card.issue", csd_cmd_card_issue,
+     "record a 住民基本台帳カード issued to a resident here (args: code, serial)", CLERK, "honnin"},
+    {"card.show", csd_cmd_card_show, "a card and its changes (args: serial | code)", CLERK | SUPER,
+     "honnin"},
+    {"card.suspend", csd_cmd_card_suspend, "suspend a card reported lost (args: serial, reason)",
+     CLERK | SUPER, "honnin"},
+    {"card.resume", csd_cmd_card_resume, "a suspended card found again (args: serial)",
+     CLERK | SUPER, "honnin"},
+    {"card.collect", csd_cmd_card_collect, "a card handed back (args: serial); final",
+     CLERK | SUPER, "honnin"},
+    {"card.invalidate", csd_cmd_card_invalidate, "invalidate a card (args: serial, reason); final",
+     SUPER, "honnin"},
+    {"card.list", csd_cmd_card_list, "the cards recorded here (args: state)", CLERK | SUPER,
+     "honnin"},
     JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
@@ -295,7 +312,7 @@ static const struct juki_node_spec csd_spec = {
     .daemon = "juki-csd",
     .kind = JUKI_KIND_CS,
     .schemas = csd_schemas,
-    .nschemas = 3,
+    .nschemas = 4,
     .handlers = csd_handlers,
     .cmds = csd_cmds,
     .on_ack = csd_on_ack,

@@ -122,6 +122,18 @@ int csd_cmd_movein_resolve(void *ctx, const json_t *args, json_t **result,
 int csd_cmd_tennyu_refused(void *ctx, const json_t *args, json_t **result,
 			   struct juki_ctl_error *err);
 
+/* The resident card register's commands (cardcmd.c, cards.h). */
+int csd_cmd_card_issue(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
+int csd_cmd_card_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
+int csd_cmd_card_suspend(void *ctx, const json_t *args, json_t **result,
+			 struct juki_ctl_error *err);
+int csd_cmd_card_resume(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
+int csd_cmd_card_collect(void *ctx, const json_t *args, json_t **result,
+			 struct juki_ctl_error *err);
+int csd_cmd_card_invalidate(void *ctx, const json_t *args, json_t **result,
+			    struct juki_ctl_error *err);
+int csd_cmd_card_list(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err);
+
 /* 転入通知 received from the municipality a resident moved to. */
 int csd_handle_tennyu(void *ctx, const struct juki_msg *msg, struct juki_reject *rej);
 /*

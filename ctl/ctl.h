@@ -212,6 +212,7 @@ json_t *ctl_answer_document(const char *cmd, const char *path, const char *media
 extern const struct ctl_cmd ctl_status_cmds[];
 extern const struct ctl_cmd ctl_pki_cmds[];
 extern const struct ctl_cmd ctl_resident_cmds[];
+extern const struct ctl_cmd ctl_cardreg_cmds[];
 extern const struct ctl_cmd ctl_honnin_cmds[];
 extern const struct ctl_cmd ctl_import_cmds[];
 extern const struct ctl_cmd ctl_maint_cmds[];
