@@ -51,7 +51,7 @@ import time
 
 from jukitest import (CTL, CTL_FAILED, CTL_USAGE, CtlError, Network, SANITIZER_MARKERS,
                       add_residents, fails, history, mount_tmpfs, run_cases, run_ctl,
-                      store_rows, unmount_all, urn, wait_until)
+                      set_clock, store_rows, unmount_all, urn, wait_until)
 from jukitest.peer import Peer, now, tcp_connect, uuid7
 from jukitest.synth import Synth, change_row, import_csv, lgcode_check_digit
 
@@ -224,13 +224,6 @@ NET = [GW, A, PREF]
 DAY_MS = 86400_000
 
 
-def set_clock(d, offset_ms):
-    """Move a daemon's clock by clock_offset and a reload; returns when it reloaded."""
-    d.extra["clock_offset"] = "%dms" % offset_ms
-    d.write_config()
-    before = d.log_text().count(": reloaded")
-    d.signal(signal.SIGHUP)
-    wait_until("%s reloaded" % d.name, lambda: d.log_text().count(": reloaded") > before)
 
 
 def restart(d):

@@ -10,7 +10,6 @@ A body's side here is jukitest.peer.Peer (the body's own client is juki-ctl prov
 """
 
 import base64
-import glob
 import hashlib
 import json
 import os
@@ -20,8 +19,8 @@ import time
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from jukitest import (Network, add_residents, fails, history, run_cases, store_rows, urn,
-                      wait_until)
+from jukitest import (Network, add_residents, fails, history, run_cases, set_clock,
+                      store_bytes, store_rows, urn, wait_until, years_on)
 from jukitest.peer import Peer, uuid7
 from jukitest.synth import Synth
 
@@ -455,28 +454,10 @@ def case_batch():
 
 # -- erasure --------------------------------------------------------------------------------
 
-def store_bytes(d):
-    data = b""
-    for path in glob.glob(d.store + "*"):
-        if path.endswith((".db", "-wal", "-journal")):
-            with open(path, "rb") as f:
-                data += f.read()
-    return data
 
 
-def set_clock(net, node, offset_ms):
-    d = net[node]
-    d.extra["clock_offset"] = "%dms" % offset_ms
-    d.write_config()
-    before = d.log_text().count(": reloaded")
-    d.signal(signal.SIGHUP)
-    wait_until("%s reloaded" % node, lambda: d.log_text().count(": reloaded") > before)
 
 
-def years_on(years, days):
-    t = time.gmtime(time.time() + 9 * 3600)
-    later = time.struct_time((t.tm_year + years,) + tuple(t)[1:])
-    return int((time.mktime(later) - time.mktime(t)) * 1000) + days * DAY_MS
 
 
 def case_provision_records_erased():
@@ -491,11 +472,11 @@ def case_provision_records_erased():
                 "accepted"
         assert len(provisions(net, PREF)) == 3
         assert PURPOSE.encode() in store_bytes(net[PREF])
-        set_clock(net, PREF, years_on(5, -1))
+        set_clock(net[PREF], years_on(5, -1))
         dry = net[PREF].ctl("purge", "--dry-run")
         rule = [r for r in dry["rules"] if r["name"] == "provisions"]
         assert rule and rule[0]["due"] == 0 and rule[0]["period"] == "provision_years", dry
-        set_clock(net, PREF, years_on(5, 1))
+        set_clock(net[PREF], years_on(5, 1))
         dry = net[PREF].ctl("purge", "--dry-run")
         assert [r["due"] for r in dry["rules"] if r["name"] == "provisions"] == [3], dry
         report = net[PREF].ctl("purge")

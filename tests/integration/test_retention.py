@@ -2,19 +2,16 @@
 removes exactly what the rule says and leaves no bytes behind; a prefectural
 server restored from an older backup catches up by itself."""
 
-import glob
 import json
 import os
-import signal
 import sqlite3
-import time
 
-from jukitest import Network, run_cases, run_ctl, wait_until
+from jukitest import (Network, run_cases, run_ctl, set_clock, store_bytes, wait_until,
+                      years_on)
 from jukitest.synth import Synth, import_csv, change_row
 
 GW, A, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
 NET = [GW, A, PREF, JLIS]
-DAY_MS = 86400_000
 
 
 def write(net, name, text):
@@ -28,14 +25,6 @@ def current(net, node):
     return net[node].status()["records"]["current"]
 
 
-def store_bytes(d):
-    """Everything the node's database holds on disk: the file, its WAL, any journal."""
-    data = b""
-    for path in glob.glob(d.store + "*"):
-        if path.endswith((".db", "-wal", "-journal")):
-            with open(path, "rb") as f:
-                data += f.read()
-    return data
 
 
 def rows(path, sql):
@@ -47,20 +36,8 @@ def rows(path, sql):
         db.close()
 
 
-def set_clock(net, node, offset_ms):
-    d = net[node]
-    d.extra["clock_offset"] = "%dms" % offset_ms
-    d.write_config()
-    before = d.log_text().count(": reloaded")
-    d.signal(signal.SIGHUP)
-    wait_until("%s reloaded" % node, lambda: d.log_text().count(": reloaded") > before)
 
 
-def years_on(years, days):
-    """An offset that puts today's date `years` years and `days` days later."""
-    t = time.gmtime(time.time() + 9 * 3600)
-    later = time.struct_time((t.tm_year + years,) + tuple(t)[1:])
-    return int((time.mktime(later) - time.mktime(t)) * 1000) + days * DAY_MS
 
 
 def case_five_year_purge():
@@ -84,7 +61,7 @@ def case_five_year_purge():
 
         # A day short of five years: nothing is due anywhere.
         for node in (A, PREF, JLIS):
-            set_clock(net, node, years_on(5, -1))
+            set_clock(net[node], years_on(5, -1))
             report = net[node].ctl("purge", "--dry-run")
             # (Only the inbox, ids of old messages, has a horizon of days, not years.)
             due = [r for r in report["rules"] if r["period"] == "years" and r["due"] > 0]
@@ -92,7 +69,7 @@ def case_five_year_purge():
 
         # Five years on: the removed person and the superseded record, nothing else.
         for node in (A, PREF, JLIS):
-            set_clock(net, node, years_on(5, 1))
+            set_clock(net[node], years_on(5, 1))
             dry = net[node].ctl("purge", "--dry-run")
             due = {r["name"]: r["due"] for r in dry["rules"] if r["period"] == "years"}
             # The dead person (current removal, and the entry record it superseded) and

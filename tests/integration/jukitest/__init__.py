@@ -13,6 +13,7 @@ Only the Python standard library is used.
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import random
@@ -504,6 +505,32 @@ def history(daemon, **filters):
     for k, v in filters.items():
         args += ["--" + k, v]
     return daemon.admin(*args)["entries"]
+
+
+def store_bytes(d):
+    """Everything a daemon's database holds on disk: the file, its WAL, any journal."""
+    data = b""
+    for path in glob.glob(d.store + "*"):
+        if path.endswith((".db", "-wal", "-journal")):
+            with open(path, "rb") as f:
+                data += f.read()
+    return data
+
+
+def set_clock(d, offset_ms):
+    """Move a daemon's clock by clock_offset and a reload; returns when it reloaded."""
+    d.extra["clock_offset"] = "%dms" % offset_ms
+    d.write_config()
+    before = d.log_text().count(": reloaded")
+    d.signal(signal.SIGHUP)
+    wait_until("%s reloaded" % d.name, lambda: d.log_text().count(": reloaded") > before)
+
+
+def years_on(years, days):
+    """A clock offset that puts today's date `years` years and `days` days later (JST)."""
+    t = time.gmtime(time.time() + 9 * 3600)
+    later = time.struct_time((t.tm_year + years,) + tuple(t)[1:])
+    return int((time.mktime(later) - time.mktime(t)) * 1000) + days * 86400_000
 
 
 def store_rows(path, sql):
