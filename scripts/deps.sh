@@ -12,6 +12,7 @@ libcmocka-dev libargon2-dev libunistring-dev libcsv-dev
 softhsm2 libengine-pkcs11-openssl opensc
 libpango1.0-dev libcairo2-dev fonts-noto-cjk poppler-utils
 python3 python3-cryptography scdoc clang-format iproute2 procps
+debhelper dpkg-dev fakeroot lintian python3-yaml
 "
 
 missing=""
