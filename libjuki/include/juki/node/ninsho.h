@@ -93,7 +93,12 @@ const struct juki_honnin_hook *juki_ninsho_hook(struct juki_ninsho *n);
 int juki_ninsho_flush(struct juki_ninsho *n);
 void juki_ninsho_reset(struct juki_ninsho *n);
 
-/* juki_ninsho_status() - {"authlink","ca","agreement","sent_entries","withheld"}; NULL if off. */
+/*
+ * juki_ninsho_status() - {"authlink" (null when off), "ca", "agreement" (the
+ * id of the active feed agreement, null when none), "sent_entries",
+ * "withheld" (entries queued and withheld since start)}; NULL when the
+ * node does not run the module.
+ */
 json_t *juki_ninsho_status(struct juki_node *node);
 
 #endif
