@@ -44,99 +44,28 @@ const char feed_purge_count[] =
 const char feed_purge_delete[] = "DELETE FROM feed WHERE seq IN (SELECT seq FROM feed"
 				 " WHERE acked_ms IS NOT NULL AND acked_ms < ?1 LIMIT ?2)";
 
-static const char *const kinds[] = {"death", "removal", "code-change", "change", NULL};
-
-/* Refuse with detail "<field>: <rule>" (never the value). */
-static int
-refuse(struct juki_reject *rej, const char *reason, const char *field, const char *rule)
-{
-	juki_reject_set(rej, reason, "%s: %s", field, rule);
-	return JUKI_REJECT;
-}
-
 int
 feed_entry_from_json(const json_t *obj, struct feed_entry *e, struct juki_reject *rej)
 {
-	static const char *const known[] = {"id",    "code",     "kind", "date",
-					    "items", "new_code", NULL};
 	struct juki_field_error fe;
-	const char *key, *s;
-	const json_t *v, *items;
-	int k;
+	struct juki_idou in;
 
 	memset(e, 0, sizeof(*e));
 	memset(&fe, 0, sizeof(fe));
-	if (!json_is_object(obj)) {
-		return refuse(rej, JUKI_R_BAD_FIELD, "entry", "an object");
+	if (juki_idou_from_json(obj, &in, &fe) != 0) {
+		juki_reject_set(rej, fe.reason != NULL ? fe.reason : JUKI_R_BAD_FIELD, "%s: %s",
+				fe.field[0] ? fe.field : "entry", fe.detail);
+		return JUKI_REJECT;
 	}
-	json_object_foreach((json_t *)obj, key, v)
-	{
-		int ok = 0;
-
-		for (k = 0; known[k] != NULL; k++) {
-			ok |= strcmp(key, known[k]) == 0;
-		}
-		if (!ok) {
-			return refuse(rej, JUKI_R_BAD_FIELD, "entry", "unknown key in an entry");
-		}
-	}
-	s = json_string_value(json_object_get(obj, "id"));
-	if (s == NULL || !juki_uuid_valid(s)) {
-		return refuse(rej, JUKI_R_BAD_FIELD, "id", "a UUIDv7");
-	}
-	snprintf(e->id, sizeof(e->id), "%s", s);
-	if (juki_json_code(obj, "code", 0, e->code, sizeof(e->code), &fe) != 0) {
-		return refuse(rej, fe.reason ? fe.reason : JUKI_R_BAD_FIELD, "code",
-			      "a 住民票コード");
-	}
-	s = json_string_value(json_object_get(obj, "kind"));
-	for (k = 0; s != NULL && kinds[k] != NULL && strcmp(s, kinds[k]) != 0; k++) {
-	}
-	if (s == NULL || kinds[k] == NULL) {
-		return refuse(rej, JUKI_R_BAD_FIELD, "kind",
-			      "death, removal, code-change or change");
-	}
-	snprintf(e->kind, sizeof(e->kind), "%s", s);
-	if (juki_json_date(obj, "date", e->date, &fe) != 0) {
-		return refuse(rej, JUKI_R_BAD_FIELD, "date", "a date YYYY-MM-DD");
-	}
-	items = json_object_get(obj, "items");
-	if (strcmp(e->kind, "change") == 0) {
-		json_t *copy;
-		int rc;
-
-		if (!json_is_object(items) || json_object_get(items, "code") != NULL ||
-		    json_object_get(items, "kana") != NULL) {
-			return refuse(rej, JUKI_R_BAD_FIELD, "items",
-				      "name, birth, sex, address and lgcode");
-		}
-		copy = json_deep_copy(items);
-		if (copy == NULL || json_object_set_new(copy, "code", json_string(e->code)) != 0) {
-			json_decref(copy);
-			return JUKI_ENOMEM;
-		}
-		rc = juki_person_from_json(copy, 0, &e->items, &fe);
-		json_decref(copy);
-		if (rc != 0) {
-			juki_reject_set(rej, fe.reason ? fe.reason : JUKI_R_BAD_FIELD,
-					"items.%s: %s", fe.field, fe.detail);
-			return JUKI_REJECT;
-		}
+	snprintf(e->id, sizeof(e->id), "%s", in.id);
+	snprintf(e->code, sizeof(e->code), "%s", in.code);
+	snprintf(e->kind, sizeof(e->kind), "%s", juki_idou_kind_name(in.kind));
+	snprintf(e->date, sizeof(e->date), "%s", in.date);
+	if (in.kind == JUKI_IDOU_CHANGE) {
 		e->has_items = 1;
-	} else if (items != NULL) {
-		return refuse(rej, JUKI_R_BAD_FIELD, "items", "only for kind change");
+		e->items = in.items;
 	}
-	v = json_object_get(obj, "new_code");
-	if (strcmp(e->kind, "code-change") == 0) {
-		if (juki_json_code(obj, "new_code", 0, e->new_code, sizeof(e->new_code), &fe) !=
-			0 ||
-		    strcmp(e->new_code, e->code) == 0) {
-			return refuse(rej, fe.reason ? fe.reason : JUKI_R_BAD_FIELD, "new_code",
-				      "another 住民票コード");
-		}
-	} else if (v != NULL) {
-		return refuse(rej, JUKI_R_BAD_FIELD, "new_code", "only for kind code-change");
-	}
+	snprintf(e->new_code, sizeof(e->new_code), "%s", in.new_code);
 	return 0;
 }
 
@@ -594,7 +523,7 @@ feed_resend(struct juki_store *store, const struct juki_clock *clock, const char
 		return rc;
 	}
 	if (from < 1 || from > next) {
-		juki_reject_set(rej, FEED_R_RESEND_AHEAD, "from: 1 to %" PRId64, next);
+		juki_reject_set(rej, JUKI_R_RESEND_AHEAD, "from: 1 to %" PRId64, next);
 		return JUKI_REJECT;
 	}
 	if (from < next) {
@@ -605,7 +534,7 @@ feed_resend(struct juki_store *store, const struct juki_clock *clock, const char
 		has = sqlite3_step(st) == SQLITE_ROW;
 		sqlite3_reset(st);
 		if (!has) {
-			juki_reject_set(rej, FEED_R_RESEND_ERASED,
+			juki_reject_set(rej, JUKI_R_RESEND_ERASED,
 					"entry %" PRId64 " was erased after its period", from);
 			return JUKI_REJECT;
 		}

@@ -27,6 +27,8 @@
 #include <jansson.h>
 
 #include "juki/base/codes.h"
+#include "juki/node/ninsho.h"
+#include "juki/records/idou.h"
 #include "juki/records/person.h"
 #include "juki/store/store.h"
 #include "juki/wire/msg.h"
@@ -37,20 +39,8 @@
 #define FEED_AGREEMENT_MAX 64   /* bytes of an agreement id */
 #define FEED_LINE_TAG      "juki-ninsho-feed/1"
 
-#ifndef JUKI_MSG_NINSHO_IDOU
-#define JUKI_MSG_NINSHO_IDOU   "ninsho.idou"
-#define JUKI_MSG_NINSHO_FEED   "ninsho.feed"
-#define JUKI_MSG_NINSHO_RESEND "ninsho.resend"
-#endif
-#ifndef JUKI_R_NINSHO_WRONG_CA
-#define JUKI_R_NINSHO_WRONG_CA "ninsho-wrong-ca"
-#endif
-/* Reasons of the link server and the authority (docs/protocol.md). */
-#define FEED_R_GAP           "feed-gap"
-#define FEED_R_DIGEST        "feed-digest"
-#define FEED_R_RESEND_AHEAD  "resend-ahead"
-#define FEED_R_RESEND_ERASED "resend-erased"
-#define FEED_R_NOT_SOURCE    "ninsho-not-source"
+/* Reasons of the link server beside those of node/ninsho.h (docs/protocol.md §9). */
+#define FEED_R_NOT_SOURCE "ninsho-not-source" /* the sender is not in authlink.sources */
 
 /* One entry of the feed: an idou entry with its place in the chain. */
 struct feed_entry {
@@ -78,8 +68,7 @@ extern const char feed_purge_delete[];
 
 /*
  * feed_entry_from_json() - read and validate one entry of a ninsho.idou
- * body ({"id", "code", "kind", "date", "items" (change only), "new_code"
- * (code-change only)}); unknown keys are refused.  0, or JUKI_REJECT with
+ * body (juki_idou_from_json(), records/idou.h).  0, or JUKI_REJECT with
  * rej filled (its detail names the field, never a value).
  */
 int feed_entry_from_json(const json_t *obj, struct feed_entry *e, struct juki_reject *rej);

@@ -500,9 +500,9 @@ test_resend_rules(void **state)
 	json_decref(msgs);
 	/* ahead of what was sent, or below 1 */
 	assert_int_equal(resend(f, 10, &to, &rej), JUKI_REJECT);
-	assert_string_equal(rej.reason, FEED_R_RESEND_AHEAD);
+	assert_string_equal(rej.reason, JUKI_R_RESEND_AHEAD);
 	assert_int_equal(resend(f, 0, &to, &rej), JUKI_REJECT);
-	assert_string_equal(rej.reason, FEED_R_RESEND_AHEAD);
+	assert_string_equal(rej.reason, JUKI_R_RESEND_AHEAD);
 	assert_int_equal(resend(f, -1, &to, &rej), JUKI_REJECT);
 	/* the end: nothing to send, the queue emptied of the feed */
 	assert_int_equal(resend(f, 9, &to, &rej), 0);
@@ -538,7 +538,7 @@ test_resend_rules(void **state)
 	/* erased: refused */
 	purge(f, 1000, 6001); /* row 1, acked at 5000; the rest at 6000 */
 	assert_int_equal(resend(f, 1, &to, &rej), JUKI_REJECT);
-	assert_string_equal(rej.reason, FEED_R_RESEND_ERASED);
+	assert_string_equal(rej.reason, JUKI_R_RESEND_ERASED);
 	assert_int_equal(resend(f, 2, &to, &rej), 0);
 	purge(f, 1, INT64_C(1) << 50);
 	assert_int_equal(feed_counts(f->store, &c), 0);
@@ -554,7 +554,7 @@ test_resend_rules(void **state)
 	assert_int_equal(feed_counts(f->store, &c), 0);
 	assert_int_equal(c.erased_to, 8);
 	assert_int_equal(resend(f, 8, &to, &rej), JUKI_REJECT);
-	assert_string_equal(rej.reason, FEED_R_RESEND_ERASED);
+	assert_string_equal(rej.reason, JUKI_R_RESEND_ERASED);
 	assert_int_equal(resend(f, 9, &to, &rej), 0);
 }
 
