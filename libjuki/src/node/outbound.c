@@ -639,6 +639,19 @@ juki_outbound_kick(struct juki_outbound *ob)
 	free(q);
 }
 
+void
+juki_outbound_restart(struct juki_outbound *ob, const char *dest, const char *service)
+{
+	for (struct link *l = ob->links; l != NULL; l = l->next) {
+		if (strcmp(l->dest.urn, dest) == 0 && strcmp(l->service, service) == 0 &&
+		    l->state == LINK_UP) {
+			log_info("outbound: %s over %s starts over: its queue was rewritten", dest,
+				 service);
+			link_down(l, "queue rewritten by the sender");
+		}
+	}
+}
+
 static int
 copy_conf(struct juki_outbound *ob, const struct juki_outbound_conf *conf)
 {

@@ -69,6 +69,14 @@ int juki_outbound_new(struct event_base *base, struct juki_store *store, struct 
 void juki_outbound_kick(struct juki_outbound *ob);
 
 /*
+ * juki_outbound_restart() - the queue of (dest, service) was rewritten
+ * (juki_outbox_drop() and new entries): a link that is up closes, forgets
+ * what it had in flight (acks for it would name entries gone) and
+ * connects again, sending from the oldest entry queued.
+ */
+void juki_outbound_restart(struct juki_outbound *ob, const char *dest, const char *service);
+
+/*
  * juki_outbound_reconfigure() - new identity and settings (reload); links
  * that are up stay up, new connections use the new ones.  0 or JUKI_ENOMEM.
  */
