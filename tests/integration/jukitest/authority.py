@@ -33,8 +33,10 @@ responder reloads) before it acks; any query after the ack sees the new index. T
 responder binds every interface (`-port` takes only a number in OpenSSL 3.0).
 
     python3 authority.py selftest     a self-check of the CA side (no juki daemon)
+    python3 authority.py              the commands scripts/demo.sh uses
 """
 
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -234,16 +236,16 @@ class CA:
     def issue(self, people):
         """Signing certificates for people (synth.Synth().person() dicts): {code: (serial,
         cert path, key path)}. One key each; the certificates in one `openssl ca` run."""
-        csrs = []
-        for p in people:
+        def request(p):
             stem = os.path.join(self.people, p["code"])  # the file name is the test's only
-            birth = p["birth"]
             subj = "/C=JP/L=%s/OU=birth %s/OU=sex %s/CN=%s" % (
-                p["address"], birth, p["sex"], p["name"])
+                p["address"], p["birth"], p["sex"], p["name"])
             run(["openssl", "req", "-new", "-config", self.cnf, "-utf8", "-newkey", "ec",
                  "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", stem + ".key",
                  "-out", stem + ".csr", "-subj", subj])
-            csrs.append(stem + ".csr")
+            return stem + ".csr"
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two at a time: 2 CPUs
+            csrs = list(pool.map(request, people))
         out = {}
         with self.lock():
             with open(os.path.join(self.dir, "serial")) as f:
@@ -650,6 +652,7 @@ class FeedServer:
             prev = d
         last = entries[-1]
         if not new:
+            self.log("skipped seq %d..%d: committed already" % (entries[0]["seq"], last["seq"]))
             return {"seq": last["seq"], "digest": last["digest"]}
         # The CA database first (idempotent: a restart after a crash here does it again).
         actions = []
@@ -932,10 +935,69 @@ def _free_port():
         return so.getsockname()[1]
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["serve"] and len(sys.argv) == 3:
-        FeedServer(sys.argv[2]).serve()
-    elif sys.argv[1:] == ["selftest"]:
-        selftest()
+USAGE = """usage: authority.py COMMAND ...  (the reference authority of the tests, for the demo)
+  create DIR LISTEN CERT KEY CA CRL OCSP_PORT   a new CA in DIR; its node port's settings
+  responder DIR                                 run the OCSP responder (foreground)
+  serve DIR                                     run the node port (foreground)
+  issue DIR PEOPLE.json                         certificates for a JSON list of people
+  ocsp DIR CERT...                              ask the responder: CERT: good|revoked
+  sign DIR CERT KEY OUT                         sign stdin (CMS) with a resident's key
+  verify DIR SIG                                openssl cms -verify -crl_check
+  state DIR                                     the last seq committed and its digest
+  selftest                                      a self-check of the CA side"""
+
+
+def cli(argv):
+    cmd, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if cmd == "selftest" and not rest:
+        return selftest()
+    if not rest:
+        sys.exit(USAGE)
+    ca = CA(rest[0])
+    if cmd == "create" and len(rest) == 7:
+        os.makedirs(ca.dir, mode=0o700, exist_ok=True)
+        ca.create()
+        conf = {"listen": rest[1], "identity": IDENTITY, "ca": os.path.abspath(rest[4]),
+                "crl": os.path.abspath(rest[5]),
+                "outer": [os.path.abspath(rest[2]), os.path.abspath(rest[3])],
+                "inner": None, "senders": ["urn:juki:authlink:0"], "ocsp_port": int(rest[6])}
+        with open(os.path.join(ca.dir, "serve.json"), "w") as f:
+            json.dump(conf, f)
+        print("CA %s: %s" % (ca.dir, run(["openssl", "x509", "-in", ca.cert, "-noout",
+                                          "-subject"]).strip()))
+    elif cmd == "responder" and len(rest) == 1:
+        with open(os.path.join(ca.dir, "serve.json")) as f:
+            r = Responder(ca, json.load(f)["ocsp_port"])
+        r.start()
+        print("OCSP responder on port %d" % r.port, flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: (r.stop(), sys.exit(0)))
+        r.proc.wait()
+    elif cmd == "serve" and len(rest) == 1:
+        FeedServer(rest[0]).serve()
+    elif cmd == "issue" and len(rest) == 2:
+        with open(rest[1], encoding="utf-8") as f:
+            people = json.load(f)
+        for code, (serial, cert, _) in ca.issue(people).items():
+            print("%s %s" % (serial, cert))
+        with open(os.path.join(ca.dir, "serve.json")) as f:
+            Responder(ca, json.load(f)["ocsp_port"]).kick()
+    elif cmd == "ocsp" and len(rest) >= 2:
+        with open(os.path.join(ca.dir, "serve.json")) as f:
+            r = Responder(ca, json.load(f)["ocsp_port"])
+        for c, v in r.query(rest[1:]).items():
+            print("%s: %s" % (c, v))
+    elif cmd == "sign" and len(rest) == 4:
+        ca.sign(rest[1], rest[2], sys.stdin.buffer.read(), rest[3])
+    elif cmd == "verify" and len(rest) == 2:
+        ok, why = ca.verify(rest[1])
+        print("verified" if ok else "NOT verified: %s" % why)
+        return 0 if ok else 1
+    elif cmd == "state" and len(rest) == 1:
+        print("last seq %d, digest %s" % ca.state())
     else:
-        sys.exit("usage: authority.py serve DIR | selftest")
+        sys.exit(USAGE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))
