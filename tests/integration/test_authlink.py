@@ -127,14 +127,18 @@ def network(names=NET, holder=None, extra=(), configure=None):
 
 def run_with_authority(fn, names=NET, extra=(), configure=None):
     holder = []
-    with network(names, holder, extra, configure) as net:
-        try:
-            fn(net, holder[0])
-        except BaseException:
-            print("===== the authority =====\n" + holder[0].log_text()[-6000:])
-            raise
-        finally:
-            holder[0].stop()
+    try:
+        with network(names, holder, extra, configure) as net:
+            try:
+                fn(net, holder[0])
+            except BaseException:
+                print("===== the authority =====\n" + holder[0].log_text()[-6000:])
+                raise
+            finally:
+                holder[0].stop()
+    finally:  # also when the network did not start after the authority was made
+        for auth in holder:
+            auth.stop()
 
 
 # -- the cases ---------------------------------------------------------------------------------

@@ -59,15 +59,17 @@ class Setup:
 def with_authority(fn):
     def case():
         holder = []
-        with Network([GW], extra_identities=[CA, AUTHLINK, "cs:131016"],
-                     configure=authority_node(holder)) as net:
-            try:
-                fn(net, holder[0])
-            except BaseException:
-                print(holder[0].log_text()[-4000:])
-                raise
-            finally:
-                holder[0].stop()
+        try:
+            with Network([GW], extra_identities=[CA, AUTHLINK, "cs:131016"],
+                         configure=authority_node(holder)) as net:
+                try:
+                    fn(net, holder[0])
+                except BaseException:
+                    print(holder[0].log_text()[-4000:])
+                    raise
+        finally:  # also when the network did not start after the authority was made
+            for auth in holder:
+                auth.stop()
     case.__name__ = fn.__name__
     case.__doc__ = fn.__doc__
     return case

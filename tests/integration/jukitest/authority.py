@@ -319,7 +319,8 @@ class CA:
         p = subprocess.run(["openssl", "cms", "-verify", "-in", sig, "-inform", "PEM",
                             "-CAfile", self.trust, "-crl_check", "-out", os.devnull],
                            capture_output=True, text=True)
-        return p.returncode == 0, (p.stderr.strip().splitlines() or [""])[-1]
+        why = (p.stderr.strip().splitlines() or [""])[-1]
+        return p.returncode == 0, why.split("Verify error:")[-1].strip()
 
 
 # -- the OCSP responder ----------------------------------------------------------------------
@@ -970,7 +971,9 @@ def cli(argv):
             r = Responder(ca, json.load(f)["ocsp_port"])
         r.start()
         print("OCSP responder on port %d" % r.port, flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (r.stop(), sys.exit(0)))
+        # Stopped: stop openssl; the wait below then returns (never wait in the handler).
+        signal.signal(signal.SIGTERM, lambda *_: r.proc.terminate())
+        signal.signal(signal.SIGINT, lambda *_: r.proc.terminate())
         r.proc.wait()
     elif cmd == "serve" and len(rest) == 1:
         FeedServer(rest[0]).serve()
