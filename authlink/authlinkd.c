@@ -9,6 +9,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
+#include "juki/node/report.h"
 
 static const struct juki_conf_key authlink_keys[] = {
     JUKI_CONF_SCALAR(struct authlink_section, ca, "ca", JUKI_CONF_IDENT, "urn:juki:ca:jpki", 0, 0,
@@ -37,8 +38,9 @@ const struct juki_conf_key authlinkd_conf_keys[] = {
     JUKI_CONF_END,
 };
 
-static const struct juki_schema authlinkd_schemas[1] = {
+static const struct juki_schema authlinkd_schemas[2] = {
     FEED_SCHEMA,
+    JUKI_REPORT_SCHEMA,
 };
 
 static const struct authlinkd_conf *
@@ -231,6 +233,9 @@ authlinkd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct 
 	char why[200], detail[80];
 	int rc;
 
+	if (strncmp(entry->type, "report.", 7) == 0) {
+		return juki_reports_on_ack(ctx, entry, ack);
+	}
 	if (strcmp(entry->type, JUKI_MSG_NINSHO_FEED) != 0) {
 		return 0;
 	}
@@ -314,6 +319,7 @@ cmd_feed_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 static const struct juki_handler authlinkd_handlers[] = {
     {JUKI_MSG_NINSHO_IDOU, JUKI_SVC_NINSHO, handle_idou, 0, 0, NULL},
     {JUKI_MSG_NINSHO_RESEND, JUKI_SVC_NINSHO, handle_resend, 1, 0, NULL},
+    JUKI_REPORT_HANDLERS_AUTHLINK,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -322,6 +328,7 @@ static const struct juki_ctl_cmd authlinkd_cmds[] = {
      "the feed to the authority from a seq: seq, kind, date, received, acked; no codes "
      "(args: from, limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, "ninsho"},
+    JUKI_REPORT_CMDS_HOLDER,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -422,6 +429,12 @@ authlinkd_started(struct juki_node *node, char *err, size_t errlen)
 		return JUKI_ENOMEM;
 	}
 	lag_arm(node);
+	/* Management reports held for the authority (第6-8(6)ウ・エ; node/report.h). */
+	if ((al->reports = juki_reports_start(node, NULL, 0)) == NULL) {
+		snprintf(err, errlen, "reports: out of memory");
+		return JUKI_ENOMEM;
+	}
+	juki_reports_set_ninsho(al->reports, NULL, conf_of(node)->authlink.ca);
 	return 0;
 }
 
@@ -430,6 +443,7 @@ authlinkd_reloaded(struct juki_node *node)
 {
 	evtimer_del(authlinkd_of(node)->lag_timer);
 	lag_arm(node);
+	juki_reports_set_ninsho(authlinkd_of(node)->reports, NULL, conf_of(node)->authlink.ca);
 }
 
 static void
@@ -441,13 +455,15 @@ authlinkd_stopping(struct juki_node *node)
 		event_free(al->lag_timer);
 		al->lag_timer = NULL;
 	}
+	juki_reports_stop(al->reports);
+	al->reports = NULL;
 }
 
 static const struct juki_node_spec authlinkd_spec = {
     .daemon = "juki-authlinkd",
     .kind = JUKI_KIND_AUTHLINK,
     .schemas = authlinkd_schemas,
-    .nschemas = 1,
+    .nschemas = 2,
     .handlers = authlinkd_handlers,
     .on_ack = authlinkd_on_ack,
     .cmds = authlinkd_cmds,

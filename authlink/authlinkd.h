@@ -35,11 +35,14 @@ struct authlinkd_conf {
 	struct authlink_section authlink;
 };
 
+struct juki_reports;
+
 /* The link server's state, its node's private data (juki_node_priv()). */
 struct authlinkd {
-	struct event *lag_timer; /* watches the oldest unacknowledged entry */
-	int lagging;             /* authlink-lag raised for the present episode */
-	int refused;             /* authlink-refused raised since the last accepted ack */
+	struct event *lag_timer;      /* watches the oldest unacknowledged entry */
+	int lagging;                  /* authlink-lag raised for the present episode */
+	int refused;                  /* authlink-refused raised since the last accepted ack */
+	struct juki_reports *reports; /* management reports held for the authority */
 };
 
 extern const struct juki_conf_key authlinkd_conf_keys[];
