@@ -198,6 +198,7 @@ def case_wrong_routes_and_other_authority_refused():
             refused(ca.answer(unknown, b"x\n"), "report-unknown")
             refused(ca.send("report.fetch", {"all": True}), "invalid-field")
             refused(ca.answer(rid, b"\xff\xfe"), "invalid-field")
+            refused(ca.answer(rid, b"x" * (256 * 1024 + 1)), "answer-too-large")
             assert ca.answer(rid, b"ok\n")["status"] == "accepted"
             refused(ca.answer(rid, b"again\n"), "report-answered")
         wait_state(net[JLIS], rid, "answered")
@@ -272,9 +273,42 @@ def case_prefecture_providing_itself():
         assert len(answers) == 2, answers
 
 
+def case_link_server_and_jlis_restart_midway():
+    """The link server is down when jlis passes a request on, and killed (-9) after the
+    answer; jlis is down when the link server sends the answer back: nothing is lost,
+    nothing is held or applied twice."""
+    with network() as net:
+        link, jlis = net[LINK], net[JLIS]
+        link.stop()
+        rid = request(net[CS])["id"]
+        wait_state(jlis, rid, "sent")
+        link.start()
+        wait_state(link, rid, "received")
+        wait_state(jlis, rid, "received")
+        jlis.stop()
+        with Authority(net) as ca:
+            assert list(ca.fetch()) == [rid]
+            assert ca.answer(rid, b"ok\n")["status"] == "accepted"
+        link.kill9()
+        link.start()
+        assert state(link, rid) == "answered"
+        jlis.start()
+        for d in (jlis, net[PREF], net[CS]):
+            wait_state(d, rid, "answered")
+        for d in (net[CS], net[PREF], jlis, link):
+            assert list(reports(d)) == [rid], d.name
+        held = [e for e in history(link) if e["action"] == "report.request"]
+        assert len(held) == 1, held
+        back = [e for e in history(jlis) if e["action"] == "report.answer"]
+        assert len(back) == 1 and back[0]["operator"] == urn(LINK), back
+        wait_until("the link server's outbox is empty",
+                   lambda: link.admin("status")["outbound"]["queued"] == 0, 30)
+
+
 if __name__ == "__main__":
     run_cases([
         case_asked_at_jlis_pref_and_cs_answered_by_the_authority,
         case_wrong_routes_and_other_authority_refused,
         case_prefecture_providing_itself,
+        case_link_server_and_jlis_restart_midway,
     ])
