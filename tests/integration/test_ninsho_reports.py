@@ -305,10 +305,37 @@ def case_link_server_and_jlis_restart_midway():
                    lambda: link.admin("status")["outbound"]["queued"] == 0, 30)
 
 
+def case_refused_by_the_link_server():
+    """A link server fed to another authority than jlis's ninsho.ca refuses what jlis
+    passes on (report-route): refused at jlis with the alert report-refused, in the link
+    server's history, never held there."""
+
+    def configure_other(net):
+        configure(net)
+        net[LINK].authlink["ca"] = urn(OTHER_CA)
+
+    with Network([GW, CS, PREF, JLIS, LINK], extra_identities=[CA, OTHER_CA],
+                 configure=configure_other) as net:
+        rid = request(net[PREF])["id"]
+        wait_state(net[JLIS], rid, "refused")
+        shown = net[JLIS].admin("report", "show", rid)
+        assert shown["reason"] == "report-route", shown
+        alerts = [a for a in net[JLIS].alerts()["recent"] if a["code"] == "report-refused"]
+        assert len(alerts) == 1 and rid in alerts[0]["detail"], alerts
+        assert rid not in reports(net[LINK])
+        refusals = [e for e in history(net[LINK]) if e["action"] == "report.request"]
+        assert [(e["operator"], e["outcome"]) for e in refusals] == \
+            [(urn(JLIS), "report-route")], refusals
+        assert state(net[PREF], rid) == "sent"
+        with Authority(net, OTHER_CA) as other:
+            assert other.fetch() == {}
+
+
 if __name__ == "__main__":
     run_cases([
         case_asked_at_jlis_pref_and_cs_answered_by_the_authority,
         case_wrong_routes_and_other_authority_refused,
         case_prefecture_providing_itself,
         case_link_server_and_jlis_restart_midway,
+        case_refused_by_the_link_server,
     ])
