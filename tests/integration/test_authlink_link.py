@@ -176,6 +176,10 @@ def case_authority_refusing_keeps_entries_queued():
             assert st["feed"]["unacked"] >= 1, st
             assert st["outbound"]["rejected"] == 0, st["outbound"]
             assert store_rows(d.store, "SELECT count(*) FROM outbox_rejected")[0][0] == 0
+        # The link says why it starts over (it is up again between refusals: asked until seen).
+        wait_until("the link's last error", lambda: any(
+            "kept queued by this node" in (l.get("last_error") or "")
+            for l in d.status()["outbound"]["links"] if l["dest"] == CA))
         counts = d.alert_counts()
         assert counts.get("authlink-refused", 0) >= 1, counts
         assert "protocol-error" not in counts, counts
