@@ -12,10 +12,11 @@
 #include "juki/node/report.h"
 
 static const struct juki_conf_key authlink_keys[] = {
-    JUKI_CONF_SCALAR(struct authlink_section, ca, "ca", JUKI_CONF_IDENT, "urn:juki:ca:jpki", 0, 0,
-		     0,
+    JUKI_CONF_SCALAR(struct authlink_section, ca, "ca", JUKI_CONF_IDENT, "urn:juki:ca:jpki",
+		     JUKI_CONF_RESTART, 0, 0,
 		     "The certification authority this server feeds (urn:juki:ca:<id>): "
-		     "ninsho.idou naming another is refused ninsho-wrong-ca."),
+		     "ninsho.idou naming another is refused ninsho-wrong-ca.  The queued feed is "
+		     "addressed to it, so a change takes a restart."),
     JUKI_CONF_SCALARLIST(struct authlink_section, sources, nsources, "sources", JUKI_CONF_IDENT, 0,
 			 0, 64,
 			 "Servers allowed to send 異動等情報 (ninsho.idou); none listed: the "
@@ -55,6 +56,13 @@ authlinkd_of(struct juki_node *node)
 	return juki_node_priv(node);
 }
 
+/* The authority fed: authlink.ca as the daemon started (a change takes a restart). */
+static const char *
+ca_of(struct juki_node *node)
+{
+	return authlinkd_of(node)->ca;
+}
+
 static int
 is_source(const struct authlink_section *a, const char *urn)
 {
@@ -84,7 +92,7 @@ handle_idou(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 		return juki_reject_set(rej, FEED_R_NOT_SOURCE,
 				       "%s is not a source of this link server", msg->from);
 	}
-	if ((rc = feed_idou_read(msg->body, a->ca, msg->from, &hdr, &e, &n, rej)) != 0) {
+	if ((rc = feed_idou_read(msg->body, ca_of(node), msg->from, &hdr, &e, &n, rej)) != 0) {
 		return rc;
 	}
 	rc = feed_append(juki_node_store(node), juki_node_clock(node), juki_node_self(node)->urn,
@@ -123,7 +131,7 @@ static int
 handle_resend(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct juki_node *node = ctx;
-	const char *ca = conf_of(node)->authlink.ca;
+	const char *ca = ca_of(node);
 	int64_t from = 0, to = 0;
 	int rc;
 
@@ -222,9 +230,9 @@ feed_status(struct juki_node *node)
 		return NULL;
 	}
 	return json_pack(
-	    "{s:s,s:I,s:I,s:I,s:I,s:I}", "ca", conf_of(node)->authlink.ca, "last_seq",
-	    (json_int_t)c.last_seq, "acked_seq", (json_int_t)c.acked_seq, "unacked",
-	    (json_int_t)c.unacked, "oldest_unacked_age_ms",
+	    "{s:s,s:I,s:I,s:I,s:I,s:I}", "ca", ca_of(node), "last_seq", (json_int_t)c.last_seq,
+	    "acked_seq", (json_int_t)c.acked_seq, "unacked", (json_int_t)c.unacked,
+	    "oldest_unacked_age_ms",
 	    (json_int_t)(c.oldest_unacked_ms ? juki_node_now_ms(node) - c.oldest_unacked_ms : 0),
 	    "erased_to", (json_int_t)c.erased_to);
 }
@@ -346,8 +354,7 @@ lag_check(evutil_socket_t fd, short what, void *arg)
 
 		if (age > limit && !al->lagging) {
 			al->lagging = 1;
-			juki_alert(juki_node_alerts(node), "authlink-lag",
-				   conf_of(node)->authlink.ca, NULL,
+			juki_alert(juki_node_alerts(node), "authlink-lag", ca_of(node), NULL,
 				   "%" PRId64 " entries not acknowledged by the authority; the "
 				   "oldest (seq %" PRId64 ") waits %" PRId64 " s",
 				   c.unacked, c.acked_seq + 1, age / 1000);
@@ -365,6 +372,7 @@ authlinkd_started(struct juki_node *node, char *err, size_t errlen)
 {
 	struct authlinkd *al = authlinkd_of(node);
 
+	snprintf(al->ca, sizeof(al->ca), "%s", conf_of(node)->authlink.ca);
 	al->lag_timer = evtimer_new(juki_node_base(node), lag_check, node);
 	if (al->lag_timer == NULL) {
 		snprintf(err, errlen, "lag timer: out of memory");
@@ -376,7 +384,7 @@ authlinkd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
-	juki_reports_set_ninsho(al->reports, NULL, conf_of(node)->authlink.ca);
+	juki_reports_set_ninsho(al->reports, NULL, al->ca);
 	return 0;
 }
 
@@ -385,7 +393,10 @@ authlinkd_reloaded(struct juki_node *node)
 {
 	evtimer_del(authlinkd_of(node)->lag_timer);
 	lag_arm(node);
-	juki_reports_set_ninsho(authlinkd_of(node)->reports, NULL, conf_of(node)->authlink.ca);
+	if (strcmp(conf_of(node)->authlink.ca, authlinkd_of(node)->ca) != 0) {
+		log_warnx("authlink: authlink.ca changes on restart only; feeding %s still",
+			  authlinkd_of(node)->ca);
+	}
 }
 
 static void
