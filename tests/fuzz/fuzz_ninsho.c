@@ -212,7 +212,8 @@ resend(const json_t *body)
 		FUZZ_ASSERT(from >= 1 && from <= 4 && to == 3);
 		FUZZ_ASSERT(json_array_size(msgs) == (from == 4 ? 0 : 1));
 		if (from < 4) {
-			first = json_array_get(json_object_get(json_array_get(msgs, 0), "entries"), 0);
+			first =
+			    json_array_get(json_object_get(json_array_get(msgs, 0), "entries"), 0);
 			FUZZ_ASSERT(json_integer_value(json_object_get(first, "seq")) == from);
 		}
 		FUZZ_ASSERT(count("SELECT count(*) FROM feed WHERE acked_ms IS NOT NULL") == 0);
