@@ -9,12 +9,14 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
+#include "juki/node/report.h"
 
 static const struct juki_conf_key authlink_keys[] = {
-    JUKI_CONF_SCALAR(struct authlink_section, ca, "ca", JUKI_CONF_IDENT, "urn:juki:ca:jpki", 0, 0,
-		     0,
+    JUKI_CONF_SCALAR(struct authlink_section, ca, "ca", JUKI_CONF_IDENT, "urn:juki:ca:jpki",
+		     JUKI_CONF_RESTART, 0, 0,
 		     "The certification authority this server feeds (urn:juki:ca:<id>): "
-		     "ninsho.idou naming another is refused ninsho-wrong-ca."),
+		     "ninsho.idou naming another is refused ninsho-wrong-ca.  The queued feed is "
+		     "addressed to it, so a change takes a restart."),
     JUKI_CONF_SCALARLIST(struct authlink_section, sources, nsources, "sources", JUKI_CONF_IDENT, 0,
 			 0, 64,
 			 "Servers allowed to send 異動等情報 (ninsho.idou); none listed: the "
@@ -37,8 +39,9 @@ const struct juki_conf_key authlinkd_conf_keys[] = {
     JUKI_CONF_END,
 };
 
-static const struct juki_schema authlinkd_schemas[1] = {
+static const struct juki_schema authlinkd_schemas[2] = {
     FEED_SCHEMA,
+    JUKI_REPORT_SCHEMA,
 };
 
 static const struct authlinkd_conf *
@@ -51,6 +54,13 @@ static struct authlinkd *
 authlinkd_of(struct juki_node *node)
 {
 	return juki_node_priv(node);
+}
+
+/* The authority fed: authlink.ca as the daemon started (a change takes a restart). */
+static const char *
+ca_of(struct juki_node *node)
+{
+	return authlinkd_of(node)->ca;
 }
 
 static int
@@ -73,73 +83,18 @@ handle_idou(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct juki_node *node = ctx;
 	const struct authlink_section *a = &conf_of(node)->authlink;
-	const json_t *entries = json_object_get(msg->body, "entries");
-	const json_t *days = json_object_get(msg->body, "retention_days");
-	const char *ca = json_string_value(json_object_get(msg->body, "ca"));
-	const char *agreement = json_string_value(json_object_get(msg->body, "agreement"));
 	struct feed_header hdr;
-	struct feed_entry *e;
-	size_t n, i, dup = 0;
-	const char *key;
-	const json_t *v;
+	struct feed_entry *e = NULL;
+	size_t n = 0, dup = 0;
 	int rc;
 
 	if (!is_source(a, msg->from)) {
 		return juki_reject_set(rej, FEED_R_NOT_SOURCE,
 				       "%s is not a source of this link server", msg->from);
 	}
-	json_object_foreach((json_t *)msg->body, key, v)
-	{
-		if (strcmp(key, "ca") != 0 && strcmp(key, "agreement") != 0 &&
-		    strcmp(key, "retention_days") != 0 && strcmp(key, "entries") != 0) {
-			return juki_reject_set(rej, JUKI_R_BAD_FIELD, "%.32s: unknown key", key);
-		}
+	if ((rc = feed_idou_read(msg->body, ca_of(node), msg->from, &hdr, &e, &n, rej)) != 0) {
+		return rc;
 	}
-	if (ca == NULL) {
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "ca: the authority's urn");
-	}
-	if (strcmp(ca, a->ca) != 0) {
-		return juki_reject_set(rej, JUKI_R_NINSHO_WRONG_CA, "this link server feeds %s",
-				       a->ca);
-	}
-	if (agreement == NULL || agreement[0] == '\0' || strlen(agreement) > FEED_AGREEMENT_MAX) {
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "agreement: an id of 1 to %d bytes",
-				       FEED_AGREEMENT_MAX);
-	}
-	for (const char *p = agreement; *p; p++) {
-		if (*p <= ' ' || *p > '~') {
-			return juki_reject_set(rej, JUKI_R_BAD_FIELD,
-					       "agreement: printable ASCII only");
-		}
-	}
-	if (!json_is_integer(days) || json_integer_value(days) < 0 ||
-	    json_integer_value(days) > 36500) {
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "retention_days: 0 to 36500");
-	}
-	n = json_array_size(entries);
-	if (!json_is_array(entries) || n == 0 || n > FEED_MAX_ENTRIES) {
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "entries: 1 to %d entries",
-				       FEED_MAX_ENTRIES);
-	}
-	if ((e = calloc(n, sizeof(*e))) == NULL) {
-		return JUKI_ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		if ((rc = feed_entry_from_json(json_array_get(entries, i), &e[i], rej)) != 0) {
-			char detail[sizeof(rej->detail)];
-
-			snprintf(detail, sizeof(detail), "%s", rej->detail);
-			snprintf(rej->detail, sizeof(rej->detail), "entries[%zu].%.200s", i,
-				 detail);
-			free(e);
-			return rc;
-		}
-	}
-	memset(&hdr, 0, sizeof(hdr));
-	snprintf(hdr.ca, sizeof(hdr.ca), "%s", a->ca);
-	snprintf(hdr.source, sizeof(hdr.source), "%s", msg->from);
-	snprintf(hdr.agreement, sizeof(hdr.agreement), "%s", agreement);
-	hdr.retention_days = json_integer_value(days);
 	rc = feed_append(juki_node_store(node), juki_node_clock(node), juki_node_self(node)->urn,
 			 &hdr, e, n, juki_node_now_ms(node), &dup);
 	free(e);
@@ -176,38 +131,35 @@ static int
 handle_resend(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct juki_node *node = ctx;
-	const char *ca = conf_of(node)->authlink.ca;
-	const json_t *from = json_object_get(msg->body, "from");
-	int64_t to = 0;
+	const char *ca = ca_of(node);
+	int64_t from = 0, to = 0;
 	int rc;
 
 	if (strcmp(msg->from, ca) != 0) {
 		history(node, msg->from, "ninsho.resend", JUKI_R_POLICY, "not the authority fed");
 		return juki_reject_set(rej, JUKI_R_POLICY, "this link server feeds %s", ca);
 	}
-	if (!json_is_integer(from) || json_object_size(msg->body) != 1) {
-		history(node, msg->from, "ninsho.resend", JUKI_R_BAD_FIELD, "malformed");
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "from: the first seq to send again");
+	if ((rc = feed_resend_read(msg->body, &from, rej)) != 0) {
+		history(node, msg->from, "ninsho.resend", rej->reason, "malformed");
+		return rc;
 	}
 	rc = feed_resend(juki_node_store(node), juki_node_clock(node), juki_node_self(node)->urn,
-			 ca, json_integer_value(from), juki_node_now_ms(node), &to, rej);
+			 ca, from, juki_node_now_ms(node), &to, rej);
 	if (rc == JUKI_REJECT) {
-		history(node, msg->from, "ninsho.resend", rej->reason,
-			"from %" JSON_INTEGER_FORMAT ": %s", json_integer_value(from), rej->detail);
+		history(node, msg->from, "ninsho.resend", rej->reason, "from %" PRId64 ": %s", from,
+			rej->detail);
 		return rc;
 	}
 	if (rc != 0) {
 		return rc;
 	}
-	history(node, msg->from, "ninsho.resend", "ok", "from %" JSON_INTEGER_FORMAT " to %" PRId64,
-		json_integer_value(from), to);
-	log_notice("authlink: %s asked for the feed again from %" JSON_INTEGER_FORMAT
-		   "; entries up to %" PRId64 " queued again",
-		   msg->from, json_integer_value(from), to);
+	history(node, msg->from, "ninsho.resend", "ok", "from %" PRId64 " to %" PRId64, from, to);
+	log_notice("authlink: %s asked for the feed again from %" PRId64 "; entries up to %" PRId64
+		   " queued again",
+		   msg->from, from, to);
 	/* What was in flight is gone from the queue: the link starts over. */
 	juki_outbound_restart(juki_node_outbound(node), ca, "ninsho");
-	rej->result =
-	    json_pack("{s:I,s:I}", "from", json_integer_value(from), "to", (json_int_t)to);
+	rej->result = json_pack("{s:I,s:I}", "from", (json_int_t)from, "to", (json_int_t)to);
 	return rej->result != NULL ? 0 : JUKI_ENOMEM;
 }
 
@@ -231,6 +183,9 @@ authlinkd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct 
 	char why[200], detail[80];
 	int rc;
 
+	if (strncmp(entry->type, "report.", 7) == 0) {
+		return juki_reports_on_ack(ctx, entry, ack);
+	}
 	if (strcmp(entry->type, JUKI_MSG_NINSHO_FEED) != 0) {
 		return 0;
 	}
@@ -275,9 +230,9 @@ feed_status(struct juki_node *node)
 		return NULL;
 	}
 	return json_pack(
-	    "{s:s,s:I,s:I,s:I,s:I,s:I}", "ca", conf_of(node)->authlink.ca, "last_seq",
-	    (json_int_t)c.last_seq, "acked_seq", (json_int_t)c.acked_seq, "unacked",
-	    (json_int_t)c.unacked, "oldest_unacked_age_ms",
+	    "{s:s,s:I,s:I,s:I,s:I,s:I}", "ca", ca_of(node), "last_seq", (json_int_t)c.last_seq,
+	    "acked_seq", (json_int_t)c.acked_seq, "unacked", (json_int_t)c.unacked,
+	    "oldest_unacked_age_ms",
 	    (json_int_t)(c.oldest_unacked_ms ? juki_node_now_ms(node) - c.oldest_unacked_ms : 0),
 	    "erased_to", (json_int_t)c.erased_to);
 }
@@ -314,6 +269,7 @@ cmd_feed_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 static const struct juki_handler authlinkd_handlers[] = {
     {JUKI_MSG_NINSHO_IDOU, JUKI_SVC_NINSHO, handle_idou, 0, 0, NULL},
     {JUKI_MSG_NINSHO_RESEND, JUKI_SVC_NINSHO, handle_resend, 1, 0, NULL},
+    JUKI_REPORT_HANDLERS_AUTHLINK,
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -322,6 +278,7 @@ static const struct juki_ctl_cmd authlinkd_cmds[] = {
      "the feed to the authority from a seq: seq, kind, date, received, acked; no codes "
      "(args: from, limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, "ninsho"},
+    JUKI_REPORT_CMDS_HOLDER,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -397,8 +354,7 @@ lag_check(evutil_socket_t fd, short what, void *arg)
 
 		if (age > limit && !al->lagging) {
 			al->lagging = 1;
-			juki_alert(juki_node_alerts(node), "authlink-lag",
-				   conf_of(node)->authlink.ca, NULL,
+			juki_alert(juki_node_alerts(node), "authlink-lag", ca_of(node), NULL,
 				   "%" PRId64 " entries not acknowledged by the authority; the "
 				   "oldest (seq %" PRId64 ") waits %" PRId64 " s",
 				   c.unacked, c.acked_seq + 1, age / 1000);
@@ -416,12 +372,19 @@ authlinkd_started(struct juki_node *node, char *err, size_t errlen)
 {
 	struct authlinkd *al = authlinkd_of(node);
 
+	snprintf(al->ca, sizeof(al->ca), "%s", conf_of(node)->authlink.ca);
 	al->lag_timer = evtimer_new(juki_node_base(node), lag_check, node);
 	if (al->lag_timer == NULL) {
 		snprintf(err, errlen, "lag timer: out of memory");
 		return JUKI_ENOMEM;
 	}
 	lag_arm(node);
+	/* Management reports held for the authority (第6-8(6)ウ・エ; node/report.h). */
+	if ((al->reports = juki_reports_start(node, NULL, 0)) == NULL) {
+		snprintf(err, errlen, "reports: out of memory");
+		return JUKI_ENOMEM;
+	}
+	juki_reports_set_ninsho(al->reports, NULL, al->ca);
 	return 0;
 }
 
@@ -430,6 +393,10 @@ authlinkd_reloaded(struct juki_node *node)
 {
 	evtimer_del(authlinkd_of(node)->lag_timer);
 	lag_arm(node);
+	if (strcmp(conf_of(node)->authlink.ca, authlinkd_of(node)->ca) != 0) {
+		log_warnx("authlink: authlink.ca changes on restart only; feeding %s still",
+			  authlinkd_of(node)->ca);
+	}
 }
 
 static void
@@ -441,13 +408,15 @@ authlinkd_stopping(struct juki_node *node)
 		event_free(al->lag_timer);
 		al->lag_timer = NULL;
 	}
+	juki_reports_stop(al->reports);
+	al->reports = NULL;
 }
 
 static const struct juki_node_spec authlinkd_spec = {
     .daemon = "juki-authlinkd",
     .kind = JUKI_KIND_AUTHLINK,
     .schemas = authlinkd_schemas,
-    .nschemas = 1,
+    .nschemas = 2,
     .handlers = authlinkd_handlers,
     .on_ack = authlinkd_on_ack,
     .cmds = authlinkd_cmds,

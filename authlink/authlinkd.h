@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "juki/base/ident.h"
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
@@ -35,11 +36,15 @@ struct authlinkd_conf {
 	struct authlink_section authlink;
 };
 
+struct juki_reports;
+
 /* The link server's state, its node's private data (juki_node_priv()). */
 struct authlinkd {
-	struct event *lag_timer; /* watches the oldest unacknowledged entry */
-	int lagging;             /* authlink-lag raised for the present episode */
-	int refused;             /* authlink-refused raised since the last accepted ack */
+	char ca[JUKI_URN_MAX];        /* the authority fed: authlink.ca at start */
+	struct event *lag_timer;      /* watches the oldest unacknowledged entry */
+	int lagging;                  /* authlink-lag raised for the present episode */
+	int refused;                  /* authlink-refused raised since the last accepted ack */
+	struct juki_reports *reports; /* management reports held for the authority */
 };
 
 extern const struct juki_conf_key authlinkd_conf_keys[];

@@ -44,6 +44,14 @@ const char feed_purge_count[] =
 const char feed_purge_delete[] = "DELETE FROM feed WHERE seq IN (SELECT seq FROM feed"
 				 " WHERE acked_ms IS NOT NULL AND acked_ms < ?1 LIMIT ?2)";
 
+/* Refuse with detail "<field>: <rule>" (never the value). */
+static int
+refuse(struct juki_reject *rej, const char *reason, const char *field, const char *rule)
+{
+	juki_reject_set(rej, reason, "%s: %s", field, rule);
+	return JUKI_REJECT;
+}
+
 int
 feed_entry_from_json(const json_t *obj, struct feed_entry *e, struct juki_reject *rej)
 {
@@ -66,6 +74,88 @@ feed_entry_from_json(const json_t *obj, struct feed_entry *e, struct juki_reject
 		e->items = in.items;
 	}
 	snprintf(e->new_code, sizeof(e->new_code), "%s", in.new_code);
+	return 0;
+}
+
+int
+feed_idou_read(const json_t *body, const char *ca, const char *source, struct feed_header *hdr,
+	       struct feed_entry **out, size_t *n, struct juki_reject *rej)
+{
+	const json_t *entries = json_object_get(body, "entries");
+	const json_t *days = json_object_get(body, "retention_days");
+	const char *their_ca = json_string_value(json_object_get(body, "ca"));
+	const char *agreement = json_string_value(json_object_get(body, "agreement"));
+	struct feed_entry *e;
+	const char *key;
+	const json_t *v;
+	size_t count;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	json_object_foreach((json_t *)body, key, v)
+	{
+		if (strcmp(key, "ca") != 0 && strcmp(key, "agreement") != 0 &&
+		    strcmp(key, "retention_days") != 0 && strcmp(key, "entries") != 0) {
+			return refuse(rej, JUKI_R_BAD_FIELD, "body", "unknown key");
+		}
+	}
+	if (their_ca == NULL) {
+		return refuse(rej, JUKI_R_BAD_FIELD, "ca", "the authority's urn");
+	}
+	if (strcmp(their_ca, ca) != 0) {
+		juki_reject_set(rej, JUKI_R_NINSHO_WRONG_CA, "this link server feeds %s", ca);
+		return JUKI_REJECT;
+	}
+	if (agreement == NULL || agreement[0] == '\0' || strlen(agreement) > FEED_AGREEMENT_MAX) {
+		return refuse(rej, JUKI_R_BAD_FIELD, "agreement", "an id of 1 to 64 bytes");
+	}
+	for (const char *p = agreement; *p; p++) {
+		if (*p <= ' ' || *p > '~') {
+			return refuse(rej, JUKI_R_BAD_FIELD, "agreement", "printable ASCII only");
+		}
+	}
+	if (!json_is_integer(days) || json_integer_value(days) < 0 ||
+	    json_integer_value(days) > 36500) {
+		return refuse(rej, JUKI_R_BAD_FIELD, "retention_days", "0 to 36500");
+	}
+	count = json_array_size(entries);
+	if (!json_is_array(entries) || count == 0 || count > FEED_MAX_ENTRIES) {
+		return refuse(rej, JUKI_R_BAD_FIELD, "entries", "1 to 1000 entries");
+	}
+	if ((e = calloc(count, sizeof(*e))) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if ((rc = feed_entry_from_json(json_array_get(entries, i), &e[i], rej)) != 0) {
+			char detail[sizeof(rej->detail)];
+
+			snprintf(detail, sizeof(detail), "%s", rej->detail);
+			snprintf(rej->detail, sizeof(rej->detail), "entries[%zu].%.200s", i,
+				 detail);
+			free(e);
+			return rc;
+		}
+	}
+	memset(hdr, 0, sizeof(*hdr));
+	snprintf(hdr->ca, sizeof(hdr->ca), "%s", ca);
+	snprintf(hdr->source, sizeof(hdr->source), "%s", source);
+	snprintf(hdr->agreement, sizeof(hdr->agreement), "%s", agreement);
+	hdr->retention_days = json_integer_value(days);
+	*out = e;
+	*n = count;
+	return 0;
+}
+
+int
+feed_resend_read(const json_t *body, int64_t *from, struct juki_reject *rej)
+{
+	const json_t *v = json_object_get(body, "from");
+
+	if (!json_is_integer(v) || json_object_size(body) != 1) {
+		return refuse(rej, JUKI_R_BAD_FIELD, "from", "the first seq to send again");
+	}
+	*from = json_integer_value(v);
 	return 0;
 }
 

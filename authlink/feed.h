@@ -66,12 +66,35 @@ extern const struct juki_migration feed_steps[];
 extern const char feed_purge_count[];
 extern const char feed_purge_delete[];
 
+/* What a ninsho.feed message says of where its entries come from. */
+struct feed_header {
+	char ca[JUKI_URN_MAX];
+	char source[JUKI_URN_MAX];
+	char agreement[FEED_AGREEMENT_MAX + 1];
+	int64_t retention_days;
+};
+
 /*
  * feed_entry_from_json() - read and validate one entry of a ninsho.idou
  * body (juki_idou_from_json(), records/idou.h).  0, or JUKI_REJECT with
  * rej filled (its detail names the field, never a value).
  */
 int feed_entry_from_json(const json_t *obj, struct feed_entry *e, struct juki_reject *rej);
+
+/*
+ * feed_idou_read() - read and validate a ninsho.idou body from source:
+ * {"ca" (must be ca, else JUKI_R_NINSHO_WRONG_CA), "agreement" (1 to
+ * FEED_AGREEMENT_MAX bytes of printable ASCII), "retention_days" (0 to
+ * 36500), "entries" (1 to FEED_MAX_ENTRIES valid entries)}, no other key.
+ * On success *out is a malloc'd array of *n entries (free() it) and hdr
+ * their header; else JUKI_REJECT with rej filled (the detail names the
+ * field and the entry's index, never a value), or JUKI_ENOMEM.
+ */
+int feed_idou_read(const json_t *body, const char *ca, const char *source, struct feed_header *hdr,
+		   struct feed_entry **out, size_t *n, struct juki_reject *rej);
+
+/* feed_resend_read() - a ninsho.resend body {"from": n}: 0, or JUKI_REJECT (invalid-field). */
+int feed_resend_read(const json_t *body, int64_t *from, struct juki_reject *rej);
 
 /*
  * feed_line() - line_n of e (its seq set) into buf (len bytes); returns its
@@ -89,14 +112,6 @@ int feed_unhex(const char *hex, unsigned char out[FEED_DIGEST_LEN]);
 
 /* feed_entry_to_json() - the entry as a ninsho.feed message carries it (with seq, digest). */
 json_t *feed_entry_to_json(const struct feed_entry *e);
-
-/* What a ninsho.feed message says of where its entries come from. */
-struct feed_header {
-	char ca[JUKI_URN_MAX];
-	char source[JUKI_URN_MAX];
-	char agreement[FEED_AGREEMENT_MAX + 1];
-	int64_t retention_days;
-};
 
 /*
  * feed_append() - give each of the n entries the next seq and its digest,

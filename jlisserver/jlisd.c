@@ -245,6 +245,9 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
+	/* Requests to the certification authority go to the link server (第6-8(6)ウ・エ). */
+	juki_reports_set_ninsho(jd->reports, jlisd_conf(node)->ninsho.authlink,
+				jlisd_conf(node)->ninsho.ca);
 	jd->provide = juki_provide_start(node, &jlisd_conf(node)->provide, err, errlen);
 	if (jd->provide == NULL) {
 		return JUKI_ECONFIG;
@@ -268,6 +271,8 @@ jlisd_reloaded(struct juki_node *node)
 	juki_provide_reload(jlisd_of(node)->provide, &jlisd_conf(node)->provide);
 	juki_provnotice_reloaded(jlisd_of(node)->notices, jlisd_conf(node)->notice_interval);
 	juki_ninsho_reload(jlisd_of(node)->ninsho, &jlisd_conf(node)->ninsho);
+	juki_reports_set_ninsho(jlisd_of(node)->reports, jlisd_conf(node)->ninsho.authlink,
+				jlisd_conf(node)->ninsho.ca);
 }
 
 static void

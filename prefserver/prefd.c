@@ -413,6 +413,9 @@ prefd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
+	/* Requests to the certification authority go to the link server (第6-8(6)ウ・エ). */
+	juki_reports_set_ninsho(pd->reports, prefd_conf(node)->ninsho.authlink,
+				prefd_conf(node)->ninsho.ca);
 	pd->provide = juki_provide_start(node, &prefd_conf(node)->provide, err, errlen);
 	if (pd->provide == NULL) {
 		return JUKI_ECONFIG;
@@ -431,6 +434,8 @@ prefd_reloaded(struct juki_node *node)
 	juki_provide_reload(prefd_of(node)->provide, &prefd_conf(node)->provide);
 	juki_reports_set(prefd_of(node)->reports, prefd_conf(node)->national, 0);
 	juki_ninsho_reload(prefd_of(node)->ninsho, &prefd_conf(node)->ninsho);
+	juki_reports_set_ninsho(prefd_of(node)->reports, prefd_conf(node)->ninsho.authlink,
+				prefd_conf(node)->ninsho.ca);
 }
 
 static void

@@ -7,6 +7,8 @@ of its own making, and acking only what it took).
 
 import hashlib
 import json
+import signal
+import subprocess
 import threading
 
 from jukitest import (CA, Network, history, run_cases, set_clock, store_bytes, store_rows,
@@ -36,7 +38,7 @@ class Authority:
         self.last = 0
         self.digest = bytes(32)
         self.applied = {}  # seq -> times applied
-        self.mode = "accept"  # accept | internal-error | feed-gap | silent | bad-digest
+        self.mode = "accept"  # accept | internal-error | feed-gap | silent | bad-digest | commit-no-ack
         self.messages = 0
 
     def answer(self, conn, doc):
@@ -47,6 +49,7 @@ class Authority:
                                                       "reason": "unknown-type"})]
             if self.mode == "silent":
                 return None
+            no_ack = self.mode == "commit-no-ack"
             if self.mode in ("internal-error", "feed-gap"):
                 detail = "expected %d" % (self.last + 1) if self.mode == "feed-gap" else "busy"
                 return [ack_of(doc, "rejected", body={"status": "rejected",
@@ -69,6 +72,8 @@ class Authority:
                 self.applied[last] = self.applied.get(last, 0) + 1
             # Committed; only now the ack.
             self.last, self.digest = last, digest
+            if no_ack:
+                return []  # the ack is lost: nothing comes back
             tail = entries[-1]
             said = tail["digest"] if self.mode != "bad-digest" else "00" * 32
             return [ack_of(doc, body={"status": "accepted",
@@ -119,6 +124,14 @@ class Source:
 
 def feed(d):
     return d.status()["feed"]
+
+
+def reload(d):
+    """Write the daemon's configuration again and reload it (SIGHUP); returns when it did."""
+    d.write_config()
+    before = d.log_text().count(": reloaded")
+    d.signal(signal.SIGHUP)
+    wait_until("%s reloaded" % d.name, lambda: d.log_text().count(": reloaded") > before)
 
 
 def until_acked(d, seq, timeout=30):
@@ -176,6 +189,10 @@ def case_authority_refusing_keeps_entries_queued():
             assert st["feed"]["unacked"] >= 1, st
             assert st["outbound"]["rejected"] == 0, st["outbound"]
             assert store_rows(d.store, "SELECT count(*) FROM outbox_rejected")[0][0] == 0
+        # The link says why it starts over (it is up again between refusals: asked until seen).
+        wait_until("the link's last error", lambda: any(
+            "kept queued by this node" in (l.get("last_error") or "")
+            for l in d.status()["outbound"]["links"] if l["dest"] == CA))
         counts = d.alert_counts()
         assert counts.get("authlink-refused", 0) >= 1, counts
         assert "protocol-error" not in counts, counts
@@ -207,23 +224,34 @@ def case_digest_mismatch_keeps_entry_queued():
 
 def case_kill9_mid_feed_loses_nothing_sends_nothing_twice():
     ca, s = Authority(), Synth(14)
-    with network(ca, **{"lag_alert": "1h"}) as net:
+    with network(ca, lag_alert="1h") as net:
         d = net["authlink:0"]
         src = Source(net)
-        total = 0
-        for i in range(20):
+        for _ in range(10):
             assert src.send([entry(s) for _ in range(25)])["body"]["status"] == "accepted"
-            total += 25
-            if i == 10:
-                d.kill9()
-                src.close()
-                d.start()
-                src = Source(net)
-        until_acked(d, total, timeout=60)
+        until_acked(d, 250)
+        # The authority commits what comes and its acks are lost: the link server holds entries
+        # the authority has, waiting for acks that never come.
+        ca.mode = "commit-no-ack"
+        for _ in range(4):
+            assert src.send([entry(s) for _ in range(25)])["body"]["status"] == "accepted"
+        wait_until("the authority committed 350", lambda: ca.last == 350)
+        assert feed(d)["acked_seq"] == 250
+        # Killed mid-feed, with 100 entries committed at the authority and unacknowledged here.
+        d.kill9()
+        src.close()
+        ca.mode = "accept"
+        d.start()
+        src = Source(net)
+        for _ in range(6):
+            assert src.send([entry(s) for _ in range(25)])["body"]["status"] == "accepted"
+        until_acked(d, 500, timeout=60)
         # Every entry applied by the authority exactly once, in order, nothing lost.
-        assert sorted(ca.applied) == list(range(1, total + 1))
+        assert sorted(ca.applied) == list(range(1, 501))
         assert set(ca.applied.values()) == {1}, {k: v for k, v in ca.applied.items() if v > 1}
-        assert feed(d)["last_seq"] == total
+        st = feed(d)
+        assert st["last_seq"] == 500 and st["unacked"] == 0, st
+        assert store_rows(d.store, "SELECT count(*) FROM outbox_rejected")[0][0] == 0
         src.close()
         close(net)
 
@@ -379,6 +407,24 @@ def case_refused_sources_and_bodies():
             assert b["status"] == "rejected" and b["reason"] == "ninsho-not-source", b
         until_acked(d, 1)
         assert feed(d)["last_seq"] == 1
+        # Sources as configured: with only the prefecture listed (after a reload), the national
+        # server is refused as any other.
+        d.authlink["sources"] = "[urn:juki:pref:13]"
+        reload(d)
+        b = src.send([entry(s)])["body"]
+        assert b["status"] == "rejected" and b["reason"] == "ninsho-not-source", b
+        assert feed(d)["last_seq"] == 1
+        # The configuration check refuses an authority that is not one, a source of another kind.
+        for key, value, said in (("ca", "urn:juki:jlis:0", "not a certification authority"),
+                                 ("sources", "[urn:juki:cs:131016]", "neither the national")):
+            d.authlink[key] = value
+            d.write_config()
+            r = subprocess.run([d.binary, "-n", "-f", d.config], capture_output=True, text=True)
+            assert r.returncode == 1 and said in r.stderr + r.stdout, (key, r.stderr)
+            d.authlink.pop(key)
+        d.authlink["ca"] = CA
+        d.authlink["sources"] = "[urn:juki:pref:13]"
+        d.write_config()
         # Another authority may not ask for a re-send.
         cert, key = net.cert("ca:other")
         with Peer(net["fwgate:east"].address, cert, key, net.ca()) as caller:

@@ -10,7 +10,6 @@ travel CS -> pref -> jlis as always.
 
 import os
 import re
-import threading
 
 from jukitest import Network, add_residents, free_port, run_cases, urn, wait_until
 from jukitest.peer import FakeNode, ack_of
@@ -23,18 +22,19 @@ UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 
 class Link:
-    """The link server as the test plays it: every ninsho.idou it took, acknowledged."""
+    """The link server as the test plays it (name, for the server source): every ninsho.idou
+    it took, acknowledged."""
 
-    def __init__(self):
+    def __init__(self, name=AUTHLINK, source=JLIS):
+        self.name, self.source = name, source
         self.fake = None
-        self.lock = threading.Lock()
 
     def configure(self, net):
         address = "127.0.0.1:%d" % free_port()
-        net.fake_nodes[AUTHLINK] = address
-        cert, key = net.cert(AUTHLINK)
+        net.fake_nodes[self.name] = address
+        cert, key = net.cert(self.name)
         self.fake = FakeNode(address, cert, key, net.ca(), lambda conn, doc: [ack_of(doc)])
-        net[JLIS].extra["ninsho"] = "{authlink: %s, ca: %s}" % (urn(AUTHLINK), urn(CA))
+        net[self.source].extra["ninsho"] = "{authlink: %s, ca: %s}" % (urn(self.name), urn(CA))
 
     def messages(self):
         return [doc for _, doc in list(self.fake.received)]
@@ -44,11 +44,11 @@ class Link:
 
 
 def network(link):
-    return Network(NET, extra_identities=[AUTHLINK], configure=link.configure)
+    return Network(NET, extra_identities=[link.name], configure=link.configure)
 
 
-def ninsho(net):
-    return net[JLIS].status()["ninsho"]
+def ninsho(net, node=JLIS):
+    return net[node].status()["ninsho"]
 
 
 def imported(net, rows):
@@ -65,9 +65,9 @@ def at_jlis(net, current, history):
                                                          "history": history})
 
 
-def feed_agreement(net):
-    s1 = net[JLIS].add_operator("s1", ["supervisor"], datasets=["provide"])
-    s2 = net[JLIS].add_operator("s2", ["supervisor"], datasets=["provide"])
+def feed_agreement(net, node=JLIS):
+    s1 = net[node].add_operator("s1", ["supervisor"], datasets=["provide"])
+    s2 = net[node].add_operator("s2", ["supervisor"], datasets=["provide"])
     added = s1.ctl("agreement", "add", "jpki-feed", "--body", urn(CA), "--items",
                    "code,name,birth,sex,address,change", "--methods", "feed", "--keep-days",
                    3650, "--responsible", "urn:juki:op:ca:jpki:boss")
@@ -174,6 +174,48 @@ def case_idou_sent_under_agreement():
     link.fake.close()
 
 
+def case_split_over_1000():
+    """A batch that derives more than 1,000 entries is sent as messages of at most 1,000, in
+    record order, queued together."""
+    s = Synth(seed=63)
+    link = Link()
+    with network(link) as net:
+        people = [s.person("131016") for _ in range(1200)]
+        add_residents(net[A], people)
+        at_jlis(net, 1200, 0)
+        feed_agreement(net)
+        imported(net, [change_row(p, "死亡") for p in people])
+        at_jlis(net, 1200, 1200)
+        wait_until("1200 entries at the link server", lambda: len(link.entries()) == 1200,
+                   timeout=60)
+        assert [len(m["body"]["entries"]) for m in link.messages()] == [1000, 200]
+        assert [e["code"] for e in link.entries()] == [p["code"] for p in people]
+        assert ninsho(net)["sent_entries"] == 1200
+    link.fake.close()
+
+
+def case_prefecture_provides_itself():
+    """A prefecture with ninsho.authlink set (its own link server) sends as the national
+    server does, under its own agreement; the national server, unset, sends nothing."""
+    s = Synth(seed=64)
+    link = Link("authlink:13", PREF)
+    with network(link) as net:
+        p, q = s.person("131016"), s.person("131016")
+        add_residents(net[A], [p, q])
+        at_jlis(net, 2, 0)
+        feed_agreement(net, PREF)
+        imported(net, [change_row(dict(p, address=s.address("131016")), "転居"),
+                       change_row(q, "職権修正", kana="カナ")])
+        at_jlis(net, 2, 2)
+        wait_until("the entry at authlink:13", lambda: len(link.entries()) == 1)
+        m = link.messages()[0]
+        assert (m["from"], m["to"]) == (urn(PREF), urn("authlink:13")), m
+        assert [(e["code"], e["kind"]) for e in link.entries()] == [(p["code"], "change")]
+        assert ninsho(net, PREF)["sent_entries"] == 1
+        assert ninsho(net)["authlink"] is None and ninsho(net)["sent_entries"] == 0
+    link.fake.close()
+
+
 def case_idou_off_by_default():
     """A server without ninsho.authlink derives and sends nothing, whatever agreement."""
     s = Synth(seed=62)
@@ -240,5 +282,6 @@ def run_check(d):
 
 
 if __name__ == "__main__":
-    run_cases([case_idou_sent_under_agreement, case_idou_off_by_default,
+    run_cases([case_idou_sent_under_agreement, case_split_over_1000,
+               case_prefecture_provides_itself, case_idou_off_by_default,
                case_feed_agreement_rules])

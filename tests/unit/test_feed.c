@@ -181,6 +181,21 @@ test_line_and_digest(void **state)
 	SHA256(buf, FEED_DIGEST_LEN + n, want);
 	assert_memory_equal(d, want, FEED_DIGEST_LEN);
 
+	/* the example of docs/protocol.md §16.4: a death, 93 bytes */
+	{
+		static const char want_death[] =
+		    "juki-ninsho-feed/1\n7\n0190a5d0-0000-7000-8000-000000000001\n24727059608\n"
+		    "death\n2026-04-01\n\n\n\n\n\n\n";
+		json_t *j = entry_json(0, "death");
+		struct juki_reject rej;
+
+		json_object_set_new(j, "id", json_string("0190a5d0-0000-7000-8000-000000000001"));
+		assert_int_equal(feed_entry_from_json(j, &e, &rej), 0);
+		json_decref(j);
+		e.seq = 7;
+		assert_int_equal(feed_line(&e, line, sizeof(line)), 93);
+		assert_string_equal(line, want_death);
+	}
 	entry_of(3, "code-change", &e);
 	e.seq = 8;
 	feed_line(&e, line, sizeof(line));

@@ -180,7 +180,7 @@ int
 juki_ninsho_flush(struct juki_ninsho *n)
 {
 	struct juki_agreement a;
-	size_t count;
+	size_t count, room;
 	int64_t today;
 	int rc;
 
@@ -203,10 +203,24 @@ juki_ninsho_flush(struct juki_ninsho *n)
 		json_array_clear(n->pending);
 		return 0;
 	}
-	for (size_t from = 0; rc == 0 && from < count; from += JUKI_IDOU_MAX) {
-		size_t to = from + JUKI_IDOU_MAX < count ? from + JUKI_IDOU_MAX : count;
+	/*
+	 * At most JUKI_IDOU_MAX entries a message, and no more than three
+	 * quarters of limits.frame_max of them (the rest is room for the
+	 * envelope), as a batcher closes honnin.batch.
+	 */
+	room = (size_t)juki_node_conf(n->node)->limits.frame_max * 3 / 4;
+	for (size_t from = 0, i = 0, bytes = 0; rc == 0 && i <= count; i++) {
+		size_t len =
+		    i < count ? json_dumpb(json_array_get(n->pending, i), NULL, 0, JSON_COMPACT) + 1
+			      : 0;
 
-		rc = put_message(n, &a, from, to);
+		if (i == count ||
+		    (i > from && (i - from == JUKI_IDOU_MAX || bytes + len + 1024 > room))) {
+			rc = put_message(n, &a, from, i);
+			from = i;
+			bytes = 0;
+		}
+		bytes += len;
 	}
 	if (rc == 0) {
 		n->sent_entries += (int64_t)count;

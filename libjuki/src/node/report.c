@@ -1302,7 +1302,11 @@ step(struct juki_node *node, const char *id, enum juki_report_event ev, const ch
 	if (ev == JUKI_REPORT_EV_REFUSED) {
 		history(node, "-", "report.refused", id, reason ? reason : "refused",
 			"on the way to %s", row.body);
-		if (row.prev[0] == '\0') {
+		/*
+		 * At the requester; and at the national server, whose refusals (by the link
+		 * server) the prefecture before it never learns.
+		 */
+		if (row.prev[0] == '\0' || juki_node_self(node)->kind == JUKI_KIND_JLIS) {
 			juki_alert(juki_node_alerts(node), "report-refused", row.next, NULL,
 				   "report request %s to %s was refused on the way: %s "
 				   "(juki-ctl report show %s)",

@@ -48,7 +48,11 @@ struct juki_outbound_conf {
  * Called for every ack (accepted, duplicate or rejected) inside the
  * transaction that deletes the entry or moves it to outbox_rejected, so the
  * daemon can record the outcome with it.  entry has no payload.  A negative
- * return rolls the transaction back (the entry stays queued).
+ * return rolls the transaction back (the entry stays queued) and closes the
+ * link, which delivers the entry again after the back-off.  JUKI_EAGAIN
+ * says the daemon keeps the entry on purpose (the link server's feed, which
+ * never lets an entry go on a refusal): no protocol-error alert, and the
+ * link's last_error says so; any other code is a failure to record.
  */
 typedef int (*juki_outbound_ack_cb)(void *ctx, const struct juki_outbox_entry *entry,
 				    const struct juki_ack *ack);
