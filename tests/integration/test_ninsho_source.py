@@ -8,6 +8,7 @@ acknowledges it as a link server would.  Changes are made at a real CS by an imp
 travel CS -> pref -> jlis as always.
 """
 
+import json
 import os
 import re
 
@@ -15,7 +16,7 @@ from jukitest import Network, add_residents, free_port, run_cases, urn, wait_unt
 from jukitest.peer import FakeNode, ack_of
 from jukitest.synth import Synth, change_row, import_csv
 
-GW, A, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
+GW, A, B, PREF, JLIS = "fwgate:east", "cs:131016", "cs:131024", "pref:13", "jlis:0"
 AUTHLINK, CA = "authlink:0", "ca:jpki"
 NET = [GW, A, PREF, JLIS]
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -174,6 +175,37 @@ def case_idou_sent_under_agreement():
     link.fake.close()
 
 
+def case_move_between_municipalities():
+    """A move-in at another municipality (転入 at cs:131024, its 転出 at cs:131016 by the
+    転入通知): the link server hears of the new address as a change with the new
+    municipality's items, after the removal when the 転出 reached the national server
+    first, alone when the 転入 did (the 転出 then arrives late, as history: nothing)."""
+    s = Synth(seed=65)
+    link = Link()
+    with Network(NET + [B], extra_identities=[AUTHLINK], configure=link.configure) as net:
+        p, q = s.person("131016"), s.person("131016")
+        add_residents(net[A], [p, q])
+        at_jlis(net, 2, 0)
+        feed_agreement(net)
+        move = s.moved(p, "131024")
+        net[B].ctl("movein", "--file", "-", input=json.dumps(move, ensure_ascii=False))
+        at_jlis(net, 2, 2)  # p's 転入 current; A's first record and its 転出 history
+        # A death last: once it is at the link server, everything queued before it is.
+        imported(net, [change_row(q, "死亡")])
+        at_jlis(net, 2, 3)
+        wait_until("the death at the link server",
+                   lambda: any(e["code"] == q["code"] for e in link.entries()))
+        of_p = [e for e in link.entries() if e["code"] == p["code"]]
+        kinds = [e["kind"] for e in of_p]
+        assert kinds in (["change"], ["removal", "change"]), of_p
+        moved = move["person"]
+        assert of_p[-1]["items"] == {"name": moved["name"], "birth": moved["birth"],
+                                     "sex": moved["sex"], "address": moved["address"],
+                                     "lgcode": "131024"}, of_p
+        assert of_p[-1]["date"] == move["date"]
+    link.fake.close()
+
+
 def case_split_over_1000():
     """A batch that derives more than 1,000 entries is sent as messages of at most 1,000, in
     record order, queued together."""
@@ -282,6 +314,7 @@ def run_check(d):
 
 
 if __name__ == "__main__":
-    run_cases([case_idou_sent_under_agreement, case_split_over_1000,
+    run_cases([case_idou_sent_under_agreement, case_move_between_municipalities,
+               case_split_over_1000,
                case_prefecture_provides_itself, case_idou_off_by_default,
                case_feed_agreement_rules])
