@@ -334,8 +334,9 @@ def case_wrong_consumer_refused():
 
 def case_resend():
     """The authority asks for a re-send through the gateway with its own certificate: from
-    ahead of what was sent, refused (resend-ahead); from 1, accepted {from, to}: the feed
-    comes again, is acked, and nothing is applied twice."""
+    ahead of what was sent, refused (resend-ahead); from 2, accepted {from, to}: the feed
+    comes again, is skipped and acked, nothing applied twice; restored from a backup that
+    lacks entry 3, it asks from 3 and applies entry 3 again, once."""
     def run(net, auth):
         w = World(net, auth, 4, seed=606)
         w.deaths(w.people[:3], "d1.csv")
@@ -344,12 +345,25 @@ def case_resend():
         ack = auth.resend(net[GW].address, cert, key, net.ca(), urn(AUTHLINK), 5)
         body = ack["body"]
         assert body["status"] == "rejected" and body["reason"] == "resend-ahead", body
+        assert body["detail"] == "from: 1 to 4", body
         ack = auth.resend(net[GW].address, cert, key, net.ca(), urn(AUTHLINK), 2)
         assert ack["body"] == {"status": "accepted", "result": {"from": 2, "to": 3}}, ack
         wait_until("2..3 delivered again", lambda: "skipped seq 2..3" in auth.log_text())
         w.settled(3)
         w.applied_once()
         assert auth.log_text().count("authority: committed") == 1
+        assert w.revoked() == sorted(x["code"] for x in w.people[:3])
+        # The authority restored from a backup that lacks entry 3 (protocol.md §16.5: it sets
+        # L = 2 and D to its digest at 2 and asks from 3): entry 3 is applied again, once.
+        auth.ca.rewind(3)
+        assert auth.last_seq() == 2
+        ack = auth.resend(net[GW].address, cert, key, net.ca(), urn(AUTHLINK), 3)
+        assert ack["body"] == {"status": "accepted", "result": {"from": 3, "to": 3}}, ack
+        wait_until("entry 3 committed again", lambda: "committed seq 3..3 " in auth.log_text())
+        w.settled(3)
+        w.applied_once()
+        assert [(q, act) for q, _, act in auth.actions()] == \
+            [(1, "revoke"), (2, "revoke"), (3, "revoke")], auth.actions()
         assert w.revoked() == sorted(x["code"] for x in w.people[:3])
     run_with_authority(run, SMALL)
 

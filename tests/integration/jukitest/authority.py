@@ -299,6 +299,22 @@ class CA:
         with self.db() as db:
             return db.execute("SELECT last_seq, last_digest FROM state").fetchone()
 
+    def rewind(self, n):
+        """The authority's own database as restored from a backup taken after entry n - 1
+        (docs/protocol.md §16.5: L = n - 1, D = the digest at n - 1): the entries from n on,
+        and what they did to its certificates, forgotten. The CA database keeps its
+        revocations (a CA never un-revokes); applying an entry again finds them there."""
+        with self.db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT digest FROM feed WHERE seq = ?", (n - 1,)).fetchone()
+            db.execute("DELETE FROM feed WHERE seq >= ?", (n,))
+            db.execute("DELETE FROM actions WHERE seq >= ?", (n,))
+            db.execute("UPDATE certs SET status = 'valid', revoked_seq = NULL "
+                       "WHERE revoked_seq >= ?", (n,))
+            db.execute("UPDATE state SET last_seq = ?, last_digest = ?",
+                       (n - 1, row[0] if row else ZERO))
+            db.execute("COMMIT")
+
     def rows(self, sql, args=()):
         with self.db() as db:
             return db.execute(sql, args).fetchall()
@@ -636,15 +652,14 @@ class FeedServer:
                 raise Refused("invalid-field", "entries[%d].seq: not consecutive" % i)
             expect = e["seq"] + 1
             if e["seq"] <= last_seq:
-                if known.get(e["seq"]) != e["digest"]:
-                    raise Refused("feed-digest", "entries[%d].digest: not the one committed"
-                                  % i)
+                if known.get(e["seq"]) != e["digest"]:  # not the one committed there
+                    raise Refused("feed-digest", "seq %d" % e["seq"])
                 continue
             if e["seq"] != last_seq + 1 + len(new):
                 raise Refused("feed-gap", "expected %d" % (last_seq + 1 + len(new)))
             d = chain(prev, e)
-            if d != e["digest"]:
-                raise Refused("feed-digest", "entries[%d].digest: does not chain" % i)
+            if d != e["digest"]:  # does not chain from the last committed
+                raise Refused("feed-digest", "seq %d" % e["seq"])
             if e["kind"] not in ("death", "removal", "change", "code-change"):
                 raise Refused("invalid-field", "entries[%d].kind: unknown" % i)
             if e["kind"] == "code-change" and not isinstance(e.get("new_code"), str):
