@@ -665,6 +665,11 @@ PY
 op cs-131016-clerk import death.csv | sed 's/^/  /'
 revoked() { authority ocsp ca "$holder_cert" | grep -q ': revoked'; }
 wait_for "OCSP to answer revoked" revoked
+acked() {
+	"$ctl" --json -s authlink-0.sock status |
+		python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["feed"]["acked_seq"] < 1)'
+}
+wait_for "the authority's ack at authlink:0" acked
 say "  CS -> 東京都 -> the national server (異動等情報 derived) -> authlink:0 -> the authority:"
 "$ctl" --json -s jlis-0.sock status | python3 -c '
 import json, sys
