@@ -1,7 +1,8 @@
 /*
  * juki-ctl agreement add|show|list|approve|suspend|resume|end and jimu: the
  * agreements (協議) under which a prefectural or the national server
- * provides identity information (第6-8(1)ア; libjuki/include/juki/node/provide.h).
+ * provides identity information (第6-8(1)ア; libjuki/include/juki/node/provide.h),
+ * and sends 異動等情報 to a certification authority (第6-8(6)ア; node/ninsho.h).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -40,16 +41,16 @@ print_jimu(const json_t *result)
 
 const struct ctl_cmd ctl_agreement_cmds[] = {
     {"agreement add", ctl_run, "agreement.add",
-     "a new agreement (協議) with an agency or executive body, pending a second "
-     "supervisor's approval",
+     "a new agreement (協議) with an agency or executive body (--jimu, --daily-cap and "
+     "--bulk-threshold required), or a feed of 異動等情報 to a certification authority "
+     "(--methods feed), pending a second supervisor's approval",
      .opts = {ID_ROW,
 	      CTL_NEED_ROW("body", CTL_STRING, "body", "URN"),
-	      CTL_NEED_ROW("jimu", CTL_LIST, "jimu", "T-R,..."),
+	      CTL_OPT_ROW("jimu", CTL_LIST, "jimu", "T-R,..."),
 	      CTL_NEED_ROW("items", CTL_LIST, "items", "ITEM,..."),
-	      CTL_NEED_ROW("methods", CTL_LIST, "methods", "online,batch"),
-	      {"daily-cap", 0, CTL_INT, CTL_REQUIRED, "daily_cap", "N", 1, 100000000, NULL},
-	      {"bulk-threshold", 0, CTL_INT, CTL_REQUIRED, "bulk_threshold", "N", 0, 100000000,
-	       NULL},
+	      CTL_NEED_ROW("methods", CTL_LIST, "methods", "online,batch|feed"),
+	      CTL_INT_ROW("daily-cap", "daily_cap", 1, 100000000),
+	      CTL_INT_ROW("bulk-threshold", "bulk_threshold", 0, 100000000),
 	      {"keep-days", 0, CTL_INT, CTL_REQUIRED, "keep_days", "N", 1, 36500, NULL},
 	      CTL_NEED_ROW("responsible", CTL_STRING, "responsible", "STAFF-URN")}},
     {"agreement show", ctl_run, "agreement.show", "an agreement, and the queries used today",

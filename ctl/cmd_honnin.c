@@ -121,5 +121,9 @@ const struct ctl_cmd ctl_honnin_cmds[] = {
      .help = "people a prefectural or national server holds as current in two "
 	     "municipalities (二重登録), oldest first, with the municipalities",
      .opts = {CTL_INT_ROW("limit", "limit", 0, LLONG_MAX)}},
+    {"feed show", ctl_run, "feed.show",
+     "the link server's feed of 異動等情報 to the certification authority from a seq: seq, "
+     "kind, date, when received and acknowledged (no codes), and the feed's counters",
+     .opts = {CTL_INT_ROW("from", "from", 0, LLONG_MAX), CTL_INT_ROW("limit", "limit", 1, 10000)}},
     {.name = NULL},
 };

@@ -231,7 +231,8 @@ const struct ctl_cmd ctl_report_cmds[] = {
      .help = "ask a body that received identity information for a report on its management "
 	     "measures (--kind report) or for their improvement (--kind improvement), "
 	     "through the servers 第6-8 names; --provider says who provided (pref: the "
-	     "prefecture, national: the national server)",
+	     "prefecture, national: the national server); --to urn:juki:ca:... asks the "
+	     "certification authority about the 異動等情報 (第6-8(6)ウ・エ)",
      .opts = {CTL_NEED_ROW("to", CTL_STRING, "to", "URN"),
 	      CTL_NEED_ROW("kind", CTL_STRING, "kind", "report|improvement"),
 	      CTL_NEED_ROW("subject", CTL_STRING, "subject", "TEXT"),

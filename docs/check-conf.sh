@@ -13,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 "$build/ctl/juki-ctl" pki init --out "$tmp/pki" "$src/conf/topology.yaml" >/dev/null
 for pair in fwgated:fwgate/juki-fwgated csd:cs/juki-csd prefd:prefserver/juki-prefd \
-    jlisd:jlisserver/juki-jlisd; do
+    jlisd:jlisserver/juki-jlisd authlinkd:authlink/juki-authlinkd; do
 	name=${pair%%:*}
 	bin=${pair#*:}
 	sed -e "s#/etc/juki/pki/#$tmp/pki/#g" \

@@ -6,6 +6,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/ninsho.h"
 #include "juki/node/provide.h"
 #include "juki/node/provnotice.h"
 #include "juki/node/reconcile.h"
@@ -26,6 +27,7 @@ const struct juki_conf_key jlisd_conf_keys[] = {
 		     "How often the provision records not yet notified are sent to the "
 		     "prefecture of each person (provide.notice, 第6-8(5)イ); 0: only when asked "
 		     "(notices.send)."),
+    JUKI_NINSHO_CONF_KEYS(struct jlisd_conf, ninsho),
     JUKI_CONF_END,
 };
 
@@ -58,11 +60,20 @@ int
 jlisd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct juki_node *node = ctx;
+	struct juki_ninsho *ninsho = jlisd_of(node)->ninsho;
+	int rc;
 
-	int rc = juki_honnin_receive(juki_node_store(node), msg, juki_node_now_ms(node),
-				     from_prefecture, NULL, NULL, rej);
-
-	return rc != 0 ? rc : juki_conflicts_scan(jlisd_of(node)->conflicts, msg);
+	/* 異動等情報 (第6-8(6)): derived from what becomes current, one message per batch. */
+	rc = juki_honnin_receive_hooked(juki_node_store(node), msg, juki_node_now_ms(node),
+					from_prefecture, NULL, NULL, juki_ninsho_hook(ninsho), rej);
+	if (rc == 0) {
+		rc = juki_ninsho_flush(ninsho);
+	}
+	if (rc != 0) {
+		juki_ninsho_reset(ninsho);
+		return rc;
+	}
+	return juki_conflicts_scan(jlisd_of(node)->conflicts, msg);
 }
 
 static int
@@ -117,10 +128,10 @@ jlisd_status(struct juki_node *node)
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 
-	return json_pack("{s:{s:I,s:I},s:o*}", "records", "current",
+	return json_pack("{s:{s:I,s:I},s:o*,s:o*}", "records", "current",
 			 count_of(juki_node_store(node), sql_c), "history",
 			 count_of(juki_node_store(node), sql_h), "provide",
-			 juki_provide_status(node));
+			 juki_provide_status(node), "ninsho", juki_ninsho_status(node));
 }
 
 /* "notices.send": queue the provision records not yet notified, now. */
@@ -209,8 +220,9 @@ static int
 jlisd_check(const void *confp, char *err, size_t errlen)
 {
 	const struct jlisd_conf *conf = confp;
+	int rc = juki_provide_check(&conf->provide, err, errlen);
 
-	return juki_provide_check(&conf->provide, err, errlen);
+	return rc != 0 ? rc : juki_ninsho_check(&conf->ninsho, err, errlen);
 }
 
 static void
@@ -233,6 +245,9 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
+	/* Requests to the certification authority go to the link server (第6-8(6)ウ・エ). */
+	juki_reports_set_ninsho(jd->reports, jlisd_conf(node)->ninsho.authlink,
+				jlisd_conf(node)->ninsho.ca);
 	jd->provide = juki_provide_start(node, &jlisd_conf(node)->provide, err, errlen);
 	if (jd->provide == NULL) {
 		return JUKI_ECONFIG;
@@ -240,6 +255,10 @@ jlisd_started(struct juki_node *node, char *err, size_t errlen)
 	jd->notices = juki_provnotice_start(node, jlisd_conf(node)->notice_interval);
 	if (jd->notices == NULL) {
 		snprintf(err, errlen, "provision notices: out of memory");
+		return JUKI_ENOMEM;
+	}
+	if ((jd->ninsho = juki_ninsho_start(node, &jlisd_conf(node)->ninsho)) == NULL) {
+		snprintf(err, errlen, "ninsho: out of memory");
 		return JUKI_ENOMEM;
 	}
 	return 0;
@@ -251,6 +270,9 @@ jlisd_reloaded(struct juki_node *node)
 	juki_conflicts_set_grace(jlisd_of(node)->conflicts, jlisd_conf(node)->conflict_grace);
 	juki_provide_reload(jlisd_of(node)->provide, &jlisd_conf(node)->provide);
 	juki_provnotice_reloaded(jlisd_of(node)->notices, jlisd_conf(node)->notice_interval);
+	juki_ninsho_reload(jlisd_of(node)->ninsho, &jlisd_conf(node)->ninsho);
+	juki_reports_set_ninsho(jlisd_of(node)->reports, jlisd_conf(node)->ninsho.authlink,
+				jlisd_conf(node)->ninsho.ca);
 }
 
 static void
@@ -264,6 +286,8 @@ jlisd_stopping(struct juki_node *node)
 	jlisd_of(node)->notices = NULL;
 	juki_reports_stop(jlisd_of(node)->reports);
 	jlisd_of(node)->reports = NULL;
+	juki_ninsho_stop(jlisd_of(node)->ninsho);
+	jlisd_of(node)->ninsho = NULL;
 }
 
 static const struct juki_node_spec jlisd_spec = {

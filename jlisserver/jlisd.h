@@ -16,6 +16,7 @@
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
+#include "juki/node/ninsho.h"
 #include "juki/node/node.h"
 #include "juki/node/provide.h"
 
@@ -24,7 +25,8 @@ struct jlisd_conf {
 	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
 	struct juki_provide_conf provide; /* provide: the 事務 list */
 	struct juki_provision_conf provision; /* provision: keep */
-	int64_t notice_interval; /* ms between rounds of provision notices (0: when asked) */
+	int64_t notice_interval;        /* ms between rounds of provision notices (0: when asked) */
+	struct juki_ninsho_conf ninsho; /* ninsho: 異動等情報 to the authority (第6-8(6)) */
 };
 
 struct juki_conflicts;
@@ -37,6 +39,7 @@ struct jlisd {
 	struct juki_provide *provide;     /* provision to agencies and bodies (provide.h) */
 	struct juki_provnotice *notices;  /* provision notices to the prefectures (第6-8(5)イ) */
 	struct juki_reports *reports;     /* management reports (第6-8) */
+	struct juki_ninsho *ninsho;       /* 異動等情報 to the authority (node/ninsho.h) */
 };
 
 extern const struct juki_conf_key jlisd_conf_keys[];

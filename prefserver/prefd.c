@@ -4,6 +4,7 @@
 
 #include "juki/base/error.h"
 #include "juki/node/conflict.h"
+#include "juki/node/ninsho.h"
 #include "juki/node/provide.h"
 #include "juki/node/provnotice.h"
 #include "juki/node/report.h"
@@ -28,6 +29,7 @@ const struct juki_conf_key prefd_conf_keys[] = {
 		     "The title a disclosure answer (開示, 第6-8(5)ア) is issued under, printed "
 		     "at its foot (e.g. 東京都知事); the disclosure command refuses while it is "
 		     "empty."),
+    JUKI_NINSHO_CONF_KEYS(struct prefd_conf, ninsho),
     JUKI_CONF_END,
 };
 
@@ -75,13 +77,19 @@ prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *re
 	if (forward == NULL) {
 		return JUKI_ENOMEM;
 	}
-	rc = juki_honnin_receive(juki_node_store(node), msg, juki_node_now_ms(node),
-				 from_municipality, forward, prefd_conf(node)->national, rej);
+	/* 異動等情報 (第6-8(6)), when this prefecture provides it itself: as at jlisd. */
+	rc = juki_honnin_receive_hooked(juki_node_store(node), msg, juki_node_now_ms(node),
+					from_municipality, forward, prefd_conf(node)->national,
+					juki_ninsho_hook(prefd_of(node)->ninsho), rej);
 	juki_batcher_free(forward);
 	if (rc == 0) {
-		rc = juki_conflicts_scan(prefd_of(node)->conflicts, msg);
+		rc = juki_ninsho_flush(prefd_of(node)->ninsho);
 	}
-	return rc;
+	if (rc != 0) {
+		juki_ninsho_reset(prefd_of(node)->ninsho);
+		return rc;
+	}
+	return juki_conflicts_scan(prefd_of(node)->conflicts, msg);
 }
 
 static int
@@ -311,11 +319,11 @@ prefd_status(struct juki_node *node)
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 
-	return json_pack("{s:s,s:I,s:{s:I,s:I},s:o*}", "national", prefd_conf(node)->national,
+	return json_pack("{s:s,s:I,s:{s:I,s:I},s:o*,s:o*}", "national", prefd_conf(node)->national,
 			 "confirmations", count_of(juki_node_store(node), sql_k), "records",
 			 "current", count_of(juki_node_store(node), sql_c), "history",
 			 count_of(juki_node_store(node), sql_h), "provide",
-			 juki_provide_status(node));
+			 juki_provide_status(node), "ninsho", juki_ninsho_status(node));
 }
 
 static const char kakutei_count[] = "SELECT count(*) FROM tenshutsu_kakutei WHERE received_ms < ?1";
@@ -378,7 +386,10 @@ prefd_check(const void *confp, char *err, size_t errlen)
 		snprintf(err, errlen, "national: %s is not a national server", conf->national);
 		return JUKI_ECONFIG;
 	}
-	return juki_provide_check(&conf->provide, err, errlen);
+	if (juki_provide_check(&conf->provide, err, errlen) != 0) {
+		return JUKI_ECONFIG;
+	}
+	return juki_ninsho_check(&conf->ninsho, err, errlen);
 }
 
 static void
@@ -402,8 +413,18 @@ prefd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
+	/* Requests to the certification authority go to the link server (第6-8(6)ウ・エ). */
+	juki_reports_set_ninsho(pd->reports, prefd_conf(node)->ninsho.authlink,
+				prefd_conf(node)->ninsho.ca);
 	pd->provide = juki_provide_start(node, &prefd_conf(node)->provide, err, errlen);
-	return pd->provide != NULL ? 0 : JUKI_ECONFIG;
+	if (pd->provide == NULL) {
+		return JUKI_ECONFIG;
+	}
+	if ((pd->ninsho = juki_ninsho_start(node, &prefd_conf(node)->ninsho)) == NULL) {
+		snprintf(err, errlen, "ninsho: out of memory");
+		return JUKI_ENOMEM;
+	}
+	return 0;
 }
 
 static void
@@ -412,6 +433,9 @@ prefd_reloaded(struct juki_node *node)
 	juki_conflicts_set_grace(prefd_of(node)->conflicts, prefd_conf(node)->conflict_grace);
 	juki_provide_reload(prefd_of(node)->provide, &prefd_conf(node)->provide);
 	juki_reports_set(prefd_of(node)->reports, prefd_conf(node)->national, 0);
+	juki_ninsho_reload(prefd_of(node)->ninsho, &prefd_conf(node)->ninsho);
+	juki_reports_set_ninsho(prefd_of(node)->reports, prefd_conf(node)->ninsho.authlink,
+				prefd_conf(node)->ninsho.ca);
 }
 
 static void
@@ -423,6 +447,8 @@ prefd_stopping(struct juki_node *node)
 	prefd_of(node)->provide = NULL;
 	juki_reports_stop(prefd_of(node)->reports);
 	prefd_of(node)->reports = NULL;
+	juki_ninsho_stop(prefd_of(node)->ninsho);
+	prefd_of(node)->ninsho = NULL;
 }
 
 static const struct juki_node_spec prefd_spec = {

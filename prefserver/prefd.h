@@ -18,6 +18,7 @@
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
+#include "juki/node/ninsho.h"
 #include "juki/node/node.h"
 #include "juki/node/provide.h"
 
@@ -28,6 +29,7 @@ struct prefd_conf {
 	struct juki_provide_conf provide; /* provide: the 事務 list */
 	struct juki_provision_conf provision; /* provision: keep */
 	char *issuer; /* the title a disclosure answer is issued under (東京都知事) */
+	struct juki_ninsho_conf ninsho; /* ninsho: 異動等情報 to the authority (第6-8(6)) */
 };
 
 struct juki_conflicts;
@@ -38,6 +40,7 @@ struct prefd {
 	struct juki_conflicts *conflicts; /* 二重登録 (conflict.h) */
 	struct juki_provide *provide;     /* provision to agencies and bodies (provide.h) */
 	struct juki_reports *reports;     /* management reports (第6-8) */
+	struct juki_ninsho *ninsho;       /* 異動等情報 to the authority (node/ninsho.h) */
 };
 
 /* prefd_of() - the prefectural server's state. */

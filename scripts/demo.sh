@@ -26,6 +26,13 @@
 # which passes 東京都 and is held at the national server for the agency, whose staff member
 # fetches it and answers it (juki-ctl provide reports|reply) until 千代田区 holds the answer.
 #
+# Last, 異動等情報 to the certification authority (第6-8(6)): the national server's agreement
+# with the authority (urn:juki:ca:jpki), a resident of 千代田区 holding a signing
+# certificate, and a death recorded at 千代田区 that reaches the authority through 東京都,
+# the national server and the link server juki-authlinkd (authlink:0): the authority (the
+# reference one of the tests, tests/integration/jukitest/authority.py: an OpenSSL CA and
+# `openssl ocsp`) revokes the certificate; OCSP answers good before, revoked after.
+#
 #   scripts/demo.sh            build, run the scenario, stop everything
 #   scripts/demo.sh --keep     leave the network running (stop it with --stop)
 #   scripts/demo.sh --stop     stop a network left running
@@ -85,7 +92,7 @@ chmod 700 "$dir" # keys, and (synthetic) personal data: answers files, a disclos
 cd "$dir"
 
 declare -A port
-for n in gw cs131016 cs271004 pref13 pref27 jlis op-cs-131016 op-cs-271004 op-pref-13 op-pref-27 op-jlis-0; do
+for n in gw cs131016 cs271004 pref13 pref27 jlis authlink ca ocsp op-cs-131016 op-cs-271004 op-pref-13 op-pref-27 op-jlis-0; do
 	port[$n]=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 done
 
@@ -100,6 +107,8 @@ nodes:
   - urn:juki:pref:27
   - urn:juki:jlis:0
   - urn:juki:agency:nenkin    # 日本年金機構, a receiving body (docs/body.md)
+  - urn:juki:authlink:0       # the link server to the certification authority
+  - urn:juki:ca:jpki          # the certification authority (played by the tests' one)
 EOF
 "$ctl" pki init --out pki topology.yaml >/dev/null
 ls -l pki | sed 's/^/  /'
@@ -153,6 +162,8 @@ directory:
   - {node: urn:juki:pref:13, address: '127.0.0.1:${port[pref13]}'}
   - {node: urn:juki:pref:27, address: '127.0.0.1:${port[pref27]}'}
   - {node: urn:juki:jlis:0, address: '127.0.0.1:${port[jlis]}'}
+  - {node: urn:juki:authlink:0, address: '127.0.0.1:${port[authlink]}'}
+  - {node: urn:juki:ca:jpki, address: '127.0.0.1:${port[ca]}'}
 EOF
 node_config() { # name urn port
 	cat >"$1.yaml" <<EOF
@@ -185,6 +196,23 @@ printf 'provide:\n  jimu: jimu.csv\nnotice_interval: 0\n' >>jlis-0.yaml
 printf 'issuer: 東京都知事\n' >>pref-13.yaml
 printf 'issuer: 大阪府知事\n' >>pref-27.yaml
 printf 'report_poll: 1s\n' >>cs-131016.yaml
+# 異動等情報 (第6-8(6)): the national server sends them to its link server for the authority;
+# the link server feeds the authority through the gateway.
+printf 'ninsho:\n  authlink: urn:juki:authlink:0\n  ca: urn:juki:ca:jpki\n' >>jlis-0.yaml
+cat >authlink-0.yaml <<EOF
+node: urn:juki:authlink:0
+tls: {cert: pki/authlink-0.crt, key: pki/authlink-0.key, ca: pki/ca.crt, crl: pki/crl.pem}
+listen: ['127.0.0.1:${port[authlink]}']
+gateways: ['127.0.0.1:${port[gw]}']
+policy: policy.yaml
+store: authlink-0.db
+control: authlink-0.sock
+log_level: notice
+delivery: {backoff_min: 100ms, backoff_max: 2s}
+authlink:
+  ca: urn:juki:ca:jpki
+  sources: [urn:juki:jlis:0]
+EOF
 for f in *.yaml; do
 	[ "$f" = topology.yaml ] || [ "$f" = policy.yaml ] || say "  $f"
 done
@@ -203,14 +231,15 @@ if [ "$keep" -eq 0 ]; then
 	trap stop_all EXIT
 fi
 
-step "Starting the gateway, two CSs, two prefectural servers and the national server"
+step "Starting the gateway, two CSs, two prefectural servers, the national server, the link server"
 start fwgate-east fwgate/juki-fwgated
 start cs-131016 cs/juki-csd
 start cs-271004 cs/juki-csd
 start pref-13 prefserver/juki-prefd
 start pref-27 prefserver/juki-prefd
 start jlis-0 jlisserver/juki-jlisd
-for n in fwgate-east cs-131016 cs-271004 pref-13 pref-27 jlis-0; do
+start authlink-0 authlink/juki-authlinkd
+for n in fwgate-east cs-131016 cs-271004 pref-13 pref-27 jlis-0 authlink-0; do
 	# Ready when the daemon answers on its control socket.
 	wait_for "$n" "$ctl" -s "$n.sock" status >/dev/null 2>&1
 	"$ctl" --json -s "$n.sock" status |
@@ -242,6 +271,8 @@ json.dump(people[0], open("first.json", "w"), ensure_ascii=False)
 json.dump(people[1], open("second.json", "w"), ensure_ascii=False)
 # Eight more, whose identity information the national server provides to 日本年金機構 later.
 json.dump(people[2:10], open("provided.json", "w"), ensure_ascii=False)
+# One who holds a signing certificate of the certification authority (the last scene).
+json.dump([people[10]], open("holder.json", "w"), ensure_ascii=False)
 reasons = ["出生", "職権記載", "転入"]
 sys.stdout.write(import_csv([change_row(p, reasons[i % 3]) for i, p in enumerate(people)]))
 # Another file, with mistakes: a wrong check digit, a reason not on the list, a sex of 3.
@@ -587,6 +618,72 @@ provide reply "$rid" --file report-answer.txt | sed 's/^/    /'
 wait_for "千代田区 to hold the answer" report_state cs-131016.sock answered
 say "  at 千代田区 (juki-ctl report show $rid):"
 "$ctl" -s cs-131016.sock report show "$rid" | sed 's/^/    /'
+
+step "異動等情報 to the certification authority (第6-8(6)): the authority and its agreement"
+authority() { python3 "$top/tests/integration/jukitest/authority.py" "$@"; }
+say "  the authority urn:juki:ca:jpki is the reference one of the tests (NOT a product):"
+say "  an OpenSSL CA (openssl ca: index.txt, serial, crlnumber) and openssl ocsp as responder"
+authority create ca "127.0.0.1:${port[ca]}" pki/ca-jpki.crt pki/ca-jpki.key pki/ca.crt \
+	pki/crl.pem "${port[ocsp]}" | sed 's/^/    /'
+python3 "$top/tests/integration/jukitest/authority.py" responder ca >ca-ocsp.log 2>&1 &
+echo $! >ca-ocsp.pid
+python3 "$top/tests/integration/jukitest/authority.py" serve ca >ca-serve.log 2>&1 &
+echo $! >ca-serve.pid
+wait_for "the OCSP responder" grep -qs "waiting for OCSP" ca/ocsp.log
+wait_for "the authority's node port" test -e ca/serve.ready
+say "  the national server's agreement with it (method feed), by two supervisors:"
+say "  juki-ctl --terminal term-jlis-0-ito.yaml agreement add ca-jpki --body urn:juki:ca:jpki \\"
+say "      --methods feed --items code,name,birth,sex,address,change --keep-days 30 \\"
+say "      --responsible urn:juki:op:ca:jpki:boss"
+op jlis-0-ito --json agreement add ca-jpki --body urn:juki:ca:jpki --methods feed \
+	--items code,name,birth,sex,address,change --keep-days 30 \
+	--responsible urn:juki:op:ca:jpki:boss >/dev/null
+op jlis-0-kato agreement approve ca-jpki >/dev/null
+op jlis-0-kato --json agreement show ca-jpki | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+print("    %s: %s, body %s, methods %s, items %s" % (a["id"], a["state"], a["body"], ",".join(a["methods"]), ",".join(a["items"])))'
+
+step "A resident of 千代田区 holds a signing certificate; OCSP answers good"
+read -r serial holder_cert < <(authority issue ca holder.json)
+holder_key=ca/people/$(python3 -c 'import json; print(json.load(open("holder.json"))[0]["code"])').key
+say "  certificate $serial (the subject has the basic items, never the 住民票コード):"
+openssl x509 -in "$holder_cert" -noout -subject -nameopt utf8,sep_comma_plus_space | sed 's/^/    /'
+say "  openssl ocsp -issuer ca/ca.crt -cert ${holder_cert#"$dir"/} -url http://127.0.0.1:${port[ocsp]}"
+authority ocsp ca "$holder_cert" | sed "s|$dir/||;s/^/    /"
+printf '申請書 (a document the resident signs)\n' |
+	authority sign ca "$holder_cert" "$holder_key" signed.pem
+say "  a document signed with it, checked with openssl cms -verify -crl_check:"
+authority verify ca signed.pem | sed 's/^/    /'
+
+step "The resident dies: 千代田区 records it (死亡) by import; the authority revokes"
+PYTHONPATH="$top/tests/integration" python3 - >death.csv <<'PY'
+import json, sys
+from jukitest.synth import import_csv, change_row
+sys.stdout.write(import_csv([change_row(json.load(open("holder.json"))[0], "死亡")]))
+PY
+op cs-131016-clerk import death.csv | sed 's/^/  /'
+revoked() { authority ocsp ca "$holder_cert" | grep -q ': revoked'; }
+wait_for "OCSP to answer revoked" revoked
+acked() {
+	"$ctl" --json -s authlink-0.sock status |
+		python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["feed"]["acked_seq"] < 1)'
+}
+wait_for "the authority's ack at authlink:0" acked
+say "  CS -> 東京都 -> the national server (異動等情報 derived) -> authlink:0 -> the authority:"
+"$ctl" --json -s jlis-0.sock status | python3 -c '
+import json, sys
+n = json.load(sys.stdin)["ninsho"]
+print("    national server: %d entries sent to %s for %s" % (n["sent_entries"], n["authlink"], n["ca"]))'
+"$ctl" --json -s authlink-0.sock status | python3 -c '
+import json, sys
+f = json.load(sys.stdin)["feed"]
+print("    authlink:0: feed last seq %d, acknowledged by the authority up to %d" % (f["last_seq"], f["acked_seq"]))'
+authority state ca | sed 's/^/    the authority: /'
+say "  openssl ocsp now:"
+authority ocsp ca "$holder_cert" | sed "s|$dir/||;s/^/    /"
+say "  the signature, against the CRL the authority issued with the revocation:"
+authority verify ca signed.pem | sed 's/^/    /' || true
 
 step "Logs (no personal data in them)"
 tail -n 4 cs-131016.log | sed 's/^/  /'

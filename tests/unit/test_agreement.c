@@ -185,6 +185,81 @@ test_terms(void **state)
 	expect_bad("purpose", json_string("x"), "agreement");
 }
 
+#define CA_TERMS                                                                                   \
+	"{\"id\":\"jpki-feed\",\"body\":\"urn:juki:ca:jpki\",\"items\":[\"code\",\"name\","        \
+	"\"birth\",\"sex\",\"address\",\"change\"],\"methods\":[\"feed\"],\"keep_days\":3650,"     \
+	"\"responsible\":\"urn:juki:op:ca:jpki:boss\"}"
+
+static json_t *
+ca_terms(void)
+{
+	json_t *t = json_loads(CA_TERMS, 0, NULL);
+
+	assert_non_null(t);
+	return t;
+}
+
+/* The terms of a CA's agreement with one key changed (value NULL: removed) are refused at field. */
+static void
+expect_ca_bad(const char *key, json_t *value, const char *field)
+{
+	struct juki_agreement a;
+	char f[32], detail[200];
+	json_t *t = ca_terms();
+
+	if (value == NULL) {
+		json_object_del(t, key);
+	} else {
+		json_object_set_new(t, key, value);
+	}
+	assert_int_equal(juki_agreement_from_json(t, &a, f, sizeof(f), detail, sizeof(detail)),
+			 JUKI_EFORMAT);
+	assert_string_equal(f, field);
+	json_decref(t);
+}
+
+/*
+ * A certification authority's agreement (第6-8(6)ア): method feed alone, no
+ * 事務, no cap; feed is for an authority only.
+ */
+static void
+test_ca_terms(void **state)
+{
+	struct juki_agreement a;
+	char f[32], detail[200];
+	json_t *t = ca_terms(), *back;
+
+	(void)state;
+	assert_int_equal(juki_agreement_from_json(t, &a, f, sizeof(f), detail, sizeof(detail)), 0);
+	assert_string_equal(a.body, "urn:juki:ca:jpki");
+	assert_int_equal(a.methods, JUKI_METHOD_FEED);
+	assert_int_equal(a.njimu, 0);
+	assert_int_equal(a.items, JUKI_ITEMS_ALL);
+	assert_int_equal(a.keep_days, 3650);
+	back = juki_agreement_to_json(&a);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(back, "methods"), 0)),
+			    "feed");
+	assert_int_equal(json_array_size(json_object_get(back, "jimu")), 0);
+	json_decref(back);
+	json_decref(t);
+	/* an empty 事務 list is the same as none */
+	t = ca_terms();
+	json_object_set_new(t, "jimu", json_array());
+	assert_int_equal(juki_agreement_from_json(t, &a, f, sizeof(f), detail, sizeof(detail)), 0);
+	json_decref(t);
+
+	expect_ca_bad("jimu", json_pack("[s]", "1-3"), "jimu");
+	expect_ca_bad("methods", json_pack("[s]", "online"), "methods");
+	expect_ca_bad("methods", json_pack("[s,s]", "feed", "batch"), "methods");
+	expect_ca_bad("methods", json_pack("[s,s]", "feed", "feed"), "methods");
+	expect_ca_bad("responsible", json_string("urn:juki:op:agency:nenkin:boss"), "responsible");
+	expect_ca_bad("keep_days", NULL, "keep_days");
+	expect_ca_bad("daily_cap", json_integer(0), "daily_cap");
+	/* feed is for an authority only */
+	expect_bad("methods", json_pack("[s]", "feed"), "methods");
+	expect_bad("methods", json_pack("[s,s]", "online", "feed"), "methods");
+}
+
 static void
 check(const struct juki_agreement *a, const struct juki_provide_ask *ask, const char *want)
 {
@@ -367,6 +442,36 @@ test_store(void **state)
 	assert_int_equal(used, 7);
 }
 
+/* juki_agreement_feed() finds the active feed agreement of an authority, and only that. */
+static void
+test_store_feed(void **state)
+{
+	struct fx *f = *state;
+	struct juki_agreement a, b;
+	char fl[32], detail[200];
+	json_t *t = ca_terms();
+
+	assert_int_equal(juki_agreement_from_json(t, &a, fl, sizeof(fl), detail, sizeof(detail)),
+			 0);
+	json_decref(t);
+	a.added_ms = a.changed_ms = 1000;
+	assert_int_equal(juki_agreement_insert(f->store, &a), 0);
+	assert_int_equal(juki_agreement_get(f->store, "jpki-feed", &b), 0);
+	assert_int_equal(b.njimu, 0);
+	assert_int_equal(b.methods, JUKI_METHOD_FEED);
+	/* pending: not used */
+	assert_int_equal(juki_agreement_feed(f->store, "urn:juki:ca:jpki", &b), JUKI_ENOTFOUND);
+	a.state = JUKI_AGREEMENT_ACTIVE;
+	assert_int_equal(juki_agreement_update_state(f->store, &a), 0);
+	assert_int_equal(juki_agreement_feed(f->store, "urn:juki:ca:jpki", &b), 0);
+	assert_string_equal(b.id, "jpki-feed");
+	assert_int_equal(b.keep_days, 3650);
+	assert_int_equal(juki_agreement_feed(f->store, "urn:juki:ca:other", &b), JUKI_ENOTFOUND);
+	a.state = JUKI_AGREEMENT_SUSPENDED;
+	assert_int_equal(juki_agreement_update_state(f->store, &a), 0);
+	assert_int_equal(juki_agreement_feed(f->store, "urn:juki:ca:jpki", &b), JUKI_ENOTFOUND);
+}
+
 static void
 test_batches(void **state)
 {
@@ -408,9 +513,11 @@ main(void)
 	    cmocka_unit_test(test_jimu_ids),
 	    cmocka_unit_test(test_states),
 	    cmocka_unit_test(test_terms),
+	    cmocka_unit_test(test_ca_terms),
 	    cmocka_unit_test(test_check),
 	    cmocka_unit_test(test_jimu_list),
 	    cmocka_unit_test_setup_teardown(test_store, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_feed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
 	};
 

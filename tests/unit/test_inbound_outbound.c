@@ -422,6 +422,9 @@ static const struct juki_handler handlers[] = {
     {"test.bulk", JUKI_SVC_MUNI, handle_note, 0, 1, NULL},
     {"test.secret", JUKI_SVC_MUNI, handle_note, 0, 0, refused_note},
     {"test.secretbulk", JUKI_SVC_MUNI, handle_note, 0, 1, refused_note},
+    /* One type on two services: the handler the connection's service carries is taken. */
+    {"test.both", JUKI_SVC_HONNIN, handle_note, 0, 0, NULL},
+    {"test.both", JUKI_SVC_MUNI, handle_note, 0, 0, NULL},
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -840,6 +843,24 @@ reject_four(int n)
 	return n == 4 ? "reject" : "apply";
 }
 
+/* A type with a handler on each of two services arrives on the second one's: taken. */
+static void
+test_type_on_two_services(void **state)
+{
+	struct fix *f = *state;
+	char ids[10][JUKI_UUID_LEN + 1];
+	int n = 2;
+
+	start_outbound(f, 4, f->gw_addr, NULL, 20);
+	queue_notes(f, B_URN, "test.both", 1, 2, NULL, ids);
+	juki_outbound_kick(f->send.ob);
+	assert_true(run_until(f, acks_reached, &n, WAIT_MS));
+	assert_int_equal(f->send.acks[0].status, JUKI_ACK_ACCEPTED);
+	assert_int_equal(f->send.acks[1].status, JUKI_ACK_ACCEPTED);
+	assert_int_equal(f->recv.calls, 2);
+	assert_int_equal(sql_int(f->send.store, "SELECT count(*) FROM outbox_rejected"), 0);
+}
+
 static void
 test_rejected(void **state)
 {
@@ -1200,6 +1221,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_type_on_two_services, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_redelivered_after_failure, setup, teardown),

@@ -418,6 +418,53 @@ test_reject(void **state)
 	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM outbox"), 1);
 }
 
+/* juki_outbox_drop(): one queue's entries of one type, in the caller's transaction only. */
+static void
+test_drop(void **state)
+{
+	struct fixture *f = *state;
+	struct juki_outbox_entry *e = NULL;
+	int64_t dropped = -1, keep;
+	size_t n = 0;
+
+	assert_int_equal(juki_store_begin(f->store), 0);
+	put(f->store, 1, CS_CHIYODA, "muni", 100);
+	put(f->store, 2, CS_CHIYODA, "muni", 200);
+	keep = put(f->store, 3, CS_CHIYODA, "honnin", 300);
+	put(f->store, 4, PREF_TOKYO, "muni", 400);
+	assert_int_equal(juki_store_commit(f->store), 0);
+
+	/* outside a transaction: refused, nothing dropped */
+	assert_int_equal(juki_outbox_drop(f->store, CS_CHIYODA, "muni", JUKI_MSG_TENNYU, &dropped),
+			 JUKI_EINVAL);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(juki_outbox_drop(NULL, CS_CHIYODA, "muni", JUKI_MSG_TENNYU, NULL),
+			 JUKI_EINVAL);
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM outbox"), 4);
+
+	assert_int_equal(juki_store_begin(f->store), 0);
+	/* another type: nothing */
+	assert_int_equal(juki_outbox_drop(f->store, CS_CHIYODA, "muni", JUKI_MSG_ACK, &dropped), 0);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(juki_outbox_drop(f->store, CS_CHIYODA, "muni", JUKI_MSG_TENNYU, &dropped),
+			 0);
+	assert_int_equal(dropped, 2);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	/* the other service and the other destination keep theirs */
+	assert_int_equal(juki_outbox_next(f->store, CS_CHIYODA, "honnin", 0, 10, &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(e[0].seq, keep);
+	juki_outbox_entries_free(e, n);
+	assert_int_equal(juki_outbox_next(f->store, PREF_TOKYO, "muni", 0, 10, &e, &n), 0);
+	assert_int_equal(n, 1);
+	juki_outbox_entries_free(e, n);
+	assert_int_equal(juki_outbox_next(f->store, CS_CHIYODA, "muni", 0, 10, &e, &n), 0);
+	assert_int_equal(n, 0);
+	juki_outbox_entries_free(e, n);
+	/* nothing went to outbox_rejected: dropped, not refused */
+	assert_int_equal(count_rows(f->store, "SELECT count(*) FROM outbox_rejected"), 0);
+}
+
 static void
 test_put_errors(void **state)
 {
@@ -858,6 +905,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_next, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_attempted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_put_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_digest, setup, teardown),

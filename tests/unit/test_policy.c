@@ -30,6 +30,9 @@ static const char standard[] =
     "  - {service: ninsho, from: pref, to: authlink, same_prefecture: true}\n"
     "  - {service: ninsho, from: jlis, to: authlink}\n"
     "  - {service: ninsho, from: authlink, to: ca}\n"
+    "  - {service: ninsho, from: ca, to: authlink}\n"
+    "  - {service: ninsho, from: authlink, to: jlis}\n"
+    "  - {service: ninsho, from: authlink, to: pref, same_prefecture: true}\n"
     "  - service: monitor\n"
     "    from: cs\n"
     "    to: jlis\n"
@@ -105,7 +108,7 @@ denies(const struct juki_policy *p, const char *src, const char *dst, enum juki_
 static void
 check_standard(const struct juki_policy *p)
 {
-	assert_int_equal(juki_policy_rule_count(p), 21);
+	assert_int_equal(juki_policy_rule_count(p), 24);
 
 	allows(p, CS_TOKYO, CS_OSAKA, JUKI_SVC_MUNI);
 	allows(p, CS_OSAKA, CS_TOKYO, JUKI_SVC_MUNI);
@@ -123,6 +126,9 @@ check_standard(const struct juki_policy *p)
 	allows(p, PREF13, AL13, JUKI_SVC_NINSHO);
 	allows(p, JLIS, AL0, JUKI_SVC_NINSHO);
 	allows(p, AL13, CA, JUKI_SVC_NINSHO);
+	allows(p, CA, AL0, JUKI_SVC_NINSHO);
+	allows(p, AL0, JLIS, JUKI_SVC_NINSHO);
+	allows(p, AL13, PREF13, JUKI_SVC_NINSHO);
 	allows(p, CS_TOKYO, JLIS, JUKI_SVC_MONITOR);
 	allows(p, PREF27, JLIS, JUKI_SVC_MONITOR);
 	allows(p, AL0, JLIS, JUKI_SVC_MONITOR);
@@ -154,6 +160,9 @@ check_standard(const struct juki_policy *p)
 	denies(p, EXEC13, CS_TOKYO, JUKI_SVC_PROVIDE, "no rule allows exec -> cs over provide");
 	denies(p, EXEC13, PREF13, JUKI_SVC_HONNIN, "no rule allows exec -> pref over honnin");
 	denies(p, CS_TOKYO, CA, JUKI_SVC_NINSHO, "no rule allows cs -> ca over ninsho");
+	denies(p, AL0, PREF13, JUKI_SVC_NINSHO,
+	       "authlink:0 and pref:13 are not in the same prefecture");
+	denies(p, CA, JLIS, JUKI_SVC_NINSHO, "no rule allows ca -> jlis over ninsho");
 	denies(p, AGENCY, JLIS, JUKI_SVC_MONITOR, "no rule allows agency -> jlis over monitor");
 	denies(p, JLIS, AGENCY, JUKI_SVC_MONITOR, "no rule allows jlis -> agency over monitor");
 	denies(p, CS_TOKYO, CS_OSAKA, JUKI_SVC_MONITOR, "no rule allows cs -> cs over monitor");

@@ -669,6 +669,47 @@ test_daemon_rules(void **state)
 	assert_true(store_holds(f, KEPT));
 }
 
+/* A period in milliseconds (JUKI_PURGE_KEEP_MS, the link server's authlink.keep). */
+static const struct juki_purge_rule keep_rules[] = {
+    {"cases", "cases", cases_count, cases_delete, JUKI_PURGE_KEEP_MS},
+    {NULL, NULL, NULL, NULL, 0},
+};
+
+static void
+test_keep_ms(void **state)
+{
+	struct fx *f = *state;
+	struct juki_purge_conf conf = conf_of(f);
+	struct juki_schema schemas[2] = {juki_honnin_schema, case_schema};
+	int64_t now = jst("2026-05-08T12:00:00.000");
+	char err[256], sql[256];
+	const json_t *r;
+	json_t *report;
+
+	juki_store_close(f->store);
+	assert_int_equal(juki_store_open(f->path, schemas, 2, &f->store, err, sizeof(err)), 0);
+	/* one closed a week and a millisecond before the run, one exactly a week before */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO cases VALUES (1, %lld, '" ERASED "'), (2, %lld, '" KEPT "')",
+		 (long long)(now - 7 * JUKI_DAY_MS - 1), (long long)(now - 7 * JUKI_DAY_MS));
+	exec_ok(f, sql);
+	/* 0: never */
+	conf.keep_ms = 0;
+	report = run_ok(f, &conf, keep_rules, now, 0);
+	json_decref(report);
+	assert_int_equal(count_rows(f, "SELECT count(*) FROM cases"), 2);
+	conf.keep_ms = 7 * JUKI_DAY_MS;
+	report = run_ok(f, &conf, keep_rules, now, 0);
+	r = json_array_get(json_object_get(report, "rules"), 8);
+	assert_string_equal(json_string_value(json_object_get(r, "period")), "keep");
+	assert_int_equal(json_integer_value(json_object_get(r, "removed")), 1);
+	json_decref(report);
+	assert_false(store_holds(f, ERASED));
+	assert_true(store_holds(f, KEPT));
+	conf.keep_ms = -1;
+	assert_int_equal(juki_purge_run(f->store, &conf, keep_rules, now, 0, &report), JUKI_EINVAL);
+}
+
 static void
 test_without_honnin(void **state)
 {
@@ -737,7 +778,7 @@ test_bad_arguments(void **state)
 	rules[0].table = NULL;
 	assert_int_equal(juki_purge_run(f->store, &conf, rules, now, 1, &report), JUKI_EINVAL);
 	rules[0].table = "cases";
-	rules[0].period = (enum juki_purge_period)4;
+	rules[0].period = (enum juki_purge_period)5;
 	assert_int_equal(juki_purge_run(f->store, &conf, rules, now, 1, &report), JUKI_EINVAL);
 	/* inside the caller's transaction */
 	assert_int_equal(juki_store_begin(f->store), 0);
@@ -938,6 +979,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_store_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_daemon_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keep_ms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_without_honnin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failing_rules, setup, teardown),

@@ -333,6 +333,136 @@ test_route_refused(void **state)
 	expect_refused(CS, PREF, PREF, PREF, NENKIN, "pref");
 }
 
+/* ---- routes to the certification authority (第6-8(6)ウ・エ) ---- */
+
+#define CA       "urn:juki:ca:jpki"
+#define OTHER_CA "urn:juki:ca:other"
+#define AL0      "urn:juki:authlink:0"
+#define AL13     "urn:juki:authlink:13"
+#define CS27     "urn:juki:cs:271004"
+#define PREF27   "urn:juki:pref:27"
+
+/*
+ * Route r (requester, provider, to CA unless body) at self with links {up,
+ * authlink, ca}; the node it goes on to in next ("" when held), the reason
+ * of a refusal in reason.
+ */
+static int
+route_via(const char *self_urn, const char *up, const char *authlink, const char *ca,
+	  const char *sender_urn, const char *requester, const char *body, const char *provider,
+	  int *hold, char *next, char *reason)
+{
+	struct juki_report_links links = {up, authlink, ca};
+	struct juki_ident self, sender;
+	struct juki_reject rej;
+	struct juki_report r;
+	const char *to = NULL;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	memset(&rej, 0, sizeof(rej));
+	assert_int_equal(juki_ident_parse(self_urn, &self), 0);
+	if (sender_urn != NULL) {
+		assert_int_equal(juki_ident_parse(sender_urn, &sender), 0);
+	}
+	snprintf(r.requester, sizeof(r.requester), "%s", requester);
+	snprintf(r.body, sizeof(r.body), "%s", body);
+	snprintf(r.provider, sizeof(r.provider), "%s", provider);
+	rc = juki_report_route_via(&self, &links, sender_urn ? &sender : NULL, &r, hold, &to, &rej);
+	snprintf(next, JUKI_URN_MAX, "%s", to ? to : "");
+	snprintf(reason, JUKI_REASON_MAX, "%s", rej.reason);
+	return rc;
+}
+
+/* At self with links, r from sender goes on to want_next ("" and held when NULL). */
+static void
+expect_ca_route(const char *self, const char *up, const char *authlink, const char *sender,
+		const char *requester, const char *provider, const char *want_next)
+{
+	char next[JUKI_URN_MAX], reason[JUKI_REASON_MAX];
+	int hold = -1;
+
+	assert_int_equal(
+	    route_via(self, up, authlink, CA, sender, requester, CA, provider, &hold, next, reason),
+	    0);
+	assert_int_equal(hold, want_next == NULL);
+	assert_string_equal(next, want_next ? want_next : "");
+}
+
+static void
+expect_ca_refused(const char *self, const char *up, const char *authlink, const char *sender,
+		  const char *requester, const char *body, const char *provider)
+{
+	char next[JUKI_URN_MAX], reason[JUKI_REASON_MAX];
+	int hold;
+
+	assert_int_equal(route_via(self, up, authlink, CA, sender, requester, body, provider, &hold,
+				   next, reason),
+			 JUKI_REJECT);
+	assert_string_equal(reason, JUKI_R_REPORT_ROUTE);
+}
+
+static void
+test_route_ca_allowed(void **state)
+{
+	(void)state;
+	/* ウ: the national server asks about what it provided: held at its link server. */
+	expect_ca_route(JLIS, NULL, AL0, NULL, JLIS, "national", AL0);
+	expect_ca_route(AL0, NULL, NULL, JLIS, JLIS, "national", NULL);
+	/* ウ: a prefecture that provides itself, at its own link server. */
+	expect_ca_route(PREF, JLIS, AL13, NULL, PREF, "pref", AL13);
+	expect_ca_route(AL13, NULL, NULL, PREF, PREF, "pref", NULL);
+	/* ウ second paragraph: a 委任 prefecture through the national server. */
+	expect_ca_route(PREF, JLIS, NULL, NULL, PREF, "national", JLIS);
+	expect_ca_route(PREF, JLIS, AL13, NULL, PREF, "national", JLIS);
+	expect_ca_route(JLIS, NULL, AL0, PREF, PREF, "national", AL0);
+	expect_ca_route(AL0, NULL, NULL, JLIS, PREF, "national", NULL);
+	/* エ: a municipality through its prefecture (and the national server). */
+	expect_ca_route(CS, PREF, NULL, NULL, CS, "national", PREF);
+	expect_ca_route(CS, PREF, NULL, NULL, CS, "pref", PREF);
+	expect_ca_route(PREF, JLIS, NULL, CS, CS, "national", JLIS);
+	expect_ca_route(PREF, JLIS, AL13, CS, CS, "pref", AL13);
+	expect_ca_route(JLIS, NULL, AL0, PREF, CS, "national", AL0);
+	expect_ca_route(AL0, NULL, NULL, JLIS, CS, "national", NULL);
+	expect_ca_route(AL13, NULL, NULL, PREF, CS, "pref", NULL);
+}
+
+static void
+test_route_ca_refused(void **state)
+{
+	(void)state;
+	/* A prefecture that provides nothing itself has no link server of its own. */
+	expect_ca_refused(PREF, JLIS, NULL, NULL, PREF, CA, "pref");
+	expect_ca_refused(PREF, JLIS, "", CS, CS, CA, "pref");
+	/* The national server passes on what it provided; it needs its link server. */
+	expect_ca_refused(JLIS, NULL, AL0, PREF, PREF, CA, "pref");
+	expect_ca_refused(JLIS, NULL, NULL, NULL, JLIS, CA, "national");
+	expect_ca_refused(JLIS, NULL, AL0, CS, CS, CA, "national");
+	expect_ca_refused(JLIS, NULL, AL0, PREF, CS27, CA, "national");
+	/* Another authority than the one provided to. */
+	expect_ca_refused(JLIS, NULL, AL0, NULL, JLIS, OTHER_CA, "national");
+	expect_ca_refused(PREF, JLIS, AL13, NULL, PREF, OTHER_CA, "pref");
+	expect_ca_refused(AL0, NULL, NULL, JLIS, JLIS, OTHER_CA, "national");
+	/* A prefecture's and a municipality's own rules hold for the authority too. */
+	expect_ca_refused(PREF, JLIS, AL13, CS27, CS27, CA, "pref");
+	expect_ca_refused(PREF, JLIS, AL13, NULL, CS, CA, "pref");
+	expect_ca_refused(CS, PREF, NULL, PREF, PREF, CA, "national");
+	/* A link server: from jlis national only, from its own prefecture pref only. */
+	expect_ca_refused(AL0, NULL, NULL, NULL, "urn:juki:authlink:0", CA, "national");
+	expect_ca_refused(AL0, NULL, NULL, JLIS, JLIS, CA, "pref");
+	expect_ca_refused(AL13, NULL, NULL, PREF, PREF, CA, "national");
+	expect_ca_refused(AL13, NULL, NULL, PREF27, PREF27, CA, "pref");
+	expect_ca_refused(AL13, NULL, NULL, PREF, CS27, CA, "pref");
+	expect_ca_refused(AL0, NULL, NULL, CS, CS, CA, "national");
+	expect_ca_refused(AL0, NULL, NULL, CA, CA, CA, "national");
+	expect_ca_refused(AL0, NULL, NULL, "urn:juki:agency:nenkin", NENKIN, CA, "national");
+	/* A link server holds requests to the authority only. */
+	expect_ca_refused(AL0, NULL, NULL, JLIS, JLIS, NENKIN, "national");
+	/* Without the link server known, the old route: nothing to the authority. */
+	expect_refused(JLIS, NULL, NULL, JLIS, CA, "national");
+	expect_refused(PREF, JLIS, NULL, PREF, CA, "pref");
+}
+
 /* ---- the table ---- */
 
 static void
@@ -370,11 +500,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_step_forward),  cmocka_unit_test(test_step_overdue),
-	    cmocka_unit_test(test_step_final),    cmocka_unit_test(test_request_good),
-	    cmocka_unit_test(test_request_bad),   cmocka_unit_test(test_answer_good),
-	    cmocka_unit_test(test_answer_bad),    cmocka_unit_test(test_route_allowed),
-	    cmocka_unit_test(test_route_refused), cmocka_unit_test(test_schema),
+	    cmocka_unit_test(test_step_forward),     cmocka_unit_test(test_step_overdue),
+	    cmocka_unit_test(test_step_final),       cmocka_unit_test(test_request_good),
+	    cmocka_unit_test(test_request_bad),      cmocka_unit_test(test_answer_good),
+	    cmocka_unit_test(test_answer_bad),       cmocka_unit_test(test_route_allowed),
+	    cmocka_unit_test(test_route_refused),    cmocka_unit_test(test_route_ca_allowed),
+	    cmocka_unit_test(test_route_ca_refused), cmocka_unit_test(test_schema),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

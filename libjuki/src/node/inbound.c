@@ -279,15 +279,26 @@ accept_cb(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
 	}
 }
 
+/*
+ * The handler of type carried by svc; else the first of type (refused as not carried by svc).
+ * A type may have one handler per service (report.answer: provide and ninsho).
+ */
 static const struct juki_handler *
-find_handler(const struct juki_inbound *in, const char *type)
+find_handler(const struct juki_inbound *in, const char *type, enum juki_service svc)
 {
+	const struct juki_handler *first = NULL;
+
 	for (const struct juki_handler *h = in->conf.handlers; h->type != NULL; h++) {
 		if (strcmp(h->type, type) == 0) {
-			return h;
+			if (h->service == svc) {
+				return h;
+			}
+			if (first == NULL) {
+				first = h;
+			}
 		}
 	}
-	return NULL;
+	return first;
 }
 
 static int
@@ -360,10 +371,10 @@ splice_result(json_t *acks, const char *result, size_t rlen)
 
 /* Whether doc is a bulk message (struct juki_handler): handled alone. */
 static int
-is_bulk(const struct juki_inbound *in, const json_t *doc)
+is_bulk(const struct juki_inbound *in, const struct conn *c, const json_t *doc)
 {
 	const char *type = json_string_value(json_object_get(doc, "type"));
-	const struct juki_handler *h = type != NULL ? find_handler(in, type) : NULL;
+	const struct juki_handler *h = type != NULL ? find_handler(in, type, c->svc) : NULL;
 
 	return h != NULL && h->bulk;
 }
@@ -411,7 +422,7 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 		goto out;
 	}
 	snprintf(msg.staff, sizeof(msg.staff), "%s", c->staff);
-	h = find_handler(in, msg.type);
+	h = find_handler(in, msg.type, c->svc);
 	if (h == NULL) {
 		rc = refuse(c, acks, &msg, JUKI_R_UNKNOWN_TYPE, "type: no such message type here");
 		goto out;
@@ -567,7 +578,7 @@ chan_readable(struct juki_chan *chan, void *arg)
 				broken = 1;
 				break;
 			}
-			bulk = is_bulk(in, doc);
+			bulk = is_bulk(in, c, doc);
 			if (bulk && n > 0) {
 				/* What came before a bulk message is committed and acknowledged. */
 				if (juki_store_in_txn(store) &&

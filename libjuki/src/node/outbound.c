@@ -413,7 +413,7 @@ apply_ack(struct link *l, const json_t *doc, char *why, size_t len)
 	struct juki_ack ack;
 	const char *reason;
 	char detail[JUKI_DETAIL_MAX];
-	int rc = JUKI_EPROTO;
+	int rc = JUKI_EPROTO, kept = 0;
 
 	memset(&msg, 0, sizeof(msg));
 	if (juki_msg_from_json(doc, &msg, &reason, detail, sizeof(detail)) != 0) {
@@ -474,6 +474,7 @@ apply_ack(struct link *l, const json_t *doc, char *why, size_t len)
 		snprintf(entry.msg_id, sizeof(entry.msg_id), "%s", f->msg_id);
 		snprintf(entry.type, sizeof(entry.type), "%s", f->type);
 		rc = ob->on_ack(ob->ctx, &entry, &ack);
+		kept = rc != 0;
 	}
 	if (rc == 0) {
 		rc = juki_store_exec(ob->store, "RELEASE ack");
@@ -481,7 +482,14 @@ apply_ack(struct link *l, const json_t *doc, char *why, size_t len)
 	if (rc != 0) {
 		/* The entry stays queued, as if this ack had not come; acks before it stand. */
 		juki_store_exec(ob->store, "ROLLBACK TO ack; RELEASE ack");
-		snprintf(why, len, "cannot record an acknowledgement");
+		if (kept && rc == JUKI_EAGAIN) {
+			/* The daemon's own choice (the link server's feed): said as such. */
+			snprintf(why, len, "%s %s kept queued by this node after the ack (%s%s%s)",
+				 f->type, f->msg_id, juki_ack_status_name(ack.status),
+				 ack.reason[0] ? ": " : "", ack.reason);
+		} else {
+			snprintf(why, len, "cannot record an acknowledgement");
+		}
 		goto out;
 	}
 	if (ack.status == JUKI_ACK_REJECTED) {
@@ -637,6 +645,19 @@ juki_outbound_kick(struct juki_outbound *ob)
 		}
 	}
 	free(q);
+}
+
+void
+juki_outbound_restart(struct juki_outbound *ob, const char *dest, const char *service)
+{
+	for (struct link *l = ob->links; l != NULL; l = l->next) {
+		if (strcmp(l->dest.urn, dest) == 0 && strcmp(l->service, service) == 0 &&
+		    l->state == LINK_UP) {
+			log_info("outbound: %s over %s starts over: its queue was rewritten", dest,
+				 service);
+			link_down(l, "queue rewritten by the sender");
+		}
+	}
 }
 
 static int

@@ -395,10 +395,211 @@ held_at_pref(const struct juki_ident *self, const struct juki_ident *body, struc
 	return 0;
 }
 
+static int route_other(const struct juki_ident *self, const char *upstream,
+		       const struct juki_ident *sender, const struct juki_report *r, int *hold,
+		       struct juki_reject *rej, const struct juki_report_links *links,
+		       const char **next);
+
+/* A prefecture's requester: itself, or (sent by it) a CS of the prefecture for itself. */
+static int
+pref_requester(const struct juki_ident *self, const struct juki_ident *sender,
+	       const struct juki_ident *requester, struct juki_reject *rej)
+{
+	char pref[3];
+
+	if (sender == NULL) {
+		return strcmp(requester->urn, self->urn) == 0
+			   ? 0
+			   : route_fail(rej, "requester: this prefecture");
+	}
+	if (sender->kind != JUKI_KIND_CS || strcmp(requester->urn, sender->urn) != 0 ||
+	    juki_ident_pref_of(sender, pref) != 0 || strcmp(pref, self->id) != 0) {
+		return route_fail(rej, "a prefectural server takes requests from the "
+				       "municipalities of its prefecture, for themselves");
+	}
+	return 0;
+}
+
+/* The national server's requester: itself, or (sent by a pref) the pref or one of its CSs. */
+static int
+jlis_requester(const struct juki_ident *self, const struct juki_ident *sender,
+	       const struct juki_ident *requester, struct juki_reject *rej)
+{
+	char pref[3];
+
+	if (sender == NULL) {
+		return strcmp(requester->urn, self->urn) == 0
+			   ? 0
+			   : route_fail(rej, "requester: this server");
+	}
+	if (sender->kind != JUKI_KIND_PREF) {
+		return route_fail(rej, "the national server takes requests from prefectures "
+				       "only (a municipality asks through its prefecture)");
+	}
+	if (strcmp(requester->urn, sender->urn) != 0 &&
+	    (requester->kind != JUKI_KIND_CS || juki_ident_pref_of(requester, pref) != 0 ||
+	     strcmp(pref, sender->id) != 0)) {
+		return route_fail(rej, "requester: the prefecture or one of its municipalities");
+	}
+	return 0;
+}
+
+static int
+empty(const char *s)
+{
+	return s == NULL || s[0] == '\0';
+}
+
+/* The authority asked is the one this server provides to (when known). */
+static int
+ca_check(const struct juki_report_links *links, const struct juki_ident *body,
+	 struct juki_reject *rej)
+{
+	if (!empty(links->ca) && strcmp(links->ca, body->urn) != 0) {
+		return juki_reject_set(rej, JUKI_R_REPORT_ROUTE,
+				       "body: this server provides 異動等情報 to %s only",
+				       links->ca);
+	}
+	return 0;
+}
+
+/*
+ * A request to the certification authority (第6-8(6)ウ・エ): held at the link
+ * server the provider sends 異動等情報 through; provider national: the
+ * national server's (jlis -> authlink), pref: the prefecture's own.
+ */
+static int
+route_ca(const struct juki_ident *self, const struct juki_report_links *links,
+	 const struct juki_ident *sender, const struct juki_ident *requester,
+	 const struct juki_ident *body, int national, int *hold, const char **next,
+	 struct juki_reject *rej)
+{
+	char pref[3];
+
+	switch (self->kind) {
+	case JUKI_KIND_CS:
+		if (sender != NULL || strcmp(requester->urn, self->urn) != 0) {
+			return route_fail(rej, "a municipal server takes no requests");
+		}
+		if (empty(links->up)) {
+			return route_fail(rej, "no prefecture");
+		}
+		*next = links->up; /* 第6-8(6)エ: through the prefecture */
+		return 0;
+	case JUKI_KIND_PREF:
+		if (pref_requester(self, sender, requester, rej) != 0) {
+			return JUKI_REJECT;
+		}
+		if (national) {
+			if (empty(links->up)) {
+				return route_fail(rej, "no national server");
+			}
+			*next = links->up; /* 第6-8(6)ウ second paragraph, エ: through jlis */
+			return 0;
+		}
+		if (empty(links->authlink)) {
+			return route_fail(rej, "this prefecture provides no 異動等情報 itself "
+					       "(ninsho.authlink): provider national");
+		}
+		if (ca_check(links, body, rej) != 0) {
+			return JUKI_REJECT;
+		}
+		*next = links->authlink;
+		return 0;
+	case JUKI_KIND_JLIS:
+		if (!national) {
+			return route_fail(rej,
+					  "the national server passes on requests about what it "
+					  "provided: provider national");
+		}
+		if (jlis_requester(self, sender, requester, rej) != 0) {
+			return JUKI_REJECT;
+		}
+		if (empty(links->authlink)) {
+			return route_fail(rej,
+					  "this server provides no 異動等情報 (ninsho.authlink)");
+		}
+		if (ca_check(links, body, rej) != 0) {
+			return JUKI_REJECT;
+		}
+		*next = links->authlink;
+		return 0;
+	case JUKI_KIND_AUTHLINK:
+		if (sender == NULL) {
+			return route_fail(rej, "a link server asks nothing");
+		}
+		if (sender->kind == JUKI_KIND_JLIS) {
+			if (!national) {
+				return route_fail(rej,
+						  "from the national server: provider national");
+			}
+			if (requester->kind != JUKI_KIND_JLIS &&
+			    requester->kind != JUKI_KIND_PREF && requester->kind != JUKI_KIND_CS) {
+				return route_fail(rej, "requester: a cs, pref or jlis");
+			}
+		} else if (sender->kind == JUKI_KIND_PREF) {
+			if (national) {
+				return route_fail(rej,
+						  "from a prefecture: provider pref (what the "
+						  "national server provided comes through it)");
+			}
+			if (strcmp(sender->id, self->id) != 0) {
+				return route_fail(rej,
+						  "a link server takes a prefecture's requests "
+						  "only for the prefecture it serves");
+			}
+			if (strcmp(requester->urn, sender->urn) != 0 &&
+			    (requester->kind != JUKI_KIND_CS ||
+			     juki_ident_pref_of(requester, pref) != 0 ||
+			     strcmp(pref, sender->id) != 0)) {
+				return route_fail(
+				    rej, "requester: the prefecture or one of its municipalities");
+			}
+		} else {
+			return route_fail(rej, "a link server takes requests from the national "
+					       "server or its prefecture only");
+		}
+		if (ca_check(links, body, rej) != 0) {
+			return JUKI_REJECT;
+		}
+		*hold = 1;
+		return 0;
+	default:
+		return route_fail(rej, "this server takes no requests");
+	}
+}
+
 int
 juki_report_route(const struct juki_ident *self, const char *upstream,
 		  const struct juki_ident *sender, const struct juki_report *r, int *hold,
 		  struct juki_reject *rej)
+{
+	struct juki_report_links links = {upstream, NULL, NULL};
+	const char *next;
+
+	return juki_report_route_via(self, &links, sender, r, hold, &next, rej);
+}
+
+int
+juki_report_route_via(const struct juki_ident *self, const struct juki_report_links *links,
+		      const struct juki_ident *sender, const struct juki_report *r, int *hold,
+		      const char **next, struct juki_reject *rej)
+{
+	const char *upstream = links->up;
+	int rc;
+
+	*next = NULL;
+	rc = route_other(self, upstream, sender, r, hold, rej, links, next);
+	if (rc == 0 && !*hold && *next == NULL) {
+		*next = upstream;
+	}
+	return rc;
+}
+
+static int
+route_other(const struct juki_ident *self, const char *upstream, const struct juki_ident *sender,
+	    const struct juki_report *r, int *hold, struct juki_reject *rej,
+	    const struct juki_report_links *links, const char **next)
 {
 	struct juki_ident body, requester;
 	int national = strcmp(r->provider, "national") == 0;
@@ -408,6 +609,9 @@ juki_report_route(const struct juki_ident *self, const char *upstream,
 	if (juki_ident_parse(r->body, &body) != 0 ||
 	    juki_ident_parse(r->requester, &requester) != 0) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "body, requester: identities");
+	}
+	if (body.kind == JUKI_KIND_CA) {
+		return route_ca(self, links, sender, &requester, &body, national, hold, next, rej);
 	}
 	switch (self->kind) {
 	case JUKI_KIND_CS:
@@ -489,6 +693,9 @@ juki_report_route(const struct juki_ident *self, const char *upstream,
 		}
 		*hold = 1;
 		return 0;
+	case JUKI_KIND_AUTHLINK:
+		return route_fail(rej, "body: a link server holds requests to the certification "
+				       "authority only");
 	default:
 		return route_fail(rej, "this server takes no requests");
 	}
@@ -501,6 +708,8 @@ struct juki_reports {
 	struct event *timer;
 	char up[JUKI_URN_MAX]; /* "" at the national server */
 	int64_t poll_ms;
+	char authlink[JUKI_URN_MAX]; /* ninsho.authlink; "" when none */
+	char ca[JUKI_URN_MAX];       /* ninsho.ca (authlink.ca at a link server); "" when not set */
 };
 
 /* The handlers and commands are given the node; they find the module in its slot. */
@@ -516,6 +725,35 @@ up_of(const struct juki_node *node)
 	struct juki_reports *rp = reports_of(node);
 
 	return rp != NULL && rp->up[0] != '\0' ? rp->up : NULL;
+}
+
+static struct juki_report_links
+links_of(const struct juki_node *node)
+{
+	struct juki_reports *rp = reports_of(node);
+	struct juki_report_links links = {up_of(node), NULL, NULL};
+
+	if (rp != NULL) {
+		links.authlink = rp->authlink;
+		links.ca = rp->ca;
+	}
+	return links;
+}
+
+/*
+ * The service a report message to dest travels on: ninsho to and from a link
+ * server (第6-8(6)), provide otherwise.
+ */
+static const char *
+service_to(const struct juki_node *node, const char *dest)
+{
+	struct juki_ident d;
+
+	if (juki_node_self(node)->kind == JUKI_KIND_AUTHLINK ||
+	    (juki_ident_parse(dest, &d) == 0 && d.kind == JUKI_KIND_AUTHLINK)) {
+		return "ninsho";
+	}
+	return "provide";
 }
 
 static void history(struct juki_node *node, const char *who, const char *action, const char *id,
@@ -608,7 +846,8 @@ queue(struct juki_node *node, const char *type, const char *dest, json_t *body,
 				juki_node_clock(node))) != 0) {
 		return rc;
 	}
-	rc = juki_outbox_put(juki_node_store(node), &msg, "provide", juki_node_now_ms(node), NULL);
+	rc = juki_outbox_put(juki_node_store(node), &msg, service_to(node, dest),
+			     juki_node_now_ms(node), NULL);
 	if (rc == 0 && msg_id != NULL) {
 		memcpy(msg_id, msg.id, JUKI_UUID_LEN + 1);
 	}
@@ -618,10 +857,10 @@ queue(struct juki_node *node, const char *type, const char *dest, json_t *body,
 
 /* Take a request: hold it, or pass it on to up.  Inside the caller's transaction. */
 static int
-take(struct juki_node *node, const struct juki_report *r, const char *prev, int hold)
+take(struct juki_node *node, const struct juki_report *r, const char *prev, int hold,
+     const char *up)
 {
 	char msg_id[JUKI_UUID_LEN + 1] = "";
-	const char *up = up_of(node);
 	int rc;
 
 	if (!hold) {
@@ -646,12 +885,21 @@ staff_of(const struct juki_msg *msg)
 	return msg->staff;
 }
 
+/* Who a body's message is from in the history: the staff card, else the node (an authority). */
+static const char *
+who_of(const struct juki_msg *msg)
+{
+	return msg->staff[0] != '\0' ? msg->staff : msg->from;
+}
+
 int
 juki_report_handle_request(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
 	struct juki_node *node = ctx;
+	struct juki_report_links links = links_of(node);
 	struct juki_ident sender;
 	struct juki_report r;
+	const char *next;
 	int rc, hold;
 
 	if ((rc = juki_report_from_json(msg->body, &r, rej)) != 0) {
@@ -659,9 +907,9 @@ juki_report_handle_request(void *ctx, const struct juki_msg *msg, struct juki_re
 		return rc;
 	}
 	juki_ident_parse(msg->from, &sender);
-	if ((rc = juki_report_route(juki_node_self(node), up_of(node), &sender, &r, &hold, rej)) ==
-	    0) {
-		rc = take(node, &r, msg->from, hold);
+	if ((rc = juki_report_route_via(juki_node_self(node), &links, &sender, &r, &hold, &next,
+					rej)) == 0) {
+		rc = take(node, &r, msg->from, hold, next);
 		if (rc == JUKI_EDUP) {
 			rc = juki_reject_set(rej, JUKI_R_REPORT_EXISTS,
 					     "id: another request with this id is kept here");
@@ -669,7 +917,7 @@ juki_report_handle_request(void *ctx, const struct juki_msg *msg, struct juki_re
 	}
 	if (rc == 0) {
 		history(node, msg->from, "report.request", r.id, "ok", "%s %s for %s",
-			hold ? "held" : "passed on to", hold ? "here" : up_of(node), r.body);
+			hold ? "held" : "passed on to", hold ? "here" : next, r.body);
 	} else if (rc == JUKI_REJECT) {
 		history(node, msg->from, "report.request", r.id, rej->reason, "refused");
 	}
@@ -677,12 +925,29 @@ juki_report_handle_request(void *ctx, const struct juki_msg *msg, struct juki_re
 	return rc;
 }
 
-/* A body's message: from an agency or an executive body, with a staff card. */
+/*
+ * A body's message: from an agency or an executive body, with a staff card;
+ * at a link server from the certification authority it provides to, with
+ * its node certificate (the authority's staff are its own to manage).
+ */
 static int
-from_body(const struct juki_msg *msg, struct juki_reject *rej)
+from_body(const struct juki_node *node, const struct juki_msg *msg, struct juki_reject *rej)
 {
+	struct juki_reports *rp = reports_of(node);
 	struct juki_ident sender;
 
+	if (juki_node_self(node)->kind == JUKI_KIND_AUTHLINK) {
+		if (juki_ident_parse(msg->from, &sender) != 0 || sender.kind != JUKI_KIND_CA) {
+			return juki_reject_set(rej, JUKI_R_NOT_A_BODY,
+					       "only the certification authority fetches and "
+					       "answers requests here");
+		}
+		if (rp != NULL && rp->ca[0] != '\0' && strcmp(rp->ca, msg->from) != 0) {
+			return juki_reject_set(rej, JUKI_R_NOT_A_BODY,
+					       "this link server provides to another authority");
+		}
+		return 0;
+	}
 	if (juki_ident_parse(msg->from, &sender) != 0 || !body_kind(&sender)) {
 		return juki_reject_set(rej, JUKI_R_NOT_A_BODY,
 				       "only an agency or an executive body "
@@ -711,7 +976,8 @@ juki_report_handle_fetch(void *ctx, const struct juki_msg *msg, struct juki_reje
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = from_body(msg, rej)) != 0) {
+	if ((rc = from_body(node, msg, rej)) != 0) {
+		history(node, who_of(msg), "report.fetch", NULL, rej->reason, "refused");
 		return rc;
 	}
 	if (json_object_size(msg->body) != 0) {
@@ -744,7 +1010,7 @@ juki_report_handle_fetch(void *ctx, const struct juki_msg *msg, struct juki_reje
 		json_decref(rows);
 		return rc;
 	}
-	history(node, staff_of(msg), "report.fetch", NULL, "ok", "%zu requests held for %s",
+	history(node, who_of(msg), "report.fetch", NULL, "ok", "%zu requests held for %s",
 		json_array_size(rows), msg->from);
 	rej->result = json_pack("{s:o}", "reports", rows);
 	return rej->result ? 0 : JUKI_ENOMEM;
@@ -841,11 +1107,16 @@ answered(struct juki_node *node, const struct juki_report_answer *a, const struc
 	struct juki_ident prev;
 	int rc;
 
+	enum juki_kind self = juki_node_self(node)->kind;
+
 	if ((rc = record_answer(juki_node_store(node), a, juki_node_now_ms(node))) != 0) {
 		return rc;
 	}
-	if (juki_node_self(node)->kind == JUKI_KIND_JLIS && row->prev[0] != '\0' &&
-	    juki_ident_parse(row->prev, &prev) == 0 && prev.kind == JUKI_KIND_PREF) {
+	/* Back the way it came: jlis -> pref (provide), authlink -> jlis or pref (ninsho). */
+	if ((self == JUKI_KIND_JLIS || self == JUKI_KIND_AUTHLINK) && row->prev[0] != '\0' &&
+	    juki_ident_parse(row->prev, &prev) == 0 &&
+	    (prev.kind == JUKI_KIND_PREF ||
+	     (self == JUKI_KIND_AUTHLINK && prev.kind == JUKI_KIND_JLIS))) {
 		json_t *body = juki_report_answer_to_json(a);
 
 		if (body == NULL) {
@@ -866,29 +1137,38 @@ juki_report_handle_answer(void *ctx, const struct juki_msg *msg, struct juki_rej
 	const char *who = msg->from;
 	int rc;
 
+	enum juki_kind self = juki_node_self(node)->kind;
+	int back;
+
 	juki_ident_parse(msg->from, &sender);
-	if (sender.kind == JUKI_KIND_JLIS && juki_node_self(node)->kind == JUKI_KIND_PREF) {
-		rc = 0; /* an answer coming back from the national server */
-	} else if ((rc = from_body(msg, rej)) != 0) {
+	/* An answer coming back from the national server, or from a link server. */
+	back = (sender.kind == JUKI_KIND_JLIS && self == JUKI_KIND_PREF) ||
+	       (sender.kind == JUKI_KIND_AUTHLINK &&
+		(self == JUKI_KIND_PREF || self == JUKI_KIND_JLIS));
+	if (back) {
+		rc = 0;
+	} else if ((rc = from_body(node, msg, rej)) != 0) {
+		history(node, who_of(msg), "report.answer", NULL, rej->reason, "refused");
 		return rc;
 	} else {
-		who = staff_of(msg);
+		who = who_of(msg);
 	}
 	if ((rc = juki_report_answer_from_json(msg->body, &a, rej)) != 0) {
 		juki_report_answer_clear(&a);
 		history(node, who, "report.answer", NULL, rej->reason, "refused");
 		return rc;
 	}
-	if (sender.kind != JUKI_KIND_JLIS) {
-		/* The staff member who answered, as the card says (a body's own "by" is not taken).
+	if (!back) {
+		/*
+		 * The staff member who answered, as the card says (a body's own "by" is not
+		 * taken); an authority answers as itself.
 		 */
-		snprintf(a.by, sizeof(a.by), "%s", staff_of(msg));
+		snprintf(a.by, sizeof(a.by), "%s", who_of(msg));
 	}
 	rc = row_get(juki_node_store(node), a.id, &row);
 	if (rc == JUKI_ENOTFOUND ||
-	    (rc == 0 && (sender.kind == JUKI_KIND_JLIS
-			     ? strcmp(row.next, msg->from) != 0
-			     : row.next[0] != '\0' || strcmp(row.body, msg->from) != 0))) {
+	    (rc == 0 && (back ? strcmp(row.next, msg->from) != 0
+			      : row.next[0] != '\0' || strcmp(row.body, msg->from) != 0))) {
 		/* Another body's request is refused as one unknown: its existence is not told. */
 		rc = juki_reject_set(rej, JUKI_R_REPORT_UNKNOWN,
 				     "id: no such request held here "
@@ -1022,7 +1302,11 @@ step(struct juki_node *node, const char *id, enum juki_report_event ev, const ch
 	if (ev == JUKI_REPORT_EV_REFUSED) {
 		history(node, "-", "report.refused", id, reason ? reason : "refused",
 			"on the way to %s", row.body);
-		if (row.prev[0] == '\0') {
+		/*
+		 * At the requester; and at the national server, whose refusals (by the link
+		 * server) the prefecture before it never learns.
+		 */
+		if (row.prev[0] == '\0' || juki_node_self(node)->kind == JUKI_KIND_JLIS) {
 			juki_alert(juki_node_alerts(node), "report-refused", row.next, NULL,
 				   "report request %s to %s was refused on the way: %s "
 				   "(juki-ctl report show %s)",
@@ -1095,7 +1379,7 @@ juki_reports_on_ack(void *ctx, const struct juki_outbox_entry *entry, const stru
 	static const char by_request[] = "SELECT id FROM report WHERE request_msg = ?1";
 	static const char by_poll[] = "SELECT id FROM report WHERE poll_msg = ?1";
 	static const char sql_polled[] = "UPDATE report SET poll_msg = NULL WHERE id = ?1";
-	static const char sql_provider[] = "SELECT provider FROM report WHERE id = ?1";
+	static const char sql_provider[] = "SELECT provider, body FROM report WHERE id = ?1";
 	struct juki_store *store = juki_node_store(node);
 	char id[JUKI_UUID_LEN + 1];
 	sqlite3_stmt *st;
@@ -1110,16 +1394,28 @@ juki_reports_on_ack(void *ctx, const struct juki_outbox_entry *entry, const stru
 		if (ack->status == JUKI_ACK_REJECTED) {
 			return step(node, id, JUKI_REPORT_EV_REFUSED, ack->reason);
 		}
-		/* A CS's prefecture holds it unless the national server provided. */
-		if (juki_node_self(node)->kind == JUKI_KIND_CS &&
-		    (st = juki_store_prepare(store, sql_provider)) != NULL) {
-			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) == SQLITE_ROW) {
+		/*
+		 * A CS's prefecture holds it unless the national server provided; a
+		 * request to the certification authority is held by a link server only.
+		 */
+		if ((st = juki_store_prepare(store, sql_provider)) == NULL) {
+			return JUKI_ESTORE;
+		}
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			struct juki_ident body, dest;
+
+			if (juki_ident_parse((const char *)sqlite3_column_text(st, 1), &body) ==
+				0 &&
+			    body.kind == JUKI_KIND_CA) {
+				holder = juki_ident_parse(entry->dest, &dest) == 0 &&
+					 dest.kind == JUKI_KIND_AUTHLINK;
+			} else if (juki_node_self(node)->kind == JUKI_KIND_CS) {
 				holder =
 				    strcmp((const char *)sqlite3_column_text(st, 0), "pref") == 0;
 			}
-			sqlite3_reset(st);
 		}
+		sqlite3_reset(st);
 		return holder ? step(node, id, JUKI_REPORT_EV_HELD, NULL) : 0;
 	}
 	if (strcmp(entry->type, JUKI_MSG_REPORT_STATUS) == 0) {
@@ -1311,6 +1607,15 @@ juki_reports_set(struct juki_reports *rp, const char *up, int64_t poll_ms)
 }
 
 void
+juki_reports_set_ninsho(struct juki_reports *rp, const char *authlink, const char *ca)
+{
+	if (rp != NULL) {
+		snprintf(rp->authlink, sizeof(rp->authlink), "%s", authlink ? authlink : "");
+		snprintf(rp->ca, sizeof(rp->ca), "%s", ca ? ca : "");
+	}
+}
+
+void
 juki_reports_stop(struct juki_reports *rp)
 {
 	if (rp == NULL) {
@@ -1338,13 +1643,26 @@ juki_report_cmd_request(void *ctx, const json_t *args, json_t **result, struct j
 	const char *provider = json_string_value(json_object_get(args, "provider"));
 	int64_t now = juki_node_now_ms(node);
 	char id[JUKI_UUID_LEN + 1], today[16];
+	struct juki_report_links links = links_of(node);
+	struct juki_reports *rp = reports_of(node);
+	const char *to = json_string_value(json_object_get(args, "to"));
+	struct juki_ident to_id;
 	struct juki_reject rej;
 	struct juki_report r;
+	const char *next;
 	json_t *obj;
 	int rc, hold;
 
 	if (provider == NULL) {
 		provider = self->kind == JUKI_KIND_JLIS ? "national" : "pref";
+		/*
+		 * The authority: a prefecture that provides 異動等情報 itself holds it at
+		 * its own link server; a CS's and a 委任 prefecture's go through jlis.
+		 */
+		if (to != NULL && juki_ident_parse(to, &to_id) == 0 && to_id.kind == JUKI_KIND_CA &&
+		    (self->kind == JUKI_KIND_CS || rp == NULL || rp->authlink[0] == '\0')) {
+			provider = "national";
+		}
 	}
 	if ((rc = juki_uuid7(now, id)) != 0) {
 		return rc;
@@ -1371,12 +1689,12 @@ juki_report_cmd_request(void *ctx, const json_t *args, json_t **result, struct j
 		return juki_ctl_fail(err, "invalid", "due: %s is past (today is %s in Japan)",
 				     r.due, today);
 	}
-	if (rc == 0 && juki_report_route(self, up_of(node), NULL, &r, &hold, &rej) != 0) {
+	if (rc == 0 && juki_report_route_via(self, &links, NULL, &r, &hold, &next, &rej) != 0) {
 		juki_report_clear(&r);
 		return rej_to_ctl(err, &rej);
 	}
 	if (rc == 0 && (rc = juki_store_begin(store)) == 0) {
-		rc = take(node, &r, NULL, hold);
+		rc = take(node, &r, NULL, hold, next);
 		rc = rc == 0 ? juki_store_commit(store) : (juki_store_rollback(store), rc);
 	}
 	if (rc == 0) {
@@ -1387,7 +1705,7 @@ juki_report_cmd_request(void *ctx, const json_t *args, json_t **result, struct j
 		juki_node_kick(node);
 		*result =
 		    json_pack("{s:s,s:s,s:s,s:s?}", "id", r.id, "state", hold ? "received" : "sent",
-			      "to", r.body, "next", hold ? NULL : up_of(node));
+			      "to", r.body, "next", hold ? NULL : next);
 		rc = *result ? 0 : JUKI_ENOMEM;
 	}
 	juki_report_clear(&r);

@@ -286,6 +286,7 @@ juki_agreement_from_json(const json_t *obj, struct juki_agreement *a, char *fiel
 	const json_t *v;
 	struct juki_ident body, resp;
 	size_t i;
+	int ca;
 
 	memset(a, 0, sizeof(*a));
 	if (!json_is_object(obj)) {
@@ -310,17 +311,24 @@ juki_agreement_from_json(const json_t *obj, struct juki_agreement *a, char *fiel
 	snprintf(a->id, sizeof(a->id), "%s", s);
 	s = json_string_value(json_object_get(obj, "body"));
 	if (s == NULL || juki_ident_parse(s, &body) != 0 ||
-	    (body.kind != JUKI_KIND_AGENCY && body.kind != JUKI_KIND_EXEC)) {
-		BAD("body", "an agency (urn:juki:agency:<id>) or executive body "
-			    "(urn:juki:exec:<lg>-<name>)");
+	    (body.kind != JUKI_KIND_AGENCY && body.kind != JUKI_KIND_EXEC &&
+	     body.kind != JUKI_KIND_CA)) {
+		BAD("body", "an agency (urn:juki:agency:<id>), executive body "
+			    "(urn:juki:exec:<lg>-<name>) or certification authority "
+			    "(urn:juki:ca:<id>)");
 	}
+	ca = body.kind == JUKI_KIND_CA;
 	snprintf(a->body, sizeof(a->body), "%s", body.urn);
 	v = json_object_get(obj, "jimu");
-	if (!json_is_array(v) || json_array_size(v) == 0 ||
-	    json_array_size(v) > JUKI_AGREEMENT_JIMU_MAX) {
+	if (ca && v != NULL && (!json_is_array(v) || json_array_size(v) != 0)) {
+		/* 異動等情報 goes to the authority by 第6-8(6), not for a 事務 of 別表. */
+		BAD("jimu", "a certification authority's agreement names no 事務");
+	}
+	if (!ca && (!json_is_array(v) || json_array_size(v) == 0 ||
+		    json_array_size(v) > JUKI_AGREEMENT_JIMU_MAX)) {
 		BAD("jimu", "an array of 1..%d 事務 (<table>-<row>)", JUKI_AGREEMENT_JIMU_MAX);
 	}
-	for (i = 0; i < json_array_size(v); i++) {
+	for (i = 0; !ca && i < json_array_size(v); i++) {
 		s = json_string_value(json_array_get(v, i));
 		if (s == NULL || !juki_jimu_valid(s)) {
 			BAD("jimu", "[%zu]: <table 1-6>-<row>[.<branch>] of 住民基本台帳法 別表",
@@ -337,24 +345,34 @@ juki_agreement_from_json(const json_t *obj, struct juki_agreement *a, char *fiel
 		return JUKI_EFORMAT;
 	}
 	v = json_object_get(obj, "methods");
-	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 2) {
-		BAD("methods", "an array of online and/or batch");
+	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 3) {
+		BAD("methods", "an array of online and/or batch, or feed");
 	}
 	for (i = 0; i < json_array_size(v); i++) {
 		s = json_string_value(json_array_get(v, i));
 		unsigned m = s == NULL                  ? 0
 			     : strcmp(s, "online") == 0 ? JUKI_METHOD_ONLINE
 			     : strcmp(s, "batch") == 0  ? JUKI_METHOD_BATCH
+			     : strcmp(s, "feed") == 0   ? JUKI_METHOD_FEED
 							: 0;
 		if (m == 0 || (a->methods & m)) {
-			BAD("methods", "[%zu]: online or batch, each once", i);
+			BAD("methods", "[%zu]: online, batch or feed, each once", i);
 		}
 		a->methods |= m;
 	}
-	if (get_int(obj, "daily_cap", 1, JUKI_CAP_MAX, &a->daily_cap) != 0) {
+	if (ca ? a->methods != JUKI_METHOD_FEED : (a->methods & JUKI_METHOD_FEED) != 0) {
+		BAD("methods", ca ? "a certification authority's agreement has the method feed "
+				    "alone"
+				  : "feed is for a certification authority (urn:juki:ca:<id>)");
+	}
+	if (ca && json_object_get(obj, "daily_cap") == NULL) {
+		a->daily_cap = JUKI_CAP_MAX; /* unused: nothing is asked under a feed */
+	} else if (get_int(obj, "daily_cap", 1, JUKI_CAP_MAX, &a->daily_cap) != 0) {
 		BAD("daily_cap", "queries per Japan day, 1..%lld", (long long)JUKI_CAP_MAX);
 	}
-	if (get_int(obj, "bulk_threshold", 0, JUKI_CAP_MAX, &a->bulk_threshold) != 0) {
+	if (ca && json_object_get(obj, "bulk_threshold") == NULL) {
+		a->bulk_threshold = 0;
+	} else if (get_int(obj, "bulk_threshold", 0, JUKI_CAP_MAX, &a->bulk_threshold) != 0) {
 		BAD("bulk_threshold", "a batch of more queries needs approval: 0..%lld",
 		    (long long)JUKI_CAP_MAX);
 	}
@@ -382,6 +400,9 @@ methods_json(unsigned methods)
 	}
 	if (m != NULL && (methods & JUKI_METHOD_BATCH)) {
 		json_array_append_new(m, json_string("batch"));
+	}
+	if (m != NULL && (methods & JUKI_METHOD_FEED)) {
+		json_array_append_new(m, json_string("feed"));
 	}
 	return m;
 }
@@ -695,6 +716,31 @@ juki_agreement_get(struct juki_store *store, const char *id, struct juki_agreeme
 		return JUKI_ESTORE;
 	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_to(st, a);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? JUKI_ENOTFOUND : JUKI_ESTORE;
+}
+
+int
+juki_agreement_feed(struct juki_store *store, const char *body, struct juki_agreement *a)
+{
+	static const char sql[] =
+	    "SELECT id, body, jimu, items, methods, daily_cap, bulk_threshold, keep_days,"
+	    " responsible, state, added_by, added_ms, approved_by, approved_ms, changed_ms"
+	    " FROM agreements WHERE body = ?1 AND state = ?2 AND (methods & ?3) != 0"
+	    " ORDER BY id LIMIT 1";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, body, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, (int)JUKI_AGREEMENT_ACTIVE);
+	sqlite3_bind_int(st, 3, (int)JUKI_METHOD_FEED);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		row_to(st, a);

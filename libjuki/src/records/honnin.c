@@ -910,16 +910,24 @@ juki_honnin_apply(struct juki_store *store, const struct juki_change *c, const c
 	return rc;
 }
 
-int
-juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c, const char *rec,
-		       size_t len, const char *sender, int64_t now_ms, struct juki_counter *counter,
-		       enum juki_apply_outcome *outcome)
+/*
+ * As juki_honnin_apply_text(); when replaced is not NULL and c becomes
+ * current in place of a record held, *replaced takes that record's text
+ * (malloc'd, NUL-terminated; else NULL).
+ */
+static int
+apply_text(struct juki_store *store, const struct juki_change *c, const char *rec, size_t len,
+	   const char *sender, int64_t now_ms, struct juki_counter *counter,
+	   enum juki_apply_outcome *outcome, char **replaced)
 {
 	struct held cur, in;
 	int rc, dup = 0, fresh;
 
 	memset(&in, 0, sizeof(in));
 	memset(&cur, 0, sizeof(cur));
+	if (replaced != NULL) {
+		*replaced = NULL;
+	}
 	if ((rc = held_of(c, rec, len, sender, now_ms, &in)) != 0) {
 		goto out;
 	}
@@ -969,6 +977,11 @@ juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c, co
 		rc = person_note(store, in.pkey, c->code);
 	}
 	*outcome = JUKI_APPLIED_CURRENT;
+	if (rc == 0 && replaced != NULL && cur.found) {
+		((char *)cur.rec)[cur.rec_len] = '\0';
+		*replaced = cur.rec;
+		cur.rec = NULL;
+	}
 counted:
 	if (rc == 0 && counter != NULL && sender != NULL) {
 		rc = juki_counter_add(counter, JUKI_COUNT_RECEIVED, sender, c);
@@ -977,6 +990,14 @@ out:
 	free(cur.rec);
 	free(in.rec);
 	return rc;
+}
+
+int
+juki_honnin_apply_text(struct juki_store *store, const struct juki_change *c, const char *rec,
+		       size_t len, const char *sender, int64_t now_ms, struct juki_counter *counter,
+		       enum juki_apply_outcome *outcome)
+{
+	return apply_text(store, c, rec, len, sender, now_ms, counter, outcome, NULL);
 }
 
 int
@@ -1322,6 +1343,39 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 		    int (*origin)(const struct juki_ident *sender, const struct juki_change *c),
 		    struct juki_batcher *forward, const char *forward_dest, struct juki_reject *rej)
 {
+	return juki_honnin_receive_hooked(store, msg, now_ms, origin, forward, forward_dest, NULL,
+					  rej);
+}
+
+/* Show c, now current in place of the record whose text is replaced (NULL: none), to hook. */
+static int
+hook_current(const struct juki_honnin_hook *hook, const char *replaced, const struct juki_change *c)
+{
+	struct juki_field_error fe;
+	struct juki_change prev;
+	json_t *obj;
+	int rc;
+
+	if (replaced == NULL) {
+		return hook->current(hook->arg, NULL, c);
+	}
+	obj = json_loads(replaced, 0, NULL);
+	rc = obj == NULL ? JUKI_EFORMAT : juki_change_from_json(obj, &prev, &fe);
+	json_decref(obj);
+	if (rc != 0) {
+		/* A record held that no longer reads: compare with nothing rather than fail. */
+		return hook->current(hook->arg, NULL, c);
+	}
+	return hook->current(hook->arg, &prev, c);
+}
+
+int
+juki_honnin_receive_hooked(struct juki_store *store, const struct juki_msg *msg, int64_t now_ms,
+			   int (*origin)(const struct juki_ident *sender,
+					 const struct juki_change *c),
+			   struct juki_batcher *forward, const char *forward_dest,
+			   const struct juki_honnin_hook *hook, struct juki_reject *rej)
+{
 	const json_t *records = json_object_get(msg->body, "records"), *record;
 	struct juki_counter *counter = NULL;
 	struct juki_ident sender;
@@ -1342,7 +1396,7 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 		struct juki_field_error fe;
 		struct juki_change c;
 		enum juki_apply_outcome outcome;
-		char *text;
+		char *text, *replaced = NULL;
 
 		if (juki_change_from_json(record, &c, &fe) != 0) {
 			rc = juki_reject_set(rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
@@ -1367,8 +1421,12 @@ juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, int64_
 		 */
 		text = juki_change_text(&c, &len);
 		rc = text == NULL ? JUKI_ENOMEM
-				  : juki_honnin_apply_text(store, &c, text, len, msg->from, now_ms,
-							   counter, &outcome);
+				  : apply_text(store, &c, text, len, msg->from, now_ms, counter,
+					       &outcome, hook != NULL ? &replaced : NULL);
+		if (rc == 0 && hook != NULL && outcome == JUKI_APPLIED_CURRENT) {
+			rc = hook_current(hook, replaced, &c);
+		}
+		free(replaced);
 		if (rc == 0 && forward != NULL && outcome != JUKI_APPLIED_DUPLICATE) {
 			rc = juki_batcher_add_text(forward, text, len);
 			if (rc == 0) {

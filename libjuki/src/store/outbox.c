@@ -356,6 +356,41 @@ juki_outbox_ack(struct juki_store *store, int64_t seq)
 }
 
 int
+juki_outbox_drop(struct juki_store *store, const char *dest, const char *service, const char *type,
+		 int64_t *dropped)
+{
+	static const char sql[] =
+	    "DELETE FROM outbox WHERE dest = ?1 AND service = ?2 AND type = ?3";
+	sqlite3_stmt *st;
+	int rc;
+
+	if (dropped != NULL) {
+		*dropped = 0;
+	}
+	if (store == NULL || dest == NULL || service == NULL || type == NULL) {
+		return JUKI_EINVAL;
+	}
+	if (sqlite3_get_autocommit(juki_store_db(store))) {
+		return JUKI_EINVAL;
+	}
+	if ((st = juki_store_prepare(store, sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		return JUKI_ESTORE;
+	}
+	if (dropped != NULL) {
+		*dropped = sqlite3_changes64(juki_store_db(store));
+	}
+	return 0;
+}
+
+int
 juki_outbox_reject(struct juki_store *store, int64_t seq, const char *reason, const char *detail,
 		   int64_t now_ms)
 {

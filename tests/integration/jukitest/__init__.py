@@ -37,6 +37,7 @@ BINARIES = {
     "cs": "cs/juki-csd",
     "pref": "prefserver/juki-prefd",
     "jlis": "jlisserver/juki-jlisd",
+    "authlink": "authlink/juki-authlinkd",
 }
 CTL = os.path.join(BUILD, "ctl", "juki-ctl")
 
@@ -53,6 +54,10 @@ CLERICAL = {"resident", "movein", "import", "person", "confirmations", "lookup",
 # The data sets of each kind of server (docs/control.md §7.4).
 DATASETS = {"cs": ["honnin", "tennyu"], "pref": ["honnin", "kakutei", "provide"],
             "jlis": ["honnin", "provide"]}
+
+# The certification authority the link servers feed (第6-8(6)); a test plays it (FakeNode, or
+# the reference authority of tests/integration/jukitest/authority.py).
+CA = "urn:juki:ca:jpki"
 
 # Every test operator's PIN unless a test says otherwise, and its card's.
 PIN = "246810"
@@ -212,6 +217,19 @@ class Operator:
         return run_ctl(*args, pre=pre, fds=(pin_fd, card_fd) + tuple(fds), env=self.env, **kw)
 
 
+_sections = {}
+
+
+def knows_section(binary, section):
+    """Whether a daemon's configuration has section (its --help-config lists section.*)."""
+    key = (binary, section)
+    if key not in _sections:
+        out = subprocess.run([binary, "--help-config"], capture_output=True, text=True).stdout
+        _sections[key] = any(line.lstrip().startswith(section + ".")
+                             for line in out.splitlines())
+    return _sections[key]
+
+
 class Daemon:
     """One daemon of the network: its config, process, log and control socket."""
 
@@ -235,6 +253,11 @@ class Daemon:
         self.delivery = {"backoff_min": "50ms", "backoff_max": "1s", "failback": "1s"}
         self.limits = {}
         self.policy = None  # a policy file of its own; None: the network's
+        # authlink: keys of its authlink section (ca, sources, keep, lag_alert), written as given.
+        self.authlink = {"ca": CA, "lag_alert": "10m"} if kind == "authlink" else {}
+        # jlis, pref: keys of the ninsho section (part of the source side); when authlink:0 is
+        # in the network and jlis knows the section, jlis sends to it for the authority CA.
+        self.ninsho = {}
         self.operators = {}  # id -> Operator
         if kind in DATASETS:
             self.op_address = "127.0.0.1:%d" % free_port()
@@ -279,6 +302,16 @@ class Daemon:
             lines.append("operator:")
             lines.append("  listen: ['%s']" % self.op_address)
             lines += ["  %s: %s" % kv for kv in self.operator.items()]
+        if self.authlink:
+            lines.append("authlink:")
+            lines += ["  %s: %s" % kv for kv in self.authlink.items()]
+        ninsho = dict(self.ninsho)
+        if (self.kind == "jlis" and "authlink:0" in self.net.daemons and not ninsho
+                and knows_section(self.binary, "ninsho")):
+            ninsho = {"authlink": "urn:juki:authlink:0", "ca": CA}
+        if ninsho:
+            lines.append("ninsho:")
+            lines += ["  %s: %s" % kv for kv in ninsho.items()]
         if self.limits:
             lines.append("limits:")
             lines += ["  %s: %s" % kv for kv in self.limits.items()]
@@ -391,7 +424,8 @@ class Network:
         self.daemons = {}
         self.gateway_order = []
         # Nodes a test plays itself (jukitest.peer.FakeNode): name -> "host:port", listed in
-        # every gateway's directory. Set them in configure; give them extra_identities.
+        # every gateway's directory. Set them in configure; give them extra_identities. A
+        # test-played certification authority: fake_nodes["ca:jpki"] = address (play_node()).
         self.fake_nodes = {}
 
     # -- set-up -----------------------------------------------------------
@@ -478,6 +512,17 @@ class Network:
 
     def ca(self):
         return os.path.join(self.pki, "ca.crt")
+
+    def play_node(self, name, answer):
+        """Listen as node `name` (one of extra_identities; in fake_nodes, so in the gateways'
+        directory) with a jukitest.peer.FakeNode answering with answer(conn, doc); close it
+        when done. Call it in configure (the address must be known before the gateways'
+        configurations are written) or give fake_nodes[name] first."""
+        from jukitest.peer import FakeNode
+        address = self.fake_nodes.get(name) or "127.0.0.1:%d" % free_port()
+        self.fake_nodes[name] = address
+        cert, key = self.cert(name)
+        return FakeNode(address, cert, key, self.ca(), answer)
 
 
 def fails(fn, *args, **kw):

@@ -277,6 +277,7 @@ enum juki_module {
 	JUKI_MODULE_PROVIDE,    /* struct juki_provide (provision, 第6-8) */
 	JUKI_MODULE_PROVNOTICE, /* struct juki_provnotice (provision notices) */
 	JUKI_MODULE_REPORTS,    /* struct juki_reports (management reports) */
+	JUKI_MODULE_NINSHO,     /* struct juki_ninsho (異動等情報, 第6-8(6)) */
 	JUKI_MODULES            /* the number of slots */
 };
 

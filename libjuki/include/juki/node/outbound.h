@@ -48,7 +48,11 @@ struct juki_outbound_conf {
  * Called for every ack (accepted, duplicate or rejected) inside the
  * transaction that deletes the entry or moves it to outbox_rejected, so the
  * daemon can record the outcome with it.  entry has no payload.  A negative
- * return rolls the transaction back (the entry stays queued).
+ * return rolls the transaction back (the entry stays queued) and closes the
+ * link, which delivers the entry again after the back-off.  JUKI_EAGAIN
+ * says the daemon keeps the entry on purpose (the link server's feed, which
+ * never lets an entry go on a refusal): no protocol-error alert, and the
+ * link's last_error says so; any other code is a failure to record.
  */
 typedef int (*juki_outbound_ack_cb)(void *ctx, const struct juki_outbox_entry *entry,
 				    const struct juki_ack *ack);
@@ -67,6 +71,14 @@ int juki_outbound_new(struct event_base *base, struct juki_store *store, struct 
 
 /* juki_outbound_kick() - entries were committed: start or feed links. */
 void juki_outbound_kick(struct juki_outbound *ob);
+
+/*
+ * juki_outbound_restart() - the queue of (dest, service) was rewritten
+ * (juki_outbox_drop() and new entries): a link that is up closes, forgets
+ * what it had in flight (acks for it would name entries gone) and
+ * connects again, sending from the oldest entry queued.
+ */
+void juki_outbound_restart(struct juki_outbound *ob, const char *dest, const char *service);
 
 /*
  * juki_outbound_reconfigure() - new identity and settings (reload); links

@@ -16,6 +16,19 @@
  *   cs asks, national provided      cs -> pref -> jlis
  *   cs asks its prefecture itself   cs -> pref, answered by the pref (第6-8(4)イ first sentence)
  *
+ * A request to the certification authority (a body of kind ca, 第6-8(6)ウ・エ)
+ * is held at the link server (authlink) through which the provider sends it
+ * 異動等情報; the hop to the link server and back is on `ninsho`:
+ *
+ *   jlis asks (national)            jlis -> authlink:0 (its ninsho.authlink)
+ *   pref asks, pref provides itself pref -> authlink:<pref> (its ninsho.authlink)
+ *   pref asks, national provided    pref -> jlis -> authlink:0 (第6-8(6)ウ second paragraph)
+ *   cs asks                         cs -> pref -> (jlis ->) authlink (第6-8(6)エ)
+ *
+ * The authority fetches and answers with its node certificate (ca ->
+ * authlink on ninsho); the answer goes back authlink -> jlis or the pref
+ * (ninsho), jlis -> pref (provide), and a municipality asks its prefecture.
+ *
  * The body fetches what is held for it (report.fetch, a query) and answers
  * (report.answer) with its staff card; the answer goes back hop by hop
  * toward the requester: jlis -> pref over the outbox, and a municipality
@@ -130,6 +143,29 @@ int juki_report_route(const struct juki_ident *self, const char *upstream,
 		      const struct juki_ident *sender, const struct juki_report *r, int *hold,
 		      struct juki_reject *rej);
 
+/*
+ * Where a node sends requests on.  up: a CS's prefecture, a prefecture's
+ * national server, NULL at the national server and at a link server.
+ * authlink: at a prefecture or the national server, the link server it
+ * provides 異動等情報 through (ninsho.authlink; NULL or "": it provides none).
+ * ca: the certification authority provided to (ninsho.ca; at a link server
+ * authlink.ca); NULL or "": not checked.
+ */
+struct juki_report_links {
+	const char *up;
+	const char *authlink;
+	const char *ca;
+};
+
+/*
+ * juki_report_route_via() - juki_report_route() with the link server and
+ * the authority known: requests to a body of kind ca too.  *next is the
+ * node the request goes on to (NULL when held here; points into links).
+ */
+int juki_report_route_via(const struct juki_ident *self, const struct juki_report_links *links,
+			  const struct juki_ident *sender, const struct juki_report *r, int *hold,
+			  const char **next, struct juki_reject *rej);
+
 /* An answer (the body of report.answer). */
 struct juki_report_answer {
 	char id[JUKI_UUID_LEN + 1];
@@ -165,6 +201,14 @@ struct juki_reports;
 
 struct juki_reports *juki_reports_start(struct juki_node *node, const char *up, int64_t poll_ms);
 void juki_reports_set(struct juki_reports *rp, const char *up, int64_t poll_ms);
+
+/*
+ * juki_reports_set_ninsho() - the link server this node provides 異動等情報
+ * through (jlis, pref: ninsho.authlink; NULL at a link server) and the
+ * authority (ninsho.ca; at a link server authlink.ca).  Until it is called
+ * a node holds and passes on no request to a certification authority.
+ */
+void juki_reports_set_ninsho(struct juki_reports *rp, const char *authlink, const char *ca);
 void juki_reports_stop(struct juki_reports *rp);
 
 /*
@@ -187,14 +231,31 @@ int juki_report_handle_status(void *ctx, const struct juki_msg *msg, struct juki
 	{JUKI_MSG_REPORT_REQUEST, JUKI_SVC_PROVIDE, juki_report_handle_request, 0, 0, NULL},       \
 	    {JUKI_MSG_REPORT_FETCH, JUKI_SVC_PROVIDE, juki_report_handle_fetch, 1, 0, NULL},       \
 	    {JUKI_MSG_REPORT_ANSWER, JUKI_SVC_PROVIDE, juki_report_handle_answer, 0, 0, NULL},     \
+	    {JUKI_MSG_REPORT_ANSWER, JUKI_SVC_NINSHO, juki_report_handle_answer, 0, 0, NULL},      \
 	{                                                                                          \
 		JUKI_MSG_REPORT_STATUS, JUKI_SVC_PROVIDE, juki_report_handle_status, 1, 0, NULL    \
 	}
 #define JUKI_REPORT_HANDLERS_JLIS                                                                  \
 	{JUKI_MSG_REPORT_REQUEST, JUKI_SVC_PROVIDE, juki_report_handle_request, 0, 0, NULL},       \
 	    {JUKI_MSG_REPORT_FETCH, JUKI_SVC_PROVIDE, juki_report_handle_fetch, 1, 0, NULL},       \
+	    {JUKI_MSG_REPORT_ANSWER, JUKI_SVC_NINSHO, juki_report_handle_answer, 0, 0, NULL},      \
 	{                                                                                          \
 		JUKI_MSG_REPORT_ANSWER, JUKI_SVC_PROVIDE, juki_report_handle_answer, 0, 0, NULL    \
+	}
+
+/*
+ * At a link server (juki-authlinkd): requests from jlis or a prefecture of its
+ * own, held for the authority; its fetch and answer.  The daemon starts the
+ * module with juki_reports_start(node, NULL, 0), calls
+ * juki_reports_set_ninsho(rp, NULL, authlink.ca) (at start and reload), has
+ * its on_ack call juki_reports_on_ack() for report.* entries, and lists
+ * JUKI_REPORT_SCHEMA and JUKI_REPORT_CMDS_HOLDER.
+ */
+#define JUKI_REPORT_HANDLERS_AUTHLINK                                                              \
+	{JUKI_MSG_REPORT_REQUEST, JUKI_SVC_NINSHO, juki_report_handle_request, 0, 0, NULL},        \
+	    {JUKI_MSG_REPORT_FETCH, JUKI_SVC_NINSHO, juki_report_handle_fetch, 1, 0, NULL},        \
+	{                                                                                          \
+		JUKI_MSG_REPORT_ANSWER, JUKI_SVC_NINSHO, juki_report_handle_answer, 0, 0, NULL     \
 	}
 
 /*
@@ -229,6 +290,17 @@ int juki_report_cmd_answer(void *ctx, const json_t *args, json_t **result,
 		    "answer a request addressed to this prefecture (第6-8(4)イ) (args: id, "     \
 		    "media, data)",                                                                \
 		    JUKI_ROLE_SUPERVISOR, NULL                                                     \
+	}
+
+/* A holder that asks nothing (a link server): list and show only. */
+#define JUKI_REPORT_CMDS_HOLDER                                                                    \
+	{"report.list", juki_report_cmd_list,                                                      \
+	 "management-report requests held here for the certification authority, newest first "     \
+	 "(args: state, limit)",                                                                   \
+	 JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL},                        \
+	{                                                                                          \
+		"report.show", juki_report_cmd_show, "one request with its answer (args: id)",     \
+		    JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL               \
 	}
 
 #endif

@@ -16,7 +16,11 @@
  * table 1..6 (別表第一..第六), row 1..999 with an optional branch number
  * after a dot ("1-91.2" for 九十一の二).  items are of juki_items (the
  * 本人確認情報 a body may receive); methods "online" (provide.query) and
- * "batch" (provide.batch); daily_cap the queries per Japan day; a batch of
+ * "batch" (provide.batch), or "feed" (異動等情報, 第6-8(6)ア: the body is a
+ * certification authority, urn:juki:ca:<id>, and feed is its only method;
+ * it names no 事務, daily_cap and bulk_threshold are optional and unused,
+ * keep_days is the retention the authority is told); daily_cap the queries
+ * per Japan day; a batch of
  * more than bulk_threshold queries needs the approval of the responsible
  * officer (責任者, a staff card of the body); keep_days how long the body
  * may keep what it received.
@@ -62,6 +66,7 @@ enum juki_item {
 enum juki_method {
 	JUKI_METHOD_ONLINE = 1 << 0, /* provide.query */
 	JUKI_METHOD_BATCH = 1 << 1,  /* provide.batch */
+	JUKI_METHOD_FEED = 1 << 2, /* ninsho.idou: 異動等情報 to an authority (node/ninsho.h) */
 };
 
 enum juki_agreement_state {
@@ -134,7 +139,8 @@ int juki_agreement_next(enum juki_agreement_state state, enum juki_agreement_act
  * juki_agreement_from_json() - read the terms of a new agreement (id,
  * body, jimu, items, methods, daily_cap, bulk_threshold, keep_days,
  * responsible; no other key): state pending, no one recorded.  The body is
- * an agency or an executive body; responsible is a staff card of it.
+ * an agency or an executive body, or a certification authority with the
+ * method feed alone (above); responsible is a staff card of it.
  * Returns 0, or JUKI_EFORMAT with field and detail (the rule, never a value).
  */
 int juki_agreement_from_json(const json_t *obj, struct juki_agreement *a, char *field,
@@ -155,6 +161,13 @@ struct juki_provide_ask {
 	int64_t n;       /* the queries of this request */
 	int64_t used;    /* queries already counted today under the agreement */
 };
+
+/*
+ * juki_agreement_feed() - the active agreement with method feed for the
+ * authority body, the first by id when there are several.  Returns 0,
+ * JUKI_ENOTFOUND (none active) or JUKI_ESTORE.
+ */
+int juki_agreement_feed(struct juki_store *store, const char *body, struct juki_agreement *a);
 
 /*
  * juki_agreement_check() - whether a (NULL: there is none of that id)

@@ -297,6 +297,29 @@ int juki_honnin_receive(struct juki_store *store, const struct juki_msg *msg, in
 			struct juki_reject *rej);
 
 /*
+ * A hook on the records of a batch that become current (for 異動等情報,
+ * records/idou.h): current() is called for each, in record order, with the
+ * record it replaced (prev, NULL when the code had none here) and the
+ * record (cur); a record kept as history or already held is not shown.
+ * A non-zero return refuses the batch as a failure of the receiver.
+ */
+struct juki_honnin_hook {
+	int (*current)(void *arg, const struct juki_change *prev, const struct juki_change *cur);
+	void *arg;
+};
+
+/*
+ * juki_honnin_receive_hooked() - juki_honnin_receive() with hook (NULL:
+ * the same).  The replaced record is read only for a code held before,
+ * from the row the apply reads anyway, and only when hook is set.
+ */
+int juki_honnin_receive_hooked(struct juki_store *store, const struct juki_msg *msg, int64_t now_ms,
+			       int (*origin)(const struct juki_ident *sender,
+					     const struct juki_change *c),
+			       struct juki_batcher *forward, const char *forward_dest,
+			       const struct juki_honnin_hook *hook, struct juki_reject *rej);
+
+/*
  * Ranges of 住民票コード, to narrow down a difference in a day's counts
  * (docs/protocol.md §10.7): a JSON list of 1 to JUKI_HONNIN_RANGES_MAX
  * {"from": code, "to": code}, both 11 digits, from <= to, in ascending order

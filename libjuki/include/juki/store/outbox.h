@@ -106,6 +106,16 @@ int juki_outbox_attempted(struct juki_store *store, int64_t seq);
 int juki_outbox_ack(struct juki_store *store, int64_t seq);
 
 /*
+ * juki_outbox_drop() - delete every queued entry of type for (dest,
+ * service), unsent or in flight, inside the caller's transaction
+ * (JUKI_EINVAL otherwise): for a queue its sender rewrites as a whole (the
+ * link server's feed when the authority asks for a re-send).  *dropped
+ * (may be NULL) is how many.  0, JUKI_EINVAL or JUKI_ESTORE.
+ */
+int juki_outbox_drop(struct juki_store *store, const char *dest, const char *service,
+		     const char *type, int64_t *dropped);
+
+/*
  * juki_outbox_reject() - the receiver rejected seq: move it to
  * outbox_rejected with reason (required) and detail (NULL stores "").
  * JUKI_ENOTFOUND if no such seq.  Runs in the caller's transaction if one

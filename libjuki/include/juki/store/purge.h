@@ -65,6 +65,7 @@ enum juki_purge_period {
 	JUKI_PURGE_REJECTED_YEARS = 1, /* conf->rejected_years, by the date rule */
 	JUKI_PURGE_INBOX_DAYS = 2,     /* conf->inbox_days: whole days of 86,400 s before the run */
 	JUKI_PURGE_PROVISION_YEARS = 3, /* conf->provision_years, by the date rule */
+	JUKI_PURGE_KEEP_MS = 4,         /* conf->keep_ms: rows older than that before the run */
 };
 
 /*
@@ -101,6 +102,11 @@ struct juki_purge_conf {
 	 * not part of the `purge:` section; 0: never (the default when unset).
 	 */
 	int64_t provision_years;
+	/*
+	 * A daemon's own period counted in milliseconds before the run (the
+	 * link server's `authlink.keep`); 0: never (the default when unset).
+	 */
+	int64_t keep_ms;
 	int64_t batch;        /* rows per transaction; 0: JUKI_PURGE_BATCH */
 	int checkpoint_tries; /* 0: JUKI_PURGE_CHECKPOINT_TRIES */
 	/*
@@ -141,7 +147,7 @@ int64_t juki_purge_cutoff_ms(int64_t now_ms, int years);
  * *report (new reference, also set on a failed verification) is
  *   {"dry_run": bool, "now": time, "due": n, "removed": n,
  *    "rules": [{"name", "table", "period": "years"|"rejected_years"|
- *               "inbox_days"|"provision_years", "cutoff": time | null (never), "due": n,
+ *               "inbox_days"|"provision_years"|"keep", "cutoff": time | null (never), "due": n,
  *               "removed": n, "remaining": n (not in a dry run)}, ...],
  *    "checkpoint": {"complete": bool, "wal_bytes": n},      (not in a dry run)
  *    "verified": bool}                                     (not in a dry run)

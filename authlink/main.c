@@ -1,0 +1,7 @@
+#include "authlinkd.h"
+
+int
+main(int argc, char **argv)
+{
+	return juki_daemon_main(argc, argv, &authlinkd_ops);
+}
