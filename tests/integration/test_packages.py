@@ -27,7 +27,8 @@ import yaml
 from jukitest import free_port, run_cases, wait_until
 
 SOURCE = os.environ.get("JUKI_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
-PACKAGES = ["juki-common", "juki-cs", "juki-pref", "juki-jlis", "juki-fwgate", "juki-ctl"]
+PACKAGES = ["juki-common", "juki-cs", "juki-pref", "juki-jlis", "juki-authlink", "juki-fwgate",
+            "juki-ctl"]
 ETC, STATE, RUN = "/etc/juki", "/var/lib/juki", "/run/juki"
 EXAMPLES = "/usr/share/doc/%s/examples/%s"
 NODES = {  # name: (package, daemon, example, unit)
