@@ -143,6 +143,8 @@ juki_alert_code_tls(enum juki_tls_failure failure)
 		return "no-certificate";
 	case JUKI_TLSF_WRONG_PEER:
 		return "identity-mismatch";
+	case JUKI_TLSF_KEY:
+		return "key-unavailable";
 	default:
 		return "handshake-failed";
 	}

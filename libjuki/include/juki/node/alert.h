@@ -47,6 +47,7 @@ void juki_alert_quiet(struct juki_alerts *alerts, const char *code, const char *
  * every boundary: "not-tls", "unknown-certificate" (another CA, or no
  * urn:juki identity), "revoked-certificate", "expired-certificate",
  * "no-certificate", "identity-mismatch" (valid, but not the peer expected),
+ * "key-unavailable" (our own key did not sign: its token is gone or locked),
  * "handshake-failed" (anything else).
  */
 const char *juki_alert_code_tls(enum juki_tls_failure failure);
