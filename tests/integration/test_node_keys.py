@@ -160,22 +160,41 @@ def case_token_missing_or_locked_refused_at_start():
 
 
 def case_token_gone_while_running():
-    """The token goes away under a running CS: handshakes that need its key fail (operator
-    port, node port through the gateway) with the alert key-unavailable; the daemon keeps
-    running and answers on its local socket; a reload is refused with the reason."""
+    """The token goes away under a running CS: its status says so and raises the alert
+    key-unavailable at once (the minute's check does the same unasked); handshakes that need
+    the key fail (operator port, node port through the gateway), each with the alert; the
+    daemon keeps running and answers on its local socket; a reload is refused with the
+    reason.  The same status check at the gateway."""
     def configure(net):
         net[A].key_on_token()
+        net[GW].key_on_token()
 
     with Network([GW, A, PREF], extra_identities=[OTHER], configure=configure) as net:
         d = net[A]
         op = auditor(d)
         op.ctl("alerts")  # the operator port works with the key on the token
+        assert d.status()["key"] == {"on_token": True, "usable": True}
+        assert net[PREF].status()["key"] == {"on_token": False, "usable": True}
         tok = d.token
         shutil.move(os.path.join(tok["dir"], "tokens"), os.path.join(tok["dir"], "away"))
+        assert d.status()["key"] == {"on_token": True, "usable": False}
+        assert d.alert_counts().get("key-unavailable") == 1
+        assert d.status()["key"]["usable"] is False
+        assert d.alert_counts().get("key-unavailable") == 1  # once per outage, not per look
+        # The gateway's token, likewise.
+        gtok = net[GW].token
+        shutil.move(os.path.join(gtok["dir"], "tokens"), os.path.join(gtok["dir"], "away"))
+        assert net[GW].status()["key"] == {"on_token": True, "usable": False}
+        assert net[GW].alert_counts().get("key-unavailable") == 1
+        shutil.move(os.path.join(gtok["dir"], "away"), os.path.join(gtok["dir"], "tokens"))
+        net[GW].stop()  # back again: a restart picks the token up
+        net[GW].start()
+        assert net[GW].status()["key"] == {"on_token": True, "usable": True}
         code, out, err = op.ctl("alerts", check=False)
         assert code == 3 and "handshake" in err, (code, err)
-        wait_until("key-unavailable at the operator port",
-                   lambda: d.alert_counts().get("key-unavailable", 0) >= 1)
+        wait_until("key-unavailable at the operator port", lambda: any(
+            r["code"] == "key-unavailable" and "operator port" in r["detail"]
+            for r in d.alerts()["recent"]))
         # A peer through the gateway: the gateway's session to the node port needs A's key.
         cert, key = net.cert(OTHER)
         with Peer(net[GW].address, cert, key, net.ca()) as p:
@@ -185,7 +204,7 @@ def case_token_gone_while_running():
                 answer = "failed: %s" % e
         assert answer != "OK" or p.inner is None, answer
         wait_until("key-unavailable at the node port", lambda: any(
-            r["code"] == "key-unavailable" and "operator port" not in r["detail"]
+            r["code"] == "key-unavailable" and "node port" in r["detail"]
             for r in d.alerts()["recent"]))
         assert d.running() and d.status()["ready"]
         # No personal data, and nothing of the PIN, in the alerts.
