@@ -740,10 +740,12 @@ juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, enum juki_tls_fa
 }
 
 /*
- * Whether the key of ssl's context still signs.  Asked only when the
- * handshake failed in a crypto library call of our own (our signature in
- * CertificateVerify), which a peer cannot provoke: a key on a token that was
- * removed, locked or logged out fails there.
+ * Whether the key of ssl's context still signs: a key on a token that was
+ * removed, locked or logged out fails here.  Asked only when the handshake
+ * failed in a crypto library call (our signature in CertificateVerify fails
+ * so), and only of a key of the PKCS#11 engine, the one kind without a
+ * provider (a key read from a file has OpenSSL's default provider and cannot
+ * go away): at most one signature on the token per failed handshake.
  */
 static const EVP_MD *sign_digest(const EVP_PKEY *key);
 
@@ -758,7 +760,8 @@ own_key_fails(SSL *ssl)
 	int ok;
 
 	if (ssl == NULL || (key = SSL_get_privatekey(ssl)) == NULL ||
-	    EVP_PKEY_get_size(key) > (int)sizeof(sig) || (md = EVP_MD_CTX_new()) == NULL) {
+	    EVP_PKEY_get0_provider(key) != NULL || EVP_PKEY_get_size(key) > (int)sizeof(sig) ||
+	    (md = EVP_MD_CTX_new()) == NULL) {
 		return 0;
 	}
 	ok = EVP_DigestSignInit(md, NULL, sign_digest(key), NULL, key) == 1 &&

@@ -579,16 +579,20 @@ juki_token_read_pin_file(const char *path, char *pin, size_t len, char *err, siz
 		juki_seterr(err, errlen, "PIN file %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	end = strcspn(pin, "\r\n");
-	if ((size_t)n < len) {
-		pin[n] = '\0';
-		end = strcspn(pin, "\r\n");
-	} else if (memchr(pin, '\n', len) == NULL) {
-		OPENSSL_cleanse(pin, len);
-		juki_seterr(err, errlen, "PIN file %s: the PIN is longer than %zu bytes", path,
-			    len - 1);
-		return JUKI_EINVAL;
+	if ((size_t)n == len) {
+		/* the buffer is full: its first line must end in it */
+		const char *nl = memchr(pin, '\n', len);
+
+		if (nl == NULL) {
+			OPENSSL_cleanse(pin, len);
+			juki_seterr(err, errlen, "PIN file %s: the PIN is longer than %zu bytes",
+				    path, len - 1);
+			return JUKI_EINVAL;
+		}
+		n = nl - pin;
 	}
+	pin[n] = '\0';
+	end = strcspn(pin, "\r\n");
 	OPENSSL_cleanse(pin + end, len - end);
 	if (end == 0 || memchr(pin, '\0', end) != NULL) {
 		juki_seterr(err, errlen, "PIN file %s: no PIN on its first line", path);
