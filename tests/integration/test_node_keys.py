@@ -47,22 +47,32 @@ def key_needles(pem):
     }
 
 
+# A mapping larger than this is an address-space reservation (AddressSanitizer's shadow
+# memory and allocator space under JUKI_SANITIZE), not memory the daemon wrote a key into.
+MAPPING_MAX = 1 << 30
+CHUNK = 1 << 22
+
+
 def found_in_memory(pid, needles):
     """The needles found anywhere in the readable memory of process pid (/proc/pid/mem, as
-    a core dump would hold it)."""
+    a core dump would hold it), read a chunk at a time with an overlap, so that nothing
+    across a chunk's edge is missed."""
     found = set()
+    overlap = max(len(b) for b in needles.values()) - 1
     with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for line in maps:
             parts = line.split()
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if not parts[1].startswith("r") or (len(parts) > 5 and parts[5].startswith("[v")):
+            if (not parts[1].startswith("r") or hi - lo > MAPPING_MAX or
+                    (len(parts) > 5 and parts[5].startswith("[v"))):
                 continue
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except OSError:
-                continue
-            found.update(name for name, b in needles.items() if b in data)
+            for start in range(lo, hi, CHUNK):
+                try:
+                    mem.seek(start)
+                    data = mem.read(min(CHUNK + overlap, hi - start))
+                except OSError:
+                    break
+                found.update(name for name, b in needles.items() if b in data)
     return found
 
 
