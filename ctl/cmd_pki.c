@@ -8,6 +8,7 @@
 #include "juki/base/config.h"
 #include "juki/base/error.h"
 #include "juki/wire/pki.h"
+#include "juki/wire/token.h"
 #include "terminal.h"
 
 #include <openssl/crypto.h>
@@ -98,17 +99,64 @@ new_passphrase(int fd, char *pass, size_t len)
 	return rc;
 }
 
+/*
+ * --token URI: a new key pair made on the token (never out of it), and a
+ * certificate for its public key; no key file is written.
+ */
+static int
+issue_on_token(struct ctl *ctl, const struct ctl_req *req, const char *uri)
+{
+	const char *dir = ctl_val(req, "DIR"), *urn = ctl_val(req, "URN");
+	char err[512], name[64], pin[JUKI_TOKEN_PIN_MAX];
+	EVP_PKEY *pub = NULL;
+	int rc;
+
+	if (ctl_read_pin((int)ctl_num(req, "pin-fd", -1), "Token PIN: ", pin, sizeof(pin), err,
+			 sizeof(err)) != 0) {
+		fprintf(stderr, "juki-ctl: pki issue: token PIN: %s\n", err);
+		return CTL_USAGE;
+	}
+	rc = juki_token_keygen(uri, pin, &pub, err, sizeof(err));
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (rc != 0) {
+		fprintf(stderr, "juki-ctl: pki issue: %s\n", err);
+		return rc == JUKI_EAUTH     ? CTL_WRONG_PIN
+		       : rc == JUKI_ELOCKED ? CTL_LOCKED
+					    : CTL_FAILED;
+	}
+	rc = juki_pki_issue_key(dir, urn, (int)ctl_num(req, "days", DEFAULT_DAYS), pub, name, err,
+				sizeof(err));
+	EVP_PKEY_free(pub);
+	if (rc != 0) {
+		fprintf(stderr,
+			"juki-ctl: pki issue: the key was made on the token, but no certificate "
+			"was issued: %s\n",
+			err);
+		return CTL_FAILED;
+	}
+	ctl_print_new(ctl, json_pack("{s:s,s:s,s:s}", "urn", urn, "name", name, "token", uri));
+	return CTL_OK;
+}
+
 static int
 cmd_pki_issue(struct ctl *ctl, const struct ctl_req *req)
 {
 	const char *dir = ctl_val(req, "DIR"), *urn = ctl_val(req, "URN");
+	const char *token = ctl_val(req, "token");
 	int encrypt = ctl_val(req, "encrypt") != NULL;
 	char err[512], name[64], pass[PASS_BUF], key[PATH_MAX];
 	json_t *result;
 	int rc;
 
+	if (token != NULL && encrypt) {
+		fprintf(stderr, "juki-ctl: pki issue: --token or --encrypt, not both\n");
+		return ctl_usage(req->cmd);
+	}
+	if (token != NULL) {
+		return issue_on_token(ctl, req, token);
+	}
 	if (ctl_val(req, "pin-fd") != NULL && !encrypt) {
-		fprintf(stderr, "juki-ctl: pki issue: --pin-fd goes with --encrypt\n");
+		fprintf(stderr, "juki-ctl: pki issue: --pin-fd goes with --encrypt or --token\n");
 		return ctl_usage(req->cmd);
 	}
 	if (encrypt &&
@@ -187,9 +235,12 @@ const struct ctl_cmd ctl_pki_cmds[] = {
     {"pki issue", cmd_pki_issue, NULL,
      "issue one more certificate from the CA in DIR; --encrypt: its key as an "
      "encrypted PKCS#8 file (an operator's card without a token), the passphrase from "
-     "fd N (--pin-fd) or asked twice on the terminal",
-     .opts = {DAYS_ROW, CTL_FLAG_ROW("encrypt", NULL), CTL_OPT_ROW("pin-fd", CTL_FD, NULL, "N"),
-	      CTL_ARG_ROW("DIR", NULL), CTL_ARG_ROW("URN", NULL)},
+     "fd N (--pin-fd) or asked twice on the terminal; --token URI: its key made on "
+     "that PKCS#11 token (a node's key in an HSM), no key file, the token PIN from fd "
+     "N (--pin-fd) or asked",
+     .opts = {DAYS_ROW, CTL_FLAG_ROW("encrypt", NULL), CTL_OPT_ROW("token", CTL_CARD, NULL, "URI"),
+	      CTL_OPT_ROW("pin-fd", CTL_FD, NULL, "N"), CTL_ARG_ROW("DIR", NULL),
+	      CTL_ARG_ROW("URN", NULL)},
      .offline = 1},
     {"pki revoke", cmd_pki_revoke, NULL, "revoke a certificate and rewrite the CRL",
      .opts = {CTL_ARG_ROW("DIR", NULL), CTL_ARG_ROW("NAME|URN", NULL)}, .offline = 1},

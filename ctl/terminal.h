@@ -4,7 +4,7 @@
  *
  * The card is the operator's certificate and its private key, the key
  * either on a PKCS#11 token (a pkcs11: URI, reached through the libp11
- * engine; card.c is the only file that uses the ENGINE API) or, where no
+ * engine in libjuki wire/token.c, the one file on the ENGINE API) or, where no
  * token exists, in a passphrase-encrypted PKCS#8 PEM file.  The key is
  * unlocked by the card PIN: the URI's pin-source/pin-value when it has one,
  * else read from --card-pin-fd, else asked on the terminal without echo.

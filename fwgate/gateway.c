@@ -117,6 +117,7 @@ struct gateway {
 	struct juki_tls *tls;
 	struct juki_policy *policy;
 	struct juki_alerts *alerts;
+	int key_down; /* the key on the token did not sign at the last status */
 	struct juki_listener **listeners;
 	size_t nlisteners;
 	struct juki_ctl_server *ctl;
@@ -685,6 +686,8 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	if (*result == NULL) {
 		return JUKI_ENOMEM;
 	}
+	json_object_set_new(*result, "key",
+			    juki_alert_key_check(gw->alerts, gw->tls, &gw->key_down));
 	json_object_set_new(*result, "alerts", juki_alerts_json(gw->alerts, 0));
 	return 0;
 }

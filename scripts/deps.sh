@@ -9,7 +9,7 @@ PACKAGES="
 build-essential cmake ninja-build pkg-config
 libssl-dev openssl libevent-dev libjansson-dev libyaml-dev libsqlite3-dev sqlite3
 libcmocka-dev libargon2-dev libunistring-dev libcsv-dev
-softhsm2 libengine-pkcs11-openssl opensc
+softhsm2 libengine-pkcs11-openssl opensc libp11-kit-dev
 libpango1.0-dev libcairo2-dev fonts-noto-cjk poppler-utils
 python3 python3-cryptography scdoc clang-format iproute2 procps
 debhelper dpkg-dev fakeroot lintian python3-yaml

@@ -136,7 +136,7 @@ static struct juki_tls *
 load_tls(struct fix *f, const char *name)
 {
 	char cert[256], key[256], ca[256], crl[256];
-	struct juki_tls_conf conf = {cert, key, ca, crl};
+	struct juki_tls_conf conf = {.cert = cert, .key = key, .ca = ca, .crl = crl};
 	struct juki_tls *tls = NULL;
 
 	snprintf(cert, sizeof(cert), "%s/%s.crt", f->pki, name);

@@ -108,6 +108,7 @@ files_of(struct files *fl, const char *pki, const char *name, int with_crl)
 	fl->conf.key = fl->key;
 	fl->conf.ca = fl->ca;
 	fl->conf.crl = with_crl ? fl->crl : NULL;
+	fl->conf.pin_file = NULL;
 }
 
 static struct juki_tls *
@@ -679,7 +680,7 @@ test_no_identity(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct juki_tls *tls = NULL;
-		struct juki_tls_conf conf;
+		struct juki_tls_conf conf = {0};
 		SSL_CTX *ctx;
 
 		make_cert(f, cases[i].name, cases[i].san, -300, 86400);

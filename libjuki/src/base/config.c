@@ -930,7 +930,8 @@ convert_scalar(struct ctx *c, const struct juki_conf_key *key, enum juki_conf_ty
 		if (n->len == 0) {
 			return fail(c, n->line, n->col, path, "empty path");
 		}
-		if (n->text[0] == '/') {
+		if (n->text[0] == '/' || (key != NULL && (key->flags & JUKI_CONF_PKCS11) != 0 &&
+					  strncasecmp(n->text, "pkcs11:", 7) == 0)) {
 			s = strdup(n->text);
 			break;
 		}

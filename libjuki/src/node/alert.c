@@ -143,9 +143,28 @@ juki_alert_code_tls(enum juki_tls_failure failure)
 		return "no-certificate";
 	case JUKI_TLSF_WRONG_PEER:
 		return "identity-mismatch";
+	case JUKI_TLSF_KEY:
+		return "key-unavailable";
 	default:
 		return "handshake-failed";
 	}
+}
+
+json_t *
+juki_alert_key_check(struct juki_alerts *alerts, struct juki_tls *tls, int *down)
+{
+	int token = juki_tls_on_token(tls);
+	int usable = !token || juki_tls_key_check(tls) == 0;
+
+	if (!usable && !*down) {
+		juki_alert(alerts, "key-unavailable", NULL, NULL,
+			   "the key on the token does not sign: the token is gone, locked or "
+			   "unreachable; handshakes that need it fail");
+	} else if (usable && *down) {
+		log_notice("the key on the token signs again");
+	}
+	*down = !usable;
+	return json_pack("{s:b,s:b}", "on_token", token, "usable", usable);
 }
 
 uint64_t

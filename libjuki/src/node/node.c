@@ -38,7 +38,8 @@ struct juki_node {
 	struct juki_ctl_table tables[3];  /* the common commands, the operators', the daemon's */
 	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
 	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
-	struct event *tick;               /* the deadline check, every minute */
+	struct event *tick;               /* the deadline and key checks, every minute */
+	int key_down;                     /* the key on the token did not sign at the last check */
 	struct juki_opcmds *opcmds;       /* the operators' commands and the operation history */
 	struct juki_opport *opport;       /* the operator port, when configured */
 	struct juki_node_modules modules; /* the shared modules' states (juki_node_module()) */
@@ -419,6 +420,8 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	if (st == NULL) {
 		return JUKI_ENOMEM;
 	}
+	json_object_set_new(st, "key",
+			    juki_alert_key_check(node->alerts, node->tls, &node->key_down));
 	json_object_set_new(st, "inbound", juki_inbound_status(node->inbound));
 	json_object_set_new(st, "outbound", juki_outbound_status(node->outbound));
 	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
@@ -1111,6 +1114,7 @@ tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	check_deadline(node);
+	json_decref(juki_alert_key_check(node->alerts, node->tls, &node->key_down));
 	evtimer_add(node->tick, &tv);
 }
 

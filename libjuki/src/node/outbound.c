@@ -255,8 +255,11 @@ outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 	struct juki_outbound *ob = l->ob;
 	char request[JUKI_LINE_MAX];
 
-	(void)f;
 	if (bev == NULL) {
+		if (f == JUKI_TLSF_KEY) {
+			juki_alert(ob->alerts, juki_alert_code_tls(f), NULL, gateway_of(l),
+				   "to the gateway: %s", why);
+		}
 		attempt_failed(l, why, 1);
 		return;
 	}

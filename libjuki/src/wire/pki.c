@@ -556,6 +556,7 @@ out:
 	return rc;
 }
 
+/* A leaf for *key, or for a new key made here when *key is NULL. */
 static int
 make_leaf(struct pki *p, const char *urn, int days, time_t now, EVP_PKEY **key, X509 **cert,
 	  char **serial, char *err, size_t errlen)
@@ -564,7 +565,7 @@ make_leaf(struct pki *p, const char *urn, int days, time_t now, EVP_PKEY **key, 
 	int rc;
 
 	*cert = NULL;
-	rc = new_key(key, err, errlen);
+	rc = *key != NULL ? 0 : new_key(key, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}
@@ -836,8 +837,9 @@ time_text(time_t t, char *buf, size_t len)
 	return juki_clock_format((int64_t)t * 1000, buf, len);
 }
 
-int
-juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char *err, size_t errlen)
+static int
+issue(const char *dir, const char *urn, int days, EVP_PKEY *pub, char *name_out, char *err,
+      size_t errlen)
 {
 	struct pki p = {.dirfd = -1};
 	struct juki_ident ident;
@@ -879,12 +881,23 @@ juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char 
 		rc = JUKI_EEXIST;
 		goto out;
 	}
+	if (pub != NULL && !EVP_PKEY_up_ref(pub)) {
+		rc = juki_seterr_ssl(err, errlen, JUKI_ENOMEM, "the public key");
+		goto out;
+	}
+	key = pub;
 	rc = make_leaf(&p, ident.urn, days, now, &key, &cert, &serial, err, errlen);
 	if (rc != 0) {
 		goto out;
 	}
 	snprintf(file, sizeof(file), "%s.key", name);
-	rc = write_key(&p, file, key, err, errlen);
+	if (pub == NULL) {
+		rc = write_key(&p, file, key, err, errlen);
+	} else if (unlinkat(p.dirfd, file, 0) != 0 && errno != ENOENT) {
+		/* a key file of an earlier certificate of this name would not match this one */
+		rc = -errno;
+		juki_seterr(err, errlen, "%s: %s", file, strerror(errno));
+	}
 	if (rc != 0) {
 		goto out;
 	}
@@ -912,6 +925,23 @@ out:
 	EVP_PKEY_free(key);
 	pki_close(&p);
 	return rc;
+}
+
+int
+juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char *err, size_t errlen)
+{
+	return issue(dir, urn, days, NULL, name_out, err, errlen);
+}
+
+int
+juki_pki_issue_key(const char *dir, const char *urn, int days, EVP_PKEY *pub, char *name_out,
+		   char *err, size_t errlen)
+{
+	if (pub == NULL) {
+		juki_seterr(err, errlen, "no public key given");
+		return JUKI_EINVAL;
+	}
+	return issue(dir, urn, days, pub, name_out, err, errlen);
 }
 
 int

@@ -16,6 +16,7 @@
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
 #include "juki/wire/tls.h"
+#include "juki/wire/token.h"
 
 /*
  * One SSL_CTX serves both roles: the settings are the same for either end,
@@ -26,6 +27,7 @@
 struct juki_tls {
 	SSL_CTX *ctx;
 	struct juki_ident self;
+	int on_token; /* the key is on a PKCS#11 token */
 };
 
 /*
@@ -424,10 +426,47 @@ out:
 	return rc;
 }
 
+/*
+ * The key on a token: the PIN from its file (the key file's rule), never
+ * from the URI, which sits in a configuration file anyone may read.
+ */
+static int
+load_token_key(const struct juki_tls_conf *conf, EVP_PKEY **out, char *err, size_t errlen)
+{
+	char pin[JUKI_TOKEN_PIN_MAX];
+	char why[512];
+	int rc;
+
+	*out = NULL;
+	if (juki_token_uri_has_pin(conf->key)) {
+		juki_seterr(err, errlen,
+			    "key: the pkcs11: URI carries a PIN (pin-value, pin-source); the "
+			    "token's PIN goes in the PIN file alone");
+		return JUKI_EINVAL;
+	}
+	if (conf->pin_file == NULL) {
+		juki_seterr(err, errlen,
+			    "key %s is on a token: its PIN file (tls.pin_file) is not given",
+			    conf->key);
+		return JUKI_EINVAL;
+	}
+	rc = juki_token_read_pin_file(conf->pin_file, pin, sizeof(pin), err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	rc = juki_token_key(conf->key, pin, "token", out, why, sizeof(why));
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (rc != 0) {
+		juki_seterr(err, errlen, "key on a token: %s", why);
+	}
+	return rc;
+}
+
 int
 juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err, size_t errlen)
 {
 	EVP_PKEY *key = NULL;
+	int token;
 	int rc;
 
 	*out = NULL;
@@ -435,14 +474,59 @@ juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err,
 		juki_seterr(err, errlen, "TLS needs a certificate, a key and a CA file");
 		return JUKI_EINVAL;
 	}
+	token = juki_token_is_uri(conf->key);
+	if (!token && conf->pin_file != NULL) {
+		juki_seterr(err, errlen,
+			    "a PIN file (tls.pin_file) goes with a key on a token (a pkcs11: URI), "
+			    "not with key file %s",
+			    conf->key);
+		return JUKI_EINVAL;
+	}
 	ERR_clear_error();
 	/* The key first: a key anyone can read refuses to start, whatever else is wrong. */
-	rc = load_key(conf->key, &key, err, errlen);
+	if (token) {
+		rc = load_token_key(conf, &key, err, errlen);
+	} else {
+		rc = load_key(conf->key, &key, err, errlen);
+	}
 	if (rc == 0) {
 		rc = juki_tls_new_key(conf, key, out, err, errlen);
 	}
+	if (rc == 0) {
+		(*out)->on_token = token;
+		/*
+		 * Matching the certificate compared public halves: a token that
+		 * lost its key, or a session that is no longer logged in, shows
+		 * only when it signs.
+		 */
+		if (token && juki_tls_key_check(*out) != 0) {
+			juki_seterr(err, errlen, "key %s: the token does not sign with it",
+				    conf->key);
+			juki_tls_free(*out);
+			*out = NULL;
+			rc = JUKI_ENOENT;
+		}
+	}
 	EVP_PKEY_free(key);
 	return rc;
+}
+
+int
+juki_tls_on_token(const struct juki_tls *tls)
+{
+	return tls != NULL && tls->on_token;
+}
+
+int
+juki_tls_key_check(struct juki_tls *tls)
+{
+	static const char probe[] = "juki key check";
+	unsigned char *sig = NULL;
+	size_t siglen = 0;
+	int rc = juki_tls_sign(tls, probe, sizeof(probe) - 1, &sig, &siglen);
+
+	free(sig);
+	return rc == 0 ? 0 : JUKI_ETLS;
 }
 
 int
@@ -655,12 +739,49 @@ juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, enum juki_tls_fa
 	return rc;
 }
 
+/*
+ * Whether the key of ssl's context still signs: a key on a token that was
+ * removed, locked or logged out fails here.  Asked only when the handshake
+ * failed in a crypto library call (our signature in CertificateVerify fails
+ * so), and only of a key of the PKCS#11 engine, the one kind without a
+ * provider (a key read from a file has OpenSSL's default provider and cannot
+ * go away): at most one signature on the token per failed handshake.
+ */
+static const EVP_MD *sign_digest(const EVP_PKEY *key);
+
+static int
+own_key_fails(SSL *ssl)
+{
+	static const char probe[] = "juki key check";
+	EVP_PKEY *key;
+	EVP_MD_CTX *md;
+	unsigned char sig[EVP_MAX_MD_SIZE * 8];
+	size_t n = sizeof(sig);
+	int ok;
+
+	if (ssl == NULL || (key = SSL_get_privatekey(ssl)) == NULL ||
+	    EVP_PKEY_get0_provider(key) != NULL || EVP_PKEY_get_size(key) > (int)sizeof(sig) ||
+	    (md = EVP_MD_CTX_new()) == NULL) {
+		return 0;
+	}
+	ok = EVP_DigestSignInit(md, NULL, sign_digest(key), NULL, key) == 1 &&
+	     EVP_DigestSign(md, sig, &n, (const unsigned char *)probe, sizeof(probe) - 1) == 1;
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return !ok;
+}
+
 enum juki_tls_failure
 juki_tls_failure_of(SSL *ssl, unsigned long errcode)
 {
 	enum juki_tls_failure by_reason = JUKI_TLSF_PROTOCOL;
 	long v = X509_V_OK;
 
+	if (errcode != 0 && !ERR_SYSTEM_ERROR(errcode) &&
+	    (ERR_GET_LIB(errcode) != ERR_LIB_SSL || ERR_GET_REASON(errcode) == ERR_R_EVP_LIB) &&
+	    own_key_fails(ssl)) {
+		return JUKI_TLSF_KEY;
+	}
 	if (errcode != 0 && !ERR_SYSTEM_ERROR(errcode) && ERR_GET_LIB(errcode) == ERR_LIB_SSL) {
 		by_reason = failure_of_reason(ERR_GET_REASON(errcode));
 	}
@@ -713,6 +834,8 @@ juki_tls_failure_name(enum juki_tls_failure failure)
 		return "protocol";
 	case JUKI_TLSF_TIMEOUT:
 		return "timeout";
+	case JUKI_TLSF_KEY:
+		return "key-unavailable";
 	}
 	return "protocol";
 }
@@ -828,8 +951,15 @@ out:
 const struct juki_conf_key juki_tls_files_keys[] = {
     JUKI_CONF_SCALAR(struct juki_tls_files, cert, "cert", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED,
 		     0, 0, "This node's certificate (PEM), SAN URI naming the node."),
-    JUKI_CONF_SCALAR(struct juki_tls_files, key, "key", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED, 0,
-		     0, "Its private key (PEM); owned by the daemon's user, mode 0600 or 0400."),
+    JUKI_CONF_SCALAR(struct juki_tls_files, key, "key", JUKI_CONF_PATH, NULL,
+		     JUKI_CONF_REQUIRED | JUKI_CONF_PKCS11, 0, 0,
+		     "Its private key: a PEM file owned by the daemon's user, mode 0600 or 0400; "
+		     "or a key on a PKCS#11 token, pkcs11:token=<label>;object=<label> "
+		     "(RFC 7512; ?module-path=<module.so>, default SoftHSM2's), its PIN in "
+		     "pin_file, never in the URI."),
+    JUKI_CONF_SCALAR(struct juki_tls_files, pin_file, "pin_file", JUKI_CONF_PATH, NULL, 0, 0, 0,
+		     "With a key on a token: the file holding the token's PIN (its first line), "
+		     "owned by the daemon's user, mode 0600 or 0400; refused with a key file."),
     JUKI_CONF_SCALAR(struct juki_tls_files, ca, "ca", JUKI_CONF_PATH, NULL, JUKI_CONF_REQUIRED, 0,
 		     0, "The network's CA certificate(s) (PEM)."),
     JUKI_CONF_SCALAR(struct juki_tls_files, crl, "crl", JUKI_CONF_PATH, NULL, 0, 0, 0,
@@ -845,6 +975,7 @@ juki_tls_files_conf(const struct juki_tls_files *files)
 	    .key = files->key,
 	    .ca = files->ca,
 	    .crl = files->crl,
+	    .pin_file = files->pin_file,
 	};
 
 	return c;

@@ -62,6 +62,8 @@ CA = "urn:juki:ca:jpki"
 # Every test operator's PIN unless a test says otherwise, and its card's.
 PIN = "246810"
 CARD_PIN = "card-1357"
+# The user PIN of a node's token (Daemon.key_on_token).
+TOKEN_PIN = "node-8642"
 
 
 class Timeout(AssertionError):
@@ -259,6 +261,7 @@ class Daemon:
         # in the network and jlis knows the section, jlis sends to it for the authority CA.
         self.ninsho = {}
         self.operators = {}  # id -> Operator
+        self.token = None  # Daemon.key_on_token(): {"uri", "pin_file", "dir", "conf", "key"}
         if kind in DATASETS:
             self.op_address = "127.0.0.1:%d" % free_port()
             # Cheap PIN verifiers: the cost is not what the tests test.
@@ -271,7 +274,8 @@ class Daemon:
             "node: %s" % self.urn,
             "tls:",
             "  cert: %s/%s.crt" % (pki, f),
-            "  key: %s/%s.key" % (pki, f),
+            "  key: %s/%s.key" % (pki, f) if self.token is None
+            else "  key: '%s'\n  pin_file: %s" % (self.token["uri"], self.token["pin_file"]),
             "  ca: %s/ca.crt" % pki,
             "  crl: %s/crl.pem" % pki,
             "listen: [%s]" % self.address,
@@ -319,6 +323,41 @@ class Daemon:
             lines.append("%s: %s" % (k, v))
         with open(self.config, "w") as out:
             out.write("\n".join(lines) + "\n")
+
+    def key_on_token(self, generate=False):
+        """Put this daemon's key on a SoftHSM2 token of its own and out of its key file
+        (tls.key: a pkcs11: URI, tls.pin_file: a 0600 file): the key the PKI made is
+        imported (its PEM kept in self.token["key"] for tests that look for it), or, with
+        generate, a new key is made on the token by `juki-ctl pki issue --token` after the
+        PKI's certificate of this node is revoked.  Call it in Network's configure."""
+        net, f = self.net, fname(self.name)
+        tdir = os.path.join(net.dir, f + ".token")
+        keyfile = os.path.join(net.pki, f + ".key")
+        label, obj = "node-" + f, "node-key"
+        with open(keyfile) as kf:
+            pem = kf.read()
+        fixture = os.path.join(SOURCE, "tests", "fixtures", "softhsm-card.sh")
+        out = subprocess.run([fixture, tdir, label, TOKEN_PIN, "-" if generate else keyfile,
+                              obj], check=True, capture_output=True, text=True).stdout
+        vals = dict(line.split("=", 1) for line in out.split())
+        uri = "pkcs11:token=%s;object=%s;type=private" % (label, obj)
+        env = {"SOFTHSM2_CONF": vals["SOFTHSM2_CONF"]}
+        if generate:
+            pem = None
+            run_ctl("pki", "revoke", net.pki, self.urn)
+            fd = secret_fd(TOKEN_PIN)
+            run_ctl("pki", "issue", "--token", uri, "--pin-fd", fd, net.pki, self.urn,
+                    fds=(fd,), env=env)
+        if os.path.exists(keyfile):
+            os.unlink(keyfile)
+        pin_file = os.path.join(tdir, "pin")
+        fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, (TOKEN_PIN + "\n").encode())
+        os.close(fd)
+        self.env.update(env)
+        self.token = {"uri": uri, "pin_file": pin_file, "dir": tdir, "key": pem,
+                      "conf": vals["SOFTHSM2_CONF"]}
+        return self.token
 
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None

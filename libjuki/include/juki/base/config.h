@@ -27,7 +27,7 @@
  *             of 1024 all the same).
  *   BOOL      true/false, yes/no, on/off.
  *   PATH      relative paths are resolved against the directory of the
- *             config file.
+ *             config file; with JUKI_CONF_PKCS11, a pkcs11: URI stays as is.
  *   ADDR      "host:port" or "[v6addr]:port", port 1..65535.
  *   IDENT     a urn:juki identity (juki_ident_parse()).
  *
@@ -67,6 +67,7 @@ enum juki_conf_type {
 /* Key flags. */
 #define JUKI_CONF_REQUIRED 0x1 /* absent is an error (no default applies) */
 #define JUKI_CONF_RESTART  0x2 /* a change takes effect only on restart */
+#define JUKI_CONF_PKCS11   0x4 /* PATH: a pkcs11: URI (a key on a token) is kept as written */
 
 struct juki_conf_key {
 	const char *name;

@@ -47,9 +47,20 @@ void juki_alert_quiet(struct juki_alerts *alerts, const char *code, const char *
  * every boundary: "not-tls", "unknown-certificate" (another CA, or no
  * urn:juki identity), "revoked-certificate", "expired-certificate",
  * "no-certificate", "identity-mismatch" (valid, but not the peer expected),
+ * "key-unavailable" (our own key did not sign: its token is gone or locked),
  * "handshake-failed" (anything else).
  */
 const char *juki_alert_code_tls(enum juki_tls_failure failure);
+
+/*
+ * juki_alert_key_check() - for a daemon whose key is on a PKCS#11 token:
+ * make it sign once (juki_tls_key_check()).  The first failure after a
+ * success raises "key-unavailable" (peer NULL), a success after failures
+ * logs that the key signs again; *down remembers which (start it at 0).
+ * Returns a {"on_token", "usable"} object for a status answer (NULL on
+ * ENOMEM); a key file is not checked and is always usable.
+ */
+json_t *juki_alert_key_check(struct juki_alerts *alerts, struct juki_tls *tls, int *down);
 
 /* juki_alerts_count() - alerts raised with code since start (NULL: all). */
 uint64_t juki_alerts_count(const struct juki_alerts *alerts, const char *code);

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 /*
  * juki_pki_init_ca() - make dir (mode 0700 if new) and a new CA in it named
  * cn, valid for days.  Fails with JUKI_EEXIST if dir already holds ca.key.
@@ -31,6 +33,15 @@ int juki_pki_init_ca(const char *dir, const char *cn, int days, char *err, size_
  */
 int juki_pki_issue(const char *dir, const char *urn, int days, char *name_out, char *err,
 		   size_t errlen);
+
+/*
+ * juki_pki_issue_key() - as juki_pki_issue() for a key made elsewhere (on a
+ * PKCS#11 token: wire/token.h): the certificate certifies pub, only
+ * <name>.crt is written, and a <name>.key left by an earlier certificate of
+ * that name is removed.
+ */
+int juki_pki_issue_key(const char *dir, const char *urn, int days, EVP_PKEY *pub, char *name_out,
+		       char *err, size_t errlen);
 
 /*
  * juki_pki_revoke() - revoke the certificate issued as name (or as the urn

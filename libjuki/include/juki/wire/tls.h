@@ -11,7 +11,9 @@
  *
  * A private key file must be owned by the running user and readable by
  * nobody else (mode 0600 or 0400): anything more open refuses to start
- * (第4-5(1)).
+ * (第4-5(1)).  The key may instead stay on a PKCS#11 token (key: a pkcs11:
+ * URI, wire/token.h): its PIN then comes from pin_file, under the same rule,
+ * never from the URI; the key is used on the token and never read.
  */
 #ifndef JUKI_TLS_H
 #define JUKI_TLS_H
@@ -24,10 +26,11 @@
 #include "juki/base/ident.h"
 
 struct juki_tls_conf {
-	const char *cert; /* PEM: our certificate (and intermediates) */
-	const char *key;  /* PEM: our private key; mode 0600/0400 */
-	const char *ca;   /* PEM: the CA certificate(s) we trust */
-	const char *crl;  /* PEM: CRL(s) of that CA; NULL for none */
+	const char *cert;     /* PEM: our certificate (and intermediates) */
+	const char *key;      /* PEM: our private key, mode 0600/0400; or a pkcs11: URI */
+	const char *ca;       /* PEM: the CA certificate(s) we trust */
+	const char *crl;      /* PEM: CRL(s) of that CA; NULL for none */
+	const char *pin_file; /* the token's PIN when key is a pkcs11: URI; mode 0600/0400 */
 };
 
 /*
@@ -35,7 +38,7 @@ struct juki_tls_conf {
  * table that reads them, and the struct juki_tls_conf view of them.
  */
 struct juki_tls_files {
-	char *cert, *key, *ca, *crl;
+	char *cert, *key, *ca, *crl, *pin_file;
 };
 
 extern const struct juki_conf_key juki_tls_files_keys[];
@@ -60,6 +63,7 @@ enum juki_tls_failure {
 	JUKI_TLSF_WRONG_PEER,  /* valid, but not who we expected */
 	JUKI_TLSF_PROTOCOL,    /* anything else */
 	JUKI_TLSF_TIMEOUT,     /* not done within its time (a slow or silent peer) */
+	JUKI_TLSF_KEY,         /* our own key failed to sign: its token is gone or locked */
 };
 
 struct juki_tls;
@@ -68,7 +72,11 @@ struct juki_tls;
  * juki_tls_new() - load certificate, key, CA and CRL and build the contexts.
  * Checks the key file's mode and owner first (JUKI_EKEYPERM), then that the
  * key matches the certificate and that the certificate names a urn:juki
- * identity (JUKI_ECERT).  Returns 0 or a negative code with a message in err.
+ * identity (JUKI_ECERT).  A key on a token (conf->key a pkcs11: URI) needs
+ * conf->pin_file (checked as a key file is) and a URI without a PIN in it;
+ * the token missing, or its key, is JUKI_ENOENT, a wrong PIN JUKI_EAUTH, a
+ * locked one JUKI_ELOCKED.  Returns 0 or a negative code with a message in
+ * err.
  */
 int juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *err, size_t errlen);
 
@@ -82,6 +90,15 @@ int juki_tls_new(const struct juki_tls_conf *conf, struct juki_tls **out, char *
  */
 int juki_tls_new_key(const struct juki_tls_conf *conf, EVP_PKEY *key, struct juki_tls **out,
 		     char *err, size_t errlen);
+
+/* juki_tls_on_token() - whether our key is on a PKCS#11 token. */
+int juki_tls_on_token(const struct juki_tls *tls);
+
+/*
+ * juki_tls_key_check() - sign a few bytes with our key: 0 when it works,
+ * JUKI_ETLS when it does not (a token that went away or locked).
+ */
+int juki_tls_key_check(struct juki_tls *tls);
 
 /* juki_tls_free() - drop our reference; SSL objects already made stay valid. */
 void juki_tls_free(struct juki_tls *tls);
