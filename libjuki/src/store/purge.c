@@ -106,7 +106,7 @@ static const struct juki_purge_rule store_rules[] = {
 #define NRECON  (sizeof(reconcile_rules) / sizeof(reconcile_rules[0]))
 
 static const char *const period_names[] = {"years", "rejected_years", "inbox_days",
-					   "provision_years"};
+					   "provision_years", "keep_years"};
 
 int64_t
 juki_purge_due_ms(int64_t from_ms, int years)
@@ -179,6 +179,8 @@ cutoff_of(enum juki_purge_period period, const struct juki_purge_conf *conf, int
 		return juki_purge_cutoff_ms(now_ms, (int)conf->rejected_years);
 	case JUKI_PURGE_PROVISION_YEARS:
 		return juki_purge_cutoff_ms(now_ms, (int)conf->provision_years);
+	case JUKI_PURGE_KEEP_YEARS:
+		return juki_purge_cutoff_ms(now_ms, (int)conf->keep_years);
 	default:
 		if (conf->inbox_days <= 0) {
 			return INT64_MIN;
@@ -192,7 +194,7 @@ rule_valid(const struct juki_purge_rule *r)
 {
 	return r->name != NULL && r->table != NULL && r->count_sql != NULL &&
 	       r->delete_sql != NULL && (int)r->period >= JUKI_PURGE_YEARS &&
-	       r->period <= JUKI_PURGE_PROVISION_YEARS;
+	       r->period <= JUKI_PURGE_KEEP_YEARS;
 }
 
 /* ?1 the cutoff, and ?3 (in the statements by day) the offset of Japan from UTC. */
@@ -348,8 +350,9 @@ check_args(struct juki_store *store, const struct juki_purge_conf *conf,
 	}
 	if (conf->years < 0 || conf->years > LAST_YEAR || conf->rejected_years < 0 ||
 	    conf->rejected_years > LAST_YEAR || conf->provision_years < 0 ||
-	    conf->provision_years > LAST_YEAR || conf->inbox_days < 0 ||
-	    conf->inbox_days > MAX_DAYS || conf->batch < 0 || conf->checkpoint_tries < 0) {
+	    conf->provision_years > LAST_YEAR || conf->keep_years < 0 ||
+	    conf->keep_years > LAST_YEAR || conf->inbox_days < 0 || conf->inbox_days > MAX_DAYS ||
+	    conf->batch < 0 || conf->checkpoint_tries < 0) {
 		return JUKI_EINVAL;
 	}
 	for (size_t i = 0; rules != NULL && rules[i].name != NULL; i++) {
