@@ -18,149 +18,9 @@
 
 #include <cups/cups.h>
 
+#include "copydoc.h"
 #include "ctl.h"
 #include "print.h"
-
-#define CERTIFY                                                                                                              \
-	"この写しは、住民基本台帳法第12条の2の規定により住所地市町村長から通知を受けた" \
-	"住民票の記載事項と相違ないことを証明する。"
-
-/* "2026-12-07" as "2026年12月7日"; anything else as it is. */
-static void
-jdate(const char *day, char *buf, size_t len)
-{
-	int y, m, d;
-
-	if (day == NULL || sscanf(day, "%4d-%2d-%2d", &y, &m, &d) != 3) {
-		snprintf(buf, len, "%s", day != NULL ? day : "");
-		return;
-	}
-	snprintf(buf, len, "%d年%d月%d日", y, m, d);
-}
-
-/* The document of a copy: strings kept in the struct until it is printed. */
-#define COPY_COLS 6
-#define COPY_ROWS 20
-
-struct copy_doc {
-	struct ctl_doc doc;
-	char header[4][700];
-	const char *header_p[4];
-	const char *cols[COPY_COLS];
-	double widths[COPY_COLS];
-	char cells[COPY_ROWS * COPY_COLS][300];
-	const char *cell_p[COPY_ROWS * COPY_COLS];
-	char paras[2][800];
-	const char *para_p[2];
-	char date[64], serial[64];
-};
-
-/*
- * Lay out result (copy.show or copy.print) as a 住民票の写し; serial NULL
- * for the check before a serial is taken (a placeholder of the same width).
- */
-static void
-copy_doc_build(const json_t *result, struct copy_doc *cd)
-{
-	const json_t *copy = json_object_get(result, "copy");
-	const json_t *items = json_object_get(json_object_get(result, "request"), "items");
-	const json_t *persons = json_object_get(copy, "persons"), *p, *it;
-	int relation = 0, code = 0;
-	size_t i, nh = 0, nc = 0, nr = 0;
-	double total = 0;
-
-	memset(cd, 0, sizeof(*cd));
-	json_array_foreach(items, i, it)
-	{
-		relation |= strcmp(json_string_value(it), "relation") == 0;
-		code |= strcmp(json_string_value(it), "code") == 0;
-	}
-	snprintf(cd->header[nh++], sizeof(cd->header[0]), "住所　%s", ctl_str(copy, "address"));
-	if (json_object_get(copy, "householder") != NULL) {
-		snprintf(cd->header[nh++], sizeof(cd->header[0]), "世帯主　%s",
-			 ctl_str(copy, "householder"));
-	}
-	if (json_object_get(copy, "honseki") != NULL) {
-		snprintf(cd->header[nh++], sizeof(cd->header[0]), "本籍　%s",
-			 ctl_str(copy, "honseki"));
-	}
-	for (i = 0; i < nh; i++) {
-		cd->header_p[i] = cd->header[i];
-	}
-	cd->cols[nc] = "氏名";
-	cd->widths[nc++] = 3;
-	cd->cols[nc] = "生年月日";
-	cd->widths[nc++] = 2;
-	cd->cols[nc] = "性別";
-	cd->widths[nc++] = 1;
-	if (relation) {
-		cd->cols[nc] = "続柄";
-		cd->widths[nc++] = 1.2;
-	}
-	cd->cols[nc] = "住民となった年月日";
-	cd->widths[nc++] = 2;
-	if (code) {
-		cd->cols[nc] = "住民票コード";
-		cd->widths[nc++] = 2;
-	}
-	for (i = 0; i < nc; i++) {
-		total += cd->widths[i];
-	}
-	for (i = 0; i < nc; i++) {
-		cd->widths[i] /= total;
-	}
-	json_array_foreach(persons, nr, p)
-	{
-		char(*row)[300] = &cd->cells[nr * nc];
-		size_t c = 0;
-
-		if (nr >= COPY_ROWS) {
-			break;
-		}
-		snprintf(row[c++], 300, "%s", ctl_str(p, "name"));
-		jdate(json_string_value(json_object_get(p, "birth")), row[c++], 300);
-		snprintf(row[c++], 300, "%s", ctl_int(p, "sex") == 1 ? "男" : "女");
-		if (relation) {
-			snprintf(row[c++], 300, "%s",
-				 json_object_get(p, "relation") ? ctl_str(p, "relation") : "");
-		}
-		jdate(json_string_value(json_object_get(p, "resident_since")), row[c++], 300);
-		if (code) {
-			snprintf(row[c++], 300, "%s",
-				 json_object_get(p, "code") ? ctl_str(p, "code") : "");
-		}
-	}
-	for (i = 0; i < nr * nc; i++) {
-		cd->cell_p[i] = cd->cells[i];
-	}
-	snprintf(cd->paras[0], sizeof(cd->paras[0]), "%s", CERTIFY);
-	snprintf(cd->paras[1], sizeof(cd->paras[1]), "住所地　%s　請求番号　%s",
-		 ctl_str(json_object_get(result, "request"), "home"), ctl_str(result, "id"));
-	cd->para_p[0] = cd->paras[0];
-	cd->para_p[1] = cd->paras[1];
-	jdate(json_string_value(json_object_get(result, "date")), cd->date, sizeof(cd->date));
-	if (json_object_get(result, "serial") != NULL) {
-		snprintf(cd->serial, sizeof(cd->serial), "用紙番号　%09lld",
-			 ctl_int(result, "serial"));
-	} else {
-		snprintf(cd->serial, sizeof(cd->serial), "用紙番号　%09d", 0);
-	}
-	cd->doc = (struct ctl_doc){
-	    .title = "住民票の写し",
-	    .header = cd->header_p,
-	    .n_header = nh,
-	    .columns = cd->cols,
-	    .widths = cd->widths,
-	    .n_columns = nc,
-	    .cells = cd->cell_p,
-	    .n_rows = nr,
-	    .paragraphs = cd->para_p,
-	    .n_paragraphs = 2,
-	    .date = cd->date[0] ? cd->date : NULL,
-	    .issuer = json_string_value(json_object_get(result, "mayor")),
-	    .serial = cd->serial,
-	};
-}
 
 /* Send the PDF in fd (len bytes) to printer; the job's id, or 0 with err. */
 static int
@@ -208,7 +68,7 @@ cmd_copy_print(struct ctl *ctl, const struct ctl_req *req)
 {
 	const char *id = ctl_val(req, "id"), *printer = ctl->term.printer;
 	struct ctl_print_error perr;
-	struct copy_doc *cd = NULL;
+	struct ctl_copy_doc *cd = NULL;
 	json_t *shown = NULL, *result = NULL, *out;
 	cups_dest_t *dest;
 	char err[256];
@@ -221,12 +81,6 @@ cmd_copy_print(struct ctl *ctl, const struct ctl_req *req)
 			"its printer (printer: in --terminal FILE)\n");
 		return CTL_USAGE;
 	}
-	if ((dest = cupsGetNamedDest(CUPS_HTTP_DEFAULT, printer, NULL)) == NULL) {
-		fprintf(stderr, "juki-ctl: copy print: the terminal's printer %s: %s\n", printer,
-			cupsLastErrorString());
-		return CTL_FAILED;
-	}
-	cupsFreeDests(1, dest);
 	if ((cd = malloc(sizeof(*cd))) == NULL) {
 		return CTL_FAILED;
 	}
@@ -245,7 +99,7 @@ cmd_copy_print(struct ctl *ctl, const struct ctl_req *req)
 		return CTL_FAILED;
 	}
 	json_object_set_new(shown, "mayor", json_string("市町村長"));
-	copy_doc_build(shown, cd);
+	ctl_copy_doc_build(shown, cd);
 	if (ctl_print_check(&cd->doc, &perr) != 0) {
 		/* Where the character stands, never the text: it is a resident's record. */
 		fprintf(stderr, "juki-ctl: copy print: refused, nothing printed: %s\n",
@@ -255,13 +109,21 @@ cmd_copy_print(struct ctl *ctl, const struct ctl_req *req)
 		return CTL_FAILED;
 	}
 	json_decref(shown);
+	/* The printer is there before a form is taken. */
+	if ((dest = cupsGetNamedDest(CUPS_HTTP_DEFAULT, printer, NULL)) == NULL) {
+		fprintf(stderr, "juki-ctl: copy print: the terminal's printer %s: %s\n", printer,
+			cupsLastErrorString());
+		free(cd);
+		return CTL_FAILED;
+	}
+	cupsFreeDests(1, dest);
 	rc = ctl_call(ctl, "copy.print", json_pack("{s:s,s:s}", "id", id, "printer", printer),
 		      &result);
 	if (rc != CTL_OK) {
 		free(cd);
 		return rc;
 	}
-	copy_doc_build(result, cd);
+	ctl_copy_doc_build(result, cd);
 	fd = memfd_create("juki-copy", MFD_CLOEXEC);
 	if (fd < 0 || ctl_print_pdf_fd(&cd->doc, fd, &perr) != 0) {
 		fprintf(stderr,

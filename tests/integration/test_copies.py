@@ -221,9 +221,9 @@ def case_refusals():
     resident record system is refused with a report and never forwarded; review."""
     s = Synth(seed=902)
     with Network(NET, configure=lambda n: configure(n, review=True)) as net:
-        p, q, moved, card = (s.person("131016") for _ in range(4))
+        p, q, moved, card, gaiji = (s.person("131016") for _ in range(5))
         stranger = s.person("131016")
-        add_residents(net[A], [p, q, moved, card])
+        add_residents(net[A], [p, q, moved, card, gaiji])
         ca = net[A].clerk()
         ca.ctl("card", "issue", "--code", card["code"], "--serial", "S1")
         ca.ctl("card", "suspend", "--serial", "S1", "--reason", "紛失届")
@@ -235,6 +235,9 @@ def case_refusals():
                 return ("refuse", "rrs-refused", "支援措置対象者")
             if code == moved["code"]:
                 return ("hold",)
+            if code == gaiji["code"]:
+                # The system's own spelling, with a 外字 of the private use area.
+                return ("answer", copy_of(dict(gaiji, name="髙\ue000 太郎")))
             return ("answer", copy_of(p))
 
         with RecordSystem(spool(net), mode=mode) as rrs:
@@ -300,6 +303,11 @@ def case_refusals():
             wait_until("r6 in review", lambda: state_of(net[A], r6)["state"] == "review")
             ca.ctl("copy", "review", "--id", r6, "--approve")
             assert settled(net[B], r6)["copy"] == copy_of(moved, householder=False)
+            # A name the font cannot draw: taken and shown, never printed with a substitute.
+            r7 = request(clerk, gaiji)["id"]
+            wait_until("r7 in review", lambda: state_of(net[A], r7)["state"] == "review")
+            ca.ctl("copy", "review", "--id", r7, "--approve")
+            assert settled(net[B], r7)["state"] == "answered"
         # Refused at the counter, never sent: bad fields.
         for args, field in ((["--home", "271004"], "home"), (["--copies", 0], None)):
             base = ["copy", "request", "--code", p["code"], "--name", p["name"], "--birth",
@@ -316,12 +324,18 @@ def case_refusals():
                                "--requester", "x", "--relation", "friend", "--identity",
                                "document", "--document", "旅券")
         assert err == "invalid" and "requester.relation" in msg, msg
-        # Nothing printed from a refused request.
-        net[B].add_operator("boss", ["supervisor"]).ctl("forms", "receive", "--first", 1,
-                                                        "--last", 5)
-        code, err, msg = fails(clerk.ctl, "--terminal", terminal_file(net, clerk, "none"),
-                               "copy", "print", "--id", r1)
-        assert code == CTL_FAILED, msg
+        sup = net[B].add_operator("boss", ["supervisor"])
+        sup.ctl("forms", "receive", "--first", 1, "--last", 5)
+        term = terminal_file(net, clerk, "osaka-counter-1")
+        code, err, msg = fails(clerk.ctl, "--terminal", term, "copy", "print", "--id", r7)
+        assert code == CTL_FAILED and "header line 2, character 6" in msg, msg  # 世帯主　髙\ue000
+        assert "髙" not in msg and "nothing printed" in msg, msg
+        # Nothing printed from a refused request; no form taken by either.
+        code, err, msg = fails(clerk.ctl, "--terminal", term, "copy", "print", "--id", r1)
+        assert code == CTL_FAILED and "refused" in msg, msg
+        stock = sup.ctl("forms", "count")
+        assert (stock["printed"], stock["unused"], stock["next"]) == (0, 5, 1), stock
+        assert not [e for e in history(net[B]) if e["action"] == "copy.print"]
 
 
 def case_timeout_and_restarts():
@@ -339,8 +353,8 @@ def case_timeout_and_restarts():
                 r for r in clerk.ctl("copy", "list")["issued"] if r["overdue"]])
             assert [r["id"] for r in row] == [rid]
             wait_until("alerted", lambda: net[B].alert_counts().get("copy-overdue") == 1)
-            # The 住所地 CS restarts while the system works on it: the request stays spooled.
-            net[A].stop()
+            # The 住所地 CS is killed while the system works on it: the request stays spooled.
+            net[A].kill9()
             net[A].start()
             assert state_of(net[A], rid)["state"] == "spooled"
             rrs.release(rid, ("answer", copy_of(p)))
