@@ -191,11 +191,12 @@ print_list(const json_t *result)
 
 		json_array_foreach(json_object_get(result, sides[t]), i, row)
 		{
-			printf("%-36s  %-6s  %-11s  %-20s  %-9s  %s%s\n", ctl_str(row, "id"),
-			       sides[t], ctl_str(row, "code"), ctl_str(row, "peer"),
-			       ctl_str(row, "state"),
-			       json_object_get(row, "reason") ? ctl_str(row, "reason") : "",
-			       json_is_true(json_object_get(row, "overdue")) ? " OVERDUE" : "");
+			printf(
+			    "%-36s  %-6s  %-11s  %-20s  %-9s  %s%s\n", ctl_str(row, "id"), sides[t],
+			    ctl_str(row, "code"), ctl_str(row, "peer"), ctl_str(row, "state"),
+			    json_is_string(json_object_get(row, "reason")) ? ctl_str(row, "reason")
+									   : "",
+			    json_is_true(json_object_get(row, "overdue")) ? " OVERDUE" : "");
 		}
 	}
 }
@@ -210,8 +211,9 @@ print_show(const json_t *r)
 	printf("request   %s (%s)\n", ctl_str(r, "id"), ctl_str(r, "side"));
 	printf("state     %s%s\n", ctl_str(r, "state"),
 	       json_is_true(json_object_get(r, "overdue")) ? " (overdue)" : "");
-	if (json_object_get(r, "reason") != NULL) {
-		printf("reason    %s: %s\n", ctl_str(r, "reason"), ctl_str(r, "detail"));
+	if (json_is_string(json_object_get(r, "reason"))) {
+		printf("reason    %s: %s\n", ctl_str(r, "reason"),
+		       json_is_string(json_object_get(r, "detail")) ? ctl_str(r, "detail") : "");
 	}
 	printf("person    %s %s %s\n", ctl_str(json_object_get(req, "person"), "code"),
 	       ctl_str(json_object_get(req, "person"), "name"),
