@@ -338,7 +338,14 @@ csd_handle_copy_request(void *ctx, const struct juki_msg *msg, struct juki_rejec
 			    "the requester's card is not a valid card of its holder here");
 		}
 	}
-	if ((text = json_dumps(msg->body, JSON_COMPACT)) == NULL) {
+	/* Kept as read: every key present, nothing the rules did not check. */
+	{
+		json_t *canon = csd_copy_request_json(&r);
+
+		text = canon != NULL ? json_dumps(canon, JSON_COMPACT) : NULL;
+		json_decref(canon);
+	}
+	if (text == NULL) {
 		return JUKI_ENOMEM;
 	}
 	if ((st = juki_store_prepare(store, sql)) == NULL) {

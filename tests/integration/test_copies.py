@@ -385,5 +385,77 @@ def case_timeout_and_restarts():
             assert store_rows(net[name].store, "SELECT count(*) FROM copy_in") == [(0,)]
 
 
+def case_receiver_checks():
+    """The 住所地 CS checks every field of a copy.request from the network (a peer playing
+    大阪市's CS by hand): each malformed body refused invalid-field naming the field, nothing
+    kept or spooled; a minimal good one kept and spooled with every key; a copy.answer to no
+    request refused unknown-request."""
+    s = Synth(seed=904)
+
+    def conf(net):
+        net[A].extra["copy"] = "{spool: %s, scan_interval: 50ms}" % spool(net)
+
+    with Network([GW, A, "pref:13"], extra_identities=[B], configure=conf) as net:
+        p = s.person("131016")
+        add_residents(net[A], [p])
+        cert, key = net.cert(B)
+        peer = Peer(net[GW].address, cert, key, net.ca())
+        assert peer.connect("urn:juki:cs:131016", "muni") == "OK"
+
+        def body(**over):
+            b = {"person": {"code": p["code"], "name": p["name"], "birth": p["birth"]},
+                 "requester": {"name": "x", "relation": "self", "identity": "document",
+                               "document": "旅券"},
+                 "home": "131016", "issuer": "271004", "copies": 1}
+            for k, v in over.items():
+                if v is None:
+                    b.pop(k)
+                else:
+                    b[k] = v
+            return b
+
+        def send(b, type_="copy.request", **header):
+            m = peer.message(type_, "urn:juki:cs:271004", "urn:juki:cs:131016", b, **header)
+            ack = peer.exchange(m)
+            assert ack["corr"] == m["id"], ack
+            return m, ack["body"]
+
+        bad = [(body(home="011002"), "home"), (body(issuer="131016"), "issuer"),
+               (body(copies=11), "copies"), (body(items=["spouse"]), "items"),
+               (body(extra=1), "body"), (body(person={"code": p["code"]}), "person.name"),
+               (body(requester={"name": "x", "relation": "self", "identity": "card",
+                                "card": "K1"}), "requester.code"),
+               (body(requester={"name": "x", "relation": "self", "identity": "document"}),
+                "requester.document"),
+               (body(person=None), "person")]
+        for b, field in bad:
+            _, ack = send(b)
+            assert ack["status"] == "rejected" and ack["reason"] == "invalid-field", ack
+            assert ack["detail"].startswith(field + ":"), (field, ack)
+            assert p["name"] not in ack["detail"] and p["code"] not in ack["detail"], ack
+        _, ack = send(body(person={"code": p["code"], "name": p["name"], "birth": "2999-01-01"}))
+        assert ack["reason"] == "future-date", ack
+        assert net[A].clerk().ctl("copy", "list")["home"] == []
+        # A minimal good request: kept, and written out with every key of the interface.
+        m, ack = send(body())
+        assert ack["status"] == "accepted", ack
+        path = os.path.join(spool(net), "outgoing", m["id"] + ".json")
+        wait_until("spooled", lambda: os.path.exists(path))
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        assert (doc["items"], doc["household"], doc["copies"], doc["issuer"]) == \
+            ([], False, 1, "271004"), doc
+        # The same message again: a duplicate, written once.
+        ack = peer.exchange(m)
+        assert ack["body"]["status"] == "duplicate", ack
+        assert len(net[A].clerk().ctl("copy", "list")["home"]) == 1
+        # An answer to no request sent from here.
+        _, ack = send({"request_id": m["id"], "status": "refused", "reason": "rrs-refused"},
+                      "copy.answer", corr=m["id"])
+        assert ack["reason"] == "unknown-request", ack
+        peer.close()
+
+
 if __name__ == "__main__":
-    run_cases([case_copy_end_to_end, case_refusals, case_timeout_and_restarts])
+    run_cases([case_copy_end_to_end, case_refusals, case_timeout_and_restarts,
+               case_receiver_checks])
