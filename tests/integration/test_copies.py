@@ -164,6 +164,8 @@ def case_copy_end_to_end():
         left = [f for f in glob.glob(os.path.join(net.dir, "**", "*.pdf"), recursive=True)
                 if not f.startswith(os.path.join(cups.dir, "out"))]
         assert left == [], left
+        # ... and not in the scheduler's spool once printed (PreserveJobFiles No).
+        wait_until("the job's file gone from the CUPS spool", lambda: cups.spooled() == [])
         # The second copy asked for: the next form; a third is refused.
         assert clerk.ctl("--terminal", term, "copy", "print", "--id", rid)["serial"] == 1002
         code, err, msg = fails(clerk.ctl, "--terminal", term, "copy", "print", "--id", rid)

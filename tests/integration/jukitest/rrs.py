@@ -135,6 +135,7 @@ class Cups:
         os.chmod(backend, 0o700)  # root's: the scheduler runs it as root, writing out/
         with open(os.path.join(d, "cupsd.conf"), "w") as f:
             f.write("Listen 127.0.0.1:%d\nLogLevel info\nWebInterface No\nBrowsing No\n"
+                    "PreserveJobFiles No\n"
                     "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
                     "<Location /admin>\n  Order allow,deny\n  Allow all\n</Location>\n"
                     "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n"
@@ -180,6 +181,10 @@ class Cups:
                 return f.read()[-4000:]
         except FileNotFoundError:
             return ""
+
+    def spooled(self):
+        """The documents the scheduler still holds in its own spool (d<job>-<n> files)."""
+        return [f for f in os.listdir(os.path.join(self.dir, "spool")) if f.startswith("d")]
 
     def jobs(self, name):
         """The documents printed on name, in job order."""
