@@ -117,6 +117,14 @@ test_request_refusals(void **state)
 	refused(with("person.name", json_string("a\x01")), "person.name");
 	refused(with("person.name", json_string("\xff")), "person.name");
 	refused(with("person.birth", json_string("1980-02-30")), "person.birth");
+	{
+		char big[400];
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		refused(with("person.name", json_string(big)), "person.name");
+		refused(with("requester.name", json_string(big)), "requester.name");
+	}
 	refused(with("person.more", json_string("x")), "person");
 	refused(with("home", json_string("131017")), "home");
 	refused(with("issuer", json_string("131016")), "issuer");
