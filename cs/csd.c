@@ -57,6 +57,9 @@ const struct juki_conf_key csd_conf_keys[] = {
 			 "Input from the resident record system (第6-6(1))."),
     JUKI_CONF_SECTIONKEY(struct csd_conf, tennyu, "tennyu", tennyu_keys,
 			 "転入通知 received from other municipalities (第6-2)."),
+    JUKI_CONF_SECTIONKEY(struct csd_conf, copy, "copy", csd_copy_keys,
+			 "Wide-area copies of the residence record (第6-4) and the forms they are "
+			 "printed on (第4-8(3))."),
     JUKI_CONF_END,
 };
 
@@ -136,11 +139,10 @@ static const struct juki_migration csd_steps[] = {
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
 
 /* The shared tables first: the register's migration writes into them. */
-static const struct juki_schema csd_schemas[4] = {
-    JUKI_HONNIN_SCHEMA,
-    {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])},
-    JUKI_REPORT_SCHEMA,
-    CSD_CARDS_SCHEMA, /* the resident card register (cards.h) */
+static const struct juki_schema csd_schemas[5] = {
+    JUKI_HONNIN_SCHEMA, {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])},
+    JUKI_REPORT_SCHEMA, CSD_CARDS_SCHEMA, /* the resident card register (cards.h) */
+    CSD_COPIES_SCHEMA,                    /* wide-area copies and the forms stock (copies.h) */
 };
 
 /* The case tables hold 住民票コード: kept as long as the identity information itself. */
@@ -167,11 +169,14 @@ static const struct juki_purge_rule csd_purge_rules[] = {
     {"csd_moveins", "movein", movein_count, movein_delete, JUKI_PURGE_YEARS},
     {"csd_moveouts", "moveout", moveout_count, moveout_delete, JUKI_PURGE_YEARS},
     {"csd_import_log", "import_log", import_count, import_delete, JUKI_PURGE_YEARS},
+    CSD_COPIES_PURGE_RULES,
     {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
 };
 
 static const struct juki_handler csd_handlers[] = {
     {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0, 0, csd_tennyu_refused},
+    {JUKI_MSG_COPY_REQUEST, JUKI_SVC_MUNI, csd_handle_copy_request, 0, 0, NULL},
+    {JUKI_MSG_COPY_ANSWER, JUKI_SVC_MUNI, csd_handle_copy_answer, 0, 0, NULL},
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -221,6 +226,28 @@ static const struct juki_ctl_cmd csd_cmds[] = {
      SUPER, "honnin"},
     {"card.list", csd_cmd_card_list, "the cards recorded here (args: state)", CLERK | SUPER,
      "honnin"},
+    /* Wide-area copies (第6-4): clerks at either end; only a clerk prints (第4-8(3)). */
+    {"copy.request", csd_cmd_copy_request,
+     "send a wide-area copy request to the 住所地 (args: person, requester, home, items, "
+     "copies, household)",
+     CLERK, "honnin"},
+    {"copy.list", csd_cmd_copy_list, "copy requests issued and received here (args: state)",
+     CLERK | SUPER, "honnin"},
+    {"copy.show", csd_cmd_copy_show, "a copy request, its answer and its prints (args: id)",
+     CLERK | SUPER, "honnin"},
+    {"copy.review", csd_cmd_copy_review,
+     "approve or refuse an answer before it is sent (args: id, decision, reason)", CLERK | SUPER,
+     "honnin"},
+    {"copy.print", csd_cmd_copy_print,
+     "take the next form serial for an answered request and hand back the copy "
+     "(args: id, printer)",
+     CLERK, "honnin"},
+    {"forms.receive", csd_cmd_forms_receive,
+     "record a range of serial-numbered forms received (args: first, last, note)", SUPER, "honnin"},
+    {"forms.count", csd_cmd_forms_count, "the forms stock, reconciled (args: on_hand)",
+     CLERK | SUPER | JUKI_ROLE_AUDITOR, "honnin"},
+    {"forms.spoil", csd_cmd_forms_spoil, "a spoiled form, with its reason (args: serial, reason)",
+     CLERK | SUPER, "honnin"},
     JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
@@ -265,7 +292,10 @@ csd_check(const void *confp, char *err, size_t errlen)
 	if ((rc = resolve_pref(conf, &pref, err, errlen)) != 0) {
 		return rc;
 	}
-	return csd_spool_check(conf->import.spool, err, errlen);
+	if ((rc = csd_spool_check(conf->import.spool, err, errlen)) != 0) {
+		return rc;
+	}
+	return csd_copies_check(&conf->copy, err, errlen);
 }
 
 static int
@@ -283,7 +313,10 @@ csd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
-	return csd_spool_new(cs, &cs->spool, err, errlen);
+	if ((rc = csd_spool_new(cs, &cs->spool, err, errlen)) != 0) {
+		return rc;
+	}
+	return csd_copies_start(cs, &cs->copies, err, errlen);
 }
 
 /* A new configuration that csd_check() passed: its prefecture resolves. */
@@ -302,6 +335,8 @@ csd_stopping(struct juki_node *node)
 {
 	struct csd *cs = juki_node_priv(node);
 
+	csd_copies_stop(cs->copies);
+	cs->copies = NULL;
 	csd_spool_free(cs->spool);
 	cs->spool = NULL;
 	juki_reports_stop(cs->reports);
@@ -312,7 +347,7 @@ static const struct juki_node_spec csd_spec = {
     .daemon = "juki-csd",
     .kind = JUKI_KIND_CS,
     .schemas = csd_schemas,
-    .nschemas = 4,
+    .nschemas = 5,
     .handlers = csd_handlers,
     .cmds = csd_cmds,
     .on_ack = csd_on_ack,
@@ -320,6 +355,7 @@ static const struct juki_node_spec csd_spec = {
     .honnin_dest = csd_honnin_dest,
     .purge = csd_purge_rules,
     .purge_files = csd_spool_purge,
+    .purge_conf = csd_copies_purge_conf,
     .datasets = csd_datasets,
     .size = sizeof(struct csd),
     .conf_node = offsetof(struct csd_conf, node),

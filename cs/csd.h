@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "copies.h"
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
@@ -40,6 +41,7 @@ struct csd_conf {
 	int64_t report_poll; /* ms between questions about an open management-report request */
 	struct csd_import_conf import;
 	struct csd_tennyu_conf tennyu;
+	struct csd_copy_conf copy; /* wide-area copies and their forms (copies.h) */
 };
 
 struct csd_spool;
@@ -51,6 +53,7 @@ struct csd {
 	struct juki_ident pref;
 	struct csd_spool *spool;
 	struct juki_reports *reports; /* management reports asked here (第6-8) */
+	struct csd_copies *copies;    /* wide-area copies of the residence record (第6-4) */
 };
 
 /* csd_conf() - the municipal server's configuration. */

@@ -887,6 +887,7 @@ csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_a
 	struct csd *cs = csd_of(ctx);
 	const char *status = ack->status == JUKI_ACK_REJECTED ? "rejected" : "accepted";
 	sqlite3_stmt *st;
+	int rc;
 
 	if (strcmp(entry->type, JUKI_MSG_TENNYU) == 0) {
 		if ((st = juki_store_prepare(juki_node_store(cs->node), sql_movein_answer)) ==
@@ -908,6 +909,9 @@ csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_a
 		sqlite3_bind_text(st, 1, entry->msg_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 		return step_done(st);
+	}
+	if ((rc = csd_copies_on_ack(cs, entry, ack)) != 0) {
+		return rc < 0 ? rc : 0;
 	}
 	return juki_reports_on_ack(cs->node, entry, ack);
 }
@@ -943,6 +947,6 @@ csd_status(struct juki_node *node)
 		}
 		sqlite3_reset(st);
 	}
-	return json_pack("{s:s,s:o,s:o,s:I}", "prefecture", cs->pref.urn, "residents", res,
-			 "moveins", ins, "moveouts", outs);
+	return json_pack("{s:s,s:o,s:o,s:I,s:o}", "prefecture", cs->pref.urn, "residents", res,
+			 "moveins", ins, "moveouts", outs, "copies", csd_copies_status(cs));
 }

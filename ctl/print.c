@@ -219,7 +219,8 @@ check_doc(struct pr *p, struct ctl_print_error *err)
 	if (check_text(p, p->f_title, d->title, "title", err) != 0 ||
 	    check_text(p, p->f_table, d->empty, "the empty table's note", err) != 0 ||
 	    check_text(p, p->f_text, d->date, "date", err) != 0 ||
-	    check_text(p, p->f_text, d->issuer, "issuer", err) != 0) {
+	    check_text(p, p->f_text, d->issuer, "issuer", err) != 0 ||
+	    check_text(p, p->f_small, d->serial, "serial", err) != 0) {
 		return -1;
 	}
 	for (size_t i = 0; i < d->n_header; i++) {
@@ -275,6 +276,13 @@ end_page(struct pr *p)
 		pango_layout_set_alignment(l, PANGO_ALIGN_CENTER);
 		show(p, l, MARGIN, PAGE_H - MARGIN - layout_h(l));
 		g_object_unref(l);
+		if (p->doc->serial != NULL) {
+			/* The form's serial, in the top margin, right. */
+			l = layout_new(p, p->f_small, p->doc->serial, BODY_W);
+			pango_layout_set_alignment(l, PANGO_ALIGN_RIGHT);
+			show(p, l, MARGIN, MARGIN / 2);
+			g_object_unref(l);
+		}
 		cairo_show_page(p->cr);
 	}
 	p->page++;

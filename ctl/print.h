@@ -37,6 +37,12 @@ struct ctl_doc {
 	const char *date;   /* footer of the last page, right: the date of issue */
 	const char *issuer; /* footer of the last page, right, under the date */
 	int landscape;      /* A4 landscape (default: portrait) */
+	/*
+	 * The number of the sheet a certified document is printed on (a form
+	 * of the controlled stock, 第4-8(3)), top right of every page; NULL:
+	 * none.
+	 */
+	const char *serial;
 };
 
 /* Where a refused character stands: never the text. */

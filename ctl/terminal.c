@@ -47,6 +47,7 @@ struct terminal_file {
 	char *key;
 	char *ca;
 	char *crl;
+	char *printer;
 };
 
 struct ctl_terminal_hold {
@@ -66,6 +67,9 @@ static const struct juki_conf_key terminal_keys[] = {
 		     "The CA certificate(s) the daemon's certificate chains to (PEM)."),
     JUKI_CONF_SCALAR(struct terminal_file, crl, "crl", JUKI_CONF_PATH, NULL, 0, 0, 0,
 		     "The CA's CRL (PEM)."),
+    JUKI_CONF_SCALAR(struct terminal_file, printer, "printer", JUKI_CONF_STRING, NULL, 0, 0, 0,
+		     "The terminal's own CUPS queue: certified copies are printed there and "
+		     "nowhere else (第4-8(3)イ)."),
     JUKI_CONF_END,
 };
 
@@ -117,6 +121,7 @@ ctl_terminal_load(const char *path, struct ctl_terminal *t, struct ctl_terminal_
 	t->cert = t->cert != NULL ? t->cert : f->cert;
 	t->ca = t->ca != NULL ? t->ca : f->ca;
 	t->crl = t->crl != NULL ? t->crl : f->crl;
+	t->printer = f->printer; /* the file's alone: no option names another printer */
 	/* card and key are alternatives: an option naming either replaces both. */
 	if (t->card == NULL && t->key == NULL) {
 		t->card = f->card;

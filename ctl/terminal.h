@@ -36,11 +36,12 @@ struct ctl_terminal {
 	const char *crl;     /* PEM: CRL(s), or NULL */
 	int pin_fd;          /* operator PIN from this fd; -1: ask on the terminal */
 	int card_pin_fd;     /* card PIN from this fd; -1: URI, else ask */
+	const char *printer; /* the terminal's CUPS queue (terminal file only), or NULL */
 };
 
 /*
  * ctl_terminal_load() - fill t from the YAML file at path (keys connect,
- * cert, card, key, ca, crl; file:line:col errors), leaving members already
+ * cert, card, key, ca, crl, printer; file:line:col errors), leaving members already
  * set (from options) as they are.  Strings point into storage owned by the
  * caller's *hold (free with ctl_terminal_hold_free()).
  */

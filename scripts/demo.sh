@@ -26,12 +26,17 @@
 # which passes 東京都 and is held at the national server for the agency, whose staff member
 # fetches it and answers it (juki-ctl provide reports|reply) until 千代田区 holds the answer.
 #
-# Last, 異動等情報 to the certification authority (第6-8(6)): the national server's agreement
+# Then 異動等情報 to the certification authority (第6-8(6)): the national server's agreement
 # with the authority (urn:juki:ca:jpki), a resident of 千代田区 holding a signing
 # certificate, and a death recorded at 千代田区 that reaches the authority through 東京都,
 # the national server and the link server juki-authlinkd (authlink:0): the authority (the
 # reference one of the tests, tests/integration/jukitest/authority.py: an OpenSSL CA and
 # `openssl ocsp`) revokes the certificate; OCSP answers good before, revoked after.
+# Last, a wide-area copy (第6-4): a resident of 千代田区 asks at 大阪市's counter; 大阪市's CS
+# sends the request to 千代田区's, whose resident record system (played here by a few lines
+# of Python on its copy spool) answers; 大阪市's clerk reviews it and prints the certified
+# copy on a serial-numbered form to the counter's printer, a queue of a private CUPS
+# scheduler that files each job as a PDF in the demo's folder.
 #
 #   scripts/demo.sh            build, run the scenario, stop everything
 #   scripts/demo.sh --keep     leave the network running (stop it with --stop)
@@ -92,7 +97,7 @@ chmod 700 "$dir" # keys, and (synthetic) personal data: answers files, a disclos
 cd "$dir"
 
 declare -A port
-for n in gw cs131016 cs271004 pref13 pref27 jlis authlink ca ocsp op-cs-131016 op-cs-271004 op-pref-13 op-pref-27 op-jlis-0; do
+for n in gw cs131016 cs271004 pref13 pref27 jlis authlink ca ocsp op-cs-131016 op-cs-271004 op-pref-13 op-pref-27 op-jlis-0 cups; do
 	port[$n]=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 done
 
@@ -187,6 +192,10 @@ node_config jlis-0 urn:juki:jlis:0 "${port[jlis]}"
 for cs in cs-131016 cs-271004; do
 	printf 'import:\n  spool: %s.spool\n  scan_interval: 200ms\n' "$cs" >>"$cs.yaml"
 done
+# Wide-area copies (第6-4): each CS's copy spool; 大阪市 prints under its mayor's title.
+printf 'copy:\n  spool: cs-131016.copy\n  scan_interval: 200ms\n' >>cs-131016.yaml
+printf 'copy:\n  spool: cs-271004.copy\n  scan_interval: 200ms\n  mayor: "%s"\n' \
+	"大阪市長　大阪　一郎" >>cs-271004.yaml
 # Provision (第6-8): the national server's 事務 list (an EXAMPLE, not the law's text); it
 # sends its provision notices when the scenario says so (juki-ctl notices send).  The
 # prefectures issue disclosure answers under their governor's title.  千代田区 asks its
@@ -684,6 +693,100 @@ say "  openssl ocsp now:"
 authority ocsp ca "$holder_cert" | sed "s|$dir/||;s/^/    /"
 say "  the signature, against the CRL the authority issued with the revocation:"
 authority verify ca signed.pem | sed 's/^/    /' || true
+step "A wide-area copy (第6-4): a resident of 千代田区 asks at 大阪市's counter"
+# The counter's printer: a queue of a private CUPS scheduler (its own folder and port, never
+# the system's) whose backend files each job it prints as a PDF in cups/out.
+c=$dir/cups
+mkdir -p "$c"/{spool,tmp,state,cache,log,out,bin/backend}
+for d in filter daemon cgi-bin notifier monitor driver; do ln -s "/usr/lib/cups/$d" "$c/bin/$d"; done
+printf '%s\n' '#!/bin/sh' \
+	"if [ \$# -eq 0 ]; then echo 'direct jukifile \"Unknown\" \"juki demo printer\"'; exit 0; fi" \
+	'dir=${DEVICE_URI#jukifile:}' \
+	'if [ -n "$6" ]; then cat "$6" >"$dir/.job-$1"; else cat >"$dir/.job-$1"; fi' \
+	'mv "$dir/.job-$1" "$dir/job-$1.pdf"' >"$c/bin/backend/jukifile"
+chmod 700 "$c/bin/backend/jukifile"
+printf 'Listen 127.0.0.1:%s\nWebInterface No\nBrowsing No\n<Location />\n  Order allow,deny\n  Allow all\n</Location>\n<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n' \
+	"${port[cups]}" >"$c/cupsd.conf"
+for kv in "ServerRoot $c" "RequestRoot $c/spool" "TempDir $c/tmp" "StateDir $c/state" \
+	"CacheDir $c/cache" "ServerBin $c/bin" "ErrorLog $c/log/error_log" \
+	"AccessLog $c/log/access_log" "PageLog $c/log/page_log" "Printcap $c/printcap"; do
+	echo "$kv"
+done >"$c/cups-files.conf"
+cupsd -f -c "$c/cupsd.conf" -s "$c/cups-files.conf" >"$c/log/stdout" 2>&1 &
+echo $! >cupsd.pid
+export CUPS_SERVER=127.0.0.1:${port[cups]}
+wait_for "cupsd" lpstat -r >/dev/null 2>&1
+lpadmin -p osaka-counter-1 -v "jukifile:$c/out" -E
+echo "printer: osaka-counter-1" >>term-cs-271004-clerk.yaml
+say "  the counter's printer: osaka-counter-1 (CUPS at $CUPS_SERVER), named in the clerk's"
+say "  terminal file (printer: osaka-counter-1); no option names another"
+# 大阪市's supervisor receives the serial-numbered forms.
+"$ctl" pki issue --encrypt --pin-fd 3 pki urn:juki:op:cs:271004:kimura >/dev/null 3<<<"$CARD_PIN"
+terminal term-cs-271004-kimura.yaml cs-271004 op-cs-271004-kimura "key: pki/op-cs-271004-kimura.key"
+"$ctl" -s cs-271004.sock operator add kimura --roles supervisor --datasets honnin,tennyu \
+	--new-pin-fd 3 >/dev/null 3<<<"$PIN"
+say "  juki-ctl --terminal term-cs-271004-kimura.yaml forms receive --first 50001 --last 50100"
+op cs-271004-kimura forms receive --first 50001 --last 50100 --note 納品書12-1 |
+	grep -E '^ *(received|unused|next):' | sed 's/^ */    /'
+# 千代田区's resident record system, played here by a few lines of Python: it reads the
+# request in its copy spool and answers with the copy (docs/import.md, "The copy spool").
+python3 -c '
+import json, os, sys, time
+spool, end = "cs-131016.copy", time.time() + 60
+while time.time() < end:
+    for name in sorted(os.listdir(spool + "/outgoing")):
+        if name.startswith(".") or not name.endswith(".json"):
+            continue
+        req = json.load(open(os.path.join(spool, "outgoing", name)))
+        p = req["person"]
+        person = {"name": p["name"], "birth": p["birth"], "sex": 1,
+                  "resident_since": "2015-04-01", "relation": "世帯主"}
+        answer = {"format": "juki-copy-answer/1", "request_id": req["request_id"],
+                  "status": "answered",
+                  "copy": {"address": "東京都千代田区千代田1番1号", "householder": p["name"],
+                           "persons": [person]}}
+        tmp = os.path.join(spool, "answers", "." + name)
+        with open(tmp, "w") as f:
+            json.dump(answer, f, ensure_ascii=False)
+        os.rename(tmp, os.path.join(spool, "answers", name))
+        sys.exit(0)
+    time.sleep(0.1)
+' &
+IFS=$'\t' read -r code4 name4 birth4 < <(python3 -c '
+import json; p = json.load(open("provided.json"))[7]
+print(p["code"], p["name"], p["birth"], sep="\t")')
+say "  the resident shows a document (運転免許証); the clerk enters the request:"
+say "  juki-ctl --terminal term-cs-271004-clerk.yaml copy request --code $code4 --name '$name4' \\"
+say "      --birth $birth4 --home 131016 --requester '$name4' --relation self \\"
+say "      --identity document --document 運転免許証 --items householder,relation"
+cid=$(op cs-271004-clerk --json copy request --code "$code4" --name "$name4" --birth "$birth4" \
+	--home 131016 --requester "$name4" --relation self --identity document \
+	--document 運転免許証 --items householder,relation | python3 -c '
+import json, sys; r = json.load(sys.stdin); print(r["id"])
+print("    request %s: %s to %s" % (r["id"], r["state"], r["to"]), file=sys.stderr)')
+copy_state() {
+	op cs-271004-clerk --json copy show --id "$cid" |
+		python3 -c 'import json, sys; sys.exit(json.load(sys.stdin)["state"] != "answered")'
+}
+wait_for "千代田区's answer" copy_state
+say "  on screen for review (juki-ctl copy show --id ...):"
+op cs-271004-clerk copy show --id "$cid" | sed 's/^/    /'
+say "  juki-ctl --terminal term-cs-271004-clerk.yaml copy print --id ..."
+op cs-271004-clerk copy print --id "$cid" | sed 's/^/    /'
+job() { ls "$c"/out/job-*.pdf >/dev/null 2>&1; }
+wait_for "the printed copy" job
+say "  what the printer received (cups/out; juki-ctl wrote no PDF to disk):"
+pdftotext -layout "$c"/out/job-*.pdf - | grep -E '写し|住所|世帯主|証明|大阪市長|用紙番号' |
+	sed 's/^ *//;s/^/    /' || true
+say "  the forms stock, counted (juki-ctl forms count --on-hand 99):"
+op cs-271004-kimura forms count --on-hand 99 | sed 's/^/    /'
+say "  大阪市's history names the request and the form, never the person:"
+"$ctl" --json -s cs-271004.sock audit show --limit 1000 | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["entries"]:
+    if e["action"].startswith(("copy.", "forms.")) and e["action"] not in ("copy.show",):
+        print("    %-34s %-14s %s %s" % (e["operator"], e["action"], e.get("target") or "",
+                                      e.get("detail") or ""))'
 
 step "Logs (no personal data in them)"
 tail -n 4 cs-131016.log | sed 's/^/  /'

@@ -3,6 +3,9 @@
 # own archive.  Idempotent: installs only what is missing.
 # juki-ctl's printed documents (ctl/print.c) need pango, cairo and the
 # Noto Serif CJK JP font; their tests read the PDFs back with poppler-utils.
+# copy print sends a certified copy to the terminal's CUPS queue through libcups;
+# tests/integration/test_copies.py runs a private cupsd (cups) with a printer of its own;
+# printer-driver-cups-pdf gives a site a PDF queue to try it on (scripts/demo.sh).
 set -eu
 
 PACKAGES="
@@ -11,6 +14,7 @@ libssl-dev openssl libevent-dev libjansson-dev libyaml-dev libsqlite3-dev sqlite
 libcmocka-dev libargon2-dev libunistring-dev libcsv-dev
 softhsm2 libengine-pkcs11-openssl opensc libp11-kit-dev
 libpango1.0-dev libcairo2-dev fonts-noto-cjk poppler-utils
+libcups2-dev cups printer-driver-cups-pdf
 python3 python3-cryptography scdoc clang-format iproute2 procps
 debhelper dpkg-dev fakeroot lintian python3-yaml
 "

@@ -667,6 +667,27 @@ test_daemon_rules(void **state)
 	assert_int_equal(count_rows(f, "SELECT count(*) FROM cases"), 1);
 	assert_false(store_holds(f, ERASED));
 	assert_true(store_holds(f, KEPT));
+	/* A daemon's own period (keep_years): the same date rule; 0 keeps for ever. */
+	{
+		struct juki_purge_rule keep[2] = {
+		    {"cases", "cases", cases_count, cases_delete, JUKI_PURGE_KEEP_YEARS},
+		    {NULL, NULL, NULL, NULL, 0},
+		};
+
+		conf.keep_years = 0;
+		report = run_ok(f, &conf, keep, jst("2030-01-01T00:00:00.000"), 0);
+		json_decref(report);
+		assert_int_equal(count_rows(f, "SELECT count(*) FROM cases"), 1);
+		conf.keep_years = 4;
+		report = run_ok(f, &conf, keep, jst("2025-04-30T23:59:59.000"), 0);
+		r = json_array_get(json_object_get(report, "rules"), 8);
+		assert_string_equal(json_string_value(json_object_get(r, "period")), "keep_years");
+		json_decref(report);
+		assert_int_equal(count_rows(f, "SELECT count(*) FROM cases"), 1);
+		report = run_ok(f, &conf, keep, jst("2025-05-01T00:00:00.000"), 0);
+		json_decref(report);
+		assert_int_equal(count_rows(f, "SELECT count(*) FROM cases"), 0);
+	}
 }
 
 /* A period in milliseconds (JUKI_PURGE_KEEP_MS, the link server's authlink.keep). */
@@ -767,6 +788,9 @@ test_bad_arguments(void **state)
 	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
 	bad = conf;
 	bad.checkpoint_tries = -1;
+	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
+	bad = conf;
+	bad.keep_years = -1;
 	assert_int_equal(juki_purge_run(f->store, &bad, NULL, now, 0, &report), JUKI_EINVAL);
 	bad = conf;
 	bad.batch = -5;

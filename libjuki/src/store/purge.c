@@ -105,8 +105,8 @@ static const struct juki_purge_rule store_rules[] = {
 #define NSTORE  (sizeof(store_rules) / sizeof(store_rules[0]))
 #define NRECON  (sizeof(reconcile_rules) / sizeof(reconcile_rules[0]))
 
-static const char *const period_names[] = {"years", "rejected_years", "inbox_days",
-					   "provision_years", "keep"};
+static const char *const period_names[] = {"years",           "rejected_years", "inbox_days",
+					   "provision_years", "keep",           "keep_years"};
 
 int64_t
 juki_purge_due_ms(int64_t from_ms, int years)
@@ -181,6 +181,8 @@ cutoff_of(enum juki_purge_period period, const struct juki_purge_conf *conf, int
 		return juki_purge_cutoff_ms(now_ms, (int)conf->provision_years);
 	case JUKI_PURGE_KEEP_MS:
 		return conf->keep_ms <= 0 ? INT64_MIN : now_ms - conf->keep_ms;
+	case JUKI_PURGE_KEEP_YEARS:
+		return juki_purge_cutoff_ms(now_ms, (int)conf->keep_years);
 	default:
 		if (conf->inbox_days <= 0) {
 			return INT64_MIN;
@@ -194,7 +196,7 @@ rule_valid(const struct juki_purge_rule *r)
 {
 	return r->name != NULL && r->table != NULL && r->count_sql != NULL &&
 	       r->delete_sql != NULL && (int)r->period >= JUKI_PURGE_YEARS &&
-	       r->period <= JUKI_PURGE_KEEP_MS;
+	       r->period <= JUKI_PURGE_KEEP_YEARS;
 }
 
 /* ?1 the cutoff, and ?3 (in the statements by day) the offset of Japan from UTC. */
@@ -350,8 +352,9 @@ check_args(struct juki_store *store, const struct juki_purge_conf *conf,
 	}
 	if (conf->years < 0 || conf->years > LAST_YEAR || conf->rejected_years < 0 ||
 	    conf->rejected_years > LAST_YEAR || conf->provision_years < 0 ||
-	    conf->provision_years > LAST_YEAR || conf->keep_ms < 0 || conf->inbox_days < 0 ||
-	    conf->inbox_days > MAX_DAYS || conf->batch < 0 || conf->checkpoint_tries < 0) {
+	    conf->provision_years > LAST_YEAR || conf->keep_ms < 0 || conf->keep_years < 0 ||
+	    conf->keep_years > LAST_YEAR || conf->inbox_days < 0 || conf->inbox_days > MAX_DAYS ||
+	    conf->batch < 0 || conf->checkpoint_tries < 0) {
 		return JUKI_EINVAL;
 	}
 	for (size_t i = 0; rules != NULL && rules[i].name != NULL; i++) {

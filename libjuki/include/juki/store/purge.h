@@ -66,6 +66,7 @@ enum juki_purge_period {
 	JUKI_PURGE_INBOX_DAYS = 2,     /* conf->inbox_days: whole days of 86,400 s before the run */
 	JUKI_PURGE_PROVISION_YEARS = 3, /* conf->provision_years, by the date rule */
 	JUKI_PURGE_KEEP_MS = 4,         /* conf->keep_ms: rows older than that before the run */
+	JUKI_PURGE_KEEP_YEARS = 5,      /* conf->keep_years (a daemon's own), by the date rule */
 };
 
 /*
@@ -107,6 +108,12 @@ struct juki_purge_conf {
 	 * link server's `authlink.keep`); 0: never (the default when unset).
 	 */
 	int64_t keep_ms;
+	/*
+	 * A daemon's own records kept for a period it configures (the CS's
+	 * wide-area copy requests: `copy.keep`, 第6-4(4)), set by its
+	 * purge_conf; 0: never.
+	 */
+	int64_t keep_years;
 	int64_t batch;        /* rows per transaction; 0: JUKI_PURGE_BATCH */
 	int checkpoint_tries; /* 0: JUKI_PURGE_CHECKPOINT_TRIES */
 	/*

@@ -33,6 +33,8 @@
 #define JUKI_MSG_TENSHUTSU    "tenshutsu.confirm" /* 転出確定通知, cs -> pref over honnin */
 #define JUKI_MSG_HONNIN_BATCH "honnin.batch" /* 本人確認情報, cs -> pref -> jlis over honnin */
 #define JUKI_MSG_COUNT_QUERY  "honnin.count.query" /* 更新件数リスト request; the ack answers */
+#define JUKI_MSG_COPY_REQUEST "copy.request" /* 住民票の写しの広域交付, cs -> cs over muni */
+#define JUKI_MSG_COPY_ANSWER  "copy.answer" /* its answer, cs -> cs over muni */
 
 /* Provision of identity information (第6-8), over provide (docs/protocol.md, provision). */
 #define JUKI_MSG_PROVIDE_QUERY  "provide.query"  /* body -> pref/jlis: one person */
@@ -58,6 +60,13 @@
 #define JUKI_R_RATE_LIMITED   "rate-limited"        /* too many refused; try again later */
 #define JUKI_R_REPLAY         "replay-mismatch"     /* id received before, with other bytes */
 #define JUKI_R_INTERNAL       "internal-error"      /* receiver failed; sender retries */
+
+/* Refusals of a wide-area copy (copy.request, copy.answer; docs/protocol.md §10.8). */
+#define JUKI_R_PERSON_MISMATCH "person-mismatch" /* name or birth date not the code's */
+#define JUKI_R_CARD_INVALID    "card-invalid"    /* the requester's card is not valid */
+#define JUKI_R_RRS_REFUSED     "rrs-refused"     /* the resident record system refused */
+#define JUKI_R_REVIEW_REFUSED  "review-refused"  /* the clerk of the 住所地 refused */
+#define JUKI_R_UNKNOWN_REQUEST "unknown-request" /* an answer to no request sent there */
 
 /* Refusals of provide.query and provide.batch: all before any record is read. */
 #define JUKI_R_NOT_A_BODY         "not-a-body"         /* sender is not an agency or exec body */
