@@ -266,7 +266,9 @@ test_entry_rules(void **state)
 	json_object_del(j, "new_code");
 	assert_int_equal(feed_entry_from_json(j, &e, &rej), JUKI_REJECT);
 	json_decref(j);
-	assert_int_equal(feed_entry_from_json(json_string("x"), &e, &rej), JUKI_REJECT);
+	j = json_string("x");
+	assert_int_equal(feed_entry_from_json(j, &e, &rej), JUKI_REJECT);
+	json_decref(j);
 }
 
 /* Appended entries chain from 32 zero bytes; the state holds the last digest; one message. */
