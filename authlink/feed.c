@@ -8,6 +8,7 @@
 #include "feed.h"
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/store/outbox.h"
 
 const struct juki_migration feed_steps[FEED_NSTEPS] = {
@@ -198,47 +199,6 @@ feed_digest_next(const unsigned char prev[FEED_DIGEST_LEN], const struct feed_en
 	return ok ? 0 : JUKI_ENOMEM;
 }
 
-void
-feed_hex(const unsigned char d[FEED_DIGEST_LEN], char out[FEED_DIGEST_HEX + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < FEED_DIGEST_LEN; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[FEED_DIGEST_HEX] = '\0';
-}
-
-static int
-nibble(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	return -1;
-}
-
-int
-feed_unhex(const char *hex, unsigned char out[FEED_DIGEST_LEN])
-{
-	if (hex == NULL || strlen(hex) != FEED_DIGEST_HEX) {
-		return JUKI_EFORMAT;
-	}
-	for (size_t i = 0; i < FEED_DIGEST_LEN; i++) {
-		int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0) {
-			return JUKI_EFORMAT;
-		}
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 static json_t *
 items_json(const struct feed_entry *e)
 {
@@ -253,7 +213,7 @@ feed_entry_to_json(const struct feed_entry *e)
 	char hex[FEED_DIGEST_HEX + 1];
 	json_t *o;
 
-	feed_hex(e->digest, hex);
+	juki_hex_encode(e->digest, FEED_DIGEST_LEN, hex);
 	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "digest", hex, "id",
 		      e->id, "code", e->code, "kind", e->kind, "date", e->date);
 	if (o == NULL) {
@@ -499,7 +459,8 @@ feed_on_ack(struct juki_store *store, const char *msg_id, const json_t *result, 
 	}
 	seq = json_object_get(result, "seq");
 	if (!json_is_integer(seq) ||
-	    feed_unhex(json_string_value(json_object_get(result, "digest")), theirs) != 0) {
+	    juki_hex_decode(json_string_value(json_object_get(result, "digest")), theirs,
+			    FEED_DIGEST_LEN) != 0) {
 		snprintf(why, whylen,
 			 "ack of entries %" PRId64 "-%" PRId64 " without a result {seq, digest}",
 			 first, last);

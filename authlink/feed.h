@@ -106,10 +106,6 @@ size_t feed_line(const struct feed_entry *e, char *buf, size_t len);
 int feed_digest_next(const unsigned char prev[FEED_DIGEST_LEN], const struct feed_entry *e,
 		     unsigned char out[FEED_DIGEST_LEN]);
 
-/* feed_hex() - lower-case hex of a digest; feed_unhex() - back (0 or JUKI_EFORMAT). */
-void feed_hex(const unsigned char d[FEED_DIGEST_LEN], char out[FEED_DIGEST_HEX + 1]);
-int feed_unhex(const char *hex, unsigned char out[FEED_DIGEST_LEN]);
-
 /* feed_entry_to_json() - the entry as a ninsho.feed message carries it (with seq, digest). */
 json_t *feed_entry_to_json(const struct feed_entry *e);
 

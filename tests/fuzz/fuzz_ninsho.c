@@ -22,6 +22,7 @@
 #include "feed.h"
 #include "fuzz.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/store/outbox.h"
 
 #define SELF "urn:juki:authlink:0"
@@ -182,7 +183,7 @@ idou(const json_t *body)
 		back.seq = (int64_t)i + 1;
 		FUZZ_ASSERT(json_integer_value(json_object_get(x, "seq")) == back.seq);
 		FUZZ_ASSERT(feed_digest_next(d, &back, d) == 0);
-		feed_hex(d, hex);
+		juki_hex_encode(d, FEED_DIGEST_LEN, hex);
 		FUZZ_ASSERT(strcmp(json_string_value(json_object_get(x, "digest")), hex) == 0);
 	}
 	json_decref(msgs);
@@ -239,7 +240,7 @@ ack(const json_t *result)
 					       "SELECT digest FROM feed WHERE seq = 2", -1, &st,
 					       NULL) == SQLITE_OK);
 		FUZZ_ASSERT(sqlite3_step(st) == SQLITE_ROW);
-		feed_hex(sqlite3_column_blob(st, 0), hex);
+		juki_hex_encode(sqlite3_column_blob(st, 0), FEED_DIGEST_LEN, hex);
 		sqlite3_finalize(st);
 		FUZZ_ASSERT(strcmp(hex, json_string_value(json_object_get(result, "digest"))) == 0);
 		FUZZ_ASSERT(count("SELECT count(*) FROM feed WHERE acked_ms IS NOT NULL") == 2);

@@ -17,6 +17,7 @@
 #include "feed.h"
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/store/outbox.h"
 #include "juki/store/purge.h"
 #include "juki/store/store.h"
@@ -202,14 +203,14 @@ test_line_and_digest(void **state)
 	assert_string_equal(line, want_cc);
 
 	/* hex round trip; upper case and short strings refused */
-	feed_hex(d, hex);
+	juki_hex_encode(d, FEED_DIGEST_LEN, hex);
 	assert_int_equal(strlen(hex), FEED_DIGEST_HEX);
-	assert_int_equal(feed_unhex(hex, buf), 0);
+	assert_int_equal(juki_hex_decode(hex, buf, FEED_DIGEST_LEN), 0);
 	assert_memory_equal(buf, d, FEED_DIGEST_LEN);
 	hex[0] = 'A';
-	assert_int_equal(feed_unhex(hex, buf), JUKI_EFORMAT);
-	assert_int_equal(feed_unhex("00", buf), JUKI_EFORMAT);
-	assert_int_equal(feed_unhex(NULL, buf), JUKI_EFORMAT);
+	assert_int_equal(juki_hex_decode(hex, buf, FEED_DIGEST_LEN), JUKI_EFORMAT);
+	assert_int_equal(juki_hex_decode("00", buf, FEED_DIGEST_LEN), JUKI_EFORMAT);
+	assert_int_equal(juki_hex_decode(NULL, buf, FEED_DIGEST_LEN), JUKI_EFORMAT);
 }
 
 /* Entries of an ninsho.idou: what is refused, by reason, never naming a value. */
@@ -311,7 +312,7 @@ test_append_chains(void **state)
 			e.seq = json_integer_value(json_object_get(x, "seq"));
 			assert_int_equal(e.seq, (int64_t)(m * 4 + i + 1));
 			assert_int_equal(feed_digest_next(d, &e, d), 0);
-			feed_hex(d, hex);
+			juki_hex_encode(d, FEED_DIGEST_LEN, hex);
 			assert_string_equal(json_string_value(json_object_get(x, "digest")), hex);
 		}
 	}
@@ -353,7 +354,7 @@ result_of(struct fx *f, int64_t seq)
 	assert_int_equal(sqlite3_prepare_v2(juki_store_db(f->store), sql, -1, &st, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	feed_hex(sqlite3_column_blob(st, 0), hex);
+	juki_hex_encode(sqlite3_column_blob(st, 0), FEED_DIGEST_LEN, hex);
 	sqlite3_finalize(st);
 	return json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "digest", hex);
 }

@@ -13,4 +13,11 @@
  */
 void juki_hex_encode(const unsigned char *in, size_t n, char *out);
 
+/*
+ * juki_hex_decode() - n bytes from hex, which must be exactly 2n lower-case
+ * hex digits (as juki_hex_encode() writes them).  0, or JUKI_EFORMAT for
+ * NULL, another length or another character.
+ */
+int juki_hex_decode(const char *hex, unsigned char *out, size_t n);
+
 #endif
