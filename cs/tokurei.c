@@ -839,6 +839,60 @@ csd_cmd_tokurei_moveout(void *ctx, const json_t *args, json_t **result, struct j
 				     "card-invalid: the card is not a valid card of its holder "
 				     "here (suspended, collected, invalidated or another's)");
 	}
+	/* 世帯員に関する付記転出届: residents here at the holder's address, each once. */
+	{
+		const json_t *ms = json_object_get(args, "members"), *v;
+		size_t i;
+
+		if (ms != NULL && (!json_is_array(ms) || json_array_size(ms) == 0 ||
+				   json_array_size(ms) > CSD_TOKUREI_MEMBERS_MAX)) {
+			return juki_ctl_fail(err, "invalid", "members: a list of 1 to %d codes",
+					     CSD_TOKUREI_MEMBERS_MAX);
+		}
+		json_array_foreach(ms, i, v)
+		{
+			struct csd_tokurei_member *m = &c.members[i];
+			struct juki_change mh;
+			json_t *one = json_pack("{s:O}", "code", v);
+
+			rc = juki_json_code(one, "code", 0, m->code, sizeof(m->code), &fe);
+			json_decref(one);
+			if (rc != 0) {
+				return juki_ctl_fail(err, "invalid", "members: %s", fe.detail);
+			}
+			for (size_t j = 0; j < i; j++) {
+				if (strcmp(c.members[j].code, m->code) == 0) {
+					return juki_ctl_fail(err, "invalid",
+							     "members: a member named twice");
+				}
+			}
+			if (strcmp(m->code, c.code) == 0) {
+				return juki_ctl_fail(
+				    err, "invalid",
+				    "members: the holder is no member of their own");
+			}
+			rc = csd_held(cs, m->code, &mh);
+			if (rc == JUKI_ENOTFOUND || (rc == 0 && !csd_resident(cs, &mh))) {
+				return juki_ctl_fail(err, "not-found",
+						     "members: member %zu is no resident here",
+						     i + 1);
+			}
+			if (rc != 0) {
+				return rc;
+			}
+			if (strcmp(mh.person.address, held.person.address) != 0) {
+				return juki_ctl_fail(err, "refused",
+						     "members: member %zu does not live at the "
+						     "holder's address",
+						     i + 1);
+			}
+			snprintf(m->name, sizeof(m->name), "%s", mh.person.name);
+			snprintf(m->kana, sizeof(m->kana), "%s", mh.person.kana);
+			snprintf(m->birth, sizeof(m->birth), "%s", mh.person.birth);
+			m->sex = mh.person.sex;
+			c.nmembers = i + 1;
+		}
+	}
 	snprintf(c.name, sizeof(c.name), "%s", held.person.name);
 	snprintf(c.kana, sizeof(c.kana), "%s", held.person.kana);
 	snprintf(c.birth, sizeof(c.birth), "%s", held.person.birth);

@@ -134,13 +134,72 @@ csd_tokurei_request_json(const struct csd_tokurei_request *r)
 			 r->birth, "card", r->card, "from", r->from, "to", r->to);
 }
 
+/* One household member: {code, name, kana?, birth, sex}; where: "members[i]". */
+static int
+member_of(const json_t *o, struct csd_tokurei_member *m, struct csd_tokurei_error *err)
+{
+	static const char *const keys[] = {"code", "name", "kana", "birth", "sex", NULL};
+	const json_t *sex;
+
+	if (!json_is_object(o)) {
+		return bad(err, "members", "a list of objects");
+	}
+	if (keys_only(o, "members", keys, err) != 0 ||
+	    code_of(o, "code", 0, m->code, sizeof(m->code), err) != 0 ||
+	    text_of(o, "name", 0, JUKI_NAME_MAX, m->name, sizeof(m->name), err) != 0 ||
+	    text_of(o, "kana", 1, JUKI_NAME_MAX, m->kana, sizeof(m->kana), err) != 0 ||
+	    date_of(o, "birth", m->birth, err) != 0) {
+		snprintf(err->field, sizeof(err->field), "members.%.50s",
+			 strcmp(err->field, "members") == 0 ? "body" : err->field);
+		return -1;
+	}
+	sex = json_object_get(o, "sex");
+	if (!json_is_integer(sex) ||
+	    (json_integer_value(sex) != 1 && json_integer_value(sex) != 2)) {
+		return bad(err, "members.sex", "1 or 2");
+	}
+	m->sex = (int)json_integer_value(sex);
+	return 0;
+}
+
+static int
+members_of(const json_t *a, struct csd_tokurei_cert *c, struct csd_tokurei_error *err)
+{
+	const json_t *v;
+	size_t i;
+
+	c->nmembers = 0;
+	if (a == NULL) {
+		return 0;
+	}
+	if (!json_is_array(a) || json_array_size(a) > CSD_TOKUREI_MEMBERS_MAX) {
+		return bad(err, "members", "a list of at most %d members", CSD_TOKUREI_MEMBERS_MAX);
+	}
+	json_array_foreach(a, i, v)
+	{
+		if (member_of(v, &c->members[i], err) != 0) {
+			return -1;
+		}
+		if (strcmp(c->members[i].code, c->code) == 0) {
+			return bad(err, "members.code", "the holder is no member of their own");
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->members[j].code, c->members[i].code) == 0) {
+				return bad(err, "members.code", "a member named twice");
+			}
+		}
+		c->nmembers = i + 1;
+	}
+	return 0;
+}
+
 int
 csd_tokurei_cert_parse(const json_t *body, struct csd_tokurei_cert *c,
 		       struct csd_tokurei_error *err)
 {
-	static const char *const keys[] = {"code", "name",    "kana",        "birth",
-					   "sex",  "address", "from",        "to",
-					   "date", "card",    "new_address", NULL};
+	static const char *const keys[] = {"code",        "name",    "kana", "birth", "sex",
+					   "address",     "from",    "to",   "date",  "card",
+					   "new_address", "members", NULL};
 	const json_t *sex;
 
 	memset(c, 0, sizeof(*c));
@@ -166,7 +225,8 @@ csd_tokurei_cert_parse(const json_t *body, struct csd_tokurei_cert *c,
 		    sizeof(c->new_address), err) != 0 ||
 	    code_of(body, "from", 1, c->from, sizeof(c->from), err) != 0 ||
 	    code_of(body, "to", 1, c->to, sizeof(c->to), err) != 0 ||
-	    date_of(body, "date", c->date, err) != 0 || card_of(body, c->card, err) != 0) {
+	    date_of(body, "date", c->date, err) != 0 || card_of(body, c->card, err) != 0 ||
+	    members_of(json_object_get(body, "members"), c, err) != 0) {
 		return -1;
 	}
 	if (strcmp(c->from, c->to) == 0) {
@@ -185,6 +245,21 @@ csd_tokurei_cert_json(const struct csd_tokurei_cert *c)
 
 	if (o != NULL && c->kana[0] != '\0') {
 		json_object_set_new(o, "kana", json_string(c->kana));
+	}
+	if (o != NULL && c->nmembers > 0) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; a != NULL && i < c->nmembers; i++) {
+			const struct csd_tokurei_member *m = &c->members[i];
+			json_t *mo = json_pack("{s:s,s:s,s:s,s:i}", "code", m->code, "name",
+					       m->name, "birth", m->birth, "sex", m->sex);
+
+			if (mo != NULL && m->kana[0] != '\0') {
+				json_object_set_new(mo, "kana", json_string(m->kana));
+			}
+			json_array_append_new(a, mo);
+		}
+		json_object_set_new(o, "members", a);
 	}
 	return o;
 }

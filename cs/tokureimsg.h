@@ -20,7 +20,17 @@
 
 #include "juki/records/person.h"
 
-#define CSD_TOKUREI_SERIAL_MAX 16 /* a card serial (cards.h) */
+#define CSD_TOKUREI_SERIAL_MAX  16 /* a card serial (cards.h) */
+#define CSD_TOKUREI_MEMBERS_MAX 19 /* 世帯員 moving with the card holder */
+
+/* A household member moving with the holder (世帯員に関する付記転出届): their items. */
+struct csd_tokurei_member {
+	char code[JUKI_JUMIN_CODE_LEN + 1];
+	char name[JUKI_NAME_MAX + 1];
+	char kana[JUKI_NAME_MAX + 1]; /* "" when not recorded */
+	char birth[11];
+	int sex;
+};
 
 /* 転出証明書情報 (令第24条の4): the person's items, where and when to. */
 struct csd_tokurei_cert {
@@ -35,6 +45,10 @@ struct csd_tokurei_cert {
 	char new_address[JUKI_ADDRESS_MAX + 1]; /* 転出先 (予定) */
 	char date[11];                          /* 転出の予定年月日 */
 	char card[CSD_TOKUREI_SERIAL_MAX + 1];
+	/* optional: the household members of the 世帯員に関する付記転出届, each once, not the
+	 * holder */
+	struct csd_tokurei_member members[CSD_TOKUREI_MEMBERS_MAX];
+	size_t nmembers;
 };
 
 /* What a tokurei.request asks. */

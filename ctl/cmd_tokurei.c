@@ -23,6 +23,17 @@ print_cert(const json_t *c)
 	printf("  転出先        %s (%s)\n", ctl_str(c, "new_address"), ctl_str(c, "to"));
 	printf("  転出の予定日  %s\n", ctl_str(c, "date"));
 	printf("  カード        %s\n", ctl_str(c, "card"));
+	{
+		const json_t *m;
+		size_t i;
+
+		json_array_foreach(json_object_get(c, "members"), i, m)
+		{
+			printf("  世帯員 %zu      %s  %s  %s  %s\n", i + 1, ctl_str(m, "code"),
+			       ctl_str(m, "name"), ctl_str(m, "birth"),
+			       json_integer_value(json_object_get(m, "sex")) == 1 ? "男" : "女");
+		}
+	}
 }
 
 static void
@@ -65,13 +76,16 @@ print_list(const json_t *result)
 const struct ctl_cmd ctl_tokurei_cmds[] = {
     {"tokurei moveout", ctl_run, "tokurei.moveout", .text = print_show,
      .help = "at the 転出地: record a 付記転出届 (第6-5(1)) of a resident who holds a valid "
-	     "card of the register here; the 転出証明書情報 is built from the register and "
-	     "handed to the resident record system",
+	     "card of the register here, with the household members moving along (--members: "
+	     "世帯員に関する付記転出届, residents at the holder's address); the 転出証明書情報 is "
+	     "built "
+	     "from the register and handed to the resident record system",
      .opts = {CTL_NEED_ROW("code", CTL_STRING, "code", "C"),
 	      CTL_NEED_ROW("card", CTL_STRING, "card", "SERIAL"),
 	      CTL_NEED_ROW("to", CTL_STRING, "to", "LGCODE"),
 	      CTL_NEED_ROW("new-address", CTL_STRING, "new_address", "ADDRESS"),
-	      CTL_NEED_ROW("date", CTL_DATE, "date", "YYYY-MM-DD")}},
+	      CTL_NEED_ROW("date", CTL_DATE, "date", "YYYY-MM-DD"),
+	      CTL_OPT_ROW("members", CTL_LIST, "members", "C,C,...")}},
     {"tokurei movein", ctl_run, "tokurei.movein",
      .help = "at the 転入地: record a 最初の転入届 of a card holder and ask the 転出地 (from) "
 	     "for the 転出証明書情報 (第6-5(2))",

@@ -204,6 +204,42 @@ def case_refusals():
         assert err == "invalid" and "from" in msg, msg
 
 
+def case_household():
+    """世帯員に関する付記転出届: the holder's household members moving along are in the
+    転出証明書情報 from the register, carried to the 転入地 with the holder's 最初の転入届 and
+    to its resident record system; a member elsewhere, twice, or unknown is refused."""
+    s = Synth(seed=955)
+    with Network(NET, configure=configure) as net:
+        p, q, k, far = (s.person("131016") for _ in range(4))
+        q["address"] = k["address"] = p["address"]
+        add_residents(net[A], [p, q, k, far])
+        ca, cb = net[A].clerk(), net[B].clerk()
+        ca.ctl("card", "issue", "--code", p["code"], "--serial", "H1")
+        base = ["tokurei", "moveout", "--code", p["code"], "--card", "H1", "--to", "271004",
+                "--new-address", NEW_ADDRESS, "--date", DATE]
+        code, err, msg = fails(ca.ctl, *(base + ["--members", far["code"]]))
+        assert err == "refused" and "address" in msg and far["code"] not in msg, msg
+        assert fails(ca.ctl, *(base + ["--members", "%s,%s" % (q["code"], q["code"])]))[1] \
+            == "invalid"
+        assert fails(ca.ctl, *(base + ["--members", p["code"]]))[1] == "invalid"
+        assert fails(ca.ctl, *(base + ["--members", s.code()]))[1] == "not-found"
+        out = ca.ctl(*(base + ["--members", "%s,%s" % (q["code"], k["code"])]))
+        members = [{"code": m["code"], "name": m["name"], "birth": m["birth"],
+                    "sex": m["sex"]} for m in (q, k)]
+        want = dict(cert_of(p, "H1"), members=members)
+        assert out["certificate"] == want, out
+        assert spool_file(net, A, "moveout", out["id"])["certificate"] == want
+        tid = movein(cb, p, "H1")["id"]
+        shown = settled(net[B], tid)
+        assert shown["certificate"] == want, shown
+        text = cb.ctl("tokurei", "show", "--id", tid, json_out=False)
+        assert q["name"] in text and k["name"] in text, text
+        cb.ctl("tokurei", "collect", "--id", tid)
+        assert spool_file(net, B, "movein", tid)["certificate"] == want
+        no_personal_data([e for d in (A, B) for e in history(net[d])
+                          if e["action"].startswith("tokurei.")], p, q, k, far)
+
+
 def case_timeout_and_restarts():
     """The 転出地 down: the request overdue and alerted; a restart of either CS in the middle
     of a request loses nothing and does nothing twice; kept tokurei.keep, then erased."""
@@ -334,5 +370,5 @@ def case_receiver_checks():
 
 
 if __name__ == "__main__":
-    run_cases([case_special_move_end_to_end, case_refusals, case_timeout_and_restarts,
-               case_receiver_checks])
+    run_cases([case_special_move_end_to_end, case_refusals, case_household,
+               case_timeout_and_restarts, case_receiver_checks])

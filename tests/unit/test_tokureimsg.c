@@ -155,6 +155,60 @@ test_answer(void **state)
 }
 
 static void
+test_members(void **state)
+{
+	struct csd_tokurei_cert c, again;
+	struct csd_tokurei_error e;
+	json_t *cert = good_cert(), *back;
+	json_t *m = json_pack("{s:s,s:s,s:s,s:i}", "code", "73020070665", "name", "山田 花子",
+			      "birth", "1982-05-05", "sex", 2);
+
+	(void)state;
+	json_object_set_new(cert, "members", json_pack("[O]", m));
+	assert_int_equal(csd_tokurei_cert_parse(cert, &c, &e), 0);
+	assert_int_equal(c.nmembers, 1);
+	assert_string_equal(c.members[0].name, "山田 花子");
+	back = csd_tokurei_cert_json(&c);
+	assert_int_equal(csd_tokurei_cert_parse(back, &again, &e), 0);
+	assert_memory_equal(&c, &again, sizeof(c));
+	json_decref(back);
+	/* Twice, the holder, a bad field, not a list, too many. */
+	json_object_set_new(cert, "members", json_pack("[O,O]", m, m));
+	assert_int_equal(csd_tokurei_cert_parse(cert, &c, &e), -1);
+	assert_string_equal(e.field, "members.code");
+	json_object_set_new(cert, "members",
+			    json_pack("[{s:s,s:s,s:s,s:i}]", "code", CODE, "name", "x", "birth",
+				      "1980-01-01", "sex", 1));
+	assert_int_equal(csd_tokurei_cert_parse(cert, &c, &e), -1);
+	assert_string_equal(e.field, "members.code");
+	json_object_set_new(m, "sex", json_integer(0));
+	json_object_set_new(cert, "members", json_pack("[O]", m));
+	assert_int_equal(csd_tokurei_cert_parse(cert, &c, &e), -1);
+	assert_string_equal(e.field, "members.sex");
+	json_object_set_new(m, "sex", json_integer(2));
+	json_object_set_new(m, "spouse", json_true());
+	json_object_set_new(cert, "members", json_pack("[O]", m));
+	assert_int_equal(csd_tokurei_cert_parse(cert, &c, &e), -1);
+	assert_string_equal(e.field, "members.body");
+	json_object_set_new(cert, "members", json_string("x"));
+	assert_int_equal(csd_tokurei_cert_parse(cert, &c, &e), -1);
+	assert_string_equal(e.field, "members");
+	json_object_del(m, "spouse");
+	{
+		json_t *a = json_array();
+
+		for (int i = 0; i < CSD_TOKUREI_MEMBERS_MAX + 1; i++) {
+			json_array_append(a, m);
+		}
+		json_object_set_new(cert, "members", a);
+	}
+	assert_int_equal(csd_tokurei_cert_parse(cert, &c, &e), -1);
+	assert_string_equal(e.field, "members");
+	json_decref(m);
+	json_decref(cert);
+}
+
+static void
 test_collected(void **state)
 {
 	char card[CSD_TOKUREI_SERIAL_MAX + 1];
@@ -204,9 +258,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_request),  cmocka_unit_test(test_request_refusals),
-	    cmocka_unit_test(test_answer),   cmocka_unit_test(test_collected),
-	    cmocka_unit_test(test_examples),
+	    cmocka_unit_test(test_request),   cmocka_unit_test(test_request_refusals),
+	    cmocka_unit_test(test_answer),    cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_collected), cmocka_unit_test(test_examples),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
