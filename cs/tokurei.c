@@ -3,6 +3,7 @@
  * (tokurei.h): the tables, the messages, the resident record system's
  * spool, the clocks, the commands.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,8 +33,9 @@
 const struct juki_conf_key csd_tokurei_keys[] = {
     JUKI_CONF_SCALAR(
 	struct csd_tokurei_conf, spool, "spool", JUKI_CONF_PATH, NULL, JUKI_CONF_RESTART, 0, 0,
-	"Special move-out/in spool of the resident record system: the 転出証明書情報 of a "
-	"付記転出届 is written to <spool>/moveout, that of a 最初の転入届 whose card was "
+	"Special move-out/in spool of the resident record system: its 転出証明書情報 are read "
+	"from <spool>/certificates (filed in done/ or rejected/); the one of a 付記転出届 entered "
+	"at the counter is written to <spool>/moveout, that of a 最初の転入届 whose card was "
 	"collected to <spool>/movein (docs/import.md, the special move spool); unset: "
 	"tokurei.moveout is refused and tokurei.request from other municipalities are refused "
 	"(no-moveout)."),
@@ -60,6 +62,7 @@ const struct juki_migration csd_tokurei_steps[1] = {
 	" state TEXT NOT NULL CHECK (state IN ('registered', 'answered', 'collected')),"
 	" request_id TEXT UNIQUE,"
 	" clerk TEXT NOT NULL,"
+	" source TEXT UNIQUE," /* the resident record system's file it came from, if any */
 	" spooled INTEGER NOT NULL DEFAULT 0,"
 	" created_ms INTEGER NOT NULL,"
 	" updated_ms INTEGER NOT NULL,"
@@ -102,6 +105,7 @@ struct csd_tokurei {
 	struct csd *cs;
 	struct event *timer;
 	char moveout[PATH_MAX], movein[PATH_MAX];
+	char certs[PATH_MAX], done[PATH_MAX], rejected[PATH_MAX];
 	int have_spool;
 	int spool_failing;
 };
@@ -173,7 +177,12 @@ spool_dirs(const char *spool, struct csd_tokurei *t)
 {
 	if (snprintf(t->moveout, sizeof(t->moveout), "%s/moveout", spool) >=
 		(int)sizeof(t->moveout) ||
-	    snprintf(t->movein, sizeof(t->movein), "%s/movein", spool) >= (int)sizeof(t->movein)) {
+	    snprintf(t->movein, sizeof(t->movein), "%s/movein", spool) >= (int)sizeof(t->movein) ||
+	    snprintf(t->certs, sizeof(t->certs), "%s/certificates", spool) >=
+		(int)sizeof(t->certs) ||
+	    snprintf(t->done, sizeof(t->done), "%s/done", spool) >= (int)sizeof(t->done) ||
+	    snprintf(t->rejected, sizeof(t->rejected), "%s/rejected", spool) >=
+		(int)sizeof(t->rejected)) {
 		return JUKI_ERANGE;
 	}
 	return 0;
@@ -194,7 +203,10 @@ csd_tokurei_check(const struct csd_tokurei_conf *conf, char *err, size_t errlen)
 	}
 	if ((rc = juki_dir_check_private(conf->spool, err, errlen)) != 0 ||
 	    (rc = juki_dir_check_private(t.moveout, err, errlen)) != 0 ||
-	    (rc = juki_dir_check_private(t.movein, err, errlen)) != 0) {
+	    (rc = juki_dir_check_private(t.movein, err, errlen)) != 0 ||
+	    (rc = juki_dir_check_private(t.certs, err, errlen)) != 0 ||
+	    (rc = juki_dir_check_private(t.done, err, errlen)) != 0 ||
+	    (rc = juki_dir_check_private(t.rejected, err, errlen)) != 0) {
 		return rc;
 	}
 	return 0;
@@ -213,10 +225,11 @@ csd_tokurei_start(struct csd *cs, struct csd_tokurei **out, char *err, size_t er
 	}
 	t->cs = cs;
 	if (conf->spool != NULL) {
-		const char *dirs[] = {conf->spool, t->moveout, t->movein};
+		const char *dirs[] = {conf->spool, t->moveout, t->movein,
+				      t->certs,    t->done,    t->rejected};
 
 		spool_dirs(conf->spool, t);
-		for (size_t i = 0; i < 3; i++) {
+		for (size_t i = 0; i < 6; i++) {
 			if (mkdir(dirs[i], 0700) != 0 && errno != EEXIST) {
 				snprintf(err, errlen, "tokurei.spool: %s: %s", dirs[i],
 					 strerror(errno));
@@ -459,6 +472,268 @@ log_steps(struct csd_tokurei *t)
 	}
 }
 
+/*
+ * Record a 付記転出 with its 転出証明書情報 c (checked by the caller) in
+ * tokurei_out: by clerk, from the resident record system's file source
+ * (NULL: entered at the counter; then the file for the system is still to
+ * write).  *dup set when the person has an open 付記転出 or source was
+ * taken before.  Returns 0 or a negative code.
+ */
+static int
+insert_moveout(struct csd *cs, const struct csd_tokurei_cert *c, const char *clerk,
+	       const char *source, char id[JUKI_UUID_LEN + 1], int *dup)
+{
+	static const char sql[] =
+	    "INSERT INTO tokurei_out (id, code, card, dest, cert, state, clerk, source, spooled,"
+	    " created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'registered', ?6, ?7, ?8, ?9, "
+	    "?9)";
+	struct juki_store *store = juki_node_store(cs->node);
+	int64_t now = juki_node_now_ms(cs->node);
+	json_t *certj = csd_tokurei_cert_json(c);
+	char *text = certj != NULL ? json_dumps(certj, JSON_COMPACT) : NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	*dup = 0;
+	json_decref(certj);
+	if (text == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if ((rc = juki_uuid7(now, id)) != 0 || (st = juki_store_prepare(store, sql)) == NULL) {
+		free(text);
+		return rc != 0 ? rc : JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->card, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, c->to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, clerk, -1, SQLITE_TRANSIENT);
+	bind_opt(st, 7, source);
+	sqlite3_bind_int(st, 8, source != NULL);
+	sqlite3_bind_int64(st, 9, now);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : JUKI_ESTORE;
+	if (rc != 0 && sqlite3_extended_errcode(juki_store_db(store)) == SQLITE_CONSTRAINT_UNIQUE) {
+		*dup = 1;
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	free(text);
+	return rc;
+}
+
+/* Move name from certificates/ to dir; a report next to a rejected one. */
+static void
+file_cert(struct csd_tokurei *t, const char *name, const char *dir, const json_t *report)
+{
+	char from[PATH_MAX + 300], to[PATH_MAX + 300];
+
+	snprintf(from, sizeof(from), "%s/%s", t->certs, name);
+	snprintf(to, sizeof(to), "%s/%s", dir, name);
+	if (rename(from, to) != 0) {
+		log_warn("tokurei: %s -> %s", from, to);
+		unlink(from);
+	}
+	if (report != NULL) {
+		snprintf(to, sizeof(to), "%s.report", name); /* write_file() adds .json */
+		if (write_file(dir, to, report) != 0) {
+			log_warnx("tokurei: cannot write the report of %s", name);
+		}
+	}
+}
+
+static void
+reject_cert(struct csd_tokurei *t, const char *name, const char *field, const char *detail)
+{
+	char when[32];
+	json_t *report;
+
+	juki_clock_format(juki_node_now_ms(t->cs->node), when, sizeof(when));
+	report = json_pack("{s:s,s:s,s:s,s:s}", "file", name, "field", field, "error", detail,
+			   "rejected", when);
+	file_cert(t, name, t->rejected, report);
+	json_decref(report);
+	juki_alert(juki_node_alerts(t->cs->node), "tokurei-certificate-rejected", NULL, NULL,
+		   "certificate file %s refused (%s: %s); nothing registered; its report is in "
+		   "rejected/",
+		   name, field, detail);
+	juki_opcmds_audit(juki_node_opcmds(t->cs->node), juki_node_self(t->cs->node)->urn,
+			  "tokurei.certificate-rejected", name, "invalid", field);
+}
+
+/* The person code (a member when member) is a resident here named and born as c says. */
+static int
+check_resident(struct csd *cs, const char *code, const char *name, const char *birth,
+	       const char **field, const char **detail)
+{
+	struct juki_change held;
+	int rc = csd_held(cs, code, &held);
+
+	if (rc == JUKI_ENOTFOUND || (rc == 0 && !csd_resident(cs, &held))) {
+		*detail = "not-resident: no resident of that code here";
+		return 1;
+	}
+	if (rc != 0) {
+		*field = "store";
+		*detail = "the register could not be read";
+		return rc;
+	}
+	if (strcmp(held.person.name, name) != 0 || strcmp(held.person.birth, birth) != 0) {
+		*detail = "person-mismatch: the name or the birth date is not the register's";
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * A 転出証明書情報 the resident record system entered (第6-5(2)): one file
+ * of certificates/, {"format": "juki-tokurei-certificate/1", "certificate"}.
+ * Checked whole and against the register and the card register; recorded,
+ * or refused into rejected/ with a report.
+ */
+static void
+read_cert(struct csd_tokurei *t, const char *name)
+{
+	struct csd *cs = t->cs;
+	char path[PATH_MAX + 300], id[JUKI_UUID_LEN + 1];
+	const char *field = NULL, *detail = NULL;
+	struct csd_tokurei_cert c;
+	struct csd_tokurei_error e;
+	json_error_t jerr;
+	struct stat sb;
+	json_t *doc;
+	int rc, dup;
+
+	snprintf(path, sizeof(path), "%s/%s", t->certs, name);
+	if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		reject_cert(t, name, "file", "not a regular file");
+		return;
+	}
+	if (sb.st_size > 1024 * 1024) {
+		reject_cert(t, name, "file", "larger than 1 MiB");
+		return;
+	}
+	if ((doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+		char where[64];
+
+		snprintf(where, sizeof(where), "line %d, column %d", jerr.line, jerr.column);
+		reject_cert(t, name, "json", where);
+		return;
+	}
+	if (!json_is_object(doc) || json_object_size(doc) != 2 ||
+	    !json_is_string(json_object_get(doc, "format")) ||
+	    strcmp(json_string_value(json_object_get(doc, "format")),
+		   "juki-tokurei-certificate/1") != 0) {
+		reject_cert(t, name, "format",
+			    "{\"format\": \"juki-tokurei-certificate/1\", \"certificate\"}");
+		json_decref(doc);
+		return;
+	}
+	rc = csd_tokurei_cert_parse(json_object_get(doc, "certificate"), &c, &e);
+	json_decref(doc);
+	if (rc != 0) {
+		char f[80];
+
+		snprintf(f, sizeof(f), "certificate.%s", e.field);
+		reject_cert(t, name, f, e.detail);
+		return;
+	}
+	if (strcmp(c.from, juki_node_self(cs->node)->id) != 0) {
+		reject_cert(t, name, "certificate.from", "not this municipality");
+		return;
+	}
+	field = "certificate.code";
+	if ((rc = check_resident(cs, c.code, c.name, c.birth, &field, &detail)) != 0) {
+		if (rc < 0) {
+			return; /* the store: try again at the next look */
+		}
+		reject_cert(t, name, field, detail);
+		return;
+	}
+	for (size_t i = 0; i < c.nmembers; i++) {
+		field = "certificate.members";
+		rc = check_resident(cs, c.members[i].code, c.members[i].name, c.members[i].birth,
+				    &field, &detail);
+		if (rc < 0) {
+			return;
+		}
+		if (rc > 0) {
+			reject_cert(t, name, field, detail);
+			return;
+		}
+	}
+	/* 第6-5(1): the card held and valid, from the register. */
+	if ((rc = csd_card_valid_for(juki_node_store(cs->node), c.card, c.code)) <= 0) {
+		if (rc == 0) {
+			reject_cert(t, name, "certificate.card",
+				    "card-invalid: not a valid card of its holder here");
+		}
+		return;
+	}
+	rc = insert_moveout(cs, &c, juki_node_self(cs->node)->urn, name, id, &dup);
+	if (rc != 0) {
+		log_warnx("tokurei: certificate file %s: %s", name, juki_strerror(rc));
+		return;
+	}
+	if (dup) {
+		static const char sql[] = "SELECT 1 FROM tokurei_out WHERE source = ?1";
+		sqlite3_stmt *st = juki_store_prepare(juki_node_store(cs->node), sql);
+		int again = 0;
+
+		if (st != NULL) {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			again = sqlite3_step(st) == SQLITE_ROW;
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+		}
+		if (again) {
+			/* Taken before the daemon stopped, not yet filed: once only. */
+			file_cert(t, name, t->done, NULL);
+		} else {
+			reject_cert(t, name, "certificate.code",
+				    "conflict: a 付記転出 of this person is open already");
+		}
+		return;
+	}
+	juki_opcmds_audit(juki_node_opcmds(cs->node), juki_node_self(cs->node)->urn,
+			  "tokurei.moveout", id, "ok", "from the resident record system");
+	file_cert(t, name, t->done, NULL);
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+read_certs(struct csd_tokurei *t)
+{
+	DIR *d = opendir(t->certs);
+	char *names[100];
+	size_t n = 0;
+	struct dirent *de;
+
+	if (d == NULL) {
+		return;
+	}
+	while (n < 100 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.') {
+			continue;
+		}
+		if ((names[n] = strdup(de->d_name)) != NULL) {
+			n++;
+		}
+	}
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		read_cert(t, names[i]);
+		free(names[i]);
+	}
+}
+
 static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -468,6 +743,7 @@ tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_steps(t);
 	if (t->have_spool) {
+		read_certs(t);
 		spool_out(t);
 	}
 	overdue(t);

@@ -2,11 +2,12 @@
  * The special move-out/move-in with the resident card (転入転出の特例,
  * 第6-5) at a CS.  Both ends live in every CS:
  *
- *   転出地: tokurei.moveout records a 付記転出届 of a holder of a valid card
- *   (csd_card_valid_for()): the 転出証明書情報 (令第24条の4) is built from
- *   the register here and the clerk's entries (where to, when) and kept in
- *   table tokurei_out; a timer writes it to the resident record system's
- *   spool (<spool>/moveout/<id>.json).  A tokurei.request from the 転入地 is
+ *   転出地: the resident record system enters the 転出証明書情報 (令第24条の4)
+ *   of a 付記転出届 through <spool>/certificates/ (checked against the
+ *   register and the card register, csd_card_valid_for()); or the clerk's
+ *   tokurei.moveout builds it from the register here and the entries (where
+ *   to, when), and a timer writes it to <spool>/moveout/<id>.json for the
+ *   system.  Either way it is kept in table tokurei_out.  A tokurei.request from the 転入地 is
  *   checked (付記転出 on record to that municipality, the card valid, the
  *   person the same) and answered with tokurei.answer, or refused in the
  *   ack; tokurei.collected marks the card collected in the card register.

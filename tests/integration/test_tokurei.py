@@ -11,6 +11,7 @@ resident record system.  The resident record system's side is one-way (docs/impo
 special move spool): the test reads the files it would read.
 """
 
+import glob
 import json
 import os
 
@@ -240,6 +241,75 @@ def case_household():
                           if e["action"].startswith("tokurei.")], p, q, k, far)
 
 
+def case_certificate_from_rrs():
+    """第6-5(2) the standard's way: the resident record system enters the 転出証明書情報 into the
+    CS through certificates/ (a fixture plays it): a good file registered (the card checked)
+    and answered to the 転入地; each bad file refused into rejected/ with a report naming the
+    field, alerted without personal data, nothing registered."""
+    s = Synth(seed=956)
+    with Network(NET, configure=configure) as net:
+        p, q, r = (s.person("131016") for _ in range(3))
+        add_residents(net[A], [p, q, r])
+        ca, cb = net[A].clerk(), net[B].clerk()
+        ca.ctl("card", "issue", "--code", p["code"], "--serial", "R1")
+        ca.ctl("card", "issue", "--code", q["code"], "--serial", "R2")
+        ca.ctl("card", "suspend", "--serial", "R2", "--reason", "紛失届")
+        certs = os.path.join(spool(net, A), "certificates")
+        rejected = os.path.join(spool(net, A), "rejected")
+
+        def drop(name, doc):
+            tmp = os.path.join(certs, "." + name)
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False))
+            os.rename(tmp, os.path.join(certs, name))
+
+        def file_of(cert):
+            return {"format": "juki-tokurei-certificate/1", "certificate": cert}
+
+        bad = [("a.json", "{not json", "json"),
+               ("b.json", {"certificate": cert_of(p, "R1")}, "format"),
+               ("c.json", file_of(dict(cert_of(p, "R1"), sex=3)), "certificate.sex"),
+               ("d.json", file_of(dict(cert_of(p, "R1"), **{"from": "011002"})),
+                "certificate.from"),
+               ("e.json", file_of(dict(cert_of(p, "R1"), birth="1901-01-01")),
+                "certificate.code"),
+               ("f.json", file_of(cert_of(q, "R2")), "certificate.card"),
+               ("g.json", file_of(dict(cert_of(p, "R1"), code=s.code())),
+                "certificate.code")]
+        for name, doc, _ in bad:
+            drop(name, doc)
+        wait_until("seven refused",
+                   lambda: len(glob.glob(rejected + "/*.report.json")) == len(bad))
+        for name, _, field in bad:
+            with open(os.path.join(rejected, name + ".report.json")) as f:
+                report = json.load(f)
+            assert report["field"] == field, (name, report)
+            text = json.dumps(report, ensure_ascii=False)
+            assert p["name"] not in text and p["code"] not in text, report
+        assert net[A].alert_counts().get("tokurei-certificate-rejected") == len(bad)
+        alerts = json.dumps(net[A].alerts()["recent"], ensure_ascii=False)
+        assert p["name"] not in alerts and p["code"] not in alerts
+        assert ca.ctl("tokurei", "list")["moveout"] == []
+        # The good file: registered from the resident record system, filed in done/.
+        drop("h.json", file_of(cert_of(p, "R1")))
+        rows = wait_until("registered", lambda: ca.ctl("tokurei", "list")["moveout"] or None)
+        (row,) = rows
+        assert (row["state"], row["clerk"]) == ("registered", net[A].urn), row
+        assert os.listdir(os.path.join(spool(net, A), "done")) == ["h.json"]
+        assert os.listdir(os.path.join(spool(net, A), "moveout")) == []  # it came from there
+        # The same person again while open: refused (conflict).
+        drop("i.json", file_of(cert_of(p, "R1")))
+        wait_until("i refused", lambda: os.path.exists(os.path.join(rejected,
+                                                                    "i.json.report.json")))
+        tid = movein(cb, p, "R1")["id"]
+        assert settled(net[B], tid)["certificate"] == cert_of(p, "R1")
+        hist = [(e["operator"], e["action"], e["target"]) for e in history(net[A])
+                if e["action"].startswith("tokurei.")]
+        assert (net[A].urn, "tokurei.moveout", row["id"]) in hist, hist
+        no_personal_data([e for e in history(net[A]) if e["action"].startswith("tokurei.")],
+                         p, q, r)
+
+
 def case_timeout_and_restarts():
     """The 転出地 down: the request overdue and alerted; a restart of either CS in the middle
     of a request loses nothing and does nothing twice; kept tokurei.keep, then erased."""
@@ -371,4 +441,4 @@ def case_receiver_checks():
 
 if __name__ == "__main__":
     run_cases([case_special_move_end_to_end, case_refusals, case_household,
-               case_timeout_and_restarts, case_receiver_checks])
+               case_certificate_from_rrs, case_timeout_and_restarts, case_receiver_checks])
