@@ -60,6 +60,8 @@ const struct juki_conf_key csd_conf_keys[] = {
     JUKI_CONF_SECTIONKEY(struct csd_conf, copy, "copy", csd_copy_keys,
 			 "Wide-area copies of the residence record (第6-4) and the forms they are "
 			 "printed on (第4-8(3))."),
+    JUKI_CONF_SECTIONKEY(struct csd_conf, tokurei, "tokurei", csd_tokurei_keys,
+			 "The special move-out/in with the resident card (転入転出の特例, 第6-5)."),
     JUKI_CONF_END,
 };
 
@@ -139,10 +141,11 @@ static const struct juki_migration csd_steps[] = {
 const struct juki_schema csd_schema = {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])};
 
 /* The shared tables first: the register's migration writes into them. */
-static const struct juki_schema csd_schemas[5] = {
+static const struct juki_schema csd_schemas[6] = {
     JUKI_HONNIN_SCHEMA, {"csd", csd_steps, sizeof(csd_steps) / sizeof(csd_steps[0])},
     JUKI_REPORT_SCHEMA, CSD_CARDS_SCHEMA, /* the resident card register (cards.h) */
     CSD_COPIES_SCHEMA,                    /* wide-area copies and the forms stock (copies.h) */
+    CSD_TOKUREI_SCHEMA,                   /* the special move-out/in (tokurei.h) */
 };
 
 /* The case tables hold 住民票コード: kept as long as the identity information itself. */
@@ -170,6 +173,7 @@ static const struct juki_purge_rule csd_purge_rules[] = {
     {"csd_moveouts", "moveout", moveout_count, moveout_delete, JUKI_PURGE_YEARS},
     {"csd_import_log", "import_log", import_count, import_delete, JUKI_PURGE_YEARS},
     CSD_COPIES_PURGE_RULES,
+    CSD_TOKUREI_PURGE_RULES,
     {NULL, NULL, NULL, NULL, JUKI_PURGE_YEARS},
 };
 
@@ -177,6 +181,10 @@ static const struct juki_handler csd_handlers[] = {
     {JUKI_MSG_TENNYU, JUKI_SVC_MUNI, csd_handle_tennyu, 0, 0, csd_tennyu_refused},
     {JUKI_MSG_COPY_REQUEST, JUKI_SVC_MUNI, csd_handle_copy_request, 0, 0, NULL},
     {JUKI_MSG_COPY_ANSWER, JUKI_SVC_MUNI, csd_handle_copy_answer, 0, 0, NULL},
+    {JUKI_MSG_TOKUREI_REQUEST, JUKI_SVC_MUNI, csd_handle_tokurei_request, 0, 0,
+     csd_tokurei_request_refused},
+    {JUKI_MSG_TOKUREI_ANSWER, JUKI_SVC_MUNI, csd_handle_tokurei_answer, 0, 0, NULL},
+    {JUKI_MSG_TOKUREI_COLLECTED, JUKI_SVC_MUNI, csd_handle_tokurei_collected, 0, 0, NULL},
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
@@ -248,6 +256,23 @@ static const struct juki_ctl_cmd csd_cmds[] = {
      CLERK | SUPER | JUKI_ROLE_AUDITOR, "honnin"},
     {"forms.spoil", csd_cmd_forms_spoil, "a spoiled form, with its reason (args: serial, reason)",
      CLERK | SUPER, "honnin"},
+    /* The special move-out/in with the resident card (第6-5): clerks at either end. */
+    {"tokurei.moveout", csd_cmd_tokurei_moveout,
+     "at the 転出地: record a 付記転出届 of a holder of a valid card (args: code, card, to, "
+     "new_address, date)",
+     CLERK, "honnin"},
+    {"tokurei.movein", csd_cmd_tokurei_movein,
+     "at the 転入地: record a 最初の転入届 and ask the 転出地 for the 転出証明書情報 (args: code, "
+     "name, birth, card, from)",
+     CLERK, "honnin"},
+    {"tokurei.collect", csd_cmd_tokurei_collect,
+     "at the 転入地: the card collected after review; the 転出地 told, the 転出証明書情報 "
+     "to the resident record system (args: id)",
+     CLERK, "honnin"},
+    {"tokurei.show", csd_cmd_tokurei_show, "a special move and its 転出証明書情報 (args: id)",
+     CLERK | SUPER, "honnin"},
+    {"tokurei.list", csd_cmd_tokurei_list, "the special moves recorded here, both sides",
+     CLERK | SUPER, "honnin"},
     JUKI_REPORT_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
@@ -295,7 +320,10 @@ csd_check(const void *confp, char *err, size_t errlen)
 	if ((rc = csd_spool_check(conf->import.spool, err, errlen)) != 0) {
 		return rc;
 	}
-	return csd_copies_check(&conf->copy, err, errlen);
+	if ((rc = csd_copies_check(&conf->copy, err, errlen)) != 0) {
+		return rc;
+	}
+	return csd_tokurei_check(&conf->tokurei, err, errlen);
 }
 
 static int
@@ -316,7 +344,10 @@ csd_started(struct juki_node *node, char *err, size_t errlen)
 	if ((rc = csd_spool_new(cs, &cs->spool, err, errlen)) != 0) {
 		return rc;
 	}
-	return csd_copies_start(cs, &cs->copies, err, errlen);
+	if ((rc = csd_copies_start(cs, &cs->copies, err, errlen)) != 0) {
+		return rc;
+	}
+	return csd_tokurei_start(cs, &cs->tokurei, err, errlen);
 }
 
 /* A new configuration that csd_check() passed: its prefecture resolves. */
@@ -335,6 +366,8 @@ csd_stopping(struct juki_node *node)
 {
 	struct csd *cs = juki_node_priv(node);
 
+	csd_tokurei_stop(cs->tokurei);
+	cs->tokurei = NULL;
 	csd_copies_stop(cs->copies);
 	cs->copies = NULL;
 	csd_spool_free(cs->spool);
@@ -343,11 +376,19 @@ csd_stopping(struct juki_node *node)
 	cs->reports = NULL;
 }
 
+/* The periods of the CS's own records: copy.keep and tokurei.keep. */
+static void
+csd_purge_conf(struct juki_node *node, struct juki_purge_conf *conf)
+{
+	csd_copies_purge_conf(node, conf);
+	csd_tokurei_purge_conf(node, conf);
+}
+
 static const struct juki_node_spec csd_spec = {
     .daemon = "juki-csd",
     .kind = JUKI_KIND_CS,
     .schemas = csd_schemas,
-    .nschemas = 5,
+    .nschemas = 6,
     .handlers = csd_handlers,
     .cmds = csd_cmds,
     .on_ack = csd_on_ack,
@@ -355,7 +396,7 @@ static const struct juki_node_spec csd_spec = {
     .honnin_dest = csd_honnin_dest,
     .purge = csd_purge_rules,
     .purge_files = csd_spool_purge,
-    .purge_conf = csd_copies_purge_conf,
+    .purge_conf = csd_purge_conf,
     .datasets = csd_datasets,
     .size = sizeof(struct csd),
     .conf_node = offsetof(struct csd_conf, node),

@@ -19,6 +19,7 @@
 #include "juki/node/node.h"
 #include "juki/records/honnin.h"
 #include "juki/wire/msg.h"
+#include "tokurei.h"
 
 struct csd_import_conf {
 	char *spool;           /* directory of incoming/, done/, rejected/ (NULL: no spool) */
@@ -41,7 +42,8 @@ struct csd_conf {
 	int64_t report_poll; /* ms between questions about an open management-report request */
 	struct csd_import_conf import;
 	struct csd_tennyu_conf tennyu;
-	struct csd_copy_conf copy; /* wide-area copies and their forms (copies.h) */
+	struct csd_copy_conf copy;       /* wide-area copies and their forms (copies.h) */
+	struct csd_tokurei_conf tokurei; /* the special move-out/in (tokurei.h) */
 };
 
 struct csd_spool;
@@ -54,6 +56,7 @@ struct csd {
 	struct csd_spool *spool;
 	struct juki_reports *reports; /* management reports asked here (第6-8) */
 	struct csd_copies *copies;    /* wide-area copies of the residence record (第6-4) */
+	struct csd_tokurei *tokurei;  /* the special move-out/in with the card (第6-5) */
 };
 
 /* csd_conf() - the municipal server's configuration. */

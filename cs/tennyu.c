@@ -913,6 +913,9 @@ csd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_a
 	if ((rc = csd_copies_on_ack(cs, entry, ack)) != 0) {
 		return rc < 0 ? rc : 0;
 	}
+	if ((rc = csd_tokurei_on_ack(cs, entry, ack)) != 0) {
+		return rc < 0 ? rc : 0;
+	}
 	return juki_reports_on_ack(cs->node, entry, ack);
 }
 json_t *

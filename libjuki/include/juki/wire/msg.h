@@ -35,6 +35,10 @@
 #define JUKI_MSG_COUNT_QUERY  "honnin.count.query" /* 更新件数リスト request; the ack answers */
 #define JUKI_MSG_COPY_REQUEST "copy.request" /* 住民票の写しの広域交付, cs -> cs over muni */
 #define JUKI_MSG_COPY_ANSWER  "copy.answer" /* its answer, cs -> cs over muni */
+/* 転入転出の特例 (第6-5), cs -> cs over muni (docs/protocol.md §18) */
+#define JUKI_MSG_TOKUREI_REQUEST   "tokurei.request" /* 転入地 -> 転出地: 最初の転入届 */
+#define JUKI_MSG_TOKUREI_ANSWER    "tokurei.answer" /* 転出地 -> 転入地: 転出証明書情報 */
+#define JUKI_MSG_TOKUREI_COLLECTED "tokurei.collected" /* 転入地 -> 転出地: card collected */
 
 /* Provision of identity information (第6-8), over provide (docs/protocol.md, provision). */
 #define JUKI_MSG_PROVIDE_QUERY  "provide.query"  /* body -> pref/jlis: one person */
@@ -67,6 +71,8 @@
 #define JUKI_R_RRS_REFUSED     "rrs-refused"     /* the resident record system refused */
 #define JUKI_R_REVIEW_REFUSED  "review-refused"  /* the clerk of the 住所地 refused */
 #define JUKI_R_UNKNOWN_REQUEST "unknown-request" /* an answer to no request sent there */
+/* Refusal of a tokurei.request (docs/protocol.md §18); also card-invalid, person-mismatch. */
+#define JUKI_R_NO_MOVEOUT "no-moveout" /* no 付記転出届 to the sender's municipality on record */
 
 /* Refusals of provide.query and provide.batch: all before any record is read. */
 #define JUKI_R_NOT_A_BODY         "not-a-body"         /* sender is not an agency or exec body */
