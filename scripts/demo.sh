@@ -32,11 +32,15 @@
 # the national server and the link server juki-authlinkd (authlink:0): the authority (the
 # reference one of the tests, tests/integration/jukitest/authority.py: an OpenSSL CA and
 # `openssl ocsp`) revokes the certificate; OCSP answers good before, revoked after.
-# Last, a wide-area copy (第6-4): a resident of 千代田区 asks at 大阪市's counter; 大阪市's CS
+# Then a wide-area copy (第6-4): a resident of 千代田区 asks at 大阪市's counter; 大阪市's CS
 # sends the request to 千代田区's, whose resident record system (played here by a few lines
 # of Python on its copy spool) answers; 大阪市's clerk reviews it and prints the certified
 # copy on a serial-numbered form to the counter's printer, a queue of a private CUPS
 # scheduler that files each job as a PDF in the demo's folder.
+#
+# Last, a card holder's special move (第6-5) from 千代田区 to 大阪市: the 付記転出 at 千代田区
+# with the card checked in its register, the 最初の転入届 at 大阪市, the 転出証明書情報
+# reviewed on screen and the card collected, marked so in 千代田区's register.
 #
 #   scripts/demo.sh            build, run the scenario, stop everything
 #   scripts/demo.sh --keep     leave the network running (stop it with --stop)
@@ -196,6 +200,10 @@ done
 printf 'copy:\n  spool: cs-131016.copy\n  scan_interval: 200ms\n' >>cs-131016.yaml
 printf 'copy:\n  spool: cs-271004.copy\n  scan_interval: 200ms\n  mayor: "%s"\n' \
 	"大阪市長　大阪　一郎" >>cs-271004.yaml
+# The special move-out/in (第6-5): each CS's special-move spool.
+for cs in cs-131016 cs-271004; do
+	printf 'tokurei:\n  spool: %s.tokurei\n  scan_interval: 200ms\n' "$cs" >>"$cs.yaml"
+done
 # Provision (第6-8): the national server's 事務 list (an EXAMPLE, not the law's text); it
 # sends its provision notices when the scenario says so (juki-ctl notices send).  The
 # prefectures issue disclosure answers under their governor's title.  千代田区 asks its
@@ -787,6 +795,48 @@ for e in json.load(sys.stdin)["entries"]:
     if e["action"].startswith(("copy.", "forms.")) and e["action"] not in ("copy.show",):
         print("    %-34s %-14s %s %s" % (e["operator"], e["action"], e.get("target") or "",
                                       e.get("detail") or ""))'
+
+step "A card holder's special move (第6-5): 付記転出 at 千代田区, 最初の転入届 at 大阪市"
+IFS=$'\t' read -r code5 name5 birth5 < <(python3 -c '
+import json; p = json.load(open("provided.json"))[5]
+print(p["code"], p["name"], p["birth"], sep="\t")')
+say "  千代田区 issued the resident a card (juki-ctl card issue --code ... --serial C1001):"
+op cs-131016-clerk --json card issue --code "$code5" --serial C1001 >/dev/null
+op cs-131016-clerk --json card show --serial C1001 |
+	python3 -c 'import json, sys; c = json.load(sys.stdin); print("    card %s: %s" % (c["serial"], c["state"]))'
+say "  the 付記転出届 at 千代田区, the card checked in the register:"
+say "  juki-ctl --terminal term-cs-131016-clerk.yaml tokurei moveout --code ... --card C1001 \\"
+say "      --to 271004 --new-address '大阪府大阪市北区中之島一丁目3番20号' --date 2026-12-10"
+op cs-131016-clerk --json tokurei moveout --code "$code5" --card C1001 --to 271004 \
+	--new-address '大阪府大阪市北区中之島一丁目3番20号' --date 2026-12-10 |
+	python3 -c 'import json, sys; r = json.load(sys.stdin); print("    付記転出 %s: %s" % (r["id"], r["state"]))'
+say "  the 最初の転入届 at 大阪市 (the card shown):"
+say "  juki-ctl --terminal term-cs-271004-clerk.yaml tokurei movein --code ... --name ... \\"
+say "      --birth ... --card C1001 --from 131016"
+tid=$(op cs-271004-clerk --json tokurei movein --code "$code5" --name "$name5" \
+	--birth "$birth5" --card C1001 --from 131016 | python3 -c '
+import json, sys; r = json.load(sys.stdin); print(r["id"])
+print("    request %s: %s to %s" % (r["id"], r["state"], r["to"]), file=sys.stderr)')
+tokurei_answered() {
+	op cs-271004-clerk --json tokurei show --id "$tid" |
+		python3 -c 'import json, sys; sys.exit(json.load(sys.stdin)["state"] != "answered")'
+}
+wait_for "千代田区's 転出証明書情報" tokurei_answered
+say "  the 転出証明書情報 on 大阪市's screen, for review against the 転入届 (tokurei show):"
+op cs-271004-clerk tokurei show --id "$tid" | sed 's/^/    /'
+say "  the card collected (juki-ctl tokurei collect --id ...):"
+op cs-271004-clerk --json tokurei collect --id "$tid" |
+	python3 -c 'import json, sys; r = json.load(sys.stdin); print("    %s, card %s" % (r["state"], r["card"]))'
+card_collected() {
+	op cs-131016-clerk --json card show --serial C1001 |
+		python3 -c 'import json, sys; sys.exit(json.load(sys.stdin)["state"] != "collected")'
+}
+wait_for "千代田区's card register to say collected" card_collected
+say "  千代田区's card register:"
+op cs-131016-clerk --json card show --serial C1001 |
+	python3 -c 'import json, sys; c = json.load(sys.stdin); print("    card %s: %s" % (c["serial"], c["state"]))'
+say "  the files for each resident record system (the tokurei spools):"
+ls cs-131016.tokurei/moveout cs-271004.tokurei/movein 2>/dev/null | sed 's/^/    /'
 
 step "Logs (no personal data in them)"
 tail -n 4 cs-131016.log | sed 's/^/  /'
