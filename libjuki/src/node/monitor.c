@@ -46,12 +46,19 @@ const struct juki_conf_key juki_monitor_conf_keys[] = {
 		     0, 300, JUKI_DAY_MS,
 		     "At a board: a node whose last heartbeat is older than this is marked "
 		     "down and the alert node-down raised (more than interval)."),
-    JUKI_CONF_SCALARLIST(struct juki_monitor_conf, watchers, nwatchers, "watchers",
-			 JUKI_CONF_STRING, 0, 0, JUKI_MONITOR_WATCHERS,
-			 "The nodes this node sends heartbeats and alerts to: \"auto\" (a CS: "
-			 "its prefecture and the national server; a prefecture and authlink:0: "
-			 "the national server; authlink:NN: its prefecture and the national "
-			 "server; jlis: none) and/or identities; [] none."),
+    {.name = "watchers",
+     .type = JUKI_CONF_LIST,
+     .offset = offsetof(struct juki_monitor_conf, watchers),
+     .def = "[auto]",
+     .min = 0,
+     .max = JUKI_MONITOR_WATCHERS,
+     .elem_type = JUKI_CONF_STRING,
+     .elem_size = sizeof(char *),
+     .count_offset = offsetof(struct juki_monitor_conf, nwatchers),
+     .help = "The nodes this node sends heartbeats and alerts to: \"auto\" (a CS: its "
+	     "prefecture and the national server; a prefecture and authlink:0: the national "
+	     "server; authlink:NN: its prefecture and the national server; jlis: none) and/or "
+	     "identities; [] none."},
     JUKI_CONF_ENUMKEY(struct juki_monitor_conf, board, "board", board_names, "auto", 0,
 		      "Keep a board of the nodes that send heartbeats here: true, false or auto "
 		      "(jlis and the prefectures)."),
