@@ -11,7 +11,7 @@ hand-driven peer gets for what it sends.
 import sys
 import time
 
-from jukitest import Network, run_cases, run_ctl, urn, wait_until
+from jukitest import Network, board_entry, run_cases, run_ctl, urn, wait_board, wait_until
 from jukitest.peer import Peer, now, plain_exchange
 
 GW, CS, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
@@ -27,10 +27,7 @@ def board(name, *args):
 
 def entry(name, node):
     """The board entry of node at name, or None."""
-    for n in board(name)["nodes"]:
-        if n["node"] == urn(node):
-            return n
-    return None
+    return board_entry(NET[name], node)
 
 
 def state_is(name, node, state):
@@ -65,8 +62,7 @@ def case_heartbeats_on_both_boards():
     watchers answering and its clock skew."""
     wait_until("the CS and the prefecture on the national board",
                lambda: state_is(JLIS, CS, "up") and state_is(JLIS, PREF, "up"), timeout=15)
-    wait_until("the CS on the prefecture's board", lambda: state_is(PREF, CS, "up"),
-               timeout=15)
+    wait_board(NET[PREF], CS, "up")
     cs = entry(JLIS, CS)
     assert cs["kind"] == "cs" and cs["pref"] == "13" and cs["daemon"] == "juki-csd", cs
     assert cs["version"] == NET[CS].status()["version"], cs
