@@ -8,6 +8,7 @@ national server (text and JSON), `status` and `alerts` of the nodes, the answers
 hand-driven peer gets for what it sends.
 """
 
+import signal
 import sys
 import time
 
@@ -192,6 +193,28 @@ def case_heartbeat_policy_refused():
             ack["body"]["reason"] == "not-watching", ack
 
 
+def case_reload_takes_monitor_keys():
+    """The monitor section changes at a reload (SIGHUP): the prefecture's interval, seen in
+    its status and in the heartbeat on the national board, and back again."""
+    pref = NET[PREF]
+    pref.monitor["interval"] = "2s"
+    pref.write_config()
+    before = pref.log_text().count(": reloaded")
+    pref.signal(signal.SIGHUP)
+    wait_until("the prefecture reloaded",
+               lambda: pref.log_text().count(": reloaded") > before, timeout=10)
+    assert pref.status()["monitor"]["interval_ms"] == 2000
+    wait_until("the prefecture's heartbeat says 2 s",
+               lambda: entry(JLIS, PREF)["heartbeat"]["interval_ms"] == 2000, timeout=10)
+    pref.monitor.pop("interval")
+    pref.write_config()
+    before = pref.log_text().count(": reloaded")
+    pref.signal(signal.SIGHUP)
+    wait_until("the prefecture reloaded again",
+               lambda: pref.log_text().count(": reloaded") > before, timeout=10)
+    assert pref.status()["monitor"]["interval_ms"] == 1000
+
+
 def case_stopped_daemon_marked_down():
     """A CS stopped: after monitor.down_after it is down on both boards, node-down is raised
     at the prefecture and the nation (and the prefecture's reaches the nation too); started
@@ -229,7 +252,8 @@ def main():
         try:
             run_cases([case_heartbeats_on_both_boards, case_board_text_and_json,
                        case_alert_reaches_both_within_5s, case_malformed_heartbeat_refused,
-                       case_heartbeat_policy_refused, case_stopped_daemon_marked_down])
+                       case_heartbeat_policy_refused, case_reload_takes_monitor_keys,
+                       case_stopped_daemon_marked_down])
         except SystemExit as e:
             code = e.code
         if code:
