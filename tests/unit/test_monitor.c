@@ -114,6 +114,7 @@ test_heartbeat_refused(void **state)
 	    {"skew_ms", "\"3\"", "skew_ms: milliseconds within a year, or null"},
 	};
 	char why[256];
+	json_t *arr;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -125,8 +126,10 @@ test_heartbeat_refused(void **state)
 		}
 		assert_string_equal(why, cases[i].why);
 	}
-	assert_int_equal(juki_monitor_heartbeat_check(json_array(), why, sizeof(why)), JUKI_EINVAL);
+	arr = json_array();
+	assert_int_equal(juki_monitor_heartbeat_check(arr, why, sizeof(why)), JUKI_EINVAL);
 	assert_string_equal(why, "body: an object");
+	json_decref(arr);
 	assert_int_equal(juki_monitor_heartbeat_check(NULL, why, sizeof(why)), JUKI_EINVAL);
 }
 
