@@ -189,6 +189,35 @@ test_alert_class(void **state)
 	assert_string_equal(juki_monitor_alert_class("unknown-certificate"), "fault");
 }
 
+/* At most rate a minute; the rest counted, and told when the minute is over. */
+static void
+test_rate(void **state)
+{
+	struct juki_monitor_rate r = {.window_ms = T0};
+
+	(void)state;
+	assert_int_equal(juki_monitor_rate_roll(&r, T0), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(juki_monitor_rate_take(&r, 3), 1);
+	}
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 0);
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 0);
+	assert_int_equal(r.suppressed, 2);
+	/* the same minute: nothing to tell yet, still full */
+	assert_int_equal(juki_monitor_rate_roll(&r, T0 + 59999), 0);
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 0);
+	/* the minute over: three suppressed, a new minute from now */
+	assert_int_equal(juki_monitor_rate_roll(&r, T0 + 60000), 3);
+	assert_int_equal(r.window_ms, T0 + 60000);
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 1);
+	assert_int_equal(juki_monitor_rate_roll(&r, T0 + 200000), 0);
+	/* a higher rate at a reload applies at once */
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(juki_monitor_rate_take(&r, 60), 1);
+	}
+	assert_int_equal(juki_monitor_rate_take(&r, 60), 0);
+}
+
 struct heard {
 	int n;
 	uint64_t seq;
@@ -294,9 +323,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_heartbeat_valid), cmocka_unit_test(test_heartbeat_refused),
-	    cmocka_unit_test(test_alert_body),      cmocka_unit_test(test_alert_class),
-	    cmocka_unit_test(test_alert_listener),  cmocka_unit_test(test_conf),
+	    cmocka_unit_test(test_heartbeat_valid),
+	    cmocka_unit_test(test_heartbeat_refused),
+	    cmocka_unit_test(test_alert_body),
+	    cmocka_unit_test(test_alert_class),
+	    cmocka_unit_test(test_alert_listener),
+	    cmocka_unit_test(test_conf),
+	    cmocka_unit_test(test_rate),
 	};
 
 	log_init("test_monitor", JUKI_LOG_ERR);
