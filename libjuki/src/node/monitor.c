@@ -36,6 +36,18 @@ static const struct juki_monitor_part parts[] = {
     {NULL, NULL, NULL},
 };
 
+/*
+ * Validators of those members (NULL-name ended): a heartbeat whose member
+ * fails its check is refused invalid-field with the reason it gives.  A
+ * member without a row here need only be an object or null.
+ */
+static const struct {
+	const char *name;
+	int (*check)(const json_t *value, char *why, size_t whylen);
+} part_checks[] = {
+    {NULL, NULL},
+};
+
 static const char *const board_names[] = {"auto", "true", "false", NULL};
 
 const struct juki_conf_key juki_monitor_conf_keys[] = {
@@ -338,6 +350,15 @@ juki_monitor_heartbeat_check(const json_t *body, char *why, size_t whylen)
 		v = json_object_get(body, p->name);
 		if (v != NULL && !json_is_object(v) && !json_is_null(v)) {
 			return bad(why, whylen, p->name, "an object or null");
+		}
+	}
+	for (size_t i = 0; part_checks[i].name != NULL; i++) {
+		char sub[JUKI_DETAIL_MAX];
+
+		v = json_object_get(body, part_checks[i].name);
+		if (v != NULL && !json_is_null(v) &&
+		    part_checks[i].check(v, sub, sizeof(sub)) != 0) {
+			return bad(why, whylen, part_checks[i].name, sub);
 		}
 	}
 	return 0;
