@@ -48,6 +48,14 @@ static const struct {
     {NULL, NULL},
 };
 
+/*
+ * What runs beside a board (monitor.h, struct juki_monitor_service): the
+ * board's own web page adds its row here.  Ended by {NULL}.
+ */
+static const struct juki_monitor_service services[] = {
+    {NULL, NULL, NULL, NULL},
+};
+
 static const char *const board_names[] = {"auto", "true", "false", NULL};
 
 const struct juki_conf_key juki_monitor_conf_keys[] = {
@@ -1371,6 +1379,43 @@ const struct juki_ctl_cmd juki_monitor_cmds[] = {
 
 /* --- life --------------------------------------------------------------------------------- */
 
+/* Stop the services beside the board, the first n of them, last first. */
+static void
+services_stop(struct juki_node *node, size_t n)
+{
+	while (n-- > 0) {
+		if (services[n].stop != NULL) {
+			services[n].stop(node);
+		}
+	}
+}
+
+/* Start the services beside the board; on a failure those started are stopped again. */
+static int
+services_start(struct juki_node *node, char *err, size_t errlen)
+{
+	int rc;
+
+	for (size_t i = 0; services[i].name != NULL; i++) {
+		if (services[i].start != NULL && (rc = services[i].start(node, err, errlen)) != 0) {
+			services_stop(node, i);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static size_t
+services_count(void)
+{
+	size_t n = 0;
+
+	while (services[n].name != NULL) {
+		n++;
+	}
+	return n;
+}
+
 int
 juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf, char *err,
 		   size_t errlen)
@@ -1400,6 +1445,10 @@ juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf,
 	}
 	if ((rc = juki_node_module_set(node, JUKI_MODULE_MONITOR, m)) != 0) {
 		snprintf(err, errlen, "monitor: runs already");
+		goto fail;
+	}
+	if (m->board && (rc = services_start(node, err, errlen)) != 0) {
+		juki_node_module_clear(node, JUKI_MODULE_MONITOR, m);
 		goto fail;
 	}
 	juki_alerts_on_raise(juki_node_alerts(node), on_alert, m);
@@ -1437,11 +1486,22 @@ juki_monitor_reload(struct juki_node *node, const struct juki_monitor_conf *conf
 	board = keeps_board(node, conf);
 	if (board && !m->board) {
 		struct timeval zero = {0, 0};
+		char err[256];
 
 		m->board_since_ms = juki_node_now_ms(node);
 		evtimer_add(m->check, &zero);
+		if (services_start(node, err, sizeof(err)) != 0) {
+			log_warnx("monitor: the board is kept, but not all beside it: %s", err);
+		}
 	} else if (!board && m->board) {
 		evtimer_del(m->check);
+		services_stop(node, services_count());
+	} else if (board) {
+		for (size_t i = 0; services[i].name != NULL; i++) {
+			if (services[i].reload != NULL) {
+				services[i].reload(node);
+			}
+		}
 	}
 	m->board = board;
 }
@@ -1453,6 +1513,9 @@ juki_monitor_stop(struct juki_node *node)
 
 	if (m == NULL) {
 		return;
+	}
+	if (m->board) {
+		services_stop(node, services_count());
 	}
 	juki_alerts_on_raise(juki_node_alerts(node), NULL, NULL);
 	juki_node_module_clear(node, JUKI_MODULE_MONITOR, m);

@@ -100,6 +100,22 @@ struct juki_monitor_part {
 			int64_t now_ms);
 };
 
+/*
+ * What runs beside a board (the board's web page): a row in the static
+ * services[] of monitor.c.  start() runs when the node starts keeping a
+ * board (at its start, or a reload that turns monitor.board on; 0 or a
+ * negative code with err: at start the node does not start, at a reload
+ * it is logged), reload() at each reload while it keeps one (may be NULL),
+ * stop() when it stops keeping one or stops.  The monitor is running
+ * (juki_monitor_board_json() answers) during all three.
+ */
+struct juki_monitor_service {
+	const char *name;
+	int (*start)(struct juki_node *node, char *err, size_t errlen);
+	void (*reload)(struct juki_node *node);
+	void (*stop)(struct juki_node *node);
+};
+
 /* The store component "monitor". */
 #define JUKI_MONITOR_NSTEPS 1
 extern const struct juki_migration juki_monitor_steps[JUKI_MONITOR_NSTEPS];
