@@ -56,8 +56,9 @@ static void node_stop(struct juki_node *node);
 static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
-/* The common schemas every node opens: operator, opcmds, node, audit (build_schemas()). */
-#define NODE_SCHEMAS 4
+/* The common schemas every node opens: operator, opcmds, node, audit, calendar (build_schemas()).
+ */
+#define NODE_SCHEMAS 5
 
 const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "4MiB", 0,
@@ -777,6 +778,7 @@ static const struct juki_ctl_cmd common_cmds[] = {
      JUKI_ROLE_ADMIN, NULL},
     {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)",
      JUKI_ROLE_ADMIN, NULL},
+    JUKI_OPCAL_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -1077,9 +1079,9 @@ check_deadline(struct juki_node *node)
 	sqlite3_stmt *st;
 	char day[11], when[32];
 
-	/* The start of the operating day now in progress; the config check saw HH:MM. */
-	if (juki_clock_day_begun(juki_node_now_ms(node), node->conf->delivery.deadline, &start) !=
-	    0) {
+	/* The start of the operating day now in progress (opcal.h); the config check saw HH:MM. */
+	if (juki_opcal_day_begun(node, juki_node_now_ms(node), node->conf->delivery.deadline,
+				 &start) != 0) {
 		return;
 	}
 	juki_clock_date(start, day, sizeof(day));
@@ -1140,6 +1142,7 @@ build_schemas(struct juki_node *node)
 	static const struct juki_schema own = {"node", node_steps,
 					       sizeof(node_steps) / sizeof(node_steps[0])};
 	static const struct juki_schema audit = JUKI_AUDIT_SCHEMA;
+	static const struct juki_schema calendar = JUKI_OPCAL_SCHEMA;
 	size_t n = node->spec->nschemas;
 
 	/* The reconcile schema last: only a node with honnin_dest opens it. */
@@ -1152,6 +1155,7 @@ build_schemas(struct juki_node *node)
 	node->schemas[n + 1] = juki_opcmds_schema;
 	node->schemas[n + 2] = own;
 	node->schemas[n + 3] = audit; /* the head of the operation history (audit.h) */
+	node->schemas[n + 4] = calendar;
 	node->schemas[n + NODE_SCHEMAS] = reconcile;
 	return 0;
 }
