@@ -7,6 +7,8 @@ import datetime
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 
 from jukitest import (CTL_FAILED, SOURCE, Network, run_cases, run_ctl, set_clock, wait_until)
@@ -251,6 +253,41 @@ def case_load_cabinet_office_list():
     assert holidays_of(d, 2019, 2019) == {k: v for k, v in want.items() if k.year == 2019}
 
 
+def control(d, cmd, args):
+    """One request on the control socket, as any client may send it (control.md §2)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(20)
+        s.connect(d.socket)
+        req = json.dumps({"v": 1, "cmd": cmd, "args": args}).encode()
+        s.sendall(struct.pack(">I", len(req)) + req)
+        n, = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))
+        return json.loads(s.recv(n, socket.MSG_WAITALL))
+
+
+def case_daemon_checks_loaded_days():
+    """The daemon checks what any client sends, not only what juki-ctl has checked: a bad day,
+    a day twice, a bad name or too many days refuse the whole list, naming the entry."""
+    d = net()[A]
+    before = d.ctl("calendar")["list"]
+    good = [{"date": "2031-01-01", "name": "元日"}]
+    for days, why in (
+            (good + [{"date": "2031-02-30", "name": "x"}], "days[1].date"),
+            (good + [{"date": "2031-01-01", "name": "again"}], "days[1].date: given twice"),
+            (good + [{"date": "2031-05-01", "name": "a,b"}], "days[1].name"),
+            (good + [{"date": "2031-05-01", "name": "tab\there"}], "days[1].name"),
+            (good + [{"date": "2100-05-01", "name": "x"}], "years 1900..2099"),
+            ([{"date": "2031-01-%02d" % (i % 28 + 1), "name": "x"} for i in range(20001)],
+             "days: an array"),
+            ([], "days: an array")):
+        r = control(d, "calendar-load", {"days": days, "source": "raw"})
+        assert r["ok"] is False and r["error"]["code"] == "invalid", r
+        assert why in r["error"]["message"], (why, r)
+    assert d.ctl("calendar")["list"] == before
+    assert holidays_of(d, 2031, 2031, source="list") == {}
+    r = control(d, "calendar-set", {"date": "2031-01-06", "state": "shut", "reason": "x"})
+    assert r["ok"] is False and "open, closed or clear" in r["error"]["message"], r
+
+
 def jst_ms(day, hh, mm):
     t = datetime.datetime(day.year, day.month, day.day, hh, mm, tzinfo=JST)
     return int(t.timestamp() * 1000)
@@ -374,7 +411,7 @@ def case_check_for_daily_jobs():
 def main():
     try:
         run_cases([case_law_against_python_holidays, case_load_cabinet_office_list,
-                   case_deadline_follows_calendar, case_check_for_daily_jobs])
+                   case_daemon_checks_loaded_days, case_deadline_follows_calendar, case_check_for_daily_jobs])
     finally:
         if _net is not None:
             _net.__exit__(None, None, None)

@@ -262,6 +262,30 @@ test_bad_lists(void **state)
 	expect_bad("1899/1/1,x\n", 1, "years 1900..2099");
 }
 
+/* A BOM and CRLF are fine; a file over the limit is refused before it is read. */
+static void
+test_list_bom_and_size(void **state)
+{
+	struct collect c = {juki_calendar_new(), 0};
+	size_t len = JUKI_CALENDAR_LIST_MAX + 1, line = 7;
+	char *big = malloc(len), err[200];
+	static const char bom[] = "\xef\xbb\xbf"
+				  "2019/1/1,元日\r\n";
+
+	(void)state;
+	assert_int_equal(
+	    juki_calendar_parse_list(bom, strlen(bom), collect, &c, &line, err, sizeof(err)), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(juki_calendar_holiday(c.cal, day(2019, 1, 1), NULL), "元日");
+	memset(big, 'x', len);
+	assert_int_equal(juki_calendar_parse_list(big, len, collect, &c, &line, err, sizeof(err)),
+			 JUKI_ETOOBIG);
+	assert_int_equal(line, 0);
+	assert_int_equal(c.n, 1);
+	free(big);
+	juki_calendar_free(c.cal);
+}
+
 static void
 test_open_days(void **state)
 {
@@ -368,8 +392,9 @@ main(void)
 	    cmocka_unit_test(test_fixed_days_history), cmocka_unit_test(test_happy_monday),
 	    cmocka_unit_test(test_equinoxes),          cmocka_unit_test(test_substitute_rules),
 	    cmocka_unit_test(test_bridge_days),        cmocka_unit_test(test_loaded_list),
-	    cmocka_unit_test(test_bad_lists),          cmocka_unit_test(test_open_days),
-	    cmocka_unit_test(test_day_begun),          cmocka_unit_test(test_hours_and_names),
+	    cmocka_unit_test(test_bad_lists),          cmocka_unit_test(test_list_bom_and_size),
+	    cmocka_unit_test(test_open_days),          cmocka_unit_test(test_day_begun),
+	    cmocka_unit_test(test_hours_and_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
