@@ -277,11 +277,22 @@ test_list_bom_and_size(void **state)
 	    juki_calendar_parse_list(bom, strlen(bom), collect, &c, &line, err, sizeof(err)), 0);
 	assert_int_equal(c.n, 1);
 	assert_string_equal(juki_calendar_holiday(c.cal, day(2019, 1, 1), NULL), "元日");
+	/* Half-width katakana: one byte in Shift_JIS, three in UTF-8 (30 of them: 90 bytes). */
+	{
+		char sjis[64] = "2030/1/1,";
+
+		memset(sjis + 9, 0xb6, 30);
+		assert_int_equal(
+		    juki_calendar_parse_list(sjis, 39, collect, &c, &line, err, sizeof(err)), 0);
+		assert_int_equal(c.n, 2);
+		assert_int_equal(strlen(juki_calendar_holiday(c.cal, day(2030, 1, 1), NULL)), 90);
+		assert_memory_equal(juki_calendar_holiday(c.cal, day(2030, 1, 1), NULL), "ｶｶｶ", 9);
+	}
 	memset(big, 'x', len);
 	assert_int_equal(juki_calendar_parse_list(big, len, collect, &c, &line, err, sizeof(err)),
 			 JUKI_ETOOBIG);
 	assert_int_equal(line, 0);
-	assert_int_equal(c.n, 1);
+	assert_int_equal(c.n, 2);
 	free(big);
 	juki_calendar_free(c.cal);
 }

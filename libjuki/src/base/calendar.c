@@ -540,13 +540,16 @@ static char *
 to_utf8(const char *buf, size_t len, size_t *outlen, size_t *badline)
 {
 	iconv_t cd;
-	char *out, *in = (char *)buf, *o;
-	size_t inleft = len, outsize = len * 3 / 2 + 4, outleft = outsize;
+	char *out, *in, *o;
+	size_t inleft, outsize, outleft;
 
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
 		buf += 3;
 		len -= 3;
 	}
+	in = (char *)buf;
+	inleft = len;
+	outsize = outleft = len * 3 + 4; /* half-width ｶ: 1 byte, 3 in UTF-8 */
 	if (u8_check((const uint8_t *)buf, len) == NULL) {
 		if ((out = malloc(len + 1)) != NULL) {
 			memcpy(out, buf, len);
