@@ -11,7 +11,7 @@ import socket
 import struct
 import subprocess
 
-from jukitest import (CTL_FAILED, SOURCE, Network, run_cases, run_ctl, set_clock, wait_until)
+from jukitest import (CTL_FAILED, SOURCE, Network, history, run_cases, run_ctl, set_clock)
 from jukitest.synth import Synth
 
 A = "cs:131016"
@@ -387,6 +387,10 @@ def case_check_for_daily_jobs():
     code, out, err = run(d, "calendar", "set", str(tuesday), "closed")
     assert code == CTL_FAILED and "reason" in err, (code, err)
     d.ctl("calendar", "set", str(tuesday), "clear")
+    # The operation history names the day and what was done to it.
+    entries = [e for e in history(d) if e.get("action") == "calendar-set"]
+    assert any(e.get("target") == str(tuesday) and
+               e.get("detail") == "closed: system maintenance" for e in entries), entries
     assert run(d, "calendar", "check", "purge")[0] == 0
     move_to(d, tuesday, 18, 0)
     assert run(d, "calendar", "check")[0] == CTL_FAILED  # after calendar.hours

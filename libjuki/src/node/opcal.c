@@ -497,6 +497,13 @@ juki_opcal_cmd_load(void *ctx, const json_t *args, json_t **result, struct juki_
 	date_of(last, b, sizeof(b));
 	log_notice("calendar: %zu days loaded from %s (%s..%s), replacing %lld",
 		   json_array_size(list), source, a, b, (long long)replaced);
+	{
+		char note[128];
+
+		snprintf(note, sizeof(note), "%zu days %s..%s, replacing %lld",
+			 json_array_size(list), a, b, (long long)replaced);
+		juki_opcmds_note(juki_node_opcmds(node), source, note);
+	}
 	*result =
 	    json_pack("{s:I,s:s,s:s,s:s,s:I}", "days", (json_int_t)json_array_size(list), "first",
 		      a, "last", b, "source", source, "replaced", (json_int_t)replaced);
@@ -569,6 +576,13 @@ juki_opcal_cmd_set(void *ctx, const json_t *args, json_t **result, struct juki_c
 			    juki_calendar_open(cal, day, why, sizeof(why)), "why", why);
 	juki_calendar_free(cal);
 	log_notice("calendar: %s set %s", date, state);
+	{
+		char note[REASON_MAX + 16];
+
+		snprintf(note, sizeof(note), "%s%s%s", state, is_clear ? "" : ": ",
+			 is_clear ? "" : reason);
+		juki_opcmds_note(juki_node_opcmds(node), date, note);
+	}
 	return 0;
 }
 
