@@ -210,6 +210,7 @@ int ctl_new_secret(int fd, const char *what, const char *prompt, char *buf, size
 json_t *ctl_answer_document(const char *cmd, const char *path, const char *media, size_t *size);
 
 extern const struct ctl_cmd ctl_status_cmds[];
+extern const struct ctl_cmd ctl_calendar_cmds[];
 extern const struct ctl_cmd ctl_pki_cmds[];
 extern const struct ctl_cmd ctl_resident_cmds[];
 extern const struct ctl_cmd ctl_cardreg_cmds[];

@@ -308,6 +308,10 @@ def case_deadline_alert_not_repeated_after_restart():
     s = Synth(seed=903)
     with Network(NET) as net:
         net[PREF].stop()
+        # Every day an operating day (docs/operations.md, the operating calendar): the case
+        # moves to the next two days, whichever they are.
+        net[A].extra["calendar"] = ("{weekdays: [mon, tue, wed, thu, fri, sat, sun], "
+                                    "holidays: false, closures: []}")
         add_residents(net[A], [s.person("131016") for _ in range(2)])
         now_ms = int(time.time() * 1000)
         jst_day = (now_ms + 9 * 3600_000) // DAY_MS * DAY_MS - 9 * 3600_000

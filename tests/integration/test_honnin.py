@@ -161,6 +161,10 @@ def case_deadline_alert():
         if start <= now_ms:
             start += 86400_000
         net[A].extra["clock_offset"] = "%dms" % (start + 60_000 - now_ms)
+        # Every day an operating day (docs/operations.md §33): tomorrow may be a Saturday or a
+        # holiday, when no operating day starts (test_calendar.py covers those).
+        net[A].extra["calendar"] = ("{weekdays: [mon, tue, wed, thu, fri, sat, sun], "
+                                    "holidays: false, closures: []}")
         net[A].write_config()
         net[A].signal(signal.SIGHUP)
         rec = wait_until("the deadline alert", lambda: [

@@ -40,6 +40,7 @@ struct juki_node {
 					     the monitor's */
 	struct juki_handler *handlers;    /* the daemon's and the monitor's (merged at start) */
 	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
+	size_t nschemas;                  /* how many: build_schemas() */
 	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
 	struct event *tick;               /* the deadline and key checks, every minute */
 	int key_down;                     /* the key on the token did not sign at the last check */
@@ -60,8 +61,6 @@ static void node_stop(struct juki_node *node);
 static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
-/* The common schemas every node opens: operator, opcmds, node, audit, monitor (build_schemas()). */
-#define NODE_SCHEMAS 5
 /* Control command tables: the common, the operators', the daemon's, the monitor's. */
 #define NODE_TABLES 4
 
@@ -784,6 +783,7 @@ static const struct juki_ctl_cmd common_cmds[] = {
      JUKI_ROLE_ADMIN, NULL},
     {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)",
      JUKI_ROLE_ADMIN, NULL},
+    JUKI_OPCAL_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -937,9 +937,8 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((rc = juki_store_open(conf->store, node->schemas,
-				  spec->nschemas + NODE_SCHEMAS + (spec->honnin_dest != NULL),
-				  &node->store, err, errlen)) != 0 ||
+	if ((rc = juki_store_open(conf->store, node->schemas, node->nschemas, &node->store, err,
+				  errlen)) != 0 ||
 	    (rc = own_store(node, err, errlen)) != 0) {
 		goto fail;
 	}
@@ -1094,9 +1093,9 @@ check_deadline(struct juki_node *node)
 	sqlite3_stmt *st;
 	char day[11], when[32];
 
-	/* The start of the operating day now in progress; the config check saw HH:MM. */
-	if (juki_clock_day_begun(juki_node_now_ms(node), node->conf->delivery.deadline, &start) !=
-	    0) {
+	/* The start of the operating day now in progress (opcal.h); the config check saw HH:MM. */
+	if (juki_opcal_day_begun(node, juki_node_now_ms(node), node->conf->delivery.deadline,
+				 &start) != 0) {
 		return;
 	}
 	juki_clock_date(start, day, sizeof(day));
@@ -1160,21 +1159,32 @@ build_schemas(struct juki_node *node)
 	static const struct juki_schema own = {"node", node_steps,
 					       sizeof(node_steps) / sizeof(node_steps[0])};
 	static const struct juki_schema audit = JUKI_AUDIT_SCHEMA;
+	static const struct juki_schema calendar = JUKI_OPCAL_SCHEMA;
 	static const struct juki_schema monitor = JUKI_MONITOR_SCHEMA;
-	size_t n = node->spec->nschemas;
+	/* The common schemas every node opens after its own. */
+	static const struct juki_schema *const common[] = {
+	    &juki_operator_schema,
+	    &juki_opcmds_schema,
+	    &own,
+	    &audit, /* the head of the operation history (audit.h) */
+	    &calendar,
+	    &monitor,
+	};
+	size_t n = node->spec->nschemas, ncommon = sizeof(common) / sizeof(common[0]);
 
 	/* The reconcile schema last: only a node with honnin_dest opens it. */
-	node->schemas = calloc(n + NODE_SCHEMAS + 1, sizeof(*node->schemas));
+	node->schemas = calloc(n + ncommon + 1, sizeof(*node->schemas));
 	if (node->schemas == NULL) {
 		return JUKI_ENOMEM;
 	}
 	memcpy(node->schemas, node->spec->schemas, n * sizeof(*node->schemas));
-	node->schemas[n] = juki_operator_schema;
-	node->schemas[n + 1] = juki_opcmds_schema;
-	node->schemas[n + 2] = own;
-	node->schemas[n + 3] = audit; /* the head of the operation history (audit.h) */
-	node->schemas[n + 4] = monitor;
-	node->schemas[n + NODE_SCHEMAS] = reconcile;
+	for (size_t i = 0; i < ncommon; i++) {
+		node->schemas[n + i] = *common[i];
+	}
+	node->nschemas = n + ncommon;
+	if (node->spec->honnin_dest != NULL) {
+		node->schemas[node->nschemas++] = reconcile;
+	}
 	return 0;
 }
 

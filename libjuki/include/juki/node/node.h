@@ -27,6 +27,7 @@
 #include "juki/node/inbound.h"
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
+#include "juki/node/opcal.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/outbound.h"
 #include "juki/store/audit.h"
@@ -83,6 +84,7 @@ struct juki_node_conf {
 	struct juki_node_operator oper; /* the operator: section */
 	struct juki_node_audit audit;
 	struct juki_node_backup backup;
+	struct juki_calendar_conf calendar; /* the operating calendar (第6-1, opcal.h) */
 	int64_t clock_offset;
 	struct juki_monitor_conf monitor; /* the monitor: section (monitor.h) */
 };
@@ -142,6 +144,7 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 				 "The operation history (第4-4(6))."),                             \
 	    JUKI_CONF_SECTIONKEY(st, f.backup, "backup", juki_node_backup_keys,                    \
 				 "Where backups are kept, and how long (第4-9(2), 第6-7)."),       \
+	    JUKI_CALENDAR_CONF_KEY(st, f.calendar),                                                \
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
