@@ -17,6 +17,7 @@ libpango1.0-dev libcairo2-dev fonts-noto-cjk poppler-utils
 libcups2-dev cups printer-driver-cups-pdf
 python3 python3-cryptography scdoc clang-format iproute2 procps
 debhelper dpkg-dev fakeroot lintian python3-yaml
+prometheus
 "
 
 missing=""

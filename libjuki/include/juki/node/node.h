@@ -26,6 +26,7 @@
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
 #include "juki/node/log.h"
+#include "juki/node/metrics.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/outbound.h"
 #include "juki/store/audit.h"
@@ -83,6 +84,7 @@ struct juki_node_conf {
 	struct juki_node_audit audit;
 	struct juki_node_backup backup;
 	int64_t clock_offset;
+	struct juki_metrics_conf metrics;
 };
 
 extern const struct juki_conf_key juki_node_limits_keys[];
@@ -143,7 +145,8 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
-		"Added to the system clock: for drills and tests of dated rules only.")
+		"Added to the system clock: for drills and tests of dated rules only."),           \
+	    JUKI_METRICS_CONF_KEY(st, f.metrics)
 
 struct juki_node;
 
@@ -263,6 +266,10 @@ struct juki_clock *juki_node_clock(struct juki_node *node);
 const struct juki_ident *juki_node_self(const struct juki_node *node);
 const struct juki_node_conf *juki_node_conf(const struct juki_node *node);
 struct juki_opcmds *juki_node_opcmds(const struct juki_node *node);
+/* The daemon's spec, the node port and the reconciliation (NULL: the node sends none). */
+const struct juki_node_spec *juki_node_spec(const struct juki_node *node);
+struct juki_inbound *juki_node_inbound(const struct juki_node *node);
+struct juki_reconcile *juki_node_reconcile(const struct juki_node *node);
 
 /*
  * The runtime's modules that several daemons share (conflict.h, provide.h,
@@ -278,6 +285,7 @@ enum juki_module {
 	JUKI_MODULE_PROVNOTICE, /* struct juki_provnotice (provision notices) */
 	JUKI_MODULE_REPORTS,    /* struct juki_reports (management reports) */
 	JUKI_MODULE_NINSHO,     /* struct juki_ninsho (異動等情報, 第6-8(6)) */
+	JUKI_MODULE_METRICS,    /* struct node_metrics (metrics.c) */
 	JUKI_MODULES            /* the number of slots */
 };
 
