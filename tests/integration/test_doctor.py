@@ -7,7 +7,6 @@ clock skew against a watcher, a configuration the daemon refuses; --json and tex
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 
@@ -49,9 +48,10 @@ def copy_config(d, suffix, **replace):
     return path
 
 
-def case_healthy_node(net):
+def case_healthy_node():
     """A healthy CS after traffic: every check ok (the skew measured by its watcher), exit 0,
     the gateway and the prefecture reached with real handshakes, and nobody alerted by them."""
+    net = shared_net()
     cs = net[CS]
     s = Synth(seed=11)
     add_residents(cs, [s.person("131016") for _ in range(3)])
@@ -88,9 +88,10 @@ def case_healthy_node(net):
         assert not [a for a in new if a.get("peer") == cs.urn], new
 
 
-def case_expiring_crl_and_certificate(net):
+def case_expiring_crl_and_certificate():
     """A CRL due within 7 days, then a node certificate that expires in 10 days: warnings,
     exit 1; an expired CRL: error, exit 2."""
+    net = shared_net()
     cs = net[CS]
     run_ctl("pki", "crl", "--days", "3", net.pki)
     code, out = doctor(socket=cs.socket)
@@ -118,9 +119,10 @@ def case_expiring_crl_and_certificate(net):
             os.chmod(p, 0o600 if p.endswith(".key") else 0o644)
 
 
-def case_corrupted_store(net):
+def case_corrupted_store():
     """A consistent copy of the store with bytes overwritten: quick_check fails, error,
     exit 2; the live store is untouched and still ok."""
+    net = shared_net()
     cs = net[CS]
     bdir = os.path.join(net.dir, "bk")
     os.mkdir(bdir, 0o700)
@@ -143,9 +145,10 @@ def case_corrupted_store(net):
     assert code == 0, out
 
 
-def case_wrong_modes(net):
+def case_wrong_modes():
     """The node's key readable by the group, then the store's folder writable by others:
     each an error naming the mode, exit 2."""
+    net = shared_net()
     cs = net[CS]
     key = net.cert(CS)[1]
     os.chmod(key, 0o640)
@@ -169,9 +172,10 @@ def case_wrong_modes(net):
     assert doctor(socket=cs.socket)[0] == 0
 
 
-def case_unreachable_destination(net):
+def case_unreachable_destination():
     """The prefecture stopped with messages queued for it: the gateway is reached, the
     prefecture not (the gateway's DENY), error, exit 2; started again, clean."""
+    net = shared_net()
     cs, pref = net[CS], net[PREF]
     pref.stop()
     try:
@@ -190,9 +194,10 @@ def case_unreachable_destination(net):
     assert doctor(socket=cs.socket)[0] == 0
 
 
-def case_clock_skew(net):
+def case_clock_skew():
     """The CS's clock two minutes ahead (clock_offset): its watcher measures the skew, and
     doctor says error, exit 2."""
+    net = shared_net()
     cs = net[CS]
     cs.extra["clock_offset"] = "2m"
     cs.write_config()
@@ -219,9 +224,10 @@ def case_clock_skew(net):
         timeout=20)
 
 
-def case_bad_configuration(net):
+def case_bad_configuration():
     """A configuration the daemon refuses: doctor says why (the daemon's -n), exit 2; no
     socket and no --config: a usage error."""
+    net = shared_net()
     cs = net[CS]
     path = copy_config(cs, ".typo", delivery_typo="1")
     code, out = doctor("--config", path)
@@ -233,29 +239,23 @@ def case_bad_configuration(net):
     assert p.returncode == 2 and "--config" in p.stderr, p
 
 
-def shared(cases):
-    holder = {}
+_shared = {}
 
-    def wrap(c):
-        def run():
-            if "net" not in holder:
-                holder["cm"] = Network([GW, CS, PREF], monitor=True)
-                holder["net"] = holder["cm"].__enter__()
-            c(holder["net"])
-        run.__name__ = c.__name__
-        return run
 
-    def done():
-        if "cm" in holder:
-            holder["cm"].__exit__(None, None, None)
-    return [wrap(c) for c in cases], done
+def shared_net():
+    """The network every case uses (started by the first): a gateway, a CS and its
+    prefecture, heartbeats every second."""
+    if "net" not in _shared:
+        _shared["cm"] = Network([GW, CS, PREF], monitor=True)
+        _shared["net"] = _shared["cm"].__enter__()
+    return _shared["net"]
 
 
 if __name__ == "__main__":
-    cases, done = shared([case_healthy_node, case_expiring_crl_and_certificate,
-                          case_corrupted_store, case_wrong_modes, case_unreachable_destination,
-                          case_clock_skew, case_bad_configuration])
     try:
-        run_cases(cases)
+        run_cases([case_healthy_node, case_expiring_crl_and_certificate, case_corrupted_store,
+                   case_wrong_modes, case_unreachable_destination, case_clock_skew,
+                   case_bad_configuration])
     finally:
-        done()
+        if "cm" in _shared:
+            _shared["cm"].__exit__(None, None, None)

@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 
 from jukitest import SOURCE, Network, add_residents, free_port, run_cases, wait_until
@@ -78,10 +77,11 @@ def http(name, raw):
     return int(m.group(1)) if m else 0
 
 
-def case_every_daemon_after_traffic(net):
+def case_every_daemon_after_traffic():
     """After residents went CS -> pref -> jlis, each of the five daemons answers with its
     build info and counters equal to its status; the pref's queue to a stopped jlis is
     the same in metrics as in `outbox`; promtool check metrics accepts every answer."""
+    net = shared_net()
     s = Synth(seed=5)
     add_residents(net[CS], [s.person("131016") for _ in range(20)])
     wait_until("20 records at jlis", lambda: net[JLIS].status()["records"]["current"] == 20)
@@ -137,9 +137,10 @@ def case_every_daemon_after_traffic(net):
     wait_until("the queue delivered", lambda: not net[PREF].ctl("outbox")["queues"])
 
 
-def case_refused_handshake_counted(net):
+def case_refused_handshake_counted():
     """A caller without a certificate at the gateway: a handshake failure by its code, and
     the alert count, both as status says."""
+    net = shared_net()
     with socket.create_connection(("127.0.0.1", net[GW].port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         try:
@@ -153,9 +154,10 @@ def case_refused_handshake_counted(net):
     assert value(m, "juki_handshake_failures_total", code="not-tls") == n, m
 
 
-def case_bad_requests_refused(net):
+def case_bad_requests_refused():
     """Only GET /metrics: other paths 404, other methods 405, a malformed request 400,
     headers past the bound refused, and a silent caller dropped by the deadline."""
+    net = shared_net()
     for name in (GW, CS):
         assert http(name, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == 404
         assert http(name, b"GET /metrics/../x HTTP/1.1\r\nHost: x\r\n\r\n") == 404
@@ -189,8 +191,9 @@ def check_conf(d, metrics):
                           timeout=30)
 
 
-def case_non_loopback_refused(net):
+def case_non_loopback_refused():
     """metrics.listen elsewhere than loopback is refused by -n, unless allow_remote says so."""
+    net = shared_net()
     for name in (GW, CS):
         d = net[name]
         for addr in ("0.0.0.0", "192.0.2.1", "[::]"):
@@ -204,8 +207,9 @@ def case_non_loopback_refused(net):
         assert p.returncode == 0, p
 
 
-def case_reload_moves_the_port(net):
+def case_reload_moves_the_port():
     """A reload with another metrics.listen serves there and no longer at the old port."""
+    net = shared_net()
     d = net[CS]
     old = ports[CS]
     ports[CS] = free_port()
@@ -237,32 +241,23 @@ def case_prometheus_config_and_rules():
         assert p.returncode == 0, (args, p.stdout, p.stderr)
 
 
-def with_network(cases):
-    holder = {}
+_shared = {}
 
-    def first():
-        holder["cm"] = Network([GW, CS, PREF, JLIS, AUTH], configure=configure)
-        holder["net"] = holder["cm"].__enter__()
 
-    def last():
-        holder["cm"].__exit__(None, None, None)
-
-    out = []
-    for c in cases:
-        def run(c=c):
-            if "net" not in holder:
-                first()
-            c(holder["net"])
-        run.__name__ = c.__name__
-        out.append(run)
-    return out, last
+def shared_net():
+    """The network the cases share (started by the first): the five daemon kinds, each
+    with metrics on a port of its own."""
+    if "net" not in _shared:
+        _shared["cm"] = Network([GW, CS, PREF, JLIS, AUTH], configure=configure)
+        _shared["net"] = _shared["cm"].__enter__()
+    return _shared["net"]
 
 
 if __name__ == "__main__":
-    shared, done = with_network([case_every_daemon_after_traffic, case_refused_handshake_counted,
-                                 case_bad_requests_refused, case_non_loopback_refused,
-                                 case_reload_moves_the_port])
     try:
-        run_cases(shared + [case_prometheus_config_and_rules])
+        run_cases([case_every_daemon_after_traffic, case_refused_handshake_counted,
+                   case_bad_requests_refused, case_non_loopback_refused,
+                   case_reload_moves_the_port, case_prometheus_config_and_rules])
     finally:
-        done()
+        if "cm" in _shared:
+            _shared["cm"].__exit__(None, None, None)
