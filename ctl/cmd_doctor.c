@@ -287,11 +287,15 @@ check_config(struct doctor *d)
 		_exit(127);
 	}
 	close(pipefd[1]);
+	/* Read to the end (what does not fit is dropped), so that the child never blocks. */
 	for (;;) {
-		ssize_t r = read(pipefd[0], text + got, sizeof(text) - 1 - got);
+		char sink[512];
+		size_t room = sizeof(text) - 1 - got;
+		ssize_t r = room > 0 ? read(pipefd[0], text + got, room)
+				     : read(pipefd[0], sink, sizeof(sink));
 
-		if (r > 0 && got + (size_t)r < sizeof(text) - 1) {
-			got += (size_t)r;
+		if (r > 0) {
+			got += room > 0 ? (size_t)r : 0;
 			continue;
 		}
 		if (r < 0 && errno == EINTR) {

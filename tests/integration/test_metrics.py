@@ -111,6 +111,13 @@ def case_every_daemon_after_traffic():
         assert value(m, "juki_messages_sent_total") >= ob["sent"]
         for t, c in ib["types"].items():
             assert value(m, "juki_messages_accepted_total", type=t) >= c["accepted"], (name, t)
+    # Reconciliation: the days by status, as `reconcile` lists them.
+    days = net[CS].ctl("reconcile")["days"]
+    m = parse(scrape(CS))
+    for status in {d["status"] for d in days}:
+        assert value(m, "juki_reconcile_days", status=status) == len(
+            [d for d in days if d["status"] == status]), (days, m)
+    assert days, days
     # The pref received honnin batches from the CS and committed them.
     m = parse(scrape(PREF))
     assert value(m, "juki_messages_accepted_total", type="honnin.batch") >= 1, m

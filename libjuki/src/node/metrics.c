@@ -487,19 +487,18 @@ juki_metrics_reconfigure(struct juki_metrics **mp, struct event_base *base,
 	struct juki_metrics *m = *mp, *fresh;
 	int rc;
 
-	if (m != NULL && conf->listen != NULL && strcmp(m->listen, conf->listen) == 0 &&
-	    m->timeout == conf->timeout) {
+	if (m != NULL && conf->listen != NULL && strcmp(m->listen, conf->listen) == 0) {
+		/* The same address: the socket stays, a new deadline applies to new requests. */
+		struct timeval tv = {conf->timeout / 1000, (conf->timeout % 1000) * 1000};
+
+		evhttp_set_timeout_tv(m->http, &tv);
+		m->timeout = conf->timeout;
 		return 0;
 	}
 	if (m == NULL && conf->listen == NULL) {
 		return 0;
 	}
-	/* The old socket first: the new address may be the same port. */
-	if (m != NULL && conf->listen != NULL && strcmp(m->listen, conf->listen) == 0) {
-		juki_metrics_free(m);
-		*mp = NULL;
-		m = NULL;
-	}
+	/* A new address is bound before the old one closes: if it cannot be, nothing changes. */
 	if ((rc = juki_metrics_new(base, conf, collect, ctx, &fresh, err, errlen)) != 0) {
 		return rc;
 	}
