@@ -83,6 +83,7 @@ const struct juki_conf_key fwgate_conf_keys[] = {
 			  "Where each node's port is: a list of {node, address}."),
     JUKI_CONF_SECTIONKEY(struct fwgate_conf, limits, "limits", limit_keys,
 			 "Bounds on callers: floods, slow handshakes, idle tunnels."),
+    JUKI_METRICS_CONF_KEY(struct fwgate_conf, metrics),
     JUKI_CONF_END,
 };
 
@@ -128,6 +129,7 @@ struct gateway {
 	struct event *summary_timer;
 	uint64_t accepted, tunnels_total, denied, slow_callers, bytes_up, bytes_down;
 	int64_t active;
+	struct juki_metrics *metrics; /* metrics.listen, when configured */
 };
 
 struct session {
@@ -686,6 +688,9 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	if (*result == NULL) {
 		return JUKI_ENOMEM;
 	}
+	if (juki_daemon_config_path(gw->d) != NULL) {
+		json_object_set_new(*result, "config", json_string(juki_daemon_config_path(gw->d)));
+	}
 	json_object_set_new(*result, "key",
 			    juki_alert_key_check(gw->alerts, gw->tls, &gw->key_down));
 	json_object_set_new(*result, "alerts", juki_alerts_json(gw->alerts, 0));
@@ -715,6 +720,25 @@ static const struct juki_ctl_cmd gateway_cmds[] = {
     {"alerts", cmd_alerts, "recent alerts and counts per code (args: max)", JUKI_ROLE_ADMIN, NULL},
     {NULL, NULL, NULL, 0, NULL},
 };
+
+/* The gateway's metrics (node/metrics.h): the counters of status, as numbers. */
+static void
+collect(void *ctx, struct juki_metrics_out *o)
+{
+	struct gateway *gw = ctx;
+
+	juki_metrics_put_process(o, "juki-fwgated", gw->alerts,
+				 juki_clock_mono_ms() - juki_daemon_started_ms(gw->d));
+	juki_metrics_put(o, JUKI_M_GW_CONNECTIONS, (double)gw->accepted, NULL);
+	juki_metrics_put(o, JUKI_M_GW_TUNNELS_OPEN, (double)gw->active, NULL);
+	juki_metrics_put(o, JUKI_M_GW_CONNECTS_ALLOWED, (double)gw->tunnels_total, NULL);
+	juki_metrics_put(o, JUKI_M_GW_CONNECTS_DENIED, (double)gw->denied, NULL);
+	juki_metrics_put(o, JUKI_M_GW_BYTES, (double)gw->bytes_up, "direction", "up", NULL);
+	juki_metrics_put(o, JUKI_M_GW_BYTES, (double)gw->bytes_down, "direction", "down", NULL);
+	juki_metrics_put_cert(o, "node", gw->conf->tls.cert);
+	juki_metrics_put_cert(o, "ca", gw->conf->tls.ca);
+	juki_metrics_put_cert(o, "crl", gw->conf->tls.crl);
+}
 
 /* Daemon life. */
 
@@ -787,6 +811,7 @@ gateway_stop(struct juki_daemon *d, void *nodep)
 	struct counter *c;
 
 	(void)d;
+	juki_metrics_free(gw->metrics);
 	juki_ctl_server_free(gw->ctl);
 	for (size_t i = 0; i < gw->nlisteners; i++) {
 		juki_listener_free(gw->listeners[i]);
@@ -868,6 +893,13 @@ gateway_start(struct juki_daemon *d, void *confp, void **nodep, char *err, size_
 				      errlen)) != 0) {
 		goto fail;
 	}
+	if ((rc = juki_metrics_new(gw->base, &conf->metrics, collect, gw, &gw->metrics, err,
+				   errlen)) != 0) {
+		goto fail;
+	}
+	if (gw->metrics != NULL) {
+		log_info("gateway: metrics http://%s/metrics", juki_metrics_addr(gw->metrics));
+	}
 	log_info("gateway: %zu policy rules, %zu nodes in the directory",
 		 juki_policy_rule_count(gw->policy), conf->ndirectory);
 	*nodep = gw;
@@ -921,6 +953,12 @@ gateway_reload(struct juki_daemon *d, void *nodep, void *newconfp, char *err, si
 		}
 	}
 	if ((rc = load_material(conf, &tls, &policy, err, errlen)) != 0) {
+		return rc;
+	}
+	if ((rc = juki_metrics_reconfigure(&gw->metrics, gw->base, &conf->metrics, collect, gw, err,
+					   errlen)) != 0) {
+		juki_tls_free(tls);
+		juki_policy_free(policy);
 		return rc;
 	}
 	juki_tls_free(gw->tls);

@@ -22,6 +22,7 @@
 #include "juki/base/config.h"
 #include "juki/node/daemon.h"
 #include "juki/node/log.h"
+#include "juki/node/metrics.h"
 #include "juki/wire/tls.h"
 
 struct fwgate_route {
@@ -50,6 +51,7 @@ struct fwgate_conf {
 	struct fwgate_route *directory;
 	size_t ndirectory;
 	struct fwgate_limits limits;
+	struct juki_metrics_conf metrics;
 };
 
 extern const struct juki_conf_key fwgate_conf_keys[];

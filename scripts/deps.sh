@@ -18,6 +18,7 @@ libcups2-dev cups printer-driver-cups-pdf
 python3 python3-cryptography scdoc clang-format iproute2 procps
 debhelper dpkg-dev fakeroot lintian python3-yaml
 python3-holidays
+prometheus
 "
 
 missing=""

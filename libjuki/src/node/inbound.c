@@ -23,6 +23,12 @@ struct reason_count {
 	uint64_t n;
 };
 
+/* Messages of one type (one per handler's type, the last for the rest). */
+struct type_count {
+	const char *type;
+	uint64_t received, accepted, rejected;
+};
+
 struct conn;
 
 struct juki_inbound {
@@ -35,6 +41,9 @@ struct juki_inbound {
 	struct conn *conns;           /* every connection, being set up or up */
 	size_t nchans;
 	uint64_t received, accepted, duplicate;
+	uint64_t rejected_total, commits; /* refusals; turns committed with messages */
+	struct type_count *types;         /* ntypes, the last "other" */
+	size_t ntypes;
 	uint64_t slow_callers; /* connections that ran out of their pre-trust time */
 	struct reason_count rejected[MAX_REASONS];
 	size_t nrejected;
@@ -55,6 +64,7 @@ struct conn {
 static void
 count_reject(struct juki_inbound *in, const char *reason)
 {
+	in->rejected_total++;
 	for (size_t i = 0; i < in->nrejected; i++) {
 		if (strcmp(in->rejected[i].reason, reason) == 0) {
 			in->rejected[i].n++;
@@ -314,6 +324,27 @@ queue_ack(struct conn *c, json_t *acks, const char *corr, enum juki_ack_status s
 	return 0;
 }
 
+/* The counters of one message by its type: only the types of the handlers, the rest "other". */
+static void
+count_type(struct juki_inbound *in, const char *type, int accepted, int rejected)
+{
+	struct type_count *t;
+	size_t i;
+
+	if (in->types == NULL) {
+		return;
+	}
+	for (i = 0; i + 1 < in->ntypes; i++) {
+		if (strcmp(in->types[i].type, type) == 0) {
+			break;
+		}
+	}
+	t = &in->types[i];
+	t->received++;
+	t->accepted += accepted != 0;
+	t->rejected += rejected != 0;
+}
+
 static int
 refuse(struct conn *c, json_t *acks, const struct juki_msg *msg, const char *reason,
        const char *detail)
@@ -396,6 +427,8 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 	char detail[JUKI_DETAIL_MAX];
 	unsigned char digest[JUKI_INBOX_DIGEST_LEN];
 	int rc, status, same = 1, kept = 0;
+
+	uint64_t accepted0 = in->accepted, rejected0 = in->rejected_total;
 
 	memset(&msg, 0, sizeof(msg));
 	memset(&rej, 0, sizeof(rej));
@@ -511,6 +544,7 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 		rc = splice_result(acks, rej.result_text, rej.result_len);
 	}
 out:
+	count_type(in, msg.type, in->accepted > accepted0, in->rejected_total > rejected0);
 	json_decref(rej.result);
 	free(rej.result_text);
 	juki_msg_clear(&msg);
@@ -624,6 +658,7 @@ chan_readable(struct juki_chan *chan, void *arg)
 		}
 		send_acks(c, acks);
 		json_decref(acks);
+		in->commits += n > 0;
 		if (n > 0 && in->conf.committed != NULL) {
 			in->conf.committed(in->conf.ctx);
 		}
@@ -666,7 +701,17 @@ juki_inbound_new(const struct juki_inbound_conf *conf, struct juki_tls *tls,
 	in->policy = policy;
 	in->listeners = calloc(nlisten ? nlisten : 1, sizeof(*in->listeners));
 	in->steps = juki_net_group_new(conf->base);
-	if (in->listeners == NULL || in->steps == NULL) {
+	for (const struct juki_handler *h = conf->handlers; h != NULL && h->type != NULL; h++) {
+		in->ntypes++;
+	}
+	in->types = calloc(++in->ntypes, sizeof(*in->types));
+	for (size_t i = 0; in->types != NULL && i + 1 < in->ntypes; i++) {
+		in->types[i].type = conf->handlers[i].type;
+	}
+	if (in->types != NULL) {
+		in->types[in->ntypes - 1].type = "other";
+	}
+	if (in->listeners == NULL || in->steps == NULL || in->types == NULL) {
 		juki_inbound_free(in);
 		return JUKI_ENOMEM;
 	}
@@ -713,6 +758,26 @@ juki_inbound_addr(const struct juki_inbound *in, size_t i)
 	return i < in->nlisteners ? juki_listener_addr(in->listeners[i]) : NULL;
 }
 
+/* {"<type>": {"received", "accepted", "rejected"}} of the types received so far. */
+static json_t *
+types_status(const struct juki_inbound *in)
+{
+	json_t *types = json_object();
+
+	for (size_t i = 0; types != NULL && i < in->ntypes; i++) {
+		const struct type_count *t = &in->types[i];
+
+		if (t->received > 0 && json_object_get(types, t->type) == NULL) {
+			json_object_set_new(types, t->type,
+					    json_pack("{s:I,s:I,s:I}", "received",
+						      (json_int_t)t->received, "accepted",
+						      (json_int_t)t->accepted, "rejected",
+						      (json_int_t)t->rejected));
+		}
+	}
+	return types;
+}
+
 json_t *
 juki_inbound_status(const struct juki_inbound *in)
 {
@@ -741,6 +806,8 @@ juki_inbound_status(const struct juki_inbound *in)
 	json_object_set_new(st, "duplicate", json_integer((json_int_t)in->duplicate));
 	json_object_set_new(st, "slow_callers", json_integer((json_int_t)in->slow_callers));
 	json_object_set_new(st, "rejected", rejected);
+	json_object_set_new(st, "commits", json_integer((json_int_t)in->commits));
+	json_object_set_new(st, "types", types_status(in));
 	return st;
 }
 
@@ -754,6 +821,7 @@ juki_inbound_free(struct juki_inbound *in)
 		juki_listener_free(in->listeners[i]);
 	}
 	free(in->listeners);
+	free(in->types);
 	/* Cancel set-ups first: their connections hold no bufferevent of their own. */
 	juki_net_group_free(in->steps);
 	while (in->conns != NULL) {

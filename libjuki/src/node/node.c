@@ -425,6 +425,10 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	if (st == NULL) {
 		return JUKI_ENOMEM;
 	}
+	if (juki_daemon_config_path(node->daemon) != NULL) {
+		json_object_set_new(st, "config",
+				    json_string(juki_daemon_config_path(node->daemon)));
+	}
 	json_object_set_new(st, "key",
 			    juki_alert_key_check(node->alerts, node->tls, &node->key_down));
 	json_object_set_new(st, "inbound", juki_inbound_status(node->inbound));
@@ -743,12 +747,14 @@ cmd_purge(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 	}
 	rc = juki_purge_run(node->store, &conf, node->spec->purge, now, json_is_true(dry), &report);
 	if (report == NULL) {
+		juki_node_metrics_purged(node, NULL);
 		log_warnx("purge: %s: %s", juki_strerror(rc), juki_store_errmsg(node->store));
 		return juki_ctl_fail(err, "internal", "%s: %s", juki_strerror(rc),
 				     juki_store_errmsg(node->store));
 	}
 	frc = purge_files(node, now, json_is_true(dry), report);
 	log_purge(report, rc);
+	juki_node_metrics_purged(node, rc == 0 && frc == 0 ? report : NULL);
 	if (rc != 0) {
 		json_decref(report);
 		if (rc == JUKI_EAGAIN) {
@@ -993,6 +999,9 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 		if ((rc = juki_opport_new(&env, &pconf, &node->opport, err, errlen)) != 0) {
 			goto fail;
 		}
+	}
+	if ((rc = juki_node_metrics_start(node, err, errlen)) != 0) {
+		goto fail;
 	}
 	if (spec->honnin_dest != NULL && (rc = reconcile_start(node)) != 0) {
 		snprintf(err, errlen, "out of memory");
@@ -1259,6 +1268,11 @@ node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err
 	if ((rc = load_material(conf, node->spec->kind, &tls, &policy, err, errlen)) != 0) {
 		return rc;
 	}
+	if ((rc = juki_node_metrics_reload(node, &conf->metrics, err, errlen)) != 0) {
+		juki_tls_free(tls);
+		juki_policy_free(policy);
+		return rc;
+	}
 	if ((rc = juki_outbound_reconfigure(node->outbound, tls, &oc)) != 0) {
 		snprintf(err, errlen, "delivery: %s", juki_strerror(rc));
 		juki_tls_free(tls);
@@ -1309,6 +1323,7 @@ node_stop(struct juki_node *node)
 		node->tick = NULL;
 	}
 	juki_monitor_stop(node);
+	juki_node_metrics_stop(node);
 	juki_reconcile_free(node->reconcile);
 	node->reconcile = NULL;
 	free(node->handlers);
@@ -1496,6 +1511,24 @@ struct juki_opcmds *
 juki_node_opcmds(const struct juki_node *node)
 {
 	return node->opcmds;
+}
+
+const struct juki_node_spec *
+juki_node_spec(const struct juki_node *node)
+{
+	return node->spec;
+}
+
+struct juki_inbound *
+juki_node_inbound(const struct juki_node *node)
+{
+	return node->inbound;
+}
+
+struct juki_reconcile *
+juki_node_reconcile(const struct juki_node *node)
+{
+	return node->reconcile;
 }
 
 int

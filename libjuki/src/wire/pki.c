@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1129,5 +1130,43 @@ out:
 	BIO_free(bio);
 	EVP_PKEY_free(key);
 	pki_close(&p);
+	return rc;
+}
+
+int
+juki_pki_file_times(const char *path, int crl, long long *ms)
+{
+	FILE *f = fopen(path, "r");
+	const ASN1_TIME *t = NULL;
+	X509 *cert = NULL;
+	X509_CRL *list = NULL;
+	struct tm tm;
+	int rc = JUKI_EFORMAT;
+
+	if (f == NULL) {
+		return JUKI_EIO;
+	}
+	if (crl) {
+		list = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+		if (list != NULL) {
+			t = X509_CRL_get0_nextUpdate(list);
+			rc = 0;
+			*ms = INT64_MIN;
+		}
+	} else if ((cert = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		t = X509_get0_notAfter(cert);
+		rc = t != NULL ? 0 : JUKI_EFORMAT;
+	}
+	fclose(f);
+	ERR_clear_error();
+	if (rc == 0 && t != NULL) {
+		if (ASN1_TIME_to_tm(t, &tm) == 1) {
+			*ms = (long long)timegm(&tm) * 1000;
+		} else {
+			rc = JUKI_EFORMAT;
+		}
+	}
+	X509_free(cert);
+	X509_CRL_free(list);
 	return rc;
 }

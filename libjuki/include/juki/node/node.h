@@ -26,6 +26,7 @@
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
 #include "juki/node/log.h"
+#include "juki/node/metrics.h"
 #include "juki/node/monitor.h"
 #include "juki/node/opcal.h"
 #include "juki/node/opcmds.h"
@@ -86,6 +87,7 @@ struct juki_node_conf {
 	struct juki_node_backup backup;
 	struct juki_calendar_conf calendar; /* the operating calendar (第6-1, opcal.h) */
 	int64_t clock_offset;
+	struct juki_metrics_conf metrics;
 	struct juki_monitor_conf monitor; /* the monitor: section (monitor.h) */
 };
 
@@ -149,7 +151,7 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
 		"Added to the system clock: for drills and tests of dated rules only."),           \
-	    JUKI_MONITOR_CONF_KEY(st, f.monitor)
+	    JUKI_METRICS_CONF_KEY(st, f.metrics), JUKI_MONITOR_CONF_KEY(st, f.monitor)
 
 struct juki_node;
 
@@ -273,6 +275,10 @@ const char *juki_node_daemon_name(const struct juki_node *node);
 /* juki_node_received() - messages received on the node port since start. */
 int64_t juki_node_received(const struct juki_node *node);
 struct juki_opcmds *juki_node_opcmds(const struct juki_node *node);
+/* The daemon's spec, the node port and the reconciliation (NULL: the node sends none). */
+const struct juki_node_spec *juki_node_spec(const struct juki_node *node);
+struct juki_inbound *juki_node_inbound(const struct juki_node *node);
+struct juki_reconcile *juki_node_reconcile(const struct juki_node *node);
 
 /*
  * The runtime's modules that several daemons share (conflict.h, provide.h,
@@ -288,6 +294,7 @@ enum juki_module {
 	JUKI_MODULE_PROVNOTICE, /* struct juki_provnotice (provision notices) */
 	JUKI_MODULE_REPORTS,    /* struct juki_reports (management reports) */
 	JUKI_MODULE_NINSHO,     /* struct juki_ninsho (異動等情報, 第6-8(6)) */
+	JUKI_MODULE_METRICS,    /* struct node_metrics (metrics.c) */
 	JUKI_MODULE_MONITOR,    /* struct juki_monitor (heartbeats, the board) */
 	JUKI_MODULES            /* the number of slots */
 };

@@ -64,4 +64,12 @@ int juki_pki_write_crl(const char *dir, int days, char *err, size_t errlen);
  */
 int juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t errlen);
 
+/*
+ * juki_pki_file_times() - the validity of the PEM file path: the first
+ * certificate's notAfter, or (crl) the CRL's nextUpdate, in ms since the
+ * epoch (INT64_MIN: a CRL without nextUpdate).  Returns 0, JUKI_EIO (cannot
+ * read) or JUKI_EFORMAT (no certificate or CRL in it).
+ */
+int juki_pki_file_times(const char *path, int crl, long long *ms);
+
 #endif
