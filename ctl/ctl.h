@@ -215,6 +215,7 @@ extern const struct ctl_cmd ctl_resident_cmds[];
 extern const struct ctl_cmd ctl_cardreg_cmds[];
 extern const struct ctl_cmd ctl_copy_cmds[];
 extern const struct ctl_cmd ctl_tokurei_cmds[];
+extern const struct ctl_cmd ctl_integrity_cmds[];
 extern const struct ctl_cmd ctl_honnin_cmds[];
 extern const struct ctl_cmd ctl_import_cmds[];
 extern const struct ctl_cmd ctl_maint_cmds[];

@@ -25,6 +25,7 @@
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
+#include "juki/node/integrity.h"
 #include "juki/node/log.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/outbound.h"
@@ -83,6 +84,7 @@ struct juki_node_conf {
 	struct juki_node_audit audit;
 	struct juki_node_backup backup;
 	int64_t clock_offset;
+	struct juki_integrity_conf integrity; /* the integrity: section */
 };
 
 extern const struct juki_conf_key juki_node_limits_keys[];
@@ -143,7 +145,8 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
-		"Added to the system clock: for drills and tests of dated rules only.")
+		"Added to the system clock: for drills and tests of dated rules only."),           \
+	    JUKI_INTEGRITY_CONF_KEY(st, f.integrity)
 
 struct juki_node;
 
@@ -278,6 +281,7 @@ enum juki_module {
 	JUKI_MODULE_PROVNOTICE, /* struct juki_provnotice (provision notices) */
 	JUKI_MODULE_REPORTS,    /* struct juki_reports (management reports) */
 	JUKI_MODULE_NINSHO,     /* struct juki_ninsho (異動等情報, 第6-8(6)) */
+	JUKI_MODULE_INTEGRITY,  /* struct juki_integrity (第4-7(4)) */
 	JUKI_MODULES            /* the number of slots */
 };
 

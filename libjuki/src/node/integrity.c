@@ -1,0 +1,409 @@
+/*
+ * juki — the integrity of a node's programs against its signed manifest
+ * (integrity.h, wire/manifest.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/node/alert.h"
+#include "juki/node/daemon.h"
+#include "juki/node/integrity.h"
+#include "juki/node/log.h"
+#include "juki/node/node.h"
+#include "juki/records/operator.h"
+#include "juki/wire/manifest.h"
+
+#define SELF_EXE "/proc/self/exe"
+
+struct juki_integrity {
+	struct juki_node *node;
+	char exe[PATH_MAX]; /* the binary's path, as the kernel names it */
+	char binary[65];    /* its digest ("" when unreadable) */
+	char config[65];    /* the main configuration file's */
+	char manifest[65];  /* the manifest file's ("" when none could be read) */
+	int checked;        /* a manifest is configured */
+	int ok;             /* everything matched a good manifest at the last check */
+	int64_t checked_ms; /* when */
+	json_t *files;      /* [{"path", "kind", "sha256", "state"}] of the last check */
+	json_t *problems;   /* ["<path>: <what>"] of the last check */
+	json_t *mismatches; /* [paths] of the last check */
+};
+
+const struct juki_conf_key juki_integrity_keys[] = {
+    JUKI_CONF_SCALAR(struct juki_integrity_conf, manifest, "manifest", JUKI_CONF_PATH, NULL, 0, 0,
+		     0,
+		     "The node's signed manifest (juki-ctl manifest sign): the digests of its "
+		     "binary, libraries and configuration. Unset: nothing is compared."),
+    JUKI_CONF_SCALAR(struct juki_integrity_conf, enforce, "enforce", JUKI_CONF_BOOL, "false",
+		     JUKI_CONF_RESTART, 0, 0,
+		     "Refuse to start unless the manifest is good and everything matches it."),
+    JUKI_CONF_END,
+};
+
+int
+juki_integrity_conf_check(const void *section, const char **blame, char *why, size_t whylen)
+{
+	const struct juki_integrity_conf *c = section;
+
+	if (c->enforce && c->manifest == NULL) {
+		*blame = "enforce";
+		snprintf(why, whylen, "enforce needs a manifest");
+		return JUKI_ECONFIG;
+	}
+	return 0;
+}
+
+/* One file to compare: appended to files as {"path", "kind", "sha256", "state"}. */
+static void
+add_file(json_t *files, json_t *seen, const char *path, const char *kind, const char *readfrom)
+{
+	char hex[65];
+	int rc;
+
+	if (json_object_get(seen, path) != NULL) {
+		return;
+	}
+	json_object_set_new(seen, path, json_true());
+	rc = juki_sha256_file(readfrom != NULL ? readfrom : path, hex);
+	json_array_append_new(files, json_pack("{s:s,s:s,s:s?,s:s}", "path", path, "kind", kind,
+					       "sha256", rc == 0 ? hex : NULL, "state",
+					       rc == 0 ? "unchecked" : "unreadable"));
+}
+
+struct libs {
+	json_t *files;
+	json_t *seen;
+};
+
+static int
+each_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct libs *l = arg;
+
+	(void)size;
+	/* The program itself and the vDSO have no path; only files on disk are compared. */
+	if (info->dlpi_name != NULL && info->dlpi_name[0] == '/') {
+		add_file(l->files, l->seen, info->dlpi_name, "library", NULL);
+	}
+	return 0;
+}
+
+/* What the daemon runs from now: its binary, its configuration and its libraries. */
+static json_t *
+gather(struct juki_integrity *in)
+{
+	const struct juki_node_conf *conf = juki_node_conf(in->node);
+	const char *cpath = juki_daemon_config_path(juki_node_daemon(in->node));
+	char config[PATH_MAX];
+	struct libs l = {json_array(), json_object()};
+	ssize_t n;
+
+	if (l.files == NULL || l.seen == NULL) {
+		json_decref(l.files);
+		json_decref(l.seen);
+		return NULL;
+	}
+	n = readlink(SELF_EXE, in->exe, sizeof(in->exe) - 1);
+	in->exe[n > 0 ? n : 0] = '\0';
+	if (n <= 0) {
+		snprintf(in->exe, sizeof(in->exe), "%s", SELF_EXE);
+	}
+	/* The image running, even when its file was replaced or removed since. */
+	add_file(l.files, l.seen, in->exe, "binary", SELF_EXE);
+	if (cpath != NULL) {
+		if (realpath(cpath, config) == NULL) {
+			snprintf(config, sizeof(config), "%s", cpath);
+		}
+		add_file(l.files, l.seen, config, "config", NULL);
+	}
+	if (conf->policy != NULL) {
+		if (realpath(conf->policy, config) == NULL) {
+			snprintf(config, sizeof(config), "%s", conf->policy);
+		}
+		add_file(l.files, l.seen, config, "config", NULL);
+	}
+	dl_iterate_phdr(each_object, &l);
+	json_decref(l.seen);
+	return l.files;
+}
+
+static void
+problem(json_t *problems, json_t *mismatches, const char *path, const char *what)
+{
+	char text[PATH_MAX + 128];
+
+	snprintf(text, sizeof(text), "%s: %s", path, what);
+	json_array_append_new(problems, json_string(text));
+	json_array_append_new(mismatches, json_string(path));
+}
+
+/* Whether problems holds text. */
+static int
+has_problem(const json_t *problems, const char *text)
+{
+	const json_t *p;
+	size_t i;
+
+	json_array_foreach(problems, i, p)
+	{
+		if (strcmp(json_string_value(p), text) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Compare files with the manifest m, marking each; problems and mismatches filled. */
+static void
+compare(json_t *files, const json_t *m, json_t *problems, json_t *mismatches)
+{
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(files, i, f)
+	{
+		const char *path = json_string_value(json_object_get(f, "path"));
+		const char *kind = json_string_value(json_object_get(f, "kind"));
+		const char *hex = json_string_value(json_object_get(f, "sha256"));
+		const json_t *e = juki_manifest_entry(m, path);
+		const char *state = "ok";
+		char what[64];
+
+		if (hex == NULL) {
+			state = "unreadable";
+			snprintf(what, sizeof(what), "%s cannot be read", kind);
+		} else if (e == NULL) {
+			state = "unlisted";
+			snprintf(what, sizeof(what), "%s not in the manifest", kind);
+		} else if (strcmp(json_string_value(json_object_get(e, "kind")), kind) != 0) {
+			state = "differs";
+			snprintf(what, sizeof(what), "listed as a %s, loaded as a %s",
+				 json_string_value(json_object_get(e, "kind")), kind);
+		} else if (strcmp(json_string_value(json_object_get(e, "sha256")), hex) != 0) {
+			state = "differs";
+			snprintf(what, sizeof(what), "%s digest differs from the manifest", kind);
+		}
+		json_object_set_new(f, "state", json_string(state));
+		if (strcmp(state, "ok") != 0) {
+			problem(problems, mismatches, path, what);
+		}
+	}
+}
+
+int
+juki_integrity_check(struct juki_node *node)
+{
+	struct juki_integrity *in = juki_node_module(node, JUKI_MODULE_INTEGRITY);
+	const struct juki_node_conf *conf;
+	const char *mpath;
+	json_t *files, *problems, *mismatches, *m = NULL, *p;
+	char hex[65] = "", why[512];
+	size_t i;
+	int rc;
+
+	if (in == NULL) {
+		return 0;
+	}
+	conf = juki_node_conf(node);
+	mpath = conf->integrity.manifest;
+	files = gather(in);
+	problems = json_array();
+	mismatches = json_array();
+	if (files == NULL || problems == NULL || mismatches == NULL) {
+		json_decref(files);
+		json_decref(problems);
+		json_decref(mismatches);
+		return in->ok;
+	}
+	in->binary[0] = in->config[0] = '\0';
+	json_array_foreach(files, i, p)
+	{
+		const char *kind = json_string_value(json_object_get(p, "kind"));
+		const char *h = json_string_value(json_object_get(p, "sha256"));
+
+		if (h == NULL) {
+			continue;
+		}
+		if (strcmp(kind, "binary") == 0) {
+			snprintf(in->binary, sizeof(in->binary), "%s", h);
+		} else if (strcmp(kind, "config") == 0 && in->config[0] == '\0') {
+			snprintf(in->config, sizeof(in->config), "%s", h);
+		}
+	}
+	in->checked = mpath != NULL;
+	if (mpath != NULL) {
+		rc = juki_manifest_load(mpath, &m, hex, why, sizeof(why));
+		if (rc == 0) {
+			rc = juki_manifest_verify(m, conf->tls.ca, conf->tls.crl,
+						  juki_node_self(node)->urn, why, sizeof(why));
+		}
+		if (rc != 0) {
+			char what[600];
+
+			snprintf(what, sizeof(what), "manifest %s",
+				 rc == -ENOENT      ? "missing"
+				 : rc == JUKI_EAUTH ? "badly signed: the signature does not match"
+						    : why);
+			problem(problems, mismatches, mpath, what);
+		} else {
+			compare(files, m, problems, mismatches);
+		}
+	}
+	json_array_foreach(problems, i, p)
+	{
+		if (!has_problem(in->problems, json_string_value(p))) {
+			juki_alert(juki_node_alerts(node), "integrity-mismatch", NULL, NULL, "%s",
+				   json_string_value(p));
+		}
+	}
+	if (mpath != NULL && json_array_size(problems) == 0 && !in->ok) {
+		log_notice("integrity: the binary, %zu libraries and the configuration match %s",
+			   json_array_size(files) - 1, mpath);
+	}
+	in->ok = mpath != NULL && json_array_size(problems) == 0;
+	snprintf(in->manifest, sizeof(in->manifest), "%s", hex);
+	in->checked_ms = juki_node_now_ms(node);
+	json_decref(in->files);
+	json_decref(in->problems);
+	json_decref(in->mismatches);
+	in->files = files;
+	in->problems = problems;
+	in->mismatches = mismatches;
+	json_decref(m);
+	return in->ok;
+}
+
+static json_t *
+hex_or_null(const char *hex)
+{
+	return hex[0] != '\0' ? json_string(hex) : json_null();
+}
+
+json_t *
+juki_integrity_heartbeat(struct juki_node *node)
+{
+	struct juki_integrity *in = juki_node_module(node, JUKI_MODULE_INTEGRITY);
+
+	if (in == NULL) {
+		return NULL;
+	}
+	juki_integrity_check(node);
+	return json_pack("{s:s,s:o,s:o,s:o,s:b,s:O}", "version", JUKI_VERSION, "binary",
+			 hex_or_null(in->binary), "config", hex_or_null(in->config), "manifest",
+			 hex_or_null(in->manifest), "ok", in->ok, "mismatches", in->mismatches);
+}
+
+json_t *
+juki_integrity_status(struct juki_node *node)
+{
+	struct juki_integrity *in = juki_node_module(node, JUKI_MODULE_INTEGRITY);
+	const struct juki_integrity_conf *c;
+	char when[32] = "";
+
+	if (in == NULL) {
+		return NULL;
+	}
+	c = &juki_node_conf(node)->integrity;
+	juki_clock_format(in->checked_ms, when, sizeof(when));
+	return json_pack("{s:s,s:s?,s:b,s:b,s:s,s:o,s:o,s:o,s:O,s:O}", "state",
+			 !in->checked ? "unchecked"
+			 : in->ok     ? "ok"
+				      : "mismatch",
+			 "manifest", c->manifest, "enforce", c->enforce, "ok", in->ok, "checked",
+			 when, "binary", hex_or_null(in->binary), "config", hex_or_null(in->config),
+			 "manifest_sha256", hex_or_null(in->manifest), "mismatches", in->mismatches,
+			 "problems", in->problems);
+}
+
+int
+juki_integrity_cmd(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	struct juki_node *node = ctx;
+	struct juki_integrity *in = juki_node_module(node, JUKI_MODULE_INTEGRITY);
+	const struct juki_node_conf *conf = juki_node_conf(node);
+	json_t *st;
+
+	(void)args;
+	if (in == NULL) {
+		return juki_ctl_fail(err, "internal", "integrity is not running");
+	}
+	juki_integrity_check(node);
+	st = juki_integrity_status(node);
+	if (st == NULL) {
+		return JUKI_ENOMEM;
+	}
+	json_object_set_new(st, "node", json_string(juki_node_self(node)->urn));
+	json_object_set_new(st, "daemon",
+			    json_string(juki_daemon_ops_of(juki_node_daemon(node))->name));
+	json_object_set_new(st, "version", json_string(JUKI_VERSION));
+	json_object_set(st, "files", in->files);
+	json_object_set_new(st, "tls",
+			    json_pack("{s:s?,s:s?,s:s?,s:s?,s:s?}", "cert", conf->tls.cert, "key",
+				      conf->tls.key, "pin_file", conf->tls.pin_file, "ca",
+				      conf->tls.ca, "crl", conf->tls.crl));
+	*result = st;
+	return 0;
+}
+
+int
+juki_integrity_start(struct juki_node *node, char *err, size_t errlen)
+{
+	struct juki_integrity *in = calloc(1, sizeof(*in));
+	int rc;
+
+	if (in == NULL || (in->problems = json_array()) == NULL ||
+	    (in->mismatches = json_array()) == NULL || (in->files = json_array()) == NULL) {
+		rc = JUKI_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	in->node = node;
+	if ((rc = juki_node_module_set(node, JUKI_MODULE_INTEGRITY, in)) != 0) {
+		snprintf(err, errlen, "integrity: %s", juki_strerror(rc));
+		goto fail;
+	}
+	juki_integrity_check(node);
+	if (juki_node_conf(node)->integrity.enforce && !in->ok) {
+		size_t n = json_array_size(in->problems);
+
+		snprintf(err, errlen, "integrity.enforce: %s%s",
+			 n > 0 ? json_string_value(json_array_get(in->problems, 0))
+			       : "nothing was checked",
+			 n > 1 ? " (and more: see the alerts)" : "");
+		juki_integrity_stop(node);
+		return JUKI_EAUTH;
+	}
+	return 0;
+fail:
+	if (in != NULL) {
+		json_decref(in->problems);
+		json_decref(in->mismatches);
+		json_decref(in->files);
+	}
+	free(in);
+	return rc;
+}
+
+void
+juki_integrity_stop(struct juki_node *node)
+{
+	struct juki_integrity *in = juki_node_module(node, JUKI_MODULE_INTEGRITY);
+
+	if (in == NULL) {
+		return;
+	}
+	juki_node_module_clear(node, JUKI_MODULE_INTEGRITY, in);
+	json_decref(in->files);
+	json_decref(in->problems);
+	json_decref(in->mismatches);
+	free(in);
+}
