@@ -33,6 +33,10 @@ static const char standard[] =
     "  - {service: ninsho, from: ca, to: authlink}\n"
     "  - {service: ninsho, from: authlink, to: jlis}\n"
     "  - {service: ninsho, from: authlink, to: pref, same_prefecture: true}\n"
+    "  - {service: monitor, from: cs, to: pref, same_prefecture: true}\n"
+    "  - {service: monitor, from: pref, to: cs, same_prefecture: true}\n"
+    "  - {service: monitor, from: authlink, to: pref, same_prefecture: true}\n"
+    "  - {service: monitor, from: pref, to: authlink, same_prefecture: true}\n"
     "  - service: monitor\n"
     "    from: cs\n"
     "    to: jlis\n"
@@ -108,7 +112,7 @@ denies(const struct juki_policy *p, const char *src, const char *dst, enum juki_
 static void
 check_standard(const struct juki_policy *p)
 {
-	assert_int_equal(juki_policy_rule_count(p), 24);
+	assert_int_equal(juki_policy_rule_count(p), 28);
 
 	allows(p, CS_TOKYO, CS_OSAKA, JUKI_SVC_MUNI);
 	allows(p, CS_OSAKA, CS_TOKYO, JUKI_SVC_MUNI);
@@ -137,6 +141,15 @@ check_standard(const struct juki_policy *p)
 	allows(p, JLIS, PREF13, JUKI_SVC_MONITOR);
 	allows(p, JLIS, AL13, JUKI_SVC_MONITOR);
 	allows(p, JLIS, FWGATE, JUKI_SVC_MONITOR);
+	/* heartbeats and alerts to the own prefecture, its notices back (monitor.h) */
+	allows(p, CS_TOKYO, PREF13, JUKI_SVC_MONITOR);
+	allows(p, PREF13, CS_TOKYO, JUKI_SVC_MONITOR);
+	allows(p, AL13, PREF13, JUKI_SVC_MONITOR);
+	allows(p, PREF13, AL13, JUKI_SVC_MONITOR);
+	denies(p, CS_OSAKA, PREF13, JUKI_SVC_MONITOR,
+	       "cs:271004 and pref:13 are not in the same prefecture");
+	denies(p, PREF27, CS_TOKYO, JUKI_SVC_MONITOR,
+	       "pref:27 and cs:131016 are not in the same prefecture");
 
 	/* 第3-3(3): muni never reaches a pref or jlis server */
 	denies(p, CS_TOKYO, PREF13, JUKI_SVC_MUNI, "no rule allows cs -> pref over muni");

@@ -31,6 +31,8 @@ struct juki_alerts {
 	struct code_count counts[MAX_CODES];
 	size_t ncounts;
 	uint64_t other; /* counted when the code table is full */
+	juki_alert_cb on_raise;
+	void *on_raise_ctx;
 };
 
 struct juki_alerts *
@@ -102,6 +104,17 @@ raise_alert(struct juki_alerts *alerts, int logged, const char *code, const char
 		log_warnx("alert: %s peer=%s addr=%s: %s", r->code, peer ? peer : "-",
 			  addr ? addr : "-", r->detail);
 	}
+	if (alerts->on_raise != NULL) {
+		alerts->on_raise(alerts->on_raise_ctx, r->seq, r->time_ms, r->code, r->peer,
+				 r->addr, r->detail);
+	}
+}
+
+void
+juki_alerts_on_raise(struct juki_alerts *alerts, juki_alert_cb cb, void *ctx)
+{
+	alerts->on_raise = cb;
+	alerts->on_raise_ctx = ctx;
 }
 
 void

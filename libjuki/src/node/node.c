@@ -7,6 +7,7 @@
 #include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/node/log.h"
+#include "juki/node/monitor.h"
 #include "juki/node/node.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/opport.h"
@@ -35,7 +36,9 @@ struct juki_node {
 	struct juki_inbound *inbound;
 	struct juki_outbound *outbound;
 	struct juki_ctl_server *ctl;
-	struct juki_ctl_table tables[3];  /* the common commands, the operators', the daemon's */
+	struct juki_ctl_table tables[4];  /* the common commands, the operators', the daemon's,
+					     the monitor's */
+	struct juki_handler *handlers;    /* the daemon's and the monitor's (merged at start) */
 	struct juki_schema *schemas;      /* the daemon's + the common ones it needs */
 	struct juki_reconcile *reconcile; /* when spec->honnin_dest */
 	struct event *tick;               /* the deadline and key checks, every minute */
@@ -49,6 +52,7 @@ static void committed(void *ctx);
 static int node_on_ack(void *ctx, const struct juki_outbox_entry *entry,
 		       const struct juki_ack *ack);
 static int build_schemas(struct juki_node *node);
+static int merge_handlers(struct juki_node *node);
 static void tick(evutil_socket_t fd, short what, void *arg);
 static void node_stop(struct juki_node *node);
 
@@ -56,8 +60,10 @@ static void node_stop(struct juki_node *node);
 static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
-/* The common schemas every node opens: operator, opcmds, node, audit (build_schemas()). */
-#define NODE_SCHEMAS 4
+/* The common schemas every node opens: operator, opcmds, node, audit, monitor (build_schemas()). */
+#define NODE_SCHEMAS 5
+/* Control command tables: the common, the operators', the daemon's, the monitor's. */
+#define NODE_TABLES 4
 
 const struct juki_conf_key juki_node_limits_keys[] = {
     JUKI_CONF_SCALAR(struct juki_node_limits, frame_max, "frame_max", JUKI_CONF_SIZE, "4MiB", 0,
@@ -426,6 +432,7 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	json_object_set_new(st, "outbound", juki_outbound_status(node->outbound));
 	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
 	json_object_set_new(st, "memory", memory_status());
+	json_object_set_new(st, "monitor", juki_monitor_status(node));
 	if (node->opport != NULL) {
 		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
 	}
@@ -840,6 +847,7 @@ start_opcmds(struct juki_node *node, char *err, size_t errlen)
 	node->tables[1] = (struct juki_ctl_table){juki_opcmds, node->opcmds};
 	node->tables[2] =
 	    (struct juki_ctl_table){node->spec->cmds != NULL ? node->spec->cmds : no_cmds, node};
+	node->tables[3] = (struct juki_ctl_table){juki_monitor_cmds, node};
 	return 0;
 }
 
@@ -948,7 +956,11 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 	ic.store = node->store;
 	ic.alerts = node->alerts;
 	ic.clock = &node->clock;
-	ic.handlers = spec->handlers;
+	if ((rc = merge_handlers(node)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	ic.handlers = node->handlers;
 	ic.ctx = node;
 	ic.committed = committed;
 	ic.handshake_timeout_ms = conf->limits.handshake_timeout;
@@ -971,7 +983,7 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 				      errlen)) != 0) {
 		goto fail;
 	}
-	juki_ctl_server_set_tables(node->ctl, node->tables, 3);
+	juki_ctl_server_set_tables(node->ctl, node->tables, NODE_TABLES);
 	juki_ctl_server_set_hooks(node->ctl, juki_opcmds_hooks(node->opcmds));
 	if (conf->oper.nlisten > 0) {
 		struct juki_opport_env env = {
@@ -982,7 +994,7 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 		    .self = &node->self,
 		    .opcmds = node->opcmds,
 		    .tables = node->tables,
-		    .ntables = 3,
+		    .ntables = NODE_TABLES,
 		};
 		struct juki_opport_conf pconf = opport_conf(conf, node->tls);
 
@@ -992,6 +1004,9 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 	}
 	if (spec->honnin_dest != NULL && (rc = reconcile_start(node)) != 0) {
 		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = juki_monitor_start(node, &conf->monitor, err, errlen)) != 0) {
 		goto fail;
 	}
 	if ((node->tick = evtimer_new(node->base, tick, node)) == NULL) {
@@ -1078,8 +1093,10 @@ prune_alerted(struct juki_node *node, const char *day)
 static void
 check_deadline(struct juki_node *node)
 {
+	/* Heartbeats and forwarded alerts have no operating day: the monitor watches them. */
 	static const char sql[] = "SELECT dest, service, count(*), min(created_ms) FROM outbox"
-				  " WHERE created_ms < ?1 GROUP BY dest, service";
+				  " WHERE created_ms < ?1 AND service <> 'monitor'"
+				  " GROUP BY dest, service";
 	int64_t start;
 	sqlite3_stmt *st;
 	char day[11], when[32];
@@ -1132,6 +1149,9 @@ node_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_
 	struct juki_node *node = ctx;
 	int rc = 0;
 
+	if (juki_monitor_on_ack(node, entry, ack)) {
+		return 0;
+	}
 	if (node->reconcile != NULL) {
 		rc = juki_reconcile_on_ack(node->reconcile, entry, ack);
 	}
@@ -1148,6 +1168,7 @@ build_schemas(struct juki_node *node)
 	static const struct juki_schema own = {"node", node_steps,
 					       sizeof(node_steps) / sizeof(node_steps[0])};
 	static const struct juki_schema audit = JUKI_AUDIT_SCHEMA;
+	static const struct juki_schema monitor = JUKI_MONITOR_SCHEMA;
 	size_t n = node->spec->nschemas;
 
 	/* The reconcile schema last: only a node with honnin_dest opens it. */
@@ -1160,7 +1181,34 @@ build_schemas(struct juki_node *node)
 	node->schemas[n + 1] = juki_opcmds_schema;
 	node->schemas[n + 2] = own;
 	node->schemas[n + 3] = audit; /* the head of the operation history (audit.h) */
+	node->schemas[n + 4] = monitor;
 	node->schemas[n + NODE_SCHEMAS] = reconcile;
+	return 0;
+}
+
+/*
+ * The handlers the node port serves: the daemon's and the monitor's, which
+ * every node takes (a daemon's own handler of the same type wins).
+ */
+static int
+merge_handlers(struct juki_node *node)
+{
+	const struct juki_handler *own = node->spec->handlers;
+	size_t n = 0, k = 0;
+
+	while (own != NULL && own[n].type != NULL) {
+		n++;
+	}
+	while (juki_monitor_handlers[k].type != NULL) {
+		k++;
+	}
+	if ((node->handlers = calloc(n + k + 1, sizeof(*node->handlers))) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (n > 0) {
+		memcpy(node->handlers, own, n * sizeof(*own));
+	}
+	memcpy(node->handlers + n, juki_monitor_handlers, k * sizeof(*juki_monitor_handlers));
 	return 0;
 }
 
@@ -1238,6 +1286,7 @@ node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err
 		juki_opport_recheck(node->opport, &pconf);
 	}
 	log_setlevel(juki_log_level_of(conf->log_level));
+	juki_monitor_reload(node, &conf->monitor);
 	juki_outbound_kick(node->outbound);
 	/* The clock or the deadline may have moved: look again now. */
 	check_deadline(node);
@@ -1257,8 +1306,11 @@ node_stop(struct juki_node *node)
 		event_free(node->tick);
 		node->tick = NULL;
 	}
+	juki_monitor_stop(node);
 	juki_reconcile_free(node->reconcile);
 	node->reconcile = NULL;
+	free(node->handlers);
+	node->handlers = NULL;
 	free(node->schemas);
 	node->schemas = NULL;
 	juki_opport_free(node->opport);
@@ -1421,6 +1473,22 @@ const struct juki_node_conf *
 juki_node_conf(const struct juki_node *node)
 {
 	return node->conf;
+}
+
+const char *
+juki_node_daemon_name(const struct juki_node *node)
+{
+	return node->spec->daemon;
+}
+
+int64_t
+juki_node_received(const struct juki_node *node)
+{
+	json_t *st = juki_inbound_status(node->inbound);
+	int64_t n = json_integer_value(json_object_get(st, "received"));
+
+	json_decref(st);
+	return n;
 }
 
 struct juki_opcmds *

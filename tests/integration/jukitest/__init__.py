@@ -66,6 +66,17 @@ CARD_PIN = "card-1357"
 TOKEN_PIN = "node-8642"
 
 
+def watchers_of(node):
+    """The nodes node sends heartbeats to by default (monitor.watchers: auto)."""
+    kind, nid = node.split(":")[2], node.split(":")[3]
+    out = []
+    if kind == "cs" or kind == "authlink" and nid != "0":
+        out.append("urn:juki:pref:%s" % nid[:2])
+    if kind != "jlis":
+        out.append("urn:juki:jlis:0")
+    return out
+
+
 class Timeout(AssertionError):
     pass
 
@@ -254,6 +265,9 @@ class Daemon:
         self.imports = {}  # cs: more keys of the import section
         self.delivery = {"backoff_min": "50ms", "backoff_max": "1s", "failback": "1s"}
         self.limits = {}
+        # Keys of the monitor section, written as given (monitor.h). Without Network(monitor=
+        # True) a node sends no heartbeats (watchers: []) unless a test sets watchers here.
+        self.monitor = {}
         self.policy = None  # a policy file of its own; None: the network's
         # authlink: keys of its authlink section (ca, sources, keep, lag_alert), written as given.
         self.authlink = {"ca": CA, "lag_alert": "10m"} if kind == "authlink" else {}
@@ -316,6 +330,17 @@ class Daemon:
         if ninsho:
             lines.append("ninsho:")
             lines += ["  %s: %s" % kv for kv in ninsho.items()]
+        if self.kind != "fwgate":
+            mon = {}
+            if self.net.monitor:
+                present = [w for w in watchers_of(self.urn) if w in self.net.urns()]
+                mon.update({"interval": "1s", "down_after": "4s",
+                            "watchers": "[%s]" % ", ".join(present)})
+            else:
+                mon["watchers"] = "[]"
+            mon.update(self.monitor)
+            lines.append("monitor:")
+            lines += ["  %s: %s" % kv for kv in mon.items()]
         if self.limits:
             lines.append("limits:")
             lines += ["  %s: %s" % kv for kv in self.limits.items()]
@@ -454,8 +479,11 @@ class Network:
     configuration is written: the place to set a daemon's extra keys or policy.
     """
 
-    def __init__(self, names, extra_identities=(), keep=None, configure=None):
+    def __init__(self, names, extra_identities=(), keep=None, configure=None, monitor=False):
         self.names = list(names)
+        # monitor: every node sends heartbeats (every 1s) to its watchers among names, and the
+        # boards call a node down after 4s of silence; otherwise no node sends any.
+        self.monitor = monitor
         self.extra_identities = list(extra_identities)
         self.configure = configure
         self.keep = keep if keep is not None else bool(os.environ.get("JUKI_KEEP"))
@@ -541,6 +569,9 @@ class Network:
 
     def gateways(self):
         return [d for d in self.daemons.values() if d.kind == "fwgate"]
+
+    def urns(self):
+        return [d.urn for d in self.daemons.values()]
 
     def nodes(self):
         return [d for d in self.daemons.values() if d.kind != "fwgate"]

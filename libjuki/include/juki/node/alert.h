@@ -62,6 +62,17 @@ const char *juki_alert_code_tls(enum juki_tls_failure failure);
  */
 json_t *juki_alert_key_check(struct juki_alerts *alerts, struct juki_tls *tls, int *down);
 
+/*
+ * juki_alerts_on_raise() - call cb(ctx, ...) for every alert raised from now
+ * on (one listener; cb NULL removes it), after it is recorded: the monitor
+ * forwards them to the watching nodes.  cb runs wherever the alert was
+ * raised, maybe inside a store transaction: it must only take note and act
+ * later (an event), never write the store or raise an alert itself.
+ */
+typedef void (*juki_alert_cb)(void *ctx, uint64_t seq, int64_t time_ms, const char *code,
+			      const char *peer, const char *addr, const char *detail);
+void juki_alerts_on_raise(struct juki_alerts *alerts, juki_alert_cb cb, void *ctx);
+
 /* juki_alerts_count() - alerts raised with code since start (NULL: all). */
 uint64_t juki_alerts_count(const struct juki_alerts *alerts, const char *code);
 

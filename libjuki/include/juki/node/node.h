@@ -27,6 +27,7 @@
 #include "juki/node/inbound.h"
 #include "juki/node/integrity.h"
 #include "juki/node/log.h"
+#include "juki/node/monitor.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/outbound.h"
 #include "juki/store/audit.h"
@@ -84,6 +85,7 @@ struct juki_node_conf {
 	struct juki_node_audit audit;
 	struct juki_node_backup backup;
 	int64_t clock_offset;
+	struct juki_monitor_conf monitor;     /* the monitor: section (monitor.h) */
 	struct juki_integrity_conf integrity; /* the integrity: section */
 };
 
@@ -146,7 +148,7 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
 		"Added to the system clock: for drills and tests of dated rules only."),           \
-	    JUKI_INTEGRITY_CONF_KEY(st, f.integrity)
+	    JUKI_INTEGRITY_CONF_KEY(st, f.integrity), JUKI_MONITOR_CONF_KEY(st, f.monitor)
 
 struct juki_node;
 
@@ -265,6 +267,10 @@ struct juki_outbound *juki_node_outbound(const struct juki_node *node);
 struct juki_clock *juki_node_clock(struct juki_node *node);
 const struct juki_ident *juki_node_self(const struct juki_node *node);
 const struct juki_node_conf *juki_node_conf(const struct juki_node *node);
+/* juki_node_daemon_name() - the daemon's name ("juki-csd"). */
+const char *juki_node_daemon_name(const struct juki_node *node);
+/* juki_node_received() - messages received on the node port since start. */
+int64_t juki_node_received(const struct juki_node *node);
 struct juki_opcmds *juki_node_opcmds(const struct juki_node *node);
 
 /*
@@ -281,6 +287,7 @@ enum juki_module {
 	JUKI_MODULE_PROVNOTICE, /* struct juki_provnotice (provision notices) */
 	JUKI_MODULE_REPORTS,    /* struct juki_reports (management reports) */
 	JUKI_MODULE_NINSHO,     /* struct juki_ninsho (異動等情報, 第6-8(6)) */
+	JUKI_MODULE_MONITOR,    /* struct juki_monitor (heartbeats, the board) */
 	JUKI_MODULE_INTEGRITY,  /* struct juki_integrity (第4-7(4)) */
 	JUKI_MODULES            /* the number of slots */
 };
