@@ -25,6 +25,7 @@
 #include "ctl.h"
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/node/integrity.h"
 #include "juki/wire/manifest.h"
 #include "juki/wire/tls.h"
 
@@ -274,6 +275,13 @@ row(const char *node, const char *daemon, const char *version, const json_t *int
 {
 	json_t *r;
 
+	char why[128];
+
+	/* A member that does not pass is no information: the node shows as unknown. */
+	if (json_is_object(integ) && json_object_get(integ, "files") == NULL &&
+	    juki_integrity_member_check(integ, why, sizeof(why)) != 0) {
+		integ = NULL;
+	}
 	if (json_is_object(integ) && json_is_string(json_object_get(integ, "version"))) {
 		version = json_string_value(json_object_get(integ, "version"));
 	}
@@ -291,10 +299,13 @@ row(const char *node, const char *daemon, const char *version, const json_t *int
 	}
 	json_object_set(r, "binary", json_object_get(integ, "binary"));
 	json_object_set(r, "config", json_object_get(integ, "config"));
-	json_object_set(r, "manifest",
-			json_is_string(json_object_get(integ, "manifest"))
-			    ? json_object_get(integ, "manifest")
-			    : json_object_get(integ, "manifest_sha256"));
+	if (json_is_string(json_object_get(integ, "manifest"))) {
+		json_object_set(r, "manifest", json_object_get(integ, "manifest"));
+	} else if (json_is_string(json_object_get(integ, "manifest_sha256"))) {
+		json_object_set(r, "manifest", json_object_get(integ, "manifest_sha256"));
+	} else {
+		json_object_set_new(r, "manifest", json_null());
+	}
 	json_object_set_new(r, "ok", json_boolean(json_is_true(json_object_get(integ, "ok"))));
 	json_object_set(r, "mismatches",
 			json_is_array(json_object_get(integ, "mismatches"))

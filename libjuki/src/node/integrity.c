@@ -22,7 +22,8 @@
 #include "juki/records/operator.h"
 #include "juki/wire/manifest.h"
 
-#define SELF_EXE "/proc/self/exe"
+#define SELF_EXE       "/proc/self/exe"
+#define ALERT_TEXT_MAX 200 /* bytes of a problem's text in its alert */
 
 struct juki_integrity {
 	struct juki_node *node;
@@ -36,6 +37,7 @@ struct juki_integrity {
 	json_t *files;      /* [{"path", "kind", "sha256", "state"}] of the last check */
 	json_t *problems;   /* ["<path>: <what>"] of the last check */
 	json_t *mismatches; /* [paths] of the last check */
+	json_t *alerted;    /* the problems of the last check already alerted */
 };
 
 const struct juki_conf_key juki_integrity_keys[] = {
@@ -199,13 +201,18 @@ compare(json_t *files, const json_t *m, json_t *problems, json_t *mismatches)
 	}
 }
 
-int
-juki_integrity_check(struct juki_node *node)
+/*
+ * Check; with raise, alert each problem not alerted at an earlier check.  The
+ * start checks without: its alerts would come before the monitor listens for
+ * alerts to forward, and the node's first tick, after it, raises them.
+ */
+static int
+check(struct juki_node *node, int raise)
 {
 	struct juki_integrity *in = juki_node_module(node, JUKI_MODULE_INTEGRITY);
 	const struct juki_node_conf *conf;
 	const char *mpath;
-	json_t *files, *problems, *mismatches, *m = NULL, *p;
+	json_t *files, *problems, *mismatches, *alerted, *m = NULL, *p;
 	char hex[65] = "", why[512];
 	size_t i;
 	int rc;
@@ -258,18 +265,30 @@ juki_integrity_check(struct juki_node *node)
 			compare(files, m, problems, mismatches);
 		}
 	}
+	alerted = json_array();
 	json_array_foreach(problems, i, p)
 	{
-		if (!has_problem(in->problems, json_string_value(p))) {
-			juki_alert(juki_node_alerts(node), "integrity-mismatch", NULL, NULL, "%s",
-				   json_string_value(p));
+		const char *text = json_string_value(p);
+		size_t n = strlen(text);
+
+		if (has_problem(in->alerted, text)) {
+			json_array_append(alerted, p);
+		} else if (raise) {
+			/* Forwarded alerts keep 255 bytes: a long path keeps its end, the name. */
+			juki_alert(juki_node_alerts(node), "integrity-mismatch", NULL, NULL, "%s%s",
+				   n > ALERT_TEXT_MAX ? "..." : "",
+				   n > ALERT_TEXT_MAX ? text + n - ALERT_TEXT_MAX : text);
+			json_array_append(alerted, p);
 		}
 	}
-	if (mpath != NULL && json_array_size(problems) == 0 && !in->ok) {
+	json_decref(in->alerted);
+	in->alerted = alerted;
+	if (mpath != NULL && json_array_size(problems) == 0 && (!in->ok || in->checked_ms == 0)) {
 		log_notice("integrity: the binary, %zu libraries and the configuration match %s",
 			   json_array_size(files) - 1, mpath);
 	}
-	in->ok = mpath != NULL && json_array_size(problems) == 0;
+	/* Without a manifest nothing is compared, and nothing found wrong: ok, manifest null. */
+	in->ok = json_array_size(problems) == 0;
 	snprintf(in->manifest, sizeof(in->manifest), "%s", hex);
 	in->checked_ms = juki_node_now_ms(node);
 	json_decref(in->files);
@@ -280,6 +299,12 @@ juki_integrity_check(struct juki_node *node)
 	in->mismatches = mismatches;
 	json_decref(m);
 	return in->ok;
+}
+
+int
+juki_integrity_check(struct juki_node *node)
+{
+	return check(node, 1);
 }
 
 static json_t *
@@ -300,6 +325,68 @@ juki_integrity_heartbeat(struct juki_node *node)
 	return json_pack("{s:s,s:o,s:o,s:o,s:b,s:O}", "version", JUKI_VERSION, "binary",
 			 hex_or_null(in->binary), "config", hex_or_null(in->config), "manifest",
 			 hex_or_null(in->manifest), "ok", in->ok, "mismatches", in->mismatches);
+}
+
+static int
+hex_or_null_valid(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (json_is_null(v)) {
+		return 1;
+	}
+	if (s == NULL || json_string_length(v) != 64) {
+		return 0;
+	}
+	for (size_t i = 0; i < 64; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int
+juki_integrity_member_check(const json_t *v, char *why, size_t whylen)
+{
+	static const char *const digests[] = {"binary", "config", "manifest"};
+	const json_t *x, *list;
+	size_t i;
+
+	if (!json_is_object(v)) {
+		snprintf(why, whylen, "integrity: an object");
+		return JUKI_EINVAL;
+	}
+	x = json_object_get(v, "version");
+	if (!json_is_string(x) || json_string_length(x) == 0 || json_string_length(x) > 32) {
+		snprintf(why, whylen, "integrity.version: 1..32 bytes");
+		return JUKI_EINVAL;
+	}
+	for (i = 0; i < sizeof(digests) / sizeof(digests[0]); i++) {
+		if (!hex_or_null_valid(json_object_get(v, digests[i]))) {
+			snprintf(why, whylen, "integrity.%s: 64 hex digits or null", digests[i]);
+			return JUKI_EINVAL;
+		}
+	}
+	if (!json_is_boolean(json_object_get(v, "ok"))) {
+		snprintf(why, whylen, "integrity.ok: true or false");
+		return JUKI_EINVAL;
+	}
+	list = json_object_get(v, "mismatches");
+	if (!json_is_array(list) || json_array_size(list) > 1024) {
+		snprintf(why, whylen, "integrity.mismatches: an array of at most 1024 paths");
+		return JUKI_EINVAL;
+	}
+	json_array_foreach(list, i, x)
+	{
+		if (!json_is_string(x) || json_string_length(x) == 0 ||
+		    json_string_length(x) > 4096 ||
+		    strlen(json_string_value(x)) != json_string_length(x)) {
+			snprintf(why, whylen, "integrity.mismatches[%zu]: a path", i);
+			return JUKI_EINVAL;
+		}
+	}
+	return 0;
 }
 
 json_t *
@@ -371,7 +458,7 @@ juki_integrity_start(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "integrity: %s", juki_strerror(rc));
 		goto fail;
 	}
-	juki_integrity_check(node);
+	check(node, 0);
 	if (juki_node_conf(node)->integrity.enforce && !in->ok) {
 		size_t n = json_array_size(in->problems);
 
@@ -385,6 +472,7 @@ juki_integrity_start(struct juki_node *node, char *err, size_t errlen)
 	return 0;
 fail:
 	if (in != NULL) {
+		json_decref(in->alerted);
 		json_decref(in->problems);
 		json_decref(in->mismatches);
 		json_decref(in->files);
@@ -405,5 +493,6 @@ juki_integrity_stop(struct juki_node *node)
 	json_decref(in->files);
 	json_decref(in->problems);
 	json_decref(in->mismatches);
+	json_decref(in->alerted);
 	free(in);
 }

@@ -57,7 +57,8 @@ void juki_integrity_stop(struct juki_node *node);
 /*
  * juki_integrity_check() - digest everything again and compare; a problem
  * not seen at the last check raises "integrity-mismatch".  Returns whether
- * everything matches a good manifest (0 when none is configured).
+ * nothing was found wrong: 1 also when no manifest is configured (nothing
+ * is compared then; the heartbeat's "manifest" is null).
  */
 int juki_integrity_check(struct juki_node *node);
 
@@ -65,9 +66,20 @@ int juki_integrity_check(struct juki_node *node);
  * juki_integrity_heartbeat() - check, then the heartbeat's member
  * "integrity": {"version", "binary": sha256, "config": sha256, "manifest":
  * sha256 of the manifest file or null, "ok": bool, "mismatches": [paths]}.
- * NULL when the node runs no integrity state.
+ * ok is false when something was found wrong; with "manifest": null nothing
+ * was compared (none is configured).  NULL when the node runs no integrity
+ * state.
  */
 json_t *juki_integrity_heartbeat(struct juki_node *node);
+
+/*
+ * juki_integrity_member_check() - a heartbeat's "integrity" member as a
+ * watcher receives it: the members above of their types (digests 64 hex
+ * digits, at most 1024 mismatches of at most 4096 bytes each); unknown
+ * members allowed.  Returns 0 or JUKI_EINVAL with the member at fault in
+ * why.  (The heartbeat's validator and juki-ctl inventory use it.)
+ */
+int juki_integrity_member_check(const json_t *v, char *why, size_t whylen);
 
 /*
  * juki_integrity_status() - the status part "integrity" (as of the last
