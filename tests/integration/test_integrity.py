@@ -5,7 +5,7 @@ at the national server.
 One network for every case: a gateway, the national server, Tokyo and three of its
 municipalities with heartbeats every second.  cs:131016 checks a manifest from the start;
 cs:132012 runs a copy of the daemon's binary that a case alters; cs:131024 has no
-manifest.  Each case checks what an administrator would see: `juki-ctl integrity`,
+manifest and its key on a PKCS#11 token.  Each case checks what an administrator would see: `juki-ctl integrity`,
 `status`, the alerts at the node and on the national board, `juki-ctl inventory` at the
 national server, and a daemon with integrity.enforce refusing to start, with the reason.
 """
@@ -47,6 +47,8 @@ def configure(net):
     copy = os.path.join(bindir, "juki-csd")
     shutil.copy2(net[C].binary, copy)
     net[C].binary = copy
+    # cs:131024's key is on a PKCS#11 token (SoftHSM2): its manifest is signed there.
+    net[B].key_on_token()
 
 
 def entry(at, node):
@@ -191,7 +193,7 @@ def case_enforce_refuses():
 
     # another node's manifest (cs:131024 signs its own)
     other = os.path.join(NET.dir, "other.manifest.json")
-    NET[B].admin("manifest", "sign", "--out", other)
+    NET[B].admin("manifest", "sign", "--out", other, env={"SOFTHSM2_CONF": NET[B].token["conf"]})
     shutil.copy(other, manifest_of(A))
     rc, log = refused_start(d)
     assert "the manifest is %s's, not this node's (%s)" % (urn(B), urn(A)) in log, log
@@ -213,6 +215,26 @@ def case_enforce_refuses():
         f.write(good)
     d.start()
     assert d.status()["integrity"]["state"] == "ok"
+
+
+def case_signed_on_token():
+    """A node whose key is on a token signs its manifest there (the PIN from its PIN file);
+    the PKCS#11 engine and module the daemon loaded are in it; it verifies against the
+    CA as that node's, and not as another's."""
+    d = NET[B]
+    out = os.path.join(NET.dir, "token.manifest.json")
+    d.admin("manifest", "sign", "--out", out, env={"SOFTHSM2_CONF": d.token["conf"]})
+    with open(out) as f:
+        m = json.load(f)
+    assert m["node"] == urn(B) and m["daemon"] == "juki-csd", m
+    libs = [f["path"] for f in m["files"] if f["kind"] == "library"]
+    assert any("softhsm" in p for p in libs), libs
+    assert any("pkcs11" in os.path.basename(p) or "libp11" in p for p in libs), libs
+    ver = run_ctl("manifest", "verify", "--ca", NET.ca(), "--node", urn(B), out)
+    assert ver["signature"] == "good", ver
+    code, _, err = run_ctl("manifest", "verify", "--ca", NET.ca(), "--node", urn(A), out,
+                           check=False)
+    assert code == CTL_FAILED and "not this node's" in err, err
 
 
 def case_bad_manifest_files():
@@ -302,7 +324,8 @@ def main():
     with Network([GW, JLIS, PREF, A, B, C], monitor=True, configure=configure) as net:
         NET = net
         try:
-            run_cases([case_missing_then_signed, case_config_altered, case_bad_manifest_files,
+            run_cases([case_missing_then_signed, case_config_altered, case_signed_on_token,
+                       case_bad_manifest_files,
                        case_altered_binary, case_inventory, case_enforce_refuses])
         except SystemExit as e:
             code = e.code
