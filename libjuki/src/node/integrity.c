@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -23,7 +24,8 @@
 #include "juki/wire/manifest.h"
 
 #define SELF_EXE       "/proc/self/exe"
-#define ALERT_TEXT_MAX 200 /* bytes of a problem's text in its alert */
+#define ALERT_TEXT_MAX 200   /* bytes of a problem's text in its alert */
+#define FULL_EVERY_MS  60000 /* every file read whole at least this often */
 
 struct juki_integrity {
 	struct juki_node *node;
@@ -38,6 +40,8 @@ struct juki_integrity {
 	json_t *problems;   /* ["<path>: <what>"] of the last check */
 	json_t *mismatches; /* [paths] of the last check */
 	json_t *alerted;    /* the problems of the last check already alerted */
+	json_t *digests;    /* path -> {"stat": "<dev:ino:size:mtime:ctime>", "sha256"} */
+	int64_t full_ms;    /* when every file was last read whole */
 };
 
 const struct juki_conf_key juki_integrity_keys[] = {
@@ -64,49 +68,95 @@ juki_integrity_conf_check(const void *section, const char **blame, char *why, si
 	return 0;
 }
 
+/* What of a file's status changes when its contents do (ctime: even when mtime is set back). */
+static int
+stat_key(const char *path, char *key, size_t len)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		return -errno;
+	}
+	snprintf(key, len, "%llu:%llu:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		 st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	return 0;
+}
+
+/*
+ * The digest of the file at path: read whole when full, or when its status
+ * changed since it was last read; otherwise the digest of that reading.
+ */
+static int
+digest(json_t *digests, const char *path, int full, char hex[65])
+{
+	char key[160];
+	const json_t *d = json_object_get(digests, path);
+	int rc;
+
+	if (stat_key(path, key, sizeof(key)) != 0) {
+		key[0] = '\0';
+	}
+	if (!full && key[0] != '\0' && d != NULL &&
+	    strcmp(json_string_value(json_object_get(d, "stat")), key) == 0) {
+		snprintf(hex, 65, "%s", json_string_value(json_object_get(d, "sha256")));
+		return 0;
+	}
+	rc = juki_sha256_file(path, hex);
+	if (rc == 0 && key[0] != '\0') {
+		json_object_set_new(digests, path,
+				    json_pack("{s:s,s:s}", "stat", key, "sha256", hex));
+	} else {
+		json_object_del(digests, path);
+	}
+	return rc;
+}
+
+struct gathering {
+	json_t *files;
+	json_t *seen;
+	json_t *digests;
+	int full;
+};
+
 /* One file to compare: appended to files as {"path", "kind", "sha256", "state"}. */
 static void
-add_file(json_t *files, json_t *seen, const char *path, const char *kind, const char *readfrom)
+add_file(struct gathering *g, const char *path, const char *kind, const char *readfrom)
 {
 	char hex[65];
 	int rc;
 
-	if (json_object_get(seen, path) != NULL) {
+	if (json_object_get(g->seen, path) != NULL) {
 		return;
 	}
-	json_object_set_new(seen, path, json_true());
-	rc = juki_sha256_file(readfrom != NULL ? readfrom : path, hex);
-	json_array_append_new(files, json_pack("{s:s,s:s,s:s?,s:s}", "path", path, "kind", kind,
-					       "sha256", rc == 0 ? hex : NULL, "state",
-					       rc == 0 ? "unchecked" : "unreadable"));
+	json_object_set_new(g->seen, path, json_true());
+	rc = digest(g->digests, readfrom != NULL ? readfrom : path, g->full, hex);
+	json_array_append_new(g->files, json_pack("{s:s,s:s,s:s?,s:s}", "path", path, "kind", kind,
+						  "sha256", rc == 0 ? hex : NULL, "state",
+						  rc == 0 ? "unchecked" : "unreadable"));
 }
-
-struct libs {
-	json_t *files;
-	json_t *seen;
-};
 
 static int
 each_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	struct libs *l = arg;
+	struct gathering *g = arg;
 
 	(void)size;
 	/* The program itself and the vDSO have no path; only files on disk are compared. */
 	if (info->dlpi_name != NULL && info->dlpi_name[0] == '/') {
-		add_file(l->files, l->seen, info->dlpi_name, "library", NULL);
+		add_file(g, info->dlpi_name, "library", NULL);
 	}
 	return 0;
 }
 
 /* What the daemon runs from now: its binary, its configuration and its libraries. */
 static json_t *
-gather(struct juki_integrity *in)
+gather(struct juki_integrity *in, int full)
 {
 	const struct juki_node_conf *conf = juki_node_conf(in->node);
 	const char *cpath = juki_daemon_config_path(juki_node_daemon(in->node));
 	char config[PATH_MAX];
-	struct libs l = {json_array(), json_object()};
+	struct gathering l = {json_array(), json_object(), in->digests, full};
 	ssize_t n;
 
 	if (l.files == NULL || l.seen == NULL) {
@@ -120,18 +170,18 @@ gather(struct juki_integrity *in)
 		snprintf(in->exe, sizeof(in->exe), "%s", SELF_EXE);
 	}
 	/* The image running, even when its file was replaced or removed since. */
-	add_file(l.files, l.seen, in->exe, "binary", SELF_EXE);
+	add_file(&l, in->exe, "binary", SELF_EXE);
 	if (cpath != NULL) {
 		if (realpath(cpath, config) == NULL) {
 			snprintf(config, sizeof(config), "%s", cpath);
 		}
-		add_file(l.files, l.seen, config, "config", NULL);
+		add_file(&l, config, "config", NULL);
 	}
 	if (conf->policy != NULL) {
 		if (realpath(conf->policy, config) == NULL) {
 			snprintf(config, sizeof(config), "%s", conf->policy);
 		}
-		add_file(l.files, l.seen, config, "config", NULL);
+		add_file(&l, config, "config", NULL);
 	}
 	dl_iterate_phdr(each_object, &l);
 	json_decref(l.seen);
@@ -207,7 +257,7 @@ compare(json_t *files, const json_t *m, json_t *problems, json_t *mismatches)
  * alerts to forward, and the node's first tick, after it, raises them.
  */
 static int
-check(struct juki_node *node, int raise)
+check(struct juki_node *node, int raise, int full)
 {
 	struct juki_integrity *in = juki_node_module(node, JUKI_MODULE_INTEGRITY);
 	const struct juki_node_conf *conf;
@@ -222,7 +272,14 @@ check(struct juki_node *node, int raise)
 	}
 	conf = juki_node_conf(node);
 	mpath = conf->integrity.manifest;
-	files = gather(in);
+	/* At most a minute between two readings of every file whole. */
+	if (juki_clock_mono_ms() - in->full_ms >= FULL_EVERY_MS) {
+		full = 1;
+	}
+	files = gather(in, full);
+	if (full) {
+		in->full_ms = juki_clock_mono_ms();
+	}
 	problems = json_array();
 	mismatches = json_array();
 	if (files == NULL || problems == NULL || mismatches == NULL) {
@@ -284,8 +341,9 @@ check(struct juki_node *node, int raise)
 	json_decref(in->alerted);
 	in->alerted = alerted;
 	if (mpath != NULL && json_array_size(problems) == 0 && (!in->ok || in->checked_ms == 0)) {
-		log_notice("integrity: the binary, %zu libraries and the configuration match %s",
-			   json_array_size(files) - 1, mpath);
+		log_notice("integrity: %zu files (the binary, its libraries, the configuration) "
+			   "match %s",
+			   json_array_size(files), mpath);
 	}
 	/* Without a manifest nothing is compared, and nothing found wrong: ok, manifest null. */
 	in->ok = json_array_size(problems) == 0;
@@ -304,7 +362,7 @@ check(struct juki_node *node, int raise)
 int
 juki_integrity_check(struct juki_node *node)
 {
-	return check(node, 1);
+	return check(node, 1, 0);
 }
 
 static json_t *
@@ -423,7 +481,7 @@ juki_integrity_cmd(void *ctx, const json_t *args, json_t **result, struct juki_c
 	if (in == NULL) {
 		return juki_ctl_fail(err, "internal", "integrity is not running");
 	}
-	juki_integrity_check(node);
+	check(node, 1, 1);
 	st = juki_integrity_status(node);
 	if (st == NULL) {
 		return JUKI_ENOMEM;
@@ -448,7 +506,8 @@ juki_integrity_start(struct juki_node *node, char *err, size_t errlen)
 	int rc;
 
 	if (in == NULL || (in->problems = json_array()) == NULL ||
-	    (in->mismatches = json_array()) == NULL || (in->files = json_array()) == NULL) {
+	    (in->digests = json_object()) == NULL || (in->mismatches = json_array()) == NULL ||
+	    (in->files = json_array()) == NULL) {
 		rc = JUKI_ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -458,7 +517,7 @@ juki_integrity_start(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "integrity: %s", juki_strerror(rc));
 		goto fail;
 	}
-	check(node, 0);
+	check(node, 0, 1);
 	if (juki_node_conf(node)->integrity.enforce && !in->ok) {
 		size_t n = json_array_size(in->problems);
 
@@ -472,6 +531,7 @@ juki_integrity_start(struct juki_node *node, char *err, size_t errlen)
 	return 0;
 fail:
 	if (in != NULL) {
+		json_decref(in->digests);
 		json_decref(in->alerted);
 		json_decref(in->problems);
 		json_decref(in->mismatches);
@@ -494,5 +554,6 @@ juki_integrity_stop(struct juki_node *node)
 	json_decref(in->problems);
 	json_decref(in->mismatches);
 	json_decref(in->alerted);
+	json_decref(in->digests);
 	free(in);
 }

@@ -55,7 +55,10 @@ int juki_integrity_start(struct juki_node *node, char *err, size_t errlen);
 void juki_integrity_stop(struct juki_node *node);
 
 /*
- * juki_integrity_check() - digest everything again and compare; a problem
+ * juki_integrity_check() - digest everything again and compare (a file whose
+ * status - inode, size, mtime, ctime - is unchanged since it was last read keeps
+ * that digest, but every file is read whole again at least once a minute, and
+ * by the control command "integrity"); a problem
  * not seen at the last check raises "integrity-mismatch".  Returns whether
  * nothing was found wrong: 1 also when no manifest is configured (nothing
  * is compared then; the heartbeat's "manifest" is null).
