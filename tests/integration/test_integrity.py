@@ -160,8 +160,9 @@ def case_config_altered():
 
 def case_enforce_refuses():
     """With integrity.enforce the daemon starts only on a good manifest that everything
-    matches; otherwise it refuses with the reason: a changed config, an unsigned manifest,
-    another node's, one changed byte, none at all."""
+    matches; otherwise it refuses with the reason (a changed config, no manifest).  A
+    manifest that is unsigned, another node's or has one byte changed is refused by the
+    running daemon's check, with the reason."""
     d = NET[A]
     # the administrator turns enforce on, signs again (the config changed), restarts
     d.extra["integrity"] = integrity_keys(A, enforce=True)
@@ -171,10 +172,35 @@ def case_enforce_refuses():
     d.start()
     st = d.status()["integrity"]
     assert st["enforce"] is True and st["state"] == "ok", st
-    d.stop()
     good_config = open(d.config).read()
     good = open(manifest_of(A)).read()
     config = os.path.realpath(d.config)
+
+    def problems_with(text):
+        with open(manifest_of(A), "w") as f:
+            f.write(text)
+        check = d.admin("integrity")
+        assert check["state"] == "mismatch" and check["mismatches"] == [manifest_of(A)], check
+        return check["problems"][0]
+
+    m = json.loads(good)
+    del m["signature"]
+    assert problems_with(json.dumps(m)) == manifest_of(A) + ": manifest not signed"
+    # another node's manifest (cs:131024 signs its own, on its token)
+    other = os.path.join(NET.dir, "other.manifest.json")
+    NET[B].admin("manifest", "sign", "--out", other, env={"SOFTHSM2_CONF": NET[B].token["conf"]})
+    assert "the manifest is %s's, not this node's (%s)" % (urn(B), urn(A)) in \
+        problems_with(open(other).read())
+    # one byte of a digest changed
+    m = json.loads(good)
+    h = m["files"][0]["sha256"]
+    m["files"][0]["sha256"] = ("0" if h[0] != "0" else "1") + h[1:]
+    assert problems_with(json.dumps(m)).endswith(
+        "manifest badly signed: the signature does not match")
+    with open(manifest_of(A), "w") as f:
+        f.write(good)
+    assert d.admin("integrity")["state"] == "ok"
+    d.stop()
 
     with open(d.config, "a") as f:
         f.write("# edited after signing\n")
@@ -183,29 +209,6 @@ def case_enforce_refuses():
         config in log, log
     with open(d.config, "w") as f:
         f.write(good_config)
-
-    m = json.loads(good)
-    del m["signature"]
-    with open(manifest_of(A), "w") as f:
-        json.dump(m, f)
-    rc, log = refused_start(d)
-    assert "integrity.enforce: %s: manifest not signed" % manifest_of(A) in log, log
-
-    # another node's manifest (cs:131024 signs its own)
-    other = os.path.join(NET.dir, "other.manifest.json")
-    NET[B].admin("manifest", "sign", "--out", other, env={"SOFTHSM2_CONF": NET[B].token["conf"]})
-    shutil.copy(other, manifest_of(A))
-    rc, log = refused_start(d)
-    assert "the manifest is %s's, not this node's (%s)" % (urn(B), urn(A)) in log, log
-
-    # one byte of a digest changed
-    m = json.loads(good)
-    h = m["files"][0]["sha256"]
-    m["files"][0]["sha256"] = ("0" if h[0] != "0" else "1") + h[1:]
-    with open(manifest_of(A), "w") as f:
-        json.dump(m, f)
-    rc, log = refused_start(d)
-    assert "manifest badly signed: the signature does not match" in log, log
 
     os.unlink(manifest_of(A))
     rc, log = refused_start(d)
