@@ -12,7 +12,6 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
-#include "juki/base/text.h"
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
@@ -38,6 +37,19 @@ static const struct juki_monitor_part parts[] = {
     {NULL, NULL, NULL},
 };
 
+/*
+ * Validators of those members (NULL-name ended): a heartbeat whose member
+ * fails its check is refused invalid-field with the reason it gives.  A
+ * member without a row here need only be an object or null.
+ */
+static const struct {
+	const char *name;
+	int (*check)(const json_t *value, char *why, size_t whylen);
+} part_checks[] = {
+    {"integrity", juki_integrity_member_check},
+    {NULL, NULL},
+};
+
 static const char *const board_names[] = {"auto", "true", "false", NULL};
 
 const struct juki_conf_key juki_monitor_conf_keys[] = {
@@ -47,12 +59,19 @@ const struct juki_conf_key juki_monitor_conf_keys[] = {
 		     0, 300, JUKI_DAY_MS,
 		     "At a board: a node whose last heartbeat is older than this is marked "
 		     "down and the alert node-down raised (more than interval)."),
-    JUKI_CONF_SCALARLIST(struct juki_monitor_conf, watchers, nwatchers, "watchers",
-			 JUKI_CONF_STRING, 0, 0, JUKI_MONITOR_WATCHERS,
-			 "The nodes this node sends heartbeats and alerts to: \"auto\" (a CS: "
-			 "its prefecture and the national server; a prefecture and authlink:0: "
-			 "the national server; authlink:NN: its prefecture and the national "
-			 "server; jlis: none) and/or identities; [] none."),
+    {.name = "watchers",
+     .type = JUKI_CONF_LIST,
+     .offset = offsetof(struct juki_monitor_conf, watchers),
+     .def = "[auto]",
+     .min = 0,
+     .max = JUKI_MONITOR_WATCHERS,
+     .elem_type = JUKI_CONF_STRING,
+     .elem_size = sizeof(char *),
+     .count_offset = offsetof(struct juki_monitor_conf, nwatchers),
+     .help = "The nodes this node sends heartbeats and alerts to: \"auto\" (a CS: its "
+	     "prefecture and the national server; a prefecture and authlink:0: the national "
+	     "server; authlink:NN: its prefecture and the national server; jlis: none) and/or "
+	     "identities; [] none."},
     JUKI_CONF_ENUMKEY(struct juki_monitor_conf, board, "board", board_names, "auto", 0,
 		      "Keep a board of the nodes that send heartbeats here: true, false or auto "
 		      "(jlis and the prefectures)."),
@@ -161,9 +180,7 @@ struct juki_monitor {
 	struct pending_alert q[ALERT_QUEUE];
 	size_t nq;
 	int flush_armed;
-	int64_t window_ms; /* start of the rate limit's minute */
-	int64_t in_window;
-	int64_t suppressed;
+	struct juki_monitor_rate rate;
 	/* refused handshakes */
 	int64_t refusals[REFUSALS];
 	size_t nrefusals; /* total pushed */
@@ -335,6 +352,15 @@ juki_monitor_heartbeat_check(const json_t *body, char *why, size_t whylen)
 		v = json_object_get(body, p->name);
 		if (v != NULL && !json_is_object(v) && !json_is_null(v)) {
 			return bad(why, whylen, p->name, "an object or null");
+		}
+	}
+	for (size_t i = 0; part_checks[i].name != NULL; i++) {
+		char sub[JUKI_DETAIL_MAX];
+
+		v = json_object_get(body, part_checks[i].name);
+		if (v != NULL && !json_is_null(v) &&
+		    part_checks[i].check(v, sub, sizeof(sub)) != 0) {
+			return bad(why, whylen, part_checks[i].name, sub);
 		}
 	}
 	return 0;
@@ -763,6 +789,31 @@ arm_flush(struct juki_monitor *m, int64_t after_ms)
 	}
 }
 
+int64_t
+juki_monitor_rate_roll(struct juki_monitor_rate *r, int64_t now_ms)
+{
+	int64_t gone = 0;
+
+	if (now_ms - r->window_ms >= MINUTE) {
+		gone = r->suppressed;
+		r->window_ms = now_ms;
+		r->in_window = 0;
+		r->suppressed = 0;
+	}
+	return gone;
+}
+
+int
+juki_monitor_rate_take(struct juki_monitor_rate *r, int64_t rate)
+{
+	if (r->in_window < rate) {
+		r->in_window++;
+		return 1;
+	}
+	r->suppressed++;
+	return 0;
+}
+
 /* The alert listener (alert.h): take note, forward later. */
 static void
 on_alert(void *ctx, uint64_t seq, int64_t time_ms, const char *code, const char *peer,
@@ -792,7 +843,7 @@ on_alert(void *ctx, uint64_t seq, int64_t time_ms, const char *code, const char 
 		return;
 	}
 	if (m->nq == ALERT_QUEUE) {
-		m->suppressed++;
+		m->rate.suppressed++;
 		return;
 	}
 	a = &m->q[m->nq++];
@@ -859,31 +910,25 @@ flush(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (size_t i = 0; rc == 0 && i <= m->nq; i++) {
-		if (now - m->window_ms >= MINUTE) {
-			if (m->suppressed > 0) {
-				struct pending_alert s = {.seq = 0, .time_ms = now};
+		int64_t gone = juki_monitor_rate_roll(&m->rate, now);
 
-				snprintf(s.code, sizeof(s.code), "alerts-suppressed");
-				snprintf(s.detail, sizeof(s.detail),
-					 "%lld alerts were not forwarded in the last minute "
-					 "(monitor.alert_rate %lld); see juki-ctl alerts there",
-					 (long long)m->suppressed, (long long)m->conf->alert_rate);
-				rc = put_alert(m, &s);
-				put_n++;
-			}
-			m->window_ms = now;
-			m->in_window = 0;
-			m->suppressed = 0;
+		if (gone > 0) {
+			struct pending_alert s = {.seq = 0, .time_ms = now};
+
+			snprintf(s.code, sizeof(s.code), "alerts-suppressed");
+			snprintf(s.detail, sizeof(s.detail),
+				 "%lld alerts were not forwarded in the last minute "
+				 "(monitor.alert_rate %lld); see juki-ctl alerts there",
+				 (long long)gone, (long long)m->conf->alert_rate);
+			rc = put_alert(m, &s);
+			put_n++;
 		}
 		if (i == m->nq || rc != 0) {
 			break;
 		}
-		if (m->in_window < m->conf->alert_rate) {
+		if (juki_monitor_rate_take(&m->rate, m->conf->alert_rate)) {
 			rc = put_alert(m, &m->q[i]);
-			m->in_window++;
 			put_n++;
-		} else {
-			m->suppressed++;
 		}
 	}
 	if (rc == 0 && (rc = juki_store_commit(store)) == 0) {
@@ -896,8 +941,8 @@ flush(evutil_socket_t fd, short what, void *arg)
 		log_warnx("monitor: alerts not forwarded: %s", juki_strerror(rc));
 		m->nq = 0;
 	}
-	if (m->suppressed > 0) {
-		arm_flush(m, m->window_ms + MINUTE - now);
+	if (m->rate.suppressed > 0) {
+		arm_flush(m, m->rate.window_ms + MINUTE - now);
 	}
 }
 
@@ -1346,7 +1391,7 @@ juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf,
 	m->board = keeps_board(node, conf);
 	m->started_ms = juki_node_now_ms(node);
 	m->board_since_ms = m->started_ms;
-	m->window_ms = m->started_ms;
+	m->rate.window_ms = m->started_ms;
 	set_watchers(m);
 	if ((m->beat = evtimer_new(base, beat, m)) == NULL ||
 	    (m->check = evtimer_new(base, check_down, m)) == NULL ||
