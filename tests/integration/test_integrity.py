@@ -160,7 +160,8 @@ def case_config_altered():
 
 def case_enforce_refuses():
     """With integrity.enforce the daemon starts only on a good manifest that everything
-    matches; otherwise it refuses with the reason (a changed config, no manifest).  A
+    matches; otherwise it refuses with the reason (a changed config, no manifest, a
+    preloaded library).  A
     manifest that is unsigned, another node's or has one byte changed is refused by the
     running daemon's check, with the reason."""
     d = NET[A]
@@ -216,6 +217,20 @@ def case_enforce_refuses():
 
     with open(manifest_of(A), "w") as f:
         f.write(good)
+    # a library preloaded from a path that is not even UTF-8: unlisted, shown as \xNN
+    libm = [f["path"] for f in json.loads(good)["files"]
+            if os.path.basename(f["path"]).startswith("libm.so")][0]
+    evil = os.path.join(NET.dir.encode(), b"evil\xffpreload.so")
+    shutil.copy(libm.encode(), evil)
+    d.env["LD_PRELOAD"] = os.fsdecode(evil)
+    # under AddressSanitizer its runtime must come first: let the preload stand before it
+    d.env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    try:
+        rc, log = refused_start(d)
+    finally:
+        del d.env["LD_PRELOAD"]
+    assert "integrity.enforce: %s/evil\\xffpreload.so: library not in the manifest" % NET.dir \
+        in log, log
     d.start()
     assert d.status()["integrity"]["state"] == "ok"
 

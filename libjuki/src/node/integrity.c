@@ -24,8 +24,9 @@
 #include "juki/wire/manifest.h"
 
 #define SELF_EXE       "/proc/self/exe"
-#define ALERT_TEXT_MAX 200   /* bytes of a problem's text in its alert */
-#define FULL_EVERY_MS  60000 /* every file read whole at least this often */
+#define ALERT_TEXT_MAX 200                /* bytes of a problem's text in its alert */
+#define SHOWN_MAX      (4 * PATH_MAX + 1) /* a path with every byte as \xNN */
+#define FULL_EVERY_MS  60000              /* every file read whole at least this often */
 
 struct juki_integrity {
 	struct juki_node *node;
@@ -112,6 +113,37 @@ digest(json_t *digests, const char *path, int full, char hex[65])
 	return rc;
 }
 
+/* path as text: control characters, and every byte of 0x80 up when it is not UTF-8, as \xNN. */
+static void
+path_shown(const char *path, char *out, size_t len)
+{
+	json_t *probe;
+	int all;
+
+	for (all = 0; all < 2; all++) {
+		size_t n = 0;
+
+		for (const unsigned char *c = (const unsigned char *)path; *c != '\0'; c++) {
+			if (*c < 0x20 || *c == 0x7f || (all && *c >= 0x80)) {
+				if (n + 5 > len) {
+					break;
+				}
+				n += (size_t)snprintf(out + n, len - n, "\\x%02x", *c);
+			} else {
+				if (n + 2 > len) {
+					break;
+				}
+				out[n++] = (char)*c;
+			}
+		}
+		out[n] = '\0';
+		if ((probe = json_string(out)) != NULL) {
+			json_decref(probe);
+			return;
+		}
+	}
+}
+
 struct gathering {
 	json_t *files;
 	json_t *seen;
@@ -123,15 +155,21 @@ struct gathering {
 static void
 add_file(struct gathering *g, const char *path, const char *kind, const char *readfrom)
 {
-	char hex[65];
+	char hex[65], shown[SHOWN_MAX];
 	int rc;
 
-	if (json_object_get(g->seen, path) != NULL) {
+	/*
+	 * A path with control characters or that is not UTF-8 (a library preloaded from
+	 * "/tmp/\xff.so") is shown with those bytes as \xNN: never left out, and never
+	 * listed by a manifest, so a mismatch whose alert is text.
+	 */
+	path_shown(path, shown, sizeof(shown));
+	if (json_object_get(g->seen, shown) != NULL) {
 		return;
 	}
-	json_object_set_new(g->seen, path, json_true());
+	json_object_set_new(g->seen, shown, json_true());
 	rc = digest(g->digests, readfrom != NULL ? readfrom : path, g->full, hex);
-	json_array_append_new(g->files, json_pack("{s:s,s:s,s:s?,s:s}", "path", path, "kind", kind,
+	json_array_append_new(g->files, json_pack("{s:s,s:s,s:s?,s:s}", "path", shown, "kind", kind,
 						  "sha256", rc == 0 ? hex : NULL, "state",
 						  rc == 0 ? "unchecked" : "unreadable"));
 }
