@@ -216,6 +216,7 @@ extern const struct ctl_cmd ctl_resident_cmds[];
 extern const struct ctl_cmd ctl_cardreg_cmds[];
 extern const struct ctl_cmd ctl_copy_cmds[];
 extern const struct ctl_cmd ctl_tokurei_cmds[];
+extern const struct ctl_cmd ctl_integrity_cmds[];
 extern const struct ctl_cmd ctl_monitor_cmds[];
 extern const struct ctl_cmd ctl_doctor_cmds[];
 extern const struct ctl_cmd ctl_honnin_cmds[];

@@ -33,6 +33,7 @@
  * theirs here.
  */
 static const struct juki_monitor_part parts[] = {
+    {"integrity", juki_integrity_heartbeat, NULL},
     {NULL, NULL, NULL},
 };
 
@@ -45,6 +46,7 @@ static const struct {
 	const char *name;
 	int (*check)(const json_t *value, char *why, size_t whylen);
 } part_checks[] = {
+    {"integrity", juki_integrity_member_check},
     {NULL, NULL},
 };
 

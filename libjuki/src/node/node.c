@@ -439,6 +439,7 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	if (node->opport != NULL) {
 		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
 	}
+	json_object_set_new(st, "integrity", juki_integrity_status(node));
 	if (node->spec->status != NULL) {
 		json_t *own = node->spec->status(node);
 
@@ -790,6 +791,8 @@ static const struct juki_ctl_cmd common_cmds[] = {
     {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)",
      JUKI_ROLE_ADMIN, NULL},
     JUKI_OPCAL_CMDS,
+    {"integrity", juki_integrity_cmd, "the programs and configuration against the manifest",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL},
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -937,6 +940,10 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 	if (node->alerts == NULL) {
 		rc = JUKI_ENOMEM;
 		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* Before any port opens: with integrity.enforce a mismatch stops the start here. */
+	if ((rc = juki_integrity_start(node, err, errlen)) != 0) {
 		goto fail;
 	}
 	if ((rc = build_schemas(node)) != 0) {
@@ -1140,6 +1147,7 @@ tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	check_deadline(node);
 	json_decref(juki_alert_key_check(node->alerts, node->tls, &node->key_down));
+	juki_integrity_check(node);
 	evtimer_add(node->tick, &tv);
 }
 
@@ -1342,6 +1350,7 @@ node_stop(struct juki_node *node)
 	node->inbound = NULL;
 	juki_store_close(node->store);
 	node->store = NULL;
+	juki_integrity_stop(node);
 	juki_alerts_free(node->alerts);
 	node->alerts = NULL;
 	juki_tls_free(node->tls);

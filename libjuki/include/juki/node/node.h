@@ -25,6 +25,7 @@
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
+#include "juki/node/integrity.h"
 #include "juki/node/log.h"
 #include "juki/node/metrics.h"
 #include "juki/node/monitor.h"
@@ -88,7 +89,8 @@ struct juki_node_conf {
 	struct juki_calendar_conf calendar; /* the operating calendar (第6-1, opcal.h) */
 	int64_t clock_offset;
 	struct juki_metrics_conf metrics;
-	struct juki_monitor_conf monitor; /* the monitor: section (monitor.h) */
+	struct juki_monitor_conf monitor;     /* the monitor: section (monitor.h) */
+	struct juki_integrity_conf integrity; /* the integrity: section */
 };
 
 extern const struct juki_conf_key juki_node_limits_keys[];
@@ -151,7 +153,8 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
 		"Added to the system clock: for drills and tests of dated rules only."),           \
-	    JUKI_METRICS_CONF_KEY(st, f.metrics), JUKI_MONITOR_CONF_KEY(st, f.monitor)
+	    JUKI_METRICS_CONF_KEY(st, f.metrics), JUKI_INTEGRITY_CONF_KEY(st, f.integrity),        \
+	    JUKI_MONITOR_CONF_KEY(st, f.monitor)
 
 struct juki_node;
 
@@ -296,6 +299,7 @@ enum juki_module {
 	JUKI_MODULE_NINSHO,     /* struct juki_ninsho (異動等情報, 第6-8(6)) */
 	JUKI_MODULE_METRICS,    /* struct node_metrics (metrics.c) */
 	JUKI_MODULE_MONITOR,    /* struct juki_monitor (heartbeats, the board) */
+	JUKI_MODULE_INTEGRITY,  /* struct juki_integrity (第4-7(4)) */
 	JUKI_MODULES            /* the number of slots */
 };
 
