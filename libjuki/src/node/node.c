@@ -9,9 +9,11 @@
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
+#include "juki/node/notice.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/opport.h"
 #include "juki/node/reconcile.h"
+#include "juki/node/witness.h"
 #include "juki/records/operator.h"
 #include "juki/store/audit.h"
 #include "juki/store/backup.h"
@@ -60,8 +62,11 @@ static void node_stop(struct juki_node *node);
 static const struct juki_ctl_cmd no_cmds[] = {{NULL, NULL, NULL, 0, NULL}};
 
 #define TICK_MS 60000
-/* The common schemas every node opens: operator, opcmds, node, audit, monitor (build_schemas()). */
-#define NODE_SCHEMAS 5
+/*
+ * The common schemas every node opens: operator, opcmds, node, audit, monitor,
+ * notice, witness (build_schemas()).
+ */
+#define NODE_SCHEMAS 7
 /* Control command tables: the common, the operators', the daemon's, the monitor's. */
 #define NODE_TABLES 4
 
@@ -433,6 +438,7 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
 	json_object_set_new(st, "memory", memory_status());
 	json_object_set_new(st, "monitor", juki_monitor_status(node));
+	json_object_set_new(st, "notices", juki_notice_status(node));
 	if (node->opport != NULL) {
 		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
 	}
@@ -1147,6 +1153,9 @@ node_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_
 	if (node->reconcile != NULL) {
 		rc = juki_reconcile_on_ack(node->reconcile, entry, ack);
 	}
+	if (rc == 0 && strcmp(entry->service, "monitor") == 0) {
+		rc = juki_notice_on_ack(node, entry, ack);
+	}
 	if (rc == 0 && node->spec->on_ack != NULL) {
 		rc = node->spec->on_ack(node, entry, ack);
 	}
@@ -1161,6 +1170,8 @@ build_schemas(struct juki_node *node)
 					       sizeof(node_steps) / sizeof(node_steps[0])};
 	static const struct juki_schema audit = JUKI_AUDIT_SCHEMA;
 	static const struct juki_schema monitor = JUKI_MONITOR_SCHEMA;
+	static const struct juki_schema notice = JUKI_NOTICE_SCHEMA;
+	static const struct juki_schema witness = JUKI_WITNESS_SCHEMA;
 	size_t n = node->spec->nschemas;
 
 	/* The reconcile schema last: only a node with honnin_dest opens it. */
@@ -1174,6 +1185,8 @@ build_schemas(struct juki_node *node)
 	node->schemas[n + 2] = own;
 	node->schemas[n + 3] = audit; /* the head of the operation history (audit.h) */
 	node->schemas[n + 4] = monitor;
+	node->schemas[n + 5] = notice;  /* notices sent and received (notice.h) */
+	node->schemas[n + 6] = witness; /* checkpoints witnessed (witness.h) */
 	node->schemas[n + NODE_SCHEMAS] = reconcile;
 	return 0;
 }
