@@ -161,9 +161,9 @@ hex_member(const json_t *value, const char *key, unsigned char *out, size_t n)
 	return s != NULL && strlen(s) == 2 * n && juki_hex_decode(s, out, n) == 0 ? 0 : -1;
 }
 
-/* The member's checkpoint; -1 with why when malformed. */
-static int
-parse_cp(const json_t *value, struct juki_audit_cp *cp, const char **pem, char *why, size_t whylen)
+int
+juki_witness_parse(const json_t *value, struct juki_audit_cp *cp, const char **pem, char *why,
+		   size_t whylen)
 {
 	const json_t *seq = json_object_get(value, "seq"), *prev = json_object_get(value, "prev");
 	const char *time = json_string_value(json_object_get(value, "time"));
@@ -466,7 +466,7 @@ juki_witness_record(struct juki_store *store, const char *ca_file, const char *f
 		}
 		return 0;
 	}
-	if (parse_cp(value, &cp, &pem, why, whylen) != 0) {
+	if (juki_witness_parse(value, &cp, &pem, why, whylen) != 0) {
 		*verdict = JUKI_WITNESS_INVALID;
 		*fresh = 1;
 		return 0;

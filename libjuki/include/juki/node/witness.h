@@ -80,6 +80,16 @@ const char *juki_witness_verdict_name(enum juki_witness_verdict v);
 json_t *juki_witness_member(struct juki_audit *audit, const char *cert_path);
 
 /*
+ * juki_witness_parse() - the checkpoint of a member with seq >= 1: every
+ * member's type and bound (hash and prev_hash 64 hex digits, prev null or
+ * below seq, sig hex of at most JUKI_AUDIT_SIG_MAX bytes, cert a string of
+ * at most JUKI_WITNESS_CERT_MAX bytes, into *pem, borrowed).  0, or -1 with
+ * why naming the member and its rule.  Nothing is verified here.
+ */
+int juki_witness_parse(const json_t *value, struct juki_audit_cp *cp, const char **pem, char *why,
+		       size_t whylen);
+
+/*
  * juki_witness_record() - at a witness: judge the member value that node
  * from sent at now_ms, with ca_file the network's CA certificates, and keep
  * it (store, in the caller's transaction if one is open).  *verdict; why a
