@@ -12,7 +12,6 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
-#include "juki/base/text.h"
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
@@ -38,6 +37,18 @@
 static const struct juki_monitor_part parts[] = {
     {"checkpoint", juki_witness_heartbeat, juki_witness_observe},
     {NULL, NULL, NULL},
+};
+
+/*
+ * Validators of those members (NULL-name ended): a heartbeat whose member
+ * fails its check is refused invalid-field with the reason it gives.  A
+ * member without a row here need only be an object or null.
+ */
+static const struct {
+	const char *name;
+	int (*check)(const json_t *value, char *why, size_t whylen);
+} part_checks[] = {
+    {NULL, NULL},
 };
 
 static const char *const board_names[] = {"auto", "true", "false", NULL};
@@ -170,9 +181,7 @@ struct juki_monitor {
 	struct pending_alert q[ALERT_QUEUE];
 	size_t nq;
 	int flush_armed;
-	int64_t window_ms; /* start of the rate limit's minute */
-	int64_t in_window;
-	int64_t suppressed;
+	struct juki_monitor_rate rate;
 	/* refused handshakes */
 	int64_t refusals[REFUSALS];
 	size_t nrefusals; /* total pushed */
@@ -344,6 +353,15 @@ juki_monitor_heartbeat_check(const json_t *body, char *why, size_t whylen)
 		v = json_object_get(body, p->name);
 		if (v != NULL && !json_is_object(v) && !json_is_null(v)) {
 			return bad(why, whylen, p->name, "an object or null");
+		}
+	}
+	for (size_t i = 0; part_checks[i].name != NULL; i++) {
+		char sub[JUKI_DETAIL_MAX];
+
+		v = json_object_get(body, part_checks[i].name);
+		if (v != NULL && !json_is_null(v) &&
+		    part_checks[i].check(v, sub, sizeof(sub)) != 0) {
+			return bad(why, whylen, part_checks[i].name, sub);
 		}
 	}
 	return 0;
@@ -772,6 +790,31 @@ arm_flush(struct juki_monitor *m, int64_t after_ms)
 	}
 }
 
+int64_t
+juki_monitor_rate_roll(struct juki_monitor_rate *r, int64_t now_ms)
+{
+	int64_t gone = 0;
+
+	if (now_ms - r->window_ms >= MINUTE) {
+		gone = r->suppressed;
+		r->window_ms = now_ms;
+		r->in_window = 0;
+		r->suppressed = 0;
+	}
+	return gone;
+}
+
+int
+juki_monitor_rate_take(struct juki_monitor_rate *r, int64_t rate)
+{
+	if (r->in_window < rate) {
+		r->in_window++;
+		return 1;
+	}
+	r->suppressed++;
+	return 0;
+}
+
 /* The alert listener (alert.h): take note, forward later. */
 static void
 on_alert(void *ctx, uint64_t seq, int64_t time_ms, const char *code, const char *peer,
@@ -801,7 +844,7 @@ on_alert(void *ctx, uint64_t seq, int64_t time_ms, const char *code, const char 
 		return;
 	}
 	if (m->nq == ALERT_QUEUE) {
-		m->suppressed++;
+		m->rate.suppressed++;
 		return;
 	}
 	a = &m->q[m->nq++];
@@ -868,31 +911,25 @@ flush(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (size_t i = 0; rc == 0 && i <= m->nq; i++) {
-		if (now - m->window_ms >= MINUTE) {
-			if (m->suppressed > 0) {
-				struct pending_alert s = {.seq = 0, .time_ms = now};
+		int64_t gone = juki_monitor_rate_roll(&m->rate, now);
 
-				snprintf(s.code, sizeof(s.code), "alerts-suppressed");
-				snprintf(s.detail, sizeof(s.detail),
-					 "%lld alerts were not forwarded in the last minute "
-					 "(monitor.alert_rate %lld); see juki-ctl alerts there",
-					 (long long)m->suppressed, (long long)m->conf->alert_rate);
-				rc = put_alert(m, &s);
-				put_n++;
-			}
-			m->window_ms = now;
-			m->in_window = 0;
-			m->suppressed = 0;
+		if (gone > 0) {
+			struct pending_alert s = {.seq = 0, .time_ms = now};
+
+			snprintf(s.code, sizeof(s.code), "alerts-suppressed");
+			snprintf(s.detail, sizeof(s.detail),
+				 "%lld alerts were not forwarded in the last minute "
+				 "(monitor.alert_rate %lld); see juki-ctl alerts there",
+				 (long long)gone, (long long)m->conf->alert_rate);
+			rc = put_alert(m, &s);
+			put_n++;
 		}
 		if (i == m->nq || rc != 0) {
 			break;
 		}
-		if (m->in_window < m->conf->alert_rate) {
+		if (juki_monitor_rate_take(&m->rate, m->conf->alert_rate)) {
 			rc = put_alert(m, &m->q[i]);
-			m->in_window++;
 			put_n++;
-		} else {
-			m->suppressed++;
 		}
 	}
 	if (rc == 0 && (rc = juki_store_commit(store)) == 0) {
@@ -905,8 +942,8 @@ flush(evutil_socket_t fd, short what, void *arg)
 		log_warnx("monitor: alerts not forwarded: %s", juki_strerror(rc));
 		m->nq = 0;
 	}
-	if (m->suppressed > 0) {
-		arm_flush(m, m->window_ms + MINUTE - now);
+	if (m->rate.suppressed > 0) {
+		arm_flush(m, m->rate.window_ms + MINUTE - now);
 	}
 }
 
@@ -1358,7 +1395,7 @@ juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf,
 	m->board = keeps_board(node, conf);
 	m->started_ms = juki_node_now_ms(node);
 	m->board_since_ms = m->started_ms;
-	m->window_ms = m->started_ms;
+	m->rate.window_ms = m->started_ms;
 	set_watchers(m);
 	if ((m->beat = evtimer_new(base, beat, m)) == NULL ||
 	    (m->check = evtimer_new(base, check_down, m)) == NULL ||

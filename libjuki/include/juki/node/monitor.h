@@ -164,6 +164,22 @@ int juki_monitor_heartbeat_check(const json_t *body, char *why, size_t whylen);
 int juki_monitor_alert_check(const json_t *body, char *why, size_t whylen);
 
 /*
+ * The rate of forwarded alerts: at most a number a minute, the minute
+ * starting at window_ms.  juki_monitor_rate_roll() - at now_ms, when the
+ * minute is over, start a new one at now_ms and return how many alerts
+ * were suppressed in the one that ended (the summary to send; 0: none).
+ * juki_monitor_rate_take() - may one more alert go in this minute (1,
+ * counted), or not (0, counted as suppressed)?
+ */
+struct juki_monitor_rate {
+	int64_t window_ms;
+	int64_t in_window;
+	int64_t suppressed;
+};
+int64_t juki_monitor_rate_roll(struct juki_monitor_rate *r, int64_t now_ms);
+int juki_monitor_rate_take(struct juki_monitor_rate *r, int64_t rate);
+
+/*
  * juki_monitor_alert_class() - "intrusion" for the alert codes that suggest
  * an attack (intrusion-suspected, the operation history's and the
  * integrity's codes), else "fault".
