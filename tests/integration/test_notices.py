@@ -94,6 +94,9 @@ def case_notice_to_pref_and_all():
     assert r["to"] == [U[CS]], r
     wait_until("all notice at cs", lambda: received(cs, r["id"]) is not None, 15)
     assert received(cs, r["id"])["from"] == U[PREF]
+    text = cs.admin("notice", "list", json_out=False)
+    assert "received %s" % r["id"] in text and "from %s  NOT ACKED" % U[PREF] in text, text
+    assert "certificate renewal today" in text, text
     # A CS keeps no board: "all" means nothing there.
     code, err, _ = fails(cs.admin, "notice", "send", "--to", "all", "--text", "x")
     assert code == 1 and err == "no-board", err
@@ -190,6 +193,8 @@ def case_history_rolled_back():
     text = run_ctl("audit", "verify", "--file", audit_file(cs), "--cert", cert, "--witness",
                    wfile, json_out=False, check=False)[1]
     assert "not on the file (rollback)" in text, text
+    text = jlis.admin("witness", "show", "--node", U[CS], json_out=False)
+    assert "%s witnessed by %s" % (U[CS], U[JLIS]) in text and "backwards" in text, text
     summary = jlis.admin("witness", "show")["nodes"]
     row = [n for n in summary if n["node"] == U[CS]][0]
     assert row["problems"] >= 1, row
