@@ -129,6 +129,10 @@ grow(struct juki_audit *a, int n, const char *action)
 	assert_int_equal(juki_audit_checkpoint(a, t), 0);
 }
 
+/* When the witness receives: an hour later each time, unless a case holds it still. */
+static int64_t received = T0;
+static int64_t received_step = 3600 * 1000LL;
+
 static enum juki_witness_verdict
 judge(struct fix *f, const char *from, const json_t *member, int *fresh)
 {
@@ -136,8 +140,10 @@ judge(struct fix *f, const char *from, const json_t *member, int *fresh)
 	char why[256];
 
 	assert_non_null(member);
-	assert_int_equal(
-	    juki_witness_record(f->store, f->ca, from, member, T0, &v, fresh, why, sizeof(why)), 0);
+	received += received_step;
+	assert_int_equal(juki_witness_record(f->store, f->ca, from, member, received, &v, fresh,
+					     why, sizeof(why)),
+			 0);
 	return v;
 }
 
@@ -275,6 +281,48 @@ test_rollback_fork_restart(void **state)
 }
 
 /*
+ * A busy node signs a checkpoint every heartbeat: of those received within
+ * an hour the newest is kept, and going back below it is still seen.
+ */
+static void
+test_thinned(void **state)
+{
+	struct fix *f = *state;
+	struct juki_audit *a = history(f, "d.audit", f->tls);
+	json_t *exp, *first = NULL;
+	int fresh = 0;
+
+	received = T0 - T0 % (3600 * 1000LL); /* the start of an hour */
+	received_step = 1000;
+	for (int i = 0; i < 5; i++) {
+		grow(a, 2, "busy");
+		if (i == 0) {
+			first = juki_witness_member(a, f->cert);
+		}
+		assert_int_equal(judge_audit(f, a, f->cert, &fresh), JUKI_WITNESS_OK);
+	}
+	exp = juki_witness_export(f->store, "urn:juki:pref:13", NODE);
+	assert_int_equal(json_array_size(json_object_get(exp, "checkpoints")), 1);
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_array_get(json_object_get(exp, "checkpoints"), 0), "seq")),
+			 10);
+	json_decref(exp);
+	/* the first one, thinned out, presented again: backwards */
+	assert_int_equal(judge(f, NODE, first, &fresh), JUKI_WITNESS_BACKWARDS);
+	/* the next hour keeps its own */
+	received_step = 3600 * 1000LL;
+	grow(a, 1, "busy");
+	assert_int_equal(judge_audit(f, a, f->cert, &fresh), JUKI_WITNESS_OK);
+	exp = juki_witness_export(f->store, "urn:juki:pref:13", NULL);
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_array_get(json_object_get(exp, "nodes"), 0), "checkpoints")),
+			 3); /* 10, 11 and the backwards one */
+	json_decref(exp);
+	json_decref(first);
+	juki_audit_close(a);
+}
+
+/*
  * Not believed: a signature by another key, a certificate of another node
  * or another CA, a tampered hash, malformed members.
  */
@@ -322,6 +370,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_grows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_fork_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_thinned, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

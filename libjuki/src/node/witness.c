@@ -425,6 +425,33 @@ keep(struct juki_store *store, const char *node, const struct juki_audit_cp *cp,
 	return 0;
 }
 
+/*
+ * Of the accepted checkpoints of node received in the same hour as now_ms,
+ * only the newest (seq) is kept: a witness needs the highest seq to see a
+ * history go backwards, and one checkpoint an hour for audit verify
+ * --witness; a busy node signs one every heartbeat.  Refused ones stay.
+ */
+static int
+thin(struct juki_store *store, const char *node, int64_t seq, int64_t now_ms)
+{
+	static const char sql[] = "DELETE FROM witness_cps WHERE node = ?1 AND verdict = 'ok'"
+				  " AND seq < ?2 AND received_ms >= ?3 AND received_ms < ?3 + ?4";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int step;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, node, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, seq);
+	sqlite3_bind_int64(st, 3, now_ms - now_ms % JUKI_WITNESS_KEEP_EVERY);
+	sqlite3_bind_int64(st, 4, JUKI_WITNESS_KEEP_EVERY);
+	step = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return step == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
 int
 juki_witness_record(struct juki_store *store, const char *ca_file, const char *from,
 		    const json_t *value, int64_t now_ms, enum juki_witness_verdict *verdict,
@@ -507,7 +534,10 @@ juki_witness_record(struct juki_store *store, const char *ca_file, const char *f
 		*verdict = JUKI_WITNESS_OK;
 		juki_seterr(why, whylen, "checkpoint %lld", (long long)cp.seq);
 	}
-	return keep(store, from, &cp, fp, now_ms, *verdict, fresh);
+	if ((rc = keep(store, from, &cp, fp, now_ms, *verdict, fresh)) != 0) {
+		return rc;
+	}
+	return *verdict == JUKI_WITNESS_OK ? thin(store, from, cp.seq, now_ms) : 0;
 }
 
 void

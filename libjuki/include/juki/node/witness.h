@@ -20,6 +20,7 @@
  *     checkpoint is one witnessed with another hash: "fork";
  *   - no checkpoint at all (seq 0) after some were witnessed: "restart";
  *   each raises "audit-rollback" (peer: the node) once per checkpoint seen.
+ *   Of the accepted checkpoints one an hour is kept, and the newest.
  *
  * "juki-ctl witness show --node URN --json" exports what a witness holds
  * and "juki-ctl audit verify --file F --cert C --witness W.json" checks the
@@ -47,6 +48,13 @@
 #include "juki/records/operator.h"
 #include "juki/store/audit.h"
 #include "juki/store/store.h"
+
+/*
+ * Of the accepted checkpoints of a node received within one such period
+ * (aligned to the clock), only the newest is kept: the highest seq for the
+ * comparisons, one an hour for audit verify --witness.
+ */
+#define JUKI_WITNESS_KEEP_EVERY (3600 * 1000LL)
 
 /* Bytes of a certificate's PEM in a heartbeat at most. */
 #define JUKI_WITNESS_CERT_MAX 8192
