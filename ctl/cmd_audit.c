@@ -8,6 +8,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/config.h"
 #include "juki/base/error.h"
+#include "juki/node/witness.h"
 #include "juki/store/audit.h"
 
 #define DEFAULT_SHOW_LIMIT 100
@@ -152,6 +153,7 @@ print_report(const struct ctl *ctl, const json_t *report)
 {
 	int ok = json_is_true(json_object_get(report, "ok"));
 	long long tail = ctl_int(report, "unsigned_tail");
+	const json_t *w;
 	char broken[128];
 
 	snprintf(broken, sizeof(broken), "audit: broken at entry %lld (%s)\n",
@@ -180,6 +182,18 @@ print_report(const struct ctl *ctl, const json_t *report)
 		    strcmp(ctl_str(report, "reason"), "missing") == 0) {
 			printf("audit: the node recorded %lld entries; the file holds %lld\n",
 			       ctl_int(report, "recorded"), ctl_int(report, "entries"));
+		}
+	}
+	if (!ctl->json && (w = json_object_get(report, "witness")) != NULL) {
+		if (json_is_true(json_object_get(w, "ok"))) {
+			printf("audit: witnessed: %lld checkpoints through entry %lld, all on the "
+			       "file's chain\n",
+			       ctl_int(w, "checkpoints"), ctl_int(w, "through"));
+		} else {
+			printf("audit: witnessed checkpoint at entry %lld is not on the file (%s): "
+			       "the file ends at entry %lld, the witness holds entry %lld\n",
+			       ctl_int(w, "first_bad"), ctl_str(w, "reason"), ctl_int(w, "entries"),
+			       ctl_int(w, "through"));
 		}
 	}
 	fflush(stdout);
@@ -225,19 +239,62 @@ verify_in_daemon(struct ctl *ctl, json_t **report)
 	return rc;
 }
 
+/*
+ * The file against what a witness holds (W.json from juki-ctl witness show
+ * --node URN --json): every checkpoint it accepted must be on the file's
+ * chain.  Added to report as "witness"; a failure there fails the whole.
+ */
+static int
+check_witness(const char *file, const char *path, json_t *report, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *exp =
+	    strcmp(path, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(path, 0, &jerr);
+	json_t *w = NULL;
+	struct juki_audit_cp *cps = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (exp == NULL) {
+		snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+		return JUKI_EINVAL;
+	}
+	rc = juki_witness_export_cps(exp, &cps, &n, err, errlen);
+	json_decref(exp);
+	if (rc == 0) {
+		rc = juki_audit_verify_witnessed(file, cps, n, &w, err, errlen);
+	}
+	free(cps);
+	if (rc != 0) {
+		return rc;
+	}
+	if (json_is_true(json_object_get(report, "ok")) &&
+	    !json_is_true(json_object_get(w, "ok"))) {
+		char reason[48];
+
+		snprintf(reason, sizeof(reason), "witness-%s", ctl_str(w, "reason"));
+		json_object_set_new(report, "ok", json_false());
+		json_object_set(report, "first_broken", json_object_get(w, "first_bad"));
+		json_object_set_new(report, "reason", json_string(reason));
+	}
+	json_object_set_new(report, "witness", w);
+	return 0;
+}
+
 static int
 cmd_audit_verify(struct ctl *ctl, const struct ctl_req *req)
 {
 	const char *file = ctl_val(req, "file"), *cert = ctl_val(req, "cert");
-	const char *store = ctl_val(req, "store");
+	const char *store = ctl_val(req, "store"), *witness = ctl_val(req, "witness");
 	struct juki_audit_head head;
 	json_t *report = NULL;
 	char err[512];
 	int rc;
 
-	if ((file == NULL) != (cert == NULL) || (store != NULL && file == NULL)) {
+	if ((file == NULL) != (cert == NULL) ||
+	    ((store != NULL || witness != NULL) && file == NULL)) {
 		fprintf(stderr, "juki-ctl: audit verify: --file and --cert go together, --store "
-				"with them\n");
+				"and --witness with them\n");
 		return ctl_usage(req->cmd);
 	}
 	if (file != NULL) {
@@ -248,6 +305,9 @@ cmd_audit_verify(struct ctl *ctl, const struct ctl_req *req)
 		}
 		rc = juki_audit_verify_file_head(file, cert, store != NULL ? &head : NULL, &report,
 						 err, sizeof(err));
+		if (rc == 0 && witness != NULL) {
+			rc = check_witness(file, witness, report, err, sizeof(err));
+		}
 		if (rc != 0) {
 			fprintf(stderr, "juki-ctl: audit verify: %s\n", err);
 			if (ctl->json) {
@@ -286,11 +346,14 @@ const struct ctl_cmd ctl_audit_cmds[] = {
 	      CTL_INT_ROW("limit", "limit", 1, 100000)}},
     {"audit verify", cmd_audit_verify, NULL,
      "check the operation history's hash chain and signed checkpoints, in the daemon "
-     "or in the file PATH against the node's certificate; exit 1 when it is broken",
-     .synopsis = "[--file PATH --cert PEM [--store STORE]]",
+     "or in the file PATH against the node's certificate, and against the checkpoints a "
+     "witness holds (W.json: juki-ctl witness show --node URN --json); exit 1 when it is "
+     "broken",
+     .synopsis = "[--file PATH --cert PEM [--store STORE] [--witness W.json]]",
      .opts = {CTL_OPT_ROW("file", CTL_FILE, NULL, "PATH"),
 	      CTL_OPT_ROW("cert", CTL_FILE, NULL, "PEM"),
-	      CTL_OPT_ROW("store", CTL_FILE, NULL, "STORE")},
+	      CTL_OPT_ROW("store", CTL_FILE, NULL, "STORE"),
+	      CTL_OPT_ROW("witness", CTL_FILE, NULL, "W.json")},
      .offline = 1},
     {"audit adopt", ctl_run, "audit.adopt",
      .help = "after the alert audit-missing or audit-rollback: take the history file as it is "

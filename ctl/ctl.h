@@ -229,6 +229,7 @@ extern const struct ctl_cmd ctl_provide_cmds[];
 extern const struct ctl_cmd ctl_disclosure_cmds[];
 extern const struct ctl_cmd ctl_report_cmds[];
 extern const struct ctl_cmd ctl_provide_report_cmds[];
+extern const struct ctl_cmd ctl_notice_cmds[];
 
 /*
  * ctl_parse_argv() - a whole command line (argv[0] the program): the

@@ -25,7 +25,7 @@ esac
 build=$top/build-fuzz
 crashes=$build/crashes
 scratch=${FUZZ_SCRATCH:-$(mktemp -d "${TMPDIR:-/tmp}/juki-fuzz.XXXXXX")}
-targets=${FUZZ_TARGETS:-calendar change clock config copyans copyreq ctl frame ident import msg ninsho person provide provnotice report request tokans tokcol tokreq manifest}
+targets=${FUZZ_TARGETS:-calendar change clock config copyans copyreq ctl frame ident import msg ninsho notice person provide provnotice report request tokans tokcol tokreq manifest}
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -15,6 +15,8 @@
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
+#include "juki/node/notice.h"
+#include "juki/node/witness.h"
 #include "juki/store/outbox.h"
 
 /* Alerts waiting to be forwarded (the listener only takes note). */
@@ -34,6 +36,7 @@
  */
 static const struct juki_monitor_part parts[] = {
     {"integrity", juki_integrity_heartbeat, NULL},
+    {"checkpoint", juki_witness_heartbeat, juki_witness_observe},
     {NULL, NULL, NULL},
 };
 
@@ -1117,6 +1120,7 @@ on_alert_msg(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 const struct juki_handler juki_monitor_handlers[] = {
     {.type = JUKI_MSG_HEARTBEAT, .service = JUKI_SVC_MONITOR, .fn = on_heartbeat, .query = 1},
     {.type = JUKI_MSG_MONITOR_ALERT, .service = JUKI_SVC_MONITOR, .fn = on_alert_msg},
+    JUKI_NOTICE_HANDLERS,
     {.type = NULL},
 };
 
@@ -1376,6 +1380,8 @@ cmd_board(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error 
 const struct juki_ctl_cmd juki_monitor_cmds[] = {
     {"board", cmd_board, "the monitoring board: nodes, their states and alerts (args: pref)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL},
+    JUKI_NOTICE_CMDS,
+    JUKI_WITNESS_CMDS,
     {NULL, NULL, NULL, 0, NULL},
 };
 

@@ -9,9 +9,11 @@
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
+#include "juki/node/notice.h"
 #include "juki/node/opcmds.h"
 #include "juki/node/opport.h"
 #include "juki/node/reconcile.h"
+#include "juki/node/witness.h"
 #include "juki/records/operator.h"
 #include "juki/store/audit.h"
 #include "juki/store/backup.h"
@@ -436,6 +438,7 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	json_object_set_new(st, "alerts", juki_alerts_json(node->alerts, 0));
 	json_object_set_new(st, "memory", memory_status());
 	json_object_set_new(st, "monitor", juki_monitor_status(node));
+	json_object_set_new(st, "notices", juki_notice_status(node));
 	if (node->opport != NULL) {
 		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
 	}
@@ -1163,6 +1166,9 @@ node_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_
 	if (node->reconcile != NULL) {
 		rc = juki_reconcile_on_ack(node->reconcile, entry, ack);
 	}
+	if (rc == 0 && strcmp(entry->service, "monitor") == 0) {
+		rc = juki_notice_on_ack(node, entry, ack);
+	}
 	if (rc == 0 && node->spec->on_ack != NULL) {
 		rc = node->spec->on_ack(node, entry, ack);
 	}
@@ -1178,6 +1184,8 @@ build_schemas(struct juki_node *node)
 	static const struct juki_schema audit = JUKI_AUDIT_SCHEMA;
 	static const struct juki_schema calendar = JUKI_OPCAL_SCHEMA;
 	static const struct juki_schema monitor = JUKI_MONITOR_SCHEMA;
+	static const struct juki_schema notice = JUKI_NOTICE_SCHEMA;
+	static const struct juki_schema witness = JUKI_WITNESS_SCHEMA;
 	/* The common schemas every node opens after its own. */
 	static const struct juki_schema *const common[] = {
 	    &juki_operator_schema,
@@ -1186,6 +1194,8 @@ build_schemas(struct juki_node *node)
 	    &audit, /* the head of the operation history (audit.h) */
 	    &calendar,
 	    &monitor,
+	    &notice,  /* notices sent and received (notice.h) */
+	    &witness, /* checkpoints witnessed (witness.h) */
 	};
 	size_t n = node->spec->nschemas, ncommon = sizeof(common) / sizeof(common[0]);
 

@@ -1536,3 +1536,9 @@ juki_opcmds_free(struct juki_opcmds *oc)
 	free(oc->audit_path);
 	free(oc);
 }
+
+struct juki_audit *
+juki_opcmds_history(struct juki_opcmds *oc)
+{
+	return oc != NULL ? oc->audit : NULL;
+}

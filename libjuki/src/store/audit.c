@@ -1825,3 +1825,126 @@ out:
 	free(uri);
 	return rc;
 }
+
+int
+juki_audit_last_cp(struct juki_audit *audit, struct juki_audit_cp *cp)
+{
+	static const char sql[] = "SELECT seq, time_ms, hash, sig, prev FROM checkpoints"
+				  " ORDER BY seq DESC LIMIT 1";
+	sqlite3_stmt *st = NULL;
+	int rc = JUKI_ESTORE, step;
+
+	if (audit == NULL || cp == NULL) {
+		return JUKI_EINVAL;
+	}
+	memset(cp, 0, sizeof(*cp));
+	if (sqlite3_prepare_v2(audit->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		return JUKI_ESTORE;
+	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_DONE) {
+		rc = JUKI_ENOTFOUND;
+	} else if (step == SQLITE_ROW && sqlite3_column_bytes(st, 2) == HASH_LEN &&
+		   sqlite3_column_bytes(st, 3) > 0 &&
+		   sqlite3_column_bytes(st, 3) <= JUKI_AUDIT_SIG_MAX) {
+		cp->seq = sqlite3_column_int64(st, 0);
+		cp->time_ms = sqlite3_column_int64(st, 1);
+		memcpy(cp->hash, sqlite3_column_blob(st, 2), HASH_LEN);
+		cp->siglen = (size_t)sqlite3_column_bytes(st, 3);
+		memcpy(cp->sig, sqlite3_column_blob(st, 3), cp->siglen);
+		cp->prev =
+		    sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	if (rc == 0 && cp->prev > 0 &&
+	    hash_at(audit->db, CP_HASH_SQL, cp->prev, cp->prev_hash) != 1) {
+		rc = JUKI_ESTORE;
+	}
+	return rc;
+}
+
+int
+juki_audit_cp_verify(const struct juki_audit_cp *cp, EVP_PKEY *key)
+{
+	unsigned char msg[CP_MSG_LEN];
+	size_t len;
+
+	if (cp == NULL || key == NULL || cp->seq < 1 || cp->siglen == 0 ||
+	    cp->siglen > JUKI_AUDIT_SIG_MAX || cp->prev >= cp->seq) {
+		return JUKI_EINVAL;
+	}
+	len = checkpoint_msg(cp->seq, cp->time_ms, cp->hash, cp->prev, cp->prev_hash, msg);
+	return signature_ok(key, msg, len, cp->sig, cp->siglen) ? 0 : JUKI_EAUTH;
+}
+
+int
+juki_audit_verify_witnessed(const char *path, const struct juki_audit_cp *cps, size_t n,
+			    json_t **report, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	char *uri = NULL;
+	int64_t last = 0, through = 0, bad = 0;
+	const char *reason = NULL;
+	int rc = JUKI_ESTORE;
+
+	if (report == NULL || path == NULL || (cps == NULL && n > 0)) {
+		return JUKI_EINVAL;
+	}
+	*report = NULL;
+	if (folder_read_only(path) && (uri = immutable_uri(path)) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (sqlite3_open_v2(uri != NULL ? uri : path, &db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+				(uri != NULL ? SQLITE_OPEN_URI : 0),
+			    NULL) != SQLITE_OK) {
+		juki_seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    pragma_int(db, "SELECT coalesce(max(seq), 0) FROM entries", &last) != 0) {
+		juki_seterr(err, errlen, "%s: not an operation history (%s)", path,
+			    sqlite3_errmsg(db));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char h[HASH_LEN];
+		int found;
+
+		if (cps[i].seq > through) {
+			through = cps[i].seq;
+		}
+		if (cps[i].seq < 1) {
+			continue;
+		}
+		found = hash_at(db, ENTRY_HASH_SQL, cps[i].seq, h);
+		if (found < 0) {
+			juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+			goto out;
+		}
+		if (found == 0 || memcmp(h, cps[i].hash, HASH_LEN) != 0) {
+			const char *why = found == 0 && cps[i].seq > last ? "rollback" : "fork";
+
+			/* The first witnessed seq that the file does not hold decides. */
+			if (bad == 0 || cps[i].seq < bad) {
+				bad = cps[i].seq;
+				reason = why;
+			}
+		}
+	}
+	*report =
+	    json_pack("{s:b,s:I,s:I,s:I,s:o,s:o}", "ok", bad == 0, "checkpoints", (json_int_t)n,
+		      "through", (json_int_t)through, "entries", (json_int_t)last, "first_bad",
+		      bad != 0 ? json_integer((json_int_t)bad) : json_null(), "reason",
+		      reason != NULL ? json_string(reason) : json_null());
+	rc = *report != NULL ? 0 : JUKI_ENOMEM;
+out:
+	if (db != NULL && !sqlite3_get_autocommit(db)) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_close(db);
+	free(uri);
+	return rc;
+}

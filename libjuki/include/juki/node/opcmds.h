@@ -112,6 +112,12 @@ void juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *acti
 		       const char *target, const char *outcome, const char *detail);
 
 /*
+ * juki_opcmds_history() - the operation history itself (audit.h), for the
+ * witnessed checkpoints of the heartbeat (witness.h); NULL when oc is.
+ */
+struct juki_audit *juki_opcmds_history(struct juki_opcmds *oc);
+
+/*
  * juki_opcmds_note() - what the history should name as the target (an
  * identifier, never personal data) and detail of the request under way,
  * for a command whose target is not among its arguments (a new id).  oc

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "juki/store/store.h"
 #include "juki/wire/tls.h"
@@ -186,5 +187,50 @@ int juki_audit_verify_file(const char *path, const char *cert_pem, json_t **repo
 int juki_audit_verify_file_head(const char *path, const char *cert_pem,
 				const struct juki_audit_head *expect, json_t **report, char *err,
 				size_t errlen);
+
+/*
+ * A signed checkpoint as a witness keeps it (docs/audit.md, witnessed
+ * history): the signed message is made again from these fields, so a
+ * witness verifies the signature with the node's certificate alone.
+ * prev < 0 marks a version 1 checkpoint (no checkpoint chain).
+ */
+#define JUKI_AUDIT_SIG_MAX 512
+struct juki_audit_cp {
+	int64_t seq;
+	int64_t time_ms;
+	unsigned char hash[JUKI_AUDIT_HASH_LEN];
+	int64_t prev; /* the checkpoint before it; 0: none; < 0: version 1 */
+	unsigned char prev_hash[JUKI_AUDIT_HASH_LEN];
+	unsigned char sig[JUKI_AUDIT_SIG_MAX];
+	size_t siglen;
+};
+
+/*
+ * juki_audit_last_cp() - the last checkpoint in the file as it is now (not
+ * what the store remembers: a file rolled back gives its old checkpoint).
+ * JUKI_ENOTFOUND when the file holds none; JUKI_ESTORE.
+ */
+int juki_audit_last_cp(struct juki_audit *audit, struct juki_audit_cp *cp);
+
+/*
+ * juki_audit_cp_verify() - is cp's signature the one key (the public key of
+ * the node's certificate) made?  0 when it is, JUKI_EAUTH when not,
+ * JUKI_EINVAL for a malformed cp.
+ */
+int juki_audit_cp_verify(const struct juki_audit_cp *cp, EVP_PKEY *key);
+
+/*
+ * juki_audit_verify_witnessed() - does the history at path hold every
+ * checkpoint a witness kept (cps, n of them): the entry at each seq with
+ * that hash?  Read-only.  *report: {"ok": bool, "checkpoints": n,
+ * "through": the highest witnessed seq, "entries": the file's last seq,
+ * "first_bad": seq or null, "reason": null | "rollback" (the file ends
+ * before a witnessed seq) | "fork" (another entry at a witnessed seq)}.
+ * The chain itself is juki_audit_verify_file()'s: together they say the
+ * witnessed checkpoints are on the file's chain.  0 when the check ran, a
+ * negative code with err when it could not.
+ */
+int juki_audit_verify_witnessed(const char *path, const struct juki_audit_cp *cps, size_t n,
+				json_t **report, char *err, size_t errlen);
 
 #endif

@@ -47,6 +47,10 @@
 /* jlis -> pref: the notices' count and digest of a day; the ack answers */
 #define JUKI_MSG_PROVIDE_COUNT "provide.count.query"
 
+/* Notices (第4-7(3)), over monitor (docs/protocol.md, the service monitor; node/notice.h). */
+#define JUKI_MSG_NOTICE     "monitor.notice"     /* watcher -> watched node */
+#define JUKI_MSG_NOTICE_ACK "monitor.notice.ack" /* watched node -> the notice's sender */
+
 /* Reason codes carried by rejected acks (docs/protocol.md lists them all). */
 #define JUKI_R_BAD_JSON       "bad-json"            /* frame is not a JSON object */
 #define JUKI_R_BAD_VERSION    "unsupported-version" /* "v" is not one we speak */
@@ -86,6 +90,8 @@
 #define JUKI_R_APPROVAL_REQUIRED  "approval-required"  /* bulk batch without approval */
 #define JUKI_R_APPROVAL_INVALID   "approval-invalid"   /* approval does not verify */
 #define JUKI_R_OTHER_PREFECTURE   "other-prefecture"   /* exec body of another prefecture */
+#define JUKI_R_NOT_WATCHER        "not-watcher"        /* notice from a node not watching us */
+#define JUKI_R_UNKNOWN_NOTICE     "unknown-notice"     /* ack of a notice not sent there */
 #define JUKI_R_BAD_BATCH          "bad-batch"          /* batch header malformed */
 
 struct juki_msg {
