@@ -22,6 +22,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/config.h"
 #include "juki/node/alert.h"
+#include "juki/node/boardweb.h"
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
@@ -83,6 +84,7 @@ struct juki_node_conf {
 	struct juki_node_operator oper; /* the operator: section */
 	struct juki_node_audit audit;
 	struct juki_node_backup backup;
+	struct juki_node_boardweb boardweb; /* the board's web page */
 	int64_t clock_offset;
 	struct juki_monitor_conf monitor; /* the monitor: section (monitor.h) */
 };
@@ -142,6 +144,8 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 				 "The operation history (第4-4(6))."),                             \
 	    JUKI_CONF_SECTIONKEY(st, f.backup, "backup", juki_node_backup_keys,                    \
 				 "Where backups are kept, and how long (第4-9(2), 第6-7)."),       \
+	    JUKI_CONF_SECTIONKEY(st, f.boardweb, "boardweb", juki_node_boardweb_keys,              \
+				 "The board's web page for operators' browsers (第4-7(3))."),      \
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
