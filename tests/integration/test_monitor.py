@@ -8,10 +8,12 @@ national server (text and JSON), `status` and `alerts` of the nodes, the answers
 hand-driven peer gets for what it sends.
 """
 
+import signal
 import sys
 import time
 
-from jukitest import Network, run_cases, run_ctl, urn, wait_until
+from jukitest import (Network, board_entry, run_cases, run_ctl, store_rows, urn, wait_board,
+                      wait_until)
 from jukitest.peer import Peer, now, plain_exchange
 
 GW, CS, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
@@ -27,10 +29,7 @@ def board(name, *args):
 
 def entry(name, node):
     """The board entry of node at name, or None."""
-    for n in board(name)["nodes"]:
-        if n["node"] == urn(node):
-            return n
-    return None
+    return board_entry(NET[name], node)
 
 
 def state_is(name, node, state):
@@ -65,8 +64,7 @@ def case_heartbeats_on_both_boards():
     watchers answering and its clock skew."""
     wait_until("the CS and the prefecture on the national board",
                lambda: state_is(JLIS, CS, "up") and state_is(JLIS, PREF, "up"), timeout=15)
-    wait_until("the CS on the prefecture's board", lambda: state_is(PREF, CS, "up"),
-               timeout=15)
+    wait_board(NET[PREF], CS, "up")
     cs = entry(JLIS, CS)
     assert cs["kind"] == "cs" and cs["pref"] == "13" and cs["daemon"] == "juki-csd", cs
     assert cs["version"] == NET[CS].status()["version"], cs
@@ -196,6 +194,51 @@ def case_heartbeat_policy_refused():
             ack["body"]["reason"] == "not-watching", ack
 
 
+def case_reload_takes_monitor_keys():
+    """The monitor section changes at a reload (SIGHUP): the prefecture's interval, seen in
+    its status and in the heartbeat on the national board, and back again."""
+    pref = NET[PREF]
+    pref.monitor["interval"] = "2s"
+    pref.write_config()
+    before = pref.log_text().count(": reloaded")
+    pref.signal(signal.SIGHUP)
+    wait_until("the prefecture reloaded",
+               lambda: pref.log_text().count(": reloaded") > before, timeout=10)
+    assert pref.status()["monitor"]["interval_ms"] == 2000
+    wait_until("the prefecture's heartbeat says 2 s",
+               lambda: entry(JLIS, PREF)["heartbeat"]["interval_ms"] == 2000, timeout=10)
+    pref.monitor.pop("interval")
+    pref.write_config()
+    before = pref.log_text().count(": reloaded")
+    pref.signal(signal.SIGHUP)
+    wait_until("the prefecture reloaded again",
+               lambda: pref.log_text().count(": reloaded") > before, timeout=10)
+    assert pref.status()["monitor"]["interval_ms"] == 1000
+
+
+def case_watcher_down_one_heartbeat_waits():
+    """The national server stopped: the CS keeps one heartbeat to it waiting, never more,
+    goes on beating to its prefecture and says it is degraded once the one waiting is older
+    than down_after; the nation back, the one waiting is delivered and the queue empties."""
+    NET[JLIS].stop()
+    waiting = "SELECT count(*) FROM outbox WHERE dest = 'urn:juki:jlis:0' AND " \
+        "type = 'monitor.heartbeat'"
+    wait_until("the CS degraded on the prefecture's board",
+               lambda: entry(PREF, CS)["heartbeat"]["state"] == "degraded", timeout=15)
+    seq = entry(PREF, CS)["heartbeat"]["seq"]
+    wait_until("two more heartbeats to the prefecture",
+               lambda: entry(PREF, CS)["heartbeat"]["seq"] >= seq + 2, timeout=10)
+    assert store_rows(NET[CS].store, waiting) == [(1,)]
+    w = {x["node"]: x for x in NET[CS].status()["monitor"]["watchers"]}
+    assert w[urn(JLIS)]["pending"] >= 1 and w[urn(PREF)]["pending"] <= 2, w
+    NET[JLIS].start()
+    wait_until("the waiting heartbeat delivered",
+               lambda: store_rows(NET[CS].store, waiting) == [(0,)] and
+               entry(JLIS, CS) is not None, timeout=15)
+    wait_until("the CS ok again", lambda: entry(PREF, CS)["heartbeat"]["state"] == "ok",
+               timeout=10)
+
+
 def case_stopped_daemon_marked_down():
     """A CS stopped: after monitor.down_after it is down on both boards, node-down is raised
     at the prefecture and the nation (and the prefecture's reaches the nation too); started
@@ -233,7 +276,8 @@ def main():
         try:
             run_cases([case_heartbeats_on_both_boards, case_board_text_and_json,
                        case_alert_reaches_both_within_5s, case_malformed_heartbeat_refused,
-                       case_heartbeat_policy_refused, case_stopped_daemon_marked_down])
+                       case_heartbeat_policy_refused, case_reload_takes_monitor_keys,
+                       case_watcher_down_one_heartbeat_waits, case_stopped_daemon_marked_down])
         except SystemExit as e:
             code = e.code
         if code:

@@ -114,6 +114,7 @@ test_heartbeat_refused(void **state)
 	    {"skew_ms", "\"3\"", "skew_ms: milliseconds within a year, or null"},
 	};
 	char why[256];
+	json_t *arr;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -125,8 +126,10 @@ test_heartbeat_refused(void **state)
 		}
 		assert_string_equal(why, cases[i].why);
 	}
-	assert_int_equal(juki_monitor_heartbeat_check(json_array(), why, sizeof(why)), JUKI_EINVAL);
+	arr = json_array();
+	assert_int_equal(juki_monitor_heartbeat_check(arr, why, sizeof(why)), JUKI_EINVAL);
 	assert_string_equal(why, "body: an object");
+	json_decref(arr);
 	assert_int_equal(juki_monitor_heartbeat_check(NULL, why, sizeof(why)), JUKI_EINVAL);
 }
 
@@ -184,6 +187,35 @@ test_alert_class(void **state)
 	assert_string_equal(juki_monitor_alert_class("replay-mismatch"), "intrusion");
 	assert_string_equal(juki_monitor_alert_class("node-down"), "fault");
 	assert_string_equal(juki_monitor_alert_class("unknown-certificate"), "fault");
+}
+
+/* At most rate a minute; the rest counted, and told when the minute is over. */
+static void
+test_rate(void **state)
+{
+	struct juki_monitor_rate r = {.window_ms = T0};
+
+	(void)state;
+	assert_int_equal(juki_monitor_rate_roll(&r, T0), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(juki_monitor_rate_take(&r, 3), 1);
+	}
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 0);
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 0);
+	assert_int_equal(r.suppressed, 2);
+	/* the same minute: nothing to tell yet, still full */
+	assert_int_equal(juki_monitor_rate_roll(&r, T0 + 59999), 0);
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 0);
+	/* the minute over: three suppressed, a new minute from now */
+	assert_int_equal(juki_monitor_rate_roll(&r, T0 + 60000), 3);
+	assert_int_equal(r.window_ms, T0 + 60000);
+	assert_int_equal(juki_monitor_rate_take(&r, 3), 1);
+	assert_int_equal(juki_monitor_rate_roll(&r, T0 + 200000), 0);
+	/* a higher rate at a reload applies at once */
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(juki_monitor_rate_take(&r, 60), 1);
+	}
+	assert_int_equal(juki_monitor_rate_take(&r, 60), 0);
 }
 
 struct heard {
@@ -291,9 +323,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_heartbeat_valid), cmocka_unit_test(test_heartbeat_refused),
-	    cmocka_unit_test(test_alert_body),      cmocka_unit_test(test_alert_class),
-	    cmocka_unit_test(test_alert_listener),  cmocka_unit_test(test_conf),
+	    cmocka_unit_test(test_heartbeat_valid),
+	    cmocka_unit_test(test_heartbeat_refused),
+	    cmocka_unit_test(test_alert_body),
+	    cmocka_unit_test(test_alert_class),
+	    cmocka_unit_test(test_alert_listener),
+	    cmocka_unit_test(test_conf),
+	    cmocka_unit_test(test_rate),
 	};
 
 	log_init("test_monitor", JUKI_LOG_ERR);

@@ -12,7 +12,6 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
-#include "juki/base/text.h"
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
@@ -35,6 +34,26 @@
  */
 static const struct juki_monitor_part parts[] = {
     {NULL, NULL, NULL},
+};
+
+/*
+ * Validators of those members (NULL-name ended): a heartbeat whose member
+ * fails its check is refused invalid-field with the reason it gives.  A
+ * member without a row here need only be an object or null.
+ */
+static const struct {
+	const char *name;
+	int (*check)(const json_t *value, char *why, size_t whylen);
+} part_checks[] = {
+    {NULL, NULL},
+};
+
+/*
+ * What runs beside a board (monitor.h, struct juki_monitor_service): the
+ * board's own web page adds its row here.  Ended by {NULL}.
+ */
+static const struct juki_monitor_service services[] = {
+    {NULL, NULL, NULL, NULL},
 };
 
 static const char *const board_names[] = {"auto", "true", "false", NULL};
@@ -167,9 +186,7 @@ struct juki_monitor {
 	struct pending_alert q[ALERT_QUEUE];
 	size_t nq;
 	int flush_armed;
-	int64_t window_ms; /* start of the rate limit's minute */
-	int64_t in_window;
-	int64_t suppressed;
+	struct juki_monitor_rate rate;
 	/* refused handshakes */
 	int64_t refusals[REFUSALS];
 	size_t nrefusals; /* total pushed */
@@ -341,6 +358,15 @@ juki_monitor_heartbeat_check(const json_t *body, char *why, size_t whylen)
 		v = json_object_get(body, p->name);
 		if (v != NULL && !json_is_object(v) && !json_is_null(v)) {
 			return bad(why, whylen, p->name, "an object or null");
+		}
+	}
+	for (size_t i = 0; part_checks[i].name != NULL; i++) {
+		char sub[JUKI_DETAIL_MAX];
+
+		v = json_object_get(body, part_checks[i].name);
+		if (v != NULL && !json_is_null(v) &&
+		    part_checks[i].check(v, sub, sizeof(sub)) != 0) {
+			return bad(why, whylen, part_checks[i].name, sub);
 		}
 	}
 	return 0;
@@ -769,6 +795,31 @@ arm_flush(struct juki_monitor *m, int64_t after_ms)
 	}
 }
 
+int64_t
+juki_monitor_rate_roll(struct juki_monitor_rate *r, int64_t now_ms)
+{
+	int64_t gone = 0;
+
+	if (now_ms - r->window_ms >= MINUTE) {
+		gone = r->suppressed;
+		r->window_ms = now_ms;
+		r->in_window = 0;
+		r->suppressed = 0;
+	}
+	return gone;
+}
+
+int
+juki_monitor_rate_take(struct juki_monitor_rate *r, int64_t rate)
+{
+	if (r->in_window < rate) {
+		r->in_window++;
+		return 1;
+	}
+	r->suppressed++;
+	return 0;
+}
+
 /* The alert listener (alert.h): take note, forward later. */
 static void
 on_alert(void *ctx, uint64_t seq, int64_t time_ms, const char *code, const char *peer,
@@ -798,7 +849,7 @@ on_alert(void *ctx, uint64_t seq, int64_t time_ms, const char *code, const char 
 		return;
 	}
 	if (m->nq == ALERT_QUEUE) {
-		m->suppressed++;
+		m->rate.suppressed++;
 		return;
 	}
 	a = &m->q[m->nq++];
@@ -865,31 +916,25 @@ flush(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (size_t i = 0; rc == 0 && i <= m->nq; i++) {
-		if (now - m->window_ms >= MINUTE) {
-			if (m->suppressed > 0) {
-				struct pending_alert s = {.seq = 0, .time_ms = now};
+		int64_t gone = juki_monitor_rate_roll(&m->rate, now);
 
-				snprintf(s.code, sizeof(s.code), "alerts-suppressed");
-				snprintf(s.detail, sizeof(s.detail),
-					 "%lld alerts were not forwarded in the last minute "
-					 "(monitor.alert_rate %lld); see juki-ctl alerts there",
-					 (long long)m->suppressed, (long long)m->conf->alert_rate);
-				rc = put_alert(m, &s);
-				put_n++;
-			}
-			m->window_ms = now;
-			m->in_window = 0;
-			m->suppressed = 0;
+		if (gone > 0) {
+			struct pending_alert s = {.seq = 0, .time_ms = now};
+
+			snprintf(s.code, sizeof(s.code), "alerts-suppressed");
+			snprintf(s.detail, sizeof(s.detail),
+				 "%lld alerts were not forwarded in the last minute "
+				 "(monitor.alert_rate %lld); see juki-ctl alerts there",
+				 (long long)gone, (long long)m->conf->alert_rate);
+			rc = put_alert(m, &s);
+			put_n++;
 		}
 		if (i == m->nq || rc != 0) {
 			break;
 		}
-		if (m->in_window < m->conf->alert_rate) {
+		if (juki_monitor_rate_take(&m->rate, m->conf->alert_rate)) {
 			rc = put_alert(m, &m->q[i]);
-			m->in_window++;
 			put_n++;
-		} else {
-			m->suppressed++;
 		}
 	}
 	if (rc == 0 && (rc = juki_store_commit(store)) == 0) {
@@ -902,8 +947,8 @@ flush(evutil_socket_t fd, short what, void *arg)
 		log_warnx("monitor: alerts not forwarded: %s", juki_strerror(rc));
 		m->nq = 0;
 	}
-	if (m->suppressed > 0) {
-		arm_flush(m, m->window_ms + MINUTE - now);
+	if (m->rate.suppressed > 0) {
+		arm_flush(m, m->rate.window_ms + MINUTE - now);
 	}
 }
 
@@ -1334,6 +1379,43 @@ const struct juki_ctl_cmd juki_monitor_cmds[] = {
 
 /* --- life --------------------------------------------------------------------------------- */
 
+/* Stop the services beside the board, the first n of them, last first. */
+static void
+services_stop(struct juki_node *node, size_t n)
+{
+	while (n-- > 0) {
+		if (services[n].stop != NULL) {
+			services[n].stop(node);
+		}
+	}
+}
+
+/* Start the services beside the board; on a failure those started are stopped again. */
+static int
+services_start(struct juki_node *node, char *err, size_t errlen)
+{
+	int rc;
+
+	for (size_t i = 0; services[i].name != NULL; i++) {
+		if (services[i].start != NULL && (rc = services[i].start(node, err, errlen)) != 0) {
+			services_stop(node, i);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static size_t
+services_count(void)
+{
+	size_t n = 0;
+
+	while (services[n].name != NULL) {
+		n++;
+	}
+	return n;
+}
+
 int
 juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf, char *err,
 		   size_t errlen)
@@ -1352,7 +1434,7 @@ juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf,
 	m->board = keeps_board(node, conf);
 	m->started_ms = juki_node_now_ms(node);
 	m->board_since_ms = m->started_ms;
-	m->window_ms = m->started_ms;
+	m->rate.window_ms = m->started_ms;
 	set_watchers(m);
 	if ((m->beat = evtimer_new(base, beat, m)) == NULL ||
 	    (m->check = evtimer_new(base, check_down, m)) == NULL ||
@@ -1363,6 +1445,10 @@ juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf,
 	}
 	if ((rc = juki_node_module_set(node, JUKI_MODULE_MONITOR, m)) != 0) {
 		snprintf(err, errlen, "monitor: runs already");
+		goto fail;
+	}
+	if (m->board && (rc = services_start(node, err, errlen)) != 0) {
+		juki_node_module_clear(node, JUKI_MODULE_MONITOR, m);
 		goto fail;
 	}
 	juki_alerts_on_raise(juki_node_alerts(node), on_alert, m);
@@ -1400,11 +1486,22 @@ juki_monitor_reload(struct juki_node *node, const struct juki_monitor_conf *conf
 	board = keeps_board(node, conf);
 	if (board && !m->board) {
 		struct timeval zero = {0, 0};
+		char err[256];
 
 		m->board_since_ms = juki_node_now_ms(node);
 		evtimer_add(m->check, &zero);
+		if (services_start(node, err, sizeof(err)) != 0) {
+			log_warnx("monitor: the board is kept, but not all beside it: %s", err);
+		}
 	} else if (!board && m->board) {
 		evtimer_del(m->check);
+		services_stop(node, services_count());
+	} else if (board) {
+		for (size_t i = 0; services[i].name != NULL; i++) {
+			if (services[i].reload != NULL) {
+				services[i].reload(node);
+			}
+		}
 	}
 	m->board = board;
 }
@@ -1416,6 +1513,9 @@ juki_monitor_stop(struct juki_node *node)
 
 	if (m == NULL) {
 		return;
+	}
+	if (m->board) {
+		services_stop(node, services_count());
 	}
 	juki_alerts_on_raise(juki_node_alerts(node), NULL, NULL);
 	juki_node_module_clear(node, JUKI_MODULE_MONITOR, m);

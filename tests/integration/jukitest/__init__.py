@@ -608,6 +608,26 @@ def fails(fn, *args, **kw):
     raise AssertionError("%s %s succeeded" % (fn, args))
 
 
+def board_entry(daemon, node):
+    """The entry of node (a name or urn) on daemon's monitoring board (`juki-ctl board`),
+    or None."""
+    for n in daemon.ctl("board")["nodes"]:
+        if n["node"] == urn(node):
+            return n
+    return None
+
+
+def wait_board(daemon, node, state="up", timeout=15):
+    """Wait until node is on daemon's board in state ("up", "degraded", "intrusion",
+    "down"; None: there at all); returns its entry."""
+    def there():
+        e = board_entry(daemon, node)
+        return e if e is not None and (state is None or e["state"] == state) else None
+    wait_until("%s %s on the board of %s" % (node, state or "present", daemon.name), there,
+               timeout)
+    return board_entry(daemon, node)
+
+
 def add_residents(daemon, people):
     """Register people at a CS in one `resident add`."""
     daemon.ctl("resident", "add", "--file", "-",

@@ -100,6 +100,22 @@ struct juki_monitor_part {
 			int64_t now_ms);
 };
 
+/*
+ * What runs beside a board (the board's web page): a row in the static
+ * services[] of monitor.c.  start() runs when the node starts keeping a
+ * board (at its start, or a reload that turns monitor.board on; 0 or a
+ * negative code with err: at start the node does not start, at a reload
+ * it is logged), reload() at each reload while it keeps one (may be NULL),
+ * stop() when it stops keeping one or stops.  The monitor is running
+ * (juki_monitor_board_json() answers) during all three.
+ */
+struct juki_monitor_service {
+	const char *name;
+	int (*start)(struct juki_node *node, char *err, size_t errlen);
+	void (*reload)(struct juki_node *node);
+	void (*stop)(struct juki_node *node);
+};
+
 /* The store component "monitor". */
 #define JUKI_MONITOR_NSTEPS 1
 extern const struct juki_migration juki_monitor_steps[JUKI_MONITOR_NSTEPS];
@@ -162,6 +178,22 @@ int juki_monitor_heartbeat_check(const json_t *body, char *why, size_t whylen);
 
 /* juki_monitor_alert_check() - the same for a monitor.alert body. */
 int juki_monitor_alert_check(const json_t *body, char *why, size_t whylen);
+
+/*
+ * The rate of forwarded alerts: at most a number a minute, the minute
+ * starting at window_ms.  juki_monitor_rate_roll() - at now_ms, when the
+ * minute is over, start a new one at now_ms and return how many alerts
+ * were suppressed in the one that ended (the summary to send; 0: none).
+ * juki_monitor_rate_take() - may one more alert go in this minute (1,
+ * counted), or not (0, counted as suppressed)?
+ */
+struct juki_monitor_rate {
+	int64_t window_ms;
+	int64_t in_window;
+	int64_t suppressed;
+};
+int64_t juki_monitor_rate_roll(struct juki_monitor_rate *r, int64_t now_ms);
+int juki_monitor_rate_take(struct juki_monitor_rate *r, int64_t rate);
 
 /*
  * juki_monitor_alert_class() - "intrusion" for the alert codes that suggest
