@@ -19,6 +19,8 @@
 #include "juki/base/error.h"
 #include "juki/node/boardweb.h"
 #include "juki/node/log.h"
+#include "juki/node/monitor.h"
+#include "juki/node/node.h"
 #include "juki/node/opport.h"
 #include "juki/wire/net.h"
 
@@ -26,8 +28,8 @@ const struct juki_conf_key juki_node_boardweb_keys[] = {
     JUKI_CONF_SCALARLIST(struct juki_node_boardweb, listen, nlisten, "listen", JUKI_CONF_ADDR,
 			 JUKI_CONF_RESTART, 0, 16,
 			 "HTTPS addresses (numeric host:port) of the board's web page, for "
-			 "operators' browsers with their certificates; none: no page.  Only on a "
-			 "node that keeps the board (monitor)."),
+			 "operators' browsers with their certificates; none: no page.  Served only "
+			 "while the node keeps the board (monitor.board)."),
     JUKI_CONF_SCALAR(struct juki_node_boardweb, deadline, "deadline", JUKI_CONF_DURATION, "10s", 0,
 		     100, 600000,
 		     "From accept to a complete request (handshake included), and from an "
@@ -69,6 +71,7 @@ struct juki_boardweb {
 	struct juki_boardweb_env env;
 	struct juki_boardweb_conf conf;
 	struct juki_tls *tls; /* our reference to conf.tls, for connections not yet accepted */
+	struct juki_ctl_table board_table; /* the monitor's commands, when the monitor starts us */
 	struct evhttp *http;
 	char **addrs;
 	size_t naddrs;
@@ -756,4 +759,60 @@ juki_boardweb_status(const struct juki_boardweb *web)
 	return json_pack("{s:o,s:I,s:I,s:I}", "listen", listen, "connections",
 			 (json_int_t)web->nconns, "views", (json_int_t)web->views, "refused",
 			 (json_int_t)web->refused);
+}
+
+int
+juki_boardweb_start(struct juki_node *node, char *err, size_t errlen)
+{
+	const struct juki_node_conf *nc = juki_node_conf(node);
+	struct juki_boardweb_env env = {
+	    .base = juki_node_base(node),
+	    .store = juki_node_store(node),
+	    .alerts = juki_node_alerts(node),
+	    .clock = juki_node_clock(node),
+	    .self = juki_node_self(node),
+	    .opcmds = juki_node_opcmds(node),
+	};
+	struct juki_boardweb_conf conf = {&nc->boardweb, juki_node_tls(node)};
+	struct juki_boardweb *web;
+	int rc;
+
+	if (nc->boardweb.nlisten == 0) {
+		return 0;
+	}
+	if ((rc = juki_boardweb_new(&env, &conf, &web, err, errlen)) != 0) {
+		return rc;
+	}
+	web->board_table = (struct juki_ctl_table){juki_monitor_cmds, node};
+	web->env.tables = &web->board_table;
+	web->env.ntables = 1;
+	if ((rc = juki_node_module_set(node, JUKI_MODULE_BOARDWEB, web)) != 0) {
+		juki_boardweb_free(web);
+		snprintf(err, errlen, "board page: started twice");
+		return rc;
+	}
+	for (size_t i = 0; i < web->naddrs; i++) {
+		log_info("%s: board page https://%s/", juki_node_daemon_name(node), web->addrs[i]);
+	}
+	return 0;
+}
+
+void
+juki_boardweb_reload(struct juki_node *node)
+{
+	struct juki_boardweb *web = juki_node_module(node, JUKI_MODULE_BOARDWEB);
+	struct juki_boardweb_conf conf = {&juki_node_conf(node)->boardweb, juki_node_tls(node)};
+
+	juki_boardweb_reloaded(web, &conf);
+}
+
+void
+juki_boardweb_stop(struct juki_node *node)
+{
+	struct juki_boardweb *web = juki_node_module(node, JUKI_MODULE_BOARDWEB);
+
+	if (web != NULL) {
+		juki_node_module_clear(node, JUKI_MODULE_BOARDWEB, web);
+		juki_boardweb_free(web);
+	}
 }

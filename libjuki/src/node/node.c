@@ -45,7 +45,6 @@ struct juki_node {
 	int key_down;                     /* the key on the token did not sign at the last check */
 	struct juki_opcmds *opcmds;       /* the operators' commands and the operation history */
 	struct juki_opport *opport;       /* the operator port, when configured */
-	struct juki_boardweb *boardweb;   /* the board's web page, when configured */
 	struct juki_node_modules modules; /* the shared modules' states (juki_node_module()) */
 };
 
@@ -437,8 +436,10 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	if (node->opport != NULL) {
 		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
 	}
-	if (node->boardweb != NULL) {
-		json_object_set_new(st, "boardweb", juki_boardweb_status(node->boardweb));
+	if (juki_node_module(node, JUKI_MODULE_BOARDWEB) != NULL) {
+		json_object_set_new(
+		    st, "boardweb",
+		    juki_boardweb_status(juki_node_module(node, JUKI_MODULE_BOARDWEB)));
 	}
 	if (node->spec->status != NULL) {
 		json_t *own = node->spec->status(node);
@@ -999,23 +1000,6 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 			goto fail;
 		}
 	}
-	if (conf->boardweb.nlisten > 0) {
-		struct juki_boardweb_env env = {
-		    .base = node->base,
-		    .store = node->store,
-		    .alerts = node->alerts,
-		    .clock = &node->clock,
-		    .self = &node->self,
-		    .opcmds = node->opcmds,
-		    .tables = node->tables,
-		    .ntables = sizeof(node->tables) / sizeof(node->tables[0]),
-		};
-		struct juki_boardweb_conf wconf = {&conf->boardweb, node->tls};
-
-		if ((rc = juki_boardweb_new(&env, &wconf, &node->boardweb, err, errlen)) != 0) {
-			goto fail;
-		}
-	}
 	if (spec->honnin_dest != NULL && (rc = reconcile_start(node)) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -1033,10 +1017,6 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 	}
 	for (size_t i = 0; juki_opport_addr(node->opport, i) != NULL; i++) {
 		log_info("%s: operator port %s", spec->daemon, juki_opport_addr(node->opport, i));
-	}
-	for (size_t i = 0; juki_boardweb_addr(node->boardweb, i) != NULL; i++) {
-		log_info("%s: board page https://%s/", spec->daemon,
-			 juki_boardweb_addr(node->boardweb, i));
 	}
 	juki_outbound_kick(node->outbound);
 	juki_opcmds_approvals_check(node->opcmds);
@@ -1302,11 +1282,6 @@ node_reload(struct juki_node *node, const struct juki_node_conf *conf, char *err
 
 		juki_opport_recheck(node->opport, &pconf);
 	}
-	{
-		struct juki_boardweb_conf wconf = {&node->conf->boardweb, tls};
-
-		juki_boardweb_reloaded(node->boardweb, &wconf);
-	}
 	log_setlevel(juki_log_level_of(conf->log_level));
 	juki_monitor_reload(node, &conf->monitor);
 	juki_outbound_kick(node->outbound);
@@ -1335,8 +1310,6 @@ node_stop(struct juki_node *node)
 	node->handlers = NULL;
 	free(node->schemas);
 	node->schemas = NULL;
-	juki_boardweb_free(node->boardweb);
-	node->boardweb = NULL;
 	juki_opport_free(node->opport);
 	node->opport = NULL;
 	juki_ctl_server_free(node->ctl);
@@ -1512,6 +1485,12 @@ juki_node_received(const struct juki_node *node)
 
 	json_decref(st);
 	return n;
+}
+
+struct juki_tls *
+juki_node_tls(const struct juki_node *node)
+{
+	return node->tls;
 }
 
 struct juki_opcmds *

@@ -68,6 +68,19 @@ struct juki_boardweb_conf {
 	struct juki_tls *tls; /* the node's identity, CA and CRL */
 };
 
+struct juki_node;
+
+/*
+ * The monitor's service (monitor.h, struct juki_monitor_service): started
+ * when the node keeps a board — listening when boardweb.listen is set, in
+ * the node's module slot JUKI_MODULE_BOARDWEB — reloaded with it (the new
+ * CA, CRL, deadline and refresh), stopped before the board.  It reads what
+ * the monitor's command "board" returns, under the node's history hooks.
+ */
+int juki_boardweb_start(struct juki_node *node, char *err, size_t errlen);
+void juki_boardweb_reload(struct juki_node *node);
+void juki_boardweb_stop(struct juki_node *node);
+
 /* juki_boardweb_new() - listen on conf->web->listen.  0 or a negative code with err. */
 int juki_boardweb_new(const struct juki_boardweb_env *env, const struct juki_boardweb_conf *conf,
 		      struct juki_boardweb **out, char *err, size_t errlen);

@@ -274,6 +274,8 @@ const char *juki_node_daemon_name(const struct juki_node *node);
 /* juki_node_received() - messages received on the node port since start. */
 int64_t juki_node_received(const struct juki_node *node);
 struct juki_opcmds *juki_node_opcmds(const struct juki_node *node);
+/* juki_node_tls() - the node's identity, CA and CRL now (a reload replaces it). */
+struct juki_tls *juki_node_tls(const struct juki_node *node);
 
 /*
  * The runtime's modules that several daemons share (conflict.h, provide.h,
@@ -290,6 +292,7 @@ enum juki_module {
 	JUKI_MODULE_REPORTS,    /* struct juki_reports (management reports) */
 	JUKI_MODULE_NINSHO,     /* struct juki_ninsho (異動等情報, 第6-8(6)) */
 	JUKI_MODULE_MONITOR,    /* struct juki_monitor (heartbeats, the board) */
+	JUKI_MODULE_BOARDWEB,   /* struct juki_boardweb (the board's web page) */
 	JUKI_MODULES            /* the number of slots */
 };
 
