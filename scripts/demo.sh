@@ -216,7 +216,7 @@ printf 'report_poll: 1s\n' >>cs-131016.yaml
 # 異動等情報 (第6-8(6)): the national server sends them to its link server for the authority;
 # the link server feeds the authority through the gateway.
 printf 'ninsho:\n  authlink: urn:juki:authlink:0\n  ca: urn:juki:ca:jpki\n' >>jlis-0.yaml
-# The board's web page (operations.md §28): for the national server's operators' browsers.
+# The board's web page (operations.md §29): for the national server's operators' browsers.
 printf "boardweb:\n  listen: ['127.0.0.1:%s']\n" "${port[web]}" >>jlis-0.yaml
 cat >authlink-0.yaml <<EOF
 node: urn:juki:authlink:0
@@ -848,7 +848,7 @@ if [ "$keep" -eq 1 ]; then
 	step "The network keeps running in $dir"
 	say "  try:   $ctl -s $dir/cs-131016.sock status"
 	say "  the board's web page: https://127.0.0.1:${port[web]}/ (an operator's certificate of"
-	say "         jlis-0 in the browser: docs/operations.md §28)"
+	say "         jlis-0 in the browser: docs/operations.md §29)"
 	say "  stop:  $0 --stop"
 else
 	step "Stopping everything"
