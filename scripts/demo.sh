@@ -101,7 +101,7 @@ chmod 700 "$dir" # keys, and (synthetic) personal data: answers files, a disclos
 cd "$dir"
 
 declare -A port
-for n in gw cs131016 cs271004 pref13 pref27 jlis authlink ca ocsp op-cs-131016 op-cs-271004 op-pref-13 op-pref-27 op-jlis-0 cups; do
+for n in gw cs131016 cs271004 pref13 pref27 jlis authlink ca ocsp op-cs-131016 op-cs-271004 op-pref-13 op-pref-27 op-jlis-0 cups web; do
 	port[$n]=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 done
 
@@ -216,6 +216,8 @@ printf 'report_poll: 1s\n' >>cs-131016.yaml
 # 異動等情報 (第6-8(6)): the national server sends them to its link server for the authority;
 # the link server feeds the authority through the gateway.
 printf 'ninsho:\n  authlink: urn:juki:authlink:0\n  ca: urn:juki:ca:jpki\n' >>jlis-0.yaml
+# The board's web page (operations.md §29): for the national server's operators' browsers.
+printf "boardweb:\n  listen: ['127.0.0.1:%s']\n" "${port[web]}" >>jlis-0.yaml
 cat >authlink-0.yaml <<EOF
 node: urn:juki:authlink:0
 tls: {cert: pki/authlink-0.crt, key: pki/authlink-0.key, ca: pki/ca.crt, crl: pki/crl.pem}
@@ -845,6 +847,8 @@ grep -E 'provide|agreement|notice' jlis-0.log | tail -n 3 | sed 's/^/  /' || tru
 if [ "$keep" -eq 1 ]; then
 	step "The network keeps running in $dir"
 	say "  try:   $ctl -s $dir/cs-131016.sock status"
+	say "  the board's web page: https://127.0.0.1:${port[web]}/ (an operator's certificate of"
+	say "         jlis-0 in the browser: docs/operations.md §29)"
 	say "  stop:  $0 --stop"
 else
 	step "Stopping everything"

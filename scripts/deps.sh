@@ -6,6 +6,8 @@
 # copy print sends a certified copy to the terminal's CUPS queue through libcups;
 # tests/integration/test_copies.py runs a private cupsd (cups) with a printer of its own;
 # printer-driver-cups-pdf gives a site a PDF queue to try it on (scripts/demo.sh).
+# tests/integration/test_boardweb.py opens the board's web page in a headless chromium with an
+# operator's certificate in an NSS database (libnss3-tools: pk12util, certutil).
 set -eu
 
 PACKAGES="
@@ -19,6 +21,7 @@ python3 python3-cryptography scdoc clang-format iproute2 procps
 debhelper dpkg-dev fakeroot lintian python3-yaml
 python3-holidays
 prometheus
+chromium libnss3-tools
 "
 
 missing=""

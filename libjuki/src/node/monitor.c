@@ -12,6 +12,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
+#include "juki/node/boardweb.h"
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
@@ -58,6 +59,7 @@ static const struct {
  * board's own web page adds its row here.  Ended by {NULL}.
  */
 static const struct juki_monitor_service services[] = {
+    {"boardweb", juki_boardweb_start, juki_boardweb_reload, juki_boardweb_stop},
     {NULL, NULL, NULL, NULL},
 };
 

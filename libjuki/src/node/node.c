@@ -443,6 +443,11 @@ cmd_status(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 		json_object_set_new(st, "operator_port", juki_opport_status(node->opport));
 	}
 	json_object_set_new(st, "integrity", juki_integrity_status(node));
+	if (juki_node_module(node, JUKI_MODULE_BOARDWEB) != NULL) {
+		json_object_set_new(
+		    st, "boardweb",
+		    juki_boardweb_status(juki_node_module(node, JUKI_MODULE_BOARDWEB)));
+	}
 	if (node->spec->status != NULL) {
 		json_t *own = node->spec->status(node);
 
@@ -1524,6 +1529,12 @@ juki_node_received(const struct juki_node *node)
 
 	json_decref(st);
 	return n;
+}
+
+struct juki_tls *
+juki_node_tls(const struct juki_node *node)
+{
+	return node->tls;
 }
 
 struct juki_opcmds *

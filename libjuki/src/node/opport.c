@@ -118,11 +118,38 @@ audit_login(struct session *s, const char *outcome, const char *extra)
 }
 
 static void
-take_operator(struct session *s, const struct juki_operator *op)
+take_operator(struct juki_caller *caller, const struct juki_operator *op)
 {
-	s->caller.roles = op->roles;
-	s->caller.ndatasets = op->ndatasets;
-	memcpy(s->caller.datasets, op->datasets, sizeof(s->caller.datasets));
+	caller->roles = op->roles;
+	caller->ndatasets = op->ndatasets;
+	memcpy(caller->datasets, op->datasets, sizeof(caller->datasets));
+}
+
+int
+juki_opport_is_ours(const struct juki_ident *self, const struct juki_ident *peer)
+{
+	return peer->kind == JUKI_KIND_OP && peer->node_kind == self->kind &&
+	       strcmp(peer->id, self->id) == 0;
+}
+
+int
+juki_opport_operator(struct juki_store *store, const struct juki_ident *peer,
+		     struct juki_caller *caller)
+{
+	struct juki_operator op;
+	int rc;
+
+	snprintf(caller->who, sizeof(caller->who), "%s", peer->urn);
+	snprintf(caller->op, sizeof(caller->op), "%s", peer->op);
+	caller->all_datasets = 0;
+	if ((rc = juki_operator_get(store, peer->op, &op)) != 0) {
+		return rc;
+	}
+	if (op.locked) {
+		return JUKI_ELOCKED;
+	}
+	take_operator(caller, &op);
+	return 0;
 }
 
 /* Returns 1 when the session has ended. */
@@ -154,7 +181,7 @@ login(struct session *s, const json_t *req)
 	case 0:
 		s->logged_in = 1;
 		evtimer_del(s->login_due);
-		take_operator(s, &op);
+		take_operator(&s->caller, &op);
 		resp = json_pack("{s:s,s:s,s:o,s:o}", "operator", s->caller.who, "id", op.id,
 				 "roles", juki_roles_json(op.roles), "datasets", json_array());
 		for (size_t i = 0; resp != NULL && i < op.ndatasets; i++) {
@@ -210,16 +237,18 @@ login(struct session *s, const json_t *req)
 static int
 still_allowed(struct session *s)
 {
-	struct juki_operator op;
+	struct juki_ident peer;
 
-	if (juki_operator_get(s->port->env.store, s->caller.op, &op) != 0 || op.locked) {
+	memset(&peer, 0, sizeof(peer));
+	snprintf(peer.urn, sizeof(peer.urn), "%s", s->caller.who);
+	snprintf(peer.op, sizeof(peer.op), "%s", s->caller.op);
+	if (juki_opport_operator(s->port->env.store, &peer, &s->caller) != 0) {
 		send_doc(s, fail("locked", "operator %s is locked or was removed", s->caller.op));
 		juki_opcmds_audit(s->port->env.opcmds, s->caller.who, "session", NULL, "locked",
 				  "session ended");
 		session_end(s);
 		return 0;
 	}
-	take_operator(s, &op);
 	return 1;
 }
 
@@ -311,8 +340,7 @@ handshake_done(struct bufferevent *bev, const struct juki_ident *peer,
 		session_free(s);
 		return;
 	}
-	if (peer->kind != JUKI_KIND_OP || peer->node_kind != port->env.self->kind ||
-	    strcmp(peer->id, port->env.self->id) != 0) {
+	if (!juki_opport_is_ours(port->env.self, peer)) {
 		juki_alert(port->env.alerts, "identity-mismatch", peer->urn, s->caller.from,
 			   "operator port: not an operator certificate of this node");
 		audit_login(s, "wrong-node", NULL);

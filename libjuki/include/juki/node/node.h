@@ -22,6 +22,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/config.h"
 #include "juki/node/alert.h"
+#include "juki/node/boardweb.h"
 #include "juki/node/control.h"
 #include "juki/node/daemon.h"
 #include "juki/node/inbound.h"
@@ -87,6 +88,7 @@ struct juki_node_conf {
 	struct juki_node_audit audit;
 	struct juki_node_backup backup;
 	struct juki_calendar_conf calendar; /* the operating calendar (第6-1, opcal.h) */
+	struct juki_node_boardweb boardweb; /* the board's web page */
 	int64_t clock_offset;
 	struct juki_metrics_conf metrics;
 	struct juki_monitor_conf monitor;     /* the monitor: section (monitor.h) */
@@ -149,6 +151,8 @@ extern const struct juki_conf_key juki_node_purge_keys[];
 	    JUKI_CONF_SECTIONKEY(st, f.backup, "backup", juki_node_backup_keys,                    \
 				 "Where backups are kept, and how long (第4-9(2), 第6-7)."),       \
 	    JUKI_CALENDAR_CONF_KEY(st, f.calendar),                                                \
+	    JUKI_CONF_SECTIONKEY(st, f.boardweb, "boardweb", juki_node_boardweb_keys,              \
+				 "The board's web page for operators' browsers (第4-7(3))."),      \
 	    JUKI_CONF_SCALAR(                                                                      \
 		st, f.clock_offset, "clock_offset", JUKI_CONF_DURATION, "0", 0, 0,                 \
 		INT64_C(1000) * 365 * 86400 * 1000,                                                \
@@ -282,6 +286,8 @@ struct juki_opcmds *juki_node_opcmds(const struct juki_node *node);
 const struct juki_node_spec *juki_node_spec(const struct juki_node *node);
 struct juki_inbound *juki_node_inbound(const struct juki_node *node);
 struct juki_reconcile *juki_node_reconcile(const struct juki_node *node);
+/* juki_node_tls() - the node's identity, CA and CRL now (a reload replaces it). */
+struct juki_tls *juki_node_tls(const struct juki_node *node);
 
 /*
  * The runtime's modules that several daemons share (conflict.h, provide.h,
@@ -300,6 +306,7 @@ enum juki_module {
 	JUKI_MODULE_METRICS,    /* struct node_metrics (metrics.c) */
 	JUKI_MODULE_MONITOR,    /* struct juki_monitor (heartbeats, the board) */
 	JUKI_MODULE_INTEGRITY,  /* struct juki_integrity (第4-7(4)) */
+	JUKI_MODULE_BOARDWEB,   /* struct juki_boardweb (the board's web page) */
 	JUKI_MODULES            /* the number of slots */
 };
 

@@ -47,6 +47,22 @@ struct juki_opport_conf {
 	struct juki_tls *tls;     /* the node's identity, CA and CRL */
 };
 
+/*
+ * The rules an operator's certificate is held to, wherever it is presented
+ * (the operator port, the board's web page, boardweb.h):
+ *
+ * juki_opport_is_ours() - whether peer (a verified certificate's identity)
+ * is an operator certificate of this node, self: urn:juki:op:<kind>:<id>:<op>.
+ *
+ * juki_opport_operator() - the operator's row, read now: caller gets the
+ * certificate's URN as who, the operator id, its roles and data sets (from
+ * is left as it is).  Returns 0, JUKI_ENOTFOUND (no such operator),
+ * JUKI_ELOCKED (locked by wrong PINs or by a supervisor) or JUKI_ESTORE.
+ */
+int juki_opport_is_ours(const struct juki_ident *self, const struct juki_ident *peer);
+int juki_opport_operator(struct juki_store *store, const struct juki_ident *peer,
+			 struct juki_caller *caller);
+
 /* juki_opport_new() - listen on conf->oper->listen. */
 int juki_opport_new(const struct juki_opport_env *env, const struct juki_opport_conf *conf,
 		    struct juki_opport **out, char *err, size_t errlen);
