@@ -186,6 +186,7 @@ control: $1.sock
 log_level: notice
 operator:
   listen: ['127.0.0.1:${port[op-$1]}']
+monitor: {interval: 5s}
 EOF
 }
 node_config cs-131016 urn:juki:cs:131016 "${port[cs131016]}"
@@ -839,6 +840,25 @@ op cs-131016-clerk --json card show --serial C1001 |
 	python3 -c 'import json, sys; c = json.load(sys.stdin); print("    card %s: %s" % (c["serial"], c["state"]))'
 say "  the files for each resident record system (the tokurei spools):"
 ls cs-131016.tokurei/moveout cs-271004.tokurei/movein 2>/dev/null | sed 's/^/    /'
+
+step "The national board (第4-7(3)): every node's heartbeat, its state and open alerts"
+board_full() {
+	"$ctl" --json -s jlis-0.sock board | python3 -c 'import json, sys
+b = json.load(sys.stdin)
+sys.exit(0 if sum(n["state"] != "down" for n in b["nodes"]) >= 5 else 1)'
+}
+wait_for "every node on the national board" board_full
+say "  juki-ctl board   (at the national server; --pref 13 for one prefecture, --json for scripts)"
+"$ctl" -s jlis-0.sock board | sed 's/^/    /'
+say "  a notice from the national server to 千代田区 (第4-7(3)), acknowledged there:"
+notice=$("$ctl" --json -s jlis-0.sock notice send --to urn:juki:cs:131016 --severity info \
+	--text "定期保守: 12月10日 02:00-04:00 に全国サーバを停止します" |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+notice_in() { "$ctl" --json -s cs-131016.sock status | grep -q "$notice"; }
+wait_for "the notice at 千代田区" notice_in
+"$ctl" -s cs-131016.sock notice ack "$notice" | sed 's/^/    /'
+say "  the witnessed history: 東京都 holds 千代田区's signed checkpoints"
+"$ctl" -s pref-13.sock witness show | sed 's/^/    /'
 
 step "Logs (no personal data in them)"
 tail -n 4 cs-131016.log | sed 's/^/  /'

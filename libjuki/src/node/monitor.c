@@ -441,50 +441,60 @@ juki_monitor_alert_class(const char *code)
 
 /* --- watched side ------------------------------------------------------------------------- */
 
-static void
-add_watcher(struct juki_monitor *m, const char *urn)
+static size_t
+add_urn(char urns[][JUKI_URN_MAX], size_t n, const struct juki_ident *self, const char *urn)
 {
-	if (strcmp(urn, juki_node_self(m->node)->urn) == 0 || m->nw == JUKI_MONITOR_WATCHERS) {
-		return;
+	if (strcmp(urn, self->urn) == 0 || n == JUKI_MONITOR_WATCHERS) {
+		return n;
 	}
-	for (size_t i = 0; i < m->nw; i++) {
-		if (strcmp(m->w[i].urn, urn) == 0) {
-			return;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(urns[i], urn) == 0) {
+			return n;
 		}
 	}
-	memset(&m->w[m->nw], 0, sizeof(m->w[m->nw]));
-	snprintf(m->w[m->nw].urn, sizeof(m->w[m->nw].urn), "%s", urn);
-	m->w[m->nw].last_ok_ms = INT64_MIN;
-	m->nw++;
+	snprintf(urns[n], JUKI_URN_MAX, "%s", urn);
+	return n + 1;
 }
 
-/* The watchers conf names; those kept from before keep what was learnt of them. */
-static void
-set_watchers(struct juki_monitor *m)
+size_t
+juki_monitor_watchers(const struct juki_ident *self, const struct juki_monitor_conf *conf,
+		      char urns[][JUKI_URN_MAX])
 {
-	const struct juki_ident *self = juki_node_self(m->node);
-	struct watcher old[JUKI_MONITOR_WATCHERS];
-	size_t nold = m->nw;
 	char pref[3], urn[JUKI_URN_MAX];
+	size_t n = 0;
 
-	memcpy(old, m->w, sizeof(old));
-	m->nw = 0;
-	for (size_t i = 0; i < m->conf->nwatchers; i++) {
-		if (strcmp(m->conf->watchers[i], "auto") != 0) {
-			add_watcher(m, m->conf->watchers[i]);
+	for (size_t i = 0; i < conf->nwatchers; i++) {
+		if (strcmp(conf->watchers[i], "auto") != 0) {
+			n = add_urn(urns, n, self, conf->watchers[i]);
 			continue;
 		}
 		if ((self->kind == JUKI_KIND_CS ||
 		     (self->kind == JUKI_KIND_AUTHLINK && strcmp(self->id, "0") != 0)) &&
 		    juki_ident_pref_of(self, pref) == 0) {
 			snprintf(urn, sizeof(urn), "urn:juki:pref:%s", pref);
-			add_watcher(m, urn);
+			n = add_urn(urns, n, self, urn);
 		}
 		if (self->kind != JUKI_KIND_JLIS) {
-			add_watcher(m, "urn:juki:jlis:0");
+			n = add_urn(urns, n, self, "urn:juki:jlis:0");
 		}
 	}
+	return n;
+}
+
+/* The watchers conf names; those kept from before keep what was learnt of them. */
+static void
+set_watchers(struct juki_monitor *m)
+{
+	struct watcher old[JUKI_MONITOR_WATCHERS];
+	char urns[JUKI_MONITOR_WATCHERS][JUKI_URN_MAX];
+	size_t nold = m->nw;
+
+	memcpy(old, m->w, sizeof(old));
+	m->nw = juki_monitor_watchers(juki_node_self(m->node), m->conf, urns);
 	for (size_t i = 0; i < m->nw; i++) {
+		memset(&m->w[i], 0, sizeof(m->w[i]));
+		snprintf(m->w[i].urn, sizeof(m->w[i].urn), "%s", urns[i]);
+		m->w[i].last_ok_ms = INT64_MIN;
 		for (size_t j = 0; j < nold; j++) {
 			if (strcmp(m->w[i].urn, old[j].urn) == 0) {
 				m->w[i] = old[j];

@@ -359,34 +359,16 @@ juki_notice_status(struct juki_node *node)
 
 /* ---- receiving ---------------------------------------------------------------------- */
 
-/*
- * Does urn watch this node?  monitor.watchers as the monitor reads it
- * (monitor.h): "auto" is the prefecture of a CS or of a prefecture's link
- * server, and the national server for every node but itself.
- */
+/* Does urn watch this node (juki_monitor_watchers())? */
 static int
 watched_by(struct juki_node *node, const char *urn)
 {
-	const struct juki_monitor_conf *c = &juki_node_conf(node)->monitor;
-	const struct juki_ident *self = juki_node_self(node);
-	char pref[3], mine[JUKI_URN_MAX];
+	char urns[JUKI_MONITOR_WATCHERS][JUKI_URN_MAX];
+	size_t n =
+	    juki_monitor_watchers(juki_node_self(node), &juki_node_conf(node)->monitor, urns);
 
-	for (size_t i = 0; i < c->nwatchers; i++) {
-		if (strcmp(c->watchers[i], "auto") != 0) {
-			if (strcmp(c->watchers[i], urn) == 0) {
-				return 1;
-			}
-			continue;
-		}
-		if ((self->kind == JUKI_KIND_CS ||
-		     (self->kind == JUKI_KIND_AUTHLINK && strcmp(self->id, "0") != 0)) &&
-		    juki_ident_pref_of(self, pref) == 0) {
-			snprintf(mine, sizeof(mine), "urn:juki:pref:%s", pref);
-			if (strcmp(mine, urn) == 0) {
-				return 1;
-			}
-		}
-		if (self->kind != JUKI_KIND_JLIS && strcmp(urn, "urn:juki:jlis:0") == 0) {
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(urns[i], urn) == 0) {
 			return 1;
 		}
 	}

@@ -139,6 +139,15 @@ struct juki_monitor;
  */
 int juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *conf, char *err,
 		       size_t errlen);
+/*
+ * juki_monitor_watchers() - the nodes that watch self under conf's
+ * monitor.watchers, "auto" expanded (a CS and a prefecture's link server:
+ * their prefecture; every node but the national server: urn:juki:jlis:0),
+ * without self or repeats, at most JUKI_MONITOR_WATCHERS.  Returns how many
+ * were written to urns.
+ */
+size_t juki_monitor_watchers(const struct juki_ident *self, const struct juki_monitor_conf *conf,
+			     char urns[][JUKI_URN_MAX]);
 /* juki_monitor_reload() - take a new conf (intervals, watchers, rates; the board stays). */
 void juki_monitor_reload(struct juki_node *node, const struct juki_monitor_conf *conf);
 void juki_monitor_stop(struct juki_node *node);
