@@ -29,7 +29,7 @@ board_text(const json_t *result)
 	char seen[16], skew[24];
 
 	printf("board of %s at %s\n", ctl_str(result, "self"), ctl_str(result, "time"));
-	printf("%-24s %-10s %-12s %-8s %-9s %8s %7s %9s %6s\n", "NODE", "STATE", "DAEMON",
+	printf("%-24s %-10s %-14s %-8s %-9s %8s %7s %9s %6s\n", "NODE", "STATE", "DAEMON",
 	       "VERSION", "LAST", "SKEW_MS", "OUTBOX", "OLDEST_MS", "ALERTS");
 	json_array_foreach(nodes, i, n)
 	{
@@ -42,7 +42,7 @@ board_text(const json_t *result)
 		} else {
 			snprintf(skew, sizeof(skew), "-");
 		}
-		printf("%-24s %-10s %-12s %-8s %-9s %8s %7lld %9lld %6lld\n", ctl_str(n, "node"),
+		printf("%-24s %-10s %-14s %-8s %-9s %8s %7lld %9lld %6lld\n", ctl_str(n, "node"),
 		       ctl_str(n, "state"), ctl_str(n, "daemon"), ctl_str(n, "version"), seen, skew,
 		       ctl_int(q, "outbox"), ctl_int(q, "oldest_ms"), ctl_int(n, "alerts_open"));
 		for (size_t s = 0; s < 4; s++) {
