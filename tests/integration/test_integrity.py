@@ -303,6 +303,11 @@ def case_inventory():
     real = sha256(NET[A].binary)
     wait_until("every node on the national board",
                lambda: all(beat_integrity(JLIS, n) for n in (PREF, A, B, C)), timeout=15)
+    # A's config was altered and restored by an earlier case: its next heartbeat says ok.
+    wait_until("A ok again in its heartbeat at the national server",
+               lambda: (beat_integrity(JLIS, A) or {}).get("ok") is True
+               and beat_integrity(JLIS, A).get("manifest") == sha256(manifest_of(A)),
+               timeout=15)
     code, out = inventory()
     inv = json.loads(out)
     assert code == CTL_FAILED, out
