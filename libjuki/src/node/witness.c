@@ -20,6 +20,7 @@
 #include "juki/node/log.h"
 #include "juki/node/node.h"
 #include "juki/node/witness.h"
+#include "juki/wire/pki.h"
 #include "juki/wire/tls.h"
 
 #define HASH_HEX (2 * JUKI_AUDIT_HASH_LEN)
@@ -233,21 +234,10 @@ cert_known(struct juki_store *store, const char *from, const char *fp)
 static int
 cert_of_node(X509 *cert, const char *ca_file, const char *from, char *why, size_t whylen)
 {
-	X509_STORE *xs = X509_STORE_new();
-	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	struct juki_ident ident;
-	int ok = 0;
 
-	if (xs != NULL && ctx != NULL && X509_STORE_load_file(xs, ca_file) == 1 &&
-	    X509_STORE_CTX_init(ctx, xs, cert, NULL) == 1) {
-		/* A checkpoint stays valid after its certificate expires, as in audit verify. */
-		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
-		ok = X509_verify_cert(ctx) == 1;
-	}
-	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(xs);
-	ERR_clear_error();
-	if (!ok) {
+	/* A checkpoint stays valid after its certificate expires, as in audit verify. */
+	if (juki_pki_chain_check(cert, NULL, ca_file, NULL, JUKI_PKI_ANY_TIME, why, whylen) != 0) {
 		juki_seterr(why, whylen, "cert: not issued by the network's CA");
 		return -1;
 	}

@@ -13,9 +13,9 @@
 #include "juki/base/hex.h"
 #include "juki/base/ident.h"
 #include "juki/records/approval.h"
+#include "juki/wire/pki.h"
 
 #define CERT_PEM_MAX (64 * 1024)
-#define SIG_B64_MAX  1024
 
 static int
 field_fail(struct juki_field_error *fe, const char *field, const char *reason, const char *detail)
@@ -353,88 +353,6 @@ fail:
 	return NULL;
 }
 
-/* Chain of certs (leaf first) to ca, against crl, at now_ms: 0, JUKI_EAUTH, or a load error. */
-static int
-check_chain(STACK_OF(X509) * certs, const char *ca, const char *crl, int64_t now_ms, char *detail,
-	    size_t len)
-{
-	X509_STORE *store = X509_STORE_new();
-	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
-	int rc = 0;
-
-	if (store == NULL || vctx == NULL) {
-		rc = JUKI_ENOMEM;
-		goto out;
-	}
-	if (X509_STORE_load_file(store, ca) != 1) {
-		rc = JUKI_ECERT;
-		juki_seterr(detail, len, "CA file %s cannot be loaded", ca);
-		goto out;
-	}
-	if (crl != NULL) {
-		if (X509_STORE_load_file(store, crl) != 1) {
-			rc = JUKI_ECERT;
-			juki_seterr(detail, len, "CRL file %s cannot be loaded", crl);
-			goto out;
-		}
-		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-	}
-	if (X509_STORE_CTX_init(vctx, store, sk_X509_value(certs, 0), certs) != 1) {
-		rc = JUKI_ENOMEM;
-		goto out;
-	}
-	if (now_ms > 0) {
-		X509_STORE_CTX_set_time(vctx, 0, (time_t)(now_ms / 1000));
-	}
-	if (X509_verify_cert(vctx) != 1) {
-		juki_seterr(detail, len, "untrusted certificate: %s",
-			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
-		rc = JUKI_EAUTH;
-	}
-out:
-	X509_STORE_CTX_free(vctx);
-	X509_STORE_free(store);
-	ERR_clear_error();
-	return rc;
-}
-
-static int
-sig_ok(X509 *cert, const char *text, size_t textlen, const char *b64)
-{
-	size_t b64len = strlen(b64);
-	unsigned char *der = NULL;
-	EVP_MD_CTX *md = NULL;
-	EVP_PKEY *key = X509_get0_pubkey(cert);
-	int n, ok = 0;
-
-	if (key == NULL || b64len == 0 || b64len % 4 != 0 || b64len > SIG_B64_MAX) {
-		goto out;
-	}
-	der = malloc(b64len / 4 * 3);
-	if (der == NULL) {
-		goto out;
-	}
-	n = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)b64len);
-	if (n < 0) {
-		goto out;
-	}
-	/* EVP_DecodeBlock counts the padding's zero bytes: drop them. */
-	if (b64[b64len - 1] == '=') {
-		n--;
-	}
-	if (b64[b64len - 2] == '=') {
-		n--;
-	}
-	md = EVP_MD_CTX_new();
-	ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	     EVP_DigestVerify(md, der, (size_t)n, (const unsigned char *)text, textlen) == 1;
-out:
-	EVP_MD_CTX_free(md);
-	free(der);
-	ERR_clear_error();
-	return ok;
-}
-
 int
 juki_approval_check_part(const json_t *approval, const struct juki_approval_part *p, char *detail,
 			 size_t len)
@@ -504,7 +422,7 @@ juki_approval_verify(const json_t *approval, const struct juki_approval_part *p,
 			     "wrong signer: the certificate does not name the responsible officer");
 		goto out;
 	}
-	rc = check_chain(certs, ca, crl, now_ms, detail, len);
+	rc = juki_pki_chain_check(sk_X509_value(certs, 0), certs, ca, crl, now_ms, detail, len);
 	if (rc != 0) {
 		goto out;
 	}
@@ -517,7 +435,7 @@ juki_approval_verify(const json_t *approval, const struct juki_approval_part *p,
 		rc = invalid(detail, len, "parts: not a list of hex SHA-256 hashes");
 		goto out;
 	}
-	if (!sig_ok(sk_X509_value(certs, 0), text, textlen, json_string_value(sig))) {
+	if (!juki_pki_sig_b64_ok(sk_X509_value(certs, 0), text, textlen, json_string_value(sig))) {
 		rc = invalid(detail, len,
 			     "bad signature: not signed over this body, batch id and count "
 			     "(another batch's approval, or altered)");

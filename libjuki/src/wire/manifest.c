@@ -22,10 +22,10 @@
 #include "juki/base/hex.h"
 #include "juki/base/ident.h"
 #include "juki/wire/manifest.h"
+#include "juki/wire/pki.h"
 #include "juki/wire/tls.h"
 
 #define CERT_PEM_MAX  16384 /* bytes of the certificate a signature carries */
-#define SIG_B64_MAX   1024  /* an ECDSA P-256..P-521 or RSA-4096 signature in base64 */
 #define SIG_ALG       "ecdsa-sha256"
 #define MANIFEST_FORM 1
 
@@ -252,7 +252,7 @@ juki_manifest_check(const json_t *m, int unsigned_ok, char *err, size_t errlen)
 	    !json_is_string(json_object_get(sig, "cert")) ||
 	    json_string_length(json_object_get(sig, "cert")) > CERT_PEM_MAX ||
 	    !json_is_string(json_object_get(sig, "value")) ||
-	    json_string_length(json_object_get(sig, "value")) > SIG_B64_MAX) {
+	    json_string_length(json_object_get(sig, "value")) > JUKI_PKI_SIG_B64_MAX) {
 		return bad(
 		    err, errlen,
 		    "signature: {\"alg\": \"ecdsa-sha256\", \"cert\": PEM, \"value\": base64}");
@@ -378,83 +378,25 @@ out:
 static int
 check_chain(X509 *cert, const char *ca_file, const char *crl_file, char *err, size_t errlen)
 {
-	X509_STORE *store = X509_STORE_new();
-	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
-	int rc = 0;
+	char why[256];
+	int rc;
 
-	if (store == NULL || vctx == NULL) {
-		rc = JUKI_ENOMEM;
-		goto out;
-	}
 	if (access(ca_file, R_OK) != 0) {
 		rc = -errno;
 		juki_seterr(err, errlen, "the CA file %s: %s", ca_file, strerror(errno));
-		goto out;
+		return rc;
 	}
-	if (X509_STORE_load_file(store, ca_file) != 1) {
-		rc = JUKI_ECERT;
-		juki_seterr(err, errlen, "the CA file %s cannot be loaded", ca_file);
-		goto out;
+	/* The manifest outlives its signer's validity: the dates are not checked. */
+	rc = juki_pki_chain_check(cert, NULL, ca_file, crl_file, JUKI_PKI_ANY_TIME, why,
+				  sizeof(why));
+	if (rc == JUKI_EAUTH) {
+		juki_seterr(err, errlen, "the signer's certificate is refused (%s)", why);
+		return JUKI_ECERT;
 	}
-	if (crl_file != NULL) {
-		if (X509_STORE_load_file(store, crl_file) != 1) {
-			rc = JUKI_ECERT;
-			juki_seterr(err, errlen, "the CRL file %s cannot be loaded", crl_file);
-			goto out;
-		}
-		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	if (rc != 0) {
+		juki_seterr(err, errlen, "%s", why);
 	}
-	X509_STORE_set_flags(store, X509_V_FLAG_NO_CHECK_TIME);
-	if (X509_STORE_CTX_init(vctx, store, cert, NULL) != 1) {
-		rc = JUKI_ENOMEM;
-		goto out;
-	}
-	if (X509_verify_cert(vctx) != 1) {
-		juki_seterr(err, errlen, "the signer's certificate is refused: %s",
-			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
-		rc = JUKI_ECERT;
-	}
-out:
-	X509_STORE_CTX_free(vctx);
-	X509_STORE_free(store);
-	ERR_clear_error();
 	return rc;
-}
-
-static int
-sig_matches(X509 *cert, const char *text, size_t len, const char *b64)
-{
-	size_t b64len = strlen(b64);
-	unsigned char *der = NULL;
-	EVP_MD_CTX *md = NULL;
-	EVP_PKEY *key = X509_get0_pubkey(cert);
-	const EVP_MD *digest = EVP_sha256();
-	int n, ok = 0;
-
-	if (key == NULL || b64len < 4 || b64len % 4 != 0) {
-		goto out;
-	}
-	if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
-		digest = NULL;
-	}
-	der = malloc(b64len / 4 * 3);
-	if (der == NULL) {
-		goto out;
-	}
-	n = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)b64len);
-	if (n < 0) {
-		goto out;
-	}
-	/* EVP_DecodeBlock counts the padding's zero bytes: drop them. */
-	n -= (b64[b64len - 1] == '=') + (b64[b64len - 2] == '=');
-	md = EVP_MD_CTX_new();
-	ok = md != NULL && EVP_DigestVerifyInit(md, NULL, digest, NULL, key) == 1 &&
-	     EVP_DigestVerify(md, der, (size_t)n, (const unsigned char *)text, len) == 1;
-out:
-	EVP_MD_CTX_free(md);
-	free(der);
-	ERR_clear_error();
-	return ok;
 }
 
 int
@@ -498,7 +440,8 @@ juki_manifest_verify(const json_t *m, const char *ca_file, const char *crl_file,
 	if ((rc = juki_manifest_canonical(m, &text, &len)) != 0) {
 		goto out;
 	}
-	if (!sig_matches(cert, text, len, json_string_value(json_object_get(sig, "value")))) {
+	if (!juki_pki_sig_b64_ok(cert, text, len,
+				 json_string_value(json_object_get(sig, "value")))) {
 		juki_seterr(err, errlen, "the signature does not match the manifest");
 		rc = JUKI_EAUTH;
 	}

@@ -1170,3 +1170,86 @@ juki_pki_file_times(const char *path, int crl, long long *ms)
 	X509_CRL_free(list);
 	return rc;
 }
+
+int
+juki_pki_chain_check(X509 *cert, STACK_OF(X509) * chain, const char *ca_file, const char *crl_file,
+		     int64_t now_ms, char *err, size_t errlen)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+	int rc = 0;
+
+	if (store == NULL || vctx == NULL) {
+		rc = JUKI_ENOMEM;
+		goto out;
+	}
+	if (X509_STORE_load_file(store, ca_file) != 1) {
+		rc = JUKI_ECERT;
+		juki_seterr(err, errlen, "the CA file %s cannot be loaded", ca_file);
+		goto out;
+	}
+	if (crl_file != NULL) {
+		if (X509_STORE_load_file(store, crl_file) != 1) {
+			rc = JUKI_ECERT;
+			juki_seterr(err, errlen, "the CRL file %s cannot be loaded", crl_file);
+			goto out;
+		}
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	}
+	if (now_ms == JUKI_PKI_ANY_TIME) {
+		X509_STORE_set_flags(store, X509_V_FLAG_NO_CHECK_TIME);
+	}
+	if (X509_STORE_CTX_init(vctx, store, cert, chain) != 1) {
+		rc = JUKI_ENOMEM;
+		goto out;
+	}
+	if (now_ms > 0) {
+		X509_STORE_CTX_set_time(vctx, 0, (time_t)(now_ms / 1000));
+	}
+	if (X509_verify_cert(vctx) != 1) {
+		juki_seterr(err, errlen, "untrusted certificate: %s",
+			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+		rc = JUKI_EAUTH;
+	}
+out:
+	X509_STORE_CTX_free(vctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+juki_pki_sig_b64_ok(X509 *cert, const void *data, size_t len, const char *b64)
+{
+	size_t b64len = b64 != NULL ? strlen(b64) : 0;
+	unsigned char *der = NULL;
+	EVP_MD_CTX *md = NULL;
+	EVP_PKEY *key = X509_get0_pubkey(cert);
+	const EVP_MD *digest = EVP_sha256();
+	int n, ok = 0;
+
+	if (key == NULL || b64len < 4 || b64len % 4 != 0 || b64len > JUKI_PKI_SIG_B64_MAX) {
+		goto out;
+	}
+	if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
+		digest = NULL;
+	}
+	der = malloc(b64len / 4 * 3);
+	if (der == NULL) {
+		goto out;
+	}
+	n = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)b64len);
+	if (n < 0) {
+		goto out;
+	}
+	/* EVP_DecodeBlock counts the padding's zero bytes: drop them. */
+	n -= (b64[b64len - 1] == '=') + (b64[b64len - 2] == '=');
+	md = EVP_MD_CTX_new();
+	ok = md != NULL && EVP_DigestVerifyInit(md, NULL, digest, NULL, key) == 1 &&
+	     EVP_DigestVerify(md, der, (size_t)n, data, len) == 1;
+out:
+	EVP_MD_CTX_free(md);
+	free(der);
+	ERR_clear_error();
+	return ok;
+}

@@ -16,8 +16,10 @@
 #define JUKI_PKI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 /*
  * juki_pki_init_ca() - make dir (mode 0700 if new) and a new CA in it named
@@ -71,5 +73,26 @@ int juki_pki_encrypt_key(const char *path, const char *pass, char *err, size_t e
  * read) or JUKI_EFORMAT (no certificate or CRL in it).
  */
 int juki_pki_file_times(const char *path, int crl, long long *ms);
+
+/* juki_pki_chain_check()'s now_ms that leaves the validity dates unchecked. */
+#define JUKI_PKI_ANY_TIME INT64_MIN
+
+/*
+ * juki_pki_chain_check() - does cert (with the intermediates in chain, which
+ * may be NULL) chain to the CAs in ca_file, not revoked by crl_file
+ * (NULL: no CRL check), valid at now_ms (0: now; JUKI_PKI_ANY_TIME: dates
+ * not checked)?  Returns 0; JUKI_EAUTH when it is refused (OpenSSL's reason
+ * in err); JUKI_ECERT when a file cannot be loaded; JUKI_ENOMEM.
+ */
+int juki_pki_chain_check(X509 *cert, STACK_OF(X509) * chain, const char *ca_file,
+			 const char *crl_file, int64_t now_ms, char *err, size_t errlen);
+
+/*
+ * juki_pki_sig_b64_ok() - is b64 (standard base64, at most JUKI_PKI_SIG_B64_MAX
+ * characters) a signature of data by cert's key: SHA-256 with ECDSA or RSA,
+ * or pure EdDSA?  1 or 0.
+ */
+#define JUKI_PKI_SIG_B64_MAX 1024 /* an ECDSA P-256..P-521 or RSA-4096 signature */
+int juki_pki_sig_b64_ok(X509 *cert, const void *data, size_t len, const char *b64);
 
 #endif
