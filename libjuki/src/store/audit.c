@@ -1695,6 +1695,36 @@ folder_read_only(const char *path)
 	return ro;
 }
 
+/*
+ * A read-only connection to the SQLite file at path: plain where its folder
+ * is writable (the daemon may be writing, and a reader must see its WAL),
+ * immutable where it is not (nothing is written beside a copy).  0,
+ * JUKI_ENOMEM, or JUKI_ESTORE with err; *db is closed by the caller either way.
+ */
+static int
+open_read_only(const char *path, sqlite3 **db, char *err, size_t errlen)
+{
+	char *uri = NULL;
+	int rc = 0;
+
+	*db = NULL;
+	if (folder_read_only(path) && (uri = immutable_uri(path)) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	if (sqlite3_open_v2(uri != NULL ? uri : path, db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+				(uri != NULL ? SQLITE_OPEN_URI : 0),
+			    NULL) != SQLITE_OK) {
+		juki_seterr(err, errlen, "%s: %s", path,
+			    *db ? sqlite3_errmsg(*db) : "out of memory");
+		rc = JUKI_ESTORE;
+	} else {
+		sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS);
+	}
+	free(uri);
+	return rc;
+}
+
 int
 juki_audit_verify_file_head(const char *path, const char *cert_pem,
 			    const struct juki_audit_head *expect, json_t **report, char *err,
@@ -1704,7 +1734,6 @@ juki_audit_verify_file_head(const char *path, const char *cert_pem,
 	struct stat sb;
 	sqlite3 *db = NULL;
 	int64_t version = 0;
-	char *uri = NULL;
 	int rc;
 
 	if (err != NULL && errlen > 0) {
@@ -1734,25 +1763,11 @@ juki_audit_verify_file_head(const char *path, const char *cert_pem,
 		}
 		goto out;
 	}
+	/* One read transaction gives entries and checkpoints from the same moment. */
+	if ((rc = open_read_only(path, &db, err, errlen)) != 0) {
+		goto out;
+	}
 	rc = JUKI_ESTORE;
-	/*
-	 * Plain read-only where we could write: the daemon may be appending,
-	 * and a reader must see its WAL.  In a folder we cannot write to,
-	 * immutable: nothing is written beside a copy.  One read transaction
-	 * gives entries and checkpoints from the same moment.
-	 */
-	if (folder_read_only(path) && (uri = immutable_uri(path)) == NULL) {
-		rc = JUKI_ENOMEM;
-		goto out;
-	}
-	if (sqlite3_open_v2(uri != NULL ? uri : path, &db,
-			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
-				(uri != NULL ? SQLITE_OPEN_URI : 0),
-			    NULL) != SQLITE_OK) {
-		juki_seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
-		goto out;
-	}
-	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
@@ -1777,7 +1792,6 @@ out:
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
-	free(uri);
 	for (size_t i = 0; i < w.nkeys; i++) {
 		EVP_PKEY_free(w.keys[i]);
 	}
@@ -1789,18 +1803,14 @@ juki_audit_head_read(const char *store_path, struct juki_audit_head *head, char 
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	char *uri = NULL;
 	int rc = JUKI_ESTORE, step;
 
 	memset(head, 0, sizeof(*head));
-	if (folder_read_only(store_path) && (uri = immutable_uri(store_path)) == NULL) {
-		return JUKI_ENOMEM;
+	if ((rc = open_read_only(store_path, &db, err, errlen)) != 0) {
+		goto out;
 	}
-	if (sqlite3_open_v2(uri != NULL ? uri : store_path, &db,
-			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
-				(uri != NULL ? SQLITE_OPEN_URI : 0),
-			    NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, head_get_sql, -1, &st, NULL) != SQLITE_OK) {
+	rc = JUKI_ESTORE;
+	if (sqlite3_prepare_v2(db, head_get_sql, -1, &st, NULL) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", store_path,
 			    db ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
@@ -1822,7 +1832,6 @@ juki_audit_head_read(const char *store_path, struct juki_audit_head *head, char 
 out:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	free(uri);
 	return rc;
 }
 
@@ -1883,7 +1892,6 @@ juki_audit_verify_witnessed(const char *path, const struct juki_audit_cp *cps, s
 			    json_t **report, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
-	char *uri = NULL;
 	int64_t last = 0, through = 0, bad = 0;
 	const char *reason = NULL;
 	int rc = JUKI_ESTORE;
@@ -1892,17 +1900,10 @@ juki_audit_verify_witnessed(const char *path, const struct juki_audit_cp *cps, s
 		return JUKI_EINVAL;
 	}
 	*report = NULL;
-	if (folder_read_only(path) && (uri = immutable_uri(path)) == NULL) {
-		return JUKI_ENOMEM;
-	}
-	if (sqlite3_open_v2(uri != NULL ? uri : path, &db,
-			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
-				(uri != NULL ? SQLITE_OPEN_URI : 0),
-			    NULL) != SQLITE_OK) {
-		juki_seterr(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+	if ((rc = open_read_only(path, &db, err, errlen)) != 0) {
 		goto out;
 	}
-	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	rc = JUKI_ESTORE;
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
 	    pragma_int(db, "SELECT coalesce(max(seq), 0) FROM entries", &last) != 0) {
 		juki_seterr(err, errlen, "%s: not an operation history (%s)", path,
@@ -1945,6 +1946,5 @@ out:
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
-	free(uri);
 	return rc;
 }
