@@ -850,6 +850,8 @@ sys.exit(0 if sum(n["state"] != "down" for n in b["nodes"]) >= 5 else 1)'
 wait_for "every node on the national board" board_full
 say "  juki-ctl board   (at the national server; --pref 13 for one prefecture, --json for scripts)"
 "$ctl" -s jlis-0.sock board | sed 's/^/    /'
+say "  the same board as a web page: https://127.0.0.1:${port[web]}/ (TLS 1.3, an operator's"
+say "  certificate of jlis-0 in the browser, docs/operations.md §29; try --keep to open it)"
 say "  a notice from the national server to 千代田区 (第4-7(3)), acknowledged there:"
 notice=$("$ctl" --json -s jlis-0.sock notice send --to urn:juki:cs:131016 --severity info \
 	--text "定期保守: 12月10日 02:00-04:00 に全国サーバを停止します" |
