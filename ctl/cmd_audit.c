@@ -309,6 +309,7 @@ cmd_audit_verify(struct ctl *ctl, const struct ctl_req *req)
 			rc = check_witness(file, witness, report, err, sizeof(err));
 		}
 		if (rc != 0) {
+			json_decref(report);
 			fprintf(stderr, "juki-ctl: audit verify: %s\n", err);
 			if (ctl->json) {
 				/* What a script reads on stdout when the check could not run. */
