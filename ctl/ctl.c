@@ -65,7 +65,7 @@ static const struct ctl_cmd *const tables[] = {
     ctl_operator_cmds,   ctl_agreement_cmds, ctl_provide_cmds,  ctl_provide_report_cmds,
     ctl_disclosure_cmds, ctl_report_cmds,    ctl_cardreg_cmds,  ctl_copy_cmds,
     ctl_tokurei_cmds,    ctl_calendar_cmds,  ctl_monitor_cmds,  ctl_doctor_cmds,
-    ctl_integrity_cmds,  ctl_notice_cmds,
+    ctl_integrity_cmds,  ctl_notice_cmds,    ctl_load_cmds,
 };
 
 const struct ctl_cmd *

@@ -224,6 +224,7 @@ extern const struct ctl_cmd ctl_import_cmds[];
 extern const struct ctl_cmd ctl_maint_cmds[];
 extern const struct ctl_cmd ctl_operator_cmds[];
 extern const struct ctl_cmd ctl_audit_cmds[];
+extern const struct ctl_cmd ctl_load_cmds[];
 extern const struct ctl_cmd ctl_agreement_cmds[];
 extern const struct ctl_cmd ctl_provide_cmds[];
 extern const struct ctl_cmd ctl_disclosure_cmds[];

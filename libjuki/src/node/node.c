@@ -6,6 +6,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/dir.h"
 #include "juki/base/error.h"
+#include "juki/node/load.h"
 #include "juki/node/log.h"
 #include "juki/node/monitor.h"
 #include "juki/node/node.h"
@@ -799,6 +800,7 @@ static const struct juki_ctl_cmd common_cmds[] = {
     {"purge", cmd_purge, "remove what is past its period, securely (args: dry_run)",
      JUKI_ROLE_ADMIN, NULL},
     JUKI_OPCAL_CMDS,
+    JUKI_LOAD_CMDS,
     {"integrity", juki_integrity_cmd, "the programs and configuration against the manifest",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL},
     {NULL, NULL, NULL, 0, NULL},
@@ -958,6 +960,8 @@ node_start(struct juki_node *node, struct juki_daemon *d, const struct juki_node
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	/* A shadow left by a load the daemon was killed in is no part of the store. */
+	juki_load_leftover(conf->store);
 	if ((rc = juki_store_open(conf->store, node->schemas, node->nschemas, &node->store, err,
 				  errlen)) != 0 ||
 	    (rc = own_store(node, err, errlen)) != 0) {
@@ -1346,6 +1350,7 @@ node_stop(struct juki_node *node)
 		node->tick = NULL;
 	}
 	juki_monitor_stop(node);
+	juki_load_stop(node);
 	juki_node_metrics_stop(node);
 	juki_reconcile_free(node->reconcile);
 	node->reconcile = NULL;

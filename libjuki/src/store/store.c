@@ -560,6 +560,79 @@ juki_store_close(struct juki_store *store)
 	free(store);
 }
 
+int
+juki_store_replace(struct juki_store *store, const char *from, char *err, size_t errlen)
+{
+	size_t len = strlen(store->path) + sizeof("-wal");
+	char *wal = malloc(len), *dir = strdup(store->path), *slash;
+	struct stat sb;
+	int rc = JUKI_ESTORE, dfd;
+
+	if (wal == NULL || dir == NULL) {
+		free(wal);
+		free(dir);
+		juki_seterr(err, errlen, "out of memory");
+		return JUKI_ENOMEM;
+	}
+	snprintf(wal, len, "%s-wal", store->path);
+	for (size_t i = 0; i < STMT_BUCKETS; i++) {
+		struct cached_stmt *c, *next;
+
+		for (c = store->stmts[i]; c != NULL; c = next) {
+			next = c->next;
+			sqlite3_finalize(c->stmt);
+			free(c);
+		}
+		store->stmts[i] = NULL;
+	}
+	/* The last connection closes: SQLite checkpoints the WAL and removes it. */
+	if (sqlite3_close(store->db) != SQLITE_OK) {
+		juki_seterr(err, errlen, "%s: %s", store->path, sqlite3_errmsg(store->db));
+		goto reopen;
+	}
+	store->db = NULL;
+	if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+		/* Another connection holds it: the file must not meet this WAL. */
+		juki_seterr(err, errlen, "%s: the store is open elsewhere", store->path);
+		goto reopen;
+	}
+	if (rename(from, store->path) != 0) {
+		juki_seterr(err, errlen, "%s: %s", from, strerror(errno));
+		goto reopen;
+	}
+	(void)unlink(wal);
+	slash = strrchr(dir, '/');
+	if (slash != NULL) {
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	}
+	dfd = open(slash != NULL ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	rc = 0;
+reopen:
+	if (store->db == NULL) {
+		if (sqlite3_open_v2(store->path, &store->db,
+				    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+				    NULL) != SQLITE_OK ||
+		    configure(store->db, store->path, rc == 0 ? err : NULL, errlen) != 0 ||
+		    sqlite3_create_function(store->db, "juki_hash64", -1,
+					    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hash64,
+					    NULL, NULL) != SQLITE_OK) {
+			if (rc == 0) {
+				juki_seterr(err, errlen, "%s: reopened: %s", store->path,
+					    store->db ? sqlite3_errmsg(store->db)
+						      : "out of memory");
+			}
+			rc = JUKI_ESTORE;
+		}
+	}
+	free(wal);
+	free(dir);
+	return rc;
+}
+
 sqlite3 *
 juki_store_db(struct juki_store *store)
 {

@@ -307,6 +307,7 @@ enum juki_module {
 	JUKI_MODULE_MONITOR,    /* struct juki_monitor (heartbeats, the board) */
 	JUKI_MODULE_INTEGRITY,  /* struct juki_integrity (第4-7(4)) */
 	JUKI_MODULE_BOARDWEB,   /* struct juki_boardweb (the board's web page) */
+	JUKI_MODULE_LOAD,       /* struct load_state (load.c: the bulk load) */
 	JUKI_MODULES            /* the number of slots */
 };
 

@@ -48,6 +48,20 @@ int juki_store_open(const char *path, const struct juki_schema *schemas, size_t 
 /* juki_store_close() - finalize cached statements and close; NULL is fine. */
 void juki_store_close(struct juki_store *store);
 
+/*
+ * juki_store_replace() - put the database file at from in the place of the
+ * store's file, atomically (rename), and go on with it: the cached
+ * statements are finalized, the connection closed (SQLite checkpoints the
+ * WAL and removes it), from renamed over the store's path, the directory
+ * synced, the file opened again as juki_store_open() opens one (WAL,
+ * synchronous=FULL, ...; no migration: from must hold the same schemas).
+ * from must be complete and durable (fsync'd) before.  On failure the
+ * store goes on with its old file when it still can.  0 or JUKI_ESTORE.
+ * Outside a transaction; statements the caller prepared itself must be
+ * finalized first.
+ */
+int juki_store_replace(struct juki_store *store, const char *from, char *err, size_t errlen);
+
 /* juki_store_db() - the sqlite3 handle, for the daemon's own statements. */
 sqlite3 *juki_store_db(struct juki_store *store);
 

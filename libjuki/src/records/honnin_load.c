@@ -1,0 +1,882 @@
+/*
+ * juki — the bulk load of identity information: honnin_load.h.
+ */
+#include "juki/records/honnin_load.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+
+#define LOAD_LINE_MAX (64 * 1024) /* longer than any valid row (docs/import.md) */
+#define MAX_COLS      16
+#define MAX_INDEXES   16
+
+/* One (side, peer, day) of the update counts, in an open-addressed table. */
+struct day_count {
+	int used;
+	int side;
+	char peer[JUKI_URN_MAX];
+	char day[11];
+	int64_t *n; /* per reason, juki_reasons() order */
+	unsigned char digest[JUKI_DIGEST_LEN];
+};
+
+struct juki_loader {
+	struct juki_store *store;
+	struct juki_load_conf conf;
+	char self_id[JUKI_ID_MAX];
+	char dest[JUKI_URN_MAX];
+	char recorded_now[40];
+	struct juki_load_progress p;
+	char *indexes[MAX_INDEXES]; /* fresh: the CREATE INDEX statements dropped */
+	size_t nindexes;
+	struct day_count *days;
+	size_t ndays, cap;
+	const struct juki_reason *reasons;
+	size_t nreasons;
+	EVP_MD *md;
+	char last_sender[JUKI_URN_MAX]; /* the sender URN of last_lg (cached) */
+	char last_lg[JUKI_LGCODE_LEN + 1];
+};
+
+static const char *const flat_cols[] = {"code",     "reason", "reason_date", "name",    "kana",
+					"birth",    "sex",    "address",     "version", "old_code",
+					"new_code", "lgcode", "recorded",    NULL};
+
+static void set_err(struct juki_load_error *err, const char *file, int64_t line, const char *field,
+		    const char *reason, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void
+set_err(struct juki_load_error *err, const char *file, int64_t line, const char *field,
+	const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL) {
+		return;
+	}
+	memset(err, 0, sizeof(*err));
+	snprintf(err->file, sizeof(err->file), "%s", file != NULL ? file : "");
+	err->line = line;
+	snprintf(err->field, sizeof(err->field), "%s", field != NULL ? field : "");
+	snprintf(err->reason, sizeof(err->reason), "%s", reason);
+	va_start(ap, fmt);
+	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+	va_end(ap);
+}
+
+static void
+add(int64_t *v, int64_t d)
+{
+	__atomic_add_fetch(v, d, __ATOMIC_RELAXED);
+}
+
+static int
+save_and_drop_indexes(struct juki_loader *ld)
+{
+	static const char sql[] =
+	    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+	    " AND tbl_name IN ('honnin', 'honnin_history', 'honnin_person_new')"
+	    " AND name <> 'honnin_history_code' ORDER BY name";
+	sqlite3 *db = juki_store_db(ld->store);
+	sqlite3_stmt *st;
+	char *names[MAX_INDEXES];
+	size_t n = 0;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		return JUKI_ESTORE;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW && n < MAX_INDEXES) {
+		names[n] = strdup((const char *)sqlite3_column_text(st, 0));
+		ld->indexes[n] = strdup((const char *)sqlite3_column_text(st, 1));
+		if (names[n] == NULL || ld->indexes[n] == NULL) {
+			free(names[n]);
+			free(ld->indexes[n]);
+			rc = JUKI_ENOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	ld->nindexes = n;
+	for (size_t i = 0; i < n; i++) {
+		char drop[160];
+
+		snprintf(drop, sizeof(drop), "DROP INDEX \"%s\"", names[i]);
+		if (rc == 0 && juki_store_exec(ld->store, drop) != 0) {
+			rc = JUKI_ESTORE;
+		}
+		free(names[i]);
+	}
+	return rc;
+}
+
+int
+juki_loader_new(struct juki_store *store, const struct juki_load_conf *conf,
+		struct juki_loader **out)
+{
+	struct juki_loader *ld;
+	int rc;
+
+	*out = NULL;
+	if (store == NULL || conf == NULL ||
+	    (conf->kind != JUKI_KIND_CS && conf->kind != JUKI_KIND_PREF &&
+	     conf->kind != JUKI_KIND_JLIS) ||
+	    (conf->kind != JUKI_KIND_JLIS && conf->self_id == NULL)) {
+		return JUKI_EINVAL;
+	}
+	if ((ld = calloc(1, sizeof(*ld))) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	ld->store = store;
+	ld->conf = *conf;
+	snprintf(ld->self_id, sizeof(ld->self_id), "%s", conf->self_id ? conf->self_id : "");
+	snprintf(ld->dest, sizeof(ld->dest), "%s", conf->dest ? conf->dest : "");
+	ld->conf.self_id = ld->self_id;
+	ld->conf.dest = ld->dest[0] ? ld->dest : NULL;
+	juki_clock_format(conf->now_ms, ld->recorded_now, sizeof(ld->recorded_now));
+	ld->reasons = juki_reasons(&ld->nreasons);
+	ld->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ld->cap = 256;
+	ld->days = calloc(ld->cap, sizeof(*ld->days));
+	if (ld->md == NULL || ld->days == NULL) {
+		juki_loader_free(ld);
+		return JUKI_ENOMEM;
+	}
+	if (conf->fresh && (rc = save_and_drop_indexes(ld)) != 0) {
+		juki_loader_free(ld);
+		return rc;
+	}
+	*out = ld;
+	return 0;
+}
+
+void
+juki_loader_free(struct juki_loader *ld)
+{
+	if (ld == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < ld->nindexes; i++) {
+		free(ld->indexes[i]);
+	}
+	for (size_t i = 0; i < ld->cap; i++) {
+		free(ld->days[i].n);
+	}
+	free(ld->days);
+	EVP_MD_free(ld->md);
+	free(ld);
+}
+
+void
+juki_loader_expect(struct juki_loader *ld, int64_t bytes)
+{
+	add(&ld->p.bytes_total, bytes);
+}
+
+void
+juki_loader_progress(const struct juki_loader *ld, struct juki_load_progress *p)
+{
+	const int64_t *src = (const int64_t *)&ld->p;
+	int64_t *dst = (int64_t *)p;
+
+	for (size_t i = 0; i < sizeof(*p) / sizeof(int64_t); i++) {
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	}
+}
+
+size_t
+juki_loader_days(const struct juki_loader *ld)
+{
+	return ld->ndays;
+}
+
+/* The counts: FNV-1a over (side, peer, day). */
+static uint64_t
+day_hash(int side, const char *peer, const char *day)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)side;
+
+	for (const char *s = peer; *s; s++) {
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	}
+	for (const char *s = day; *s; s++) {
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	}
+	return h;
+}
+
+static struct day_count *
+day_slot(struct day_count *tab, size_t cap, int side, const char *peer, const char *day)
+{
+	size_t i = (size_t)day_hash(side, peer, day) & (cap - 1);
+
+	while (tab[i].used && (tab[i].side != side || strcmp(tab[i].peer, peer) != 0 ||
+			       strcmp(tab[i].day, day) != 0)) {
+		i = (i + 1) & (cap - 1);
+	}
+	return &tab[i];
+}
+
+static int
+day_grow(struct juki_loader *ld)
+{
+	size_t cap = ld->cap * 2;
+	struct day_count *tab = calloc(cap, sizeof(*tab));
+
+	if (tab == NULL) {
+		return JUKI_ENOMEM;
+	}
+	for (size_t i = 0; i < ld->cap; i++) {
+		if (ld->days[i].used) {
+			*day_slot(tab, cap, ld->days[i].side, ld->days[i].peer, ld->days[i].day) =
+			    ld->days[i];
+		}
+	}
+	free(ld->days);
+	ld->days = tab;
+	ld->cap = cap;
+	return 0;
+}
+
+static int
+count(struct juki_loader *ld, int side, const char *peer, const struct juki_change *c,
+      const unsigned char *digest)
+{
+	struct day_count *e;
+	char day[11];
+
+	juki_honnin_day(c->recorded_ms, day);
+	e = day_slot(ld->days, ld->cap, side, peer, day);
+	if (!e->used) {
+		if (ld->ndays + 1 > ld->cap / 2) {
+			if (day_grow(ld) != 0) {
+				return JUKI_ENOMEM;
+			}
+			e = day_slot(ld->days, ld->cap, side, peer, day);
+		}
+		if ((e->n = calloc(ld->nreasons, sizeof(int64_t))) == NULL) {
+			return JUKI_ENOMEM;
+		}
+		e->used = 1;
+		e->side = side;
+		snprintf(e->peer, sizeof(e->peer), "%s", peer);
+		memcpy(e->day, day, sizeof(day));
+		ld->ndays++;
+	}
+	for (size_t i = 0; i < JUKI_DIGEST_LEN; i++) {
+		e->digest[i] ^= digest[i];
+	}
+	e->n[c->reason - ld->reasons]++;
+	return 0;
+}
+
+int
+juki_loader_flush_counts(struct juki_loader *ld, struct juki_store *store)
+{
+	static const char sql_count[] =
+	    "INSERT INTO honnin_counts (side, peer, day, reason, n) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (side, peer, day, reason) DO UPDATE SET n = n + ?5";
+	static const char sql_get[] =
+	    "SELECT digest FROM honnin_digest WHERE side = ?1 AND peer = ?2 AND day = ?3";
+	static const char sql_put[] =
+	    "INSERT INTO honnin_digest (side, peer, day, digest) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (side, peer, day) DO UPDATE SET digest = ?4";
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < ld->cap; i++) {
+		struct day_count *e = &ld->days[i];
+		unsigned char digest[JUKI_DIGEST_LEN];
+		int rc;
+
+		if (!e->used) {
+			continue;
+		}
+		for (size_t r = 0; r < ld->nreasons; r++) {
+			if (e->n[r] == 0) {
+				continue;
+			}
+			if ((st = juki_store_prepare(store, sql_count)) == NULL) {
+				return JUKI_ESTORE;
+			}
+			sqlite3_bind_int(st, 1, e->side);
+			sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, ld->reasons[r].name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, e->n[r]);
+			rc = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (rc != SQLITE_DONE) {
+				return JUKI_ESTORE;
+			}
+		}
+		memcpy(digest, e->digest, sizeof(digest));
+		if ((st = juki_store_prepare(store, sql_get)) == NULL) {
+			return JUKI_ESTORE;
+		}
+		sqlite3_bind_int(st, 1, e->side);
+		sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_bytes(st, 0) == JUKI_DIGEST_LEN) {
+			const unsigned char *old = sqlite3_column_blob(st, 0);
+
+			for (size_t k = 0; k < JUKI_DIGEST_LEN; k++) {
+				digest[k] ^= old[k];
+			}
+		}
+		sqlite3_reset(st);
+		if ((st = juki_store_prepare(store, sql_put)) == NULL) {
+			return JUKI_ESTORE;
+		}
+		sqlite3_bind_int(st, 1, e->side);
+		sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, digest, sizeof(digest), SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			return JUKI_ESTORE;
+		}
+	}
+	return 0;
+}
+
+int
+juki_load_empty(struct juki_store *store, int64_t *held)
+{
+	static const char sql[] = "SELECT (SELECT count(*) FROM honnin) +"
+				  " (SELECT count(*) FROM (SELECT 1 FROM honnin_history LIMIT 1))";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	rc = sqlite3_step(st);
+	*held = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		return JUKI_ESTORE;
+	}
+	return *held == 0;
+}
+
+/* CSV: split line (modified in place) into at most MAX_COLS cells; -1 on a broken quote. */
+static int
+csv_split(char *line, char **cells, int max)
+{
+	int n = 0;
+	char *p = line;
+
+	for (;;) {
+		char *out = p;
+
+		if (n == max) {
+			return max + 1;
+		}
+		cells[n++] = out;
+		if (*p == '"') {
+			p++;
+			for (;;) {
+				if (*p == '\0') {
+					return -1;
+				}
+				if (*p == '"') {
+					if (p[1] == '"') {
+						*out++ = '"';
+						p += 2;
+						continue;
+					}
+					p++;
+					break;
+				}
+				*out++ = *p++;
+			}
+			if (*p != ',' && *p != '\0') {
+				return -1;
+			}
+		} else {
+			while (*p != ',' && *p != '\0') {
+				if (*p == '"') {
+					return -1;
+				}
+				*out++ = *p++;
+			}
+		}
+		if (*p == '\0') {
+			*out = '\0';
+			return n;
+		}
+		*out = '\0';
+		p++;
+	}
+}
+
+static int
+col_index(const char *name)
+{
+	for (int i = 0; flat_cols[i] != NULL; i++) {
+		if (strcmp(flat_cols[i], name) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * A row in the import form (flat columns, texts) as a change record object.
+ * vals[i] is the value of flat_cols[i], NULL or "" when absent; ints set
+ * when JSON gave a number for version or sex.
+ */
+static json_t *
+flat_to_change(struct juki_loader *ld, const char *const *vals, const json_t *version_v,
+	       const json_t *sex_v, struct juki_load_error *err, const char *file, int64_t line)
+{
+	json_t *rec = json_object(), *person = json_object();
+	const char *lg = vals[11];
+
+#define HAS(i) (vals[i] != NULL && vals[i][0] != '\0')
+	if (rec == NULL || person == NULL) {
+		json_decref(rec);
+		json_decref(person);
+		set_err(err, file, line, "", "internal", "out of memory");
+		return NULL;
+	}
+	if (!HAS(11)) {
+		if (ld->conf.kind != JUKI_KIND_CS) {
+			json_decref(rec);
+			json_decref(person);
+			set_err(err, file, line, "lgcode", "bad-field",
+				"required at a prefectural or national server");
+			return NULL;
+		}
+		lg = ld->self_id;
+	}
+	json_object_set_new(rec, "code", json_string(HAS(0) ? vals[0] : ""));
+	json_object_set_new(rec, "lgcode", json_string(lg));
+	if (version_v != NULL) {
+		json_object_set(rec, "version", (json_t *)version_v);
+	} else if (HAS(8)) {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(vals[8], &end, 10);
+		json_object_set_new(rec, "version",
+				    *end == '\0' && errno == 0 && vals[8][0] != '+' &&
+					    vals[8][0] != '-'
+					? json_integer(v)
+					: json_string(vals[8]));
+	} else {
+		json_object_set_new(rec, "version", json_integer(1));
+	}
+	json_object_set_new(rec, "reason", json_string(HAS(1) ? vals[1] : ""));
+	json_object_set_new(rec, "reason_date", json_string(HAS(2) ? vals[2] : ""));
+	json_object_set_new(rec, "recorded", json_string(HAS(12) ? vals[12] : ld->recorded_now));
+	if (HAS(9)) {
+		json_object_set_new(rec, "old_code", json_string(vals[9]));
+	}
+	if (HAS(10)) {
+		json_object_set_new(rec, "new_code", json_string(vals[10]));
+	}
+	json_object_set_new(person, "name", json_string(HAS(3) ? vals[3] : ""));
+	if (HAS(4)) {
+		json_object_set_new(person, "kana", json_string(vals[4]));
+	}
+	json_object_set_new(person, "birth", json_string(HAS(5) ? vals[5] : ""));
+	if (sex_v != NULL) {
+		json_object_set(person, "sex", (json_t *)sex_v);
+	} else {
+		json_object_set_new(person, "sex",
+				    HAS(6) && strcmp(vals[6], "1") == 0   ? json_integer(1)
+				    : HAS(6) && strcmp(vals[6], "2") == 0 ? json_integer(2)
+									  : json_string(""));
+	}
+	json_object_set_new(person, "address", json_string(HAS(7) ? vals[7] : ""));
+	json_object_set_new(rec, "person", person);
+#undef HAS
+	return rec;
+}
+
+/* A JSON Lines row: a change record (with "person") or the import's flat form. */
+static json_t *
+jsonl_to_change(struct juki_loader *ld, const char *line, size_t len, struct juki_load_error *err,
+		const char *file, int64_t lineno)
+{
+	json_error_t jerr;
+	json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr), *rec, *v;
+	const char *vals[16] = {0};
+	const char *key;
+
+	if (obj == NULL || !json_is_object(obj)) {
+		json_decref(obj);
+		set_err(err, file, lineno, "", "bad-field", "not a JSON object");
+		return NULL;
+	}
+	if (json_object_get(obj, "person") != NULL) {
+		return obj;
+	}
+	json_object_foreach(obj, key, v)
+	{
+		int i = col_index(key);
+
+		if (i < 0) {
+			json_decref(obj);
+			set_err(err, file, lineno, "", "bad-field", "unknown column");
+			return NULL;
+		}
+		if (json_is_string(v)) {
+			vals[i] = json_string_value(v);
+		} else if (!json_is_null(v) && i != 8 && i != 6) {
+			json_decref(obj);
+			set_err(err, file, lineno, flat_cols[i], "bad-field", "must be a string");
+			return NULL;
+		}
+	}
+	v = json_object_get(obj, "version");
+	rec = flat_to_change(
+	    ld, vals, json_is_integer(v) ? v : NULL,
+	    json_is_integer(json_object_get(obj, "sex")) ? json_object_get(obj, "sex") : NULL, err,
+	    file, lineno);
+	json_decref(obj);
+	return rec;
+}
+
+static const char *
+sender_of(struct juki_loader *ld, const struct juki_change *c)
+{
+	struct juki_ident id;
+	char pref[3];
+
+	if (ld->conf.kind == JUKI_KIND_CS) {
+		return NULL;
+	}
+	if (strcmp(ld->last_lg, c->lgcode) == 0) {
+		return ld->last_sender;
+	}
+	if (ld->conf.kind == JUKI_KIND_PREF) {
+		if (juki_ident_node(JUKI_KIND_CS, c->lgcode, &id) != 0) {
+			return NULL;
+		}
+	} else {
+		memcpy(pref, c->lgcode, 2);
+		pref[2] = '\0';
+		if (juki_ident_node(JUKI_KIND_PREF, pref, &id) != 0) {
+			return NULL;
+		}
+	}
+	snprintf(ld->last_sender, sizeof(ld->last_sender), "%s", id.urn);
+	snprintf(ld->last_lg, sizeof(ld->last_lg), "%s", c->lgcode);
+	return ld->last_sender;
+}
+
+static int
+origin_ok(const struct juki_loader *ld, const struct juki_change *c)
+{
+	switch (ld->conf.kind) {
+	case JUKI_KIND_CS:
+		return strcmp(c->lgcode, ld->self_id) == 0;
+	case JUKI_KIND_PREF:
+		return strncmp(c->lgcode, ld->self_id, 2) == 0;
+	default:
+		return 1;
+	}
+}
+
+static int
+fast_insert(struct juki_loader *ld, const struct juki_change *c, const char *text, size_t len,
+	    const char *sender, int *fresh)
+{
+	static const char sql[] =
+	    "INSERT INTO honnin (code, lgcode, version, reason, kind, reason_date, recorded_ms,"
+	    " received_ms, sender, rec, pkey) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+	    "?11)";
+	sqlite3_stmt *st = juki_store_prepare(ld->store, sql);
+	const char *parts[] = {c->person.name, c->person.birth};
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, c->code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->lgcode, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, c->version);
+	sqlite3_bind_text(st, 4, c->reason->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, (int)juki_change_kind_of(c));
+	sqlite3_bind_text(st, 6, c->reason_date, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, c->recorded_ms);
+	sqlite3_bind_int64(st, 8, ld->conf.now_ms);
+	if (sender != NULL) {
+		sqlite3_bind_text(st, 9, sender, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_blob(st, 10, text, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, juki_hash64(parts, 2));
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	*fresh = rc == SQLITE_DONE;
+	return rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT ? 0 : JUKI_ESTORE;
+}
+
+/* One change record object: checked, applied, counted.  Steals rec. */
+static int
+apply_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
+	  struct juki_load_error *err)
+{
+	struct juki_change c;
+	struct juki_field_error fe;
+	enum juki_apply_outcome outcome = JUKI_APPLIED_CURRENT;
+	const char *sender;
+	char *text;
+	size_t len;
+	int rc, fresh = 0;
+
+	rc = juki_change_from_json(rec, &c, &fe);
+	json_decref(rec);
+	if (rc == 0) {
+		rc = juki_change_dates_check(&c, ld->conf.now_ms, &fe);
+	}
+	if (rc != 0) {
+		set_err(err, file, line, fe.field, fe.reason ? fe.reason : "bad-field", "%s",
+			fe.detail);
+		return rc;
+	}
+	if (!origin_ok(ld, &c)) {
+		set_err(err, file, line, "lgcode", "origin",
+			ld->conf.kind == JUKI_KIND_CS ? "not this municipality's code"
+						      : "not a municipality of this prefecture");
+		return JUKI_EFORMAT;
+	}
+	sender = sender_of(ld, &c);
+	if (ld->conf.kind != JUKI_KIND_CS && sender == NULL) {
+		set_err(err, file, line, "lgcode", "origin", "names no node");
+		return JUKI_EFORMAT;
+	}
+	if ((text = juki_change_text(&c, &len)) == NULL) {
+		set_err(err, file, line, "", "internal", "out of memory");
+		return JUKI_ENOMEM;
+	}
+	rc = 0;
+	if (ld->conf.fresh) {
+		rc = fast_insert(ld, &c, text, len, sender, &fresh);
+	}
+	if (rc == 0 && !fresh) {
+		rc = juki_honnin_apply_text(ld->store, &c, text, len, sender, ld->conf.now_ms, NULL,
+					    &outcome);
+	}
+	free(text);
+	if (rc != 0) {
+		set_err(err, file, line, "", "store", "%s", juki_store_errmsg(ld->store));
+		return rc;
+	}
+	add(&ld->p.rows, 1);
+	if (outcome == JUKI_APPLIED_DUPLICATE) {
+		add(&ld->p.duplicates, 1);
+		return 0;
+	}
+	add(outcome == JUKI_APPLIED_CURRENT ? &ld->p.current : &ld->p.history, 1);
+	if (sender != NULL || ld->conf.dest != NULL) {
+		unsigned char d[JUKI_DIGEST_LEN];
+		char key[64];
+		int n = snprintf(key, sizeof(key), "%s|%s|%lld", c.code, c.lgcode,
+				 (long long)c.version);
+
+		if (EVP_Digest(key, (size_t)n, d, NULL, ld->md, NULL) != 1) {
+			set_err(err, file, line, "", "internal", "SHA-256 failed");
+			return JUKI_EIO;
+		}
+		if ((sender != NULL && (rc = count(ld, JUKI_COUNT_RECEIVED, sender, &c, d)) != 0) ||
+		    (ld->conf.dest != NULL &&
+		     (rc = count(ld, JUKI_COUNT_SENT, ld->conf.dest, &c, d)) != 0)) {
+			set_err(err, file, line, "", "internal", "out of memory");
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+is_jsonl_name(const char *path, int *known)
+{
+	const char *dot = strrchr(path, '.');
+
+	*known = 1;
+	if (dot != NULL && strcmp(dot, ".csv") == 0) {
+		return 0;
+	}
+	if (dot != NULL && (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".ndjson") == 0 ||
+			    strcmp(dot, ".json") == 0)) {
+		return 1;
+	}
+	*known = 0;
+	return 0;
+}
+
+int
+juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_error *err)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t got;
+	int64_t lineno = 0;
+	int known, jsonl = is_jsonl_name(path, &known), header = -1, ncols = 0, rc = 0;
+	int colmap[MAX_COLS];
+
+	if (f == NULL) {
+		set_err(err, path, 0, "", "io", "%s", strerror(errno));
+		return JUKI_EIO;
+	}
+	add(&ld->p.file, 1);
+	while ((got = getline(&line, &cap, f)) >= 0) {
+		char *s = line;
+		size_t len = (size_t)got;
+
+		lineno++;
+		add(&ld->p.bytes, got);
+		if (len > 0 && s[len - 1] == '\n') {
+			s[--len] = '\0';
+		}
+		if (len > 0 && s[len - 1] == '\r') {
+			s[--len] = '\0';
+		}
+		if (lineno == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+			s += 3;
+			len -= 3;
+		}
+		if (len == 0) {
+			continue;
+		}
+		if (ld->conf.cancel != NULL && (lineno & 4095) == 0 &&
+		    __atomic_load_n(ld->conf.cancel, __ATOMIC_RELAXED)) {
+			set_err(err, path, lineno, "", "stopped", "the daemon stopped");
+			rc = JUKI_EAGAIN;
+			break;
+		}
+		if (len > LOAD_LINE_MAX) {
+			set_err(err, path, lineno, "", "bad-field", "line longer than %d bytes",
+				LOAD_LINE_MAX);
+			rc = JUKI_ETOOBIG;
+			break;
+		}
+		if (!known) {
+			jsonl = s[0] == '{';
+			known = 1;
+		}
+		if (jsonl) {
+			json_t *rec = jsonl_to_change(ld, s, len, err, path, lineno);
+
+			if (rec == NULL) {
+				rc = JUKI_EFORMAT;
+				break;
+			}
+			if ((rc = apply_row(ld, rec, path, lineno, err)) != 0) {
+				break;
+			}
+			continue;
+		}
+		{
+			char *cells[MAX_COLS + 1];
+			int n = csv_split(s, cells, MAX_COLS);
+			const char *vals[16] = {0};
+			json_t *rec;
+
+			if (n < 0 || n > MAX_COLS) {
+				set_err(err, path, lineno, "", "bad-field",
+					n < 0 ? "a quote where CSV allows none"
+					      : "more cells than columns");
+				rc = JUKI_EFORMAT;
+				break;
+			}
+			if (header < 0) {
+				for (int i = 0; i < n; i++) {
+					int k = col_index(cells[i]);
+
+					for (int j = 0; k >= 0 && j < i; j++) {
+						if (colmap[j] == k) {
+							k = -2;
+						}
+					}
+					if (k < 0) {
+						set_err(err, path, lineno, "", "bad-field",
+							k == -1 ? "header: unknown column %d"
+								: "header: column %d named twice",
+							i + 1);
+						rc = JUKI_EFORMAT;
+						break;
+					}
+					colmap[i] = k;
+				}
+				if (rc != 0) {
+					break;
+				}
+				header = 1;
+				ncols = n;
+				continue;
+			}
+			if (n != ncols) {
+				set_err(err, path, lineno, "", "bad-field",
+					"%d cells where the header has %d", n, ncols);
+				rc = JUKI_EFORMAT;
+				break;
+			}
+			for (int i = 0; i < n; i++) {
+				vals[colmap[i]] = cells[i];
+			}
+			if ((rec = flat_to_change(ld, vals, NULL, NULL, err, path, lineno)) ==
+			    NULL) {
+				rc = JUKI_EFORMAT;
+				break;
+			}
+			if ((rc = apply_row(ld, rec, path, lineno, err)) != 0) {
+				break;
+			}
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		set_err(err, path, lineno, "", "io", "read failed");
+		rc = JUKI_EIO;
+	}
+	if (rc == 0 && !jsonl && header < 0 && lineno > 0) {
+		/* Only blank lines: nothing to load, nothing wrong. */
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+int
+juki_loader_finish(struct juki_loader *ld, struct juki_load_error *err)
+{
+	__atomic_store_n(&ld->p.phase, 1, __ATOMIC_RELAXED);
+	if (ld->conf.fresh) {
+		/* The keys of lookups by attributes, in key order: each page written once. */
+		if (juki_store_exec(ld->store,
+				    "DELETE FROM honnin_person_new;"
+				    "DELETE FROM honnin_person;"
+				    "INSERT INTO honnin_person (pkey, code)"
+				    " SELECT pkey, code FROM honnin ORDER BY pkey, code") != 0) {
+			set_err(err, NULL, 0, "", "store", "%s", juki_store_errmsg(ld->store));
+			return JUKI_ESTORE;
+		}
+		for (size_t i = 0; i < ld->nindexes; i++) {
+			if (juki_store_exec(ld->store, ld->indexes[i]) != 0) {
+				set_err(err, NULL, 0, "", "store", "%s",
+					juki_store_errmsg(ld->store));
+				return JUKI_ESTORE;
+			}
+		}
+	}
+	__atomic_store_n(&ld->p.phase, 2, __ATOMIC_RELAXED);
+	return 0;
+}
