@@ -23,6 +23,8 @@ python3-holidays
 prometheus
 chromium libnss3-tools
 "
+# Packages a benchmark needs besides (scripts/bench-load.sh: postgresql-15), as arguments.
+PACKAGES="$PACKAGES $*"
 
 missing=""
 for p in $PACKAGES; do

@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/node/daemon.h"
 #include "juki/node/log.h"
@@ -48,6 +49,8 @@ struct load_job {
 	struct juki_load_error err;
 	enum job_state state;
 	int64_t started_ms, finished_ms;
+	int64_t wall0_ms, rows_ms,
+	    built_ms; /* when the rows were in, when the indexes were built */
 	struct event *timer;
 };
 
@@ -199,7 +202,7 @@ build_main(void *arg)
 	}
 	snprintf(pragmas, sizeof(pragmas),
 		 "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -%d;"
-		 "PRAGMA temp_store = FILE; PRAGMA secure_delete = OFF",
+		 "PRAGMA temp_store = FILE; PRAGMA secure_delete = OFF; PRAGMA threads = 2",
 		 LOAD_CACHE_KIB);
 	if (juki_store_exec(sh, pragmas) != 0 || juki_store_begin(sh) != 0) {
 		job_fail(job, "store", "%s", juki_store_errmsg(sh));
@@ -226,6 +229,7 @@ build_main(void *arg)
 			rc = -1;
 		}
 	}
+	job->rows_ms = juki_clock_mono_ms();
 	if (rc == 0 &&
 	    (juki_loader_finish(job->ld, &job->err) != 0 || juki_store_commit(sh) != 0)) {
 		if (job->err.reason[0] == '\0') {
@@ -239,6 +243,7 @@ out:
 		job_fail(job, "io", "%s: %s", job->shadow, strerror(errno));
 		rc = -1;
 	}
+	job->built_ms = juki_clock_mono_ms();
 	__atomic_store_n(&job->built, rc == 0 ? 1 : -1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -345,12 +350,15 @@ job_finish(struct load_job *job, int ok)
 			 "files=%zu rows=%lld current=%lld history=%lld duplicates=%lld merge=%d",
 			 job->nfiles, (long long)job->last.rows, (long long)job->last.current,
 			 (long long)job->last.history, (long long)job->last.duplicates, job->merge);
-		log_info("load %lld: %lld rows (%lld current, %lld history, %lld already held) "
-			 "in %.1f s",
-			 (long long)job->id, (long long)job->last.rows,
-			 (long long)job->last.current, (long long)job->last.history,
-			 (long long)job->last.duplicates,
-			 (double)(job->finished_ms - job->started_ms) / 1000.0);
+		log_info(
+		    "load %lld: %lld rows (%lld current, %lld history, %lld already held) "
+		    "in %.1f s (rows %.1f s, indexes %.1f s, swap %.1f s)",
+		    (long long)job->id, (long long)job->last.rows, (long long)job->last.current,
+		    (long long)job->last.history, (long long)job->last.duplicates,
+		    (double)(job->finished_ms - job->started_ms) / 1000.0,
+		    job->rows_ms ? (double)(job->rows_ms - job->wall0_ms) / 1000.0 : 0.0,
+		    job->rows_ms ? (double)(job->built_ms - job->rows_ms) / 1000.0 : 0.0,
+		    job->rows_ms ? (double)(juki_clock_mono_ms() - job->built_ms) / 1000.0 : 0.0);
 	} else {
 		/* The history names the file and line, never a value. */
 		snprintf(detail, sizeof(detail), "file=%s line=%lld field=%s reason=%s",
@@ -515,6 +523,7 @@ juki_load_cmd(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 	job->id = ++s->next_id;
 	job->merge = json_is_true(merge);
 	job->started_ms = juki_node_now_ms(node);
+	job->wall0_ms = juki_clock_mono_ms();
 	snprintf(job->who, sizeof(job->who), "%s", caller != NULL ? caller->who : "-");
 	json_array_foreach(files, i, f)
 	{

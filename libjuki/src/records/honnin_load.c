@@ -4,6 +4,7 @@
 #include "juki/records/honnin_load.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,13 +251,13 @@ day_grow(struct juki_loader *ld)
 }
 
 static int
-count(struct juki_loader *ld, int side, const char *peer, const struct juki_change *c,
-      const unsigned char *digest)
+count(struct juki_loader *ld, int side, const char *peer, int64_t recorded_ms,
+      const struct juki_reason *reason, const unsigned char *digest)
 {
 	struct day_count *e;
 	char day[11];
 
-	juki_honnin_day(c->recorded_ms, day);
+	juki_honnin_day(recorded_ms, day);
 	e = day_slot(ld->days, ld->cap, side, peer, day);
 	if (!e->used) {
 		if (ld->ndays + 1 > ld->cap / 2) {
@@ -277,7 +278,7 @@ count(struct juki_loader *ld, int side, const char *peer, const struct juki_chan
 	for (size_t i = 0; i < JUKI_DIGEST_LEN; i++) {
 		e->digest[i] ^= digest[i];
 	}
-	e->n[c->reason - ld->reasons]++;
+	e->n[reason - ld->reasons]++;
 	return 0;
 }
 
@@ -594,52 +595,62 @@ origin_ok(const struct juki_loader *ld, const struct juki_change *c)
 	}
 }
 
+/* A row checked and made ready to store: what the insert and the counts need. */
+struct row {
+	char code[JUKI_JUMIN_CODE_LEN + 1];
+	char lgcode[JUKI_LGCODE_LEN + 1];
+	char reason_date[11];
+	int64_t version, recorded_ms, pkey, line;
+	const struct juki_reason *reason;
+	int kind;
+	char *text; /* the canonical record (juki_change_text()), malloc'd */
+	size_t len;
+	unsigned char digest[JUKI_DIGEST_LEN];
+	char sender[JUKI_URN_MAX]; /* "" for none */
+};
+
 static int
-fast_insert(struct juki_loader *ld, const struct juki_change *c, const char *text, size_t len,
-	    const char *sender, int *fresh)
+fast_insert(struct juki_loader *ld, const struct row *r, const char *sender, int *fresh)
 {
 	static const char sql[] =
 	    "INSERT INTO honnin (code, lgcode, version, reason, kind, reason_date, recorded_ms,"
 	    " received_ms, sender, rec, pkey) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 	    "?11)";
 	sqlite3_stmt *st = juki_store_prepare(ld->store, sql);
-	const char *parts[] = {c->person.name, c->person.birth};
 	int rc;
 
 	if (st == NULL) {
 		return JUKI_ESTORE;
 	}
-	sqlite3_bind_text(st, 1, c->code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, c->lgcode, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, c->version);
-	sqlite3_bind_text(st, 4, c->reason->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, (int)juki_change_kind_of(c));
-	sqlite3_bind_text(st, 6, c->reason_date, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, c->recorded_ms);
+	sqlite3_bind_text(st, 1, r->code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->lgcode, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, r->version);
+	sqlite3_bind_text(st, 4, r->reason->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, r->kind);
+	sqlite3_bind_text(st, 6, r->reason_date, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, r->recorded_ms);
 	sqlite3_bind_int64(st, 8, ld->conf.now_ms);
 	if (sender != NULL) {
 		sqlite3_bind_text(st, 9, sender, -1, SQLITE_STATIC);
 	}
-	sqlite3_bind_blob(st, 10, text, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 11, juki_hash64(parts, 2));
+	sqlite3_bind_blob(st, 10, r->text, (int)r->len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, r->pkey);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	*fresh = rc == SQLITE_DONE;
 	return rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT ? 0 : JUKI_ESTORE;
 }
 
-/* One change record object: checked, applied, counted.  Steals rec. */
+/* One change record object: checked and made a row.  Steals rec. */
 static int
-apply_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
-	  struct juki_load_error *err)
+prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
+	 struct juki_load_error *err, struct row *r)
 {
 	struct juki_change c;
 	struct juki_field_error fe;
-	enum juki_apply_outcome outcome = JUKI_APPLIED_CURRENT;
 	const char *sender;
-	char *text;
-	size_t len;
-	int rc, fresh = 0;
+	const char *parts[2];
+	int rc;
 
 	rc = juki_change_from_json(rec, &c, &fe);
 	json_decref(rec);
@@ -662,21 +673,65 @@ apply_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
 		set_err(err, file, line, "lgcode", "origin", "names no node");
 		return JUKI_EFORMAT;
 	}
-	if ((text = juki_change_text(&c, &len)) == NULL) {
+	if ((r->text = juki_change_text(&c, &r->len)) == NULL) {
 		set_err(err, file, line, "", "internal", "out of memory");
 		return JUKI_ENOMEM;
 	}
-	rc = 0;
+	memcpy(r->code, c.code, sizeof(r->code));
+	memcpy(r->lgcode, c.lgcode, sizeof(r->lgcode));
+	memcpy(r->reason_date, c.reason_date, sizeof(r->reason_date));
+	r->version = c.version;
+	r->recorded_ms = c.recorded_ms;
+	r->reason = c.reason;
+	r->kind = (int)juki_change_kind_of(&c);
+	r->line = line;
+	parts[0] = c.person.name;
+	parts[1] = c.person.birth;
+	r->pkey = juki_hash64(parts, 2);
+	snprintf(r->sender, sizeof(r->sender), "%s", sender ? sender : "");
+	if (sender != NULL || ld->conf.dest != NULL) {
+		char key[64];
+		int n = snprintf(key, sizeof(key), "%s|%s|%lld", c.code, c.lgcode,
+				 (long long)c.version);
+
+		if (EVP_Digest(key, (size_t)n, r->digest, NULL, ld->md, NULL) != 1) {
+			free(r->text);
+			r->text = NULL;
+			set_err(err, file, line, "", "internal", "SHA-256 failed");
+			return JUKI_EIO;
+		}
+	}
+	return 0;
+}
+
+/* A row into the store, counted; frees its text. */
+static int
+put_row(struct juki_loader *ld, struct row *r, const char *file, struct juki_load_error *err)
+{
+	enum juki_apply_outcome outcome = JUKI_APPLIED_CURRENT;
+	const char *sender = r->sender[0] ? r->sender : NULL;
+	int rc = 0, fresh = 0;
+
 	if (ld->conf.fresh) {
-		rc = fast_insert(ld, &c, text, len, sender, &fresh);
+		rc = fast_insert(ld, r, sender, &fresh);
 	}
 	if (rc == 0 && !fresh) {
-		rc = juki_honnin_apply_text(ld->store, &c, text, len, sender, ld->conf.now_ms, NULL,
-					    &outcome);
+		/* A person held already: the precedence rule, on the record read again. */
+		struct juki_change c;
+		struct juki_field_error fe;
+		json_t *obj = json_loadb(r->text, r->len, 0, NULL);
+
+		rc = obj == NULL || juki_change_from_json(obj, &c, &fe) != 0 ? JUKI_EFORMAT : 0;
+		json_decref(obj);
+		if (rc == 0) {
+			rc = juki_honnin_apply_text(ld->store, &c, r->text, r->len, sender,
+						    ld->conf.now_ms, NULL, &outcome);
+		}
 	}
-	free(text);
+	free(r->text);
+	r->text = NULL;
 	if (rc != 0) {
-		set_err(err, file, line, "", "store", "%s", juki_store_errmsg(ld->store));
+		set_err(err, file, r->line, "", "store", "%s", juki_store_errmsg(ld->store));
 		return rc;
 	}
 	add(&ld->p.rows, 1);
@@ -685,22 +740,134 @@ apply_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
 		return 0;
 	}
 	add(outcome == JUKI_APPLIED_CURRENT ? &ld->p.current : &ld->p.history, 1);
-	if (sender != NULL || ld->conf.dest != NULL) {
-		unsigned char d[JUKI_DIGEST_LEN];
-		char key[64];
-		int n = snprintf(key, sizeof(key), "%s|%s|%lld", c.code, c.lgcode,
-				 (long long)c.version);
+	if ((sender != NULL && (rc = count(ld, JUKI_COUNT_RECEIVED, sender, r->recorded_ms,
+					   r->reason, r->digest)) != 0) ||
+	    (ld->conf.dest != NULL && (rc = count(ld, JUKI_COUNT_SENT, ld->conf.dest,
+						  r->recorded_ms, r->reason, r->digest)) != 0)) {
+		set_err(err, file, r->line, "", "internal", "out of memory");
+		return rc;
+	}
+	return 0;
+}
 
-		if (EVP_Digest(key, (size_t)n, d, NULL, ld->md, NULL) != 1) {
-			set_err(err, file, line, "", "internal", "SHA-256 failed");
-			return JUKI_EIO;
+/*
+ * A fresh load runs in two threads: this one reads and checks the rows and
+ * makes their text, a second one stores them (SQLite), PIPE_BATCHES batches
+ * of PIPE_ROWS rows between them.
+ */
+#define PIPE_ROWS    2048
+#define PIPE_BATCHES 4
+
+struct pipe {
+	struct juki_loader *ld;
+	const char *file;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct row *rows[PIPE_BATCHES];
+	size_t n[PIPE_BATCHES];
+	int full[PIPE_BATCHES];
+	size_t wr, rd; /* the batch being filled, the next to store */
+	int done;      /* the reader is through (or stopped) */
+	int failed;    /* the writer failed: the reader stops */
+	int rc;
+	struct juki_load_error err;
+};
+
+static void *
+pipe_writer(void *arg)
+{
+	struct pipe *p = arg;
+
+	for (;;) {
+		size_t b, n;
+
+		pthread_mutex_lock(&p->mu);
+		while (!p->full[p->rd % PIPE_BATCHES] && !p->done) {
+			pthread_cond_wait(&p->cv, &p->mu);
 		}
-		if ((sender != NULL && (rc = count(ld, JUKI_COUNT_RECEIVED, sender, &c, d)) != 0) ||
-		    (ld->conf.dest != NULL &&
-		     (rc = count(ld, JUKI_COUNT_SENT, ld->conf.dest, &c, d)) != 0)) {
-			set_err(err, file, line, "", "internal", "out of memory");
+		b = p->rd % PIPE_BATCHES;
+		if (!p->full[b]) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		n = p->n[b];
+		pthread_mutex_unlock(&p->mu);
+		for (size_t i = 0; i < n; i++) {
+			if (p->rc == 0) {
+				p->rc = put_row(p->ld, &p->rows[b][i], p->file, &p->err);
+			} else {
+				free(p->rows[b][i].text);
+			}
+		}
+		pthread_mutex_lock(&p->mu);
+		p->full[b] = 0;
+		p->n[b] = 0;
+		p->rd++;
+		if (p->rc != 0) {
+			p->failed = 1;
+		}
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+	}
+}
+
+/* Hand the batch being filled to the writer and wait for a free one; -1 when it failed. */
+static int
+pipe_pass(struct pipe *p)
+{
+	int failed;
+
+	pthread_mutex_lock(&p->mu);
+	p->full[p->wr % PIPE_BATCHES] = 1;
+	p->wr++;
+	pthread_cond_broadcast(&p->cv);
+	while (p->full[p->wr % PIPE_BATCHES] && !p->failed) {
+		pthread_cond_wait(&p->cv, &p->mu);
+	}
+	failed = p->failed;
+	pthread_mutex_unlock(&p->mu);
+	return failed ? -1 : 0;
+}
+
+static void
+pipe_free(struct pipe *p)
+{
+	if (p == NULL) {
+		return;
+	}
+	for (size_t b = 0; b < PIPE_BATCHES; b++) {
+		free(p->rows[b]);
+	}
+	free(p);
+}
+
+/* Where a checked row goes: stored at once, or into the pipe. */
+struct sink {
+	struct juki_loader *ld;
+	struct pipe *pipe;
+};
+
+static int
+sink_row(struct sink *k, json_t *rec, const char *file, int64_t line, struct juki_load_error *err)
+{
+	struct row one, *r;
+	struct pipe *p = k->pipe;
+	int rc;
+
+	if (p == NULL) {
+		memset(&one, 0, sizeof(one));
+		if ((rc = prep_row(k->ld, rec, file, line, err, &one)) != 0) {
 			return rc;
 		}
+		return put_row(k->ld, &one, file, err);
+	}
+	r = &p->rows[p->wr % PIPE_BATCHES][p->n[p->wr % PIPE_BATCHES]];
+	if ((rc = prep_row(k->ld, rec, file, line, err, r)) != 0) {
+		return rc;
+	}
+	if (++p->n[p->wr % PIPE_BATCHES] == PIPE_ROWS && pipe_pass(p) != 0) {
+		*err = p->err;
+		return p->rc;
 	}
 	return 0;
 }
@@ -732,10 +899,38 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 	int64_t lineno = 0;
 	int known, jsonl = is_jsonl_name(path, &known), header = -1, ncols = 0, rc = 0;
 	int colmap[MAX_COLS];
+	struct sink sk = {ld, NULL};
+	struct pipe *p = NULL;
+	pthread_t writer;
 
 	if (f == NULL) {
 		set_err(err, path, 0, "", "io", "%s", strerror(errno));
 		return JUKI_EIO;
+	}
+	if (ld->conf.fresh) {
+		p = calloc(1, sizeof(*p));
+		for (size_t b = 0; p != NULL && b < PIPE_BATCHES; b++) {
+			if ((p->rows[b] = calloc(PIPE_ROWS, sizeof(struct row))) == NULL) {
+				break;
+			}
+		}
+		if (p == NULL || p->rows[PIPE_BATCHES - 1] == NULL) {
+			pipe_free(p);
+			fclose(f);
+			set_err(err, path, 0, "", "internal", "out of memory");
+			return JUKI_ENOMEM;
+		}
+		p->ld = ld;
+		p->file = path;
+		pthread_mutex_init(&p->mu, NULL);
+		pthread_cond_init(&p->cv, NULL);
+		if (pthread_create(&writer, NULL, pipe_writer, p) != 0) {
+			pipe_free(p);
+			fclose(f);
+			set_err(err, path, 0, "", "internal", "cannot start a thread");
+			return JUKI_ENOMEM;
+		}
+		sk.pipe = p;
 	}
 	add(&ld->p.file, 1);
 	while ((got = getline(&line, &cap, f)) >= 0) {
@@ -780,7 +975,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 				rc = JUKI_EFORMAT;
 				break;
 			}
-			if ((rc = apply_row(ld, rec, path, lineno, err)) != 0) {
+			if ((rc = sink_row(&sk, rec, path, lineno, err)) != 0) {
 				break;
 			}
 			continue;
@@ -838,7 +1033,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 				rc = JUKI_EFORMAT;
 				break;
 			}
-			if ((rc = apply_row(ld, rec, path, lineno, err)) != 0) {
+			if ((rc = sink_row(&sk, rec, path, lineno, err)) != 0) {
 				break;
 			}
 		}
@@ -852,6 +1047,31 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 	}
 	free(line);
 	fclose(f);
+	if (p != NULL) {
+		size_t b = p->wr % PIPE_BATCHES;
+
+		pthread_mutex_lock(&p->mu);
+		if (rc == 0 && p->n[b] > 0) {
+			p->full[b] = 1;
+			p->wr++;
+		} else {
+			for (size_t i = 0; i < p->n[b]; i++) {
+				free(p->rows[b][i].text);
+			}
+			p->n[b] = 0;
+		}
+		p->done = 1;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(writer, NULL);
+		if (rc == 0 && p->rc != 0) {
+			*err = p->err;
+			rc = p->rc;
+		}
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->cv);
+		pipe_free(p);
+	}
 	return rc;
 }
 
