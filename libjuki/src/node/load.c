@@ -272,9 +272,7 @@ swap_in(struct load_job *job)
 			job_fail(job, "store", "%s", juki_store_errmsg(main_store));
 		} else {
 			job_fail(job, "conflict",
-				 "records arrived during the load (%lld held now): load again "
-				 "with --merge",
-				 (long long)held);
+				 "records arrived during the load: load again with --merge");
 		}
 		return -1;
 	}
@@ -512,9 +510,8 @@ juki_load_cmd(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 	}
 	if (!empty && !json_is_true(merge)) {
 		return juki_ctl_fail(err, "conflict",
-				     "the store holds %lld records: a load into a store that is "
-				     "not empty needs --merge",
-				     (long long)held);
+				     "the store holds records already: a load into a store that is "
+				     "not empty needs --merge");
 	}
 	if ((job = calloc(1, sizeof(*job))) == NULL) {
 		return juki_ctl_fail(err, "internal", "out of memory");

@@ -356,8 +356,8 @@ juki_loader_flush_counts(struct juki_loader *ld, struct juki_store *store)
 int
 juki_load_empty(struct juki_store *store, int64_t *held)
 {
-	static const char sql[] = "SELECT (SELECT count(*) FROM honnin) +"
-				  " (SELECT count(*) FROM (SELECT 1 FROM honnin_history LIMIT 1))";
+	static const char sql[] = "SELECT EXISTS (SELECT 1 FROM honnin) OR"
+				  " EXISTS (SELECT 1 FROM honnin_history)";
 	sqlite3_stmt *st = juki_store_prepare(store, sql);
 	int rc;
 

@@ -103,7 +103,10 @@ size_t juki_loader_days(const struct juki_loader *ld);
 
 void juki_loader_free(struct juki_loader *ld);
 
-/* juki_load_empty() - does store hold no record (current or history)?  0/1, or JUKI_ESTORE. */
+/*
+ * juki_load_empty() - does store hold no record (current or history)?  1 (*held 0), 0 (*held
+ * 1), or JUKI_ESTORE.  Two index probes, whatever the store's size.
+ */
 int juki_load_empty(struct juki_store *store, int64_t *held);
 
 #endif

@@ -1,0 +1,311 @@
+/*
+ * The bulk load's reader and writer (records/honnin_load.c): both formats,
+ * fresh and merge, history under the precedence rule, the first bad row
+ * named, the origin rule, the update counts as the network would make them,
+ * and the store's file swapped with juki_store_replace().
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "juki/base/clock.h"
+#include "juki/base/error.h"
+#include "juki/records/honnin.h"
+#include "juki/records/honnin_load.h"
+
+#include "helpers.h"
+
+#define NOW_MS 1796000000000LL /* 2026-11-30 */
+
+/* 住民票コード with their check digits, and a Tokyo and a Hokkaido municipality. */
+#define C1     "24727059608"
+#define C2     "10000000014"
+#define C3     "10000000030"
+#define HEADER "code,lgcode,version,reason,reason_date,recorded,name,kana,birth,sex,address\n"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct juki_store *store;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	assert_non_null(test_mkdtemp(f->dir, sizeof(f->dir), "load"));
+	snprintf(f->path, sizeof(f->path), "%s/s.db", f->dir);
+	assert_int_equal(
+	    juki_store_open(f->path, &juki_honnin_schema, 1, &f->store, err, sizeof(err)), 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	juki_store_close(f->store);
+	assert_int_equal(test_rm_rf(f->dir), 0);
+	free(f);
+	return 0;
+}
+
+static char *
+write_file(struct fx *f, const char *name, const char *text)
+{
+	static char path[192];
+	FILE *out;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	fputs(text, out);
+	fclose(out);
+	return path;
+}
+
+static int64_t
+one(struct juki_store *store, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(store), sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+load(struct fx *f, enum juki_kind kind, const char *self, const char *dest, int fresh,
+     const char *path, struct juki_load_error *err, struct juki_load_progress *p)
+{
+	struct juki_load_conf conf = {kind, self, dest, NOW_MS, fresh, NULL};
+	struct juki_loader *ld;
+	int rc;
+
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_loader_new(f->store, &conf, &ld), 0);
+	rc = juki_loader_file(ld, path, err);
+	if (rc == 0) {
+		rc = juki_loader_finish(ld, err);
+	}
+	if (rc == 0) {
+		rc = juki_loader_flush_counts(ld, f->store);
+	}
+	juki_loader_progress(ld, p);
+	juki_loader_free(ld);
+	if (rc == 0) {
+		assert_int_equal(juki_store_commit(f->store), 0);
+	} else {
+		juki_store_rollback(f->store);
+	}
+	return rc;
+}
+
+static const char rows_csv[] =
+    HEADER C1 ",131016,1,出生,2020-01-01,2020-01-02T00:00:00Z,山田 太郎,,1990-05-01,1,"
+	      "東京都千代田区本町1丁目1番1号\n"
+    /* a quoted address, a CRLF line: both as the import reads them */
+    C2 ",131016,1,転入,2021-03-01,2021-03-01T01:00:00Z,\"佐藤, 花子\",,1985-02-03,2,"
+	      "\"東京都千代田区\"\"中央\"\"2丁目\"\r\n"
+	      "\n" C1 ",131016,2,転居,2022-04-01,2022-04-01T00:00:00Z,山田 太郎,,1990-05-01,1,"
+	      "東京都千代田区栄町3丁目2番1号\n";
+
+static void
+test_fresh_csv_with_history(void **state)
+{
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	struct juki_change c;
+	int64_t held;
+
+	assert_int_equal(juki_load_empty(f->store, &held), 1);
+	assert_int_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "a.csv", rows_csv), &err, &p), 0);
+	assert_int_equal(p.rows, 3);
+	assert_int_equal(p.duplicates, 0);
+	assert_int_equal(juki_load_empty(f->store, &held), 0);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin"), 2);
+	/* The newer record is current, the older one history. */
+	assert_int_equal(juki_honnin_current(f->store, C1, &c), 0);
+	assert_int_equal(c.version, 2);
+	assert_string_equal(c.person.address, "東京都千代田区栄町3丁目2番1号");
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin_history"), 1);
+	assert_int_equal(juki_honnin_current(f->store, C2, &c), 0);
+	assert_string_equal(c.person.name, "佐藤, 花子");
+	assert_string_equal(c.person.address, "東京都千代田区\"中央\"2丁目");
+	/* Received from the prefecture of the lgcode, on the day recorded. */
+	assert_int_equal(one(f->store,
+			     "SELECT sender = 'urn:juki:pref:13' FROM honnin WHERE code = "
+			     "'" C1 "'"),
+			 1);
+	assert_int_equal(one(f->store, "SELECT sum(n) FROM honnin_counts WHERE side = 0"), 3);
+	/* Every index dropped for the load is back, and the keys of lookups are made. */
+	assert_int_equal(one(f->store, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+				       " AND name IN ('honnin_lgcode', 'honnin_recorded',"
+				       " 'honnin_removed', 'honnin_history_recorded',"
+				       " 'honnin_history_superseded', 'honnin_person_new_key')"),
+			 6);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin_person"), 2);
+	{
+		int more = 0;
+		json_t *found = juki_honnin_find(f->store, "佐藤, 花子", "1985-02-03", 2,
+						 "東京都千代田区\"中央\"2丁目", 10, &more);
+
+		assert_non_null(found);
+		assert_int_equal(json_array_size(found), 1);
+		json_decref(found);
+	}
+}
+
+static void
+test_counts_match_the_network(void **state)
+{
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	struct juki_counter *k = juki_counter_new();
+	struct juki_change c;
+	json_t *a, *b;
+
+	/* A prefecture: received from the CS, sent to the nation. */
+	assert_int_equal(load(f, JUKI_KIND_PREF, "13", "urn:juki:jlis:0", 1,
+			      write_file(f, "a.csv", rows_csv), &err, &p),
+			 0);
+	/* The same counts as juki_counter would have made for the same records. */
+	assert_int_equal(juki_honnin_current(f->store, C2, &c), 0);
+	assert_int_equal(juki_counter_add(k, JUKI_COUNT_SENT, "x", &c), 0);
+	juki_counter_free(k);
+	a = juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "urn:juki:jlis:0", "2021-03-01");
+	b = juki_honnin_counts_json(f->store, JUKI_COUNT_RECEIVED, "urn:juki:cs:131016",
+				    "2021-03-01");
+	assert_int_equal(json_integer_value(json_object_get(a, "total")), 1);
+	assert_string_equal(json_string_value(json_object_get(a, "digest")),
+			    json_string_value(json_object_get(b, "digest")));
+	json_decref(a);
+	json_decref(b);
+}
+
+static void
+test_bad_row_named_and_nothing_kept(void **state)
+{
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	int64_t held;
+	char text[2048];
+
+	/* Line 3: a wrong check digit. */
+	snprintf(text, sizeof(text),
+		 "%s" C1 ",131016,1,出生,2020-01-01,,山田 太郎,,1990-05-01,1,東京都千代田区本町\n"
+		 "10000000019,131016,1,出生,2020-01-01,,佐藤 花子,,1985-02-03,2,東京都千代田区\n",
+		 HEADER);
+	assert_int_not_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "b.csv", text), &err, &p), 0);
+	assert_int_equal(err.line, 3);
+	assert_string_equal(err.field, "code");
+	assert_string_equal(err.reason, "check-digit");
+	assert_non_null(strstr(err.file, "b.csv"));
+	assert_int_equal(juki_load_empty(f->store, &held), 1);
+	/* A date after today, in JSON Lines (the export's form). */
+	assert_int_not_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 0,
+		 write_file(f, "c.jsonl",
+			    "{\"code\":\"" C1 "\",\"lgcode\":\"131016\",\"version\":1,"
+			    "\"reason\":\"出生\",\"reason_date\":\"2099-01-01\","
+			    "\"recorded\":\"2026-01-01T00:00:00.000Z\",\"person\":{\"name\":\"a\","
+			    "\"birth\":\"1990-01-01\",\"sex\":1,\"address\":\"b\"}}\n"),
+		 &err, &p),
+	    0);
+	assert_int_equal(err.line, 1);
+	assert_string_equal(err.field, "reason_date");
+	/* An unknown column in the header. */
+	assert_int_not_equal(load(f, JUKI_KIND_JLIS, NULL, NULL, 1,
+				  write_file(f, "d.csv", "code,lgcode,colour\n"), &err, &p),
+			     0);
+	assert_int_equal(err.line, 1);
+	assert_int_equal(juki_load_empty(f->store, &held), 1);
+}
+
+static void
+test_origin_and_merge(void **state)
+{
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+
+	/* A CS loads only its own municipality's records; its lgcode may be left out. */
+	assert_int_not_equal(load(f, JUKI_KIND_CS, "131024", "urn:juki:pref:13", 1,
+				  write_file(f, "a.csv", rows_csv), &err, &p),
+			     0);
+	assert_string_equal(err.reason, "origin");
+	assert_int_equal(load(f, JUKI_KIND_CS, "131016", "urn:juki:pref:13", 1,
+			      write_file(f, "a.csv", rows_csv), &err, &p),
+			 0);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin WHERE sender IS NULL"), 2);
+	assert_int_equal(one(f->store, "SELECT sum(n) FROM honnin_counts WHERE side = 1"), 3);
+	/* The same again merged: every record already held, nothing counted twice. */
+	assert_int_equal(load(f, JUKI_KIND_CS, "131016", "urn:juki:pref:13", 0,
+			      write_file(f, "a.csv", rows_csv), &err, &p),
+			 0);
+	assert_int_equal(p.duplicates, 3);
+	assert_int_equal(one(f->store, "SELECT sum(n) FROM honnin_counts WHERE side = 1"), 3);
+}
+
+static void
+test_store_replace(void **state)
+{
+	struct fx *f = *state;
+	struct juki_store *other;
+	char path[192], err[256];
+	int64_t held;
+
+	snprintf(path, sizeof(path), "%s/other.db", f->dir);
+	assert_int_equal(juki_store_open(path, &juki_honnin_schema, 1, &other, err, sizeof(err)),
+			 0);
+	assert_int_equal(juki_store_exec(other, "INSERT INTO honnin (code, lgcode, version, reason,"
+						" kind, reason_date, recorded_ms, received_ms, rec)"
+						" VALUES ('" C3 "', '131016', 1, '出生', 0,"
+						" '2020-01-01', 0, 0, '{}')"),
+			 0);
+	juki_store_close(other);
+	assert_int_equal(juki_load_empty(f->store, &held), 1);
+	assert_int_equal(juki_store_replace(f->store, path, err, sizeof(err)), 0);
+	assert_int_equal(juki_load_empty(f->store, &held), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	/* The store goes on in WAL mode, writable. */
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin"), 1);
+	assert_int_equal(juki_store_exec(f->store, "DELETE FROM honnin"), 0);
+	/* A file that is not there: the store goes on with its own. */
+	assert_int_not_equal(juki_store_replace(f->store, path, err, sizeof(err)), 0);
+	assert_int_equal(juki_load_empty(f->store, &held), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_fresh_csv_with_history, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counts_match_the_network, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_row_named_and_nothing_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_origin_and_merge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_replace, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
