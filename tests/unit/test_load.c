@@ -296,6 +296,64 @@ test_store_replace(void **state)
 	assert_int_equal(juki_load_empty(f->store, &held), 1);
 }
 
+/*
+ * The CSV reader checks rows without a JSON tree; JSON Lines in the same flat
+ * form go through juki_change_from_json().  Both must name the same field,
+ * reason and rule for every kind of bad row.
+ */
+static void
+test_csv_and_json_rules_agree(void **state)
+{
+	static const struct {
+		const char *cols[6]; /* code, lgcode, version, reason, reason_date, sex */
+		const char *field;
+	} bad[] = {
+	    {{"1234", "131016", "1", "出生", "2020-01-01", "1"}, "code"},
+	    {{"10000000019", "131016", "1", "出生", "2020-01-01", "1"}, "code"},
+	    {{C1, "131017", "1", "出生", "2020-01-01", "1"}, "lgcode"},
+	    {{C1, "991016", "1", "出生", "2020-01-01", "1"}, "lgcode"},
+	    {{C1, "131016", "0", "出生", "2020-01-01", "1"}, "version"},
+	    {{C1, "131016", "x", "出生", "2020-01-01", "1"}, "version"},
+	    {{C1, "131016", "1", "引越し", "2020-01-01", "1"}, "reason"},
+	    {{C1, "131016", "1", "出生", "2020-02-30", "1"}, "reason_date"},
+	    {{C1, "131016", "1", "出生", "2099-01-01", "1"}, "reason_date"},
+	    {{C1, "131016", "1", "出生", "2020-01-01", "3"}, "person.sex"},
+	    {{C1, "131016", "1", "住民票コード変更", "2020-01-01", "1"}, "old_code"},
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct juki_load_error e1, e2;
+		struct juki_load_progress p;
+		char csv[1024], jsonl[1024];
+		const char *const *c = bad[i].cols;
+		int sex = atoi(c[5]);
+
+		snprintf(csv, sizeof(csv),
+			 "code,lgcode,version,reason,reason_date,name,birth,sex,address\n"
+			 "%s,%s,%s,%s,%s,山田 太郎,1990-05-01,%s,東京都千代田区\n",
+			 c[0], c[1], c[2], c[3], c[4], c[5]);
+		snprintf(jsonl, sizeof(jsonl),
+			 "{\"code\":\"%s\",\"lgcode\":\"%s\",\"version\":%s%s%s,\"reason\":\"%s\","
+			 "\"reason_date\":\"%s\",\"name\":\"山田 太郎\",\"birth\":\"1990-05-01\","
+			 "\"sex\":%d,\"address\":\"東京都千代田区\"}\n",
+			 c[0], c[1], c[2][0] == 'x' ? "\"" : "", c[2], c[2][0] == 'x' ? "\"" : "",
+			 c[3], c[4], sex);
+		assert_int_not_equal(
+		    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "e.csv", csv), &e1, &p),
+		    0);
+		assert_int_not_equal(load(f, JUKI_KIND_JLIS, NULL, NULL, 1,
+					  write_file(f, "e.jsonl", jsonl), &e2, &p),
+				     0);
+		assert_string_equal(e1.field, bad[i].field);
+		assert_string_equal(e1.field, e2.field);
+		assert_string_equal(e1.reason, e2.reason);
+		assert_string_equal(e1.detail, e2.detail);
+		assert_int_equal(e1.line, 2);
+		assert_int_equal(e2.line, 1);
+	}
+}
+
 int
 main(void)
 {
@@ -305,6 +363,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_row_named_and_nothing_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_origin_and_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_replace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_csv_and_json_rules_agree, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

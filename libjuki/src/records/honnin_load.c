@@ -15,7 +15,9 @@
 #include <openssl/evp.h>
 
 #include "juki/base/clock.h"
+#include "juki/base/codes.h"
 #include "juki/base/error.h"
+#include "juki/wire/msg.h"
 
 #define LOAD_LINE_MAX (64 * 1024) /* longer than any valid row (docs/import.md) */
 #define MAX_COLS      16
@@ -47,6 +49,9 @@ struct juki_loader {
 	EVP_MD *md;
 	char last_sender[JUKI_URN_MAX]; /* the sender URN of last_lg (cached) */
 	char last_lg[JUKI_LGCODE_LEN + 1];
+	char last_recorded[40]; /* the last recorded text read, and its time */
+	int64_t last_recorded_ms;
+	struct juki_change scratch; /* the reader's change being checked */
 };
 
 static const char *const flat_cols[] = {"code",     "reason", "reason_date", "name",    "kana",
@@ -73,6 +78,16 @@ set_err(struct juki_load_error *err, const char *file, int64_t line, const char 
 	va_start(ap, fmt);
 	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
 	va_end(ap);
+}
+
+/* A field's fault, as person.c's field_fail() words it. */
+static int
+flat_fail(struct juki_field_error *fe, const char *field, int rc, const char *detail)
+{
+	snprintf(fe->field, sizeof(fe->field), "%s", field);
+	fe->reason = rc == JUKI_ECHECKDIGIT ? JUKI_R_CHECK_DIGIT : JUKI_R_BAD_FIELD;
+	snprintf(fe->detail, sizeof(fe->detail), "%s", detail);
+	return rc;
 }
 
 static void
@@ -458,7 +473,7 @@ flat_to_change(struct juki_loader *ld, const char *const *vals, const json_t *ve
 		if (ld->conf.kind != JUKI_KIND_CS) {
 			json_decref(rec);
 			json_decref(person);
-			set_err(err, file, line, "lgcode", "bad-field",
+			set_err(err, file, line, "lgcode", JUKI_R_BAD_FIELD,
 				"required at a prefectural or national server");
 			return NULL;
 		}
@@ -522,7 +537,7 @@ jsonl_to_change(struct juki_loader *ld, const char *line, size_t len, struct juk
 
 	if (obj == NULL || !json_is_object(obj)) {
 		json_decref(obj);
-		set_err(err, file, lineno, "", "bad-field", "not a JSON object");
+		set_err(err, file, lineno, "", JUKI_R_BAD_FIELD, "not a JSON object");
 		return NULL;
 	}
 	if (json_object_get(obj, "person") != NULL) {
@@ -534,14 +549,15 @@ jsonl_to_change(struct juki_loader *ld, const char *line, size_t len, struct juk
 
 		if (i < 0) {
 			json_decref(obj);
-			set_err(err, file, lineno, "", "bad-field", "unknown column");
+			set_err(err, file, lineno, "", JUKI_R_BAD_FIELD, "unknown column");
 			return NULL;
 		}
 		if (json_is_string(v)) {
 			vals[i] = json_string_value(v);
 		} else if (!json_is_null(v) && i != 8 && i != 6) {
 			json_decref(obj);
-			set_err(err, file, lineno, flat_cols[i], "bad-field", "must be a string");
+			set_err(err, file, lineno, flat_cols[i], JUKI_R_BAD_FIELD,
+				"must be a string");
 			return NULL;
 		}
 	}
@@ -641,58 +657,53 @@ fast_insert(struct juki_loader *ld, const struct row *r, const char *sender, int
 	return rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT ? 0 : JUKI_ESTORE;
 }
 
-/* One change record object: checked and made a row.  Steals rec. */
+/* A change read and checked (c->kind set): checked against the node and made a row. */
 static int
-prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
-	 struct juki_load_error *err, struct row *r)
+prep_change(struct juki_loader *ld, const struct juki_change *c, const char *file, int64_t line,
+	    struct juki_load_error *err, struct row *r)
 {
-	struct juki_change c;
 	struct juki_field_error fe;
 	const char *sender;
 	const char *parts[2];
 	int rc;
 
-	rc = juki_change_from_json(rec, &c, &fe);
-	json_decref(rec);
-	if (rc == 0) {
-		rc = juki_change_dates_check(&c, ld->conf.now_ms, &fe);
-	}
+	rc = juki_change_dates_check(c, ld->conf.now_ms, &fe);
 	if (rc != 0) {
-		set_err(err, file, line, fe.field, fe.reason ? fe.reason : "bad-field", "%s",
+		set_err(err, file, line, fe.field, fe.reason ? fe.reason : JUKI_R_BAD_FIELD, "%s",
 			fe.detail);
 		return rc;
 	}
-	if (!origin_ok(ld, &c)) {
+	if (!origin_ok(ld, c)) {
 		set_err(err, file, line, "lgcode", "origin",
 			ld->conf.kind == JUKI_KIND_CS ? "not this municipality's code"
 						      : "not a municipality of this prefecture");
 		return JUKI_EFORMAT;
 	}
-	sender = sender_of(ld, &c);
+	sender = sender_of(ld, c);
 	if (ld->conf.kind != JUKI_KIND_CS && sender == NULL) {
 		set_err(err, file, line, "lgcode", "origin", "names no node");
 		return JUKI_EFORMAT;
 	}
-	if ((r->text = juki_change_text(&c, &r->len)) == NULL) {
+	if ((r->text = juki_change_text(c, &r->len)) == NULL) {
 		set_err(err, file, line, "", "internal", "out of memory");
 		return JUKI_ENOMEM;
 	}
-	memcpy(r->code, c.code, sizeof(r->code));
-	memcpy(r->lgcode, c.lgcode, sizeof(r->lgcode));
-	memcpy(r->reason_date, c.reason_date, sizeof(r->reason_date));
-	r->version = c.version;
-	r->recorded_ms = c.recorded_ms;
-	r->reason = c.reason;
-	r->kind = (int)juki_change_kind_of(&c);
+	memcpy(r->code, c->code, sizeof(r->code));
+	memcpy(r->lgcode, c->lgcode, sizeof(r->lgcode));
+	memcpy(r->reason_date, c->reason_date, sizeof(r->reason_date));
+	r->version = c->version;
+	r->recorded_ms = c->recorded_ms;
+	r->reason = c->reason;
+	r->kind = (int)juki_change_kind_of(c);
 	r->line = line;
-	parts[0] = c.person.name;
-	parts[1] = c.person.birth;
+	parts[0] = c->person.name;
+	parts[1] = c->person.birth;
 	r->pkey = juki_hash64(parts, 2);
 	snprintf(r->sender, sizeof(r->sender), "%s", sender ? sender : "");
 	if (sender != NULL || ld->conf.dest != NULL) {
 		char key[64];
-		int n = snprintf(key, sizeof(key), "%s|%s|%lld", c.code, c.lgcode,
-				 (long long)c.version);
+		int n = snprintf(key, sizeof(key), "%s|%s|%lld", c->code, c->lgcode,
+				 (long long)c->version);
 
 		if (EVP_Digest(key, (size_t)n, r->digest, NULL, ld->md, NULL) != 1) {
 			free(r->text);
@@ -702,6 +713,179 @@ prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
 		}
 	}
 	return 0;
+}
+
+/* One change record object: read, checked and made a row.  Steals rec. */
+static int
+prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
+	 struct juki_load_error *err, struct row *r)
+{
+	struct juki_change c;
+	struct juki_field_error fe;
+	int rc = juki_change_from_json(rec, &c, &fe);
+
+	json_decref(rec);
+	if (rc != 0) {
+		set_err(err, file, line, fe.field, fe.reason ? fe.reason : JUKI_R_BAD_FIELD, "%s",
+			fe.detail);
+		return rc;
+	}
+	return prep_change(ld, &c, file, line, err, r);
+}
+
+static int
+flat_text(const char *v, size_t max, int required, char *out, const char *field,
+	  struct juki_field_error *fe)
+{
+	char detail[96];
+
+	if (v == NULL || v[0] == '\0') {
+		if (required) {
+			return flat_fail(fe, field, JUKI_EFORMAT, "required");
+		}
+		out[0] = '\0';
+		return 0;
+	}
+	if (juki_text_valid(v, max, detail, sizeof(detail)) != 0) {
+		return flat_fail(fe, field, JUKI_EFORMAT, detail);
+	}
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+static int
+flat_code(const char *v, int lgcode, char *out, size_t len, const char *field,
+	  struct juki_field_error *fe)
+{
+	int rc;
+
+	if (v == NULL) {
+		return flat_fail(fe, field, JUKI_EFORMAT, "required string");
+	}
+	rc = lgcode ? juki_lgcode_check(v) : juki_jumin_code_check(v);
+	if (rc == JUKI_EFORMAT) {
+		return flat_fail(fe, field, rc,
+				 lgcode ? "must be 6 digits, the first two a prefecture (01..47)"
+					: "must be 11 digits");
+	}
+	if (rc != 0) {
+		return flat_fail(fe, field, rc, "check digit does not match");
+	}
+	snprintf(out, len, "%s", v);
+	return 0;
+}
+
+/*
+ * A CSV row, vals[i] the cell of flat_cols[i] (NULL: no such column), read
+ * straight into a change with the rules of juki_change_from_json() and
+ * juki_person_fields_from_json() (the same field names, codes, details),
+ * without a JSON tree.  test_load.c compares the two on every kind of error.
+ */
+static int
+flat_change(struct juki_loader *ld, const char *const *vals, struct juki_change *c,
+	    struct juki_field_error *fe)
+{
+#define HAS(i) (vals[i] != NULL && vals[i][0] != '\0')
+	const char *lg = HAS(11) ? vals[11] : ld->conf.kind == JUKI_KIND_CS ? ld->self_id : NULL;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	memset(fe, 0, sizeof(*fe));
+	if (lg == NULL) {
+		return flat_fail(fe, "lgcode", JUKI_EFORMAT,
+				 "required at a prefectural or national server");
+	}
+	if ((rc = flat_code(HAS(0) ? vals[0] : NULL, 0, c->code, sizeof(c->code), "code", fe)) !=
+		0 ||
+	    (rc = flat_code(lg, 1, c->lgcode, sizeof(c->lgcode), "lgcode", fe)) != 0) {
+		return rc;
+	}
+	if (!HAS(2) || !juki_date_valid(vals[2])) {
+		return flat_fail(fe, "reason_date", JUKI_EFORMAT, "must be a real date YYYY-MM-DD");
+	}
+	memcpy(c->reason_date, vals[2], 11);
+	c->version = 1;
+	if (HAS(8)) {
+		char *end;
+
+		errno = 0;
+		c->version = strtoll(vals[8], &end, 10);
+		if (*end != '\0' || errno != 0 || c->version < 1 || vals[8][0] == '+' ||
+		    vals[8][0] == ' ') {
+			return flat_fail(fe, "version", JUKI_EFORMAT, "a positive integer");
+		}
+	}
+	if ((c->reason = juki_reason_find(HAS(1) ? vals[1] : "")) == NULL) {
+		return flat_fail(fe, "reason", JUKI_EFORMAT, "not a 異動事由 on the list");
+	}
+	if (!HAS(12)) {
+		c->recorded_ms = ld->conf.now_ms;
+	} else if (ld->last_recorded[0] != '\0' && strcmp(vals[12], ld->last_recorded) == 0) {
+		c->recorded_ms = ld->last_recorded_ms;
+	} else if (juki_clock_parse(vals[12], &c->recorded_ms) != 0) {
+		return flat_fail(fe, "recorded", JUKI_EFORMAT, "an RFC 3339 UTC time");
+	} else if (strlen(vals[12]) < sizeof(ld->last_recorded)) {
+		memcpy(ld->last_recorded, vals[12], strlen(vals[12]) + 1);
+		ld->last_recorded_ms = c->recorded_ms;
+	}
+	memcpy(c->person.code, c->code, sizeof(c->code));
+	memcpy(c->person.lgcode, c->lgcode, sizeof(c->lgcode));
+	if ((rc = flat_text(vals[3], JUKI_NAME_MAX, 1, c->person.name, "person.name", fe)) != 0 ||
+	    (rc = flat_text(vals[4], JUKI_NAME_MAX, 0, c->person.kana, "person.kana", fe)) != 0 ||
+	    (rc = flat_text(vals[7], JUKI_ADDRESS_MAX, 1, c->person.address, "person.address",
+			    fe)) != 0) {
+		return rc;
+	}
+	if (!HAS(5) || !juki_date_valid(vals[5])) {
+		return flat_fail(fe, "person.birth", JUKI_EFORMAT,
+				 "must be a real date YYYY-MM-DD");
+	}
+	memcpy(c->person.birth, vals[5], 11);
+	if (!HAS(6) || (strcmp(vals[6], "1") != 0 && strcmp(vals[6], "2") != 0)) {
+		return flat_fail(fe, "person.sex", JUKI_EFORMAT, "must be 1 (male) or 2 (female)");
+	}
+	c->person.sex = vals[6][0] - '0';
+	if (strcmp(c->reason->name, "住民票コード変更") == 0) {
+		const char *which = HAS(9) ? "old_code" : "new_code";
+		char *dest = HAS(9) ? c->old_code : c->new_code;
+
+		if (HAS(9) && HAS(10)) {
+			return flat_fail(fe, "new_code", JUKI_EFORMAT, "not with old_code");
+		}
+		if (!HAS(9) && !HAS(10)) {
+			return flat_fail(fe, "old_code", JUKI_EFORMAT,
+					 "住民票コード変更 needs old_code (new record) or new_code "
+					 "(old record)");
+		}
+		if ((rc = flat_code(HAS(9) ? vals[9] : vals[10], 0, dest, JUKI_JUMIN_CODE_LEN + 1,
+				    which, fe)) != 0) {
+			return rc;
+		}
+		if (strcmp(dest, c->code) == 0) {
+			return flat_fail(fe, which, JUKI_EFORMAT, "the same as code");
+		}
+	} else if (HAS(9)) {
+		return flat_fail(fe, "old_code", JUKI_EFORMAT, "only for 住民票コード変更");
+	} else if (HAS(10)) {
+		return flat_fail(fe, "new_code", JUKI_EFORMAT, "only for 住民票コード変更");
+	}
+	c->kind = juki_change_kind_of(c);
+	return 0;
+#undef HAS
+}
+
+static int
+prep_flat(struct juki_loader *ld, const char *const *vals, const char *file, int64_t line,
+	  struct juki_load_error *err, struct row *r)
+{
+	struct juki_field_error fe;
+	int rc = flat_change(ld, vals, &ld->scratch, &fe);
+
+	if (rc != 0) {
+		set_err(err, file, line, fe.field, fe.reason, "%s", fe.detail);
+		return rc;
+	}
+	return prep_change(ld, &ld->scratch, file, line, err, r);
 }
 
 /* A row into the store, counted; frees its text. */
@@ -848,7 +1032,8 @@ struct sink {
 };
 
 static int
-sink_row(struct sink *k, json_t *rec, const char *file, int64_t line, struct juki_load_error *err)
+sink_row(struct sink *k, json_t *rec, const char *const *vals, const char *file, int64_t line,
+	 struct juki_load_error *err)
 {
 	struct row one, *r;
 	struct pipe *p = k->pipe;
@@ -856,13 +1041,15 @@ sink_row(struct sink *k, json_t *rec, const char *file, int64_t line, struct juk
 
 	if (p == NULL) {
 		memset(&one, 0, sizeof(one));
-		if ((rc = prep_row(k->ld, rec, file, line, err, &one)) != 0) {
+		if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, &one)
+				      : prep_flat(k->ld, vals, file, line, err, &one)) != 0) {
 			return rc;
 		}
 		return put_row(k->ld, &one, file, err);
 	}
 	r = &p->rows[p->wr % PIPE_BATCHES][p->n[p->wr % PIPE_BATCHES]];
-	if ((rc = prep_row(k->ld, rec, file, line, err, r)) != 0) {
+	if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, r)
+			      : prep_flat(k->ld, vals, file, line, err, r)) != 0) {
 		return rc;
 	}
 	if (++p->n[p->wr % PIPE_BATCHES] == PIPE_ROWS && pipe_pass(p) != 0) {
@@ -958,9 +1145,15 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 			rc = JUKI_EAGAIN;
 			break;
 		}
+		if (strlen(s) != len) {
+			set_err(err, path, lineno, "", JUKI_R_BAD_FIELD,
+				"contains a NUL character");
+			rc = JUKI_EFORMAT;
+			break;
+		}
 		if (len > LOAD_LINE_MAX) {
-			set_err(err, path, lineno, "", "bad-field", "line longer than %d bytes",
-				LOAD_LINE_MAX);
+			set_err(err, path, lineno, "", JUKI_R_BAD_FIELD,
+				"line longer than %d bytes", LOAD_LINE_MAX);
 			rc = JUKI_ETOOBIG;
 			break;
 		}
@@ -975,7 +1168,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 				rc = JUKI_EFORMAT;
 				break;
 			}
-			if ((rc = sink_row(&sk, rec, path, lineno, err)) != 0) {
+			if ((rc = sink_row(&sk, rec, NULL, path, lineno, err)) != 0) {
 				break;
 			}
 			continue;
@@ -984,10 +1177,9 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 			char *cells[MAX_COLS + 1];
 			int n = csv_split(s, cells, MAX_COLS);
 			const char *vals[16] = {0};
-			json_t *rec;
 
 			if (n < 0 || n > MAX_COLS) {
-				set_err(err, path, lineno, "", "bad-field",
+				set_err(err, path, lineno, "", JUKI_R_BAD_FIELD,
 					n < 0 ? "a quote where CSV allows none"
 					      : "more cells than columns");
 				rc = JUKI_EFORMAT;
@@ -1003,7 +1195,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 						}
 					}
 					if (k < 0) {
-						set_err(err, path, lineno, "", "bad-field",
+						set_err(err, path, lineno, "", JUKI_R_BAD_FIELD,
 							k == -1 ? "header: unknown column %d"
 								: "header: column %d named twice",
 							i + 1);
@@ -1020,7 +1212,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 				continue;
 			}
 			if (n != ncols) {
-				set_err(err, path, lineno, "", "bad-field",
+				set_err(err, path, lineno, "", JUKI_R_BAD_FIELD,
 					"%d cells where the header has %d", n, ncols);
 				rc = JUKI_EFORMAT;
 				break;
@@ -1028,12 +1220,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 			for (int i = 0; i < n; i++) {
 				vals[colmap[i]] = cells[i];
 			}
-			if ((rec = flat_to_change(ld, vals, NULL, NULL, err, path, lineno)) ==
-			    NULL) {
-				rc = JUKI_EFORMAT;
-				break;
-			}
-			if ((rc = sink_row(&sk, rec, path, lineno, err)) != 0) {
+			if ((rc = sink_row(&sk, NULL, vals, path, lineno, err)) != 0) {
 				break;
 			}
 		}

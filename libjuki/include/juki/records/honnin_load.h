@@ -56,7 +56,7 @@ struct juki_load_error {
 	char file[512];
 	int64_t line;
 	char field[40];
-	char reason[32]; /* bad-field, check-digit, future-date, origin, io, store */
+	char reason[32]; /* invalid-field, check-digit, future-date, origin, io, store */
 	char detail[200];
 };
 
