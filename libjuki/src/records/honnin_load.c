@@ -1267,7 +1267,12 @@ juki_loader_finish(struct juki_loader *ld, struct juki_load_error *err)
 {
 	__atomic_store_n(&ld->p.phase, 1, __ATOMIC_RELAXED);
 	if (ld->conf.fresh) {
-		/* The keys of lookups by attributes, in key order: each page written once. */
+		/*
+		 * The keys of lookups by attributes, in key order: each page written
+		 * once.  Measured against inserting each key with its row (random
+		 * order into the big index): no slower, and it does not need that
+		 * index to stay in the page cache.
+		 */
 		if (juki_store_exec(ld->store,
 				    "DELETE FROM honnin_person_new;"
 				    "DELETE FROM honnin_person;"
