@@ -83,6 +83,9 @@ def case_load_at_pref_and_jlis_reconcile():
         out = load(net, JLIS, write_jsonl(os.path.join(net.dir, "all.jsonl"), rows))
         assert out["state"] == "done" and out["current"] == 3300, out
         assert current(net, PREF) == 3000 and current(net, JLIS) == 3000
+        # The store swapped in keeps the store's mode: personal data, the daemon's alone.
+        for node in (PREF, JLIS):
+            assert os.stat(net[node].store).st_mode & 0o777 == 0o600, node
         # History and the lookups by attributes were built.
         moved = rows[0]
         recs = net[JLIS].ctl("person", "show", moved["code"])["records"]

@@ -558,9 +558,22 @@ juki_load_cmd(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 	}
 	remove_shadow(job->shadow);
 	{
-		/* The shadow starts as a copy of the store: every table, the records' empty. */
+		/*
+		 * The shadow starts as a copy of the store: every table, the records'
+		 * empty.  It becomes the store: made 0600 before anything is in it
+		 * (VACUUM INTO writes into an empty file as it finds it).
+		 */
+		int fd = open(job->shadow, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		char *q = sqlite3_mprintf("VACUUM INTO %Q", job->shadow);
-		int rc = q == NULL ? -1 : juki_store_exec(store, q);
+		int rc =
+		    q == NULL || fd < 0 || fchmod(fd, 0600) != 0 ? -1 : juki_store_exec(store, q);
+
+		if (fd >= 0) {
+			close(fd);
+		}
+		if (rc != 0) {
+			remove_shadow(job->shadow);
+		}
 
 		sqlite3_free(q);
 		if (rc != 0) {
