@@ -130,9 +130,10 @@ job_json(struct load_job *job, int64_t now_ms)
 	int64_t end = job->finished_ms ? job->finished_ms : now_ms;
 	double secs = (double)(end - job->started_ms) / 1000.0;
 	json_t *files = json_array(), *out;
+	struct juki_loader *ld = __atomic_load_n(&job->ld, __ATOMIC_ACQUIRE);
 
-	if (job->ld != NULL) {
-		juki_loader_progress(job->ld, p);
+	if (ld != NULL) {
+		juki_loader_progress(ld, p);
 	}
 	for (size_t i = 0; i < job->nfiles; i++) {
 		json_array_append_new(files, json_string(job->files[i]));
@@ -192,6 +193,7 @@ build_main(void *arg)
 {
 	struct load_job *job = arg;
 	struct juki_store *sh = NULL;
+	struct juki_loader *ld = NULL;
 	char err[256], pragmas[160];
 	int rc = 0;
 
@@ -209,11 +211,13 @@ build_main(void *arg)
 		rc = -1;
 		goto out;
 	}
-	if (juki_loader_new(sh, &job->conf, &job->ld) != 0) {
+	if (juki_loader_new(sh, &job->conf, &ld) != 0) {
 		job_fail(job, "store", "%s", juki_store_errmsg(sh));
 		rc = -1;
 		goto out;
 	}
+	/* Published for load.status on the event loop, which reads its progress only. */
+	__atomic_store_n(&job->ld, ld, __ATOMIC_RELEASE);
 	for (size_t i = 0; i < job->nfiles; i++) {
 		struct stat sb;
 
