@@ -11,10 +11,10 @@ import subprocess
 import time
 
 from jukitest import (Network, run_cases, wait_until, CtlError, CTL_FAILED, CTL, fails,
-                      store_rows)
+                      store_rows, add_residents)
 from jukitest.synth import Synth, wrong_check_digit
 
-GW, PREF, JLIS = "fwgate:east", "pref:13", "jlis:0"
+GW, CS, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
 COLS = ["code", "lgcode", "version", "reason", "reason_date", "recorded", "name", "birth",
         "sex", "address"]
 TODAY = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 9 * 3600))
@@ -68,7 +68,7 @@ def current(net, node):
 
 def case_load_at_pref_and_jlis_reconcile():
     s = Synth(seed=71)
-    with Network([GW, PREF, JLIS]) as net:
+    with Network([GW, CS, PREF, JLIS]) as net:
         rows = rows_for(s, 3000)
         # recorded left empty on the second records: the load's time, at both servers alike.
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
@@ -104,10 +104,15 @@ def case_load_at_pref_and_jlis_reconcile():
         acts = [(e["action"], e["outcome"]) for e in hist
                 if e["action"] in ("load", "load.done")]
         assert acts == [("load", "ok"), ("load.done", "ok")], acts
+        # Ordinary traffic through the loaded stores: a birth at the CS reaches the nation.
+        newborn = s.person("131016")
+        add_residents(net[CS], [newborn])
+        wait_until("the newborn at jlis", lambda: current(net, JLIS) == 3001, timeout=60)
+        assert current(net, PREF) == 3001
         # The swapped-in store survives a restart.
         net[PREF].stop()
         net[PREF].start()
-        assert current(net, PREF) == 3000
+        assert current(net, PREF) == 3001
 
 
 def case_bad_row_refuses_the_file_and_nonempty_needs_merge():
