@@ -179,8 +179,34 @@ def case_kill9_mid_load_leaves_store_as_before():
         assert current(net, JLIS) == 60000
 
 
+def case_load_at_a_cs_reconciles_with_its_prefecture():
+    """A CS loads its own residents (lgcode may be left out); they count as sent to its
+    prefecture, which loads the same records: the CS's reconciliation agrees."""
+    s = Synth(seed=75)
+    with Network([GW, CS, PREF]) as net:
+        rows = rows_for(s, 200, lgcodes=("131016",))
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        for r in rows:
+            r["recorded"] = r["recorded"] or now
+        own = [dict(r, lgcode=None) for r in rows]
+        out = load(net, CS, write_csv(os.path.join(net.dir, "cs.csv"), own))
+        assert (out["state"], out["rows"]) == ("done", 220), out
+        assert net[CS].status()["residents"].get("resident") == 200
+        # Another municipality's record is refused at the CS.
+        code, err, _ = fails(load, net, CS, "--merge", write_csv(
+            os.path.join(net.dir, "other.csv"), rows_for(s, 1, lgcodes=("131024",))))
+        assert (err["line"], err["reason"]) == (2, "origin"), err
+        assert load(net, PREF, write_csv(os.path.join(net.dir, "pref.csv"), rows))["current"] \
+            == 220
+        day = net[CS].ctl("reconcile", "--date", "2020-01-10")["days"][0]
+        assert (day["status"], day["sent"], day["received"]) == ("ok", 200, 200), day
+        day = net[CS].ctl("reconcile", "--date", TODAY)["days"][0]
+        assert (day["status"], day["sent"], day["received"]) == ("ok", 20, 20), day
+
+
 if __name__ == "__main__":
     run_cases([case_load_at_pref_and_jlis_reconcile,
                case_bad_row_refuses_the_file_and_nonempty_needs_merge,
                case_pref_refuses_other_prefectures_records,
+               case_load_at_a_cs_reconciles_with_its_prefecture,
                case_kill9_mid_load_leaves_store_as_before])
