@@ -18,7 +18,12 @@
  * outbox on disk.  Its records live in memory until acknowledged.
  *
  *   sim_cs --gateway HOST:PORT --pki DIR --plan FILE [--concurrency N]
- *          [--batch-records N] [--window N] [--seed N]
+ *          [--batch-records N] [--window N] [--seed N] [--ready-file PATH]
+ *
+ * With --ready-file every municipality's TLS identity is loaded first (as a
+ * CS loads its own when it starts); then PATH is created and the program
+ * waits for one byte on stdin before it connects: the caller's clock starts
+ * then.
  *
  * The plan has one line per municipality: "lgcode<TAB>changes<TAB>first
  * index<TAB>address prefix".  Change i of the nation (first index + k) gets
@@ -548,19 +553,28 @@ outer_done(struct bufferevent *bev, const struct juki_ident *peer, enum juki_tls
 	juki_net_read_line(g.group, bev, JUKI_LINE_MAX, STEP_TIMEOUT_MS, answer_line, m);
 }
 
+/* The municipality's TLS identity: its own certificate and key, the network's CA and CRL. */
+static int
+load_tls(struct muni *m, char *err, size_t errlen)
+{
+	char cert[4096], key[4096], ca[4096], crl[4096];
+	struct juki_tls_conf conf = {.cert = cert, .key = key, .ca = ca, .crl = crl};
+
+	snprintf(cert, sizeof(cert), "%s/cs-%s.crt", g.pki, m->lgcode);
+	snprintf(key, sizeof(key), "%s/cs-%s.key", g.pki, m->lgcode);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", g.pki);
+	snprintf(crl, sizeof(crl), "%s/crl.pem", g.pki);
+	return juki_tls_new(&conf, &m->tls, err, errlen);
+}
+
 static void
 connect_muni(struct muni *m)
 {
 	m->attempts++;
 	if (m->tls == NULL) {
-		char cert[4096], key[4096], ca[4096], crl[4096], err[256];
-		struct juki_tls_conf conf = {.cert = cert, .key = key, .ca = ca, .crl = crl};
+		char err[256];
 
-		snprintf(cert, sizeof(cert), "%s/cs-%s.crt", g.pki, m->lgcode);
-		snprintf(key, sizeof(key), "%s/cs-%s.key", g.pki, m->lgcode);
-		snprintf(ca, sizeof(ca), "%s/ca.crt", g.pki);
-		snprintf(crl, sizeof(crl), "%s/crl.pem", g.pki);
-		if (juki_tls_new(&conf, &m->tls, err, sizeof(err)) != 0) {
+		if (load_tls(m, err, sizeof(err)) != 0) {
 			m->attempts = MAX_ATTEMPTS;
 			finish(m, "failed", NULL, err);
 			return;
@@ -640,19 +654,23 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: sim_cs --gateway HOST:PORT --pki DIR --plan FILE [--concurrency N]"
-			" [--batch-records N] [--window N] [--seed N]\n");
+			" [--batch-records N] [--window N] [--seed N] [--ready-file PATH]\n");
 	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"gateway", 1, NULL, 'g'},       {"pki", 1, NULL, 'p'},
-	    {"plan", 1, NULL, 'l'},          {"concurrency", 1, NULL, 'c'},
-	    {"batch-records", 1, NULL, 'b'}, {"window", 1, NULL, 'w'},
-	    {"seed", 1, NULL, 's'},          {NULL, 0, NULL, 0}};
-	const char *plan = NULL;
+	static const struct option opts[] = {{"gateway", 1, NULL, 'g'},
+					     {"pki", 1, NULL, 'p'},
+					     {"plan", 1, NULL, 'l'},
+					     {"concurrency", 1, NULL, 'c'},
+					     {"batch-records", 1, NULL, 'b'},
+					     {"window", 1, NULL, 'w'},
+					     {"seed", 1, NULL, 's'},
+					     {"ready-file", 1, NULL, 'r'},
+					     {NULL, 0, NULL, 0}};
+	const char *plan = NULL, *ready_file = NULL;
 	int c;
 	time_t jst;
 	struct tm tm;
@@ -677,6 +695,9 @@ main(int argc, char **argv)
 		case 'w':
 			g.window = strtoul(optarg, NULL, 10);
 			break;
+		case 'r':
+			ready_file = optarg;
+			break;
 		case 's':
 			g.seed = strtoull(optarg, NULL, 10) % 10000000000ull;
 			break;
@@ -700,6 +721,28 @@ main(int argc, char **argv)
 	if (g.group == NULL) {
 		fprintf(stderr, "sim_cs: out of memory\n");
 		return 1;
+	}
+	if (ready_file != NULL) {
+		/* As a CS has its identity loaded when it starts: before the clock. */
+		FILE *f;
+		char go;
+
+		for (size_t i = 0; i < g.nmunis; i++) {
+			char err[256];
+
+			if (load_tls(&g.munis[i], err, sizeof(err)) != 0) {
+				fprintf(stderr, "sim_cs: %s: %s\n", g.munis[i].lgcode, err);
+				return 1;
+			}
+		}
+		f = fopen(ready_file, "w");
+		if (f == NULL || fclose(f) != 0) {
+			fprintf(stderr, "sim_cs: %s: %s\n", ready_file, strerror(errno));
+			return 1;
+		}
+		if (fread(&go, 1, 1, stdin) != 1) {
+			return 1; /* told to stop */
+		}
 	}
 	g.t0 = juki_clock_mono_ms();
 	start_next();
