@@ -382,17 +382,17 @@ def main():
                 st = [proc_stats(d.proc.pid) for d in ds]
                 usage[kind] = {"processes": len(ds),
                                "cpu_s": round(sum(s[0] for s in st) -
-                                              sum(before[d.name] for d in ds), 1),
+                                              sum(before[d.name] for d in ds), 2),
                                "rss_max_mib": round(max(s[1] for s in st) / 1024, 1),
                                "rss_sum_mib": round(sum(s[1] for s in st) / 1024, 1)}
-            usage["sim_cs"] = {"processes": len(sims), "cpu_s": round(sim_usage["cpu"], 1),
+            usage["sim_cs"] = {"processes": len(sims), "cpu_s": round(sim_usage["cpu"], 2),
                                "rss_max_mib": round(sim_usage["rss_max"] / 1024, 1),
                                "rss_sum_mib": round(sim_usage["rss_sum"] / 1024, 1)}
             ru = resource.getrusage(resource.RUSAGE_CHILDREN)
             me = resource.getrusage(resource.RUSAGE_SELF)
             usage["the harness (python)"] = {"cpu_s": round(
                 ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime - sim_usage["cpu_all"] +
-                me.ru_utime + me.ru_stime - self0.ru_utime - self0.ru_stime, 1)}
+                me.ru_utime + me.ru_stime - self0.ru_utime - self0.ru_stime, 2)}
             out["cpu_total_s"] = round(sum(u["cpu_s"] for u in usage.values()), 1)
             with open("/proc/loadavg") as f:
                 out["loadavg_after"] = f.read().split()[:3]
@@ -477,16 +477,22 @@ def print_report(out, as_json):
         print("every change recorded at %s: %.1f s" % (c, t))
     print("every prefecture reconciled with every centre: %.1f s (%d changes/s)"
           % (out["reconciled_s"], out["changes_per_s"]))
-    print("target < 60 s: %s" % ("met" if out["reconciled_s"] < 60 else "missed"))
+    if out["municipalities"] == 1741 and out["changes"] >= 300_000:
+        print("target < 60 s: %s" % ("met" if out["reconciled_s"] < 60 else "MISSED"))
+    else:
+        print("(the target, under 60 s, is for the whole nation: 1,741 and 300,000)")
     print("CPU during the clock and peak RSS per process kind (%d CPUs; %.1f s of CPU in all, "
           "load average after: %s):" % (out["cpus"], out["cpu_total_s"],
                                        " ".join(out["loadavg_after"])))
     for kind, u in out["usage"].items():
         if "processes" in u:
-            print("  %-26s %4d processes  CPU %6.1f s  RSS max %5.1f MiB, sum %7.1f MiB"
-                  % (kind, u["processes"], u["cpu_s"], u["rss_max_mib"], u["rss_sum_mib"]))
+            print("  %-22s %3d processes  CPU %5.1f s (%5.1f us/change)  RSS max %5.1f MiB, "
+                  "sum %6.1f MiB" % (kind, u["processes"], u["cpu_s"],
+                                     u["cpu_s"] * 1e6 / out["changes"], u["rss_max_mib"],
+                                     u["rss_sum_mib"]))
         else:
-            print("  %-26s                 CPU %6.1f s" % (kind, u["cpu_s"]))
+            print("  %-22s               CPU %5.1f s (%5.1f us/change)"
+                  % (kind, u["cpu_s"], u["cpu_s"] * 1e6 / out["changes"]))
     c = out["check"]
     print("check: %d municipalities ok, %d stores counted and digested per municipality, "
           "%d prefecture-centre days reconciled: %s"
