@@ -27,7 +27,8 @@
  *
  * The plan has one line per municipality: "lgcode<TAB>changes<TAB>first
  * index<TAB>address prefix".  Change i of the nation (first index + k) gets
- * the 住民票コード made from i, so codes are unique across processes.  One
+ * the 住民票コード made from i and the seed, so codes are unique across the
+ * processes of one run (given the same --seed).  One
  * JSON line per municipality is written to stdout when it is done:
  * {"lgcode", "changes", "digest", "status": "ok"|"mismatch"|"failed",
  *  "pref_total", "pref_digest", "attempts", "done_ms", "detail"}.

@@ -256,6 +256,7 @@ def main():
 
     names = ["fwgate:sim"] + ["pref:%s" % p for p in prefs] + centres
     cs_names = ["cs:%s" % m["lgcode"] for m in munis]
+    running = []  # the simulated-CS processes, stopped on the way out whatever happens
     try:
         with Network(names, extra_identities=cs_names, configure=conf, keep=args.keep) as net:
             out["setup_s"] = round(time.monotonic() - t_setup, 1)
@@ -278,6 +279,9 @@ def main():
             # The simulated CSs load their identities (certificate, key, CA, CRL) first, as a
             # CS does when it starts, and wait for a byte on stdin.
             sims = {}
+            # One seed for every process: the codes are a bijection of the change's index only
+            # under one seed, so that no two changes of the day share a 住民票コード.
+            seed = str(int(time.time()))
             for i, plan in enumerate(plans):
                 so = open(os.path.join(workdir, "sim-%d.out" % i), "w")
                 se = open(os.path.join(workdir, "sim-%d.err" % i), "w")
@@ -285,11 +289,12 @@ def main():
                 p = subprocess.Popen([sim, "--gateway", gw.address, "--pki", net.pki,
                                       "--plan", plan, "--concurrency", str(args.concurrency),
                                       "--batch-records", str(args.batch_records),
-                                      "--seed", str(int(time.time())), "--ready-file", ready],
+                                      "--seed", seed, "--ready-file", ready],
                                      stdin=subprocess.PIPE, stdout=so, stderr=se)
                 so.close()
                 se.close()
                 sims[p.pid] = {"proc": p, "out": so.name, "err": se.name, "ready": ready}
+                running.append(p)
             wait_until("the simulated CSs' identities loaded",
                        lambda: all(os.path.exists(s["ready"]) or s["proc"].poll() is not None
                                    for s in sims.values()), timeout=600, interval=0.2)
@@ -403,6 +408,10 @@ def main():
             if out["check"]["problems"]:
                 sys.exit(1)
     finally:
+        for p in running:
+            if p.returncode is None and p.poll() is None:
+                p.kill()
+                p.wait()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
