@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -5,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include "juki/base/clock.h"
+#include "juki/base/codes.h"
 #include "juki/base/error.h"
 #include "juki/base/hex.h"
 #include "juki/base/text.h"
@@ -1369,6 +1371,383 @@ hook_current(const struct juki_honnin_hook *hook, const char *replaced, const st
 	return hook->current(hook->arg, &prev, c);
 }
 
+/*
+ * A honnin.batch body read from its text (msg->body_text), without a JSON
+ * tree: the frame reader vouched for it as strict JSON (juki_frame_split()),
+ * so here it is only cut into its records.  Each record in the canonical
+ * form juki_change_text() writes (the form every juki node sends) is read
+ * in place, checked by the same rules as juki_change_from_json(), and kept
+ * and forwarded as the very bytes that came.  Anything else (another key
+ * order, whitespace, escapes, a reason in romaji) goes the way of a tree,
+ * record by record, or for the whole body when it is not {"records":[...]}
+ * as written by a batcher: the same checks, the same refusals.
+ */
+struct span {
+	size_t off, len;
+};
+
+/* The closing quote of the string whose contents start at p. */
+static const char *
+string_end(const char *p, const char *end)
+{
+	for (;;) {
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		size_t bs = 0;
+
+		if (q == NULL) {
+			return NULL;
+		}
+		while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') {
+			bs++;
+		}
+		if (bs % 2 == 0) {
+			return q;
+		}
+		p = q + 1;
+	}
+}
+
+/* The end of the object or array at p (valid JSON), or NULL. */
+static const char *
+value_end(const char *p, const char *end)
+{
+	int depth = 0;
+
+	for (; p < end; p++) {
+		switch (*p) {
+		case '"':
+			if ((p = string_end(p + 1, end)) == NULL) {
+				return NULL;
+			}
+			break;
+		case '{':
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			if (--depth == 0) {
+				return p + 1;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The records of a body written as {"records":[{...},...]} (no whitespace):
+ * malloc'd spans, *n > 0 of them; NULL for any other form (or no memory:
+ * the tree's way then decides).
+ */
+static struct span *
+body_records(const char *body, size_t len, size_t *n)
+{
+	static const char head[] = "{\"records\":[";
+	const char *p = body + sizeof(head) - 1, *end = body + len - 2;
+	struct span *out = NULL, *grown;
+	size_t cap = 0;
+
+	*n = 0;
+	if (len < sizeof(head) - 1 + 2 || memcmp(body, head, sizeof(head) - 1) != 0 ||
+	    memcmp(end, "]}", 2) != 0) {
+		return NULL;
+	}
+	while (p < end) {
+		const char *q = *p == '{' ? value_end(p, end) : NULL;
+
+		if (q == NULL) {
+			goto fail;
+		}
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			if ((grown = realloc(out, cap * sizeof(*out))) == NULL) {
+				goto fail;
+			}
+			out = grown;
+		}
+		out[*n].off = (size_t)(p - body);
+		out[(*n)++].len = (size_t)(q - p);
+		p = q;
+		if (p < end && (*p != ',' || ++p == end)) {
+			goto fail;
+		}
+	}
+	if (*n > 0) {
+		return out;
+	}
+fail:
+	free(out);
+	*n = 0;
+	return NULL;
+}
+
+struct canon {
+	const char *p, *end;
+};
+
+static int
+canon_lit(struct canon *k, const char *lit, size_t n)
+{
+	if ((size_t)(k->end - k->p) < n || memcmp(k->p, lit, n) != 0) {
+		return 0;
+	}
+	k->p += n;
+	return 1;
+}
+
+#define LIT(k, s) canon_lit(k, s, sizeof(s) - 1)
+
+/* A string without escapes into out (size bytes with its NUL). */
+static int
+canon_str(struct canon *k, char *out, size_t size)
+{
+	const char *q;
+	size_t n;
+
+	if (k->p >= k->end || *k->p != '"' ||
+	    (q = memchr(k->p + 1, '"', (size_t)(k->end - k->p - 1))) == NULL) {
+		return 0;
+	}
+	n = (size_t)(q - k->p - 1);
+	if (n >= size || memchr(k->p + 1, '\\', n) != NULL) {
+		return 0;
+	}
+	memcpy(out, k->p + 1, n);
+	out[n] = '\0';
+	k->p = q + 1;
+	return 1;
+}
+
+/* A positive integer as %lld writes it, of at most 18 digits. */
+static int
+canon_int(struct canon *k, int64_t *v)
+{
+	int64_t x = 0;
+	int n = 0;
+
+	if (k->p >= k->end || *k->p < '1' || *k->p > '9') {
+		return 0;
+	}
+	while (k->p < k->end && *k->p >= '0' && *k->p <= '9' && n < 19) {
+		x = x * 10 + (*k->p++ - '0');
+		n++;
+	}
+	*v = x;
+	return n <= 18;
+}
+
+static int
+text_ok(const char *s, size_t max)
+{
+	char detail[96];
+
+	return juki_text_valid(s, max, detail, sizeof(detail)) == 0;
+}
+
+/*
+ * c from rec (len bytes) when rec is exactly juki_change_text(c) and c
+ * passes every rule of juki_change_from_json(): 1; else 0 (nothing said:
+ * juki_change_from_json() decides, with its words).
+ */
+static int
+change_from_canon(const char *rec, size_t len, struct juki_change *c)
+{
+	struct canon k = {rec, rec + len};
+	char reason[64], recorded[32], when[32];
+	int kana, old_code, new_code;
+
+	memset(c, 0, sizeof(*c));
+	if (!LIT(&k, "{\"code\":") || !canon_str(&k, c->code, sizeof(c->code)) ||
+	    !LIT(&k, ",\"lgcode\":") || !canon_str(&k, c->lgcode, sizeof(c->lgcode)) ||
+	    !LIT(&k, ",\"version\":") || !canon_int(&k, &c->version) || !LIT(&k, ",\"reason\":") ||
+	    !canon_str(&k, reason, sizeof(reason)) || !LIT(&k, ",\"reason_date\":") ||
+	    !canon_str(&k, c->reason_date, sizeof(c->reason_date)) || !LIT(&k, ",\"recorded\":") ||
+	    !canon_str(&k, recorded, sizeof(recorded)) || !LIT(&k, ",\"person\":{\"name\":") ||
+	    !canon_str(&k, c->person.name, sizeof(c->person.name))) {
+		return 0;
+	}
+	if ((kana = LIT(&k, ",\"kana\":")) &&
+	    !canon_str(&k, c->person.kana, sizeof(c->person.kana))) {
+		return 0;
+	}
+	if (!LIT(&k, ",\"birth\":") || !canon_str(&k, c->person.birth, sizeof(c->person.birth)) ||
+	    !LIT(&k, ",\"sex\":") || k.p >= k.end || (*k.p != '1' && *k.p != '2')) {
+		return 0;
+	}
+	c->person.sex = *k.p++ - '0';
+	if (!LIT(&k, ",\"address\":") ||
+	    !canon_str(&k, c->person.address, sizeof(c->person.address)) || !LIT(&k, "}")) {
+		return 0;
+	}
+	if ((old_code = LIT(&k, ",\"old_code\":")) &&
+	    !canon_str(&k, c->old_code, sizeof(c->old_code))) {
+		return 0;
+	}
+	if ((new_code = LIT(&k, ",\"new_code\":")) &&
+	    !canon_str(&k, c->new_code, sizeof(c->new_code))) {
+		return 0;
+	}
+	if (!LIT(&k, "}") || k.p != k.end) {
+		return 0;
+	}
+	/* The rules of juki_change_from_json() and juki_person_fields_from_json(). */
+	c->reason = juki_reason_find(reason);
+	if (juki_jumin_code_check(c->code) != 0 || juki_lgcode_check(c->lgcode) != 0 ||
+	    !juki_date_valid(c->reason_date) || c->reason == NULL ||
+	    strcmp(c->reason->name, reason) != 0 ||
+	    juki_clock_parse(recorded, &c->recorded_ms) != 0 ||
+	    juki_clock_format(c->recorded_ms, when, sizeof(when)) != 0 ||
+	    strcmp(when, recorded) != 0 || !text_ok(c->person.name, JUKI_NAME_MAX) ||
+	    (kana && !text_ok(c->person.kana, JUKI_NAME_MAX)) ||
+	    !text_ok(c->person.address, JUKI_ADDRESS_MAX) || !juki_date_valid(c->person.birth)) {
+		return 0;
+	}
+	memcpy(c->person.code, c->code, sizeof(c->code));
+	memcpy(c->person.lgcode, c->lgcode, sizeof(c->lgcode));
+	if (strcmp(c->reason->name, CODE_CHANGE) == 0) {
+		const char *dest = old_code ? c->old_code : c->new_code;
+
+		if (old_code == new_code || juki_jumin_code_check(dest) != 0 ||
+		    strcmp(dest, c->code) == 0) {
+			return 0;
+		}
+	} else if (old_code || new_code) {
+		return 0;
+	}
+	c->kind = juki_change_kind_of(c);
+	return 1;
+}
+
+#undef LIT
+
+/* What receiving a batch needs for each of its records. */
+struct receiving {
+	struct juki_store *store;
+	const struct juki_msg *msg;
+	int64_t now_ms;
+	int (*origin)(const struct juki_ident *sender, const struct juki_change *c);
+	struct juki_ident sender;
+	struct juki_batcher *forward;
+	const char *forward_dest;
+	const struct juki_honnin_hook *hook;
+	struct juki_counter *counter;
+	struct juki_reject *rej;
+};
+
+/* Record i of the batch, read as c, its canonical text len bytes at text. */
+static int
+receive_one(struct receiving *r, size_t i, const struct juki_change *c, const char *text,
+	    size_t len)
+{
+	struct juki_field_error fe;
+	enum juki_apply_outcome outcome;
+	char *replaced = NULL;
+	int rc;
+
+	if (!r->origin(&r->sender, c)) {
+		return juki_reject_set(r->rej, JUKI_R_BAD_FIELD,
+				       "records[%zu].lgcode: not a record the sender may send", i);
+	}
+	/* A date after today would keep the record current for good (precedence). */
+	if (juki_change_dates_check(c, r->now_ms, &fe) != 0) {
+		return juki_reject_set(r->rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
+				       fe.detail);
+	}
+	rc = apply_text(r->store, c, text, len, r->msg->from, r->now_ms, r->counter, &outcome,
+			r->hook != NULL ? &replaced : NULL);
+	if (rc == 0 && r->hook != NULL && outcome == JUKI_APPLIED_CURRENT) {
+		rc = hook_current(r->hook, replaced, c);
+	}
+	free(replaced);
+	if (rc == 0 && r->forward != NULL && outcome != JUKI_APPLIED_DUPLICATE) {
+		rc = juki_batcher_add_text(r->forward, text, len);
+		if (rc == 0) {
+			rc = juki_counter_add(r->counter, JUKI_COUNT_SENT, r->forward_dest, c);
+		}
+	}
+	return rc;
+}
+
+/*
+ * Record i from its tree: kept and passed on in the canonical form, written
+ * once (for a record a juki CS made, byte for byte what came).
+ */
+static int
+receive_tree(struct receiving *r, size_t i, const json_t *record)
+{
+	struct juki_field_error fe;
+	struct juki_change c;
+	size_t len;
+	char *text;
+	int rc;
+
+	if (juki_change_from_json(record, &c, &fe) != 0) {
+		return juki_reject_set(r->rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
+				       fe.detail);
+	}
+	if ((text = juki_change_text(&c, &len)) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	rc = receive_one(r, i, &c, text, len);
+	free(text);
+	return rc;
+}
+
+static int
+receive_records(struct receiving *r, const json_t *records)
+{
+	const json_t *record;
+	size_t i;
+	int rc = 0;
+
+	if (!json_is_array(records) || json_array_size(records) == 0) {
+		return juki_reject_set(r->rej, JUKI_R_BAD_FIELD, "records: a non-empty list");
+	}
+	json_array_foreach(records, i, record)
+	{
+		if ((rc = receive_tree(r, i, record)) != 0) {
+			break;
+		}
+	}
+	return rc;
+}
+
+/* The body's text: record by record in place; a record not in canonical form as a tree. */
+static int
+receive_text(struct receiving *r)
+{
+	const char *body = r->msg->body_text;
+	struct span *spans;
+	json_t *tree;
+	size_t n;
+	int rc = 0;
+
+	if ((spans = body_records(body, r->msg->body_len, &n)) == NULL) {
+		tree = json_loadb(body, r->msg->body_len, JSON_REJECT_DUPLICATES, NULL);
+		rc = tree == NULL ? JUKI_EJSON
+				  : receive_records(r, json_object_get(tree, "records"));
+		json_decref(tree);
+		return rc;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *rec = body + spans[i].off;
+		struct juki_change c;
+
+		if (change_from_canon(rec, spans[i].len, &c)) {
+			rc = receive_one(r, i, &c, rec, spans[i].len);
+			continue;
+		}
+		tree = json_loadb(rec, spans[i].len, JSON_REJECT_DUPLICATES, NULL);
+		rc = tree == NULL ? JUKI_EJSON : receive_tree(r, i, tree);
+		json_decref(tree);
+	}
+	free(spans);
+	return rc;
+}
+
 int
 juki_honnin_receive_hooked(struct juki_store *store, const struct juki_msg *msg, int64_t now_ms,
 			   int (*origin)(const struct juki_ident *sender,
@@ -1376,75 +1755,92 @@ juki_honnin_receive_hooked(struct juki_store *store, const struct juki_msg *msg,
 			   struct juki_batcher *forward, const char *forward_dest,
 			   const struct juki_honnin_hook *hook, struct juki_reject *rej)
 {
-	const json_t *records = json_object_get(msg->body, "records"), *record;
-	struct juki_counter *counter = NULL;
-	struct juki_ident sender;
-	size_t i, len;
-	int rc = 0;
+	struct receiving r;
+	int rc;
 
-	if (!json_is_array(records) || json_array_size(records) == 0) {
-		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "records: a non-empty list");
+	memset(&r, 0, sizeof(r));
+	r.store = store;
+	r.msg = msg;
+	r.now_ms = now_ms;
+	r.origin = origin;
+	r.forward = forward;
+	r.forward_dest = forward_dest;
+	r.hook = hook;
+	r.rej = rej;
+
+	if (msg->body_text == NULL) {
+		const json_t *records = json_object_get(msg->body, "records");
+
+		if (!json_is_array(records) || json_array_size(records) == 0) {
+			return juki_reject_set(rej, JUKI_R_BAD_FIELD, "records: a non-empty list");
+		}
 	}
-	if (juki_ident_parse(msg->from, &sender) != 0) {
+	if (juki_ident_parse(msg->from, &r.sender) != 0) {
 		return juki_reject_set(rej, JUKI_R_BAD_HEADER, "from: not an identity");
 	}
-	if ((counter = juki_counter_new()) == NULL) {
+	if ((r.counter = juki_counter_new()) == NULL) {
 		return JUKI_ENOMEM;
 	}
-	json_array_foreach(records, i, record)
-	{
-		struct juki_field_error fe;
-		struct juki_change c;
-		enum juki_apply_outcome outcome;
-		char *text, *replaced = NULL;
-
-		if (juki_change_from_json(record, &c, &fe) != 0) {
-			rc = juki_reject_set(rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
-					     fe.detail);
-			break;
-		}
-		if (!origin(&sender, &c)) {
-			rc = juki_reject_set(
-			    rej, JUKI_R_BAD_FIELD,
-			    "records[%zu].lgcode: not a record the sender may send", i);
-			break;
-		}
-		/* A date after today would keep the record current for good (precedence). */
-		if (juki_change_dates_check(&c, now_ms, &fe) != 0) {
-			rc = juki_reject_set(rej, fe.reason, "records[%zu].%s: %s", i, fe.field,
-					     fe.detail);
-			break;
-		}
-		/*
-		 * Kept and passed on in the canonical form, written once: for a
-		 * record a juki CS made, byte for byte what came.
-		 */
-		text = juki_change_text(&c, &len);
-		rc = text == NULL ? JUKI_ENOMEM
-				  : apply_text(store, &c, text, len, msg->from, now_ms, counter,
-					       &outcome, hook != NULL ? &replaced : NULL);
-		if (rc == 0 && hook != NULL && outcome == JUKI_APPLIED_CURRENT) {
-			rc = hook_current(hook, replaced, &c);
-		}
-		free(replaced);
-		if (rc == 0 && forward != NULL && outcome != JUKI_APPLIED_DUPLICATE) {
-			rc = juki_batcher_add_text(forward, text, len);
-			if (rc == 0) {
-				rc = juki_counter_add(counter, JUKI_COUNT_SENT, forward_dest, &c);
-			}
-		}
-		free(text);
-		if (rc != 0) {
-			break;
-		}
-	}
+	rc = msg->body_text != NULL ? receive_text(&r)
+				    : receive_records(&r, json_object_get(msg->body, "records"));
 	if (rc == 0 && forward != NULL) {
 		rc = juki_batcher_flush(forward);
 	}
 	if (rc == 0) {
-		rc = juki_counter_flush(counter, store);
+		rc = juki_counter_flush(r.counter, store);
 	}
-	juki_counter_free(counter);
+	juki_counter_free(r.counter);
+	return rc;
+}
+
+int
+juki_honnin_batch_codes(const struct juki_msg *msg, int (*fn)(void *arg, const char *code),
+			void *arg)
+{
+	static const char lead[] = "{\"code\":\"";
+	const json_t *records = json_object_get(msg->body, "records"), *record;
+	json_t *tree = NULL;
+	struct span *spans;
+	size_t n, i;
+	int rc = 0;
+
+	if (msg->body_text != NULL &&
+	    (spans = body_records(msg->body_text, msg->body_len, &n)) != NULL) {
+		for (i = 0; i < n && rc == 0; i++) {
+			const char *rec = msg->body_text + spans[i].off;
+			char code[JUKI_JUMIN_CODE_LEN + 1];
+			const char *s;
+
+			if (spans[i].len > sizeof(lead) + JUKI_JUMIN_CODE_LEN &&
+			    memcmp(rec, lead, sizeof(lead) - 1) == 0 &&
+			    rec[sizeof(lead) - 1 + JUKI_JUMIN_CODE_LEN] == '"') {
+				memcpy(code, rec + sizeof(lead) - 1, JUKI_JUMIN_CODE_LEN);
+				code[JUKI_JUMIN_CODE_LEN] = '\0';
+				rc = fn(arg, code);
+				continue;
+			}
+			tree = json_loadb(rec, spans[i].len, JSON_REJECT_DUPLICATES, NULL);
+			s = json_string_value(json_object_get(tree, "code"));
+			rc = s != NULL ? fn(arg, s) : 0;
+			json_decref(tree);
+			tree = NULL;
+		}
+		free(spans);
+		return rc;
+	}
+	if (msg->body_text != NULL) {
+		tree = json_loadb(msg->body_text, msg->body_len, JSON_REJECT_DUPLICATES, NULL);
+		records = json_object_get(tree, "records");
+	}
+	json_array_foreach(records, i, record)
+	{
+		const char *s = json_string_value(json_object_get(record, "code"));
+
+		if (s != NULL && (rc = fn(arg, s)) != 0) {
+			break;
+		}
+	}
+	json_decref(tree);
 	return rc;
 }
 

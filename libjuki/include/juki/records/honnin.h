@@ -287,6 +287,9 @@ void juki_batcher_free(struct juki_batcher *b);
  * juki_change_dates_check(), reason JUKI_R_FUTURE_DATE), then is applied
  * and counted as received from the sender.  Records that were not already
  * held go on to forward (if not NULL), counted as sent to forward_dest.
+ * The body is msg->body_text when set (struct juki_msg; read in place,
+ * a record in the form juki_change_text() writes kept and forwarded as the
+ * bytes that came), else msg->body.
  * Inside the inbound transaction; a refusal fills rej ("records[i].field:
  * ...") and returns JUKI_REJECT, and the caller's savepoint undoes the
  * records applied before it.
@@ -318,6 +321,14 @@ int juki_honnin_receive_hooked(struct juki_store *store, const struct juki_msg *
 					     const struct juki_change *c),
 			       struct juki_batcher *forward, const char *forward_dest,
 			       const struct juki_honnin_hook *hook, struct juki_reject *rej);
+
+/*
+ * juki_honnin_batch_codes() - fn(arg, code) for the code of each record of
+ * a honnin.batch msg (one juki_honnin_receive() accepted), tree or text
+ * body alike, in record order; stops at and returns fn's first non-zero.
+ */
+int juki_honnin_batch_codes(const struct juki_msg *msg, int (*fn)(void *arg, const char *code),
+			    void *arg);
 
 /*
  * Ranges of 住民票コード, to narrow down a difference in a day's counts
