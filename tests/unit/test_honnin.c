@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
 #include "juki/base/text.h"
@@ -725,6 +727,53 @@ test_future_dates(void **state)
 	json_decref(msg.body);
 }
 
+/*
+ * The digest of the update counts is SHA-256 of "code|lgcode|version"
+ * XORed over the day's records, on every server alike; records of two
+ * days taken in turn each count in their own day (09:00 JST is midnight UTC).
+ */
+static void
+test_digest_text(void **state)
+{
+	struct fx *f = *state;
+	static const char *const times[] = {"2026-11-25T14:59:59.999Z", "2026-11-25T15:00:00.000Z",
+					    "2026-11-25T01:00:00.000Z", "2026-11-26T03:00:00.000Z"};
+	unsigned char md[32];
+	unsigned int len = 0;
+	char hex[65];
+	json_t *counts;
+
+	for (size_t i = 0; i < 4; i++) {
+		struct juki_change x;
+
+		change_of(record("131016", 12345 + (int)i, "出生", "2026-11-25", times[i], "a"),
+			  &x);
+		assert_int_equal(juki_counter_add(f->counter, JUKI_COUNT_SENT, "p", &x), 0);
+	}
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_counter_flush(f->counter, f->store), 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	counts = juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "p", "2026-11-25");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 2);
+	{
+		unsigned char a[32], b[32];
+
+		assert_int_equal(EVP_Digest(CODE "|131016|12345", 24, a, &len, EVP_sha256(), NULL),
+				 1);
+		assert_int_equal(EVP_Digest(CODE "|131016|12347", 24, b, &len, EVP_sha256(), NULL),
+				 1);
+		for (size_t i = 0; i < 32; i++) {
+			md[i] = a[i] ^ b[i];
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		}
+	}
+	assert_string_equal(json_string_value(json_object_get(counts, "digest")), hex);
+	json_decref(counts);
+	counts = juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "p", "2026-11-26");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 2);
+	json_decref(counts);
+}
+
 static int
 collect_code(void *arg, const char *code)
 {
@@ -983,6 +1032,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_future_dates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receive_text, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_digest_text, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
