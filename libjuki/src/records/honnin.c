@@ -1631,12 +1631,12 @@ recorded_canon(const char *recorded, const struct juki_change *c)
 }
 
 /*
- * c from rec (len bytes) when rec is exactly juki_change_text(c) and c
- * passes every rule of juki_change_from_json(): 1; else 0 (nothing said:
- * juki_change_from_json() decides, with its words).
+ * juki_change_from_text() (records/honnin.h): c from rec in place when rec
+ * is exactly juki_change_text(c) and c passes every rule of
+ * juki_change_from_json().
  */
-static int
-change_from_canon(const char *rec, size_t len, struct juki_change *c)
+int
+juki_change_from_text(const char *rec, size_t len, struct juki_change *c)
 {
 	struct canon k = {rec, rec + len};
 	char reason[64], recorded[32];
@@ -1650,31 +1650,31 @@ change_from_canon(const char *rec, size_t len, struct juki_change *c)
 	    !canon_str(&k, c->reason_date, sizeof(c->reason_date)) || !LIT(&k, ",\"recorded\":") ||
 	    !canon_str(&k, recorded, sizeof(recorded)) || !LIT(&k, ",\"person\":{\"name\":") ||
 	    !canon_str(&k, c->person.name, sizeof(c->person.name))) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	if ((kana = LIT(&k, ",\"kana\":")) &&
 	    !canon_str(&k, c->person.kana, sizeof(c->person.kana))) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	if (!LIT(&k, ",\"birth\":") || !canon_str(&k, c->person.birth, sizeof(c->person.birth)) ||
 	    !LIT(&k, ",\"sex\":") || k.p >= k.end || (*k.p != '1' && *k.p != '2')) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	c->person.sex = *k.p++ - '0';
 	if (!LIT(&k, ",\"address\":") ||
 	    !canon_str(&k, c->person.address, sizeof(c->person.address)) || !LIT(&k, "}")) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	if ((old_code = LIT(&k, ",\"old_code\":")) &&
 	    !canon_str(&k, c->old_code, sizeof(c->old_code))) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	if ((new_code = LIT(&k, ",\"new_code\":")) &&
 	    !canon_str(&k, c->new_code, sizeof(c->new_code))) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	if (!LIT(&k, "}") || k.p != k.end) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	/* The rules of juki_change_from_json() and juki_person_fields_from_json(). */
 	c->reason = juki_reason_find(reason);
@@ -1685,7 +1685,7 @@ change_from_canon(const char *rec, size_t len, struct juki_change *c)
 	    !text_ok(c->person.name, JUKI_NAME_MAX) ||
 	    (kana && !text_ok(c->person.kana, JUKI_NAME_MAX)) ||
 	    !text_ok(c->person.address, JUKI_ADDRESS_MAX) || !juki_date_valid(c->person.birth)) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	memcpy(c->person.code, c->code, sizeof(c->code));
 	memcpy(c->person.lgcode, c->lgcode, sizeof(c->lgcode));
@@ -1694,13 +1694,13 @@ change_from_canon(const char *rec, size_t len, struct juki_change *c)
 
 		if (old_code == new_code || juki_jumin_code_check(dest) != 0 ||
 		    strcmp(dest, c->code) == 0) {
-			return 0;
+			return JUKI_EFORMAT;
 		}
 	} else if (old_code || new_code) {
-		return 0;
+		return JUKI_EFORMAT;
 	}
 	c->kind = juki_change_kind_of(c);
-	return 1;
+	return 0;
 }
 
 #undef LIT
@@ -1824,7 +1824,7 @@ receive_text(struct receiving *r)
 		const char *rec = body + spans[i].off;
 		struct juki_change c;
 
-		if (change_from_canon(rec, spans[i].len, &c)) {
+		if (juki_change_from_text(rec, spans[i].len, &c) == 0) {
 			rc = receive_one(r, i, &c, rec, spans[i].len);
 			continue;
 		}

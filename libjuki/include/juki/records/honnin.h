@@ -92,6 +92,15 @@ enum juki_change_kind juki_change_kind_of(const struct juki_change *c);
 int juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_field_error *fe);
 
 /*
+ * juki_change_from_text() - c read in place from rec (len bytes) when rec
+ * is exactly what juki_change_text(c) writes and c passes every rule of
+ * juki_change_from_json(): 0.  JUKI_EFORMAT for anything else, with no
+ * word of why (another form may still be valid: juki_change_from_json()
+ * decides, and words a refusal).  How receivers read honnin.batch bodies.
+ */
+int juki_change_from_text(const char *rec, size_t len, struct juki_change *c);
+
+/*
  * juki_change_dates_check() - the dates of c, reason_date and person.birth,
  * by the rule of juki_date_not_future() (person.h): not after the Japan day
  * of now_ms.  Every way a record enters (import, clerk, network) checks it
