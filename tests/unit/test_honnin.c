@@ -203,6 +203,25 @@ test_change_text(void **state)
 		assert_non_null(b);
 		assert_string_equal(a, b);
 		assert_int_equal(len, strlen(a));
+		/* Read back in place: the same record; escapes are left to the tree. */
+		{
+			struct juki_change back;
+			char *again;
+
+			if (i == 1) {
+				assert_int_equal(juki_change_from_text(b, len, &back),
+						 JUKI_EFORMAT);
+			} else {
+				assert_int_equal(juki_change_from_text(b, len, &back), 0);
+				again = juki_change_text(&back, &len);
+				assert_string_equal(again, b);
+				assert_int_equal(back.kind, c.kind);
+				assert_int_equal(back.recorded_ms, c.recorded_ms);
+				free(again);
+				assert_int_equal(juki_change_from_text(b, len - 1, &back),
+						 JUKI_EFORMAT);
+			}
+		}
 		free(a);
 		free(b);
 		json_decref(obj);
