@@ -78,6 +78,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 	sqlite3_stmt *stmt = NULL;
 	json_t *doc = NULL;
 	char *text = NULL;
+	size_t len;
 	int rc;
 
 	if (store == NULL || !msg_ok(msg) || !field_ok(service, SERVICE_MAX)) {
@@ -92,6 +93,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 		rc = JUKI_ENOMEM;
 		goto out;
 	}
+	len = strlen(text);
 	if (body != NULL) {
 		/*
 		 * The header serialised with an empty body, which comes last
@@ -110,6 +112,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 		memcpy(whole + hlen - 3 + body_len, "}", 2);
 		free(text);
 		text = whole;
+		len = hlen - 3 + body_len + 1;
 	}
 	stmt = juki_store_prepare(store, sql);
 	if (stmt == NULL) {
@@ -120,7 +123,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 	sqlite3_bind_text(stmt, 2, service, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, msg->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 4, msg->type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob64(stmt, 5, text, strlen(text), SQLITE_STATIC);
+	sqlite3_bind_blob64(stmt, 5, text, len, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 6, now_ms);
 	if (sqlite3_step(stmt) != SQLITE_DONE) {
 		rc = is_dup(juki_store_db(store)) ? JUKI_EDUP : JUKI_ESTORE;
