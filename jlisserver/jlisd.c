@@ -182,7 +182,7 @@ jlisd_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki
 }
 
 static const struct juki_handler jlisd_handlers[] = {
-    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, 1, NULL},
+    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, jlisd_handle_batch, 0, JUKI_BULK_TEXT, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, jlisd_handle_count_query, 1, 0, NULL},
     JUKI_PROVIDE_HANDLERS,
     JUKI_REPORT_HANDLERS_JLIS,

@@ -340,7 +340,7 @@ static const struct juki_purge_rule prefd_purge_rules[] = {
 
 static const struct juki_handler prefd_handlers[] = {
     {JUKI_MSG_TENSHUTSU, JUKI_SVC_HONNIN, prefd_handle_tenshutsu, 0, 0, NULL},
-    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, 1, NULL},
+    {JUKI_MSG_HONNIN_BATCH, JUKI_SVC_HONNIN, prefd_handle_batch, 0, JUKI_BULK_TEXT, NULL},
     {JUKI_MSG_COUNT_QUERY, JUKI_SVC_HONNIN, prefd_handle_count_query, 1, 0, NULL},
     JUKI_PROVIDE_HANDLERS,
     {JUKI_MSG_PROVIDE_NOTICE, JUKI_SVC_PROVIDE, prefd_handle_notice, 0, 1, NULL},

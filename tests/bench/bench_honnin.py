@@ -7,7 +7,13 @@ rows inserted by a plain C loop into a fresh SQLite table
 (code TEXT PRIMARY KEY, rec BLOB), WAL, synchronous=FULL, 10,000 rows per
 transaction, one prepared statement (tests/bench/sqlite_ceiling.c).
 
+One hop is then measured alone: the same files from one CS to its prefectural
+server with nothing behind it (no national server: the prefecture records,
+keeps its outbox for the nation and forwards nothing), so that a hop's rate and
+CPU are not hidden by its neighbours' CPU on a shared machine.
+
     python3 tests/bench/bench_honnin.py [--records N] [--file-rows R] [--dir DIR]
+                                        [--no-one-hop]
 """
 
 import argparse
@@ -92,12 +98,52 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def drop(cs, files):
+    """Every file into the CS's import spool at once; the time of the drop."""
+    incoming = os.path.join(cs.spool, "incoming")
+    for path in files:
+        shutil.copy(path, os.path.join(incoming, "." + os.path.basename(path)))
+    t0 = time.monotonic()
+    for path in files:
+        name = os.path.basename(path)
+        os.rename(os.path.join(incoming, "." + name), os.path.join(incoming, name))
+    return t0
+
+
+def wait_all(t0, n, hops):
+    """{name: seconds from t0 until its store holds n records} for each (name, daemon)."""
+    done = {}
+    sql = "SELECT count(*) FROM honnin"
+    while len(done) < len(hops):
+        time.sleep(0.25)
+        now = time.monotonic() - t0
+        for name, d in hops:
+            if name not in done and count(d.store, sql) >= n:
+                done[name] = now
+        if now > 3600:
+            raise SystemExit("did not finish within an hour: %s" % done)
+    return done
+
+
+def one_hop(files, n, conf):
+    """CS -> pref with nothing behind it: the time, and the CPU of csd and prefd."""
+    with Network(["fwgate:east", "cs:131016", "pref:13"], configure=conf) as net:
+        cs, pref = net["cs:131016"], net["pref:13"]
+        t0 = drop(cs, files)
+        done = wait_all(t0, n, (("cs", cs), ("pref", pref)))
+        cpu = {name: cpu_s(d.proc.pid) for name, d in (("csd", cs), ("prefd", pref))}
+        rss = {name: hwm_kib(d.proc.pid) for name, d in (("csd", cs), ("prefd", pref))}
+    return done, cpu, rss
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--file-rows", type=int, default=5_000)
     ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
     ap.add_argument("--single", type=int, default=100, help="single changes for idle latency")
+    ap.add_argument("--no-one-hop", dest="one_hop", action="store_false",
+                    help="skip the measurement of CS -> pref alone")
     args = ap.parse_args()
     n = args.records
     workdir = tempfile.mkdtemp(prefix="juki-bench-", dir=args.dir)
@@ -117,23 +163,8 @@ def main():
         with Network(["fwgate:east", "cs:131016", "pref:13", "jlis:0"],
                      configure=conf) as net:
             cs, pref, jlis = net["cs:131016"], net["pref:13"], net["jlis:0"]
-            incoming = os.path.join(cs.spool, "incoming")
-            for path in files:
-                shutil.copy(path, os.path.join(incoming, "." + os.path.basename(path)))
-            t0 = time.monotonic()
-            for path in files:
-                name = os.path.basename(path)
-                os.rename(os.path.join(incoming, "." + name), os.path.join(incoming, name))
-            done = {}
-            sql = "SELECT count(*) FROM honnin"
-            while len(done) < 3:
-                time.sleep(0.25)
-                now = time.monotonic() - t0
-                for name, d in (("cs", cs), ("pref", pref), ("jlis", jlis)):
-                    if name not in done and count(d.store, sql) >= n:
-                        done[name] = now
-                if now > 3600:
-                    raise SystemExit("did not finish within an hour: %s" % done)
+            t0 = drop(cs, files)
+            done = wait_all(t0, n, (("cs", cs), ("pref", pref), ("jlis", jlis)))
             daemons = (("csd", cs), ("prefd", pref), ("jlisd", jlis),
                        ("fwgated", net["fwgate:east"]))
             rss = {name: hwm_kib(d.proc.pid) for name, d in daemons}
@@ -160,6 +191,10 @@ def main():
                 (args.single,))]
             con.close()
 
+        if args.one_hop:
+            print("one hop: CS -> pref alone ...", flush=True)
+            hop_done, hop_cpu, hop_rss = one_hop(files, n, conf)
+
         e2e = n / done["jlis"]
         print()
         print("records: %d (%d files of %d rows), one CS -> pref -> jlis through the gateway"
@@ -178,6 +213,13 @@ def main():
         print("CPU time: " + ", ".join("%s %.1f s (%.1f us/record)" % (k, v, v * 1e6 / n)
                                        for k, v in cpu.items()) +
               "; %d CPUs" % os.cpu_count())
+        if args.one_hop:
+            print("one hop alone (CS -> pref, nothing behind it): pref %.0f records/s (done at "
+                  "%.1f s); CPU " % (n / hop_done["pref"], hop_done["pref"]) +
+                  ", ".join("%s %.1f s (%.1f us/record)" % (k, v, v * 1e6 / n)
+                            for k, v in hop_cpu.items()) +
+                  "; peak RSS " + ", ".join("%s %.1f MiB" % (k, v / 1024)
+                                            for k, v in hop_rss.items()))
         print("ceiling (plain C loop, same rows, same disk): %.0f rows/s" % ceil)
         print("ratio: %.2f" % (e2e / ceil))
     finally:

@@ -2,7 +2,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "juki/base/clock.h"
@@ -202,6 +204,60 @@ test_dates(void **state)
 }
 
 /* The Japan day: its number, its midnight, and a day that begins at HH:MM. */
+/* juki_clock_format() and juki_clock_date() write what gmtime_r() and snprintf() write. */
+static void
+test_format_as_gmtime(void **state)
+{
+	static const int64_t edges[] = {0,
+					INT64_C(-1),
+					INT64_C(-62167219200000),
+					INT64_C(-62167219200001),
+					INT64_C(253402300799999),
+					INT64_C(253402300800000),
+					INT64_C(951782400000), /* 2000-02-29 */
+					INT64_C(4107542400000) /* 2100-03-01 */};
+	uint64_t x = 88172645463325252u;
+
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		char a[64], b[64], c[16], e[48];
+		struct tm tm;
+		int64_t ms;
+		time_t secs;
+		int frac;
+
+		if (i < (int)(sizeof(edges) / sizeof(edges[0]))) {
+			ms = edges[i];
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			/* Years -300 to 10300 or so, every millisecond as likely. */
+			ms = (int64_t)(x % UINT64_C(334000000000000)) - INT64_C(71600000000000);
+		}
+		secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
+		frac = (int)(ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000);
+		assert_non_null(gmtime_r(&secs, &tm));
+		snprintf(b, sizeof(b), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+		if (strlen(b) >= 32) {
+			continue;
+		}
+		assert_int_equal(juki_clock_format(ms, a, 32), 0);
+		assert_string_equal(a, b);
+		snprintf(e, sizeof(e), "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday);
+		if (strlen(e) < 11 && ms <= INT64_MAX - 9 * 3600 * 1000 && ms >= 0) {
+			secs = (time_t)((ms + 9 * 3600 * 1000) / 1000);
+			assert_non_null(gmtime_r(&secs, &tm));
+			snprintf(e, sizeof(e), "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+				 tm.tm_mday);
+			assert_int_equal(juki_clock_date(ms, c, sizeof(c)), 0);
+			assert_string_equal(c, e);
+		}
+	}
+}
+
 static void
 test_japan_day(void **state)
 {
@@ -363,6 +419,7 @@ main(void)
 	    cmocka_unit_test(test_strerror),
 	    cmocka_unit_test(test_seterr),
 	    cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_format_as_gmtime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

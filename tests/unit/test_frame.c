@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -365,6 +366,146 @@ test_pull_frozen(void **state)
 	evbuffer_free(in);
 }
 
+static int
+want_batch(const char *type, void *arg)
+{
+	(void)arg;
+	return strcmp(type, "honnin.batch") == 0;
+}
+
+#define HEAD "{\"v\":1,\"id\":\"x\",\"type\":\"honnin.batch\",\"body\":"
+
+/* split() of HEAD body "}": 1 with the body's span, or 0; a split always parses whole. */
+static int
+split_body(const char *body)
+{
+	size_t n = strlen(HEAD) + strlen(body) + 1, off, blen;
+	char *frame = malloc(n + 1);
+	json_t *doc = NULL, *whole = NULL;
+	int rc;
+
+	snprintf(frame, n + 1, "%s%s}", HEAD, body);
+	rc = juki_frame_split(frame, n, want_batch, NULL, &doc, &off, &blen);
+	if (rc == 1) {
+		assert_int_equal(off, strlen(HEAD));
+		assert_int_equal(blen, strlen(body));
+		assert_int_equal(json_object_size(json_object_get(doc, "body")), 0);
+		assert_string_equal(json_string_value(json_object_get(doc, "type")),
+				    "honnin.batch");
+		assert_int_equal(juki_frame_parse(frame, n, &whole), 1);
+		json_decref(whole);
+	} else {
+		assert_null(doc);
+	}
+	json_decref(doc);
+	free(frame);
+	return rc;
+}
+
+/* The body of a bulk message read without a tree: only what jansson takes. */
+static void
+test_split(void **state)
+{
+	static const char *const refused[] = {
+	    "{\"a\":\"\xc0\x80\"}",         /* overlong */
+	    "{\"a\":\"\xed\xa0\x80\"}",     /* a surrogate in UTF-8 */
+	    "{\"a\":\"\xf4\x90\x80\x80\"}", /* past U+10FFFF */
+	    "{\"a\":\"\xe3\x81\"}",         /* cut short */
+	    "{\"a\":\"\\u0000\"}",
+	    "{\"a\":\"\\ud800\"}",
+	    "{\"a\":\"\\udc00\\ud800\"}",
+	    "{\"a\":\"\\x\"}",
+	    "{\"a\":\"a\tb\"}",
+	    "{\"a\":1,\"a\":2}",
+	    "{\"a\":01}",
+	    "{\"a\":-}",
+	    "{\"a\":[1,]}",
+	    "{\"a\":{\"b\":1,}}",
+	    "{\"a\":tru}",
+	    "{\"a\":1 2}",
+	    "{\"a\":\"b\"",
+	    "[1]",
+	    "\"s\"",
+	};
+	/* Valid, but left to jansson: reals, long integers, escaped keys, deep nesting. */
+	static const char *const left[] = {
+	    "{\"a\":1.5}",
+	    "{\"a\":1e3}",
+	    "{\"a\":1234567890123456789}",
+	    "{\"\\u0061\":1}",
+	    "{\"a\":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}",
+	};
+	static const char *const taken[] = {
+	    "{}",
+	    "{\"records\":[{\"a\":\"\xe5\xb1\xb1\xe7\x94\xb0\",\"b\":-0,\"c\":[true,false,null]}]}",
+	    "{ \"a\" :\t[ 1 ,\r\n\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\" ] }",
+	    "{\"a\":\"\xf0\x9f\x98\x80\",\"b\":123456789012345678}",
+	};
+	json_t *doc;
+	size_t off, len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(split_body(refused[i]), 0);
+	}
+	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++) {
+		assert_int_equal(split_body(left[i]), 0);
+	}
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+		assert_int_equal(split_body(taken[i]), 1);
+	}
+	/* Another type, a body before the type, a header jansson refuses: not split. */
+	assert_int_equal(juki_frame_split("{\"type\":\"ack\",\"body\":{}}", 24, want_batch, NULL,
+					  &doc, &off, &len),
+			 0);
+	assert_int_equal(juki_frame_split("{\"body\":{},\"type\":\"honnin.batch\"}", 33, want_batch,
+					  NULL, &doc, &off, &len),
+			 0);
+	assert_int_equal(split_body("{},\"type\":\"x\""), 0);
+	assert_int_equal(split_body("{},\"body\":{}"), 0);
+	assert_int_equal(split_body("{}} "), 0);
+}
+
+/* Random damage to a valid frame: whatever split() takes, jansson takes too. */
+static void
+test_split_damaged(void **state)
+{
+	static const char frame[] =
+	    HEAD "{\"records\":[{\"code\":\"24727059608\",\"version\":3,\"person\":{\"name\":"
+		 "\"\xe5\xb1\xb1\xe7\x94\xb0 "
+		 "\xe8\x8a\xb1\xe5\xad\x90\",\"sex\":2,\"k\":\"a\\\"b\\u00e9\"},"
+		 "\"x\":[true,false,null,-12]}]}}";
+	static const unsigned char bytes[] = {'"',  '\\', '{',  '}',  '[',  ']',  ',',  ':',
+					      '0',  '1',  'u',  'e',  '.',  0x00, 0x1f, 0x80,
+					      0xc0, 0xe3, 0xed, 0xf4, 0xff, ' ',  'n',  '-'};
+	char buf[sizeof(frame)];
+	unsigned seed = 2026;
+	size_t split = 0;
+
+	(void)state;
+	for (int round = 0; round < 200000; round++) {
+		json_t *doc = NULL, *whole = NULL;
+		size_t off, len, n = sizeof(frame) - 1;
+		int rc;
+
+		memcpy(buf, frame, sizeof(frame));
+		for (int k = 0; k < 1 + round % 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			buf[strlen(HEAD) + (seed >> 8) % (n - strlen(HEAD))] =
+			    (char)bytes[(seed >> 20) % sizeof(bytes)];
+		}
+		rc = juki_frame_split(buf, n, want_batch, NULL, &doc, &off, &len);
+		if (rc == 1) {
+			split++;
+			assert_int_equal(juki_frame_parse(buf, n, &whole), 1);
+			json_decref(whole);
+		}
+		json_decref(doc);
+	}
+	/* Some damage leaves valid JSON (a digit for a digit): those were taken. */
+	assert_true(split > 0);
+}
+
 int
 main(void)
 {
@@ -381,6 +522,8 @@ main(void)
 	    cmocka_unit_test(test_nul_refused),
 	    cmocka_unit_test(test_push_refusals),
 	    cmocka_unit_test(test_pull_frozen),
+	    cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_split_damaged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "juki/base/clock.h"
+#include "juki/base/codes.h"
+#include "juki/base/text.h"
 #include "juki/base/error.h"
 #include "juki/records/honnin.h"
 #include "juki/wire/msg.h"
@@ -199,6 +203,25 @@ test_change_text(void **state)
 		assert_non_null(b);
 		assert_string_equal(a, b);
 		assert_int_equal(len, strlen(a));
+		/* Read back in place: the same record; escapes are left to the tree. */
+		{
+			struct juki_change back;
+			char *again;
+
+			if (i == 1) {
+				assert_int_equal(juki_change_from_text(b, len, &back),
+						 JUKI_EFORMAT);
+			} else {
+				assert_int_equal(juki_change_from_text(b, len, &back), 0);
+				again = juki_change_text(&back, &len);
+				assert_string_equal(again, b);
+				assert_int_equal(back.kind, c.kind);
+				assert_int_equal(back.recorded_ms, c.recorded_ms);
+				free(again);
+				assert_int_equal(juki_change_from_text(b, len - 1, &back),
+						 JUKI_EFORMAT);
+			}
+		}
 		free(a);
 		free(b);
 		json_decref(obj);
@@ -723,6 +746,293 @@ test_future_dates(void **state)
 	json_decref(msg.body);
 }
 
+/*
+ * The digest of the update counts is SHA-256 of "code|lgcode|version"
+ * XORed over the day's records, on every server alike; records of two
+ * days taken in turn each count in their own day (09:00 JST is midnight UTC).
+ */
+static void
+test_digest_text(void **state)
+{
+	struct fx *f = *state;
+	static const char *const times[] = {"2026-11-25T14:59:59.999Z", "2026-11-25T15:00:00.000Z",
+					    "2026-11-25T01:00:00.000Z", "2026-11-26T03:00:00.000Z"};
+	unsigned char md[32];
+	unsigned int len = 0;
+	char hex[65];
+	json_t *counts;
+
+	for (size_t i = 0; i < 4; i++) {
+		struct juki_change x;
+
+		change_of(record("131016", 12345 + (int)i, "出生", "2026-11-25", times[i], "a"),
+			  &x);
+		assert_int_equal(juki_counter_add(f->counter, JUKI_COUNT_SENT, "p", &x), 0);
+	}
+	assert_int_equal(juki_store_begin(f->store), 0);
+	assert_int_equal(juki_counter_flush(f->counter, f->store), 0);
+	assert_int_equal(juki_store_commit(f->store), 0);
+	counts = juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "p", "2026-11-25");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 2);
+	{
+		unsigned char a[32], b[32];
+
+		assert_int_equal(EVP_Digest(CODE "|131016|12345", 24, a, &len, EVP_sha256(), NULL),
+				 1);
+		assert_int_equal(EVP_Digest(CODE "|131016|12347", 24, b, &len, EVP_sha256(), NULL),
+				 1);
+		for (size_t i = 0; i < 32; i++) {
+			md[i] = a[i] ^ b[i];
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		}
+	}
+	assert_string_equal(json_string_value(json_object_get(counts, "digest")), hex);
+	json_decref(counts);
+	counts = juki_honnin_counts_json(f->store, JUKI_COUNT_SENT, "p", "2026-11-26");
+	assert_int_equal(json_integer_value(json_object_get(counts, "total")), 2);
+	json_decref(counts);
+}
+
+static int
+collect_code(void *arg, const char *code)
+{
+	struct juki_text *t = arg;
+
+	return juki_text_lit(t, code) || juki_text_lit(t, " ");
+}
+
+/* The i-th valid 住民票コード of a test: 10 digits and their check digit. */
+static void
+nth_code(int i, char out[JUKI_JUMIN_CODE_LEN + 1])
+{
+	snprintf(out, JUKI_JUMIN_CODE_LEN + 1, "%010d", 1234500 + i);
+	out[10] = (char)juki_jumin_check_digit(out);
+	out[11] = '\0';
+}
+
+/* A record as a CS writes it (juki_change_text()), code the i-th. */
+static char *
+canon_record(int i, const char *reason, const char *address)
+{
+	struct juki_change c;
+	json_t *r = record("131016", 1, reason, "2026-11-20", "2026-11-25T01:02:03.456Z", address);
+	char code[JUKI_JUMIN_CODE_LEN + 1];
+	size_t len;
+
+	nth_code(i, code);
+	json_object_set_new(r, "code", json_string(code));
+	change_of(r, &c);
+	return juki_change_text(&c, &len);
+}
+
+/*
+ * body received at a store of its own, as a tree (text 0) or as its text
+ * (text 1, as a receiver given it by juki_frame_split()): the outcome, the
+ * refusal, and the records and counts the store then holds (*held).
+ */
+static int
+receive_as(const char *dir, const char *body, int text, struct juki_reject *rej, char **held)
+{
+	char path[256], err[256];
+	struct juki_store *store;
+	struct juki_msg msg;
+	struct juki_text t = {0};
+	sqlite3_stmt *st;
+	int64_t now;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s.db", dir, text ? "text" : "tree");
+	unlink(path);
+	assert_int_equal(juki_store_open(path, &juki_honnin_schema, 1, &store, err, sizeof(err)),
+			 0);
+	memset(&msg, 0, sizeof(msg));
+	memset(rej, 0, sizeof(*rej));
+	snprintf(msg.from, sizeof(msg.from), "urn:juki:cs:131016");
+	if (text) {
+		msg.body = json_object();
+		msg.body_text = body;
+		msg.body_len = strlen(body);
+	} else {
+		msg.body = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
+		assert_non_null(msg.body);
+	}
+	assert_int_equal(juki_clock_parse("2026-12-06T03:00:00Z", &now), 0);
+	assert_int_equal(juki_store_begin(store), 0);
+	rc = juki_honnin_receive(store, &msg, now, any_origin, NULL, NULL, rej);
+	if (rc == 0) {
+		assert_int_equal(juki_store_commit(store), 0);
+	} else {
+		juki_store_rollback(store);
+	}
+	json_decref(msg.body);
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(store),
+					    "SELECT code || ' ' || kind || ' ' || CAST(rec AS TEXT)"
+					    " FROM honnin UNION ALL SELECT day || reason || n"
+					    " FROM honnin_counts UNION ALL SELECT hex(digest)"
+					    " FROM honnin_digest",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		assert_int_equal(juki_text_put(&t, (const char *)sqlite3_column_text(st, 0),
+					       (size_t)sqlite3_column_bytes(st, 0)),
+				 0);
+		assert_int_equal(juki_text_put(&t, "\n", 1), 0);
+	}
+	sqlite3_finalize(st);
+	juki_store_close(store);
+	assert_int_equal(juki_text_put(&t, "", 1), 0);
+	*held = t.buf;
+	return rc;
+}
+
+/* body received as text and as a tree: the same outcome, refusal and store; returns rc. */
+static int
+same_both_ways(const char *dir, const char *body, struct juki_reject *rej)
+{
+	struct juki_reject rej_tree;
+	char *held_text, *held_tree;
+	int rc = receive_as(dir, body, 1, rej, &held_text);
+
+	assert_int_equal(receive_as(dir, body, 0, &rej_tree, &held_tree), rc);
+	assert_string_equal(rej->reason, rej_tree.reason);
+	assert_string_equal(rej->detail, rej_tree.detail);
+	assert_string_equal(held_text, held_tree);
+	free(held_text);
+	free(held_tree);
+	return rc;
+}
+
+/* A body joined from records: {"records":[r0,r1,...]}. */
+static char *
+body_of(char **recs, size_t n)
+{
+	struct juki_text t = {0};
+
+	assert_int_equal(juki_text_lit(&t, "{\"records\":["), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(juki_text_lit(&t, i ? "," : ""), 0);
+		assert_int_equal(juki_text_lit(&t, recs[i]), 0);
+	}
+	assert_int_equal(juki_text_lit(&t, "]}"), 0);
+	assert_int_equal(juki_text_put(&t, "", 1), 0);
+	return t.buf;
+}
+
+/*
+ * A batch's body read from its text (the receivers' way) gives what the
+ * tree gives: the same records kept byte for byte, the same counts and
+ * digests, the same refusal in the same words; records in another form
+ * than a CS writes are read too.
+ */
+static void
+test_receive_text(void **state)
+{
+	static const struct {
+		const char *from, *to;
+	} bad[] = {
+	    {"\"code\":\"00012345003\"", "\"code\":\"00012345004\""}, /* check digit */
+	    {"\"version\":1", "\"version\":0"},
+	    {"\"version\":1", "\"version\":1,\"extra\":1"},
+	    {"\"reason\":\"転入\"", "\"reason\":\"引越し\""},
+	    {"\"reason_date\":\"2026-11-20\"", "\"reason_date\":\"2026-02-30\""},
+	    {"\"reason_date\":\"2026-11-20\"", "\"reason_date\":\"2026-12-24\""},
+	    {"\"recorded\":\"2026-11-25T01:02:03.456Z\"", "\"recorded\":\"yesterday\""},
+	    {"\"birth\":\"1990-04-01\"", "\"birth\":\"2027-04-01\""},
+	    {"\"sex\":2", "\"sex\":3"},
+	    {"\"name\":\"山田 花子\"", "\"name\":\"e\xcc\x81\""}, /* not NFC */
+	    {"\"name\":\"山田 花子\"", "\"name\":\"\""},
+	    {"\"name\":\"山田 花子\"", "\"name\":\"山田 花子\",\"kana\":\"\""},
+	    {"\"name\":\"山田 花子\"", "\"name\":\"a\\u0007b\""},
+	    {"\"lgcode\":\"131016\"", "\"lgcode\":\"131017\""},
+	    {"\"address\":\"a\"", "\"address\":\"a\",\"code\":\"00012345009\""},
+	    {"}}", "},\"new_code\":\"17075364555\"}"},
+	};
+	struct fx *f = *state;
+	struct juki_reject rej;
+	char *recs[6], *body;
+	struct juki_msg msg;
+	char *codes;
+
+	recs[0] = canon_record(0, "転入", "a");
+	recs[1] = canon_record(1, "出生", "東京都千代田区本町1丁目1番1号");
+	recs[2] = canon_record(2, "転居", "a \"quoted\" \\ back"); /* escapes: the tree's way */
+	recs[3] = canon_record(3, "転入", "𠮷");
+	/* Another key order and spaces, a reason in romaji, a code change: all read. */
+	recs[4] = strdup("{ \"lgcode\":\"131016\", \"code\":\"00012345046\", \"version\":2,"
+			 " \"reason\":\"tennyu\", \"reason_date\":\"2026-11-20\","
+			 " \"recorded\":\"2026-11-25T01:02:03Z\", \"person\":{\"sex\":1,"
+			 " \"name\":\"x\", \"birth\":\"1990-04-01\", \"address\":\"y\"} }");
+	{
+		json_t *r = record("131016", 1, "住民票コード変更", "2026-11-20",
+				   "2026-11-25T01:02:03.456Z", "z");
+		struct juki_change c;
+		size_t len;
+
+		json_object_set_new(r, "code", json_string("05783086273"));
+		json_object_set_new(r, "old_code", json_string(CODE));
+		change_of(r, &c);
+		recs[5] = juki_change_text(&c, &len);
+	}
+	body = body_of(recs, 6);
+	assert_int_equal(same_both_ways(f->dir, body, &rej), 0);
+
+	/* The codes of the batch, as the double-registration scan reads them. */
+	memset(&msg, 0, sizeof(msg));
+	msg.body = json_object();
+	msg.body_text = body;
+	msg.body_len = strlen(body);
+	codes = NULL;
+	{
+		struct juki_text t = {0};
+
+		assert_int_equal(juki_honnin_batch_codes(&msg, collect_code, &t), 0);
+		assert_int_equal(juki_text_put(&t, "", 1), 0);
+		codes = t.buf;
+	}
+	assert_string_equal(codes, "00012345003 00012345011 00012345020 00012345038 "
+				   "00012345046 05783086273 ");
+	free(codes);
+	json_decref(msg.body);
+	free(body);
+
+	/* Each fault in the second record: refused alike, nothing kept. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *one[2], *at;
+		struct juki_text t = {0};
+
+		one[0] = recs[1];
+		at = strstr(recs[0], bad[i].from);
+		assert_non_null(at);
+		assert_int_equal(juki_text_put(&t, recs[0], (size_t)(at - recs[0])), 0);
+		assert_int_equal(juki_text_lit(&t, bad[i].to), 0);
+		assert_int_equal(juki_text_lit(&t, at + strlen(bad[i].from)), 0);
+		assert_int_equal(juki_text_put(&t, "", 1), 0);
+		one[1] = t.buf;
+		body = body_of(one, 2);
+		assert_int_equal(same_both_ways(f->dir, body, &rej), JUKI_REJECT);
+		assert_true(strncmp(rej.detail, "records[1].", 11) == 0);
+		free(body);
+		free(t.buf);
+	}
+	/* An empty list, and a body of another form: as the tree. */
+	assert_int_equal(same_both_ways(f->dir, "{\"records\":[]}", &rej), JUKI_REJECT);
+	assert_string_equal(rej.detail, "records: a non-empty list");
+	assert_int_equal(same_both_ways(f->dir, "{\"records\":{}}", &rej), JUKI_REJECT);
+	body = body_of(recs, 1);
+	body[strlen(body) - 1] = '\0';
+	{
+		char *more = malloc(strlen(body) + 16);
+
+		sprintf(more, "%s,\"more\":1}", body);
+		assert_int_equal(same_both_ways(f->dir, more, &rej), 0);
+		free(more);
+	}
+	free(body);
+	for (size_t i = 0; i < 6; i++) {
+		free(recs[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -740,6 +1050,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_counts_and_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_future_dates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_text, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_digest_text, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -164,6 +164,17 @@ test_put_commit_rollback(void **state)
 	assert_int_equal(q[1].oldest_ms, 3000);
 	free(q);
 
+	/* The kick's view, from the index alone: in queueing order, no time. */
+	assert_int_equal(juki_outbox_dests(f->store, &q, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(q[0].dest, CS_CHIYODA);
+	assert_int_equal(q[0].count, 2);
+	assert_int_equal(q[0].oldest_ms, 0);
+	assert_string_equal(q[1].dest, PREF_TOKYO);
+	assert_string_equal(q[1].service, "honnin");
+	assert_int_equal(q[1].count, 1);
+	free(q);
+
 	assert_int_equal(juki_outbox_stats(f->store, &count, &oldest), 0);
 	assert_int_equal(count, 3);
 	assert_int_equal(oldest, 1000);

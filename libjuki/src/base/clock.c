@@ -26,6 +26,56 @@ juki_clock_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void
+put_digits(char *p, int64_t v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/*
+ * Years 0 to 9999 (every time a record can hold) by arithmetic: what
+ * gmtime_r() and snprintf() below write, without their cost (glibc's
+ * gmtime_r() takes the time zone lock), which was paid for every record at
+ * every hop.  1 when written, 0 for the slow way.
+ */
+static int
+format_fast(int64_t ms, char *buf, size_t len, int with_time)
+{
+	int64_t day, y, in_day;
+	int m, d;
+
+	if (len < (with_time ? 25u : 11u) || ms < INT64_C(-62167219200000) ||
+	    ms >= INT64_C(253402300800000)) {
+		return 0;
+	}
+	day = ms / 86400000 - (ms % 86400000 < 0);
+	in_day = ms - day * 86400000;
+	juki_clock_civil_from_days(day, &y, &m, &d);
+	put_digits(buf, y, 4);
+	buf[4] = '-';
+	put_digits(buf + 5, m, 2);
+	buf[7] = '-';
+	put_digits(buf + 8, d, 2);
+	if (!with_time) {
+		buf[10] = '\0';
+		return 1;
+	}
+	buf[10] = 'T';
+	put_digits(buf + 11, in_day / 3600000, 2);
+	buf[13] = ':';
+	put_digits(buf + 14, in_day / 60000 % 60, 2);
+	buf[16] = ':';
+	put_digits(buf + 17, in_day / 1000 % 60, 2);
+	buf[19] = '.';
+	put_digits(buf + 20, in_day % 1000, 3);
+	buf[23] = 'Z';
+	buf[24] = '\0';
+	return 1;
+}
+
 static int
 format_tm(int64_t ms, char *buf, size_t len, int with_time)
 {
@@ -35,6 +85,9 @@ format_tm(int64_t ms, char *buf, size_t len, int with_time)
 	struct tm tm;
 	int n;
 
+	if (format_fast(ms, buf, len, with_time)) {
+		return 0;
+	}
 	if (gmtime_r(&secs, &tm) == NULL) {
 		return JUKI_ERANGE;
 	}

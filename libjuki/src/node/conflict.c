@@ -108,20 +108,19 @@ scan_code(struct juki_conflicts *cf, const char *code)
 	return step_done(st);
 }
 
+static int
+scan_one(void *arg, const char *code)
+{
+	return scan_code(arg, code);
+}
+
 int
 juki_conflicts_scan(struct juki_conflicts *cf, const struct juki_msg *batch)
 {
-	const json_t *record;
-	size_t i;
-	int rc;
+	int rc = juki_honnin_batch_codes(batch, scan_one, cf);
 
-	json_array_foreach(json_object_get(batch->body, "records"), i, record)
-	{
-		const char *code = json_string_value(json_object_get(record, "code"));
-
-		if (code != NULL && (rc = scan_code(cf, code)) != 0) {
-			return rc;
-		}
+	if (rc != 0) {
+		return rc;
 	}
 	if (cf->grace_ms == 0) {
 		/* Due at once: raised when the batch is committed. */

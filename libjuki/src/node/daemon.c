@@ -1,4 +1,5 @@
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -387,6 +388,15 @@ juki_daemon_main(int argc, char **argv, const struct juki_daemon_ops *ops)
 		free_conf(ops, d.conf);
 		return 0;
 	}
+	/*
+	 * A batch's frames, bodies and outbox entries are megabytes each,
+	 * allocated and freed at every batch: glibc would map and unmap them
+	 * (or trim the heap under them), and every page be faulted in again
+	 * at the next (perf: a tenth of a CS's CPU, docs/benchmarks.md).
+	 * Kept in the heap instead; what is freed is reused, not returned.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	d.started_ms = juki_clock_mono_ms();
 	d.base = event_base_new();
 	if (d.base == NULL || setup_signals(&d) != 0) {

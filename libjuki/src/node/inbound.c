@@ -10,6 +10,7 @@
 #include "juki/node/inbound.h"
 #include "juki/node/log.h"
 #include "juki/store/outbox.h"
+#include "juki/wire/frame.h"
 #include "juki/wire/net.h"
 
 /* Messages applied per transaction: enough for group commit, small enough to stay fair. */
@@ -416,7 +417,8 @@ is_bulk(const struct juki_inbound *in, const struct conn *c, const json_t *doc)
  * refusal rolls the transaction back instead of a savepoint.
  */
 static int
-handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json_t *acks, int alone)
+handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, size_t body_off,
+	   size_t body_len, json_t *acks, int alone)
 {
 	struct juki_inbound *in = c->in;
 	struct juki_store *store = in->conf.store;
@@ -455,6 +457,11 @@ handle_one(struct conn *c, const json_t *doc, const char *text, size_t len, json
 		goto out;
 	}
 	snprintf(msg.staff, sizeof(msg.staff), "%s", c->staff);
+	if (body_len > 0) {
+		/* Split by recv_frame() for a handler that reads the body's text itself. */
+		msg.body_text = text + body_off;
+		msg.body_len = body_len;
+	}
 	h = find_handler(in, msg.type, c->svc);
 	if (h == NULL) {
 		rc = refuse(c, acks, &msg, JUKI_R_UNKNOWN_TYPE, "type: no such message type here");
@@ -567,6 +574,43 @@ send_acks(struct conn *c, json_t *acks)
 	}
 }
 
+/* Whether the handler of type on c's service reads a body's text itself. */
+static int
+wants_text(const char *type, void *arg)
+{
+	const struct conn *c = arg;
+	const struct juki_handler *h = find_handler(c->in, type, c->svc);
+
+	return h != NULL && h->bulk == JUKI_BULK_TEXT && h->service == c->svc;
+}
+
+/*
+ * The next frame as juki_chan_recv_text() gives it, but for a handler that
+ * reads the body's text (body_text): then *doc is the header with an empty
+ * body and *body_len > 0 bytes of text at *body_off are the body.
+ */
+static int
+recv_frame(struct conn *c, json_t **doc, char **text, size_t *len, size_t *body_off,
+	   size_t *body_len)
+{
+	int got = juki_chan_recv_raw(c->chan, text, len);
+
+	*doc = NULL;
+	*body_off = *body_len = 0;
+	if (got != 1) {
+		return got;
+	}
+	got = juki_frame_split(*text, *len, wants_text, c, doc, body_off, body_len);
+	if (got == 0) {
+		got = juki_frame_parse(*text, *len, doc);
+	}
+	if (got != 1) {
+		free(*text);
+		*text = NULL;
+	}
+	return got;
+}
+
 static void
 chan_readable(struct juki_chan *chan, void *arg)
 {
@@ -587,8 +631,8 @@ chan_readable(struct juki_chan *chan, void *arg)
 		while (n < BATCH_MAX) {
 			json_t *doc = NULL;
 			char *text = NULL;
-			size_t len = 0;
-			int got = juki_chan_recv_text(c->chan, &doc, &text, &len);
+			size_t len = 0, body_off = 0, body_len = 0;
+			int got = recv_frame(c, &doc, &text, &len, &body_off, &body_len);
 
 			if (got == 0) {
 				break;
@@ -629,7 +673,7 @@ chan_readable(struct juki_chan *chan, void *arg)
 				free(text);
 				break;
 			}
-			rc = handle_one(c, doc, text, len, acks, bulk);
+			rc = handle_one(c, doc, text, len, body_off, body_len, acks, bulk);
 			json_decref(doc);
 			free(text);
 			n++;

@@ -630,7 +630,7 @@ juki_outbound_kick(struct juki_outbound *ob)
 	struct juki_outbox_queue *q = NULL;
 	size_t n = 0;
 
-	if (juki_outbox_queues(ob->store, &q, &n) != 0) {
+	if (juki_outbox_dests(ob->store, &q, &n) != 0) {
 		log_error("outbound: reading the outbox: %s", juki_store_errmsg(ob->store));
 		return;
 	}

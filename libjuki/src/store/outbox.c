@@ -78,6 +78,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 	sqlite3_stmt *stmt = NULL;
 	json_t *doc = NULL;
 	char *text = NULL;
+	size_t len;
 	int rc;
 
 	if (store == NULL || !msg_ok(msg) || !field_ok(service, SERVICE_MAX)) {
@@ -92,6 +93,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 		rc = JUKI_ENOMEM;
 		goto out;
 	}
+	len = strlen(text);
 	if (body != NULL) {
 		/*
 		 * The header serialised with an empty body, which comes last
@@ -110,6 +112,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 		memcpy(whole + hlen - 3 + body_len, "}", 2);
 		free(text);
 		text = whole;
+		len = hlen - 3 + body_len + 1;
 	}
 	stmt = juki_store_prepare(store, sql);
 	if (stmt == NULL) {
@@ -120,7 +123,7 @@ juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, const
 	sqlite3_bind_text(stmt, 2, service, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, msg->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 4, msg->type, -1, SQLITE_STATIC);
-	sqlite3_bind_blob64(stmt, 5, text, strlen(text), SQLITE_STATIC);
+	sqlite3_bind_blob64(stmt, 5, text, len, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 6, now_ms);
 	if (sqlite3_step(stmt) != SQLITE_DONE) {
 		rc = is_dup(juki_store_db(store)) ? JUKI_EDUP : JUKI_ESTORE;
@@ -137,11 +140,11 @@ out:
 	return rc;
 }
 
-int
-juki_outbox_queues(struct juki_store *store, struct juki_outbox_queue **out, size_t *n)
+/* The queues sql reads: dest, service, count and (with_oldest) oldest_ms. */
+static int
+read_queues(struct juki_store *store, const char *sql, int with_oldest,
+	    struct juki_outbox_queue **out, size_t *n)
 {
-	static const char sql[] = "SELECT dest, service, count(*), min(created_ms) FROM outbox "
-				  "GROUP BY dest, service ORDER BY min(created_ms), min(seq)";
 	struct juki_outbox_queue *queues = NULL, *grown, *q;
 	sqlite3_stmt *stmt = NULL;
 	size_t count = 0, cap = 0;
@@ -178,7 +181,7 @@ juki_outbox_queues(struct juki_store *store, struct juki_outbox_queue **out, siz
 			goto out;
 		}
 		q->count = sqlite3_column_int64(stmt, 2);
-		q->oldest_ms = sqlite3_column_int64(stmt, 3);
+		q->oldest_ms = with_oldest ? sqlite3_column_int64(stmt, 3) : 0;
 		count++;
 	}
 	if (src != SQLITE_DONE) {
@@ -193,6 +196,31 @@ out:
 	done(stmt);
 	free(queues);
 	return rc;
+}
+
+int
+juki_outbox_queues(struct juki_store *store, struct juki_outbox_queue **out, size_t *n)
+{
+	static const char sql[] = "SELECT dest, service, count(*), min(created_ms) FROM outbox "
+				  "GROUP BY dest, service ORDER BY min(created_ms), min(seq)";
+
+	return read_queues(store, sql, 1, out, n);
+}
+
+int
+juki_outbox_dests(struct juki_store *store, struct juki_outbox_queue **out, size_t *n)
+{
+	/*
+	 * From the index alone: created_ms comes after the payload in a row,
+	 * so reading it walks the payload's overflow pages (1.5 MB for a batch
+	 * of 5,000 records) of every entry (measured: 6% of a CS's CPU with a
+	 * backlog, when every kick read it; docs/benchmarks.md).
+	 */
+	static const char sql[] =
+	    "SELECT dest, service, count(*) FROM outbox INDEXED BY outbox_queue"
+	    " GROUP BY dest, service ORDER BY min(seq)";
+
+	return read_queues(store, sql, 0, out, n);
 }
 
 void

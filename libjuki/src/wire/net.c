@@ -961,6 +961,12 @@ juki_chan_recv_text(struct juki_chan *chan, json_t **doc, char **text, size_t *l
 }
 
 int
+juki_chan_recv_raw(struct juki_chan *chan, char **text, size_t *len)
+{
+	return juki_frame_pull_raw(bufferevent_get_input(chan->bev), chan->frame_max, text, len);
+}
+
+int
 juki_chan_send(struct juki_chan *chan, const json_t *doc)
 {
 	return juki_frame_push(bufferevent_get_output(chan->bev), doc, chan->frame_max);

@@ -59,6 +59,15 @@ struct juki_handler {
 	 * some 25 MiB for 5,000 records at a million rows).
 	 */
 	int bulk;
+#define JUKI_BULK_TEXT 2
+	/*
+	 * bulk JUKI_BULK_TEXT: a bulk message whose fn reads msg->body_text
+	 * when it is set (struct juki_msg): the body reaches it as the frame's
+	 * text, vouched for as strict JSON, instead of a tree built and freed
+	 * around the call (measured: a third of a receiver's CPU per record of
+	 * a honnin.batch, docs/benchmarks.md).  fn must still take a tree body
+	 * (body_text NULL).
+	 */
 	/*
 	 * refused (NULL: none) - called when fn refused msg, after its changes
 	 * were rolled back, inside the turn's transaction: it may record the

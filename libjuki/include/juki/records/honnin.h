@@ -92,6 +92,15 @@ enum juki_change_kind juki_change_kind_of(const struct juki_change *c);
 int juki_change_from_json(const json_t *obj, struct juki_change *c, struct juki_field_error *fe);
 
 /*
+ * juki_change_from_text() - c read in place from rec (len bytes) when rec
+ * is exactly what juki_change_text(c) writes and c passes every rule of
+ * juki_change_from_json(): 0.  JUKI_EFORMAT for anything else, with no
+ * word of why (another form may still be valid: juki_change_from_json()
+ * decides, and words a refusal).  How receivers read honnin.batch bodies.
+ */
+int juki_change_from_text(const char *rec, size_t len, struct juki_change *c);
+
+/*
  * juki_change_dates_check() - the dates of c, reason_date and person.birth,
  * by the rule of juki_date_not_future() (person.h): not after the Japan day
  * of now_ms.  Every way a record enters (import, clerk, network) checks it
@@ -287,6 +296,9 @@ void juki_batcher_free(struct juki_batcher *b);
  * juki_change_dates_check(), reason JUKI_R_FUTURE_DATE), then is applied
  * and counted as received from the sender.  Records that were not already
  * held go on to forward (if not NULL), counted as sent to forward_dest.
+ * The body is msg->body_text when set (struct juki_msg; read in place,
+ * a record in the form juki_change_text() writes kept and forwarded as the
+ * bytes that came), else msg->body.
  * Inside the inbound transaction; a refusal fills rej ("records[i].field:
  * ...") and returns JUKI_REJECT, and the caller's savepoint undoes the
  * records applied before it.
@@ -318,6 +330,14 @@ int juki_honnin_receive_hooked(struct juki_store *store, const struct juki_msg *
 					     const struct juki_change *c),
 			       struct juki_batcher *forward, const char *forward_dest,
 			       const struct juki_honnin_hook *hook, struct juki_reject *rej);
+
+/*
+ * juki_honnin_batch_codes() - fn(arg, code) for the code of each record of
+ * a honnin.batch msg (one juki_honnin_receive() accepted), tree or text
+ * body alike, in record order; stops at and returns fn's first non-zero.
+ */
+int juki_honnin_batch_codes(const struct juki_msg *msg, int (*fn)(void *arg, const char *code),
+			    void *arg);
 
 /*
  * Ranges of 住民票コード, to narrow down a difference in a day's counts

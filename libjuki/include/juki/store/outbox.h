@@ -88,6 +88,13 @@ int juki_outbox_put_body(struct juki_store *store, const struct juki_msg *msg, c
 int juki_outbox_queues(struct juki_store *store, struct juki_outbox_queue **out, size_t *n);
 
 /*
+ * juki_outbox_dests() - as juki_outbox_queues(), oldest_ms 0, in queueing
+ * order: read from the queue index alone, never a payload (for the sender's
+ * kick after every commit).
+ */
+int juki_outbox_dests(struct juki_store *store, struct juki_outbox_queue **out, size_t *n);
+
+/*
  * juki_outbox_next() - up to max entries of (dest, service) with seq >
  * after_seq, in seq order.  *out is an array of *n entries; free with
  * juki_outbox_entries_free().

@@ -40,6 +40,32 @@ int juki_frame_pull(struct evbuffer *in, size_t max, json_t **doc);
 int juki_frame_pull_text(struct evbuffer *in, size_t max, json_t **doc, char **text, size_t *len);
 
 /*
+ * juki_frame_parse() - a payload (len bytes) as juki_frame_pull() reads it:
+ * 1 with *doc (a JSON object, new reference), JUKI_EJSON when it is not
+ * valid JSON (strict UTF-8, no duplicate keys, no \u0000) or not an object.
+ */
+int juki_frame_parse(const char *payload, size_t len, json_t **doc);
+
+/*
+ * juki_frame_split() - a payload read as its header and its body's bytes,
+ * the body left unparsed: for a message whose receiver reads the body
+ * itself (a honnin.batch of thousands of records), so that no JSON tree of
+ * it is built and freed.  want(type, arg) says whether the message's
+ * "type" is such a one.
+ *
+ * Returns 1 when the payload is a JSON object whose "type" want() takes
+ * and whose "body" is an object this reader vouches for as strict JSON by
+ * the rules of juki_frame_parse(): *doc is the payload with "body":{} in
+ * the body's place, parsed by juki_frame_parse(), and the body is
+ * payload[*body_off, *body_off + *body_len).  Returns 0 when it does not
+ * split the payload (another type, "body" before "type", a body it cannot
+ * vouch for: real numbers, escaped keys, deep nesting, invalid JSON); the
+ * caller then parses the whole payload, which decides.  JUKI_ENOMEM.
+ */
+int juki_frame_split(const char *payload, size_t len, int (*want)(const char *type, void *arg),
+		     void *arg, json_t **doc, size_t *body_off, size_t *body_len);
+
+/*
  * juki_frame_push() - serialise doc compactly and append it as one frame to
  * out.  Returns 0, JUKI_ETOOBIG when it would exceed max, JUKI_ENOMEM,
  * JUKI_EINVAL when doc is not an object.  On error out is unchanged.

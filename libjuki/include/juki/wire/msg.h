@@ -104,6 +104,16 @@ struct juki_msg {
 	char corr[JUKI_UUID_LEN + 1]; /* "" when absent */
 	json_t *body;                 /* owned reference; an object */
 	/*
+	 * Not on the wire as such: when the receiver left the body unparsed
+	 * for a handler that reads it itself (juki_frame_split(), struct
+	 * juki_handler's body_text), body is {} and the body's JSON text, an
+	 * object the frame reader vouched for, is body_len bytes at body_text
+	 * (borrowed from the frame, valid during the handler's call); else
+	 * body_text is NULL.
+	 */
+	const char *body_text;
+	size_t body_len;
+	/*
 	 * Not on the wire: the staff card (urn:juki:op:agency:<id>:<staff>)
 	 * whose inner TLS session carried a body's message on provide; "" when
 	 * the inner certificate is the sender's own (inbound.c fills it).

@@ -216,6 +216,14 @@ int juki_chan_recv(struct juki_chan *chan, json_t **doc);
  */
 int juki_chan_recv_text(struct juki_chan *chan, json_t **doc, char **text, size_t *len);
 
+/*
+ * juki_chan_recv_raw() - the next whole frame's payload unparsed (*text,
+ * malloc'd, NUL-terminated; *len bytes): 1, 0 when none is complete,
+ * JUKI_ETOOBIG / JUKI_EFRAME (free the channel).  For a receiver that
+ * parses it itself (juki_frame_split(), juki_frame_parse()).
+ */
+int juki_chan_recv_raw(struct juki_chan *chan, char **text, size_t *len);
+
 /* juki_chan_send() - queue doc as one frame.  0, JUKI_ETOOBIG, JUKI_ENOMEM. */
 int juki_chan_send(struct juki_chan *chan, const json_t *doc);
 
