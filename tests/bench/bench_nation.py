@@ -31,7 +31,8 @@ measures, on the real daemons:
   restart_s     SIGTERM, start, until the daemon answers ready
 
 The size is the national server's current records when the step's measurements start; the
-changes of a step add to the next step's start, and each step loads only what is missing.
+changes of a step add to the next step's start, and each step loads only what is missing
+(nothing when the changes already reached the size: that step has no load figures).
 
 Prints a block per size and a table, fits a line to each figure against size (a + b*N, least
 squares) with the figure at 125 million records, and with gnuplot draws each (PNG); --json
@@ -318,12 +319,16 @@ def plot(rows, workdir, out_dir):
         for r in rows:
             f.write(" ".join(str(r[k]) for k in ["n"] + FIGURES) + "\n")
     for i, fig in enumerate(FIGURES):
-        a, b = line([r["n"] for r in rows], [r[fig] for r in rows])
+        # A step the changes had already grown to its size loaded nothing: no load figure.
+        have = [r for r in rows if r["loaded"] or not fig.startswith("load_")]
+        if len(have) < 2:
+            continue
+        a, b = line([r["n"] for r in have], [r[fig] for r in have])
         fits[fig] = (a, b, a + b * FORECAST_AT)
         if shutil.which("gnuplot") is None:
             continue
         script = """
-set terminal png size 640,400
+set terminal png noenhanced size 640,400
 set output '%s'
 set xlabel 'current records at the national server'
 set ylabel '%s'
@@ -335,8 +340,11 @@ plot '%s' using 1:%d with linespoints title '%s', %r + %r * x title 'a + b N'
 
 def report(r):
     print("%d current records at the national server" % r["n"])
-    print("  load      %d rows in %.1f s, %d rows/s; jlisd peak RSS during it %.1f MiB" % (
-        r["loaded"], r["load_s"], r["load_rate"], r["load_hwm_mib"]))
+    if r["loaded"]:
+        print("  load      %d rows in %.1f s, %d rows/s; jlisd peak RSS during it %.1f MiB" % (
+            r["loaded"], r["load_s"], r["load_rate"], r["load_hwm_mib"]))
+    else:
+        print("  load      nothing: the last step's changes brought the store to this size")
     print("  lookups   by code  p50 %.2f ms p99 %.2f ms %6d/s  (reference: daemon's SQL %d/s, "
           "C loop %d/s)" % (r["code_p50_ms"], r["code_p99_ms"], r["code_per_s"],
                             r["ref_code_per_s"], r["ref_c_code_per_s"]))
