@@ -1,12 +1,16 @@
 #!/bin/sh
 # How cost grows with the national server's store (docs/benchmarks.md; issue 14 part 1):
-# grows a real juki-jlisd's store with the bulk load and measures at each size the load,
-# bytes per record, memory, backup and verify, purge and restart; plots and forecasts.
-# A first part: see tests/bench/bench_nation.py for what it does not measure yet.
+# grows a real juki-jlisd's store with the bulk load, in a network of a CS, its gateway and
+# its prefectural server, and measures at each size: lookups by code and by the four items on
+# one operator session (p50, p99, per second, with the same lookups by SQLite as reference),
+# the rate of a further N changes CS -> pref -> national, each daemon's peak RSS, the load,
+# bytes per record, backup and verify, purge and restart; prints a table, fits, plots (PNG).
 #
-#   scripts/bench-nation.sh                         100k, 200k, 400k records
-#   scripts/bench-nation.sh --sizes 1M,5M,10M       larger (minutes each)
-#   scripts/bench-nation.sh --dir /var/tmp          work on another disk
+#   scripts/bench-nation.sh                              100k, 200k, 400k records
+#   scripts/bench-nation.sh --sizes 1M,5M,10M,25M        larger (minutes to hours each)
+#   scripts/bench-nation.sh --changes 20000 --lookups 1000   fewer changes / lookups a size
+#   scripts/bench-nation.sh --dir /var/tmp --plots DIR   work on another disk; PNGs to DIR
+#   scripts/bench-nation.sh --json                       the rows as JSON at the end too
 #
 # Not part of scripts/test.sh: a benchmark prints figures, it does not pass or fail.
 set -eu
@@ -15,4 +19,5 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh" gnuplot-nox
 cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C "$top/build" >/dev/null
-JUKI_BUILD_DIR="$top/build" JUKI_SOURCE_DIR="$top" exec python3 "$top/tests/bench/bench_nation.py" "$@"
+JUKI_BUILD_DIR="$top/build" JUKI_SOURCE_DIR="$top" exec python3 "$top/tests/bench/bench_nation.py" \
+	"$@"

@@ -1,35 +1,60 @@
-"""How cost grows with the national server's store (issue 14 part 1) — A FIRST PART ONLY.
+"""How cost grows with the national server's store (issue 14 part 1).
 
 Grows the store of a real juki-jlisd step by step with the bulk load (the first size into the
-empty store, each further step with `juki-ctl load --merge` of the rows it adds) and at each
-size measures, on the real daemon:
+empty store, each further step with `juki-ctl load --merge` of the rows it adds), in a network
+of one CS, its gateway, its prefectural server and the national server, and at each size
+measures, on the real daemons:
 
-  load_s        the step's load (fresh, then merged), and its rate
+  load_s        the step's load (fresh, then merged), and its rate; the national server's
+                peak RSS during it (load_hwm_mib: it holds the load's page cache)
+  lookups       by 住民票コード and by the four items (name, birth date, sex, address) at the
+                national server, the way an operator makes them: the operator port, TLS 1.3
+                with a clerk's card, login with the PIN, then `lookup` requests one after
+                another on that one session (what juki-ctl sends, without a process, a
+                handshake and a login per lookup); p50, p99 of the round trip and lookups per
+                second. Each lookup is counted against the operator's allowance and written
+                to the operation history, as every operator's lookup is, and the use
+                recorded (provision kind `use`): three commits, three fdatasyncs a lookup.
+                Also a few whole `juki-ctl lookup` commands (process, handshake, card, login)
+  reference     in the same run, on the same store file: the same lookups as the daemon's own
+                SQL by Python's sqlite3 (the four-item key's hash taken from the row), and
+                by code also by the plain C loop of tests/bench/lookup_ceiling.c; and the
+                floor of a lookup that commits: fdatasync of a 4 KiB write on the same disk
+  changes       the rate of N further changes (births, 職権記載) imported at the CS and carried
+                CS -> gateway -> pref -> national, until all are at the national server; the
+                CPU each daemon spent per change
+  rss           each daemon's peak RSS while it served the lookups and the changes (VmHWM,
+                reset after the load by writing 5 to /proc/PID/clear_refs) and its RSS after
   bytes/rec     the store file's bytes per current record
-  rss_mib       the daemon's resident memory after the step and its peak (VmHWM)
   backup_s      `juki-ctl backup DIR`, then `juki-ctl backup verify DIR`
   purge_s       `juki-ctl purge` (nothing of the loaded records is due: the work of a day's run)
   restart_s     SIGTERM, start, until the daemon answers ready
 
-Prints a table, fits a line to each figure against size (a + b*N, least squares) with the
-forecast at 125 million records, and with gnuplot draws each (PNG).
+The size is the national server's current records when the step's measurements start; the
+changes of a step add to the next step's start, and each step loads only what is missing
+(nothing when the changes already reached the size: that step has no load figures).
+
+Prints a block per size and a table, fits a line to each figure against size (a + b*N, least
+squares) with the figure at 125 million records, and with gnuplot draws each (PNG); --json
+prints the rows as JSON at the end.
 
 The line is fitted to what was measured and says nothing beyond it: over sizes a hundred
 times smaller than the nation, read it as the direction of growth, not as a forecast.
 Growing with --merge runs every record through the precedence rule in one transaction
 (measured: a few thousand rows a second under load), so large steps take long.
 
-Not measured yet (the rest of part 1): the rate of a further 100,000 changes through
-CS -> pref -> national at each size, lookups by code and by the four items (p50, p99, per
-second: they need a client that keeps one operator session, not one juki-ctl process per
-lookup), the history a year adds.
+Not measured: the history a year adds (every record here has one version).
 
-    python3 tests/bench/bench_nation.py [--sizes 100k,200k] [--dir DIR] [--keep]
+    python3 tests/bench/bench_nation.py [--sizes 100k,200k] [--changes N] [--lookups K]
+                                        [--dir DIR] [--plots DIR] [--json] [--keep]
 """
 
 import argparse
+import json
 import os
+import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,11 +64,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 
-from jukitest import CTL, Network  # noqa: E402
+from bench_honnin import cpu_s, percentile  # noqa: E402
+from bench_provide import fsync_ms  # noqa: E402
+from jukitest import BUILD, CTL, Network  # noqa: E402
+from jukitest.synth import Synth, change_row, import_csv  # noqa: E402
+from test_operators import RawSession  # noqa: E402
 import bench_load  # noqa: E402
 
-JLIS = "jlis:0"
+GW, CS, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
+LG = "131016"
+DAEMONS = (("csd", CS), ("prefd", PREF), ("jlisd", JLIS), ("fwgated", GW))
 FORECAST_AT = 125_000_000
+PURPOSE = "inquiry"
 
 
 def size_of(text):
@@ -60,6 +92,12 @@ def vm(pid, key):
     return 0.0
 
 
+def reset_hwm(pid):
+    """VmHWM back to the current RSS (proc(5), clear_refs: 5)."""
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+
+
 def timed(argv):
     t = time.monotonic()
     p = subprocess.run(argv, capture_output=True, text=True)
@@ -68,22 +106,194 @@ def timed(argv):
     return time.monotonic() - t
 
 
-def split_rows(src, sizes, workdir):
-    """The generated file cut into one file per step: rows (prev, size]."""
-    paths, prev = [], 0
-    with open(src, encoding="utf-8") as f:
-        header = f.readline()
-        for n in sizes:
-            path = os.path.join(workdir, "step-%d.csv" % n)
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(header)
-                for _ in range(n - prev):
-                    out.write(f.readline())
-            os.chmod(path, 0o644)
-            paths.append(path)
-            prev = n
-    return paths
+def query(path, sql, args=()):
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=60)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
 
+
+def max_id(path):
+    return query(path, "SELECT coalesce(max(id), 0) FROM honnin")[0][0]
+
+
+def since(path, base):
+    """Rows of honnin after rowid base: a range of the table, not a count of all of it."""
+    return query(path, "SELECT count(*) FROM honnin WHERE id > ?", (base,))[0][0]
+
+
+def take_rows(src, k, path):
+    """The next k rows of the generated file (src: an open file past its header) into path."""
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(bench_load.COLS + "\n")
+        for _ in range(k):
+            out.write(src.readline())
+    os.chmod(path, 0o644)
+
+
+# Lookups ------------------------------------------------------------------------------------
+
+SQL_CODE = "SELECT rec, received_ms, sender FROM honnin WHERE code = ?1"
+# The daemon's own (juki_honnin_find, libjuki/src/records/honnin.c), the key bound as read.
+SQL_ATTRS = ("SELECT rec, received_ms, sender FROM honnin WHERE code IN"
+             " (SELECT code FROM honnin_person WHERE pkey = ?6"
+             " UNION ALL SELECT code FROM honnin_person_new WHERE pkey = ?6)"
+             " AND json_extract(CAST(rec AS TEXT), '$.person.name') = ?1"
+             " AND json_extract(CAST(rec AS TEXT), '$.person.birth') = ?2"
+             " AND json_extract(CAST(rec AS TEXT), '$.person.sex') = ?3"
+             " AND json_extract(CAST(rec AS TEXT), '$.person.address') = ?4"
+             " ORDER BY code LIMIT ?5")
+
+
+def sample_people(path, k, seed):
+    """k current records picked at random by rowid: code, the four items, the person key."""
+    top = max_id(path)
+    rng = random.Random(seed)
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=60)
+    people, tries = [], 0
+    try:
+        while len(people) < k and tries < 20 * k:
+            tries += 1
+            row = con.execute("SELECT code, pkey, rec FROM honnin WHERE id = ? AND kind != 1",
+                              (rng.randint(1, top),)).fetchone()
+            if row is None:
+                continue
+            person = json.loads(row[2])["person"]
+            people.append({"code": row[0], "pkey": row[1], "name": person["name"],
+                           "birth": person["birth"], "sex": int(person["sex"]),
+                           "address": person["address"]})
+    finally:
+        con.close()
+    return people
+
+
+def lookups(net, op, people):
+    """Each person looked up by code, then each by the four items, on one operator session:
+    the round trips in ms of each series and the seconds each series took."""
+    s = RawSession(net, net[JLIS].op_address, op)
+    try:
+        s.send("login", {"pin": op.pin})
+        ans = s.recv()
+        if not (ans and ans["ok"]):
+            raise SystemExit("login at the national server refused: %s" % ans)
+        out = {}
+        for by in ("code", "attrs"):
+            rtt = []
+            t0 = time.perf_counter()
+            for p in people:
+                if by == "code":
+                    args = {"purpose": PURPOSE, "code": p["code"]}
+                else:
+                    args = {"purpose": PURPOSE, "name": p["name"], "birth": p["birth"],
+                            "sex": p["sex"], "address": p["address"]}
+                t = time.perf_counter()
+                s.send("lookup", args)
+                ans = s.recv()
+                rtt.append((time.perf_counter() - t) * 1000)
+                if not (ans and ans["ok"]) or \
+                        p["code"] not in [r["code"] for r in ans["result"]["records"]]:
+                    raise SystemExit("lookup by %s of %s: %s" % (by, p["code"], ans))
+            out[by] = (rtt, time.perf_counter() - t0)
+        return out
+    finally:
+        s.close()
+
+
+def reference(path, people, workdir, lookup_max=10):
+    """The same lookups by the daemon's SQL (Python's sqlite3, one connection, one read
+    transaction each series) and by code by lookup_ceiling.c: lookups per second each."""
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=60)
+    out = {}
+    try:
+        for by in ("code", "attrs"):
+            t0 = time.perf_counter()
+            con.execute("BEGIN")
+            for p in people:
+                if by == "code":
+                    rows = con.execute(SQL_CODE, (p["code"],)).fetchall()
+                else:
+                    rows = con.execute(SQL_ATTRS, (p["name"], p["birth"], p["sex"],
+                                                   p["address"], lookup_max + 1,
+                                                   p["pkey"])).fetchall()
+                if not rows:
+                    raise SystemExit("reference: %s not found by %s" % (p["code"], by))
+            con.execute("COMMIT")
+            out[by] = len(people) / (time.perf_counter() - t0)
+    finally:
+        con.close()
+    cfile = os.path.join(workdir, "codes.txt")
+    with open(cfile, "w") as f:
+        f.write("\n".join(p["code"] for p in people) + "\n")
+    with open(cfile, "rb") as f:
+        res = subprocess.run([os.path.join(BUILD, "tests", "bench", "lookup_ceiling"), path],
+                             stdin=f, capture_output=True, text=True, check=True).stdout
+    out["c_code"] = float(res.split("lookups_per_s")[1])
+    return out
+
+
+# Changes ------------------------------------------------------------------------------------
+
+# bench_load.generate's codes: the first ten digits are (i * A + B) mod 10^10 for row i.
+GEN_A, GEN_B, TEN = 7_919_000_003, 1_234_567_891, 10_000_000_000
+GEN_A_INV = pow(GEN_A, -1, TEN)
+
+
+def generated(code, rows):
+    """Whether code is one of the first rows rows of bench_load.generate."""
+    return (int(code[:10]) - GEN_B) * GEN_A_INV % TEN < rows
+
+
+def change_files(s, n, rows, file_rows, step, workdir):
+    """n births at the CS as import files of file_rows rows: people of Synth s (never the same
+    code twice) whose codes are none of the rows rows the national server is loaded from."""
+    files, batch, made = [], [], 0
+    while made < n:
+        p = s.person(LG)
+        if generated(p["code"], rows):
+            continue
+        made += 1
+        batch.append(change_row(p, "職権記載"))
+        if len(batch) == file_rows or made == n:
+            path = os.path.join(workdir, "import-%d-%05d.csv" % (step, len(files)))
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(import_csv(batch))
+            files.append(path)
+            batch = []
+    return files
+
+
+def changes(net, files, n):
+    """Drops the files in the CS's import spool at once; seconds until all n are at each of
+    cs, pref and jlis, and the CPU seconds each daemon spent meanwhile."""
+    stores = {name: net[node].store for name, node in (("cs", CS), ("pref", PREF),
+                                                         ("jlis", JLIS))}
+    base = {name: max_id(path) for name, path in stores.items()}
+    incoming = os.path.join(net[CS].spool, "incoming")
+    for path in files:
+        shutil.copy(path, os.path.join(incoming, "." + os.path.basename(path)))
+    pids = {name: net[node].proc.pid for name, node in DAEMONS}
+    cpu0 = {name: cpu_s(pid) for name, pid in pids.items()}
+    t0 = time.monotonic()
+    for path in files:
+        name = os.path.basename(path)
+        os.rename(os.path.join(incoming, "." + name), os.path.join(incoming, name))
+    done = {}
+    while len(done) < 3:
+        time.sleep(0.25)
+        now = time.monotonic() - t0
+        for name, path in stores.items():
+            if name not in done and since(path, base[name]) >= n:
+                done[name] = now
+        if now > 3600:
+            raise SystemExit("the changes did not arrive within an hour: %s" % done)
+    cpu = {name: cpu_s(pid) - cpu0[name] for name, pid in pids.items()}
+    for path in files:
+        os.unlink(path)
+    return done, cpu
+
+
+# Fits and plots -----------------------------------------------------------------------------
 
 def line(xs, ys):
     """Least squares a + b*x."""
@@ -94,8 +304,11 @@ def line(xs, ys):
     return my - b * mx, b
 
 
-FIGURES = ["load_rate", "bytes_per_rec", "rss_mib", "hwm_mib", "backup_s", "verify_s",
-           "purge_s", "restart_s"]
+FIGURES = ["load_rate", "load_hwm_mib", "code_p50_ms", "code_p99_ms", "code_per_s",
+           "attrs_p50_ms", "attrs_p99_ms", "attrs_per_s", "ref_code_per_s", "ref_attrs_per_s",
+           "ref_c_code_per_s", "fsync_p50_ms", "fsync_p99_ms", "command_p50_ms", "change_rate",
+           "csd_hwm_mib", "prefd_hwm_mib", "jlisd_hwm_mib", "fwgated_hwm_mib", "jlisd_rss_mib",
+           "bytes_per_rec", "backup_s", "verify_s", "purge_s", "restart_s"]
 
 
 def plot(rows, workdir, out_dir):
@@ -106,14 +319,18 @@ def plot(rows, workdir, out_dir):
         for r in rows:
             f.write(" ".join(str(r[k]) for k in ["n"] + FIGURES) + "\n")
     for i, fig in enumerate(FIGURES):
-        a, b = line([r["n"] for r in rows], [r[fig] for r in rows])
+        # A step the changes had already grown to its size loaded nothing: no load figure.
+        have = [r for r in rows if r["loaded"] or not fig.startswith("load_")]
+        if len(have) < 2:
+            continue
+        a, b = line([r["n"] for r in have], [r[fig] for r in have])
         fits[fig] = (a, b, a + b * FORECAST_AT)
         if shutil.which("gnuplot") is None:
             continue
         script = """
-set terminal png size 640,400
+set terminal png noenhanced size 640,400
 set output '%s'
-set xlabel 'current records'
+set xlabel 'current records at the national server'
 set ylabel '%s'
 plot '%s' using 1:%d with linespoints title '%s', %r + %r * x title 'a + b N'
 """ % (os.path.join(out_dir, "nation-%s.png" % fig), fig, data, i + 2, fig, a, b)
@@ -121,60 +338,173 @@ plot '%s' using 1:%d with linespoints title '%s', %r + %r * x title 'a + b N'
     return fits
 
 
+def report(r):
+    print("%d current records at the national server" % r["n"])
+    if r["loaded"]:
+        print("  load      %d rows in %.1f s, %d rows/s; jlisd peak RSS during it %.1f MiB" % (
+            r["loaded"], r["load_s"], r["load_rate"], r["load_hwm_mib"]))
+    else:
+        print("  load      nothing: the last step's changes brought the store to this size")
+    print("  lookups   by code  p50 %.2f ms p99 %.2f ms %6d/s  (reference: daemon's SQL %d/s, "
+          "C loop %d/s)" % (r["code_p50_ms"], r["code_p99_ms"], r["code_per_s"],
+                            r["ref_code_per_s"], r["ref_c_code_per_s"]))
+    print("            by four  p50 %.2f ms p99 %.2f ms %6d/s  (reference: daemon's SQL %d/s)"
+          % (r["attrs_p50_ms"], r["attrs_p99_ms"], r["attrs_per_s"], r["ref_attrs_per_s"]))
+    print("            fdatasync of 4 KiB on the same disk p50 %.2f ms p99 %.2f ms (a lookup "
+          "makes 3); whole juki-ctl lookup p50 %.1f ms p99 %.1f ms" % (
+              r["fsync_p50_ms"], r["fsync_p99_ms"], r["command_p50_ms"], r["command_p99_ms"]))
+    print("  changes   %d CS -> pref -> jlis in %.1f s: %d changes/s (at cs %.1f s, pref %.1f s);"
+          " CPU us/change csd %.1f prefd %.1f jlisd %.1f fwgated %.1f" % (
+              r["changes"], r["change_s"], r["change_rate"], r["change_cs_s"],
+              r["change_pref_s"], r["cpu_csd_us"], r["cpu_prefd_us"], r["cpu_jlisd_us"],
+              r["cpu_fwgated_us"]))
+    print("  peak RSS  (lookups + changes) csd %.1f prefd %.1f jlisd %.1f fwgated %.1f MiB; "
+          "jlisd RSS after %.1f MiB" % (r["csd_hwm_mib"], r["prefd_hwm_mib"],
+                                        r["jlisd_hwm_mib"], r["fwgated_hwm_mib"],
+                                        r["jlisd_rss_mib"]))
+    print("  store     %.1f B/rec; backup %.1f s verify %.1f s; purge %.1f s; restart %.1f s" % (
+        r["bytes_per_rec"], r["backup_s"], r["verify_s"], r["purge_s"], r["restart_s"]),
+        flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100k,200k,400k")
+    ap.add_argument("--changes", type=int, default=100_000,
+                    help="changes through CS -> pref -> national at each size")
+    ap.add_argument("--lookups", type=int, default=2000, help="lookups of each kind per size")
+    ap.add_argument("--commands", type=int, default=20,
+                    help="whole juki-ctl lookup commands per size")
+    ap.add_argument("--file-rows", type=int, default=5000, help="rows per CS import file")
     ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
     ap.add_argument("--plots", default=None, help="where to write the PNGs (default: --dir)")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     sizes = sorted(size_of(s) for s in args.sizes.split(","))
+    if args.changes < 1 or args.lookups < 1 or args.commands < 0 or \
+            (2 * args.lookups + args.commands) * len(sizes) > 100_000:
+        raise SystemExit("--changes and --lookups must be at least 1, and (2 x lookups + "
+                         "commands) x sizes at most 100,000 (the operator's allowance)")
     workdir = tempfile.mkdtemp(prefix="juki-bench-nation-", dir=args.dir)
     os.chmod(workdir, 0o755)
     tempfile.tempdir = workdir
+    os.environ["TMPDIR"] = workdir
     rows = []
+
+    def conf(net):
+        for d in net.daemons.values():
+            d.extra["log_level"] = "notice"
+        # One clerk makes every lookup of the run: the allowance must not be what is measured.
+        net[JLIS].operator["lookups_per_minute"] = 100_000
+
     try:
-        src = os.path.join(workdir, "rows.csv")
-        bench_load.generate(sizes[-1], src)
-        steps = split_rows(src, sizes, workdir)
-        with Network([JLIS]) as net:
+        src_path = os.path.join(workdir, "rows.csv")
+        bench_load.generate(sizes[-1], src_path)
+        src = open(src_path, encoding="utf-8")
+        src.readline()
+        with Network([GW, CS, PREF, JLIS], configure=conf) as net:
             d = net[JLIS]
-            for i, (n, path) in enumerate(zip(sizes, steps)):
-                argv = [CTL, "-s", d.socket, "-t", "3600s", "load"]
-                load_s = timed(argv + (["--merge"] if i else []) + [path])
-                added = n - (sizes[i - 1] if i else 0)
+            clerk, synth = None, Synth(seed=2026)
+            for i, n in enumerate(sizes):
+                current = d.status()["records"]["current"]
+                k = max(0, n - current)
+                load_s, hwm_load = 0.0, 0.0
+                if k:
+                    step = os.path.join(workdir, "step-%d.csv" % n)
+                    take_rows(src, k, step)
+                    reset_hwm(d.proc.pid)
+                    argv = [CTL, "-s", d.socket, "-t", "3600s", "load"]
+                    load_s = timed(argv + (["--merge"] if current else []) + [step])
+                    hwm_load = vm(d.proc.pid, "VmHWM")
+                    os.unlink(step)
+                n = current + k
                 assert d.status()["records"]["current"] == n
+                if clerk is None:
+                    clerk = d.add_operator("clerk", ["clerk"])
+                for _, node in DAEMONS:
+                    reset_hwm(net[node].proc.pid)
+
+                people = sample_people(d.store, args.lookups, seed=n)
+                got = lookups(net, clerk, people)
+                ref = reference(d.store, people, workdir)
+                cmd = []
+                for p in people[:args.commands]:
+                    t = time.perf_counter()
+                    clerk.ctl("lookup", "--purpose", PURPOSE, p["code"])
+                    cmd.append((time.perf_counter() - t) * 1000)
+                sync = fsync_ms(workdir)
+
+                files = change_files(synth, args.changes, sizes[-1], args.file_rows, i,
+                                     workdir)
+                done, cpu = changes(net, files, args.changes)
+                hwm = {name: vm(net[node].proc.pid, "VmHWM") for name, node in DAEMONS}
+                rss = vm(d.proc.pid, "VmRSS")
+                total = n + args.changes
+
                 bdir = os.path.join(workdir, "backup-%d" % n)
                 backup_s = timed([CTL, "-s", d.socket, "-t", "3600s", "backup", bdir])
                 verify_s = timed([CTL, "-t", "3600s", "backup", "verify", bdir])
                 shutil.rmtree(bdir)
                 purge_s = timed([CTL, "-s", d.socket, "-t", "3600s", "purge"])
-                rss, hwm = vm(d.proc.pid, "VmRSS"), vm(d.proc.pid, "VmHWM")
                 t = time.monotonic()
                 d.stop(timeout=600)
                 d.start()
                 restart_s = time.monotonic() - t
-                rows.append({"n": n, "load_s": round(load_s, 2),
-                             "load_rate": round(added / load_s),
-                             "bytes_per_rec": round(os.path.getsize(d.store) / n, 1),
-                             "rss_mib": round(rss, 1), "hwm_mib": round(hwm, 1),
-                             "backup_s": round(backup_s, 2), "verify_s": round(verify_s, 2),
-                             "purge_s": round(purge_s, 2), "restart_s": round(restart_s, 2)})
-                r = rows[-1]
-                print("%10d  load %6.1f s %7d rows/s  %6.1f B/rec  rss %6.1f MiB (peak %6.1f)  "
-                      "backup %5.1f s verify %5.1f s  purge %5.1f s  restart %5.1f s" % (
-                          n, r["load_s"], r["load_rate"], r["bytes_per_rec"], r["rss_mib"],
-                          r["hwm_mib"], r["backup_s"], r["verify_s"], r["purge_s"],
-                          r["restart_s"]), flush=True)
+                assert d.status()["records"]["current"] == total
+
+                r = {"n": n, "loaded": k, "load_s": round(load_s, 2),
+                     "load_rate": round(k / load_s) if load_s else 0,
+                     "load_hwm_mib": round(hwm_load, 1), "lookups": len(people)}
+                for by in ("code", "attrs"):
+                    rtt, secs = got[by]
+                    r[by + "_p50_ms"] = round(percentile(rtt, 50), 3)
+                    r[by + "_p99_ms"] = round(percentile(rtt, 99), 3)
+                    r[by + "_per_s"] = round(len(rtt) / secs)
+                    r["ref_%s_per_s" % by] = round(ref[by])
+                r["ref_c_code_per_s"] = round(ref["c_code"])
+                r["fsync_p50_ms"] = round(percentile(sync, 50), 3)
+                r["fsync_p99_ms"] = round(percentile(sync, 99), 3)
+                r["command_p50_ms"] = round(percentile(cmd, 50), 1) if cmd else 0
+                r["command_p99_ms"] = round(percentile(cmd, 99), 1) if cmd else 0
+                r.update({"changes": args.changes, "change_s": round(done["jlis"], 2),
+                          "change_rate": round(args.changes / done["jlis"]),
+                          "change_cs_s": round(done["cs"], 2),
+                          "change_pref_s": round(done["pref"], 2)})
+                for name, secs in cpu.items():
+                    r["cpu_%s_us" % name] = round(secs * 1e6 / args.changes, 1)
+                for name, v in hwm.items():
+                    r["%s_hwm_mib" % name] = round(v, 1)
+                r.update({"jlisd_rss_mib": round(rss, 1),
+                          "bytes_per_rec": round(os.path.getsize(d.store) / total, 1),
+                          "backup_s": round(backup_s, 2), "verify_s": round(verify_s, 2),
+                          "purge_s": round(purge_s, 2), "restart_s": round(restart_s, 2),
+                          "loadavg": round(os.getloadavg()[0], 1)})
+                rows.append(r)
+                report(r)
+        src.close()
+        print()
+        cols = ["n", "code_p50_ms", "code_p99_ms", "code_per_s", "attrs_p50_ms", "attrs_p99_ms",
+                "attrs_per_s", "change_rate", "csd_hwm_mib", "prefd_hwm_mib", "jlisd_hwm_mib",
+                "fwgated_hwm_mib", "loadavg"]
+        print("  ".join("%12s" % c for c in cols))
+        for r in rows:
+            print("  ".join("%12s" % r[c] for c in cols))
         if len(rows) >= 2:
             out = args.plots or args.dir or workdir
             print("growth, a + b*N fitted by least squares, and the figure at %d:" % FORECAST_AT)
             for fig, (a, b, v) in plot(rows, workdir, out).items():
-                print("  %-14s a %10.4g  b %10.4g per record  at 125M %10.4g" % (fig, a, b, v))
+                print("  %-16s a %10.4g  b %10.4g per record  at 125M %10.4g" % (fig, a, b, v))
             if shutil.which("gnuplot"):
                 print("plots: %s/nation-*.png" % out)
-        with open("/proc/loadavg") as f:
-            print("load average: %s" % " ".join(f.read().split()[:3]))
+        print("ratios to the reference (the daemon's lookups / the same SQL by sqlite3): " +
+              ", ".join("%d: code %.3g four items %.3g" % (
+                  r["n"], r["code_per_s"] / r["ref_code_per_s"],
+                  r["attrs_per_s"] / r["ref_attrs_per_s"]) for r in rows))
+        print("load average: %s on %d CPUs" % (" ".join("%.1f" % x for x in os.getloadavg()),
+                                              os.cpu_count()))
+        if args.json:
+            print(json.dumps(rows))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
