@@ -327,6 +327,7 @@ test_narrow_bounded(void **state)
 	struct fx *f = *state;
 	json_t *ask = juki_reconcile_first_ranges(N), *empty;
 	json_t *ours = juki_honnin_range_digests(f->sent, NULL, DAY, ask), *next, *resend;
+	char why[128];
 
 	/* A receiver with nothing: every range differs. */
 	empty = juki_honnin_range_digests(f->recv, "urn:juki:cs:271004", DAY, ask);
@@ -334,6 +335,11 @@ test_narrow_bounded(void **state)
 	assert_true(json_array_size(next) <= JUKI_HONNIN_RANGES_MAX);
 	/* Every range is either asked deeper (10 each) or sent. */
 	assert_int_equal(json_array_size(next) / 10 + json_array_size(resend), 100);
+	/*
+	 * What is sent as it stands comes in code order with the leaves, as a
+	 * re-send needs (a rebuilt, empty national centre gets here).
+	 */
+	assert_int_equal(juki_honnin_ranges_check(resend, why, sizeof(why)), 0);
 	json_decref(next);
 	json_decref(resend);
 	/* At the last round, everything that differs is sent as it stands. */

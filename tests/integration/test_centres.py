@@ -1,0 +1,139 @@
+"""Two national centres (docs/architecture.md §27): a prefecture delivers every record to
+both, urn:juki:jlis:east and urn:juki:jlis:west, each in a network namespace of its own
+joined to the gateway by a veth pair. The line to one is cut in the middle of a load: the
+other keeps receiving, the cut one catches up when the line returns, and the update counts
+and digests agree at both (`juki-ctl reconcile --centres`), nothing lost or doubled. A
+centre whose store is lost catches up by itself from the prefecture's reconciliation.
+
+Needs root (ip netns, veth); without it every case is skipped, and says so."""
+
+import os
+import sqlite3
+import sys
+import threading
+
+from jukitest import Netns, Network, add_residents, run_cases, wait_until
+from jukitest.synth import Synth
+
+GW, A, PREF, EAST, WEST = "fwgate:east", "cs:131016", "pref:13", "jlis:east", "jlis:west"
+
+
+def records(net, node):
+    return net[node].status()["records"]
+
+
+def at_centres(net, n):
+    return all(records(net, c)["current"] == n for c in (EAST, WEST))
+
+
+def make_centres(net):
+    """Each centre in a namespace of its own; the prefecture notices a silent line soon."""
+    net.lines = {c: net.put_in_netns(c, c.split(":")[1]) for c in (EAST, WEST)}
+    net[PREF].delivery["idle_timeout"] = "2s"
+
+
+def check_agree(net, n):
+    """What a user checks: reconcile --centres at the prefecture agrees, each centre holds
+    n records, each once, counted once as received from the prefecture."""
+    out = net[PREF].ctl("reconcile", "--centres")
+    assert out["dests"] == ["urn:juki:jlis:east", "urn:juki:jlis:west"], out
+    assert len(out["centres"]) == 1, out["centres"]
+    day = out["centres"][0]
+    assert day["agree"] is True, day
+    got = {c["dest"]: c for c in day["centres"]}
+    assert set(got) == {"urn:juki:jlis:east", "urn:juki:jlis:west"}, day
+    for c in got.values():
+        assert (c["status"], c["sent"], c["received"]) == ("ok", n, n), c
+        assert c["received_digest"] == c["sent_digest"], c
+    assert got["urn:juki:jlis:east"]["received_digest"] == \
+        got["urn:juki:jlis:west"]["received_digest"]
+    for c in (EAST, WEST):
+        assert records(net, c) == {"current": n, "history": 0}, c
+        rows = dict(sqlite3_rows(net[c].store, "SELECT peer, sum(n) FROM honnin_counts"
+                                                " WHERE side = 0 GROUP BY peer"))
+        assert rows == {"urn:juki:pref:13": n}, (c, rows)
+        # Redeliveries after the cut were answered as duplicates, never applied again.
+        assert net[c].status()["inbound"]["rejected"] == {}, c
+
+
+def sqlite3_rows(path, sql):
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def case_cut_in_the_middle_of_a_load():
+    """The line to east cut while records flow: west gets everything meanwhile, east
+    catches up from the prefecture's outbox when the line returns, both agree."""
+    s = Synth(seed=271)
+    first = [s.person("131016") for _ in range(500)]
+    load = [s.person("131016") for _ in range(4000)]
+    later = [s.person("131016") for _ in range(500)]
+    total = len(first) + len(load) + len(later)
+    with Network([GW, A, PREF, EAST, WEST], configure=make_centres) as net:
+        add_residents(net[A], first)
+        wait_until("the first records at both centres", lambda: at_centres(net, 500))
+        # The load runs while the line is cut: cut as soon as east has begun receiving it.
+        loader = threading.Thread(target=add_residents, args=(net[A], load))
+        loader.start()
+        wait_until("east receiving the load", lambda: records(net, EAST)["current"] > 500,
+                   interval=0.002)
+        net.lines[EAST].cut()
+        loader.join()
+        add_residents(net[A], later)
+        wait_until("everything at west while east is cut",
+                   lambda: records(net, WEST)["current"] == total, timeout=60)
+        cut_at = records(net, EAST)["current"]
+        assert 500 < cut_at < total, cut_at
+        # The prefecture holds what east has not acknowledged, and only for east.
+        def queued():
+            return {q["dest"] for q in net[PREF].ctl("outbox")["queues"]}
+        wait_until("only east's records queued", lambda: queued() == {"urn:juki:jlis:east"})
+        # Asked now, the centres do not agree: east's answer waits behind its records.
+        code = net[PREF].admin("reconcile", "--centres", pre=["-t", "1s"], check=False)[0]
+        assert code == 1, code
+        net.lines[EAST].restore()
+        wait_until("east caught up", lambda: records(net, EAST)["current"] == total,
+                   timeout=60)
+        check_agree(net, total)
+
+
+def case_lost_centre_catches_up():
+    """West loses its store (a centre rebuilt empty): the prefecture's reconciliation
+    finds the difference and sends the records again; west catches up by itself."""
+    s = Synth(seed=272)
+    people = [s.person("131016") for _ in range(1500)]
+
+    def configure(net):
+        make_centres(net)
+        net[PREF].extra["honnin"] = "{reconcile_interval: 1s}"
+
+    with Network([GW, A, PREF, EAST, WEST], configure=configure) as net:
+        add_residents(net[A], people)
+        wait_until("1500 at both centres", lambda: at_centres(net, 1500), timeout=60)
+        net[WEST].stop()
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(net[WEST].store + suffix)
+            except FileNotFoundError:
+                pass
+        net[WEST].start()
+        assert records(net, WEST)["current"] == 0
+        wait_until("west caught up by itself", lambda: records(net, WEST)["current"] == 1500,
+                   timeout=60)
+        wait_until("the centres agree", lambda: net[PREF].ctl(
+            "reconcile", "--centres", "--no-check", check=False)[0] == 0, timeout=30)
+        check_agree(net, 1500)
+        # East was never asked again for records it had: nothing re-sent to it.
+        rows = {r["dest"]: r for r in net[PREF].ctl("reconcile", "--no-check")["days"]}
+        assert rows["urn:juki:jlis:east"]["resent"] == 0, rows
+        assert rows["urn:juki:jlis:west"]["resent"] >= 1, rows
+
+
+if __name__ == "__main__":
+    if not Netns.available():
+        print("skipped: network namespaces need root and ip netns")
+        sys.exit(0)
+    run_cases([case_cut_in_the_middle_of_a_load, case_lost_centre_catches_up])
