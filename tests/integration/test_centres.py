@@ -12,8 +12,9 @@ import sqlite3
 import sys
 import threading
 
-from jukitest import Netns, Network, add_residents, run_cases, wait_until
+from jukitest import SOURCE, Netns, Network, add_residents, run_cases, wait_until
 from jukitest.synth import Synth
+from test_provide_client import BODY, STAFF, Body, Card, agreement
 
 GW, A, PREF, EAST, WEST = "fwgate:east", "cs:131016", "pref:13", "jlis:east", "jlis:west"
 
@@ -132,8 +133,42 @@ def case_lost_centre_catches_up():
         assert rows["urn:juki:jlis:west"]["resent"] >= 1, rows
 
 
+def case_agency_fails_over():
+    """A state agency's staff member asks east; with east's line cut, the same command is
+    answered by west (the body file's fallback), from west's own records."""
+    s = Synth(seed=273)
+    people = [s.person("131016") for _ in range(20)]
+
+    def configure(net):
+        make_centres(net)
+        for c in (EAST, WEST):
+            net[c].extra["provide"] = "{jimu: '%s'}" % os.path.join(
+                SOURCE, "conf", "jimu-example.csv")
+
+    with Network([GW, A, PREF, EAST, WEST], extra_identities=[BODY],
+                 configure=configure) as net:
+        add_residents(net[A], people)
+        wait_until("20 at both centres", lambda: at_centres(net, 20))
+        for c in (EAST, WEST):
+            agreement(net, server=c)
+        body = Body(net, Card(net, STAFF), gateways=[net[GW].address], server=EAST,
+                    fallback="[urn:juki:jlis:west]")
+        r = body.query("--code", people[0]["code"])
+        assert r["found"] is True and r["server"] == "urn:juki:jlis:east", r
+        net.lines[EAST].cut()
+        r = body.query("--code", people[1]["code"])
+        assert r["found"] is True and r["server"] == "urn:juki:jlis:west", r
+        assert r["record"]["code"] == people[1]["code"], r
+        # Each centre recorded the provision it made, and only that one.
+        for c, code in ((EAST, people[0]["code"]), (WEST, people[1]["code"])):
+            rows = sqlite3_rows(net[c].store, "SELECT code FROM provisions")
+            assert rows == [(code,)], (c, rows)
+        net.lines[EAST].restore()
+
+
 if __name__ == "__main__":
     if not Netns.available():
         print("skipped: network namespaces need root and ip netns")
         sys.exit(0)
-    run_cases([case_cut_in_the_middle_of_a_load, case_lost_centre_catches_up])
+    run_cases([case_cut_in_the_middle_of_a_load, case_lost_centre_catches_up,
+               case_agency_fails_over])
