@@ -12,7 +12,8 @@ import sqlite3
 import sys
 import threading
 
-from jukitest import SOURCE, Netns, Network, add_residents, run_cases, wait_until
+from jukitest import (SOURCE, Netns, Network, add_residents, board_entry, run_cases, wait_board,
+                      wait_until)
 from jukitest.synth import Synth
 from test_provide_client import BODY, STAFF, Body, Card, agreement
 
@@ -133,9 +134,11 @@ def case_lost_centre_catches_up():
         assert rows["urn:juki:jlis:west"]["resent"] >= 1, rows
 
 
-def case_agency_fails_over():
+def case_agency_fails_over_board_shows_both():
     """A state agency's staff member asks east; with east's line cut, the same command is
-    answered by west (the body file's fallback), from west's own records."""
+    answered by west (the body file's fallback), from west's own records. Every node sends
+    its heartbeats to both centres and each centre to the other: both boards show the whole
+    network, and west's shows east down while its line is cut."""
     s = Synth(seed=273)
     people = [s.person("131016") for _ in range(20)]
 
@@ -145,10 +148,13 @@ def case_agency_fails_over():
             net[c].extra["provide"] = "{jimu: '%s'}" % os.path.join(
                 SOURCE, "conf", "jimu-example.csv")
 
-    with Network([GW, A, PREF, EAST, WEST], extra_identities=[BODY],
-                 configure=configure) as net:
+    with Network([GW, A, PREF, EAST, WEST], extra_identities=[BODY], configure=configure,
+                 monitor=True) as net:
         add_residents(net[A], people)
         wait_until("20 at both centres", lambda: at_centres(net, 20))
+        for board, other in ((EAST, WEST), (WEST, EAST)):
+            for node in (A, PREF, other):
+                wait_board(net[board], node, "up")
         for c in (EAST, WEST):
             agreement(net, server=c)
         body = Body(net, Card(net, STAFF), gateways=[net[GW].address], server=EAST,
@@ -163,7 +169,12 @@ def case_agency_fails_over():
         for c, code in ((EAST, people[0]["code"]), (WEST, people[1]["code"])):
             rows = sqlite3_rows(net[c].store, "SELECT code FROM provisions")
             assert rows == [(code,)], (c, rows)
+        # West's board: east silent, so down; the prefecture still up on it.
+        wait_board(net[WEST], EAST, "down")
+        assert board_entry(net[WEST], PREF)["state"] == "up"
         net.lines[EAST].restore()
+        wait_board(net[WEST], EAST, "up")
+        wait_board(net[EAST], PREF, "up")
 
 
 if __name__ == "__main__":
@@ -171,4 +182,4 @@ if __name__ == "__main__":
         print("skipped: network namespaces need root and ip netns")
         sys.exit(0)
     run_cases([case_cut_in_the_middle_of_a_load, case_lost_centre_catches_up,
-               case_agency_fails_over])
+               case_agency_fails_over_board_shows_both])

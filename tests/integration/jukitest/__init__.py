@@ -73,8 +73,8 @@ def watchers_of(node, centres=("urn:juki:jlis:0",)):
     out = []
     if kind == "cs" or kind == "authlink" and nid != "0":
         out.append("urn:juki:pref:%s" % nid[:2])
-    if kind != "jlis":
-        out += list(centres)
+    # Every national centre; a centre, the others.
+    out += [c for c in centres if c != node]
     return out
 
 
@@ -410,6 +410,9 @@ class Daemon:
                             "watchers": "[%s]" % ", ".join(present)})
             else:
                 mon["watchers"] = "[]"
+            centres = self.net.centres()
+            if centres and centres != ["urn:juki:jlis:0"]:
+                mon["centres"] = "[%s]" % ", ".join(centres)
             mon.update(self.monitor)
             lines.append("monitor:")
             lines += ["  %s: %s" % kv for kv in mon.items()]
