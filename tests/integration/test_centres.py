@@ -14,8 +14,11 @@ import threading
 
 from jukitest import (SOURCE, Netns, Network, add_residents, board_entry, run_cases, wait_board,
                       wait_until)
-from jukitest.synth import Synth
+from jukitest.authority import authority_node
+from jukitest.synth import Synth, change_row, import_csv
 from test_provide_client import BODY, STAFF, Body, Card, agreement
+
+AUTHLINK, CA = "authlink:0", "ca:jpki"
 
 GW, A, PREF, EAST, WEST = "fwgate:east", "cs:131016", "pref:13", "jlis:east", "jlis:west"
 
@@ -122,7 +125,6 @@ def case_lost_centre_catches_up():
             except FileNotFoundError:
                 pass
         net[WEST].start()
-        assert records(net, WEST)["current"] == 0
         wait_until("west caught up by itself", lambda: records(net, WEST)["current"] == 1500,
                    timeout=60)
         wait_until("the centres agree", lambda: net[PREF].ctl(
@@ -177,9 +179,79 @@ def case_agency_fails_over_board_shows_both():
         wait_board(net[EAST], PREF, "up")
 
 
+def ca_agreement(net, centre):
+    """The agreement with the authority (method feed) at a centre: one supervisor adds it,
+    another approves it."""
+    d = net[centre]
+    s1 = d.add_operator("c1", ["supervisor"], ["provide"])
+    s2 = d.add_operator("c2", ["supervisor"], ["provide"])
+    s1.ctl("agreement", "add", "ca-jpki", "--body", "urn:juki:" + CA, "--methods", "feed",
+           "--items", "code,name,birth,sex,address,change", "--keep-days", 30,
+           "--responsible", "urn:juki:op:ca:jpki:boss")
+    assert s2.ctl("agreement", "approve", "ca-jpki")["state"] == "active"
+
+
+def case_authority_fed_once_from_either_centre():
+    """Both centres derive 異動等情報 and send it to the link server, which passes each entry
+    to the authority once; with east cut, the entries still reach the authority from west,
+    and east's own copies, delivered when its line returns, add nothing."""
+    s = Synth(seed=274)
+    people = [s.person("131016") for _ in range(6)]
+    holder = []
+
+    def configure(net):
+        make_centres(net)
+        authority_node(holder, ocsp=False)(net)
+        net[AUTHLINK].authlink["sources"] = "[urn:juki:jlis:east, urn:juki:jlis:west]"
+
+    def deaths(net, who, name):
+        path = os.path.join(net.dir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(import_csv([change_row(p, "死亡") for p in who]))
+        assert net[A].ctl("import", path)["state"] == "accepted"
+
+    try:
+        with Network([GW, A, PREF, EAST, WEST, AUTHLINK], extra_identities=[CA],
+                     configure=configure) as net:
+            auth = holder[0]
+            add_residents(net[A], people)
+            wait_until("6 at both centres", lambda: at_centres(net, 6))
+            for c in (EAST, WEST):
+                ca_agreement(net, c)
+            cert, key = net.cert(CA)
+            auth.serve(net.ca(), crl=os.path.join(net.pki, "crl.pem"), cert=cert, key=key)
+
+            def feed():
+                return net[AUTHLINK].status()["feed"]
+
+            deaths(net, people[:2], "day1.csv")
+            wait_until("both centres' entries at the link server",
+                       lambda: feed()["received_twice"] == 2, timeout=30)
+            wait_until("2 entries at the authority", lambda: auth.last_seq() >= 2, timeout=30)
+            net.lines[EAST].cut()
+            deaths(net, people[2:3], "day2.csv")
+            wait_until("the third entry, from west", lambda: auth.last_seq() >= 3, timeout=30)
+            assert feed()["received_twice"] == 2, feed()
+            net.lines[EAST].restore()
+            wait_until("east's copy at the link server",
+                       lambda: feed()["received_twice"] == 3, timeout=30)
+            wait_until("everything acked", lambda: feed()["unacked"] == 0, timeout=30)
+            assert auth.last_seq() == 3 and feed()["last_seq"] == 3, feed()
+            rows = auth.feed_rows()
+            # Three entries, each once, numbered without a gap.
+            assert [r[0] for r in rows] == [1, 2, 3] and len({r[1] for r in rows}) == 3, rows
+            assert [r[2] for r in rows] == ["death"] * 3, rows
+            for c in (EAST, WEST):
+                assert net[c].status()["ninsho"]["sent_entries"] == 3, c
+    finally:
+        for a in holder:
+            a.stop()
+
+
 if __name__ == "__main__":
     if not Netns.available():
         print("skipped: network namespaces need root and ip netns")
         sys.exit(0)
     run_cases([case_cut_in_the_middle_of_a_load, case_lost_centre_catches_up,
-               case_agency_fails_over_board_shows_both])
+               case_agency_fails_over_board_shows_both,
+               case_authority_fed_once_from_either_centre])
