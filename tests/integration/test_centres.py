@@ -3,17 +3,18 @@ both, urn:juki:jlis:east and urn:juki:jlis:west, each in a network namespace of 
 joined to the gateway by a veth pair. The line to one is cut in the middle of a load: the
 other keeps receiving, the cut one catches up when the line returns, and the update counts
 and digests agree at both (`juki-ctl reconcile --centres`), nothing lost or doubled. A
-centre whose store is lost catches up by itself from the prefecture's reconciliation.
+centre whose store is lost catches up by itself from the prefecture's reconciliation. An
+agency's query falls back to the other centre, both boards show the network, and the
+certification authority is fed each 異動等情報 entry once from whichever centre is reachable.
 
 Needs root (ip netns, veth); without it every case is skipped, and says so."""
 
 import os
-import sqlite3
 import sys
 import threading
 
 from jukitest import (SOURCE, Netns, Network, add_residents, board_entry, run_cases,
-                      wait_board, wait_until)
+                      store_rows, wait_board, wait_until)
 from jukitest.authority import authority_node
 from jukitest.synth import Synth, change_row, import_csv
 from test_provide_client import BODY, STAFF, Body, Card, agreement
@@ -54,19 +55,11 @@ def check_agree(net, n):
         got["urn:juki:jlis:west"]["received_digest"]
     for c in (EAST, WEST):
         assert records(net, c) == {"current": n, "history": 0}, c
-        rows = dict(sqlite3_rows(net[c].store, "SELECT peer, sum(n) FROM honnin_counts"
+        rows = dict(store_rows(net[c].store, "SELECT peer, sum(n) FROM honnin_counts"
                                                 " WHERE side = 0 GROUP BY peer"))
         assert rows == {"urn:juki:pref:13": n}, (c, rows)
         # Redeliveries after the cut were answered as duplicates, never applied again.
         assert net[c].status()["inbound"]["rejected"] == {}, c
-
-
-def sqlite3_rows(path, sql):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 def case_cut_in_the_middle_of_a_load():
@@ -169,7 +162,7 @@ def case_agency_fails_over_board_shows_both():
         assert r["record"]["code"] == people[1]["code"], r
         # Each centre recorded the provision it made, and only that one.
         for c, code in ((EAST, people[0]["code"]), (WEST, people[1]["code"])):
-            rows = sqlite3_rows(net[c].store, "SELECT code FROM provisions")
+            rows = store_rows(net[c].store, "SELECT code FROM provisions")
             assert rows == [(code,)], (c, rows)
         # West's board: east silent, so down; the prefecture still heard (up, or degraded
         # by the alerts it forwards about its line to east).
