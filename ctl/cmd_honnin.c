@@ -152,6 +152,21 @@ print_conflicts(const json_t *result)
 	}
 }
 
+static void
+print_received(const json_t *result)
+{
+	const json_t *row;
+	size_t i;
+
+	printf("update counts received at %s\n", ctl_str(result, "node"));
+	printf("%-10s  %-20s  %10s  %s\n", "DAY", "FROM", "RECORDED", "DIGEST");
+	json_array_foreach(json_object_get(result, "received"), i, row)
+	{
+		printf("%-10s  %-20s  %10lld  %s\n", ctl_str(row, "day"), ctl_str(row, "peer"),
+		       ctl_int(row, "total"), ctl_str(row, "digest"));
+	}
+}
+
 const struct ctl_cmd ctl_honnin_cmds[] = {
     {"reconcile", cmd_reconcile, NULL,
      "ask the receiver for its update counts (更新件数リスト) of recent days, or of one, "
@@ -159,6 +174,10 @@ const struct ctl_cmd ctl_honnin_cmds[] = {
      "--centres (a prefectural server), compare the national centres with each other",
      .opts = {CTL_OPT_ROW("date", CTL_DATE, "date", "YYYY-MM-DD"), CTL_FLAG_ROW("no-check", NULL),
 	      CTL_FLAG_ROW("centres", "centres")}},
+    {"received", ctl_run, "received", .text = print_received,
+     .help = "the update counts a national server received from each prefecture per day, "
+	     "with digests: equal at both national centres when they hold the same records",
+     .opts = {CTL_OPT_ROW("date", CTL_DATE, "date", "YYYY-MM-DD")}},
     {"person show", ctl_run, "person.show",
      "a person's identity records at a prefectural or national server, newest first",
      .opts = {CTL_ARG_ROW("CODE", "code")}},

@@ -53,6 +53,10 @@ def check_agree(net, n):
         assert c["received_digest"] == c["sent_digest"], c
     assert got["urn:juki:jlis:east"]["received_digest"] == \
         got["urn:juki:jlis:west"]["received_digest"]
+    # The nation's view at each centre: the same counts and digests from every prefecture.
+    east, west = (net[c].ctl("received")["received"] for c in (EAST, WEST))
+    assert east == west == [{"peer": "urn:juki:pref:13", "day": day["day"], "total": n,
+                             "digest": got["urn:juki:jlis:east"]["received_digest"]}], east
     for c in (EAST, WEST):
         assert records(net, c) == {"current": n, "history": 0}, c
         rows = dict(store_rows(net[c].store, "SELECT peer, sum(n) FROM honnin_counts"
