@@ -85,7 +85,7 @@ handle_idou(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 	const struct authlink_section *a = &conf_of(node)->authlink;
 	struct feed_header hdr;
 	struct feed_entry *e = NULL;
-	size_t n = 0, dup = 0;
+	size_t n = 0, k = 0, dup = 0;
 	int rc;
 
 	if (!is_source(a, msg->from)) {
@@ -95,8 +95,35 @@ handle_idou(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 	if ((rc = feed_idou_read(msg->body, ca_of(node), msg->from, &hdr, &e, &n, rej)) != 0) {
 		return rc;
 	}
-	rc = feed_append(juki_node_store(node), juki_node_clock(node), juki_node_self(node)->urn,
-			 &hdr, e, n, juki_node_now_ms(node), &dup);
+	/*
+	 * An entry already in the feed under its id, the same entry, is passed
+	 * on once: the other national centre sent it first (the two derive it
+	 * from the same record with the same id).  The same id for another
+	 * entry is refused, as is the whole message.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		int held = feed_entry_held(juki_node_store(node), &e[i]);
+
+		if (held < 0) {
+			free(e);
+			return held;
+		}
+		if (held == 2) {
+			free(e);
+			return juki_reject_set(rej, JUKI_R_BAD_FIELD,
+					       "entries[%zu].id: received before", i);
+		}
+		if (held == 1) {
+			authlinkd_of(node)->twice++;
+			continue;
+		}
+		e[k++] = e[i];
+	}
+	n = k;
+	rc = n == 0
+		 ? 0
+		 : feed_append(juki_node_store(node), juki_node_clock(node),
+			       juki_node_self(node)->urn, &hdr, e, n, juki_node_now_ms(node), &dup);
 	free(e);
 	if (rc == JUKI_EDUP) {
 		return juki_reject_set(rej, JUKI_R_BAD_FIELD, "entries[%zu].id: received before",
@@ -230,11 +257,12 @@ feed_status(struct juki_node *node)
 		return NULL;
 	}
 	return json_pack(
-	    "{s:s,s:I,s:I,s:I,s:I,s:I}", "ca", ca_of(node), "last_seq", (json_int_t)c.last_seq,
+	    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "ca", ca_of(node), "last_seq", (json_int_t)c.last_seq,
 	    "acked_seq", (json_int_t)c.acked_seq, "unacked", (json_int_t)c.unacked,
 	    "oldest_unacked_age_ms",
 	    (json_int_t)(c.oldest_unacked_ms ? juki_node_now_ms(node) - c.oldest_unacked_ms : 0),
-	    "erased_to", (json_int_t)c.erased_to);
+	    "erased_to", (json_int_t)c.erased_to, "received_twice",
+	    (json_int_t)authlinkd_of(node)->twice);
 }
 
 static json_t *

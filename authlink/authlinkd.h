@@ -45,6 +45,8 @@ struct authlinkd {
 	int lagging;                  /* authlink-lag raised for the present episode */
 	int refused;                  /* authlink-refused raised since the last accepted ack */
 	struct juki_reports *reports; /* management reports held for the authority */
+	int64_t
+	    twice; /* entries received again from another centre, passed on once (since start) */
 };
 
 extern const struct juki_conf_key authlinkd_conf_keys[];

@@ -302,6 +302,54 @@ queue_feed(struct juki_store *store, const struct juki_clock *clock, const char 
 }
 
 int
+feed_entry_held(struct juki_store *store, const struct feed_entry *e)
+{
+	static const char sql[] = "SELECT code, kind, date, items, coalesce(new_code, '')"
+				  " FROM feed WHERE id = ?1";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	char *items = NULL;
+	int rc;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return JUKI_ESTORE;
+	}
+	if (e->has_items) {
+		json_t *it = items_json(e);
+
+		items = it ? json_dumps(it, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(it);
+		if (items == NULL) {
+			sqlite3_reset(st);
+			return JUKI_ENOMEM;
+		}
+	}
+	/* Items are kept as written by feed_append(): the same text for the same items. */
+	rc = strcmp((const char *)sqlite3_column_text(st, 0), e->code) == 0 &&
+		     strcmp((const char *)sqlite3_column_text(st, 1), e->kind) == 0 &&
+		     strcmp((const char *)sqlite3_column_text(st, 2), e->date) == 0 &&
+		     strcmp((const char *)sqlite3_column_text(st, 4), e->new_code) == 0 &&
+		     (sqlite3_column_type(st, 3) == SQLITE_NULL
+			  ? items == NULL
+			  : items != NULL &&
+				strcmp((const char *)sqlite3_column_text(st, 3), items) == 0)
+		 ? 1
+		 : 2;
+	free(items);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
 feed_append(struct juki_store *store, const struct juki_clock *clock, const char *self,
 	    const struct feed_header *hdr, struct feed_entry *e, size_t n, int64_t now_ms,
 	    size_t *dup_index)

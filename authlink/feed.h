@@ -110,6 +110,15 @@ int feed_digest_next(const unsigned char prev[FEED_DIGEST_LEN], const struct fee
 json_t *feed_entry_to_json(const struct feed_entry *e);
 
 /*
+ * feed_entry_held() - whether an entry with e's id is in the feed: 0 not,
+ * 1 the same entry (code, kind, date, items, new code), 2 another entry
+ * under that id; negative on failure.  Two national centres derive the same
+ * entry with the same id from the same record (docs/architecture.md §27):
+ * the second copy is the same entry, passed on once.
+ */
+int feed_entry_held(struct juki_store *store, const struct feed_entry *e);
+
+/*
  * feed_append() - give each of the n entries the next seq and its digest,
  * store them (received at now_ms) and queue one ninsho.feed message from
  * self to hdr->ca with them.  JUKI_EDUP when an entry id is in the feed

@@ -280,9 +280,9 @@ static const struct juki_ctl_cmd csd_cmds[] = {
 static const char *const csd_datasets[] = {"honnin", "tennyu", NULL};
 
 static const char *
-csd_honnin_dest(struct juki_node *node)
+csd_honnin_dest(struct juki_node *node, size_t i)
 {
-	return ((struct csd *)juki_node_priv(node))->pref.urn;
+	return i == 0 ? ((struct csd *)juki_node_priv(node))->pref.urn : NULL;
 }
 
 /* The prefectural server: configured, or the one of our prefecture. */

@@ -51,6 +51,48 @@ print_days(const json_t *result)
 	}
 }
 
+/* Whether a day of the comparison across the centres does not agree. */
+static int
+any_disagree(const json_t *result)
+{
+	const json_t *row;
+	size_t i;
+
+	json_array_foreach(json_object_get(result, "centres"), i, row)
+	{
+		if (!json_is_true(json_object_get(row, "agree"))) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+print_centres(const json_t *result)
+{
+	const json_t *row, *c;
+	size_t i, k;
+
+	printf("update counts sent to the national centres, compared across them\n");
+	printf("%-10s  %-5s  %-24s  %-8s  %10s  %10s  %s\n", "DAY", "AGREE", "CENTRE", "STATUS",
+	       "SENT", "RECORDED", "DIGEST RECORDED");
+	json_array_foreach(json_object_get(result, "centres"), i, row)
+	{
+		json_array_foreach(json_object_get(row, "centres"), k, c)
+		{
+			const char *digest = ctl_str(c, "received_digest");
+
+			printf("%-10s  %-5s  %-24s  %-8s  %10lld  %10lld  %.16s\n",
+			       k == 0 ? ctl_str(row, "day") : "",
+			       k > 0                                         ? ""
+			       : json_is_true(json_object_get(row, "agree")) ? "yes"
+									     : "NO",
+			       ctl_str(c, "dest"), ctl_str(c, "status"), ctl_int(c, "sent"),
+			       ctl_int(c, "received"), digest[0] ? digest : "-");
+		}
+	}
+}
+
 static int
 cmd_reconcile(struct ctl *ctl, const struct ctl_req *req)
 {
@@ -73,13 +115,18 @@ cmd_reconcile(struct ctl *ctl, const struct ctl_req *req)
 		rc = ctl_call(ctl, "reconcile", json_deep_copy(req->args), &result);
 	}
 	if (rc == CTL_OK) {
+		int centres = json_object_get(result, "centres") != NULL;
+
 		if (ctl->json) {
 			ctl_print(ctl, result);
+		} else if (centres) {
+			print_centres(result);
 		} else {
 			print_days(result);
 		}
 		/* A difference is a failure a script must see. */
-		rc = any_day(result, "ok", 1) ? CTL_FAILED : CTL_OK;
+		rc = any_day(result, "ok", 1) || (centres && any_disagree(result)) ? CTL_FAILED
+										   : CTL_OK;
 	}
 	json_decref(result);
 	return rc;
@@ -105,11 +152,32 @@ print_conflicts(const json_t *result)
 	}
 }
 
+static void
+print_received(const json_t *result)
+{
+	const json_t *row;
+	size_t i;
+
+	printf("update counts received at %s\n", ctl_str(result, "node"));
+	printf("%-10s  %-20s  %10s  %s\n", "DAY", "FROM", "RECORDED", "DIGEST");
+	json_array_foreach(json_object_get(result, "received"), i, row)
+	{
+		printf("%-10s  %-20s  %10lld  %s\n", ctl_str(row, "day"), ctl_str(row, "peer"),
+		       ctl_int(row, "total"), ctl_str(row, "digest"));
+	}
+}
+
 const struct ctl_cmd ctl_honnin_cmds[] = {
     {"reconcile", cmd_reconcile, NULL,
      "ask the receiver for its update counts (更新件数リスト) of recent days, or of one, "
-     "wait for the answers and print the comparison; exit 1 when a day differs",
-     .opts = {CTL_OPT_ROW("date", CTL_DATE, "date", "YYYY-MM-DD"), CTL_FLAG_ROW("no-check", NULL)}},
+     "wait for the answers and print the comparison; exit 1 when a day differs; with "
+     "--centres (a prefectural server), compare the national centres with each other",
+     .opts = {CTL_OPT_ROW("date", CTL_DATE, "date", "YYYY-MM-DD"), CTL_FLAG_ROW("no-check", NULL),
+	      CTL_FLAG_ROW("centres", "centres")}},
+    {"received", ctl_run, "received", .text = print_received,
+     .help = "the update counts a national server received from each prefecture per day, "
+	     "with digests: equal at both national centres when they hold the same records",
+     .opts = {CTL_OPT_ROW("date", CTL_DATE, "date", "YYYY-MM-DD")}},
     {"person show", ctl_run, "person.show",
      "a person's identity records at a prefectural or national server, newest first",
      .opts = {CTL_ARG_ROW("CODE", "code")}},

@@ -252,6 +252,8 @@ cmd_query(struct ctl *ctl, const struct ctl_req *req)
 	if (rc != 0) {
 		rc = ctl_provide_fail(ctl, "provide query", &err, NULL);
 	} else if (ctl->json) {
+		/* Which server answered: the other national centre when the first was cut off. */
+		json_object_set_new(result, "server", json_string(ctl_link_server(link)));
 		ctl_print(ctl, result);
 		rc = CTL_OK;
 	} else {
@@ -804,11 +806,12 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 		goto out;
 	}
 	ctl_print_new(ctl,
-		      json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "batch", bt.id, "file",
+		      json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s}", "batch", bt.id, "file",
 				bt.path, "count", (json_int_t)json_array_size(bt.queries), "parts",
 				(json_int_t)bt.parts, "found", (json_int_t)bt.found, "not_found",
 				(json_int_t)bt.not_found, "refused", (json_int_t)bt.refused,
-				"erase_by", bt.erase_by, "gateway", ctl_link_gateway(link)));
+				"erase_by", bt.erase_by, "gateway", ctl_link_gateway(link),
+				"server", ctl_link_server(link)));
 	rc = CTL_OK;
 out:
 	drop_answers(&bt);

@@ -63,6 +63,9 @@ const struct juki_conf_key ctl_body_keys[] = {
 			 "reached."),
     JUKI_CONF_SCALAR(struct ctl_body, server, "server", JUKI_CONF_IDENT, NULL, JUKI_CONF_REQUIRED,
 		     0, 0, "The providing server: urn:juki:pref:<NN> or urn:juki:jlis:0."),
+    JUKI_CONF_SCALARLIST(struct ctl_body, fallback, nfallback, "fallback", JUKI_CONF_IDENT, 0, 0, 3,
+			 "Providing servers tried in order when no gateway reaches `server` (the "
+			 "other national centre: [urn:juki:jlis:west])."),
     JUKI_CONF_SECTIONKEY(struct ctl_body, staff, "staff", staff_keys,
 			 "The staff member's card (the inner TLS): only staff hold one "
 			 "(第6-8(1)イ)."),
@@ -101,6 +104,27 @@ ctl_body_free(struct ctl_body *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* Whether server and every fallback are national centres, each named once. */
+static int
+all_centres(const struct ctl_body *b)
+{
+	struct juki_ident id;
+
+	for (size_t i = 0; i <= b->nfallback; i++) {
+		const char *s = i == 0 ? b->server : b->fallback[i - 1];
+
+		if (juki_ident_parse(s, &id) != 0 || id.kind != JUKI_KIND_JLIS) {
+			return 0;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(s, j == 0 ? b->server : b->fallback[j - 1]) == 0) {
+				return 0;
+			}
+		}
+	}
+	return 1;
+}
+
 int
 ctl_body_load(const char *path, struct ctl_body *b, char *err, size_t errlen)
 {
@@ -122,6 +146,11 @@ ctl_body_load(const char *path, struct ctl_body *b, char *err, size_t errlen)
 		juki_seterr(err, errlen,
 			    "%s: staff: card or key, one of the two (a key on a token, or an "
 			    "encrypted key file)",
+			    path);
+	} else if (b->nfallback > 0 && !all_centres(b)) {
+		juki_seterr(err, errlen,
+			    "%s: fallback: only between national centres (server and fallback "
+			    "urn:juki:jlis:<name>, each named once)",
 			    path);
 	} else if (b->staff.card != NULL && strncasecmp(b->staff.card, "pkcs11:", 7) != 0) {
 		juki_seterr(err, errlen, "%s: staff.card: not a pkcs11: URI", path);
@@ -191,6 +220,7 @@ ctl_card_open(const char *cert, const char *uri, const char *keyfile, const char
 
 struct ctl_link {
 	const struct ctl_body *b;
+	char server[JUKI_URN_MAX]; /* the server reached: server, or one of fallback */
 	char gateway[HOST_MAX + 8];
 	int fd;
 	SSL *outer;
@@ -307,7 +337,7 @@ tunnel(struct ctl_link *l, char *answer, size_t len, char *why, size_t whylen)
 	int rc;
 
 	l->step = step_end(l, l->b->connect_timeout);
-	snprintf(line, sizeof(line), "CONNECT %s provide\n", l->b->server);
+	snprintf(line, sizeof(line), "CONNECT %s provide\n", l->server);
 	rc = outer_write(l, line, strlen(line));
 	while (rc == 0) {
 		size_t got = 0;
@@ -482,11 +512,11 @@ inner_handshake(struct ctl_link *l, struct juki_ctl_error *err)
 		}
 		return l->io_error != 0 ? l->io_error : JUKI_ETLS;
 	}
-	if (juki_tls_peer_ident(l->inner, &peer) != 0 || strcmp(peer.urn, l->b->server) != 0) {
+	if (juki_tls_peer_ident(l->inner, &peer) != 0 || strcmp(peer.urn, l->server) != 0) {
 		juki_ctl_fail(err, "wrong-peer",
 			      "%s: the inner certificate names %s, not the server asked for (%s)",
 			      l->gateway, peer.urn[0] != '\0' ? peer.urn : "no identity",
-			      l->b->server);
+			      l->server);
 		return JUKI_ECERT;
 	}
 	return 0;
@@ -507,6 +537,60 @@ deny_retryable(const char *answer)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Through each gateway in turn, a tunnel to l->server: 0, JUKI_EPERM (a DENY
+ * no other gateway or server would answer otherwise), JUKI_ENOMEM, or
+ * another negative code when no gateway reached it (err says why).
+ */
+static int
+reach_server(struct ctl_link *l, char *why, size_t whylen, char *answer, size_t alen,
+	     struct juki_ctl_error *err)
+{
+	const struct ctl_body *b = l->b;
+	int rc = JUKI_ECLOSED;
+
+	for (size_t g = 0; g < b->ngateways; g++) {
+		snprintf(l->gateway, sizeof(l->gateway), "%s", b->gateways[g]);
+		link_reset(l);
+		if (juki_clock_mono_ms() >= l->deadline) {
+			juki_ctl_fail(err, "unreachable", "the command's deadline has passed");
+			return JUKI_ETIMEDOUT;
+		}
+		rc = tcp_connect(l, l->gateway, why, whylen);
+		if (rc == 0) {
+			l->outer = juki_tls_ssl_new(l->node, JUKI_TLS_CLIENT);
+			if (l->outer == NULL || SSL_set_fd(l->outer, l->fd) != 1) {
+				juki_ctl_fail(err, "internal", "out of memory");
+				return JUKI_ENOMEM;
+			}
+			rc = outer_handshake(l, why, whylen);
+		}
+		if (rc == 0) {
+			rc = tunnel(l, answer, alen, why, whylen);
+			if (rc == 1) {
+				juki_ctl_fail(err, "denied", "gateway %s: %s", l->gateway, answer);
+				if (!deny_retryable(answer)) {
+					return JUKI_EPERM;
+				}
+				snprintf(why, whylen, "%s", answer);
+			}
+		}
+		if (rc == 0) {
+			return 0;
+		}
+		if (rc != 1) {
+			juki_ctl_fail(err, "unreachable", "gateway %s: %s", l->gateway, why);
+		}
+		if (g + 1 < b->ngateways) {
+			fprintf(stderr, "juki-ctl: gateway %s: %s; trying the next\n", l->gateway,
+				why);
+		}
+		/* Denied here, but another server may still be reached. */
+		rc = rc == 1 ? -EHOSTUNREACH : rc;
+	}
+	return rc;
 }
 
 int
@@ -559,48 +643,26 @@ ctl_link_open(const struct ctl_body *b, int card_pin_fd, int64_t deadline_mono,
 	}
 	rc = JUKI_ECLOSED;
 	juki_ctl_fail(err, "unreachable", "no gateway");
-	for (size_t g = 0; g < b->ngateways; g++) {
-		snprintf(l->gateway, sizeof(l->gateway), "%s", b->gateways[g]);
-		link_reset(l);
-		if (juki_clock_mono_ms() >= l->deadline) {
-			juki_ctl_fail(err, "unreachable", "the command's deadline has passed");
-			rc = JUKI_ETIMEDOUT;
-			break;
+	/*
+	 * The server, else each fallback in turn (the other national centre):
+	 * the next only when no gateway could reach this one (DENY unreachable,
+	 * limit or timeout, or no gateway answering at all).
+	 */
+	for (size_t s = 0; s <= b->nfallback && rc != 0; s++) {
+		snprintf(l->server, sizeof(l->server), "%s",
+			 s == 0 ? b->server : b->fallback[s - 1]);
+		if (s > 0) {
+			fprintf(stderr, "juki-ctl: %s cannot be reached; trying %s\n",
+				s == 1 ? b->server : b->fallback[s - 2], l->server);
 		}
-		rc = tcp_connect(l, l->gateway, why, sizeof(why));
-		if (rc == 0) {
-			l->outer = juki_tls_ssl_new(l->node, JUKI_TLS_CLIENT);
-			if (l->outer == NULL || SSL_set_fd(l->outer, l->fd) != 1) {
-				juki_ctl_fail(err, "internal", "out of memory");
-				rc = JUKI_ENOMEM;
-				goto fail;
-			}
-			rc = outer_handshake(l, why, sizeof(why));
+		rc = reach_server(l, why, sizeof(why), answer, sizeof(answer), err);
+		if (rc == JUKI_EPERM || rc == JUKI_ENOMEM) {
+			goto fail;
 		}
-		if (rc == 0) {
-			rc = tunnel(l, answer, sizeof(answer), why, sizeof(why));
-			if (rc == 1) {
-				juki_ctl_fail(err, "denied", "gateway %s: %s", l->gateway, answer);
-				if (!deny_retryable(answer)) {
-					rc = JUKI_EPERM;
-					goto fail;
-				}
-				snprintf(why, sizeof(why), "%s", answer);
-			}
-		}
-		if (rc == 0) {
-			break;
-		}
-		if (rc != 1) {
-			juki_ctl_fail(err, "unreachable", "gateway %s: %s", l->gateway, why);
-		}
-		if (g + 1 < b->ngateways) {
-			fprintf(stderr, "juki-ctl: gateway %s: %s; trying the next\n", l->gateway,
-				why);
-		}
-		rc = rc == 1 ? JUKI_EPERM : rc;
 	}
 	if (rc != 0) {
+		/* The last answer was a DENY (unreachable, limit, timeout): refused, as before. */
+		rc = rc == -EHOSTUNREACH ? JUKI_EPERM : rc;
 		goto fail;
 	}
 	rc = inner_handshake(l, err);
@@ -619,6 +681,12 @@ const char *
 ctl_link_staff(const struct ctl_link *l)
 {
 	return juki_tls_self(l->card)->urn;
+}
+
+const char *
+ctl_link_server(const struct ctl_link *l)
+{
+	return l->server;
 }
 
 const char *
@@ -712,7 +780,7 @@ ctl_link_post(struct ctl_link *l, const char *type, json_t *body, int64_t timeou
 		juki_ctl_fail(err, "unreachable", "the link has failed");
 		return JUKI_ECLOSED;
 	}
-	rc = juki_msg_init(&msg, type, l->b->body, l->b->server, NULL, body, &clock);
+	rc = juki_msg_init(&msg, type, l->b->body, l->server, NULL, body, &clock);
 	if (rc != 0) {
 		juki_ctl_fail(err, "internal", "%s: %s", type, juki_strerror(rc));
 		return rc;
@@ -775,7 +843,7 @@ ctl_link_wait(struct ctl_link *l, const char *type, const char *id, int64_t time
 		rc = JUKI_EPROTO;
 		goto out;
 	}
-	if (strcmp(reply.from, l->b->server) != 0 ||
+	if (strcmp(reply.from, l->server) != 0 ||
 	    (strcmp(reply.to, l->b->body) != 0 && strcmp(reply.to, ctl_link_staff(l)) != 0) ||
 	    (ack.corr[0] != '\0' && strcmp(ack.corr, id) != 0)) {
 		l->broken = 1;

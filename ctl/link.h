@@ -45,7 +45,9 @@ struct ctl_body {
 	struct juki_tls_files tls; /* the body's node certificate, key, CA, CRL */
 	char **gateways;           /* host:port, in the order tried */
 	size_t ngateways;
-	char *server; /* the providing server: urn:juki:pref:NN or urn:juki:jlis:0 */
+	char *server;    /* the providing server: urn:juki:pref:NN or urn:juki:jlis:0 */
+	char **fallback; /* tried in order when no gateway reaches server (the other centre) */
+	size_t nfallback;
 	struct ctl_body_staff staff;
 	char *answers;           /* the answer directory */
 	int64_t keep;            /* how long answers may be kept, ms (0: as the server says) */
@@ -99,6 +101,9 @@ int ctl_link_open(const struct ctl_body *b, int card_pin_fd, int64_t deadline_mo
 
 /* ctl_link_staff() - the staff member's identity (the card's). */
 const char *ctl_link_staff(const struct ctl_link *l);
+
+/* ctl_link_server() - the providing server reached: server, or one of fallback. */
+const char *ctl_link_server(const struct ctl_link *l);
 
 /* ctl_link_gateway() - the gateway the link went through (host:port). */
 const char *ctl_link_gateway(const struct ctl_link *l);

@@ -5,6 +5,7 @@
 #include "jlisd.h"
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/hex.h"
 #include "juki/node/conflict.h"
 #include "juki/node/ninsho.h"
 #include "juki/node/provide.h"
@@ -189,9 +190,64 @@ static const struct juki_handler jlisd_handlers[] = {
     {NULL, JUKI_SVC_NONE, NULL, 0, 0, NULL},
 };
 
+/*
+ * "received": the update counts received from each prefecture per day, with
+ * their digests — what this centre holds, to compare with the other national
+ * centre's answer for the whole nation (docs/architecture.md §27).
+ */
+static int
+jlisd_cmd_received(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
+{
+	static const char sql[] =
+	    "SELECT c.peer, c.day, sum(c.n), (SELECT d.digest FROM honnin_digest d"
+	    " WHERE d.side = 0 AND d.peer = c.peer AND d.day = c.day)"
+	    " FROM honnin_counts c WHERE c.side = 0 AND (?1 IS NULL OR c.day = ?1)"
+	    " AND c.day >= ?2 GROUP BY c.peer, c.day ORDER BY c.day DESC, c.peer";
+	struct juki_node *node = ctx;
+	const json_t *date = json_object_get(args, "date");
+	const char *day = json_string_value(date);
+	char first[11];
+	sqlite3_stmt *st;
+	json_t *rows;
+
+	if (date != NULL && (day == NULL || !juki_date_valid(day))) {
+		return juki_ctl_fail(err, "usage", "date: YYYY-MM-DD");
+	}
+	if ((st = juki_store_prepare(juki_node_store(node), sql)) == NULL ||
+	    (rows = json_array()) == NULL) {
+		return JUKI_ESTORE;
+	}
+	/* The recent days reconciliation covers, or the one day asked. */
+	juki_clock_date(juki_node_now_ms(node) -
+			    (juki_node_conf(node)->honnin.reconcile_days - 1) * JUKI_DAY_MS,
+			first, sizeof(first));
+	if (day != NULL) {
+		sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_text(st, 2, day != NULL ? "0000-00-00" : first, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char hex[2 * JUKI_DIGEST_LEN + 1] = "";
+
+		if (sqlite3_column_bytes(st, 3) == JUKI_DIGEST_LEN) {
+			juki_hex_encode(sqlite3_column_blob(st, 3), JUKI_DIGEST_LEN, hex);
+		}
+		json_array_append_new(
+		    rows, json_pack("{s:s,s:s,s:I,s:s}", "peer", sqlite3_column_text(st, 0), "day",
+				    sqlite3_column_text(st, 1), "total",
+				    (json_int_t)sqlite3_column_int64(st, 2), "digest", hex));
+	}
+	sqlite3_reset(st);
+	*result = json_pack("{s:s,s:o}", "node", juki_node_self(node)->urn, "received", rows);
+	return *result != NULL ? 0 : JUKI_ENOMEM;
+}
+
 static const struct juki_ctl_cmd jlisd_cmds[] = {
     {"person.show", jlisd_cmd_person_show, "a person's records, newest first (args: code)",
      JUKI_ROLE_CLERK | JUKI_ROLE_SUPERVISOR, "honnin"},
+    {"received", jlisd_cmd_received,
+     "update counts received from each prefecture per day, with digests, for comparing the "
+     "national centres (args: date)",
+     JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR | JUKI_ROLE_ADMIN, NULL},
     {"conflicts", juki_conflicts_cmd,
      "people current in two municipalities (二重登録), oldest first (args: limit)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_AUDITOR, "honnin"},

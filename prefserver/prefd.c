@@ -19,7 +19,15 @@ const struct juki_conf_key prefd_conf_keys[] = {
     JUKI_NODE_CONF_KEYS(struct prefd_conf, node),
     JUKI_CONF_SCALAR(struct prefd_conf, national, "national", JUKI_CONF_IDENT, "urn:juki:jlis:0", 0,
 		     0, 0,
-		     "The national server (指定情報処理機関) that receives every new record."),
+		     "The national server (指定情報処理機関) that receives every new record; "
+		     "with `centres`, the one of them that takes what goes to one centre only "
+		     "(management reports)."),
+    JUKI_CONF_SCALARLIST(struct prefd_conf, centres, ncentres, "centres", JUKI_CONF_IDENT, 0, 0,
+			 JUKI_BATCHER_DESTS,
+			 "The national centres (e.g. [urn:juki:jlis:east, urn:juki:jlis:west]) "
+			 "that each receive every new record and the update-count queries, "
+			 "each acknowledging and reconciled on its own (docs/architecture.md "
+			 "§27); empty: `national` alone."),
     JUKI_CONF_SCALAR(struct prefd_conf, conflict_grace, "conflict_grace", JUKI_CONF_DURATION, "1h",
 		     0, 0, INT64_C(7) * 86400 * 1000,
 		     "How long a person may be current in two municipalities (a move-in whose "
@@ -72,14 +80,21 @@ prefd_handle_batch(void *ctx, const struct juki_msg *msg, struct juki_reject *re
 	int rc;
 
 	forward = juki_batcher_new(juki_node_store(node), juki_node_self(node)->urn,
-				   prefd_conf(node)->national, (size_t)nc->honnin.batch_records,
+				   prefd_centre(node, 0), (size_t)nc->honnin.batch_records,
 				   (size_t)nc->limits.frame_max * 3 / 4, juki_node_clock(node));
 	if (forward == NULL) {
 		return JUKI_ENOMEM;
 	}
+	/* Every national centre gets every record, in a message of its own. */
+	for (size_t i = 1; prefd_centre(node, i) != NULL; i++) {
+		if ((rc = juki_batcher_add_dest(forward, prefd_centre(node, i))) != 0) {
+			juki_batcher_free(forward);
+			return rc;
+		}
+	}
 	/* 異動等情報 (第6-8(6)), when this prefecture provides it itself: as at jlisd. */
 	rc = juki_honnin_receive_hooked(juki_node_store(node), msg, juki_node_now_ms(node),
-					from_municipality, forward, prefd_conf(node)->national,
+					from_municipality, forward, NULL,
 					juki_ninsho_hook(prefd_of(node)->ninsho), rej);
 	juki_batcher_free(forward);
 	if (rc == 0) {
@@ -319,9 +334,15 @@ prefd_status(struct juki_node *node)
 	static const char sql_c[] = "SELECT count(*) FROM honnin";
 	static const char sql_h[] = "SELECT count(*) FROM honnin_history";
 
-	return json_pack("{s:s,s:I,s:{s:I,s:I},s:o*,s:o*}", "national", prefd_conf(node)->national,
-			 "confirmations", count_of(juki_node_store(node), sql_k), "records",
-			 "current", count_of(juki_node_store(node), sql_c), "history",
+	json_t *centres = json_array();
+
+	for (size_t i = 0; centres != NULL && prefd_centre(node, i) != NULL; i++) {
+		json_array_append_new(centres, json_string(prefd_centre(node, i)));
+	}
+	return json_pack("{s:s,s:o*,s:I,s:{s:I,s:I},s:o*,s:o*}", "national",
+			 prefd_conf(node)->national, "centres", centres, "confirmations",
+			 count_of(juki_node_store(node), sql_k), "records", "current",
+			 count_of(juki_node_store(node), sql_c), "history",
 			 count_of(juki_node_store(node), sql_h), "provide",
 			 juki_provide_status(node), "ninsho", juki_ninsho_status(node));
 }
@@ -370,10 +391,21 @@ static const struct juki_ctl_cmd prefd_cmds[] = {
 
 static const char *const prefd_datasets[] = {"honnin", "kakutei", "provide", NULL};
 
-static const char *
-prefd_honnin_dest(struct juki_node *node)
+const char *
+prefd_centre(const struct juki_node *node, size_t i)
 {
-	return prefd_conf(node)->national;
+	const struct prefd_conf *conf = prefd_conf(node);
+
+	if (conf->ncentres == 0) {
+		return i == 0 ? conf->national : NULL;
+	}
+	return i < conf->ncentres ? conf->centres[i] : NULL;
+}
+
+static const char *
+prefd_honnin_dest(struct juki_node *node, size_t i)
+{
+	return prefd_centre(node, i);
 }
 
 static int
@@ -381,9 +413,37 @@ prefd_check(const void *confp, char *err, size_t errlen)
 {
 	const struct prefd_conf *conf = confp;
 	struct juki_ident national;
+	int found = 0;
 
 	if (juki_ident_parse(conf->national, &national) != 0 || national.kind != JUKI_KIND_JLIS) {
 		snprintf(err, errlen, "national: %s is not a national server", conf->national);
+		return JUKI_ECONFIG;
+	}
+	for (size_t i = 0; i < conf->ncentres; i++) {
+		struct juki_ident centre;
+
+		if (juki_ident_parse(conf->centres[i], &centre) != 0 ||
+		    centre.kind != JUKI_KIND_JLIS) {
+			snprintf(err, errlen, "centres[%zu]: %s is not a national server", i,
+				 conf->centres[i]);
+			return JUKI_ECONFIG;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(conf->centres[j], conf->centres[i]) == 0) {
+				snprintf(err, errlen, "centres[%zu]: %s is listed twice", i,
+					 conf->centres[i]);
+				return JUKI_ECONFIG;
+			}
+		}
+		if (strcmp(conf->centres[i], conf->national) == 0) {
+			found = 1;
+		}
+	}
+	if (conf->ncentres > 0 && !found) {
+		snprintf(err, errlen,
+			 "national: %s is not one of centres (name the centre that takes "
+			 "management reports)",
+			 conf->national);
 		return JUKI_ECONFIG;
 	}
 	if (juki_provide_check(&conf->provide, err, errlen) != 0) {

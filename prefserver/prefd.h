@@ -25,6 +25,8 @@
 struct prefd_conf {
 	struct juki_node_conf node;
 	char *national; /* the national server (指定情報処理機関), urn:juki:jlis:0 */
+	char **centres; /* the national centres identity information goes to (none: national) */
+	size_t ncentres;
 	int64_t conflict_grace;           /* ms a double registration may stand before its alert */
 	struct juki_provide_conf provide; /* provide: the 事務 list */
 	struct juki_provision_conf provision; /* provision: keep */
@@ -49,6 +51,12 @@ prefd_of(struct juki_node *node)
 {
 	return juki_node_priv(node);
 }
+
+/*
+ * prefd_centre() - the i-th national centre the identity information goes to
+ * (from 0; NULL after the last): each of `centres`, or `national` alone.
+ */
+const char *prefd_centre(const struct juki_node *node, size_t i);
 
 /* prefd_conf() - the prefectural server's configuration. */
 static inline const struct prefd_conf *

@@ -397,7 +397,12 @@ def case_refused_sources_and_bodies():
         assert b["reason"] == "invalid-field", b
         e = entry(s)
         assert src.send([e])["body"]["status"] == "accepted"
-        b = src.send([dict(e)])["body"]
+        # The same entry again (as the other national centre sends it, docs/architecture.md
+        # §27): accepted, passed on once. Another entry under its id: refused.
+        before = feed(d)["last_seq"]
+        assert src.send([dict(e)])["body"]["status"] == "accepted"
+        assert feed(d)["last_seq"] == before and feed(d)["received_twice"] == 1, feed(d)
+        b = src.send([dict(e, date="2026-04-02")])["body"]
         assert b["status"] == "rejected" and "received before" in b["detail"], b
         # A ninsho.idou from the authority: refused, it is no source.
         cert, key = net.cert("ca:jpki")

@@ -46,7 +46,8 @@ static const char standard[] =
     "  - {service: monitor, from: jlis, to: cs}\n"
     "  - {service: monitor, from: jlis, to: pref}\n"
     "  - {service: monitor, from: jlis, to: authlink}\n"
-    "  - {service: monitor, from: jlis, to: fwgate}\n";
+    "  - {service: monitor, from: jlis, to: fwgate}\n"
+    "  - {service: monitor, from: jlis, to: jlis}\n";
 
 static char err[1024];
 
@@ -112,7 +113,7 @@ denies(const struct juki_policy *p, const char *src, const char *dst, enum juki_
 static void
 check_standard(const struct juki_policy *p)
 {
-	assert_int_equal(juki_policy_rule_count(p), 28);
+	assert_int_equal(juki_policy_rule_count(p), 29);
 
 	allows(p, CS_TOKYO, CS_OSAKA, JUKI_SVC_MUNI);
 	allows(p, CS_OSAKA, CS_TOKYO, JUKI_SVC_MUNI);
@@ -141,6 +142,8 @@ check_standard(const struct juki_policy *p)
 	allows(p, JLIS, PREF13, JUKI_SVC_MONITOR);
 	allows(p, JLIS, AL13, JUKI_SVC_MONITOR);
 	allows(p, JLIS, FWGATE, JUKI_SVC_MONITOR);
+	/* the national centres watch each other (docs/architecture.md §27) */
+	allows(p, JLIS, "urn:juki:jlis:west", JUKI_SVC_MONITOR);
 	/* heartbeats and alerts to the own prefecture, its notices back (monitor.h) */
 	allows(p, CS_TOKYO, PREF13, JUKI_SVC_MONITOR);
 	allows(p, PREF13, CS_TOKYO, JUKI_SVC_MONITOR);

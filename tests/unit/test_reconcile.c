@@ -327,6 +327,7 @@ test_narrow_bounded(void **state)
 	struct fx *f = *state;
 	json_t *ask = juki_reconcile_first_ranges(N), *empty;
 	json_t *ours = juki_honnin_range_digests(f->sent, NULL, DAY, ask), *next, *resend;
+	char why[128];
 
 	/* A receiver with nothing: every range differs. */
 	empty = juki_honnin_range_digests(f->recv, "urn:juki:cs:271004", DAY, ask);
@@ -334,6 +335,11 @@ test_narrow_bounded(void **state)
 	assert_true(json_array_size(next) <= JUKI_HONNIN_RANGES_MAX);
 	/* Every range is either asked deeper (10 each) or sent. */
 	assert_int_equal(json_array_size(next) / 10 + json_array_size(resend), 100);
+	/*
+	 * What is sent as it stands comes in code order with the leaves, as a
+	 * re-send needs (a rebuilt, empty national centre gets here).
+	 */
+	assert_int_equal(juki_honnin_ranges_check(resend, why, sizeof(why)), 0);
 	json_decref(next);
 	json_decref(resend);
 	/* At the last round, everything that differs is sent as it stands. */
@@ -346,6 +352,94 @@ test_narrow_bounded(void **state)
 	json_decref(ours);
 	json_decref(empty);
 	json_decref(ask);
+}
+
+/*
+ * Leaves and ranges too many to split, mixed: every other range holds a
+ * leaf's worth, the others ten times that, and the receiver none.  What is
+ * re-sent must still be in code order (an empty national centre catching up
+ * got its whole day refused as "ranges out of order" before).
+ */
+static void
+test_narrow_mixed_in_order(void **state)
+{
+	json_t *ours = juki_reconcile_first_ranges(100000), *theirs = json_array(), *next, *resend;
+	json_t *r, *prev = NULL;
+	char why[128];
+	size_t i;
+
+	(void)state;
+	json_array_foreach(ours, i, r)
+	{
+		json_object_set_new(r, "count", json_integer(i % 2 ? 10 * JUKI_RECONCILE_LEAF : 1));
+		json_object_set_new(r, "digest", json_string("aa"));
+		json_array_append_new(
+		    theirs, json_pack("{s:O,s:O,s:i,s:s}", "from", json_object_get(r, "from"), "to",
+				      json_object_get(r, "to"), "count", 0, "digest", "00"));
+	}
+	assert_int_equal(juki_reconcile_narrow(ours, theirs, 1, &next, &resend), 0);
+	/* 50 leaves, 25 split into the next round, 25 sent as they stand. */
+	assert_int_equal(json_array_size(next), 250);
+	assert_int_equal(json_array_size(resend), 75);
+	assert_int_equal(juki_honnin_ranges_check(resend, why, sizeof(why)), 0);
+	json_array_foreach(resend, i, r)
+	{
+		if (prev != NULL) {
+			assert_true(strcmp(json_string_value(json_object_get(prev, "to")),
+					   json_string_value(json_object_get(r, "from"))) < 0);
+		}
+		prev = r;
+	}
+	json_decref(next);
+	json_decref(resend);
+	json_decref(ours);
+	json_decref(theirs);
+}
+
+/* A batcher with two destinations: each message once per destination, each its own id. */
+static void
+test_batcher_two_destinations(void **state)
+{
+	struct fx *f = *state;
+	struct juki_batcher *b;
+	json_t *day = juki_reconcile_first_ranges(1);
+	sqlite3_stmt *st;
+	size_t sent = 0;
+	int east = 0, west = 0;
+
+	assert_int_equal(juki_store_begin(f->sent), 0);
+	b = juki_batcher_new(f->sent, "urn:juki:pref:13", "urn:juki:jlis:east", 1000, 1 << 20,
+			     NULL);
+	assert_non_null(b);
+	assert_int_equal(juki_batcher_add_dest(b, "urn:juki:jlis:west"), 0);
+	assert_int_equal(juki_batcher_add_dest(b, "urn:juki:jlis:west"), 0); /* once */
+	assert_int_equal(juki_batcher_ndests(b), 2);
+	assert_string_equal(juki_batcher_dest(b, 1), "urn:juki:jlis:west");
+	assert_null(juki_batcher_dest(b, 2));
+	assert_int_equal(juki_honnin_resend_ranges(f->sent, DAY, day, b, &sent), 0);
+	assert_int_equal(sent, N);
+	json_decref(day);
+	assert_int_equal(juki_batcher_flush(b), 0);
+	juki_batcher_free(b);
+	st = juki_store_prepare(f->sent, "SELECT dest, count(*), count(DISTINCT msg_id),"
+					 " sum(length(payload)) FROM outbox WHERE type ="
+					 " 'honnin.batch' GROUP BY dest");
+	assert_non_null(st);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *dest = (const char *)sqlite3_column_text(st, 0);
+		int n = sqlite3_column_int(st, 1);
+
+		assert_int_equal(n, sqlite3_column_int(st, 2));
+		assert_int_equal(n, (int)(sent + 999) / 1000);
+		if (strcmp(dest, "urn:juki:jlis:east") == 0) {
+			east = n;
+		} else if (strcmp(dest, "urn:juki:jlis:west") == 0) {
+			west = n;
+		}
+	}
+	sqlite3_reset(st);
+	assert_true(east > 0 && east == west);
+	juki_store_rollback(f->sent);
 }
 
 /* The reconcile tables' rows go with the update counts, by day, after purge.years. */
@@ -394,6 +488,8 @@ main(void)
 	    cmocka_unit_test(test_ranges_check),
 	    cmocka_unit_test_setup_teardown(test_narrow_finds_one, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_narrow_bounded, setup, teardown),
+	    cmocka_unit_test(test_narrow_mixed_in_order),
+	    cmocka_unit_test_setup_teardown(test_batcher_two_destinations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_rows, setup, teardown),
 	};
 

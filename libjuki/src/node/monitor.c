@@ -82,9 +82,20 @@ const struct juki_conf_key juki_monitor_conf_keys[] = {
      .elem_size = sizeof(char *),
      .count_offset = offsetof(struct juki_monitor_conf, nwatchers),
      .help = "The nodes this node sends heartbeats and alerts to: \"auto\" (a CS: its "
-	     "prefecture and the national server; a prefecture and authlink:0: the national "
-	     "server; authlink:NN: its prefecture and the national server; jlis: none) and/or "
-	     "identities; [] none."},
+	     "prefecture and the national centres; a prefecture and authlink:0: the national "
+	     "centres; authlink:NN: its prefecture and the national centres; a national "
+	     "centre: the other centres) and/or identities; [] none."},
+    {.name = "centres",
+     .type = JUKI_CONF_LIST,
+     .offset = offsetof(struct juki_monitor_conf, centres),
+     .def = "[urn:juki:jlis:0]",
+     .min = 1,
+     .max = JUKI_MONITOR_WATCHERS,
+     .elem_type = JUKI_CONF_IDENT,
+     .elem_size = sizeof(char *),
+     .count_offset = offsetof(struct juki_monitor_conf, ncentres),
+     .help = "The national centres \"auto\" means (docs/architecture.md §27): each gets the "
+	     "heartbeats, and so shows this node on its board."},
     JUKI_CONF_ENUMKEY(struct juki_monitor_conf, board, "board", board_names, "auto", 0,
 		      "Keep a board of the nodes that send heartbeats here: true, false or auto "
 		      "(jlis and the prefectures)."),
@@ -118,6 +129,13 @@ juki_monitor_conf_check(const void *section, const char **blame, char *why, size
 		     id.kind != JUKI_KIND_CS && id.kind != JUKI_KIND_AUTHLINK)) {
 			*blame = "watchers";
 			snprintf(why, whylen, "\"auto\" or the identity of a server node");
+			return JUKI_ECONFIG;
+		}
+	}
+	for (size_t i = 0; i < c->ncentres; i++) {
+		if (juki_ident_parse(c->centres[i], &id) != 0 || id.kind != JUKI_KIND_JLIS) {
+			*blame = "centres";
+			snprintf(why, whylen, "national centres: urn:juki:jlis:<name>");
 			return JUKI_ECONFIG;
 		}
 	}
@@ -474,8 +492,9 @@ juki_monitor_watchers(const struct juki_ident *self, const struct juki_monitor_c
 			snprintf(urn, sizeof(urn), "urn:juki:pref:%s", pref);
 			n = add_urn(urns, n, self, urn);
 		}
-		if (self->kind != JUKI_KIND_JLIS) {
-			n = add_urn(urns, n, self, "urn:juki:jlis:0");
+		/* Every national centre; a centre, the others (add_urn() skips self). */
+		for (size_t c = 0; c < conf->ncentres; c++) {
+			n = add_urn(urns, n, self, conf->centres[c]);
 		}
 	}
 	return n;

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
@@ -58,6 +60,48 @@ take_conf(struct juki_ninsho *n, const struct juki_ninsho_conf *conf)
 	snprintf(n->ca, sizeof(n->ca), "%s", conf->ca ? conf->ca : "");
 }
 
+/*
+ * The entry's id, the same wherever it is derived from the same record: a
+ * UUIDv7 whose time is the record's `recorded` and whose other 74 bits are
+ * of SHA-256("idou" code lgcode version kind).  The two national centres
+ * derive each entry from the same record, so the link server knows the
+ * second copy for what it is and passes the entry on once
+ * (docs/architecture.md §27).
+ */
+static int
+idou_id(const struct juki_change *c, const struct juki_idou *e, char out[JUKI_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char h[SHA256_DIGEST_LENGTH], b[16];
+	char text[128];
+	uint64_t ms;
+	size_t o = 0;
+	int n;
+
+	if (c->recorded_ms < 0 || c->recorded_ms > INT64_C(0xffffffffffff)) {
+		return JUKI_ERANGE;
+	}
+	n = snprintf(text, sizeof(text), "idou|%s|%s|%lld|%s", c->code, c->lgcode,
+		     (long long)c->version, juki_idou_kind_name(e->kind));
+	SHA256((const unsigned char *)text, (size_t)n, h);
+	ms = (uint64_t)c->recorded_ms;
+	for (int i = 0; i < 6; i++) {
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	}
+	memcpy(b + 6, h, 10);
+	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			out[o++] = '-';
+		}
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 0x0f];
+	}
+	out[o] = '\0';
+	return 0;
+}
+
 /* The hook: derive from each record that became current. */
 static int
 on_current(void *arg, const struct juki_change *prev, const struct juki_change *cur)
@@ -69,8 +113,8 @@ on_current(void *arg, const struct juki_change *prev, const struct juki_change *
 	if (!juki_idou_derive(prev, cur, &e)) {
 		return 0;
 	}
-	if (juki_uuid7(juki_node_now_ms(n->node), e.id) != 0 ||
-	    (obj = juki_idou_to_json(&e)) == NULL || json_array_append_new(n->pending, obj) != 0) {
+	if (idou_id(cur, &e, e.id) != 0 || (obj = juki_idou_to_json(&e)) == NULL ||
+	    json_array_append_new(n->pending, obj) != 0) {
 		return JUKI_ENOMEM;
 	}
 	return 0;

@@ -539,8 +539,10 @@ static int
 cmd_reconcile(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
 	struct juki_node *node = ctx;
-	const char *day = json_string_value(json_object_get(args, "date"));
+	const char *day = json_string_value(json_object_get(args, "date")), *d;
 	int check = json_is_true(json_object_get(args, "check")), queued = 0, rc;
+	int centres = json_is_true(json_object_get(args, "centres"));
+	json_t *dests;
 
 	if (node->reconcile == NULL) {
 		return juki_ctl_fail(err, "conflict", "this node sends no identity information");
@@ -548,12 +550,28 @@ cmd_reconcile(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 	if (json_object_get(args, "date") != NULL && (day == NULL || !juki_date_valid(day))) {
 		return juki_ctl_fail(err, "usage", "date: YYYY-MM-DD");
 	}
+	if (centres && node->self.kind != JUKI_KIND_PREF) {
+		return juki_ctl_fail(err, "conflict",
+				     "centres: only a prefectural server sends to the national "
+				     "centres");
+	}
 	if (check && (rc = juki_reconcile_check(node->reconcile, day, &queued)) != 0) {
 		return juki_ctl_fail(err, "internal", "cannot ask %s: %s",
 				     juki_reconcile_dest(node->reconcile), juki_strerror(rc));
 	}
-	*result = json_pack("{s:s,s:i,s:o?}", "dest", juki_reconcile_dest(node->reconcile),
-			    "queued", queued, "days", juki_reconcile_table(node->reconcile, day));
+	if ((dests = json_array()) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	for (size_t i = 0; (d = juki_reconcile_dest_at(node->reconcile, i)) != NULL; i++) {
+		json_array_append_new(dests, json_string(d));
+	}
+	*result =
+	    json_pack("{s:s,s:o,s:i,s:o?}", "dest", juki_reconcile_dest(node->reconcile), "dests",
+		      dests, "queued", queued, "days", juki_reconcile_table(node->reconcile, day));
+	if (*result != NULL && centres) {
+		json_object_set_new(*result, "centres",
+				    juki_reconcile_across(node->reconcile, day));
+	}
 	return *result != NULL ? 0 : JUKI_ENOMEM;
 }
 
@@ -793,7 +811,8 @@ static const struct juki_ctl_cmd common_cmds[] = {
     {"outbox", cmd_outbox, "queued deliveries per destination and rejected messages",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, NULL},
     {"reconcile", cmd_reconcile,
-     "update counts compared with the receiver (args: date, check: ask again first)",
+     "update counts compared with the receiver, or each national centre (args: date, "
+     "check: ask again first, centres: compare across the centres)",
      JUKI_ROLE_SUPERVISOR | JUKI_ROLE_ADMIN, NULL},
     {"backup", cmd_backup, "a consistent copy of the store and its manifest into dir (args: dir)",
      JUKI_ROLE_ADMIN, NULL},
@@ -868,11 +887,11 @@ start_opcmds(struct juki_node *node, char *err, size_t errlen)
 }
 
 static const char *
-reconcile_dest(void *ctx)
+reconcile_dest(void *ctx, size_t i)
 {
 	struct juki_node *node = ctx;
 
-	return node->spec->honnin_dest(node);
+	return node->spec->honnin_dest(node, i);
 }
 
 static struct juki_reconcile_conf
@@ -1180,6 +1199,10 @@ node_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_
 	}
 	if (rc == 0 && node->spec->on_ack != NULL) {
 		rc = node->spec->on_ack(node, entry, ack);
+	}
+	if (rc != 0) {
+		log_error("outbound: the ack of %s (%s) to %s cannot be recorded: %s",
+			  entry->msg_id, entry->type, entry->dest, juki_strerror(rc));
 	}
 	return rc;
 }

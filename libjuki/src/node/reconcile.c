@@ -137,18 +137,53 @@ queue_query(struct juki_reconcile *r, const char *dest, const char *day)
 	return rc;
 }
 
-int
-juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
+/* Queue the queries of dest: of day, or of every recent day (from first) with records sent. */
+static int
+queue_days(struct juki_reconcile *r, const char *dest, const char *day, const char *first, int *n)
 {
 	/* Not a day being narrowed down: its round asks for it again when done. */
 	static const char sql_days[] =
 	    "SELECT DISTINCT day FROM honnin_counts WHERE side = 1 AND peer = ?1 AND day >= ?2"
 	    " AND day NOT IN (SELECT day FROM reconcile_query WHERE dest = ?1"
 	    " AND ranges IS NOT NULL) ORDER BY day";
+	sqlite3_stmt *st;
+	json_t *days;
+	size_t i;
+	json_t *d;
+	int rc = 0;
+
+	if (day != NULL) {
+		rc = queue_query(r, dest, day);
+		*n += rc == 0;
+		return rc;
+	}
+	if ((st = juki_store_prepare(r->env.store, sql_days)) == NULL ||
+	    (days = json_array()) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_array_append_new(days, json_string((const char *)sqlite3_column_text(st, 0)));
+	}
+	sqlite3_reset(st);
+	json_array_foreach(days, i, d)
+	{
+		if ((rc = queue_query(r, dest, json_string_value(d))) != 0) {
+			break;
+		}
+		(*n)++;
+	}
+	json_decref(days);
+	return rc;
+}
+
+int
+juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
+{
 	struct juki_store *store = r->env.store;
 	int64_t now = juki_clock_now_ms(r->env.clock);
 	char first[11];
-	sqlite3_stmt *st;
 	int rc, n = 0;
 
 	if (queued != NULL) {
@@ -179,32 +214,13 @@ juki_reconcile_check(struct juki_reconcile *r, const char *day, int *queued)
 			n++;
 		}
 		json_decref(pairs);
-	} else if (day != NULL) {
-		rc = queue_query(r, juki_reconcile_dest(r), day);
-		n = rc == 0;
-	} else if ((st = juki_store_prepare(store, sql_days)) == NULL) {
-		rc = JUKI_ESTORE;
 	} else {
-		json_t *days = json_array();
-		size_t i;
-		json_t *d;
+		/* Each receiver on its own (a prefecture's national centres). */
+		const char *dest;
 
-		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			json_array_append_new(
-			    days, json_string((const char *)sqlite3_column_text(st, 0)));
+		for (size_t k = 0; rc == 0 && (dest = juki_reconcile_dest_at(r, k)) != NULL; k++) {
+			rc = queue_days(r, dest, day, first, &n);
 		}
-		sqlite3_reset(st);
-		json_array_foreach(days, i, d)
-		{
-			if ((rc = queue_query(r, juki_reconcile_dest(r), json_string_value(d))) !=
-			    0) {
-				break;
-			}
-			n++;
-		}
-		json_decref(days);
 	}
 	if (rc == 0) {
 		rc = juki_store_commit(store);
@@ -327,6 +343,38 @@ same_range(const json_t *a, const json_t *b)
 	       json_integer_value(json_object_get(b, "count"));
 }
 
+static int
+by_from(const void *a, const void *b)
+{
+	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "from")),
+		      json_string_value(json_object_get(*(json_t *const *)b, "from")));
+}
+
+/* Put ranges (disjoint, each {"from","to"}) in the order of their first code. */
+static int
+sort_ranges(json_t *ranges)
+{
+	size_t n = json_array_size(ranges), i;
+	json_t **v;
+
+	if (n < 2) {
+		return 0;
+	}
+	if ((v = calloc(n, sizeof(*v))) == NULL) {
+		return JUKI_ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		v[i] = json_incref(json_array_get(ranges, i));
+	}
+	qsort(v, n, sizeof(*v), by_from);
+	json_array_clear(ranges);
+	for (i = 0; i < n; i++) {
+		json_array_append_new(ranges, v[i]);
+	}
+	free(v);
+	return 0;
+}
+
 int
 juki_reconcile_narrow(const json_t *ours, const json_t *theirs, int round, json_t **next,
 		      json_t **resend)
@@ -375,6 +423,14 @@ juki_reconcile_narrow(const json_t *ours, const json_t *theirs, int round, json_
 		}
 	}
 	json_decref(deeper);
+	/*
+	 * Those sent as they stand came after the leaves: in code order again,
+	 * as ranges must be (juki_honnin_ranges_check()).  An empty receiver (a
+	 * centre rebuilt from nothing) differs in every range and gets there.
+	 */
+	if (sort_ranges(*resend) != 0) {
+		goto nomem;
+	}
 	return 0;
 nomem:
 	json_decref(deeper);
@@ -599,6 +655,48 @@ on_ranges_answer(struct juki_reconcile *r, const char *dest, const char *day, js
 	return rc;
 }
 
+/* Whether dest is one of the receivers reconciled with now. */
+static int
+is_dest(const struct juki_reconcile *r, const char *dest)
+{
+	const char *d;
+
+	for (size_t k = 0; (d = juki_reconcile_dest_at(r, k)) != NULL; k++) {
+		if (strcmp(d, dest) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* How many receivers (0: the kind's, any). */
+static size_t
+dests_count(const struct juki_reconcile *r)
+{
+	size_t k = 0;
+
+	while (juki_reconcile_dest_at(r, k) != NULL) {
+		k++;
+	}
+	return k;
+}
+
+/* The receivers, as a JSON list (NULL: the kind's, any). */
+static json_t *
+dests_json(const struct juki_reconcile *r)
+{
+	json_t *list;
+	const char *d;
+
+	if (juki_reconcile_dest(r) == NULL || (list = json_array()) == NULL) {
+		return NULL;
+	}
+	for (size_t k = 0; (d = juki_reconcile_dest_at(r, k)) != NULL; k++) {
+		json_array_append_new(list, json_string(d));
+	}
+	return list;
+}
+
 int
 juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *entry,
 		      const struct juki_ack *ack)
@@ -626,7 +724,7 @@ juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_entry *
 	int rc, resend = 0, round;
 
 	if (strcmp(entry->type, query_type(r)) != 0 ||
-	    (juki_reconcile_dest(r) != NULL && strcmp(entry->dest, juki_reconcile_dest(r)) != 0)) {
+	    (juki_reconcile_dest(r) != NULL && !is_dest(r, entry->dest))) {
 		return 0;
 	}
 	if ((st = juki_store_prepare(store, sql_get)) == NULL) {
@@ -767,24 +865,30 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 	    "SELECT day, status, sent_total, received_total, sent_digest, received_digest,"
 	    " checked_ms, CASE WHEN resent_on = ?3 THEN resent ELSE 0 END, last_resent,"
 	    " last_rounds, last_nranges, last_ranges, dest"
-	    " FROM reconcile WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR day = ?2)"
-	    " ORDER BY day DESC, dest LIMIT 31";
-	json_t *rows = json_array();
+	    " FROM reconcile WHERE (?1 IS NULL OR dest IN (SELECT value FROM json_each(?1)))"
+	    " AND (?2 IS NULL OR day = ?2)"
+	    " ORDER BY day DESC, dest LIMIT ?4";
+	json_t *rows = json_array(), *dests = dests_json(r);
 	sqlite3_stmt *st = juki_store_prepare(r->env.store, sql);
-	char when[32], now[11];
+	char when[32], now[11], *list = NULL;
 
-	if (rows == NULL || st == NULL) {
+	if (rows == NULL || st == NULL ||
+	    (dests != NULL && (list = json_dumps(dests, JSON_COMPACT)) == NULL)) {
 		json_decref(rows);
+		json_decref(dests);
 		return NULL;
 	}
+	json_decref(dests);
 	today(r, now);
-	if (juki_reconcile_dest(r) != NULL) {
-		sqlite3_bind_text(st, 1, juki_reconcile_dest(r), -1, SQLITE_STATIC);
+	if (list != NULL) {
+		sqlite3_bind_text(st, 1, list, -1, free);
 	}
 	if (day != NULL) {
 		sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
 	}
 	sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+	/* The newest 31 days of each receiver. */
+	sqlite3_bind_int64(st, 4, 31 * (int64_t)(dests_count(r) ? dests_count(r) : 64));
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		json_t *row = json_pack(
 		    "{s:s,s:s,s:s,s:I,s:I,s:s?,s:s?,s:I}", "dest", sqlite3_column_text(st, 12),
@@ -820,6 +924,67 @@ juki_reconcile_table(struct juki_reconcile *r, const char *day)
 	return rows;
 }
 
+json_t *
+juki_reconcile_across(struct juki_reconcile *r, const char *day)
+{
+	json_t *rows = juki_reconcile_table(r, day), *out = json_array(), *row;
+	size_t i, n = dests_count(r);
+
+	if (rows == NULL || out == NULL) {
+		json_decref(rows);
+		json_decref(out);
+		return NULL;
+	}
+	/* The table is newest day first, receivers in order within a day: group by day. */
+	json_array_foreach(rows, i, row)
+	{
+		const char *d = json_string_value(json_object_get(row, "day"));
+		json_t *last =
+		    json_array_size(out) ? json_array_get(out, json_array_size(out) - 1) : NULL;
+		json_t *c;
+
+		if (last == NULL ||
+		    strcmp(json_string_value(json_object_get(last, "day")), d) != 0) {
+			last = json_pack("{s:s,s:o,s:b}", "day", d, "centres", json_array(),
+					 "agree", 1);
+			json_array_append_new(out, last);
+		}
+		c = json_pack("{s:O,s:O,s:O,s:O,s:O*,s:O*}", "dest", json_object_get(row, "dest"),
+			      "status", json_object_get(row, "status"), "sent",
+			      json_object_get(row, "sent"), "received",
+			      json_object_get(row, "received"), "sent_digest",
+			      json_object_get(row, "sent_digest"), "received_digest",
+			      json_object_get(row, "received_digest"));
+		json_array_append_new(json_object_get(last, "centres"), c);
+	}
+	json_decref(rows);
+	/*
+	 * A day agrees when every receiver answered ok — its total and digest
+	 * equal to what was sent to it — and all recorded the same total and
+	 * digest: the receivers hold the same records of this sender.
+	 */
+	json_array_foreach(out, i, row)
+	{
+		const json_t *cs = json_object_get(row, "centres"), *c;
+		const json_t *first = json_array_get(cs, 0);
+		int agree = json_array_size(cs) == n;
+		size_t k;
+
+		json_array_foreach(cs, k, c)
+		{
+			if (strcmp(json_string_value(json_object_get(c, "status")), "ok") != 0 ||
+			    !json_equal(json_object_get(c, "received"),
+					json_object_get(first, "received")) ||
+			    !json_equal(json_object_get(c, "received_digest"),
+					json_object_get(first, "received_digest"))) {
+				agree = 0;
+			}
+		}
+		json_object_set_new(row, "agree", json_boolean(agree));
+	}
+	return out;
+}
+
 /* Every interval of the node's current configuration, from now; never when 0. */
 static void
 arm(struct juki_reconcile *r)
@@ -838,7 +1003,8 @@ arm(struct juki_reconcile *r)
 static const char *
 who(const struct juki_reconcile *r)
 {
-	return juki_reconcile_dest(r) != NULL ? juki_reconcile_dest(r) : "the receivers";
+	return juki_reconcile_dest(r) != NULL && dests_count(r) == 1 ? juki_reconcile_dest(r)
+								     : "the receivers";
 }
 
 static void
@@ -892,7 +1058,13 @@ juki_reconcile_reloaded(struct juki_reconcile *r, const struct juki_reconcile_co
 const char *
 juki_reconcile_dest(const struct juki_reconcile *r)
 {
-	return r->env.dest != NULL ? r->env.dest(r->env.ctx) : NULL;
+	return juki_reconcile_dest_at(r, 0);
+}
+
+const char *
+juki_reconcile_dest_at(const struct juki_reconcile *r, size_t i)
+{
+	return r->env.dest != NULL ? r->env.dest(r->env.ctx, i) : NULL;
 }
 
 void

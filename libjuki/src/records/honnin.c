@@ -1282,7 +1282,8 @@ juki_change_text(const struct juki_change *c, size_t *len)
 struct juki_batcher {
 	struct juki_store *store;
 	char self[JUKI_URN_MAX];
-	char dest[JUKI_URN_MAX];
+	char dest[JUKI_BATCHER_DESTS][JUKI_URN_MAX];
+	size_t ndests;
 	size_t max_records, max_bytes;
 	const struct juki_clock *clock;
 	struct juki_text body;
@@ -1301,7 +1302,8 @@ juki_batcher_new(struct juki_store *store, const char *self, const char *dest, s
 	}
 	b->store = store;
 	snprintf(b->self, sizeof(b->self), "%s", self);
-	snprintf(b->dest, sizeof(b->dest), "%s", dest);
+	snprintf(b->dest[0], sizeof(b->dest[0]), "%s", dest);
+	b->ndests = 1;
 	b->max_records = max_records ? max_records : 1;
 	b->max_bytes = max_bytes;
 	b->clock = clock;
@@ -1309,10 +1311,38 @@ juki_batcher_new(struct juki_store *store, const char *self, const char *dest, s
 }
 
 int
+juki_batcher_add_dest(struct juki_batcher *b, const char *dest)
+{
+	for (size_t i = 0; i < b->ndests; i++) {
+		if (strcmp(b->dest[i], dest) == 0) {
+			return 0;
+		}
+	}
+	if (b->ndests == JUKI_BATCHER_DESTS) {
+		return JUKI_EINVAL;
+	}
+	snprintf(b->dest[b->ndests], sizeof(b->dest[0]), "%s", dest);
+	b->ndests++;
+	return 0;
+}
+
+size_t
+juki_batcher_ndests(const struct juki_batcher *b)
+{
+	return b->ndests;
+}
+
+const char *
+juki_batcher_dest(const struct juki_batcher *b, size_t i)
+{
+	return i < b->ndests ? b->dest[i] : NULL;
+}
+
+int
 juki_batcher_flush(struct juki_batcher *b)
 {
 	struct juki_msg msg;
-	int rc;
+	int rc = 0;
 
 	if (b->count == 0) {
 		return 0;
@@ -1320,14 +1350,17 @@ juki_batcher_flush(struct juki_batcher *b)
 	if ((rc = juki_text_lit(&b->body, "]}")) != 0) {
 		return rc;
 	}
-	rc = juki_msg_init(&msg, JUKI_MSG_HONNIN_BATCH, b->self, b->dest, NULL, json_object(),
-			   b->clock);
-	if (rc != 0) {
-		return rc;
+	/* One message per destination, each with its own id: each acknowledges on its own. */
+	for (size_t i = 0; i < b->ndests && rc == 0; i++) {
+		rc = juki_msg_init(&msg, JUKI_MSG_HONNIN_BATCH, b->self, b->dest[i], NULL,
+				   json_object(), b->clock);
+		if (rc != 0) {
+			break;
+		}
+		rc = juki_outbox_put_body(b->store, &msg, b->body.buf, b->body.len, "honnin",
+					  juki_clock_now_ms(b->clock), NULL);
+		juki_msg_clear(&msg);
 	}
-	rc = juki_outbox_put_body(b->store, &msg, b->body.buf, b->body.len, "honnin",
-				  juki_clock_now_ms(b->clock), NULL);
-	juki_msg_clear(&msg);
 	b->body.len = 0;
 	b->count = 0;
 	if (rc == 0) {
@@ -1767,8 +1800,13 @@ receive_one(struct receiving *r, size_t i, const struct juki_change *c, const ch
 	free(replaced);
 	if (rc == 0 && r->forward != NULL && outcome != JUKI_APPLIED_DUPLICATE) {
 		rc = juki_batcher_add_text(r->forward, text, len);
-		if (rc == 0) {
-			rc = juki_counter_add(r->counter, JUKI_COUNT_SENT, r->forward_dest, c);
+		/* Counted as sent to each destination (each national centre). */
+		for (size_t d = 0; rc == 0 && d < juki_batcher_ndests(r->forward); d++) {
+			rc = juki_counter_add(r->counter, JUKI_COUNT_SENT,
+					      r->forward_dest != NULL && d == 0
+						  ? r->forward_dest
+						  : juki_batcher_dest(r->forward, d),
+					      c);
 		}
 	}
 	return rc;

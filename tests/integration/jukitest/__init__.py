@@ -66,15 +66,76 @@ CARD_PIN = "card-1357"
 TOKEN_PIN = "node-8642"
 
 
-def watchers_of(node):
-    """The nodes node sends heartbeats to by default (monitor.watchers: auto)."""
+def watchers_of(node, centres=("urn:juki:jlis:0",)):
+    """The nodes node sends heartbeats to by default (monitor.watchers: auto): its
+    prefecture, and every national centre (centres: the network's jlis nodes)."""
     kind, nid = node.split(":")[2], node.split(":")[3]
     out = []
     if kind == "cs" or kind == "authlink" and nid != "0":
         out.append("urn:juki:pref:%s" % nid[:2])
-    if kind != "jlis":
-        out.append("urn:juki:jlis:0")
+    # Every national centre; a centre, the others.
+    out += [c for c in centres if c != node]
     return out
+
+
+class Netns:
+    """A network namespace of its own for one node, joined to the host by a veth pair: the
+    node listens at ns_ip, the gateways also at host_ip, so the line between them is the
+    pair, and cut() takes it down (the link set down on the host's side) and restore()
+    brings it back. Needs root (ip netns, ip link); close() removes both."""
+
+    _made = 0
+
+    def __init__(self, tag):
+        Netns._made += 1
+        n = (os.getpid() * 8 + Netns._made) % 250 + 2
+        self.name = "juki-%d-%s" % (os.getpid(), tag)
+        self.host_if = "jk%d%s" % (os.getpid() % 100000, tag[:2])
+        self.ns_if = self.host_if + "n"
+        self.host_ip = "10.%d.%d.1" % (200 + Netns._made, n)
+        self.ns_ip = "10.%d.%d.2" % (200 + Netns._made, n)
+        self._ip("netns", "add", self.name)
+        try:
+            self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+            self._ip("link", "set", self.ns_if, "netns", self.name)
+            self._ip("addr", "add", self.host_ip + "/30", "dev", self.host_if)
+            self._ip("link", "set", self.host_if, "up")
+            self._ip("-n", self.name, "addr", "add", self.ns_ip + "/30", "dev", self.ns_if)
+            self._ip("-n", self.name, "link", "set", self.ns_if, "up")
+            self._ip("-n", self.name, "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _ip(*args, check=True):
+        r = subprocess.run(["ip"] + list(args), capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise AssertionError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
+        return r
+
+    @staticmethod
+    def available():
+        """Whether this host lets the test make namespaces (root, ip, netns allowed)."""
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            return False
+        probe = "juki-probe-%d" % os.getpid()
+        r = subprocess.run(["ip", "netns", "add", probe], capture_output=True)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        return r.returncode == 0
+
+    def cut(self):
+        self._ip("link", "set", self.host_if, "down")
+
+    def restore(self):
+        self._ip("link", "set", self.host_if, "up")
+        # The address's route comes back with the link: wait until the kernel has it.
+        wait_until("the line to %s" % self.name, lambda: self.ns_ip.rsplit(".", 1)[0] in
+                   self._ip("route", "show", "dev", self.host_if).stdout, timeout=10)
+
+    def close(self):
+        self._ip("link", "del", self.host_if, check=False)
+        self._ip("netns", "del", self.name, check=False)
 
 
 class Timeout(AssertionError):
@@ -260,6 +321,9 @@ class Daemon:
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
+        self.netns = None  # a Netns the daemon runs in (Network.put_in_netns())
+        self.listen_extra = []  # more listen addresses (a gateway's side of a Netns line)
+        self.gateway_addrs = None  # the gateways' addresses as seen from this node (None: own)
         self.extra = {}  # more top-level keys, written as given
         self.env = {}  # more environment for the process
         self.imports = {}  # cs: more keys of the import section
@@ -292,7 +356,7 @@ class Daemon:
             else "  key: '%s'\n  pin_file: %s" % (self.token["uri"], self.token["pin_file"]),
             "  ca: %s/ca.crt" % pki,
             "  crl: %s/crl.pem" % pki,
-            "listen: [%s]" % self.address,
+            "listen: [%s]" % ", ".join([self.address] + self.listen_extra),
             "policy: %s" % (self.policy or self.net.policy),
             "control: %s" % self.socket,
         ]
@@ -306,11 +370,18 @@ class Daemon:
             for name, address in self.net.fake_nodes.items():
                 lines.append("  - {node: %s, address: '%s'}" % (urn(name), address))
         else:
-            gws = [self.net.daemons[g].address for g in self.net.gateway_order]
+            gws = self.gateway_addrs or [self.net.daemons[g].address
+                                         for g in self.net.gateway_order]
             lines.append("gateways: [%s]" % ", ".join("'%s'" % g for g in gws))
             lines.append("store: %s" % self.store)
             lines.append("delivery:")
             lines += ["  %s: %s" % kv for kv in self.delivery.items()]
+        centres = self.net.centres()
+        if (self.kind == "pref" and centres != ["urn:juki:jlis:0"] and centres
+                and "national" not in self.extra and "centres" not in self.extra):
+            # Two national centres (or one not named 0): every one gets every record.
+            lines.append("national: %s" % centres[0])
+            lines.append("centres: [%s]" % ", ".join(centres))
         if self.kind == "cs":
             lines.append("import:")
             lines.append("  spool: %s" % self.spool)
@@ -333,11 +404,15 @@ class Daemon:
         if self.kind != "fwgate":
             mon = {}
             if self.net.monitor:
-                present = [w for w in watchers_of(self.urn) if w in self.net.urns()]
+                present = [w for w in watchers_of(self.urn, self.net.centres())
+                           if w in self.net.urns()]
                 mon.update({"interval": "1s", "down_after": "4s",
                             "watchers": "[%s]" % ", ".join(present)})
             else:
                 mon["watchers"] = "[]"
+            centres = self.net.centres()
+            if centres and centres != ["urn:juki:jlis:0"]:
+                mon["centres"] = "[%s]" % ", ".join(centres)
             mon.update(self.monitor)
             lines.append("monitor:")
             lines += ["  %s: %s" % kv for kv in mon.items()]
@@ -389,7 +464,10 @@ class Daemon:
         logf = open(self.log, "a")
         logf.write("---- start %s\n" % time.strftime("%H:%M:%S"))
         logf.flush()
-        self.proc = subprocess.Popen([self.binary, "-f", self.config], stdout=logf,
+        # In a namespace: `ip netns exec` runs the daemon in its place (same process).
+        argv = (["ip", "netns", "exec", self.netns.name] if self.netns else []) + [
+            self.binary, "-f", self.config]
+        self.proc = subprocess.Popen(argv, stdout=logf,
                                      stderr=subprocess.STDOUT, cwd=self.net.dir,
                                      env=dict(os.environ, **self.env) if self.env else None)
         logf.close()
@@ -494,6 +572,7 @@ class Network:
         # every gateway's directory. Set them in configure; give them extra_identities. A
         # test-played certification authority: fake_nodes["ca:jpki"] = address (play_node()).
         self.fake_nodes = {}
+        self.namespaces = []  # Netns made by put_in_netns(), removed at the end
 
     # -- set-up -----------------------------------------------------------
 
@@ -550,6 +629,8 @@ class Network:
             raise AssertionError("; ".join(problems))
         if exc_type is not None:
             self.dump_logs()
+        for ns in self.namespaces:
+            ns.close()
         if self.keep or exc_type is not None and os.environ.get("JUKI_KEEP_FAILED"):
             print("kept %s" % self.dir, file=sys.stderr)
         else:
@@ -572,6 +653,27 @@ class Network:
 
     def urns(self):
         return [d.urn for d in self.daemons.values()]
+
+    def centres(self):
+        """The national centres of the network: its jlis nodes, in the order named."""
+        return [d.urn for d in self.daemons.values() if d.kind == "jlis"]
+
+    def put_in_netns(self, name, tag):
+        """Run node name in a network namespace of its own (Netns), its line to the gateways
+        a veth pair; returns the Netns (closed with the network). Call it in configure."""
+        ns = Netns(tag)
+        self.namespaces.append(ns)
+        d = self.daemons[name]
+        d.netns = ns
+        d.address = "%s:%d" % (ns.ns_ip, d.port)
+        if hasattr(d, "op_address"):
+            d.op_address = "%s:%s" % (ns.ns_ip, d.op_address.rsplit(":", 1)[1])
+        d.gateway_addrs = []
+        for g in self.gateway_order:
+            gw = self.daemons[g]
+            gw.listen_extra.append("%s:%d" % (ns.host_ip, gw.port))
+            d.gateway_addrs.append("%s:%d" % (ns.host_ip, gw.port))
+        return ns
 
     def nodes(self):
         return [d for d in self.daemons.values() if d.kind != "fwgate"]

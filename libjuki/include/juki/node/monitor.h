@@ -67,6 +67,8 @@ struct juki_monitor_conf {
 	int64_t down_after; /* a node silent this long is down */
 	char **watchers;    /* "auto" and/or urns; [] none */
 	size_t nwatchers;
+	char **centres; /* the national centres "auto" names: [urn:juki:jlis:0] by default */
+	size_t ncentres;
 	int board;                  /* JUKI_MONITOR_BOARD_* */
 	int64_t alert_rate;         /* alerts forwarded a minute at most */
 	int64_t intrusion_refusals; /* refused handshakes a minute that raise intrusion-suspected */
@@ -142,7 +144,9 @@ int juki_monitor_start(struct juki_node *node, const struct juki_monitor_conf *c
 /*
  * juki_monitor_watchers() - the nodes that watch self under conf's
  * monitor.watchers, "auto" expanded (a CS and a prefecture's link server:
- * their prefecture; every node but the national server: urn:juki:jlis:0),
+ * their prefecture; every node but a national centre: every centre of
+ * monitor.centres, urn:juki:jlis:0 by default; a national centre: the
+ * other centres),
  * without self or repeats, at most JUKI_MONITOR_WATCHERS.  Returns how many
  * were written to urns.
  */

@@ -172,11 +172,12 @@ struct juki_node_spec {
 	juki_outbound_ack_cb on_ack;               /* NULL: only recorded in outbox_rejected */
 	json_t *(*status)(struct juki_node *node); /* its part of "status" (NULL: none) */
 	/*
-	 * The node its identity information goes to (a CS's prefecture, a
-	 * prefecture's national server), whose update counts it reconciles;
-	 * NULL for a node that sends none.
+	 * The nodes its identity information goes to, the i-th from 0 and NULL
+	 * after the last (a CS's prefecture; a prefecture's national server, or
+	 * each of its national centres), whose update counts it reconciles,
+	 * each on its own; NULL for a node that sends none.
 	 */
-	const char *(*honnin_dest)(struct juki_node *node);
+	const char *(*honnin_dest)(struct juki_node *node, size_t i);
 	/*
 	 * Purge rules for its own tables, run after libjuki's, ended by an
 	 * entry whose name is NULL (NULL: none).

@@ -83,8 +83,13 @@ struct juki_reconcile_env {
 	struct juki_alerts *alerts;
 	struct juki_clock *clock;
 	struct juki_outbound *outbound;
-	const char *self;               /* our URN */
-	const char *(*dest)(void *ctx); /* NULL with a kind: every receiver of kind->days() */
+	const char *self; /* our URN */
+	/*
+	 * The i-th receiver (from 0; NULL after the last): one for a CS, every
+	 * national centre for a prefecture, each reconciled on its own.  NULL
+	 * with a kind: every receiver of kind->days().
+	 */
+	const char *(*dest)(void *ctx, size_t i);
 	void *ctx;
 	const struct juki_reconcile_kind *kind; /* NULL: identity information (honnin) */
 };
@@ -114,6 +119,9 @@ void juki_reconcile_reloaded(struct juki_reconcile *r, const struct juki_reconci
 /* juki_reconcile_dest() - the receiver reconciled with, now (NULL: the kind's receivers). */
 const char *juki_reconcile_dest(const struct juki_reconcile *r);
 
+/* juki_reconcile_dest_at() - the i-th receiver (0: juki_reconcile_dest()); NULL after the last. */
+const char *juki_reconcile_dest_at(const struct juki_reconcile *r, size_t i);
+
 /*
  * juki_reconcile_check() - queue queries now: for day (NULL: every recent day
  * with records sent) in a transaction of its own, and deliver.  *queued (if
@@ -138,6 +146,16 @@ int juki_reconcile_on_ack(struct juki_reconcile *r, const struct juki_outbox_ent
  * NULL on failure.
  */
 json_t *juki_reconcile_table(struct juki_reconcile *r, const char *day);
+
+/*
+ * juki_reconcile_across() - the comparison across the receivers (a
+ * prefecture's national centres, `juki-ctl reconcile --centres`), from the
+ * rows of juki_reconcile_table(): per day, newest first, {"day", "agree",
+ * "centres": [{"dest", "status", "sent", "received", "sent_digest",
+ * "received_digest"}]}; agree is true when every receiver has the day "ok"
+ * and all recorded the same total and digest.  NULL on failure.
+ */
+json_t *juki_reconcile_across(struct juki_reconcile *r, const char *day);
 
 /* Narrowing down: a range is sent when it holds at most this many of our records. */
 #define JUKI_RECONCILE_LEAF 16

@@ -260,16 +260,33 @@ json_t *juki_honnin_counts_json(struct juki_store *store, enum juki_count_side s
 void juki_honnin_day(int64_t recorded_ms, char day[11]);
 
 /*
- * A batcher packs change records for one destination into honnin.batch
- * messages, {"records": [change...]}, and puts each in the outbox (service
- * honnin) inside the caller's transaction: a message is closed when it holds
- * max_records, or when the next record could take it past max_bytes.
+ * A batcher packs change records for one destination (or several: a
+ * prefecture's national centres) into honnin.batch messages, {"records":
+ * [change...]}, and puts each in the outbox (service honnin) inside the
+ * caller's transaction: a message is closed when it holds max_records, or
+ * when the next record could take it past max_bytes; it is put in the
+ * outbox once per destination, each copy with its own id, so that each
+ * destination acknowledges, and is delivered to, on its own.
  */
 struct juki_batcher;
+
+/* Destinations of one batcher at most. */
+#define JUKI_BATCHER_DESTS 4
 
 struct juki_batcher *juki_batcher_new(struct juki_store *store, const char *self, const char *dest,
 				      size_t max_records, size_t max_bytes,
 				      const struct juki_clock *clock);
+
+/*
+ * juki_batcher_add_dest() - one more destination for every message closed
+ * from now on (a destination already there is not added twice).  Returns 0,
+ * or JUKI_EINVAL past JUKI_BATCHER_DESTS.
+ */
+int juki_batcher_add_dest(struct juki_batcher *b, const char *dest);
+
+/* juki_batcher_ndests(), juki_batcher_dest() - the destinations, the first given to _new(). */
+size_t juki_batcher_ndests(const struct juki_batcher *b);
+const char *juki_batcher_dest(const struct juki_batcher *b, size_t i);
 
 /* juki_batcher_add() - add c (serialised now). */
 int juki_batcher_add(struct juki_batcher *b, const struct juki_change *c);
@@ -295,7 +312,9 @@ void juki_batcher_free(struct juki_batcher *b);
  * may send which records — and have no date after today (JST, of now_ms:
  * juki_change_dates_check(), reason JUKI_R_FUTURE_DATE), then is applied
  * and counted as received from the sender.  Records that were not already
- * held go on to forward (if not NULL), counted as sent to forward_dest.
+ * held go on to forward (if not NULL), counted as sent to forward_dest
+ * (NULL: the batcher's first destination) and to every further destination
+ * of the batcher.
  * The body is msg->body_text when set (struct juki_msg; read in place,
  * a record in the form juki_change_text() writes kept and forwarded as the
  * bytes that came), else msg->body.
