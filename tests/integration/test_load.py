@@ -204,9 +204,39 @@ def case_load_at_a_cs_reconciles_with_its_prefecture():
         assert (day["status"], day["sent"], day["received"]) == ("ok", 20, 20), day
 
 
+def case_centre_rebuilt_by_load_other_by_reconciliation():
+    """Two national centres (architecture.md §27): a prefecture's load counts its records as
+    sent to each centre; a centre rebuilt with the load agrees at once, the other, left
+    empty, catches up by reconciliation; reconcile --centres agrees."""
+    s = Synth(seed=73)
+    east, west = "jlis:east", "jlis:west"
+    with Network([GW, CS, PREF, east, west]) as net:
+        rows = rows_for(s, 400)
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        for r in rows:
+            r["recorded"] = now
+        assert load(net, PREF, write_csv(os.path.join(net.dir, "p.csv"), rows))["current"] \
+            == 440
+        assert load(net, east, write_jsonl(os.path.join(net.dir, "e.jsonl"), rows))["current"] \
+            == 440
+        assert current(net, west) == 0
+        net[PREF].ctl("reconcile")
+        wait_until("west caught up", lambda: current(net, west) == 400, timeout=30)
+        wait_until("the centres agree", lambda: net[PREF].ctl(
+            "reconcile", "--centres", check=False)[0] == 0, timeout=30)
+        day = [d for d in net[PREF].ctl("reconcile", "--centres")["centres"]
+               if d["day"] == TODAY][0]
+        got = {c["dest"]: c for c in day["centres"]}
+        assert set(got) == {"urn:juki:jlis:east", "urn:juki:jlis:west"}, day
+        for c in got.values():
+            assert (c["status"], c["sent"], c["received"]) == ("ok", 440, 440), c
+        assert day["agree"] is True, day
+
+
 if __name__ == "__main__":
     run_cases([case_load_at_pref_and_jlis_reconcile,
                case_bad_row_refuses_the_file_and_nonempty_needs_merge,
                case_pref_refuses_other_prefectures_records,
                case_load_at_a_cs_reconciles_with_its_prefecture,
+               case_centre_rebuilt_by_load_other_by_reconciliation,
                case_kill9_mid_load_leaves_store_as_before])

@@ -93,7 +93,12 @@ static int
 load(struct fx *f, enum juki_kind kind, const char *self, const char *dest, int fresh,
      const char *path, struct juki_load_error *err, struct juki_load_progress *p)
 {
-	struct juki_load_conf conf = {kind, self, dest, NOW_MS, fresh, NULL};
+	struct juki_load_conf conf = {.kind = kind,
+				      .self_id = self,
+				      .dests = &dest,
+				      .ndests = dest != NULL,
+				      .now_ms = NOW_MS,
+				      .fresh = fresh};
 	struct juki_loader *ld;
 	int rc;
 

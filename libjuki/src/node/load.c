@@ -39,7 +39,8 @@ struct load_job {
 	char who[JUKI_URN_MAX];
 	struct juki_load_conf conf;
 	char self_id[JUKI_ID_MAX];
-	char dest[JUKI_URN_MAX];
+	char dest[JUKI_LOAD_DESTS][JUKI_URN_MAX];
+	const char *dests[JUKI_LOAD_DESTS];
 	struct juki_loader *ld;
 	struct juki_load_progress last; /* kept when the loader is gone */
 	pthread_t thread;
@@ -535,12 +536,16 @@ juki_load_cmd(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 		job->nfiles++;
 	}
 	snprintf(job->self_id, sizeof(job->self_id), "%s", self->id);
-	if (spec->honnin_dest != NULL && spec->honnin_dest(node) != NULL) {
-		snprintf(job->dest, sizeof(job->dest), "%s", spec->honnin_dest(node));
+	for (size_t d = 0;
+	     spec->honnin_dest != NULL && d < JUKI_LOAD_DESTS && spec->honnin_dest(node, d) != NULL;
+	     d++) {
+		snprintf(job->dest[d], sizeof(job->dest[d]), "%s", spec->honnin_dest(node, d));
+		job->dests[d] = job->dest[d];
+		job->conf.ndests++;
 	}
 	job->conf.kind = self->kind;
 	job->conf.self_id = job->self_id;
-	job->conf.dest = job->dest[0] ? job->dest : NULL;
+	job->conf.dests = job->dests;
 	job->conf.now_ms = job->started_ms;
 	job->conf.fresh = !job->merge;
 	job->conf.cancel = &job->stop;

@@ -37,7 +37,8 @@ struct juki_loader {
 	struct juki_store *store;
 	struct juki_load_conf conf;
 	char self_id[JUKI_ID_MAX];
-	char dest[JUKI_URN_MAX];
+	char dest[JUKI_LOAD_DESTS][JUKI_URN_MAX];
+	size_t ndests;
 	char recorded_now[40];
 	struct juki_load_progress p;
 	char *indexes[MAX_INDEXES]; /* fresh: the CREATE INDEX statements dropped */
@@ -157,9 +158,12 @@ juki_loader_new(struct juki_store *store, const struct juki_load_conf *conf,
 	ld->store = store;
 	ld->conf = *conf;
 	snprintf(ld->self_id, sizeof(ld->self_id), "%s", conf->self_id ? conf->self_id : "");
-	snprintf(ld->dest, sizeof(ld->dest), "%s", conf->dest ? conf->dest : "");
+	for (size_t i = 0; i < conf->ndests && i < JUKI_LOAD_DESTS; i++) {
+		snprintf(ld->dest[i], sizeof(ld->dest[i]), "%s", conf->dests[i]);
+		ld->ndests++;
+	}
 	ld->conf.self_id = ld->self_id;
-	ld->conf.dest = ld->dest[0] ? ld->dest : NULL;
+	ld->conf.dests = NULL;
 	juki_clock_format(conf->now_ms, ld->recorded_now, sizeof(ld->recorded_now));
 	ld->reasons = juki_reasons(&ld->nreasons);
 	ld->md = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -700,7 +704,7 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 	parts[1] = c->person.birth;
 	r->pkey = juki_hash64(parts, 2);
 	snprintf(r->sender, sizeof(r->sender), "%s", sender ? sender : "");
-	if (sender != NULL || ld->conf.dest != NULL) {
+	if (sender != NULL || ld->ndests > 0) {
 		char key[64];
 		int n = snprintf(key, sizeof(key), "%s|%s|%lld", c->code, c->lgcode,
 				 (long long)c->version);
@@ -924,12 +928,18 @@ put_row(struct juki_loader *ld, struct row *r, const char *file, struct juki_loa
 		return 0;
 	}
 	add(outcome == JUKI_APPLIED_CURRENT ? &ld->p.current : &ld->p.history, 1);
-	if ((sender != NULL && (rc = count(ld, JUKI_COUNT_RECEIVED, sender, r->recorded_ms,
-					   r->reason, r->digest)) != 0) ||
-	    (ld->conf.dest != NULL && (rc = count(ld, JUKI_COUNT_SENT, ld->conf.dest,
-						  r->recorded_ms, r->reason, r->digest)) != 0)) {
+	if (sender != NULL && (rc = count(ld, JUKI_COUNT_RECEIVED, sender, r->recorded_ms,
+					  r->reason, r->digest)) != 0) {
 		set_err(err, file, r->line, "", "internal", "out of memory");
 		return rc;
+	}
+	/* Counted as sent to each destination, as the network would (each national centre). */
+	for (size_t d = 0; d < ld->ndests; d++) {
+		if ((rc = count(ld, JUKI_COUNT_SENT, ld->dest[d], r->recorded_ms, r->reason,
+				r->digest)) != 0) {
+			set_err(err, file, r->line, "", "internal", "out of memory");
+			return rc;
+		}
 	}
 	return 0;
 }

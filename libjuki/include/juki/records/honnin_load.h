@@ -30,13 +30,17 @@
 #include "juki/records/honnin.h"
 #include "juki/store/store.h"
 
+#define JUKI_LOAD_DESTS 8
+
 struct juki_load_conf {
 	enum juki_kind kind; /* JUKI_KIND_CS, JUKI_KIND_PREF or JUKI_KIND_JLIS */
 	const char *self_id; /* the node's id: a CS's lgcode, a prefecture's 2 digits */
-	const char *dest;    /* where the node sends identity information (URN), or NULL */
-	int64_t now_ms;      /* received_ms of every record, and "today" for the dates */
-	int fresh;           /* the store is empty and private: build indexes after the rows */
-	const int *cancel;   /* when not NULL and set (another thread): stop with "stopped" */
+	/* where the node sends identity information (URNs; two national centres at a prefecture) */
+	const char *const *dests;
+	size_t ndests;     /* at most JUKI_LOAD_DESTS; 0: it sends none on (the national server) */
+	int64_t now_ms;    /* received_ms of every record, and "today" for the dates */
+	int fresh;         /* the store is empty and private: build indexes after the rows */
+	const int *cancel; /* when not NULL and set (another thread): stop with "stopped" */
 };
 
 /* Where the load is; read from another thread while the load runs. */
