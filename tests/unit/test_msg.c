@@ -107,6 +107,26 @@ cmp_id(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+/* An id derived from content: the same tail gives the same id, a valid v7. */
+static void
+test_uuid7_from_tail(void **state)
+{
+	unsigned char tail[10] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	char a[JUKI_UUID_LEN + 1], b[JUKI_UUID_LEN + 1];
+
+	(void)state;
+	assert_int_equal(juki_uuid7_from(INT64_C(0x0123456789ab), tail, a), 0);
+	assert_string_equal(a, "01234567-89ab-7fff-bfff-ffffffffffff");
+	assert_true(juki_uuid_valid(a));
+	assert_int_equal(juki_uuid7_from(INT64_C(0x0123456789ab), tail, b), 0);
+	assert_string_equal(a, b);
+	tail[9] = 0xfe;
+	assert_int_equal(juki_uuid7_from(INT64_C(0x0123456789ab), tail, b), 0);
+	assert_string_equal(b, "01234567-89ab-7fff-bfff-fffffffffffe");
+	assert_int_equal(juki_uuid7_from(INT64_C(1) << 48, tail, b), JUKI_ERANGE);
+	assert_int_equal(juki_uuid7_from(-1, tail, b), JUKI_ERANGE);
+}
+
 static void
 test_uuid7_unique(void **state)
 {
@@ -849,6 +869,7 @@ main(void)
 	    cmocka_unit_test(test_uuid7_time_prefix),
 	    cmocka_unit_test(test_uuid7_ordering),
 	    cmocka_unit_test(test_uuid7_unique),
+	    cmocka_unit_test(test_uuid7_from_tail),
 	    cmocka_unit_test(test_uuid_valid),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_round_trip_frame_no_corr),

@@ -71,35 +71,14 @@ take_conf(struct juki_ninsho *n, const struct juki_ninsho_conf *conf)
 static int
 idou_id(const struct juki_change *c, const struct juki_idou *e, char out[JUKI_UUID_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char h[SHA256_DIGEST_LENGTH], b[16];
+	unsigned char h[SHA256_DIGEST_LENGTH];
 	char text[128];
-	uint64_t ms;
-	size_t o = 0;
 	int n;
 
-	if (c->recorded_ms < 0 || c->recorded_ms > INT64_C(0xffffffffffff)) {
-		return JUKI_ERANGE;
-	}
 	n = snprintf(text, sizeof(text), "idou|%s|%s|%lld|%s", c->code, c->lgcode,
 		     (long long)c->version, juki_idou_kind_name(e->kind));
 	SHA256((const unsigned char *)text, (size_t)n, h);
-	ms = (uint64_t)c->recorded_ms;
-	for (int i = 0; i < 6; i++) {
-		b[i] = (unsigned char)(ms >> (40 - 8 * i));
-	}
-	memcpy(b + 6, h, 10);
-	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
-	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10) {
-			out[o++] = '-';
-		}
-		out[o++] = hex[b[i] >> 4];
-		out[o++] = hex[b[i] & 0x0f];
-	}
-	out[o] = '\0';
-	return 0;
+	return juki_uuid7_from(c->recorded_ms, h, out);
 }
 
 /* The hook: derive from each record that became current. */

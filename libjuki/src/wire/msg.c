@@ -32,30 +32,20 @@ static _Thread_local unsigned char pool[4090];
 static _Thread_local size_t pool_left;
 
 int
-juki_uuid7(int64_t now_ms, char out[JUKI_UUID_LEN + 1])
+juki_uuid7_from(int64_t ms, const unsigned char tail[10], char out[JUKI_UUID_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
-	uint64_t ms;
 	size_t o = 0;
 
 	out[0] = '\0';
-	if (now_ms < 0 || now_ms > UUID7_MS_MAX) {
+	if (ms < 0 || ms > UUID7_MS_MAX) {
 		return JUKI_ERANGE;
 	}
-	ms = (uint64_t)now_ms;
 	for (int i = 0; i < 6; i++) {
-		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+		b[i] = (unsigned char)((uint64_t)ms >> (40 - 8 * i));
 	}
-	if (pool_left < 10) {
-		if (RAND_bytes(pool, (int)sizeof(pool)) != 1) {
-			return JUKI_EIO;
-		}
-		pool_left = sizeof(pool);
-	}
-	memcpy(b + 6, pool + sizeof(pool) - pool_left, 10);
-	OPENSSL_cleanse(pool + sizeof(pool) - pool_left, 10);
-	pool_left -= 10;
+	memcpy(b + 6, tail, 10);
 	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
 	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
 	for (int i = 0; i < 16; i++) {
@@ -67,6 +57,27 @@ juki_uuid7(int64_t now_ms, char out[JUKI_UUID_LEN + 1])
 	}
 	out[o] = '\0';
 	return 0;
+}
+
+int
+juki_uuid7(int64_t now_ms, char out[JUKI_UUID_LEN + 1])
+{
+	int rc;
+
+	out[0] = '\0';
+	if (now_ms < 0 || now_ms > UUID7_MS_MAX) {
+		return JUKI_ERANGE;
+	}
+	if (pool_left < 10) {
+		if (RAND_bytes(pool, (int)sizeof(pool)) != 1) {
+			return JUKI_EIO;
+		}
+		pool_left = sizeof(pool);
+	}
+	rc = juki_uuid7_from(now_ms, pool + sizeof(pool) - pool_left, out);
+	OPENSSL_cleanse(pool + sizeof(pool) - pool_left, 10);
+	pool_left -= 10;
+	return rc;
 }
 
 int

@@ -148,6 +148,14 @@ struct juki_ack {
  */
 int juki_uuid7(int64_t now_ms, char out[JUKI_UUID_LEN + 1]);
 
+/*
+ * juki_uuid7_from() - the UUIDv7 of time ms whose other 74 bits are taken
+ * from tail (its version and variant bits overwritten): an id derived from
+ * its content, the same wherever the same content is seen.  Returns 0 or
+ * JUKI_ERANGE as juki_uuid7().
+ */
+int juki_uuid7_from(int64_t ms, const unsigned char tail[10], char out[JUKI_UUID_LEN + 1]);
+
 /* juki_uuid_valid() - true for a canonical lower-case UUID of version 7. */
 int juki_uuid_valid(const char *text);
 
