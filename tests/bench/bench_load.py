@@ -11,7 +11,8 @@ tests/data/localgov.csv, one CSV file), then on the same disk, in the same run:
               four-item index (name, birth, sex, address) and the index on lgcode, with
               maintenance_work_mem and max_wal_size raised; then CHECKPOINT.
 
-Prints both rates and ratio = juki / PostgreSQL.
+Prints both rates and ratio = juki / PostgreSQL, and the CPU time the juki daemon spent
+(all its threads; on a shared machine a steadier figure than the rate).
 
     python3 tests/bench/bench_load.py [--records N] [--dir DIR] [--keep]
 """
@@ -67,18 +68,28 @@ def generate(n, path):
     os.chmod(path, 0o644)
 
 
+def cpu_secs(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat, all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def juki(path, n):
     with Network(["jlis:0"]) as net:
+        pid = net["jlis:0"].proc.pid
+        c0 = cpu_secs(pid)
         t0 = time.monotonic()
         p = subprocess.run([CTL, "-s", net["jlis:0"].socket, "-t", "3600s", "load", path],
                            capture_output=True, text=True)
         secs = time.monotonic() - t0
+        cpu = cpu_secs(pid) - c0
         if p.returncode != 0:
             raise SystemExit("juki load failed: %s %s" % (p.stdout, p.stderr))
         current = net["jlis:0"].status()["records"]["current"]
         assert current == n, current
         size = os.path.getsize(net["jlis:0"].store)
-    return secs, size
+    return secs, cpu, size
 
 
 def as_pg(*argv, **kw):
@@ -140,9 +151,10 @@ def main():
             args.records, os.path.getsize(path) / 1e6, time.monotonic() - t), flush=True)
         with open("/proc/loadavg") as f:
             print("load average before: %s" % " ".join(f.read().split()[:3]), flush=True)
-        jsecs, jsize = juki(path, args.records)
-        print("juki        %9.0f rows/s  %7.1f s  store %6.0f MB" % (
-            args.records / jsecs, jsecs, jsize / 1e6), flush=True)
+        jsecs, jcpu, jsize = juki(path, args.records)
+        print("juki        %9.0f rows/s  %7.1f s  store %6.0f MB  (daemon CPU %.1f s, "
+              "%.1f us/row)" % (args.records / jsecs, jsecs, jsize / 1e6, jcpu,
+                               jcpu * 1e6 / args.records), flush=True)
         psecs, steps, psize = postgres(path, workdir)
         print("postgresql  %9.0f rows/s  %7.1f s  table+indexes %6.0f MB  (COPY %.1f s, "
               "primary key %.1f s, four items %.1f s, lgcode %.1f s, checkpoint %.1f s)" % (

@@ -456,13 +456,11 @@ juki_counter_free(struct juki_counter *counter)
 	free(counter);
 }
 
-static int
-key_digest(struct juki_counter *k, const char *code, const char *lgcode, int64_t version,
-	   unsigned char out[JUKI_DIGEST_LEN])
+size_t
+juki_count_key(const char *code, const char *lgcode, int64_t version, char out[JUKI_COUNT_KEY_MAX])
 {
-	char text[64], num[24];
-	unsigned int len = 0;
-	size_t nc = strnlen(code, 20), nl = strnlen(lgcode, 20), nn = 0, n;
+	char num[24];
+	size_t nc = strnlen(code, 20), nl = strnlen(lgcode, 20), nn = 0;
 	uint64_t u = version < 0 ? 0 - (uint64_t)version : (uint64_t)version;
 
 	/* "code|lgcode|version", as snprintf("%s|%s|%lld") wrote it, without its cost. */
@@ -473,12 +471,22 @@ key_digest(struct juki_counter *k, const char *code, const char *lgcode, int64_t
 	if (version < 0) {
 		num[sizeof(num) - 1 - nn++] = '-';
 	}
-	memcpy(text, code, nc);
-	text[nc] = '|';
-	memcpy(text + nc + 1, lgcode, nl);
-	text[nc + 1 + nl] = '|';
-	memcpy(text + nc + nl + 2, num + sizeof(num) - nn, nn);
-	n = nc + nl + 2 + nn;
+	memcpy(out, code, nc);
+	out[nc] = '|';
+	memcpy(out + nc + 1, lgcode, nl);
+	out[nc + 1 + nl] = '|';
+	memcpy(out + nc + nl + 2, num + sizeof(num) - nn, nn);
+	return nc + nl + 2 + nn;
+}
+
+static int
+key_digest(struct juki_counter *k, const char *code, const char *lgcode, int64_t version,
+	   unsigned char out[JUKI_DIGEST_LEN])
+{
+	char text[JUKI_COUNT_KEY_MAX];
+	unsigned int len = 0;
+	size_t n = juki_count_key(code, lgcode, version, text);
+
 	if (EVP_DigestInit_ex2(k->ctx, k->md, NULL) != 1 ||
 	    EVP_DigestUpdate(k->ctx, text, n) != 1 || EVP_DigestFinal_ex(k->ctx, out, &len) != 1 ||
 	    len != JUKI_DIGEST_LEN) {
@@ -550,7 +558,8 @@ step_done(sqlite3_stmt *st)
 }
 
 int
-juki_counter_flush(struct juki_counter *counter, struct juki_store *store)
+juki_counts_store(struct juki_store *store, int side, const char *peer, const char *day,
+		  const int64_t *n, const unsigned char digest[JUKI_DIGEST_LEN])
 {
 	static const char sql_count[] =
 	    "INSERT INTO honnin_counts (side, peer, day, reason, n) VALUES (?1, ?2, ?3, ?4, ?5)"
@@ -560,53 +569,59 @@ juki_counter_flush(struct juki_counter *counter, struct juki_store *store)
 	static const char sql_put[] =
 	    "INSERT INTO honnin_digest (side, peer, day, digest) VALUES (?1, ?2, ?3, ?4)"
 	    " ON CONFLICT (side, peer, day) DO UPDATE SET digest = ?4";
-	struct count_entry *e;
+	unsigned char sum[JUKI_DIGEST_LEN];
 	sqlite3_stmt *st;
 	int rc;
 
-	for (e = counter->entries; e != NULL; e = e->next) {
-		unsigned char digest[JUKI_DIGEST_LEN];
-
-		for (size_t r = 0; r < NREASONS; r++) {
-			if (e->n[r] == 0) {
-				continue;
-			}
-			if ((st = juki_store_prepare(store, sql_count)) == NULL) {
-				return JUKI_ESTORE;
-			}
-			sqlite3_bind_int(st, 1, e->side);
-			sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 4, reasons[r].name, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 5, e->n[r]);
-			if ((rc = step_done(st)) != 0) {
-				return rc;
-			}
+	for (size_t r = 0; r < NREASONS; r++) {
+		if (n[r] == 0) {
+			continue;
 		}
-		memcpy(digest, e->digest, sizeof(digest));
-		if ((st = juki_store_prepare(store, sql_get)) == NULL) {
+		if ((st = juki_store_prepare(store, sql_count)) == NULL) {
 			return JUKI_ESTORE;
 		}
-		sqlite3_bind_int(st, 1, e->side);
-		sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_bytes(st, 0) == JUKI_DIGEST_LEN) {
-			const unsigned char *old = sqlite3_column_blob(st, 0);
-
-			for (size_t i = 0; i < JUKI_DIGEST_LEN; i++) {
-				digest[i] ^= old[i];
-			}
-		}
-		sqlite3_reset(st);
-		if ((st = juki_store_prepare(store, sql_put)) == NULL) {
-			return JUKI_ESTORE;
-		}
-		sqlite3_bind_int(st, 1, e->side);
-		sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 4, digest, sizeof(digest), SQLITE_STATIC);
+		sqlite3_bind_int(st, 1, side);
+		sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, reasons[r].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, n[r]);
 		if ((rc = step_done(st)) != 0) {
+			return rc;
+		}
+	}
+	memcpy(sum, digest, sizeof(sum));
+	if ((st = juki_store_prepare(store, sql_get)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_int(st, 1, side);
+	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == JUKI_DIGEST_LEN) {
+		const unsigned char *old = sqlite3_column_blob(st, 0);
+
+		for (size_t i = 0; i < JUKI_DIGEST_LEN; i++) {
+			sum[i] ^= old[i];
+		}
+	}
+	sqlite3_reset(st);
+	if ((st = juki_store_prepare(store, sql_put)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_int(st, 1, side);
+	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, day, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, sum, sizeof(sum), SQLITE_STATIC);
+	return step_done(st);
+}
+
+int
+juki_counter_flush(struct juki_counter *counter, struct juki_store *store)
+{
+	int rc;
+
+	for (struct count_entry *e = counter->entries; e != NULL; e = e->next) {
+		if ((rc = juki_counts_store(store, e->side, e->peer, e->day, e->n, e->digest)) !=
+		    0) {
 			return rc;
 		}
 	}

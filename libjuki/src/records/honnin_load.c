@@ -53,6 +53,8 @@ struct juki_loader {
 	char last_recorded[40]; /* the last recorded text read, and its time */
 	int64_t last_recorded_ms;
 	struct juki_change scratch; /* the reader's change being checked */
+	int64_t day_jst;            /* the JST day number of day_text (count()) */
+	char day_text[11];          /* "" until the first count */
 };
 
 static const char *const flat_cols[] = {"code",     "reason", "reason_date", "name",    "kana",
@@ -274,9 +276,17 @@ count(struct juki_loader *ld, int side, const char *peer, int64_t recorded_ms,
       const struct juki_reason *reason, const unsigned char *digest)
 {
 	struct day_count *e;
-	char day[11];
+	const char *day = ld->day_text;
+	int64_t jst = recorded_ms <= INT64_MAX - JUKI_JST_OFFSET_MS
+			  ? (recorded_ms + JUKI_JST_OFFSET_MS) / JUKI_DAY_MS -
+				((recorded_ms + JUKI_JST_OFFSET_MS) % JUKI_DAY_MS < 0)
+			  : INT64_MAX;
 
-	juki_honnin_day(recorded_ms, day);
+	/* The day's text only when the JST day changes: a load's rows share a few days. */
+	if (ld->day_text[0] == '\0' || jst != ld->day_jst || jst == INT64_MAX) {
+		juki_honnin_day(recorded_ms, ld->day_text);
+		ld->day_jst = jst;
+	}
 	e = day_slot(ld->days, ld->cap, side, peer, day);
 	if (!e->used) {
 		if (ld->ndays + 1 > ld->cap / 2) {
@@ -291,7 +301,7 @@ count(struct juki_loader *ld, int side, const char *peer, int64_t recorded_ms,
 		e->used = 1;
 		e->side = side;
 		snprintf(e->peer, sizeof(e->peer), "%s", peer);
-		memcpy(e->day, day, sizeof(day));
+		memcpy(e->day, day, sizeof(e->day));
 		ld->ndays++;
 	}
 	for (size_t i = 0; i < JUKI_DIGEST_LEN; i++) {
@@ -304,69 +314,14 @@ count(struct juki_loader *ld, int side, const char *peer, int64_t recorded_ms,
 int
 juki_loader_flush_counts(struct juki_loader *ld, struct juki_store *store)
 {
-	static const char sql_count[] =
-	    "INSERT INTO honnin_counts (side, peer, day, reason, n) VALUES (?1, ?2, ?3, ?4, ?5)"
-	    " ON CONFLICT (side, peer, day, reason) DO UPDATE SET n = n + ?5";
-	static const char sql_get[] =
-	    "SELECT digest FROM honnin_digest WHERE side = ?1 AND peer = ?2 AND day = ?3";
-	static const char sql_put[] =
-	    "INSERT INTO honnin_digest (side, peer, day, digest) VALUES (?1, ?2, ?3, ?4)"
-	    " ON CONFLICT (side, peer, day) DO UPDATE SET digest = ?4";
-	sqlite3_stmt *st;
+	int rc;
 
 	for (size_t i = 0; i < ld->cap; i++) {
-		struct day_count *e = &ld->days[i];
-		unsigned char digest[JUKI_DIGEST_LEN];
-		int rc;
+		const struct day_count *e = &ld->days[i];
 
-		if (!e->used) {
-			continue;
-		}
-		for (size_t r = 0; r < ld->nreasons; r++) {
-			if (e->n[r] == 0) {
-				continue;
-			}
-			if ((st = juki_store_prepare(store, sql_count)) == NULL) {
-				return JUKI_ESTORE;
-			}
-			sqlite3_bind_int(st, 1, e->side);
-			sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 4, ld->reasons[r].name, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 5, e->n[r]);
-			rc = sqlite3_step(st);
-			sqlite3_reset(st);
-			if (rc != SQLITE_DONE) {
-				return JUKI_ESTORE;
-			}
-		}
-		memcpy(digest, e->digest, sizeof(digest));
-		if ((st = juki_store_prepare(store, sql_get)) == NULL) {
-			return JUKI_ESTORE;
-		}
-		sqlite3_bind_int(st, 1, e->side);
-		sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_bytes(st, 0) == JUKI_DIGEST_LEN) {
-			const unsigned char *old = sqlite3_column_blob(st, 0);
-
-			for (size_t k = 0; k < JUKI_DIGEST_LEN; k++) {
-				digest[k] ^= old[k];
-			}
-		}
-		sqlite3_reset(st);
-		if ((st = juki_store_prepare(store, sql_put)) == NULL) {
-			return JUKI_ESTORE;
-		}
-		sqlite3_bind_int(st, 1, e->side);
-		sqlite3_bind_text(st, 2, e->peer, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, e->day, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 4, digest, sizeof(digest), SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			return JUKI_ESTORE;
+		if (e->used && (rc = juki_counts_store(store, e->side, e->peer, e->day, e->n,
+						       e->digest)) != 0) {
+			return rc;
 		}
 	}
 	return 0;
@@ -623,8 +578,10 @@ struct row {
 	int64_t version, recorded_ms, pkey, line;
 	const struct juki_reason *reason;
 	int kind;
-	char *text; /* the canonical record (juki_change_text()), malloc'd */
+	char *text; /* the canonical record (juki_change_text()) */
 	size_t len;
+	size_t off; /* in the pipe: text's offset in its batch's arena */
+	int owned;  /* text is malloc'd (else it lies in a batch's arena) */
 	unsigned char digest[JUKI_DIGEST_LEN];
 	char sender[JUKI_URN_MAX]; /* "" for none */
 };
@@ -703,13 +660,22 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 	parts[0] = c->person.name;
 	parts[1] = c->person.birth;
 	r->pkey = juki_hash64(parts, 2);
-	snprintf(r->sender, sizeof(r->sender), "%s", sender ? sender : "");
-	if (sender != NULL || ld->ndests > 0) {
-		char key[64];
-		int n = snprintf(key, sizeof(key), "%s|%s|%lld", c->code, c->lgcode,
-				 (long long)c->version);
+	r->owned = 1;
+	r->sender[0] = '\0';
+	if (sender != NULL) {
+		size_t sl = strlen(sender);
 
-		if (EVP_Digest(key, (size_t)n, r->digest, NULL, ld->md, NULL) != 1) {
+		if (sl >= sizeof(r->sender)) {
+			sl = sizeof(r->sender) - 1;
+		}
+		memcpy(r->sender, sender, sl);
+		r->sender[sl] = '\0';
+	}
+	if (sender != NULL || ld->ndests > 0) {
+		char key[JUKI_COUNT_KEY_MAX];
+		size_t n = juki_count_key(c->code, c->lgcode, c->version, key);
+
+		if (EVP_Digest(key, n, r->digest, NULL, ld->md, NULL) != 1) {
 			free(r->text);
 			r->text = NULL;
 			set_err(err, file, line, "", "internal", "SHA-256 failed");
@@ -916,7 +882,9 @@ put_row(struct juki_loader *ld, struct row *r, const char *file, struct juki_loa
 						    ld->conf.now_ms, NULL, &outcome);
 		}
 	}
-	free(r->text);
+	if (r->owned) {
+		free(r->text);
+	}
 	r->text = NULL;
 	if (rc != 0) {
 		set_err(err, file, r->line, "", "store", "%s", juki_store_errmsg(ld->store));
@@ -947,10 +915,14 @@ put_row(struct juki_loader *ld, struct row *r, const char *file, struct juki_loa
 /*
  * A fresh load runs in two threads: this one reads and checks the rows and
  * makes their text, a second one stores them (SQLite), PIPE_BATCHES batches
- * of PIPE_ROWS rows between them.
+ * of PIPE_ROWS rows between them.  The reader sorts each batch by code
+ * (then by line, so two rows of one code keep their order in the file)
+ * before it hands it over: the unique index on code then takes each batch
+ * as one ordered run, touching each of its pages once per batch instead of
+ * once per row (docs/benchmarks.md "Bulk load").
  */
-#define PIPE_ROWS    2048
-#define PIPE_BATCHES 4
+#define PIPE_ROWS    16384
+#define PIPE_BATCHES 3
 
 struct pipe {
 	struct juki_loader *ld;
@@ -958,6 +930,9 @@ struct pipe {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct row *rows[PIPE_BATCHES];
+	struct row **order[PIPE_BATCHES]; /* the rows sorted by code, then line */
+	char *arena[PIPE_BATCHES];        /* the rows' texts, one buffer per batch */
+	size_t used[PIPE_BATCHES], cap[PIPE_BATCHES];
 	size_t n[PIPE_BATCHES];
 	int full[PIPE_BATCHES];
 	size_t wr, rd; /* the batch being filled, the next to store */
@@ -986,12 +961,8 @@ pipe_writer(void *arg)
 		}
 		n = p->n[b];
 		pthread_mutex_unlock(&p->mu);
-		for (size_t i = 0; i < n; i++) {
-			if (p->rc == 0) {
-				p->rc = put_row(p->ld, &p->rows[b][i], p->file, &p->err);
-			} else {
-				free(p->rows[b][i].text);
-			}
+		for (size_t i = 0; i < n && p->rc == 0; i++) {
+			p->rc = put_row(p->ld, p->order[b][i], p->file, &p->err);
 		}
 		pthread_mutex_lock(&p->mu);
 		p->full[b] = 0;
@@ -1005,12 +976,64 @@ pipe_writer(void *arg)
 	}
 }
 
+static int
+row_cmp(const void *a, const void *b)
+{
+	const struct row *x = *(struct row *const *)a, *y = *(struct row *const *)b;
+	int c = memcmp(x->code, y->code, JUKI_JUMIN_CODE_LEN);
+
+	if (c != 0) {
+		return c;
+	}
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* The batch b filled: its texts pointed into its arena, its rows put in order. */
+static void
+pipe_seal(struct pipe *p, size_t b)
+{
+	for (size_t i = 0; i < p->n[b]; i++) {
+		p->rows[b][i].text = p->arena[b] + p->rows[b][i].off;
+		p->order[b][i] = &p->rows[b][i];
+	}
+	qsort(p->order[b], p->n[b], sizeof(struct row *), row_cmp);
+	p->used[b] = 0;
+}
+
+/* A row's text into the arena of the batch being filled (freed here, in the thread that made it).
+ */
+static int
+pipe_keep_text(struct pipe *p, struct row *r)
+{
+	size_t b = p->wr % PIPE_BATCHES;
+
+	if (p->used[b] + r->len > p->cap[b]) {
+		size_t cap =
+		    p->cap[b] * 2 > p->used[b] + r->len ? p->cap[b] * 2 : p->used[b] + r->len;
+		char *a = realloc(p->arena[b], cap);
+
+		if (a == NULL) {
+			return JUKI_ENOMEM;
+		}
+		p->arena[b] = a;
+		p->cap[b] = cap;
+	}
+	memcpy(p->arena[b] + p->used[b], r->text, r->len);
+	free(r->text);
+	r->text = NULL;
+	r->owned = 0;
+	r->off = p->used[b];
+	p->used[b] += r->len;
+	return 0;
+}
+
 /* Hand the batch being filled to the writer and wait for a free one; -1 when it failed. */
 static int
 pipe_pass(struct pipe *p)
 {
 	int failed;
 
+	pipe_seal(p, p->wr % PIPE_BATCHES);
 	pthread_mutex_lock(&p->mu);
 	p->full[p->wr % PIPE_BATCHES] = 1;
 	p->wr++;
@@ -1031,6 +1054,8 @@ pipe_free(struct pipe *p)
 	}
 	for (size_t b = 0; b < PIPE_BATCHES; b++) {
 		free(p->rows[b]);
+		free(p->order[b]);
+		free(p->arena[b]);
 	}
 	free(p);
 }
@@ -1061,6 +1086,12 @@ sink_row(struct sink *k, json_t *rec, const char *const *vals, const char *file,
 	if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, r)
 			      : prep_flat(k->ld, vals, file, line, err, r)) != 0) {
 		return rc;
+	}
+	if (pipe_keep_text(p, r) != 0) {
+		free(r->text);
+		r->text = NULL;
+		set_err(err, file, line, "", "internal", "out of memory");
+		return JUKI_ENOMEM;
 	}
 	if (++p->n[p->wr % PIPE_BATCHES] == PIPE_ROWS && pipe_pass(p) != 0) {
 		*err = p->err;
@@ -1107,11 +1138,14 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 	if (ld->conf.fresh) {
 		p = calloc(1, sizeof(*p));
 		for (size_t b = 0; p != NULL && b < PIPE_BATCHES; b++) {
-			if ((p->rows[b] = calloc(PIPE_ROWS, sizeof(struct row))) == NULL) {
+			if ((p->rows[b] = calloc(PIPE_ROWS, sizeof(struct row))) == NULL ||
+			    (p->order[b] = calloc(PIPE_ROWS, sizeof(struct row *))) == NULL ||
+			    (p->arena[b] = malloc(PIPE_ROWS * 512)) == NULL) {
 				break;
 			}
+			p->cap[b] = PIPE_ROWS * 512;
 		}
-		if (p == NULL || p->rows[PIPE_BATCHES - 1] == NULL) {
+		if (p == NULL || p->arena[PIPE_BATCHES - 1] == NULL) {
 			pipe_free(p);
 			fclose(f);
 			set_err(err, path, 0, "", "internal", "out of memory");
@@ -1247,15 +1281,16 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 	if (p != NULL) {
 		size_t b = p->wr % PIPE_BATCHES;
 
+		if (rc == 0 && p->n[b] > 0) {
+			pipe_seal(p, b);
+		}
 		pthread_mutex_lock(&p->mu);
 		if (rc == 0 && p->n[b] > 0) {
 			p->full[b] = 1;
 			p->wr++;
 		} else {
-			for (size_t i = 0; i < p->n[b]; i++) {
-				free(p->rows[b][i].text);
-			}
-			p->n[b] = 0;
+			p->n[b] = 0; /* the texts lie in the arena */
+			p->used[b] = 0;
 		}
 		p->done = 1;
 		pthread_cond_broadcast(&p->cv);

@@ -249,6 +249,23 @@ int juki_counter_flush(struct juki_counter *counter, struct juki_store *store);
 void juki_counter_reset(struct juki_counter *counter);
 
 /*
+ * juki_count_key() - the text a record's digest is the SHA-256 of:
+ * code "|" lgcode "|" version (decimal), into out; returns its length.
+ */
+#define JUKI_COUNT_KEY_MAX 64
+size_t juki_count_key(const char *code, const char *lgcode, int64_t version,
+		      char out[JUKI_COUNT_KEY_MAX]);
+
+/*
+ * juki_counts_store() - add the counts n (per reason, juki_reasons() order)
+ * of (side, peer, day) to the store and XOR digest into its digest: what
+ * juki_counter_flush() does for each entry, for counters kept elsewhere
+ * (the bulk load's).  Inside the caller's transaction.
+ */
+int juki_counts_store(struct juki_store *store, int side, const char *peer, const char *day,
+		      const int64_t *n, const unsigned char digest[JUKI_DIGEST_LEN]);
+
+/*
  * juki_honnin_counts_json() - {"day": D, "peer": P, "total": n, "by_reason":
  * {reason: n}, "digest": hex} for (side, peer, day); zero counts when
  * nothing was recorded.  NULL on failure.
