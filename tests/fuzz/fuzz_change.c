@@ -34,6 +34,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len;
 	int rc;
 
+	/*
+	 * The receivers' reading in place (juki_change_from_text): what it takes
+	 * is exactly the canonical text of a record juki_change_from_json takes.
+	 */
+	if (juki_change_from_text((const char *)data, size, &c) == 0) {
+		text = juki_change_text(&c, &len);
+		FUZZ_ASSERT(text != NULL && len == size && memcmp(text, data, size) == 0);
+		free(text);
+		reread = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+		FUZZ_ASSERT(reread != NULL && juki_change_from_json(reread, &back, &fe) == 0);
+		FUZZ_ASSERT(memcmp(&c, &back, sizeof(c)) == 0);
+		json_decref(reread);
+	}
 	doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
 	if (doc == NULL) {
 		return 0;
@@ -62,6 +75,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(tree != NULL);
 	dumped = json_dumps(tree, JSON_COMPACT);
 	FUZZ_ASSERT(dumped != NULL && strcmp(dumped, text) == 0);
+	/* ...which the receivers read in place to the same record. */
+	FUZZ_ASSERT(juki_change_from_text(text, len, &back) == 0);
+	FUZZ_ASSERT(memcmp(&c, &back, sizeof(c)) == 0);
 	free(dumped);
 	json_decref(tree);
 	json_decref(reread);

@@ -30,7 +30,7 @@
 #include "juki/records/honnin.h"
 #include "juki/store/store.h"
 
-#define JUKI_LOAD_DESTS 8
+#define JUKI_LOAD_DESTS JUKI_BATCHER_DESTS /* as many as a batcher sends to */
 
 struct juki_load_conf {
 	enum juki_kind kind; /* JUKI_KIND_CS, JUKI_KIND_PREF or JUKI_KIND_JLIS */
