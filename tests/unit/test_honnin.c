@@ -220,6 +220,19 @@ test_change_text(void **state)
 				free(again);
 				assert_int_equal(juki_change_from_text(b, len - 1, &back),
 						 JUKI_EFORMAT);
+				/*
+				 * A raw control character inside a string is not JSON
+				 * (found by fuzz_change: a NUL cut the address short).
+				 */
+				for (size_t k = 0; i == 0 && k < 3; k++) {
+					static const char bad[] = {'\0', '\t', '\x1f'};
+					char *cut = strdup(b), *at = strstr(cut, "1丁目");
+
+					*at = bad[k];
+					assert_int_equal(juki_change_from_text(cut, len, &back),
+							 JUKI_EFORMAT);
+					free(cut);
+				}
 			}
 		}
 		free(a);

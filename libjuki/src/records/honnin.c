@@ -1638,8 +1638,14 @@ canon_str(struct canon *k, char *out, size_t size)
 		return 0;
 	}
 	n = (size_t)(q - k->p - 1);
-	if (n >= size || memchr(k->p + 1, '\\', n) != NULL) {
+	if (n >= size) {
 		return 0;
+	}
+	/* No escape (left to the tree's way) and no control character (not JSON). */
+	for (size_t i = 1; i <= n; i++) {
+		if ((unsigned char)k->p[i] < 0x20 || k->p[i] == '\\') {
+			return 0;
+		}
 	}
 	memcpy(out, k->p + 1, n);
 	out[n] = '\0';
