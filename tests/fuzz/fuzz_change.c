@@ -75,9 +75,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(tree != NULL);
 	dumped = json_dumps(tree, JSON_COMPACT);
 	FUZZ_ASSERT(dumped != NULL && strcmp(dumped, text) == 0);
-	/* ...which the receivers read in place to the same record. */
-	FUZZ_ASSERT(juki_change_from_text(text, len, &back) == 0);
-	FUZZ_ASSERT(memcmp(&c, &back, sizeof(c)) == 0);
+	/*
+	 * ...which the receivers read in place to the same record; a text with
+	 * an escape in it they leave to the tree's way (still the same record).
+	 */
+	if (juki_change_from_text(text, len, &back) == 0) {
+		FUZZ_ASSERT(memcmp(&c, &back, sizeof(c)) == 0);
+	} else {
+		FUZZ_ASSERT(memchr(text, '\\', len) != NULL);
+	}
 	free(dumped);
 	json_decref(tree);
 	json_decref(reread);
