@@ -1663,12 +1663,15 @@ canon_int(struct canon *k, int64_t *v)
 	if (k->p >= k->end || *k->p < '1' || *k->p > '9') {
 		return 0;
 	}
-	while (k->p < k->end && *k->p >= '0' && *k->p <= '9' && n < 19) {
+	while (k->p < k->end && *k->p >= '0' && *k->p <= '9') {
+		if (n == 18) {
+			return 0; /* a 19th digit could overflow */
+		}
 		x = x * 10 + (*k->p++ - '0');
 		n++;
 	}
 	*v = x;
-	return n <= 18;
+	return 1;
 }
 
 static int
