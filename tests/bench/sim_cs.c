@@ -175,8 +175,14 @@ finish(struct muni *m, const char *status, const json_t *result, const char *det
 		g.failed++;
 	}
 	emit(m, status, result, detail);
+	/*
+	 * Freed now, not closed after a flush: every frame sent was answered
+	 * (or the municipality failed), and a channel left to flush after the
+	 * loop has ended would never be freed.  net.c touches no channel after
+	 * its readable and drained callbacks return.
+	 */
 	if (m->chan != NULL) {
-		juki_chan_close_after_flush(m->chan);
+		juki_chan_free(m->chan);
 		m->chan = NULL;
 	}
 	if (m->timer != NULL) {
