@@ -13,8 +13,9 @@ measures, on the real daemons:
                 another on that one session (what juki-ctl sends, without a process, a
                 handshake and a login per lookup); p50, p99 of the round trip and lookups per
                 second. Each lookup is counted against the operator's allowance and written
-                to the operation history, as every operator's lookup is, and the use
-                recorded (provision kind `use`): three commits, three fdatasyncs a lookup.
+                to the operation history, as every operator's lookup is (at a prefecture
+                also its use, provision kind `use`): one commit of the history, one of the
+                store, two fdatasyncs a lookup.
                 Also a few whole `juki-ctl lookup` commands (process, handshake, card, login)
   reference     in the same run, on the same store file: the same lookups as the daemon's own
                 SQL by Python's sqlite3 (the four-item key's hash taken from the row), and
@@ -351,7 +352,7 @@ def report(r):
     print("            by four  p50 %.2f ms p99 %.2f ms %6d/s  (reference: daemon's SQL %d/s)"
           % (r["attrs_p50_ms"], r["attrs_p99_ms"], r["attrs_per_s"], r["ref_attrs_per_s"]))
     print("            fdatasync of 4 KiB on the same disk p50 %.2f ms p99 %.2f ms (a lookup "
-          "makes 3); whole juki-ctl lookup p50 %.1f ms p99 %.1f ms" % (
+          "makes 2); whole juki-ctl lookup p50 %.1f ms p99 %.1f ms" % (
               r["fsync_p50_ms"], r["fsync_p99_ms"], r["command_p50_ms"], r["command_p99_ms"]))
     print("  changes   %d CS -> pref -> jlis in %.1f s: %d changes/s (at cs %.1f s, pref %.1f s);"
           " CPU us/change csd %.1f prefd %.1f jlisd %.1f fwgated %.1f" % (

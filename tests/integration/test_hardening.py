@@ -33,7 +33,6 @@ network of its own names it after itself (REPLAY_NET, SPOOL_NET, DR_NET).
 
 import copy
 import datetime
-import errno
 import glob
 import hashlib
 import json
@@ -50,7 +49,7 @@ import tempfile
 import time
 
 from jukitest import (CTL, CTL_FAILED, CTL_USAGE, CtlError, Network, SANITIZER_MARKERS,
-                      add_residents, fails, history, mount_tmpfs, run_cases, run_ctl,
+                      add_residents, fails, fill_disk, history, mount_tmpfs, run_cases, run_ctl,
                       set_clock, store_rows, unmount_all, urn, wait_until)
 from jukitest.peer import Peer, now, tcp_connect, uuid7
 from jukitest.synth import Synth, change_row, import_csv, lgcode_check_digit
@@ -724,28 +723,6 @@ def case_backup_folder_writable_by_others_refused():
         assert net[A].ctl("backup", os.path.join(top, "b1"))["sha256"]
 
 
-def _fill(folder):
-    """A filler file taking every free byte of folder's file system; its path."""
-    path = os.path.join(folder, "filler")
-    chunk = b"\0" * 65536
-    with open(path, "wb", buffering=0) as f:
-        for _ in range(1 << 16):  # bounded: 4 GiB at most
-            try:
-                f.write(chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
-                break
-        else:
-            raise AssertionError("%s never filled up" % folder)
-        for size in (4096, 512, 1):  # the last partial blocks too
-            for _ in range(1 << 10):
-                try:
-                    f.write(b"\0" * size)
-                except OSError:
-                    break
-    return path
-
-
 def _queued(net, node):
     return sum(q["count"] for q in net[node].ctl("outbox").get("queues", []))
 
@@ -771,7 +748,7 @@ def case_full_store_disk():
                 print("skip case_full_store_disk: cannot mount a tmpfs (not root?)")
                 return
             pref = net[PREF]
-            filler = _fill(mounted[0])
+            filler = fill_disk(mounted[0])
             people = [s.person("131016") for _ in range(2000)]
             net[A].ctl("resident", "add", "--file", "-",
                        input="\n".join(json.dumps(p) for p in people))
@@ -829,7 +806,7 @@ def case_full_store_disk_import():
                 return
             cs = net[A]
             text = import_csv([change_row(s.person("131016"), "出生") for _ in range(2000)])
-            filler = _fill(mounted[0])
+            filler = fill_disk(mounted[0])
             drop(net, "day1.csv", text)
             report = os.path.join(cs.spool, "rejected", "day1.csv.report.json")
             wait_until("day1.csv refused", lambda: os.path.exists(report), timeout=60)

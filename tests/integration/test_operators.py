@@ -8,14 +8,15 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import struct
 import subprocess
 import time
 
 from jukitest import (CARD_PIN, CTL_FAILED, CTL_LOCKED, CTL_UNREACHABLE, CTL_USAGE, CTL_WRONG_PIN,
-                      Network, Operator, add_residents, fails, history, run_cases,
-                      run_ctl, secret_fd, wait_until)
+                      Network, Operator, add_residents, fails, fill_disk, history, mount_tmpfs,
+                      run_cases, run_ctl, secret_fd, unmount_all, wait_until)
 from jukitest.synth import Synth, wrong_check_digit
 
 GW, A, PREF = "fwgate:east", "cs:131016", "pref:13"
@@ -257,6 +258,68 @@ def case_lookup_limits():
                     raw += f.read()
         for q in people:
             assert q["name"].encode() not in raw and q["address"].encode() not in raw
+
+
+def case_lookup_withheld_when_history_is_full():
+    """A lookup is given only with its entry in the operation history: with the history's
+    disk full, a logged-in clerk's lookup at the prefecture gets "internal" and no record,
+    and neither its count against the allowance nor a use of the person's data is kept;
+    with room again the lookups are given, each counted and recorded with one use."""
+    s = Synth(seed=74)
+    mounted = []
+
+    def configure(net):
+        folder = os.path.join(net.dir, "prefaudit")
+        mount_tmpfs(folder, "4m", mounted)
+        net[PREF].extra["audit"] = "{path: %s}" % os.path.join(folder, "pref.audit")
+
+    def kept(pref, clerk):
+        con = sqlite3.connect("file:%s?mode=ro" % pref.store, uri=True, timeout=30)
+        try:
+            uses = con.execute("SELECT count(*) FROM provisions WHERE kind = 'use'").fetchone()
+            counts = con.execute("SELECT count(*) FROM lookup_rate WHERE op = ? AND slot >= 0",
+                                 (clerk.id,)).fetchone()
+            return uses[0], counts[0]
+        finally:
+            con.close()
+
+    try:
+        with Network(NET, configure=configure) as net:
+            if not mounted:
+                print("skip case_lookup_withheld_when_history_is_full: no tmpfs (not root?)")
+                return
+            pref = net[PREF]
+            people = [s.person("131016") for _ in range(2)]
+            add_residents(net[A], people)
+            wait_until("2 records at pref",
+                       lambda: pref.status()["records"]["current"] == 2, timeout=60)
+            clerk = pref.clerk()
+            sess = RawSession(net, pref.op_address, clerk)
+            try:
+                sess.send("login", {"pin": clerk.pin})
+                assert sess.recv()["ok"]
+                filler = fill_disk(mounted[0])
+                sess.send("lookup", {"purpose": "inquiry", "code": people[0]["code"]})
+                ans = sess.recv()
+                assert not ans["ok"] and "result" not in ans, ans
+                assert ans["error"]["code"] == "internal" and \
+                    "operation history" in ans["error"]["message"], ans
+                assert kept(pref, clerk) == (0, 0)
+                os.unlink(filler)
+
+                # The first request with room again is refused but written; then work goes on.
+                def given():
+                    sess.send("lookup", {"purpose": "inquiry", "code": people[1]["code"]})
+                    return sess.recv()["ok"]
+                wait_until("a lookup given with room again", given, timeout=30)
+                assert kept(pref, clerk) == (1, 1)
+            finally:
+                sess.close()
+            entries = [e for e in history(pref) if e["action"] == "lookup"]
+            assert entries[-1]["outcome"] == "ok" and entries[-1]["target"] == people[1]["code"]
+            assert people[0]["code"] not in [e.get("target") for e in entries], entries
+    finally:
+        unmount_all(mounted)
 
 
 def case_rate_limit_is_a_sliding_minute():
@@ -536,7 +599,8 @@ if __name__ == "__main__":
     run_cases([case_lock_reaches_an_open_session, case_login_has_a_deadline,
                case_card_and_pin_login, case_three_wrong_pins_lock, case_pin_change_and_reset,
                case_roles_and_data_sets,
-               case_lookup_limits, case_rate_limit_is_a_sliding_minute,
+               case_lookup_limits, case_lookup_withheld_when_history_is_full,
+               case_rate_limit_is_a_sliding_minute,
                case_bulk_output_needs_approval_once,
                case_unapproved_correction_raises_the_alert, case_history_verify_and_tamper,
                case_cards_refused])

@@ -877,7 +877,7 @@ test_peer_credentials(void **state)
 
 /* Hooks: a gate that refuses what the caller's roles do not cover, and a record of all. */
 struct hooked {
-	int calls, done, refused;
+	int calls, done, refused, unrecorded;
 	char last[64], outcome[32];
 };
 
@@ -908,9 +908,10 @@ hook_gate(void *ctxp, const struct juki_ctl_cmd *cmd, const struct juki_caller *
 	return 0;
 }
 
-static void
+static int
 hook_done(void *ctxp, const char *name, const struct juki_ctl_cmd *cmd,
-	  const struct juki_caller *caller, const json_t *args, const struct juki_ctl_error *err)
+	  const struct juki_caller *caller, const json_t *args, struct juki_ctl_error *err,
+	  int failed)
 {
 	struct hooked *h = ctxp;
 
@@ -919,7 +920,9 @@ hook_done(void *ctxp, const char *name, const struct juki_ctl_cmd *cmd,
 	(void)args;
 	h->done++;
 	snprintf(h->last, sizeof(h->last), "%s", name);
-	snprintf(h->outcome, sizeof(h->outcome), "%s", err != NULL ? err->code : "ok");
+	snprintf(h->outcome, sizeof(h->outcome), "%s", failed ? err->code : "ok");
+	/* The history cannot be written: what succeeded is withheld. */
+	return h->unrecorded ? juki_ctl_fail(err, "internal", "not recorded") : 0;
 }
 
 static void
@@ -955,9 +958,19 @@ test_dispatch_hooks(void **state)
 	assert_int_equal(h.calls, 1);
 	assert_string_equal(h.outcome, "ok");
 	json_decref(resp);
+	/* Done but not recorded: the caller gets the failure, not the result. */
+	h.unrecorded = 1;
+	resp = juki_ctl_dispatch(tables, 1, &hooks, &clerk, req);
+	assert_false(json_is_true(json_object_get(resp, "ok")));
+	assert_null(json_object_get(resp, "result"));
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(resp, "error"), "code")), "internal");
+	assert_int_equal(h.calls, 2);
+	h.unrecorded = 0;
+	json_decref(resp);
 	/* The administrator does no clerical work, whatever the data sets. */
 	resp = juki_ctl_dispatch(tables, 1, &hooks, &admin, req);
-	assert_int_equal(h.calls, 1);
+	assert_int_equal(h.calls, 2);
 	assert_int_equal(h.refused, 2);
 	json_decref(resp);
 	json_decref(req);

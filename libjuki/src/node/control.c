@@ -113,8 +113,14 @@ run(const struct juki_ctl_cmd *c, void *cmd_ctx, void *ctx, const struct juki_ct
 		}
 		log_info("control: %s failed: %s", c->name, err->code);
 	}
-	if (hooks != NULL && hooks->done != NULL) {
-		hooks->done(hooks_ctx(hooks, ctx), c->name, c, caller, args, rc != 0 ? err : NULL);
+	if (hooks != NULL && hooks->done != NULL &&
+	    hooks->done(hooks_ctx(hooks, ctx), c->name, c, caller, args, err, rc != 0) != 0 &&
+	    rc == 0) {
+		/* Done, but not recorded: the result is withheld. */
+		json_decref(result);
+		result = NULL;
+		rc = JUKI_ESTORE;
+		log_info("control: %s withheld: %s", c->name, err->code);
 	}
 	if (rc != 0) {
 		return juki_ctl_failure(err);
@@ -163,8 +169,8 @@ juki_ctl_dispatch(const struct juki_ctl_table *tables, size_t ntables,
 		juki_ctl_fail(&err, "unknown-command", "no command %s here (try help)", name);
 	}
 	if (hooks != NULL && hooks->done != NULL) {
-		hooks->done(hooks_ctx(hooks, ctx), name != NULL ? name : "-", NULL, caller, NULL,
-			    &err);
+		(void)hooks->done(hooks_ctx(hooks, ctx), name != NULL ? name : "-", NULL, caller,
+				  NULL, &err, 1);
 	}
 	return juki_ctl_failure(&err);
 }

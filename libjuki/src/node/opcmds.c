@@ -60,6 +60,7 @@ struct juki_opcmds {
 	size_t nrates;
 	/* During a request: who asks, and what the history should say of it. */
 	const struct juki_caller *caller;
+	int request_txn; /* the request's writes wait for its history entry */
 	char audit_target[64];
 	char audit_detail[JUKI_AUDIT_FIELD_MAX];
 };
@@ -123,20 +124,20 @@ audit_state_alert(struct juki_opcmds *oc)
 		   why, (long long)seq);
 }
 
-void
+int
 juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action, const char *target,
 		  const char *outcome, const char *detail)
 {
 	int rc;
 
 	if (oc->audit == NULL) {
-		return;
+		return 0;
 	}
 	rc = juki_audit_append(oc->audit, now_ms(oc), who, action, target, outcome, detail);
 	if (rc == JUKI_EPERM) {
 		/* Not the history the node recorded: nothing is written until adopted. */
 		audit_state_alert(oc);
-		return;
+		return rc;
 	}
 	if (rc == 0 && oc->audit_broken) {
 		/* Room again (a disk freed, a file system remounted): work goes on. */
@@ -151,6 +152,7 @@ juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action, c
 		juki_alert(oc->env.alerts, "audit-failed", NULL, NULL,
 			   "the operation history cannot be written (%s)", juki_strerror(rc));
 	}
+	return rc;
 }
 
 static void
@@ -291,21 +293,61 @@ target_of(struct juki_opcmds *oc, const json_t *args, char *buf, size_t len)
 	}
 }
 
-static void
+/*
+ * A request whose writes are one with its history entry (a lookup: the
+ * count against the operator's allowance, the use of each person's data):
+ * they wait in a transaction the request opened, the history entry is
+ * appended and the store's note of the history's head joins them, and one
+ * commit makes them durable together.  Two fdatasyncs a lookup (the
+ * history, then the store) where they were three or four.
+ */
+static int
+request_begin(struct juki_opcmds *oc)
+{
+	int rc = juki_store_begin(oc->env.store);
+
+	oc->request_txn = rc == 0;
+	return rc;
+}
+
+static int
 done(void *ctx, const char *name, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
-     const json_t *args, const struct juki_ctl_error *err)
+     const json_t *args, struct juki_ctl_error *err, int failed)
 {
 	struct juki_opcmds *oc = ctx;
 	char target[64];
+	int rc;
 
 	(void)cmd;
 	target_of(oc, args, target, sizeof(target));
-	juki_opcmds_audit(oc, caller->who, name, target[0] ? target : NULL,
-			  err != NULL ? err->code : "ok",
-			  oc->audit_detail[0] ? oc->audit_detail : NULL);
+	rc = juki_opcmds_audit(oc, caller->who, name, target[0] ? target : NULL,
+			       failed ? err->code : "ok",
+			       oc->audit_detail[0] ? oc->audit_detail : NULL);
+	if (oc->request_txn) {
+		oc->request_txn = 0;
+		/* A statement that failed may have ended the transaction already. */
+		if (!juki_store_in_txn(oc->env.store)) {
+			rc = rc != 0 ? rc : failed ? 0 : JUKI_ESTORE;
+		} else if (rc == 0) {
+			rc = juki_store_commit(oc->env.store);
+		} else {
+			juki_store_rollback(oc->env.store);
+		}
+		if (rc != 0 && !failed) {
+			log_warnx("%s: not recorded, the result is withheld: %s", name,
+				  juki_strerror(rc));
+			juki_ctl_fail(err, "internal",
+				      "%s could not be recorded in the operation history: no "
+				      "result is given (第4-4(6))",
+				      name);
+		}
+	} else {
+		rc = 0;
+	}
 	oc->caller = NULL;
 	oc->audit_target[0] = '\0';
 	oc->audit_detail[0] = '\0';
+	return rc;
 }
 
 const struct juki_ctl_hooks *
@@ -1194,9 +1236,6 @@ note_use(struct juki_opcmds *oc, const json_t *found, const char *purpose)
 	if (oc->env.self->kind != JUKI_KIND_PREF || json_array_size(found) == 0) {
 		return 0;
 	}
-	if ((rc = juki_store_begin(oc->env.store)) != 0) {
-		return rc;
-	}
 	json_array_foreach(found, i, rec)
 	{
 		struct juki_provision p = {
@@ -1210,11 +1249,13 @@ note_use(struct juki_opcmds *oc, const json_t *found, const char *purpose)
 		};
 
 		if ((rc = juki_provision_add(oc->env.store, &p)) != 0) {
+			/* No use half recorded: the request's writes go, its history entry stays.
+			 */
 			juki_store_rollback(oc->env.store);
 			return rc;
 		}
 	}
-	return juki_store_commit(oc->env.store);
+	return 0;
 }
 
 static int
@@ -1230,6 +1271,10 @@ cmd_lookup(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error
 	size_t nattrs = 0;
 	int more = 0, rc;
 
+	/* One commit for the count, the uses and the history's head, after the entry. */
+	if (request_begin(oc) != 0) {
+		return store_fail(oc, err);
+	}
 	/* Every attempt counts, refused ones too: probing is not free. */
 	if ((rc = rate_ok(oc, err)) != 0) {
 		return rc;

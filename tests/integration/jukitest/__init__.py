@@ -12,6 +12,7 @@ Only the Python standard library is used.
 """
 
 import contextlib
+import errno
 import fcntl
 import glob
 import json
@@ -788,6 +789,28 @@ def mount_tmpfs(folder, size, mounted):
                         folder], capture_output=True)
     if r.returncode == 0:
         mounted.append(folder)
+
+
+def fill_disk(folder):
+    """A filler file taking every free byte of folder's file system; its path."""
+    path = os.path.join(folder, "filler")
+    chunk = b"\0" * 65536
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(1 << 16):  # bounded: 4 GiB at most
+            try:
+                f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+                break
+        else:
+            raise AssertionError("%s never filled up" % folder)
+        for size in (4096, 512, 1):  # the last partial blocks too
+            for _ in range(1 << 10):
+                try:
+                    f.write(b"\0" * size)
+                except OSError:
+                    break
+    return path
 
 
 def unmount_all(mounted):

@@ -79,16 +79,19 @@ int juki_caller_has_dataset(const struct juki_caller *caller, const char *datase
 /*
  * Hooks around every request of a server that has them: gate() runs
  * first and may refuse (fill err, return non-zero); done() runs after,
- * whatever happened (cmd NULL for an unknown command, err NULL on
- * success), to record the request in the operation history.  Both are
- * given ctx, or the first table's ctx when it is NULL.
+ * whatever happened (cmd NULL for an unknown command; failed set when err
+ * holds why the request failed), to record the request in the operation
+ * history.  done() returns non-zero, with err filled, when a request that
+ * succeeded must fail after all because what it did could not be recorded:
+ * its result is withheld.  Both are given ctx, or the first table's ctx
+ * when it is NULL.
  */
 struct juki_ctl_hooks {
 	int (*gate)(void *ctx, const struct juki_ctl_cmd *cmd, const struct juki_caller *caller,
 		    const json_t *args, struct juki_ctl_error *err);
-	void (*done)(void *ctx, const char *name, const struct juki_ctl_cmd *cmd,
-		     const struct juki_caller *caller, const json_t *args,
-		     const struct juki_ctl_error *err);
+	int (*done)(void *ctx, const char *name, const struct juki_ctl_cmd *cmd,
+		    const struct juki_caller *caller, const json_t *args,
+		    struct juki_ctl_error *err, int failed);
 	void *ctx;
 };
 

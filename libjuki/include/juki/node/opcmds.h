@@ -107,9 +107,10 @@ const struct juki_ctl_hooks *juki_opcmds_hooks(struct juki_opcmds *oc);
 /*
  * juki_opcmds_audit() - append one entry to the history (the caller's
  * identity as who); on failure alert and refuse operations from then on.
+ * Returns 0 when the entry was written.
  */
-void juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action,
-		       const char *target, const char *outcome, const char *detail);
+int juki_opcmds_audit(struct juki_opcmds *oc, const char *who, const char *action,
+		      const char *target, const char *outcome, const char *detail);
 
 /*
  * juki_opcmds_history() - the operation history itself (audit.h), for the
