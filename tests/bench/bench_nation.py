@@ -1,12 +1,12 @@
 """How cost grows with the national server's store (issue 14 part 1).
 
-Grows the store of a real juki-jlisd step by step with the bulk load (the first size into the
-empty store, each further step with `juki-ctl load --merge` of the rows it adds), in a network
-of one CS, its gateway, its prefectural server and the national server, and at each size
-measures, on the real daemons:
+At each size N, a network of one CS, its gateway, its prefectural server and the national
+server is started afresh, and the national server's empty store is loaded with N current
+records by the bulk load (`juki-ctl load` of the first N generated rows, the path that
+rebuilds a centre); then, on the real daemons, it measures:
 
-  load_s        the step's load (fresh, then merged), and its rate; the national server's
-                peak RSS during it (load_hwm_mib: it holds the load's page cache)
+  load_s        the load of N rows, and its rate; the national server's peak RSS during it
+                (load_hwm_mib: it holds the load's page cache)
   lookups       by 住民票コード and by the four items (name, birth date, sex, address) at the
                 national server, the way an operator makes them: the operator port, TLS 1.3
                 with a clerk's card, login with the PIN, then `lookup` requests one after
@@ -31,27 +31,25 @@ measures, on the real daemons:
   purge_s       `juki-ctl purge` (nothing of the loaded records is due: the work of a day's run)
   restart_s     SIGTERM, start, until the daemon answers ready
 
-The size is the national server's current records when the step's measurements start; the
-changes of a step add to the next step's start, and each step loads only what is missing
-(nothing when the changes already reached the size: that step has no load figures).
+At the smallest size it also measures what history costs: a tenth of the people get a second
+version (転居: a new address) by `juki-ctl load --merge`, and the store's growth per history
+row is printed (hist_bytes). The forecast at 125 million adds the history of a year, a year's
+changes (--year-changes, default 15 million: about 5 million moves between municipalities a
+year, each two change records, besides moves within a municipality, births, deaths and name
+changes) at that many bytes each.
 
 Prints a block per size and a table, fits a line to each figure against size (a + b*N, least
 squares) with the figure at 125 million records, and with gnuplot draws each (PNG); --json
 prints the rows as JSON at the end.
 
-The line is fitted to what was measured and says nothing beyond it: over sizes a hundred
-times smaller than the nation, read it as the direction of growth, not as a forecast.
-Growing with --merge runs every record through the precedence rule in one transaction
-(measured: a few thousand rows a second under load), so large steps take long.
-
-Not measured: the history a year adds (every record here has one version).
-
-    python3 tests/bench/bench_nation.py [--sizes 100k,200k] [--changes N] [--lookups K]
-                                        [--dir DIR] [--plots DIR] [--json] [--keep]
+    python3 tests/bench/bench_nation.py [--sizes 1M,5M] [--changes N] [--lookups K]
+                                        [--year-changes Y] [--dir DIR] [--plots DIR]
+                                        [--json] [--keep]
 """
 
 import argparse
 import json
+import math
 import os
 import random
 import shutil
@@ -124,13 +122,44 @@ def since(path, base):
     return query(path, "SELECT count(*) FROM honnin WHERE id > ?", (base,))[0][0]
 
 
-def take_rows(src, k, path):
-    """The next k rows of the generated file (src: an open file past its header) into path."""
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(bench_load.COLS + "\n")
-        for _ in range(k):
-            out.write(src.readline())
+def split_rows(src_path, sizes, workdir):
+    """The generated rows cut at the sizes: file i holds rows sizes[i-1] .. sizes[i] - 1, so
+    that the first i + 1 files are the first sizes[i] rows."""
+    files = []
+    with open(src_path, encoding="utf-8") as src:
+        src.readline()
+        start = 0
+        for i, n in enumerate(sizes):
+            path = os.path.join(workdir, "rows-%d.csv" % i)
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(bench_load.COLS + "\n")
+                for _ in range(n - start):
+                    out.write(src.readline())
+            os.chmod(path, 0o644)
+            files.append(path)
+            start = n
+    os.unlink(src_path)
+    return files
+
+
+def history_rows(rows_path, every, path):
+    """A second version (転居, a new address in the same municipality) of every every-th row
+    of rows_path, recorded a second later; the number of rows."""
+    n = 0
+    cols = bench_load.COLS.split(",")
+    with open(rows_path, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
+        out.write(src.readline())
+        for i, line in enumerate(src):
+            if i % every:
+                continue
+            v = dict(zip(cols, line.rstrip("\n").split(",")))
+            v["version"], v["reason"] = "2", "転居"
+            v["recorded"] = v["recorded"].replace(".000Z", ".001Z")
+            v["address"] = v["address"].rsplit("丁目", 1)[0] + "丁目99番99号"
+            out.write(",".join(v[c] for c in cols) + "\n")
+            n += 1
     os.chmod(path, 0o644)
+    return n
 
 
 # Lookups ------------------------------------------------------------------------------------
@@ -312,29 +341,44 @@ FIGURES = ["load_rate", "load_hwm_mib", "code_p50_ms", "code_p99_ms", "code_per_
            "bytes_per_rec", "backup_s", "verify_s", "purge_s", "restart_s"]
 
 
+def fit(xs, ys):
+    """Both growths fitted by least squares: {"linear": (a, b, sse), "log": (a, b, sse)} for
+    a + b*N and a + b*ln(N); the better is the one with the smaller sum of squared residuals
+    (with two sizes both pass through the points: nothing tells them apart)."""
+    out = {}
+    for model, tx in (("linear", lambda x: x), ("log", math.log)):
+        a, b = line([tx(x) for x in xs], ys)
+        out[model] = (a, b, sum((a + b * tx(x) - y) ** 2 for x, y in zip(xs, ys)))
+    return out
+
+
+def at(model, a, b, n):
+    return a + b * (math.log(n) if model == "log" else n)
+
+
 def plot(rows, workdir, out_dir):
-    """One PNG per figure with its least-squares line; returns {figure: (a, b, at 125M)}."""
+    """One PNG per figure with both fitted curves; returns {figure: fit()}."""
     fits = {}
     data = os.path.join(workdir, "nation.dat")
     with open(data, "w") as f:
         for r in rows:
             f.write(" ".join(str(r[k]) for k in ["n"] + FIGURES) + "\n")
     for i, fig in enumerate(FIGURES):
-        # A step the changes had already grown to its size loaded nothing: no load figure.
-        have = [r for r in rows if r["loaded"] or not fig.startswith("load_")]
-        if len(have) < 2:
+        if len(rows) < 2:
             continue
-        a, b = line([r["n"] for r in have], [r[fig] for r in have])
-        fits[fig] = (a, b, a + b * FORECAST_AT)
+        fits[fig] = fit([r["n"] for r in rows], [r[fig] for r in rows])
         if shutil.which("gnuplot") is None:
             continue
+        (la, lb, _), (ga, gb, _) = fits[fig]["linear"], fits[fig]["log"]
         script = """
 set terminal png noenhanced size 640,400
 set output '%s'
 set xlabel 'current records at the national server'
 set ylabel '%s'
-plot '%s' using 1:%d with linespoints title '%s', %r + %r * x title 'a + b N'
-""" % (os.path.join(out_dir, "nation-%s.png" % fig), fig, data, i + 2, fig, a, b)
+set key left top
+plot '%s' using 1:%d with linespoints pt 7 title '%s', %r + %r * x title 'a + b N', \\
+     %r + %r * log(x) title 'a + b ln N'
+""" % (os.path.join(out_dir, "nation-%s.png" % fig), fig, data, i + 2, fig, la, lb, ga, gb)
         subprocess.run(["gnuplot"], input=script, capture_output=True, text=True)
     return fits
 
@@ -377,21 +421,23 @@ def main():
     ap.add_argument("--commands", type=int, default=20,
                     help="whole juki-ctl lookup commands per size")
     ap.add_argument("--file-rows", type=int, default=5000, help="rows per CS import file")
+    ap.add_argument("--year-changes", type=int, default=15_000_000,
+                    help="change records a year at the nation, for the forecast's history")
     ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
     ap.add_argument("--plots", default=None, help="where to write the PNGs (default: --dir)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    sizes = sorted(size_of(s) for s in args.sizes.split(","))
+    sizes = sorted(set(size_of(s) for s in args.sizes.split(",")))
     if args.changes < 1 or args.lookups < 1 or args.commands < 0 or \
-            (2 * args.lookups + args.commands) * len(sizes) > 100_000:
-        raise SystemExit("--changes and --lookups must be at least 1, and (2 x lookups + "
-                         "commands) x sizes at most 100,000 (the operator's allowance)")
+            2 * args.lookups + args.commands > 100_000 or len(sizes) > 14:
+        raise SystemExit("--changes and --lookups must be at least 1, 2 x lookups + commands "
+                         "at most 100,000 (the operator's allowance), at most 14 sizes")
     workdir = tempfile.mkdtemp(prefix="juki-bench-nation-", dir=args.dir)
     os.chmod(workdir, 0o755)
     tempfile.tempdir = workdir
     os.environ["TMPDIR"] = workdir
-    rows = []
+    rows, hist = [], None
 
     def conf(net):
         for d in net.daemons.values():
@@ -400,29 +446,22 @@ def main():
         net[JLIS].operator["lookups_per_minute"] = 100_000
 
     try:
+        t = time.monotonic()
         src_path = os.path.join(workdir, "rows.csv")
         bench_load.generate(sizes[-1], src_path)
-        src = open(src_path, encoding="utf-8")
-        src.readline()
-        with Network([GW, CS, PREF, JLIS], configure=conf) as net:
-            d = net[JLIS]
-            clerk, synth = None, Synth(seed=2026)
-            for i, n in enumerate(sizes):
-                current = d.status()["records"]["current"]
-                k = max(0, n - current)
-                load_s, hwm_load = 0.0, 0.0
-                if k:
-                    step = os.path.join(workdir, "step-%d.csv" % n)
-                    take_rows(src, k, step)
-                    reset_hwm(d.proc.pid)
-                    argv = [CTL, "-s", d.socket, "-t", "3600s", "load"]
-                    load_s = timed(argv + (["--merge"] if current else []) + [step])
-                    hwm_load = vm(d.proc.pid, "VmHWM")
-                    os.unlink(step)
-                n = current + k
+        parts = split_rows(src_path, sizes, workdir)
+        print("generated %d rows in %.0f s" % (sizes[-1], time.monotonic() - t), flush=True)
+        synth = Synth(seed=2026)
+        for i, n in enumerate(sizes):
+            with Network([GW, CS, PREF, JLIS], configure=conf) as net:
+                d = net[JLIS]
+                reset_hwm(d.proc.pid)
+                load_s = timed([CTL, "-s", d.socket, "-t", "3600s", "load"] + parts[:i + 1])
+                hwm_load = vm(d.proc.pid, "VmHWM")
                 assert d.status()["records"]["current"] == n
-                if clerk is None:
-                    clerk = d.add_operator("clerk", ["clerk"])
+                clerk = d.add_operator("clerk", ["clerk"])
+                # The generated files' writeback is not the daemons' to wait for.
+                os.sync()
                 for _, node in DAEMONS:
                     reset_hwm(net[node].proc.pid)
 
@@ -453,10 +492,27 @@ def main():
                 d.start()
                 restart_s = time.monotonic() - t
                 assert d.status()["records"]["current"] == total
+                # Stopped, the store's WAL was checkpointed into the file: its size is the data's.
+                size_before = os.path.getsize(d.store)
 
-                r = {"n": n, "loaded": k, "load_s": round(load_s, 2),
-                     "load_rate": round(k / load_s) if load_s else 0,
-                     "load_hwm_mib": round(hwm_load, 1), "lookups": len(people)}
+                if hist is None:
+                    # What a history row costs: a second version of a tenth of the people.
+                    hpath = os.path.join(workdir, "history.csv")
+                    k = history_rows(parts[0], 10, hpath)
+                    secs = timed([CTL, "-s", d.socket, "-t", "3600s", "load", "--merge", hpath])
+                    os.unlink(hpath)
+                    st = d.status()["records"]
+                    assert st["current"] == total and st["history"] == k, st
+                    d.stop(timeout=600)
+                    hist = {"rows": k, "load_s": round(secs, 2),
+                            "bytes": round((os.path.getsize(d.store) - size_before) / k, 1)}
+                    d.start()
+                    print("history   %d second versions loaded (--merge) in %.1f s, %d rows/s; "
+                          "%.1f B per history row" % (k, secs, k / secs, hist["bytes"]))
+
+                r = {"n": n, "loaded": n, "load_s": round(load_s, 2),
+                     "load_rate": round(n / load_s), "load_hwm_mib": round(hwm_load, 1),
+                     "lookups": len(people)}
                 for by in ("code", "attrs"):
                     rtt, secs = got[by]
                     r[by + "_p50_ms"] = round(percentile(rtt, 50), 3)
@@ -477,27 +533,43 @@ def main():
                 for name, v in hwm.items():
                     r["%s_hwm_mib" % name] = round(v, 1)
                 r.update({"jlisd_rss_mib": round(rss, 1),
-                          "bytes_per_rec": round(os.path.getsize(d.store) / total, 1),
+                          "bytes_per_rec": round(size_before / total, 1),
                           "backup_s": round(backup_s, 2), "verify_s": round(verify_s, 2),
                           "purge_s": round(purge_s, 2), "restart_s": round(restart_s, 2),
                           "loadavg": round(os.getloadavg()[0], 1)})
                 rows.append(r)
                 report(r)
-        src.close()
         print()
-        cols = ["n", "code_p50_ms", "code_p99_ms", "code_per_s", "attrs_p50_ms", "attrs_p99_ms",
-                "attrs_per_s", "change_rate", "csd_hwm_mib", "prefd_hwm_mib", "jlisd_hwm_mib",
-                "fwgated_hwm_mib", "loadavg"]
+        cols = ["n", "load_rate", "code_p50_ms", "code_p99_ms", "code_per_s", "attrs_p50_ms",
+                "attrs_p99_ms", "attrs_per_s", "change_rate", "csd_hwm_mib", "prefd_hwm_mib",
+                "jlisd_hwm_mib", "fwgated_hwm_mib", "bytes_per_rec", "loadavg"]
         print("  ".join("%12s" % c for c in cols))
         for r in rows:
             print("  ".join("%12s" % r[c] for c in cols))
         if len(rows) >= 2:
             out = args.plots or args.dir or workdir
-            print("growth, a + b*N fitted by least squares, and the figure at %d:" % FORECAST_AT)
-            for fig, (a, b, v) in plot(rows, workdir, out).items():
-                print("  %-16s a %10.4g  b %10.4g per record  at 125M %10.4g" % (fig, a, b, v))
+            os.makedirs(out, exist_ok=True)
+            print("growth fitted by least squares, a + b*N and a + b*ln(N), and each at %d "
+                  "(* the better fit; sse: the sum of squared residuals):" % FORECAST_AT)
+            fits = plot(rows, workdir, out)
+            for fig, f in fits.items():
+                best = min(f, key=lambda m: f[m][2])
+                print("  %-16s" % fig + "  ".join(
+                    "%s%-6s a %10.4g b %10.4g sse %9.3g at 125M %10.4g" % (
+                        "*" if m == best and len(rows) > 2 else " ", m, a, b, sse,
+                        at(m, a, b, FORECAST_AT)) for m, (a, b, sse) in f.items()))
             if shutil.which("gnuplot"):
                 print("plots: %s/nation-*.png" % out)
+        # Bytes per record hardly move with size: the largest size's figure, not a line.
+        per_rec = rows[-1]["bytes_per_rec"]
+        store = FORECAST_AT * per_rec + args.year_changes * hist["bytes"]
+        print("store at 125M current records: %.1f GiB (%.1f B/rec, as at %d), and %.1f GiB "
+              "with a year's history (%d change records at %.1f B)" % (
+                  FORECAST_AT * per_rec / 2**30, per_rec, rows[-1]["n"], store / 2**30,
+                  args.year_changes, hist["bytes"]))
+        first, last = rows[0], rows[-1]
+        print("ingest at %d / ingest at %d: %.2f (changes CS -> pref -> national)" % (
+            last["n"], first["n"], last["change_rate"] / first["change_rate"]))
         print("ratios to the reference (the daemon's lookups / the same SQL by sqlite3): " +
               ", ".join("%d: code %.3g four items %.3g" % (
                   r["n"], r["code_per_s"] / r["ref_code_per_s"],
@@ -505,7 +577,7 @@ def main():
         print("load average: %s on %d CPUs" % (" ".join("%.1f" % x for x in os.getloadavg()),
                                               os.cpu_count()))
         if args.json:
-            print(json.dumps(rows))
+            print(json.dumps({"sizes": rows, "history": hist}))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

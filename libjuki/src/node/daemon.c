@@ -394,9 +394,14 @@ juki_daemon_main(int argc, char **argv, const struct juki_daemon_ops *ops)
 	 * (or trim the heap under them), and every page be faulted in again
 	 * at the next (perf: a tenth of a CS's CPU, docs/benchmarks.md).
 	 * Kept in the heap instead; what is freed is reused, not returned.
+	 * One arena for every thread: a helper thread's arena (the bulk load's,
+	 * the history's verify) is never trimmed under that threshold, and
+	 * would keep its peak (64 MiB each) for the daemon's life; in the one
+	 * heap, malloc_trim() gives it back when the work ends (node/load.c).
 	 */
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_ARENA_MAX, 1);
 	d.started_ms = juki_clock_mono_ms();
 	d.base = event_base_new();
 	if (d.base == NULL || setup_signals(&d) != 0) {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -383,6 +384,12 @@ job_finish(struct load_job *job, int ok)
 	}
 	juki_loader_free(job->ld);
 	job->ld = NULL;
+	/*
+	 * The load's batches, its page cache and its threads' malloc arenas go
+	 * back to the system: the daemon serves on in its ordinary size
+	 * (daemon.c keeps up to M_TRIM_THRESHOLD free otherwise).
+	 */
+	malloc_trim(0);
 }
 
 static void
