@@ -751,6 +751,7 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 	int64_t deadline;
 	char where[128] = "";
 	size_t p = 0, sent = 0;
+	json_t *servers = json_array();
 	int rc;
 
 	memset(&err, 0, sizeof(err));
@@ -760,7 +761,10 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 	}
 	deadline = juki_clock_mono_ms() + bt.b.deadline;
 	rc = ctl_link_open(&bt.b, ctl_provide_pin_fd(ctl, req), deadline, &link, &err);
-	for (p = 0; rc == 0 && p < bt.parts; p++) {
+	if (rc == 0) {
+		json_array_append_new(servers, json_string(ctl_link_server(link)));
+	}
+	while (rc == 0 && p < bt.parts) {
 		json_t *result = NULL;
 
 		while (rc == 0 && sent < bt.parts && sent < p + PARTS_IN_FLIGHT) {
@@ -773,11 +777,27 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 					 bt.parts);
 			}
 		}
-		if (rc != 0) {
+		if (rc == 0) {
+			rc = ctl_link_wait(link, "provide.batch", ids[p % PARTS_IN_FLIGHT],
+					   bt.b.part_timeout, &result, &err);
+		}
+		if (ctl_link_lost(link, rc) && bt.b.nfallback > 0) {
+			fprintf(stderr, "juki-ctl: provide batch %s: %s lost at part %zu/%zu\n",
+				bt.id, ctl_link_server(link), p + 1, bt.parts);
+			if ((rc = ctl_link_move(link, &err)) == 0) {
+				/*
+				 * The rest at the next centre, from the first part without an
+				 * answer: the parts that were in flight are sent again, and the
+				 * answers file takes each part's answers once.
+				 */
+				json_array_append_new(servers, json_string(ctl_link_server(link)));
+				where[0] = '\0';
+				sent = p;
+				continue;
+			}
+			snprintf(where, sizeof(where), " (part %zu/%zu)", p + 1, bt.parts);
 			break;
 		}
-		rc = ctl_link_wait(link, "provide.batch", ids[p % PARTS_IN_FLIGHT],
-				   bt.b.part_timeout, &result, &err);
 		if (rc == 0) {
 			rc = take_answers(req, &bt, link, p, result, &err);
 		}
@@ -790,7 +810,8 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 				done < json_array_size(bt.queries) ? done
 								   : json_array_size(bt.queries),
 				json_array_size(bt.queries));
-		} else {
+			p++;
+		} else if (where[0] == '\0') {
 			snprintf(where, sizeof(where), " (part %zu/%zu)", p + 1, bt.parts);
 		}
 	}
@@ -805,17 +826,19 @@ cmd_batch(struct ctl *ctl, const struct ctl_req *req)
 		rc = ctl_provide_fail(ctl, "provide batch", &err, where);
 		goto out;
 	}
-	ctl_print_new(ctl,
-		      json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s}", "batch", bt.id, "file",
-				bt.path, "count", (json_int_t)json_array_size(bt.queries), "parts",
-				(json_int_t)bt.parts, "found", (json_int_t)bt.found, "not_found",
-				(json_int_t)bt.not_found, "refused", (json_int_t)bt.refused,
-				"erase_by", bt.erase_by, "gateway", ctl_link_gateway(link),
-				"server", ctl_link_server(link)));
+	/* servers: every centre that answered parts of it, in turn (more than one: moved). */
+	ctl_print_new(
+	    ctl, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:O}", "batch", bt.id, "file",
+			   bt.path, "count", (json_int_t)json_array_size(bt.queries), "parts",
+			   (json_int_t)bt.parts, "found", (json_int_t)bt.found, "not_found",
+			   (json_int_t)bt.not_found, "refused", (json_int_t)bt.refused, "erase_by",
+			   bt.erase_by, "gateway", ctl_link_gateway(link), "server",
+			   ctl_link_server(link), "servers", servers));
 	rc = CTL_OK;
 out:
 	drop_answers(&bt);
 	ctl_link_close(link);
+	json_decref(servers);
 	json_decref(bt.queries);
 	json_decref(bt.approval);
 	ctl_body_free(&bt.b);

@@ -24,11 +24,13 @@
 /*
  * One message of type with body (stolen) to the body file's server, over a link opened
  * with the staff card (its PIN from --card-pin-fd, else the terminal's, else asked).
- * Returns CTL_OK with *result, or the exit code after saying why.
+ * Returns CTL_OK with *result and the server reached in server, or the exit code after
+ * saying why.
  */
 static int
 send_one(struct ctl *ctl, const struct ctl_req *req, const char *cmd, struct ctl_body *b,
-	 const char *type, json_t *body, json_t **result, char *staff, size_t stafflen)
+	 const char *type, json_t *body, json_t **result, char *staff, size_t stafflen,
+	 char server[JUKI_URN_MAX])
 {
 	struct juki_ctl_error err;
 	struct ctl_link *link = NULL;
@@ -43,6 +45,8 @@ send_one(struct ctl *ctl, const struct ctl_req *req, const char *cmd, struct ctl
 			   &link, &err);
 	if (rc == 0) {
 		snprintf(staff, stafflen, "%s", ctl_link_staff(link));
+		/* The centre reached: server, or one of fallback. */
+		snprintf(server, JUKI_URN_MAX, "%s", ctl_link_server(link));
 		rc = ctl_link_send(link, type, body, b->part_timeout, result, &err);
 	} else {
 		json_decref(body);
@@ -74,11 +78,11 @@ cmd_reports(struct ctl *ctl, const struct ctl_req *req)
 {
 	json_t *result = NULL, *reports, *out;
 	struct ctl_body b = {0};
-	char staff[256] = "";
+	char staff[256] = "", server[JUKI_URN_MAX] = "";
 	int rc;
 
 	rc = send_one(ctl, req, "provide reports", &b, "report.fetch", json_object(), &result,
-		      staff, sizeof(staff));
+		      staff, sizeof(staff), server);
 	if (rc != CTL_OK) {
 		ctl_body_free(&b);
 		return rc;
@@ -91,7 +95,7 @@ cmd_reports(struct ctl *ctl, const struct ctl_req *req)
 		ctl_body_free(&b);
 		return CTL_FAILED;
 	}
-	out = json_pack("{s:s,s:s,s:s,s:I,s:O}", "body", b.body, "server", b.server, "staff", staff,
+	out = json_pack("{s:s,s:s,s:s,s:I,s:O}", "body", b.body, "server", server, "staff", staff,
 			"total", (json_int_t)json_array_size(reports), "reports", reports);
 	if (ctl->json) {
 		ctl_print(ctl, out);
@@ -112,7 +116,7 @@ cmd_reply(struct ctl *ctl, const struct ctl_req *req)
 	const char *id = ctl_val(req, "ID");
 	json_t *doc, *result = NULL, *out;
 	struct ctl_body b = {0};
-	char staff[256] = "";
+	char staff[256] = "", server[JUKI_URN_MAX] = "";
 	size_t size;
 	int rc;
 
@@ -125,16 +129,16 @@ cmd_reply(struct ctl *ctl, const struct ctl_req *req)
 	out = json_pack("{s:s,s:O}", "id", id, "media", json_object_get(doc, "media"));
 	json_object_set_new(doc, "id", json_string(id));
 	rc = send_one(ctl, req, "provide reply", &b, "report.answer", doc, &result, staff,
-		      sizeof(staff));
+		      sizeof(staff), server);
 	if (rc == CTL_OK) {
 		json_object_set_new(out, "size", json_integer((json_int_t)size));
 		json_object_set_new(out, "state", json_string("answered"));
-		json_object_set_new(out, "server", json_string(b.server));
+		json_object_set_new(out, "server", json_string(server));
 		json_object_set_new(out, "staff", json_string(staff));
 		if (ctl->json) {
 			ctl_print(ctl, out);
 		} else {
-			printf("answered %s at %s: %s, %zu bytes, by %s\n", id, b.server,
+			printf("answered %s at %s: %s, %zu bytes, by %s\n", id, server,
 			       ctl_str(out, "media"), size, staff);
 		}
 	}

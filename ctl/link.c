@@ -677,6 +677,54 @@ fail:
 	return rc != 0 ? rc : JUKI_EIO;
 }
 
+int
+ctl_link_lost(const struct ctl_link *l, int rc)
+{
+	/* send_failed() breaks the link for these; a bad frame or ack is the server's fault. */
+	return rc != 0 && rc != JUKI_EPERM && rc != JUKI_EPROTO && rc != JUKI_ENOMEM && l != NULL &&
+	       l->broken;
+}
+
+int
+ctl_link_move(struct ctl_link *l, struct juki_ctl_error *err)
+{
+	const struct ctl_body *b = l->b;
+	char lost[JUKI_URN_MAX], why[512], answer[JUKI_LINE_MAX + 1];
+	size_t cur = 0;
+	int rc = JUKI_ECLOSED;
+
+	memset(err, 0, sizeof(*err));
+	snprintf(lost, sizeof(lost), "%s", l->server);
+	for (size_t s = 1; s <= b->nfallback; s++) {
+		if (strcmp(b->fallback[s - 1], l->server) == 0) {
+			cur = s;
+		}
+	}
+	link_reset(l);
+	evbuffer_drain(l->in, evbuffer_get_length(l->in));
+	l->broken = 1;
+	juki_ctl_fail(err, "unreachable", "%s was lost and no other centre is left to try", lost);
+	/* The centres after the one lost, in the body file's order. */
+	for (size_t s = cur + 1; s <= b->nfallback && rc != 0; s++) {
+		snprintf(l->server, sizeof(l->server), "%s", b->fallback[s - 1]);
+		fprintf(stderr, "juki-ctl: the link to %s was lost; moving to %s\n", lost,
+			l->server);
+		rc = reach_server(l, why, sizeof(why), answer, sizeof(answer), err);
+		if (rc == JUKI_EPERM || rc == JUKI_ENOMEM) {
+			break;
+		}
+	}
+	if (rc == 0) {
+		rc = inner_handshake(l, err);
+	}
+	if (rc == 0) {
+		l->broken = 0;
+		return 0;
+	}
+	link_reset(l);
+	return rc == -EHOSTUNREACH ? JUKI_EPERM : rc;
+}
+
 const char *
 ctl_link_staff(const struct ctl_link *l)
 {

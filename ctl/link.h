@@ -133,6 +133,24 @@ int ctl_link_post(struct ctl_link *l, const char *type, json_t *body, int64_t ti
 int ctl_link_wait(struct ctl_link *l, const char *type, const char *id, int64_t timeout_ms,
 		  json_t **result, struct juki_ctl_error *err);
 
+/*
+ * ctl_link_lost() - whether rc, a failure of ctl_link_post() or
+ * ctl_link_wait(), is the link's (closed, timed out, TLS), after which
+ * another centre may take the rest of the work; not a rejection, a bad
+ * response or a local failure.
+ */
+int ctl_link_lost(const struct ctl_link *l, int rc);
+
+/*
+ * ctl_link_move() - after the link to a centre was lost (ctl_link_lost()),
+ * reach the next of fallback after it, with the card already unlocked
+ * (progress on stderr).  Whatever was in flight on the lost link is
+ * forgotten: the caller sends again what it had no ack for.  Returns 0, the
+ * link now to ctl_link_server(); or a negative code with err as
+ * ctl_link_open() (also when no centre is left to try), the link broken.
+ */
+int ctl_link_move(struct ctl_link *l, struct juki_ctl_error *err);
+
 void ctl_link_close(struct ctl_link *l);
 
 #endif

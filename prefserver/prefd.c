@@ -20,8 +20,9 @@ const struct juki_conf_key prefd_conf_keys[] = {
     JUKI_CONF_SCALAR(struct prefd_conf, national, "national", JUKI_CONF_IDENT, "urn:juki:jlis:0", 0,
 		     0, 0,
 		     "The national server (指定情報処理機関) that receives every new record; "
-		     "with `centres`, the one of them that takes what goes to one centre only "
-		     "(management reports)."),
+		     "with `centres`, the one of them through which a management-report "
+		     "request to the certification authority goes (every other request and "
+		     "every record goes to each centre)."),
     JUKI_CONF_SCALARLIST(struct prefd_conf, centres, ncentres, "centres", JUKI_CONF_IDENT, 0, 0,
 			 JUKI_BATCHER_DESTS,
 			 "The national centres (e.g. [urn:juki:jlis:east, urn:juki:jlis:west]) "
@@ -441,8 +442,8 @@ prefd_check(const void *confp, char *err, size_t errlen)
 	}
 	if (conf->ncentres > 0 && !found) {
 		snprintf(err, errlen,
-			 "national: %s is not one of centres (name the centre that takes "
-			 "management reports)",
+			 "national: %s is not one of centres (name the centre through which "
+			 "requests to the certification authority go)",
 			 conf->national);
 		return JUKI_ECONFIG;
 	}
@@ -473,6 +474,9 @@ prefd_started(struct juki_node *node, char *err, size_t errlen)
 		snprintf(err, errlen, "reports: out of memory");
 		return JUKI_ENOMEM;
 	}
+	/* Requests about what the national server provided: to every centre. */
+	juki_reports_set_centres(pd->reports, prefd_conf(node)->centres,
+				 prefd_conf(node)->ncentres);
 	/* Requests to the certification authority go to the link server (第6-8(6)ウ・エ). */
 	juki_reports_set_ninsho(pd->reports, prefd_conf(node)->ninsho.authlink,
 				prefd_conf(node)->ninsho.ca);
@@ -493,6 +497,8 @@ prefd_reloaded(struct juki_node *node)
 	juki_conflicts_set_grace(prefd_of(node)->conflicts, prefd_conf(node)->conflict_grace);
 	juki_provide_reload(prefd_of(node)->provide, &prefd_conf(node)->provide);
 	juki_reports_set(prefd_of(node)->reports, prefd_conf(node)->national, 0);
+	juki_reports_set_centres(prefd_of(node)->reports, prefd_conf(node)->centres,
+				 prefd_conf(node)->ncentres);
 	juki_ninsho_reload(prefd_of(node)->ninsho, &prefd_conf(node)->ninsho);
 	juki_reports_set_ninsho(prefd_of(node)->reports, prefd_conf(node)->ninsho.authlink,
 				prefd_conf(node)->ninsho.ca);

@@ -11,14 +11,18 @@ Needs root (ip netns, veth); without it every case is skipped, and says so."""
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 
-from jukitest import (SOURCE, Netns, Network, add_residents, board_entry, run_cases,
-                      store_rows, wait_board, wait_until)
+from jukitest import (CARD_PIN, CTL, SOURCE, Netns, Network, add_residents, board_entry,
+                      history, run_cases, secret_fd, store_rows, wait_board, wait_until)
 from jukitest.authority import authority_node
 from jukitest.synth import Synth, change_row, import_csv
-from test_provide_client import BODY, STAFF, Body, Card, agreement
+from test_provide_client import (AGREEMENT, BODY, JIMU, PURPOSE, STAFF, Body, Card, agreement,
+                                 queries_file, read_answers)
+from test_reports import request as report_request
 
 AUTHLINK, CA = "authlink:0", "ca:jpki"
 
@@ -136,13 +140,53 @@ def case_lost_centre_catches_up():
         assert rows["urn:juki:jlis:west"]["resent"] >= 1, rows
 
 
-def case_agency_fails_over_board_shows_both():
+def report_copies(net, rid):
+    """The prefecture's request rid: its state, and each centre's copy's state."""
+    shown = net[PREF].admin("report", "show", rid)
+    return shown["state"], {c["centre"]: c["state"] for c in shown.get("centres", [])}
+
+
+def batch_cut_half_way(net, body, queries, cut):
+    """juki-ctl provide batch from body; once two parts are answered the client is held
+    still (SIGSTOP), cut() runs, and it goes on.  Returns (exit code, result, stderr)."""
+    fd = secret_fd(CARD_PIN)
+    argv = [CTL, "--json", "provide", "batch", "--body-conf", body.path, "--card-pin-fd",
+            str(fd), "--agreement", AGREEMENT, "--jimu", JIMU, "--purpose", PURPOSE, queries]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         pass_fds=(fd,), env=dict(os.environ, **(body.card.env or {})))
+    os.close(fd)
+    err = []
+    try:
+        for line in p.stderr:
+            err.append(line)
+            if "part 2/" in line and " done " in line:
+                os.kill(p.pid, signal.SIGSTOP)
+                try:
+                    cut()
+                finally:
+                    os.kill(p.pid, signal.SIGCONT)
+                break
+        out, rest = p.communicate(timeout=90)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    err.append(rest)
+    return p.returncode, json.loads(out) if out else None, "".join(err)
+
+
+def case_agency_fails_over_reports_and_batch():
     """A state agency's staff member asks east; with east's line cut, the same command is
-    answered by west (the body file's fallback), from west's own records. Every node sends
-    its heartbeats to both centres and each centre to the other: both boards show the whole
-    network, and west's shows east down while its line is cut."""
+    answered by west (the body file's fallback), from west's own records. A management
+    report asked meanwhile reaches west at once and east when its line returns, each
+    acknowledging its copy on its own; the agency answers it at west, and the same answer
+    given again at east changes nothing. A batch whose centre is cut half-way is completed
+    at west: every query answered once, in order. Every node sends its heartbeats to both
+    centres and each centre to the other: both boards show the whole network, and west's
+    shows east down while its line is cut."""
     s = Synth(seed=273)
     people = [s.person("131016") for _ in range(20)]
+    east, west = "urn:juki:" + EAST, "urn:juki:" + WEST
 
     def configure(net):
         make_centres(net)
@@ -159,18 +203,34 @@ def case_agency_fails_over_board_shows_both():
                 wait_board(net[board], node, "up")
         for c in (EAST, WEST):
             agreement(net, server=c)
-        body = Body(net, Card(net, STAFF), gateways=[net[GW].address], server=EAST,
+        card = Card(net, STAFF)
+        body = Body(net, card, gateways=[net[GW].address], server=EAST,
                     fallback="[urn:juki:jlis:west]")
         r = body.query("--code", people[0]["code"])
-        assert r["found"] is True and r["server"] == "urn:juki:jlis:east", r
+        assert r["found"] is True and r["server"] == east, r
         net.lines[EAST].cut()
         r = body.query("--code", people[1]["code"])
-        assert r["found"] is True and r["server"] == "urn:juki:jlis:west", r
+        assert r["found"] is True and r["server"] == west, r
         assert r["record"]["code"] == people[1]["code"], r
         # Each centre recorded the provision it made, and only that one.
         for c, code in ((EAST, people[0]["code"]), (WEST, people[1]["code"])):
             rows = store_rows(net[c].store, "SELECT code FROM provisions")
             assert rows == [(code,)], (c, rows)
+
+        # A management report about what the national server provided, asked while east is
+        # cut: a copy to each centre; west holds it at once, east's waits at the prefecture.
+        rid = report_request(net[PREF], BODY, provider="national")["id"]
+        wait_until("west holds the request", lambda: report_copies(net, rid) == (
+            "received", {east: "sent", west: "received"}))
+        got = body.ctl("reports")
+        assert got["server"] == west and [x["id"] for x in got["reports"]] == [rid], got
+        doc = os.path.join(net.dir, "answer.txt")
+        with open(doc, "w", encoding="utf-8") as f:
+            f.write("規程どおり管理しています。\n")
+        assert body.ctl("reply", rid, "--file", doc)["server"] == west
+        wait_until("the answer from west at the prefecture",
+                   lambda: report_copies(net, rid)[0] == "answered")
+
         # West's board: east silent, so down; the prefecture still heard (up, or degraded
         # by the alerts it forwards about its line to east).
         wait_board(net[WEST], EAST, "down")
@@ -179,6 +239,52 @@ def case_agency_fails_over_board_shows_both():
         wait_board(net[WEST], EAST, "up")
         wait_until("the prefecture heard at east again", lambda: board_entry(
             net[EAST], PREF)["state"] in ("up", "degraded"))
+        # East's copy delivered when its line returned, and acknowledged by east.
+        wait_until("east holds its copy too", lambda: report_copies(net, rid) == (
+            "answered", {east: "received", west: "received"}))
+        held = {x["id"]: x for x in net[EAST].admin("report", "list")["reports"]}
+        assert held[rid]["state"] == "received" and held[rid]["from"] == "urn:juki:" + PREF
+        # Answered again at east (its copy still open there): the prefecture keeps the first.
+        assert body.ctl("reply", rid, "--file", doc)["server"] == east
+        wait_until("east's answer taken at the prefecture", lambda: any(
+            e["action"] == "report.answer" and e.get("target") == rid and
+            "first answer kept" in e.get("detail", "") for e in history(net[PREF])))
+        shown = net[PREF].admin("report", "show", rid)
+        assert shown["state"] == "answered" and shown["by"] == STAFF, shown
+
+        # A batch at east, east cut after two of its twenty parts: the rest at west.
+        batch = Body(net, card, gateways=[net[GW].address], server=EAST, name="batch.yaml",
+                     fallback="[urn:juki:jlis:west]", part_size=1)
+        with open(batch.path, encoding="utf-8") as f:
+            text = f.read().replace("part_timeout: 60s", "part_timeout: 2s")
+        with open(batch.path, "w", encoding="utf-8") as f:
+            f.write(text)
+        qf = queries_file(net, "batch.jsonl", people)
+        code, res, err = batch_cut_half_way(net, batch, qf, net.lines[EAST].cut)
+        assert code == 0, (code, res, err)
+        assert res["servers"] == [east, west] and res["server"] == west, res
+        assert (res["count"], res["parts"], res["found"]) == (20, 20, 20), res
+        assert "moving to %s" % west in err, err
+        header, answers = read_answers(res["file"])
+        assert header["batch"] == res["batch"] and header["count"] == 20, header
+        # Each query answered once, in order: nothing lost, nothing twice.
+        assert [a["record"]["code"] for a in answers] == [p["code"] for p in people], answers
+        # Each centre recorded what it answered; only parts in flight at the cut (at most
+        # four of one query) may be recorded at both, and west began where the answers
+        # stopped.
+        def provided(c, online):
+            rows = [r[0] for r in store_rows(net[c].store, "SELECT code FROM provisions")]
+            rows.remove(online)  # the online query's, above
+            assert len(rows) == len(set(rows)), (c, rows)
+            return set(rows)
+        codes = [p["code"] for p in people]
+        at_east, at_west = provided(EAST, codes[0]), provided(WEST, codes[1])
+        assert at_east | at_west == set(codes), (at_east, at_west)
+        assert len(at_east & at_west) <= 4, (at_east, at_west)
+        assert 2 <= len(at_east) < 20, at_east
+        assert at_east == set(codes[:len(at_east)]), at_east
+        assert at_west == set(codes[20 - len(at_west):]), at_west
+        net.lines[EAST].restore()
 
 
 def ca_agreement(net, centre):
@@ -255,5 +361,5 @@ if __name__ == "__main__":
         print("skipped: network namespaces need root and ip netns")
         sys.exit(0)
     run_cases([case_cut_in_the_middle_of_a_load, case_lost_centre_catches_up,
-               case_agency_fails_over_board_shows_both,
+               case_agency_fails_over_reports_and_batch,
                case_authority_fed_once_from_either_centre])

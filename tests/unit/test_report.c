@@ -463,6 +463,26 @@ test_route_ca_refused(void **state)
 	expect_refused(PREF, JLIS, NULL, PREF, CA, "pref");
 }
 
+static void
+test_copies_event(void **state)
+{
+	enum juki_report_event ev = JUKI_REPORT_EV_DUE;
+
+	(void)state;
+	/* Nothing acknowledged yet, or one refused while another is on its way: nothing. */
+	assert_int_equal(juki_report_copies_event(0, 2, 0, &ev), 1);
+	assert_int_equal(juki_report_copies_event(0, 1, 1, &ev), 1);
+	assert_int_equal(ev, JUKI_REPORT_EV_DUE);
+	/* One centre holds it: held, whatever the other did. */
+	assert_int_equal(juki_report_copies_event(1, 1, 0, &ev), 0);
+	assert_int_equal(ev, JUKI_REPORT_EV_HELD);
+	assert_int_equal(juki_report_copies_event(1, 0, 1, &ev), 0);
+	assert_int_equal(ev, JUKI_REPORT_EV_HELD);
+	/* Every centre refused it: refused. */
+	assert_int_equal(juki_report_copies_event(0, 0, 2, &ev), 0);
+	assert_int_equal(ev, JUKI_REPORT_EV_REFUSED);
+}
+
 /* ---- the table ---- */
 
 static void
@@ -492,6 +512,20 @@ test_schema(void **state)
 	sqlite3_bind_text(st, 4, "sent", -1, SQLITE_STATIC);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
 	sqlite3_reset(st);
+	/* A copy to a centre: sent, received or refused, once per centre. */
+	st =
+	    juki_store_prepare(store, "INSERT INTO report_centre (id, dest, request_msg, state,"
+				      " updated_ms) VALUES (?1, 'urn:juki:jlis:east', 'm', ?2, 0)");
+	assert_non_null(st);
+	sqlite3_bind_text(st, 1, ID, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, "answered", -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st) & 0xff, SQLITE_CONSTRAINT);
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 2, "sent", -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_reset(st);
+	assert_int_equal(sqlite3_step(st) & 0xff, SQLITE_CONSTRAINT);
+	sqlite3_reset(st);
 	juki_store_close(store);
 	assert_int_equal(test_rm_rf(dir), 0);
 }
@@ -505,7 +539,8 @@ main(void)
 	    cmocka_unit_test(test_request_bad),      cmocka_unit_test(test_answer_good),
 	    cmocka_unit_test(test_answer_bad),       cmocka_unit_test(test_route_allowed),
 	    cmocka_unit_test(test_route_refused),    cmocka_unit_test(test_route_ca_allowed),
-	    cmocka_unit_test(test_route_ca_refused), cmocka_unit_test(test_schema),
+	    cmocka_unit_test(test_route_ca_refused), cmocka_unit_test(test_copies_event),
+	    cmocka_unit_test(test_schema),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,21 @@ const struct juki_migration juki_report_steps[JUKI_REPORT_NSTEPS] = {
 	"CREATE INDEX report_held ON report(body, created_ms) WHERE next IS NULL;"
 	"CREATE INDEX report_request_msg ON report(request_msg);"
 	"CREATE INDEX report_poll_msg ON report(poll_msg);"},
+    /*
+     * At a prefecture with several national centres: the copy of a request
+     * passed on to each centre, acknowledged (held or refused) by each on its
+     * own (docs/architecture.md §27).
+     */
+    {2, "CREATE TABLE report_centre ("
+	" id TEXT NOT NULL,"
+	" dest TEXT NOT NULL,"
+	" request_msg TEXT NOT NULL,"
+	" state TEXT NOT NULL CHECK (state IN ('sent', 'received', 'refused')),"
+	" reason TEXT,"
+	" updated_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (id, dest)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX report_centre_msg ON report_centre(request_msg);"},
 };
 
 /* ---- the state machine ---------------------------------------------------- */
@@ -85,6 +100,20 @@ juki_report_step(const char *state, enum juki_report_event ev, const char **next
 		return 0;
 	}
 	return JUKI_EINVAL;
+}
+
+int
+juki_report_copies_event(size_t held, size_t sent, size_t refused, enum juki_report_event *ev)
+{
+	if (held > 0) {
+		*ev = JUKI_REPORT_EV_HELD;
+		return 0;
+	}
+	if (sent == 0 && refused > 0) {
+		*ev = JUKI_REPORT_EV_REFUSED;
+		return 0;
+	}
+	return 1;
 }
 
 /* ---- bodies --------------------------------------------------------------- */
@@ -710,6 +739,8 @@ struct juki_reports {
 	int64_t poll_ms;
 	char authlink[JUKI_URN_MAX]; /* ninsho.authlink; "" when none */
 	char ca[JUKI_URN_MAX];       /* ninsho.ca (authlink.ca at a link server); "" when not set */
+	char centres[JUKI_REPORT_CENTRES_MAX][JUKI_URN_MAX]; /* a prefecture's national centres */
+	size_t ncentres;
 };
 
 /* The handlers and commands are given the node; they find the module in its slot. */
@@ -855,6 +886,41 @@ queue(struct juki_node *node, const char *type, const char *dest, json_t *body,
 	return rc;
 }
 
+static int
+copy_insert(struct juki_node *node, const char *id, const char *dest, const char *msg_id)
+{
+	static const char sql[] = "INSERT INTO report_centre (id, dest, request_msg, state,"
+				  " updated_ms) VALUES (?1, ?2, ?3, 'sent', ?4)";
+	sqlite3_stmt *st = juki_store_prepare(juki_node_store(node), sql);
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, dest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, msg_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, juki_node_now_ms(node));
+	return step_done(st);
+}
+
+/*
+ * Whether a request passed on to up goes to every national centre: at a
+ * prefecture with centres, a request to an agency or an executive body
+ * about what the national server provided (one to the certification
+ * authority goes through up alone: the link server is one node and answers
+ * through the centre that passed it on).
+ */
+static int
+to_every_centre(const struct juki_node *node, const struct juki_report *r, const char *up)
+{
+	struct juki_reports *rp = reports_of(node);
+	struct juki_ident body;
+
+	return rp != NULL && rp->ncentres > 0 && juki_node_self(node)->kind == JUKI_KIND_PREF &&
+	       strcmp(up, rp->up) == 0 && juki_ident_parse(r->body, &body) == 0 &&
+	       body.kind != JUKI_KIND_CA;
+}
+
 /* Take a request: hold it, or pass it on to up.  Inside the caller's transaction. */
 static int
 take(struct juki_node *node, const struct juki_report *r, const char *prev, int hold,
@@ -870,12 +936,53 @@ take(struct juki_node *node, const struct juki_report *r, const char *prev, int 
 			json_decref(body);
 			return up == NULL ? JUKI_EINVAL : JUKI_ENOMEM;
 		}
-		if ((rc = queue(node, JUKI_MSG_REPORT_REQUEST, up, body, msg_id)) != 0) {
+		if (to_every_centre(node, r, up)) {
+			struct juki_reports *rp = reports_of(node);
+
+			/* A copy to each centre, each acknowledged on its own (report_centre). */
+			for (size_t i = 0; i < rp->ncentres; i++) {
+				char copy_id[JUKI_UUID_LEN + 1];
+				json_t *copy = json_deep_copy(body);
+
+				if (copy == NULL) {
+					json_decref(body);
+					return JUKI_ENOMEM;
+				}
+				if ((rc = queue(node, JUKI_MSG_REPORT_REQUEST, rp->centres[i], copy,
+						copy_id)) != 0 ||
+				    (rc = copy_insert(node, r->id, rp->centres[i], copy_id)) != 0) {
+					json_decref(body);
+					return rc;
+				}
+				if (strcmp(rp->centres[i], up) == 0) {
+					memcpy(msg_id, copy_id, sizeof(msg_id));
+				}
+			}
+			json_decref(body);
+		} else if ((rc = queue(node, JUKI_MSG_REPORT_REQUEST, up, body, msg_id)) != 0) {
 			return rc;
 		}
 	}
 	return insert(juki_node_store(node), r, prev, hold ? NULL : up, hold,
 		      juki_node_now_ms(node), msg_id);
+}
+
+/* Whether id was passed on to centre (a copy of report_centre). */
+static int
+is_copy_to(struct juki_store *store, const char *id, const char *centre)
+{
+	static const char sql[] = "SELECT 1 FROM report_centre WHERE id = ?1 AND dest = ?2";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	int rc;
+
+	if (st == NULL) {
+		return 0;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, centre, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW;
 }
 
 /* The staff member a body's message came with ("" when none). */
@@ -1138,7 +1245,7 @@ juki_report_handle_answer(void *ctx, const struct juki_msg *msg, struct juki_rej
 	int rc;
 
 	enum juki_kind self = juki_node_self(node)->kind;
-	int back;
+	int back, centre;
 
 	juki_ident_parse(msg->from, &sender);
 	/* An answer coming back from the national server, or from a link server. */
@@ -1166,13 +1273,28 @@ juki_report_handle_answer(void *ctx, const struct juki_msg *msg, struct juki_rej
 		snprintf(a.by, sizeof(a.by), "%s", who_of(msg));
 	}
 	rc = row_get(juki_node_store(node), a.id, &row);
+	/* Back from a national centre: the one it was passed on to, or any that has a copy. */
+	centre = back && rc == 0 && strcmp(row.next, msg->from) != 0 &&
+		 is_copy_to(juki_node_store(node), a.id, msg->from);
 	if (rc == JUKI_ENOTFOUND ||
-	    (rc == 0 && (back ? strcmp(row.next, msg->from) != 0
-			      : row.next[0] != '\0' || strcmp(row.body, msg->from) != 0))) {
+	    (rc == 0 && !centre &&
+	     (back ? strcmp(row.next, msg->from) != 0
+		   : row.next[0] != '\0' || strcmp(row.body, msg->from) != 0))) {
 		/* Another body's request is refused as one unknown: its existence is not told. */
 		rc = juki_reject_set(rej, JUKI_R_REPORT_UNKNOWN,
 				     "id: no such request held here "
 				     "for the sender");
+	} else if (rc == 0 && strcmp(row.state, "answered") == 0 && back &&
+		   juki_ident_parse(msg->from, &sender) == 0 && sender.kind == JUKI_KIND_JLIS &&
+		   (centre || is_copy_to(juki_node_store(node), a.id, msg->from))) {
+		/*
+		 * The body answered the copy at the other centre too: the first answer is
+		 * kept, this one taken so that the centre's outbox lets it go.
+		 */
+		history(node, who, "report.answer", a.id, "ok",
+			"answered before through another centre: the first answer kept");
+		juki_report_answer_clear(&a);
+		return 0;
 	} else if (rc == 0 && strcmp(row.state, "answered") == 0) {
 		rc = juki_reject_set(rej, JUKI_R_REPORT_ANSWERED, "id: answered before");
 	} else if (rc == 0 && strcmp(row.state, "refused") == 0) {
@@ -1372,6 +1494,63 @@ on_status(struct juki_node *node, const char *id, const json_t *result)
 	return 0;
 }
 
+/*
+ * The ack of a copy of a request passed on to one of several national
+ * centres: that copy held or refused.  The request is held once any centre
+ * holds it, refused only when every centre refused it.  JUKI_ENOTFOUND when
+ * entry is no such copy.
+ */
+static int
+centre_ack(struct juki_node *node, const struct juki_outbox_entry *entry,
+	   const struct juki_ack *ack)
+{
+	static const char by_msg[] = "SELECT id FROM report_centre WHERE request_msg = ?1";
+	static const char sql_set[] = "UPDATE report_centre SET state = ?3, reason = ?4,"
+				      " updated_ms = ?5 WHERE id = ?1 AND dest = ?2";
+	static const char sql_count[] = "SELECT count(*) FILTER (WHERE state = 'received'),"
+					" count(*) FILTER (WHERE state = 'sent'),"
+					" count(*) FILTER (WHERE state = 'refused')"
+					" FROM report_centre WHERE id = ?1";
+	struct juki_store *store = juki_node_store(node);
+	int refused = ack->status == JUKI_ACK_REJECTED;
+	enum juki_report_event ev;
+	char id[JUKI_UUID_LEN + 1];
+	size_t held = 0, sent = 0, refusals = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = find_by_msg(store, by_msg, entry->msg_id, id)) != 0) {
+		return rc;
+	}
+	if ((st = juki_store_prepare(store, sql_set)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, entry->dest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, refused ? "refused" : "received", -1, SQLITE_STATIC);
+	bind_opt(st, 4, refused ? ack->reason : NULL);
+	sqlite3_bind_int64(st, 5, juki_node_now_ms(node));
+	if ((rc = step_done(st)) != 0) {
+		return rc;
+	}
+	history(node, "-", "report.centre", id, refused ? ack->reason : "ok", "%s %s",
+		refused ? "refused by" : "held at", entry->dest);
+	if ((st = juki_store_prepare(store, sql_count)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		held = (size_t)sqlite3_column_int64(st, 0);
+		sent = (size_t)sqlite3_column_int64(st, 1);
+		refusals = (size_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (juki_report_copies_event(held, sent, refusals, &ev) != 0) {
+		return 0; /* refused here, still open at another centre */
+	}
+	return step(node, id, ev, ev == JUKI_REPORT_EV_REFUSED ? ack->reason : NULL);
+}
+
 int
 juki_reports_on_ack(void *ctx, const struct juki_outbox_entry *entry, const struct juki_ack *ack)
 {
@@ -1388,6 +1567,9 @@ juki_reports_on_ack(void *ctx, const struct juki_outbox_entry *entry, const stru
 	if (strcmp(entry->type, JUKI_MSG_REPORT_REQUEST) == 0) {
 		int holder = 1;
 
+		if ((rc = centre_ack(node, entry, ack)) != JUKI_ENOTFOUND) {
+			return rc;
+		}
 		if ((rc = find_by_msg(store, by_request, entry->msg_id, id)) != 0) {
 			return rc == JUKI_ENOTFOUND ? 0 : rc;
 		}
@@ -1607,6 +1789,18 @@ juki_reports_set(struct juki_reports *rp, const char *up, int64_t poll_ms)
 }
 
 void
+juki_reports_set_centres(struct juki_reports *rp, char *const *centres, size_t n)
+{
+	if (rp == NULL) {
+		return;
+	}
+	rp->ncentres = 0;
+	for (size_t i = 0; centres != NULL && i < n && i < JUKI_REPORT_CENTRES_MAX; i++) {
+		snprintf(rp->centres[rp->ncentres++], JUKI_URN_MAX, "%s", centres[i]);
+	}
+}
+
+void
 juki_reports_set_ninsho(struct juki_reports *rp, const char *authlink, const char *ca)
 {
 	if (rp != NULL) {
@@ -1817,6 +2011,37 @@ juki_report_cmd_list(void *ctx, const json_t *args, json_t **result, struct juki
 	return *result ? 0 : JUKI_ENOMEM;
 }
 
+/* The copies of id passed on to each national centre, or NULL when there are none. */
+static json_t *
+centre_copies(struct juki_store *store, const char *id)
+{
+	static const char sql[] = "SELECT dest, state, reason FROM report_centre WHERE id = ?1"
+				  " ORDER BY dest";
+	sqlite3_stmt *st = juki_store_prepare(store, sql);
+	json_t *out;
+
+	if (st == NULL || (out = json_array()) == NULL) {
+		return NULL;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_t *c = json_pack("{s:s,s:s}", "centre", sqlite3_column_text(st, 0), "state",
+				      sqlite3_column_text(st, 1));
+
+		if (c != NULL && sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			json_object_set_new(c, "reason",
+					    json_string((const char *)sqlite3_column_text(st, 2)));
+		}
+		json_array_append_new(out, c);
+	}
+	sqlite3_reset(st);
+	if (json_array_size(out) == 0) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
 int
 juki_report_cmd_show(void *ctx, const json_t *args, json_t **result, struct juki_ctl_error *err)
 {
@@ -1825,7 +2050,7 @@ juki_report_cmd_show(void *ctx, const json_t *args, json_t **result, struct juki
 	struct juki_node *node = ctx;
 	const char *id = json_string_value(json_object_get(args, "id"));
 	sqlite3_stmt *st;
-	json_t *obj, *ans;
+	json_t *obj, *ans, *copies;
 
 	if (id == NULL || !juki_uuid_valid(id)) {
 		return juki_ctl_fail(err, "usage", "id: a request's id");
@@ -1847,6 +2072,9 @@ juki_report_cmd_show(void *ctx, const json_t *args, json_t **result, struct juki
 		}
 	}
 	sqlite3_reset(st);
+	if (obj != NULL && (copies = centre_copies(juki_node_store(node), id)) != NULL) {
+		json_object_set_new(obj, "centres", copies);
+	}
 	juki_opcmds_note(juki_node_opcmds(node), id, NULL);
 	*result = obj;
 	return obj ? 0 : JUKI_ENOMEM;

@@ -82,7 +82,7 @@
 #define JUKI_REPORT_ANSWER_MAX  (256 * 1024) /* bytes of the document, before base64 */
 #define JUKI_REPORT_FETCH_MAX   100          /* requests per report.fetch answer */
 
-#define JUKI_REPORT_NSTEPS 1
+#define JUKI_REPORT_NSTEPS 2
 extern const struct juki_migration juki_report_steps[JUKI_REPORT_NSTEPS];
 #define JUKI_REPORT_SCHEMA                                                                         \
 	{                                                                                          \
@@ -105,6 +105,15 @@ enum juki_report_event {
  * refused; due after received is overdue, after answered nothing).
  */
 int juki_report_step(const char *state, enum juki_report_event ev, const char **next);
+
+/*
+ * juki_report_copies_event() - what the copies of one request passed on to
+ * several national centres make of it, from how many are held, still sent
+ * (no ack yet) and refused: JUKI_REPORT_EV_HELD once any centre holds it,
+ * JUKI_REPORT_EV_REFUSED once every centre refused it (0, *ev set); 1 while
+ * neither (a refusal with another copy still on its way).
+ */
+int juki_report_copies_event(size_t held, size_t sent, size_t refused, enum juki_report_event *ev);
 
 /* A request as it travels (the body of report.request). */
 struct juki_report {
@@ -209,6 +218,20 @@ void juki_reports_set(struct juki_reports *rp, const char *up, int64_t poll_ms);
  * a node holds and passes on no request to a certification authority.
  */
 void juki_reports_set_ninsho(struct juki_reports *rp, const char *authlink, const char *ca);
+
+/*
+ * juki_reports_set_centres() - at a prefecture, the national centres (at
+ * most JUKI_REPORT_CENTRES_MAX; n 0: up alone).  A request passed on to up
+ * (the centre named `national`) about what the national server provided
+ * then goes to every centre instead, a copy each (table report_centre: id,
+ * dest, request_msg, state sent/received/refused, reason), each held or
+ * refused on its own: the request is received once any centre holds it,
+ * refused once every centre refused it, and an answer is taken back from
+ * any of them (the first kept).  A request to the certification authority
+ * still goes through up alone.
+ */
+#define JUKI_REPORT_CENTRES_MAX 8
+void juki_reports_set_centres(struct juki_reports *rp, char *const *centres, size_t n);
 void juki_reports_stop(struct juki_reports *rp);
 
 /*
