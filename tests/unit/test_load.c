@@ -17,6 +17,7 @@
 
 #include "juki/base/clock.h"
 #include "juki/base/error.h"
+#include "juki/base/text.h"
 #include "juki/records/honnin.h"
 #include "juki/records/honnin_load.h"
 
@@ -359,6 +360,68 @@ test_csv_and_json_rules_agree(void **state)
 	}
 }
 
+/*
+ * What a fresh load stores is the record as the network would store it: each
+ * row's text, written straight into the batch's buffer, is byte for byte
+ * juki_change_text() of the record read back; and a removal is found through
+ * the partial index on removals, kept (not rebuilt) during the load.
+ */
+static void
+test_stored_text_is_the_networks(void **state)
+{
+	static const char csv[] = HEADER C1
+	    ",131016,1,出生,2020-01-01,2020-01-02T03:04:05.678Z,山田 太郎,ヤマダ タロウ,"
+	    "1990-05-01,1,\"東京都千代田区\"\"本町\"\"1丁目\\1番\"\n" C2
+	    ",131016,1,死亡,2021-03-01,,佐藤 花子,,1985-02-03,2,東京都千代田区中央2丁目\n" C3
+	    ",011002,3,転入,2022-04-01,1999-12-31T23:59:59.999Z,鈴木 一郎,,1970-07-07,1,"
+	    "北海道札幌市中央区北1条西2丁目\n";
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	struct juki_text both = {0};
+	sqlite3_stmt *st;
+	size_t rows = 0, at = 0;
+
+	assert_int_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "t.csv", csv), &err, &p), 0);
+	assert_int_equal(p.rows, 3);
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(f->store),
+					    "SELECT rec FROM honnin ORDER BY code", -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *rec = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0), tlen;
+		json_t *obj = json_loadb(rec, len, 0, NULL);
+		struct juki_change c;
+		struct juki_field_error fe;
+		char *text;
+
+		assert_non_null(obj);
+		assert_int_equal(juki_change_from_json(obj, &c, &fe), 0);
+		json_decref(obj);
+		text = juki_change_text(&c, &tlen);
+		assert_non_null(text);
+		assert_int_equal(tlen, len);
+		assert_memory_equal(text, rec, len);
+		/* Appended after other records, the same bytes. */
+		assert_int_equal(juki_change_text_append(&c, &both), 0);
+		assert_int_equal(both.len - at, len);
+		assert_memory_equal(both.buf + at, rec, len);
+		at = both.len;
+		free(text);
+		rows++;
+	}
+	sqlite3_finalize(st);
+	juki_text_free(&both);
+	assert_int_equal(rows, 3);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin INDEXED BY honnin_removed"
+				       " WHERE kind = 1"),
+			 1);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM pragma_integrity_check"
+				       " WHERE integrity_check = 'ok'"),
+			 1);
+}
+
 int
 main(void)
 {
@@ -369,6 +432,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_origin_and_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_replace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_csv_and_json_rules_agree, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stored_text_is_the_networks, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
 #include "juki/base/error.h"
+#include "juki/base/text.h"
 #include "juki/wire/msg.h"
 
 #define LOAD_LINE_MAX (64 * 1024) /* longer than any valid row (docs/import.md) */
@@ -48,7 +49,8 @@ struct juki_loader {
 	const struct juki_reason *reasons;
 	size_t nreasons;
 	EVP_MD *md;
-	char last_sender[JUKI_URN_MAX]; /* the sender URN of last_lg (cached) */
+	char last_sender[JUKI_URN_MAX];     /* the sender URN of last_lg (cached) */
+	char pref_sender[48][JUKI_URN_MAX]; /* at the national server: by prefecture, "" unmade */
 	char last_lg[JUKI_LGCODE_LEN + 1];
 	char last_recorded[40]; /* the last recorded text read, and its time */
 	int64_t last_recorded_ms;
@@ -102,10 +104,17 @@ add(int64_t *v, int64_t d)
 static int
 save_and_drop_indexes(struct juki_loader *ld)
 {
+	/*
+	 * Partial indexes stay: they take only the few rows they name (removals),
+	 * while building one afterwards is a scan of the whole table.
+	 */
 	static const char sql[] =
-	    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-	    " AND tbl_name IN ('honnin', 'honnin_history', 'honnin_person_new')"
-	    " AND name <> 'honnin_history_code' ORDER BY name";
+	    "SELECT m.name, m.sql FROM sqlite_master m WHERE m.type = 'index'"
+	    " AND m.sql IS NOT NULL"
+	    " AND m.tbl_name IN ('honnin', 'honnin_history', 'honnin_person_new')"
+	    " AND m.name <> 'honnin_history_code' AND NOT EXISTS (SELECT 1 FROM"
+	    " pragma_index_list(m.tbl_name) l WHERE l.name = m.name AND l.partial)"
+	    " ORDER BY m.name";
 	sqlite3 *db = juki_store_db(ld->store);
 	sqlite3_stmt *st;
 	char *names[MAX_INDEXES];
@@ -538,22 +547,31 @@ sender_of(struct juki_loader *ld, const struct juki_change *c)
 	if (ld->conf.kind == JUKI_KIND_CS) {
 		return NULL;
 	}
+	if (ld->conf.kind == JUKI_KIND_JLIS) {
+		/* One sender per prefecture: rows of many municipalities mixed cost no lookup. */
+		int n = (c->lgcode[0] - '0') * 10 + (c->lgcode[1] - '0');
+
+		if (n < 1 || n > 47) {
+			return NULL;
+		}
+		if (ld->pref_sender[n][0] == '\0') {
+			memcpy(pref, c->lgcode, 2);
+			pref[2] = '\0';
+			if (juki_ident_node(JUKI_KIND_PREF, pref, &id) != 0) {
+				return NULL;
+			}
+			memcpy(ld->pref_sender[n], id.urn, sizeof(id.urn));
+		}
+		return ld->pref_sender[n];
+	}
 	if (strcmp(ld->last_lg, c->lgcode) == 0) {
 		return ld->last_sender;
 	}
-	if (ld->conf.kind == JUKI_KIND_PREF) {
-		if (juki_ident_node(JUKI_KIND_CS, c->lgcode, &id) != 0) {
-			return NULL;
-		}
-	} else {
-		memcpy(pref, c->lgcode, 2);
-		pref[2] = '\0';
-		if (juki_ident_node(JUKI_KIND_PREF, pref, &id) != 0) {
-			return NULL;
-		}
+	if (juki_ident_node(JUKI_KIND_CS, c->lgcode, &id) != 0) {
+		return NULL;
 	}
-	snprintf(ld->last_sender, sizeof(ld->last_sender), "%s", id.urn);
-	snprintf(ld->last_lg, sizeof(ld->last_lg), "%s", c->lgcode);
+	memcpy(ld->last_sender, id.urn, sizeof(id.urn));
+	memcpy(ld->last_lg, c->lgcode, sizeof(ld->last_lg));
 	return ld->last_sender;
 }
 
@@ -621,7 +639,7 @@ fast_insert(struct juki_loader *ld, const struct row *r, const char *sender, int
 /* A change read and checked (c->kind set): checked against the node and made a row. */
 static int
 prep_change(struct juki_loader *ld, const struct juki_change *c, const char *file, int64_t line,
-	    struct juki_load_error *err, struct row *r)
+	    struct juki_load_error *err, struct juki_text *arena, struct row *r)
 {
 	struct juki_field_error fe;
 	const char *sender;
@@ -645,9 +663,21 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 		set_err(err, file, line, "lgcode", "origin", "names no node");
 		return JUKI_EFORMAT;
 	}
-	if ((r->text = juki_change_text(c, &r->len)) == NULL) {
+	if (arena != NULL) {
+		/* Straight into the batch's buffer: no buffer, copy and free per row. */
+		r->off = arena->len;
+		if (juki_change_text_append(c, arena) != 0) {
+			set_err(err, file, line, "", "internal", "out of memory");
+			return JUKI_ENOMEM;
+		}
+		r->len = arena->len - r->off;
+		r->text = NULL;
+		r->owned = 0;
+	} else if ((r->text = juki_change_text(c, &r->len)) == NULL) {
 		set_err(err, file, line, "", "internal", "out of memory");
 		return JUKI_ENOMEM;
+	} else {
+		r->owned = 1;
 	}
 	memcpy(r->code, c->code, sizeof(r->code));
 	memcpy(r->lgcode, c->lgcode, sizeof(r->lgcode));
@@ -660,7 +690,6 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 	parts[0] = c->person.name;
 	parts[1] = c->person.birth;
 	r->pkey = juki_hash64(parts, 2);
-	r->owned = 1;
 	r->sender[0] = '\0';
 	if (sender != NULL) {
 		size_t sl = strlen(sender);
@@ -676,7 +705,11 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 		size_t n = juki_count_key(c->code, c->lgcode, c->version, key);
 
 		if (EVP_Digest(key, n, r->digest, NULL, ld->md, NULL) != 1) {
-			free(r->text);
+			if (r->owned) {
+				free(r->text);
+			} else {
+				arena->len = r->off;
+			}
 			r->text = NULL;
 			set_err(err, file, line, "", "internal", "SHA-256 failed");
 			return JUKI_EIO;
@@ -688,7 +721,7 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 /* One change record object: read, checked and made a row.  Steals rec. */
 static int
 prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
-	 struct juki_load_error *err, struct row *r)
+	 struct juki_load_error *err, struct juki_text *arena, struct row *r)
 {
 	struct juki_change c;
 	struct juki_field_error fe;
@@ -700,7 +733,7 @@ prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
 			fe.detail);
 		return rc;
 	}
-	return prep_change(ld, &c, file, line, err, r);
+	return prep_change(ld, &c, file, line, err, arena, r);
 }
 
 static int
@@ -741,7 +774,11 @@ flat_code(const char *v, int lgcode, char *out, size_t len, const char *field,
 	if (rc != 0) {
 		return flat_fail(fe, field, rc, "check digit does not match");
 	}
-	snprintf(out, len, "%s", v);
+	/* Checked: exactly the code's digits (a printf per code was a tenth of the reader). */
+	if (strlen(v) >= len) {
+		return flat_fail(fe, field, JUKI_EFORMAT, "too long");
+	}
+	memcpy(out, v, strlen(v) + 1);
 	return 0;
 }
 
@@ -846,7 +883,7 @@ flat_change(struct juki_loader *ld, const char *const *vals, struct juki_change 
 
 static int
 prep_flat(struct juki_loader *ld, const char *const *vals, const char *file, int64_t line,
-	  struct juki_load_error *err, struct row *r)
+	  struct juki_load_error *err, struct juki_text *arena, struct row *r)
 {
 	struct juki_field_error fe;
 	int rc = flat_change(ld, vals, &ld->scratch, &fe);
@@ -855,7 +892,7 @@ prep_flat(struct juki_loader *ld, const char *const *vals, const char *file, int
 		set_err(err, file, line, fe.field, fe.reason, "%s", fe.detail);
 		return rc;
 	}
-	return prep_change(ld, &ld->scratch, file, line, err, r);
+	return prep_change(ld, &ld->scratch, file, line, err, arena, r);
 }
 
 /* A row into the store, counted; frees its text. */
@@ -930,9 +967,8 @@ struct pipe {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct row *rows[PIPE_BATCHES];
-	struct row **order[PIPE_BATCHES]; /* the rows sorted by code, then line */
-	char *arena[PIPE_BATCHES];        /* the rows' texts, one buffer per batch */
-	size_t used[PIPE_BATCHES], cap[PIPE_BATCHES];
+	struct row **order[PIPE_BATCHES];     /* the rows sorted by code, then line */
+	struct juki_text arena[PIPE_BATCHES]; /* the rows' texts, one buffer per batch */
 	size_t n[PIPE_BATCHES];
 	int full[PIPE_BATCHES];
 	size_t wr, rd; /* the batch being filled, the next to store */
@@ -993,38 +1029,11 @@ static void
 pipe_seal(struct pipe *p, size_t b)
 {
 	for (size_t i = 0; i < p->n[b]; i++) {
-		p->rows[b][i].text = p->arena[b] + p->rows[b][i].off;
+		p->rows[b][i].text = p->arena[b].buf + p->rows[b][i].off;
 		p->order[b][i] = &p->rows[b][i];
 	}
 	qsort(p->order[b], p->n[b], sizeof(struct row *), row_cmp);
-	p->used[b] = 0;
-}
-
-/* A row's text into the arena of the batch being filled (freed here, in the thread that made it).
- */
-static int
-pipe_keep_text(struct pipe *p, struct row *r)
-{
-	size_t b = p->wr % PIPE_BATCHES;
-
-	if (p->used[b] + r->len > p->cap[b]) {
-		size_t cap =
-		    p->cap[b] * 2 > p->used[b] + r->len ? p->cap[b] * 2 : p->used[b] + r->len;
-		char *a = realloc(p->arena[b], cap);
-
-		if (a == NULL) {
-			return JUKI_ENOMEM;
-		}
-		p->arena[b] = a;
-		p->cap[b] = cap;
-	}
-	memcpy(p->arena[b] + p->used[b], r->text, r->len);
-	free(r->text);
-	r->text = NULL;
-	r->owned = 0;
-	r->off = p->used[b];
-	p->used[b] += r->len;
-	return 0;
+	p->arena[b].len = 0; /* filled again only once the writer is through with it */
 }
 
 /* Hand the batch being filled to the writer and wait for a free one; -1 when it failed. */
@@ -1055,7 +1064,7 @@ pipe_free(struct pipe *p)
 	for (size_t b = 0; b < PIPE_BATCHES; b++) {
 		free(p->rows[b]);
 		free(p->order[b]);
-		free(p->arena[b]);
+		juki_text_free(&p->arena[b]);
 	}
 	free(p);
 }
@@ -1072,26 +1081,22 @@ sink_row(struct sink *k, json_t *rec, const char *const *vals, const char *file,
 {
 	struct row one, *r;
 	struct pipe *p = k->pipe;
+	size_t b;
 	int rc;
 
 	if (p == NULL) {
 		memset(&one, 0, sizeof(one));
-		if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, &one)
-				      : prep_flat(k->ld, vals, file, line, err, &one)) != 0) {
+		if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, NULL, &one)
+				      : prep_flat(k->ld, vals, file, line, err, NULL, &one)) != 0) {
 			return rc;
 		}
 		return put_row(k->ld, &one, file, err);
 	}
-	r = &p->rows[p->wr % PIPE_BATCHES][p->n[p->wr % PIPE_BATCHES]];
-	if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, r)
-			      : prep_flat(k->ld, vals, file, line, err, r)) != 0) {
+	b = p->wr % PIPE_BATCHES;
+	r = &p->rows[b][p->n[b]];
+	if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, &p->arena[b], r)
+			      : prep_flat(k->ld, vals, file, line, err, &p->arena[b], r)) != 0) {
 		return rc;
-	}
-	if (pipe_keep_text(p, r) != 0) {
-		free(r->text);
-		r->text = NULL;
-		set_err(err, file, line, "", "internal", "out of memory");
-		return JUKI_ENOMEM;
 	}
 	if (++p->n[p->wr % PIPE_BATCHES] == PIPE_ROWS && pipe_pass(p) != 0) {
 		*err = p->err;
@@ -1140,12 +1145,12 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 		for (size_t b = 0; p != NULL && b < PIPE_BATCHES; b++) {
 			if ((p->rows[b] = calloc(PIPE_ROWS, sizeof(struct row))) == NULL ||
 			    (p->order[b] = calloc(PIPE_ROWS, sizeof(struct row *))) == NULL ||
-			    (p->arena[b] = malloc(PIPE_ROWS * 512)) == NULL) {
+			    (p->arena[b].buf = malloc(PIPE_ROWS * 512)) == NULL) {
 				break;
 			}
-			p->cap[b] = PIPE_ROWS * 512;
+			p->arena[b].cap = PIPE_ROWS * 512;
 		}
-		if (p == NULL || p->arena[PIPE_BATCHES - 1] == NULL) {
+		if (p == NULL || p->arena[PIPE_BATCHES - 1].buf == NULL) {
 			pipe_free(p);
 			fclose(f);
 			set_err(err, path, 0, "", "internal", "out of memory");
@@ -1290,7 +1295,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 			p->wr++;
 		} else {
 			p->n[b] = 0; /* the texts lie in the arena */
-			p->used[b] = 0;
+			p->arena[b].len = 0;
 		}
 		p->done = 1;
 		pthread_cond_broadcast(&p->cv);
