@@ -363,8 +363,11 @@ test_csv_and_json_rules_agree(void **state)
 /*
  * What a fresh load stores is the record as the network would store it: each
  * row's text, written straight into the batch's buffer, is byte for byte
- * juki_change_text() of the record read back; and a removal is found through
- * the partial index on removals, kept (not rebuilt) during the load.
+ * juki_change_text() of the record read back; a removal is found through
+ * the partial index on removals, kept (not rebuilt) during the load; and the
+ * keys of lookups, kept in memory and sorted during the load, are the table's.
+ * (test_fresh_csv_with_history takes the other way: a person twice, keys
+ * from the table.)
  */
 static void
 test_stored_text_is_the_networks(void **state)
@@ -420,6 +423,23 @@ test_stored_text_is_the_networks(void **state)
 	assert_int_equal(one(f->store, "SELECT count(*) FROM pragma_integrity_check"
 				       " WHERE integrity_check = 'ok'"),
 			 1);
+	/*
+	 * No person twice: the keys of lookups were written from memory, sorted;
+	 * the same as the table's, and a lookup by the four items finds the person.
+	 */
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin_person"), 3);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin h JOIN honnin_person p"
+				       " ON p.code = h.code AND p.pkey = h.pkey"),
+			 3);
+	{
+		int more = 0;
+		json_t *found = juki_honnin_find(f->store, "鈴木 一郎", "1970-07-07", 1,
+						 "北海道札幌市中央区北1条西2丁目", 10, &more);
+
+		assert_non_null(found);
+		assert_int_equal(json_array_size(found), 1);
+		json_decref(found);
+	}
 }
 
 int

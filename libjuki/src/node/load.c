@@ -27,6 +27,8 @@
 
 #define LOAD_FILES_MAX 64
 #define LOAD_CACHE_KIB 262144 /* the shadow's page cache while it is built: 256 MiB */
+/* How often the event loop looks whether the thread is through: its end is not waited for. */
+#define LOAD_POLL_US 20000
 
 enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
@@ -506,7 +508,7 @@ static void
 poll_job(evutil_socket_t fd, short what, void *arg)
 {
 	struct load_job *job = arg;
-	struct timeval tv = {0, 100000};
+	struct timeval tv = {0, LOAD_POLL_US};
 	int built = __atomic_load_n(&job->built, __ATOMIC_ACQUIRE), ok;
 
 	(void)fd;
@@ -718,7 +720,7 @@ juki_load_cmd(void *ctx, const json_t *args, json_t **result, struct juki_ctl_er
 	}
 	job->thread_running = 1;
 	{
-		struct timeval tv = {0, 100000};
+		struct timeval tv = {0, LOAD_POLL_US};
 
 		evtimer_add(job->timer, &tv);
 	}
