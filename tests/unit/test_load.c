@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "juki/base/clock.h"
+#include "juki/base/codes.h"
 #include "juki/base/error.h"
 #include "juki/base/text.h"
 #include "juki/records/honnin.h"
@@ -442,6 +443,59 @@ test_stored_text_is_the_networks(void **state)
 	}
 }
 
+/*
+ * More people than one statement of keys takes (KEYS_AT_ONCE, 128): every
+ * key written, in full statements and one at a time for the rest, and a
+ * person of each part found by the four items.
+ */
+static void
+test_many_keys_written(void **state)
+{
+	enum { N = 300 };
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	size_t cap = 64 * 1024, len;
+	char *csv = malloc(cap);
+	static const int probe[] = {0, 127, 128, 200, 256, N - 1};
+
+	assert_non_null(csv);
+	len = (size_t)snprintf(csv, cap, "%s", HEADER);
+	for (int i = 0; i < N; i++) {
+		char code[12];
+
+		/* Codes in no order: the keys are sorted before they are written. */
+		snprintf(code, sizeof(code), "%010d", (i * 7919 + 13) % 1000000 + 20000000);
+		code[10] = (char)juki_jumin_check_digit(code);
+		code[11] = '\0';
+		len += (size_t)snprintf(csv + len, cap - len,
+					"%s,131016,1,出生,2020-01-01,,住民 %d,,1990-05-01,%d,"
+					"東京都千代田区本町%d番\n",
+					code, i, 1 + i % 2, i);
+	}
+	assert_int_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "k.csv", csv), &err, &p), 0);
+	free(csv);
+	assert_int_equal(p.current, N);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin_person"), N);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin h JOIN honnin_person p"
+				       " ON p.code = h.code AND p.pkey = h.pkey"),
+			 N);
+	for (size_t k = 0; k < sizeof(probe) / sizeof(probe[0]); k++) {
+		char name[32], address[64];
+		int more = 0, i = probe[k];
+		json_t *found;
+
+		snprintf(name, sizeof(name), "住民 %d", i);
+		snprintf(address, sizeof(address), "東京都千代田区本町%d番", i);
+		found =
+		    juki_honnin_find(f->store, name, "1990-05-01", 1 + i % 2, address, 10, &more);
+		assert_non_null(found);
+		assert_int_equal(json_array_size(found), 1);
+		json_decref(found);
+	}
+}
+
 int
 main(void)
 {
@@ -453,6 +507,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_store_replace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_csv_and_json_rules_agree, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stored_text_is_the_networks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_keys_written, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

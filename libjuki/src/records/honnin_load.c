@@ -691,31 +691,54 @@ key_cmp(const void *a, const void *b)
 	return x->code < y->code ? -1 : x->code > y->code;
 }
 
-/* honnin_person from the kept keys, in key order. */
+/*
+ * honnin_person from the kept keys, in key order, KEYS_AT_ONCE a statement:
+ * a row a statement spent more in the statement than in the B-tree.
+ */
+#define KEYS_AT_ONCE 128
+
+static sqlite3_stmt *
+keys_stmt(sqlite3 *db, size_t n)
+{
+	char sql[64 + KEYS_AT_ONCE * 8];
+	size_t len =
+	    (size_t)snprintf(sql, sizeof(sql), "INSERT INTO honnin_person (pkey, code) VALUES");
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?)", i ? "," : " ");
+	}
+	return sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK ? st : NULL;
+}
+
 static int
 write_keys(struct juki_loader *ld)
 {
-	sqlite3_stmt *st;
-	int rc = SQLITE_DONE;
+	sqlite3 *db = juki_store_db(ld->store);
+	sqlite3_stmt *many = keys_stmt(db, KEYS_AT_ONCE), *one = keys_stmt(db, 1);
+	char codes[KEYS_AT_ONCE][JUKI_JUMIN_CODE_LEN];
+	int rc = many != NULL && one != NULL ? SQLITE_DONE : SQLITE_ERROR;
 
-	if (sqlite3_prepare_v2(juki_store_db(ld->store),
-			       "INSERT INTO honnin_person (pkey, code) VALUES (?1, ?2)", -1, &st,
-			       NULL) != SQLITE_OK) {
-		return JUKI_ESTORE;
-	}
-	for (size_t i = 0; i < ld->nkeys && rc == SQLITE_DONE; i++) {
-		char code[JUKI_JUMIN_CODE_LEN];
-		int64_t v = ld->keys[i].code;
+	for (size_t i = 0; i < ld->nkeys && rc == SQLITE_DONE;) {
+		size_t n = ld->nkeys - i >= KEYS_AT_ONCE ? KEYS_AT_ONCE : 1;
+		sqlite3_stmt *st = n == KEYS_AT_ONCE ? many : one;
 
-		for (size_t d = JUKI_JUMIN_CODE_LEN; d-- > 0; v /= 10) {
-			code[d] = (char)('0' + v % 10);
+		for (size_t k = 0; k < n; k++) {
+			int64_t v = ld->keys[i + k].code;
+
+			for (size_t d = JUKI_JUMIN_CODE_LEN; d-- > 0; v /= 10) {
+				codes[k][d] = (char)('0' + v % 10);
+			}
+			sqlite3_bind_int64(st, (int)(2 * k + 1), ld->keys[i + k].pkey);
+			sqlite3_bind_text(st, (int)(2 * k + 2), codes[k], JUKI_JUMIN_CODE_LEN,
+					  SQLITE_STATIC);
 		}
-		sqlite3_bind_int64(st, 1, ld->keys[i].pkey);
-		sqlite3_bind_text(st, 2, code, JUKI_JUMIN_CODE_LEN, SQLITE_TRANSIENT);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
+		i += n;
 	}
-	sqlite3_finalize(st);
+	sqlite3_finalize(many);
+	sqlite3_finalize(one);
 	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
 }
 
