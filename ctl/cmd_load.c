@@ -13,7 +13,7 @@
 
 #include "ctl.h"
 
-#define LOAD_POLL_MS   200
+#define LOAD_POLL_MS   50 /* the load's end seen soon: a status call is cheap */
 #define LOAD_REPORT_MS 2000
 #define LOAD_FILE_ARGS 14
 

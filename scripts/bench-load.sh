@@ -7,6 +7,7 @@
 #   scripts/bench-load.sh                        5,000,000 rows (several minutes)
 #   scripts/bench-load.sh --records 1000000      a shorter run
 #   scripts/bench-load.sh --dir /var/tmp         work on another disk
+#   scripts/bench-load.sh --juki-only            juki alone, with the phases the daemon logged
 #
 # Runs as root (PostgreSQL's own programs run as the user postgres).  Not part of
 # scripts/test.sh: a benchmark prints figures, it does not pass or fail.

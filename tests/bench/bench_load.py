@@ -14,7 +14,10 @@ tests/data/localgov.csv, one CSV file), then on the same disk, in the same run:
 Prints both rates and ratio = juki / PostgreSQL, and the CPU time the juki daemon spent
 (all its threads; on a shared machine a steadier figure than the rate).
 
-    python3 tests/bench/bench_load.py [--records N] [--dir DIR] [--keep]
+    python3 tests/bench/bench_load.py [--records N] [--dir DIR] [--keep] [--juki-only]
+
+--juki-only loads into juki alone and prints the phases the daemon logged (rows, indexes,
+swap): for comparing two builds' CPU per row, run after run on the same machine.
 """
 
 import argparse
@@ -89,7 +92,9 @@ def juki(path, n):
         current = net["jlis:0"].status()["records"]["current"]
         assert current == n, current
         size = os.path.getsize(net["jlis:0"].store)
-    return secs, cpu, size
+        with open(net["jlis:0"].log, errors="replace") as f:
+            phases = [line.split("load 1: ", 1)[1].strip() for line in f if "load 1: " in line]
+    return secs, cpu, size, phases
 
 
 def as_pg(*argv, **kw):
@@ -139,6 +144,8 @@ def main():
     ap.add_argument("--records", type=int, default=5_000_000)
     ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--juki-only", action="store_true",
+                    help="load into juki alone and print the daemon's phases")
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="juki-bench-load-", dir=args.dir)
     os.chmod(workdir, 0o755)
@@ -151,10 +158,15 @@ def main():
             args.records, os.path.getsize(path) / 1e6, time.monotonic() - t), flush=True)
         with open("/proc/loadavg") as f:
             print("load average before: %s" % " ".join(f.read().split()[:3]), flush=True)
-        jsecs, jcpu, jsize = juki(path, args.records)
+        jsecs, jcpu, jsize, phases = juki(path, args.records)
         print("juki        %9.0f rows/s  %7.1f s  store %6.0f MB  (daemon CPU %.1f s, "
-              "%.1f us/row)" % (args.records / jsecs, jsecs, jsize / 1e6, jcpu,
-                               jcpu * 1e6 / args.records), flush=True)
+              "%.2f us/row)" % (args.records / jsecs, jsecs, jsize / 1e6, jcpu,
+                                jcpu * 1e6 / args.records), flush=True)
+        if args.juki_only:
+            print("daemon: %s" % " ".join(phases))
+            with open("/proc/loadavg") as f:
+                print("load average after: %s" % " ".join(f.read().split()[:3]))
+            return
         psecs, steps, psize = postgres(path, workdir)
         print("postgresql  %9.0f rows/s  %7.1f s  table+indexes %6.0f MB  (COPY %.1f s, "
               "primary key %.1f s, four items %.1f s, lgcode %.1f s, checkpoint %.1f s)" % (

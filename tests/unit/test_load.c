@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "juki/base/clock.h"
+#include "juki/base/codes.h"
 #include "juki/base/error.h"
+#include "juki/base/text.h"
 #include "juki/records/honnin.h"
 #include "juki/records/honnin_load.h"
 
@@ -359,6 +361,141 @@ test_csv_and_json_rules_agree(void **state)
 	}
 }
 
+/*
+ * What a fresh load stores is the record as the network would store it: each
+ * row's text, written straight into the batch's buffer, is byte for byte
+ * juki_change_text() of the record read back; a removal is found through
+ * the partial index on removals, kept (not rebuilt) during the load; and the
+ * keys of lookups, kept in memory and sorted during the load, are the table's.
+ * (test_fresh_csv_with_history takes the other way: a person twice, keys
+ * from the table.)
+ */
+static void
+test_stored_text_is_the_networks(void **state)
+{
+	static const char csv[] = HEADER C1
+	    ",131016,1,出生,2020-01-01,2020-01-02T03:04:05.678Z,山田 太郎,ヤマダ タロウ,"
+	    "1990-05-01,1,\"東京都千代田区\"\"本町\"\"1丁目\\1番\"\n" C2
+	    ",131016,1,死亡,2021-03-01,,佐藤 花子,,1985-02-03,2,東京都千代田区中央2丁目\n" C3
+	    ",011002,3,転入,2022-04-01,1999-12-31T23:59:59.999Z,鈴木 一郎,,1970-07-07,1,"
+	    "北海道札幌市中央区北1条西2丁目\n";
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	struct juki_text both = {0};
+	sqlite3_stmt *st;
+	size_t rows = 0, at = 0;
+
+	assert_int_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "t.csv", csv), &err, &p), 0);
+	assert_int_equal(p.rows, 3);
+	assert_int_equal(sqlite3_prepare_v2(juki_store_db(f->store),
+					    "SELECT rec FROM honnin ORDER BY code", -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *rec = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0), tlen;
+		json_t *obj = json_loadb(rec, len, 0, NULL);
+		struct juki_change c;
+		struct juki_field_error fe;
+		char *text;
+
+		assert_non_null(obj);
+		assert_int_equal(juki_change_from_json(obj, &c, &fe), 0);
+		json_decref(obj);
+		text = juki_change_text(&c, &tlen);
+		assert_non_null(text);
+		assert_int_equal(tlen, len);
+		assert_memory_equal(text, rec, len);
+		/* Appended after other records, the same bytes. */
+		assert_int_equal(juki_change_text_append(&c, &both), 0);
+		assert_int_equal(both.len - at, len);
+		assert_memory_equal(both.buf + at, rec, len);
+		at = both.len;
+		free(text);
+		rows++;
+	}
+	sqlite3_finalize(st);
+	juki_text_free(&both);
+	assert_int_equal(rows, 3);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin INDEXED BY honnin_removed"
+				       " WHERE kind = 1"),
+			 1);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM pragma_integrity_check"
+				       " WHERE integrity_check = 'ok'"),
+			 1);
+	/*
+	 * No person twice: the keys of lookups were written from memory, sorted;
+	 * the same as the table's, and a lookup by the four items finds the person.
+	 */
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin_person"), 3);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin h JOIN honnin_person p"
+				       " ON p.code = h.code AND p.pkey = h.pkey"),
+			 3);
+	{
+		int more = 0;
+		json_t *found = juki_honnin_find(f->store, "鈴木 一郎", "1970-07-07", 1,
+						 "北海道札幌市中央区北1条西2丁目", 10, &more);
+
+		assert_non_null(found);
+		assert_int_equal(json_array_size(found), 1);
+		json_decref(found);
+	}
+}
+
+/*
+ * More people than one statement of keys takes (KEYS_AT_ONCE, 128): every
+ * key written, in full statements and one at a time for the rest, and a
+ * person of each part found by the four items.
+ */
+static void
+test_many_keys_written(void **state)
+{
+	enum { N = 300 };
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	size_t cap = 64 * 1024, len;
+	char *csv = malloc(cap);
+	static const int probe[] = {0, 127, 128, 200, 256, N - 1};
+
+	assert_non_null(csv);
+	len = (size_t)snprintf(csv, cap, "%s", HEADER);
+	for (int i = 0; i < N; i++) {
+		char code[12];
+
+		/* Codes in no order: the keys are sorted before they are written. */
+		snprintf(code, sizeof(code), "%010d", (i * 7919 + 13) % 1000000 + 20000000);
+		code[10] = (char)juki_jumin_check_digit(code);
+		code[11] = '\0';
+		len += (size_t)snprintf(csv + len, cap - len,
+					"%s,131016,1,出生,2020-01-01,,住民 %d,,1990-05-01,%d,"
+					"東京都千代田区本町%d番\n",
+					code, i, 1 + i % 2, i);
+	}
+	assert_int_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "k.csv", csv), &err, &p), 0);
+	free(csv);
+	assert_int_equal(p.current, N);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin_person"), N);
+	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin h JOIN honnin_person p"
+				       " ON p.code = h.code AND p.pkey = h.pkey"),
+			 N);
+	for (size_t k = 0; k < sizeof(probe) / sizeof(probe[0]); k++) {
+		char name[32], address[64];
+		int more = 0, i = probe[k];
+		json_t *found;
+
+		snprintf(name, sizeof(name), "住民 %d", i);
+		snprintf(address, sizeof(address), "東京都千代田区本町%d番", i);
+		found =
+		    juki_honnin_find(f->store, name, "1990-05-01", 1 + i % 2, address, 10, &more);
+		assert_non_null(found);
+		assert_int_equal(json_array_size(found), 1);
+		json_decref(found);
+	}
+}
+
 int
 main(void)
 {
@@ -369,6 +506,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_origin_and_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_replace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_csv_and_json_rules_agree, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stored_text_is_the_networks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_keys_written, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

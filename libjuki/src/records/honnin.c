@@ -1287,10 +1287,10 @@ juki_honnin_history_json(struct juki_store *store, const char *code)
 	return out;
 }
 
-char *
-juki_change_text(const struct juki_change *c, size_t *len)
+int
+juki_change_text_append(const struct juki_change *c, struct juki_text *out)
 {
-	struct juki_text t = {0};
+	struct juki_text t = *out;
 	char when[32];
 	int rc;
 
@@ -1329,7 +1329,23 @@ juki_change_text(const struct juki_change *c, size_t *len)
 		rc = rc ? rc : juki_text_str(&t, c->new_code);
 	}
 	rc = rc ? rc : juki_text_lit(&t, "}");
-	if (rc != 0) {
+	/* The buffer may have moved; on a failure the text is cut back to where it was. */
+	out->buf = t.buf;
+	out->cap = t.cap;
+	if (rc == 0) {
+		out->len = t.len;
+	} else if (out->buf != NULL) {
+		out->buf[out->len] = '\0';
+	}
+	return rc;
+}
+
+char *
+juki_change_text(const struct juki_change *c, size_t *len)
+{
+	struct juki_text t = {0};
+
+	if (juki_change_text_append(c, &t) != 0) {
 		free(t.buf);
 		return NULL;
 	}

@@ -17,11 +17,25 @@
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
 #include "juki/base/error.h"
+#include "juki/base/text.h"
 #include "juki/wire/msg.h"
 
 #define LOAD_LINE_MAX (64 * 1024) /* longer than any valid row (docs/import.md) */
 #define MAX_COLS      16
 #define MAX_INDEXES   16
+/*
+ * A fresh load keeps the keys of lookups by attributes (pkey, code: 16
+ * bytes a row) in memory, sorts them in the reading thread while the last
+ * rows are stored, and writes honnin_person from them in key order: no
+ * scan of the table and no sort by SQLite afterwards.  Beyond this many
+ * rows (128 MiB of keys) it falls back to the scan and sort.
+ */
+#define KEYS_MAX (8 * 1024 * 1024)
+
+struct person_key {
+	int64_t pkey;
+	int64_t code; /* the 11 digits as a number: the same order as the text */
+};
 
 /* One (side, peer, day) of the update counts, in an open-addressed table. */
 struct day_count {
@@ -48,13 +62,17 @@ struct juki_loader {
 	const struct juki_reason *reasons;
 	size_t nreasons;
 	EVP_MD *md;
-	char last_sender[JUKI_URN_MAX]; /* the sender URN of last_lg (cached) */
+	char last_sender[JUKI_URN_MAX];     /* the sender URN of last_lg (cached) */
+	char pref_sender[48][JUKI_URN_MAX]; /* at the national server: by prefecture, "" unmade */
 	char last_lg[JUKI_LGCODE_LEN + 1];
 	char last_recorded[40]; /* the last recorded text read, and its time */
 	int64_t last_recorded_ms;
 	struct juki_change scratch; /* the reader's change being checked */
-	int64_t day_jst;            /* the JST day number of day_text (count()) */
-	char day_text[11];          /* "" until the first count */
+	struct person_key *keys;    /* fresh: every row's, NULL once keys_off */
+	size_t nkeys, keycap;
+	int keys_off;      /* the keys are made from the table instead (too many, or a history) */
+	int64_t day_jst;   /* the JST day number of day_text (count()) */
+	char day_text[11]; /* "" until the first count */
 };
 
 static const char *const flat_cols[] = {"code",     "reason", "reason_date", "name",    "kana",
@@ -102,10 +120,17 @@ add(int64_t *v, int64_t d)
 static int
 save_and_drop_indexes(struct juki_loader *ld)
 {
+	/*
+	 * Partial indexes stay: they take only the few rows they name (removals),
+	 * while building one afterwards is a scan of the whole table.
+	 */
 	static const char sql[] =
-	    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-	    " AND tbl_name IN ('honnin', 'honnin_history', 'honnin_person_new')"
-	    " AND name <> 'honnin_history_code' ORDER BY name";
+	    "SELECT m.name, m.sql FROM sqlite_master m WHERE m.type = 'index'"
+	    " AND m.sql IS NOT NULL"
+	    " AND m.tbl_name IN ('honnin', 'honnin_history', 'honnin_person_new')"
+	    " AND m.name <> 'honnin_history_code' AND NOT EXISTS (SELECT 1 FROM"
+	    " pragma_index_list(m.tbl_name) l WHERE l.name = m.name AND l.partial)"
+	    " ORDER BY m.name";
 	sqlite3 *db = juki_store_db(ld->store);
 	sqlite3_stmt *st;
 	char *names[MAX_INDEXES];
@@ -196,6 +221,7 @@ juki_loader_free(struct juki_loader *ld)
 		free(ld->days[i].n);
 	}
 	free(ld->days);
+	free(ld->keys);
 	EVP_MD_free(ld->md);
 	free(ld);
 }
@@ -538,22 +564,31 @@ sender_of(struct juki_loader *ld, const struct juki_change *c)
 	if (ld->conf.kind == JUKI_KIND_CS) {
 		return NULL;
 	}
+	if (ld->conf.kind == JUKI_KIND_JLIS) {
+		/* One sender per prefecture: rows of many municipalities mixed cost no lookup. */
+		int n = (c->lgcode[0] - '0') * 10 + (c->lgcode[1] - '0');
+
+		if (n < 1 || n > 47) {
+			return NULL;
+		}
+		if (ld->pref_sender[n][0] == '\0') {
+			memcpy(pref, c->lgcode, 2);
+			pref[2] = '\0';
+			if (juki_ident_node(JUKI_KIND_PREF, pref, &id) != 0) {
+				return NULL;
+			}
+			memcpy(ld->pref_sender[n], id.urn, sizeof(id.urn));
+		}
+		return ld->pref_sender[n];
+	}
 	if (strcmp(ld->last_lg, c->lgcode) == 0) {
 		return ld->last_sender;
 	}
-	if (ld->conf.kind == JUKI_KIND_PREF) {
-		if (juki_ident_node(JUKI_KIND_CS, c->lgcode, &id) != 0) {
-			return NULL;
-		}
-	} else {
-		memcpy(pref, c->lgcode, 2);
-		pref[2] = '\0';
-		if (juki_ident_node(JUKI_KIND_PREF, pref, &id) != 0) {
-			return NULL;
-		}
+	if (juki_ident_node(JUKI_KIND_CS, c->lgcode, &id) != 0) {
+		return NULL;
 	}
-	snprintf(ld->last_sender, sizeof(ld->last_sender), "%s", id.urn);
-	snprintf(ld->last_lg, sizeof(ld->last_lg), "%s", c->lgcode);
+	memcpy(ld->last_sender, id.urn, sizeof(id.urn));
+	memcpy(ld->last_lg, c->lgcode, sizeof(ld->last_lg));
 	return ld->last_sender;
 }
 
@@ -618,10 +653,99 @@ fast_insert(struct juki_loader *ld, const struct row *r, const char *sender, int
 	return rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT ? 0 : JUKI_ESTORE;
 }
 
+static void
+keep_key(struct juki_loader *ld, int64_t pkey, const char *code)
+{
+	int64_t v = 0;
+
+	if (ld->nkeys == ld->keycap) {
+		size_t cap = ld->keycap ? ld->keycap * 2 : 65536;
+		struct person_key *k = cap <= KEYS_MAX ? realloc(ld->keys, cap * sizeof(*k)) : NULL;
+
+		if (k == NULL) {
+			free(ld->keys);
+			ld->keys = NULL;
+			ld->nkeys = ld->keycap = 0;
+			__atomic_store_n(&ld->keys_off, 1, __ATOMIC_RELAXED);
+			return;
+		}
+		ld->keys = k;
+		ld->keycap = cap;
+	}
+	for (size_t i = 0; i < JUKI_JUMIN_CODE_LEN; i++) {
+		v = v * 10 + (code[i] - '0');
+	}
+	ld->keys[ld->nkeys].pkey = pkey;
+	ld->keys[ld->nkeys].code = v;
+	ld->nkeys++;
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	const struct person_key *x = a, *y = b;
+
+	if (x->pkey != y->pkey) {
+		return x->pkey < y->pkey ? -1 : 1;
+	}
+	return x->code < y->code ? -1 : x->code > y->code;
+}
+
+/*
+ * honnin_person from the kept keys, in key order, KEYS_AT_ONCE a statement:
+ * a row a statement spent more in the statement than in the B-tree.
+ */
+#define KEYS_AT_ONCE 128
+
+static sqlite3_stmt *
+keys_stmt(sqlite3 *db, size_t n)
+{
+	char sql[64 + KEYS_AT_ONCE * 8];
+	size_t len =
+	    (size_t)snprintf(sql, sizeof(sql), "INSERT INTO honnin_person (pkey, code) VALUES");
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?)", i ? "," : " ");
+	}
+	return sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK ? st : NULL;
+}
+
+static int
+write_keys(struct juki_loader *ld)
+{
+	sqlite3 *db = juki_store_db(ld->store);
+	sqlite3_stmt *many = keys_stmt(db, KEYS_AT_ONCE), *one = keys_stmt(db, 1);
+	char codes[KEYS_AT_ONCE][JUKI_JUMIN_CODE_LEN];
+	int rc = many != NULL && one != NULL ? SQLITE_DONE : SQLITE_ERROR;
+
+	for (size_t i = 0; i < ld->nkeys && rc == SQLITE_DONE;) {
+		size_t n = ld->nkeys - i >= KEYS_AT_ONCE ? KEYS_AT_ONCE : 1;
+		sqlite3_stmt *st = n == KEYS_AT_ONCE ? many : one;
+
+		for (size_t k = 0; k < n; k++) {
+			int64_t v = ld->keys[i + k].code;
+
+			for (size_t d = JUKI_JUMIN_CODE_LEN; d-- > 0; v /= 10) {
+				codes[k][d] = (char)('0' + v % 10);
+			}
+			sqlite3_bind_int64(st, (int)(2 * k + 1), ld->keys[i + k].pkey);
+			sqlite3_bind_text(st, (int)(2 * k + 2), codes[k], JUKI_JUMIN_CODE_LEN,
+					  SQLITE_STATIC);
+		}
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		i += n;
+	}
+	sqlite3_finalize(many);
+	sqlite3_finalize(one);
+	return rc == SQLITE_DONE ? 0 : JUKI_ESTORE;
+}
+
 /* A change read and checked (c->kind set): checked against the node and made a row. */
 static int
 prep_change(struct juki_loader *ld, const struct juki_change *c, const char *file, int64_t line,
-	    struct juki_load_error *err, struct row *r)
+	    struct juki_load_error *err, struct juki_text *arena, struct row *r)
 {
 	struct juki_field_error fe;
 	const char *sender;
@@ -645,9 +769,21 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 		set_err(err, file, line, "lgcode", "origin", "names no node");
 		return JUKI_EFORMAT;
 	}
-	if ((r->text = juki_change_text(c, &r->len)) == NULL) {
+	if (arena != NULL) {
+		/* Straight into the batch's buffer: no buffer, copy and free per row. */
+		r->off = arena->len;
+		if (juki_change_text_append(c, arena) != 0) {
+			set_err(err, file, line, "", "internal", "out of memory");
+			return JUKI_ENOMEM;
+		}
+		r->len = arena->len - r->off;
+		r->text = NULL;
+		r->owned = 0;
+	} else if ((r->text = juki_change_text(c, &r->len)) == NULL) {
 		set_err(err, file, line, "", "internal", "out of memory");
 		return JUKI_ENOMEM;
+	} else {
+		r->owned = 1;
 	}
 	memcpy(r->code, c->code, sizeof(r->code));
 	memcpy(r->lgcode, c->lgcode, sizeof(r->lgcode));
@@ -660,7 +796,9 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 	parts[0] = c->person.name;
 	parts[1] = c->person.birth;
 	r->pkey = juki_hash64(parts, 2);
-	r->owned = 1;
+	if (arena != NULL && !__atomic_load_n(&ld->keys_off, __ATOMIC_RELAXED)) {
+		keep_key(ld, r->pkey, c->code);
+	}
 	r->sender[0] = '\0';
 	if (sender != NULL) {
 		size_t sl = strlen(sender);
@@ -676,7 +814,11 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 		size_t n = juki_count_key(c->code, c->lgcode, c->version, key);
 
 		if (EVP_Digest(key, n, r->digest, NULL, ld->md, NULL) != 1) {
-			free(r->text);
+			if (r->owned) {
+				free(r->text);
+			} else {
+				arena->len = r->off;
+			}
 			r->text = NULL;
 			set_err(err, file, line, "", "internal", "SHA-256 failed");
 			return JUKI_EIO;
@@ -688,7 +830,7 @@ prep_change(struct juki_loader *ld, const struct juki_change *c, const char *fil
 /* One change record object: read, checked and made a row.  Steals rec. */
 static int
 prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
-	 struct juki_load_error *err, struct row *r)
+	 struct juki_load_error *err, struct juki_text *arena, struct row *r)
 {
 	struct juki_change c;
 	struct juki_field_error fe;
@@ -700,7 +842,7 @@ prep_row(struct juki_loader *ld, json_t *rec, const char *file, int64_t line,
 			fe.detail);
 		return rc;
 	}
-	return prep_change(ld, &c, file, line, err, r);
+	return prep_change(ld, &c, file, line, err, arena, r);
 }
 
 static int
@@ -741,7 +883,11 @@ flat_code(const char *v, int lgcode, char *out, size_t len, const char *field,
 	if (rc != 0) {
 		return flat_fail(fe, field, rc, "check digit does not match");
 	}
-	snprintf(out, len, "%s", v);
+	/* Checked: exactly the code's digits (a printf per code was a tenth of the reader). */
+	if (strlen(v) >= len) {
+		return flat_fail(fe, field, JUKI_EFORMAT, "too long");
+	}
+	memcpy(out, v, strlen(v) + 1);
 	return 0;
 }
 
@@ -846,7 +992,7 @@ flat_change(struct juki_loader *ld, const char *const *vals, struct juki_change 
 
 static int
 prep_flat(struct juki_loader *ld, const char *const *vals, const char *file, int64_t line,
-	  struct juki_load_error *err, struct row *r)
+	  struct juki_load_error *err, struct juki_text *arena, struct row *r)
 {
 	struct juki_field_error fe;
 	int rc = flat_change(ld, vals, &ld->scratch, &fe);
@@ -855,7 +1001,7 @@ prep_flat(struct juki_loader *ld, const char *const *vals, const char *file, int
 		set_err(err, file, line, fe.field, fe.reason, "%s", fe.detail);
 		return rc;
 	}
-	return prep_change(ld, &ld->scratch, file, line, err, r);
+	return prep_change(ld, &ld->scratch, file, line, err, arena, r);
 }
 
 /* A row into the store, counted; frees its text. */
@@ -870,6 +1016,8 @@ put_row(struct juki_loader *ld, struct row *r, const char *file, struct juki_loa
 		rc = fast_insert(ld, r, sender, &fresh);
 	}
 	if (rc == 0 && !fresh) {
+		/* The current records are no longer the rows read: keys from the table. */
+		__atomic_store_n(&ld->keys_off, 1, __ATOMIC_RELAXED);
 		/* A person held already: the precedence rule, on the record read again. */
 		struct juki_change c;
 		struct juki_field_error fe;
@@ -923,6 +1071,7 @@ put_row(struct juki_loader *ld, struct row *r, const char *file, struct juki_loa
  */
 #define PIPE_ROWS    16384
 #define PIPE_BATCHES 3
+#define PIPE_AHEAD   8 /* rows fetched into cache ahead of the one stored */
 
 struct pipe {
 	struct juki_loader *ld;
@@ -930,9 +1079,8 @@ struct pipe {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct row *rows[PIPE_BATCHES];
-	struct row **order[PIPE_BATCHES]; /* the rows sorted by code, then line */
-	char *arena[PIPE_BATCHES];        /* the rows' texts, one buffer per batch */
-	size_t used[PIPE_BATCHES], cap[PIPE_BATCHES];
+	struct row **order[PIPE_BATCHES];     /* the rows sorted by code, then line */
+	struct juki_text arena[PIPE_BATCHES]; /* the rows' texts, one buffer per batch */
 	size_t n[PIPE_BATCHES];
 	int full[PIPE_BATCHES];
 	size_t wr, rd; /* the batch being filled, the next to store */
@@ -962,6 +1110,25 @@ pipe_writer(void *arg)
 		n = p->n[b];
 		pthread_mutex_unlock(&p->mu);
 		for (size_t i = 0; i < n && p->rc == 0; i++) {
+			/*
+			 * The rows go in code order, so row and text lie anywhere in the
+			 * batch (megabytes): fetched ahead, they are in cache when stored
+			 * (perf: most of put_row's own time was the miss on each row).
+			 */
+			if (i + PIPE_AHEAD < n) {
+				const struct row *ahead = p->order[b][i + PIPE_AHEAD];
+
+				__builtin_prefetch(ahead);
+				__builtin_prefetch((const char *)ahead + 64);
+				__builtin_prefetch((const char *)ahead + 128);
+			}
+			if (i + PIPE_AHEAD / 2 < n) {
+				const struct row *ahead = p->order[b][i + PIPE_AHEAD / 2];
+
+				for (size_t o = 0; o < ahead->len; o += 64) {
+					__builtin_prefetch(ahead->text + o);
+				}
+			}
 			p->rc = put_row(p->ld, p->order[b][i], p->file, &p->err);
 		}
 		pthread_mutex_lock(&p->mu);
@@ -993,38 +1160,11 @@ static void
 pipe_seal(struct pipe *p, size_t b)
 {
 	for (size_t i = 0; i < p->n[b]; i++) {
-		p->rows[b][i].text = p->arena[b] + p->rows[b][i].off;
+		p->rows[b][i].text = p->arena[b].buf + p->rows[b][i].off;
 		p->order[b][i] = &p->rows[b][i];
 	}
 	qsort(p->order[b], p->n[b], sizeof(struct row *), row_cmp);
-	p->used[b] = 0;
-}
-
-/* A row's text into the arena of the batch being filled (freed here, in the thread that made it).
- */
-static int
-pipe_keep_text(struct pipe *p, struct row *r)
-{
-	size_t b = p->wr % PIPE_BATCHES;
-
-	if (p->used[b] + r->len > p->cap[b]) {
-		size_t cap =
-		    p->cap[b] * 2 > p->used[b] + r->len ? p->cap[b] * 2 : p->used[b] + r->len;
-		char *a = realloc(p->arena[b], cap);
-
-		if (a == NULL) {
-			return JUKI_ENOMEM;
-		}
-		p->arena[b] = a;
-		p->cap[b] = cap;
-	}
-	memcpy(p->arena[b] + p->used[b], r->text, r->len);
-	free(r->text);
-	r->text = NULL;
-	r->owned = 0;
-	r->off = p->used[b];
-	p->used[b] += r->len;
-	return 0;
+	p->arena[b].len = 0; /* filled again only once the writer is through with it */
 }
 
 /* Hand the batch being filled to the writer and wait for a free one; -1 when it failed. */
@@ -1055,7 +1195,7 @@ pipe_free(struct pipe *p)
 	for (size_t b = 0; b < PIPE_BATCHES; b++) {
 		free(p->rows[b]);
 		free(p->order[b]);
-		free(p->arena[b]);
+		juki_text_free(&p->arena[b]);
 	}
 	free(p);
 }
@@ -1072,26 +1212,22 @@ sink_row(struct sink *k, json_t *rec, const char *const *vals, const char *file,
 {
 	struct row one, *r;
 	struct pipe *p = k->pipe;
+	size_t b;
 	int rc;
 
 	if (p == NULL) {
 		memset(&one, 0, sizeof(one));
-		if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, &one)
-				      : prep_flat(k->ld, vals, file, line, err, &one)) != 0) {
+		if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, NULL, &one)
+				      : prep_flat(k->ld, vals, file, line, err, NULL, &one)) != 0) {
 			return rc;
 		}
 		return put_row(k->ld, &one, file, err);
 	}
-	r = &p->rows[p->wr % PIPE_BATCHES][p->n[p->wr % PIPE_BATCHES]];
-	if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, r)
-			      : prep_flat(k->ld, vals, file, line, err, r)) != 0) {
+	b = p->wr % PIPE_BATCHES;
+	r = &p->rows[b][p->n[b]];
+	if ((rc = rec != NULL ? prep_row(k->ld, rec, file, line, err, &p->arena[b], r)
+			      : prep_flat(k->ld, vals, file, line, err, &p->arena[b], r)) != 0) {
 		return rc;
-	}
-	if (pipe_keep_text(p, r) != 0) {
-		free(r->text);
-		r->text = NULL;
-		set_err(err, file, line, "", "internal", "out of memory");
-		return JUKI_ENOMEM;
 	}
 	if (++p->n[p->wr % PIPE_BATCHES] == PIPE_ROWS && pipe_pass(p) != 0) {
 		*err = p->err;
@@ -1140,12 +1276,12 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 		for (size_t b = 0; p != NULL && b < PIPE_BATCHES; b++) {
 			if ((p->rows[b] = calloc(PIPE_ROWS, sizeof(struct row))) == NULL ||
 			    (p->order[b] = calloc(PIPE_ROWS, sizeof(struct row *))) == NULL ||
-			    (p->arena[b] = malloc(PIPE_ROWS * 512)) == NULL) {
+			    (p->arena[b].buf = malloc(PIPE_ROWS * 512)) == NULL) {
 				break;
 			}
-			p->cap[b] = PIPE_ROWS * 512;
+			p->arena[b].cap = PIPE_ROWS * 512;
 		}
-		if (p == NULL || p->arena[PIPE_BATCHES - 1] == NULL) {
+		if (p == NULL || p->arena[PIPE_BATCHES - 1].buf == NULL) {
 			pipe_free(p);
 			fclose(f);
 			set_err(err, path, 0, "", "internal", "out of memory");
@@ -1290,11 +1426,18 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 			p->wr++;
 		} else {
 			p->n[b] = 0; /* the texts lie in the arena */
-			p->used[b] = 0;
+			p->arena[b].len = 0;
 		}
 		p->done = 1;
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
+		/*
+		 * The keys sorted while the writer stores the last rows (keys_off
+		 * is the writer's too: read after the join).
+		 */
+		if (rc == 0 && ld->keys != NULL) {
+			qsort(ld->keys, ld->nkeys, sizeof(*ld->keys), key_cmp);
+		}
 		pthread_join(writer, NULL);
 		if (rc == 0 && p->rc != 0) {
 			*err = p->err;
@@ -1318,11 +1461,14 @@ juki_loader_finish(struct juki_loader *ld, struct juki_load_error *err)
 		 * order into the big index): no slower, and it does not need that
 		 * index to stay in the page cache.
 		 */
-		if (juki_store_exec(ld->store,
-				    "DELETE FROM honnin_person_new;"
-				    "DELETE FROM honnin_person;"
-				    "INSERT INTO honnin_person (pkey, code)"
-				    " SELECT pkey, code FROM honnin ORDER BY pkey, code") != 0) {
+		int keys = !ld->keys_off && ld->keys != NULL;
+
+		if (juki_store_exec(ld->store, "DELETE FROM honnin_person_new;"
+					       "DELETE FROM honnin_person;") != 0 ||
+		    (keys && write_keys(ld) != 0) ||
+		    (!keys && juki_store_exec(ld->store, "INSERT INTO honnin_person (pkey, code)"
+							 " SELECT pkey, code FROM honnin"
+							 " ORDER BY pkey, code") != 0)) {
 			set_err(err, NULL, 0, "", "store", "%s", juki_store_errmsg(ld->store));
 			return JUKI_ESTORE;
 		}

@@ -122,6 +122,14 @@ json_t *juki_change_to_json(const struct juki_change *c);
 char *juki_change_text(const struct juki_change *c, size_t *len);
 
 /*
+ * juki_change_text_append() - the same text appended to t (no buffer of its
+ * own per record: the bulk load writes a batch's records into one).  0, or
+ * JUKI_ENOMEM with t's length as it was.
+ */
+struct juki_text;
+int juki_change_text_append(const struct juki_change *c, struct juki_text *t);
+
+/*
  * juki_change_newer() - does a supersede b by the precedence rule above?
  * Returns 1 (a newer), 0 (b newer or the same record).
  */
