@@ -337,6 +337,7 @@ def line(xs, ys):
 FIGURES = ["load_rate", "load_hwm_mib", "code_p50_ms", "code_p99_ms", "code_per_s",
            "attrs_p50_ms", "attrs_p99_ms", "attrs_per_s", "ref_code_per_s", "ref_attrs_per_s",
            "ref_c_code_per_s", "fsync_p50_ms", "fsync_p99_ms", "command_p50_ms", "change_rate",
+           "cpu_csd_us", "cpu_prefd_us", "cpu_jlisd_us",
            "csd_hwm_mib", "prefd_hwm_mib", "jlisd_hwm_mib", "fwgated_hwm_mib", "jlisd_rss_mib",
            "bytes_per_rec", "backup_s", "verify_s", "purge_s", "restart_s"]
 
@@ -376,6 +377,7 @@ set output '%s'
 set xlabel 'current records at the national server'
 set ylabel '%s'
 set key left top
+set yrange [0:*]
 plot '%s' using 1:%d with linespoints pt 7 title '%s', %r + %r * x title 'a + b N', \\
      %r + %r * log(x) title 'a + b ln N'
 """ % (os.path.join(out_dir, "nation-%s.png" % fig), fig, data, i + 2, fig, la, lb, ga, gb)
