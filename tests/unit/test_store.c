@@ -754,41 +754,6 @@ test_full_store(void **state)
 	juki_store_close(s);
 }
 
-/*
- * A commit that leaves the WAL at 1000 pages or more does not checkpoint
- * itself: the store's own thread does, after it, and the rows are then in
- * the database file.
- */
-static void
-test_checkpoint_aside(void **state)
-{
-	struct fixture *f = *state;
-	struct juki_store *store = open_ok(f->path, &big_schema, 1);
-	sqlite3_stmt *st;
-	char text[4001];
-	off_t before;
-
-	memset(text, 'x', sizeof(text) - 1);
-	text[sizeof(text) - 1] = '\0';
-	assert_int_equal(juki_store_checkpoints_run(store, -1, 0), -1);
-	before = file_size(f->path);
-	assert_int_equal(juki_store_begin(store), 0);
-	st = juki_store_prepare(store, "INSERT INTO big (v) VALUES (?1)");
-	assert_non_null(st);
-	for (int i = 0; i < 1100; i++) {
-		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-		sqlite3_reset(st);
-	}
-	assert_int_equal(juki_store_commit(store), 0);
-	assert_true(juki_store_checkpoints_run(store, 0, 10000) >= 1);
-	assert_true(file_size(f->path) >= before + 1100 * 4000);
-	assert_int_equal(query_int(juki_store_db(store), "SELECT count(*) FROM big"), 1100);
-	/* Closed, the daemon's connection is the last: the WAL goes. */
-	juki_store_close(store);
-	assert_int_not_equal(access(f->wal, F_OK), 0);
-}
-
 int
 main(void)
 {
@@ -805,7 +770,6 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hash64, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_store, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_checkpoint_aside, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

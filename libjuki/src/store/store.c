@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,6 @@
 #define BUSY_TIMEOUT_MS     5000
 #define CHECKPOINT_PAUSE_NS (10 * 1000 * 1000)
 #define STMT_BUCKETS        64
-#define CKPT_PAGES          1000 /* SQLite's own default threshold */
 
 struct cached_stmt {
 	const char *sql;
@@ -45,151 +43,7 @@ struct juki_store {
 	void *full_arg;
 	int full;
 	sqlite3_int64 changes_at_begin;
-	struct ckpt *ckpt; /* the WAL's checkpointer, once a commit needed it */
-	int ckpt_failed;   /* it could not start: the commit checkpoints */
 };
-
-/*
- * The WAL is checkpointed by a thread of the store's own, on a connection
- * of its own, after the commit that crossed CKPT_PAGES, never in it:
- * SQLite's automatic checkpoint runs inside that commit (some megabytes
- * written and an fsync of the database file, on the event loop, in the
- * latency of whatever request made the commit).  A passive checkpoint
- * does not block the writer: commits go on appending to the WAL while it
- * copies the frames no reader needs any more; when the WAL has been copied
- * whole, the next commit starts it again from its beginning.
- */
-struct ckpt {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	sqlite3 *db;
-	int due, stop;
-	int64_t done; /* checkpoints run */
-};
-
-static void *
-ckpt_main(void *arg)
-{
-	struct ckpt *c = arg;
-
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		while (!c->due && !c->stop) {
-			pthread_cond_wait(&c->cv, &c->mu);
-		}
-		if (c->stop) {
-			break;
-		}
-		c->due = 0;
-		pthread_mutex_unlock(&c->mu);
-		/* Busy (another checkpoint, the purge's): the next commit asks again. */
-		(void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		pthread_mutex_lock(&c->mu);
-		c->done++;
-		pthread_cond_broadcast(&c->cv);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
-}
-
-static void
-ckpt_stop(struct juki_store *store)
-{
-	struct ckpt *c = store->ckpt;
-
-	if (c == NULL) {
-		return;
-	}
-	pthread_mutex_lock(&c->mu);
-	c->stop = 1;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->thread, NULL);
-	sqlite3_close_v2(c->db);
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
-	free(c);
-	store->ckpt = NULL;
-}
-
-static int
-ckpt_start(struct juki_store *store)
-{
-	struct ckpt *c = calloc(1, sizeof(*c));
-
-	if (c == NULL) {
-		return JUKI_ENOMEM;
-	}
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
-	if (sqlite3_open_v2(store->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK ||
-	    sqlite3_exec(c->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK ||
-	    pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
-		sqlite3_close_v2(c->db);
-		pthread_cond_destroy(&c->cv);
-		pthread_mutex_destroy(&c->mu);
-		free(c);
-		return JUKI_ESTORE;
-	}
-	store->ckpt = c;
-	return 0;
-}
-
-/*
- * Called by SQLite after each commit, with the WAL's size in pages.  The
- * thread starts at the first commit that needs it (a store whose journal
- * is made something else than WAL, as the bulk load's shadow, never has
- * one); when it cannot start, the commit checkpoints as SQLite's own hook
- * does: slower, never wrong.
- */
-static int
-ckpt_hook(void *arg, sqlite3 *db, const char *name, int pages)
-{
-	struct juki_store *store = arg;
-	struct ckpt *c;
-
-	if (pages < CKPT_PAGES) {
-		return SQLITE_OK;
-	}
-	if (store->ckpt == NULL && (store->ckpt_failed || ckpt_start(store) != 0)) {
-		store->ckpt_failed = 1;
-		(void)sqlite3_wal_checkpoint(db, name);
-		return SQLITE_OK;
-	}
-	c = store->ckpt;
-	pthread_mutex_lock(&c->mu);
-	c->due = 1;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	return SQLITE_OK;
-}
-
-int64_t
-juki_store_checkpoints_run(struct juki_store *store, int64_t after, int64_t wait_ms)
-{
-	struct ckpt *c = store != NULL ? store->ckpt : NULL;
-	struct timespec until;
-	int64_t done;
-
-	if (c == NULL) {
-		return -1;
-	}
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&c->mu);
-	while (c->done <= after && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
-	}
-	done = c->done;
-	pthread_mutex_unlock(&c->mu);
-	return done;
-}
 
 /*
  * The tables libjuki keeps itself; the column meanings are in outbox.h.
@@ -677,7 +531,6 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 	if (rc != 0) {
 		goto out;
 	}
-	sqlite3_wal_hook(store->db, ckpt_hook, store);
 	*out = store;
 	store = NULL;
 out:
@@ -694,8 +547,6 @@ juki_store_close(struct juki_store *store)
 	if (store == NULL) {
 		return;
 	}
-	/* First: the daemon's connection must be the last, to checkpoint and remove the WAL. */
-	ckpt_stop(store);
 	for (i = 0; i < STMT_BUCKETS; i++) {
 		for (c = store->stmts[i]; c != NULL; c = next) {
 			next = c->next;
@@ -735,7 +586,6 @@ juki_store_replace(struct juki_store *store, const char *from, char *err, size_t
 		store->stmts[i] = NULL;
 	}
 	/* The last connection closes: SQLite checkpoints the WAL and removes it. */
-	ckpt_stop(store);
 	if (sqlite3_close(store->db) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", store->path, sqlite3_errmsg(store->db));
 		goto reopen;
@@ -777,9 +627,6 @@ reopen:
 			}
 			rc = JUKI_ESTORE;
 		}
-	}
-	if (store->db != NULL) {
-		sqlite3_wal_hook(store->db, ckpt_hook, store);
 	}
 	free(wal);
 	free(dir);

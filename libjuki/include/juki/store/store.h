@@ -124,17 +124,6 @@ int juki_store_exec(struct juki_store *store, const char *sql);
 int juki_store_checkpoint(struct juki_store *store, int tries);
 
 /*
- * The WAL is checkpointed in a thread of the store's own (passive, on a
- * connection of its own) once a commit leaves it at 1000 pages or more,
- * not inside that commit.  juki_store_checkpoints_run() - how many such
- * checkpoints have run, waiting up to wait_ms for more than after; -1
- * before the first commit that needed the thread, or when it could not
- * start (the commit then checkpoints, as SQLite's own hook does).  For
- * tests and figures.
- */
-int64_t juki_store_checkpoints_run(struct juki_store *store, int64_t after, int64_t wait_ms);
-
-/*
  * juki_hash64() - the first 8 bytes of SHA-256 over each text followed by a
  * NUL byte, as a signed 64-bit integer: a compact key to index texts by.
  * The same function is in SQL on every store as juki_hash64(a, b, ...), for
