@@ -225,7 +225,22 @@ class CA:
 
     def openssl_ca(self, args):
         with self.lock():
-            return run(["openssl", "ca", "-config", self.cnf, "-batch", "-utf8"] + args)
+            out = run(["openssl", "ca", "-config", self.cnf, "-batch", "-utf8"] + args)
+            self.index_touched()
+            return out
+
+    def index_touched(self):
+        """Give index.txt a modification time in whole seconds later than any before it.
+        OpenSSL 3.0's responder sees a change by the file's mtime and ctime in seconds and its
+        inode number; `openssl ca` renames a new file over it, and the file system reuses a
+        freed inode at once, so two rewrites within one second could look like none (a stale
+        answer for good, seen under CI load). Called under lock()."""
+        stamp = os.path.join(self.dir, "index.mtime")
+        last = int(open(stamp).read()) if os.path.exists(stamp) else 0
+        t = max(int(time.time()), last + 1)
+        os.utime(self.index, (t, t))
+        with open(stamp, "w") as f:
+            f.write(str(t))
 
     def db(self):
         db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
