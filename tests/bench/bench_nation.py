@@ -387,11 +387,8 @@ plot '%s' using 1:%d with linespoints pt 7 title '%s', %r + %r * x title 'a + b 
 
 def report(r):
     print("%d current records at the national server" % r["n"])
-    if r["loaded"]:
-        print("  load      %d rows in %.1f s, %d rows/s; jlisd peak RSS during it %.1f MiB" % (
-            r["loaded"], r["load_s"], r["load_rate"], r["load_hwm_mib"]))
-    else:
-        print("  load      nothing: the last step's changes brought the store to this size")
+    print("  load      %d rows in %.1f s, %d rows/s; jlisd peak RSS during it %.1f MiB" % (
+        r["n"], r["load_s"], r["load_rate"], r["load_hwm_mib"]))
     print("  lookups   by code  p50 %.2f ms p99 %.2f ms %6d/s  (reference: daemon's SQL %d/s, "
           "C loop %d/s)" % (r["code_p50_ms"], r["code_p99_ms"], r["code_per_s"],
                             r["ref_code_per_s"], r["ref_c_code_per_s"]))
@@ -512,7 +509,7 @@ def main():
                     print("history   %d second versions loaded (--merge) in %.1f s, %d rows/s; "
                           "%.1f B per history row" % (k, secs, k / secs, hist["bytes"]))
 
-                r = {"n": n, "loaded": n, "load_s": round(load_s, 2),
+                r = {"n": n, "load_s": round(load_s, 2),
                      "load_rate": round(n / load_s), "load_hwm_mib": round(hwm_load, 1),
                      "lookups": len(people)}
                 for by in ("code", "attrs"):

@@ -91,6 +91,19 @@ one(struct juki_store *store, const char *sql)
 	return v;
 }
 
+/* The person is found once by the four items (name, birth, sex, address). */
+static void
+found_once(struct juki_store *store, const char *name, const char *birth, int sex,
+	   const char *address)
+{
+	int more = 0;
+	json_t *found = juki_honnin_find(store, name, birth, sex, address, 10, &more);
+
+	assert_non_null(found);
+	assert_int_equal(json_array_size(found), 1);
+	json_decref(found);
+}
+
 static int
 load(struct fx *f, enum juki_kind kind, const char *self, const char *dest, int fresh,
      const char *path, struct juki_load_error *err, struct juki_load_progress *p)
@@ -169,15 +182,7 @@ test_fresh_csv_with_history(void **state)
 				       " 'honnin_history_superseded', 'honnin_person_new_key')"),
 			 6);
 	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin_person"), 2);
-	{
-		int more = 0;
-		json_t *found = juki_honnin_find(f->store, "佐藤, 花子", "1985-02-03", 2,
-						 "東京都千代田区\"中央\"2丁目", 10, &more);
-
-		assert_non_null(found);
-		assert_int_equal(json_array_size(found), 1);
-		json_decref(found);
-	}
+	found_once(f->store, "佐藤, 花子", "1985-02-03", 2, "東京都千代田区\"中央\"2丁目");
 }
 
 static void
@@ -432,15 +437,7 @@ test_stored_text_is_the_networks(void **state)
 	assert_int_equal(one(f->store, "SELECT count(*) FROM honnin h JOIN honnin_person p"
 				       " ON p.code = h.code AND p.pkey = h.pkey"),
 			 3);
-	{
-		int more = 0;
-		json_t *found = juki_honnin_find(f->store, "鈴木 一郎", "1970-07-07", 1,
-						 "北海道札幌市中央区北1条西2丁目", 10, &more);
-
-		assert_non_null(found);
-		assert_int_equal(json_array_size(found), 1);
-		json_decref(found);
-	}
+	found_once(f->store, "鈴木 一郎", "1970-07-07", 1, "北海道札幌市中央区北1条西2丁目");
 }
 
 /*
@@ -483,16 +480,11 @@ test_many_keys_written(void **state)
 			 N);
 	for (size_t k = 0; k < sizeof(probe) / sizeof(probe[0]); k++) {
 		char name[32], address[64];
-		int more = 0, i = probe[k];
-		json_t *found;
+		int i = probe[k];
 
 		snprintf(name, sizeof(name), "住民 %d", i);
 		snprintf(address, sizeof(address), "東京都千代田区本町%d番", i);
-		found =
-		    juki_honnin_find(f->store, name, "1990-05-01", 1 + i % 2, address, 10, &more);
-		assert_non_null(found);
-		assert_int_equal(json_array_size(found), 1);
-		json_decref(found);
+		found_once(f->store, name, "1990-05-01", 1 + i % 2, address);
 	}
 }
 

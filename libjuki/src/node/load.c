@@ -504,9 +504,9 @@ job_finish(struct load_job *job, int ok)
 	juki_loader_free(job->ld);
 	job->ld = NULL;
 	/*
-	 * The load's batches, its page cache and its threads' malloc arenas go
-	 * back to the system: the daemon serves on in its ordinary size
-	 * (daemon.c keeps up to M_TRIM_THRESHOLD free otherwise).
+	 * The load's batches, keys and page cache go back to the system: the
+	 * daemon serves on in its ordinary size (daemon.c keeps up to
+	 * M_TRIM_THRESHOLD free otherwise, in the one arena of all its threads).
 	 */
 	malloc_trim(0);
 }

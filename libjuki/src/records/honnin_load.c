@@ -871,6 +871,7 @@ static int
 flat_code(const char *v, int lgcode, char *out, size_t len, const char *field,
 	  struct juki_field_error *fe)
 {
+	size_t n;
 	int rc;
 
 	if (v == NULL) {
@@ -886,10 +887,11 @@ flat_code(const char *v, int lgcode, char *out, size_t len, const char *field,
 		return flat_fail(fe, field, rc, "check digit does not match");
 	}
 	/* Checked: exactly the code's digits (a printf per code was a tenth of the reader). */
-	if (strlen(v) >= len) {
+	n = strlen(v);
+	if (n >= len) {
 		return flat_fail(fe, field, JUKI_EFORMAT, "too long");
 	}
-	memcpy(out, v, strlen(v) + 1);
+	memcpy(out, v, n + 1);
 	return 0;
 }
 
