@@ -124,6 +124,15 @@ static const char head_put_sql[] =
 static const char insert_entry_sql[] =
     "INSERT INTO entries(seq, time_ms, operator, action, target, outcome, detail, hash) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/*
+ * What juki_audit_check() compares with the head it remembers, in one
+ * statement (one read transaction): the last entry, the last checkpoint,
+ * the hash stored at the head.  Checked before every append, so kept
+ * prepared.
+ */
+static const char head_check_sql[] = "SELECT (SELECT coalesce(max(seq), 0) FROM entries),"
+				     " (SELECT coalesce(max(seq), 0) FROM checkpoints),"
+				     " (SELECT hash FROM entries WHERE seq = ?1)";
 static const char insert_cp_sql[] =
     "INSERT INTO checkpoints(seq, time_ms, hash, sig, prev) VALUES(?1, ?2, ?3, ?4, ?5)";
 
@@ -170,6 +179,7 @@ struct juki_audit {
 	char why[200];
 	sqlite3_stmt *insert_entry;
 	sqlite3_stmt *insert_cp;
+	sqlite3_stmt *head_check;
 };
 
 /* One entry as the chain sees it; text fields are NULL when absent. */
@@ -552,8 +562,9 @@ close_db(struct juki_audit *a)
 {
 	sqlite3_finalize(a->insert_entry);
 	sqlite3_finalize(a->insert_cp);
+	sqlite3_finalize(a->head_check);
 	sqlite3_close(a->db);
-	a->insert_entry = a->insert_cp = NULL;
+	a->insert_entry = a->insert_cp = a->head_check = NULL;
 	a->db = NULL;
 }
 
@@ -608,6 +619,8 @@ open_db(struct juki_audit *a, char *err, size_t errlen)
 	if (sqlite3_prepare_v3(a->db, insert_entry_sql, -1, SQLITE_PREPARE_PERSISTENT,
 			       &a->insert_entry, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, insert_cp_sql, -1, SQLITE_PREPARE_PERSISTENT, &a->insert_cp,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(a->db, head_check_sql, -1, SQLITE_PREPARE_PERSISTENT, &a->head_check,
 			       NULL) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 		goto out;
@@ -911,12 +924,15 @@ enum juki_audit_state
 juki_audit_check(struct juki_audit *a)
 {
 	unsigned char h[HASH_LEN];
+	sqlite3_stmt *st;
 	struct stat sb;
-	int64_t last = 0, cps = 0;
+	int64_t last, cps;
+	int same;
 
 	if (a == NULL || a->state != JUKI_AUDIT_OK) {
 		return a != NULL ? a->state : JUKI_AUDIT_GONE;
 	}
+	st = a->head_check;
 	if (stat(a->path, &sb) != 0 || sb.st_dev != a->dev || sb.st_ino != a->ino) {
 		set_state(a, JUKI_AUDIT_GONE, a->seq + 1, "missing",
 			  "the history file %s: the node had recorded %lld entries",
@@ -924,13 +940,18 @@ juki_audit_check(struct juki_audit *a)
 			  (long long)a->seq);
 		return a->state;
 	}
-	if (pragma_int(a->db, "SELECT coalesce(max(seq), 0) FROM entries", &last) != 0 ||
-	    pragma_int(a->db, "SELECT coalesce(max(seq), 0) FROM checkpoints", &cps) != 0) {
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, a->seq);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
 		return a->state; /* not a finding: the append fails and says so */
 	}
-	if (last == a->seq && cps == a->signed_seq &&
-	    (a->seq == 0 || (hash_at(a->db, ENTRY_HASH_SQL, a->seq, h) == 1 &&
-			     CRYPTO_memcmp(h, a->hash, HASH_LEN) == 0))) {
+	last = sqlite3_column_int64(st, 0);
+	cps = sqlite3_column_int64(st, 1);
+	same = a->seq == 0 || (sqlite3_column_bytes(st, 2) == HASH_LEN &&
+			       CRYPTO_memcmp(sqlite3_column_blob(st, 2), a->hash, HASH_LEN) == 0);
+	sqlite3_reset(st);
+	if (last == a->seq && cps == a->signed_seq && same) {
 		return a->state;
 	}
 	if (cps < a->signed_seq ||
