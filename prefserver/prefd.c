@@ -20,9 +20,9 @@ const struct juki_conf_key prefd_conf_keys[] = {
     JUKI_CONF_SCALAR(struct prefd_conf, national, "national", JUKI_CONF_IDENT, "urn:juki:jlis:0", 0,
 		     0, 0,
 		     "The national server (指定情報処理機関) that receives every new record; "
-		     "with `centres`, the one of them through which a management-report "
-		     "request to the certification authority goes (every other request and "
-		     "every record goes to each centre)."),
+		     "with `centres`, one of them: the centre a management-report request's "
+		     "row names as passed on to (every request and every record goes to each "
+		     "centre)."),
     JUKI_CONF_SCALARLIST(struct prefd_conf, centres, ncentres, "centres", JUKI_CONF_IDENT, 0, 0,
 			 JUKI_BATCHER_DESTS,
 			 "The national centres (e.g. [urn:juki:jlis:east, urn:juki:jlis:west]) "
@@ -442,8 +442,7 @@ prefd_check(const void *confp, char *err, size_t errlen)
 	}
 	if (conf->ncentres > 0 && !found) {
 		snprintf(err, errlen,
-			 "national: %s is not one of centres (name the centre through which "
-			 "requests to the certification authority go)",
+			 "national: %s is not one of centres (name one of the centres)",
 			 conf->national);
 		return JUKI_ECONFIG;
 	}

@@ -9,6 +9,7 @@ certification authority is fed each 異動等情報 entry once from whichever ce
 
 Needs root (ip netns, veth); without it every case is skipped, and says so."""
 
+import base64
 import json
 import os
 import signal
@@ -22,6 +23,9 @@ from jukitest.authority import authority_node
 from jukitest.synth import Synth, change_row, import_csv
 from test_provide_client import (AGREEMENT, BODY, JIMU, PURPOSE, STAFF, Body, Card, agreement,
                                  queries_file, read_answers)
+from test_ninsho_reports import Authority
+from test_ninsho_reports import reports as report_rows
+from test_ninsho_reports import request as ninsho_request
 from test_reports import request as report_request
 
 AUTHLINK, CA = "authlink:0", "ca:jpki"
@@ -356,10 +360,92 @@ def case_authority_fed_once_from_either_centre():
             a.stop()
 
 
+def case_authority_asked_through_either_centre():
+    """A municipality asks the certification authority for a report (第6-8(6)エ) while the
+    line to east, the prefecture's national, is cut: the prefecture passes a copy to each
+    centre, west passes its copy on to the link server, which holds it; the authority
+    answers there and the answer reaches the prefecture and the municipality through west.
+    When east's line returns, east's copy is delivered and passed on as well: the link
+    server takes it as the same request (no second row, nothing refused) and sends the
+    answer back through east too, which the prefecture takes keeping the first: the
+    municipality has the answer once."""
+    east, west = "urn:juki:" + EAST, "urn:juki:" + WEST
+    ca_urn = "urn:juki:" + CA
+
+    def configure(net):
+        make_centres(net)
+        net[AUTHLINK].authlink["sources"] = "[urn:juki:jlis:east, urn:juki:jlis:west]"
+        net[A].extra["report_poll"] = "200ms"
+
+    def link_requests(net):
+        return [(e["operator"], e["outcome"], e.get("detail", ""))
+                for e in history(net[AUTHLINK]) if e["action"] == "report.request"]
+
+    with Network([GW, A, PREF, EAST, WEST, AUTHLINK], extra_identities=[CA],
+                 configure=configure) as net:
+        link = net[AUTHLINK]
+        net.lines[EAST].cut()
+        rid = ninsho_request(net[A])["id"]
+        # Passed on through west at once; east's copy waits at the prefecture. The request
+        # is held at the link server, not at a centre: the prefecture keeps it sent.
+        wait_until("west's copy passed on", lambda: report_copies(net, rid) == (
+            "sent", {east: "sent", west: "received"}))
+        wait_until("held at the link server",
+                   lambda: report_rows(link).get(rid, {}).get("state") == "received")
+        held = link.admin("report", "show", rid)
+        assert held["from"] == west and held["requester"] == "urn:juki:" + A, held
+        doc = "異動等情報は規程どおり管理しています。\n".encode()
+        with Authority(net, CA, AUTHLINK) as ca:
+            assert list(ca.fetch()) == [rid]
+            assert ca.answer(rid, doc)["status"] == "accepted"
+            assert ca.fetch() == {}
+        wait_until("the answer at the municipality",
+                   lambda: report_rows(net[A])[rid]["state"] == "answered")
+        first = net[PREF].admin("report", "show", rid)
+        assert first["state"] == "answered" and first["by"] == ca_urn, first
+        assert base64.b64decode(first["answer"]["data"]) == doc, first
+
+        net.lines[EAST].restore()
+        # East's copy reaches the link server as the same request: taken, not refused.
+        wait_until("east's copy taken at the link server", lambda: any(
+            (op, outcome) == (east, "ok") and "the same request" in detail
+            for op, outcome, detail in link_requests(net)), timeout=30)
+        assert sorted(r[:2] for r in link_requests(net)) == [(east, "ok"), (west, "ok")]
+        assert list(report_rows(link)) == [rid]
+        shown = link.admin("report", "show", rid)
+        assert shown["state"] == "answered" and shown["from"] == west, shown
+        assert {c["centre"]: c["state"] for c in shown["centres"]} == \
+            {east: "received", west: "received"}, shown
+        # The answer back through east too: east's row closed, the prefecture keeps the
+        # first answer.
+        wait_until("the answer through east", lambda: any(
+            e["action"] == "report.answer" and e["operator"] == east and
+            "first answer kept" in e.get("detail", "") for e in history(net[PREF])),
+            timeout=30)
+        for c in (EAST, WEST):
+            row = net[c].admin("report", "show", rid)
+            assert row["state"] == "answered" and row["next"] == "urn:juki:" + AUTHLINK, row
+        assert report_copies(net, rid) == ("answered", {east: "received", west: "received"})
+        again = net[PREF].admin("report", "show", rid)
+        assert (again["answered"], again["answer"]) == (first["answered"], first["answer"])
+        answers = [e["operator"] for e in history(net[PREF]) if e["action"] == "report.answer"]
+        assert sorted(answers) == [east, west], answers
+        # The authority answered once; the municipality has its answer once.
+        assert [e["operator"] for e in history(link) if e["action"] == "report.answer"] == \
+            [ca_urn]
+        got = [e for e in history(net[A]) if e["action"] == "report.answered"]
+        assert len(got) == 1 and got[0]["target"] == rid, got
+        shown = net[A].admin("report", "show", rid)
+        assert base64.b64decode(shown["answer"]["data"]) == doc, shown
+        wait_until("the link server's outbox is empty",
+                   lambda: link.admin("status")["outbound"]["queued"] == 0)
+
+
 if __name__ == "__main__":
     if not Netns.available():
         print("skipped: network namespaces need root and ip netns")
         sys.exit(0)
     run_cases([case_cut_in_the_middle_of_a_load, case_lost_centre_catches_up,
                case_agency_fails_over_reports_and_batch,
-               case_authority_fed_once_from_either_centre])
+               case_authority_fed_once_from_either_centre,
+               case_authority_asked_through_either_centre])

@@ -331,6 +331,67 @@ def case_refused_by_the_link_server():
             assert other.fetch() == {}
 
 
+def case_copy_through_another_centre():
+    """A prefecture with two national centres passes the same request to the authority
+    through each (docs/architecture.md §27): the link server takes the copy through the
+    second centre (played by a peer with jlis:west's certificate) as the same request —
+    one row, both routes, the answer sent back both ways — and still refuses, as
+    report-exists, a request under that id that differs in anything, or a copy through a
+    centre it came through already."""
+    west = "jlis:west"
+    with Network([GW, CS, PREF, JLIS, LINK], extra_identities=[CA, west],
+                 configure=configure) as net:
+        link = net[LINK]
+        rid = request(net[PREF])["id"]
+        wait_state(link, rid, "received")
+        shown = link.admin("report", "show", rid)
+        doc = {"id": rid, "kind": shown["kind"], "requester": shown["requester"],
+               "body": shown["to"], "provider": shown["provider"], "subject": shown["subject"],
+               "text": shown["text"], "due": shown["due"]}
+        cert, key = net.cert(west)
+        with Peer(net[GW].address, cert, key, net.ca()) as p:
+            assert p.connect(urn(LINK), "ninsho") == "OK"
+
+            def send(body):
+                ack = p.exchange(p.message("report.request", urn(west), urn(LINK), body))
+                assert ack["type"] == "ack", ack
+                return ack["body"]
+            # Another request under the same id: refused, whatever differs.
+            for key_, value in (("subject", "別の件"), ("text", "別の本文\n"),
+                                ("requester", urn(CS)), ("due", jst_today(31))):
+                refused(send(dict(doc, **{key_: value})), "report-exists")
+            # The same request through west: taken, no second row.
+            assert send(doc)["status"] == "accepted"
+            # Through west again (another message): refused, west's route is taken.
+            refused(send(doc), "report-exists")
+        assert list(reports(link)) == [rid]
+        shown = link.admin("report", "show", rid)
+        assert shown["from"] == urn(JLIS) and shown["state"] == "received", shown
+        assert {c["centre"]: c["state"] for c in shown["centres"]} == \
+            {urn(JLIS): "received", urn(west): "received"}, shown
+        # The first centre cannot re-use the id for something else either.
+        cert, key = net.cert(JLIS)
+        with Peer(net[GW].address, cert, key, net.ca()) as p:
+            assert p.connect(urn(LINK), "ninsho") == "OK"
+            ack = p.exchange(p.message("report.request", urn(JLIS), urn(LINK),
+                                       dict(doc, subject="別の件")))
+            refused(ack["body"], "report-exists")
+        steps = [(e["operator"], e["outcome"], e.get("detail", "")) for e in history(link)
+                 if e["action"] == "report.request" and e.get("target") == rid]
+        assert [s[:2] for s in steps].count((urn(west), "report-exists")) == 5, steps
+        assert [s[:2] for s in steps].count((urn(JLIS), "report-exists")) == 1, steps
+        taken = [s for s in steps if s[:2] == (urn(west), "ok")]
+        assert len(taken) == 1 and "the same request through" in taken[0][2], steps
+        # Answered once; the answer goes back through both centres.
+        with Authority(net) as ca:
+            assert list(ca.fetch()) == [rid]
+            assert ca.answer(rid, b"ok\n")["status"] == "accepted"
+            assert ca.fetch() == {}
+        wait_state(net[PREF], rid, "answered")
+        queued = {q["dest"] for q in link.admin("outbox")["queues"]}
+        assert urn(west) in queued, queued
+
+
 if __name__ == "__main__":
     run_cases([
         case_asked_at_jlis_pref_and_cs_answered_by_the_authority,
@@ -338,4 +399,5 @@ if __name__ == "__main__":
         case_prefecture_providing_itself,
         case_link_server_and_jlis_restart_midway,
         case_refused_by_the_link_server,
+        case_copy_through_another_centre,
     ])

@@ -483,6 +483,49 @@ test_copies_event(void **state)
 	assert_int_equal(ev, JUKI_REPORT_EV_REFUSED);
 }
 
+/* The request of good_request() with key set to value. */
+static void
+same_but(const char *key, const char *value, struct juki_report *r)
+{
+	struct juki_reject rej;
+	json_t *obj = good_request();
+
+	json_object_set_new(obj, key, json_string(value));
+	memset(&rej, 0, sizeof(rej));
+	assert_int_equal(juki_report_from_json(obj, r, &rej), 0);
+	json_decref(obj);
+}
+
+static void
+test_same(void **state)
+{
+	/* A link server takes a copy through the other centre only when nothing differs. */
+	static const char *const other[][2] = {
+	    {"kind", "improvement"},
+	    {"requester", "urn:juki:cs:131024"},
+	    {"body", "urn:juki:agency:other"},
+	    {"provider", "pref"},
+	    {"subject", "管理状況の報告 "},
+	    {"text", "報告してください。"},
+	    {"due", "2027-01-30"},
+	    {"id", "01a24d9a-c2d4-7667-bc62-7de86c59790f"},
+	};
+	struct juki_report a, b;
+
+	(void)state;
+	same_but("kind", "report", &a);
+	same_but("kind", "report", &b);
+	assert_true(juki_report_same(&a, &b));
+	juki_report_clear(&b);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		same_but(other[i][0], other[i][1], &b);
+		assert_false(juki_report_same(&a, &b));
+		assert_false(juki_report_same(&b, &a));
+		juki_report_clear(&b);
+	}
+	juki_report_clear(&a);
+}
+
 /* ---- the table ---- */
 
 static void
@@ -534,12 +577,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_step_forward),     cmocka_unit_test(test_step_overdue),
-	    cmocka_unit_test(test_step_final),       cmocka_unit_test(test_request_good),
-	    cmocka_unit_test(test_request_bad),      cmocka_unit_test(test_answer_good),
-	    cmocka_unit_test(test_answer_bad),       cmocka_unit_test(test_route_allowed),
-	    cmocka_unit_test(test_route_refused),    cmocka_unit_test(test_route_ca_allowed),
-	    cmocka_unit_test(test_route_ca_refused), cmocka_unit_test(test_copies_event),
+	    cmocka_unit_test(test_step_forward),
+	    cmocka_unit_test(test_step_overdue),
+	    cmocka_unit_test(test_step_final),
+	    cmocka_unit_test(test_request_good),
+	    cmocka_unit_test(test_request_bad),
+	    cmocka_unit_test(test_answer_good),
+	    cmocka_unit_test(test_answer_bad),
+	    cmocka_unit_test(test_route_allowed),
+	    cmocka_unit_test(test_route_refused),
+	    cmocka_unit_test(test_route_ca_allowed),
+	    cmocka_unit_test(test_route_ca_refused),
+	    cmocka_unit_test(test_copies_event),
+	    cmocka_unit_test(test_same),
 	    cmocka_unit_test(test_schema),
 	};
 

@@ -252,6 +252,16 @@ juki_report_to_json(const struct juki_report *r)
 			 "subject", r->subject, "text", r->text ? r->text : "", "due", r->due);
 }
 
+int
+juki_report_same(const struct juki_report *a, const struct juki_report *b)
+{
+	return strcmp(a->id, b->id) == 0 && strcmp(a->kind, b->kind) == 0 &&
+	       strcmp(a->requester, b->requester) == 0 && strcmp(a->body, b->body) == 0 &&
+	       strcmp(a->provider, b->provider) == 0 && strcmp(a->subject, b->subject) == 0 &&
+	       strcmp(a->text ? a->text : "", b->text ? b->text : "") == 0 &&
+	       strcmp(a->due, b->due) == 0;
+}
+
 void
 juki_report_answer_clear(struct juki_report_answer *a)
 {
@@ -905,20 +915,17 @@ copy_insert(struct juki_node *node, const char *id, const char *dest, const char
 
 /*
  * Whether a request passed on to up goes to every national centre: at a
- * prefecture with centres, a request to an agency or an executive body
- * about what the national server provided (one to the certification
- * authority goes through up alone: the link server is one node and answers
- * through the centre that passed it on).
+ * prefecture with centres, a request about what the national server
+ * provided, to an agency, an executive body or the certification authority
+ * (the link server takes the same request from each centre once, §15.5).
  */
 static int
-to_every_centre(const struct juki_node *node, const struct juki_report *r, const char *up)
+to_every_centre(const struct juki_node *node, const char *up)
 {
 	struct juki_reports *rp = reports_of(node);
-	struct juki_ident body;
 
 	return rp != NULL && rp->ncentres > 0 && juki_node_self(node)->kind == JUKI_KIND_PREF &&
-	       strcmp(up, rp->up) == 0 && juki_ident_parse(r->body, &body) == 0 &&
-	       body.kind != JUKI_KIND_CA;
+	       strcmp(up, rp->up) == 0;
 }
 
 /* Take a request: hold it, or pass it on to up.  Inside the caller's transaction. */
@@ -936,7 +943,7 @@ take(struct juki_node *node, const struct juki_report *r, const char *prev, int 
 			json_decref(body);
 			return up == NULL ? JUKI_EINVAL : JUKI_ENOMEM;
 		}
-		if (to_every_centre(node, r, up)) {
+		if (to_every_centre(node, up)) {
 			struct juki_reports *rp = reports_of(node);
 
 			/* A copy to each centre, each acknowledged on its own (report_centre). */
@@ -999,6 +1006,115 @@ who_of(const struct juki_msg *msg)
 	return msg->staff[0] != '\0' ? msg->staff : msg->from;
 }
 
+/* Note that id came to this link server through centre (report_centre; once per centre). */
+static int
+route_add(struct juki_node *node, const char *id, const char *centre, const char *msg_id)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO report_centre (id, dest, request_msg,"
+				  " state, updated_ms) VALUES (?1, ?2, ?3, 'received', ?4)";
+	sqlite3_stmt *st = juki_store_prepare(juki_node_store(node), sql);
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, centre, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, msg_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, juki_node_now_ms(node));
+	return step_done(st);
+}
+
+/*
+ * At a link server, r arrived from a national centre with an id held here
+ * already.  A prefecture with several centres passes the same request to
+ * each (docs/architecture.md §27): the same request (juki_report_same())
+ * first passed on by another centre is taken as that copy, without a second
+ * row; each centre it came through is noted (report_centre), and an answer
+ * given already goes back this way too, so that centre's row is closed.
+ * Anything else under a held id stays refused.  Returns 0 when taken, 1
+ * when r is no such copy, or an error.  Inside the caller's transaction.
+ */
+static int
+copy_through(struct juki_node *node, const struct juki_msg *msg, const struct juki_report *r)
+{
+	static const char sql[] =
+	    "SELECT kind, requester, body, provider, subject, text, due, prev, next, state,"
+	    " media, answer, answered_by FROM report WHERE id = ?1";
+	struct juki_store *store = juki_node_store(node);
+	struct juki_ident sender, prev;
+	struct juki_report held;
+	json_t *answer = NULL;
+	sqlite3_stmt *st;
+	int rc = 1, same;
+
+	if (juki_node_self(node)->kind != JUKI_KIND_AUTHLINK ||
+	    juki_ident_parse(msg->from, &sender) != 0 || sender.kind != JUKI_KIND_JLIS ||
+	    is_copy_to(store, r->id, msg->from)) {
+		return 1;
+	}
+	if ((st = juki_store_prepare(store, sql)) == NULL) {
+		return JUKI_ESTORE;
+	}
+	memset(&held, 0, sizeof(held));
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return 1;
+	}
+	snprintf(held.id, sizeof(held.id), "%s", r->id);
+	snprintf(held.kind, sizeof(held.kind), "%s", (const char *)sqlite3_column_text(st, 0));
+	snprintf(held.requester, sizeof(held.requester), "%s",
+		 (const char *)sqlite3_column_text(st, 1));
+	snprintf(held.body, sizeof(held.body), "%s", (const char *)sqlite3_column_text(st, 2));
+	snprintf(held.provider, sizeof(held.provider), "%s",
+		 (const char *)sqlite3_column_text(st, 3));
+	snprintf(held.subject, sizeof(held.subject), "%s",
+		 (const char *)sqlite3_column_text(st, 4));
+	held.text = (char *)sqlite3_column_text(st, 5); /* read while st is not reset */
+	snprintf(held.due, sizeof(held.due), "%s", (const char *)sqlite3_column_text(st, 6));
+	same = held.text != NULL && juki_report_same(&held, r) &&
+	       sqlite3_column_type(st, 7) != SQLITE_NULL &&
+	       sqlite3_column_type(st, 8) == SQLITE_NULL &&
+	       juki_ident_parse((const char *)sqlite3_column_text(st, 7), &prev) == 0 &&
+	       prev.kind == JUKI_KIND_JLIS && strcmp(prev.urn, msg->from) != 0;
+	if (same && strcmp((const char *)sqlite3_column_text(st, 9), "answered") == 0 &&
+	    sqlite3_column_type(st, 10) != SQLITE_NULL) {
+		struct juki_report_answer a;
+
+		memset(&a, 0, sizeof(a));
+		snprintf(a.id, sizeof(a.id), "%s", r->id);
+		snprintf(a.media, sizeof(a.media), "%s", (const char *)sqlite3_column_text(st, 10));
+		a.data = (unsigned char *)sqlite3_column_blob(st, 11);
+		a.len = (size_t)sqlite3_column_bytes(st, 11);
+		if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+			snprintf(a.by, sizeof(a.by), "%s",
+				 (const char *)sqlite3_column_text(st, 12));
+		}
+		if ((answer = juki_report_answer_to_json(&a)) == NULL) {
+			sqlite3_reset(st);
+			return JUKI_ENOMEM;
+		}
+	}
+	held.text = NULL;
+	sqlite3_reset(st);
+	if (!same) {
+		return 1;
+	}
+	if ((rc = route_add(node, r->id, prev.urn, "")) != 0 ||
+	    (rc = route_add(node, r->id, msg->from, msg->id)) != 0) {
+		json_decref(answer);
+		return rc;
+	}
+	if (answer != NULL &&
+	    (rc = queue(node, JUKI_MSG_REPORT_ANSWER, msg->from, answer, NULL)) != 0) {
+		return rc;
+	}
+	history(node, msg->from, "report.request", r->id, "ok",
+		"the same request through %s too: held here once (first through %s)%s", msg->from,
+		prev.urn, answer != NULL ? ", answered: the answer sent back" : "");
+	return 0;
+}
+
 int
 juki_report_handle_request(void *ctx, const struct juki_msg *msg, struct juki_reject *rej)
 {
@@ -1017,7 +1133,11 @@ juki_report_handle_request(void *ctx, const struct juki_msg *msg, struct juki_re
 	if ((rc = juki_report_route_via(juki_node_self(node), &links, &sender, &r, &hold, &next,
 					rej)) == 0) {
 		rc = take(node, &r, msg->from, hold, next);
-		if (rc == JUKI_EDUP) {
+		if (rc == JUKI_EDUP && (rc = copy_through(node, msg, &r)) == 0) {
+			juki_report_clear(&r);
+			return 0; /* in the history as a copy */
+		}
+		if (rc == 1) {
 			rc = juki_reject_set(rej, JUKI_R_REPORT_EXISTS,
 					     "id: another request with this id is kept here");
 		}
@@ -1203,6 +1323,39 @@ record_answer(struct juki_store *store, const struct juki_report_answer *a, int6
 }
 
 /*
+ * At a link server: the answer back through every other centre the request
+ * came through as well (copy_through()), so that each centre's row is
+ * closed; the prefecture keeps the first answer (juki_report_handle_answer()).
+ */
+static int
+answer_routes(struct juki_node *node, const struct juki_report_answer *a, const char *first)
+{
+	static const char sql[] = "SELECT dest FROM report_centre WHERE id = ?1 AND dest != ?2"
+				  " ORDER BY dest";
+	char dest[JUKI_REPORT_CENTRES_MAX][JUKI_URN_MAX];
+	sqlite3_stmt *st = juki_store_prepare(juki_node_store(node), sql);
+	size_t n = 0;
+	int rc = 0;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
+	while (n < JUKI_REPORT_CENTRES_MAX && sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(dest[n++], JUKI_URN_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_reset(st);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		json_t *body = juki_report_answer_to_json(a);
+
+		rc = body == NULL ? JUKI_ENOMEM
+				  : queue(node, JUKI_MSG_REPORT_ANSWER, dest[i], body, NULL);
+	}
+	return rc;
+}
+
+/*
  * The answer arrived here (from the body, from the national server or from
  * this prefecture's operator): record it, and send it on toward the
  * requester when it came through a prefecture (the national server's
@@ -1229,7 +1382,12 @@ answered(struct juki_node *node, const struct juki_report_answer *a, const struc
 		if (body == NULL) {
 			return JUKI_ENOMEM;
 		}
-		return queue(node, JUKI_MSG_REPORT_ANSWER, row->prev, body, NULL);
+		if ((rc = queue(node, JUKI_MSG_REPORT_ANSWER, row->prev, body, NULL)) != 0) {
+			return rc;
+		}
+		if (self == JUKI_KIND_AUTHLINK) {
+			return answer_routes(node, a, row->prev);
+		}
 	}
 	return 0;
 }
@@ -1497,7 +1655,10 @@ on_status(struct juki_node *node, const char *id, const json_t *result)
 /*
  * The ack of a copy of a request passed on to one of several national
  * centres: that copy held or refused.  The request is held once any centre
- * holds it, refused only when every centre refused it.  JUKI_ENOTFOUND when
+ * holds it, refused only when every centre refused it.  A centre passes a
+ * request to the certification authority on to the link server: its ack
+ * marks the copy taken, and the request stays sent until the answer comes
+ * back, as with one centre (docs/protocol.md §15.5).  JUKI_ENOTFOUND when
  * entry is no such copy.
  */
 static int
@@ -1516,8 +1677,10 @@ centre_ack(struct juki_node *node, const struct juki_outbox_entry *entry,
 	enum juki_report_event ev;
 	char id[JUKI_UUID_LEN + 1];
 	size_t held = 0, sent = 0, refusals = 0;
+	struct juki_ident body;
+	struct row row;
 	sqlite3_stmt *st;
-	int rc;
+	int rc, to_ca;
 
 	if ((rc = find_by_msg(store, by_msg, entry->msg_id, id)) != 0) {
 		return rc;
@@ -1533,8 +1696,15 @@ centre_ack(struct juki_node *node, const struct juki_outbox_entry *entry,
 	if ((rc = step_done(st)) != 0) {
 		return rc;
 	}
+	if ((rc = row_get(store, id, &row)) != 0) {
+		return rc == JUKI_ENOTFOUND ? 0 : rc;
+	}
+	to_ca = juki_ident_parse(row.body, &body) == 0 && body.kind == JUKI_KIND_CA;
 	history(node, "-", "report.centre", id, refused ? ack->reason : "ok", "%s %s",
-		refused ? "refused by" : "held at", entry->dest);
+		refused ? "refused by"
+		: to_ca ? "passed on to the link server by"
+			: "held at",
+		entry->dest);
 	if ((st = juki_store_prepare(store, sql_count)) == NULL) {
 		return JUKI_ESTORE;
 	}
@@ -1547,6 +1717,9 @@ centre_ack(struct juki_node *node, const struct juki_outbox_entry *entry,
 	sqlite3_reset(st);
 	if (juki_report_copies_event(held, sent, refusals, &ev) != 0) {
 		return 0; /* refused here, still open at another centre */
+	}
+	if (ev == JUKI_REPORT_EV_HELD && to_ca) {
+		return 0; /* held at the link server, not at the centre */
 	}
 	return step(node, id, ev, ev == JUKI_REPORT_EV_REFUSED ? ack->reason : NULL);
 }

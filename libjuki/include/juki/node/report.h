@@ -142,6 +142,14 @@ int juki_report_from_json(const json_t *obj, struct juki_report *r, struct juki_
 json_t *juki_report_to_json(const struct juki_report *r);
 
 /*
+ * juki_report_same() - whether a and b are the same request: the same id,
+ * kind, requester, body, provider, subject, text and due.  A link server
+ * takes a second copy of a request through another national centre only
+ * when it is the same (docs/protocol.md §15.5); 1 or 0.
+ */
+int juki_report_same(const struct juki_report *a, const struct juki_report *b);
+
+/*
  * juki_report_route() - may self (a pref or jlis) take r from sender
  * (sender kind and urn: the node that passed it on; for a pref, upstream is
  * its national server)?  Returns 0 with *hold 1 when self holds it for the
