@@ -1,5 +1,6 @@
 /*
- * juki — what the unit tests share: a fresh scratch directory and its removal
+ * juki — what the unit tests share: a fresh scratch directory, its removal
+ * and a copy of a file
  * (after Knot DNS's tests/tap/files.h).  Static inline, so that every test
  * executable takes it by including this header and links nothing more.
  */
@@ -54,6 +55,34 @@ test_rm_rf(const char *path)
 		return 0;
 	}
 	return nftw(path, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * test_copy_file() - copy the file from to to (created or truncated).
+ *
+ * Return: 0, or -1 with errno set.
+ */
+static inline int
+test_copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	size_t n;
+	int rc = in != NULL && out != NULL ? 0 : -1;
+
+	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0) {
+		rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
+	}
+	if (in != NULL && ferror(in)) {
+		rc = -1;
+	}
+	if (in != NULL) {
+		fclose(in);
+	}
+	if (out != NULL && fclose(out) != 0) {
+		rc = -1;
+	}
+	return rc;
 }
 
 #endif

@@ -978,17 +978,7 @@ test_fresh_file_same_node(void **state)
 static void
 copy_file(const char *from, const char *to)
 {
-	char buf[8192];
-	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-	size_t n;
-
-	assert_non_null(in);
-	assert_non_null(out);
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
-		assert_int_equal(fwrite(buf, 1, n, out), n);
-	}
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
+	assert_int_equal(test_copy_file(from, to), 0);
 }
 
 /* Rolled back to an older copy of itself. */

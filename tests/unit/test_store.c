@@ -665,6 +665,47 @@ test_checkpoint(void **state)
 	juki_store_close(store);
 }
 
+/*
+ * The WAL at the size it reaches between checkpoints from the start, so that
+ * commits do not grow it; a WAL with frames in it (a crash before a
+ * checkpoint) keeps them, and the zeros after them are no frames.
+ */
+static void
+test_wal_reserved(void **state)
+{
+	struct fixture *f = *state;
+	struct juki_schema schema = {"test", fk_steps, 1};
+	const off_t want = 32 + atoi(JUKI_WAL_CHECKPOINT_PAGES) * (off_t)(24 + 4096);
+	struct juki_store *store, *copy;
+	char crashed[160], crashed_wal[168];
+	off_t before;
+
+	store = open_ok(f->path, &schema, 1);
+	assert_int_equal(file_size(f->wal), want);
+	assert_int_equal(query_int(juki_store_db(store), "PRAGMA wal_autocheckpoint"),
+			 atoi(JUKI_WAL_CHECKPOINT_PAGES));
+	fill(store, 100);
+	assert_int_equal(file_size(f->wal), want); /* written into, not grown */
+
+	/* a copy of the files as a power cut would leave them: frames, no checkpoint */
+	snprintf(crashed, sizeof(crashed), "%s/crashed.db", f->dir);
+	snprintf(crashed_wal, sizeof(crashed_wal), "%s-wal", crashed);
+	assert_int_equal(test_copy_file(f->path, crashed), 0);
+	assert_int_equal(test_copy_file(f->wal, crashed_wal), 0);
+	assert_int_equal(truncate(crashed_wal, 200 * 1024), 0); /* shorter than reserved */
+	before = file_size(crashed_wal);
+	copy = open_ok(crashed, &schema, 1);
+	assert_true(file_size(crashed_wal) > before);
+	assert_int_equal(query_int(juki_store_db(copy), "SELECT count(*) FROM t"), 100);
+	fill(copy, 10);
+	assert_int_equal(query_int(juki_store_db(copy), "SELECT count(*) FROM t"), 110);
+	juki_store_close(copy);
+	copy = open_ok(crashed, &schema, 1);
+	assert_int_equal(query_int(juki_store_db(copy), "SELECT count(*) FROM t"), 110);
+	juki_store_close(copy);
+	juki_store_close(store);
+}
+
 struct full_calls {
 	int started, ended;
 	char why[64];
@@ -768,6 +809,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_stmt_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_reserved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hash64, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_store, setup, teardown),
 	};
