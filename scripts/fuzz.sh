@@ -25,7 +25,12 @@ esac
 build=$top/build-fuzz
 crashes=$build/crashes
 scratch=${FUZZ_SCRATCH:-$(mktemp -d "${TMPDIR:-/tmp}/juki-fuzz.XXXXXX")}
-targets=${FUZZ_TARGETS:-calendar change clock config copyans copyreq ctl frame ident import msg ninsho notice person provide provnotice report request tokans tokcol tokreq manifest}
+# Every tests/fuzz/fuzz_<target>.c, as tests/fuzz/CMakeLists.txt builds them.
+all=$(for f in tests/fuzz/fuzz_*.c; do
+	t=${f#tests/fuzz/fuzz_}
+	printf '%s ' "${t%.c}"
+done)
+targets=${FUZZ_TARGETS:-$all}
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -453,8 +453,8 @@ out:
 	sqlite3_free(msg);
 	sqlite3_finalize(stmt);
 	if (rc == 0) {
-		juki_wal_reserve(db,
-				 path); /* with no statement open: its ROLLBACK ends nothing else */
+		/* with no statement open: its ROLLBACK ends nothing else */
+		juki_wal_reserve(db, path);
 	}
 	return rc;
 }
