@@ -70,7 +70,8 @@ static void
 print_opt(FILE *out, const struct ctl_opt *o)
 {
 	if (o->flags & CTL_ARG) {
-		fprintf(out, (o->flags & CTL_OPTIONAL) ? "[%s]" : "%s", o->meta);
+		fprintf(out, (o->flags & CTL_OPTIONAL) ? "[%s%s]" : "%s%s", o->meta,
+			(o->flags & CTL_MANY) ? "..." : "");
 	} else if (o->type == CTL_FLAG) {
 		fprintf(out, "[--%s]", o->name);
 	} else {
@@ -297,16 +298,40 @@ take(const struct ctl_cmd *cmd, int global, struct ctl_req *req, size_t i, const
 	return CTL_OK;
 }
 
-/* The next positional argument of the table, or -1 when all are taken. */
+/*
+ * The next positional argument of the table (a CTL_MANY one again once
+ * given), or -1 when all are taken.
+ */
 static int
 next_arg(const struct ctl_cmd *cmd, const struct ctl_req *req)
 {
 	for (size_t i = 0; i < count_opts(cmd); i++) {
-		if ((cmd->opts[i].flags & CTL_ARG) && req->val[i] == NULL) {
+		if ((cmd->opts[i].flags & CTL_ARG) &&
+		    (req->val[i] == NULL || (cmd->opts[i].flags & CTL_MANY))) {
 			return (int)i;
 		}
 	}
 	return -1;
+}
+
+/* Take one more value of the CTL_MANY argument opts[i], given once already. */
+static int
+take_more(const struct ctl_cmd *cmd, int global, struct ctl_req *req, size_t i, const char *text)
+{
+	const struct ctl_opt *o = &cmd->opts[i];
+	long long num;
+	char why[128];
+	json_t *v;
+
+	if (req->nmore + 1 >= CTL_MANY_MAX) {
+		return refuse(cmd, global, "%s: at most %d", o->name, CTL_MANY_MAX);
+	}
+	if (convert(o, text, &num, &v, why, sizeof(why)) != 0) {
+		return refuse(cmd, global, "%s: %s", o->name, why);
+	}
+	json_decref(v);
+	req->more[req->nmore++] = text;
+	return CTL_OK;
 }
 
 static int
@@ -452,6 +477,8 @@ ctl_parse(const struct ctl_cmd *cmd, int argc, char **argv, int global, struct c
 			break;
 		} else if ((i = next_arg(cmd, req)) < 0) {
 			rc = refuse(cmd, global, "one argument too many");
+		} else if (req->val[i] != NULL) {
+			rc = take_more(cmd, global, req, (size_t)i, a);
 		} else {
 			rc = take(cmd, global, req, (size_t)i, a);
 		}

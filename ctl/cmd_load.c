@@ -15,7 +15,6 @@
 
 #define LOAD_POLL_MS   50 /* the load's end seen soon: a status call is cheap */
 #define LOAD_REPORT_MS 2000
-#define LOAD_FILE_ARGS 14
 
 static void
 print_load(const json_t *r)
@@ -59,15 +58,12 @@ cmd_load(struct ctl *ctl, const struct ctl_req *req)
 	long long waited = 0, reported = 0;
 	int rc;
 
-	for (size_t i = 0; i < CTL_OPTS_MAX && req->cmd->opts[i].name != NULL; i++) {
-		const struct ctl_opt *o = &req->cmd->opts[i];
+	for (size_t i = 0; i <= req->nmore; i++) {
+		const char *file = i == 0 ? ctl_val(req, "FILE") : req->more[i - 1];
 		char abs[PATH_MAX];
 
-		if (!(o->flags & CTL_ARG) || req->val[i] == NULL) {
-			continue;
-		}
-		if (realpath(req->val[i], abs) == NULL) {
-			fprintf(stderr, "juki-ctl: load: %s: %s\n", req->val[i], strerror(errno));
+		if (realpath(file, abs) == NULL) {
+			fprintf(stderr, "juki-ctl: load: %s: %s\n", file, strerror(errno));
 			json_decref(files);
 			return CTL_FAILED;
 		}
@@ -101,32 +97,13 @@ cmd_load(struct ctl *ctl, const struct ctl_req *req)
 	return rc;
 }
 
-#define FILE_ROW(meta)                                                                             \
-	{                                                                                          \
-		meta, 0, CTL_FILE, CTL_ARG | CTL_OPTIONAL, NULL, meta, 0, 0, NULL                  \
-	}
-
 const struct ctl_cmd ctl_load_cmds[] = {
     {"load", cmd_load, NULL,
      "bulk load of current records and history from files on the daemon's host (CSV or JSON "
      "Lines as docs/import.md, or the server's export): all or nothing; a store that holds "
      "records needs --merge; progress on stderr; exit 1 when refused",
-     .synopsis = "[--merge] FILE...",
-     .opts = {{"FILE", 0, CTL_FILE, CTL_ARG, NULL, "FILE", 0, 0, NULL},
-	      FILE_ROW("FILE2"),
-	      FILE_ROW("FILE3"),
-	      FILE_ROW("FILE4"),
-	      FILE_ROW("FILE5"),
-	      FILE_ROW("FILE6"),
-	      FILE_ROW("FILE7"),
-	      FILE_ROW("FILE8"),
-	      FILE_ROW("FILE9"),
-	      FILE_ROW("FILE10"),
-	      FILE_ROW("FILE11"),
-	      FILE_ROW("FILE12"),
-	      FILE_ROW("FILE13"),
-	      FILE_ROW("FILE14"),
-	      CTL_FLAG_ROW("merge", NULL)}},
+     .opts = {CTL_FLAG_ROW("merge", NULL),
+	      {"FILE", 0, CTL_FILE, CTL_ARG | CTL_MANY, NULL, "FILE", 0, 0, NULL}}},
     {"load status", ctl_run, "load.status",
      "the bulk load under way or the last one: rows, bytes read of the total, the phase",
      .opts = {CTL_INT_ROW("job", "job", 1, 1000000000)}},

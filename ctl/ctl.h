@@ -65,12 +65,15 @@ enum ctl_type {
 #define CTL_REQUIRED 1u /* an option that must be given */
 #define CTL_ARG      2u /* a positional argument; name is what usage calls it ("ID") */
 #define CTL_OPTIONAL 4u /* a positional argument that may be left out */
+/* the last positional argument, repeated: it takes every argument left ("FILE...") */
+#define CTL_MANY     8u
+#define CTL_MANY_MAX 64 /* the values a CTL_MANY argument takes at most */
 
 struct ctl_opt {
 	const char *name;   /* "limit" for --limit; a positional's "ID" */
 	char short_name;    /* 'm' for -m, or 0 */
 	enum ctl_type type; /* how the value is checked and converted */
-	unsigned flags;     /* CTL_REQUIRED, CTL_ARG, CTL_OPTIONAL */
+	unsigned flags;     /* CTL_REQUIRED, CTL_ARG, CTL_OPTIONAL, CTL_MANY */
 	const char *key;    /* the request's key: "limit", "person.name"; NULL: the handler's */
 	const char *meta;   /* the value in usage ("N"); NULL for a flag */
 	long long min, max; /* CTL_INT: the range */
@@ -96,10 +99,12 @@ struct ctl_cmd {
 /* One parsed command line. */
 struct ctl_req {
 	const struct ctl_cmd *cmd;
-	const char *val[CTL_OPTS_MAX]; /* the text of each option and argument given, or NULL */
-	long long num[CTL_OPTS_MAX];   /* the value of each number, fd and duration given */
-	json_t *args;                  /* the request: what was given under each key */
-	int json;                      /* --json stood after the command */
+	const char *val[CTL_OPTS_MAX];  /* the text of each option and argument given, or NULL */
+	const char *more[CTL_MANY_MAX]; /* a CTL_MANY argument's values after its first (val) */
+	size_t nmore;
+	long long num[CTL_OPTS_MAX]; /* the value of each number, fd and duration given */
+	json_t *args;                /* the request: what was given under each key */
+	int json;                    /* --json stood after the command */
 };
 
 /* Table rows: an argument, an option, a required option, a number, a flag. */

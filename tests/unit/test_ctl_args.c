@@ -24,7 +24,7 @@
 #include "ctl.h"
 
 #define SECRET   "SECRET-4711"
-#define WORDS    40
+#define WORDS    (CTL_MANY_MAX + 8)
 #define ERR_SIZE 8192
 
 /* One command line: words, then the program's exit code and what it said on stderr. */
@@ -320,8 +320,14 @@ test_too_many_arguments(void **state)
 
 	(void)state;
 	for (size_t i = 0; (cmd = ctl_each(i)) != NULL; i++) {
+		int many = 0;
+
+		for (size_t k = 0; k < CTL_OPTS_MAX && cmd->opts[k].name != NULL; k++) {
+			many |= (cmd->opts[k].flags & CTL_MANY) != 0;
+		}
 		start(&l, cmd, words, sizeof(words));
-		for (int k = 0; k < CTL_OPTS_MAX + 1; k++) {
+		/* a FILE... argument takes CTL_MANY_MAX values, and no more */
+		for (int k = 0; k < (many ? CTL_MANY_MAX : CTL_OPTS_MAX) + 1; k++) {
 			add(&l, SECRET);
 		}
 		refused(&l);
@@ -428,6 +434,29 @@ test_request(void **state)
 	expect(parsed("approve", "pending", "8", NULL), "{\"approval\": 8, \"(json)\": false}");
 }
 
+/* A FILE... argument: every argument left, options among them, in order. */
+static void
+test_many_argument(void **state)
+{
+	const struct ctl_cmd *cmd = ctl_find("load");
+	char *argv[] = {"a.csv", "b.csv", "--merge", "c.csv", NULL};
+	struct ctl_req req;
+	int used = 0;
+
+	(void)state;
+	assert_non_null(cmd);
+	assert_int_equal(ctl_parse(cmd, 4, argv, 0, &req, &used), CTL_OK);
+	assert_string_equal(ctl_val(&req, "FILE"), "a.csv");
+	assert_int_equal(req.nmore, 2);
+	assert_string_equal(req.more[0], "b.csv");
+	assert_string_equal(req.more[1], "c.csv");
+	assert_non_null(ctl_val(&req, "merge"));
+	ctl_req_free(&req);
+	/* none: the first is required */
+	assert_int_equal(ctl_parse(cmd, 1, argv + 2, 0, &req, &used), CTL_USAGE);
+	ctl_req_free(&req);
+}
+
 /* A line of the man page that heads the description of cmd: "*<name>* ...". */
 static int
 heads(const char *line, const char *name)
@@ -500,7 +529,7 @@ main(void)
 	    cmocka_unit_test(test_bad_value),        cmocka_unit_test(test_no_abbreviation),
 	    cmocka_unit_test(test_required_missing), cmocka_unit_test(test_too_many_arguments),
 	    cmocka_unit_test(test_global_options),   cmocka_unit_test(test_request),
-	    cmocka_unit_test(test_man_page),
+	    cmocka_unit_test(test_man_page),         cmocka_unit_test(test_many_argument),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
