@@ -896,12 +896,21 @@ queue(struct juki_node *node, const char *type, const char *dest, json_t *body,
 	return rc;
 }
 
+/*
+ * A copy of request id in report_centre: passed on to the centre dest
+ * (state sent, at a prefecture), or come to this link server through the
+ * centre dest (received; once per centre, a second time ignored).
+ */
 static int
-copy_insert(struct juki_node *node, const char *id, const char *dest, const char *msg_id)
+copy_put(struct juki_node *node, const char *id, const char *dest, const char *msg_id, int received)
 {
-	static const char sql[] = "INSERT INTO report_centre (id, dest, request_msg, state,"
-				  " updated_ms) VALUES (?1, ?2, ?3, 'sent', ?4)";
-	sqlite3_stmt *st = juki_store_prepare(juki_node_store(node), sql);
+	static const char sent_sql[] = "INSERT INTO report_centre (id, dest, request_msg, state,"
+				       " updated_ms) VALUES (?1, ?2, ?3, 'sent', ?4)";
+	static const char received_sql[] = "INSERT OR IGNORE INTO report_centre (id, dest,"
+					   " request_msg, state, updated_ms)"
+					   " VALUES (?1, ?2, ?3, 'received', ?4)";
+	sqlite3_stmt *st =
+	    juki_store_prepare(juki_node_store(node), received ? received_sql : sent_sql);
 
 	if (st == NULL) {
 		return JUKI_ESTORE;
@@ -957,7 +966,7 @@ take(struct juki_node *node, const struct juki_report *r, const char *prev, int 
 				}
 				if ((rc = queue(node, JUKI_MSG_REPORT_REQUEST, rp->centres[i], copy,
 						copy_id)) != 0 ||
-				    (rc = copy_insert(node, r->id, rp->centres[i], copy_id)) != 0) {
+				    (rc = copy_put(node, r->id, rp->centres[i], copy_id, 0)) != 0) {
 					json_decref(body);
 					return rc;
 				}
@@ -1004,24 +1013,6 @@ static const char *
 who_of(const struct juki_msg *msg)
 {
 	return msg->staff[0] != '\0' ? msg->staff : msg->from;
-}
-
-/* Note that id came to this link server through centre (report_centre; once per centre). */
-static int
-route_add(struct juki_node *node, const char *id, const char *centre, const char *msg_id)
-{
-	static const char sql[] = "INSERT OR IGNORE INTO report_centre (id, dest, request_msg,"
-				  " state, updated_ms) VALUES (?1, ?2, ?3, 'received', ?4)";
-	sqlite3_stmt *st = juki_store_prepare(juki_node_store(node), sql);
-
-	if (st == NULL) {
-		return JUKI_ESTORE;
-	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, centre, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, msg_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, juki_node_now_ms(node));
-	return step_done(st);
 }
 
 /*
@@ -1100,8 +1091,8 @@ copy_through(struct juki_node *node, const struct juki_msg *msg, const struct ju
 	if (!same) {
 		return 1;
 	}
-	if ((rc = route_add(node, r->id, prev.urn, "")) != 0 ||
-	    (rc = route_add(node, r->id, msg->from, msg->id)) != 0) {
+	if ((rc = copy_put(node, r->id, prev.urn, "", 1)) != 0 ||
+	    (rc = copy_put(node, r->id, msg->from, msg->id, 1)) != 0) {
 		json_decref(answer);
 		return rc;
 	}
