@@ -12,9 +12,7 @@
 # Runs as root (PostgreSQL's own programs run as the user postgres).  Not part of
 # scripts/test.sh: a benchmark prints figures, it does not pass or fail.
 set -eu
-
-top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/deps.sh" postgresql-15
-cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$top/build" >/dev/null
-JUKI_BUILD_DIR="$top/build" JUKI_SOURCE_DIR="$top" exec python3 "$top/tests/bench/bench_load.py" "$@"
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
+bench_build postgresql-15
+bench_python bench_load.py "$@"

@@ -15,10 +15,7 @@
 #
 # Not part of scripts/test.sh: a benchmark prints figures, it does not pass or fail.
 set -eu
-
-top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/deps.sh" gnuplot-nox
-cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$top/build" >/dev/null
-JUKI_BUILD_DIR="$top/build" JUKI_SOURCE_DIR="$top" exec python3 "$top/tests/bench/bench_nation.py" \
-	"$@"
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
+bench_build gnuplot-nox
+bench_python bench_nation.py "$@"

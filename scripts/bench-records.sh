@@ -7,9 +7,7 @@
 #
 # Not part of scripts/test.sh: a benchmark prints figures, it does not pass or fail.
 set -eu
-
-top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/deps.sh"
-cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$top/build" bench_records >/dev/null
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
+bench_build
 exec "$top/build/tests/bench/bench_records" "$@"

@@ -17,10 +17,7 @@
 # scripts/test.sh: a benchmark prints figures; it exits 1 only when something was lost,
 # doubled or not reconciled.
 set -eu
-
-top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/deps.sh"
-cmake -S "$top" -B "$top/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$top/build" >/dev/null
-JUKI_BUILD_DIR="$top/build" JUKI_SOURCE_DIR="$top" exec python3 "$top/tests/bench/sim_nation.py" \
-	"$@"
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
+bench_build
+bench_python sim_nation.py "$@"
