@@ -675,7 +675,7 @@ test_wal_reserved(void **state)
 {
 	struct fixture *f = *state;
 	struct juki_schema schema = {"test", fk_steps, 1};
-	const off_t want = 32 + atoi(JUKI_WAL_CHECKPOINT_PAGES) * (off_t)(24 + 4096);
+	const off_t want = 32 + JUKI_WAL_CHECKPOINT_PAGES * (off_t)(24 + 4096);
 	struct juki_store *store, *copy;
 	char crashed[160], crashed_wal[168];
 	off_t before;
@@ -683,7 +683,7 @@ test_wal_reserved(void **state)
 	store = open_ok(f->path, &schema, 1);
 	assert_int_equal(file_size(f->wal), want);
 	assert_int_equal(query_int(juki_store_db(store), "PRAGMA wal_autocheckpoint"),
-			 atoi(JUKI_WAL_CHECKPOINT_PAGES));
+			 JUKI_WAL_CHECKPOINT_PAGES);
 	fill(store, 100);
 	assert_int_equal(file_size(f->wal), want); /* written into, not grown */
 

@@ -597,10 +597,7 @@ open_db(struct juki_audit *a, char *err, size_t errlen)
 		juki_seterr(err, errlen, "%s: cannot use WAL: %s", path, sqlite3_errmsg(a->db));
 		goto out;
 	}
-	if (sqlite3_exec(a->db,
-			 "PRAGMA synchronous = FULL;"
-			 "PRAGMA wal_autocheckpoint = " JUKI_WAL_CHECKPOINT_PAGES,
-			 NULL, NULL, &msg) != SQLITE_OK) {
+	if (sqlite3_exec(a->db, "PRAGMA synchronous = FULL", NULL, NULL, &msg) != SQLITE_OK) {
 		juki_seterr(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(a->db));
 		goto out;
 	}
@@ -608,7 +605,7 @@ open_db(struct juki_audit *a, char *err, size_t errlen)
 	if (rc != 0) {
 		goto out;
 	}
-	juki_wal_reserve(a->db, path);
+	juki_wal_setup(a->db, path);
 	rc = load_head(a, path, err, errlen);
 	if (rc != 0) {
 		goto out;

@@ -365,12 +365,14 @@ create_file(const char *path, char *err, size_t errlen)
 }
 
 void
-juki_wal_reserve(sqlite3 *db, const char *path)
+juki_wal_setup(sqlite3 *db, const char *path)
 {
 	static const unsigned char zeros[65536];
 	sqlite3_stmt *st = NULL;
 	int64_t page = 0;
 	off_t want, at;
+
+	sqlite3_wal_autocheckpoint(db, JUKI_WAL_CHECKPOINT_PAGES);
 	struct stat sb;
 	char wal[4096];
 	int fd = -1;
@@ -381,7 +383,7 @@ juki_wal_reserve(sqlite3 *db, const char *path)
 	}
 	sqlite3_finalize(st);
 	/* the WAL's header (32 bytes), then each frame: a header of 24 bytes and a page */
-	want = 32 + (off_t)atoi(JUKI_WAL_CHECKPOINT_PAGES) * (off_t)(24 + page);
+	want = 32 + (off_t)JUKI_WAL_CHECKPOINT_PAGES * (off_t)(24 + page);
 	if (page <= 0 || snprintf(wal, sizeof(wal), "%s-wal", path) >= (int)sizeof(wal) ||
 	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		return;
@@ -410,20 +412,18 @@ juki_wal_reserve(sqlite3 *db, const char *path)
 static int
 configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
-	static const char *const pragmas =
-	    "PRAGMA synchronous = FULL;"
-	    "PRAGMA foreign_keys = ON;"
-	    "PRAGMA secure_delete = ON;"
-	    /*
-	     * 16 MiB of page cache: random codes keep
-	     * index pages hot, and the daemon stays
-	     * within its 64 MiB.
-	     */
-	    "PRAGMA cache_size = -16384;"
-	    "PRAGMA temp_store = MEMORY;"
-	    "PRAGMA wal_autocheckpoint = " JUKI_WAL_CHECKPOINT_PAGES ";"
-	    "CREATE TABLE IF NOT EXISTS schema_version("
-	    "component TEXT PRIMARY KEY, version INTEGER NOT NULL);";
+	static const char *const pragmas = "PRAGMA synchronous = FULL;"
+					   "PRAGMA foreign_keys = ON;"
+					   "PRAGMA secure_delete = ON;"
+					   /*
+					    * 16 MiB of page cache: random codes keep
+					    * index pages hot, and the daemon stays
+					    * within its 64 MiB.
+					    */
+					   "PRAGMA cache_size = -16384;"
+					   "PRAGMA temp_store = MEMORY;"
+					   "CREATE TABLE IF NOT EXISTS schema_version("
+					   "component TEXT PRIMARY KEY, version INTEGER NOT NULL);";
 	sqlite3_stmt *stmt = NULL;
 	const unsigned char *mode;
 	char *msg = NULL;
@@ -453,8 +453,7 @@ out:
 	sqlite3_free(msg);
 	sqlite3_finalize(stmt);
 	if (rc == 0) {
-		/* with no statement open: its ROLLBACK ends nothing else */
-		juki_wal_reserve(db, path);
+		juki_wal_setup(db, path); /* with stmt finalized */
 	}
 	return rc;
 }

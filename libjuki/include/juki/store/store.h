@@ -19,23 +19,23 @@
 #include <sqlite3.h>
 
 /*
- * The WAL pages after which a commit checkpoints (PRAGMA wal_autocheckpoint),
- * for the store and the operation history alike: 16 MiB of WAL.  SQLite's
- * 1,000 made every 300th lookup wait for a checkpoint (docs/benchmarks.md,
- * "How cost grows"); a quarter as many, each larger, keep them out of the
- * 99th percentile.  A string, for the pragma.
+ * The WAL pages after which a commit checkpoints, for the store and the
+ * operation history alike: 16 MiB of WAL.  SQLite's 1,000 made every 300th
+ * lookup wait for a checkpoint (docs/benchmarks.md, "How cost grows"); a
+ * quarter as many, each larger, keep them out of the 99th percentile.
  */
-#define JUKI_WAL_CHECKPOINT_PAGES "4000"
+#define JUKI_WAL_CHECKPOINT_PAGES 4000
 
 /*
- * juki_wal_reserve() - give the WAL of db (open read-write in WAL mode, at
- * path) the size it reaches between checkpoints, its blocks written with
- * zeros, so that a commit does not grow the file: on ext4 an fdatasync of a
- * file that grew writes its inode too (docs/benchmarks.md).  SQLite takes
- * the zeros after the last frame for no frame, as in a WAL it reuses.  Done
- * under the write lock; best effort (a full disk leaves the WAL as it was).
+ * juki_wal_setup() - for db, open read-write in WAL mode at path: a
+ * checkpoint every JUKI_WAL_CHECKPOINT_PAGES, and the WAL given the size it
+ * reaches between two, its blocks written with zeros, so that a commit does
+ * not grow the file (on ext4 an fdatasync of a file that grew writes its
+ * inode too).  SQLite takes the zeros after the last frame for no frame, as
+ * in a WAL it reuses.  The zeros are written under the write lock, with no
+ * statement of db open; best effort: a full disk leaves the WAL as it was.
  */
-void juki_wal_reserve(sqlite3 *db, const char *path);
+void juki_wal_setup(sqlite3 *db, const char *path);
 
 struct juki_migration {
 	int version;     /* 1, 2, 3 ... in order */
