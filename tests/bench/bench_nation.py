@@ -11,7 +11,7 @@ rebuilds a centre); then, on the real daemons, it measures:
                 national server, the way an operator makes them: the operator port, TLS 1.3
                 with a clerk's card, login with the PIN, then `lookup` requests one after
                 another on that one session (what juki-ctl sends, without a process, a
-                handshake and a login per lookup); p50, p99 of the round trip and lookups per
+                handshake and a login per lookup); p50, p99 and max of the round trip and lookups per
                 second. Each lookup is counted against the operator's allowance and written
                 to the operation history, as every operator's lookup is (at a prefecture
                 also its use, provision kind `use`): one commit of the history, one of the
@@ -389,11 +389,13 @@ def report(r):
     print("%d current records at the national server" % r["n"])
     print("  load      %d rows in %.1f s, %d rows/s; jlisd peak RSS during it %.1f MiB" % (
         r["n"], r["load_s"], r["load_rate"], r["load_hwm_mib"]))
-    print("  lookups   by code  p50 %.2f ms p99 %.2f ms %6d/s  (reference: daemon's SQL %d/s, "
-          "C loop %d/s)" % (r["code_p50_ms"], r["code_p99_ms"], r["code_per_s"],
-                            r["ref_code_per_s"], r["ref_c_code_per_s"]))
-    print("            by four  p50 %.2f ms p99 %.2f ms %6d/s  (reference: daemon's SQL %d/s)"
-          % (r["attrs_p50_ms"], r["attrs_p99_ms"], r["attrs_per_s"], r["ref_attrs_per_s"]))
+    print("  lookups   by code  p50 %.2f ms p99 %.2f ms max %.1f ms %6d/s  (reference: daemon's "
+          "SQL %d/s, C loop %d/s)" % (r["code_p50_ms"], r["code_p99_ms"], r["code_max_ms"],
+                                       r["code_per_s"], r["ref_code_per_s"],
+                                       r["ref_c_code_per_s"]))
+    print("            by four  p50 %.2f ms p99 %.2f ms max %.1f ms %6d/s  (reference: daemon's "
+          "SQL %d/s)" % (r["attrs_p50_ms"], r["attrs_p99_ms"], r["attrs_max_ms"],
+                         r["attrs_per_s"], r["ref_attrs_per_s"]))
     print("            fdatasync of 4 KiB on the same disk p50 %.2f ms p99 %.2f ms (a lookup "
           "makes 2); whole juki-ctl lookup p50 %.1f ms p99 %.1f ms" % (
               r["fsync_p50_ms"], r["fsync_p99_ms"], r["command_p50_ms"], r["command_p99_ms"]))
@@ -516,6 +518,7 @@ def main():
                     rtt, secs = got[by]
                     r[by + "_p50_ms"] = round(percentile(rtt, 50), 3)
                     r[by + "_p99_ms"] = round(percentile(rtt, 99), 3)
+                    r[by + "_max_ms"] = round(max(rtt), 3)
                     r[by + "_per_s"] = round(len(rtt) / secs)
                     r["ref_%s_per_s" % by] = round(ref[by])
                 r["ref_c_code_per_s"] = round(ref["c_code"])
