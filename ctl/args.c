@@ -290,6 +290,9 @@ take(const struct ctl_cmd *cmd, int global, struct ctl_req *req, size_t i, const
 			      o->name);
 	}
 	req->val[i] = text;
+	if (o->flags & CTL_MANY) {
+		req->more[req->nmore++] = text;
+	}
 	if (o->key != NULL) {
 		set_key(req->args, o->key, v);
 	} else {
@@ -323,7 +326,7 @@ take_more(const struct ctl_cmd *cmd, int global, struct ctl_req *req, size_t i, 
 	char why[128];
 	json_t *v;
 
-	if (req->nmore + 1 >= CTL_MANY_MAX) {
+	if (req->nmore >= CTL_MANY_MAX) {
 		return refuse(cmd, global, "%s: at most %d", o->name, CTL_MANY_MAX);
 	}
 	if (convert(o, text, &num, &v, why, sizeof(why)) != 0) {

@@ -58,8 +58,8 @@ cmd_load(struct ctl *ctl, const struct ctl_req *req)
 	long long waited = 0, reported = 0;
 	int rc;
 
-	for (size_t i = 0; i <= req->nmore; i++) {
-		const char *file = i == 0 ? ctl_val(req, "FILE") : req->more[i - 1];
+	for (size_t i = 0; i < req->nmore; i++) {
+		const char *file = req->more[i];
 		char abs[PATH_MAX];
 
 		if (realpath(file, abs) == NULL) {

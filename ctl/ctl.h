@@ -100,7 +100,7 @@ struct ctl_cmd {
 struct ctl_req {
 	const struct ctl_cmd *cmd;
 	const char *val[CTL_OPTS_MAX];  /* the text of each option and argument given, or NULL */
-	const char *more[CTL_MANY_MAX]; /* a CTL_MANY argument's values after its first (val) */
+	const char *more[CTL_MANY_MAX]; /* every value of the CTL_MANY argument, in order */
 	size_t nmore;
 	long long num[CTL_OPTS_MAX]; /* the value of each number, fd and duration given */
 	json_t *args;                /* the request: what was given under each key */

@@ -11,8 +11,8 @@ rebuilds a centre); then, on the real daemons, it measures:
                 national server, the way an operator makes them: the operator port, TLS 1.3
                 with a clerk's card, login with the PIN, then `lookup` requests one after
                 another on that one session (what juki-ctl sends, without a process, a
-                handshake and a login per lookup); p50, p99 and max of the round trip and lookups per
-                second. Each lookup is counted against the operator's allowance and written
+                handshake and a login per lookup); p50, p99 and max of the round trip and
+                lookups per second. Each lookup is counted against the operator's allowance and written
                 to the operation history, as every operator's lookup is (at a prefecture
                 also its use, provision kind `use`): one commit of the history, one of the
                 store, two fdatasyncs a lookup.

@@ -447,9 +447,10 @@ test_many_argument(void **state)
 	assert_non_null(cmd);
 	assert_int_equal(ctl_parse(cmd, 4, argv, 0, &req, &used), CTL_OK);
 	assert_string_equal(ctl_val(&req, "FILE"), "a.csv");
-	assert_int_equal(req.nmore, 2);
-	assert_string_equal(req.more[0], "b.csv");
-	assert_string_equal(req.more[1], "c.csv");
+	assert_int_equal(req.nmore, 3);
+	assert_string_equal(req.more[0], "a.csv");
+	assert_string_equal(req.more[1], "b.csv");
+	assert_string_equal(req.more[2], "c.csv");
 	assert_non_null(ctl_val(&req, "merge"));
 	ctl_req_free(&req);
 	/* none: the first is required */
