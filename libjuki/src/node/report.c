@@ -1644,6 +1644,37 @@ on_status(struct juki_node *node, const char *id, const json_t *result)
 }
 
 /*
+ * Whether an ack of request id from dest means the request is held there: a
+ * CS's prefecture holds it unless the national server provides; a request to
+ * the certification authority is held by a link server only, a centre or a
+ * prefecture passing it on.  1 or 0, JUKI_ENOTFOUND, JUKI_ESTORE.
+ */
+static int
+held_by(struct juki_node *node, const char *id, const char *dest)
+{
+	static const char sql[] = "SELECT provider, body FROM report WHERE id = ?1";
+	sqlite3_stmt *st = juki_store_prepare(juki_node_store(node), sql);
+	struct juki_ident body, to;
+	int held = JUKI_ENOTFOUND;
+
+	if (st == NULL) {
+		return JUKI_ESTORE;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		held = 1;
+		if (juki_ident_parse((const char *)sqlite3_column_text(st, 1), &body) == 0 &&
+		    body.kind == JUKI_KIND_CA) {
+			held = juki_ident_parse(dest, &to) == 0 && to.kind == JUKI_KIND_AUTHLINK;
+		} else if (juki_node_self(node)->kind == JUKI_KIND_CS) {
+			held = strcmp((const char *)sqlite3_column_text(st, 0), "pref") == 0;
+		}
+	}
+	sqlite3_reset(st);
+	return held;
+}
+
+/*
  * The ack of a copy of a request passed on to one of several national
  * centres: that copy held or refused.  The request is held once any centre
  * holds it, refused only when every centre refused it.  A centre passes a
@@ -1668,10 +1699,8 @@ centre_ack(struct juki_node *node, const struct juki_outbox_entry *entry,
 	enum juki_report_event ev;
 	char id[JUKI_UUID_LEN + 1];
 	size_t held = 0, sent = 0, refusals = 0;
-	struct juki_ident body;
-	struct row row;
 	sqlite3_stmt *st;
-	int rc, to_ca;
+	int rc, held_here;
 
 	if ((rc = find_by_msg(store, by_msg, entry->msg_id, id)) != 0) {
 		return rc;
@@ -1687,14 +1716,13 @@ centre_ack(struct juki_node *node, const struct juki_outbox_entry *entry,
 	if ((rc = step_done(st)) != 0) {
 		return rc;
 	}
-	if ((rc = row_get(store, id, &row)) != 0) {
-		return rc == JUKI_ENOTFOUND ? 0 : rc;
+	if ((held_here = held_by(node, id, entry->dest)) < 0) {
+		return held_here == JUKI_ENOTFOUND ? 0 : held_here;
 	}
-	to_ca = juki_ident_parse(row.body, &body) == 0 && body.kind == JUKI_KIND_CA;
 	history(node, "-", "report.centre", id, refused ? ack->reason : "ok", "%s %s",
-		refused ? "refused by"
-		: to_ca ? "passed on to the link server by"
-			: "held at",
+		refused     ? "refused by"
+		: held_here ? "held at"
+			    : "passed on to the link server by",
 		entry->dest);
 	if ((st = juki_store_prepare(store, sql_count)) == NULL) {
 		return JUKI_ESTORE;
@@ -1709,7 +1737,7 @@ centre_ack(struct juki_node *node, const struct juki_outbox_entry *entry,
 	if (juki_report_copies_event(held, sent, refusals, &ev) != 0) {
 		return 0; /* refused here, still open at another centre */
 	}
-	if (ev == JUKI_REPORT_EV_HELD && to_ca) {
+	if (ev == JUKI_REPORT_EV_HELD && !held_here) {
 		return 0; /* held at the link server, not at the centre */
 	}
 	return step(node, id, ev, ev == JUKI_REPORT_EV_REFUSED ? ack->reason : NULL);
@@ -1722,15 +1750,12 @@ juki_reports_on_ack(void *ctx, const struct juki_outbox_entry *entry, const stru
 	static const char by_request[] = "SELECT id FROM report WHERE request_msg = ?1";
 	static const char by_poll[] = "SELECT id FROM report WHERE poll_msg = ?1";
 	static const char sql_polled[] = "UPDATE report SET poll_msg = NULL WHERE id = ?1";
-	static const char sql_provider[] = "SELECT provider, body FROM report WHERE id = ?1";
 	struct juki_store *store = juki_node_store(node);
 	char id[JUKI_UUID_LEN + 1];
 	sqlite3_stmt *st;
 	int rc;
 
 	if (strcmp(entry->type, JUKI_MSG_REPORT_REQUEST) == 0) {
-		int holder = 1;
-
 		if ((rc = centre_ack(node, entry, ack)) != JUKI_ENOTFOUND) {
 			return rc;
 		}
@@ -1740,29 +1765,10 @@ juki_reports_on_ack(void *ctx, const struct juki_outbox_entry *entry, const stru
 		if (ack->status == JUKI_ACK_REJECTED) {
 			return step(node, id, JUKI_REPORT_EV_REFUSED, ack->reason);
 		}
-		/*
-		 * A CS's prefecture holds it unless the national server provided; a
-		 * request to the certification authority is held by a link server only.
-		 */
-		if ((st = juki_store_prepare(store, sql_provider)) == NULL) {
-			return JUKI_ESTORE;
+		if ((rc = held_by(node, id, entry->dest)) <= 0) {
+			return rc == JUKI_ENOTFOUND ? 0 : rc;
 		}
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			struct juki_ident body, dest;
-
-			if (juki_ident_parse((const char *)sqlite3_column_text(st, 1), &body) ==
-				0 &&
-			    body.kind == JUKI_KIND_CA) {
-				holder = juki_ident_parse(entry->dest, &dest) == 0 &&
-					 dest.kind == JUKI_KIND_AUTHLINK;
-			} else if (juki_node_self(node)->kind == JUKI_KIND_CS) {
-				holder =
-				    strcmp((const char *)sqlite3_column_text(st, 0), "pref") == 0;
-			}
-		}
-		sqlite3_reset(st);
-		return holder ? step(node, id, JUKI_REPORT_EV_HELD, NULL) : 0;
+		return step(node, id, JUKI_REPORT_EV_HELD, NULL);
 	}
 	if (strcmp(entry->type, JUKI_MSG_REPORT_STATUS) == 0) {
 		if ((rc = find_by_msg(store, by_poll, entry->msg_id, id)) != 0) {
