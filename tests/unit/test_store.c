@@ -703,6 +703,15 @@ test_wal_reserved(void **state)
 	copy = open_ok(crashed, &schema, 1);
 	assert_int_equal(query_int(juki_store_db(copy), "SELECT count(*) FROM t"), 110);
 	juki_store_close(copy);
+
+	/* a file loaded in bulk reserves nothing; put in place, it is the store's again */
+	assert_int_equal(juki_store_open_bulk(crashed, &schema, 1, &copy, NULL, 0), 0);
+	fill(copy, 10);
+	assert_true(file_size(crashed_wal) < want);
+	juki_store_close(copy);
+	assert_int_equal(juki_store_replace(store, crashed, NULL, 0), 0);
+	assert_int_equal(file_size(f->wal), want);
+	assert_int_equal(query_int(juki_store_db(store), "SELECT count(*) FROM t"), 120);
 	juki_store_close(store);
 }
 

@@ -310,7 +310,7 @@ build_main(void *arg)
 	char err[256], pragmas[160];
 	int rc = 0;
 
-	if (juki_store_open(job->shadow, NULL, 0, &sh, err, sizeof(err)) != 0) {
+	if (juki_store_open_bulk(job->shadow, NULL, 0, &sh, err, sizeof(err)) != 0) {
 		job_fail(job, "store", "%s", err);
 		rc = -1;
 		goto out;
@@ -401,7 +401,7 @@ swap_in(struct load_job *job)
 		}
 		return -1;
 	}
-	if (juki_store_open(job->shadow, NULL, 0, &sh, err, sizeof(err)) != 0) {
+	if (juki_store_open_bulk(job->shadow, NULL, 0, &sh, err, sizeof(err)) != 0) {
 		job_fail(job, "store", "%s", err);
 		return -1;
 	}

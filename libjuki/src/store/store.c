@@ -34,6 +34,7 @@ struct juki_store {
 	 */
 	char errbuf[256];
 	int errset;
+	int wal_reserved; /* juki_wal_setup() at each open: not for a file loaded in bulk */
 	/*
 	 * A full database or disk: full from the first write it refused to
 	 * the next write transaction committed (one occurrence, one call of
@@ -410,7 +411,7 @@ juki_wal_setup(sqlite3 *db, const char *path)
 }
 
 static int
-configure(sqlite3 *db, const char *path, char *err, size_t errlen)
+configure(sqlite3 *db, const char *path, int wal_reserved, char *err, size_t errlen)
 {
 	static const char *const pragmas = "PRAGMA synchronous = FULL;"
 					   "PRAGMA foreign_keys = ON;"
@@ -452,7 +453,7 @@ configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 out:
 	sqlite3_free(msg);
 	sqlite3_finalize(stmt);
-	if (rc == 0) {
+	if (rc == 0 && wal_reserved) {
 		juki_wal_setup(db, path); /* with stmt finalized */
 	}
 	return rc;
@@ -512,9 +513,9 @@ sql_hash64(sqlite3_context *sctx, int argc, sqlite3_value **argv)
 	EVP_MD_CTX_free(ctx);
 }
 
-int
-juki_store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
-		struct juki_store **out, char *err, size_t errlen)
+static int
+store_open(const char *path, const struct juki_schema *schemas, size_t nschemas, int wal_reserved,
+	   struct juki_store **out, char *err, size_t errlen)
 {
 	struct juki_store *store = NULL;
 	size_t i;
@@ -542,6 +543,7 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 		rc = JUKI_ENOMEM;
 		goto out;
 	}
+	store->wal_reserved = wal_reserved;
 	rc = create_file(path, err, errlen);
 	if (rc != 0) {
 		goto out;
@@ -554,7 +556,7 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 		rc = JUKI_ESTORE;
 		goto out;
 	}
-	rc = configure(store->db, path, err, errlen);
+	rc = configure(store->db, path, wal_reserved, err, errlen);
 	if (rc == 0 && sqlite3_create_function(store->db, "juki_hash64", -1,
 					       SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hash64,
 					       NULL, NULL) != SQLITE_OK) {
@@ -584,6 +586,20 @@ juki_store_open(const char *path, const struct juki_schema *schemas, size_t nsch
 out:
 	juki_store_close(store);
 	return rc;
+}
+
+int
+juki_store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
+		struct juki_store **out, char *err, size_t errlen)
+{
+	return store_open(path, schemas, nschemas, 1, out, err, errlen);
+}
+
+int
+juki_store_open_bulk(const char *path, const struct juki_schema *schemas, size_t nschemas,
+		     struct juki_store **out, char *err, size_t errlen)
+{
+	return store_open(path, schemas, nschemas, 0, out, err, errlen);
 }
 
 void
@@ -664,7 +680,8 @@ reopen:
 		if (sqlite3_open_v2(store->path, &store->db,
 				    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 				    NULL) != SQLITE_OK ||
-		    configure(store->db, store->path, rc == 0 ? err : NULL, errlen) != 0 ||
+		    configure(store->db, store->path, store->wal_reserved, rc == 0 ? err : NULL,
+			      errlen) != 0 ||
 		    sqlite3_create_function(store->db, "juki_hash64", -1,
 					    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hash64,
 					    NULL, NULL) != SQLITE_OK) {

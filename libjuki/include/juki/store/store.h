@@ -64,6 +64,14 @@ struct juki_store;
 int juki_store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
 		    struct juki_store **out, char *err, size_t errlen);
 
+/*
+ * juki_store_open_bulk() - juki_store_open() for a file written in bulk with
+ * its journal off and then put in place (the load's shadow): no WAL is
+ * reserved (juki_wal_setup()), as it would be written for nothing.
+ */
+int juki_store_open_bulk(const char *path, const struct juki_schema *schemas, size_t nschemas,
+			 struct juki_store **out, char *err, size_t errlen);
+
 /* juki_store_close() - finalize cached statements and close; NULL is fine. */
 void juki_store_close(struct juki_store *store);
 
