@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "juki/base/clock.h"
@@ -246,6 +247,12 @@ test_bad_row_named_and_nothing_kept(void **state)
 	    0);
 	assert_int_equal(err.line, 1);
 	assert_string_equal(err.field, "reason_date");
+	/* A FIFO where the file was: refused at once, not waited on. */
+	snprintf(text, sizeof(text), "%s/fifo.csv", f->dir);
+	assert_int_equal(mkfifo(text, 0600), 0);
+	assert_int_not_equal(load(f, JUKI_KIND_JLIS, NULL, NULL, 1, text, &err, &p), 0);
+	assert_string_equal(err.reason, "io");
+	assert_string_equal(err.detail, "not a regular file");
 	/* An unknown column in the header. */
 	assert_int_not_equal(load(f, JUKI_KIND_JLIS, NULL, NULL, 1,
 				  write_file(f, "d.csv", "code,lgcode,colour\n"), &err, &p),

@@ -4,12 +4,14 @@
 #include "juki/records/honnin_load.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -1257,10 +1259,38 @@ is_jsonl_name(const char *path, int *known)
 	return 0;
 }
 
+/*
+ * The file at path for reading, if it is a regular file: checked on the
+ * opened file itself, and opened with O_NONBLOCK so that a FIFO or a device
+ * put at the path after the command checked it does not hang the load.
+ * NULL with *why set otherwise.
+ */
+static FILE *
+open_regular(const char *path, const char **why)
+{
+	struct stat sb;
+	FILE *f = NULL;
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		*why = strerror(errno);
+	} else if (!S_ISREG(sb.st_mode)) {
+		*why = "not a regular file";
+	} else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 ||
+		   (f = fdopen(fd, "re")) == NULL) {
+		*why = strerror(errno);
+	}
+	if (f == NULL && fd >= 0) {
+		close(fd);
+	}
+	return f;
+}
+
 int
 juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_error *err)
 {
-	FILE *f = fopen(path, "re");
+	const char *why = NULL;
+	FILE *f = open_regular(path, &why);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t got;
@@ -1272,7 +1302,7 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 	pthread_t writer;
 
 	if (f == NULL) {
-		set_err(err, path, 0, "", "io", "%s", strerror(errno));
+		set_err(err, path, 0, "", "io", "%s", why);
 		return JUKI_EIO;
 	}
 	if (ld->conf.fresh) {
