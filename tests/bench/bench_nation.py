@@ -31,9 +31,9 @@ rebuilds a centre); then, on the real daemons, it measures:
   purge_s       `juki-ctl purge` (nothing of the loaded records is due: the work of a day's run)
   restart_s     SIGTERM, start, until the daemon answers ready
 
-At the smallest size it also measures what history costs: a tenth of the people get a second
-version (転居: a new address) by `juki-ctl load --merge`, and the store's growth per history
-row is printed (hist_bytes). The forecast at 125 million adds the history of a year, a year's
+At the smallest size it also measures what history costs: 100,000 people (a tenth, below a
+million) get a second version (転居: a new address) by `juki-ctl load --merge`, and the store's
+growth per history row is printed (hist_bytes). The forecast at 125 million adds the history of a year, a year's
 changes (--year-changes, default 15 million: about 5 million moves between municipalities a
 year, each two change records, besides moves within a municipality, births, deaths and name
 changes) at that many bytes each.
@@ -497,9 +497,10 @@ def main():
                 size_before = os.path.getsize(d.store)
 
                 if hist is None:
-                    # What a history row costs: a second version of a tenth of the people.
+                    # What a history row costs: a second version of 100,000 people (a tenth
+                    # below a million: at 25M a tenth took longer than the rest of the step).
                     hpath = os.path.join(workdir, "history.csv")
-                    k = history_rows(parts[0], 10, hpath)
+                    k = history_rows(parts[0], max(10, n // 100_000), hpath)
                     secs = timed([CTL, "-s", d.socket, "-t", "3600s", "load", "--merge", hpath])
                     os.unlink(hpath)
                     st = d.status()["records"]
