@@ -114,37 +114,36 @@ verify_cb(int preverify_ok, X509_STORE_CTX *store)
 }
 
 static int
-check_key_stat(const char *path, const struct stat *st, char *err, size_t errlen)
+check_key_stat(const char *what, const char *path, const struct stat *st, char *err, size_t errlen)
 {
 	if (!S_ISREG(st->st_mode)) {
-		juki_seterr(err, errlen, "key file %s is not a regular file", path);
+		juki_seterr(err, errlen, "%s %s is not a regular file", what, path);
 		return JUKI_EKEYPERM;
 	}
 	if (st->st_uid != geteuid()) {
 		juki_seterr(err, errlen,
-			    "key file %s is owned by uid %u, not by the running user (uid %u)",
+			    "%s %s is owned by uid %u, not by the running user (uid %u)", what,
 			    path, (unsigned)st->st_uid, (unsigned)geteuid());
 		return JUKI_EKEYPERM;
 	}
 	if ((st->st_mode & 077) != 0) {
-		juki_seterr(
-		    err, errlen,
-		    "key file %s has mode %04o; it must not be accessible by group or others "
-		    "(use 0600 or 0400)",
-		    path, (unsigned)(st->st_mode & 07777));
+		juki_seterr(err, errlen,
+			    "%s %s has mode %04o; it must not be accessible by group or others "
+			    "(use 0600 or 0400)",
+			    what, path, (unsigned)(st->st_mode & 07777));
 		return JUKI_EKEYPERM;
 	}
 	return 0;
 }
 
 /*
- * Open the key file and check the opened file itself, so the rule holds for
+ * Open the file and check the opened file itself, so the rule holds for
  * the very bytes we read (no window between the check and the read).
  * O_NONBLOCK keeps a FIFO planted at the path from hanging us; regular files
  * ignore it.
  */
-static int
-key_open(const char *path, int *fdp, char *err, size_t errlen)
+int
+juki_tls_open_private(const char *what, const char *path, int *fdp, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd;
@@ -152,18 +151,15 @@ key_open(const char *path, int *fdp, char *err, size_t errlen)
 
 	*fdp = -1;
 	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		rc = -errno;
-		juki_seterr(err, errlen, "key file %s: %s", path, strerror(errno));
+		juki_seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+		}
 		return rc;
 	}
-	if (fstat(fd, &st) != 0) {
-		rc = -errno;
-		juki_seterr(err, errlen, "key file %s: %s", path, strerror(errno));
-		close(fd);
-		return rc;
-	}
-	rc = check_key_stat(path, &st, err, errlen);
+	rc = check_key_stat(what, path, &st, err, errlen);
 	if (rc != 0) {
 		close(fd);
 		return rc;
@@ -182,7 +178,7 @@ juki_tls_check_key_file(const char *path, char *err, size_t errlen)
 		juki_seterr(err, errlen, "no key file given");
 		return JUKI_EINVAL;
 	}
-	rc = key_open(path, &fd, err, errlen);
+	rc = juki_tls_open_private("key file", path, &fd, err, errlen);
 	if (rc == 0) {
 		close(fd);
 	}
@@ -209,7 +205,7 @@ load_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
 	int rc;
 
 	*out = NULL;
-	rc = key_open(path, &fd, err, errlen);
+	rc = juki_tls_open_private("key file", path, &fd, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}

@@ -11,12 +11,10 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -529,7 +527,6 @@ out:
 int
 juki_token_read_pin_file(const char *path, char *pin, size_t len, char *err, size_t errlen)
 {
-	struct stat st;
 	ssize_t n;
 	size_t end;
 	int fd;
@@ -540,36 +537,9 @@ juki_token_read_pin_file(const char *path, char *pin, size_t len, char *err, siz
 		return JUKI_EINVAL;
 	}
 	pin[0] = '\0';
-	/* O_NONBLOCK: a FIFO planted at the path does not hang us (regular files ignore it) */
-	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		rc = -errno;
-		juki_seterr(err, errlen, "PIN file %s: %s", path, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-		}
-		return rc;
-	}
 	/* The rule of a key file (tls.h), checked on the opened file itself. */
-	if (!S_ISREG(st.st_mode)) {
-		juki_seterr(err, errlen, "PIN file %s is not a regular file", path);
-		close(fd);
-		return JUKI_EKEYPERM;
-	}
-	if (st.st_uid != geteuid()) {
-		juki_seterr(err, errlen,
-			    "PIN file %s is owned by uid %u, not by the running user (uid %u)",
-			    path, (unsigned)st.st_uid, (unsigned)geteuid());
-		close(fd);
-		return JUKI_EKEYPERM;
-	}
-	if ((st.st_mode & 077) != 0) {
-		juki_seterr(err, errlen,
-			    "PIN file %s has mode %04o; it must not be accessible by group or "
-			    "others (use 0600 or 0400)",
-			    path, (unsigned)(st.st_mode & 07777));
-		close(fd);
-		return JUKI_EKEYPERM;
+	if ((rc = juki_tls_open_private("PIN file", path, &fd, err, errlen)) != 0) {
+		return rc;
 	}
 	n = read(fd, pin, len);
 	rc = n < 0 ? -errno : 0;

@@ -154,6 +154,14 @@ int juki_tls_peer_still_valid(const struct juki_tls *tls, SSL *ssl, enum juki_tl
 int juki_tls_check_key_file(const char *path, char *err, size_t errlen);
 
 /*
+ * juki_tls_open_private() - open path for reading under the key-file rule,
+ * checked on the opened file itself (O_NONBLOCK: a FIFO planted there does
+ * not hang us).  what names the file in err ("key file", "PIN file").
+ * Returns 0 with the descriptor in *fdp, JUKI_EKEYPERM, or -errno.
+ */
+int juki_tls_open_private(const char *what, const char *path, int *fdp, char *err, size_t errlen);
+
+/*
  * juki_tls_sign() / juki_tls_verify_cert() - ECDSA over SHA-256 with the
  * identity's private key, and its check against a certificate file.
  * juki_tls_sign(): *sig is malloc'd, the caller free()s it; returns 0,
