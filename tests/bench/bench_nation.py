@@ -12,10 +12,10 @@ rebuilds a centre); then, on the real daemons, it measures:
                 with a clerk's card, login with the PIN, then `lookup` requests one after
                 another on that one session (what juki-ctl sends, without a process, a
                 handshake and a login per lookup); p50, p99 and max of the round trip and
-                lookups per second. Each lookup is counted against the operator's allowance and written
-                to the operation history, as every operator's lookup is (at a prefecture
-                also its use, provision kind `use`): one commit of the history, one of the
-                store, two fdatasyncs a lookup.
+                lookups per second. Each lookup is counted against the operator's allowance
+                and written to the operation history, as every operator's lookup is (at a
+                prefecture also its use, provision kind `use`): one commit of the history,
+                one of the store, two fdatasyncs a lookup.
                 Also a few whole `juki-ctl lookup` commands (process, handshake, card, login)
   reference     in the same run, on the same store file: the same lookups as the daemon's own
                 SQL by Python's sqlite3 (the four-item key's hash taken from the row), and
@@ -33,10 +33,10 @@ rebuilds a centre); then, on the real daemons, it measures:
 
 At the smallest size it also measures what history costs: 100,000 people (a tenth, below a
 million) get a second version (転居: a new address) by `juki-ctl load --merge`, and the store's
-growth per history row is printed (hist_bytes). The forecast at 125 million adds the history of a year, a year's
-changes (--year-changes, default 15 million: about 5 million moves between municipalities a
-year, each two change records, besides moves within a municipality, births, deaths and name
-changes) at that many bytes each.
+growth per history row is printed (hist_bytes). The forecast at 125 million adds the history of
+a year, a year's changes (--year-changes, default 15 million: about 5 million moves between
+municipalities a year, each two change records, besides moves within a municipality, births,
+deaths and name changes) at that many bytes each.
 
 Prints a block per size and a table, fits a line to each figure against size (a + b*N, least
 squares) with the figure at 125 million records, and with gnuplot draws each (PNG); --json

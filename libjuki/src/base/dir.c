@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,4 +143,25 @@ juki_dir_check_parent(const char *file, char *err, size_t errlen)
 		*slash = '\0';
 	}
 	return juki_dir_check_private(dir, err, errlen);
+}
+
+int
+juki_open_regular(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		return -errno;
+	}
+	if (fstat(fd, st) != 0) {
+		rc = -errno;
+	} else if (!S_ISREG(st->st_mode)) {
+		rc = JUKI_EINVAL;
+	} else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+		rc = -errno;
+	} else {
+		return fd;
+	}
+	close(fd);
+	return rc;
 }

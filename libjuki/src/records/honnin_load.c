@@ -4,7 +4,6 @@
 #include "juki/records/honnin_load.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 
 #include "juki/base/clock.h"
 #include "juki/base/codes.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/base/text.h"
 #include "juki/wire/msg.h"
@@ -1260,27 +1260,23 @@ is_jsonl_name(const char *path, int *known)
 }
 
 /*
- * The file at path for reading, if it is a regular file: checked on the
- * opened file itself, and opened with O_NONBLOCK so that a FIFO or a device
- * put at the path after the command checked it does not hang the load.
- * NULL with *why set otherwise.
+ * The file at path for reading, if it is a regular file (juki_open_regular():
+ * a FIFO put at the path after the command checked it does not hang the
+ * load).  NULL with *why set otherwise.
  */
 static FILE *
 open_regular(const char *path, const char **why)
 {
 	struct stat sb;
-	FILE *f = NULL;
-	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	int fd = juki_open_regular(path, &sb);
+	FILE *f;
 
-	if (fd < 0 || fstat(fd, &sb) != 0) {
-		*why = strerror(errno);
-	} else if (!S_ISREG(sb.st_mode)) {
-		*why = "not a regular file";
-	} else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 ||
-		   (f = fdopen(fd, "re")) == NULL) {
-		*why = strerror(errno);
+	if (fd < 0) {
+		*why = fd == JUKI_EINVAL ? "not a regular file" : strerror(-fd);
+		return NULL;
 	}
-	if (f == NULL && fd >= 0) {
+	if ((f = fdopen(fd, "re")) == NULL) {
+		*why = strerror(errno);
 		close(fd);
 	}
 	return f;

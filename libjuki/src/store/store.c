@@ -372,12 +372,11 @@ juki_wal_setup(sqlite3 *db, const char *path)
 	sqlite3_stmt *st = NULL;
 	int64_t page = 0;
 	off_t want, at;
-
-	sqlite3_wal_autocheckpoint(db, JUKI_WAL_CHECKPOINT_PAGES);
 	struct stat sb;
 	char wal[4096];
 	int fd = -1;
 
+	sqlite3_wal_autocheckpoint(db, JUKI_WAL_CHECKPOINT_PAGES);
 	if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		page = sqlite3_column_int64(st, 0);
@@ -410,8 +409,9 @@ juki_wal_setup(sqlite3 *db, const char *path)
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* The connection store->db as every store is used; err may be NULL. */
 static int
-configure(sqlite3 *db, const char *path, int wal_reserved, char *err, size_t errlen)
+configure(struct juki_store *store, char *err, size_t errlen)
 {
 	static const char *const pragmas = "PRAGMA synchronous = FULL;"
 					   "PRAGMA foreign_keys = ON;"
@@ -425,6 +425,8 @@ configure(sqlite3 *db, const char *path, int wal_reserved, char *err, size_t err
 					   "PRAGMA temp_store = MEMORY;"
 					   "CREATE TABLE IF NOT EXISTS schema_version("
 					   "component TEXT PRIMARY KEY, version INTEGER NOT NULL);";
+	sqlite3 *db = store->db;
+	const char *path = store->path;
 	sqlite3_stmt *stmt = NULL;
 	const unsigned char *mode;
 	char *msg = NULL;
@@ -453,7 +455,7 @@ configure(sqlite3 *db, const char *path, int wal_reserved, char *err, size_t err
 out:
 	sqlite3_free(msg);
 	sqlite3_finalize(stmt);
-	if (rc == 0 && wal_reserved) {
+	if (rc == 0 && store->wal_reserved) {
 		juki_wal_setup(db, path); /* with stmt finalized */
 	}
 	return rc;
@@ -556,7 +558,7 @@ store_open(const char *path, const struct juki_schema *schemas, size_t nschemas,
 		rc = JUKI_ESTORE;
 		goto out;
 	}
-	rc = configure(store->db, path, wal_reserved, err, errlen);
+	rc = configure(store, err, errlen);
 	if (rc == 0 && sqlite3_create_function(store->db, "juki_hash64", -1,
 					       SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hash64,
 					       NULL, NULL) != SQLITE_OK) {
@@ -680,8 +682,7 @@ reopen:
 		if (sqlite3_open_v2(store->path, &store->db,
 				    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 				    NULL) != SQLITE_OK ||
-		    configure(store->db, store->path, store->wal_reserved, rc == 0 ? err : NULL,
-			      errlen) != 0 ||
+		    configure(store, rc == 0 ? err : NULL, errlen) != 0 ||
 		    sqlite3_create_function(store->db, "juki_hash64", -1,
 					    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hash64,
 					    NULL, NULL) != SQLITE_OK) {

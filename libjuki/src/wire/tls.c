@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "juki/base/config.h"
+#include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
 #include "juki/wire/tls.h"
@@ -136,32 +136,25 @@ check_key_stat(const char *what, const char *path, const struct stat *st, char *
 	return 0;
 }
 
-/*
- * Open the file and check the opened file itself, so the rule holds for
- * the very bytes we read (no window between the check and the read).
- * O_NONBLOCK keeps a FIFO planted at the path from hanging us; regular files
- * ignore it.
- */
+/* The rule checked on the opened file itself (juki_open_regular()). */
 int
 juki_tls_open_private(const char *what, const char *path, int *fdp, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd;
+	int fd = juki_open_regular(path, &st);
 	int rc;
 
 	*fdp = -1;
-	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		rc = -errno;
-		juki_seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	if (fd < 0 && fd != JUKI_EINVAL) {
+		juki_seterr(err, errlen, "%s %s: %s", what, path, strerror(-fd));
+		return fd;
+	}
+	/* not a regular file (JUKI_EINVAL): refused by the rule, with st filled */
+	rc = check_key_stat(what, path, &st, err, errlen);
+	if (rc != 0) {
 		if (fd >= 0) {
 			close(fd);
 		}
-		return rc;
-	}
-	rc = check_key_stat(what, path, &st, err, errlen);
-	if (rc != 0) {
-		close(fd);
 		return rc;
 	}
 	*fdp = fd;

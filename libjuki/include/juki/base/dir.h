@@ -18,6 +18,7 @@
 #define JUKI_DIR_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 /*
  * juki_dir_check_private() - check the folder path and the folders above
@@ -34,5 +35,16 @@ int juki_dir_check_private(const char *path, char *err, size_t errlen);
 
 /* juki_dir_check_parent() - juki_dir_check_private() of the folder that holds file. */
 int juki_dir_check_parent(const char *file, char *err, size_t errlen);
+
+/*
+ * juki_open_regular() - open the file at path for reading if it is a
+ * regular file, checked on the opened file itself (no window between the
+ * check and the read).  It is opened with O_NONBLOCK, so that a FIFO put at
+ * the path does not hang the caller, and made blocking again once known to
+ * be regular.  Returns the descriptor (close-on-exec) with *st filled;
+ * JUKI_EINVAL when it is not a regular file (*st filled, nothing left
+ * open); -errno.
+ */
+int juki_open_regular(const char *path, struct stat *st);
 
 #endif
