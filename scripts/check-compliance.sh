@@ -12,7 +12,11 @@
 #               its cmocka test list (cmocka_unit_test*(test_Y ...));
 #   `case_Y`    after a `test_X.py`: a `def case_Y` of that file, listed in
 #               its run_cases([...]);
-#   a path with a slash (`conf/cron.d/juki`, `tests/fixtures/...`) must exist.
+#   a path with a slash (`conf/cron.d/juki`, `tests/fixtures/...`) must exist;
+#   a name with an underscore (`juki_open_regular`, `held_by()`, `secure_delete`)
+#               must occur as a word in a file of the tree outside docs/ (code,
+#               tests, conf, scripts), so that a row cannot name a function,
+#               key or table that was renamed or removed.
 # Exits 1 and names each stale reference, 0 when there is none.
 set -eu
 
@@ -52,6 +56,22 @@ def run_cases_names(text):
     return names
 
 
+def tree_words():
+    """Every word of the tree's files outside docs/, the build trees and Markdown."""
+    words = set()
+    for root, dirs, files in os.walk(top):
+        rel = os.path.relpath(root, top)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not d.startswith("build")
+                   and not (rel == "." and d == "docs")]
+        for name in files:
+            if name.endswith(".md"):
+                continue
+            with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                words.update(re.findall(r"\w+", f.read()))
+    return words
+
+
+words = None
 errors = []
 checked = 0
 with open(page, encoding="utf-8") as f:
@@ -104,6 +124,14 @@ for lineno, line in enumerate(lines, 1):
                 errors.append("%s: %s: no def %s" % (where, rel, token))
             elif token not in run_cases_names(text):
                 errors.append("%s: %s: %s is not in its run_cases()" % (where, rel, token))
+            continue
+        m = re.fullmatch(r"([A-Za-z_]\w*_\w*)(?:\(\))?", token)
+        if m:
+            checked += 1
+            if words is None:
+                words = tree_words()
+            if m.group(1) not in words:
+                errors.append("%s: %s: named nowhere in the code, tests or conf" % (where, token))
             continue
         if "/" in token and re.fullmatch(r"[\w.@/-]+", token) and not token.startswith("/"):
             first = token.split("/")[0]
