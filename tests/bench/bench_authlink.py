@@ -33,6 +33,7 @@ from jukitest import Network, add_residents, store_rows, wait_until  # noqa: E40
 from jukitest.authority import authority_node  # noqa: E402
 from jukitest.synth import Synth, change_row, import_csv  # noqa: E402
 import test_authlink as ta  # noqa: E402
+from benchargs import at_least, seconds  # noqa: E402
 
 
 def percentile(values, p):
@@ -48,10 +49,10 @@ def loadavg():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--count", type=int, default=1000, help="deaths (and residents)")
-    ap.add_argument("--per-file", type=int, default=2, help="deaths per import file")
-    ap.add_argument("--interval", type=float, default=1.0, help="seconds between files")
-    ap.add_argument("--timeout", type=float, default=1200, help="bound of the whole run (s)")
+    ap.add_argument("--count", type=at_least(1), default=1000, help="deaths (and residents)")
+    ap.add_argument("--per-file", type=at_least(1), default=2, help="deaths per import file")
+    ap.add_argument("--interval", type=seconds, default=1.0, help="seconds between files")
+    ap.add_argument("--timeout", type=seconds, default=1200, help="bound of the whole run (s)")
     args = ap.parse_args()
     n = args.count
     deadline = time.monotonic() + args.timeout

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from jukitest import BUILD, Network, wait_until  # noqa: E402
 from jukitest.synth import Synth, import_csv, change_row  # noqa: E402
+from benchargs import at_least, directory  # noqa: E402
 
 LG = "131016"
 
@@ -138,10 +139,10 @@ def one_hop(files, n, conf):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--file-rows", type=int, default=5_000)
-    ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
-    ap.add_argument("--single", type=int, default=100, help="single changes for idle latency")
+    ap.add_argument("--records", type=at_least(1), default=1_000_000)
+    ap.add_argument("--file-rows", type=at_least(1), default=5_000)
+    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--single", type=at_least(1), default=100, help="single changes for idle latency")
     ap.add_argument("--no-one-hop", dest="one_hop", action="store_false",
                     help="skip the measurement of CS -> pref alone")
     args = ap.parse_args()

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from jukitest import CTL, Network  # noqa: E402
 from jukitest.synth import SURNAMES, GIVEN, TOWNS, jumin_check_digit, municipalities  # noqa: E402
+from benchargs import at_least, directory  # noqa: E402
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 COLS = "code,lgcode,version,reason,reason_date,recorded,name,kana,birth,sex,address"
@@ -141,8 +142,8 @@ def postgres(path, workdir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--records", type=int, default=5_000_000)
-    ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--records", type=at_least(1), default=5_000_000)
+    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--juki-only", action="store_true",
                     help="load into juki alone and print the daemon's phases")

@@ -73,18 +73,13 @@ from jukitest import BUILD, CTL, Network  # noqa: E402
 from jukitest.synth import Synth, change_row, import_csv  # noqa: E402
 from test_operators import RawSession  # noqa: E402
 import bench_load  # noqa: E402
+from benchargs import at_least, directory, size_list  # noqa: E402
 
 GW, CS, PREF, JLIS = "fwgate:east", "cs:131016", "pref:13", "jlis:0"
 LG = "131016"
 DAEMONS = (("csd", CS), ("prefd", PREF), ("jlisd", JLIS), ("fwgated", GW))
 FORECAST_AT = 125_000_000
 PURPOSE = "inquiry"
-
-
-def size_of(text):
-    t = text.strip().lower()
-    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1], 1)
-    return int(float(t[:-1] if t[-1] in "km" else t) * mult)
 
 
 def vm(pid, key):
@@ -426,25 +421,25 @@ def report(r):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="100k,200k,400k")
-    ap.add_argument("--changes", type=int, default=100_000,
+    ap.add_argument("--sizes", type=size_list, default="100k,200k,400k",
+                    help="sizes of the store, smallest first: 250000, 250k, 2.5M")
+    ap.add_argument("--changes", type=at_least(1), default=100_000,
                     help="changes through CS -> pref -> national at each size")
-    ap.add_argument("--lookups", type=int, default=2000, help="lookups of each kind per size")
-    ap.add_argument("--commands", type=int, default=20,
+    ap.add_argument("--lookups", type=at_least(1), default=2000, help="lookups of each kind per size")
+    ap.add_argument("--commands", type=at_least(0), default=20,
                     help="whole juki-ctl lookup commands per size")
-    ap.add_argument("--file-rows", type=int, default=5000, help="rows per CS import file")
-    ap.add_argument("--year-changes", type=int, default=15_000_000,
+    ap.add_argument("--file-rows", type=at_least(1), default=5000, help="rows per CS import file")
+    ap.add_argument("--year-changes", type=at_least(0), default=15_000_000,
                     help="change records a year at the nation, for the forecast's history")
-    ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
-    ap.add_argument("--plots", default=None, help="where to write the PNGs (default: --dir)")
+    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--plots", type=directory, default=None, help="where to write the PNGs (default: --dir)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    sizes = sorted(set(size_of(s) for s in args.sizes.split(",")))
-    if args.changes < 1 or args.lookups < 1 or args.commands < 0 or \
-            2 * args.lookups + args.commands > 100_000 or len(sizes) > 14:
-        raise SystemExit("--changes and --lookups must be at least 1, 2 x lookups + commands "
-                         "at most 100,000 (the operator's allowance), at most 14 sizes")
+    sizes = args.sizes
+    if 2 * args.lookups + args.commands > 100_000 or len(sizes) > 14:
+        ap.error("2 x --lookups + --commands at most 100,000 (the operator's allowance), "
+                 "at most 14 sizes")
     workdir = tempfile.mkdtemp(prefix="juki-bench-nation-", dir=args.dir)
     os.chmod(workdir, 0o755)
     tempfile.tempdir = workdir

@@ -36,6 +36,7 @@ from bench_honnin import count, cpu_s, generate, hwm_kib, percentile  # noqa: E4
 from jukitest import BUILD, SOURCE, Network, urn, wait_until  # noqa: E402
 import test_provide as tp  # noqa: E402
 import test_provide_client as tc  # noqa: E402
+from benchargs import at_least, directory  # noqa: E402
 
 AGREEMENT = "nenkin-bench"
 
@@ -59,11 +60,11 @@ def fsync_ms(workdir, n=200):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--file-rows", type=int, default=5_000)
-    ap.add_argument("--single", type=int, default=1000, help="online queries on one link")
-    ap.add_argument("--commands", type=int, default=50, help="whole juki-ctl provide query")
-    ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--records", type=at_least(1), default=1_000_000)
+    ap.add_argument("--file-rows", type=at_least(1), default=5_000)
+    ap.add_argument("--single", type=at_least(1), default=1000, help="online queries on one link")
+    ap.add_argument("--commands", type=at_least(1), default=50, help="whole juki-ctl provide query")
+    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
     args = ap.parse_args()
     n = args.records
     workdir = tempfile.mkdtemp(prefix="juki-bench-", dir=args.dir)

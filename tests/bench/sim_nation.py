@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import jukitest  # noqa: E402
 from jukitest import BUILD, SOURCE, Network, wait_until  # noqa: E402
+from benchargs import at_least, directory, seconds  # noqa: E402
 
 # The harness gives each juki-ctl call 60 s; issuing 1,800 certificates (`pki init`) takes
 # longer than that on a loaded machine. Before the clock: give it the time it needs.
@@ -202,9 +203,9 @@ def main():
     ap.add_argument("--procs", type=int, default=4, help="simulated-CS processes")
     ap.add_argument("--concurrency", type=int, default=48,
                     help="municipalities connected at once per process")
-    ap.add_argument("--batch-records", type=int, default=5000)
-    ap.add_argument("--dir", default=None, help="where to work (default: a temp dir)")
-    ap.add_argument("--timeout", type=float, default=300, help="give up after S seconds")
+    ap.add_argument("--batch-records", type=at_least(1), default=5000)
+    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--timeout", type=seconds, default=300, help="give up after S seconds")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
