@@ -141,8 +141,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=at_least(1), default=1_000_000)
     ap.add_argument("--file-rows", type=at_least(1), default=5_000)
-    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
-    ap.add_argument("--single", type=at_least(1), default=100, help="single changes for idle latency")
+    ap.add_argument("--dir", type=directory, default=None,
+                    help="where to work (default: a temp dir)")
+    ap.add_argument("--single", type=at_least(1), default=100,
+                    help="single changes for idle latency")
     ap.add_argument("--no-one-hop", dest="one_hop", action="store_false",
                     help="skip the measurement of CS -> pref alone")
     args = ap.parse_args()

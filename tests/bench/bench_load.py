@@ -143,7 +143,8 @@ def postgres(path, workdir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=at_least(1), default=5_000_000)
-    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--dir", type=directory, default=None,
+                    help="where to work (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--juki-only", action="store_true",
                     help="load into juki alone and print the daemon's phases")

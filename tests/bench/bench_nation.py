@@ -33,14 +33,14 @@ rebuilds a centre); then, on the real daemons, it measures:
 
 At the smallest size it also measures what history costs: 100,000 people (a tenth, below a
 million) get a second version (転居: a new address) by `juki-ctl load --merge`, and the store's
-growth per history row is printed (hist_bytes): in pages used, the free pages that the file
-held before and the merge took again not counted as new, with the file's own growth beside it.
-It includes what the current records grow by (a new address is longer, and a packed page that a
-grown record no longer fits in splits), which depends on the share of the people changed: a
-year changes about a tenth of the nation, as this step does at 1M. The forecast at 125 million adds the history of
-a year, a year's changes (--year-changes, default 15 million: about 5 million moves between
-municipalities a year, each two change records, besides moves within a municipality, births,
-deaths and name changes) at that many bytes each.
+growth per history row is printed (hist_bytes): in pages used, the free pages that the file held
+before and the merge took again not counted as new, with the file's own growth beside it. It
+includes what the current records grow by (a new address is longer, and a packed page that a
+grown record no longer fits in splits), which depends on the share of the people changed: a year
+changes about a tenth of the nation, as this step does at 1M. The forecast at 125 million adds
+the history of a year, a year's changes (--year-changes, default 15 million: about 5 million
+moves between municipalities a year, each two change records, besides moves within a
+municipality, births, deaths and name changes) at that many bytes each.
 
 Prints a block per size and a table, fits a line to each figure against size (a + b*N, least
 squares) with the figure at 125 million records, and with gnuplot draws each (PNG); --json
@@ -425,14 +425,18 @@ def main():
                     help="sizes of the store, smallest first: 250000, 250k, 2.5M")
     ap.add_argument("--changes", type=at_least(1), default=100_000,
                     help="changes through CS -> pref -> national at each size")
-    ap.add_argument("--lookups", type=at_least(1), default=2000, help="lookups of each kind per size")
+    ap.add_argument("--lookups", type=at_least(1), default=2000,
+                    help="lookups of each kind per size")
     ap.add_argument("--commands", type=at_least(0), default=20,
                     help="whole juki-ctl lookup commands per size")
-    ap.add_argument("--file-rows", type=at_least(1), default=5000, help="rows per CS import file")
+    ap.add_argument("--file-rows", type=at_least(1), default=5000,
+                    help="rows per CS import file")
     ap.add_argument("--year-changes", type=at_least(0), default=15_000_000,
                     help="change records a year at the nation, for the forecast's history")
-    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
-    ap.add_argument("--plots", type=directory, default=None, help="where to write the PNGs (default: --dir)")
+    ap.add_argument("--dir", type=directory, default=None,
+                    help="where to work (default: a temp dir)")
+    ap.add_argument("--plots", type=directory, default=None,
+                    help="where to write the PNGs (default: --dir)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()

@@ -62,9 +62,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=at_least(1), default=1_000_000)
     ap.add_argument("--file-rows", type=at_least(1), default=5_000)
-    ap.add_argument("--single", type=at_least(1), default=1000, help="online queries on one link")
-    ap.add_argument("--commands", type=at_least(1), default=50, help="whole juki-ctl provide query")
-    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--single", type=at_least(1), default=1000,
+                    help="online queries on one link")
+    ap.add_argument("--commands", type=at_least(1), default=50,
+                    help="whole juki-ctl provide query")
+    ap.add_argument("--dir", type=directory, default=None,
+                    help="where to work (default: a temp dir)")
     args = ap.parse_args()
     n = args.records
     workdir = tempfile.mkdtemp(prefix="juki-bench-", dir=args.dir)

@@ -204,7 +204,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=48,
                     help="municipalities connected at once per process")
     ap.add_argument("--batch-records", type=at_least(1), default=5000)
-    ap.add_argument("--dir", type=directory, default=None, help="where to work (default: a temp dir)")
+    ap.add_argument("--dir", type=directory, default=None,
+                    help="where to work (default: a temp dir)")
     ap.add_argument("--timeout", type=seconds, default=300, help="give up after S seconds")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")

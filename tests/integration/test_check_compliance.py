@@ -24,7 +24,8 @@ GOOD = [
 GONE = "juki_no_such" + "_function"
 STALE = {
     "| 3 | c | met | x | `test_no_such_module.c` |": "test_no_such_module.c: no such unit test",
-    "| 4 | d | met | x | `test_store.c` `test_no_such_function` |": "no function test_no_such_function",
+    "| 4 | d | met | x | `test_store.c` `test_no_such_function` |":
+        "no function test_no_such_function",
     "| 5 | e | met | x | `test_load.py` `case_no_such_case` |": "no def case_no_such_case",
     "| 6 | f | met | `conf/no-such-file.yaml` | x |": "conf/no-such-file.yaml: no such file",
     "| 7 | g | met | `tls.c` `%s()` | x |" % GONE:
