@@ -28,6 +28,7 @@
 #include "juki/base/dir.h"
 #include "juki/base/error.h"
 #include "juki/base/ident.h"
+#include "juki/base/lines.h"
 #include "juki/records/approval.h"
 #include "juki/store/purge.h"
 #include "juki/wire/msg.h"
@@ -103,25 +104,29 @@ ctl_provide_pin_fd(const struct ctl *ctl, const struct ctl_req *req)
 static json_t *
 read_queries(const char *path, int64_t file_max)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	struct juki_lines *lr = NULL;
 	struct stat st;
 	json_t *out = NULL;
-	char *line = NULL;
-	size_t cap = 0, lineno = 0;
+	size_t lineno = 0;
 	int64_t total = 0;
+	char *line;
 	ssize_t n;
 
-	if (f == NULL) {
+	if (fd < 0) {
 		fprintf(stderr, "juki-ctl: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > file_max) {
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > file_max) {
 		fprintf(stderr, "juki-ctl: %s: %lld bytes, over the limit of %lld (file_max)\n",
 			path, (long long)st.st_size, (long long)file_max);
 		goto out;
 	}
-	out = json_array();
-	while (out != NULL && (n = getline(&line, &cap, f)) >= 0) {
+	if ((lr = juki_lines_new(fd, QUERY_LINE_MAX)) == NULL || (out = json_array()) == NULL) {
+		fprintf(stderr, "juki-ctl: out of memory\n");
+		goto out;
+	}
+	while ((n = juki_lines_next(lr, &line)) >= 0) {
 		struct juki_provide_query q;
 		struct juki_field_error fe;
 		json_error_t jerr;
@@ -129,7 +134,7 @@ read_queries(const char *path, int64_t file_max)
 		char *p = line;
 
 		lineno++;
-		total += n;
+		total += (int64_t)juki_lines_taken(lr);
 		if (total > file_max) {
 			fprintf(stderr,
 				"juki-ctl: %s:%zu: the file is over the limit of %lld bytes "
@@ -137,15 +142,10 @@ read_queries(const char *path, int64_t file_max)
 				path, lineno, (long long)file_max);
 			goto bad;
 		}
-		if (n > QUERY_LINE_MAX) {
-			fprintf(stderr, "juki-ctl: %s:%zu: line over %d bytes\n", path, lineno,
-				QUERY_LINE_MAX);
-			goto bad;
-		}
 		while (*p == ' ' || *p == '\t') {
 			p++;
 		}
-		if (*p == '\n' || *p == '\r' || *p == '\0' || *p == '#') {
+		if (*p == '\r' || *p == '\0' || *p == '#') {
 			continue;
 		}
 		doc = json_loads(p, JSON_REJECT_DUPLICATES, &jerr);
@@ -163,11 +163,16 @@ read_queries(const char *path, int64_t file_max)
 		json_decref(doc);
 		json_array_append_new(out, juki_provide_query_to_json(&q));
 	}
-	if (ferror(f)) {
+	if (n == JUKI_ETOOBIG) {
+		fprintf(stderr, "juki-ctl: %s:%zu: line over %d bytes\n", path, lineno + 1,
+			QUERY_LINE_MAX);
+		goto bad;
+	}
+	if (n != -1) {
 		fprintf(stderr, "juki-ctl: %s: %s\n", path, strerror(errno));
 		goto bad;
 	}
-	if (out != NULL && json_array_size(out) == 0) {
+	if (json_array_size(out) == 0) {
 		fprintf(stderr, "juki-ctl: %s: no queries\n", path);
 		goto bad;
 	}
@@ -176,9 +181,9 @@ bad:
 	json_decref(out);
 	out = NULL;
 out:
-	free(line);
-	if (f != stdin) {
-		fclose(f);
+	juki_lines_free(lr);
+	if (fd != STDIN_FILENO) {
+		close(fd);
 	}
 	return out;
 }

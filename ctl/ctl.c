@@ -1,20 +1,25 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "ctl.h"
 #include "juki/base/config.h"
 #include "juki/base/error.h"
+#include "juki/base/lines.h"
 #include "juki/node/control.h"
 #include "juki/node/log.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define TERMINAL_OPTS      5 /* the options from "terminal" on are the terminal's */
 #define SECRET_BUF         257
+/* A line of a residents file: one record, far under it. */
+#define JSONL_LINE_MAX (64 * 1024)
 
 static int cmd_login(struct ctl *ctl, const struct ctl_req *req);
 
@@ -362,18 +367,20 @@ ctl_print_new(const struct ctl *ctl, json_t *result)
 json_t *
 ctl_read_jsonl(const char *path)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	struct juki_lines *lr;
 	json_t *items;
-	char *line = NULL;
-	size_t cap = 0, lineno = 0;
+	size_t lineno = 0;
+	char *line;
 	ssize_t n;
 
-	if (f == NULL) {
+	if (fd < 0) {
 		fprintf(stderr, "juki-ctl: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
-	items = json_array();
-	while (items != NULL && (n = getline(&line, &cap, f)) >= 0) {
+	lr = juki_lines_new(fd, JSONL_LINE_MAX);
+	items = lr != NULL ? json_array() : NULL;
+	while (items != NULL && (n = juki_lines_next(lr, &line)) >= 0) {
 		json_error_t jerr;
 		json_t *doc;
 		char *p = line;
@@ -382,7 +389,7 @@ ctl_read_jsonl(const char *path)
 		while (*p == ' ' || *p == '\t') {
 			p++;
 		}
-		if (*p == '\n' || *p == '\0' || *p == '#') {
+		if (*p == '\r' || *p == '\0' || *p == '#') {
 			continue;
 		}
 		doc = json_loads(p, JSON_REJECT_DUPLICATES, &jerr);
@@ -392,13 +399,25 @@ ctl_read_jsonl(const char *path)
 			json_decref(doc);
 			json_decref(items);
 			items = NULL;
-			break;
+		} else {
+			json_array_append_new(items, doc);
 		}
-		json_array_append_new(items, doc);
 	}
-	free(line);
-	if (f != stdin) {
-		fclose(f);
+	if (items != NULL && n != -1) {
+		if (n == JUKI_ETOOBIG) {
+			fprintf(stderr, "juki-ctl: %s:%zu: line over %d bytes\n", path, lineno + 1,
+				JSONL_LINE_MAX);
+		} else {
+			fprintf(stderr, "juki-ctl: %s: %s\n", path, strerror(errno));
+		}
+		json_decref(items);
+		items = NULL;
+	} else if (lr == NULL) {
+		fprintf(stderr, "juki-ctl: out of memory\n");
+	}
+	juki_lines_free(lr);
+	if (fd != STDIN_FILENO) {
+		close(fd);
 	}
 	return items;
 }

@@ -193,7 +193,8 @@ const struct ctl_cmd *ctl_each(size_t i);
 /*
  * ctl_read_jsonl() - read a file ("-" for stdin) of JSON objects, one per
  * line (blank lines and lines starting with # skipped), into an array.
- * Prints "FILE:LINE: what" and returns NULL on the first bad line.
+ * Prints "FILE:LINE: what" and returns NULL on the first bad line or a line
+ * over 64 KiB (refused as read, not gathered whole: juki_lines_new()).
  */
 json_t *ctl_read_jsonl(const char *path);
 

@@ -1085,6 +1085,25 @@ def case_values_checked_alike():
             refused("-s", SOCK, *cmd, "--limit", bad, says="--limit: a number")
 
 
+def case_oversized_line_in_a_file_refused():
+    """A residents or move-in file (or stdin) with a line of a megabyte: refused at that line,
+    before anything is sent (the socket is not even there), never read whole."""
+    big = '{"code":"x"}\n{"code":"' + "1" * (1 << 20) + '"}\n'
+    path = os.path.join(tempfile.mkdtemp(prefix="juki-big-"), "big.jsonl")
+    with open(path, "w") as f:
+        f.write(big)
+    try:
+        for args, name, text in ((["resident", "add", "--file", "-"], "-", big),
+                                 (["movein", "--file", path], path, None)):
+            p = subprocess.run([CTL, "-s", SOCK] + args, input=text, capture_output=True,
+                               text=True, timeout=30)
+            assert p.returncode == CTL_FAILED, (args, p.returncode, p.stderr)
+            assert "%s:2: line over 65536 bytes" % name in p.stderr, (args, p.stderr)
+            assert "1111111111" not in p.stderr, p.stderr
+    finally:
+        shutil.rmtree(os.path.dirname(path))
+
+
 A = "cs:131016"  # the receiver: holds the resident
 B = "cs:271004"  # the peer's identity: the municipality the resident moves to
 REPLAY_NET = [GW, A, "pref:13", "jlis:0"]
@@ -1502,6 +1521,7 @@ if __name__ == "__main__":
                case_unknown_option_no_crash,
                case_repeated_option_refused,
                case_values_checked_alike,
+               case_oversized_line_in_a_file_refused,
                case_replay_mismatch,
                case_full_spool_disk,
                case_spool_owner_and_mode,

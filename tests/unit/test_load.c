@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,6 +262,69 @@ test_bad_row_named_and_nothing_kept(void **state)
 	assert_int_equal(juki_load_empty(f->store, &held), 1);
 }
 
+/*
+ * A line longer than any row is refused when its first bytes past the
+ * limit are read, never gathered whole: a file without a newline, of any
+ * size, costs the daemon no more memory than a short one.  A last row
+ * without its newline is loaded.
+ */
+static void
+test_long_lines(void **state)
+{
+	struct fx *f = *state;
+	struct juki_load_error err;
+	struct juki_load_progress p;
+	struct rusage before, after;
+	char path[256], *chunk = malloc(1 << 20), *text;
+	size_t over = 64 * 1024 + 1;
+	int64_t held;
+	FILE *out;
+
+	assert_non_null(chunk);
+	memset(chunk, 'x', 1 << 20);
+	snprintf(path, sizeof(path), "%s/long.csv", f->dir);
+	assert_non_null(out = fopen(path, "w"));
+	fputs(HEADER, out);
+	for (int i = 0; i < 256; i++) {
+		assert_int_equal(fwrite(chunk, 1, 1 << 20, out), 1 << 20);
+	}
+	assert_int_equal(fclose(out), 0);
+	free(chunk);
+	assert_int_equal(getrusage(RUSAGE_SELF, &before), 0);
+	assert_int_not_equal(load(f, JUKI_KIND_JLIS, NULL, NULL, 1, path, &err, &p), 0);
+	assert_int_equal(getrusage(RUSAGE_SELF, &after), 0);
+	assert_int_equal(err.line, 2);
+	assert_string_equal(err.reason, JUKI_R_BAD_FIELD);
+	assert_string_equal(err.detail, "line longer than 65536 bytes");
+	/* 256 MiB on one line; the peak grew by less than a quarter of it (KiB). */
+	assert_true(after.ru_maxrss - before.ru_maxrss < 64 * 1024);
+	assert_int_equal(juki_load_empty(f->store, &held), 1);
+	unlink(path);
+
+	/* One byte over the limit, then a good row: refused at that line. */
+	assert_non_null(text = malloc(sizeof(HEADER) + over + 256));
+	memcpy(text, HEADER, sizeof(HEADER) - 1);
+	memset(text + sizeof(HEADER) - 1, 'y', over);
+	snprintf(text + sizeof(HEADER) - 1 + over, 256,
+		 "\n" C1 ",131016,1,出生,2020-01-01,,山田 太郎,,1990-05-01,1,東京都千代田区\n");
+	assert_int_not_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1, write_file(f, "over.csv", text), &err, &p), 0);
+	free(text);
+	assert_int_equal(err.line, 2);
+	assert_string_equal(err.reason, JUKI_R_BAD_FIELD);
+	assert_int_equal(juki_load_empty(f->store, &held), 1);
+
+	/* The last row without its newline. */
+	assert_int_equal(
+	    load(f, JUKI_KIND_JLIS, NULL, NULL, 1,
+		 write_file(f, "last.csv",
+			    HEADER C1 ",131016,1,出生,2020-01-01,,山田 太郎,,1990-05-01,1,"
+				      "東京都千代田区"),
+		 &err, &p),
+	    0);
+	assert_int_equal(p.current, 1);
+}
+
 static void
 test_origin_and_merge(void **state)
 {
@@ -502,6 +566,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_fresh_csv_with_history, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_counts_match_the_network, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_row_named_and_nothing_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_origin_and_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_replace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_csv_and_json_rules_agree, setup, teardown),

@@ -19,6 +19,7 @@
 #include "juki/base/codes.h"
 #include "juki/base/dir.h"
 #include "juki/base/error.h"
+#include "juki/base/lines.h"
 #include "juki/base/text.h"
 #include "juki/wire/msg.h"
 
@@ -1260,44 +1261,42 @@ is_jsonl_name(const char *path, int *known)
 }
 
 /*
- * The file at path for reading, if it is a regular file (juki_open_regular():
- * a FIFO put at the path after the command checked it does not hang the
- * load).  NULL with *why set otherwise.
+ * path opened if it is a regular file (juki_open_regular(): a FIFO put at the
+ * path after the command checked it does not hang the load), with a reader
+ * of its lines: a line over LOAD_LINE_MAX, a '\r' aside, is refused as read,
+ * never gathered whole.  -1 with *why otherwise.
  */
-static FILE *
-open_regular(const char *path, const char **why)
+static int
+lines_open(const char *path, int *fd, struct juki_lines **lr, const char **why)
 {
 	struct stat sb;
-	int fd = juki_open_regular(path, &sb);
-	FILE *f;
 
-	if (fd < 0) {
-		*why = fd == JUKI_EINVAL ? "not a regular file" : strerror(-fd);
-		return NULL;
+	if ((*fd = juki_open_regular(path, &sb)) < 0) {
+		*why = *fd == JUKI_EINVAL ? "not a regular file" : strerror(-*fd);
+		return -1;
 	}
-	if ((f = fdopen(fd, "re")) == NULL) {
-		*why = strerror(errno);
-		close(fd);
+	if ((*lr = juki_lines_new(*fd, LOAD_LINE_MAX + 1)) == NULL) {
+		*why = "out of memory";
+		close(*fd);
+		return -1;
 	}
-	return f;
+	return 0;
 }
 
 int
 juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_error *err)
 {
 	const char *why = NULL;
-	FILE *f = open_regular(path, &why);
-	char *line = NULL;
-	size_t cap = 0;
+	struct juki_lines *lr = NULL;
 	ssize_t got;
 	int64_t lineno = 0;
-	int known, jsonl = is_jsonl_name(path, &known), header = -1, ncols = 0, rc = 0;
+	int fd = -1, known, jsonl = is_jsonl_name(path, &known), header = -1, ncols = 0, rc = 0;
 	int colmap[MAX_COLS];
 	struct sink sk = {ld, NULL};
 	struct pipe *p = NULL;
 	pthread_t writer;
 
-	if (f == NULL) {
+	if (lines_open(path, &fd, &lr, &why) != 0) {
 		set_err(err, path, 0, "", "io", "%s", why);
 		return JUKI_EIO;
 	}
@@ -1313,7 +1312,8 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 		}
 		if (p == NULL || p->arena[PIPE_BATCHES - 1].buf == NULL) {
 			pipe_free(p);
-			fclose(f);
+			juki_lines_free(lr);
+			close(fd);
 			set_err(err, path, 0, "", "internal", "out of memory");
 			return JUKI_ENOMEM;
 		}
@@ -1323,22 +1323,32 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 		pthread_cond_init(&p->cv, NULL);
 		if (pthread_create(&writer, NULL, pipe_writer, p) != 0) {
 			pipe_free(p);
-			fclose(f);
+			juki_lines_free(lr);
+			close(fd);
 			set_err(err, path, 0, "", "internal", "cannot start a thread");
 			return JUKI_ENOMEM;
 		}
 		sk.pipe = p;
 	}
 	add(&ld->p.file, 1);
-	while ((got = getline(&line, &cap, f)) >= 0) {
-		char *s = line;
-		size_t len = (size_t)got;
+	for (;;) {
+		char *s;
+		size_t len;
 
-		lineno++;
-		add(&ld->p.bytes, got);
-		if (len > 0 && s[len - 1] == '\n') {
-			s[--len] = '\0';
+		if ((got = juki_lines_next(lr, &s)) < 0) {
+			if (got == JUKI_ETOOBIG) {
+				set_err(err, path, lineno + 1, "", JUKI_R_BAD_FIELD,
+					"line longer than %d bytes", LOAD_LINE_MAX);
+				rc = JUKI_ETOOBIG;
+			} else if (got == JUKI_EIO) {
+				set_err(err, path, lineno + 1, "", "io", "read failed");
+				rc = JUKI_EIO;
+			}
+			break;
 		}
+		len = (size_t)got;
+		lineno++;
+		add(&ld->p.bytes, (int64_t)juki_lines_taken(lr));
 		if (len > 0 && s[len - 1] == '\r') {
 			s[--len] = '\0';
 		}
@@ -1435,15 +1445,11 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 			}
 		}
 	}
-	if (rc == 0 && ferror(f)) {
-		set_err(err, path, lineno, "", "io", "read failed");
-		rc = JUKI_EIO;
-	}
 	if (rc == 0 && !jsonl && header < 0 && lineno > 0) {
 		/* Only blank lines: nothing to load, nothing wrong. */
 	}
-	free(line);
-	fclose(f);
+	juki_lines_free(lr);
+	close(fd);
 	if (p != NULL) {
 		size_t b = p->wr % PIPE_BATCHES;
 
