@@ -814,9 +814,16 @@ def fill_disk(folder):
 
 
 def unmount_all(mounted):
-    """Undo mount_tmpfs(), lazily: a daemon killed by the case may still hold a file."""
+    """Undo mount_tmpfs(), lazily: a daemon killed by the case may still hold a file. Called
+    once the case's network is gone, which could not remove a folder mounted on: the folder
+    goes here, and the network's folder above it once nothing else is left in it."""
     for path in mounted:
         subprocess.run(["umount", "-l", path], check=False)
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass  # not empty: not ours to remove
 
 
 def run_cases(cases):
