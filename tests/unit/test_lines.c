@@ -17,15 +17,24 @@
 #include "juki/base/error.h"
 #include "juki/base/lines.h"
 
-/* An unlinked file holding the n bytes of text, read from its start. */
+/* An unlinked scratch file, open for reading and writing. */
 static int
-file_of(const char *text, size_t n)
+scratch(void)
 {
 	char path[] = "/tmp/juki-lines-XXXXXX";
 	int fd = mkstemp(path);
 
 	assert_true(fd >= 0);
 	assert_int_equal(unlink(path), 0);
+	return fd;
+}
+
+/* A scratch file holding the n bytes of text, read from its start. */
+static int
+file_of(const char *text, size_t n)
+{
+	int fd = scratch();
+
 	assert_int_equal(write(fd, text, n), (ssize_t)n);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	return fd;
@@ -105,12 +114,9 @@ test_lines_no_newline(void **state)
 {
 	char *chunk = malloc(1 << 20), *s;
 	struct juki_lines *l;
-	char path[] = "/tmp/juki-lines-XXXXXX";
-	int fd = mkstemp(path);
+	int fd = scratch();
 
 	(void)state;
-	assert_true(fd >= 0);
-	assert_int_equal(unlink(path), 0);
 	assert_non_null(chunk);
 	memset(chunk, 'x', 1 << 20);
 	for (int i = 0; i < 64; i++) {

@@ -1445,9 +1445,6 @@ juki_loader_file(struct juki_loader *ld, const char *path, struct juki_load_erro
 			}
 		}
 	}
-	if (rc == 0 && !jsonl && header < 0 && lineno > 0) {
-		/* Only blank lines: nothing to load, nothing wrong. */
-	}
 	juki_lines_free(lr);
 	close(fd);
 	if (p != NULL) {
